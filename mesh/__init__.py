@@ -1,0 +1,1 @@
+"""What every CFD Mesh service shares: configuration, server shell, auth, database, CLI."""
