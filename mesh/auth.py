@@ -1,0 +1,93 @@
+"""Who is calling: bearer tokens for public RPCs, the internal token for admin services."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
+from typing import Protocol
+
+from mesh.errors import ApiError
+
+AUTHORIZATION = "authorization"
+INTERNAL_TOKEN_HEADER = "x-cfd-internal-token"
+
+INTERNAL_SERVICES = frozenset({"cfd.v1.EngineAdminService", "cfd.v1.MarketDataAdminService"})
+# Methods anyone may call without a token.
+PUBLIC_METHODS = frozenset(
+    {
+        "/cfd.v1.AccountService/Signup",
+        "/cfd.v1.AccountService/Signin",
+        "/cfd.v1.AccountService/RefreshToken",
+        "/cfd.v1.AccountService/Signout",
+    }
+)
+PUBLIC_SERVICES = frozenset(
+    {
+        "cfd.v1.MarketDataService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
+
+_SUBJECT: ContextVar[str | None] = ContextVar("subject", default=None)
+
+
+class TokenVerifier(Protocol):
+    """Checks an access token."""
+
+    def verify(self, token: str) -> str:
+        """Return the token's subject, or raise ApiError TOKEN_INVALID / TOKEN_EXPIRED."""
+        ...
+
+
+class CallerPolicy:
+    """Decides, per method, what a caller must present and who the caller is."""
+
+    def __init__(self, verifier: TokenVerifier | None, internal_token: str) -> None:
+        self._verifier = verifier
+        self._internal_token = internal_token.encode()
+
+    def authenticate(self, method: str, metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
+        """Return the subject for user RPCs, None for public and internal ones; raise ApiError."""
+        service = method.lstrip("/").split("/", 1)[0]
+        if service in INTERNAL_SERVICES:
+            presented = _first(metadata, INTERNAL_TOKEN_HEADER)
+            if presented is None or not hmac.compare_digest(
+                presented.encode(), self._internal_token
+            ):
+                raise ApiError("TOKEN_INVALID", "this service accepts internal callers only")
+            return None
+        if service in PUBLIC_SERVICES or method in PUBLIC_METHODS:
+            return None
+        header = _first(metadata, AUTHORIZATION)
+        if header is None:
+            raise ApiError("TOKEN_INVALID", "missing authorization: Bearer <access token>")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError("TOKEN_INVALID", "authorization must be 'Bearer <access token>'")
+        if self._verifier is None:
+            raise ApiError("TOKEN_INVALID", "this service cannot verify access tokens")
+        return self._verifier.verify(token.strip())
+
+
+def _first(metadata: Iterable[tuple[str, str | bytes]], key: str) -> str | None:
+    for name, value in metadata:
+        if name == key:
+            return value.decode() if isinstance(value, bytes) else value
+    return None
+
+
+def subject() -> str:
+    """Return the authenticated caller of the current RPC."""
+    value = _SUBJECT.get()
+    if value is None:
+        raise ApiError("TOKEN_INVALID", "this call has no authenticated caller")
+    return value
+
+
+def bind_subject(value: str | None) -> Callable[[], None]:
+    """Set the caller for the current task; return a function that restores the previous one."""
+    token = _SUBJECT.set(value)
+    return lambda: _SUBJECT.reset(token)
