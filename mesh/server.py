@@ -124,6 +124,10 @@ class _Call:
                 await abort(context, exc)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
+            except NotImplementedError:
+                await context.abort(
+                    grpc.StatusCode.UNIMPLEMENTED, f"{self.method} is not implemented"
+                )
             except Exception as exc:
                 await self._internal(context, exc)
             finally:
@@ -151,6 +155,10 @@ class _Call:
                 await abort(context, exc)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
+            except NotImplementedError:
+                await context.abort(
+                    grpc.StatusCode.UNIMPLEMENTED, f"{self.method} is not implemented"
+                )
             except Exception as exc:
                 await self._internal(context, exc)
 
@@ -194,9 +202,7 @@ async def serve(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [s.name for s in services]
-    reflection.enable_server_reflection(
-        [*names, HEALTH_SERVICE, reflection.SERVICE_NAME], server
-    )
+    reflection.enable_server_reflection([*names, HEALTH_SERVICE, reflection.SERVICE_NAME], server)
     address = f"{settings.bind_host}:{port}"
     taken = f"{name}: cannot listen on {address}: is the port already in use?"
     try:

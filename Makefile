@@ -1,0 +1,56 @@
+# CFD Mesh: `make run` starts the whole mesh, `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WEB_SOURCES := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+PY_PACKAGES := mesh engine_svc market_svc account_svc edge tools bench tests
+
+.PHONY: run test check lint typecheck proto proto-check web web-test bench clean
+
+run: $(STAMP) web/dist/index.html
+	$(BIN)/cfd up
+
+test: $(STAMP) web/dist/index.html
+	scripts/install-system-deps.sh
+	$(MAKE) --no-print-directory check web-test
+	scripts/with-test-services.sh scripts/pytest.sh
+
+check: lint typecheck proto-check
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/buf lint
+
+typecheck: $(STAMP)
+	$(BIN)/mypy $(foreach p,$(PY_PACKAGES),$(wildcard $(p)))
+
+proto: $(STAMP)
+	$(BIN)/python tools/protogen.py
+
+proto-check: $(STAMP)
+	$(BIN)/python tools/protogen.py --check
+
+web/dist/index.html: $(WEB_SOURCES)
+	@if [ -f web/package.json ]; then \
+		command -v npm >/dev/null || scripts/install-system-deps.sh; \
+		cd web && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } && npm run build; \
+	fi
+
+web: web/dist/index.html
+
+web-test: web/dist/index.html
+	@if [ -f web/package.json ]; then cd web && npm test; fi
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build web/dist web/node_modules .mypy_cache .ruff_cache .pytest_cache

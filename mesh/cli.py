@@ -1,0 +1,217 @@
+"""The `cfd` command: run one service, or the whole mesh with `cfd up`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mesh.config import ConfigError, Settings
+from mesh.logs import setup_logging
+from mesh.server import ServeError
+
+# Service command -> package whose `main.main(settings)` runs it.
+SERVICES = {
+    "engine": "engine_svc",
+    "market": "market_svc",
+    "accounts": "account_svc",
+    "edge": "edge",
+}
+# Start order of `cfd up`: prices first, the edge last; stopped in reverse.
+UP_ORDER = ("market", "engine", "accounts", "edge")
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `cfd` console script."""
+    parser = argparse.ArgumentParser(prog="cfd", description="CFD Mesh: run the trading platform")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in SERVICES:
+        sub = commands.add_parser(name, help=f"run the {name} service")
+        if name == "market":
+            actions = sub.add_subparsers(dest="action")
+            backfill = actions.add_parser("backfill", help="fill candle history")
+            backfill.add_argument("--days", type=int, default=7, help="days of history (1-365)")
+    commands.add_parser("up", help="run every service as its own process")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        sys.exit(f"cfd: configuration error: {exc}")
+    if args.command == "up":
+        sys.exit(run_up(settings))
+    if args.command == "market" and args.action == "backfill":
+        sys.exit(run_backfill(settings, args.days))
+    sys.exit(run_service(args.command, settings))
+
+
+def run_service(name: str, settings: Settings) -> int:
+    """Run one service in this process until it is told to stop."""
+    setup_logging(name, settings.log_level)
+    module = importlib.import_module(f"{SERVICES[name]}.main")
+    try:
+        asyncio.run(module.main(settings))
+    except ServeError as exc:
+        print(f"cfd {name}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def run_backfill(settings: Settings, days: int) -> int:
+    """Fill the candle store with `days` of history; safe to repeat."""
+    if not 1 <= days <= 365:
+        print("cfd market backfill: --days must be between 1 and 365", file=sys.stderr)
+        return 2
+    setup_logging("market", settings.log_level)
+    backfill = importlib.import_module("market_svc.backfill")
+    written = asyncio.run(backfill.backfill(settings, days))
+    print(f"backfill: {written} candles written")
+    return 0
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+def run_up(settings: Settings) -> int:
+    """Start every service as a child process, print the URLs, stop all on SIGTERM/SIGINT."""
+    env = dict(os.environ)
+    # Children must agree on the data dir and the internal token this process resolved.
+    env["CFD_DATA_DIR"] = str(settings.data_dir)
+    env["CFD_INTERNAL_TOKEN"] = settings.internal_token
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    children: list[_Child] = []
+    try:
+        for name in UP_ORDER:
+            command = [sys.executable, "-m", "mesh.cli", name]
+            children.append(_Child(name, subprocess.Popen(command, env=env)))
+        failed = _wait_ready(settings, children, lambda: stopping)
+        if failed is not None:
+            return failed
+        if not stopping:
+            _print_urls(settings)
+        while not stopping:
+            for child in children:
+                code = child.process.poll()
+                if code is not None:
+                    print(
+                        f"cfd up: {child.name} exited with code {code}; stopping the others",
+                        file=sys.stderr,
+                    )
+                    return code or 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        _stop_all(children)
+
+
+def _wait_ready(
+    settings: Settings, children: list[_Child], stopping: Callable[[], bool]
+) -> int | None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    pending = {child.name for child in children}
+    while pending:
+        if stopping():
+            return None
+        for child in children:
+            code = child.process.poll()
+            if code is not None:
+                print(
+                    f"cfd up: {child.name} failed to start (exit code {code}); stopping the others",
+                    file=sys.stderr,
+                )
+                return code or 1
+        for name in sorted(pending):
+            if _is_ready(settings, name):
+                pending.discard(name)
+        if time.monotonic() > deadline:
+            print(
+                f"cfd up: not ready after {START_TIMEOUT_S:.0f}s: {', '.join(sorted(pending))}",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(0.2)
+    return None
+
+
+def _is_ready(settings: Settings, name: str) -> bool:
+    if name == "edge":
+        try:
+            response = httpx.get(f"http://127.0.0.1:{settings.edge_port}/healthz", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+    port = {
+        "engine": settings.engine_port,
+        "market": settings.market_port,
+        "accounts": settings.account_port,
+    }[name]
+    return grpc_serving(f"127.0.0.1:{port}")
+
+
+def grpc_serving(address: str, timeout: float = 1.0) -> bool:
+    """Return whether the gRPC server at `address` reports SERVING."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _print_urls(settings: Settings) -> None:
+    lines = [
+        "CFD Mesh is up:",
+        f"  web UI and REST   http://localhost:{settings.edge_port}/",
+        f"  API docs          http://localhost:{settings.edge_port}/docs",
+        f"  WebSocket         ws://localhost:{settings.edge_port}/v1/ws",
+        f"  engine (gRPC)     localhost:{settings.engine_port}",
+        f"  market (gRPC)     localhost:{settings.market_port}",
+        f"  accounts (gRPC)   localhost:{settings.account_port}",
+        f"  data directory    {settings.data_dir}",
+        "Press Ctrl-C to stop.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _stop_all(children: list[_Child]) -> None:
+    for child in reversed(children):
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for child in reversed(children):
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"cfd up: {child.name} did not stop in time; killing it", file=sys.stderr)
+            child.process.kill()
+            child.process.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Helpers the tests share: free ports, real service processes, polling with a deadline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from mesh.cli import grpc_serving
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on the loopback interface right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(
+    condition: Callable[[], T | bool | None], timeout: float = 15.0, interval: float = 0.05
+) -> T:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {condition}")
+        time.sleep(interval)
+
+
+def mesh_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """Return an environment for mesh processes on fresh free ports under `data_dir`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CFD_")}
+    env.update(
+        CFD_DATA_DIR=str(data_dir),
+        CFD_ENGINE_PORT=str(free_port()),
+        CFD_MARKET_PORT=str(free_port()),
+        CFD_ACCOUNT_PORT=str(free_port()),
+        CFD_EDGE_PORT=str(free_port()),
+        CFD_ENVOY_PORT=str(free_port()),
+        CFD_ENVOY_ADMIN_PORT=str(free_port()),
+        CFD_INTERNAL_TOKEN="test-internal-token-0123456789",
+        CFD_LOG_LEVEL="INFO",
+    )
+    env.update(overrides)
+    return env
+
+
+class ServiceProcess:
+    """A `cfd <command>` child process with its output captured to a file."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mesh.cli", *args],
+            env=dict(env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    def output(self) -> str:
+        """Return what the process has printed so far."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_grpc_ready(self, port: int, timeout: float = 30.0) -> None:
+        """Wait until the gRPC server on `port` is SERVING; fail early if the process exits."""
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"cfd {' '.join(self.args)} exited:\n{self.output()}")
+            return grpc_serving(f"127.0.0.1:{port}", timeout=0.5)
+
+        wait_for(ready, timeout=timeout, interval=0.1)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Signal the process and return its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+            raise AssertionError(f"cfd {' '.join(self.args)} ignored signal {sig}") from None
+        finally:
+            self._log.close()
+        return code
