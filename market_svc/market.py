@@ -1,0 +1,143 @@
+"""The market service's state: quotes, candles and tickers, fed by one price source.
+
+``MarketData.on_tick`` is the feed's sink: it validates the raw tick, derives the quote,
+fans it out, and aggregates it into candles and tickers, all synchronously, so a quote is
+visible everywhere as soon as the call returns. SQL writes happen later, in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from decimal import Decimal
+
+from market_svc.candle_hub import CandleHub, CandleSubscription
+from market_svc.candles import INTERVALS, Candle, CandleAggregator, CandleInterval
+from market_svc.hub import QuoteHub
+from market_svc.instruments import Instruments
+from market_svc.quotes import QuoteBuilder, QuoteSettings
+from market_svc.store import CandleStore, CandleWriter
+from market_svc.tickers import WINDOW_MINUTES, Ticker, TickerBook
+from market_svc.ticks import Quote, RawTick
+
+log = logging.getLogger(__name__)
+
+MAX_CANDLE_LIMIT = 1000
+DEFAULT_CANDLE_LIMIT = 500
+
+
+class MarketData:
+    """Quotes, candles and tickers of the configured instruments."""
+
+    def __init__(
+        self,
+        instruments: Instruments,
+        quote_settings: QuoteSettings | None = None,
+        *,
+        store: CandleStore | None = None,
+        flush_interval: float = 1.0,
+    ) -> None:
+        self.instruments = instruments
+        self.builder = QuoteBuilder(instruments, quote_settings or QuoteSettings())
+        self.quotes = QuoteHub()
+        self.candle_hub = CandleHub()
+        self.aggregator = CandleAggregator(INTERVALS)
+        self.tickers = TickerBook()
+        self.store = store
+        self.writer = (
+            None
+            if store is None
+            else CandleWriter(store, flush_interval, in_progress=self.aggregator.take_touched)
+        )
+
+    async def load(self) -> None:
+        """Resume the in-progress candles and the 24 h ticker window from the store."""
+        if self.store is None:
+            return
+        now_ms = time.time_ns() // 1_000_000
+        for symbol in self.instruments:
+            for interval in INTERVALS:
+                latest = await self.store.latest(symbol, interval)
+                if latest is not None:
+                    self.aggregator.restore(latest)
+            window_start = CandleInterval.M1.open_time(now_ms) - WINDOW_MINUTES * 60_000
+            window = await self.store.query(
+                symbol, CandleInterval.M1, start_ms=window_start, limit=WINDOW_MINUTES + 1
+            )
+            for candle in window:
+                self.tickers.add(candle, closed=candle.close_time_ms <= now_ms)
+
+    async def start_prices(self) -> dict[str, Decimal]:
+        """Return each symbol's last stored close, where a simulator should carry on from."""
+        prices: dict[str, Decimal] = {}
+        if self.store is None:
+            return prices
+        for symbol in self.instruments:
+            latest = await self.store.latest(symbol, CandleInterval.M1)
+            if latest is not None:
+                prices[symbol] = latest.close
+        return prices
+
+    def on_tick(self, raw: RawTick) -> Quote | None:
+        """Ingest one raw tick; return the published quote, or None if it was dropped."""
+        quote = self.builder.build(raw)
+        if quote is None:
+            return None
+        self.quotes.publish(quote)
+        closed = self.aggregator.add(quote)
+        for candle in closed:
+            if self.writer is not None:
+                self.writer.add(candle)
+            self.tickers.add(candle, closed=True)
+            self.candle_hub.publish(candle, closed=True)
+        current_minute = self.aggregator.current(quote.symbol, CandleInterval.M1)
+        if current_minute is not None:
+            self.tickers.add(current_minute, closed=False)
+        for interval in INTERVALS:
+            if self.candle_hub.wants(quote.symbol, interval):
+                current = self.aggregator.current(quote.symbol, interval)
+                if current is not None:
+                    self.candle_hub.publish(current, closed=False)
+        return quote
+
+    def ticker(self, symbol: str, now_ms: int | None = None) -> Ticker | None:
+        """Return the 24 h ticker of ``symbol``."""
+        now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        return self.tickers.ticker(symbol, now_ms)
+
+    def subscribe_candles(self, symbol: str, interval: CandleInterval) -> CandleSubscription:
+        """Subscribe to a candle series; the in-progress candle comes first."""
+        current = self.aggregator.current(symbol, interval)
+        return self.candle_hub.subscribe(symbol, interval, current)
+
+    async def candles(
+        self,
+        symbol: str,
+        interval: CandleInterval,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = DEFAULT_CANDLE_LIMIT,
+    ) -> list[Candle]:
+        """Return the latest ``limit`` candles with open time in [start, end], ascending.
+
+        The candle in progress comes from memory, replacing any older copy of it in the store.
+        """
+        if not 1 <= limit <= MAX_CANDLE_LIMIT:
+            raise ValueError(f"limit must be within 1..{MAX_CANDLE_LIMIT}")
+        stored: list[Candle] = []
+        if self.store is not None:
+            stored = await self.store.query(
+                symbol, interval, start_ms=start_ms, end_ms=end_ms, limit=limit
+            )
+        current = self.aggregator.current(symbol, interval)
+        if current is None:
+            return stored
+        in_range = (start_ms is None or current.open_time_ms >= start_ms) and (
+            end_ms is None or current.open_time_ms <= end_ms
+        )
+        if not in_range or (stored and stored[-1].open_time_ms > current.open_time_ms):
+            return stored
+        merged = [c for c in stored if c.open_time_ms != current.open_time_ms]
+        merged.append(current)
+        return merged[-limit:]
