@@ -44,14 +44,19 @@ def main(argv: Sequence[str] | None = None) -> None:
             actions = sub.add_subparsers(dest="action")
             backfill = actions.add_parser("backfill", help="fill candle history")
             backfill.add_argument("--days", type=int, default=7, help="days of history (1-365)")
-    commands.add_parser("up", help="run every service as its own process")
+    commands.add_parser("envoy", help="run Envoy in front of the gRPC services")
+    up = commands.add_parser("up", help="run every service as its own process")
+    up.add_argument("--envoy", action="store_true", help="also run Envoy (REST and gRPC-Web)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         sys.exit(f"cfd: configuration error: {exc}")
     if args.command == "up":
-        sys.exit(run_up(settings))
+        sys.exit(run_up(settings, with_envoy=args.envoy))
+    if args.command == "envoy":
+        envoy = importlib.import_module("mesh.envoy")
+        sys.exit(envoy.run_envoy(settings))
     if args.command == "market" and args.action == "backfill":
         sys.exit(run_backfill(settings, args.days))
     sys.exit(run_service(args.command, settings))
@@ -89,7 +94,7 @@ class _Child:
     process: subprocess.Popen[bytes]
 
 
-def run_up(settings: Settings) -> int:
+def run_up(settings: Settings, with_envoy: bool = False) -> int:
     """Start every service as a child process, print the URLs, stop all on SIGTERM/SIGINT."""
     env = dict(os.environ)
     # Children must agree on the data dir and the internal token this process resolved.
@@ -105,14 +110,14 @@ def run_up(settings: Settings) -> int:
     signal.signal(signal.SIGINT, request_stop)
     children: list[_Child] = []
     try:
-        for name in UP_ORDER:
+        for name in (*UP_ORDER, "envoy") if with_envoy else UP_ORDER:
             command = [sys.executable, "-m", "mesh.cli", name]
             children.append(_Child(name, subprocess.Popen(command, env=env)))
         failed = _wait_ready(settings, children, lambda: stopping)
         if failed is not None:
             return failed
         if not stopping:
-            _print_urls(settings)
+            _print_urls(settings, with_envoy)
         while not stopping:
             for child in children:
                 code = child.process.poll()
@@ -159,17 +164,23 @@ def _wait_ready(
 
 def _is_ready(settings: Settings, name: str) -> bool:
     if name == "edge":
-        try:
-            response = httpx.get(f"http://127.0.0.1:{settings.edge_port}/healthz", timeout=1.0)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+        return _http_ok(f"http://127.0.0.1:{settings.edge_port}/healthz")
+    if name == "envoy":
+        return _http_ok(f"http://127.0.0.1:{settings.envoy_admin_port}/ready")
     port = {
         "engine": settings.engine_port,
         "market": settings.market_port,
         "accounts": settings.account_port,
     }[name]
     return grpc_serving(f"127.0.0.1:{port}")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        response = httpx.get(url, timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
 
 
 def grpc_serving(address: str, timeout: float = 1.0) -> bool:
@@ -184,7 +195,7 @@ def grpc_serving(address: str, timeout: float = 1.0) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _print_urls(settings: Settings) -> None:
+def _print_urls(settings: Settings, with_envoy: bool) -> None:
     lines = [
         "CFD Mesh is up:",
         f"  web UI and REST   http://localhost:{settings.edge_port}/",
@@ -194,8 +205,10 @@ def _print_urls(settings: Settings) -> None:
         f"  market (gRPC)     localhost:{settings.market_port}",
         f"  accounts (gRPC)   localhost:{settings.account_port}",
         f"  data directory    {settings.data_dir}",
-        "Press Ctrl-C to stop.",
     ]
+    if with_envoy:
+        lines.insert(4, f"  Envoy (REST, gRPC-Web)  http://localhost:{settings.envoy_port}/")
+    lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
 
 
