@@ -1,0 +1,126 @@
+import { useState } from "react";
+import type { ApiClient } from "../lib/api";
+import { DASH, formatMoney, formatSignedMoney, signOf } from "../lib/format";
+import type { ConnectionState } from "../lib/realtime";
+import type { Account, User } from "../lib/types";
+import type { InstrumentView } from "../state/instruments";
+import { type QuoteStore, useQuote } from "../state/quotes";
+import { useNow } from "../state/useNow";
+
+/** A quote older than this is shown as stale. */
+const STALE_AFTER_MS = 15_000;
+
+interface AccountBarProps {
+  readonly api: ApiClient;
+  readonly user: User;
+  readonly account: Account | null;
+  readonly connection: ConnectionState;
+  readonly quotes: QuoteStore;
+  readonly selected: InstrumentView | null;
+}
+
+interface FigureProps {
+  readonly label: string;
+  readonly value: string;
+  readonly testId: string;
+  readonly tone?: -1 | 0 | 1;
+}
+
+function Figure({ label, value, testId, tone = 0 }: FigureProps) {
+  const toneClass = tone > 0 ? "up" : tone < 0 ? "down" : "";
+  return (
+    <div className="figure">
+      <span className="figure-label">{label}</span>
+      <span className={`figure-value num ${toneClass}`} data-testid={testId}>
+        {value}
+      </span>
+    </div>
+  );
+}
+
+function ConnectionStatus({
+  connection,
+  quotes,
+  selected,
+}: Pick<AccountBarProps, "connection" | "quotes" | "selected">) {
+  const now = useNow(1000);
+  const entry = useQuote(quotes, selected?.spec.symbol ?? null);
+  let label = "Live";
+  let tone = "ok";
+  if (connection === "offline") {
+    label = "Offline — reconnecting";
+    tone = "bad";
+  } else if (connection === "connecting") {
+    label = "Connecting…";
+    tone = "warn";
+  } else if (entry === undefined || now - entry.receivedAt > STALE_AFTER_MS) {
+    label = "Prices stale";
+    tone = "warn";
+  }
+  return (
+    <span
+      className={`status status-${tone}`}
+      role="status"
+      data-testid="connection-status"
+      data-state={connection}
+    >
+      <span className="status-dot" aria-hidden="true" />
+      {label}
+    </span>
+  );
+}
+
+/** Balance, equity, margins and the connection state, at the top of the page. */
+export function AccountBar({ api, user, account, connection, quotes, selected }: AccountBarProps) {
+  const [signingOut, setSigningOut] = useState(false);
+  const marginLevel =
+    account?.marginLevel === undefined || account.marginLevel === ""
+      ? DASH
+      : `${formatMoney(account.marginLevel)}%`;
+  return (
+    <header className="account-bar">
+      <div className="brand">
+        CFD <span>Mesh</span>
+      </div>
+      <div className="figures" data-testid="account-bar">
+        <Figure label="Balance" value={formatMoney(account?.balance)} testId="account-balance" />
+        <Figure label="Equity" value={formatMoney(account?.equity)} testId="account-equity" />
+        <Figure
+          label="Unrealized PnL"
+          value={formatSignedMoney(account?.unrealizedPnl)}
+          testId="account-pnl"
+          tone={signOf(account?.unrealizedPnl)}
+        />
+        <Figure
+          label="Used margin"
+          value={formatMoney(account?.usedMargin)}
+          testId="account-used-margin"
+        />
+        <Figure
+          label="Free margin"
+          value={formatMoney(account?.freeMargin)}
+          testId="account-free-margin"
+        />
+        <Figure label="Margin level" value={marginLevel} testId="account-margin-level" />
+      </div>
+      <div className="session">
+        <ConnectionStatus connection={connection} quotes={quotes} selected={selected} />
+        <span className="user-email" title={user.email} data-testid="user-email">
+          {user.email}
+        </span>
+        <button
+          type="button"
+          className="ghost"
+          disabled={signingOut}
+          onClick={() => {
+            setSigningOut(true);
+            void api.signout();
+          }}
+          data-testid="signout"
+        >
+          Sign out
+        </button>
+      </div>
+    </header>
+  );
+}

@@ -1,0 +1,153 @@
+import { type FormEvent, useId, useState } from "react";
+import type { ApiClient } from "../lib/api";
+import { ApiError, describeError } from "../lib/errors";
+
+type Mode = "signin" | "signup";
+
+interface AuthScreenProps {
+  readonly api: ApiClient;
+}
+
+interface FieldErrors {
+  readonly email?: string;
+  readonly password?: string;
+}
+
+/** Validate locally what the server would refuse anyway, so the user learns it at once. */
+function localErrors(mode: Mode, email: string, password: string): FieldErrors {
+  const errors: { email?: string; password?: string } = {};
+  if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email.trim())) {
+    errors.email = "Enter an email address like name@example.com";
+  }
+  if (mode === "signup" && (password.length < 8 || password.length > 128)) {
+    errors.password = "Use 8 to 128 characters";
+  } else if (password === "") {
+    errors.password = "Enter your password";
+  }
+  return errors;
+}
+
+/** Sign up or sign in; field errors come from the API's BadRequest details. */
+export function AuthScreen({ api }: AuthScreenProps) {
+  const [mode, setMode] = useState<Mode>("signin");
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [fieldErrors, setFieldErrors] = useState<FieldErrors>({});
+  const [formError, setFormError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const emailId = useId();
+  const passwordId = useId();
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    const local = localErrors(mode, email, password);
+    setFieldErrors(local);
+    setFormError(null);
+    if (local.email !== undefined || local.password !== undefined) {
+      return;
+    }
+    setBusy(true);
+    try {
+      if (mode === "signup") {
+        await api.signup(email.trim(), password);
+      } else {
+        await api.signin(email.trim(), password);
+      }
+    } catch (error) {
+      if (error instanceof ApiError) {
+        const server: FieldErrors = {
+          email: error.fieldError("email") ?? undefined,
+          password: error.fieldError("password") ?? undefined,
+        };
+        setFieldErrors(server);
+        if (error.reason === "EMAIL_TAKEN") {
+          setFieldErrors({ ...server, email: error.describe() });
+        } else if (server.email === undefined && server.password === undefined) {
+          setFormError(error.describe());
+        }
+      } else {
+        setFormError(describeError(error));
+      }
+      setBusy(false);
+    }
+  };
+
+  const switchMode = (next: Mode) => {
+    setMode(next);
+    setFieldErrors({});
+    setFormError(null);
+  };
+
+  return (
+    <main className="auth">
+      <form className="auth-card" onSubmit={(event) => void submit(event)} noValidate>
+        <h1 className="brand">
+          CFD <span>Mesh</span>
+        </h1>
+        <div className="segmented" role="tablist" aria-label="Account">
+          <button
+            type="button"
+            role="tab"
+            aria-selected={mode === "signin"}
+            className={mode === "signin" ? "active" : ""}
+            onClick={() => switchMode("signin")}
+            data-testid="auth-mode-signin"
+          >
+            Sign in
+          </button>
+          <button
+            type="button"
+            role="tab"
+            aria-selected={mode === "signup"}
+            className={mode === "signup" ? "active" : ""}
+            onClick={() => switchMode("signup")}
+            data-testid="auth-mode-signup"
+          >
+            Create account
+          </button>
+        </div>
+        <label htmlFor={emailId}>Email</label>
+        <input
+          id={emailId}
+          type="email"
+          autoComplete="email"
+          value={email}
+          onChange={(event) => setEmail(event.target.value)}
+          aria-invalid={fieldErrors.email !== undefined}
+          aria-describedby={fieldErrors.email !== undefined ? `${emailId}-error` : undefined}
+          data-testid="auth-email"
+        />
+        {fieldErrors.email !== undefined && (
+          <p className="field-error" id={`${emailId}-error`} data-testid="auth-email-error">
+            {fieldErrors.email}
+          </p>
+        )}
+        <label htmlFor={passwordId}>Password</label>
+        <input
+          id={passwordId}
+          type="password"
+          autoComplete={mode === "signup" ? "new-password" : "current-password"}
+          value={password}
+          onChange={(event) => setPassword(event.target.value)}
+          aria-invalid={fieldErrors.password !== undefined}
+          aria-describedby={fieldErrors.password !== undefined ? `${passwordId}-error` : undefined}
+          data-testid="auth-password"
+        />
+        {fieldErrors.password !== undefined && (
+          <p className="field-error" id={`${passwordId}-error`} data-testid="auth-password-error">
+            {fieldErrors.password}
+          </p>
+        )}
+        {formError !== null && (
+          <p className="form-error" role="alert" data-testid="auth-error">
+            {formError}
+          </p>
+        )}
+        <button type="submit" className="primary" disabled={busy} data-testid="auth-submit">
+          {busy ? "Please wait…" : mode === "signup" ? "Create account" : "Sign in"}
+        </button>
+        {mode === "signup" && <p className="hint">New accounts start with a demo balance.</p>}
+      </form>
+    </main>
+  );
+}

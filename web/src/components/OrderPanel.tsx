@@ -1,0 +1,442 @@
+import { type FormEvent, useEffect, useId, useState } from "react";
+import type { ApiClient } from "../lib/api";
+import { Decimal } from "../lib/decimal";
+import { ApiError, describeError } from "../lib/errors";
+import { DASH, formatMoney, formatPrice, formatQuantity } from "../lib/format";
+import { type Side, type SizeMode, fillPrice, previewOrder } from "../lib/trading";
+import type { Account, OrderType } from "../lib/types";
+import type { InstrumentView } from "../state/instruments";
+import { type QuoteStore, useQuote } from "../state/quotes";
+import type { Actions } from "./TradingScreen";
+
+type Execution = "market" | "limit" | "stop";
+
+interface OrderPanelProps {
+  readonly api: ApiClient;
+  readonly view: InstrumentView | null;
+  readonly quotes: QuoteStore;
+  readonly account: Account | null;
+  readonly actions: Actions;
+}
+
+type FieldName =
+  | "amount"
+  | "leverage"
+  | "triggerPrice"
+  | "takeProfit"
+  | "stopLoss"
+  | "trailingDistance";
+
+type FieldErrors = Partial<Record<FieldName, string>>;
+
+const DEFAULT_LEVERAGE = 10;
+
+function newClientOrderId(): string {
+  return `web-${crypto.randomUUID()}`;
+}
+
+/** Check an optional price-like field: empty, or a positive decimal. */
+function optionalPositive(text: string): string | null {
+  if (text.trim() === "") return null;
+  const value = Decimal.tryParse(text);
+  if (value === null) return "Enter a number";
+  if (!value.isPositive()) return "Must be greater than zero";
+  return null;
+}
+
+/** Map the server's field violations (snake or camel case) onto the panel's inputs. */
+function serverFieldErrors(error: ApiError, sizeMode: SizeMode): FieldErrors {
+  const errors: FieldErrors = {};
+  const size = error.fieldError(sizeMode === "quantity" ? "quantity" : "margin");
+  if (size !== null) errors.amount = size;
+  for (const field of ["leverage", "triggerPrice", "takeProfit", "stopLoss", "trailingDistance"] as const) {
+    const message = error.fieldError(field);
+    if (message !== null) errors[field] = message;
+  }
+  return errors;
+}
+
+/** Buy/sell ticket with an exact margin and liquidation preview. */
+export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelProps) {
+  const id = useId();
+  const entry = useQuote(quotes, view?.spec.symbol ?? null);
+  const [side, setSide] = useState<Side>("SIDE_BUY");
+  const [execution, setExecution] = useState<Execution>("market");
+  const [sizeMode, setSizeMode] = useState<SizeMode>("quantity");
+  const [amount, setAmount] = useState("");
+  const [leverage, setLeverage] = useState(DEFAULT_LEVERAGE);
+  const [triggerPrice, setTriggerPrice] = useState("");
+  const [takeProfit, setTakeProfit] = useState("");
+  const [stopLoss, setStopLoss] = useState("");
+  const [trailingDistance, setTrailingDistance] = useState("");
+  const [fieldErrors, setFieldErrors] = useState<FieldErrors>({});
+  const [formError, setFormError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [submitting, setSubmitting] = useState(false);
+
+  const maxLeverage = view?.spec.maxLeverage ?? 100;
+  useEffect(() => {
+    setLeverage((current) => Math.min(Math.max(1, current), maxLeverage));
+  }, [maxLeverage]);
+  useEffect(() => {
+    setFieldErrors({});
+    setFormError(null);
+    setNotice(null);
+    setTriggerPrice("");
+    setTakeProfit("");
+    setStopLoss("");
+    setTrailingDistance("");
+  }, [view?.spec.symbol]);
+
+  const pending = execution !== "market";
+  const trigger = pending ? Decimal.tryParse(triggerPrice) : null;
+  const price =
+    view === null
+      ? null
+      : pending
+        ? trigger
+        : entry === undefined
+          ? null
+          : fillPrice(side, entry.bid, entry.ask);
+  const preview =
+    view === null || price === null || amount.trim() === ""
+      ? null
+      : previewOrder({ spec: view.spec, side, price, leverage, sizeMode, amount });
+  const digits = view?.priceDigits ?? 2;
+  const freeMargin = Decimal.tryParse(account?.freeMargin);
+  const exceedsFree =
+    preview !== null && preview.ok && freeMargin !== null && preview.preview.margin.gt(freeMargin);
+
+  const validate = (): FieldErrors => {
+    const errors: FieldErrors = {};
+    if (amount.trim() === "") {
+      errors.amount = sizeMode === "quantity" ? "Enter a quantity" : "Enter a margin";
+    } else if (preview !== null && !preview.ok && preview.field === "amount") {
+      errors.amount = preview.message;
+    }
+    if (pending) {
+      if (trigger === null || !trigger.isPositive()) {
+        errors.triggerPrice = "Enter a trigger price";
+      } else if (view !== null && !trigger.isMultipleOf(view.spec.tickSize)) {
+        errors.triggerPrice = `Must be a multiple of ${view.spec.tickSize.toPlainString()}`;
+      }
+    }
+    const tp = optionalPositive(takeProfit);
+    if (tp !== null) errors.takeProfit = tp;
+    const sl = optionalPositive(stopLoss);
+    if (sl !== null) errors.stopLoss = sl;
+    const trailing = optionalPositive(trailingDistance);
+    if (trailing !== null) errors.trailingDistance = trailing;
+    return errors;
+  };
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    if (view === null) return;
+    setNotice(null);
+    setFormError(null);
+    const errors = validate();
+    setFieldErrors(errors);
+    if (Object.keys(errors).length > 0) return;
+    if (!pending && price === null) {
+      setFormError("No price for this instrument yet");
+      return;
+    }
+    const size =
+      sizeMode === "quantity"
+        ? { quantity: Decimal.parse(amount).toPlainString() }
+        : { margin: Decimal.parse(amount).toPlainString() };
+    const stops = {
+      ...(takeProfit.trim() === "" ? {} : { takeProfit: takeProfit.trim() }),
+      ...(stopLoss.trim() === "" ? {} : { stopLoss: stopLoss.trim() }),
+      ...(trailingDistance.trim() === "" ? {} : { trailingDistance: trailingDistance.trim() }),
+    };
+    setSubmitting(true);
+    try {
+      if (pending) {
+        const type: OrderType = execution === "limit" ? "ORDER_TYPE_LIMIT" : "ORDER_TYPE_STOP";
+        await api.placeOrder({
+          symbol: view.spec.symbol,
+          side,
+          type,
+          triggerPrice: triggerPrice.trim(),
+          leverage,
+          ...size,
+          ...stops,
+          clientOrderId: newClientOrderId(),
+        });
+        setNotice(`${execution === "limit" ? "Limit" : "Stop"} order placed`);
+      } else {
+        const position = await api.openPosition({
+          symbol: view.spec.symbol,
+          side,
+          leverage,
+          ...size,
+          ...stops,
+          clientOrderId: newClientOrderId(),
+        });
+        setNotice(
+          `Opened ${formatQuantity(position.quantity)} ${position.symbol} at ${position.entryPrice}`,
+        );
+      }
+      await actions.refreshAccount();
+    } catch (error) {
+      if (error instanceof ApiError) {
+        setFieldErrors(serverFieldErrors(error, sizeMode));
+        setFormError(error.describe());
+      } else {
+        setFormError(describeError(error));
+      }
+    } finally {
+      setSubmitting(false);
+    }
+  };
+
+  const field = (name: FieldName) => ({
+    "aria-invalid": fieldErrors[name] !== undefined,
+    "aria-describedby": fieldErrors[name] !== undefined ? `${id}-${name}-error` : undefined,
+  });
+  const errorText = (name: FieldName) =>
+    fieldErrors[name] === undefined ? null : (
+      <p className="field-error" id={`${id}-${name}-error`} data-testid={`order-${name}-error`}>
+        {fieldErrors[name]}
+      </p>
+    );
+
+  const symbol = view?.spec.symbol ?? "";
+  const sideWord = side === "SIDE_BUY" ? "Buy" : "Sell";
+  const submitLabel = pending
+    ? `Place ${sideWord.toLowerCase()} ${execution}`
+    : `${sideWord} ${symbol}`;
+
+  return (
+    <section className="order-panel panel" aria-label="Order ticket">
+      <form onSubmit={(event) => void submit(event)} noValidate>
+        <div className="side-toggle" role="group" aria-label="Side">
+          <button
+            type="button"
+            className={`side sell ${side === "SIDE_SELL" ? "active" : ""}`}
+            aria-pressed={side === "SIDE_SELL"}
+            onClick={() => setSide("SIDE_SELL")}
+            data-testid="side-sell"
+          >
+            <span>Sell</span>
+            <span className="num">{formatPrice(entry?.quote.bid, digits)}</span>
+          </button>
+          <button
+            type="button"
+            className={`side buy ${side === "SIDE_BUY" ? "active" : ""}`}
+            aria-pressed={side === "SIDE_BUY"}
+            onClick={() => setSide("SIDE_BUY")}
+            data-testid="side-buy"
+          >
+            <span>Buy</span>
+            <span className="num">{formatPrice(entry?.quote.ask, digits)}</span>
+          </button>
+        </div>
+
+        <div className="segmented" role="group" aria-label="Order type">
+          {(["market", "limit", "stop"] as const).map((kind) => (
+            <button
+              key={kind}
+              type="button"
+              className={execution === kind ? "active" : ""}
+              aria-pressed={execution === kind}
+              onClick={() => setExecution(kind)}
+              data-testid={`type-${kind}`}
+            >
+              {kind === "market" ? "Market" : kind === "limit" ? "Limit" : "Stop"}
+            </button>
+          ))}
+        </div>
+
+        {pending && (
+          <div className="field">
+            <label htmlFor={`${id}-trigger`}>Trigger price</label>
+            <input
+              id={`${id}-trigger`}
+              inputMode="decimal"
+              autoComplete="off"
+              value={triggerPrice}
+              onChange={(event) => setTriggerPrice(event.target.value)}
+              data-testid="order-trigger"
+              {...field("triggerPrice")}
+            />
+            {errorText("triggerPrice")}
+          </div>
+        )}
+
+        <div className="field">
+          <div className="label-row">
+            <label htmlFor={`${id}-amount`}>
+              {sizeMode === "quantity" ? `Quantity (${view?.instrument.baseCurrency ?? "units"})` : "Margin (USD)"}
+            </label>
+            <div className="segmented mini" role="group" aria-label="Size in">
+              <button
+                type="button"
+                className={sizeMode === "quantity" ? "active" : ""}
+                aria-pressed={sizeMode === "quantity"}
+                onClick={() => setSizeMode("quantity")}
+                data-testid="size-quantity"
+              >
+                Qty
+              </button>
+              <button
+                type="button"
+                className={sizeMode === "margin" ? "active" : ""}
+                aria-pressed={sizeMode === "margin"}
+                onClick={() => setSizeMode("margin")}
+                data-testid="size-margin"
+              >
+                USD
+              </button>
+            </div>
+          </div>
+          <input
+            id={`${id}-amount`}
+            inputMode="decimal"
+            autoComplete="off"
+            placeholder={
+              sizeMode === "quantity" ? `min ${view?.spec.minQuantity.toPlainString() ?? ""}` : "0.00"
+            }
+            value={amount}
+            onChange={(event) => setAmount(event.target.value)}
+            data-testid="order-amount"
+            {...field("amount")}
+          />
+          {errorText("amount")}
+        </div>
+
+        <div className="field">
+          <div className="label-row">
+            <label htmlFor={`${id}-leverage`}>Leverage</label>
+            <span className="num leverage-value" data-testid="order-leverage-value">
+              {leverage}×
+            </span>
+          </div>
+          <input
+            id={`${id}-leverage`}
+            type="range"
+            min={1}
+            max={maxLeverage}
+            step={1}
+            value={leverage}
+            onChange={(event) => setLeverage(Number(event.target.value))}
+            aria-valuetext={`${leverage} times`}
+            data-testid="order-leverage"
+            {...field("leverage")}
+          />
+          <div className="range-ends muted">
+            <span>1×</span>
+            <span>{maxLeverage}×</span>
+          </div>
+          {errorText("leverage")}
+        </div>
+
+        <div className="stops">
+          <div className="field">
+            <label htmlFor={`${id}-tp`}>Take profit</label>
+            <input
+              id={`${id}-tp`}
+              inputMode="decimal"
+              autoComplete="off"
+              placeholder="optional"
+              value={takeProfit}
+              onChange={(event) => setTakeProfit(event.target.value)}
+              data-testid="order-tp"
+              {...field("takeProfit")}
+            />
+            {errorText("takeProfit")}
+          </div>
+          <div className="field">
+            <label htmlFor={`${id}-sl`}>Stop loss</label>
+            <input
+              id={`${id}-sl`}
+              inputMode="decimal"
+              autoComplete="off"
+              placeholder="optional"
+              value={stopLoss}
+              onChange={(event) => setStopLoss(event.target.value)}
+              data-testid="order-sl"
+              {...field("stopLoss")}
+            />
+            {errorText("stopLoss")}
+          </div>
+          <div className="field">
+            <label htmlFor={`${id}-trail`}>Trailing</label>
+            <input
+              id={`${id}-trail`}
+              inputMode="decimal"
+              autoComplete="off"
+              placeholder="optional"
+              value={trailingDistance}
+              onChange={(event) => setTrailingDistance(event.target.value)}
+              data-testid="order-trailing"
+              {...field("trailingDistance")}
+            />
+            {errorText("trailingDistance")}
+          </div>
+        </div>
+
+        <dl className="preview" data-testid="order-preview" aria-live="polite">
+          <div>
+            <dt>{pending ? "Trigger" : "Fill price"}</dt>
+            <dd className="num" data-testid="preview-price">
+              {price === null ? DASH : formatPrice(price.toString(), digits)}
+            </dd>
+          </div>
+          <div>
+            <dt>Quantity</dt>
+            <dd className="num" data-testid="preview-quantity">
+              {preview?.ok ? preview.preview.quantity.toPlainString() : DASH}
+            </dd>
+          </div>
+          <div>
+            <dt>Notional</dt>
+            <dd className="num" data-testid="preview-notional">
+              {preview?.ok ? formatMoney(preview.preview.notional.toString()) : DASH}
+            </dd>
+          </div>
+          <div>
+            <dt>Required margin</dt>
+            <dd className={`num ${exceedsFree ? "down" : ""}`} data-testid="preview-margin">
+              {preview?.ok ? formatMoney(preview.preview.margin.toString()) : DASH}
+            </dd>
+          </div>
+          <div>
+            <dt>Liquidation price</dt>
+            <dd className="num" data-testid="preview-liquidation">
+              {preview?.ok
+                ? preview.preview.liquidationPrice.isPositive()
+                  ? formatPrice(preview.preview.liquidationPrice.toString(), digits)
+                  : "None"
+                : DASH}
+            </dd>
+          </div>
+        </dl>
+        {preview !== null && !preview.ok && preview.field !== "amount" && (
+          <p className="field-error">{preview.message}</p>
+        )}
+        {exceedsFree && <p className="field-error">Exceeds your free margin</p>}
+        {formError !== null && (
+          <p className="form-error" role="alert" data-testid="order-error">
+            {formError}
+          </p>
+        )}
+        {notice !== null && (
+          <p className="form-notice" role="status" data-testid="order-notice">
+            {notice}
+          </p>
+        )}
+        <button
+          type="submit"
+          className={`primary submit ${side === "SIDE_BUY" ? "buy" : "sell"}`}
+          disabled={submitting || view === null}
+          data-testid="order-submit"
+        >
+          {submitting ? "Sending…" : submitLabel}
+        </button>
+      </form>
+    </section>
+  );
+}

@@ -1,0 +1,130 @@
+/** Errors of the public API (`google.rpc.Status` JSON) and their wording for people. */
+
+export interface FieldViolation {
+  readonly field: string;
+  readonly description: string;
+}
+
+const ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo";
+const BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest";
+
+/** An error answer of the API, or a failure to reach it at all (status 0). */
+export class ApiError extends Error {
+  readonly httpStatus: number;
+  readonly code: number;
+  readonly reason: string | null;
+  readonly fieldViolations: readonly FieldViolation[];
+
+  constructor(
+    httpStatus: number,
+    code: number,
+    message: string,
+    reason: string | null,
+    fieldViolations: readonly FieldViolation[],
+  ) {
+    super(message);
+    this.name = "ApiError";
+    this.httpStatus = httpStatus;
+    this.code = code;
+    this.reason = reason;
+    this.fieldViolations = fieldViolations;
+  }
+
+  /** The violation message for one request field, if the server named it. */
+  fieldError(field: string): string | null {
+    const wanted = normalizeField(field);
+    const match = this.fieldViolations.find((v) => normalizeField(v.field) === wanted);
+    return match === undefined ? null : match.description;
+  }
+
+  /** A sentence for the user: the reason in words, else the server's message. */
+  describe(): string {
+    return describeReason(this.reason, this.message);
+  }
+}
+
+/** Compare field paths regardless of snake_case or lowerCamelCase spelling. */
+function normalizeField(field: string): string {
+  return field.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Build an ApiError from an HTTP status and the parsed JSON body (any shape). */
+export function parseApiError(httpStatus: number, body: unknown): ApiError {
+  let code = 2;
+  let message = `HTTP ${httpStatus}`;
+  let reason: string | null = null;
+  const violations: FieldViolation[] = [];
+  if (isRecord(body)) {
+    if (typeof body.code === "number") {
+      code = body.code;
+    }
+    if (typeof body.message === "string" && body.message !== "") {
+      message = body.message;
+    }
+    const details = Array.isArray(body.details) ? body.details : [];
+    for (const detail of details) {
+      if (!isRecord(detail)) {
+        continue;
+      }
+      if (detail["@type"] === ERROR_INFO_TYPE && typeof detail.reason === "string") {
+        reason = detail.reason;
+      }
+      if (detail["@type"] === BAD_REQUEST_TYPE && Array.isArray(detail.fieldViolations)) {
+        for (const violation of detail.fieldViolations) {
+          if (isRecord(violation) && typeof violation.field === "string") {
+            violations.push({
+              field: violation.field,
+              description: typeof violation.description === "string" ? violation.description : "",
+            });
+          }
+        }
+      }
+    }
+  }
+  return new ApiError(httpStatus, code, message, reason, violations);
+}
+
+const REASON_TEXT: Readonly<Record<string, string>> = {
+  VALIDATION_FAILED: "Some fields are not valid",
+  UNKNOWN_SYMBOL: "This instrument is not traded",
+  INVALID_LEVERAGE: "The leverage is outside the allowed range",
+  QUANTITY_TOO_SMALL: "The quantity is below the minimum for this instrument",
+  INVALID_STOPS: "Take profit / stop loss are on the wrong side of the price",
+  INSUFFICIENT_BALANCE: "Not enough free margin for this order",
+  SLIPPAGE_EXCEEDED: "The price moved beyond the allowed slippage",
+  PRICE_UNAVAILABLE: "No price is available for this instrument right now",
+  POSITION_NOT_FOUND: "The position no longer exists",
+  ORDER_NOT_FOUND: "The order no longer exists",
+  EMAIL_TAKEN: "An account with this email already exists",
+  INVALID_CREDENTIALS: "Wrong email or password",
+  TOKEN_INVALID: "Your session is not valid; please sign in again",
+  TOKEN_EXPIRED: "Your session has expired; please sign in again",
+  RATE_LIMITED: "Too many requests; please wait a moment",
+};
+
+/** Put an API reason (e.g. INSUFFICIENT_BALANCE) into words, falling back to a message. */
+export function describeReason(reason: string | null | undefined, fallback: string): string {
+  if (reason !== null && reason !== undefined && reason in REASON_TEXT) {
+    return REASON_TEXT[reason];
+  }
+  if (reason !== null && reason !== undefined && reason !== "") {
+    const words = reason.toLowerCase().replace(/_/g, " ");
+    return `${words.charAt(0).toUpperCase()}${words.slice(1)}`;
+  }
+  return fallback;
+}
+
+/** Describe any thrown value for a user. */
+export function describeError(error: unknown): string {
+  if (error instanceof ApiError) {
+    return error.describe();
+  }
+  if (error instanceof Error) {
+    return error.message;
+  }
+  return "Something went wrong";
+}

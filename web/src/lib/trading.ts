@@ -1,0 +1,174 @@
+/**
+ * The order preview arithmetic of API.md "Trading semantics", computed exactly as the engine
+ * does: quantity from margin, margin charged and liquidation price.
+ */
+
+import { Decimal } from "./decimal";
+
+/** USD amounts are exact to 1e-6. */
+export const MONEY_SCALE = 6;
+
+export type Side = "SIDE_BUY" | "SIDE_SELL";
+
+/** The trading parameters of one instrument, parsed from `GET /v1/instruments`. */
+export interface InstrumentSpec {
+  readonly symbol: string;
+  readonly tickSize: Decimal;
+  readonly lotStep: Decimal;
+  readonly minQuantity: Decimal;
+  readonly maxLeverage: number;
+  readonly maintenanceMarginRate: Decimal;
+}
+
+/** How the size of an order is given: a quantity of the instrument or a USD margin. */
+export type SizeMode = "quantity" | "margin";
+
+export interface PreviewInput {
+  readonly spec: InstrumentSpec;
+  readonly side: Side;
+  /** The price the order is expected to fill at: the ask for a buy, the bid for a sell. */
+  readonly price: Decimal;
+  readonly leverage: number;
+  readonly sizeMode: SizeMode;
+  /** The quantity or the margin, as typed. */
+  readonly amount: string;
+}
+
+export interface Preview {
+  readonly quantity: Decimal;
+  readonly notional: Decimal;
+  readonly margin: Decimal;
+  readonly maintenance: Decimal;
+  readonly liquidationPrice: Decimal;
+}
+
+export type PreviewResult =
+  | { readonly ok: true; readonly preview: Preview }
+  | { readonly ok: false; readonly field: "amount" | "leverage" | "price"; readonly message: string };
+
+/** Quantity bought by a margin at a leverage and price: floor to the lot step. */
+export function quantityFromMargin(
+  margin: Decimal,
+  leverage: number,
+  price: Decimal,
+  lotStep: Decimal,
+): Decimal {
+  const exposure = margin.mul(Decimal.fromInteger(leverage));
+  const lots = exposure.div(price.mul(lotStep), 0, "floor");
+  return lots.mul(lotStep);
+}
+
+/** Notional value of a quantity at a price, exact. */
+export function notionalOf(quantity: Decimal, price: Decimal): Decimal {
+  return quantity.mul(price);
+}
+
+/** Margin charged for a notional at a leverage: notional / leverage rounded up to 1e-6. */
+export function marginFor(notional: Decimal, leverage: number): Decimal {
+  return notional.div(Decimal.fromInteger(leverage), MONEY_SCALE, "ceil");
+}
+
+/** Maintenance margin: the instrument's rate times the entry notional, rounded up to 1e-6. */
+export function maintenanceMarginFor(rate: Decimal, notional: Decimal): Decimal {
+  return rate.mul(notional).rescale(MONEY_SCALE, "ceil");
+}
+
+/**
+ * Liquidation price of a position.
+ *
+ * A buy is liquidated at entry - (margin - maintenance) / quantity rounded up to the tick, a
+ * sell at entry + (margin - maintenance) / quantity rounded down to the tick; both round
+ * toward the entry so that the house never carries the rounding.
+ */
+export function liquidationPrice(
+  side: Side,
+  entry: Decimal,
+  quantity: Decimal,
+  margin: Decimal,
+  maintenance: Decimal,
+  tickSize: Decimal,
+): Decimal {
+  const cushion = margin.sub(maintenance);
+  // Exact: count whole ticks in (entry x quantity -/+ cushion) / quantity, one division.
+  const scaledEntry = entry.mul(quantity);
+  const tickExposure = quantity.mul(tickSize);
+  if (side === "SIDE_BUY") {
+    const ticks = scaledEntry.sub(cushion).div(tickExposure, 0, "ceil");
+    return ticks.mul(tickSize);
+  }
+  const ticks = scaledEntry.add(cushion).div(tickExposure, 0, "floor");
+  return ticks.mul(tickSize);
+}
+
+/** Parse the leverage typed or slid by the user: an integer from 1 to the instrument's max. */
+export function parseLeverage(value: number, maxLeverage: number): number | null {
+  if (!Number.isInteger(value) || value < 1 || value > maxLeverage) {
+    return null;
+  }
+  return value;
+}
+
+/** Compute what an order would charge and where it would be liquidated. */
+export function previewOrder(input: PreviewInput): PreviewResult {
+  const { spec, side, price, leverage, sizeMode } = input;
+  if (parseLeverage(leverage, spec.maxLeverage) === null) {
+    return { ok: false, field: "leverage", message: `Leverage must be 1 to ${spec.maxLeverage}` };
+  }
+  if (!price.isPositive()) {
+    return { ok: false, field: "price", message: "No price to compute from" };
+  }
+  const amount = Decimal.tryParse(input.amount);
+  if (amount === null) {
+    return { ok: false, field: "amount", message: "Enter a number" };
+  }
+  if (!amount.isPositive()) {
+    return { ok: false, field: "amount", message: "Must be greater than zero" };
+  }
+  let quantity: Decimal;
+  if (sizeMode === "quantity") {
+    if (!amount.isMultipleOf(spec.lotStep)) {
+      return {
+        ok: false,
+        field: "amount",
+        message: `Quantity must be a multiple of ${spec.lotStep.toPlainString()}`,
+      };
+    }
+    quantity = amount;
+  } else {
+    if (amount.significantScale() > MONEY_SCALE) {
+      return { ok: false, field: "amount", message: "At most 6 decimals" };
+    }
+    quantity = quantityFromMargin(amount, leverage, price, spec.lotStep);
+  }
+  if (quantity.lt(spec.minQuantity)) {
+    return {
+      ok: false,
+      field: "amount",
+      message: `Quantity below the minimum ${spec.minQuantity.toPlainString()}`,
+    };
+  }
+  const notional = notionalOf(quantity, price);
+  const margin = marginFor(notional, leverage);
+  const maintenance = maintenanceMarginFor(spec.maintenanceMarginRate, notional);
+  const liquidation = liquidationPrice(side, price, quantity, margin, maintenance, spec.tickSize);
+  return {
+    ok: true,
+    preview: { quantity, notional, margin, maintenance, liquidationPrice: liquidation },
+  };
+}
+
+/** The price a market order would fill at: the ask for a buy, the bid for a sell. */
+export function fillPrice(side: Side, bid: Decimal, ask: Decimal): Decimal {
+  return side === "SIDE_BUY" ? ask : bid;
+}
+
+/** Unrealized PnL: buy (bid - entry) x quantity, sell (entry - ask) x quantity. */
+export function unrealizedPnl(
+  side: Side,
+  entry: Decimal,
+  quantity: Decimal,
+  bid: Decimal,
+  ask: Decimal,
+): Decimal {
+  return side === "SIDE_BUY" ? bid.sub(entry).mul(quantity) : entry.sub(ask).mul(quantity);
+}

@@ -1,0 +1,114 @@
+import { describe, expect, it } from "vitest";
+import { Decimal } from "../../src/lib/decimal";
+import {
+  type InstrumentSpec,
+  liquidationPrice,
+  maintenanceMarginFor,
+  marginFor,
+  previewOrder,
+  quantityFromMargin,
+  unrealizedPnl,
+} from "../../src/lib/trading";
+
+const d = (text: string) => Decimal.parse(text);
+
+function spec(symbol: string, tick: string, lot: string, rate = "0"): InstrumentSpec {
+  return {
+    symbol,
+    tickSize: d(tick),
+    lotStep: d(lot),
+    minQuantity: d(lot),
+    maxLeverage: 100,
+    maintenanceMarginRate: d(rate),
+  };
+}
+
+const BTC = spec("BTCUSD", "0.01", "0.0001");
+const ETH = spec("ETHUSD", "0.01", "0.001");
+const SOL = spec("SOLUSD", "0.001", "0.01");
+
+describe("margin and quantity", () => {
+  it("charges notional / leverage rounded up to 1e-6", () => {
+    expect(marginFor(d("642.5015"), 10).toString()).toBe("64.250150");
+    expect(marginFor(d("6.425015"), 3).toString()).toBe("2.141672");
+    expect(marginFor(d("1998.179665"), 20).toString()).toBe("99.908984");
+  });
+
+  it("derives the quantity from a margin, floored to the lot step", () => {
+    expect(quantityFromMargin(d("100"), 20, d("64250.15"), BTC.lotStep).toString()).toBe("0.0311");
+    expect(quantityFromMargin(d("250"), 50, d("142.317"), SOL.lotStep).toString()).toBe("87.83");
+    expect(quantityFromMargin(d("0.5"), 1, d("64250.15"), BTC.lotStep).isZero()).toBe(true);
+  });
+
+  it("computes the maintenance margin from the rate, rounded up", () => {
+    expect(maintenanceMarginFor(d("0.005"), d("4680.675")).toString()).toBe("23.403375");
+    expect(maintenanceMarginFor(d("0"), d("4680.675")).isZero()).toBe(true);
+  });
+});
+
+describe("liquidation price", () => {
+  it("rounds a buy up to the tick", () => {
+    const price = liquidationPrice("SIDE_BUY", d("64250.15"), d("0.01"), d("64.250150"), d("0"), d("0.01"));
+    expect(price.toString()).toBe("57825.14");
+  });
+
+  it("rounds a sell down to the tick", () => {
+    const price = liquidationPrice("SIDE_SELL", d("64240.00"), d("0.01"), d("64.24"), d("0"), d("0.01"));
+    expect(price.toString()).toBe("70664.00");
+    const sol = liquidationPrice("SIDE_SELL", d("142.317"), d("87.83"), d("249.994043"), d("0"), d("0.001"));
+    expect(sol.toString()).toBe("145.163");
+  });
+
+  it("subtracts the maintenance margin from the cushion", () => {
+    const margin = d("187.227000");
+    const maintenance = d("23.403375");
+    expect(liquidationPrice("SIDE_BUY", d("3120.45"), d("1.5"), margin, maintenance, d("0.01")).toString()).toBe("3011.24");
+    expect(liquidationPrice("SIDE_SELL", d("3120.45"), d("1.5"), margin, maintenance, d("0.01")).toString()).toBe("3229.66");
+  });
+});
+
+describe("order preview", () => {
+  it("previews a quantity order at the fill price", () => {
+    const result = previewOrder({ spec: BTC, side: "SIDE_BUY", price: d("64250.15"), leverage: 10, sizeMode: "quantity", amount: "0.01" });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.preview.notional.toPlainString()).toBe("642.5015");
+    expect(result.preview.margin.toString()).toBe("64.250150");
+    expect(result.preview.liquidationPrice.toString()).toBe("57825.14");
+  });
+
+  it("previews a margin order", () => {
+    const result = previewOrder({ spec: BTC, side: "SIDE_BUY", price: d("64250.15"), leverage: 20, sizeMode: "margin", amount: "100" });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.preview.quantity.toPlainString()).toBe("0.0311");
+    expect(result.preview.margin.toString()).toBe("99.908984");
+    expect(result.preview.liquidationPrice.toString()).toBe("61037.65");
+  });
+
+  it("uses the instrument's maintenance rate", () => {
+    const eth = { ...ETH, maintenanceMarginRate: d("0.005") };
+    const result = previewOrder({ spec: eth, side: "SIDE_SELL", price: d("3120.45"), leverage: 25, sizeMode: "quantity", amount: "1.5" });
+    expect(result.ok && result.preview.liquidationPrice.toString()).toBe("3229.66");
+    expect(result.ok && result.preview.maintenance.toString()).toBe("23.403375");
+  });
+
+  it("rejects bad sizes and leverage with the field at fault", () => {
+    const base = { spec: BTC, side: "SIDE_BUY", price: d("64250.15"), leverage: 10, sizeMode: "quantity" } as const;
+    expect(previewOrder({ ...base, amount: "0.00015" })).toMatchObject({ ok: false, field: "amount" });
+    expect(previewOrder({ ...base, amount: "-1" })).toMatchObject({ ok: false, field: "amount" });
+    expect(previewOrder({ ...base, amount: "1e3" })).toMatchObject({ ok: false, field: "amount" });
+    expect(previewOrder({ ...base, amount: "0.01", leverage: 101 })).toMatchObject({ ok: false, field: "leverage" });
+    expect(previewOrder({ ...base, amount: "0.01", leverage: 2.5 })).toMatchObject({ ok: false, field: "leverage" });
+    expect(previewOrder({ ...base, amount: "0.01", leverage: 0 })).toMatchObject({ ok: false, field: "leverage" });
+    expect(previewOrder({ ...base, sizeMode: "margin", amount: "0.5" })).toMatchObject({ ok: false, field: "amount" });
+    expect(previewOrder({ ...base, sizeMode: "margin", amount: "1.0000001" })).toMatchObject({ ok: false, field: "amount" });
+  });
+});
+
+describe("unrealized PnL", () => {
+  it("marks a buy at the bid and a sell at the ask", () => {
+    expect(unrealizedPnl("SIDE_BUY", d("64250.15"), d("0.01"), d("65000.00"), d("65010.00")).toPlainString()).toBe("7.4985");
+    expect(unrealizedPnl("SIDE_SELL", d("64240.00"), d("0.01"), d("65000.00"), d("65010.00")).toPlainString()).toBe("-7.7");
+  });
+});
