@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,8 +18,6 @@ from mesh.ratelimit import (
     create_rate_limiter,
 )
 
-REDIS_URL = os.environ.get("CFD_TEST_REDIS_URL")
-
 
 class FakeClock:
     def __init__(self, start: float = 1000.0) -> None:
@@ -31,15 +28,22 @@ class FakeClock:
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
+def limiter_url(request: pytest.FixtureRequest) -> str:
+    """Return "" for the in-memory limiter, else the test Redis URL."""
     if request.param == "memory":
+        return ""
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+async def limiter(limiter_url: str) -> AsyncIterator[RateLimiter]:
+    if not limiter_url:
         memory = MemoryRateLimiter()
         yield memory
         await memory.aclose()
         return
-    if not REDIS_URL:
-        pytest.skip("CFD_TEST_REDIS_URL is not set")
-    shared = RedisRateLimiter.from_url(REDIS_URL, prefix=f"test:{uuid.uuid4().hex}:")
+    shared = RedisRateLimiter.from_url(limiter_url, prefix=f"test:{uuid.uuid4().hex}:")
     yield shared
     await shared.aclose()
 
@@ -146,12 +150,10 @@ async def test_memory_forgets_idle_keys() -> None:
     assert len(limiter) == 1
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="CFD_TEST_REDIS_URL is not set")
-async def test_redis_budget_is_shared_between_limiters() -> None:
-    assert REDIS_URL is not None
+async def test_redis_budget_is_shared_between_limiters(redis_url: str) -> None:
     prefix = f"test:{uuid.uuid4().hex}:"
-    first = RedisRateLimiter.from_url(REDIS_URL, prefix=prefix)
-    second = RedisRateLimiter.from_url(REDIS_URL, prefix=prefix)
+    first = RedisRateLimiter.from_url(redis_url, prefix=prefix)
+    second = RedisRateLimiter.from_url(redis_url, prefix=prefix)
     try:
         assert (await first.hit("shared", 2, 60)).allowed
         assert (await second.hit("shared", 2, 60)).allowed
@@ -162,12 +164,10 @@ async def test_redis_budget_is_shared_between_limiters() -> None:
         await second.aclose()
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="CFD_TEST_REDIS_URL is not set")
-async def test_redis_keys_expire_and_hide_the_raw_key() -> None:
-    assert REDIS_URL is not None
+async def test_redis_keys_expire_and_hide_the_raw_key(redis_url: str) -> None:
     prefix = f"test:{uuid.uuid4().hex}:"
-    limiter = RedisRateLimiter.from_url(REDIS_URL, prefix=prefix)
-    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    limiter = RedisRateLimiter.from_url(redis_url, prefix=prefix)
+    client = redis.asyncio.Redis.from_url(redis_url)
     try:
         await limiter.hit("alice@example.com", 5, 10)
         keys = [key async for key in client.scan_iter(match=f"{prefix}*")]

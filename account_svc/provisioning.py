@@ -1,0 +1,116 @@
+"""Open each user's trading account in the engine, at least once, whatever fails.
+
+Signup writes the user and an outbox row (``account_provisioning``) in one transaction,
+then asks the engine to create the account and deletes the row once the engine confirms.
+``EngineAdminService.CreateAccount`` is idempotent, so any step may be repeated: if the
+process dies or the engine is down in between, the row stays and the account is created
+on the user's next sign-in (or signup retry) or by the background sweep, whichever comes
+first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final, Protocol
+
+import grpc
+from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc
+
+from account_svc.users import PendingAccount, UserStore
+from mesh.errors import ApiError
+
+_log = logging.getLogger(__name__)
+
+INTERNAL_TOKEN_METADATA: Final = "x-cfd-internal-token"
+_MAX_BACKOFF_S: Final = 300.0
+
+
+class EngineUnavailableError(Exception):
+    """The engine did not confirm the account (unreachable, timed out or refused)."""
+
+
+class EngineAccounts(Protocol):
+    """The part of the engine's admin API the accounts service uses."""
+
+    async def create_account(self, user_id: str, initial_balance: str) -> None:
+        """Open the account (idempotent); raise ``EngineUnavailableError`` on failure."""
+        ...
+
+
+class GrpcEngineAccounts:
+    """``EngineAccounts`` over ``cfd.v1.EngineAdminService`` with the internal token."""
+
+    def __init__(self, channel: grpc.aio.Channel, internal_token: str, *, timeout_s: float = 5.0):
+        self._stub = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
+        self._metadata = ((INTERNAL_TOKEN_METADATA, internal_token),)
+        self._timeout_s = timeout_s
+
+    async def create_account(self, user_id: str, initial_balance: str) -> None:
+        """Open the account (idempotent); raise ``EngineUnavailableError`` on failure."""
+        request = engine_admin_pb2.CreateAccountRequest(
+            user_id=user_id, initial_balance=initial_balance
+        )
+        try:
+            await self._stub.CreateAccount(
+                request, metadata=self._metadata, timeout=self._timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise EngineUnavailableError(f"CreateAccount failed: {exc.code().name}") from None
+
+
+def backoff_s(attempts: int) -> float:
+    """Return the delay before retry number ``attempts + 1``: 1 s doubling, capped at 5 min."""
+    return min(_MAX_BACKOFF_S, 2.0 ** min(attempts, 16))
+
+
+class Provisioner:
+    """Drive the signup outbox: confirm trading accounts with the engine."""
+
+    def __init__(self, users: UserStore, engine: EngineAccounts) -> None:
+        self._users = users
+        self._engine = engine
+
+    async def ensure(self, user_id: str) -> None:
+        """Make sure the user's trading account exists; UNAVAILABLE if it cannot be confirmed."""
+        pending = await self._users.pending_account(user_id)
+        if pending is not None and not await self._attempt(pending):
+            raise ApiError(
+                "SERVICE_UNAVAILABLE",
+                "the trading engine is unavailable; the account will be opened, retry shortly",
+            )
+
+    async def run_due(self, limit: int = 100) -> int:
+        """Attempt every due outbox entry once; return how many were confirmed."""
+        confirmed = 0
+        for pending in await self._users.due_accounts(limit):
+            if await self._attempt(pending):
+                confirmed += 1
+        return confirmed
+
+    async def run_forever(self, interval_s: float = 2.0) -> None:
+        """Sweep the outbox every ``interval_s`` seconds until cancelled."""
+        while True:
+            try:
+                await self.run_due()
+            except Exception:
+                # A database hiccup must not end the sweep; the next round retries.
+                _log.exception("signup outbox sweep failed")
+            await asyncio.sleep(interval_s)
+
+    async def _attempt(self, pending: PendingAccount) -> bool:
+        try:
+            await self._engine.create_account(pending.user_id, pending.initial_balance)
+        except EngineUnavailableError as exc:
+            delay = backoff_s(pending.attempts)
+            _log.warning(
+                "trading account not confirmed; retrying in %.0f s: %s",
+                delay,
+                exc,
+                extra={"user_id": pending.user_id},
+            )
+            await self._users.postpone_account(pending.user_id, str(exc), delay)
+            return False
+        await self._users.complete_account(pending.user_id)
+        _log.info("trading account confirmed", extra={"user_id": pending.user_id})
+        return True

@@ -1,0 +1,141 @@
+"""The accounts tables and their explicit, versioned migrations.
+
+The database records the schema version it is at in ``account_schema_version``; at start
+the service applies, in one transaction, each migration step above that version, in order.
+A database newer than this build is refused rather than used. Nothing is created
+implicitly: a table exists because a numbered step created it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+metadata = MetaData()
+
+# Times are integer milliseconds since the Unix epoch (UTC), exact on every backend.
+schema_version_table = Table(
+    "account_schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+users_table = Table(
+    "account_users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("create_time_ms", BigInteger, nullable=False),
+)
+
+# The signup outbox: a row exists while the user's trading account may not exist yet.
+provisioning_table = Table(
+    "account_provisioning",
+    metadata,
+    Column("user_id", String(36), ForeignKey("account_users.id"), primary_key=True),
+    Column("initial_balance", String(40), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", String(200), nullable=True),
+)
+
+refresh_families_table = Table(
+    "account_refresh_families",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(36), ForeignKey("account_users.id"), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("create_time_ms", BigInteger, nullable=False),
+    Column("expire_time_ms", BigInteger, nullable=False),
+    Index("account_refresh_families_user_id", "user_id"),
+)
+
+refresh_tokens_table = Table(
+    "account_refresh_tokens",
+    metadata,
+    # SHA-256 of the token, hex: the token itself is never stored.
+    Column("token_hash", String(64), primary_key=True),
+    Column("family_id", String(32), ForeignKey("account_refresh_families.id"), nullable=False),
+    Column("used", Boolean, nullable=False, default=False),
+    Column("expire_time_ms", BigInteger, nullable=False),
+    Index("account_refresh_tokens_family_id", "family_id"),
+)
+
+
+class SchemaError(RuntimeError):
+    """The database schema cannot be brought to the version this build needs."""
+
+
+def _v1_initial(conn: Connection) -> None:
+    for table in (
+        users_table,
+        provisioning_table,
+        refresh_families_table,
+        refresh_tokens_table,
+    ):
+        table.create(conn)
+
+
+# Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
+MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (_v1_initial,)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+# Arbitrary, fixed: the PostgreSQL advisory lock key serializing accounts migrations.
+_PG_LOCK_KEY: Final = 0x43464441
+
+
+def _current_version(conn: Connection) -> int:
+    if not conn.dialect.has_table(conn, schema_version_table.name):
+        schema_version_table.create(conn)
+    version = conn.execute(
+        select(schema_version_table.c.version).where(schema_version_table.c.id == 1)
+    ).scalar_one_or_none()
+    if version is None:
+        conn.execute(schema_version_table.insert().values(id=1, version=0))
+        return 0
+    return int(version)
+
+
+def _migrate(conn: Connection) -> int:
+    if conn.dialect.name == "postgresql":
+        # Two replicas starting together must not both apply a step.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    version = _current_version(conn)
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"the accounts schema is at version {version}, newer than this build's "
+            f"{SCHEMA_VERSION}; run a newer build"
+        )
+    for step in MIGRATIONS[version:]:
+        step(conn)
+    if version != SCHEMA_VERSION:
+        conn.execute(
+            schema_version_table.update()
+            .where(schema_version_table.c.id == 1)
+            .values(version=SCHEMA_VERSION)
+        )
+    return version
+
+
+async def migrate(engine: AsyncEngine) -> int:
+    """Bring the accounts schema to ``SCHEMA_VERSION``; return the version found before."""
+    async with engine.begin() as conn:
+        return await conn.run_sync(_migrate)

@@ -1,0 +1,336 @@
+"""Refresh tokens: opaque, stored hashed, rotated on every use, revocable by family.
+
+A sign-in starts a *family*. Each refresh spends the presented token and issues the next
+one of the same family. Presenting a spent token again means it was copied: the whole
+family is revoked, so neither the thief nor the user can continue that session. The
+stores keep spent tokens (hashed) until well after they expire to recognize such reuse.
+
+Two stores behind one protocol: SQL (the default) and Redis (when ``CFD_REDIS_URL`` is
+set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import redis.asyncio
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from account_svc.schema import refresh_families_table, refresh_tokens_table
+from mesh.errors import ApiError
+
+DEFAULT_REFRESH_TTL_S: Final = 30 * 24 * 3600
+# How long a spent or expired token is remembered after its expiry, to detect reuse and to
+# answer TOKEN_EXPIRED rather than TOKEN_INVALID.
+DEFAULT_RETENTION_S: Final = 7 * 24 * 3600
+MAX_TOKEN_LENGTH: Final = 128
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """The outcome of a refresh: whose session it is and the token to use next."""
+
+    user_id: str
+    refresh_token: str
+
+    def __repr__(self) -> str:
+        return f"Rotation(user_id={self.user_id!r})"
+
+
+class RefreshTokenStore(Protocol):
+    """Issue, rotate and revoke refresh tokens."""
+
+    async def create(self, user_id: str) -> str:
+        """Start a session family for the user; return its first refresh token."""
+        ...
+
+    async def rotate(self, token: str) -> Rotation:
+        """Spend ``token`` and return its successor.
+
+        Raise ``ApiError`` TOKEN_INVALID (unknown, revoked or reused; reuse revokes the
+        family) or TOKEN_EXPIRED.
+        """
+        ...
+
+    async def revoke(self, token: str) -> None:
+        """Revoke the family of ``token``; unknown tokens are ignored."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+def new_token() -> str:
+    """Return a fresh opaque refresh token (256 random bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """Return the stored form of a token: SHA-256 hex (the token has 256 bits of entropy)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_family_id() -> str:
+    return secrets.token_hex(16)
+
+
+def _check_shape(token: str) -> None:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise ApiError("TOKEN_INVALID", "refresh token not recognized")
+
+
+def _invalid() -> ApiError:
+    return ApiError("TOKEN_INVALID", "refresh token not recognized")
+
+
+def _reused() -> ApiError:
+    return ApiError("TOKEN_INVALID", "refresh token already used; the session is revoked")
+
+
+def _expired() -> ApiError:
+    return ApiError("TOKEN_EXPIRED", "refresh token expired; sign in again")
+
+
+class SqlRefreshTokenStore:
+    """Refresh tokens in ``account_refresh_tokens`` / ``account_refresh_families``."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        ttl_s: int = DEFAULT_REFRESH_TTL_S,
+        retention_s: int = DEFAULT_RETENTION_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if ttl_s < 1 or retention_s < 0:
+            raise ValueError("refresh token lifetime must be positive and retention not negative")
+        self._engine = engine
+        self._ttl_ms = ttl_s * 1000
+        self._retention_ms = retention_s * 1000
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def create(self, user_id: str) -> str:
+        """Start a session family for the user; return its first refresh token."""
+        token = new_token()
+        now = self._now_ms()
+        family_id = _new_family_id()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                refresh_families_table.insert().values(
+                    id=family_id,
+                    user_id=user_id,
+                    revoked=False,
+                    create_time_ms=now,
+                    expire_time_ms=now + self._ttl_ms,
+                )
+            )
+            await self._insert_token(conn, token, family_id, now)
+        return token
+
+    async def _insert_token(
+        self, conn: AsyncConnection, token: str, family_id: str, now: int
+    ) -> None:
+        await conn.execute(
+            refresh_tokens_table.insert().values(
+                token_hash=token_hash(token),
+                family_id=family_id,
+                used=False,
+                expire_time_ms=now + self._ttl_ms,
+            )
+        )
+
+    async def rotate(self, token: str) -> Rotation:
+        """Spend ``token`` and return its successor (see ``RefreshTokenStore.rotate``)."""
+        _check_shape(token)
+        t, f = refresh_tokens_table.c, refresh_families_table.c
+        hashed = token_hash(token)
+        now = self._now_ms()
+        live_families = select(f.id).where(f.revoked.is_(False))
+        async with self._engine.begin() as conn:
+            # Spend first: a write as the first statement takes SQLite's write lock before
+            # anything is read, and on PostgreSQL the row lock makes exactly one of two
+            # concurrent refreshes with the same token succeed; the other sees it spent.
+            spent = await conn.execute(
+                update(refresh_tokens_table)
+                .where(
+                    t.token_hash == hashed,
+                    t.used.is_(False),
+                    t.expire_time_ms > now,
+                    t.family_id.in_(live_families),
+                )
+                .values(used=True)
+            )
+            row = (
+                await conn.execute(
+                    select(t.family_id, t.used, f.user_id, f.revoked)
+                    .join_from(refresh_tokens_table, refresh_families_table)
+                    .where(t.token_hash == hashed)
+                )
+            ).one_or_none()
+            if row is None or row.revoked:
+                raise _invalid()
+            if spent.rowcount == 1:
+                successor = new_token()
+                await self._insert_token(conn, successor, row.family_id, now)
+                await conn.execute(
+                    update(refresh_families_table)
+                    .where(f.id == row.family_id)
+                    .values(expire_time_ms=now + self._ttl_ms)
+                )
+                return Rotation(row.user_id, successor)
+            if not row.used:
+                raise _expired()
+            await conn.execute(
+                update(refresh_families_table).where(f.id == row.family_id).values(revoked=True)
+            )
+        # Raised after the transaction committed, so the family stays revoked.
+        raise _reused()
+
+    async def revoke(self, token: str) -> None:
+        """Revoke the family of ``token``; unknown tokens are ignored."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return
+        t, f = refresh_tokens_table.c, refresh_families_table.c
+        family = select(t.family_id).where(t.token_hash == token_hash(token)).scalar_subquery()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(refresh_families_table).where(f.id == family).values(revoked=True)
+            )
+
+    async def purge(self) -> int:
+        """Delete tokens and families past expiry plus retention; return tokens deleted."""
+        horizon = self._now_ms() - self._retention_ms
+        t, f = refresh_tokens_table.c, refresh_families_table.c
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(refresh_tokens_table).where(t.expire_time_ms < horizon)
+            )
+            orphaned = ~select(t.token_hash).where(t.family_id == f.id).exists()
+            await conn.execute(
+                delete(refresh_families_table).where(f.expire_time_ms < horizon, orphaned)
+            )
+        return max(result.rowcount, 0)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the engine belongs to the caller."""
+
+
+# KEYS: old token, new token, family. ARGV: expected family id, new token lifetime (ms),
+# retention (ms). Returns {status, user id}.
+_ROTATE_LUA: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tok = redis.call('HMGET', KEYS[1], 'user', 'family', 'used', 'expire')
+if not tok[1] or tok[2] ~= ARGV[1] then return {'invalid', ''} end
+if redis.call('GET', KEYS[3]) ~= 'active' then return {'invalid', ''} end
+if tok[3] == '1' then
+  redis.call('SET', KEYS[3], 'revoked', 'KEEPTTL')
+  return {'reused', ''}
+end
+if now >= tonumber(tok[4]) then return {'expired', ''} end
+local ttl = tonumber(ARGV[2])
+local keep = ttl + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'used', '1')
+redis.call('HSET', KEYS[2], 'user', tok[1], 'family', tok[2], 'used', '0',
+  'expire', string.format('%d', now + ttl))
+redis.call('PEXPIRE', KEYS[2], keep)
+redis.call('SET', KEYS[3], 'active', 'PX', keep)
+return {'ok', tok[1]}
+"""
+
+# KEYS: token, family. ARGV: user id, lifetime (ms), retention (ms).
+_CREATE_LUA: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+local keep = ttl + tonumber(ARGV[3])
+redis.call('SET', KEYS[2], 'active', 'PX', keep)
+redis.call('HSET', KEYS[1], 'user', ARGV[1], 'family', ARGV[4], 'used', '0',
+  'expire', string.format('%d', now + ttl))
+redis.call('PEXPIRE', KEYS[1], keep)
+return 1
+"""
+
+
+class RedisRefreshTokenStore:
+    """Refresh tokens in Redis: a hash per token, a status key per family, both expiring."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        ttl_s: int = DEFAULT_REFRESH_TTL_S,
+        retention_s: int = DEFAULT_RETENTION_S,
+        prefix: str = "cfd:refresh:",
+    ) -> None:
+        if ttl_s < 1 or retention_s < 0:
+            raise ValueError("refresh token lifetime must be positive and retention not negative")
+        self._client = client
+        self._ttl_ms = ttl_s * 1000
+        self._retention_ms = retention_s * 1000
+        self._prefix = prefix
+        self._rotate = client.register_script(_ROTATE_LUA)
+        self._create = client.register_script(_CREATE_LUA)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisRefreshTokenStore:
+        """Connect lazily to the Redis server at ``url``."""
+        return cls(redis.asyncio.Redis.from_url(url, decode_responses=True), **kwargs)
+
+    def _token_key(self, token: str) -> str:
+        return f"{self._prefix}token:{token_hash(token)}"
+
+    def _family_key(self, family_id: str) -> str:
+        return f"{self._prefix}family:{family_id}"
+
+    async def create(self, user_id: str) -> str:
+        """Start a session family for the user; return its first refresh token."""
+        token = new_token()
+        family_id = _new_family_id()
+        await self._create(
+            keys=[self._token_key(token), self._family_key(family_id)],
+            args=[user_id, self._ttl_ms, self._retention_ms, family_id],
+        )
+        return token
+
+    async def rotate(self, token: str) -> Rotation:
+        """Spend ``token`` and return its successor (see ``RefreshTokenStore.rotate``)."""
+        _check_shape(token)
+        key = self._token_key(token)
+        family_id = await self._client.hget(key, "family")
+        if not isinstance(family_id, str):
+            raise _invalid()
+        successor = new_token()
+        status, user_id = await self._rotate(
+            keys=[key, self._token_key(successor), self._family_key(family_id)],
+            args=[family_id, self._ttl_ms, self._retention_ms],
+        )
+        if status == "ok":
+            return Rotation(str(user_id), successor)
+        if status == "expired":
+            raise _expired()
+        if status == "reused":
+            raise _reused()
+        raise _invalid()
+
+    async def revoke(self, token: str) -> None:
+        """Revoke the family of ``token``; unknown tokens are ignored."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return
+        family_id = await self._client.hget(self._token_key(token), "family")
+        if isinstance(family_id, str):
+            await self._client.set(self._family_key(family_id), "revoked", xx=True, keepttl=True)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()

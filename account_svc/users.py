@@ -1,0 +1,173 @@
+"""Users and the signup outbox in SQL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from account_svc.schema import provisioning_table, users_table
+
+_MAX_ERROR_LENGTH = 200
+
+
+class EmailTakenError(Exception):
+    """Another user already has this email."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the API shows it."""
+
+    id: str
+    email: str
+    create_time_ms: int
+
+
+@dataclass(frozen=True)
+class StoredCredentials:
+    """A user with the hash of their password."""
+
+    user: User
+    password_hash: str
+
+    def __repr__(self) -> str:
+        # Keep the hash out of logs and tracebacks.
+        return f"StoredCredentials(user={self.user!r})"
+
+
+@dataclass(frozen=True)
+class PendingAccount:
+    """A user whose trading account may not exist in the engine yet."""
+
+    user_id: str
+    initial_balance: str
+    attempts: int
+
+
+def _now_ms(clock: Callable[[], float]) -> int:
+    return int(clock() * 1000)
+
+
+class UserStore:
+    """Read and write ``account_users`` and the ``account_provisioning`` outbox."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def create(self, email: str, password_hash: str, initial_balance: str) -> User:
+        """Insert a user and, in the same transaction, its pending trading account.
+
+        Raise ``EmailTakenError`` when the (normalized) email is in use.
+        """
+        user = User(id=str(uuid.uuid4()), email=email, create_time_ms=_now_ms(self._clock))
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    users_table.insert().values(
+                        id=user.id,
+                        email=user.email,
+                        password_hash=password_hash,
+                        create_time_ms=user.create_time_ms,
+                    )
+                )
+                await conn.execute(
+                    provisioning_table.insert().values(
+                        user_id=user.id,
+                        initial_balance=initial_balance,
+                        attempts=0,
+                        next_attempt_ms=user.create_time_ms,
+                    )
+                )
+        except IntegrityError:
+            raise EmailTakenError(email) from None
+        return user
+
+    async def get(self, user_id: str) -> User | None:
+        """Return the user with this id, if any."""
+        c = users_table.c
+        stmt = select(c.id, c.email, c.create_time_ms).where(c.id == user_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).one_or_none()
+        if row is None:
+            return None
+        return User(id=row.id, email=row.email, create_time_ms=row.create_time_ms)
+
+    async def find_by_email(self, email: str) -> StoredCredentials | None:
+        """Return the user with this normalized email and their password hash, if any."""
+        c = users_table.c
+        stmt = select(c.id, c.email, c.create_time_ms, c.password_hash).where(c.email == email)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).one_or_none()
+        if row is None:
+            return None
+        return StoredCredentials(
+            User(id=row.id, email=row.email, create_time_ms=row.create_time_ms),
+            row.password_hash,
+        )
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Replace the stored hash (after a rehash with new cost parameters)."""
+        stmt = (
+            update(users_table)
+            .where(users_table.c.id == user_id)
+            .values(password_hash=password_hash)
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def pending_account(self, user_id: str) -> PendingAccount | None:
+        """Return the outbox entry of this user, if their account is not confirmed yet."""
+        c = provisioning_table.c
+        stmt = select(c.user_id, c.initial_balance, c.attempts).where(c.user_id == user_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).one_or_none()
+        if row is None:
+            return None
+        return PendingAccount(row.user_id, row.initial_balance, row.attempts)
+
+    async def due_accounts(self, limit: int) -> list[PendingAccount]:
+        """Return up to ``limit`` outbox entries whose next attempt is due, oldest first."""
+        c = provisioning_table.c
+        stmt = (
+            select(c.user_id, c.initial_balance, c.attempts)
+            .where(c.next_attempt_ms <= _now_ms(self._clock))
+            .order_by(c.next_attempt_ms, c.user_id)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [PendingAccount(r.user_id, r.initial_balance, r.attempts) for r in rows]
+
+    async def count_pending_accounts(self) -> int:
+        """Return how many users still wait for their trading account."""
+        async with self._engine.connect() as conn:
+            count = await conn.scalar(select(func.count()).select_from(provisioning_table))
+        return int(count or 0)
+
+    async def complete_account(self, user_id: str) -> None:
+        """Remove the outbox entry: the engine confirmed the trading account."""
+        stmt = delete(provisioning_table).where(provisioning_table.c.user_id == user_id)
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def postpone_account(self, user_id: str, error: str, delay_s: float) -> None:
+        """Record a failed attempt and when to try again."""
+        c = provisioning_table.c
+        stmt = (
+            update(provisioning_table)
+            .where(c.user_id == user_id)
+            .values(
+                attempts=c.attempts + 1,
+                next_attempt_ms=_now_ms(self._clock) + int(delay_s * 1000),
+                last_error=error[:_MAX_ERROR_LENGTH],
+            )
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)

@@ -1,0 +1,56 @@
+"""Tests for the versioned accounts schema."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import inspect, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from account_svc.schema import SCHEMA_VERSION, SchemaError, migrate, schema_version_table
+
+
+async def table_names(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        return set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+async def stored_version(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(schema_version_table.c.version))).scalar_one())
+
+
+async def test_migrate_creates_every_table_from_scratch(bare_db: AsyncEngine) -> None:
+    assert await migrate(bare_db) == 0
+    assert await table_names(bare_db) == {
+        "account_schema_version",
+        "account_users",
+        "account_provisioning",
+        "account_refresh_families",
+        "account_refresh_tokens",
+    }
+    assert await stored_version(bare_db) == SCHEMA_VERSION
+
+
+async def test_migrate_is_idempotent(bare_db: AsyncEngine) -> None:
+    await migrate(bare_db)
+    assert await migrate(bare_db) == SCHEMA_VERSION
+    assert await stored_version(bare_db) == SCHEMA_VERSION
+
+
+async def test_newer_database_is_refused(bare_db: AsyncEngine) -> None:
+    await migrate(bare_db)
+    async with bare_db.begin() as conn:
+        await conn.execute(update(schema_version_table).values(version=SCHEMA_VERSION + 1))
+    with pytest.raises(SchemaError, match="newer"):
+        await migrate(bare_db)
+    assert await stored_version(bare_db) == SCHEMA_VERSION + 1
+
+
+async def test_concurrent_first_starts_migrate_once(bare_db: AsyncEngine) -> None:
+    if bare_db.dialect.name != "postgresql":
+        pytest.skip("one accounts process per SQLite file")
+    found = await asyncio.gather(*(migrate(bare_db) for _ in range(4)))
+    assert sorted(found) == [0] + [SCHEMA_VERSION] * 3
+    assert await stored_version(bare_db) == SCHEMA_VERSION
