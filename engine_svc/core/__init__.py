@@ -1,0 +1,143 @@
+"""The pure trading core of the engine: exact, deterministic, standard library only.
+
+Scales
+    Money is an integer number of micro-dollars (1e-6 USD). A price is an integer number of
+    the instrument's ticks (BTCUSD 64250.15 is 6425015), a quantity an integer number of the
+    instrument's lot steps (BTCUSD 0.0015 is 15), a trailing distance a number of ticks,
+    leverage a plain integer, times Unix epoch nanoseconds. `decimals` (through
+    `Instrument.parse_price`, `parse_quantity`, `format_*` and `parse_money`/`format_money`)
+    is the only place that converts to and from decimal strings.
+
+Rounding
+    margin = notional / leverage rounded up; quantity from margin = margin x leverage / price
+    rounded down to the lot step; released margin on a partial close rounded down (a full
+    close releases all); PnL rounded toward -infinity (exact for the default instruments);
+    maintenance margin = rate x entry notional rounded up; liquidation price rounded up to the
+    tick for a buy and down for a sell; margin level in millionths of a percent rounded toward
+    -infinity.
+
+Trigger order within one `ApplyQuote`
+    1. Pending orders of every symbol whose expire time is <= the quote's ts expire, by
+       (expire time, order key).
+    2. The quote becomes the symbol's last quote; trailing best prices move.
+    3. Every open position of the symbol whose liquidation, stop loss, trailing stop or take
+       profit the quote crosses closes at this quote, in ascending position key (the seq that
+       opened it, or the placing seq of its order). A position crossed by several triggers
+       closes once, with the reason LIQUIDATION > STOP_LOSS > TRAILING_STOP > TAKE_PROFIT.
+    4. Every pending order of the symbol that the quote triggers fills at this quote (or is
+       REJECTED when the margin, quantity or stops check fails), in ascending order key; the
+       margin check sees the balances after step 3 and after earlier fills. Positions opened
+       in step 4 are first evaluated by the next quote.
+
+Idempotency
+    A client_order_id is unique per account across all mutating trading commands (and
+    Deposit). The first *accepted* command stores its result; a repeat returns that stored
+    result with ``duplicate=True`` and no events, whatever the repeat's other fields are.
+    Rejections are not stored (so a rejection changes nothing at all): repeating a rejected
+    request evaluates it again. CreateAccount is idempotent by account id.
+
+Usage::
+
+    from engine_svc.core import ApplyQuote, Core, CreateAccount, OpenPosition, Side
+
+    core = Core()  # API.md default instruments
+    core.apply(CreateAccount(seq=1, ts=0, account_id="u1", initial_balance=5_000_000_000))
+    core.apply(ApplyQuote(seq=2, ts=0, symbol="BTCUSD", bid=6425000, ask=6425100))
+    result = core.apply(
+        OpenPosition(seq=3, ts=0, account_id="u1", symbol="BTCUSD", side=Side.BUY,
+                     leverage=10, quantity=10)
+    )
+    assert result.ok and result.payload is not None
+    snapshot = core.snapshot()
+    assert Core.restore(snapshot).digest() == core.digest()
+"""
+
+from __future__ import annotations
+
+from .commands import (
+    CLEAR,
+    AddMargin,
+    ApplyQuote,
+    CancelOrder,
+    ClosePosition,
+    Command,
+    CreateAccount,
+    Deposit,
+    ExpireOrders,
+    ModifyPosition,
+    OpenPosition,
+    PlaceOrder,
+)
+from .decimals import DecimalFormatError, format_money, format_scaled, parse_money
+from .engine import Core, SequenceError, order_id, parse_id, position_id
+from .enums import BalanceKind, CloseReason, OrderStatus, OrderType, Side
+from .events import (
+    AccountCreated,
+    BalanceChanged,
+    Event,
+    MarginAdded,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderPlaced,
+    OrderRejected,
+    PositionClosed,
+    PositionModified,
+    PositionOpened,
+)
+from .instruments import Instrument, default_instruments, make_instrument
+from .reasons import Reason
+from .results import Result
+from .views import AccountSummary, ClosedPosition, CoreStats, OrderView, PositionView, QuoteView
+
+__all__ = [
+    "CLEAR",
+    "AccountCreated",
+    "AccountSummary",
+    "AddMargin",
+    "ApplyQuote",
+    "BalanceChanged",
+    "BalanceKind",
+    "CancelOrder",
+    "ClosePosition",
+    "CloseReason",
+    "ClosedPosition",
+    "Command",
+    "Core",
+    "CoreStats",
+    "CreateAccount",
+    "DecimalFormatError",
+    "Deposit",
+    "Event",
+    "ExpireOrders",
+    "Instrument",
+    "MarginAdded",
+    "ModifyPosition",
+    "OpenPosition",
+    "OrderCancelled",
+    "OrderExpired",
+    "OrderFilled",
+    "OrderPlaced",
+    "OrderRejected",
+    "OrderStatus",
+    "OrderType",
+    "OrderView",
+    "PlaceOrder",
+    "PositionClosed",
+    "PositionModified",
+    "PositionOpened",
+    "PositionView",
+    "QuoteView",
+    "Reason",
+    "Result",
+    "SequenceError",
+    "Side",
+    "default_instruments",
+    "format_money",
+    "format_scaled",
+    "make_instrument",
+    "order_id",
+    "parse_id",
+    "parse_money",
+    "position_id",
+]

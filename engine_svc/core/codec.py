@@ -1,0 +1,374 @@
+"""Canonical byte encodings: commands for the journal, result payloads for snapshots.
+
+A command is compact JSON ``[tag, field, ...]`` in the command's field order: integers,
+strings, null, and enum values as their strings. Decoding checks the tag, the field count and
+every field's type, so a corrupt or foreign record raises `CodecError` instead of becoming a
+command. The encoding is canonical: equal commands give equal bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+from .commands import (
+    AddMargin,
+    ApplyQuote,
+    CancelOrder,
+    ClosePosition,
+    Command,
+    CreateAccount,
+    Deposit,
+    ExpireOrders,
+    ModifyPosition,
+    OpenPosition,
+    PlaceOrder,
+)
+from .enums import CloseReason, OrderStatus, OrderType, Side
+from .reasons import Reason
+from .views import AccountSummary, ClosedPosition, OrderView, PositionView
+
+MAX_RECORD_BYTES = 1 << 16
+
+
+class CodecError(ValueError):
+    """Bytes that do not decode to a valid command, payload or snapshot."""
+
+
+# Field type codes of the schemas below.
+INT = 0
+OPT_INT = 1
+STR = 2
+OPT_STR = 3
+SIDE = 4
+ORDER_TYPE = 5
+ORDER_STATUS = 6
+CLOSE_REASON = 7
+OPT_REASON = 8
+OPT_POSITION_VIEW = 9
+
+_COMMAND_SCHEMAS: dict[str, tuple[int, ...]] = {
+    "CreateAccount": (INT, INT, STR, INT),
+    "Deposit": (INT, INT, STR, INT, OPT_STR),
+    "ApplyQuote": (INT, INT, STR, INT, INT),
+    "OpenPosition": (
+        INT,
+        INT,
+        STR,
+        STR,
+        SIDE,
+        INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_STR,
+    ),
+    "ClosePosition": (INT, INT, STR, STR, OPT_INT, OPT_STR),
+    "AddMargin": (INT, INT, STR, STR, INT, OPT_STR),
+    "ModifyPosition": (INT, INT, STR, STR, OPT_INT, OPT_INT, OPT_INT, OPT_STR),
+    "PlaceOrder": (
+        INT,
+        INT,
+        STR,
+        STR,
+        SIDE,
+        ORDER_TYPE,
+        INT,
+        INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_STR,
+    ),
+    "CancelOrder": (INT, INT, STR, STR, OPT_STR),
+    "ExpireOrders": (INT, INT),
+}
+
+_PAYLOAD_SCHEMAS: dict[str, tuple[int, ...]] = {
+    "PositionView": (
+        STR,
+        STR,
+        STR,
+        SIDE,
+        INT,
+        INT,
+        INT,
+        INT,
+        INT,
+        INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        INT,
+        INT,
+        OPT_STR,
+        OPT_STR,
+    ),
+    "ClosedPosition": (
+        STR,
+        STR,
+        STR,
+        SIDE,
+        INT,
+        INT,
+        INT,
+        INT,
+        INT,
+        INT,
+        INT,
+        INT,
+        CLOSE_REASON,
+        INT,
+        INT,
+        INT,
+        OPT_STR,
+        OPT_POSITION_VIEW,
+    ),
+    "OrderView": (
+        STR,
+        STR,
+        STR,
+        SIDE,
+        ORDER_TYPE,
+        INT,
+        INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        OPT_INT,
+        ORDER_STATUS,
+        OPT_STR,
+        OPT_REASON,
+        INT,
+        INT,
+        OPT_STR,
+    ),
+    "AccountSummary": (STR, INT, INT, INT, INT, INT, OPT_INT, INT, INT),
+}
+
+
+def _reject_constant(name: str) -> object:
+    raise CodecError(f"non-finite number {name} in record")
+
+
+def _reject_float(text: str) -> object:
+    raise CodecError(f"fraction {text} in record; only integers are allowed")
+
+
+def loads_strict(data: bytes | str) -> object:
+    """Parse JSON that may hold only integers, strings, null, booleans, arrays and objects."""
+    try:
+        return json.loads(data, parse_constant=_reject_constant, parse_float=_reject_float)
+    except CodecError:
+        raise
+    except (ValueError, RecursionError) as error:
+        raise CodecError(f"malformed record: {error}") from None
+
+
+def dumps_canonical(value: object) -> bytes:
+    """Serialize JSON-ready data compactly and deterministically."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _encode_value(code: int, value: object, where: str) -> object:
+    if code in (INT, OPT_INT):
+        if value is None and code == OPT_INT:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise CodecError(f"{where} must be an integer")
+    if code in (STR, OPT_STR):
+        if value is None and code == OPT_STR:
+            return None
+        if isinstance(value, str):
+            return value
+        raise CodecError(f"{where} must be a string")
+    if code == OPT_POSITION_VIEW:
+        if value is None:
+            return None
+        if isinstance(value, PositionView):
+            return encode_payload(value)
+        raise CodecError(f"{where} must be a position view")
+    if value is None and code == OPT_REASON:
+        return None
+    if isinstance(value, Enum) and value in _ENUM_TYPES[code]:
+        return value.value
+    raise CodecError(f"{where} must be a {_ENUM_TYPES[code].__name__}")
+
+
+def _decode_value(code: int, value: object, where: str) -> object:
+    if code in (INT, OPT_INT):
+        if value is None and code == OPT_INT:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise CodecError(f"{where} must be an integer")
+    if code in (STR, OPT_STR):
+        if value is None and code == OPT_STR:
+            return None
+        if isinstance(value, str):
+            return value
+        raise CodecError(f"{where} must be a string")
+    if code == OPT_POSITION_VIEW:
+        if value is None:
+            return None
+        payload = decode_payload(value)
+        if not isinstance(payload, PositionView):
+            raise CodecError(f"{where} must be a position view")
+        return payload
+    if value is None and code == OPT_REASON:
+        return None
+    enum_type = _ENUM_TYPES[code]
+    if isinstance(value, str):
+        try:
+            return enum_type(value)
+        except ValueError:
+            pass
+    raise CodecError(f"{where} must be a {enum_type.__name__} value")
+
+
+_ENUM_TYPES: dict[int, type[Enum]] = {
+    SIDE: Side,
+    ORDER_TYPE: OrderType,
+    ORDER_STATUS: OrderStatus,
+    CLOSE_REASON: CloseReason,
+    OPT_REASON: Reason,
+}
+
+
+def _encode_fields(tag: str, schema: tuple[int, ...], values: tuple[object, ...]) -> list[object]:
+    if len(values) != len(schema):
+        raise CodecError(f"{tag} has {len(values)} fields, expected {len(schema)}")
+    row: list[object] = [tag]
+    for index, code in enumerate(schema):
+        row.append(_encode_value(code, values[index], f"{tag} field {index}"))
+    return row
+
+
+def _decode_fields(row: object, schemas: dict[str, tuple[int, ...]]) -> tuple[str, list[object]]:
+    if not isinstance(row, list) or not row or not isinstance(row[0], str):
+        raise CodecError("record must be a list starting with a type tag")
+    tag = row[0]
+    schema = schemas.get(tag)
+    if schema is None:
+        raise CodecError(f"unknown record type {tag[:40]!r}")
+    if len(row) != len(schema) + 1:
+        raise CodecError(f"{tag} has {len(row) - 1} fields, expected {len(schema)}")
+    values = [
+        _decode_value(code, row[index + 1], f"{tag} field {index}")
+        for index, code in enumerate(schema)
+    ]
+    return tag, values
+
+
+def encode_command(command: Command) -> bytes:
+    """Return the canonical bytes of a command; raise `CodecError` for a malformed one."""
+    tag = type(command).__name__
+    schema = _COMMAND_SCHEMAS.get(tag)
+    if schema is None or not isinstance(command, tuple):
+        raise CodecError(f"not a core command: {tag}")
+    return dumps_canonical(_encode_fields(tag, schema, tuple(command)))
+
+
+def decode_command(data: bytes) -> Command:
+    """Rebuild a command from `encode_command` bytes; raise `CodecError` for anything else."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CodecError("a command record must be bytes")
+    if len(data) > MAX_RECORD_BYTES:
+        raise CodecError("command record is too large")
+    try:
+        text = bytes(data).decode("ascii")
+    except UnicodeDecodeError:
+        raise CodecError("command record is not ASCII JSON") from None
+    tag, v = _decode_fields(loads_strict(text), _COMMAND_SCHEMAS)
+    # The schemas above fixed every value's type; the casts below only restate them.
+    if tag == "ApplyQuote":
+        return ApplyQuote(_i(v[0]), _i(v[1]), _s(v[2]), _i(v[3]), _i(v[4]))
+    if tag == "OpenPosition":
+        return OpenPosition(
+            _i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _side(v[4]), _i(v[5]), _oi(v[6]),
+            _oi(v[7]), _oi(v[8]), _oi(v[9]), _oi(v[10]), _oi(v[11]), _oi(v[12]), _os(v[13]),
+        )  # fmt: skip
+    if tag == "ClosePosition":
+        return ClosePosition(_i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _oi(v[4]), _os(v[5]))
+    if tag == "AddMargin":
+        return AddMargin(_i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _i(v[4]), _os(v[5]))
+    if tag == "ModifyPosition":
+        return ModifyPosition(
+            _i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _oi(v[4]), _oi(v[5]), _oi(v[6]), _os(v[7])
+        )
+    if tag == "PlaceOrder":
+        order_type = v[5]
+        assert isinstance(order_type, OrderType)
+        return PlaceOrder(
+            _i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _side(v[4]), order_type, _i(v[6]),
+            _i(v[7]), _oi(v[8]), _oi(v[9]), _oi(v[10]), _oi(v[11]), _oi(v[12]), _oi(v[13]),
+            _os(v[14]),
+        )  # fmt: skip
+    if tag == "CancelOrder":
+        return CancelOrder(_i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _os(v[4]))
+    if tag == "ExpireOrders":
+        return ExpireOrders(_i(v[0]), _i(v[1]))
+    if tag == "CreateAccount":
+        return CreateAccount(_i(v[0]), _i(v[1]), _s(v[2]), _i(v[3]))
+    return Deposit(_i(v[0]), _i(v[1]), _s(v[2]), _i(v[3]), _os(v[4]))
+
+
+def _i(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def _oi(value: object) -> int | None:
+    assert value is None or isinstance(value, int)
+    return value
+
+
+def _s(value: object) -> str:
+    assert isinstance(value, str)
+    return value
+
+
+def _os(value: object) -> str | None:
+    assert value is None or isinstance(value, str)
+    return value
+
+
+def _side(value: object) -> Side:
+    assert isinstance(value, Side)
+    return value
+
+
+Payload = PositionView | ClosedPosition | OrderView | AccountSummary
+
+
+def encode_payload(payload: Payload) -> list[object]:
+    """Return a result payload as a JSON-ready list ``[tag, field, ...]``."""
+    tag = type(payload).__name__
+    schema = _PAYLOAD_SCHEMAS.get(tag)
+    if schema is None or not isinstance(payload, tuple):
+        raise CodecError(f"not a storable payload: {tag}")
+    return _encode_fields(tag, schema, tuple(payload))
+
+
+def decode_payload(row: object) -> Payload:
+    """Rebuild a payload from `encode_payload` output."""
+    tag, values = _decode_fields(row, _PAYLOAD_SCHEMAS)
+    if tag == "PositionView":
+        return PositionView._make(values)
+    if tag == "ClosedPosition":
+        return ClosedPosition._make(values)
+    if tag == "OrderView":
+        return OrderView._make(values)
+    return AccountSummary._make(values)

@@ -1,0 +1,149 @@
+"""Immutable commands: everything that can change the core's state.
+
+Every command carries the `seq` and `ts` (Unix epoch nanoseconds) that the sequencer assigned.
+Prices and distances are tick counts, quantities lot counts, money micro-dollars (see
+`engine_svc.core`). For the optional price fields of `ModifyPosition`, None leaves the value
+unchanged and `CLEAR` (0) removes it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .enums import OrderType, Side
+
+CLEAR = 0
+
+
+class CreateAccount(NamedTuple):
+    """Open a trading account with an initial deposit; repeating it changes nothing."""
+
+    seq: int
+    ts: int
+    account_id: str
+    initial_balance: int
+
+
+class Deposit(NamedTuple):
+    """Credit an account's balance (the only source of money)."""
+
+    seq: int
+    ts: int
+    account_id: str
+    amount: int
+    client_order_id: str | None = None
+
+
+class ApplyQuote(NamedTuple):
+    """Apply a price tick, expire due orders and fire every trigger it crosses."""
+
+    seq: int
+    ts: int
+    symbol: str
+    bid: int
+    ask: int
+
+
+class OpenPosition(NamedTuple):
+    """Open a market position sized by exactly one of `quantity` (lots) or `margin`."""
+
+    seq: int
+    ts: int
+    account_id: str
+    symbol: str
+    side: Side
+    leverage: int
+    quantity: int | None = None
+    margin: int | None = None
+    expected_price: int | None = None
+    max_slippage_bps: int | None = None
+    take_profit: int | None = None
+    stop_loss: int | None = None
+    trailing_distance: int | None = None
+    client_order_id: str | None = None
+
+
+class ClosePosition(NamedTuple):
+    """Close all of a position (`quantity` None) or that many lots of it."""
+
+    seq: int
+    ts: int
+    account_id: str
+    position_id: str
+    quantity: int | None = None
+    client_order_id: str | None = None
+
+
+class AddMargin(NamedTuple):
+    """Move money from the balance into a position's margin."""
+
+    seq: int
+    ts: int
+    account_id: str
+    position_id: str
+    amount: int
+    client_order_id: str | None = None
+
+
+class ModifyPosition(NamedTuple):
+    """Set (a value), clear (`CLEAR`) or keep (None) take profit, stop loss, trailing distance."""
+
+    seq: int
+    ts: int
+    account_id: str
+    position_id: str
+    take_profit: int | None = None
+    stop_loss: int | None = None
+    trailing_distance: int | None = None
+    client_order_id: str | None = None
+
+
+class PlaceOrder(NamedTuple):
+    """Place a pending limit or stop order sized by exactly one of `quantity` or `margin`."""
+
+    seq: int
+    ts: int
+    account_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    trigger_price: int
+    leverage: int
+    quantity: int | None = None
+    margin: int | None = None
+    take_profit: int | None = None
+    stop_loss: int | None = None
+    trailing_distance: int | None = None
+    expire_time: int | None = None
+    client_order_id: str | None = None
+
+
+class CancelOrder(NamedTuple):
+    """Cancel a pending order."""
+
+    seq: int
+    ts: int
+    account_id: str
+    order_id: str
+    client_order_id: str | None = None
+
+
+class ExpireOrders(NamedTuple):
+    """Expire every pending order whose expire time is at or before `ts`."""
+
+    seq: int
+    ts: int
+
+
+Command = (
+    CreateAccount
+    | Deposit
+    | ApplyQuote
+    | OpenPosition
+    | ClosePosition
+    | AddMargin
+    | ModifyPosition
+    | PlaceOrder
+    | CancelOrder
+    | ExpireOrders
+)

@@ -1,0 +1,1305 @@
+"""The deterministic trading core: `Core.apply(command) -> Result` plus read queries.
+
+See the package docstring for scales, trigger order and idempotency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from heapq import heappop, heappush
+
+from .codec import CodecError, decode_payload, dumps_canonical, encode_payload, loads_strict
+from .commands import (
+    AddMargin,
+    ApplyQuote,
+    CancelOrder,
+    ClosePosition,
+    Command,
+    CreateAccount,
+    Deposit,
+    ExpireOrders,
+    ModifyPosition,
+    OpenPosition,
+    PlaceOrder,
+)
+from .enums import BalanceKind, CloseReason, OrderStatus, OrderType, Side, check_order_transition
+from .events import (
+    AccountCreated,
+    BalanceChanged,
+    Event,
+    MarginAdded,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderPlaced,
+    OrderRejected,
+    PositionClosed,
+    PositionModified,
+    PositionOpened,
+)
+from .indexes import (
+    ASK_ABOVE,
+    ASK_BELOW,
+    BID_ABOVE,
+    BID_BELOW,
+    KIND_LIQUIDATION,
+    KIND_ORDER,
+    KIND_STOP_LOSS,
+    MAX_KEY,
+    SymbolBook,
+    entry_key,
+    entry_kind,
+)
+from .instruments import Instrument, default_instruments
+from .reasons import Reason
+from .results import Result, accepted, rejected
+from .state import Account, Order, Position
+from .units import MAX_MONEY_MICROS, MAX_PRICE_TICKS, MAX_QUANTITY_LOTS
+from .views import (
+    AccountSummary,
+    ClosedPosition,
+    CoreStats,
+    OrderView,
+    PositionView,
+    QuoteView,
+)
+
+MAX_CLIENT_ORDER_ID = 64
+MAX_ACCOUNT_ID = 128
+MAX_SLIPPAGE_BPS = 10_000_000
+MAX_TIME_NS = (1 << 63) - 1
+_EXPIRY_SHIFT = 48
+
+# Close reason priority when several triggers of one position fire in the same tick.
+_PRIORITY_LIQUIDATION = 0
+_PRIORITY_STOP_LOSS = 1
+_PRIORITY_TRAILING = 2
+_PRIORITY_TAKE_PROFIT = 3
+_PRIORITY_REASONS = (
+    CloseReason.LIQUIDATION,
+    CloseReason.STOP_LOSS,
+    CloseReason.TRAILING_STOP,
+    CloseReason.TAKE_PROFIT,
+)
+
+
+class SequenceError(ValueError):
+    """A command's seq is not an integer above the last applied one (a caller bug)."""
+
+
+class RejectionError(Exception):
+    """Raised inside a command handler to reject it before anything changed."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def position_id(key: int) -> str:
+    """Return the public id of the position with internal key `key`."""
+    return f"p-{key}"
+
+
+def order_id(key: int) -> str:
+    """Return the public id of the order with internal key `key`."""
+    return f"o-{key}"
+
+
+def parse_id(text: object, prefix: str) -> int:
+    """Return the key in an id like ``p-42`` for prefix ``p-``, or -1 if it is not one."""
+    if not isinstance(text, str) or not text.startswith(prefix) or len(text) > 24:
+        return -1
+    digits = text[len(prefix) :]
+    if not digits.isdigit() or not digits.isascii() or (digits[0] == "0" and digits != "0"):
+        return -1
+    return int(digits)
+
+
+def _optional(value: int) -> int | None:
+    return value if value != 0 else None
+
+
+def _check_int(value: object, name: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise RejectionError(Reason.VALIDATION_FAILED, f"{name} must be an integer")
+    if value < low or value > high:
+        raise RejectionError(Reason.VALIDATION_FAILED, f"{name} must be within {low}..{high}")
+    return value
+
+
+def _check_optional_price(value: object, name: str, allow_clear: bool) -> int | None:
+    if value is None:
+        return None
+    low = 0 if allow_clear else 1
+    return _check_int(value, name, low, MAX_PRICE_TICKS)
+
+
+class Core:
+    """The whole trading state and the only code that changes it.
+
+    Build it with the instrument configuration (API.md defaults when omitted), feed it
+    commands in sequence order through `apply`, read it through the query methods.
+    """
+
+    def __init__(self, instruments: Mapping[str, Instrument] | None = None) -> None:
+        chosen = default_instruments() if instruments is None else dict(instruments)
+        for symbol, instrument in chosen.items():
+            if symbol != instrument.symbol:
+                raise ValueError(f"instrument {instrument.symbol} registered as {symbol}")
+        self.instruments: dict[str, Instrument] = dict(sorted(chosen.items()))
+        self.accounts: dict[str, Account] = {}
+        self.positions: dict[int, Position] = {}
+        self.orders: dict[int, Order] = {}
+        self.books: dict[str, SymbolBook] = {
+            symbol: SymbolBook(self.positions, self.orders) for symbol in self.instruments
+        }
+        self.quotes: dict[str, QuoteView] = {}
+        self.expiry: list[int] = []
+        self.house_balance = 0
+        self.total_deposits = 0
+        self.last_seq = 0
+
+    # ----------------------------------------------------------------- entry point
+
+    def apply(self, command: Command) -> Result:
+        """Apply one command; return its result. A rejection changes no state but `last_seq`.
+
+        Raises `SequenceError` when `command.seq` is not above the last applied seq, and
+        `TypeError` for an object that is not a command.
+        """
+        seq = command.seq
+        if not _is_int(seq) or seq <= self.last_seq or seq > MAX_KEY:
+            raise SequenceError(f"seq {seq!r} must be an integer above {self.last_seq}")
+        ts = command.ts
+        self.last_seq = seq
+        if not _is_int(ts) or ts < 0 or ts > MAX_TIME_NS:
+            return rejected(Reason.VALIDATION_FAILED, "ts must be epoch nanoseconds")
+        try:
+            if isinstance(command, ApplyQuote):
+                return self._apply_quote(command)
+            if isinstance(command, OpenPosition):
+                return self._open_position(command)
+            if isinstance(command, ClosePosition):
+                return self._close_position(command)
+            if isinstance(command, ModifyPosition):
+                return self._modify_position(command)
+            if isinstance(command, AddMargin):
+                return self._add_margin(command)
+            if isinstance(command, PlaceOrder):
+                return self._place_order(command)
+            if isinstance(command, CancelOrder):
+                return self._cancel_order(command)
+            if isinstance(command, ExpireOrders):
+                events: list[Event] = []
+                self._expire_orders(seq, ts, events)
+                return accepted(None, tuple(events))
+            if isinstance(command, CreateAccount):
+                return self._create_account(command)
+            if isinstance(command, Deposit):
+                return self._deposit(command)
+        except RejectionError as rejection:
+            return rejected(rejection.reason, rejection.message)
+        raise TypeError(f"not a core command: {type(command).__name__}")
+
+    # ----------------------------------------------------------------- accounts
+
+    def _create_account(self, command: CreateAccount) -> Result:
+        account_id = self._check_account_id(command.account_id)
+        existing = self.accounts.get(account_id)
+        if existing is not None:
+            return Result(None, "", self._summary(existing), (), True)
+        amount = _check_int(command.initial_balance, "initial_balance", 0, MAX_MONEY_MICROS)
+        if self.total_deposits + amount > MAX_MONEY_MICROS * 1000:
+            raise RejectionError(Reason.VALIDATION_FAILED, "total deposits would be too large")
+        account = Account(account_id, amount)
+        self.accounts[account_id] = account
+        self.total_deposits += amount
+        event = AccountCreated(command.seq, command.ts, account_id, amount)
+        return accepted(self._summary(account), (event,))
+
+    def _deposit(self, command: Deposit) -> Result:
+        account = self._account(command.account_id)
+        duplicate = self._duplicate(account, command.client_order_id)
+        if duplicate is not None:
+            return duplicate
+        amount = _check_int(command.amount, "amount", 1, MAX_MONEY_MICROS)
+        if account.balance + amount > MAX_MONEY_MICROS * 1000:
+            raise RejectionError(Reason.VALIDATION_FAILED, "balance would be too large")
+        account.balance += amount
+        self.total_deposits += amount
+        event = BalanceChanged(
+            command.seq,
+            command.ts,
+            account.account_id,
+            BalanceKind.DEPOSIT,
+            amount,
+            account.balance,
+            "",
+        )
+        return self._remember(account, command.client_order_id, self._summary(account), (event,))
+
+    def _check_account_id(self, account_id: object) -> str:
+        if (
+            not isinstance(account_id, str)
+            or not 0 < len(account_id) <= MAX_ACCOUNT_ID
+            or not account_id.isprintable()
+            or " " in account_id
+        ):
+            raise RejectionError(Reason.VALIDATION_FAILED, "account_id must be 1-128 visible chars")
+        return account_id
+
+    def _account(self, account_id: object) -> Account:
+        account = self.accounts.get(account_id) if isinstance(account_id, str) else None
+        if account is None:
+            raise RejectionError(Reason.ACCOUNT_NOT_FOUND, f"account {account_id!r} not found")
+        return account
+
+    def _duplicate(self, account: Account, client_order_id: object) -> Result | None:
+        if client_order_id is None:
+            return None
+        if (
+            not isinstance(client_order_id, str)
+            or not 0 < len(client_order_id) <= MAX_CLIENT_ORDER_ID
+        ):
+            raise RejectionError(
+                Reason.VALIDATION_FAILED, "client_order_id must be 1-64 characters"
+            )
+        return account.results.get(client_order_id)
+
+    def _remember(
+        self,
+        account: Account,
+        client_order_id: str | None,
+        payload: PositionView | ClosedPosition | OrderView | AccountSummary,
+        events: tuple[Event, ...],
+    ) -> Result:
+        if client_order_id is not None:
+            account.results[client_order_id] = Result(None, "", payload, (), True)
+        return accepted(payload, events)
+
+    # ----------------------------------------------------------------- validation helpers
+
+    def _instrument(self, symbol: object) -> Instrument:
+        instrument = self.instruments.get(symbol) if isinstance(symbol, str) else None
+        if instrument is None:
+            raise RejectionError(Reason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+        return instrument
+
+    def _quote(self, symbol: str) -> QuoteView:
+        quote = self.quotes.get(symbol)
+        if quote is None:
+            raise RejectionError(Reason.PRICE_UNAVAILABLE, f"no price for {symbol} yet")
+        return quote
+
+    @staticmethod
+    def _side(side: object) -> bool:
+        if side is Side.BUY:
+            return True
+        if side is Side.SELL:
+            return False
+        raise RejectionError(Reason.VALIDATION_FAILED, "side must be BUY or SELL")
+
+    @staticmethod
+    def _leverage(leverage: object, instrument: Instrument) -> int:
+        if (
+            not isinstance(leverage, int)
+            or isinstance(leverage, bool)
+            or not 1 <= leverage <= instrument.max_leverage
+        ):
+            raise RejectionError(
+                Reason.INVALID_LEVERAGE,
+                f"leverage must be an integer within 1..{instrument.max_leverage}",
+            )
+        return leverage
+
+    @staticmethod
+    def _sizing(quantity: object, margin: object) -> tuple[int, int]:
+        if (quantity is None) == (margin is None):
+            raise RejectionError(
+                Reason.VALIDATION_FAILED, "give exactly one of quantity and margin"
+            )
+        if quantity is not None:
+            if not isinstance(quantity, int) or isinstance(quantity, bool):
+                raise RejectionError(Reason.VALIDATION_FAILED, "quantity must be an integer")
+            lots = quantity
+            if lots < 1:
+                raise RejectionError(Reason.QUANTITY_TOO_SMALL, "quantity is below the lot step")
+            if lots > MAX_QUANTITY_LOTS:
+                raise RejectionError(Reason.VALIDATION_FAILED, "quantity is too large")
+            return lots, 0
+        return 0, _check_int(margin, "margin", 1, MAX_MONEY_MICROS)
+
+    @staticmethod
+    def _check_stops(is_buy: bool, reference: int, tp: int, sl: int) -> None:
+        """Require SL < reference < TP for a buy and TP < reference < SL for a sell."""
+        if is_buy:
+            if (sl and sl >= reference) or (tp and tp <= reference):
+                raise RejectionError(
+                    Reason.INVALID_STOPS, "a buy needs stop loss < price < take profit"
+                )
+        elif (tp and tp >= reference) or (sl and sl <= reference):
+            raise RejectionError(
+                Reason.INVALID_STOPS, "a sell needs take profit < price < stop loss"
+            )
+
+    # ----------------------------------------------------------------- positions
+
+    def _open_position(self, command: OpenPosition) -> Result:
+        account = self._account(command.account_id)
+        duplicate = self._duplicate(account, command.client_order_id)
+        if duplicate is not None:
+            return duplicate
+        instrument = self._instrument(command.symbol)
+        is_buy = self._side(command.side)
+        leverage = self._leverage(command.leverage, instrument)
+        lots, margin_budget = self._sizing(command.quantity, command.margin)
+        tp = _check_optional_price(command.take_profit, "take_profit", False) or 0
+        sl = _check_optional_price(command.stop_loss, "stop_loss", False) or 0
+        trail = _check_optional_price(command.trailing_distance, "trailing_distance", False) or 0
+        expected = _check_optional_price(command.expected_price, "expected_price", False)
+        bps = command.max_slippage_bps
+        if bps is not None:
+            bps = _check_int(bps, "max_slippage_bps", 0, MAX_SLIPPAGE_BPS)
+        quote = self._quote(instrument.symbol)
+        fill = quote.ask if is_buy else quote.bid
+        if (
+            expected is not None
+            and bps is not None
+            and abs(fill - expected) * 10_000 > (bps * expected)
+        ):
+            raise RejectionError(
+                Reason.SLIPPAGE_EXCEEDED,
+                f"fill price {instrument.format_price(fill)} is more than {bps} bps from "
+                f"the expected {instrument.format_price(expected)}",
+            )
+        if lots == 0:
+            lots = instrument.lots_floor_for_margin(margin_budget, leverage, fill)
+            if lots < 1:
+                raise RejectionError(
+                    Reason.QUANTITY_TOO_SMALL, "margin buys less than one lot step"
+                )
+            if lots > MAX_QUANTITY_LOTS:
+                raise RejectionError(Reason.VALIDATION_FAILED, "quantity is too large")
+        self._check_stops(is_buy, quote.bid if is_buy else quote.ask, tp, sl)
+        margin = instrument.margin_ceil_micros(fill, lots, leverage)
+        if margin > account.balance:
+            raise RejectionError(
+                Reason.INSUFFICIENT_BALANCE,
+                f"margin {margin} micro-USD exceeds the balance {account.balance}",
+            )
+        events: list[Event] = []
+        position = self._create_position(
+            account,
+            instrument,
+            quote,
+            command.seq,
+            command.seq,
+            command.ts,
+            is_buy,
+            lots,
+            leverage,
+            margin,
+            tp,
+            sl,
+            trail,
+            command.client_order_id,
+            0,
+            events,
+        )
+        view = self._position_view(position)
+        return self._remember(account, command.client_order_id, view, tuple(events))
+
+    def _create_position(
+        self,
+        account: Account,
+        instrument: Instrument,
+        quote: QuoteView,
+        key: int,
+        seq: int,
+        ts: int,
+        is_buy: bool,
+        lots: int,
+        leverage: int,
+        margin: int,
+        tp: int,
+        sl: int,
+        trail: int,
+        client_order_id: str | None,
+        order_key: int,
+        events: list[Event],
+    ) -> Position:
+        book = self.books[instrument.symbol]
+        if is_buy:
+            level = book.long_trail.attach(quote.bid)
+            entry = quote.ask
+        else:
+            level = book.short_trail.attach(-quote.ask)
+            entry = quote.bid
+        position = Position(
+            key,
+            account.account_id,
+            instrument.symbol,
+            is_buy,
+            lots,
+            leverage,
+            entry,
+            margin,
+            seq,
+            ts,
+            client_order_id,
+            order_key,
+            level,
+        )
+        position.tp = tp
+        position.sl = sl
+        position.trail = trail
+        account.balance -= margin
+        account.used_margin += margin
+        self.positions[key] = position
+        account.positions[key] = position
+        self._set_liquidation(position, instrument, book)
+        self._index_stops(position, book)
+        events.append(
+            BalanceChanged(
+                seq,
+                ts,
+                account.account_id,
+                BalanceKind.MARGIN_RESERVED,
+                -margin,
+                account.balance,
+                position_id(key),
+            )
+        )
+        events.append(PositionOpened(seq, ts, account.account_id, self._position_view(position)))
+        return position
+
+    def _set_liquidation(
+        self, position: Position, instrument: Instrument, book: SymbolBook
+    ) -> None:
+        """Recompute maintenance margin and liquidation price and index the new price."""
+        maintenance = instrument.maintenance_ceil_micros(position.entry, position.quantity)
+        move = instrument.ticks_floor_for_money(position.margin - maintenance, position.quantity)
+        position.maintenance = maintenance
+        if position.is_buy:
+            # entry - x rounded up to the tick is entry - floor(x).
+            liq = position.entry - move
+            changed = liq != position.liq
+            position.liq = liq
+            if changed:
+                book.push(BID_BELOW, liq, position.key, KIND_LIQUIDATION)
+        else:
+            liq = position.entry + move
+            changed = liq != position.liq
+            position.liq = liq
+            if changed:
+                book.push(ASK_ABOVE, liq, position.key, KIND_LIQUIDATION)
+
+    def _index_stops(self, position: Position, book: SymbolBook) -> None:
+        if position.sl:
+            book.push(BID_BELOW if position.is_buy else ASK_ABOVE, position.sl, position.key, 1)
+        if position.tp:
+            book.push(BID_ABOVE if position.is_buy else ASK_BELOW, position.tp, position.key, 2)
+        if position.trail:
+            trail_book = book.long_trail if position.is_buy else book.short_trail
+            trail_book.add_trailing(position)
+
+    def _find_position(self, account: Account, text: object) -> Position:
+        position = account.positions.get(parse_id(text, "p-"))
+        if position is None:
+            raise RejectionError(Reason.POSITION_NOT_FOUND, f"position {text!r} not found")
+        return position
+
+    def _close_position(self, command: ClosePosition) -> Result:
+        account = self._account(command.account_id)
+        duplicate = self._duplicate(account, command.client_order_id)
+        if duplicate is not None:
+            return duplicate
+        position = self._find_position(account, command.position_id)
+        lots = position.quantity
+        if command.quantity is not None:
+            if not isinstance(command.quantity, int) or isinstance(command.quantity, bool):
+                raise RejectionError(Reason.VALIDATION_FAILED, "quantity must be an integer")
+            lots = command.quantity
+            if lots < 1:
+                raise RejectionError(Reason.QUANTITY_TOO_SMALL, "quantity is below the lot step")
+            if lots > position.quantity:
+                raise RejectionError(
+                    Reason.VALIDATION_FAILED, "quantity exceeds the position's quantity"
+                )
+        quote = self._quote(position.symbol)
+        price = quote.bid if position.is_buy else quote.ask
+        events: list[Event] = []
+        closed = self._settle_close(
+            position, lots, price, CloseReason.USER, command.seq, command.ts, events
+        )
+        return self._remember(account, command.client_order_id, closed, tuple(events))
+
+    def _settle_close(
+        self,
+        position: Position,
+        lots: int,
+        price: int,
+        reason: CloseReason,
+        seq: int,
+        ts: int,
+        events: list[Event],
+    ) -> ClosedPosition:
+        """Close `lots` of a position at `price`; settle margin, PnL and the house's share."""
+        instrument = self.instruments[position.symbol]
+        account = self.accounts[position.account_id]
+        book = self.books[position.symbol]
+        full = lots == position.quantity
+        released = position.margin if full else (position.margin * lots) // position.quantity
+        move = price - position.entry if position.is_buy else position.entry - price
+        pnl = instrument.pnl_floor_micros(move, lots)
+        credited = released + pnl
+        absorbed = 0
+        if credited < 0:
+            absorbed = -credited
+            credited = 0
+        account.used_margin -= released
+        account.balance += credited
+        self.house_balance += released - credited
+        remaining: PositionView | None = None
+        if full:
+            del self.positions[position.key]
+            del account.positions[position.key]
+            trail_book = book.long_trail if position.is_buy else book.short_trail
+            trail_book.detach(position)
+        else:
+            position.quantity -= lots
+            position.margin -= released
+            self._set_liquidation(position, instrument, book)
+            remaining = self._position_view(position)
+        closed = ClosedPosition(
+            position_id(position.key),
+            account.account_id,
+            position.symbol,
+            Side.BUY if position.is_buy else Side.SELL,
+            position.leverage,
+            position.entry,
+            lots,
+            price,
+            released,
+            pnl,
+            absorbed,
+            credited,
+            reason,
+            position.open_ts,
+            ts,
+            seq,
+            position.client_order_id,
+            remaining,
+        )
+        events.append(PositionClosed(seq, ts, account.account_id, closed))
+        events.append(
+            BalanceChanged(
+                seq,
+                ts,
+                account.account_id,
+                BalanceKind.CLOSE_SETTLED,
+                credited,
+                account.balance,
+                position_id(position.key),
+            )
+        )
+        return closed
+
+    def _add_margin(self, command: AddMargin) -> Result:
+        account = self._account(command.account_id)
+        duplicate = self._duplicate(account, command.client_order_id)
+        if duplicate is not None:
+            return duplicate
+        position = self._find_position(account, command.position_id)
+        amount = _check_int(command.amount, "amount", 1, MAX_MONEY_MICROS)
+        if amount > account.balance:
+            raise RejectionError(
+                Reason.INSUFFICIENT_BALANCE,
+                f"amount {amount} micro-USD exceeds the balance {account.balance}",
+            )
+        account.balance -= amount
+        account.used_margin += amount
+        position.margin += amount
+        self._set_liquidation(
+            position, self.instruments[position.symbol], self.books[position.symbol]
+        )
+        view = self._position_view(position)
+        events: tuple[Event, ...] = (
+            BalanceChanged(
+                command.seq,
+                command.ts,
+                account.account_id,
+                BalanceKind.MARGIN_ADDED,
+                -amount,
+                account.balance,
+                position_id(position.key),
+            ),
+            MarginAdded(command.seq, command.ts, account.account_id, amount, view),
+        )
+        return self._remember(account, command.client_order_id, view, events)
+
+    def _modify_position(self, command: ModifyPosition) -> Result:
+        account = self._account(command.account_id)
+        duplicate = self._duplicate(account, command.client_order_id)
+        if duplicate is not None:
+            return duplicate
+        position = self._find_position(account, command.position_id)
+        tp = _check_optional_price(command.take_profit, "take_profit", True)
+        sl = _check_optional_price(command.stop_loss, "stop_loss", True)
+        trail = _check_optional_price(command.trailing_distance, "trailing_distance", True)
+        if tp is None and sl is None and trail is None:
+            raise RejectionError(Reason.VALIDATION_FAILED, "nothing to modify")
+        quote = self._quote(position.symbol)
+        reference = quote.bid if position.is_buy else quote.ask
+        self._check_stops(position.is_buy, reference, tp or 0, sl or 0)
+        if trail:
+            best = position.best_price()
+            stop = best - trail if position.is_buy else best + trail
+            if (position.is_buy and stop >= reference) or (
+                not position.is_buy and stop <= reference
+            ):
+                raise RejectionError(
+                    Reason.INVALID_STOPS, "the trailing stop would already be crossed"
+                )
+        book = self.books[position.symbol]
+        if tp is not None and tp != position.tp:
+            position.tp = tp
+            if tp:
+                book.push(BID_ABOVE if position.is_buy else ASK_BELOW, tp, position.key, 2)
+        if sl is not None and sl != position.sl:
+            position.sl = sl
+            if sl:
+                book.push(BID_BELOW if position.is_buy else ASK_ABOVE, sl, position.key, 1)
+        if trail is not None and trail != position.trail:
+            position.trail = trail
+            if trail:
+                trail_book = book.long_trail if position.is_buy else book.short_trail
+                trail_book.add_trailing(position)
+        view = self._position_view(position)
+        event = PositionModified(command.seq, command.ts, account.account_id, view)
+        return self._remember(account, command.client_order_id, view, (event,))
+
+    # ----------------------------------------------------------------- orders
+
+    def _place_order(self, command: PlaceOrder) -> Result:
+        account = self._account(command.account_id)
+        duplicate = self._duplicate(account, command.client_order_id)
+        if duplicate is not None:
+            return duplicate
+        instrument = self._instrument(command.symbol)
+        is_buy = self._side(command.side)
+        if command.order_type is OrderType.LIMIT:
+            is_limit = True
+        elif command.order_type is OrderType.STOP:
+            is_limit = False
+        else:
+            raise RejectionError(Reason.VALIDATION_FAILED, "order_type must be LIMIT or STOP")
+        leverage = self._leverage(command.leverage, instrument)
+        lots, margin = self._sizing(command.quantity, command.margin)
+        trigger = _check_int(command.trigger_price, "trigger_price", 1, MAX_PRICE_TICKS)
+        tp = _check_optional_price(command.take_profit, "take_profit", False) or 0
+        sl = _check_optional_price(command.stop_loss, "stop_loss", False) or 0
+        trail = _check_optional_price(command.trailing_distance, "trailing_distance", False) or 0
+        expire = 0
+        if command.expire_time is not None:
+            expire = _check_int(command.expire_time, "expire_time", 1, MAX_TIME_NS)
+            if expire <= command.ts:
+                raise RejectionError(Reason.VALIDATION_FAILED, "expire_time is not in the future")
+        quote = self._quote(instrument.symbol)
+        current = quote.ask if is_buy else quote.bid
+        # A limit must be better than the current price and a stop worse.
+        better = trigger < current if is_buy else trigger > current
+        if better != is_limit:
+            kind = "limit" if is_limit else "stop"
+            direction = "below" if is_buy == is_limit else "above"
+            raise RejectionError(
+                Reason.VALIDATION_FAILED,
+                f"a {'buy' if is_buy else 'sell'} {kind} trigger must be {direction} "
+                f"the current {'ask' if is_buy else 'bid'}",
+            )
+        self._check_stops(is_buy, trigger, tp, sl)
+        key = command.seq
+        order = Order(
+            key,
+            account.account_id,
+            instrument.symbol,
+            is_buy,
+            is_limit,
+            trigger,
+            leverage,
+            lots,
+            margin,
+            tp,
+            sl,
+            trail,
+            expire,
+            command.ts,
+            command.client_order_id,
+        )
+        self.orders[key] = order
+        account.orders[key] = order
+        self._index_order(order)
+        view = self._order_view(order, OrderStatus.PENDING, 0, None)
+        event = OrderPlaced(command.seq, command.ts, account.account_id, view)
+        return self._remember(account, command.client_order_id, view, (event,))
+
+    def _index_order(self, order: Order) -> None:
+        book = self.books[order.symbol]
+        if order.is_buy:
+            which = ASK_BELOW if order.is_limit else ASK_ABOVE
+        else:
+            which = BID_ABOVE if order.is_limit else BID_BELOW
+        book.push(which, order.trigger, order.key, KIND_ORDER)
+        if order.expire:
+            heappush(self.expiry, (order.expire << _EXPIRY_SHIFT) | order.key)
+
+    def _remove_order(self, order: Order) -> None:
+        del self.orders[order.key]
+        del self.accounts[order.account_id].orders[order.key]
+
+    def _cancel_order(self, command: CancelOrder) -> Result:
+        account = self._account(command.account_id)
+        duplicate = self._duplicate(account, command.client_order_id)
+        if duplicate is not None:
+            return duplicate
+        order = account.orders.get(parse_id(command.order_id, "o-"))
+        if order is None:
+            raise RejectionError(Reason.ORDER_NOT_FOUND, f"order {command.order_id!r} not found")
+        self._remove_order(order)
+        view = self._order_view(order, OrderStatus.CANCELLED, 0, None)
+        event = OrderCancelled(command.seq, command.ts, account.account_id, view)
+        return self._remember(account, command.client_order_id, view, (event,))
+
+    def _expire_orders(self, seq: int, ts: int, events: list[Event]) -> None:
+        heap = self.expiry
+        limit = ts << _EXPIRY_SHIFT | MAX_KEY
+        while heap and heap[0] <= limit:
+            entry = heappop(heap)
+            order = self.orders.get(entry & MAX_KEY)
+            if order is None or order.expire != entry >> _EXPIRY_SHIFT:
+                continue
+            self._remove_order(order)
+            view = self._order_view(order, OrderStatus.EXPIRED, 0, None)
+            events.append(OrderExpired(seq, ts, order.account_id, view))
+
+    def _fill_order(self, order: Order, quote: QuoteView, events: list[Event]) -> None:
+        """Open the position of a triggered order, or reject the order."""
+        instrument = self.instruments[order.symbol]
+        account = self.accounts[order.account_id]
+        self._remove_order(order)
+        fill = quote.ask if order.is_buy else quote.bid
+        lots = order.quantity
+        try:
+            if lots == 0:
+                lots = instrument.lots_floor_for_margin(order.margin, order.leverage, fill)
+                if lots < 1:
+                    raise RejectionError(Reason.QUANTITY_TOO_SMALL, "margin buys less than one lot")
+                if lots > MAX_QUANTITY_LOTS:
+                    raise RejectionError(Reason.VALIDATION_FAILED, "quantity is too large")
+            reference = quote.bid if order.is_buy else quote.ask
+            self._check_stops(order.is_buy, reference, order.tp, order.sl)
+            margin = instrument.margin_ceil_micros(fill, lots, order.leverage)
+            if margin > account.balance:
+                raise RejectionError(
+                    Reason.INSUFFICIENT_BALANCE,
+                    f"margin {margin} micro-USD exceeds the balance {account.balance}",
+                )
+        except RejectionError as rejection:
+            view = self._order_view(order, OrderStatus.REJECTED, 0, rejection.reason)
+            events.append(
+                OrderRejected(
+                    quote.seq,
+                    quote.ts,
+                    account.account_id,
+                    view,
+                    rejection.reason,
+                    rejection.message,
+                )
+            )
+            return
+        view = self._order_view(order, OrderStatus.FILLED, order.key, None)
+        events.append(OrderFilled(quote.seq, quote.ts, account.account_id, view))
+        self._create_position(
+            account,
+            instrument,
+            quote,
+            order.key,
+            quote.seq,
+            quote.ts,
+            order.is_buy,
+            lots,
+            order.leverage,
+            margin,
+            order.tp,
+            order.sl,
+            order.trail,
+            order.client_order_id,
+            order.key,
+            events,
+        )
+
+    # ----------------------------------------------------------------- quotes
+
+    def _apply_quote(self, command: ApplyQuote) -> Result:
+        instrument = self._instrument(command.symbol)
+        bid = _check_int(command.bid, "bid", 1, MAX_PRICE_TICKS)
+        ask = _check_int(command.ask, "ask", 1, MAX_PRICE_TICKS)
+        if bid >= ask:
+            raise RejectionError(Reason.VALIDATION_FAILED, "bid must be below ask")
+        seq = command.seq
+        ts = command.ts
+        events: list[Event] = []
+        if self.expiry:
+            self._expire_orders(seq, ts, events)
+        quote = QuoteView(instrument.symbol, bid, ask, seq, ts)
+        self.quotes[instrument.symbol] = quote
+        book = self.books[instrument.symbol]
+        book.long_trail.on_quote(bid)
+        book.short_trail.on_quote(-ask)
+        crossed: list[int] = []
+        book.pop_crossed(bid, ask, crossed)
+        fired: list[int] = []
+        book.long_trail.pop_fired(bid, fired)
+        book.short_trail.pop_fired(-ask, fired)
+        if crossed or fired:
+            self._fire(quote, crossed, fired, events)
+        return accepted(quote, tuple(events))
+
+    def _fire(
+        self, quote: QuoteView, crossed: list[int], fired: list[int], events: list[Event]
+    ) -> None:
+        """Close triggered positions (by key, with the highest-priority reason), then fill
+        triggered orders (by key)."""
+        priority: dict[int, int] = {}
+        order_keys: list[int] = []
+        for entry in crossed:
+            kind = entry_kind(entry)
+            key = entry_key(entry)
+            if kind == KIND_ORDER:
+                order_keys.append(key)
+                continue
+            rank = (
+                _PRIORITY_LIQUIDATION
+                if kind == KIND_LIQUIDATION
+                else _PRIORITY_STOP_LOSS
+                if kind == KIND_STOP_LOSS
+                else _PRIORITY_TAKE_PROFIT
+            )
+            if priority.get(key, 9) > rank:
+                priority[key] = rank
+        for key in fired:
+            if priority.get(key, 9) > _PRIORITY_TRAILING:
+                priority[key] = _PRIORITY_TRAILING
+        for key in sorted(priority):
+            position = self.positions[key]
+            price = quote.bid if position.is_buy else quote.ask
+            self._settle_close(
+                position,
+                position.quantity,
+                price,
+                _PRIORITY_REASONS[priority[key]],
+                quote.seq,
+                quote.ts,
+                events,
+            )
+        for key in sorted(set(order_keys)):
+            order = self.orders.get(key)
+            if order is not None:
+                self._fill_order(order, quote, events)
+
+    # ----------------------------------------------------------------- views and queries
+
+    def _unrealized(self, position: Position) -> int | None:
+        quote = self.quotes.get(position.symbol)
+        if quote is None:
+            return None
+        move = quote.bid - position.entry if position.is_buy else position.entry - quote.ask
+        return self.instruments[position.symbol].pnl_floor_micros(move, position.quantity)
+
+    def _position_view(self, position: Position) -> PositionView:
+        trailing_stop = position.trailing_stop()
+        return PositionView(
+            position_id(position.key),
+            position.account_id,
+            position.symbol,
+            Side.BUY if position.is_buy else Side.SELL,
+            position.quantity,
+            position.leverage,
+            position.entry,
+            position.margin,
+            position.maintenance,
+            position.liq,
+            _optional(position.tp),
+            _optional(position.sl),
+            _optional(position.trail),
+            trailing_stop if position.trail else None,
+            self._unrealized(position),
+            position.open_seq,
+            position.open_ts,
+            position.client_order_id,
+            order_id(position.order_key) if position.order_key else None,
+        )
+
+    def _order_view(
+        self, order: Order, status: OrderStatus, filled_key: int, reason: Reason | None
+    ) -> OrderView:
+        if status is not OrderStatus.PENDING:
+            check_order_transition(OrderStatus.PENDING, status)
+        return OrderView(
+            order_id(order.key),
+            order.account_id,
+            order.symbol,
+            Side.BUY if order.is_buy else Side.SELL,
+            OrderType.LIMIT if order.is_limit else OrderType.STOP,
+            order.trigger,
+            order.leverage,
+            _optional(order.quantity),
+            _optional(order.margin),
+            _optional(order.tp),
+            _optional(order.sl),
+            _optional(order.trail),
+            _optional(order.expire),
+            status,
+            position_id(filled_key) if filled_key else None,
+            reason,
+            order.key,
+            order.create_ts,
+            order.client_order_id,
+        )
+
+    def _summary(self, account: Account) -> AccountSummary:
+        unrealized = 0
+        for position in account.positions.values():
+            pnl = self._unrealized(position)
+            if pnl is not None:
+                unrealized += pnl
+        used = account.used_margin
+        equity = account.balance + used + unrealized
+        level = (equity * 100_000_000) // used if account.positions and used > 0 else None
+        return AccountSummary(
+            account.account_id,
+            account.balance,
+            used,
+            unrealized,
+            equity,
+            account.balance,
+            level,
+            len(account.positions),
+            len(account.orders),
+        )
+
+    def account_summary(self, account_id: str) -> AccountSummary | None:
+        """Return the API.md account figures, or None for an unknown account."""
+        account = self.accounts.get(account_id)
+        return None if account is None else self._summary(account)
+
+    def list_positions(self, account_id: str) -> list[PositionView]:
+        """Return an account's open positions (oldest first) with live unrealized PnL."""
+        account = self.accounts.get(account_id)
+        if account is None:
+            return []
+        return [self._position_view(account.positions[key]) for key in sorted(account.positions)]
+
+    def get_position(self, account_id: str, position_id_text: str) -> PositionView | None:
+        """Return one of the account's open positions, None if it has no such position."""
+        account = self.accounts.get(account_id)
+        if account is None:
+            return None
+        position = account.positions.get(parse_id(position_id_text, "p-"))
+        return None if position is None else self._position_view(position)
+
+    def list_orders(self, account_id: str) -> list[OrderView]:
+        """Return an account's pending orders, oldest first."""
+        account = self.accounts.get(account_id)
+        if account is None:
+            return []
+        return [
+            self._order_view(account.orders[key], OrderStatus.PENDING, 0, None)
+            for key in sorted(account.orders)
+        ]
+
+    def get_order(self, account_id: str, order_id_text: str) -> OrderView | None:
+        """Return one of the account's pending orders, None if it has no such order."""
+        account = self.accounts.get(account_id)
+        if account is None:
+            return None
+        order = account.orders.get(parse_id(order_id_text, "o-"))
+        return None if order is None else self._order_view(order, OrderStatus.PENDING, 0, None)
+
+    def get_quote(self, symbol: str) -> QuoteView | None:
+        """Return the last quote applied for a symbol."""
+        return self.quotes.get(symbol)
+
+    def list_quotes(self) -> list[QuoteView]:
+        """Return the last quote of every symbol that has one, by symbol."""
+        return [self.quotes[symbol] for symbol in sorted(self.quotes)]
+
+    def has_account(self, account_id: str) -> bool:
+        """Return True when the account exists."""
+        return account_id in self.accounts
+
+    def stats(self) -> CoreStats:
+        """Return counts for monitoring."""
+        return CoreStats(
+            self.last_seq,
+            len(self.accounts),
+            len(self.positions),
+            len(self.orders),
+            self.house_balance,
+            self.total_deposits,
+        )
+
+    def total_user_money(self) -> int:
+        """Return the sum over accounts of balance plus used margin."""
+        return sum(account.balance + account.used_margin for account in self.accounts.values())
+
+    # ----------------------------------------------------------------- snapshots
+
+    def state_rows(self) -> list[object]:
+        """Return the whole state (without `last_seq`) as canonical JSON-ready rows."""
+        instruments = [
+            [
+                i.symbol,
+                i.tick_units,
+                i.price_decimals,
+                i.lot_units,
+                i.quantity_decimals,
+                i.max_leverage,
+                i.maintenance_num,
+                i.maintenance_den,
+            ]
+            for i in self.instruments.values()
+        ]
+        quotes = [[q.symbol, q.bid, q.ask, q.seq, q.ts] for q in self.list_quotes()]
+        accounts: list[object] = []
+        for account_id in sorted(self.accounts):
+            account = self.accounts[account_id]
+            results = [
+                [coid, encode_payload(_stored_payload(account.results[coid]))]
+                for coid in sorted(account.results)
+            ]
+            accounts.append([account_id, account.balance, account.used_margin, results])
+        positions = [
+            [
+                p.key,
+                p.account_id,
+                p.symbol,
+                1 if p.is_buy else 0,
+                p.quantity,
+                p.leverage,
+                p.entry,
+                p.margin,
+                p.tp,
+                p.sl,
+                p.trail,
+                p.best_price(),
+                p.open_seq,
+                p.open_ts,
+                p.client_order_id,
+                p.order_key,
+            ]
+            for p in (self.positions[key] for key in sorted(self.positions))
+        ]
+        orders = [
+            [
+                o.key,
+                o.account_id,
+                o.symbol,
+                1 if o.is_buy else 0,
+                1 if o.is_limit else 0,
+                o.trigger,
+                o.leverage,
+                o.quantity,
+                o.margin,
+                o.tp,
+                o.sl,
+                o.trail,
+                o.expire,
+                o.create_ts,
+                o.client_order_id,
+            ]
+            for o in (self.orders[key] for key in sorted(self.orders))
+        ]
+        return [
+            instruments,
+            self.house_balance,
+            self.total_deposits,
+            quotes,
+            accounts,
+            positions,
+            orders,
+        ]
+
+    def digest(self) -> str:
+        """Return the sha256 hex digest of the canonical state encoding (`last_seq` excluded)."""
+        return hashlib.sha256(dumps_canonical(self.state_rows())).hexdigest()
+
+    def snapshot(self) -> bytes:
+        """Return the whole state, `last_seq` included, as bytes for `Core.restore`."""
+        header = dumps_canonical(
+            {"format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION, "last_seq": self.last_seq}
+        )
+        return header + b"\n" + dumps_canonical(self.state_rows())
+
+    @staticmethod
+    def restore(data: bytes) -> Core:
+        """Rebuild a core from `snapshot` bytes; raise `CodecError` for anything else."""
+        header_bytes, newline, body = bytes(data).partition(b"\n")
+        header = loads_strict(header_bytes)
+        if (
+            not newline
+            or not isinstance(header, dict)
+            or header.get("format") != SNAPSHOT_FORMAT
+            or header.get("version") != SNAPSHOT_VERSION
+        ):
+            raise CodecError("not a core snapshot of a supported version")
+        last_seq = header.get("last_seq")
+        if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
+            raise CodecError("snapshot last_seq must be a non-negative integer")
+        try:
+            return _restore_rows(last_seq, loads_strict(body))
+        except CodecError:
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, AssertionError) as error:
+            raise CodecError(f"inconsistent snapshot: {error}") from None
+
+
+SNAPSHOT_FORMAT = "cfd-core-snapshot"
+SNAPSHOT_VERSION = 1
+
+
+def _stored_payload(result: Result) -> PositionView | ClosedPosition | OrderView | AccountSummary:
+    payload = result.payload
+    assert isinstance(payload, PositionView | ClosedPosition | OrderView | AccountSummary)
+    return payload
+
+
+def _ints(row: list[object], start: int, stop: int) -> list[int]:
+    values: list[int] = []
+    for value in row[start:stop]:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise CodecError("snapshot field must be an integer")
+        values.append(value)
+    return values
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise CodecError("snapshot field must be a string")
+    return value
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _rows(value: object) -> list[list[object]]:
+    if not isinstance(value, list) or not all(isinstance(row, list) for row in value):
+        raise CodecError("snapshot section must be a list of rows")
+    return value
+
+
+def _restore_order(row: list[object]) -> int:
+    best = _ints(row, 11, 12)[0]
+    return -best if row[3] == 1 else best
+
+
+def _restore_rows(last_seq: int, state: object) -> Core:
+    if not isinstance(state, list) or len(state) != 7:
+        raise CodecError("snapshot state must have 7 sections")
+    instruments: dict[str, Instrument] = {}
+    for row in _rows(state[0]):
+        symbol = _text(row[0])
+        instruments[symbol] = Instrument.create(symbol, *_ints(row, 1, 8))
+    core = Core(instruments)
+    core.last_seq = last_seq
+    house, deposits = _ints(state, 1, 3)
+    core.house_balance = house
+    core.total_deposits = deposits
+    for row in _rows(state[3]):
+        symbol = _text(row[0])
+        bid, ask, seq, ts = _ints(row, 1, 5)
+        core._instrument(symbol)
+        core.quotes[symbol] = QuoteView(symbol, bid, ask, seq, ts)
+    for row in _rows(state[4]):
+        account = Account(_text(row[0]), 0)
+        account.balance, account.used_margin = _ints(row, 1, 3)
+        for stored in _rows(row[3]):
+            payload = decode_payload(stored[1])
+            account.results[_text(stored[0])] = Result(None, "", payload, (), True)
+        core.accounts[account.account_id] = account
+    position_rows = _rows(state[5])
+    # Trailing levels are rebuilt per symbol and side from the best price down.
+    position_rows.sort(key=_restore_order)
+    for row in position_rows:
+        (is_buy, quantity, leverage, entry, margin, tp, sl, trail, best, open_seq, open_ts) = _ints(
+            row, 3, 14
+        )
+        key = _ints(row, 0, 1)[0]
+        symbol = _text(row[2])
+        instrument = core._instrument(symbol)
+        account = core.accounts[_text(row[1])]
+        book = core.books[symbol]
+        level = (
+            book.long_trail.restore_level(best) if is_buy else book.short_trail.restore_level(-best)
+        )
+        position = Position(
+            key,
+            account.account_id,
+            symbol,
+            is_buy == 1,
+            quantity,
+            leverage,
+            entry,
+            margin,
+            open_seq,
+            open_ts,
+            _optional_text(row[14]),
+            _ints(row, 15, 16)[0],
+            level,
+        )
+        position.tp, position.sl, position.trail = tp, sl, trail
+        core.positions[key] = position
+        account.positions[key] = position
+        core._set_liquidation(position, instrument, book)
+        core._index_stops(position, book)
+    for row in _rows(state[6]):
+        (key,) = _ints(row, 0, 1)
+        symbol = _text(row[2])
+        core._instrument(symbol)
+        account = core.accounts[_text(row[1])]
+        is_buy, is_limit, trigger, leverage, quantity, margin, tp, sl, trail, expire, create = (
+            _ints(row, 3, 14)
+        )
+        order = Order(
+            key,
+            account.account_id,
+            symbol,
+            is_buy == 1,
+            is_limit == 1,
+            trigger,
+            leverage,
+            quantity,
+            margin,
+            tp,
+            sl,
+            trail,
+            expire,
+            create,
+            _optional_text(row[14]),
+        )
+        core.orders[key] = order
+        account.orders[key] = order
+        core._index_order(order)
+    for account in core.accounts.values():
+        if account.used_margin != sum(p.margin for p in account.positions.values()):
+            raise CodecError(f"account {account.account_id}: used margin != sum of margins")
+    if core.total_user_money() + core.house_balance != core.total_deposits:
+        raise CodecError("snapshot does not conserve money")
+    return core

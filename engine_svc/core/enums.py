@@ -1,0 +1,71 @@
+"""Sides, order types and statuses, close reasons and balance change kinds."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    """Direction of a position or order."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(StrEnum):
+    """Kind of pending order: a limit fires at a better price, a stop at a worse one."""
+
+    LIMIT = "LIMIT"
+    STOP = "STOP"
+
+
+class OrderStatus(StrEnum):
+    """Lifecycle state of a pending order."""
+
+    PENDING = "PENDING"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+    REJECTED = "REJECTED"
+
+
+# The only legal order status transitions; every terminal status is final.
+ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset(
+        {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED}
+    ),
+    OrderStatus.FILLED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.EXPIRED: frozenset(),
+    OrderStatus.REJECTED: frozenset(),
+}
+
+
+class IllegalTransitionError(ValueError):
+    """An order status change that the transition table does not allow."""
+
+
+def check_order_transition(current: OrderStatus, target: OrderStatus) -> OrderStatus:
+    """Return `target` if an order may move from `current` to it, else raise."""
+    if target not in ORDER_TRANSITIONS[current]:
+        raise IllegalTransitionError(f"order status {current.value} cannot become {target.value}")
+    return target
+
+
+class CloseReason(StrEnum):
+    """Why a position (or part of it) was closed."""
+
+    USER = "USER"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    STOP_LOSS = "STOP_LOSS"
+    TRAILING_STOP = "TRAILING_STOP"
+    LIQUIDATION = "LIQUIDATION"
+
+
+class BalanceKind(StrEnum):
+    """What moved money into or out of an account's free balance."""
+
+    DEPOSIT = "DEPOSIT"
+    MARGIN_RESERVED = "MARGIN_RESERVED"
+    MARGIN_ADDED = "MARGIN_ADDED"
+    CLOSE_SETTLED = "CLOSE_SETTLED"

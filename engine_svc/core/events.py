@@ -1,0 +1,129 @@
+"""Immutable past-tense events; each carries the producing command's `seq`, `ts`, account."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .enums import BalanceKind
+from .reasons import Reason
+from .views import ClosedPosition, OrderView, PositionView
+
+
+class AccountCreated(NamedTuple):
+    """A trading account was opened with `initial_balance` micro-dollars."""
+
+    seq: int
+    ts: int
+    account_id: str
+    initial_balance: int
+
+
+class BalanceChanged(NamedTuple):
+    """The free balance moved by signed `amount` to `balance`; `ref_id` names the cause."""
+
+    seq: int
+    ts: int
+    account_id: str
+    kind: BalanceKind
+    amount: int
+    balance: int
+    ref_id: str
+
+
+class PositionOpened(NamedTuple):
+    """A position was opened (by a market command, or by a pending order `order_id`)."""
+
+    seq: int
+    ts: int
+    account_id: str
+    position: PositionView
+
+
+class PositionModified(NamedTuple):
+    """Take profit, stop loss or trailing distance of a position changed."""
+
+    seq: int
+    ts: int
+    account_id: str
+    position: PositionView
+
+
+class MarginAdded(NamedTuple):
+    """`amount` was added to a position's margin; its liquidation price moved."""
+
+    seq: int
+    ts: int
+    account_id: str
+    amount: int
+    position: PositionView
+
+
+class PositionClosed(NamedTuple):
+    """A position was closed fully or partially; `close.remaining` is what is left."""
+
+    seq: int
+    ts: int
+    account_id: str
+    close: ClosedPosition
+
+
+class OrderPlaced(NamedTuple):
+    """A pending order was accepted."""
+
+    seq: int
+    ts: int
+    account_id: str
+    order: OrderView
+
+
+class OrderFilled(NamedTuple):
+    """A pending order triggered and opened `order.position_id`."""
+
+    seq: int
+    ts: int
+    account_id: str
+    order: OrderView
+
+
+class OrderCancelled(NamedTuple):
+    """A pending order was cancelled by its owner."""
+
+    seq: int
+    ts: int
+    account_id: str
+    order: OrderView
+
+
+class OrderExpired(NamedTuple):
+    """A pending order reached its expire time unfilled."""
+
+    seq: int
+    ts: int
+    account_id: str
+    order: OrderView
+
+
+class OrderRejected(NamedTuple):
+    """A pending order triggered but could not open a position (`reason`)."""
+
+    seq: int
+    ts: int
+    account_id: str
+    order: OrderView
+    reason: Reason
+    message: str
+
+
+Event = (
+    AccountCreated
+    | BalanceChanged
+    | PositionOpened
+    | PositionModified
+    | MarginAdded
+    | PositionClosed
+    | OrderPlaced
+    | OrderFilled
+    | OrderCancelled
+    | OrderExpired
+    | OrderRejected
+)

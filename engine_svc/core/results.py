@@ -1,0 +1,40 @@
+"""The outcome of `Core.apply`: a payload and events, or a rejection reason."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .events import Event
+from .reasons import Reason
+from .views import AccountSummary, ClosedPosition, OrderView, PositionView, QuoteView
+
+Payload = PositionView | ClosedPosition | OrderView | AccountSummary | QuoteView | None
+
+
+class Result(NamedTuple):
+    """Success (`reason` None: `payload` and `events`) or rejection (`reason`, `message`).
+
+    `duplicate` is True when an idempotent retry returned the stored first result; its
+    `events` are then empty because nothing happened.
+    """
+
+    reason: Reason | None
+    message: str
+    payload: Payload
+    events: tuple[Event, ...]
+    duplicate: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Return True when the command was accepted."""
+        return self.reason is None
+
+
+def accepted(payload: Payload, events: tuple[Event, ...]) -> Result:
+    """Build a success result."""
+    return Result(None, "", payload, events, False)
+
+
+def rejected(reason: Reason, message: str) -> Result:
+    """Build a rejection result; the command changed nothing."""
+    return Result(reason, message, None, (), False)

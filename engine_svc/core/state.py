@@ -1,0 +1,189 @@
+"""Mutable state records owned by `Core`: accounts, open positions, pending orders.
+
+Inside these records an absent take profit, stop loss, trailing distance, expire time or
+order reference is 0 (every real value is positive); the views turn 0 into None.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import Result
+
+
+class TrailLevel:
+    """A group of positions on one symbol and side sharing the same best price since open.
+
+    `best` is the highest bid (long side) or the negated lowest ask (short side). When a new
+    quote passes a level, the level is merged into the level at the new price (`parent`).
+    `heap` holds ``distance << 48 | position key`` entries of the trailing positions.
+    """
+
+    __slots__ = ("best", "gkey", "heap", "ident", "members", "parent")
+
+    def __init__(self, best: int, ident: int) -> None:
+        self.best = best
+        self.ident = ident
+        self.parent: TrailLevel | None = None
+        self.heap: list[int] = []
+        # Stop value of this level's live entry in the book's level heap; None when absent.
+        self.gkey: int | None = None
+        # Open positions in this level and in every level merged into it.
+        self.members = 0
+
+    def root(self) -> TrailLevel:
+        """Return the level this one was merged into, compressing the path on the way."""
+        top = self
+        while top.parent is not None:
+            top = top.parent
+        node = self
+        while node.parent is not None and node.parent is not top:
+            following = node.parent
+            node.parent = top
+            node = following
+        return top
+
+
+class Position:
+    """An open position. Prices in ticks, quantity in lots, money in micro-dollars."""
+
+    __slots__ = (
+        "account_id",
+        "client_order_id",
+        "entry",
+        "is_buy",
+        "key",
+        "level",
+        "leverage",
+        "liq",
+        "maintenance",
+        "margin",
+        "open_seq",
+        "open_ts",
+        "order_key",
+        "quantity",
+        "sl",
+        "symbol",
+        "tp",
+        "trail",
+    )
+
+    def __init__(
+        self,
+        key: int,
+        account_id: str,
+        symbol: str,
+        is_buy: bool,
+        quantity: int,
+        leverage: int,
+        entry: int,
+        margin: int,
+        open_seq: int,
+        open_ts: int,
+        client_order_id: str | None,
+        order_key: int,
+        level: TrailLevel,
+    ) -> None:
+        self.key = key
+        self.account_id = account_id
+        self.symbol = symbol
+        self.is_buy = is_buy
+        self.quantity = quantity
+        self.leverage = leverage
+        self.entry = entry
+        self.margin = margin
+        self.maintenance = 0
+        self.liq = 0
+        self.tp = 0
+        self.sl = 0
+        self.trail = 0
+        self.open_seq = open_seq
+        self.open_ts = open_ts
+        self.client_order_id = client_order_id
+        self.order_key = order_key
+        self.level = level
+
+    def best_price(self) -> int:
+        """Return the highest bid (buy) or lowest ask (sell) seen since the position opened."""
+        best = self.level.root().best
+        return best if self.is_buy else -best
+
+    def trailing_stop(self) -> int:
+        """Return the current trailing stop price, or 0 without a trailing distance."""
+        if self.trail == 0:
+            return 0
+        return self.best_price() - self.trail if self.is_buy else self.best_price() + self.trail
+
+
+class Order:
+    """A pending limit or stop order. Exactly one of quantity (lots) and margin is nonzero."""
+
+    __slots__ = (
+        "account_id",
+        "client_order_id",
+        "create_ts",
+        "expire",
+        "is_buy",
+        "is_limit",
+        "key",
+        "leverage",
+        "margin",
+        "quantity",
+        "sl",
+        "symbol",
+        "tp",
+        "trail",
+        "trigger",
+    )
+
+    def __init__(
+        self,
+        key: int,
+        account_id: str,
+        symbol: str,
+        is_buy: bool,
+        is_limit: bool,
+        trigger: int,
+        leverage: int,
+        quantity: int,
+        margin: int,
+        tp: int,
+        sl: int,
+        trail: int,
+        expire: int,
+        create_ts: int,
+        client_order_id: str | None,
+    ) -> None:
+        self.key = key
+        self.account_id = account_id
+        self.symbol = symbol
+        self.is_buy = is_buy
+        self.is_limit = is_limit
+        self.trigger = trigger
+        self.leverage = leverage
+        self.quantity = quantity
+        self.margin = margin
+        self.tp = tp
+        self.sl = sl
+        self.trail = trail
+        self.expire = expire
+        self.create_ts = create_ts
+        self.client_order_id = client_order_id
+
+
+class Account:
+    """A user's trading account: free balance, used margin, own positions and orders.
+
+    `results` maps each accepted client_order_id to its first result (idempotency).
+    """
+
+    __slots__ = ("account_id", "balance", "orders", "positions", "results", "used_margin")
+
+    def __init__(self, account_id: str, balance: int) -> None:
+        self.account_id = account_id
+        self.balance = balance
+        self.used_margin = 0
+        self.positions: dict[int, Position] = {}
+        self.orders: dict[int, Order] = {}
+        self.results: dict[str, Result] = {}

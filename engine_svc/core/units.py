@@ -1,0 +1,37 @@
+"""Scaled-integer arithmetic with the rounding direction in every name.
+
+Money is an integer number of micro-dollars (1e-6 USD). A price is an integer number of its
+instrument's ticks, a quantity an integer number of its instrument's lot steps; the
+`Instrument` methods turn those into money.
+"""
+
+from __future__ import annotations
+
+MICROS_PER_USD = 1_000_000
+MONEY_DECIMALS = 6
+
+# Bounds that keep every product far from any practical limit and reject absurd inputs early.
+MAX_MONEY_MICROS = 10**18
+MAX_PRICE_TICKS = 10**15
+MAX_QUANTITY_LOTS = 10**15
+MAX_DURATION_NS = 10**19
+
+
+def floor_div(numerator: int, denominator: int) -> int:
+    """Divide, rounding toward negative infinity; the denominator must be positive."""
+    return numerator // denominator
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    """Divide, rounding toward positive infinity; the denominator must be positive."""
+    return -((-numerator) // denominator)
+
+
+def floor_to_step(value: int, step: int) -> int:
+    """Round a value down to a multiple of a positive step."""
+    return (value // step) * step
+
+
+def ceil_to_step(value: int, step: int) -> int:
+    """Round a value up to a multiple of a positive step."""
+    return -((-value) // step) * step

@@ -1,0 +1,127 @@
+"""Immutable read models the core hands out: positions, closes, orders, accounts, quotes.
+
+Figures use the core's scales (ticks, lots, micro-dollars); times are epoch nanoseconds.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .enums import CloseReason, OrderStatus, OrderType, Side
+from .reasons import Reason
+
+
+class PositionView(NamedTuple):
+    """An open position; `unrealized_pnl` is None while its symbol has no quote."""
+
+    id: str
+    account_id: str
+    symbol: str
+    side: Side
+    quantity: int
+    leverage: int
+    entry_price: int
+    margin: int
+    maintenance_margin: int
+    liquidation_price: int
+    take_profit: int | None
+    stop_loss: int | None
+    trailing_distance: int | None
+    trailing_stop_price: int | None
+    unrealized_pnl: int | None
+    open_seq: int
+    open_time: int
+    client_order_id: str | None
+    order_id: str | None
+
+
+class ClosedPosition(NamedTuple):
+    """One full or partial close: a history entry.
+
+    `realized_pnl` is the raw price PnL of the closed quantity; `house_absorbed` is the part of
+    a loss beyond the released margin that the house bore, so the balance was credited
+    `credited = released_margin + realized_pnl + house_absorbed` (never negative).
+    `remaining` is the position after a partial close, None after a full close.
+    """
+
+    position_id: str
+    account_id: str
+    symbol: str
+    side: Side
+    leverage: int
+    entry_price: int
+    closed_quantity: int
+    close_price: int
+    released_margin: int
+    realized_pnl: int
+    house_absorbed: int
+    credited: int
+    reason: CloseReason
+    open_time: int
+    close_time: int
+    close_seq: int
+    position_client_order_id: str | None
+    remaining: PositionView | None
+
+
+class OrderView(NamedTuple):
+    """A pending order, or one that just left the book (with its final status)."""
+
+    id: str
+    account_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    trigger_price: int
+    leverage: int
+    quantity: int | None
+    margin: int | None
+    take_profit: int | None
+    stop_loss: int | None
+    trailing_distance: int | None
+    expire_time: int | None
+    status: OrderStatus
+    position_id: str | None
+    reject_reason: Reason | None
+    create_seq: int
+    create_time: int
+    client_order_id: str | None
+
+
+class AccountSummary(NamedTuple):
+    """API.md account figures in micro-dollars.
+
+    `margin_level` is equity / used margin x 100 in millionths of a percent, rounded toward
+    -infinity, None without open positions (format it with `format_scaled(v, 6)`).
+    """
+
+    account_id: str
+    balance: int
+    used_margin: int
+    unrealized_pnl: int
+    equity: int
+    free_margin: int
+    margin_level: int | None
+    open_positions: int
+    pending_orders: int
+
+
+class QuoteView(NamedTuple):
+    """The last quote applied for a symbol."""
+
+    symbol: str
+    bid: int
+    ask: int
+    seq: int
+    ts: int
+
+
+class CoreStats(NamedTuple):
+    """Counts for the service's stats RPC."""
+
+    last_seq: int
+    accounts: int
+    open_positions: int
+    pending_orders: int
+    house_balance: int
+    total_deposits: int
