@@ -714,8 +714,9 @@ class Core:
         quote = self._quote(instrument.symbol)
         current = quote.ask if is_buy else quote.bid
         # A limit must be better than the current price and a stop worse.
-        better = trigger < current if is_buy else trigger > current
-        if better != is_limit:
+        lower = trigger < current
+        higher = trigger > current
+        if not (lower if is_buy == is_limit else higher):
             kind = "limit" if is_limit else "stop"
             direction = "below" if is_buy == is_limit else "above"
             raise RejectionError(

@@ -20,8 +20,26 @@ def test_parse_money_is_exact_to_the_micro_dollar() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "abc", "NaN", "nan", "inf", "-inf", "Infinity", "1e5", "+1", " 1", "1 ", "1.", ".5",
-     "1_000", "0x10", "1,5", "--1", "١"],
+    [
+        "",
+        "abc",
+        "NaN",
+        "nan",
+        "inf",
+        "-inf",
+        "Infinity",
+        "1e5",
+        "+1",
+        " 1",
+        "1 ",
+        "1.",
+        ".5",
+        "1_000",
+        "0x10",
+        "1,5",
+        "--1",
+        "١",
+    ],
 )
 def test_parse_money_rejects_non_numbers(text: str) -> None:
     with pytest.raises(DecimalFormatError, match="not a plain decimal"):

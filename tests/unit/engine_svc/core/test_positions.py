@@ -87,8 +87,7 @@ def test_btc_buy_by_quantity_fills_at_ask_and_charges_margin_rounded_up(
     assert position.liquidation_price == 5_507_156
     assert position.unrealized_pnl == (6_425_000 - 6_425_015) * 3
     assert result.events[0] == BalanceChanged(
-        3, harness.ts, "a", BalanceKind.MARGIN_RESERVED, -2_753_578, 10_000 * USD - 2_753_578,
-        "p-3"
+        3, harness.ts, "a", BalanceKind.MARGIN_RESERVED, -2_753_578, 10_000 * USD - 2_753_578, "p-3"
     )
     assert result.events[1] == PositionOpened(3, harness.ts, "a", position)
     summary = harness.core.account_summary("a")
@@ -122,7 +121,11 @@ def test_eth_and_sol_scales(harness: Harness) -> None:
     harness.run(ApplyQuote, symbol="ETHUSD", bid=299_990, ask=300_000)
     eth = _position(
         harness.run(
-            OpenPosition, account_id="a", symbol="ETHUSD", side=Side.BUY, leverage=20,
+            OpenPosition,
+            account_id="a",
+            symbol="ETHUSD",
+            side=Side.BUY,
+            leverage=20,
             quantity=1500,
         ).payload
     )
@@ -133,7 +136,11 @@ def test_eth_and_sol_scales(harness: Harness) -> None:
     harness.run(ApplyQuote, symbol="SOLUSD", bid=150_100, ask=150_125)
     sol = _position(
         harness.run(
-            OpenPosition, account_id="a", symbol="SOLUSD", side=Side.BUY, leverage=3,
+            OpenPosition,
+            account_id="a",
+            symbol="SOLUSD",
+            side=Side.BUY,
+            leverage=3,
             quantity=250,
         ).payload
     )
@@ -148,7 +155,11 @@ def test_open_by_margin_floors_quantity_to_the_lot_step(harness: Harness) -> Non
     _setup(harness)
     harness.run(ApplyQuote, symbol="BTCUSD", bid=6_425_000, ask=6_425_015)
     result = harness.run(
-        OpenPosition, account_id="a", symbol="BTCUSD", side=Side.BUY, leverage=10,
+        OpenPosition,
+        account_id="a",
+        symbol="BTCUSD",
+        side=Side.BUY,
+        leverage=10,
         margin=100 * USD,
     )
     position = _position(result.payload)
@@ -192,8 +203,14 @@ def test_open_rejections_change_nothing(harness: Harness) -> None:
 def test_slippage_guard_is_inclusive_at_the_limit(harness: Harness) -> None:
     _setup(harness)
     harness.run(ApplyQuote, symbol="BTCUSD", bid=6_005_000, ask=6_006_000)
-    base = {"account_id": "a", "symbol": "BTCUSD", "side": Side.BUY, "leverage": 10,
-            "quantity": 1, "expected_price": 6_000_000}
+    base = {
+        "account_id": "a",
+        "symbol": "BTCUSD",
+        "side": Side.BUY,
+        "leverage": 10,
+        "quantity": 1,
+        "expected_price": 6_000_000,
+    }
     # |60060.00 - 60000.00| / 60000.00 x 10000 = 10 bps exactly.
     assert harness.run(OpenPosition, **base, max_slippage_bps=10).ok
     harness.run(ApplyQuote, symbol="BTCUSD", bid=6_005_000, ask=6_006_001)
@@ -213,7 +230,11 @@ def test_full_close_at_bid_credits_margin_plus_pnl(harness: Harness) -> None:
     harness.run(ApplyQuote, symbol="BTCUSD", bid=5_999_000, ask=6_000_000)
     opened = _position(
         harness.run(
-            OpenPosition, account_id="a", symbol="BTCUSD", side=Side.BUY, leverage=10,
+            OpenPosition,
+            account_id="a",
+            symbol="BTCUSD",
+            side=Side.BUY,
+            leverage=10,
             quantity=1000,
         ).payload
     )
@@ -224,16 +245,21 @@ def test_full_close_at_bid_credits_margin_plus_pnl(harness: Harness) -> None:
     assert isinstance(closed, ClosedPosition)
     # 0.1 BTC x (61000 - 60000) = 100 USD.
     assert (closed.close_price, closed.closed_quantity, closed.realized_pnl) == (
-        6_100_000, 1000, 100 * USD
+        6_100_000,
+        1000,
+        100 * USD,
     )
     assert (closed.released_margin, closed.credited, closed.house_absorbed) == (
-        600 * USD, 700 * USD, 0
+        600 * USD,
+        700 * USD,
+        0,
     )
     assert closed.reason is CloseReason.USER and closed.remaining is None
     assert result.events == (
         PositionClosed(5, harness.ts, "a", closed),
-        BalanceChanged(5, harness.ts, "a", BalanceKind.CLOSE_SETTLED, 700 * USD,
-                       10_100 * USD, opened.id),
+        BalanceChanged(
+            5, harness.ts, "a", BalanceKind.CLOSE_SETTLED, 700 * USD, 10_100 * USD, opened.id
+        ),
     )
     assert harness.core.account_summary("a") == AccountSummary(
         "a", 10_100 * USD, 0, 0, 10_100 * USD, 10_100 * USD, None, 0, 0
@@ -248,7 +274,11 @@ def test_sell_closes_at_ask(harness: Harness) -> None:
     harness.run(ApplyQuote, symbol="ETHUSD", bid=300_000, ask=300_010)
     opened = _position(
         harness.run(
-            OpenPosition, account_id="a", symbol="ETHUSD", side=Side.SELL, leverage=5,
+            OpenPosition,
+            account_id="a",
+            symbol="ETHUSD",
+            side=Side.SELL,
+            leverage=5,
             quantity=2000,
         ).payload
     )
@@ -284,12 +314,14 @@ def test_partial_close_releases_margin_rounded_down_and_moves_liquidation(
     assert remaining.liquidation_price == 5_507_156
     summary = harness.core.account_summary("a")
     assert summary is not None and summary.used_margin == 1_835_719
-    assert harness.run(
-        ClosePosition, account_id="a", position_id=opened.id, quantity=3
-    ).reason is Reason.VALIDATION_FAILED
-    assert harness.run(
-        ClosePosition, account_id="a", position_id=opened.id, quantity=0
-    ).reason is Reason.QUANTITY_TOO_SMALL
+    assert (
+        harness.run(ClosePosition, account_id="a", position_id=opened.id, quantity=3).reason
+        is Reason.VALIDATION_FAILED
+    )
+    assert (
+        harness.run(ClosePosition, account_id="a", position_id=opened.id, quantity=0).reason
+        is Reason.QUANTITY_TOO_SMALL
+    )
     rest = harness.run(ClosePosition, account_id="a", position_id=opened.id, quantity=2)
     assert isinstance(rest.payload, ClosedPosition)
     assert rest.payload.released_margin == 1_835_719 and rest.payload.remaining is None
@@ -300,7 +332,11 @@ def test_add_margin_moves_the_liquidation_price(harness: Harness) -> None:
     harness.run(ApplyQuote, symbol="BTCUSD", bid=5_999_000, ask=6_000_000)
     opened = _position(
         harness.run(
-            OpenPosition, account_id="a", symbol="BTCUSD", side=Side.BUY, leverage=10,
+            OpenPosition,
+            account_id="a",
+            symbol="BTCUSD",
+            side=Side.BUY,
+            leverage=10,
             quantity=1000,
         ).payload
     )

@@ -1,0 +1,228 @@
+"""Command journal encoding and whole-state snapshots with digests."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Harness
+
+from engine_svc.core import (
+    AddMargin,
+    ApplyQuote,
+    CancelOrder,
+    ClosePosition,
+    Command,
+    Core,
+    CreateAccount,
+    Deposit,
+    ExpireOrders,
+    ModifyPosition,
+    OpenPosition,
+    OrderType,
+    PlaceOrder,
+    Side,
+    make_instrument,
+)
+from engine_svc.core.codec import CodecError, decode_command, encode_command
+
+USD = 1_000_000
+
+EVERY_COMMAND: list[Command] = [
+    CreateAccount(1, 10, "user-1", 5000 * USD),
+    Deposit(2, 11, "user-1", 25, None),
+    Deposit(3, 11, "user-1", 25, "dep-1"),
+    ApplyQuote(4, 12, "BTCUSD", 6_425_000, 6_425_015),
+    OpenPosition(
+        5,
+        13,
+        "user-1",
+        "BTCUSD",
+        Side.BUY,
+        10,
+        15,
+        None,
+        6_425_000,
+        30,
+        7_000_000,
+        6_000_000,
+        1000,
+        "c-1",
+    ),
+    OpenPosition(6, 13, "user-1", "ETHUSD", Side.SELL, 3, None, 50 * USD),
+    ClosePosition(7, 14, "user-1", "p-5", None, None),
+    ClosePosition(8, 14, "user-1", "p-5", 3, "c-2"),
+    AddMargin(9, 15, "user-1", "p-6", 7, "c-3"),
+    ModifyPosition(10, 16, "user-1", "p-6", 0, None, 12, None),
+    PlaceOrder(
+        11,
+        17,
+        "user-1",
+        "SOLUSD",
+        Side.BUY,
+        OrderType.STOP,
+        151_000,
+        5,
+        100,
+        None,
+        None,
+        140_000,
+        None,
+        99,
+        "c-4",
+    ),
+    CancelOrder(12, 18, "user-1", "o-11", "c-5"),
+    ExpireOrders(13, 19),
+]
+
+
+@pytest.mark.parametrize("command", EVERY_COMMAND, ids=lambda c: type(c).__name__)
+def test_every_command_round_trips(command: Command) -> None:
+    data = encode_command(command)
+    decoded = decode_command(data)
+    assert decoded == command and type(decoded) is type(command)
+    assert encode_command(decoded) == data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff\xfe",
+        b"[]",
+        b"{}",
+        b'["Nope",1]',
+        b'["ExpireOrders",1]',
+        b'["ExpireOrders",1,2,3]',
+        b'["ExpireOrders",1.5,2]',
+        b'["ExpireOrders",NaN,2]',
+        b'["ExpireOrders",true,2]',
+        b'["ExpireOrders","1",2]',
+        b'["CancelOrder",1,2,"a",5,null]',
+        b'["OpenPosition",1,2,"a","BTCUSD","LONG",10,1,null,null,null,null,null,null,null]',
+        b"[" * 100_000,
+    ],
+)
+def test_garbage_does_not_decode(data: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode_command(data)
+
+
+def test_malformed_commands_do_not_encode() -> None:
+    with pytest.raises(CodecError, match="must be an integer"):
+        encode_command(ApplyQuote(1, 2, "BTCUSD", 1.5, 2))  # type: ignore[arg-type]
+    with pytest.raises(CodecError, match="must be a Side"):
+        encode_command(OpenPosition(1, 2, "a", "BTCUSD", "BUY", 1, 1))  # type: ignore[arg-type]
+
+
+def _busy_core() -> Harness:
+    instruments = {
+        "BTCUSD": make_instrument("BTCUSD", "0.01", "0.0001", 100, "0.004"),
+        "SOLUSD": make_instrument("SOLUSD", "0.001", "0.01", 50),
+    }
+    harness = Harness(Core(instruments))
+    harness.run(CreateAccount, account_id="a", initial_balance=10_000 * USD)
+    harness.run(CreateAccount, account_id="b", initial_balance=3_000 * USD)
+    harness.run(ApplyQuote, symbol="BTCUSD", bid=5_999_000, ask=6_000_000)
+    harness.run(ApplyQuote, symbol="SOLUSD", bid=150_000, ask=150_030)
+    harness.run(
+        OpenPosition,
+        account_id="a",
+        symbol="BTCUSD",
+        side=Side.BUY,
+        leverage=10,
+        quantity=100,
+        take_profit=6_500_000,
+        trailing_distance=20_000,
+        client_order_id="x",
+    )
+    harness.run(
+        OpenPosition,
+        account_id="b",
+        symbol="BTCUSD",
+        side=Side.SELL,
+        leverage=20,
+        quantity=50,
+        stop_loss=6_300_000,
+        trailing_distance=30_000,
+    )
+    harness.run(
+        OpenPosition, account_id="b", symbol="SOLUSD", side=Side.BUY, leverage=5, margin=100 * USD
+    )
+    harness.run(
+        PlaceOrder,
+        account_id="a",
+        symbol="BTCUSD",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        trigger_price=5_800_000,
+        leverage=5,
+        quantity=10,
+        expire_time=harness.ts + 10**9,
+        client_order_id="y",
+    )
+    harness.run(ApplyQuote, symbol="BTCUSD", bid=6_050_000, ask=6_051_000)
+    harness.run(ClosePosition, account_id="a", position_id="p-5", quantity=40, client_order_id="z")
+    return harness
+
+
+def test_snapshot_restore_keeps_the_digest_and_behaves_identically() -> None:
+    harness = _busy_core()
+    core = harness.core
+    snapshot = core.snapshot()
+    restored = Core.restore(snapshot)
+    assert restored.digest() == core.digest()
+    assert restored.snapshot() == snapshot
+    assert restored.last_seq == core.last_seq
+    assert restored.list_positions("a") == core.list_positions("a")
+    assert restored.list_orders("a") == core.list_orders("a")
+    later: list[Command] = [
+        ApplyQuote(harness.seq + 1, 5, "BTCUSD", 6_100_000, 6_101_000),
+        ApplyQuote(harness.seq + 2, 6, "BTCUSD", 6_070_000, 6_071_000),
+        ApplyQuote(harness.seq + 3, 7, "BTCUSD", 5_790_000, 5_791_000),
+        OpenPosition(
+            harness.seq + 4,
+            8,
+            "a",
+            "BTCUSD",
+            Side.BUY,
+            10,
+            1,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "x",
+        ),
+    ]
+    for command in later:
+        assert core.apply(command) == restored.apply(command)
+        assert core.digest() == restored.digest()
+    assert Core.restore(core.snapshot()).digest() == core.digest()
+
+
+def test_digest_sees_every_change_but_not_rejections() -> None:
+    harness = _busy_core()
+    digest = harness.core.digest()
+    assert not harness.run(Deposit, account_id="nobody", amount=1).ok
+    assert harness.core.digest() == digest
+    harness.run(Deposit, account_id="a", amount=1)
+    assert harness.core.digest() != digest
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda data: data[:-5],
+        lambda data: b"garbage\n" + data.partition(b"\n")[2],
+        lambda data: data.partition(b"\n")[0] + b"\n[]",
+        lambda data: data.replace(b'"last_seq":', b'"last_seq":-'),
+        # A balance that no longer conserves money.
+        lambda data: data.replace(b'["a",', b'["a",1', 1),
+    ],
+)
+def test_restore_rejects_corrupt_snapshots(mutate: object) -> None:
+    snapshot = _busy_core().core.snapshot()
+    assert callable(mutate)
+    with pytest.raises(CodecError):
+        Core.restore(mutate(snapshot))
