@@ -112,3 +112,48 @@ describe("unrealized PnL", () => {
     expect(unrealizedPnl("SIDE_SELL", d("64240.00"), d("0.01"), d("65000.00"), d("65010.00")).toPlainString()).toBe("-7.7");
   });
 });
+
+// The worked examples of the engine core's tests (tests/unit/engine_svc/core/test_positions.py):
+// the preview must charge the same margin and show the same liquidation price.
+describe("engine worked examples", () => {
+  const cases = [
+    { name: "BTC buy 0.0003 x7", spec: BTC, side: "SIDE_BUY", price: "64250.15", leverage: 7, sizeMode: "quantity", amount: "0.0003", quantity: "0.0003", margin: "2.753578", liquidation: "55071.56" },
+    { name: "BTC sell 0.0003 x7", spec: BTC, side: "SIDE_SELL", price: "64250.15", leverage: 7, sizeMode: "quantity", amount: "0.0003", quantity: "0.0003", margin: "2.753578", liquidation: "73428.74" },
+    { name: "ETH buy 1.5 x20", spec: ETH, side: "SIDE_BUY", price: "3000.00", leverage: 20, sizeMode: "quantity", amount: "1.5", quantity: "1.5", margin: "225", liquidation: "2850.00" },
+    { name: "SOL buy 2.5 x3", spec: SOL, side: "SIDE_BUY", price: "150.125", leverage: 3, sizeMode: "quantity", amount: "2.5", quantity: "2.5", margin: "125.104167", liquidation: "100.084" },
+    { name: "BTC buy by 100 USD margin x10", spec: BTC, side: "SIDE_BUY", price: "64250.15", leverage: 10, sizeMode: "margin", amount: "100", quantity: "0.0155", margin: "99.587733", liquidation: null },
+    { name: "BTC buy 0.1 x10", spec: BTC, side: "SIDE_BUY", price: "60000.00", leverage: 10, sizeMode: "quantity", amount: "0.1", quantity: "0.1", margin: "600", liquidation: "54000.00" },
+    { name: "ETH sell 2 x5", spec: ETH, side: "SIDE_SELL", price: "3000.00", leverage: 5, sizeMode: "quantity", amount: "2", quantity: "2", margin: "1200", liquidation: "3600.00" },
+  ] as const;
+
+  for (const example of cases) {
+    it(example.name, () => {
+      const result = previewOrder({
+        spec: example.spec,
+        side: example.side,
+        price: d(example.price),
+        leverage: example.leverage,
+        sizeMode: example.sizeMode,
+        amount: example.amount,
+      });
+      expect(result.ok).toBe(true);
+      if (!result.ok) return;
+      expect(result.preview.quantity.eq(d(example.quantity))).toBe(true);
+      expect(result.preview.margin.toPlainString()).toBe(example.margin);
+      if (example.liquidation !== null) {
+        expect(result.preview.liquidationPrice.toString()).toBe(example.liquidation);
+      }
+    });
+  }
+
+  it("refuses a margin too small for one lot (6 USD at x1)", () => {
+    const result = previewOrder({ spec: BTC, side: "SIDE_BUY", price: d("64250.15"), leverage: 1, sizeMode: "margin", amount: "6" });
+    expect(result).toMatchObject({ ok: false, field: "amount" });
+  });
+
+  it("recomputes the liquidation price after a partial close", () => {
+    // 0.0001 of 0.0003 closed: margin 2.753578 releases 0.917859 (rounded down), 1.835719 stays.
+    const price = liquidationPrice("SIDE_BUY", d("64250.15"), d("0.0002"), d("1.835719"), d("0"), d("0.01"));
+    expect(price.toString()).toBe("55071.56");
+  });
+});
