@@ -1,27 +1,11 @@
-"""Fixtures for the engine core tests: a core driven with automatic sequence numbers."""
+"""Fixtures for the engine core tests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
+from core_harness import Harness
 
-from engine_svc.core import Command, Core, Result
-
-
-class Harness:
-    """Apply commands to a core, numbering them 1, 2, 3 ... with a settable clock."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
-        self.seq = 0
-        self.ts = 1_700_000_000_000_000_000
-
-    def run(self, factory: Callable[..., Command], **fields: Any) -> Result:
-        """Build a command with the next seq and the current ts, apply it, return the result."""
-        self.seq += 1
-        return self.core.apply(factory(seq=self.seq, ts=self.ts, **fields))
+from engine_svc.core import Core
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Harness
+from core_harness import Harness
 
 from engine_svc.core import (
     AddMargin,

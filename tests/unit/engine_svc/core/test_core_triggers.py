@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Harness
+from core_harness import Harness
 
 from engine_svc.core import (
     CLEAR,
