@@ -10,7 +10,6 @@ first.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Final, Protocol
 
@@ -88,16 +87,6 @@ class Provisioner:
                 confirmed += 1
         return confirmed
 
-    async def run_forever(self, interval_s: float = 2.0) -> None:
-        """Sweep the outbox every ``interval_s`` seconds until cancelled."""
-        while True:
-            try:
-                await self.run_due()
-            except Exception:
-                # A database hiccup must not end the sweep; the next round retries.
-                _log.exception("signup outbox sweep failed")
-            await asyncio.sleep(interval_s)
-
     async def _attempt(self, pending: PendingAccount) -> bool:
         try:
             await self._engine.create_account(pending.user_id, pending.initial_balance)
@@ -107,10 +96,10 @@ class Provisioner:
                 "trading account not confirmed; retrying in %.0f s: %s",
                 delay,
                 exc,
-                extra={"user_id": pending.user_id},
+                extra={"fields": {"user_id": pending.user_id}},
             )
             await self._users.postpone_account(pending.user_id, str(exc), delay)
             return False
         await self._users.complete_account(pending.user_id)
-        _log.info("trading account confirmed", extra={"user_id": pending.user_id})
+        _log.info("trading account confirmed", extra={"fields": {"user_id": pending.user_id}})
         return True

@@ -246,7 +246,7 @@ def load_or_create_signing_key(keys_dir: Path) -> SigningKey:
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(keys_dir)
-    _log.info("generated a new JWT signing key", extra={"kid": candidate.kid})
+    _log.info("generated a new JWT signing key", extra={"fields": {"kid": candidate.kid}})
     return candidate
 
 
@@ -259,7 +259,7 @@ def _read_private_key_file(path: Path) -> SigningKey:
     if mode & 0o077:
         _log.warning(
             "the JWT signing key file is readable by other users; restrict it to mode 0600",
-            extra={"path": str(path)},
+            extra={"fields": {"path": str(path)}},
         )
     try:
         return SigningKey.from_pem(pem)

@@ -1,0 +1,123 @@
+"""Wire and run the accounts service (``cfd accounts``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import grpc
+from cfd.v1 import account_pb2_grpc
+
+from account_svc.accounts import Accounts
+from account_svc.config import AccountConfig, AccountConfigError
+from account_svc.passwords import PasswordHasher
+from account_svc.provisioning import GrpcEngineAccounts, Provisioner
+from account_svc.schema import SchemaError, migrate
+from account_svc.servicer import AccountServicer
+from account_svc.sessions import (
+    RedisRefreshTokenStore,
+    RefreshTokenStore,
+    SqlRefreshTokenStore,
+)
+from account_svc.users import UserStore
+from mesh.config import Settings
+from mesh.db import create_engine, database_url
+from mesh.ratelimit import create_rate_limiter
+from mesh.server import ServeError, Service, serve
+from mesh.tokens import TokenKeyError, load_issuer, load_verifier
+
+_log = logging.getLogger(__name__)
+
+SERVICE_NAME = "cfd.v1.AccountService"
+OUTBOX_SWEEP_INTERVAL_S = 2.0
+PURGE_INTERVAL_S = 3600.0
+
+
+def quiet_parameter_logging() -> None:
+    """Keep database drivers from logging statement parameters (hashes) even at DEBUG."""
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+
+
+async def _every(interval_s: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    while True:
+        try:
+            await job()
+        except Exception:
+            # One failed round (database restarting) must not stop the periodic job.
+            _log.exception("%s failed", name)
+        await asyncio.sleep(interval_s)
+
+
+async def main(settings: Settings, config: AccountConfig | None = None) -> None:
+    """Run the accounts service until SIGTERM/SIGINT."""
+    quiet_parameter_logging()
+    try:
+        config = AccountConfig.from_env() if config is None else config
+        issuer = load_issuer(settings, config.tokens)
+        verifier = load_verifier(settings, config.tokens)
+    except (AccountConfigError, TokenKeyError) as exc:
+        raise ServeError(f"accounts: {exc}") from exc
+    engine = create_engine(database_url(settings, "accounts"))
+    try:
+        await migrate(engine)
+    except SchemaError as exc:
+        await engine.dispose()
+        raise ServeError(f"accounts: {exc}") from exc
+    users = UserStore(engine)
+    sql_sessions = SqlRefreshTokenStore(engine, ttl_s=config.refresh_ttl_s)
+    sessions: RefreshTokenStore = (
+        RedisRefreshTokenStore.from_url(settings.redis_url, ttl_s=config.refresh_ttl_s)
+        if settings.redis_url
+        else sql_sessions
+    )
+    limiter = create_rate_limiter(settings.redis_url, prefix="cfd:ratelimit:accounts:")
+    channel = grpc.aio.insecure_channel(settings.engine_addr)
+    provisioner = Provisioner(users, GrpcEngineAccounts(channel, settings.internal_token))
+    accounts = Accounts(
+        users=users,
+        hasher=PasswordHasher(config.hash_cost),
+        sessions=sessions,
+        issuer=issuer,
+        provisioner=provisioner,
+        limiter=limiter,
+        limits=config.limits,
+        demo_balance=settings.demo_balance,
+    )
+    servicer = AccountServicer(accounts, settings.internal_token)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def on_start() -> None:
+        tasks.append(
+            asyncio.create_task(
+                _every(OUTBOX_SWEEP_INTERVAL_S, provisioner.run_due, "signup outbox sweep")
+            )
+        )
+        if not settings.redis_url:
+            tasks.append(
+                asyncio.create_task(
+                    _every(PURGE_INTERVAL_S, sql_sessions.purge, "refresh token purge")
+                )
+            )
+
+    async def on_stop() -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await channel.close()
+        await sessions.aclose()
+        await limiter.aclose()
+        await engine.dispose()
+
+    await serve(
+        "accounts",
+        settings.account_port,
+        [Service(account_pb2_grpc.add_AccountServiceServicer_to_server, servicer, SERVICE_NAME)],
+        settings=settings,
+        verifier=verifier,
+        on_start=on_start,
+        on_stop=on_stop,
+    )

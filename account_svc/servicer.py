@@ -1,0 +1,137 @@
+"""``cfd.v1.AccountService`` over gRPC: protobuf in and out, the use cases in ``accounts``.
+
+Client address (the key of the per-address rate limits): the gRPC peer's IP address. When
+the caller proves it is internal (``x-cfd-internal-token``, i.e. the edge), the last entry
+of its ``x-forwarded-for`` metadata is used instead: that is the address the edge itself
+saw, whereas earlier entries could be anything a browser sent. A public caller's
+``x-forwarded-for`` is ignored, so nobody can pick their own rate limit bucket.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from cfd.v1 import account_pb2, account_pb2_grpc
+from google.protobuf import timestamp_pb2
+
+from account_svc.accounts import Accounts, Session
+from account_svc.users import User
+from mesh.auth import INTERNAL_TOKEN_HEADER, subject
+
+FORWARDED_FOR_HEADER = "x-forwarded-for"
+_UNKNOWN_ADDRESS = "unknown"
+
+
+def _metadata_value(metadata: Sequence[tuple[str, str | bytes]], key: str) -> str | None:
+    for name, value in metadata:
+        if name == key:
+            return value.decode(errors="replace") if isinstance(value, bytes) else value
+    return None
+
+
+def _peer_address(peer: str) -> str:
+    """Return the IP of a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``, ``unix:...``)."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    if kind == "unix":
+        return "unix"
+    return _UNKNOWN_ADDRESS
+
+
+def client_address(
+    peer: str, metadata: Sequence[tuple[str, str | bytes]], internal_token: str
+) -> str:
+    """Return the address that rate limits are counted against (see the module doc)."""
+    presented = _metadata_value(metadata, INTERNAL_TOKEN_HEADER)
+    forwarded = _metadata_value(metadata, FORWARDED_FOR_HEADER)
+    if (
+        presented is not None
+        and forwarded
+        and hmac.compare_digest(presented.encode(), internal_token.encode())
+    ):
+        candidate = forwarded.rsplit(",", 1)[-1].strip()
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            pass
+    return _peer_address(peer)
+
+
+def _user_message(user: User) -> account_pb2.User:
+    seconds, millis = divmod(user.create_time_ms, 1000)
+    return account_pb2.User(
+        id=user.id,
+        email=user.email,
+        create_time=timestamp_pb2.Timestamp(seconds=seconds, nanos=millis * 1_000_000),
+    )
+
+
+def _session_fields(session: Session) -> dict[str, Any]:
+    return {
+        "user": _user_message(session.user),
+        "access_token": session.access_token,
+        "refresh_token": session.refresh_token,
+        "expires_in": session.expires_in,
+    }
+
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class AccountServicer(account_pb2_grpc.AccountServiceServicer):
+    """The gRPC face of ``Accounts``; errors are ``ApiError`` mapped by the server shell."""
+
+    def __init__(self, accounts: Accounts, internal_token: str) -> None:
+        self._accounts = accounts
+        self._internal_token = internal_token
+
+    def _client(self, context: Context) -> str:
+        return client_address(
+            context.peer(), tuple(context.invocation_metadata() or ()), self._internal_token
+        )
+
+    async def Signup(
+        self, request: account_pb2.SignupRequest, context: Context
+    ) -> account_pb2.SignupResponse:
+        """Create a user and their trading account, and sign in."""
+        session = await self._accounts.signup(
+            request.email, request.password, self._client(context)
+        )
+        return account_pb2.SignupResponse(**_session_fields(session))
+
+    async def Signin(
+        self, request: account_pb2.SigninRequest, context: Context
+    ) -> account_pb2.SigninResponse:
+        """Sign in with email and password."""
+        session = await self._accounts.signin(
+            request.email, request.password, self._client(context)
+        )
+        return account_pb2.SigninResponse(**_session_fields(session))
+
+    async def RefreshToken(
+        self, request: account_pb2.RefreshTokenRequest, context: Context
+    ) -> account_pb2.RefreshTokenResponse:
+        """Rotate the refresh token."""
+        session = await self._accounts.refresh(request.refresh_token, self._client(context))
+        return account_pb2.RefreshTokenResponse(**_session_fields(session))
+
+    async def Signout(
+        self, request: account_pb2.SignoutRequest, context: Context
+    ) -> account_pb2.SignoutResponse:
+        """Revoke the refresh token's session."""
+        await self._accounts.signout(request.refresh_token)
+        return account_pb2.SignoutResponse()
+
+    async def GetUser(
+        self, request: account_pb2.GetUserRequest, context: Context
+    ) -> account_pb2.GetUserResponse:
+        """Return the caller."""
+        user = await self._accounts.get_user(subject())
+        return account_pb2.GetUserResponse(user=_user_message(user))

@@ -1,0 +1,287 @@
+"""Tests for the accounts use cases, on a real database with a fake engine."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from account_svc.accounts import Accounts, Session
+from account_svc.config import Limit, RateLimits
+from account_svc.main import quiet_parameter_logging
+from account_svc.passwords import TEST_COST, HashCost, PasswordHasher
+from account_svc.provisioning import EngineUnavailableError, Provisioner
+from account_svc.schema import users_table
+from account_svc.sessions import SqlRefreshTokenStore
+from account_svc.users import UserStore
+from mesh.errors import ApiError
+from mesh.ratelimit import MemoryRateLimiter
+from mesh.tokens import JwtVerifier, SigningKey, TokenIssuer
+
+PASSWORD = "correct horse battery"
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.up = True
+        self.accounts: dict[str, str] = {}
+
+    async def create_account(self, user_id: str, initial_balance: str) -> None:
+        if not self.up:
+            raise EngineUnavailableError("CreateAccount failed: UNAVAILABLE")
+        self.accounts.setdefault(user_id, initial_balance)
+
+
+class CountingHasher(PasswordHasher):
+    """A real hasher that counts verifications."""
+
+    def __init__(self, cost: HashCost) -> None:
+        super().__init__(cost)
+        self.verifications = 0
+
+    async def verify(self, encoded_hash: str | None, password: str) -> bool:
+        self.verifications += 1
+        return await super().verify(encoded_hash, password)
+
+
+@dataclass
+class World:
+    accounts: Accounts
+    engine: FakeEngine
+    hasher: CountingHasher
+    users: UserStore
+    verifier: JwtVerifier
+    db: AsyncEngine
+
+
+GENEROUS = Limit(1000, 60)
+
+
+def build(db: AsyncEngine, limits: RateLimits | None = None, cost: HashCost = TEST_COST) -> World:
+    key = SigningKey.generate()
+    engine, hasher, users = FakeEngine(), CountingHasher(cost), UserStore(db)
+    accounts = Accounts(
+        users=users,
+        hasher=hasher,
+        sessions=SqlRefreshTokenStore(db),
+        issuer=TokenIssuer(key, ttl_s=600),
+        provisioner=Provisioner(users, engine),
+        limiter=MemoryRateLimiter(),
+        limits=limits or RateLimits(*([GENEROUS] * 5)),
+        demo_balance="5000",
+    )
+    return World(accounts, engine, hasher, users, JwtVerifier(key.public_keys), db)
+
+
+@pytest.fixture
+def world(db: AsyncEngine) -> World:
+    return build(db)
+
+
+async def reason(awaitable: object) -> str:
+    with pytest.raises(ApiError) as info:
+        await awaitable  # type: ignore[misc]
+    return info.value.reason
+
+
+async def test_signup_creates_user_account_and_session(world: World) -> None:
+    session = await world.accounts.signup(" New.User@Example.com ", PASSWORD, "10.0.0.1")
+    assert session.user.email == "new.user@example.com"
+    assert world.engine.accounts == {session.user.id: "5000"}
+    assert world.verifier.verify(session.access_token) == session.user.id
+    assert session.expires_in == 600
+    assert await world.users.pending_account(session.user.id) is None
+    assert session.access_token not in repr(session) and session.refresh_token not in repr(session)
+
+
+async def test_signup_stores_an_argon2id_hash_not_the_password(world: World) -> None:
+    await world.accounts.signup("hash@example.com", PASSWORD, "10.0.0.1")
+    async with world.db.connect() as conn:
+        stored = (await conn.execute(select(users_table.c.password_hash))).scalar_one()
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+async def test_signup_twice_is_email_taken(world: World) -> None:
+    await world.accounts.signup("dup@example.com", PASSWORD, "10.0.0.1")
+    assert await reason(world.accounts.signup("DUP@example.com", PASSWORD, "10.0.0.2")) == (
+        "EMAIL_TAKEN"
+    )
+    assert len(world.engine.accounts) == 1
+
+
+async def test_signup_validates_before_touching_anything(world: World) -> None:
+    with pytest.raises(ApiError) as info:
+        await world.accounts.signup("bad", "short", "10.0.0.1")
+    assert info.value.reason == "VALIDATION_FAILED"
+    assert {field for field, _ in info.value.violations} == {"email", "password"}
+    assert await world.users.count_pending_accounts() == 0
+    assert world.engine.accounts == {}
+
+
+async def test_signup_during_engine_outage_is_unavailable_then_resumable(world: World) -> None:
+    world.engine.up = False
+    assert await reason(world.accounts.signup("late@example.com", PASSWORD, "ip")) == (
+        "SERVICE_UNAVAILABLE"
+    )
+    assert world.engine.accounts == {}
+    world.engine.up = True
+    # Repeating the signup with the same password completes it.
+    session = await world.accounts.signup("late@example.com", PASSWORD, "ip")
+    assert world.engine.accounts == {session.user.id: "5000"}
+    # Once complete, it is an ordinary duplicate.
+    assert await reason(world.accounts.signup("late@example.com", PASSWORD, "ip")) == (
+        "EMAIL_TAKEN"
+    )
+
+
+async def test_resuming_someone_elses_pending_signup_needs_their_password(world: World) -> None:
+    world.engine.up = False
+    await reason(world.accounts.signup("victim@example.com", PASSWORD, "ip"))
+    world.engine.up = True
+    assert await reason(world.accounts.signup("victim@example.com", "other password", "ip")) == (
+        "EMAIL_TAKEN"
+    )
+    assert world.engine.accounts == {}
+
+
+async def test_signin_after_an_outage_opens_the_missing_account(world: World) -> None:
+    world.engine.up = False
+    await reason(world.accounts.signup("out@example.com", PASSWORD, "ip"))
+    assert await reason(world.accounts.signin("out@example.com", PASSWORD, "ip")) == (
+        "SERVICE_UNAVAILABLE"
+    )
+    world.engine.up = True
+    session = await world.accounts.signin("out@example.com", PASSWORD, "ip")
+    assert world.engine.accounts == {session.user.id: "5000"}
+
+
+async def test_signin_checks_the_password(world: World) -> None:
+    created = await world.accounts.signup("sign@example.com", PASSWORD, "ip")
+    session = await world.accounts.signin("SIGN@example.com", PASSWORD, "ip")
+    assert session.user == created.user
+    assert world.verifier.verify(session.access_token) == created.user.id
+    assert await reason(world.accounts.signin("sign@example.com", PASSWORD + "x", "ip")) == (
+        "INVALID_CREDENTIALS"
+    )
+
+
+async def test_unknown_email_costs_one_verification_like_a_wrong_password(world: World) -> None:
+    await world.accounts.signup("known@example.com", PASSWORD, "ip")
+    world.hasher.verifications = 0
+    unknown = await reason(world.accounts.signin("unknown@example.com", PASSWORD, "ip"))
+    assert world.hasher.verifications == 1
+    wrong = await reason(world.accounts.signin("known@example.com", "wrong password", "ip"))
+    assert world.hasher.verifications == 2
+    assert unknown == wrong == "INVALID_CREDENTIALS"
+
+
+async def test_signin_rehashes_after_a_cost_change(db: AsyncEngine) -> None:
+    old = build(db)
+    await old.accounts.signup("rehash@example.com", PASSWORD, "ip")
+    new = build(db, cost=HashCost(time_cost=2, memory_kib=2048, parallelism=1))
+    await new.accounts.signin("rehash@example.com", PASSWORD, "ip")
+    stored = await new.users.find_by_email("rehash@example.com")
+    assert stored is not None and "m=2048,t=2,p=1" in stored.password_hash
+    await new.accounts.signin("rehash@example.com", PASSWORD, "ip")
+
+
+async def test_refresh_rotates_and_detects_reuse(world: World) -> None:
+    first = await world.accounts.signup("ref@example.com", PASSWORD, "ip")
+    second = await world.accounts.refresh(first.refresh_token, "ip")
+    assert second.user == first.user
+    assert world.verifier.verify(second.access_token) == first.user.id
+    assert second.refresh_token != first.refresh_token
+    assert await reason(world.accounts.refresh(first.refresh_token, "ip")) == "TOKEN_INVALID"
+    assert await reason(world.accounts.refresh(second.refresh_token, "ip")) == "TOKEN_INVALID"
+
+
+async def test_signout_revokes_the_session(world: World) -> None:
+    session = await world.accounts.signup("out2@example.com", PASSWORD, "ip")
+    await world.accounts.signout(session.refresh_token)
+    assert await reason(world.accounts.refresh(session.refresh_token, "ip")) == "TOKEN_INVALID"
+    await world.accounts.signout(session.refresh_token)
+    await world.accounts.signout("never-issued")
+
+
+@pytest.mark.parametrize("token", ["", "x" * 129])
+async def test_refresh_and_signout_validate_the_token(world: World, token: str) -> None:
+    assert await reason(world.accounts.refresh(token, "ip")) == "VALIDATION_FAILED"
+    assert await reason(world.accounts.signout(token)) == "VALIDATION_FAILED"
+
+
+async def test_get_user(world: World) -> None:
+    session = await world.accounts.signup("me@example.com", PASSWORD, "ip")
+    assert await world.accounts.get_user(session.user.id) == session.user
+    assert await reason(world.accounts.get_user("gone")) == "USER_NOT_FOUND"
+
+
+async def test_signin_is_limited_per_email_across_addresses(db: AsyncEngine) -> None:
+    limits = RateLimits(Limit(3, 60), GENEROUS, GENEROUS, GENEROUS, GENEROUS)
+    world = build(db, limits)
+    await world.accounts.signup("target@example.com", PASSWORD, "1.1.1.1")
+    for n in range(3):
+        await reason(world.accounts.signin("target@example.com", f"wrong guess {n}", f"2.2.2.{n}"))
+    with pytest.raises(ApiError) as info:
+        await world.accounts.signin("Target@example.com", PASSWORD, "3.3.3.3")
+    assert info.value.reason == "RATE_LIMITED"
+    assert info.value.retry_after_s is not None and info.value.retry_after_s >= 1
+    # Other emails are unaffected.
+    await reason(world.accounts.signin("other@example.com", PASSWORD, "3.3.3.3"))
+
+
+async def test_signin_is_limited_per_address_across_emails(db: AsyncEngine) -> None:
+    limits = RateLimits(GENEROUS, Limit(2, 60), GENEROUS, GENEROUS, GENEROUS)
+    world = build(db, limits)
+    for n in range(2):
+        await reason(world.accounts.signin(f"u{n}@example.com", PASSWORD, "6.6.6.6"))
+    assert await reason(world.accounts.signin("u9@example.com", PASSWORD, "6.6.6.6")) == (
+        "RATE_LIMITED"
+    )
+    await reason(world.accounts.signin("u9@example.com", PASSWORD, "7.7.7.7"))
+    assert world.hasher.verifications == 3, "a limited attempt costs no hashing"
+
+
+async def test_signup_is_limited_per_address_and_email(db: AsyncEngine) -> None:
+    limits = RateLimits(GENEROUS, GENEROUS, Limit(1, 60), Limit(2, 60), GENEROUS)
+    world = build(db, limits)
+    await world.accounts.signup("a@example.com", PASSWORD, "8.8.8.8")
+    assert await reason(world.accounts.signup("a@example.com", PASSWORD, "9.9.9.9")) == (
+        "RATE_LIMITED"
+    )
+    await world.accounts.signup("b@example.com", PASSWORD, "8.8.8.8")
+    assert await reason(world.accounts.signup("c@example.com", PASSWORD, "8.8.8.8")) == (
+        "RATE_LIMITED"
+    )
+
+
+async def test_refresh_is_limited_per_address(db: AsyncEngine) -> None:
+    limits = RateLimits(GENEROUS, GENEROUS, GENEROUS, GENEROUS, Limit(1, 60))
+    world = build(db, limits)
+    session = await world.accounts.signup("r@example.com", PASSWORD, "ip")
+    session = await world.accounts.refresh(session.refresh_token, "ip")
+    assert await reason(world.accounts.refresh(session.refresh_token, "ip")) == "RATE_LIMITED"
+
+
+async def test_no_secret_reaches_the_logs(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    quiet_parameter_logging()
+    caplog.set_level(logging.DEBUG)
+    sessions: list[Session] = [await world.accounts.signup("log@example.com", PASSWORD, "ip")]
+    world.engine.up = False
+    await reason(world.accounts.signup("log2@example.com", PASSWORD, "ip"))
+    world.engine.up = True
+    sessions.append(await world.accounts.signin("log@example.com", PASSWORD, "ip"))
+    await reason(world.accounts.signin("log@example.com", "wrong password", "ip"))
+    sessions.append(await world.accounts.refresh(sessions[-1].refresh_token, "ip"))
+    await reason(world.accounts.refresh(sessions[-2].refresh_token, "ip"))
+    stored = await world.users.find_by_email("log@example.com")
+    assert stored is not None
+    secrets = [PASSWORD, "wrong password", stored.password_hash.split("$")[-1]]
+    for session in sessions:
+        secrets += [session.access_token, session.refresh_token]
+    text = "\n".join(record.getMessage() + repr(record.__dict__) for record in caplog.records)
+    assert caplog.records, "the flows log something"
+    for secret in secrets:
+        assert secret not in text
