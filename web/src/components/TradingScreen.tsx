@@ -222,8 +222,9 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
           if (update.account !== undefined) {
             setAccount(update.account);
           }
-          if (!cursor.hasPosition() && update.sequence !== undefined) {
-            cursor.setBaseline(update.sequence);
+          if (!cursor.hasPosition()) {
+            // Protobuf JSON omits a zero int64, so an absent sequence means "0".
+            cursor.setBaseline(update.sequence ?? "0");
           }
           if (cursor.hasPosition()) {
             setEventsReady(true);

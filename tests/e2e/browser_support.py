@@ -1,0 +1,74 @@
+"""What the browser tests share: the running mesh handle and page helpers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import grpc
+from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
+from playwright.sync_api import Page, expect
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "correct-horse-battery"
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A running mesh: its environment, the edge's URL and a way to move prices exactly."""
+
+    env: dict[str, str]
+    base_url: str
+
+    def publish(self, symbol: str, bid: str, ask: str) -> None:
+        """Publish one exact quote through the manual feed (MarketDataAdminService)."""
+        target = f"127.0.0.1:{self.env['CFD_MARKET_PORT']}"
+        with grpc.insecure_channel(target) as channel:
+            stub = market_admin_pb2_grpc.MarketDataAdminServiceStub(channel)
+            stub.PublishTicks(
+                market_admin_pb2.PublishTicksRequest(
+                    ticks=[market_admin_pb2.TickInput(symbol=symbol, bid=bid, ask=ask)]
+                ),
+                metadata=(("x-cfd-internal-token", self.env["CFD_INTERNAL_TOKEN"]),),
+                timeout=10,
+            )
+
+
+def unique_email() -> str:
+    return f"e2e-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def sign_up(page: Page, email: str | None = None) -> str:
+    """Create an account through the sign-up form and wait for the trading screen."""
+    address = email or unique_email()
+    page.goto("/")
+    page.get_by_test_id("auth-mode-signup").click()
+    page.get_by_test_id("auth-email").fill(address)
+    page.get_by_test_id("auth-password").fill(PASSWORD)
+    page.get_by_test_id("auth-submit").click()
+    expect(page.get_by_test_id("trading-screen")).to_be_visible()
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "online")
+    return address
+
+
+def number(text: str) -> Decimal:
+    """Read a displayed figure ("1,234.50", "+2.5", "10×") as an exact decimal."""
+    cleaned = text.replace(",", "").replace("×", "").replace("%", "").replace("+", "").strip()
+    return Decimal(cleaned)
+
+
+def shown(value: Decimal, digits: int = 2) -> str:
+    """Format a price the way the page does: grouped, at least `digits` fraction digits."""
+    exponent = value.normalize().as_tuple().exponent
+    places = max(digits, -exponent if isinstance(exponent, int) else 0)
+    return f"{value:,.{places}f}"

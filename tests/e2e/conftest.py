@@ -1,0 +1,85 @@
+"""Fixtures of the browser tests: the real mesh on the manual feed and a headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e.browser_support import CHROMIUM, CHROMIUM_ARGS, Mesh
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from support import REPO, ServiceProcess, mesh_env, wait_for
+
+WEB = REPO / "web"
+
+
+def _web_sources_newer_than(stamp: Path) -> bool:
+    built = stamp.stat().st_mtime
+    sources = [WEB / "index.html", WEB / "package.json", WEB / "package-lock.json"]
+    sources += [p for p in (WEB / "src").rglob("*") if p.is_file()]
+    return any(p.stat().st_mtime > built for p in sources)
+
+
+def _ensure_web_built() -> None:
+    """Build web/dist the way `make run` does when it is missing or older than its sources."""
+    index = WEB / "dist" / "index.html"
+    if index.exists() and not _web_sources_newer_than(index):
+        return
+    subprocess.run(["make", "--no-print-directory", "web"], cwd=REPO, check=True, timeout=600)
+    assert index.exists(), "make web did not produce web/dist/index.html"
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need the system Chromium")
+    pytest.skip(f"{CHROMIUM} is missing (install the chromium package to run browser tests)")
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    """Start `cfd up` on the manual feed with a first quote of every instrument."""
+    _require_chromium()
+    _ensure_web_built()
+    data_dir = tmp_path_factory.mktemp("e2e-mesh")
+    env = mesh_env(data_dir, CFD_FEED="manual")
+    up = ServiceProcess(["up"], env, data_dir / "up.log")
+    try:
+        wait_for(lambda: "CFD Mesh is up" in up.output() or up.process.poll() is not None, 120)
+        assert up.process.poll() is None, up.output()
+        running = Mesh(env=env, base_url=f"http://127.0.0.1:{env['CFD_EDGE_PORT']}")
+        running.publish("BTCUSD", "64000.00", "64010.00")
+        running.publish("ETHUSD", "3000.00", "3000.60")
+        running.publish("SOLUSD", "150.000", "150.030")
+        yield running
+    finally:
+        if up.process.poll() is None:
+            up.stop()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, mesh: Mesh) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+    )
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, mesh: Mesh) -> Iterator[Page]:
+    """A fresh browser context (no stored session) at the desktop size of the issue."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=mesh.base_url)
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    yield tab
+    context.close()
