@@ -24,7 +24,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from market_svc.candles import Candle, CandleInterval
 
@@ -134,38 +134,26 @@ class CandleStore:
 
     async def upsert(self, candles: Sequence[Candle]) -> None:
         """Insert ``candles``, replacing stored candles with the same key."""
+        if not candles:
+            return
         async with self._engine.begin() as conn:
+            stmt = _insert(conn.dialect.name, replace=True)
             for start in range(0, len(candles), BATCH_ROWS):
-                rows = [_row(c) for c in candles[start : start + BATCH_ROWS]]
-                await conn.execute(self._insert(conn, rows, replace=True))
+                await conn.execute(stmt, [_row(c) for c in candles[start : start + BATCH_ROWS]])
 
     async def insert_missing(self, candles: Sequence[Candle]) -> int:
         """Insert the ``candles`` whose key is not stored yet; return how many were new."""
+        if not candles:
+            return 0
         inserted = 0
         async with self._engine.begin() as conn:
+            # RETURNING counts exactly on both dialects, unlike rowcount of an executemany.
+            stmt = _insert(conn.dialect.name, replace=False).returning(candles_table.c.open_time)
             for start in range(0, len(candles), BATCH_ROWS):
                 rows = [_row(c) for c in candles[start : start + BATCH_ROWS]]
-                result = await conn.execute(self._insert(conn, rows, replace=False))
-                inserted += max(result.rowcount, 0)
+                result = await conn.execute(stmt, rows)
+                inserted += len(result.all())
         return inserted
-
-    def _insert(self, conn: AsyncConnection, rows: list[dict[str, Any]], *, replace: bool) -> Any:
-        keys = ["symbol", "interval", "open_time"]
-        if conn.dialect.name == "postgresql":
-            pg_stmt = postgresql.insert(candles_table).values(rows)
-            if not replace:
-                return pg_stmt.on_conflict_do_nothing(index_elements=keys)
-            return pg_stmt.on_conflict_do_update(
-                index_elements=keys,
-                set_={name: pg_stmt.excluded[name] for name in _row_fields()},
-            )
-        lite_stmt = sqlite.insert(candles_table).values(rows)
-        if not replace:
-            return lite_stmt.on_conflict_do_nothing(index_elements=keys)
-        return lite_stmt.on_conflict_do_update(
-            index_elements=keys,
-            set_={name: lite_stmt.excluded[name] for name in _row_fields()},
-        )
 
     async def query(
         self,
@@ -217,8 +205,16 @@ class CandleStore:
             return int((await conn.execute(stmt)).scalar_one())
 
 
-def _row_fields() -> tuple[str, ...]:
-    return ("open", "high", "low", "close", "volume", "tick_count")
+def _insert(dialect: str, *, replace: bool) -> Any:
+    """Return the INSERT of candle rows that skips or replaces existing keys."""
+    keys = ["symbol", "interval", "open_time"]
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(candles_table)
+    if not replace:
+        return stmt.on_conflict_do_nothing(index_elements=keys)
+    fields = ("open", "high", "low", "close", "volume", "tick_count")
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={name: stmt.excluded[name] for name in fields}
+    )
 
 
 class CandleWriter:

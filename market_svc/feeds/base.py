@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from market_svc.ticks import RawTick
 
 # Called once per observation; must not block (the service validates and fans out inline).
-TickSink = Callable[[RawTick], None]
+TickSink = Callable[[RawTick], object]
 
 
 @dataclass(slots=True)

@@ -16,6 +16,16 @@ MS_PER_YEAR = Decimal(365 * 24 * 3600 * 1000)
 _TWO_32 = Decimal(2**32)
 # Prices are kept a hundred times finer than the tick so rounding never pins the walk.
 _PRECISION_FACTOR = Decimal("0.01")
+_SERIES_BOUND = Decimal("0.01")
+
+
+def _exp(x: Decimal) -> Decimal:
+    """Return e**x; steps are tiny, where five Taylor terms are exact to 1e-10 and cheap."""
+    if abs(x) < _SERIES_BOUND:
+        return 1 + x * (1 + x / 2 * (1 + x / 3 * (1 + x / 4 * (1 + x / 5))))
+    with localcontext() as ctx:
+        ctx.prec = 34
+        return x.exp()
 
 
 class RandomWalk:
@@ -47,7 +57,9 @@ class RandomWalk:
 
     def normal(self) -> Decimal:
         """Return an approximately standard normal draw."""
-        return sum((self.uniform() for _ in range(12)), Decimal(0)) - 6
+        getrandbits = self._rng.getrandbits
+        total = sum(getrandbits(32) for _ in range(12))
+        return Decimal(total) / _TWO_32 - 6
 
     def _sigma(self, dt_ms: int) -> tuple[Decimal, Decimal]:
         cached = self._sigma_cache.get(dt_ms)
@@ -72,9 +84,7 @@ class RandomWalk:
         change = self.log_return(dt_ms)
         if backwards:
             change = -change
-        with localcontext() as ctx:
-            ctx.prec = 34
-            factor = change.exp()
+        factor = _exp(change)
         price = (self.price * factor).quantize(self._quantum)
         # Keep a floor of one tick: a walk may get small but never zero or negative.
         self.price = max(price, self.instrument.tick_size)
