@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { Decimal } from "../../src/lib/decimal";
+import { formatMoney, formatPrice, formatQuantity, formatSignedMoney, percentChange } from "../../src/lib/format";
+
+describe("display formatting", () => {
+  it("shows money exactly with at least two decimals", () => {
+    expect(formatMoney("5000")).toBe("5,000.00");
+    expect(formatMoney("4887.525022")).toBe("4,887.525022");
+    expect(formatMoney("64.250150")).toBe("64.25015");
+    expect(formatMoney(undefined)).toBe("—");
+    expect(formatMoney("oops")).toBe("—");
+  });
+
+  it("signs gains and keeps losses negative", () => {
+    expect(formatSignedMoney("14.700000")).toBe("+14.70");
+    expect(formatSignedMoney("-10.3")).toBe("-10.30");
+    expect(formatSignedMoney("0")).toBe("0.00");
+  });
+
+  it("pads prices to the tick without dropping digits", () => {
+    expect(formatPrice("64000", 2)).toBe("64,000.00");
+    expect(formatPrice("150.5", 3)).toBe("150.500");
+    expect(formatPrice("57825.135", 2)).toBe("57,825.135");
+  });
+
+  it("shows quantities without trailing zeros", () => {
+    expect(formatQuantity("0.0200")).toBe("0.02");
+  });
+
+  it("computes a percentage change exactly", () => {
+    expect(percentChange(Decimal.parse("200"), Decimal.parse("203"))?.toString()).toBe("1.50");
+    expect(percentChange(Decimal.parse("3"), Decimal.parse("2"))?.toString()).toBe("-33.33");
+    expect(percentChange(Decimal.parse("0"), Decimal.parse("2"))).toBeNull();
+  });
+});
