@@ -1,0 +1,275 @@
+"""The SQL read model: closed positions, the ledger, orders and account events.
+
+Rows are keyed by (seq, account, index) and written together with the recorder's progress
+in one transaction, so recording is idempotent by sequence number. Closed entries and events
+also keep their protobuf bytes, which the history and event streams return as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+metadata = MetaData()
+
+recorder_state = Table(
+    "engine_recorder",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+events = Table(
+    "engine_events",
+    metadata,
+    Column("account_id", String(128), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("event_type", Integer, nullable=False),
+    Column("time_ns", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+closed_positions = Table(
+    "engine_closed_positions",
+    metadata,
+    Column("account_id", String(128), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("position_id", String(32), nullable=False),
+    Column("symbol", String(16), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("quantity", String(48), nullable=False),
+    Column("leverage", Integer, nullable=False),
+    Column("entry_price", String(48), nullable=False),
+    Column("close_price", String(48), nullable=False),
+    Column("margin", String(48), nullable=False),
+    Column("realized_pnl", String(48), nullable=False),
+    Column("house_covered_loss", String(48), nullable=False),
+    Column("close_reason", String(16), nullable=False),
+    Column("open_time_ns", BigInteger, nullable=False),
+    Column("close_time_ns", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_engine_closed_symbol", "account_id", "symbol", "seq", "idx"),
+    Index("ix_engine_closed_position", "account_id", "position_id", "seq"),
+)
+
+ledger = Table(
+    "engine_ledger",
+    metadata,
+    Column("account_id", String(128), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("amount", String(48), nullable=False),
+    Column("balance", String(48), nullable=False),
+    Column("position_id", String(32), nullable=False),
+    Column("time_ns", BigInteger, nullable=False),
+)
+
+orders = Table(
+    "engine_orders",
+    metadata,
+    Column("order_id", String(32), primary_key=True),
+    Column("account_id", String(128), nullable=False, index=True),
+    Column("symbol", String(16), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("order_type", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("trigger_price", String(48), nullable=False),
+    Column("position_id", String(32), nullable=False),
+    Column("reject_reason", String(32), nullable=False),
+    Column("create_time_ns", BigInteger, nullable=False),
+    Column("update_time_ns", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
+class PageTokenError(ValueError):
+    """A page token this service did not issue."""
+
+
+def encode_page_token(seq: int, index: int) -> str:
+    """Return the token that continues after entry (seq, index)."""
+    return base64.urlsafe_b64encode(f"{seq}.{index}".encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> tuple[int, int]:
+    """Return the (seq, index) a page token continues after."""
+    if len(token) > 64:
+        raise PageTokenError("page token is too long")
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise PageTokenError("page token is not valid") from None
+    seq_text, dot, index_text = text.partition(".")
+    if not dot or not seq_text.isdigit() or not index_text.isdigit():
+        raise PageTokenError("page token is not valid")
+    return int(seq_text), int(index_text)
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """What one recorder transaction writes."""
+
+    last_seq: int
+    events: list[dict[str, Any]]
+    closed: list[dict[str, Any]]
+    ledger: list[dict[str, Any]]
+    orders: list[dict[str, Any]]
+
+
+class HistoryStore:
+    """SQL access of the engine's read model."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create_schema(self) -> None:
+        """Create the tables that do not exist yet."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            row = (await conn.execute(select(recorder_state.c.seq))).first()
+            if row is None:
+                await conn.execute(recorder_state.insert().values(id=1, seq=0))
+
+    async def recorded_seq(self) -> int:
+        """Return the last seq whose events are recorded."""
+        async with self.engine.connect() as conn:
+            return await _recorded(conn)
+
+    async def write(self, rows: Rows) -> int:
+        """Write rows whose seq is above the recorded one and advance it; return the new one."""
+        async with self.engine.begin() as conn:
+            query = select(recorder_state.c.seq).where(recorder_state.c.id == 1)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            current = (await conn.execute(query)).scalar_one()
+            if rows.last_seq <= current:
+                return int(current)
+            for table, values in (
+                (events, rows.events),
+                (closed_positions, rows.closed),
+                (ledger, rows.ledger),
+            ):
+                fresh = [value for value in values if value["seq"] > current]
+                if fresh:
+                    await conn.execute(table.insert(), fresh)
+            latest: dict[str, dict[str, Any]] = {}
+            for value in rows.orders:
+                if value["seq"] > current:
+                    latest[value["order_id"]] = value
+            if latest:
+                await _upsert_orders(conn, list(latest.values()))
+            await conn.execute(
+                update(recorder_state).where(recorder_state.c.id == 1).values(seq=rows.last_seq)
+            )
+            return rows.last_seq
+
+    async def history_page(
+        self, account_id: str, symbol: str | None, after: tuple[int, int] | None, limit: int
+    ) -> list[tuple[int, int, bytes]]:
+        """Return up to `limit` closed entries (seq, index, Position bytes), newest first."""
+        table = closed_positions
+        query = select(table.c.seq, table.c.idx, table.c.data).where(
+            table.c.account_id == account_id
+        )
+        if symbol is not None:
+            query = query.where(table.c.symbol == symbol)
+        if after is not None:
+            seq, index = after
+            query = query.where(
+                or_(table.c.seq < seq, and_(table.c.seq == seq, table.c.idx < index))
+            )
+        query = query.order_by(table.c.seq.desc(), table.c.idx.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return [(int(r.seq), int(r.idx), bytes(r.data)) for r in result]
+
+    async def last_close(self, account_id: str, position_id: str) -> bytes | None:
+        """Return the newest closed entry of a position, or None."""
+        table = closed_positions
+        query = (
+            select(table.c.data)
+            .where(table.c.account_id == account_id, table.c.position_id == position_id)
+            .order_by(table.c.seq.desc(), table.c.idx.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            data = (await conn.execute(query)).scalar_one_or_none()
+        return None if data is None else bytes(data)
+
+    async def events_after(
+        self, account_id: str, after: tuple[int, int], through_seq: int, limit: int
+    ) -> list[tuple[int, int, bytes]]:
+        """Return up to `limit` events (seq, index, StreamEventsResponse bytes) of an account
+        after (seq, index) `after` and at or before `through_seq`, oldest first."""
+        table = events
+        seq, index = after
+        query = (
+            select(table.c.seq, table.c.idx, table.c.data)
+            .where(
+                table.c.account_id == account_id,
+                or_(table.c.seq > seq, and_(table.c.seq == seq, table.c.idx > index)),
+                table.c.seq <= through_seq,
+            )
+            .order_by(table.c.seq, table.c.idx)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return [(int(r.seq), int(r.idx), bytes(r.data)) for r in result]
+
+    async def count(self, table: Table) -> int:
+        """Return the number of rows of a table (for tests and figures)."""
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def _recorded(conn: AsyncConnection) -> int:
+    value = (
+        await conn.execute(select(recorder_state.c.seq).where(recorder_state.c.id == 1))
+    ).scalar_one_or_none()
+    return 0 if value is None else int(value)
+
+
+async def _upsert_orders(conn: AsyncConnection, values: Sequence[dict[str, Any]]) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(orders)
+    changing = {
+        name: statement.excluded[name]
+        for name in (
+            "status",
+            "position_id",
+            "reject_reason",
+            "update_time_ns",
+            "seq",
+            "data",
+        )
+    }
+    await conn.execute(
+        statement.on_conflict_do_update(index_elements=[orders.c.order_id], set_=changing),
+        list(values),
+    )

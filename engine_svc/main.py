@@ -1,0 +1,76 @@
+"""`cfd engine`: the stateful trading engine behind TradingService and EngineAdminService."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
+
+from engine_svc.config import EngineConfig
+from engine_svc.runtime import EngineRuntime
+from engine_svc.servicer import EngineAdminServicer, TradingServicer
+from mesh.auth import TokenVerifier
+from mesh.config import Settings
+from mesh.server import Service, serve
+from mesh.tokens import load_verifier
+
+TRADING = trading_pb2.DESCRIPTOR.services_by_name["TradingService"].full_name
+ADMIN = engine_admin_pb2.DESCRIPTOR.services_by_name["EngineAdminService"].full_name
+
+
+def services(runtime: EngineRuntime) -> list[Service]:
+    """Return the engine's gRPC services bound to `runtime`."""
+    return [
+        Service(
+            trading_pb2_grpc.add_TradingServiceServicer_to_server,
+            TradingServicer(runtime),
+            TRADING,
+        ),
+        Service(
+            engine_admin_pb2_grpc.add_EngineAdminServiceServicer_to_server,
+            EngineAdminServicer(runtime),
+            ADMIN,
+        ),
+    ]
+
+
+async def run(
+    settings: Settings,
+    config: EngineConfig,
+    *,
+    verifier: TokenVerifier | None = None,
+    stop: asyncio.Event | None = None,
+    runtime: EngineRuntime | None = None,
+) -> None:
+    """Serve the engine until SIGTERM/SIGINT or `stop`; stop early if the journal fails."""
+    runtime = runtime or EngineRuntime(settings, config)
+    stop = stop or asyncio.Event()
+
+    async def stop_on_failure() -> None:
+        await runtime.failed.wait()
+        stop.set()
+
+    watcher = asyncio.create_task(stop_on_failure())
+    try:
+        await serve(
+            "engine",
+            settings.engine_port,
+            services(runtime),
+            settings=settings,
+            verifier=verifier if verifier is not None else load_verifier(settings),
+            on_start=runtime.start,
+            on_stop=runtime.stop,
+            stop=stop,
+        )
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    if runtime.failed.is_set():
+        raise SystemExit("engine stopped: the journal could not be written")
+
+
+async def main(settings: Settings) -> None:
+    """Run the engine with the configuration of the environment."""
+    await run(settings, EngineConfig.from_env())

@@ -1,0 +1,256 @@
+"""The recorder: committed account events to the SQL read model, in batches, off the order path.
+
+It receives every committed batch from the event hub, converts its events to rows and writes
+them in one transaction per chunk, together with the last recorded seq (idempotent by seq).
+When the database is down it keeps the chunk and retries with backoff, so nothing is lost or
+written twice. After a restart the engine replays the journal from a snapshot at or before the
+recorded seq, so the events the recorder missed are offered again.
+
+The recorded seq is also kept in a hint file beside the journal (written after each commit):
+start-up uses it to pick a snapshot when the database cannot be asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cfd.v1 import trading_pb2
+
+from engine_svc.convert import AccountEvent, event_message
+from engine_svc.core import (
+    AccountCreated,
+    BalanceChanged,
+    Instrument,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderPlaced,
+    OrderRejected,
+    PositionClosed,
+)
+from engine_svc.history import HistoryStore, Rows
+
+log = logging.getLogger("engine.recorder")
+
+_ORDER_EVENTS = (OrderPlaced, OrderFilled, OrderCancelled, OrderExpired, OrderRejected)
+_BALANCE_KINDS = {
+    trading_pb2.BALANCE_CHANGE_KIND_DEPOSIT: "DEPOSIT",
+    trading_pb2.BALANCE_CHANGE_KIND_MARGIN_RESERVED: "MARGIN_RESERVED",
+    trading_pb2.BALANCE_CHANGE_KIND_POSITION_SETTLED: "POSITION_SETTLED",
+}
+
+
+def read_hint(path: Path) -> int:
+    """Return the recorded seq saved in the hint file, 0 when missing or unreadable."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def _write_hint(path: Path, seq: int) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(str(seq))
+    temp.replace(path)
+
+
+def rows_of(
+    last_seq: int,
+    items: Sequence[tuple[str, AccountEvent]],
+    instruments: Mapping[str, Instrument],
+) -> Rows:
+    """Convert account events into the rows of one recorder transaction."""
+    event_rows: list[dict[str, Any]] = []
+    closed: list[dict[str, Any]] = []
+    ledger: list[dict[str, Any]] = []
+    orders: list[dict[str, Any]] = []
+    for account, item in items:
+        event = item.event
+        message = event_message(item, instruments)
+        key = {"account_id": account, "seq": item.seq, "idx": item.idx}
+        event_rows.append(
+            key
+            | {
+                "event_type": int(message.type),
+                "time_ns": event.ts,
+                "data": message.SerializeToString(),
+            }
+        )
+        if isinstance(event, PositionClosed):
+            position = message.position
+            closed.append(
+                key
+                | {
+                    "position_id": position.id,
+                    "symbol": position.symbol,
+                    "side": event.close.side.value,
+                    "quantity": position.quantity,
+                    "leverage": position.leverage,
+                    "entry_price": position.entry_price,
+                    "close_price": position.close_price,
+                    "margin": position.margin,
+                    "realized_pnl": position.realized_pnl,
+                    "house_covered_loss": position.house_covered_loss,
+                    "close_reason": event.close.reason.value,
+                    "open_time_ns": event.close.open_time,
+                    "close_time_ns": event.close.close_time,
+                    "data": position.SerializeToString(),
+                }
+            )
+        elif isinstance(event, (BalanceChanged, AccountCreated)):
+            change = message.balance_change
+            ledger.append(
+                key
+                | {
+                    "kind": _BALANCE_KINDS[change.kind],
+                    "amount": change.amount,
+                    "balance": change.balance,
+                    "position_id": change.position_id,
+                    "time_ns": event.ts,
+                }
+            )
+        elif isinstance(event, _ORDER_EVENTS):
+            order = message.order
+            view = event.order
+            orders.append(
+                {
+                    "order_id": order.id,
+                    "account_id": account,
+                    "symbol": order.symbol,
+                    "side": view.side.value,
+                    "order_type": view.order_type.value,
+                    "status": view.status.value,
+                    "trigger_price": order.trigger_price,
+                    "position_id": order.position_id,
+                    "reject_reason": order.reject_reason,
+                    "create_time_ns": view.create_time,
+                    "update_time_ns": event.ts,
+                    "seq": item.seq,
+                    "data": order.SerializeToString(),
+                }
+            )
+    return Rows(last_seq, event_rows, closed, ledger, orders)
+
+
+class Recorder:
+    """Writes committed events to SQL; `recorded_seq` is how far it got."""
+
+    def __init__(
+        self,
+        store: HistoryStore,
+        instruments: Mapping[str, Instrument],
+        hint_path: Path,
+        *,
+        recorded_seq: int = 0,
+        max_events: int = 5000,
+        min_backoff_s: float = 0.05,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self._instruments = instruments
+        self._hint_path = hint_path
+        self.recorded_seq = recorded_seq
+        self._max_events = max_events
+        self._min_backoff_s = min_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._pending: deque[tuple[int, Sequence[tuple[str, AccountEvent]]]] = deque()
+        self._ready = asyncio.Event()
+        self._progress = asyncio.Event()
+        self.offered_seq = recorded_seq
+        self.failures = 0
+        self.schema_ready = False
+
+    def offer(self, last_seq: int, items: Sequence[tuple[str, AccountEvent]]) -> None:
+        """Queue a committed batch (an event hub listener)."""
+        if last_seq <= self.offered_seq:
+            return
+        self.offered_seq = last_seq
+        self._pending.append((last_seq, items))
+        self._ready.set()
+
+    async def wait_recorded(self, seq: int, timeout_s: float) -> bool:
+        """Wait until every event up to `seq` is recorded; return False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self.recorded_seq < seq:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            progress = self._progress
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(progress.wait(), remaining)
+        return True
+
+    async def _retry(self, what: str, attempt: int, exc: Exception) -> None:
+        delay = min(self._max_backoff_s, self._min_backoff_s * (2 ** min(attempt, 10)))
+        self.failures += 1
+        log.warning("recorder: %s failed (%s); retrying in %.2fs", what, exc, delay)
+        await asyncio.sleep(delay)
+
+    async def prepare(self) -> None:
+        """Create the schema and read the recorded seq, retrying until the database answers."""
+        attempt = 0
+        while not self.schema_ready:
+            try:
+                await self.store.create_schema()
+                self.recorded_seq = await self.store.recorded_seq()
+                self.schema_ready = True
+            except Exception as exc:
+                await self._retry("opening the history database", attempt, exc)
+                attempt += 1
+        self._advanced()
+
+    async def run(self) -> None:
+        """Record batches forever; return only when cancelled."""
+        await self.prepare()
+        attempt = 0
+        while True:
+            while not self._pending:
+                self._ready.clear()
+                await self._ready.wait()
+            taken, rows = self._next_chunk()
+            while True:
+                try:
+                    recorded = await self.store.write(rows)
+                    break
+                except Exception as exc:
+                    await self._retry(f"writing up to seq {rows.last_seq}", attempt, exc)
+                    attempt += 1
+            attempt = 0
+            for _ in range(taken):
+                self._pending.popleft()
+            self.recorded_seq = max(self.recorded_seq, recorded)
+            self._advanced()
+
+    def _next_chunk(self) -> tuple[int, Rows]:
+        items: list[tuple[str, AccountEvent]] = []
+        taken = 0
+        last_seq = self.recorded_seq
+        for batch_seq, batch_items in self._pending:
+            if taken and len(items) + len(batch_items) > self._max_events:
+                break
+            taken += 1
+            last_seq = batch_seq
+            if batch_seq > self.recorded_seq:
+                items.extend(item for item in batch_items if item[1].seq > self.recorded_seq)
+        return taken, rows_of(last_seq, items, self._instruments)
+
+    def _advanced(self) -> None:
+        try:
+            _write_hint(self._hint_path, self.recorded_seq)
+        except OSError as exc:
+            log.warning("recorder: cannot write %s: %s", self._hint_path, exc)
+        progress = self._progress
+        self._progress = asyncio.Event()
+        progress.set()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until everything offered so far is recorded; return False on timeout."""
+        return await self.wait_recorded(self.offered_seq, timeout_s)

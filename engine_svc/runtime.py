@@ -1,0 +1,322 @@
+"""The engine process wired in one place: recovery, the single writer, prices, snapshots,
+streams and the recorder.
+
+Layout under ``<CFD_DATA_DIR>/engine/``: ``journal/`` (segments), ``snapshots/`` and
+``recorded_seq`` (the recorder's progress hint).
+
+Start-up picks the newest valid snapshot at or before the recorded seq (so the recorder can be
+offered every event it has not written yet; the newest snapshot when the journal no longer
+reaches back that far), replays the journal after it, logs the digest and only then lets the
+server accept calls. Snapshots are taken every CFD_SNAPSHOT_EVERY commands, every
+CFD_SNAPSHOT_INTERVAL_S seconds when anything changed, and on clean shutdown; older snapshots
+and journal segments that neither recovery nor the recorder can need any more are deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+from engine_svc.config import EngineConfig
+from engine_svc.core import Command, Core, Instrument
+from engine_svc.core.codec import CodecError, decode_command
+from engine_svc.history import HistoryStore
+from engine_svc.journal import Journal
+from engine_svc.prices import Freshness, TickSubscriber
+from engine_svc.recorder import Recorder, read_hint
+from engine_svc.sequencer import Applied, Sequencer, apply_logged
+from engine_svc.snapshots import SnapshotInfo, SnapshotStore
+from engine_svc.streams import EventHub
+from mesh.config import Settings
+from mesh.db import create_engine, database_url
+
+log = logging.getLogger("engine")
+
+REPLAY_CHUNK = 1000
+DB_PROBE_TIMEOUT_S = 3.0
+SHUTDOWN_RECORD_TIMEOUT_S = 5.0
+
+
+class RecoveryError(RuntimeError):
+    """The state cannot be rebuilt from the snapshots and journal on disk."""
+
+
+class EngineRuntime:
+    """Everything the engine process runs; the servicers read through it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: EngineConfig,
+        *,
+        instruments: Mapping[str, Instrument] | None = None,
+        market_addr: str | None = None,
+        db_url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.instruments = instruments
+        root = settings.data_dir / "engine"
+        self.journal_dir = root / "journal"
+        self.snapshot_dir = root / "snapshots"
+        self.hint_path = root / "recorded_seq"
+        self.market_addr = market_addr or settings.market_addr
+        self.db_url = db_url or database_url(settings, "engine")
+        self.freshness = Freshness(config.price_stale_ms)
+        self.core = Core(instruments)
+        self.journal: Journal | None = None
+        self.snapshots = SnapshotStore(self.snapshot_dir, config.fsync)
+        self.snapshot_info: SnapshotInfo | None = None
+        self.history = HistoryStore(create_engine(self.db_url))
+        self.hub = EventHub()
+        self.recorder: Recorder | None = None
+        self.sequencer: Sequencer | None = None
+        self.subscriber: TickSubscriber | None = None
+        self.failed = asyncio.Event()
+        self.recovery_s = 0.0
+        self.replayed = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._since_snapshot = 0
+        self._last_snapshot_at = time.monotonic()
+        self._snapshot_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ start
+
+    async def start(self) -> None:
+        """Recover the state and start the background tasks (before the port opens)."""
+        started = time.perf_counter()
+        self.snapshot_dir.parent.mkdir(parents=True, exist_ok=True)
+        journal = Journal.open(self.journal_dir, self.config.segment_bytes, self.config.fsync)
+        self.journal = journal
+        recorded = await self._recorded_seq()
+        core, base = self._load_base(journal, recorded)
+        self.core = core
+        self.hub = EventHub(floor=base)
+        recorder = Recorder(self.history, core.instruments, self.hint_path, recorded_seq=recorded)
+        recorder.offered_seq = max(recorded, base)
+        self.recorder = recorder
+        self.hub.listeners.append(recorder.offer)
+        last_ts, expiries = self._replay(journal, core, base)
+        self.recovery_s = time.perf_counter() - started
+        digest = core.digest()
+        log.info(
+            "recovered to seq %d from snapshot %d: replayed %d commands in %.3fs; digest %s",
+            core.last_seq,
+            base,
+            self.replayed,
+            self.recovery_s,
+            digest,
+            extra={
+                "fields": {
+                    "seq": core.last_seq,
+                    "snapshot_seq": base,
+                    "replayed": self.replayed,
+                    "seconds": round(self.recovery_s, 3),
+                    "digest": digest,
+                }
+            },
+        )
+        sequencer = Sequencer(
+            core,
+            journal,
+            is_fresh=self.freshness.is_fresh,
+            max_batch=self.config.max_batch,
+            last_ts=last_ts,
+        )
+        for expire in expiries:
+            sequencer.watch_expiry(expire)
+        sequencer.listeners.append(self.hub.publish)
+        sequencer.listeners.append(self._after_batch)
+        sequencer.on_failure = self._on_failure
+        self.sequencer = sequencer
+        self.subscriber = TickSubscriber(
+            self.market_addr,
+            self.settings.internal_token,
+            core.instruments,
+            self.freshness,
+            sequencer.offer_quote,
+        )
+        self._tasks = [
+            asyncio.create_task(sequencer.run(), name="sequencer"),
+            asyncio.create_task(recorder.run(), name="recorder"),
+            asyncio.create_task(self.subscriber.run(), name="ticks"),
+            asyncio.create_task(self._snapshot_timer(), name="snapshot-timer"),
+        ]
+
+    async def _recorded_seq(self) -> int:
+        hint = read_hint(self.hint_path)
+        try:
+            await asyncio.wait_for(self.history.create_schema(), DB_PROBE_TIMEOUT_S)
+            recorded = await asyncio.wait_for(self.history.recorded_seq(), DB_PROBE_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("history database unavailable at start (%s); using the hint %d", exc, hint)
+            return hint
+        return recorded
+
+    def _load_base(self, journal: Journal, recorded: int) -> tuple[Core, int]:
+        """Return the core to replay onto and its seq."""
+        candidates: list[int | None] = [recorded, None]
+        for at_most in candidates:
+            for path in self.snapshots.paths():
+                try:
+                    info, payload = self.snapshots.read(path)
+                    if at_most is not None and info.seq > at_most:
+                        continue
+                    if not journal.covers(info.seq):
+                        continue
+                    core = Core.restore(payload)
+                except (OSError, ValueError) as exc:
+                    log.warning("skipping snapshot %s: %s", path.name, exc)
+                    continue
+                if core.last_seq != info.seq:
+                    log.warning("skipping snapshot %s: it holds seq %d", path.name, core.last_seq)
+                    continue
+                if at_most is None and info.seq > recorded:
+                    log.warning(
+                        "history before seq %d cannot be rebuilt: the journal no longer "
+                        "reaches back to seq %d",
+                        info.seq,
+                        recorded,
+                    )
+                self.snapshot_info = info
+                return core, info.seq
+        if not journal.covers(0):
+            raise RecoveryError(
+                f"no usable snapshot and the journal starts at seq "
+                f"{journal.segments[0].first_seq}: cannot rebuild the state"
+            )
+        return Core(self.instruments), 0
+
+    def _replay(self, journal: Journal, core: Core, base: int) -> tuple[int, list[int]]:
+        """Apply the journal after `base`; return the last ts and pending expiries."""
+        last_ts = 0
+        chunk: list[Applied] = []
+        for seq, payload in journal.read(base):
+            try:
+                command: Command = decode_command(payload)
+            except CodecError as exc:
+                raise RecoveryError(f"journal record {seq} does not decode: {exc}") from None
+            if command.seq != seq:
+                raise RecoveryError(f"journal record {seq} holds seq {command.seq}")
+            result = apply_logged(core, command)
+            self.replayed += 1
+            last_ts = max(last_ts, command.ts)
+            if result is not None:
+                chunk.append((command, result))
+            if len(chunk) >= REPLAY_CHUNK:
+                self.hub.publish(chunk)
+                chunk = []
+        if chunk:
+            self.hub.publish(chunk)
+        expiries = [
+            order.expire_time
+            for account_id in list(core.accounts)
+            for order in core.list_orders(account_id)
+            if order.expire_time is not None
+        ]
+        return last_ts, expiries
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _after_batch(self, applied: Sequence[Applied]) -> None:
+        self._since_snapshot += len(applied)
+        if self._since_snapshot >= self.config.snapshot_every:
+            self.request_snapshot()
+
+    async def _snapshot_timer(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            due = time.monotonic() - self._last_snapshot_at >= self.config.snapshot_interval_s
+            if due and self._since_snapshot > 0:
+                self.request_snapshot()
+
+    def request_snapshot(self) -> asyncio.Task[None] | None:
+        """Start writing a snapshot of the current state unless one is being written."""
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            return self._snapshot_task
+        # Taken synchronously: the state is a whole number of committed batches right now.
+        seq, digest, payload = self.core.last_seq, self.core.digest(), self.core.snapshot()
+        self._since_snapshot = 0
+        self._last_snapshot_at = time.monotonic()
+        self._snapshot_task = asyncio.create_task(self._write_snapshot(seq, digest, payload))
+        return self._snapshot_task
+
+    async def _write_snapshot(self, seq: int, digest: str, payload: bytes) -> None:
+        try:
+            info = await asyncio.to_thread(
+                self.snapshots.write, seq, time.time_ns(), digest, payload
+            )
+        except OSError as exc:
+            log.error("snapshot at seq %d failed: %s", seq, exc)
+            return
+        self.snapshot_info = info
+        log.info(
+            "snapshot at seq %d written (%d bytes)",
+            seq,
+            info.size,
+            extra={"fields": {"seq": seq, "bytes": info.size, "digest": digest}},
+        )
+        self.prune()
+
+    def prune(self) -> None:
+        """Delete snapshots and journal segments that recovery and the recorder cannot need."""
+        if self.journal is None or self.snapshot_info is None:
+            return
+        recorded = self.recorder.recorded_seq if self.recorder is not None else 0
+        keep = {self.snapshot_info.seq}
+        for path in self.snapshots.paths():
+            stem = path.name.split(".", 1)[0]
+            if stem.isdigit() and int(stem) <= recorded:
+                keep.add(int(stem))
+                break
+        self.snapshots.prune(keep)
+        if len(keep) == 1 and self.snapshot_info.seq > recorded:
+            # No snapshot at or before the recorded seq: keep the journal for the recorder.
+            return
+        self.journal.delete_through(min(keep))
+
+    # ------------------------------------------------------------------ stop
+
+    def _on_failure(self, exc: BaseException) -> None:
+        log.critical("the engine cannot continue: %s", exc)
+        self.failed.set()
+
+    async def stop(self) -> None:
+        """Commit what is queued, snapshot, record what is left and close (after the drain)."""
+        sequencer = self.sequencer
+        tasks = self._tasks
+        if sequencer is not None:
+            sequencer.stop()
+            with contextlib.suppress(Exception):
+                await tasks[0]
+        for task in tasks[2:]:
+            task.cancel()
+        if self._snapshot_task is not None:
+            with contextlib.suppress(Exception):
+                await self._snapshot_task
+        if sequencer is not None and sequencer.failure is None and self._since_snapshot > 0:
+            final = self.request_snapshot()
+            if final is not None:
+                with contextlib.suppress(Exception):
+                    await final
+        if self.recorder is not None and len(tasks) > 1:
+            await self.recorder.drain(SHUTDOWN_RECORD_TIMEOUT_S)
+            tasks[1].cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.journal is not None:
+            self.journal.close()
+        await self.history.engine.dispose()
+
+    # ------------------------------------------------------------------ figures
+
+    @property
+    def journal_stats(self) -> tuple[int, int]:
+        """Return (bytes, segments) of the journal on disk."""
+        if self.journal is None:
+            return 0, 0
+        return self.journal.total_bytes, len(self.journal.segments)

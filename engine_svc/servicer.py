@@ -1,0 +1,471 @@
+"""`cfd.v1.TradingService` and `cfd.v1.EngineAdminService` over the engine runtime.
+
+Handlers validate at the boundary (`engine_svc.requests`), submit commands to the sequencer
+and turn results into messages (`engine_svc.convert`); reads look at the core between batches,
+which only ever holds committed state. Rejections become `ApiError`s the server shell maps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import grpc
+from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
+
+from engine_svc import requests
+from engine_svc.convert import (
+    closed_message,
+    event_message,
+    order_message,
+    position_message,
+    price_message,
+    quote_message,
+    summary_fields,
+    timestamp,
+)
+from engine_svc.core import (
+    AccountSummary,
+    ClosedPosition,
+    Command,
+    Instrument,
+    OrderView,
+    PositionView,
+    Reason,
+    Result,
+    format_money,
+)
+from engine_svc.history import PageTokenError, decode_page_token, encode_page_token
+from engine_svc.runtime import EngineRuntime
+from engine_svc.sequencer import Sequencer
+from mesh.auth import subject
+from mesh.errors import ApiError, validation_error
+
+Context = grpc.aio.ServicerContext[Any, Any]
+P = TypeVar("P")
+
+# How long a history read waits for the recorder to reach the state the caller has seen.
+HISTORY_WAIT_S = 2.0
+# How long a resuming event stream waits for the recorder to reach the events it needs.
+EVENTS_WAIT_S = 10.0
+EVENTS_PAGE = 500
+POSITIONS_THROTTLE_S = 0.25
+
+_CORE_FIELDS = {
+    "expire_time": "expireTime",
+    "trigger_price": "triggerPrice",
+    "quantity": "quantity",
+    "margin": "margin",
+    "amount": "amount",
+    "take_profit": "takeProfit",
+    "stop_loss": "stopLoss",
+    "trailing_distance": "trailingDistance",
+    "client_order_id": "clientOrderId",
+    "account_id": "userId",
+    "initial_balance": "initialBalance",
+}
+
+
+def _violation_field(message: str) -> str:
+    """Return the JSON name of the field a core VALIDATION_FAILED message is about."""
+    first = message.split(" ", 1)[0]
+    if first in _CORE_FIELDS:
+        return _CORE_FIELDS[first]
+    if "trigger" in message:
+        return "triggerPrice"
+    if "quantity" in message:
+        return "quantity"
+    if "balance" in message:
+        return "amount"
+    return "request"
+
+
+def rejection(result: Result, account_missing: str | None = None) -> ApiError:
+    """Return the API error of a rejected result.
+
+    `account_missing` replaces ACCOUNT_NOT_FOUND: the caller has no account, so it has no such
+    position or order either.
+    """
+    assert result.reason is not None
+    reason = result.reason.value
+    if result.reason is Reason.ACCOUNT_NOT_FOUND and account_missing is not None:
+        reason = account_missing
+    violations: list[tuple[str, str]] = []
+    if result.reason is Reason.VALIDATION_FAILED:
+        violations.append((_violation_field(result.message), result.message))
+    return ApiError(reason, result.message, violations)
+
+
+def _payload(result: Result, kind: type[P]) -> P:
+    payload = result.payload
+    if not isinstance(payload, kind):
+        # A repeated client_order_id of another kind of request returns that request's result.
+        raise validation_error("clientOrderId", "was already used for another kind of request")
+    return payload
+
+
+class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
+    """The public trading API on the caller's own account."""
+
+    def __init__(self, runtime: EngineRuntime) -> None:
+        self._runtime = runtime
+
+    @property
+    def _sequencer(self) -> Sequencer:
+        sequencer = self._runtime.sequencer
+        if sequencer is None:
+            raise ApiError("SERVICE_UNAVAILABLE", "the engine is starting")
+        return sequencer
+
+    def _instrument(self, symbol: str) -> Instrument:
+        return self._runtime.core.instruments[symbol]
+
+    async def _submit(
+        self, command: Command, fresh: str | None, account_missing: str | None = None
+    ) -> Result:
+        result = await self._sequencer.submit(command, fresh)
+        if not result.ok:
+            raise rejection(result, account_missing)
+        return result
+
+    def _open_position(self, account: str, position_id: str) -> PositionView:
+        requests.object_id(position_id, "positionId")
+        view = self._runtime.core.get_position(account, position_id)
+        if view is None:
+            raise ApiError("POSITION_NOT_FOUND", f"position {position_id[:40]!r} not found")
+        return view
+
+    async def GetAccount(
+        self, request: trading_pb2.GetAccountRequest, context: Context
+    ) -> trading_pb2.GetAccountResponse:
+        """Return the account summary."""
+        summary = self._runtime.core.account_summary(subject())
+        if summary is None:
+            raise ApiError("ACCOUNT_NOT_FOUND", "this user has no trading account yet")
+        return trading_pb2.GetAccountResponse(**summary_fields(summary))
+
+    async def ListPrices(
+        self, request: trading_pb2.ListPricesRequest, context: Context
+    ) -> trading_pb2.ListPricesResponse:
+        """Return the current quote of every instrument whose price is fresh."""
+        subject()
+        core = self._runtime.core
+        fresh = self._runtime.freshness.is_fresh
+        return trading_pb2.ListPricesResponse(
+            prices=[
+                quote_message(quote, core.instruments[quote.symbol])
+                for quote in core.list_quotes()
+                if fresh(quote.symbol)
+            ]
+        )
+
+    async def OpenPosition(
+        self, request: trading_pb2.OpenPositionRequest, context: Context
+    ) -> trading_pb2.OpenPositionResponse:
+        """Open a position at the current quote."""
+        account = subject()
+        command = requests.open_position(request, account, self._runtime.core.instruments)
+        result = await self._submit(command, command.symbol)
+        view = _payload(result, PositionView)
+        return trading_pb2.OpenPositionResponse(
+            position=position_message(view, self._instrument(view.symbol))
+        )
+
+    async def ListPositions(
+        self, request: trading_pb2.ListPositionsRequest, context: Context
+    ) -> trading_pb2.ListPositionsResponse:
+        """List the open positions with live unrealized PnL."""
+        core = self._runtime.core
+        return trading_pb2.ListPositionsResponse(
+            positions=[
+                position_message(view, core.instruments[view.symbol])
+                for view in core.list_positions(subject())
+            ]
+        )
+
+    async def GetPosition(
+        self, request: trading_pb2.GetPositionRequest, context: Context
+    ) -> trading_pb2.GetPositionResponse:
+        """Return one position, open or closed."""
+        account = subject()
+        position_id = requests.object_id(request.position_id, "positionId")
+        view = self._runtime.core.get_position(account, position_id)
+        if view is not None:
+            return trading_pb2.GetPositionResponse(
+                position=position_message(view, self._instrument(view.symbol))
+            )
+        await self._wait_history()
+        data = await self._runtime.history.last_close(account, position_id)
+        if data is None:
+            raise ApiError("POSITION_NOT_FOUND", f"position {position_id[:40]!r} not found")
+        return trading_pb2.GetPositionResponse(position=trading_pb2.Position.FromString(data))
+
+    async def ModifyPosition(
+        self, request: trading_pb2.ModifyPositionRequest, context: Context
+    ) -> trading_pb2.ModifyPositionResponse:
+        """Set or clear take profit, stop loss and trailing distance."""
+        account = subject()
+        current = self._open_position(account, request.position_id)
+        instrument = self._instrument(current.symbol)
+        command = requests.modify_position(request, account, instrument)
+        result = await self._submit(command, current.symbol, "POSITION_NOT_FOUND")
+        view = _payload(result, PositionView)
+        return trading_pb2.ModifyPositionResponse(position=position_message(view, instrument))
+
+    async def ClosePosition(
+        self, request: trading_pb2.ClosePositionRequest, context: Context
+    ) -> trading_pb2.ClosePositionResponse:
+        """Close a position in full or in part."""
+        account = subject()
+        current = self._open_position(account, request.position_id)
+        instrument = self._instrument(current.symbol)
+        command = requests.close_position(request, account, instrument)
+        result = await self._submit(command, current.symbol, "POSITION_NOT_FOUND")
+        close = _payload(result, ClosedPosition)
+        position = (
+            position_message(close.remaining, instrument)
+            if close.remaining is not None
+            else closed_message(close, instrument)
+        )
+        return trading_pb2.ClosePositionResponse(
+            position=position,
+            closed_quantity=instrument.format_quantity(close.closed_quantity),
+            close_price=instrument.format_price(close.close_price),
+            realized_pnl=format_money(close.realized_pnl),
+        )
+
+    async def AddMargin(
+        self, request: trading_pb2.AddMarginRequest, context: Context
+    ) -> trading_pb2.AddMarginResponse:
+        """Move cash from the balance into a position's margin."""
+        account = subject()
+        requests.object_id(request.position_id, "positionId")
+        command = requests.add_margin(request, account)
+        result = await self._submit(command, None, "POSITION_NOT_FOUND")
+        view = _payload(result, PositionView)
+        return trading_pb2.AddMarginResponse(
+            position=position_message(view, self._instrument(view.symbol))
+        )
+
+    async def PlaceOrder(
+        self, request: trading_pb2.PlaceOrderRequest, context: Context
+    ) -> trading_pb2.PlaceOrderResponse:
+        """Place a pending limit or stop order."""
+        account = subject()
+        command = requests.place_order(request, account, self._runtime.core.instruments)
+        result = await self._submit(command, command.symbol)
+        view = _payload(result, OrderView)
+        return trading_pb2.PlaceOrderResponse(
+            order=order_message(view, self._instrument(view.symbol))
+        )
+
+    async def ListOrders(
+        self, request: trading_pb2.ListOrdersRequest, context: Context
+    ) -> trading_pb2.ListOrdersResponse:
+        """List the pending orders."""
+        core = self._runtime.core
+        return trading_pb2.ListOrdersResponse(
+            orders=[
+                order_message(view, core.instruments[view.symbol])
+                for view in core.list_orders(subject())
+            ]
+        )
+
+    async def CancelOrder(
+        self, request: trading_pb2.CancelOrderRequest, context: Context
+    ) -> trading_pb2.CancelOrderResponse:
+        """Cancel a pending order."""
+        account = subject()
+        command = requests.cancel_order(request, account)
+        result = await self._submit(command, None, "ORDER_NOT_FOUND")
+        view = _payload(result, OrderView)
+        changed = result.events[0].ts if result.events else None
+        return trading_pb2.CancelOrderResponse(
+            order=order_message(view, self._instrument(view.symbol), changed)
+        )
+
+    async def _wait_history(self) -> None:
+        recorder = self._runtime.recorder
+        if recorder is not None:
+            await recorder.wait_recorded(self._runtime.core.last_seq, HISTORY_WAIT_S)
+
+    async def ListHistory(
+        self, request: trading_pb2.ListHistoryRequest, context: Context
+    ) -> trading_pb2.ListHistoryResponse:
+        """List closed entries, newest first, a page at a time."""
+        account = subject()
+        size = requests.page_size(request.page_size)
+        after: tuple[int, int] | None = None
+        if request.page_token:
+            try:
+                after = decode_page_token(request.page_token)
+            except PageTokenError as exc:
+                raise validation_error("pageToken", str(exc)) from None
+        symbol: str | None = None
+        if request.symbol:
+            symbol = requests.instrument_of(self._runtime.core.instruments, request.symbol).symbol
+        await self._wait_history()
+        try:
+            rows = await self._runtime.history.history_page(account, symbol, after, size + 1)
+        except Exception as exc:
+            raise ApiError("SERVICE_UNAVAILABLE", "the history database is unavailable") from exc
+        token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            token = encode_page_token(rows[-1][0], rows[-1][1])
+        return trading_pb2.ListHistoryResponse(
+            positions=[trading_pb2.Position.FromString(data) for _, _, data in rows],
+            next_page_token=token,
+        )
+
+    async def StreamPrices(
+        self, request: trading_pb2.StreamPricesRequest, context: Context
+    ) -> AsyncIterator[trading_pb2.StreamPricesResponse]:
+        """Stream quotes of the requested symbols, the current one of each first."""
+        subject()
+        core = self._runtime.core
+        wanted: frozenset[str] | None = None
+        if request.symbols:
+            wanted = frozenset(
+                requests.instrument_of(core.instruments, symbol).symbol
+                for symbol in request.symbols
+            )
+        with self._runtime.hub.prices(wanted) as subscription:
+            sent: dict[str, int] = {}
+            for quote in core.list_quotes():
+                if wanted is None or quote.symbol in wanted:
+                    sent[quote.symbol] = quote.seq
+                    yield price_message(quote, core.instruments[quote.symbol])
+            while True:
+                for quote in await subscription.next_batch():
+                    if quote.seq > sent.get(quote.symbol, 0):
+                        sent[quote.symbol] = quote.seq
+                        yield price_message(quote, core.instruments[quote.symbol])
+
+    async def StreamPositions(
+        self, request: trading_pb2.StreamPositionsRequest, context: Context
+    ) -> AsyncIterator[trading_pb2.StreamPositionsResponse]:
+        """Stream the open positions and account summary on every change, throttled."""
+        account = subject()
+        runtime = self._runtime
+        with runtime.hub.positions(account) as subscription:
+            while True:
+                core = runtime.core
+                views = core.list_positions(account)
+                subscription.symbols = frozenset(view.symbol for view in views)
+                summary = core.account_summary(account) or AccountSummary(
+                    account, 0, 0, 0, 0, 0, None, 0, 0
+                )
+                yield trading_pb2.StreamPositionsResponse(
+                    positions=[position_message(v, core.instruments[v.symbol]) for v in views],
+                    account=trading_pb2.AccountSummary(**summary_fields(summary)),
+                    sequence=core.last_seq,
+                )
+                await asyncio.sleep(POSITIONS_THROTTLE_S)
+                await subscription.wait_change()
+
+    async def StreamEvents(
+        self, request: trading_pb2.StreamEventsRequest, context: Context
+    ) -> AsyncIterator[trading_pb2.StreamEventsResponse]:
+        """Stream the account's events after `from_sequence`, with no gap and no repeat."""
+        account = subject()
+        if request.from_sequence < 0:
+            raise validation_error("fromSequence", "must not be negative")
+        runtime = self._runtime
+        hub = runtime.hub
+        instruments = runtime.core.instruments
+        position = (request.from_sequence, 1 << 31)
+        with hub.events(account) as subscription:
+            # Older events than memory holds come from SQL, once the recorder has them.
+            while position[0] < hub.floor(account):
+                floor = hub.floor(account)
+                recorder = runtime.recorder
+                if recorder is None or not await recorder.wait_recorded(floor, EVENTS_WAIT_S):
+                    raise ApiError(
+                        "SERVICE_UNAVAILABLE", "older events are not available yet; retry"
+                    )
+                rows = await runtime.history.events_after(account, position, floor, EVENTS_PAGE)
+                for seq, index, data in rows:
+                    position = (seq, index)
+                    yield trading_pb2.StreamEventsResponse.FromString(data)
+                if len(rows) < EVENTS_PAGE:
+                    position = max(position, (floor, 1 << 31))
+            for item in hub.recent(account, position):
+                position = (item.seq, item.idx)
+                yield event_message(item, instruments)
+            while True:
+                batch = await subscription.next_batch()
+                if subscription.overflowed:
+                    raise ApiError(
+                        "SERVICE_UNAVAILABLE",
+                        "the stream fell too far behind; resume with fromSequence",
+                    )
+                for item in batch:
+                    if (item.seq, item.idx) > position:
+                        position = (item.seq, item.idx)
+                        yield event_message(item, instruments)
+
+
+class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
+    """Internal administration: accounts, deposits, figures."""
+
+    def __init__(self, runtime: EngineRuntime) -> None:
+        self._runtime = runtime
+
+    async def _submit(self, command: Command) -> Result:
+        sequencer = self._runtime.sequencer
+        if sequencer is None:
+            raise ApiError("SERVICE_UNAVAILABLE", "the engine is starting")
+        result = await sequencer.submit(command)
+        if not result.ok:
+            raise rejection(result)
+        return result
+
+    async def CreateAccount(
+        self, request: engine_admin_pb2.CreateAccountRequest, context: Context
+    ) -> engine_admin_pb2.CreateAccountResponse:
+        """Open a trading account; repeating it changes nothing."""
+        command = requests.create_account(request, self._runtime.settings.demo_balance)
+        result = await self._submit(command)
+        summary = _payload(result, AccountSummary)
+        return engine_admin_pb2.CreateAccountResponse(
+            user_id=summary.account_id,
+            balance=format_money(summary.balance),
+            created=not result.duplicate,
+        )
+
+    async def Deposit(
+        self, request: engine_admin_pb2.DepositRequest, context: Context
+    ) -> engine_admin_pb2.DepositResponse:
+        """Credit money to an account."""
+        result = await self._submit(requests.deposit(request))
+        summary = _payload(result, AccountSummary)
+        return engine_admin_pb2.DepositResponse(balance=format_money(summary.balance))
+
+    async def GetStats(
+        self, request: engine_admin_pb2.GetStatsRequest, context: Context
+    ) -> engine_admin_pb2.GetStatsResponse:
+        """Return engine figures."""
+        runtime = self._runtime
+        core = runtime.core
+        stats = core.stats()
+        journal_bytes, segments = runtime.journal_stats
+        response = engine_admin_pb2.GetStatsResponse(
+            sequence=stats.last_seq,
+            accounts=stats.accounts,
+            open_positions=stats.open_positions,
+            pending_orders=stats.pending_orders,
+            journal_bytes=journal_bytes,
+            journal_segments=segments,
+            state_digest=core.digest(),
+            recorded_sequence=runtime.recorder.recorded_seq if runtime.recorder else 0,
+            house_balance=format_money(stats.house_balance),
+            total_deposits=format_money(stats.total_deposits),
+        )
+        info = runtime.snapshot_info
+        if info is not None:
+            response.snapshot_sequence = info.seq
+            response.snapshot_bytes = info.size
+            response.snapshot_time.CopyFrom(timestamp(info.written_ns))
+        return response
