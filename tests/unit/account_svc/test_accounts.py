@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import statistics
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -285,3 +287,21 @@ async def test_no_secret_reaches_the_logs(world: World, caplog: pytest.LogCaptur
     assert caplog.records, "the flows log something"
     for secret in secrets:
         assert secret not in text
+
+
+async def test_failed_signin_takes_as_long_for_an_unknown_email(db: AsyncEngine) -> None:
+    # A cost high enough that hashing dominates a database lookup by an order of magnitude,
+    # so that skipping the hash for unknown emails would show.
+    world = build(db, cost=HashCost(time_cost=2, memory_kib=16 * 1024, parallelism=1))
+    await world.accounts.signup("timed@example.com", PASSWORD, "ip")
+
+    async def median_s(email: str) -> float:
+        times = []
+        for _ in range(7):
+            started = time.perf_counter()
+            await reason(world.accounts.signin(email, "wrong password", "ip"))
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    known, unknown = await median_s("timed@example.com"), await median_s("nobody@example.com")
+    assert 0.5 < unknown / known < 2.0, (known, unknown)
