@@ -1,0 +1,104 @@
+"""gRPC-Web framing (binary `application/grpc-web+proto`) for tests that talk to Envoy.
+
+A gRPC-Web body is a sequence of frames: one flag byte (0x00 data, 0x80 trailers), a 4-byte
+big-endian length, then the payload. Trailers are `name: value` lines separated by CRLF.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+CONTENT_TYPE = "application/grpc-web+proto"
+DATA_FLAG = 0x00
+TRAILER_FLAG = 0x80
+_HEADER = struct.Struct(">BI")
+
+
+class FramingError(ValueError):
+    """A gRPC-Web body is truncated or carries an unknown frame."""
+
+
+@dataclass
+class GrpcWebResponse:
+    """The data frames and the status of one gRPC-Web response."""
+
+    messages: list[bytes] = field(default_factory=list)
+    trailers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int | None:
+        """Return the grpc-status from the trailers, or None when there is none."""
+        raw = self.trailers.get("grpc-status")
+        return None if raw is None else int(raw)
+
+
+def encode_message(payload: bytes) -> bytes:
+    """Return one uncompressed data frame carrying `payload`."""
+    return _HEADER.pack(DATA_FLAG, len(payload)) + payload
+
+
+def decode_body(body: bytes, headers: dict[str, str] | None = None) -> GrpcWebResponse:
+    """Split a complete response body into messages and trailers.
+
+    `headers` are the HTTP response headers: a trailers-only reply carries grpc-status there.
+    """
+    result = GrpcWebResponse()
+    for name in ("grpc-status", "grpc-message"):
+        if headers and name in headers:
+            result.trailers[name] = headers[name]
+    offset = 0
+    while offset < len(body):
+        if len(body) - offset < _HEADER.size:
+            raise FramingError(f"truncated frame header at byte {offset}")
+        flag, length = _HEADER.unpack_from(body, offset)
+        offset += _HEADER.size
+        if len(body) - offset < length:
+            raise FramingError(f"frame at byte {offset} needs {length} bytes")
+        payload = body[offset : offset + length]
+        offset += length
+        if flag == DATA_FLAG:
+            result.messages.append(payload)
+        elif flag == TRAILER_FLAG:
+            result.trailers.update(_parse_trailers(payload))
+        else:
+            raise FramingError(f"unknown frame flag {flag:#x}")
+    return result
+
+
+class FrameReader:
+    """Decode frames incrementally from a body that arrives in chunks (a server stream)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self.trailers: dict[str, str] = {}
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """Add a chunk and return the data frames it completed."""
+        self._buffer += chunk
+        messages: list[bytes] = []
+        while len(self._buffer) >= _HEADER.size:
+            flag, length = _HEADER.unpack_from(self._buffer, 0)
+            if len(self._buffer) < _HEADER.size + length:
+                break
+            payload = bytes(self._buffer[_HEADER.size : _HEADER.size + length])
+            del self._buffer[: _HEADER.size + length]
+            if flag == DATA_FLAG:
+                messages.append(payload)
+            elif flag == TRAILER_FLAG:
+                self.trailers.update(_parse_trailers(payload))
+            else:
+                raise FramingError(f"unknown frame flag {flag:#x}")
+        return messages
+
+
+def _parse_trailers(payload: bytes) -> dict[str, str]:
+    trailers: dict[str, str] = {}
+    for line in payload.decode("ascii").split("\r\n"):
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise FramingError(f"malformed trailer line {line!r}")
+        trailers[name.strip().lower()] = value.strip()
+    return trailers

@@ -1,0 +1,187 @@
+"""The rendered Envoy configuration: `envoy --mode validate`, and routes against the contracts."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from envoy_support import EnvoyProcess
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
+from support import mesh_env
+
+from mesh import envoy
+from mesh.auth import INTERNAL_SERVICES, PUBLIC_METHODS, PUBLIC_SERVICES
+from mesh.config import Settings
+from mesh.envoy import EnvoyOptions
+from mesh.tokens import TokenConfig, load_signing_key
+
+CLUSTERS = {
+    "cfd.v1.AccountService": "accounts",
+    "cfd.v1.TradingService": "engine",
+    "cfd.v1.MarketDataService": "market",
+}
+
+
+@dataclass(frozen=True)
+class Rpc:
+    """One RPC of the contracts with its REST mapping."""
+
+    service: str
+    name: str
+    streaming: bool
+    http_path: str | None
+
+    @property
+    def grpc_path(self) -> str:
+        return f"/{self.service}/{self.name}"
+
+    @property
+    def public(self) -> bool:
+        return self.service in PUBLIC_SERVICES or self.grpc_path in PUBLIC_METHODS
+
+
+def _contract_rpcs() -> list[Rpc]:
+    files = descriptor_pb2.FileDescriptorSet.FromString(envoy.descriptor_path().read_bytes())
+    rpcs = []
+    for file in files.file:
+        if file.package != "cfd.v1":
+            continue
+        for service in file.service:
+            for method in service.method:
+                rule = method.options.Extensions[annotations_pb2.http]
+                pattern = rule.WhichOneof("pattern")
+                http_path = getattr(rule, pattern) if pattern and pattern != "custom" else None
+                rpcs.append(
+                    Rpc(
+                        service=f"cfd.v1.{service.name}",
+                        name=method.name,
+                        streaming=method.server_streaming,
+                        http_path=http_path,
+                    )
+                )
+    return rpcs
+
+
+def _matches(match: dict[str, Any], path: str) -> bool:
+    if "path" in match:
+        return bool(match["path"] == path)
+    if "prefix" in match:
+        return path.startswith(match["prefix"])
+    if "safe_regex" in match:
+        return re.fullmatch(match["safe_regex"]["regex"], path) is not None
+    raise AssertionError(f"unexpected route match {match}")
+
+
+def _route_for(routes: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
+    for route in routes:
+        if _matches(route["match"], path):
+            return route
+    return None
+
+
+def _needs_token(route: dict[str, Any]) -> bool:
+    per_filter = route.get("typed_per_filter_config", {})
+    jwt = per_filter.get("envoy.filters.http.jwt_authn")
+    return jwt is not None and jwt.get("requirement_name") == "user"
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    base = tmp_path_factory.mktemp("envoy-config")
+    result = Settings.from_env(mesh_env(base / "data"))
+    load_signing_key(result, TokenConfig())
+    return result
+
+
+@pytest.fixture(scope="module")
+def routes(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[dict[str, Any]]]:
+    """Run Envoy (no upstream needed) and return its routes as it understood them."""
+    front = EnvoyProcess(settings, tmp_path_factory.mktemp("envoy-log") / "envoy.log", {})
+    try:
+        front.wait_ready()
+        dump = httpx.get(
+            f"http://127.0.0.1:{settings.envoy_admin_port}/config_dump",
+            params={"resource": "static_route_configs"},
+            timeout=5,
+        ).json()
+    finally:
+        front.stop()
+    (config,) = dump["configs"]
+    (virtual_host,) = config["route_config"]["virtual_hosts"]
+    yield virtual_host["routes"]
+
+
+def test_envoy_validates_the_rendered_config(settings: Settings) -> None:
+    result = subprocess.run(
+        envoy.validate_command(settings, EnvoyOptions.from_env({})),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout + result.stderr
+
+
+def test_envoy_refuses_the_config_when_the_jwks_file_is_missing(tmp_path: Path) -> None:
+    settings = Settings.from_env(mesh_env(tmp_path / "data"))
+    result = subprocess.run(
+        envoy.validate_command(settings, EnvoyOptions.from_env({})),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "jwks.json" in result.stdout + result.stderr
+
+
+def test_every_public_rpc_has_a_route_to_its_service(routes: list[dict[str, Any]]) -> None:
+    public = [rpc for rpc in _contract_rpcs() if rpc.service in CLUSTERS]
+    assert len(public) >= 20
+    for rpc in public:
+        paths = [rpc.grpc_path] + ([] if rpc.http_path is None else [rpc.http_path])
+        for path in paths:
+            concrete = re.sub(r"\{[^}]+\}", "some-id", path)
+            route = _route_for(routes, concrete)
+            assert route is not None, f"no route for {rpc.grpc_path} at {concrete}"
+            assert route["route"]["cluster"] == CLUSTERS[rpc.service], concrete
+            assert _needs_token(route) is not rpc.public, concrete
+
+
+def test_server_streams_have_no_timeout_and_unary_calls_have_one(
+    routes: list[dict[str, Any]],
+) -> None:
+    for rpc in _contract_rpcs():
+        if rpc.service not in CLUSTERS:
+            continue
+        for path in (rpc.grpc_path, rpc.http_path):
+            if path is None:
+                continue
+            route = _route_for(routes, re.sub(r"\{[^}]+\}", "some-id", path))
+            assert route is not None
+            action = route["route"]
+            if rpc.streaming:
+                assert action["timeout"] == "0s", path
+                assert action["idle_timeout"] == "0s", path
+            else:
+                assert action["timeout"] == envoy.UNARY_TIMEOUT, path
+
+
+def test_internal_services_have_no_route(routes: list[dict[str, Any]]) -> None:
+    internal = [rpc for rpc in _contract_rpcs() if rpc.service in INTERNAL_SERVICES]
+
+    assert {rpc.service for rpc in internal} == set(INTERNAL_SERVICES)
+    for rpc in internal:
+        assert _route_for(routes, rpc.grpc_path) is None, rpc.grpc_path

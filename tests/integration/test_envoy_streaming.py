@@ -1,0 +1,73 @@
+"""Server streams through Envoy's transcoder: newline-delimited JSON, errors, authentication."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from envoy_support import QUOTES_PER_SYMBOL, EnvoyProcess, FakeMesh, running_front
+
+from mesh.config import Settings
+
+Front = tuple[Settings, FakeMesh, EnvoyProcess]
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    with running_front(tmp_path_factory.mktemp("envoy-streaming")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(front: Front) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=front[2].base_url, timeout=10) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def auth(front: Front) -> dict[str, str]:
+    token, _ = front[1].issuer.issue("user-stream")
+    return {"authorization": f"Bearer {token}"}
+
+
+def test_stream_prices_arrives_as_one_json_object_per_line(
+    client: httpx.Client, auth: dict[str, str]
+) -> None:
+    params = httpx.QueryParams([("symbols", "BTCUSD"), ("symbols", "ETHUSD")])
+    with client.stream("GET", "/v1/prices:stream", params=params, headers=auth) as reply:
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("application/json")
+        lines = [line for line in reply.iter_lines() if line]
+
+    quotes = [json.loads(line) for line in lines]
+    assert len(quotes) == 2 * QUOTES_PER_SYMBOL
+    assert [q["symbol"] for q in quotes[:2]] == ["BTCUSD", "ETHUSD"]
+    # int64 is a JSON string, as the protobuf JSON mapping says.
+    assert [q["sequence"] for q in quotes] == [str(n) for n in range(1, 7)]
+    assert quotes[0] == {
+        "symbol": "BTCUSD",
+        "bid": "100.00",
+        "ask": "100.10",
+        "time": "2026-05-28T20:26:40Z",
+        "sequence": "1",
+    }
+
+
+def test_stream_error_before_the_first_message_is_a_status_body(
+    client: httpx.Client, auth: dict[str, str]
+) -> None:
+    reply = client.get("/v1/prices:stream", params={"symbols": "DOGEUSD"}, headers=auth)
+
+    assert reply.status_code == 400
+    body = reply.json()
+    assert body["code"] == 3
+    assert body["details"][0]["reason"] == "UNKNOWN_SYMBOL"
+
+
+def test_stream_needs_a_token(client: httpx.Client) -> None:
+    reply = client.get("/v1/prices:stream")
+
+    assert reply.status_code == 401
+    assert reply.json()["details"][0]["reason"] == "TOKEN_INVALID"
