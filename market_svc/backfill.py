@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING
 from market_svc.candles import INTERVALS, Candle, CandleAggregator, CandleInterval, roll_up
 from market_svc.config import MarketConfig
 from market_svc.feeds.model import RandomWalk
-from market_svc.feeds.replay import ReplayRecord, load_replay, looped, to_raw_tick
+from market_svc.feeds.replay import (
+    ReplayRecord,
+    load_replay,
+    looped,
+    replay_level,
+    to_raw_tick,
+)
 from market_svc.instruments import Instruments
 from market_svc.quotes import QuoteBuilder, QuoteSettings, apply_spread
 from market_svc.store import CandleStore
@@ -112,6 +118,17 @@ def replay_history(
     return closed
 
 
+def replay_start_prices(records: list[ReplayRecord]) -> dict[str, Decimal]:
+    """Return the first valid mid of each symbol in a replay file."""
+    firsts: dict[str, Decimal] = {}
+    for record in records:
+        if record.symbol not in firsts:
+            level = replay_level(record)
+            if level is not None:
+                firsts[record.symbol] = level
+    return firsts
+
+
 async def backfill_store(
     store: CandleStore,
     instruments: Instruments,
@@ -140,22 +157,25 @@ async def backfill_store(
         return 0
 
     generated: dict[str, list[Candle]] = {}
-    if feed == "replay":
-        records = load_replay(config.replay_file)
-        # Symbols usually share one range; play the file once per distinct range.
-        played: dict[tuple[int, int], dict[str, list[Candle]]] = {}
-        for symbol, (start, end, _) in ranges.items():
+    records = load_replay(config.replay_file) if feed == "replay" else []
+    span_ms = records[-1].time_ms - records[0].time_ms if records else 0
+    # Symbols usually share one range; play the file once per distinct range.
+    played: dict[tuple[int, int], dict[str, list[Candle]]] = {}
+    for symbol, (start, end, anchor) in ranges.items():
+        if records and span_ms >= end - start:
             if (start, end) not in played:
                 played[start, end] = replay_history(
                     records, instruments, start, end, config.quote_settings
                 )
             generated[symbol] = played[start, end].get(symbol, [])
-    else:
-        for symbol, (start, end, anchor) in ranges.items():
-            walk = RandomWalk(instruments[symbol], config.sim_seed, start_price=anchor)
-            generated[symbol] = model_history(
-                walk, start, end, spread_bps=config.spread_bps, interval_ms=config.sim_interval_ms
-            )
+            continue
+        if records and anchor is None:
+            # A file too short to cover the range: the model leads into its first prices.
+            anchor = replay_start_prices(records).get(symbol)
+        walk = RandomWalk(instruments[symbol], config.sim_seed, start_price=anchor)
+        generated[symbol] = model_history(
+            walk, start, end, spread_bps=config.spread_bps, interval_ms=config.sim_interval_ms
+        )
 
     written = 0
     for symbol, minutes in generated.items():

@@ -40,8 +40,8 @@ class ManualFeed(Feed):
         """Tell whether published quotes are accepted now."""
         return self._emit is not None
 
-    def publish(self, quotes: Sequence[tuple[str, Decimal, Decimal]]) -> None:
-        """Publish (symbol, bid, ask) quotes in order, synchronously.
+    def publish(self, quotes: Sequence[tuple[str, Decimal, Decimal]]) -> list[object]:
+        """Publish (symbol, bid, ask) quotes in order, synchronously; return what the sink said.
 
         The caller validates them first; the pipeline still drops (and counts) anything
         invalid rather than trusting it.
@@ -51,5 +51,7 @@ class ManualFeed(Feed):
             raise ManualFeedNotRunningError("the manual feed is not running")
         now_ns = time.time_ns()
         self.status.last_tick_ns = now_ns
-        for symbol, bid, ask in quotes:
+        return [
             emit(RawTick(symbol, time_ns=now_ns, bid=bid, ask=ask, exact=True))
+            for symbol, bid, ask in quotes
+        ]

@@ -97,7 +97,7 @@ def _first_and_last_prices(records: list[ReplayRecord]) -> dict[str, tuple[Decim
     firsts: dict[str, Decimal] = {}
     lasts: dict[str, Decimal] = {}
     for record in records:
-        level = _level(record)
+        level = replay_level(record)
         if level is None:
             continue
         firsts.setdefault(record.symbol, level)
@@ -105,7 +105,8 @@ def _first_and_last_prices(records: list[ReplayRecord]) -> dict[str, tuple[Decim
     return {symbol: (firsts[symbol], lasts[symbol]) for symbol in firsts}
 
 
-def _level(record: ReplayRecord) -> Decimal | None:
+def replay_level(record: ReplayRecord) -> Decimal | None:
+    """Return the record's price level (its price, or its book's mid), None if invalid."""
     if record.price is not None:
         price = parse_decimal(record.price)
         return price if price is not None and price > 0 else None

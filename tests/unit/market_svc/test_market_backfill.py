@@ -1,10 +1,11 @@
 from decimal import Decimal
 from pathlib import Path
 
-from market_svc.backfill import backfill_store, model_history
+from market_svc.backfill import backfill_store, model_history, replay_start_prices
 from market_svc.candles import INTERVALS, CandleInterval, roll_up
 from market_svc.config import MarketConfig
 from market_svc.feeds.model import RandomWalk
+from market_svc.feeds.replay import load_replay
 from market_svc.instruments import Instruments
 from market_svc.store import CandleStore
 
@@ -73,18 +74,32 @@ def test_model_history_is_deterministic_and_plausible() -> None:
     assert all(450 <= c.tick_count <= 750 for c in first)
 
 
-async def test_replay_backfill_plays_the_file(store: CandleStore, tmp_path: Path) -> None:
+async def test_replay_backfill_plays_a_file_that_covers_the_range(
+    store: CandleStore, tmp_path: Path
+) -> None:
     replay = tmp_path / "ticks.csv"
-    replay.write_text(
-        "time,symbol,price,volume\n"
-        "0,BTCUSD,100.00,0.5\n"
-        "20000,BTCUSD,102.00,0.25\n"
-        "40000,BTCUSD,101.00,1\n"
-    )
+    lines = ["time,symbol,price,volume"]
+    for index in range(2 * 1440 + 2):
+        lines.append(f"{index * 30_000},BTCUSD,{100 + index % 7}.00,0.5")
+    replay.write_text("\n".join(lines) + "\n")
     config = MarketConfig(replay_file=replay, spread_bps=Decimal(0))
     assert await backfill_store(store, INSTRUMENTS, config, 1, feed="replay", now_ms=NOW) > 0
     minutes = await store.query("BTCUSD", M1, limit=5000)
     assert len(minutes) == 1440
-    assert {c.tick_count for c in minutes} <= {2, 3}
+    assert {c.tick_count for c in minutes} == {2}
+    assert {c.volume for c in minutes} == {Decimal(1)}
+    # Zero spread on a price on the tick: the ask is one tick up, the mid half a tick.
     assert minutes[0].open == Decimal("100.005")
     assert await store.count("ETHUSD") == 0
+
+
+async def test_a_short_replay_file_leads_the_model_into_its_first_prices(
+    store: CandleStore,
+) -> None:
+    config = MarketConfig()
+    await backfill_store(store, INSTRUMENTS, config, 1, feed="replay", now_ms=NOW)
+    first = replay_start_prices(load_replay(config.replay_file))
+    for symbol in INSTRUMENTS:
+        last = await store.latest(symbol, M1)
+        assert last is not None
+        assert abs(last.close - first[symbol]) <= first[symbol] / 1000

@@ -1,0 +1,277 @@
+"""The real `cfd market` process on loopback, called through the generated gRPC stubs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import grpc
+import pytest
+from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc, market_pb2, market_pb2_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from support import ServiceProcess, mesh_env
+
+from mesh.errors import reason_of
+
+TOKEN = "test-internal-token-0123456789"
+INTERNAL = (("x-cfd-internal-token", TOKEN),)
+ONE_MINUTE = market_pb2.CANDLE_INTERVAL_1M
+ONE_HOUR = market_pb2.CANDLE_INTERVAL_1H
+ONE_DAY = market_pb2.CANDLE_INTERVAL_1D
+
+
+@dataclass
+class Market:
+    """A running market service and stubs to call it."""
+
+    process: ServiceProcess
+    public: market_pb2_grpc.MarketDataServiceAsyncStub
+    admin: market_admin_pb2_grpc.MarketDataAdminServiceAsyncStub
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, **env: str) -> AsyncIterator[Market]:
+    """Run `cfd market` with ``env`` over a fresh data dir; stop it cleanly at the end."""
+    environment = mesh_env(tmp_path / "data", CFD_INTERNAL_TOKEN=TOKEN, **env)
+    port = int(environment["CFD_MARKET_PORT"])
+    log = tmp_path / f"market-{time.monotonic_ns()}.log"
+    process = ServiceProcess(["market"], environment, log)
+    try:
+        process.wait_grpc_ready(port, timeout=90)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield Market(
+                process,
+                market_pb2_grpc.MarketDataServiceStub(channel),
+                market_admin_pb2_grpc.MarketDataAdminServiceStub(channel),
+            )
+    finally:
+        code = process.stop()
+    assert code == 0, process.output()
+
+
+async def publish(market: Market, *ticks: tuple[str, str, str]) -> list[tuple[str, str, str]]:
+    request = market_admin_pb2.PublishTicksRequest(
+        ticks=[market_admin_pb2.TickInput(symbol=s, bid=b, ask=a) for s, b, a in ticks]
+    )
+    response = await market.admin.PublishTicks(request, metadata=INTERNAL)
+    return [(q.symbol, q.bid, q.ask) for q in response.quotes]
+
+
+async def failure(call: Callable[[], object]) -> tuple[grpc.StatusCode, str | None]:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call()  # type: ignore[misc]
+    return raised.value.code(), reason_of(raised.value)
+
+
+async def test_manual_feed_sets_exact_prices_the_tick_stream_delivers(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with running(
+        tmp_path, CFD_FEED="manual", CFD_BACKFILL_DAYS="1", CFD_DATABASE_URL=database_url
+    ) as market:
+        stream = market.admin.StreamTicks(
+            market_admin_pb2.StreamTicksRequest(symbols=["BTCUSD"]), metadata=INTERNAL
+        )
+        assert await publish(market, ("BTCUSD", "64250.15", "64250.16")) == [
+            ("BTCUSD", "64250.15", "64250.16")
+        ]
+        first = await asyncio.wait_for(stream.read(), 20)
+        assert isinstance(first, market_admin_pb2.StreamTicksResponse)
+        assert (first.quote.bid, first.quote.ask) == ("64250.15", "64250.16")
+        await publish(market, ("ETHUSD", "3000.00", "3000.50"), ("BTCUSD", "64000.00", "64001.00"))
+        second = await asyncio.wait_for(stream.read(), 20)
+        assert isinstance(second, market_admin_pb2.StreamTicksResponse)
+        # Only BTCUSD was asked for; sequences increase.
+        assert (second.quote.symbol, second.quote.bid) == ("BTCUSD", "64000.00")
+        assert second.quote.sequence > first.quote.sequence
+        stream.cancel()
+
+        ticker = (
+            await market.public.GetTicker(market_pb2.GetTickerRequest(symbol="BTCUSD"))
+        ).ticker
+        assert (ticker.bid, ticker.ask, ticker.last) == ("64000.00", "64001.00", "64000.50")
+        assert Decimal(ticker.high) >= Decimal("64250.155")
+
+        candles = (
+            await market.public.GetCandles(
+                market_pb2.GetCandlesRequest(symbol="BTCUSD", interval=ONE_MINUTE, limit=1000)
+            )
+        ).candles
+        # A day of backfilled history, then the candle in progress with the published mids.
+        assert len(candles) == 1000
+        assert [c.open_time.seconds for c in candles] == sorted(
+            c.open_time.seconds for c in candles
+        )
+        current = candles[-1]
+        assert not current.closed and all(c.closed for c in candles[:-1])
+        assert current.close == "64000.50"
+        assert current.tick_count >= 2
+
+
+async def test_public_reads_need_no_token_and_validate_input(tmp_path: Path) -> None:
+    async with running(tmp_path, CFD_FEED="manual", CFD_BACKFILL_DAYS="0") as market:
+        instruments = (
+            await market.public.ListInstruments(market_pb2.ListInstrumentsRequest())
+        ).instruments
+        assert [(i.symbol, i.tick_size, i.lot_step, i.max_leverage) for i in instruments] == [
+            ("BTCUSD", "0.01", "0.0001", 100),
+            ("ETHUSD", "0.01", "0.001", 100),
+            ("SOLUSD", "0.001", "0.01", 100),
+        ]
+        assert await failure(
+            lambda: market.public.GetTicker(market_pb2.GetTickerRequest(symbol="SOLUSD"))
+        ) == (grpc.StatusCode.FAILED_PRECONDITION, "PRICE_UNAVAILABLE")
+        assert await failure(
+            lambda: market.public.GetTicker(market_pb2.GetTickerRequest(symbol="DOGE"))
+        ) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_SYMBOL")
+        bad_requests = [
+            market_pb2.GetCandlesRequest(symbol="BTCUSD"),
+            market_pb2.GetCandlesRequest(symbol="BTCUSD", interval=99),  # type: ignore[arg-type]
+            market_pb2.GetCandlesRequest(symbol="BTCUSD", interval=ONE_MINUTE, limit=1001),
+            market_pb2.GetCandlesRequest(symbol="BTCUSD", interval=ONE_MINUTE, limit=-1),
+            market_pb2.GetCandlesRequest(
+                symbol="BTCUSD",
+                interval=ONE_MINUTE,
+                start_time=Timestamp(seconds=2000),
+                end_time=Timestamp(seconds=1000),
+            ),
+        ]
+        for request in bad_requests:
+            assert await failure(lambda r=request: market.public.GetCandles(r)) == (  # type: ignore[misc]
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "VALIDATION_FAILED",
+            ), request
+        empty = await market.public.GetCandles(
+            market_pb2.GetCandlesRequest(symbol="SOLUSD", interval=market_pb2.CANDLE_INTERVAL_1W)
+        )
+        assert list(empty.candles) == []
+
+
+async def test_publish_ticks_is_internal_and_validates_everything_first(tmp_path: Path) -> None:
+    async with running(tmp_path, CFD_FEED="manual", CFD_BACKFILL_DAYS="0") as market:
+        request = market_admin_pb2.PublishTicksRequest(
+            ticks=[market_admin_pb2.TickInput(symbol="BTCUSD", bid="1.00", ask="2.00")]
+        )
+        assert await failure(lambda: market.admin.PublishTicks(request)) == (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "TOKEN_INVALID",
+        )
+        wrong = (("x-cfd-internal-token", "not-the-token-at-all"),)
+        assert (await failure(lambda: market.admin.PublishTicks(request, metadata=wrong)))[0] == (
+            grpc.StatusCode.UNAUTHENTICATED
+        )
+        invalid = [
+            (("BTCUSD", "100.00", "100.00"), "VALIDATION_FAILED"),
+            (("BTCUSD", "100.001", "100.01"), "VALIDATION_FAILED"),
+            (("BTCUSD", "-1", "100.01"), "VALIDATION_FAILED"),
+            (("BTCUSD", "1e3", "2000.00"), "VALIDATION_FAILED"),
+            (("BTCUSD", "NaN", "2000.00"), "VALIDATION_FAILED"),
+            (("BTCUSD", "", "2000.00"), "VALIDATION_FAILED"),
+            (("DOGEUSD", "1.00", "2.00"), "UNKNOWN_SYMBOL"),
+        ]
+        for tick, reason in invalid:
+            # A valid quote first: nothing of a rejected batch may be published.
+            batch = market_admin_pb2.PublishTicksRequest(
+                ticks=[
+                    market_admin_pb2.TickInput(symbol="ETHUSD", bid="1.00", ask="1.01"),
+                    market_admin_pb2.TickInput(symbol=tick[0], bid=tick[1], ask=tick[2]),
+                ]
+            )
+            assert await failure(
+                lambda b=batch: market.admin.PublishTicks(b, metadata=INTERNAL)  # type: ignore[misc]
+            ) == (grpc.StatusCode.INVALID_ARGUMENT, reason), tick
+        assert await failure(
+            lambda: market.admin.PublishTicks(
+                market_admin_pb2.PublishTicksRequest(), metadata=INTERNAL
+            )
+        ) == (grpc.StatusCode.INVALID_ARGUMENT, "VALIDATION_FAILED")
+        assert await failure(
+            lambda: market.public.GetTicker(market_pb2.GetTickerRequest(symbol="ETHUSD"))
+        ) == (grpc.StatusCode.FAILED_PRECONDITION, "PRICE_UNAVAILABLE")
+        assert await failure(
+            lambda: market.admin.StreamTicks(
+                market_admin_pb2.StreamTicksRequest(symbols=["NOPE"]), metadata=INTERNAL
+            ).read()
+        ) == (grpc.StatusCode.INVALID_ARGUMENT, "UNKNOWN_SYMBOL")
+
+
+async def test_stream_candles_pushes_the_current_candle(tmp_path: Path) -> None:
+    async with running(tmp_path, CFD_FEED="manual", CFD_BACKFILL_DAYS="0") as market:
+        await publish(market, ("SOLUSD", "180.000", "180.002"))
+        stream = market.public.StreamCandles(
+            market_pb2.StreamCandlesRequest(symbol="SOLUSD", interval=market_pb2.CANDLE_INTERVAL_5M)
+        )
+        first = await asyncio.wait_for(stream.read(), 20)
+        assert isinstance(first, market_pb2.StreamCandlesResponse)
+        assert (first.symbol, first.interval, first.candle.close) == (
+            "SOLUSD",
+            market_pb2.CANDLE_INTERVAL_5M,
+            "180.001",
+        )
+        await publish(market, ("SOLUSD", "181.000", "181.004"))
+        second = await asyncio.wait_for(stream.read(), 20)
+        assert isinstance(second, market_pb2.StreamCandlesResponse)
+        assert (second.candle.high, second.candle.close, second.candle.closed) == (
+            "181.002",
+            "181.002",
+            False,
+        )
+        stream.cancel()
+
+
+async def test_candles_survive_a_restart(tmp_path: Path) -> None:
+    async with running(tmp_path, CFD_FEED="manual", CFD_BACKFILL_DAYS="0") as market:
+        await publish(market, ("ETHUSD", "3000.00", "3000.02"), ("ETHUSD", "3100.00", "3100.02"))
+    async with running(tmp_path, CFD_FEED="manual", CFD_BACKFILL_DAYS="0") as market:
+        candles = (
+            await market.public.GetCandles(
+                market_pb2.GetCandlesRequest(
+                    symbol="ETHUSD", interval=market_pb2.CANDLE_INTERVAL_1D
+                )
+            )
+        ).candles
+        assert [(c.open, c.high, c.close, c.tick_count) for c in candles] == [
+            ("3000.01", "3100.01", "3100.01", 2)
+        ]
+
+
+async def test_default_feed_streams_plausible_prices_and_a_week_of_candles(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, CFD_SIM_INTERVAL_MS="20") as market:
+        assert await failure(
+            lambda: market.admin.PublishTicks(
+                market_admin_pb2.PublishTicksRequest(
+                    ticks=[market_admin_pb2.TickInput(symbol="BTCUSD", bid="1.00", ask="2.00")]
+                ),
+                metadata=INTERNAL,
+            )
+        ) == (grpc.StatusCode.FAILED_PRECONDITION, "FEED_NOT_MANUAL")
+        stream = market.admin.StreamTicks(market_admin_pb2.StreamTicksRequest(), metadata=INTERNAL)
+        seen: dict[str, list[tuple[Decimal, Decimal]]] = {}
+        while min((len(v) for v in seen.values()), default=0) < 5 or len(seen) < 3:
+            message = await asyncio.wait_for(stream.read(), 20)
+            assert isinstance(message, market_admin_pb2.StreamTicksResponse)
+            quote = message.quote
+            seen.setdefault(quote.symbol, []).append((Decimal(quote.bid), Decimal(quote.ask)))
+        stream.cancel()
+        for symbol, quotes in seen.items():
+            assert all(bid < ask for bid, ask in quotes), symbol
+            # The 10 bps default spread, within rounding.
+            assert all((ask - bid) / ask < Decimal("0.0012") for bid, ask in quotes), symbol
+        hours = (
+            await market.public.GetCandles(
+                market_pb2.GetCandlesRequest(
+                    symbol="BTCUSD", interval=market_pb2.CANDLE_INTERVAL_1H
+                )
+            )
+        ).candles
+        span_s = hours[-1].open_time.seconds - hours[0].open_time.seconds
+        assert span_s >= 7 * 24 * 3600 - 3600
+        closes = [Decimal(c.close) for c in hours]
+        assert max(closes) / min(closes) < 2
