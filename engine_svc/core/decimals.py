@@ -36,7 +36,7 @@ def _is_digits(text: str) -> bool:
 
 
 def parse_scaled(
-    text: str,
+    text: object,
     decimals: int,
     *,
     field: str = "value",
@@ -82,7 +82,7 @@ def parse_scaled(
     return value
 
 
-def parse_steps(text: str, decimals: int, step_units: int, *, field: str, max_steps: int) -> int:
+def parse_steps(text: object, decimals: int, step_units: int, *, field: str, max_steps: int) -> int:
     """Parse a positive decimal that must be a whole multiple of a step; return the step count.
 
     The step is `step_units` * 10**-decimals (a tick size or a lot step).
@@ -93,7 +93,11 @@ def parse_steps(text: str, decimals: int, step_units: int, *, field: str, max_st
         )
     except DecimalFormatError as error:
         # Digits beyond the scale still mean a positive value below one step.
-        if "decimal places" in error.problem and _is_tiny(text, decimals, step_units):
+        if (
+            isinstance(text, str)
+            and "decimal places" in error.problem
+            and _is_tiny(text, decimals, step_units)
+        ):
             raise DecimalFormatError(error.field, error.problem, below_step=True) from None
         raise
     if scaled % step_units != 0:
@@ -113,7 +117,7 @@ def _is_tiny(text: str, decimals: int, step_units: int) -> bool:
 
 
 def parse_money(
-    text: str, *, field: str = "amount", allow_zero: bool = False, allow_negative: bool = False
+    text: object, *, field: str = "amount", allow_zero: bool = False, allow_negative: bool = False
 ) -> int:
     """Parse a USD amount into micro-dollars (at most 6 decimals)."""
     return parse_scaled(
@@ -126,7 +130,7 @@ def parse_money(
     )
 
 
-def parse_step_size(text: str, *, field: str) -> tuple[int, int]:
+def parse_step_size(text: object, *, field: str) -> tuple[int, int]:
     """Parse a tick size or lot step; return (units, decimals) with size = units * 10**-decimals."""
     if not isinstance(text, str):
         raise DecimalFormatError(field, "must be a decimal string")
@@ -138,7 +142,7 @@ def parse_step_size(text: str, *, field: str) -> tuple[int, int]:
     return units, decimals
 
 
-def parse_rate(text: str, *, field: str = "rate") -> tuple[int, int]:
+def parse_rate(text: object, *, field: str = "rate") -> tuple[int, int]:
     """Parse a rate in [0, 1) into an exact fraction (numerator, denominator)."""
     if not isinstance(text, str):
         raise DecimalFormatError(field, "must be a decimal string")

@@ -84,6 +84,20 @@ _PRIORITY_REASONS = (
 )
 
 
+_COMMAND_TYPES = (
+    ApplyQuote,
+    OpenPosition,
+    ClosePosition,
+    ModifyPosition,
+    AddMargin,
+    PlaceOrder,
+    CancelOrder,
+    ExpireOrders,
+    CreateAccount,
+    Deposit,
+)
+
+
 class SequenceError(ValueError):
     """A command's seq is not an integer above the last applied one (a caller bug)."""
 
@@ -101,6 +115,10 @@ def _is_int(value: object) -> bool:
     return type(value) is int
 
 
+def _type_error(name: str, expected: str, value: object) -> TypeError:
+    return TypeError(f"{name} must be {expected}, not {type(value).__name__}")
+
+
 def position_id(key: int) -> str:
     """Return the public id of the position with internal key `key`."""
     return f"p-{key}"
@@ -113,7 +131,9 @@ def order_id(key: int) -> str:
 
 def parse_id(text: object, prefix: str) -> int:
     """Return the key in an id like ``p-42`` for prefix ``p-``, or -1 if it is not one."""
-    if not isinstance(text, str) or not text.startswith(prefix) or len(text) > 24:
+    if not isinstance(text, str):
+        raise _type_error("id", "str", text)
+    if not text.startswith(prefix) or len(text) > 24:
         return -1
     digits = text[len(prefix) :]
     if not digits.isdigit() or not digits.isascii() or (digits[0] == "0" and digits != "0"):
@@ -126,8 +146,10 @@ def _optional(value: int) -> int | None:
 
 
 def _check_int(value: object, name: str, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise RejectionError(Reason.VALIDATION_FAILED, f"{name} must be an integer")
+    if isinstance(value, bool):
+        raise RejectionError(Reason.VALIDATION_FAILED, f"{name} must be a number, not a bool")
+    if not isinstance(value, int):
+        raise _type_error(name, "int", value)
     if value < low or value > high:
         raise RejectionError(Reason.VALIDATION_FAILED, f"{name} must be within {low}..{high}")
     return value
@@ -171,14 +193,21 @@ class Core:
         """Apply one command; return its result. A rejection changes no state but `last_seq`.
 
         Raises `SequenceError` when `command.seq` is not above the last applied seq, and
-        `TypeError` for an object that is not a command.
+        `TypeError` for an object that is not a command or a field that does not have its
+        declared type (a caller bug: the codec and the service build well-typed commands;
+        the mypyc-compiled core raises the same TypeError). Values of the right type that
+        are out of range or inconsistent are rejections.
         """
+        if not isinstance(command, _COMMAND_TYPES):
+            raise TypeError(f"not a core command: {type(command).__name__}")
         seq = command.seq
-        if not _is_int(seq) or seq <= self.last_seq or seq > MAX_KEY:
-            raise SequenceError(f"seq {seq!r} must be an integer above {self.last_seq}")
         ts = command.ts
+        if not _is_int(seq) or not _is_int(ts):
+            raise _type_error("seq and ts", "int", seq if not _is_int(seq) else ts)
+        if seq <= self.last_seq or seq > MAX_KEY:
+            raise SequenceError(f"seq {seq!r} must be above {self.last_seq} and below 2**48")
         self.last_seq = seq
-        if not _is_int(ts) or ts < 0 or ts > MAX_TIME_NS:
+        if ts < 0 or ts > MAX_TIME_NS:
             return rejected(Reason.VALIDATION_FAILED, "ts must be epoch nanoseconds")
         try:
             if isinstance(command, ApplyQuote):
@@ -245,9 +274,10 @@ class Core:
         return self._remember(account, command.client_order_id, self._summary(account), (event,))
 
     def _check_account_id(self, account_id: object) -> str:
+        if not isinstance(account_id, str):
+            raise _type_error("account_id", "str", account_id)
         if (
-            not isinstance(account_id, str)
-            or not 0 < len(account_id) <= MAX_ACCOUNT_ID
+            not 0 < len(account_id) <= MAX_ACCOUNT_ID
             or not account_id.isprintable()
             or " " in account_id
         ):
@@ -255,7 +285,9 @@ class Core:
         return account_id
 
     def _account(self, account_id: object) -> Account:
-        account = self.accounts.get(account_id) if isinstance(account_id, str) else None
+        if not isinstance(account_id, str):
+            raise _type_error("account_id", "str", account_id)
+        account = self.accounts.get(account_id)
         if account is None:
             raise RejectionError(Reason.ACCOUNT_NOT_FOUND, f"account {account_id!r} not found")
         return account
@@ -263,10 +295,9 @@ class Core:
     def _duplicate(self, account: Account, client_order_id: object) -> Result | None:
         if client_order_id is None:
             return None
-        if (
-            not isinstance(client_order_id, str)
-            or not 0 < len(client_order_id) <= MAX_CLIENT_ORDER_ID
-        ):
+        if not isinstance(client_order_id, str):
+            raise _type_error("client_order_id", "str or None", client_order_id)
+        if not 0 < len(client_order_id) <= MAX_CLIENT_ORDER_ID:
             raise RejectionError(
                 Reason.VALIDATION_FAILED, "client_order_id must be 1-64 characters"
             )
@@ -286,7 +317,9 @@ class Core:
     # ----------------------------------------------------------------- validation helpers
 
     def _instrument(self, symbol: object) -> Instrument:
-        instrument = self.instruments.get(symbol) if isinstance(symbol, str) else None
+        if not isinstance(symbol, str):
+            raise _type_error("symbol", "str", symbol)
+        instrument = self.instruments.get(symbol)
         if instrument is None:
             raise RejectionError(Reason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
         return instrument
@@ -303,15 +336,13 @@ class Core:
             return True
         if side is Side.SELL:
             return False
-        raise RejectionError(Reason.VALIDATION_FAILED, "side must be BUY or SELL")
+        raise _type_error("side", "a Side", side)
 
     @staticmethod
     def _leverage(leverage: object, instrument: Instrument) -> int:
-        if (
-            not isinstance(leverage, int)
-            or isinstance(leverage, bool)
-            or not 1 <= leverage <= instrument.max_leverage
-        ):
+        if not isinstance(leverage, int):
+            raise _type_error("leverage", "int", leverage)
+        if isinstance(leverage, bool) or not 1 <= leverage <= instrument.max_leverage:
             raise RejectionError(
                 Reason.INVALID_LEVERAGE,
                 f"leverage must be an integer within 1..{instrument.max_leverage}",
@@ -325,9 +356,7 @@ class Core:
                 Reason.VALIDATION_FAILED, "give exactly one of quantity and margin"
             )
         if quantity is not None:
-            if not isinstance(quantity, int) or isinstance(quantity, bool):
-                raise RejectionError(Reason.VALIDATION_FAILED, "quantity must be an integer")
-            lots = quantity
+            lots = _check_int(quantity, "quantity", -(2**63), 2**63)
             if lots < 1:
                 raise RejectionError(Reason.QUANTITY_TOO_SMALL, "quantity is below the lot step")
             if lots > MAX_QUANTITY_LOTS:
@@ -523,9 +552,7 @@ class Core:
         position = self._find_position(account, command.position_id)
         lots = position.quantity
         if command.quantity is not None:
-            if not isinstance(command.quantity, int) or isinstance(command.quantity, bool):
-                raise RejectionError(Reason.VALIDATION_FAILED, "quantity must be an integer")
-            lots = command.quantity
+            lots = _check_int(command.quantity, "quantity", -(2**63), 2**63)
             if lots < 1:
                 raise RejectionError(Reason.QUANTITY_TOO_SMALL, "quantity is below the lot step")
             if lots > position.quantity:
@@ -699,7 +726,7 @@ class Core:
         elif command.order_type is OrderType.STOP:
             is_limit = False
         else:
-            raise RejectionError(Reason.VALIDATION_FAILED, "order_type must be LIMIT or STOP")
+            raise _type_error("order_type", "an OrderType", command.order_type)
         leverage = self._leverage(command.leverage, instrument)
         lots, margin = self._sizing(command.quantity, command.margin)
         trigger = _check_int(command.trigger_price, "trigger_price", 1, MAX_PRICE_TICKS)

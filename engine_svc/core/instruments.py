@@ -101,13 +101,13 @@ class Instrument:
         """Return money / quantity as a price move in ticks, rounded toward -infinity."""
         return (micros * self.notional_den) // (lots * self.notional_num)
 
-    def parse_price(self, text: str, field: str = "price") -> int:
+    def parse_price(self, text: object, field: str = "price") -> int:
         """Parse a price string that lies on this instrument's tick grid into ticks."""
         return parse_steps(
             text, self.price_decimals, self.tick_units, field=field, max_steps=MAX_PRICE_TICKS
         )
 
-    def parse_quantity(self, text: str, field: str = "quantity") -> int:
+    def parse_quantity(self, text: object, field: str = "quantity") -> int:
         """Parse a quantity string that is a multiple of the lot step into lots."""
         return parse_steps(
             text,

@@ -128,10 +128,6 @@ def test_placement_rules(harness: Harness) -> None:
             {"side": Side.SELL, "order_type": OrderType.STOP, "trigger_price": 5_999_000},
             Reason.VALIDATION_FAILED,
         ),
-        (
-            {"side": Side.BUY, "order_type": "MARKET", "trigger_price": 5_000_000},
-            Reason.VALIDATION_FAILED,
-        ),
         # Stops are checked against the trigger price.
         (
             {

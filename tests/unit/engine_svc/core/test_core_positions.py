@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from core_harness import Harness
 
 from engine_svc.core import (
@@ -185,7 +186,6 @@ def test_open_rejections_change_nothing(harness: Harness) -> None:
         ({**base, "quantity": 0}, Reason.QUANTITY_TOO_SMALL),
         ({**base}, Reason.VALIDATION_FAILED),
         ({**base, "quantity": 1, "margin": 1}, Reason.VALIDATION_FAILED),
-        ({**base, "side": "BUY?", "quantity": 1}, Reason.VALIDATION_FAILED),
         ({**base, "quantity": True}, Reason.VALIDATION_FAILED),
         # 0.2 BTC x 60000 / 10 = 1200 USD > 100 USD.
         ({**base, "quantity": 2000}, Reason.INSUFFICIENT_BALANCE),
@@ -197,6 +197,28 @@ def test_open_rejections_change_nothing(harness: Harness) -> None:
         result = harness.run(OpenPosition, **fields)
         assert result.reason is reason, fields
         assert result.events == () and result.message
+    assert harness.core.digest() == before
+
+
+def test_wrongly_typed_fields_raise_type_error_and_change_nothing(harness: Harness) -> None:
+    _setup(harness)
+    harness.run(ApplyQuote, symbol="BTCUSD", bid=5_999_000, ask=6_000_000)
+    before = harness.core.digest()
+    base = {"account_id": "a", "symbol": "BTCUSD", "side": Side.BUY, "leverage": 10}
+    for fields in (
+        {**base, "side": "BUY", "quantity": 1},
+        {**base, "quantity": "1"},
+        {**base, "leverage": 10.0, "quantity": 1},
+        {**base, "account_id": 7, "quantity": 1},
+        {**base, "symbol": None, "quantity": 1},
+        {**base, "quantity": 1, "client_order_id": 5},
+    ):
+        with pytest.raises(TypeError):
+            harness.run(OpenPosition, **fields)
+    with pytest.raises(TypeError):
+        harness.run(ClosePosition, account_id="a", position_id=3)
+    with pytest.raises(TypeError, match="not a core command"):
+        harness.core.apply(AccountSummary("a", 0, 0, 0, 0, 0, None, 0, 0))  # type: ignore[arg-type]
     assert harness.core.digest() == before
 
 
