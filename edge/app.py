@@ -1,0 +1,196 @@
+"""The edge application: one place wiring routes, middleware and the shared upstream state."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from edge.auth import JwksKeys
+from edge.channels import Channels
+from edge.config import EdgeConfig
+from edge.descriptors import Contracts, Rpc, load
+from edge.errors import JSON_TYPE, dumps, plain_error
+from edge.hub import Hub
+from edge.middleware.ratelimit import RateLimitMiddleware
+from edge.middleware.requestid import RequestIdMiddleware, request_id_of
+from edge.openapi import build_openapi
+from edge.rest import RestGateway
+from edge.upstream import Metadata, Upstreams, service_addresses
+from edge.ws import Connection, WsLimits
+from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
+from mesh.config import Settings
+from mesh.ratelimit import RateLimiter, create_rate_limiter
+from mesh.server import REQUEST_ID_HEADER
+from mesh.tokens import TokenConfig
+
+log = logging.getLogger("edge.app")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+FORWARDED_FOR = "x-forwarded-for"
+READY_TIMEOUT_S = 1.0
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@dataclass
+class EdgeState:
+    """What the routes share: contracts, connections, the hub and the limits."""
+
+    settings: Settings
+    config: EdgeConfig
+    contracts: Contracts
+    upstreams: Upstreams
+    hub: Hub
+    channels: Channels
+    keys: JwksKeys
+    limiter: RateLimiter
+    gateway: RestGateway
+    openapi: bytes
+
+
+def web_root() -> Path:
+    """Return the directory served at `/`: the built web UI when present, else the minimal page."""
+    return WEB_DIST if (WEB_DIST / "index.html").is_file() else STATIC_DIR
+
+
+def create_app(
+    settings: Settings,
+    config: EdgeConfig | None = None,
+    *,
+    contracts: Contracts | None = None,
+    limiter: RateLimiter | None = None,
+    keys: JwksKeys | None = None,
+    addresses: dict[str, str] | None = None,
+) -> Starlette:
+    """Build the edge for these settings; the optional parts let tests substitute their own."""
+    config = EdgeConfig() if config is None else config
+    contracts = load() if contracts is None else contracts
+    upstreams = Upstreams(service_addresses(settings) if addresses is None else addresses)
+    hub = Hub(backlog=config.ws_event_backlog)
+    keys = JwksKeys.in_data_dir(settings.data_dir, TokenConfig.from_env()) if keys is None else keys
+    limiter = create_rate_limiter(settings.redis_url) if limiter is None else limiter
+
+    def metadata_for(request: Request, rpc: Rpc) -> Metadata:
+        pairs: list[tuple[str, str]] = [(REQUEST_ID_HEADER, request_id_of(request.scope))]
+        authorization = request.headers.get(AUTHORIZATION)
+        if authorization:
+            pairs.append((AUTHORIZATION, authorization))
+        if request.client is not None:
+            pairs.append((FORWARDED_FOR, request.client.host))
+            if rpc.service == "cfd.v1.AccountService":
+                # The accounts service trusts the forwarded address only from internal callers.
+                pairs.append((INTERNAL_TOKEN_HEADER, settings.internal_token))
+        return tuple(pairs)
+
+    gateway = RestGateway(
+        contracts.rpcs,
+        upstreams,
+        metadata_for,
+        max_body_bytes=config.max_body_bytes,
+        timeout_s=config.upstream_timeout_s,
+    )
+    state = EdgeState(
+        settings=settings,
+        config=config,
+        contracts=contracts,
+        upstreams=upstreams,
+        hub=hub,
+        channels=Channels(contracts, upstreams, hub, settings.internal_token),
+        keys=keys,
+        limiter=limiter,
+        gateway=gateway,
+        openapi=dumps(build_openapi(contracts, gateway.routes)),
+    )
+    limits = WsLimits(
+        max_frame_bytes=config.ws_max_frame_bytes,
+        max_subscriptions=config.ws_max_subscriptions,
+        event_backlog=config.ws_event_backlog,
+        send_timeout_s=config.ws_send_timeout_s,
+        rate_limit=config.ws_rate_limit,
+    )
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "SERVING"})
+
+    async def readyz(_request: Request) -> Response:
+        services = await upstreams.health(READY_TIMEOUT_S)
+        ready = all(status == "SERVING" for status in services.values())
+        body = {"status": "SERVING" if ready else "NOT_SERVING", "services": services}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def openapi(_request: Request) -> Response:
+        return Response(state.openapi, media_type=JSON_TYPE)
+
+    async def docs(_request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "docs.html")
+
+    async def jwks(_request: Request) -> Response:
+        return JSONResponse(keys.document(), headers={"cache-control": "max-age=60"})
+
+    async def websocket(ws: WebSocket) -> None:
+        client = ws.client.host if ws.client is not None else "unknown"
+        connection = Connection(ws, hub, state.channels, keys, limiter, limits, client)
+        await connection.run()
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error serving %s", request.url.path, exc_info=exc)
+        return plain_error(grpc.StatusCode.INTERNAL, "internal error; see the edge log")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        try:
+            yield {"edge": state}
+        finally:
+            await hub.close()
+            await upstreams.close()
+            await limiter.aclose()
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/openapi.json", openapi),
+        Route("/docs", docs),
+        Route("/.well-known/jwks.json", jwks),
+        WebSocketRoute("/v1/ws", websocket),
+        Route("/v1/{rest:path}", gateway.handle, methods=ALL_METHODS),
+        Mount("/_edge", StaticFiles(directory=STATIC_DIR)),
+        Mount("/", StaticFiles(directory=web_root(), html=True)),
+    ]
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=ALL_METHODS,
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after"],
+            max_age=600,
+        ),
+        Middleware(
+            RateLimitMiddleware,
+            limiter=limiter,
+            keys=keys,
+            per_ip=config.rate_limit_ip,
+            per_user=config.rate_limit_user,
+        ),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={Exception: internal_error},
+    )

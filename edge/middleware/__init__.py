@@ -1,0 +1,1 @@
+"""Plain ASGI middleware of the edge, one concern a module."""

@@ -1,0 +1,191 @@
+"""REST by transcoding: one generic endpoint serving every HTTP binding of the public RPCs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf import message
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from edge.descriptors import HttpBinding, Rpc
+from edge.errors import (
+    JSON_TYPE,
+    api_error_response,
+    dumps,
+    error_response,
+    plain_error,
+    status_from_rpc_error,
+    status_json,
+)
+from edge.transcode import build_request, to_json
+from edge.upstream import Metadata, Upstreams
+from mesh.errors import ApiError, validation_error
+
+log = logging.getLogger("edge.rest")
+
+NDJSON_TYPE = "application/x-ndjson"
+# How long a stream may take to produce its first message (or fail) before the 200 goes out.
+STREAM_START_WAIT_S = 0.5
+
+MetadataFor = Callable[[Request, Rpc], Metadata]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An HTTP binding with the RPC it calls."""
+
+    binding: HttpBinding
+    rpc: Rpc
+
+
+def routes_of(rpcs: Sequence[Rpc]) -> list[Route]:
+    """Return every binding, the most specific templates first."""
+    routes = [Route(b, rpc) for rpc in rpcs for b in rpc.bindings]
+    routes.sort(
+        key=lambda r: (
+            not r.binding.template.verb,
+            -r.binding.template.literal_count,
+            len(r.binding.template.variables),
+        )
+    )
+    return routes
+
+
+class RestGateway:
+    """The ASGI endpoint behind every `/v1/...` path that is not the WebSocket."""
+
+    def __init__(
+        self,
+        rpcs: Sequence[Rpc],
+        upstreams: Upstreams,
+        metadata_for: MetadataFor,
+        *,
+        max_body_bytes: int,
+        timeout_s: float,
+    ) -> None:
+        self._routes = routes_of(rpcs)
+        self._upstreams = upstreams
+        self._metadata_for = metadata_for
+        self._max_body_bytes = max_body_bytes
+        self._timeout_s = timeout_s
+
+    @property
+    def routes(self) -> list[Route]:
+        """Return the routes in matching order."""
+        return list(self._routes)
+
+    def match(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]] | bool | None:
+        """Return the route and path values, False when only the method differs, else None."""
+        path_matched = False
+        for route in self._routes:
+            values = route.binding.template.match(raw_path)
+            if values is None:
+                continue
+            if route.binding.method == method:
+                return route, values
+            path_matched = True
+        return False if path_matched else None
+
+    async def handle(self, request: Request) -> Response:
+        """Serve one REST request."""
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        found = self.match(request.method, raw_path.decode("latin-1").split("?", 1)[0])
+        if found is None:
+            return plain_error(grpc.StatusCode.NOT_FOUND, f"no route for {request.url.path}")
+        if found is False:
+            return plain_error(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"method {request.method} is not allowed on {request.url.path}",
+                http=405,
+            )
+        assert not isinstance(found, bool)
+        route, values = found
+        try:
+            body = await self._read_body(request)
+            upstream_request = build_request(
+                route.binding,
+                route.rpc.input_class,
+                values,
+                request.query_params.multi_items(),
+                body,
+            )
+        except ApiError as exc:
+            return api_error_response(exc)
+        metadata = self._metadata_for(request, route.rpc)
+        if route.rpc.server_streaming:
+            return await self._stream(route, upstream_request, metadata)
+        return await self._unary(route, upstream_request, metadata)
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_body_bytes:
+            raise self._too_large()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise self._too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self) -> ApiError:
+        return validation_error(
+            "body", f"the request body is larger than {self._max_body_bytes} bytes"
+        )
+
+    async def _unary(self, route: Route, request: message.Message, metadata: Metadata) -> Response:
+        call = self._upstreams.unary(route.rpc)
+        try:
+            reply = await call(request, metadata=metadata, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            return error_response(status_from_rpc_error(exc, route.rpc.service))
+        body = to_json(reply, route.binding.response_body)
+        return Response(dumps(body), media_type=JSON_TYPE)
+
+    async def _stream(self, route: Route, request: message.Message, metadata: Metadata) -> Response:
+        call = self._upstreams.stream(route.rpc)(request, metadata=metadata)
+        first = asyncio.ensure_future(call.read())
+        done, _ = await asyncio.wait({first}, timeout=STREAM_START_WAIT_S)
+        if done:
+            try:
+                item = first.result()
+            except grpc.aio.AioRpcError as exc:
+                return error_response(status_from_rpc_error(exc, route.rpc.service))
+            if item is grpc.aio.EOF:
+                return Response(b"", media_type=NDJSON_TYPE)
+        lines = _ndjson(call, first, route)
+        return StreamingResponse(lines, media_type=NDJSON_TYPE)
+
+
+async def _ndjson(
+    call: grpc.aio.UnaryStreamCall[Any, Any], first: asyncio.Future[Any], route: Route
+) -> AsyncIterator[bytes]:
+    """Yield one JSON line per upstream message; a failure becomes a final `{"error": ...}` line."""
+    try:
+        pending: asyncio.Future[Any] | None = first
+        while True:
+            if pending is not None:
+                item = await pending
+                pending = None
+            else:
+                item = await call.read()
+            if item is grpc.aio.EOF:
+                return
+            yield dumps(to_json(item, route.binding.response_body)) + b"\n"
+    except grpc.aio.AioRpcError as exc:
+        status = status_from_rpc_error(exc, route.rpc.service)
+        yield dumps({"error": status_json(status)}) + b"\n"
+    finally:
+        call.cancel()
+        if not first.done():
+            first.cancel()
+        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+            await first
