@@ -11,14 +11,16 @@ set).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import redis.asyncio
+import redis.exceptions
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -262,8 +264,21 @@ return 1
 """
 
 
+@contextlib.contextmanager
+def _redis_unavailable_as_api_error() -> Iterator[None]:
+    try:
+        yield
+    except (redis.exceptions.RedisError, OSError):
+        raise ApiError(
+            "SERVICE_UNAVAILABLE", "the session store is unavailable; retry shortly"
+        ) from None
+
+
 class RedisRefreshTokenStore:
-    """Refresh tokens in Redis: a hash per token, a status key per family, both expiring."""
+    """Refresh tokens in Redis: a hash per token, a status key per family, both expiring.
+
+    When Redis cannot be reached, calls fail with SERVICE_UNAVAILABLE.
+    """
 
     def __init__(
         self,
@@ -297,24 +312,26 @@ class RedisRefreshTokenStore:
         """Start a session family for the user; return its first refresh token."""
         token = new_token()
         family_id = _new_family_id()
-        await self._create(
-            keys=[self._token_key(token), self._family_key(family_id)],
-            args=[user_id, self._ttl_ms, self._retention_ms, family_id],
-        )
+        with _redis_unavailable_as_api_error():
+            await self._create(
+                keys=[self._token_key(token), self._family_key(family_id)],
+                args=[user_id, self._ttl_ms, self._retention_ms, family_id],
+            )
         return token
 
     async def rotate(self, token: str) -> Rotation:
         """Spend ``token`` and return its successor (see ``RefreshTokenStore.rotate``)."""
         _check_shape(token)
         key = self._token_key(token)
-        family_id = await self._client.hget(key, "family")
-        if not isinstance(family_id, str):
-            raise _invalid()
         successor = new_token()
-        status, user_id = await self._rotate(
-            keys=[key, self._token_key(successor), self._family_key(family_id)],
-            args=[family_id, self._ttl_ms, self._retention_ms],
-        )
+        with _redis_unavailable_as_api_error():
+            family_id = await self._client.hget(key, "family")
+            if not isinstance(family_id, str):
+                raise _invalid()
+            status, user_id = await self._rotate(
+                keys=[key, self._token_key(successor), self._family_key(family_id)],
+                args=[family_id, self._ttl_ms, self._retention_ms],
+            )
         if status == "ok":
             return Rotation(str(user_id), successor)
         if status == "expired":
@@ -327,9 +344,12 @@ class RedisRefreshTokenStore:
         """Revoke the family of ``token``; unknown tokens are ignored."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             return
-        family_id = await self._client.hget(self._token_key(token), "family")
-        if isinstance(family_id, str):
-            await self._client.set(self._family_key(family_id), "revoked", xx=True, keepttl=True)
+        with _redis_unavailable_as_api_error():
+            family_id = await self._client.hget(self._token_key(token), "family")
+            if isinstance(family_id, str):
+                await self._client.set(
+                    self._family_key(family_id), "revoked", xx=True, keepttl=True
+                )
 
     async def aclose(self) -> None:
         """Close the connection pool."""

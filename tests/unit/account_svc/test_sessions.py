@@ -274,3 +274,14 @@ async def test_stores_refuse_nonsense_lifetimes(db: AsyncEngine) -> None:
         SqlRefreshTokenStore(db, ttl_s=0)
     with pytest.raises(ValueError):
         SqlRefreshTokenStore(db, retention_s=-1)
+
+
+async def test_redis_outage_is_service_unavailable() -> None:
+    # Port 1 on loopback refuses connections: the store is down.
+    store = RedisRefreshTokenStore.from_url("redis://127.0.0.1:1/0")
+    try:
+        assert await reason(store.create("u")) == "SERVICE_UNAVAILABLE"
+        assert await reason(store.rotate("some-token")) == "SERVICE_UNAVAILABLE"
+        assert await reason(store.revoke("some-token")) == "SERVICE_UNAVAILABLE"
+    finally:
+        await store.aclose()
