@@ -91,6 +91,10 @@ class CandleHub:
         """Tell whether anyone listens to this series (so the caller can skip work)."""
         return bool(self._subscribers.get((symbol, interval)))
 
+    def intervals_of(self, symbol: str) -> list[CandleInterval]:
+        """Return the intervals of ``symbol`` that have subscribers."""
+        return [interval for (s, interval) in self._subscribers if s == symbol]
+
     def publish(self, candle: Candle, *, closed: bool) -> None:
         """Offer ``candle`` to every subscriber of its series."""
         for subscriber in self._subscribers.get((candle.symbol, candle.interval), ()):

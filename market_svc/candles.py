@@ -137,8 +137,14 @@ class CandleAggregator:
 
     def __init__(self, intervals: Iterable[CandleInterval] = INTERVALS) -> None:
         self._intervals = tuple(intervals)
-        self._bars: dict[tuple[str, CandleInterval], _Bar] = {}
-        self._touched: set[tuple[str, CandleInterval]] = set()
+        self._position = {interval: index for index, interval in enumerate(self._intervals)}
+        # Per tick this is the hot loop: plain ints beat enum lookups and hashing.
+        self._buckets = [
+            (index, interval.length_ms, WEEK_OFFSET_MS if interval is CandleInterval.W1 else 0)
+            for index, interval in enumerate(self._intervals)
+        ]
+        self._bars: dict[str, list[_Bar | None]] = {}
+        self._touched: set[tuple[str, int]] = set()
         self.late_ticks = 0
 
     @property
@@ -146,49 +152,72 @@ class CandleAggregator:
         """Return the aggregated intervals."""
         return self._intervals
 
+    def _series(self, symbol: str) -> list[_Bar | None]:
+        bars = self._bars.get(symbol)
+        if bars is None:
+            bars = self._bars[symbol] = [None] * len(self._intervals)
+        return bars
+
     def restore(self, candle: Candle) -> None:
         """Resume ``candle`` as the current one of its series unless a newer one exists."""
-        key = (candle.symbol, candle.interval)
-        bar = self._bars.get(key)
+        index = self._position.get(candle.interval)
+        if index is None:
+            return
+        bars = self._series(candle.symbol)
+        bar = bars[index]
         if bar is None or bar.open_time_ms < candle.open_time_ms:
-            self._bars[key] = _Bar.from_candle(candle)
+            bars[index] = _Bar.from_candle(candle)
 
     def add(self, quote: Quote) -> list[Candle]:
         """Apply ``quote`` to every interval; return the candles it closed."""
+        symbol = quote.symbol
         time_ms = quote.time_ns // 1_000_000
         price = (quote.bid + quote.ask) / 2
         volume = quote.volume if quote.volume is not None else Decimal(1)
+        bars = self._series(symbol)
         closed: list[Candle] = []
-        for interval in self._intervals:
-            key = (quote.symbol, interval)
-            open_time = interval.open_time(time_ms)
-            bar = self._bars.get(key)
+        for index, length, offset in self._buckets:
+            open_time = time_ms - (time_ms - offset) % length
+            bar = bars[index]
             if bar is None or bar.open_time_ms < open_time:
                 if bar is not None:
-                    closed.append(bar.freeze(quote.symbol, interval))
-                bar = _Bar(open_time, price)
-                self._bars[key] = bar
+                    closed.append(bar.freeze(symbol, self._intervals[index]))
+                bar = bars[index] = _Bar(open_time, price)
             elif bar.open_time_ms > open_time:
                 # A tick older than the current bucket cannot change a closed candle.
                 self.late_ticks += 1
                 continue
             bar.add(price, volume)
-            self._touched.add(key)
+            self._touched.add((symbol, index))
         return closed
 
     def take_touched(self) -> list[Candle]:
         """Return the in-progress candles changed since the last call, and forget them."""
         touched, self._touched = self._touched, set()
-        return [self._bars[key].freeze(*key) for key in touched]
+        candles: list[Candle] = []
+        for symbol, index in touched:
+            bar = self._bars[symbol][index]
+            if bar is not None:
+                candles.append(bar.freeze(symbol, self._intervals[index]))
+        return candles
 
     def current(self, symbol: str, interval: CandleInterval) -> Candle | None:
         """Return the in-progress candle of ``symbol`` and ``interval``, if any."""
-        bar = self._bars.get((symbol, interval))
+        index = self._position.get(interval)
+        bars = self._bars.get(symbol)
+        if index is None or bars is None:
+            return None
+        bar = bars[index]
         return None if bar is None else bar.freeze(symbol, interval)
 
     def current_all(self) -> list[Candle]:
         """Return every in-progress candle."""
-        return [bar.freeze(symbol, interval) for (symbol, interval), bar in self._bars.items()]
+        return [
+            bar.freeze(symbol, self._intervals[index])
+            for symbol, bars in self._bars.items()
+            for index, bar in enumerate(bars)
+            if bar is not None
+        ]
 
 
 def roll_up(candles: Iterable[Candle], interval: CandleInterval) -> list[Candle]:

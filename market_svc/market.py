@@ -93,11 +93,10 @@ class MarketData:
         current_minute = self.aggregator.current(quote.symbol, CandleInterval.M1)
         if current_minute is not None:
             self.tickers.add(current_minute, closed=False)
-        for interval in INTERVALS:
-            if self.candle_hub.wants(quote.symbol, interval):
-                current = self.aggregator.current(quote.symbol, interval)
-                if current is not None:
-                    self.candle_hub.publish(current, closed=False)
+        for interval in self.candle_hub.intervals_of(quote.symbol):
+            current = self.aggregator.current(quote.symbol, interval)
+            if current is not None:
+                self.candle_hub.publish(current, closed=False)
         return quote
 
     def ticker(self, symbol: str, now_ms: int | None = None) -> Ticker | None:
