@@ -137,7 +137,7 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
         if (cancelled) return;
         const views = list.map(toInstrumentView).filter((v): v is InstrumentView => v !== null);
         for (const quote of prices) {
-          quotes.put(quote);
+          quotes.seed(quote);
         }
         setInstruments(views);
         setSelected((current) =>

@@ -7,6 +7,9 @@ export type ConnectionState = "connecting" | "online" | "offline";
 
 export type Channel = "prices" | "candles" | "positions" | "events";
 
+/** Error reason of a server that dropped an events subscription fallen too far behind. */
+const RESUME_REQUIRED = "RESUME_REQUIRED";
+
 /** The subset of the browser WebSocket this client uses (tests pass a fake). */
 export interface SocketLike {
   send(data: string): void;
@@ -299,6 +302,13 @@ export class RealtimeClient {
     }
     if (frame.type === "error") {
       const error = isRecord(frame.error) ? (frame.error as ServerError) : {};
+      if (error.reason === "TOKEN_EXPIRED" || error.reason === "TOKEN_INVALID") {
+        // The server dropped or refused the private channels: resend them after the next auth.
+        this.authenticated = false;
+      }
+      if (error.reason === RESUME_REQUIRED && typeof frame.channel === "string") {
+        this.resubscribe(frame.channel);
+      }
       this.options.onError?.(error);
       return;
     }
@@ -308,6 +318,15 @@ export class RealtimeClient {
     for (const subscription of [...this.subscriptions]) {
       if (subscription.channel === frame.channel) {
         subscription.onData(frame.data);
+      }
+    }
+  }
+
+  /** Send the subscriptions of a channel the server dropped again, with fresh parameters. */
+  private resubscribe(channel: string): void {
+    for (const subscription of this.subscriptions) {
+      if (subscription.channel === channel && this.canSend(subscription)) {
+        this.sendFrame({ op: "subscribe", channel, ...subscription.params() });
       }
     }
   }

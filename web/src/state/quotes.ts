@@ -16,16 +16,6 @@ export interface QuoteEntry {
 
 type Listener = () => void;
 
-function isOlder(incoming: Quote, current: Quote): boolean {
-  if (incoming.sequence === undefined || current.sequence === undefined) {
-    return false;
-  }
-  if (!/^\d+$/.test(incoming.sequence) || !/^\d+$/.test(current.sequence)) {
-    return false;
-  }
-  return BigInt(incoming.sequence) < BigInt(current.sequence);
-}
-
 export class QuoteStore {
   private readonly entries = new Map<string, QuoteEntry>();
   private readonly listeners = new Map<string, Set<Listener>>();
@@ -40,17 +30,29 @@ export class QuoteStore {
     return this.entries.get(symbol);
   }
 
-  /** Take a quote in unless it is older than the one held; malformed prices are ignored. */
+  /**
+   * Take a quote of the live stream; malformed prices are ignored. Stream quotes arrive in
+   * order, and their sequence numbers count the market service's quotes, not the engine's,
+   * so they are never compared with those of a REST snapshot.
+   */
   put(quote: Quote): void {
+    this.store(quote);
+  }
+
+  /** Take a quote of a REST snapshot, unless the stream already delivered one. */
+  seed(quote: Quote): void {
+    if (!this.entries.has(quote.symbol)) {
+      this.store(quote);
+    }
+  }
+
+  private store(quote: Quote): void {
     const bid = Decimal.tryParse(quote.bid);
     const ask = Decimal.tryParse(quote.ask);
     if (bid === null || ask === null) {
       return;
     }
     const current = this.entries.get(quote.symbol);
-    if (current !== undefined && isOlder(quote, current.quote)) {
-      return;
-    }
     const direction = current === undefined ? 0 : bid.compare(current.bid);
     this.entries.set(quote.symbol, { quote, bid, ask, receivedAt: this.now(), direction });
     for (const listener of this.listeners.get(quote.symbol) ?? []) {

@@ -177,4 +177,41 @@ describe("realtime client", () => {
     expect(sockets).toHaveLength(1);
     expect(client.getState()).toBe("offline");
   });
+
+  it("resubscribes private channels after a re-auth that follows an expiry", () => {
+    const { client, last } = setup();
+    const positions = collector("positions", true);
+    client.setToken("old");
+    client.subscribe(positions.subscription);
+    client.start();
+    last().open();
+    last().receive({ type: "ack", op: "auth", userId: "u1" });
+    expect(last().frames("subscribe", "positions")).toHaveLength(1);
+    last().receive({
+      type: "error",
+      channels: ["positions"],
+      error: { code: 16, reason: "TOKEN_EXPIRED", message: "send auth again" },
+    });
+    client.setToken("new");
+    last().receive({ type: "ack", op: "auth", userId: "u1" });
+    expect(last().frames("subscribe", "positions")).toHaveLength(2);
+  });
+
+  it("resumes an events subscription the server asked to resume", () => {
+    const { client, last } = setup();
+    let from = "5";
+    client.setToken("tok");
+    client.subscribe({ channel: "events", private: true, params: () => ({ fromSequence: from }), onData: () => undefined });
+    client.start();
+    last().open();
+    last().receive({ type: "ack", op: "auth" });
+    from = "90";
+    last().receive({
+      type: "error",
+      channel: "events",
+      fromSequence: "95",
+      error: { code: 10, reason: "RESUME_REQUIRED", message: "fell behind" },
+    });
+    expect(last().frames("subscribe", "events").map((f) => f.fromSequence)).toEqual(["5", "90"]);
+  });
 });
