@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 from cfd.v1 import account_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from account_svc.accounts import Accounts
 from account_svc.config import AccountConfig, AccountConfigError
@@ -40,6 +41,15 @@ def quiet_parameter_logging() -> None:
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)
 
 
+def open_database(settings: Settings) -> AsyncEngine:
+    """Return the accounts database engine, with statement parameters kept out of errors."""
+    engine = create_engine(database_url(settings, "accounts"))
+    # Parameters include password and token hashes; SQLAlchemy would quote them in the
+    # message of any database error, which then reaches a log line.
+    engine.sync_engine.hide_parameters = True
+    return engine
+
+
 async def _every(interval_s: float, job: Callable[[], Awaitable[object]], name: str) -> None:
     while True:
         try:
@@ -59,7 +69,7 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         verifier = load_verifier(settings, config.tokens)
     except (AccountConfigError, TokenKeyError) as exc:
         raise ServeError(f"accounts: {exc}") from exc
-    engine = create_engine(database_url(settings, "accounts"))
+    engine = open_database(settings)
     try:
         await migrate(engine)
     except SchemaError as exc:

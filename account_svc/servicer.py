@@ -9,18 +9,24 @@ saw, whereas earlier entries could be anything a browser sent. A public caller's
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grpc
+import sqlalchemy.exc
 from cfd.v1 import account_pb2, account_pb2_grpc
 from google.protobuf import timestamp_pb2
 
 from account_svc.accounts import Accounts, Session
 from account_svc.users import User
 from mesh.auth import INTERNAL_TOKEN_HEADER, subject
+from mesh.errors import ApiError
+
+_log = logging.getLogger(__name__)
 
 FORWARDED_FOR_HEADER = "x-forwarded-for"
 _UNKNOWN_ADDRESS = "unknown"
@@ -85,6 +91,20 @@ def _session_fields(session: Session) -> dict[str, Any]:
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
+@contextlib.contextmanager
+def _database_unavailable_as_api_error() -> Iterator[None]:
+    # A database that is down or locked is a retryable condition, not an internal error.
+    try:
+        yield
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+        # The type only: the message quotes the statement, and never its parameters belong
+        # in a log line.
+        _log.warning("accounts database unavailable: %s", type(exc.orig).__name__)
+        raise ApiError(
+            "SERVICE_UNAVAILABLE", "the accounts database is unavailable; retry shortly"
+        ) from None
+
+
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     """The gRPC face of ``Accounts``; errors are ``ApiError`` mapped by the server shell."""
 
@@ -101,37 +121,42 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         self, request: account_pb2.SignupRequest, context: Context
     ) -> account_pb2.SignupResponse:
         """Create a user and their trading account, and sign in."""
-        session = await self._accounts.signup(
-            request.email, request.password, self._client(context)
-        )
+        with _database_unavailable_as_api_error():
+            session = await self._accounts.signup(
+                request.email, request.password, self._client(context)
+            )
         return account_pb2.SignupResponse(**_session_fields(session))
 
     async def Signin(
         self, request: account_pb2.SigninRequest, context: Context
     ) -> account_pb2.SigninResponse:
         """Sign in with email and password."""
-        session = await self._accounts.signin(
-            request.email, request.password, self._client(context)
-        )
+        with _database_unavailable_as_api_error():
+            session = await self._accounts.signin(
+                request.email, request.password, self._client(context)
+            )
         return account_pb2.SigninResponse(**_session_fields(session))
 
     async def RefreshToken(
         self, request: account_pb2.RefreshTokenRequest, context: Context
     ) -> account_pb2.RefreshTokenResponse:
         """Rotate the refresh token."""
-        session = await self._accounts.refresh(request.refresh_token, self._client(context))
+        with _database_unavailable_as_api_error():
+            session = await self._accounts.refresh(request.refresh_token, self._client(context))
         return account_pb2.RefreshTokenResponse(**_session_fields(session))
 
     async def Signout(
         self, request: account_pb2.SignoutRequest, context: Context
     ) -> account_pb2.SignoutResponse:
         """Revoke the refresh token's session."""
-        await self._accounts.signout(request.refresh_token)
+        with _database_unavailable_as_api_error():
+            await self._accounts.signout(request.refresh_token)
         return account_pb2.SignoutResponse()
 
     async def GetUser(
         self, request: account_pb2.GetUserRequest, context: Context
     ) -> account_pb2.GetUserResponse:
         """Return the caller."""
-        user = await self._accounts.get_user(subject())
+        with _database_unavailable_as_api_error():
+            user = await self._accounts.get_user(subject())
         return account_pb2.GetUserResponse(user=_user_message(user))
