@@ -216,7 +216,9 @@ def _write_temp(directory: Path, stem: str, data: bytes, mode: int) -> Path:
     tmp = directory / f".{stem}.{secrets.token_hex(8)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     except BaseException:
         os.close(fd)
