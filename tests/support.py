@@ -75,7 +75,8 @@ class ServiceProcess:
 
     def output(self) -> str:
         """Return what the process has printed so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait_grpc_ready(self, port: int, timeout: float = 30.0) -> None:
