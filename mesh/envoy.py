@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import ipaddress
 import json
+import math
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -34,15 +36,10 @@ TEMPLATE_PATH = REPO / "envoy" / "envoy.yaml.in"
 RENDERED_DIR_NAME = "envoy"
 RENDERED_FILE_NAME = "envoy.yaml"
 DESCRIPTOR_NAME = "cfd.binpb"
-UNARY_TIMEOUT = "15s"
-# The edge refuses larger request bodies too.
-MAX_REQUEST_BODY_BYTES = 64 * 1024
-DEFAULT_RATE_LIMIT_PER_S = 2000
-MAX_RATE_LIMIT_PER_S = 1_000_000
 JWKS_WAIT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 ENVOY_LOG_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERROR": "error"}
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+_ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:\d{1,5})?)$")
 
 
 class EnvoyError(RuntimeError):
@@ -51,42 +48,43 @@ class EnvoyError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class EnvoyOptions:
-    """Envoy settings that only the Envoy front needs, read from `CFD_ENVOY_*`."""
+    """What Envoy needs beyond `Settings`.
 
-    binary: Path | None
-    rate_limit_per_s: int
-    cors_origins: tuple[str, ...]
+    The limits read the edge's variables with the edge's defaults, so that both fronts of one
+    deployment behave alike: `CFD_CORS_ORIGINS`, `CFD_MAX_BODY_BYTES`, `CFD_UPSTREAM_TIMEOUT`,
+    `CFD_RATE_LIMIT_IP`, `CFD_RATE_LIMIT_USER`. `CFD_ENVOY_BIN` names another envoy binary.
+    """
+
+    binary: Path | None = None
+    # Empty: only the edge's own origin (the web UI) may call Envoy from a browser.
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 64 * 1024
+    upstream_timeout_ms: int = 10_000
+    # Requests per minute per client address and per user.
+    rate_limit_ip: int = 1200
+    rate_limit_user: int = 600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EnvoyOptions:
-        """Read `CFD_ENVOY_BIN`, `CFD_ENVOY_RATE_LIMIT` and `CFD_ENVOY_CORS_ORIGINS`."""
+        """Read the options; unset variables keep the defaults."""
         env = os.environ if env is None else env
+        default = cls()
         raw_bin = env.get("CFD_ENVOY_BIN", "").strip()
-        raw_rate = env.get("CFD_ENVOY_RATE_LIMIT", "").strip()
-        rate = DEFAULT_RATE_LIMIT_PER_S
-        if raw_rate:
-            if not raw_rate.isdigit() or not 1 <= int(raw_rate) <= MAX_RATE_LIMIT_PER_S:
-                raise ConfigError(
-                    f"CFD_ENVOY_RATE_LIMIT={raw_rate!r} is not a whole number of requests per "
-                    f"second between 1 and {MAX_RATE_LIMIT_PER_S}"
-                )
-            rate = int(raw_rate)
-        origins = tuple(
-            o.strip() for o in env.get("CFD_ENVOY_CORS_ORIGINS", "*").split(",") if o.strip()
-        )
-        if not origins:
-            origins = ("*",)
-        for origin in origins:
-            if origin != "*" and not _ORIGIN.match(origin):
-                raise ConfigError(
-                    f"CFD_ENVOY_CORS_ORIGINS: {origin!r} is not '*' or an origin such as "
-                    "https://example.com:8443"
-                )
         return cls(
             binary=Path(raw_bin).expanduser() if raw_bin else None,
-            rate_limit_per_s=rate,
-            cors_origins=origins,
+            cors_origins=_origins(env.get("CFD_CORS_ORIGINS", "")),
+            max_body_bytes=_int(env, "CFD_MAX_BODY_BYTES", default.max_body_bytes, 64, 16 << 20),
+            upstream_timeout_ms=_milliseconds(
+                env, "CFD_UPSTREAM_TIMEOUT", default.upstream_timeout_ms
+            ),
+            rate_limit_ip=_int(env, "CFD_RATE_LIMIT_IP", default.rate_limit_ip, 1, 1_000_000),
+            rate_limit_user=_int(env, "CFD_RATE_LIMIT_USER", default.rate_limit_user, 1, 1_000_000),
         )
+
+    @property
+    def upstream_timeout(self) -> str:
+        """Return the unary route timeout as an Envoy duration."""
+        return f"{self.upstream_timeout_ms // 1000}.{self.upstream_timeout_ms % 1000:03d}s"
 
 
 def find_envoy(options: EnvoyOptions | None = None) -> Path:
@@ -145,15 +143,19 @@ def render_text(
         "admin_port": settings.envoy_admin_port,
         "listen_host": json.dumps(_listen_address(settings.bind_host)),
         "listen_port": settings.envoy_port,
-        "cors_origin_regex": json.dumps(_origin_regex(options.cors_origins)),
-        "unary_timeout": UNARY_TIMEOUT,
+        "cors_origin_regex": json.dumps(
+            _origin_regex(options.cors_origins or edge_origins(settings))
+        ),
+        "unary_timeout": options.upstream_timeout,
         "jwt_issuer": json.dumps(tokens.issuer),
         "jwt_audience": json.dumps(tokens.audience),
         "jwks_path": json.dumps(str(jwks_path(settings))),
-        "rate_limit_burst": options.rate_limit_per_s,
-        "rate_limit_per_second": options.rate_limit_per_s,
+        "rate_limit_ip": options.rate_limit_ip,
+        "rate_limit_ip_per_s": math.ceil(options.rate_limit_ip / 60),
+        "rate_limit_user": options.rate_limit_user,
+        "rate_limit_user_per_s": math.ceil(options.rate_limit_user / 60),
         "descriptor_path": json.dumps(str(descriptor_path())),
-        "max_request_body_bytes": MAX_REQUEST_BODY_BYTES,
+        "max_request_body_bytes": options.max_body_bytes,
     }
     for cluster, address in (
         ("engine", settings.engine_addr),
@@ -259,6 +261,44 @@ def run_envoy(settings: Settings, options: EnvoyOptions | None = None) -> int:
         # Killed by a signal: 0 when it was ours to stop, else the shell's 128+N convention.
         return 0 if stopping else 128 - code
     return code
+
+
+def edge_origins(settings: Settings) -> tuple[str, ...]:
+    """Return the origins of the web UI the edge serves, allowed by default."""
+    port = settings.edge_port
+    return (f"http://localhost:{port}", f"http://127.0.0.1:{port}")
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ConfigError(
+                f"CFD_CORS_ORIGINS: {origin!r} is not '*' or an origin like http://host:port"
+            )
+    return origins
+
+
+def _int(env: Mapping[str, str], var: str, default: int, low: int, high: int) -> int:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{var}={raw!r} is not a whole number between {low} and {high}")
+    return int(raw)
+
+
+def _milliseconds(env: Mapping[str, str], var: str, default: int) -> int:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{var}={raw!r} is not a number of seconds") from None
+    if not value.is_finite() or not Decimal("0.01") <= value <= Decimal(3600):
+        raise ConfigError(f"{var}={raw!r} must be between 0.01 and 3600 seconds")
+    return int(value * 1000)
 
 
 def _package_binary() -> Path | None:

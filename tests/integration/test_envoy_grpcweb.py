@@ -114,11 +114,11 @@ def test_internal_service_is_unreachable(front: Front, client: httpx.Client) -> 
     assert decode_body(reply.content, dict(reply.headers)).messages == []
 
 
-def test_browser_preflight_allows_the_grpc_web_headers(client: httpx.Client) -> None:
+def test_browser_preflight_allows_the_grpc_web_headers(front: Front, client: httpx.Client) -> None:
     reply = client.options(
         "/cfd.v1.TradingService/StreamPrices",
         headers={
-            "origin": "https://trader.example",
+            "origin": f"http://127.0.0.1:{front[0].edge_port}",
             "access-control-request-method": "POST",
             "access-control-request-headers": "authorization,content-type,x-grpc-web,x-user-agent",
         },

@@ -12,7 +12,7 @@ from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_p
 from envoy_support import EnvoyProcess, FakeMesh, running_front
 
 from mesh.config import Settings
-from mesh.envoy import MAX_REQUEST_BODY_BYTES
+from mesh.envoy import EnvoyOptions
 
 Front = tuple[Settings, FakeMesh, EnvoyProcess]
 
@@ -158,7 +158,7 @@ def test_malformed_bodies_are_validation_failures_from_envoy(
 def test_oversized_body_is_a_validation_failure_not_413(
     client: httpx.Client, auth: dict[str, str]
 ) -> None:
-    padding = "x" * (MAX_REQUEST_BODY_BYTES + 1)
+    padding = "x" * (EnvoyOptions().max_body_bytes + 1)
     reply = client.post("/v1/positions", headers=auth, json={"clientOrderId": padding})
 
     assert _error(reply) == (400, 3, ["VALIDATION_FAILED"])
@@ -239,8 +239,10 @@ def test_public_market_data_needs_no_token(client: httpx.Client) -> None:
     assert [i["symbol"] for i in reply.json()["instruments"]] == ["BTCUSD", "ETHUSD", "SOLUSD"]
 
 
-def test_cors_preflight_and_exposed_headers(client: httpx.Client, auth: dict[str, str]) -> None:
-    origin = "http://localhost:5173"
+def test_cors_allows_the_edge_origin_by_default(
+    front: Front, client: httpx.Client, auth: dict[str, str]
+) -> None:
+    origin = f"http://localhost:{front[0].edge_port}"
     preflight = client.options(
         "/v1/positions",
         headers={
@@ -257,22 +259,63 @@ def test_cors_preflight_and_exposed_headers(client: httpx.Client, auth: dict[str
     actual = client.get("/v1/account", headers=auth | {"origin": origin})
     assert actual.headers["access-control-allow-origin"] == origin
     assert "grpc-status" in actual.headers["access-control-expose-headers"]
+    other = client.get("/v1/account", headers=auth | {"origin": "https://elsewhere.example"})
+    assert "access-control-allow-origin" not in other.headers
 
 
-def test_rate_limit_answers_429_with_a_status_body(
+def test_cors_origins_setting_replaces_the_default(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    base = tmp_path_factory.mktemp("envoy-cors")
+    with running_front(base, CFD_CORS_ORIGINS="https://trader.example") as (settings, _, front):
+        allowed = httpx.get(
+            f"{front.base_url}/v1/instruments", headers={"origin": "https://trader.example"}
+        )
+        edge = httpx.get(
+            f"{front.base_url}/v1/instruments",
+            headers={"origin": f"http://localhost:{settings.edge_port}"},
+        )
+
+    assert allowed.headers["access-control-allow-origin"] == "https://trader.example"
+    assert "access-control-allow-origin" not in edge.headers
+
+
+def test_rate_limit_per_address_answers_429_with_a_status_body(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     base = tmp_path_factory.mktemp("envoy-rate-limit")
-    with running_front(base, CFD_ENVOY_RATE_LIMIT="3") as (_settings, _mesh, envoy_front):
-        # Twelve requests take far less than the two refills that would let them all pass.
+    with running_front(base, CFD_RATE_LIMIT_IP="3") as (_settings, _mesh, envoy_front):
+        # A burst of three, then one more per second: twelve quick requests cannot all pass.
         replies = [httpx.get(f"{envoy_front.base_url}/v1/instruments") for _ in range(12)]
 
     statuses = [r.status_code for r in replies]
     assert statuses[:3] == [200, 200, 200]
     limited = [r for r in replies if r.status_code == 429]
-    assert limited, statuses
+    assert len(limited) >= 6, statuses
     assert _error(limited[0]) == (429, 8, ["RATE_LIMITED"])
     assert limited[0].headers["retry-after"] == "1"
+    retry = [d for d in limited[0].json()["details"] if d["@type"].endswith("RetryInfo")]
+    assert retry == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}]
+
+
+def test_rate_limit_per_user_counts_each_user_alone(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    base = tmp_path_factory.mktemp("envoy-rate-limit-user")
+    with running_front(base, CFD_RATE_LIMIT_USER="2") as (_settings, mesh, envoy_front):
+        alice = {"authorization": f"Bearer {mesh.issuer.issue('alice')[0]}"}
+        bob = {"authorization": f"Bearer {mesh.issuer.issue('bob')[0]}"}
+        url = f"{envoy_front.base_url}/v1/account"
+        # A client cannot pick the bucket it is counted in.
+        spoofed = {"x-cfd-subject": "bob"}
+        alice_replies = [httpx.get(url, headers=alice | spoofed) for _ in range(8)]
+        bob_reply = httpx.get(url, headers=bob)
+        public = [httpx.get(f"{envoy_front.base_url}/v1/instruments") for _ in range(4)]
+
+    assert [r.status_code for r in alice_replies[:2]] == [200, 200]
+    assert 429 in [r.status_code for r in alice_replies]
+    assert bob_reply.status_code == 200
+    assert [r.status_code for r in public] == [200] * 4
 
 
 def test_a_stopped_service_is_unavailable_with_a_status_body(

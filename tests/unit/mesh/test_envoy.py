@@ -73,42 +73,64 @@ def test_render_resolves_a_listen_host_name_to_an_address(tmp_path: Path) -> Non
     assert re.search(r'address: "127\.0\.0\.1", port_value: 8080\}', text)
 
 
-def test_cors_allows_any_origin_by_default_and_exactly_the_listed_ones_otherwise() -> None:
-    assert EnvoyOptions.from_env({}).cors_origins == ("*",)
+def test_cors_allows_the_edge_origin_by_default_and_exactly_the_listed_ones_otherwise(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path, CFD_EDGE_PORT="8123")
+    default = envoy.render_text(settings, EnvoyOptions.from_env({}), TokenConfig())
+    assert EnvoyOptions.from_env({}).cors_origins == ()
+    assert json.dumps(envoy._origin_regex(envoy.edge_origins(settings))) in default
+
     options = EnvoyOptions.from_env(
-        {"CFD_ENVOY_CORS_ORIGINS": "https://cfd.example, http://localhost:5173"}
+        {"CFD_CORS_ORIGINS": "https://cfd.example/, http://localhost:5173"}
     )
     pattern = re.compile(envoy._origin_regex(options.cors_origins))
-
     assert pattern.match("https://cfd.example")
     assert pattern.match("http://localhost:5173")
     assert not pattern.match("https://cfdxexample")
     assert not pattern.match("https://cfd.example.evil.test")
+    assert not pattern.match("http://localhost:8123")
+    assert envoy._origin_regex(("*",)) == ".*"
+
+
+def test_limits_follow_the_edge_variables(tmp_path: Path) -> None:
+    options = EnvoyOptions.from_env(
+        {
+            "CFD_RATE_LIMIT_IP": "90",
+            "CFD_RATE_LIMIT_USER": "30",
+            "CFD_MAX_BODY_BYTES": "2048",
+            "CFD_UPSTREAM_TIMEOUT": "2.5",
+        }
+    )
+    text = envoy.render_text(_settings(tmp_path), options, TokenConfig())
+
+    # A minute's worth of burst, refilled every second (rounded up to a whole request).
+    assert "{max_tokens: 90, tokens_per_fill: 2, fill_interval: 1s}" in text
+    assert "{max_tokens: 30, tokens_per_fill: 1, fill_interval: 1s}" in text
+    assert "max_request_body_size: 2048\n" in text
+    assert "timeout: 2.500s}" in text
+    assert EnvoyOptions.from_env({}) == EnvoyOptions()
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("CFD_ENVOY_RATE_LIMIT", "0"),
-        ("CFD_ENVOY_RATE_LIMIT", "-5"),
-        ("CFD_ENVOY_RATE_LIMIT", "fast"),
-        ("CFD_ENVOY_RATE_LIMIT", "1000001"),
-        ("CFD_ENVOY_CORS_ORIGINS", "cfd.example"),
-        ("CFD_ENVOY_CORS_ORIGINS", "https://cfd.example/path"),
-        ("CFD_ENVOY_CORS_ORIGINS", 'https://a.example", evil: "'),
+        ("CFD_RATE_LIMIT_IP", "0"),
+        ("CFD_RATE_LIMIT_IP", "-5"),
+        ("CFD_RATE_LIMIT_USER", "fast"),
+        ("CFD_RATE_LIMIT_USER", "1000001"),
+        ("CFD_MAX_BODY_BYTES", "10"),
+        ("CFD_UPSTREAM_TIMEOUT", "0"),
+        ("CFD_UPSTREAM_TIMEOUT", "soon"),
+        ("CFD_UPSTREAM_TIMEOUT", "NaN"),
+        ("CFD_CORS_ORIGINS", "cfd.example"),
+        ("CFD_CORS_ORIGINS", "https://cfd.example/path"),
+        ("CFD_CORS_ORIGINS", 'https://a.example", evil: "'),
     ],
 )
 def test_bad_envoy_settings_are_refused_with_the_variable_named(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         EnvoyOptions.from_env({name: value})
-
-
-def test_rate_limit_setting_reaches_the_token_bucket(tmp_path: Path) -> None:
-    options = EnvoyOptions.from_env({"CFD_ENVOY_RATE_LIMIT": "7"})
-    text = envoy.render_text(_settings(tmp_path), options, TokenConfig())
-
-    assert "max_tokens: 7\n" in text
-    assert "tokens_per_fill: 7\n" in text
 
 
 def test_render_config_writes_the_file_into_the_data_dir(tmp_path: Path) -> None:
