@@ -49,8 +49,11 @@ web: web/dist/index.html
 web-test: web/dist/index.html
 	@if [ -f web/package.json ]; then cd web && npm test; fi
 
+# Every script under bench/ with a __main__ block is a benchmark; the others are its helpers.
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $$(grep -l '^if __name__ == "__main__":' bench/*.py); do \
+		echo "== $$b"; $(BIN)/python $$b || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build web/dist web/node_modules .mypy_cache .ruff_cache .pytest_cache
