@@ -17,6 +17,7 @@ the knobs only the market service has.
 | CFD_BACKPACK_WS_URL | wss://ws.backpack.exchange | Backpack stream URL |
 | CFD_CANDLE_FLUSH_MS | 1000 | how often changed candles are written to the database |
 | CFD_BACKFILL_DAYS | 7 | days of history generated on first start with an empty store (0: none) |
+| CFD_QUOTE_KEEPALIVE_MS | 2000 | a live feed's quiet symbol has its quote re-sent this often |
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class MarketConfig:
     backpack_url: str = backpack.DEFAULT_URL
     candle_flush_ms: int = 1000
     backfill_days: int = 7
+    quote_keepalive_ms: int = 2000
 
     @property
     def quote_settings(self) -> QuoteSettings:
@@ -86,6 +88,9 @@ class MarketConfig:
             backpack_url=env.get("CFD_BACKPACK_WS_URL") or defaults.backpack_url,
             candle_flush_ms=_int(env, "CFD_CANDLE_FLUSH_MS", defaults.candle_flush_ms, minimum=1),
             backfill_days=_int(env, "CFD_BACKFILL_DAYS", defaults.backfill_days, minimum=0),
+            quote_keepalive_ms=_int(
+                env, "CFD_QUOTE_KEEPALIVE_MS", defaults.quote_keepalive_ms, minimum=10
+            ),
         )
 
 

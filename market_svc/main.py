@@ -68,6 +68,11 @@ async def main(settings: Settings, config: MarketConfig | None = None) -> None:
         if market.writer is not None:
             tasks.append(asyncio.create_task(market.writer.run(), name="market-candle-writer"))
         tasks.append(asyncio.create_task(_report(market, feed), name="market-report"))
+        tasks.append(
+            asyncio.create_task(
+                _keepalive(market, feed, config.quote_keepalive_ms), name="market-keepalive"
+            )
+        )
         log.info("market: %s feed started", feed.name)
 
     async def on_stop() -> None:
@@ -98,6 +103,14 @@ async def main(settings: Settings, config: MarketConfig | None = None) -> None:
         on_start=on_start,
         on_stop=on_stop,
     )
+
+
+async def _keepalive(market: MarketData, feed: Feed, interval_ms: int) -> None:
+    """Repeat quiet symbols' quotes while the feed is live, so subscribers know they stand."""
+    while True:
+        await asyncio.sleep(interval_ms / 4000)
+        if feed.live:
+            market.keepalive(interval_ms * 1_000_000)
 
 
 async def _report(market: MarketData, feed: Feed) -> None:

@@ -44,6 +44,9 @@ class MarketData:
         self.aggregator = CandleAggregator(INTERVALS)
         self.tickers = TickerBook()
         self.store = store
+        # Monotonic time each symbol's quote was last sent to subscribers, for keepalives.
+        self._sent_at: dict[str, int] = {}
+        self.keepalives = 0
         self.writer = (
             None
             if store is None
@@ -84,6 +87,7 @@ class MarketData:
         if quote is None:
             return None
         self.quotes.publish(quote)
+        self._sent_at[quote.symbol] = time.monotonic_ns()
         closed = self.aggregator.add(quote)
         for candle in closed:
             if self.writer is not None:
@@ -98,6 +102,23 @@ class MarketData:
             if current is not None:
                 self.candle_hub.publish(current, closed=False)
         return quote
+
+    def keepalive(self, max_age_ns: int) -> int:
+        """Re-send each latest quote not sent for ``max_age_ns``; return how many were re-sent.
+
+        Subscribers (the engine) treat a symbol whose quotes stop as stale, so while the feed
+        is healthy a quiet symbol's standing quote is repeated. It is the same quote (same
+        sequence and time), and it does not touch candles or tickers.
+        """
+        now = time.monotonic_ns()
+        resent = 0
+        for symbol, quote in self.quotes.latest_all().items():
+            if now - self._sent_at.get(symbol, 0) >= max_age_ns:
+                self.quotes.publish(quote)
+                self._sent_at[symbol] = now
+                resent += 1
+        self.keepalives += resent
+        return resent
 
     def ticker(self, symbol: str, now_ms: int | None = None) -> Ticker | None:
         """Return the 24 h ticker of ``symbol``."""

@@ -146,11 +146,6 @@ class QuoteBuilder:
         self.accepted += 1
         return Quote(raw.symbol, bid, ask, stamp, self._sequence, volume)
 
-    def forget(self, symbol: str) -> None:
-        """Forget the last accepted level of ``symbol`` (after a feed reconnect or stale gap)."""
-        self._last_mid.pop(symbol, None)
-        self._jump_candidates.pop(symbol, None)
-
     def _drop(self, reason: str) -> Quote | None:
         self.drops[reason] += 1
         return None

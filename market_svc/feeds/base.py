@@ -32,6 +32,11 @@ class Feed(abc.ABC):
     def __init__(self) -> None:
         self.status = FeedStatus()
 
+    @property
+    def live(self) -> bool:
+        """Tell whether the source is delivering now, so its last prices still stand."""
+        return self.status.connected
+
     @abc.abstractmethod
     async def run(self, emit: TickSink) -> None:
         """Deliver ticks to ``emit`` until cancelled; recover from source failures inside."""

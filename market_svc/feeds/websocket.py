@@ -62,6 +62,14 @@ class WebSocketFeed(Feed):
         self._rng = rng or random.Random()
         self.reconnect_delays: list[float] = []
 
+    @property
+    def live(self) -> bool:
+        """Tell whether the connection is up and delivered a tick within ``stale_after``."""
+        last = self.status.last_tick_ns
+        if not self.status.connected or last is None:
+            return False
+        return time.time_ns() - last <= self.connection.stale_after * 1e9
+
     @abc.abstractmethod
     def url(self) -> str:
         """Return the URL to connect to."""

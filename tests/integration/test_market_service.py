@@ -275,3 +275,20 @@ async def test_default_feed_streams_plausible_prices_and_a_week_of_candles(
         assert span_s >= 7 * 24 * 3600 - 3600
         closes = [Decimal(c.close) for c in hours]
         assert max(closes) / min(closes) < 2
+
+
+async def test_a_standing_manual_quote_is_repeated_so_the_engine_keeps_it_fresh(
+    tmp_path: Path,
+) -> None:
+    async with running(
+        tmp_path, CFD_FEED="manual", CFD_BACKFILL_DAYS="0", CFD_QUOTE_KEEPALIVE_MS="200"
+    ) as market:
+        await publish(market, ("BTCUSD", "70000.00", "70000.10"))
+        stream = market.admin.StreamTicks(market_admin_pb2.StreamTicksRequest(), metadata=INTERNAL)
+        received = []
+        for _ in range(3):
+            message = await asyncio.wait_for(stream.read(), 20)
+            assert isinstance(message, market_admin_pb2.StreamTicksResponse)
+            received.append(message.quote)
+        stream.cancel()
+        assert len({(q.bid, q.ask, q.sequence) for q in received}) == 1

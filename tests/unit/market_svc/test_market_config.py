@@ -36,6 +36,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
             "CFD_BACKPACK_WS_URL": "ws://127.0.0.1:2",
             "CFD_CANDLE_FLUSH_MS": "50",
             "CFD_BACKFILL_DAYS": "0",
+            "CFD_QUOTE_KEEPALIVE_MS": "500",
         }
     )
     assert config == MarketConfig(
@@ -51,6 +52,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         backpack_url="ws://127.0.0.1:2",
         candle_flush_ms=50,
         backfill_days=0,
+        quote_keepalive_ms=500,
     )
 
 

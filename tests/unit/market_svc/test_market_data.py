@@ -99,3 +99,18 @@ async def test_a_restart_resumes_candles_and_tickers_from_the_store(store: Candl
         Decimal("90.01"),
         Decimal("95.01"),
     )
+
+
+async def test_keepalive_repeats_only_quiet_symbols_without_touching_candles() -> None:
+    market = MarketData(Instruments())
+    now = time.time_ns()
+    market.on_tick(exact("BTCUSD", "100.00", "100.02", now))
+    subscription = market.quotes.subscribe()
+    (current,) = await subscription.next_batch()
+    assert market.keepalive(max_age_ns=60 * 10**9) == 0
+    assert market.keepalive(max_age_ns=0) == 1
+    (repeated,) = await subscription.next_batch()
+    assert repeated == current
+    candle = market.aggregator.current("BTCUSD", M1)
+    assert candle is not None and candle.tick_count == 1
+    assert market.keepalives == 1

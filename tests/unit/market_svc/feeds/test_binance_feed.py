@@ -132,7 +132,11 @@ async def test_silence_is_detected_and_the_connection_renewed() -> None:
     async with running(FakeExchange([silent, silent])) as exchange:
         quiet = ConnectionSettings(stale_after=0.2, backoff_initial=0.01, backoff_max=0.05)
         binance = feed(exchange, quiet)
+        assert not binance.live
         async with feeding(binance) as ticks:
+            await eventually(lambda: len(ticks) == 1 and binance.live)
+            # Quiet for longer than stale_after: its prices no longer stand.
+            await eventually(lambda: not binance.live)
             await eventually(lambda: len(ticks) == 2)
     assert binance.status.stale_events >= 1
     assert len(exchange.paths) >= 2
