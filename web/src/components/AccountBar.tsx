@@ -1,6 +1,6 @@
 import { useState } from "react";
 import type { ApiClient } from "../lib/api";
-import { DASH, formatMoney, formatSignedMoney, signOf } from "../lib/format";
+import { formatMoney, formatPercent, formatSignedMoney, signOf } from "../lib/format";
 import type { ConnectionState } from "../lib/realtime";
 import type { Account, User } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
@@ -73,10 +73,7 @@ function ConnectionStatus({
 /** Balance, equity, margins and the connection state, at the top of the page. */
 export function AccountBar({ api, user, account, connection, quotes, selected }: AccountBarProps) {
   const [signingOut, setSigningOut] = useState(false);
-  const marginLevel =
-    account?.marginLevel === undefined || account.marginLevel === ""
-      ? DASH
-      : `${formatMoney(account.marginLevel)}%`;
+  const marginLevel = formatPercent(account?.marginLevel);
   return (
     <header className="account-bar">
       <div className="brand">

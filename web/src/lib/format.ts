@@ -14,6 +14,15 @@ export function formatMoney(value: string | undefined | null): string {
   return groupThousands(decimal.rescale(digits, "trunc").toString());
 }
 
+/** Format a percentage with two decimals, rounded toward zero ("3127.965942" -> "3,127.96%"). */
+export function formatPercent(value: string | undefined | null): string {
+  const decimal = Decimal.tryParse(value);
+  if (decimal === null) {
+    return DASH;
+  }
+  return `${groupThousands(decimal.rescale(2, "trunc").toString())}%`;
+}
+
 /** Format a signed amount with an explicit plus sign for gains. */
 export function formatSignedMoney(value: string | undefined | null): string {
   const decimal = Decimal.tryParse(value);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Decimal } from "../../src/lib/decimal";
-import { formatMoney, formatPrice, formatQuantity, formatSignedMoney, percentChange } from "../../src/lib/format";
+import { formatMoney, formatPercent, formatPrice, formatQuantity, formatSignedMoney, percentChange } from "../../src/lib/format";
 
 describe("display formatting", () => {
   it("shows money exactly with at least two decimals", () => {
@@ -21,6 +21,12 @@ describe("display formatting", () => {
     expect(formatPrice("64000", 2)).toBe("64,000.00");
     expect(formatPrice("150.5", 3)).toBe("150.500");
     expect(formatPrice("57825.135", 2)).toBe("57,825.135");
+  });
+
+  it("shows a margin level with two decimals, or a dash with no positions", () => {
+    expect(formatPercent("3127.965942")).toBe("3,127.96%");
+    expect(formatPercent("")).toBe("—");
+    expect(formatPercent(undefined)).toBe("—");
   });
 
   it("shows quantities without trailing zeros", () => {
