@@ -7,6 +7,7 @@ import contextlib
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
 
+from engine_svc.auth import CachedVerifier
 from engine_svc.config import EngineConfig
 from engine_svc.runtime import EngineRuntime
 from engine_svc.servicer import EngineAdminServicer, TradingServicer
@@ -58,7 +59,7 @@ async def run(
             settings.engine_port,
             services(runtime),
             settings=settings,
-            verifier=verifier if verifier is not None else load_verifier(settings),
+            verifier=verifier if verifier is not None else CachedVerifier(load_verifier(settings)),
             on_start=runtime.start,
             on_stop=runtime.stop,
             stop=stop,

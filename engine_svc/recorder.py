@@ -39,6 +39,8 @@ from engine_svc.history import HistoryStore, Rows
 
 log = logging.getLogger("engine.recorder")
 
+# The hint only has to be no newer than the truth; rewriting it on every commit costs too much.
+HINT_INTERVAL_S = 1.0
 _ORDER_EVENTS = (OrderPlaced, OrderFilled, OrderCancelled, OrderExpired, OrderRejected)
 _BALANCE_KINDS = {
     trading_pb2.BALANCE_CHANGE_KIND_DEPOSIT: "DEPOSIT",
@@ -151,6 +153,7 @@ class Recorder:
         *,
         recorded_seq: int = 0,
         max_events: int = 5000,
+        gather_s: float = 0.05,
         min_backoff_s: float = 0.05,
         max_backoff_s: float = 2.0,
     ) -> None:
@@ -159,6 +162,8 @@ class Recorder:
         self._hint_path = hint_path
         self.recorded_seq = recorded_seq
         self._max_events = max_events
+        self._gather_s = gather_s
+        self._hint_written = 0.0
         self._min_backoff_s = min_backoff_s
         self._max_backoff_s = max_backoff_s
         self._pending: deque[tuple[int, Sequence[tuple[str, AccountEvent]]]] = deque()
@@ -205,7 +210,7 @@ class Recorder:
             except Exception as exc:
                 await self._retry("opening the history database", attempt, exc)
                 attempt += 1
-        self._advanced()
+        self._advanced(force=True)
 
     async def run(self) -> None:
         """Record batches forever; return only when cancelled."""
@@ -215,6 +220,8 @@ class Recorder:
             while not self._pending:
                 self._ready.clear()
                 await self._ready.wait()
+            # Let a burst accumulate: fewer, larger transactions cost the order path less CPU.
+            await asyncio.sleep(self._gather_s)
             taken, rows = self._next_chunk()
             while True:
                 try:
@@ -242,15 +249,20 @@ class Recorder:
                 items.extend(item for item in batch_items if item[1].seq > self.recorded_seq)
         return taken, rows_of(last_seq, items, self._instruments)
 
-    def _advanced(self) -> None:
-        try:
-            _write_hint(self._hint_path, self.recorded_seq)
-        except OSError as exc:
-            log.warning("recorder: cannot write %s: %s", self._hint_path, exc)
+    def _advanced(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._hint_written >= HINT_INTERVAL_S:
+            self._hint_written = now
+            try:
+                _write_hint(self._hint_path, self.recorded_seq)
+            except OSError as exc:
+                log.warning("recorder: cannot write %s: %s", self._hint_path, exc)
         progress = self._progress
         self._progress = asyncio.Event()
         progress.set()
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until everything offered so far is recorded; return False on timeout."""
-        return await self.wait_recorded(self.offered_seq, timeout_s)
+        done = await self.wait_recorded(self.offered_seq, timeout_s)
+        self._advanced(force=True)
+        return done

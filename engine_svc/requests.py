@@ -47,9 +47,7 @@ _ORDER_TYPES: dict[int, OrderType] = {
 
 def _decimal_error(field: str, exc: DecimalFormatError, quantity: bool = False) -> ApiError:
     if quantity and exc.below_step:
-        return ApiError(
-            "QUANTITY_TOO_SMALL", f"{field}: {exc.problem}", [(field, exc.problem)]
-        )
+        return ApiError("QUANTITY_TOO_SMALL", f"{field}: {exc.problem}", [(field, exc.problem)])
     return validation_error(field, exc.problem)
 
 
@@ -191,9 +189,7 @@ def open_position(
         max_slippage_bps=bps,
         take_profit=optional_price(instrument, request.take_profit, "takeProfit"),
         stop_loss=optional_price(instrument, request.stop_loss, "stopLoss"),
-        trailing_distance=optional_price(
-            instrument, request.trailing_distance, "trailingDistance"
-        ),
+        trailing_distance=optional_price(instrument, request.trailing_distance, "trailingDistance"),
         client_order_id=client_order_id(request.client_order_id),
     )
 
@@ -224,9 +220,7 @@ def place_order(
         margin=margin,
         take_profit=optional_price(instrument, request.take_profit, "takeProfit"),
         stop_loss=optional_price(instrument, request.stop_loss, "stopLoss"),
-        trailing_distance=optional_price(
-            instrument, request.trailing_distance, "trailingDistance"
-        ),
+        trailing_distance=optional_price(instrument, request.trailing_distance, "trailingDistance"),
         expire_time=expire,
         client_order_id=client_order_id(request.client_order_id),
     )

@@ -81,6 +81,18 @@ class FakeMarket(market_admin_pb2_grpc.MarketDataAdminServiceServicer):
         finally:
             self.subscribers -= 1
 
+    async def PublishTicks(
+        self,
+        request: market_admin_pb2.PublishTicksRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> market_admin_pb2.PublishTicksResponse:
+        """Publish the given quotes, as the real service does with its manual feed."""
+        for tick in request.ticks:
+            self.push(tick.symbol, tick.bid, tick.ask)
+        return market_admin_pb2.PublishTicksResponse(
+            quotes=[self.latest[tick.symbol] for tick in request.ticks]
+        )
+
 
 @asynccontextmanager
 async def fake_market() -> AsyncIterator[tuple[FakeMarket, str]]:
@@ -113,11 +125,11 @@ class Client:
 
     @property
     def trading(self) -> trading_pb2_grpc.TradingServiceAsyncStub:
-        return trading_pb2_grpc.TradingServiceStub(self.channel)  # type: ignore[return-value]
+        return trading_pb2_grpc.TradingServiceStub(self.channel)
 
     @property
     def admin(self) -> engine_admin_pb2_grpc.EngineAdminServiceAsyncStub:
-        return engine_admin_pb2_grpc.EngineAdminServiceStub(self.channel)  # type: ignore[return-value]
+        return engine_admin_pb2_grpc.EngineAdminServiceStub(self.channel)
 
     internal = (("x-cfd-internal-token", INTERNAL_TOKEN),)
 
@@ -130,12 +142,12 @@ class Client:
 
     async def stats(self) -> engine_admin_pb2.GetStatsResponse:
         """Return the engine figures."""
-        return await self.admin.GetStats(
-            engine_admin_pb2.GetStatsRequest(), metadata=self.internal
-        )
+        return await self.admin.GetStats(engine_admin_pb2.GetStatsRequest(), metadata=self.internal)
 
 
-def engine_settings(data_dir: Path, market_addr: str, **env: str) -> tuple[Settings, dict[str, str]]:
+def engine_settings(
+    data_dir: Path, market_addr: str, **env: str
+) -> tuple[Settings, dict[str, str]]:
     """Return settings (and their environment) of an engine on a free port."""
     environment = mesh_env(data_dir, CFD_MARKET_ADDR=market_addr, **env)
     return Settings.from_env(environment), environment
@@ -181,7 +193,7 @@ async def start_engine(
             raise AssertionError("the engine stopped during start-up")
         return runtime.sequencer is not None and await grpc_ready(engine.address)
 
-    await poll(serving, timeout=30)
+    await poll(serving, limit_s=30)
     return engine
 
 
@@ -199,17 +211,15 @@ async def grpc_ready(address: str) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-async def poll(
-    condition: Callable[[], Awaitable[T | bool | None]], timeout: float = 15.0
-) -> T:
-    """Poll an async condition until it is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+async def poll(condition: Callable[[], Awaitable[T | bool | None]], limit_s: float = 15.0) -> T:
+    """Poll an async condition until it is truthy; fail after `limit_s` seconds."""
+    deadline = time.monotonic() + limit_s
     while True:
         value = await condition()
         if value:
             return value  # type: ignore[return-value]
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {limit_s}s")
         await asyncio.sleep(0.02)
 
 
