@@ -188,6 +188,35 @@ def test_partial_close_keeps_the_rest_open(mesh: Mesh, page: Page) -> None:
     expect(page.get_by_test_id("history-row").first).to_contain_text("0.005")
 
 
+def test_edit_stops_and_add_margin(mesh: Mesh, page: Page) -> None:
+    mesh.publish("ETHUSD", "3000.00", "3000.60")
+    sign_up(page)
+    select(page, "ETHUSD")
+    row = open_market(page, "1", 20)
+    row.get_by_test_id("position-edit").click()
+    dialog = page.get_by_test_id("dialog-stops")
+    dialog.get_by_test_id("modify-tp").fill("3100.00")
+    dialog.get_by_test_id("modify-sl").fill("2900.00")
+    dialog.get_by_test_id("modify-submit").click()
+    expect(dialog).to_be_hidden()
+    expect(row).to_contain_text("3,100.00")
+    expect(row).to_contain_text("2,900.00")
+    expect(toast(page, "Position updated")).to_have_count(1)
+    # A stop on the wrong side is refused with the reason in words.
+    row.get_by_test_id("position-edit").click()
+    dialog.get_by_test_id("modify-sl").fill("3050.00")
+    dialog.get_by_test_id("modify-submit").click()
+    expect(dialog.get_by_test_id("dialog-error")).to_contain_text("wrong side")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    # 150.03 USD margin + 49.97 moves the buy liquidation to 3000.60 - 200 / 1 = 2800.60.
+    row.get_by_test_id("position-add-margin").click()
+    page.get_by_test_id("margin-amount").fill("49.97")
+    page.get_by_test_id("margin-submit").click()
+    expect(row.get_by_test_id("position-margin")).to_have_text("200.00")
+    expect(row.get_by_test_id("position-liquidation")).to_have_text("2,800.60")
+
+
 def test_pending_limit_order_fills(mesh: Mesh, page: Page) -> None:
     mesh.publish("SOLUSD", "150.000", "150.030")
     sign_up(page)
