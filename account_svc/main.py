@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
+import sqlalchemy.exc
 from cfd.v1 import account_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -68,13 +69,16 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         issuer = load_issuer(settings, config.tokens)
         verifier = load_verifier(settings, config.tokens)
     except (AccountConfigError, TokenKeyError) as exc:
-        raise ServeError(f"accounts: {exc}") from exc
+        raise ServeError(f"{exc}") from exc
     engine = open_database(settings)
     try:
         await migrate(engine)
     except SchemaError as exc:
         await engine.dispose()
-        raise ServeError(f"accounts: {exc}") from exc
+        raise ServeError(f"{exc}") from exc
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+        await engine.dispose()
+        raise ServeError(f"cannot reach the database: {exc.orig}") from exc
     users = UserStore(engine)
     sql_sessions = SqlRefreshTokenStore(engine, ttl_s=config.refresh_ttl_s)
     sessions: RefreshTokenStore = (
