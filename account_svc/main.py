@@ -69,13 +69,13 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         issuer = load_issuer(settings, config.tokens)
         verifier = load_verifier(settings, config.tokens)
     except (AccountConfigError, TokenKeyError) as exc:
-        raise ServeError(f"{exc}") from exc
+        raise ServeError(str(exc)) from exc
     engine = open_database(settings)
     try:
         await migrate(engine)
     except SchemaError as exc:
         await engine.dispose()
-        raise ServeError(f"{exc}") from exc
+        raise ServeError(str(exc)) from exc
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
         await engine.dispose()
         raise ServeError(f"cannot reach the database: {exc.orig}") from exc
