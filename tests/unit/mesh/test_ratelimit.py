@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mesh.ratelimit import (
     MemoryRateLimiter,
@@ -196,3 +198,40 @@ async def test_create_rate_limiter_picks_the_implementation() -> None:
     assert isinstance(shared, RedisRateLimiter)
     await memory.aclose()
     await shared.aclose()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    limit=st.integers(1, 20),
+    window_s=st.integers(1, 120),
+    gaps_ms=st.lists(st.integers(0, 20_000), min_size=1, max_size=80),
+)
+async def test_memory_never_exceeds_burst_plus_rate(
+    limit: int, window_s: int, gaps_ms: list[int]
+) -> None:
+    clock = FakeClock()
+    limiter = MemoryRateLimiter(clock=clock)
+    allowed_at: list[float] = []
+    for gap in gaps_ms:
+        clock.now += gap / 1000
+        if (await limiter.hit("k", limit, window_s)).allowed:
+            allowed_at.append(clock.now)
+    # GCRA: any interval of length d holds at most limit + d / (window / limit) hits.
+    interval_s = window_s / limit
+    for i, start in enumerate(allowed_at):
+        for j in range(i, len(allowed_at)):
+            assert j - i + 1 <= limit + (allowed_at[j] - start) / interval_s + 1e-9
+
+
+@settings(max_examples=100, deadline=None)
+@given(limit=st.integers(1, 20), window_s=st.integers(1, 120), idle_s=st.integers(0, 300))
+async def test_memory_allows_a_full_burst_after_a_window_of_silence(
+    limit: int, window_s: int, idle_s: int
+) -> None:
+    clock = FakeClock()
+    limiter = MemoryRateLimiter(clock=clock)
+    for _ in range(limit * 3):
+        await limiter.hit("k", limit, window_s)
+    clock.now += window_s + idle_s
+    burst = [(await limiter.hit("k", limit, window_s)).allowed for _ in range(limit + 1)]
+    assert burst == [True] * limit + [False]
