@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from account_svc.validation import check_password, normalize_email, require_credentials
 from mesh.errors import ApiError
@@ -78,3 +80,17 @@ def test_require_credentials_reports_both_fields() -> None:
 
 def test_require_credentials_returns_the_normalized_email() -> None:
     assert require_credentials(" Bob@Example.com", "secret-pw") == ("bob@example.com", "secret-pw")
+
+
+@given(
+    email=st.from_regex(
+        r"\A[a-zA-Z0-9_+-]{1,12}(\.[a-zA-Z0-9]{1,6}){0,2}@[a-zA-Z0-9]{1,12}\.[a-zA-Z]{2,6}\Z"
+    ),
+    padding=st.sampled_from(["", " ", "\t", "  \n"]),
+)
+def test_normalization_is_case_and_space_insensitive_and_idempotent(
+    email: str, padding: str
+) -> None:
+    normalized = normalize_email(padding + email.upper() + padding)
+    assert normalized == email.lower()
+    assert normalize_email(normalized) == normalized
