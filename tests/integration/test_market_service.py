@@ -1,8 +1,12 @@
-"""The real `cfd market` process on loopback, called through the generated gRPC stubs."""
+"""The real `cfd market` process on loopback, called through the generated gRPC stubs.
+
+The exchange feeds run against local WebSocket servers speaking each exchange's format.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +19,10 @@ import pytest
 from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc, market_pb2, market_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from support import ServiceProcess, mesh_env
+from unit.market_svc.feeds.fake_exchanges import FakeExchange
+from unit.market_svc.feeds.fake_exchanges import running as serving_exchange
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from mesh.errors import reason_of
 
@@ -292,3 +300,96 @@ async def test_a_standing_manual_quote_is_repeated_so_the_engine_keeps_it_fresh(
             received.append(message.quote)
         stream.cancel()
         assert len({(q.bid, q.ask, q.sequence) for q in received}) == 1
+
+
+async def binance_trades(ws: ServerConnection) -> None:
+    """Send a BTCUSDT trade every 50 ms until the client leaves."""
+    price = Decimal("97000.00")
+    try:
+        while True:
+            price += Decimal("0.37")
+            data = {
+                "e": "aggTrade",
+                "E": 1,
+                "s": "BTCUSDT",
+                "a": 1,
+                "p": str(price),
+                "q": "0.002",
+                "f": 1,
+                "l": 1,
+                "T": 1,
+                "m": False,
+                "M": True,
+            }
+            await ws.send(json.dumps({"stream": "btcusdt@aggTrade", "data": data}))
+            await asyncio.sleep(0.05)
+    except ConnectionClosed:
+        return
+
+
+async def backpack_tickers(ws: ServerConnection) -> None:
+    """Acknowledge the subscription, then send a SOL_USDC ticker every 50 ms."""
+    await ws.recv()
+    price = Decimal("181.000")
+    try:
+        while True:
+            price += Decimal("0.011")
+            data = {
+                "e": "ticker",
+                "E": 1,
+                "s": "SOL_USDC",
+                "o": "180",
+                "c": str(price),
+                "h": "190",
+                "l": "170",
+                "v": "1",
+                "V": "1",
+                "n": 1,
+            }
+            await ws.send(json.dumps({"stream": "ticker.SOL_USDC", "data": data}))
+            await asyncio.sleep(0.05)
+    except ConnectionClosed:
+        return
+
+
+async def first_quote(market_stub: object, symbol: str) -> tuple[Decimal, Decimal]:
+    stream = market_stub.StreamTicks(  # type: ignore[attr-defined]
+        market_admin_pb2.StreamTicksRequest(symbols=[symbol]), metadata=INTERNAL
+    )
+    message = await asyncio.wait_for(stream.read(), 30)
+    stream.cancel()
+    assert isinstance(message, market_admin_pb2.StreamTicksResponse)
+    return Decimal(message.quote.bid), Decimal(message.quote.ask)
+
+
+async def test_binance_trades_become_quotes_and_candles_with_volume(tmp_path: Path) -> None:
+    async with (
+        serving_exchange(FakeExchange([binance_trades] * 5)) as exchange,
+        running(
+            tmp_path, CFD_FEED="binance", CFD_BACKFILL_DAYS="0", CFD_BINANCE_WS_URL=exchange.url
+        ) as market,
+    ):
+        bid, ask = await first_quote(market.admin, "BTCUSD")
+        assert Decimal(96900) < bid < ask < Decimal(98100)
+        assert (ask - bid) / ask < Decimal("0.0011")
+        candles = (
+            await market.public.GetCandles(
+                market_pb2.GetCandlesRequest(
+                    symbol="BTCUSD", interval=market_pb2.CANDLE_INTERVAL_1H
+                )
+            )
+        ).candles
+        # Binance reports trade sizes: volume is their sum, not the tick count.
+        assert Decimal(candles[-1].volume) == Decimal("0.002") * candles[-1].tick_count
+    assert exchange.paths[0].startswith("/stream?streams=btcusdt@aggTrade/")
+
+
+async def test_backpack_tickers_become_quotes(tmp_path: Path) -> None:
+    async with (
+        serving_exchange(FakeExchange([backpack_tickers] * 5)) as exchange,
+        running(
+            tmp_path, CFD_FEED="backpack", CFD_BACKFILL_DAYS="0", CFD_BACKPACK_WS_URL=exchange.url
+        ) as market,
+    ):
+        bid, ask = await first_quote(market.admin, "SOLUSD")
+        assert Decimal(180) < bid < ask < Decimal(200)

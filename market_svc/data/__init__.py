@@ -1,0 +1,1 @@
+"""Data shipped with the market service: the replay sample tick file."""
