@@ -9,6 +9,8 @@ command. The encoding is canonical: equal commands give equal bytes.
 from __future__ import annotations
 
 import json
+import sys
+from array import array
 from enum import Enum
 
 from .commands import (
@@ -372,3 +374,48 @@ def decode_payload(row: object) -> Payload:
     if tag == "OrderView":
         return OrderView._make(values)
     return AccountSummary._make(values)
+
+
+def pack_int_column(values: list[int]) -> bytes:
+    """Encode a list of integers: int64 little-endian when they fit, JSON otherwise.
+
+    The result is ``kind (1 byte) + length (8 bytes, big-endian) + body``.
+    """
+    try:
+        packed = array("q", values)
+    except OverflowError:
+        body = dumps_canonical(values)
+        return b"J" + len(body).to_bytes(8, "big") + body
+    if sys.byteorder != "little":
+        packed.byteswap()
+    body = packed.tobytes()
+    return b"Q" + len(body).to_bytes(8, "big") + body
+
+
+def unpack_int_column(data: bytes, offset: int, count: int) -> tuple[list[int], int]:
+    """Decode a `pack_int_column` block of `count` integers at `offset`; return it and the end."""
+    header_end = offset + 9
+    if header_end > len(data):
+        raise CodecError("truncated integer column")
+    kind = data[offset : offset + 1]
+    end = header_end + int.from_bytes(data[offset + 1 : header_end], "big")
+    if end > len(data):
+        raise CodecError("truncated integer column")
+    if kind == b"Q":
+        if end - header_end != 8 * count:
+            raise CodecError("integer column has the wrong length")
+        packed = array("q")
+        packed.frombytes(data[header_end:end])
+        if sys.byteorder != "little":
+            packed.byteswap()
+        return packed.tolist(), end
+    if kind == b"J":
+        values = loads_strict(data[header_end:end])
+        if (
+            not isinstance(values, list)
+            or len(values) != count
+            or not all(type(value) is int for value in values)
+        ):
+            raise CodecError("integer column is malformed")
+        return values, end
+    raise CodecError("unknown integer column kind")

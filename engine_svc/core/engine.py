@@ -6,10 +6,19 @@ See the package docstring for scales, trigger order and idempotency.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from heapq import heappop, heappush
+from typing import Any
 
-from .codec import CodecError, decode_payload, dumps_canonical, encode_payload, loads_strict
+from .codec import (
+    CodecError,
+    decode_payload,
+    dumps_canonical,
+    encode_payload,
+    loads_strict,
+    pack_int_column,
+    unpack_int_column,
+)
 from .commands import (
     AddMargin,
     ApplyQuote,
@@ -46,6 +55,7 @@ from .indexes import (
     KIND_LIQUIDATION,
     KIND_ORDER,
     KIND_STOP_LOSS,
+    KIND_TAKE_PROFIT,
     MAX_KEY,
     SymbolBook,
     entry_key,
@@ -81,20 +91,6 @@ _PRIORITY_REASONS = (
     CloseReason.STOP_LOSS,
     CloseReason.TRAILING_STOP,
     CloseReason.TAKE_PROFIT,
-)
-
-
-_COMMAND_TYPES = (
-    ApplyQuote,
-    OpenPosition,
-    ClosePosition,
-    ModifyPosition,
-    AddMargin,
-    PlaceOrder,
-    CancelOrder,
-    ExpireOrders,
-    CreateAccount,
-    Deposit,
 )
 
 
@@ -198,43 +194,27 @@ class Core:
         the mypyc-compiled core raises the same TypeError). Values of the right type that
         are out of range or inconsistent are rejections.
         """
-        if not isinstance(command, _COMMAND_TYPES):
+        handler = _HANDLERS.get(type(command))
+        if handler is None:
             raise TypeError(f"not a core command: {type(command).__name__}")
         seq = command.seq
         ts = command.ts
-        if not _is_int(seq) or not _is_int(ts):
-            raise _type_error("seq and ts", "int", seq if not _is_int(seq) else ts)
+        if type(seq) is not int or type(ts) is not int:
+            raise _type_error("seq and ts", "int", seq if type(seq) is not int else ts)
         if seq <= self.last_seq or seq > MAX_KEY:
             raise SequenceError(f"seq {seq!r} must be above {self.last_seq} and below 2**48")
         self.last_seq = seq
         if ts < 0 or ts > MAX_TIME_NS:
             return rejected(Reason.VALIDATION_FAILED, "ts must be epoch nanoseconds")
         try:
-            if isinstance(command, ApplyQuote):
-                return self._apply_quote(command)
-            if isinstance(command, OpenPosition):
-                return self._open_position(command)
-            if isinstance(command, ClosePosition):
-                return self._close_position(command)
-            if isinstance(command, ModifyPosition):
-                return self._modify_position(command)
-            if isinstance(command, AddMargin):
-                return self._add_margin(command)
-            if isinstance(command, PlaceOrder):
-                return self._place_order(command)
-            if isinstance(command, CancelOrder):
-                return self._cancel_order(command)
-            if isinstance(command, ExpireOrders):
-                events: list[Event] = []
-                self._expire_orders(seq, ts, events)
-                return accepted(None, tuple(events))
-            if isinstance(command, CreateAccount):
-                return self._create_account(command)
-            if isinstance(command, Deposit):
-                return self._deposit(command)
+            return handler(self, command)
         except RejectionError as rejection:
-            return rejected(rejection.reason, rejection.message)
-        raise TypeError(f"not a core command: {type(command).__name__}")
+            return Result(rejection.reason, rejection.message, None, (), False)
+
+    def _expire_command(self, command: ExpireOrders) -> Result:
+        events: list[Event] = []
+        self._expire_orders(command.seq, command.ts, events)
+        return Result(None, "", None, tuple(events), False)
 
     # ----------------------------------------------------------------- accounts
 
@@ -380,42 +360,48 @@ class Core:
     # ----------------------------------------------------------------- positions
 
     def _open_position(self, command: OpenPosition) -> Result:
-        account = self._account(command.account_id)
-        duplicate = self._duplicate(account, command.client_order_id)
-        if duplicate is not None:
-            return duplicate
-        instrument = self._instrument(command.symbol)
+        account = self.accounts.get(command.account_id)
+        if account is None:
+            account = self._account(command.account_id)
+        client_order_id = command.client_order_id
+        if client_order_id is not None:
+            duplicate = self._duplicate(account, client_order_id)
+            if duplicate is not None:
+                return duplicate
+        instrument = self.instruments.get(command.symbol)
+        if instrument is None:
+            instrument = self._instrument(command.symbol)
         is_buy = self._side(command.side)
-        leverage = self._leverage(command.leverage, instrument)
-        lots, margin_budget = self._sizing(command.quantity, command.margin)
-        tp = _check_optional_price(command.take_profit, "take_profit", False) or 0
-        sl = _check_optional_price(command.stop_loss, "stop_loss", False) or 0
-        trail = _check_optional_price(command.trailing_distance, "trailing_distance", False) or 0
-        expected = _check_optional_price(command.expected_price, "expected_price", False)
-        bps = command.max_slippage_bps
-        if bps is not None:
-            bps = _check_int(bps, "max_slippage_bps", 0, MAX_SLIPPAGE_BPS)
-        quote = self._quote(instrument.symbol)
+        leverage = command.leverage
+        if type(leverage) is not int or not 1 <= leverage <= instrument.max_leverage:
+            leverage = self._leverage(leverage, instrument)
+        lots = command.quantity
+        budget = 0
+        if type(lots) is not int or command.margin is not None or not 0 < lots <= MAX_QUANTITY_LOTS:
+            lots, budget = self._sizing(command.quantity, command.margin)
+        tp = sl = trail = 0
+        if command.take_profit is not None:
+            tp = _check_int(command.take_profit, "take_profit", 1, MAX_PRICE_TICKS)
+        if command.stop_loss is not None:
+            sl = _check_int(command.stop_loss, "stop_loss", 1, MAX_PRICE_TICKS)
+        if command.trailing_distance is not None:
+            trail = _check_int(command.trailing_distance, "trailing_distance", 1, MAX_PRICE_TICKS)
+        quote = self.quotes.get(instrument.symbol)
+        if quote is None:
+            quote = self._quote(instrument.symbol)
         fill = quote.ask if is_buy else quote.bid
-        if (
-            expected is not None
-            and bps is not None
-            and abs(fill - expected) * 10_000 > (bps * expected)
-        ):
-            raise RejectionError(
-                Reason.SLIPPAGE_EXCEEDED,
-                f"fill price {instrument.format_price(fill)} is more than {bps} bps from "
-                f"the expected {instrument.format_price(expected)}",
-            )
-        if lots == 0:
-            lots = instrument.lots_floor_for_margin(margin_budget, leverage, fill)
+        if command.expected_price is not None or command.max_slippage_bps is not None:
+            self._check_slippage(command, instrument, fill)
+        if budget:
+            lots = instrument.lots_floor_for_margin(budget, leverage, fill)
             if lots < 1:
                 raise RejectionError(
                     Reason.QUANTITY_TOO_SMALL, "margin buys less than one lot step"
                 )
             if lots > MAX_QUANTITY_LOTS:
                 raise RejectionError(Reason.VALIDATION_FAILED, "quantity is too large")
-        self._check_stops(is_buy, quote.bid if is_buy else quote.ask, tp, sl)
+        if tp or sl:
+            self._check_stops(is_buy, quote.bid if is_buy else quote.ask, tp, sl)
         margin = instrument.margin_ceil_micros(fill, lots, leverage)
         if margin > account.balance:
             raise RejectionError(
@@ -423,7 +409,7 @@ class Core:
                 f"margin {margin} micro-USD exceeds the balance {account.balance}",
             )
         events: list[Event] = []
-        position = self._create_position(
+        view = self._create_position(
             account,
             instrument,
             quote,
@@ -437,12 +423,30 @@ class Core:
             tp,
             sl,
             trail,
-            command.client_order_id,
+            client_order_id,
             0,
             events,
         )
-        view = self._position_view(position)
-        return self._remember(account, command.client_order_id, view, tuple(events))
+        if client_order_id is not None:
+            account.results[client_order_id] = Result(None, "", view, (), True)
+        return Result(None, "", view, tuple(events), False)
+
+    @staticmethod
+    def _check_slippage(command: OpenPosition, instrument: Instrument, fill: int) -> None:
+        expected = _check_optional_price(command.expected_price, "expected_price", False)
+        bps = command.max_slippage_bps
+        if bps is not None:
+            bps = _check_int(bps, "max_slippage_bps", 0, MAX_SLIPPAGE_BPS)
+        if (
+            expected is not None
+            and bps is not None
+            and abs(fill - expected) * 10_000 > (bps * expected)
+        ):
+            raise RejectionError(
+                Reason.SLIPPAGE_EXCEEDED,
+                f"fill price {instrument.format_price(fill)} is more than {bps} bps from "
+                f"the expected {instrument.format_price(expected)}",
+            )
 
     def _create_position(
         self,
@@ -462,7 +466,8 @@ class Core:
         client_order_id: str | None,
         order_key: int,
         events: list[Event],
-    ) -> Position:
+    ) -> PositionView:
+        """Open a validated position; append its events and return its view."""
         book = self.books[instrument.symbol]
         if is_buy:
             level = book.long_trail.attach(quote.bid)
@@ -485,15 +490,17 @@ class Core:
             order_key,
             level,
         )
-        position.tp = tp
-        position.sl = sl
-        position.trail = trail
         account.balance -= margin
         account.used_margin += margin
         self.positions[key] = position
         account.positions[key] = position
         self._set_liquidation(position, instrument, book)
-        self._index_stops(position, book)
+        if tp or sl or trail:
+            position.tp = tp
+            position.sl = sl
+            position.trail = trail
+            self._index_stops(position, book)
+        view = self._position_view(position)
         events.append(
             BalanceChanged(
                 seq,
@@ -502,32 +509,31 @@ class Core:
                 BalanceKind.MARGIN_RESERVED,
                 -margin,
                 account.balance,
-                position_id(key),
+                view.id,
             )
         )
-        events.append(PositionOpened(seq, ts, account.account_id, self._position_view(position)))
-        return position
+        events.append(PositionOpened(seq, ts, account.account_id, view))
+        return view
+
+    @staticmethod
+    def _liquidation_price(position: Position, instrument: Instrument) -> int:
+        """Set the position's maintenance margin and return its liquidation price."""
+        maintenance = instrument.maintenance_ceil_micros(position.entry, position.quantity)
+        move = instrument.ticks_floor_for_money(position.margin - maintenance, position.quantity)
+        position.maintenance = maintenance
+        # A buy's entry - x rounded up to the tick is entry - floor(x); a sell's rounds down.
+        return position.entry - move if position.is_buy else position.entry + move
 
     def _set_liquidation(
         self, position: Position, instrument: Instrument, book: SymbolBook
     ) -> None:
-        """Recompute maintenance margin and liquidation price and index the new price."""
-        maintenance = instrument.maintenance_ceil_micros(position.entry, position.quantity)
-        move = instrument.ticks_floor_for_money(position.margin - maintenance, position.quantity)
-        position.maintenance = maintenance
-        if position.is_buy:
-            # entry - x rounded up to the tick is entry - floor(x).
-            liq = position.entry - move
-            changed = liq != position.liq
+        """Recompute maintenance margin and liquidation price and index a changed price."""
+        liq = self._liquidation_price(position, instrument)
+        if liq != position.liq:
             position.liq = liq
-            if changed:
-                book.push(BID_BELOW, liq, position.key, KIND_LIQUIDATION)
-        else:
-            liq = position.entry + move
-            changed = liq != position.liq
-            position.liq = liq
-            if changed:
-                book.push(ASK_ABOVE, liq, position.key, KIND_LIQUIDATION)
+            book.push(
+                BID_BELOW if position.is_buy else ASK_ABOVE, liq, position.key, KIND_LIQUIDATION
+            )
 
     def _index_stops(self, position: Position, book: SymbolBook) -> None:
         if position.sl:
@@ -545,11 +551,17 @@ class Core:
         return position
 
     def _close_position(self, command: ClosePosition) -> Result:
-        account = self._account(command.account_id)
-        duplicate = self._duplicate(account, command.client_order_id)
-        if duplicate is not None:
-            return duplicate
-        position = self._find_position(account, command.position_id)
+        account = self.accounts.get(command.account_id)
+        if account is None:
+            account = self._account(command.account_id)
+        client_order_id = command.client_order_id
+        if client_order_id is not None:
+            duplicate = self._duplicate(account, client_order_id)
+            if duplicate is not None:
+                return duplicate
+        position = account.positions.get(parse_id(command.position_id, "p-"))
+        if position is None:
+            position = self._find_position(account, command.position_id)
         lots = position.quantity
         if command.quantity is not None:
             lots = _check_int(command.quantity, "quantity", -(2**63), 2**63)
@@ -565,7 +577,9 @@ class Core:
         closed = self._settle_close(
             position, lots, price, CloseReason.USER, command.seq, command.ts, events
         )
-        return self._remember(account, command.client_order_id, closed, tuple(events))
+        if client_order_id is not None:
+            account.results[client_order_id] = Result(None, "", closed, (), True)
+        return Result(None, "", closed, tuple(events), False)
 
     def _settle_close(
         self,
@@ -604,8 +618,9 @@ class Core:
             position.margin -= released
             self._set_liquidation(position, instrument, book)
             remaining = self._position_view(position)
+        pid = position_id(position.key)
         closed = ClosedPosition(
-            position_id(position.key),
+            pid,
             account.account_id,
             position.symbol,
             Side.BUY if position.is_buy else Side.SELL,
@@ -633,7 +648,7 @@ class Core:
                 BalanceKind.CLOSE_SETTLED,
                 credited,
                 account.balance,
-                position_id(position.key),
+                pid,
             )
         )
         return closed
@@ -951,27 +966,38 @@ class Core:
         return self.instruments[position.symbol].pnl_floor_micros(move, position.quantity)
 
     def _position_view(self, position: Position) -> PositionView:
-        trailing_stop = position.trailing_stop()
+        is_buy = position.is_buy
+        quantity = position.quantity
+        entry = position.entry
+        tp = position.tp
+        sl = position.sl
+        trail = position.trail
+        unrealized: int | None = None
+        quote = self.quotes.get(position.symbol)
+        if quote is not None:
+            move = quote.bid - entry if is_buy else entry - quote.ask
+            unrealized = self.instruments[position.symbol].pnl_floor_micros(move, quantity)
+        order_key = position.order_key
         return PositionView(
-            position_id(position.key),
+            f"p-{position.key}",
             position.account_id,
             position.symbol,
-            Side.BUY if position.is_buy else Side.SELL,
-            position.quantity,
+            Side.BUY if is_buy else Side.SELL,
+            quantity,
             position.leverage,
-            position.entry,
+            entry,
             position.margin,
             position.maintenance,
             position.liq,
-            _optional(position.tp),
-            _optional(position.sl),
-            _optional(position.trail),
-            trailing_stop if position.trail else None,
-            self._unrealized(position),
+            tp if tp else None,
+            sl if sl else None,
+            trail if trail else None,
+            position.trailing_stop() if trail else None,
+            unrealized,
             position.open_seq,
             position.open_ts,
             position.client_order_id,
-            order_id(position.order_key) if position.order_key else None,
+            f"o-{order_key}" if order_key else None,
         )
 
     def _order_view(
@@ -1089,8 +1115,8 @@ class Core:
 
     # ----------------------------------------------------------------- snapshots
 
-    def state_rows(self) -> list[object]:
-        """Return the whole state (without `last_seq`) as canonical JSON-ready rows."""
+    def _small_state(self) -> list[object]:
+        """Return everything but the positions as canonical JSON-ready rows."""
         instruments = [
             [
                 i.symbol,
@@ -1113,27 +1139,6 @@ class Core:
                 for coid in sorted(account.results)
             ]
             accounts.append([account_id, account.balance, account.used_margin, results])
-        positions = [
-            [
-                p.key,
-                p.account_id,
-                p.symbol,
-                1 if p.is_buy else 0,
-                p.quantity,
-                p.leverage,
-                p.entry,
-                p.margin,
-                p.tp,
-                p.sl,
-                p.trail,
-                p.best_price(),
-                p.open_seq,
-                p.open_ts,
-                p.client_order_id,
-                p.order_key,
-            ]
-            for p in (self.positions[key] for key in sorted(self.positions))
-        ]
         orders = [
             [
                 o.key,
@@ -1154,26 +1159,51 @@ class Core:
             ]
             for o in (self.orders[key] for key in sorted(self.orders))
         ]
-        return [
-            instruments,
-            self.house_balance,
-            self.total_deposits,
-            quotes,
-            accounts,
-            positions,
-            orders,
+        return [instruments, self.house_balance, self.total_deposits, quotes, accounts, orders]
+
+    def _encode_state(self) -> bytes:
+        """Return the canonical encoding of the whole state except `last_seq`.
+
+        Layout: JSON length (8 bytes) + JSON of the small state and the positions' client
+        order ids + position count (8 bytes) + one integer column per position field, in
+        position key order (account and symbol as indexes into the sorted id lists).
+        """
+        owners = {account_id: index for index, account_id in enumerate(sorted(self.accounts))}
+        symbols = {symbol: index for index, symbol in enumerate(self.instruments)}
+        ordered = [self.positions[key] for key in sorted(self.positions)]
+        coids = [[p.key, p.client_order_id] for p in ordered if p.client_order_id is not None]
+        small = dumps_canonical([*self._small_state(), coids])
+        columns: list[list[int]] = [
+            [p.key for p in ordered],
+            [owners[p.account_id] for p in ordered],
+            [symbols[p.symbol] for p in ordered],
+            [1 if p.is_buy else 0 for p in ordered],
+            [p.quantity for p in ordered],
+            [p.leverage for p in ordered],
+            [p.entry for p in ordered],
+            [p.margin for p in ordered],
+            [p.tp for p in ordered],
+            [p.sl for p in ordered],
+            [p.trail for p in ordered],
+            [p.best_price() for p in ordered],
+            [p.open_seq for p in ordered],
+            [p.open_ts for p in ordered],
+            [p.order_key for p in ordered],
         ]
+        parts = [len(small).to_bytes(8, "big"), small, len(ordered).to_bytes(8, "big")]
+        parts.extend(pack_int_column(column) for column in columns)
+        return b"".join(parts)
 
     def digest(self) -> str:
         """Return the sha256 hex digest of the canonical state encoding (`last_seq` excluded)."""
-        return hashlib.sha256(dumps_canonical(self.state_rows())).hexdigest()
+        return hashlib.sha256(self._encode_state()).hexdigest()
 
     def snapshot(self) -> bytes:
         """Return the whole state, `last_seq` included, as bytes for `Core.restore`."""
         header = dumps_canonical(
             {"format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION, "last_seq": self.last_seq}
         )
-        return header + b"\n" + dumps_canonical(self.state_rows())
+        return header + b"\n" + self._encode_state()
 
     @staticmethod
     def restore(data: bytes) -> Core:
@@ -1191,12 +1221,26 @@ class Core:
         if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
             raise CodecError("snapshot last_seq must be a non-negative integer")
         try:
-            return _restore_rows(last_seq, loads_strict(body))
+            return _restore_state(last_seq, body)
         except CodecError:
             raise
         except (TypeError, ValueError, KeyError, IndexError, AssertionError) as error:
             raise CodecError(f"inconsistent snapshot: {error}") from None
 
+
+# Command type -> handler; one dictionary lookup dispatches a command.
+_HANDLERS: dict[type, Callable[[Core, Any], Result]] = {
+    ApplyQuote: Core._apply_quote,
+    OpenPosition: Core._open_position,
+    ClosePosition: Core._close_position,
+    ModifyPosition: Core._modify_position,
+    AddMargin: Core._add_margin,
+    PlaceOrder: Core._place_order,
+    CancelOrder: Core._cancel_order,
+    ExpireOrders: Core._expire_command,
+    CreateAccount: Core._create_account,
+    Deposit: Core._deposit,
+}
 
 SNAPSHOT_FORMAT = "cfd-core-snapshot"
 SNAPSHOT_VERSION = 1
@@ -1233,12 +1277,88 @@ def _rows(value: object) -> list[list[object]]:
     return value
 
 
-def _restore_order(row: list[object]) -> int:
-    best = _ints(row, 11, 12)[0]
-    return -best if row[3] == 1 else best
+def _restore_positions(core: Core, columns: list[list[int]], coids: dict[int, str]) -> None:
+    """Rebuild positions and their indexes in bulk (heapified once at the end)."""
+    owners = sorted(core.accounts)
+    symbols = list(core.instruments)
+    positions = core.positions
+    (keys, owner_ids, symbol_ids, buys, quantities, leverages, entries, margins) = columns[:8]
+    (tps, sls, trails, bests, open_seqs, open_tss, order_keys) = columns[8:]
+    if len(set(keys)) != len(keys) or (keys and not 0 < min(keys) <= max(keys) <= MAX_KEY):
+        raise CodecError("position keys must be distinct and in range")
+    if min(quantities, default=1) < 1 or min(margins, default=1) < 1:
+        raise CodecError("positions must have a positive quantity and margin")
+    if min(owner_ids, default=0) < 0 or min(symbol_ids, default=0) < 0 or not set(buys) <= {0, 1}:
+        raise CodecError("position account, symbol or side out of range")
+    # Trailing levels are rebuilt per symbol and side from the best price down.
+    order = sorted(range(len(keys)), key=lambda i: -bests[i] if buys[i] else bests[i])
+    for index in order:
+        key = keys[index]
+        owner = owners[owner_ids[index]]
+        symbol = symbols[symbol_ids[index]]
+        instrument = core.instruments[symbol]
+        account = core.accounts[owner]
+        book = core.books[symbol]
+        buy = buys[index] == 1
+        best = bests[index]
+        level = (
+            book.long_trail.restore_level(best) if buy else book.short_trail.restore_level(-best)
+        )
+        position = Position(
+            key,
+            owner,
+            symbol,
+            buy,
+            quantities[index],
+            leverages[index],
+            entries[index],
+            margins[index],
+            open_seqs[index],
+            open_tss[index],
+            coids.get(key),
+            order_keys[index],
+            level,
+        )
+        tp = position.tp = tps[index]
+        sl = position.sl = sls[index]
+        trail = position.trail = trails[index]
+        positions[key] = position
+        account.positions[key] = position
+        liq = core._liquidation_price(position, instrument)
+        position.liq = liq
+        if buy:
+            book.push_unordered(BID_BELOW, liq, key, KIND_LIQUIDATION)
+            if sl:
+                book.push_unordered(BID_BELOW, sl, key, KIND_STOP_LOSS)
+            if tp:
+                book.push_unordered(BID_ABOVE, tp, key, KIND_TAKE_PROFIT)
+            if trail:
+                book.long_trail.add_trailing_unordered(position)
+        else:
+            book.push_unordered(ASK_ABOVE, liq, key, KIND_LIQUIDATION)
+            if sl:
+                book.push_unordered(ASK_ABOVE, sl, key, KIND_STOP_LOSS)
+            if tp:
+                book.push_unordered(ASK_BELOW, tp, key, KIND_TAKE_PROFIT)
+            if trail:
+                book.short_trail.add_trailing_unordered(position)
+    for book in core.books.values():
+        book.heapify_all()
 
 
-def _restore_rows(last_seq: int, state: object) -> Core:
+def _restore_state(last_seq: int, body: bytes) -> Core:
+    small_end = 8 + int.from_bytes(body[:8], "big")
+    if len(body) < small_end + 8:
+        raise CodecError("truncated snapshot")
+    state = loads_strict(body[8:small_end])
+    count = int.from_bytes(body[small_end : small_end + 8], "big")
+    offset = small_end + 8
+    columns: list[list[int]] = []
+    for _ in range(15):
+        column, offset = unpack_int_column(body, offset, count)
+        columns.append(column)
+    if offset != len(body):
+        raise CodecError("trailing bytes after the snapshot")
     if not isinstance(state, list) or len(state) != 7:
         raise CodecError("snapshot state must have 7 sections")
     instruments: dict[str, Instrument] = {}
@@ -1262,42 +1382,11 @@ def _restore_rows(last_seq: int, state: object) -> Core:
             payload = decode_payload(stored[1])
             account.results[_text(stored[0])] = Result(None, "", payload, (), True)
         core.accounts[account.account_id] = account
-    position_rows = _rows(state[5])
-    # Trailing levels are rebuilt per symbol and side from the best price down.
-    position_rows.sort(key=_restore_order)
-    for row in position_rows:
-        (is_buy, quantity, leverage, entry, margin, tp, sl, trail, best, open_seq, open_ts) = _ints(
-            row, 3, 14
-        )
-        key = _ints(row, 0, 1)[0]
-        symbol = _text(row[2])
-        instrument = core._instrument(symbol)
-        account = core.accounts[_text(row[1])]
-        book = core.books[symbol]
-        level = (
-            book.long_trail.restore_level(best) if is_buy else book.short_trail.restore_level(-best)
-        )
-        position = Position(
-            key,
-            account.account_id,
-            symbol,
-            is_buy == 1,
-            quantity,
-            leverage,
-            entry,
-            margin,
-            open_seq,
-            open_ts,
-            _optional_text(row[14]),
-            _ints(row, 15, 16)[0],
-            level,
-        )
-        position.tp, position.sl, position.trail = tp, sl, trail
-        core.positions[key] = position
-        account.positions[key] = position
-        core._set_liquidation(position, instrument, book)
-        core._index_stops(position, book)
+    coids: dict[int, str] = {}
     for row in _rows(state[6]):
+        coids[_ints(row, 0, 1)[0]] = _text(row[1])
+    _restore_positions(core, columns, coids)
+    for row in _rows(state[5]):
         (key,) = _ints(row, 0, 1)
         symbol = _text(row[2])
         core._instrument(symbol)

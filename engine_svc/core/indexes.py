@@ -67,6 +67,19 @@ class SymbolBook:
         if len(heap) > self.limits[which]:
             self._compact(which)
 
+    def push_unordered(self, which: int, price: int, key: int, kind: int) -> None:
+        """Append a trigger without keeping heap order; call `heapify_all` afterwards."""
+        signed = -price if which in (BID_BELOW, ASK_BELOW) else price
+        self.heaps[which].append((signed << _PRICE_SHIFT) | (key << _KEY_SHIFT) | kind)
+
+    def heapify_all(self) -> None:
+        """Restore heap order after `push_unordered` and `add_trailing_unordered` calls."""
+        for which, heap in enumerate(self.heaps):
+            heapify(heap)
+            self.limits[which] = max(_MIN_COMPACT, 2 * len(heap))
+        self.long_trail.heapify_all()
+        self.short_trail.heapify_all()
+
     def _valid(self, which: int, entry: int) -> bool:
         signed = entry >> _PRICE_SHIFT
         price = -signed if which in (BID_BELOW, ASK_BELOW) else signed
@@ -223,6 +236,18 @@ class TrailBook:
         if level.gkey is None or stop > level.gkey:
             heappush(self.level_heap, ((-stop) << 40) | level.ident)
             level.gkey = stop
+
+    def add_trailing_unordered(self, position: Position) -> None:
+        """Append a trailing position without heap order; call `heapify_all` afterwards."""
+        position.level.root().heap.append((position.trail << _TRAIL_KEY_SHIFT) | position.key)
+
+    def heapify_all(self) -> None:
+        """Restore heap order of every level and publish each level's highest stop."""
+        self.live_levels = len(self.levels)
+        for level in self.levels:
+            heapify(level.heap)
+            level.gkey = None
+            self._publish(level)
 
     def on_quote(self, quote: int) -> None:
         """Raise the best price of every level below `quote` to it (merge them)."""

@@ -19,10 +19,17 @@ from engine_svc.core import (
     OpenPosition,
     OrderType,
     PlaceOrder,
+    PositionView,
     Side,
     make_instrument,
 )
-from engine_svc.core.codec import CodecError, decode_command, encode_command
+from engine_svc.core.codec import (
+    CodecError,
+    decode_command,
+    encode_command,
+    pack_int_column,
+    unpack_int_column,
+)
 
 USD = 1_000_000
 
@@ -226,3 +233,52 @@ def test_restore_rejects_corrupt_snapshots(mutate: object) -> None:
     assert callable(mutate)
     with pytest.raises(CodecError):
         Core.restore(mutate(snapshot))
+
+
+def test_integer_columns_pack_compactly_and_fall_back_for_huge_values() -> None:
+    small = [0, -1, 2**63 - 1, -(2**63)]
+    packed = pack_int_column(small)
+    assert packed[:1] == b"Q" and len(packed) == 9 + 8 * len(small)
+    assert unpack_int_column(packed + b"rest", 0, len(small)) == (small, len(packed))
+    huge = [1, 2**70, -(2**90)]
+    packed = pack_int_column(huge)
+    assert packed[:1] == b"J"
+    assert unpack_int_column(packed, 0, 3) == (huge, len(packed))
+    with pytest.raises(CodecError):
+        unpack_int_column(packed, 0, 4)
+    with pytest.raises(CodecError):
+        unpack_int_column(packed[:-1], 0, 3)
+    with pytest.raises(CodecError):
+        unpack_int_column(b"X" + packed[1:], 0, 3)
+
+
+def test_snapshot_with_a_huge_balance_round_trips() -> None:
+    harness = Harness(Core())
+    harness.run(CreateAccount, account_id="rich", initial_balance=10**18)
+    harness.run(ApplyQuote, symbol="BTCUSD", bid=99_999_999_000, ask=100_000_000_000)
+    opened = harness.run(
+        OpenPosition,
+        account_id="rich",
+        symbol="BTCUSD",
+        side=Side.BUY,
+        leverage=1,
+        quantity=9_000_000,
+    )
+    assert opened.ok
+    harness.run(ApplyQuote, symbol="BTCUSD", bid=999_999_999_000_000, ask=999_999_999_000_001)
+    assert harness.run(ClosePosition, account_id="rich", position_id="p-3").ok
+    # The profit makes a margin above 2**63 micro-dollars possible: a JSON column holds it.
+    big = harness.run(
+        OpenPosition,
+        account_id="rich",
+        symbol="BTCUSD",
+        side=Side.BUY,
+        leverage=1,
+        quantity=10_000,
+    )
+    assert big.ok and isinstance(big.payload, PositionView) and big.payload.margin > 2**63
+    snapshot = harness.core.snapshot()
+    assert b"J" in snapshot
+    restored = Core.restore(snapshot)
+    assert restored.digest() == harness.core.digest()
+    assert restored.list_positions("rich") == harness.core.list_positions("rich")

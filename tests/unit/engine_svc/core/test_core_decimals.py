@@ -62,7 +62,7 @@ def test_parse_money_rejects_too_many_decimals_negative_zero_and_huge() -> None:
 
 def test_parse_rejects_non_strings() -> None:
     with pytest.raises(DecimalFormatError, match="must be a decimal string"):
-        parse_scaled(1.5, 2)  # type: ignore[arg-type]
+        parse_scaled(1.5, 2)
 
 
 def test_prices_must_lie_on_the_tick_grid() -> None:
