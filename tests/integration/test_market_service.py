@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -70,9 +71,9 @@ async def publish(market: Market, *ticks: tuple[str, str, str]) -> list[tuple[st
     return [(q.symbol, q.bid, q.ask) for q in response.quotes]
 
 
-async def failure(call: Callable[[], object]) -> tuple[grpc.StatusCode, str | None]:
+async def failure(call: Callable[[], Awaitable[object]]) -> tuple[grpc.StatusCode, str | None]:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call()  # type: ignore[misc]
+        await call()
     return raised.value.code(), reason_of(raised.value)
 
 
@@ -150,7 +151,7 @@ async def test_public_reads_need_no_token_and_validate_input(tmp_path: Path) -> 
             ),
         ]
         for request in bad_requests:
-            assert await failure(lambda r=request: market.public.GetCandles(r)) == (  # type: ignore[misc]
+            assert await failure(partial(market.public.GetCandles, request)) == (
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "VALIDATION_FAILED",
             ), request
@@ -190,9 +191,10 @@ async def test_publish_ticks_is_internal_and_validates_everything_first(tmp_path
                     market_admin_pb2.TickInput(symbol=tick[0], bid=tick[1], ask=tick[2]),
                 ]
             )
-            assert await failure(
-                lambda b=batch: market.admin.PublishTicks(b, metadata=INTERNAL)  # type: ignore[misc]
-            ) == (grpc.StatusCode.INVALID_ARGUMENT, reason), tick
+            assert await failure(partial(market.admin.PublishTicks, batch, metadata=INTERNAL)) == (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                reason,
+            ), tick
         assert await failure(
             lambda: market.admin.PublishTicks(
                 market_admin_pb2.PublishTicksRequest(), metadata=INTERNAL
@@ -352,8 +354,10 @@ async def backpack_tickers(ws: ServerConnection) -> None:
         return
 
 
-async def first_quote(market_stub: object, symbol: str) -> tuple[Decimal, Decimal]:
-    stream = market_stub.StreamTicks(  # type: ignore[attr-defined]
+async def first_quote(
+    admin: market_admin_pb2_grpc.MarketDataAdminServiceAsyncStub, symbol: str
+) -> tuple[Decimal, Decimal]:
+    stream = admin.StreamTicks(
         market_admin_pb2.StreamTicksRequest(symbols=[symbol]), metadata=INTERNAL
     )
     message = await asyncio.wait_for(stream.read(), 30)
