@@ -6,7 +6,7 @@ import time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from e2e.browser_support import Mesh, number, shown, sign_up, unique_email
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 from support import REPO
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -294,6 +294,39 @@ def test_reload_keeps_the_session_and_repeats_no_toast(mesh: Mesh, page: Page) -
     page.get_by_test_id("dialog-close").get_by_test_id("close-all").click()
     expect(toast(page, "Position closed")).to_have_count(1)
     expect(toast(page, "Position opened")).to_have_count(0)
+
+
+def test_reconnect_shows_offline_and_loses_no_event(mesh: Mesh, page: Page) -> None:
+    routes: list[WebSocketRoute] = []
+    offline = [False]
+
+    def relay(route: WebSocketRoute) -> None:
+        routes.append(route)
+        if offline[0]:
+            route.close(code=1006)
+        else:
+            route.connect_to_server()
+
+    page.route_web_socket("**/v1/ws", relay)
+    mesh.publish("SOLUSD", "150.000", "150.030")
+    sign_up(page)
+    select(page, "SOLUSD")
+    open_market(page, "3", 10, take_profit="152.000")
+    expect(toast(page, "Position opened")).to_have_count(1)
+    offline[0] = True
+    routes[-1].close(code=1006)
+    status = page.get_by_test_id("connection-status")
+    expect(status).to_have_text("Offline — reconnecting")
+    # The take profit fires while the page is cut off.
+    mesh.publish("SOLUSD", "152.100", "152.130")
+    attempts = len(routes)
+    expect(status).to_have_text("Offline — reconnecting")
+    offline[0] = False
+    expect(status).to_have_attribute("data-state", "online", timeout=20_000)
+    assert len(routes) > attempts
+    expect(toast(page, "Take profit hit")).to_have_count(1)
+    expect(toast(page, "Position opened")).to_have_count(1)
+    expect(page.get_by_test_id("positions-empty")).to_be_visible()
 
 
 def test_main_screen_screenshot(mesh: Mesh, page: Page) -> None:

@@ -118,7 +118,14 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
     const stopSession = api.sessions.subscribe((session) => {
       realtime.setToken(session?.accessToken ?? null);
     });
-    const stopState = realtime.onStateChange(setConnection);
+    const stopState = realtime.onStateChange((state) => {
+      setConnection(state);
+      if (state === "online") {
+        // Catch up on what changed while offline; the positions channel only sends changes
+        // when another connection of this user keeps its feed alive.
+        void actions.refreshAccount();
+      }
+    });
     realtime.start();
     setConnection(realtime.getState());
     return () => {
@@ -126,7 +133,7 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
       stopState();
       realtime.stop();
     };
-  }, [api, realtime]);
+  }, [api, realtime, actions]);
 
   // Initial REST state.
   useEffect(() => {
@@ -241,7 +248,7 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
     if (message !== null) {
       push({ ...message, kind: event.type });
     }
-    if (event.type.startsWith("EVENT_TYPE_ORDER_")) {
+    if (event.type !== "EVENT_TYPE_BALANCE_CHANGED") {
       void actions.refreshAccount();
     }
     if (
