@@ -164,14 +164,14 @@ def _reject_constant(name: str) -> object:
     raise CodecError(f"non-finite number {name} in record")
 
 
-def _reject_float(text: str) -> object:
+def _reject_fraction(text: str) -> object:
     raise CodecError(f"fraction {text} in record; only integers are allowed")
 
 
 def loads_strict(data: bytes | str) -> object:
     """Parse JSON that may hold only integers, strings, null, booleans, arrays and objects."""
     try:
-        return json.loads(data, parse_constant=_reject_constant, parse_float=_reject_float)
+        return json.loads(data, parse_constant=_reject_constant, parse_float=_reject_fraction)
     except CodecError:
         raise
     except (ValueError, RecursionError) as error:
