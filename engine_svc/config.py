@@ -13,6 +13,7 @@ DEFAULT_SNAPSHOT_EVERY = 200_000
 DEFAULT_SNAPSHOT_INTERVAL_S = 300
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_BATCH = 2048
+DEFAULT_EVENT_RING = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +26,12 @@ class EngineConfig:
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     fsync: bool = True
     max_batch: int = DEFAULT_MAX_BATCH
+    event_ring: int = DEFAULT_EVENT_RING
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineConfig:
         """Read CFD_PRICE_STALE_MS, CFD_SNAPSHOT_EVERY, CFD_SNAPSHOT_INTERVAL_S,
-        CFD_JOURNAL_SEGMENT_BYTES, CFD_FSYNC and CFD_ENGINE_MAX_BATCH."""
+        CFD_JOURNAL_SEGMENT_BYTES, CFD_FSYNC, CFD_ENGINE_MAX_BATCH and CFD_EVENT_RING."""
         env = os.environ if env is None else env
         return cls(
             price_stale_ms=_int(env, "CFD_PRICE_STALE_MS", DEFAULT_PRICE_STALE_MS, 1, 86_400_000),
@@ -42,6 +44,7 @@ class EngineConfig:
             ),
             fsync=_bool(env, "CFD_FSYNC", True),
             max_batch=_int(env, "CFD_ENGINE_MAX_BATCH", DEFAULT_MAX_BATCH, 1, 1_000_000),
+            event_ring=_int(env, "CFD_EVENT_RING", DEFAULT_EVENT_RING, 1, 10_000_000),
         )
 
 

@@ -94,7 +94,7 @@ class EngineRuntime:
         recorded = await self._recorded_seq()
         core, base = self._load_base(journal, recorded)
         self.core = core
-        self.hub = EventHub(floor=base)
+        self.hub = EventHub(floor=base, ring=self.config.event_ring)
         recorder = Recorder(self.history, core.instruments, self.hint_path, recorded_seq=recorded)
         recorder.offered_seq = max(recorded, base)
         self.recorder = recorder
