@@ -96,7 +96,7 @@ class QuoteHub:
         """Subscribe to ``symbols`` (all when None); current quotes are delivered first."""
         wanted = None if symbols is None else frozenset(symbols)
         subscription = QuoteSubscription(self, wanted)
-        for quote in self._latest.values():
+        for quote in sorted(self._latest.values(), key=lambda q: q.sequence):
             subscription.offer(quote)
         self._subscribers.add(subscription)
         return subscription

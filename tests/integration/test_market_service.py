@@ -397,3 +397,31 @@ async def test_backpack_tickers_become_quotes(tmp_path: Path) -> None:
     ):
         bid, ask = await first_quote(market.admin, "SOLUSD")
         assert Decimal(180) < bid < ask < Decimal(200)
+
+
+async def test_a_stalled_tick_stream_does_not_hold_up_another(tmp_path: Path) -> None:
+    async with running(tmp_path, CFD_SIM_INTERVAL_MS="2", CFD_BACKFILL_DAYS="0") as market:
+        request = market_admin_pb2.StreamTicksRequest()
+        stalled = market.admin.StreamTicks(request, metadata=INTERNAL)
+        await asyncio.wait_for(stalled.read(), 20)  # connected, then never read again
+        reader = market.admin.StreamTicks(request, metadata=INTERNAL)
+        sequences: list[int] = []
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while len(sequences) < 3000:
+            message = await asyncio.wait_for(reader.read(), 20)
+            assert isinstance(message, market_admin_pb2.StreamTicksResponse)
+            sequences.append(message.quote.sequence)
+        elapsed = loop.time() - started
+        # Three symbols every ~2 ms: 3000 quotes in a few seconds, in order, while the other
+        # stream's buffers are long full.
+        assert sequences == sorted(sequences)
+        assert elapsed < 30
+        stalled.cancel()
+        reader.cancel()
+        # The stalled stream resumes with current quotes, not a backlog of old ones.
+        late = market.admin.StreamTicks(request, metadata=INTERNAL)
+        fresh = await asyncio.wait_for(late.read(), 20)
+        assert isinstance(fresh, market_admin_pb2.StreamTicksResponse)
+        assert fresh.quote.sequence >= sequences[-1] - 3
+        late.cancel()

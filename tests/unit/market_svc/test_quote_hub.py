@@ -75,3 +75,11 @@ async def test_closing_wakes_the_consumer_and_unsubscribes() -> None:
         assert hub.subscriber_count == 1
         assert scoped.symbols is None
     assert hub.subscriber_count == 0
+
+
+async def test_current_quotes_come_in_sequence_order() -> None:
+    hub = QuoteHub()
+    hub.publish(quote("BTCUSD", "100", 1))
+    hub.publish(quote("ETHUSD", "10", 2))
+    hub.publish(quote("BTCUSD", "101", 3))
+    assert [q.sequence for q in await hub.subscribe().next_batch()] == [2, 3]
