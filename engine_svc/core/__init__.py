@@ -34,7 +34,27 @@ Idempotency
     Deposit). The first *accepted* command stores its result; a repeat returns that stored
     result with ``duplicate=True`` and no events, whatever the repeat's other fields are.
     Rejections are not stored (so a rejection changes nothing at all): repeating a rejected
-    request evaluates it again. CreateAccount is idempotent by account id.
+    request evaluates it again. CreateAccount is idempotent by account id (a repeat returns
+    the account's summary with ``duplicate=True``).
+
+Commands, results, errors
+    `Core.apply(command)` returns a `Result`: success (`reason` None, a `payload` view and the
+    events) or a rejection (`reason`, `message`, nothing changed except `Core.last_seq`, which
+    the digest excludes). Value problems are rejections; a field of the wrong Python type, a
+    non-command, or a seq not above the last one raise TypeError / `SequenceError` (caller
+    bugs; the codec only decodes well-typed commands). Ids are ``p-<seq>`` for positions
+    (``p-<order seq>`` when opened by an order) and ``o-<seq>`` for orders.
+
+Snapshots and digests
+    `core.snapshot()` is a JSON header line (format, version, last_seq) followed by the
+    canonical state encoding; `Core.restore(bytes)` rebuilds the core (indexes included) and
+    raises `codec.CodecError` for corrupt input; `core.digest()` is the sha256 hex of the
+    canonical encoding (everything but `last_seq`). `codec.encode_command` /
+    `codec.decode_command` give canonical journal bytes for every command.
+
+Compilation
+    The package is plain typed Python; ``python bench/mypyc_build.py`` compiles a copy with
+    mypyc into build/mypyc, used by putting that directory first on sys.path.
 
 Usage::
 
