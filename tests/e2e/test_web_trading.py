@@ -94,8 +94,19 @@ def test_sign_up_reports_a_taken_email_on_the_field(mesh: Mesh, page: Page) -> N
     expect(page.get_by_test_id("auth-error")).to_have_text("Wrong email or password")
 
 
+def boxes(page: Page, test_ids: list[str]) -> dict[str, tuple[float, float, float, float]]:
+    """Return where each element is drawn, to compare before and after a tick."""
+    found: dict[str, tuple[float, float, float, float]] = {}
+    for test_id in test_ids:
+        box = page.get_by_test_id(test_id).bounding_box()
+        assert box is not None, test_id
+        found[test_id] = (box["x"], box["y"], box["width"], box["height"])
+    return found
+
+
 def test_published_tick_changes_the_bid_within_a_second(mesh: Mesh, page: Page) -> None:
     sign_up(page)
+    select(page, "ETHUSD")
     mesh.publish("ETHUSD", "3000.00", "3000.60")
     bid = page.get_by_test_id("bid-ETHUSD")
     expect(bid).to_have_text("3,000.00")
@@ -104,6 +115,43 @@ def test_published_tick_changes_the_bid_within_a_second(mesh: Mesh, page: Page) 
     expect(bid).to_have_text("3,012.34", timeout=1_000)
     assert time.monotonic() - started < 1.0
     expect(page.get_by_test_id("ask-ETHUSD")).to_have_text("3,012.95")
+    expect(page.get_by_test_id("chart-bid")).to_have_text("3,012.34")
+
+
+def test_price_ticks_do_not_move_the_layout(mesh: Mesh, page: Page) -> None:
+    mesh.publish("ETHUSD", "9999.98", "9999.99")
+    sign_up(page)
+    select(page, "ETHUSD")
+    watched = [
+        "bid-ETHUSD", "ask-ETHUSD", "change-ETHUSD", "chart-ask", "chart",
+        "side-buy", "order-submit", "order-amount", "account-equity", "connection-status",
+    ]
+    expect(page.get_by_test_id("ask-ETHUSD")).to_have_text("9,999.99")
+    before = boxes(page, watched)
+    # One more digit in every price.
+    mesh.publish("ETHUSD", "10000.01", "10000.02")
+    expect(page.get_by_test_id("ask-ETHUSD")).to_have_text("10,000.02")
+    expect(page.get_by_test_id("chart-ask")).to_have_text("10,000.02")
+    assert boxes(page, watched) == before
+
+
+def test_order_rejected_at_its_trigger_toasts_the_reason(mesh: Mesh, page: Page) -> None:
+    mesh.publish("BTCUSD", "64000.00", "64010.00")
+    sign_up(page)
+    select(page, "BTCUSD")
+    page.get_by_test_id("side-sell").click()
+    page.get_by_test_id("type-stop").click()
+    page.get_by_test_id("order-trigger").fill("63900.00")
+    page.get_by_test_id("order-amount").fill("2")
+    set_leverage(page, 1)
+    page.get_by_test_id("order-submit").click()
+    expect(page.get_by_test_id("order-notice")).to_have_text("Stop order placed")
+    mesh.publish("BTCUSD", "63899.00", "63909.00")
+    rejected = toast(page, "Order rejected")
+    expect(rejected).to_have_count(1)
+    expect(rejected).to_contain_text("Not enough free margin for this order")
+    page.get_by_test_id("tab-orders").click()
+    expect(page.get_by_test_id("orders-empty")).to_be_visible()
 
 
 def test_open_position_shows_preview_and_the_right_margin(mesh: Mesh, page: Page) -> None:
