@@ -123,8 +123,16 @@ def test_price_ticks_do_not_move_the_layout(mesh: Mesh, page: Page) -> None:
     sign_up(page)
     select(page, "ETHUSD")
     watched = [
-        "bid-ETHUSD", "ask-ETHUSD", "change-ETHUSD", "chart-ask", "chart",
-        "side-buy", "order-submit", "order-amount", "account-equity", "connection-status",
+        "bid-ETHUSD",
+        "ask-ETHUSD",
+        "change-ETHUSD",
+        "chart-ask",
+        "chart",
+        "side-buy",
+        "order-submit",
+        "order-amount",
+        "account-equity",
+        "connection-status",
     ]
     expect(page.get_by_test_id("ask-ETHUSD")).to_have_text("9,999.99")
     before = boxes(page, watched)
@@ -182,9 +190,7 @@ def test_rejected_order_shows_the_reason_in_words(mesh: Mesh, page: Page) -> Non
     page.get_by_test_id("order-amount").fill("5")
     set_leverage(page, 1)
     page.get_by_test_id("order-submit").click()
-    expect(page.get_by_test_id("order-error")).to_have_text(
-        "Not enough free margin for this order"
-    )
+    expect(page.get_by_test_id("order-error")).to_have_text("Not enough free margin for this order")
     expect(page.get_by_test_id("positions-empty")).to_be_visible()
 
 
