@@ -73,12 +73,19 @@ def batch_request(index: int) -> market_admin_pb2.PublishTicksRequest:
     return market_admin_pb2.PublishTicksRequest(ticks=ticks)
 
 
-async def read(address: str, final: asyncio.Future[int], counts: list[int], slot: int) -> None:
+async def read(
+    address: str,
+    final: asyncio.Future[int],
+    counts: list[int],
+    slot: int,
+    receiving: asyncio.Event,
+) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = market_admin_pb2_grpc.MarketDataAdminServiceStub(channel)
         call = stub.StreamTicks(market_admin_pb2.StreamTicksRequest(), metadata=METADATA)
         async for message in call:
             counts[slot] += 1
+            receiving.set()
             if final.done() and message.quote.sequence >= final.result():
                 call.cancel()
                 return
@@ -92,9 +99,12 @@ async def run(address: str) -> None:
         await admin.PublishTicks(batch_request(BATCHES), metadata=METADATA)
         final: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         counts = [0] * SUBSCRIBERS
-        readers = [asyncio.create_task(read(address, final, counts, i)) for i in range(SUBSCRIBERS)]
-        while min(counts) == 0:
-            await asyncio.sleep(0.01)
+        receiving = [asyncio.Event() for _ in range(SUBSCRIBERS)]
+        readers = [
+            asyncio.create_task(read(address, final, counts, i, receiving[i]))
+            for i in range(SUBSCRIBERS)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in receiving)), 60)
         before = sum(counts)
         started = time.perf_counter()
         last = 0
