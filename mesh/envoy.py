@@ -156,6 +156,8 @@ def render_text(
         "rate_limit_user_per_s": math.ceil(options.rate_limit_user / 60),
         "descriptor_path": json.dumps(str(descriptor_path())),
         "max_request_body_bytes": options.max_body_bytes,
+        # Header values are format strings to Envoy: a literal % is written %%.
+        "internal_token": json.dumps(settings.internal_token.replace("%", "%%")),
     }
     for cluster, address in (
         ("engine", settings.engine_addr),
@@ -173,12 +175,17 @@ def render_text(
 
 
 def render_config(settings: Settings, options: EnvoyOptions | None = None) -> Path:
-    """Render the configuration into the data directory atomically and return its path."""
+    """Render the configuration into the data directory atomically and return its path.
+
+    The file holds the internal token, so only its owner may read it.
+    """
     text = render_text(settings, options)
     path = rendered_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
     tmp.replace(path)
     return path
 

@@ -1,8 +1,9 @@
-"""A real Envoy in front of small hand-written gRPC fakes of the public services.
+"""A real Envoy in front of gRPC fakes of the public services, or of the real mesh.
 
 The fakes run the real service shell pieces (`mesh.server.CallInterceptor`, JWT verification,
 rich error statuses, gRPC health) so that what Envoy transcodes is exactly what a service
-sends; their behaviour is only as much as the Envoy tests need.
+sends; their behaviour is only as much as the Envoy tests need. `running_mesh` runs the real
+thing, `cfd up --envoy`, for the parity suite and the benchmark.
 """
 
 from __future__ import annotations
@@ -10,22 +11,28 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 from cfd.v1 import (
     account_pb2,
+    account_pb2_grpc,
     common_pb2,
     engine_admin_pb2,
+    market_admin_pb2,
+    market_admin_pb2_grpc,
     market_pb2,
     trading_pb2,
+    trading_pb2_grpc,
 )
 from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from support import mesh_env, wait_for
+from support import ServiceProcess, mesh_env, wait_for
 
 from mesh.auth import CallerPolicy, subject
 from mesh.config import Settings
@@ -37,6 +44,8 @@ from mesh.tokens import JwtVerifier, TokenConfig, TokenIssuer, load_signing_key
 SYMBOLS = ("BTCUSD", "ETHUSD", "SOLUSD")
 FIXED_TIME = timestamp_pb2.Timestamp(seconds=1_780_000_000, nanos=0)
 QUOTES_PER_SYMBOL = 3
+# StreamPrices fails on reaching this symbol, after the quotes of the symbols before it.
+HALTING_SYMBOL = "HALTUSD"
 
 Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 StreamHandler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
@@ -144,11 +153,13 @@ class FakeTrading:
         subject()
         symbols = list(request.symbols) or list(SYMBOLS)
         for symbol in symbols:
-            if symbol not in SYMBOLS:
+            if symbol not in (*SYMBOLS, HALTING_SYMBOL):
                 raise ApiError("UNKNOWN_SYMBOL", f"unknown symbol {symbol!r}")
         sequence = 0
         for step in range(QUOTES_PER_SYMBOL):
             for symbol in symbols:
+                if symbol == HALTING_SYMBOL:
+                    raise ApiError("PRICE_UNAVAILABLE", "the feed of this symbol halted")
                 sequence += 1
                 yield trading_pb2.StreamPricesResponse(
                     symbol=symbol,
@@ -374,3 +385,87 @@ def running_front(base: Path, **env: str) -> Iterator[tuple[Settings, FakeMesh, 
             yield settings, mesh, front
         finally:
             front.stop()
+
+
+@dataclass
+class RealMesh:
+    """`cfd up --envoy` on the manual feed: the real services, the edge and Envoy."""
+
+    env: dict[str, str]
+    up: ServiceProcess
+
+    @property
+    def edge_url(self) -> str:
+        """Return the edge's base URL."""
+        return f"http://127.0.0.1:{self.env['CFD_EDGE_PORT']}"
+
+    @property
+    def envoy_url(self) -> str:
+        """Return Envoy's base URL."""
+        return f"http://127.0.0.1:{self.env['CFD_ENVOY_PORT']}"
+
+    def address(self, port_variable: str) -> str:
+        """Return the loopback address of one port of the mesh."""
+        return f"127.0.0.1:{self.env[port_variable]}"
+
+    @property
+    def internal(self) -> tuple[tuple[str, str]]:
+        """Return the metadata internal callers send."""
+        return (("x-cfd-internal-token", self.env["CFD_INTERNAL_TOKEN"]),)
+
+    def signup(self, email: str, password: str) -> account_pb2.SignupResponse:
+        """Create a user directly on the accounts service."""
+        with grpc.insecure_channel(self.address("CFD_ACCOUNT_PORT")) as channel:
+            reply: account_pb2.SignupResponse = account_pb2_grpc.AccountServiceStub(channel).Signup(
+                account_pb2.SignupRequest(email=email, password=password), timeout=10
+            )
+            return reply
+
+    def publish(self, quotes: Mapping[str, tuple[str, str]]) -> None:
+        """Publish exact quotes and wait until the engine trades on all of them."""
+        ticks = [
+            market_admin_pb2.TickInput(symbol=symbol, bid=bid, ask=ask)
+            for symbol, (bid, ask) in quotes.items()
+        ]
+        with grpc.insecure_channel(self.address("CFD_MARKET_PORT")) as channel:
+            market_admin_pb2_grpc.MarketDataAdminServiceStub(channel).PublishTicks(
+                market_admin_pb2.PublishTicksRequest(ticks=ticks),
+                metadata=self.internal,
+                timeout=10,
+            )
+        watcher = self.signup(f"watcher-{uuid.uuid4().hex[:12]}@example.com", "watching-prices")
+        metadata = (("authorization", f"Bearer {watcher.access_token}"),)
+        with grpc.insecure_channel(self.address("CFD_ENGINE_PORT")) as channel:
+            trading = trading_pb2_grpc.TradingServiceStub(channel)
+
+            def applied() -> bool:
+                prices = trading.ListPrices(
+                    trading_pb2.ListPricesRequest(), metadata=metadata, timeout=5
+                )
+                seen = {q.symbol: (q.bid, q.ask) for q in prices.prices}
+                return all(seen.get(s) == quote for s, quote in quotes.items())
+
+            wait_for(applied, timeout=20)
+
+
+@contextmanager
+def running_mesh(base: Path, **env: str) -> Iterator[RealMesh]:
+    """Run `cfd up --envoy` on the manual feed under `base` until the block ends."""
+    environment = mesh_env(
+        base / "data",
+        CFD_FEED="manual",
+        # The suites sign up more users from one address than the default abuse limits allow.
+        CFD_LIMIT_SIGNUP_PER_ADDRESS="1000/3600",
+        CFD_LIMIT_SIGNIN_PER_ADDRESS="1000/300",
+        # Candle history is not what these suites compare; a day keeps the start quick.
+        CFD_BACKFILL_DAYS="1",
+        **env,
+    )
+    up = ServiceProcess(["up", "--envoy"], environment, base / "up.log")
+    try:
+        wait_for(lambda: "CFD Mesh is up" in up.output() or up.process.poll() is not None, 120)
+        assert up.process.poll() is None, up.output()
+        yield RealMesh(environment, up)
+    finally:
+        if up.process.poll() is None:
+            up.stop()

@@ -218,17 +218,26 @@ def test_internal_services_are_unreachable_over_grpc_through_envoy(front: Front)
         assert [i.symbol for i in instruments.instruments] == ["BTCUSD", "ETHUSD", "SOLUSD"]
 
 
-def test_token_is_forwarded_and_internal_headers_are_stripped(
+def test_token_is_forwarded_and_only_envoys_own_internal_headers_reach_services(
     front: Front, client: httpx.Client, auth: dict[str, str]
 ) -> None:
-    reply = client.get(
-        "/v1/account", headers=auth | {"x-cfd-internal-token": front[0].internal_token}
-    )
+    spoofed = {
+        "x-cfd-internal-token": "a-guess-at-the-internal-token",
+        "x-cfd-subject": "someone-else",
+        "x-forwarded-for": "203.0.113.9",
+    }
+    reply = client.get("/v1/account", headers=auth | spoofed)
 
     assert reply.status_code == 200
     seen = front[1].trading.last_metadata
     assert seen["authorization"] == auth["authorization"]
-    assert "x-cfd-internal-token" not in seen
+    # Envoy vouches for the address it saw, appended last to x-forwarded-for, as the edge
+    # does (for a loopback peer Envoy appends its own node address).
+    assert seen["x-cfd-internal-token"] == front[0].internal_token
+    sent, observed = (entry.strip() for entry in seen["x-forwarded-for"].split(","))
+    assert sent == "203.0.113.9"
+    assert observed != sent
+    assert "x-cfd-subject" not in seen
     assert "x-cfd-client-content-type" not in seen
 
 

