@@ -18,9 +18,12 @@ def database_url(settings: Settings, name: str) -> str:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """Create an async engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    """Create an async engine; SQLite gets WAL, a busy timeout and foreign keys.
+
+    Statement parameters are kept out of error messages: they can hold hashes and tokens.
+    """
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -32,4 +35,6 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True
+    )

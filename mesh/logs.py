@@ -44,3 +44,5 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The SQLite driver logs statement parameters at DEBUG: they can hold hashes and tokens.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))

@@ -65,7 +65,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
+        if handler is None:
             return handler
         method = handler_call_details.method
         metadata = tuple(handler_call_details.invocation_metadata or ())
@@ -76,6 +76,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         except ApiError as exc:
             caller, denied = None, exc
         call = _Call(method, request_id, caller, denied)
+        if handler.request_streaming:
+            # No cfd RPC streams requests; reflection does and is public. Deny, never bypass.
+            return handler if denied is None else _denied_stream_handler(handler, denied)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 call.unary(handler.unary_unary),
@@ -89,6 +92,21 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+def _denied_stream_handler(
+    handler: grpc.RpcMethodHandler[Any, Any], denied: ApiError
+) -> grpc.RpcMethodHandler[Any, Any]:
+    async def refuse(_requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await abort(context, denied)
+
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse, **kwargs)
+    return grpc.stream_unary_rpc_method_handler(refuse, **kwargs)
 
 
 def _metadata_value(metadata: Sequence[tuple[str, str | bytes]], key: str) -> str | None:

@@ -217,3 +217,34 @@ async def test_stop_runs_the_hooks_in_order(settings: Settings) -> None:
         stop=stop,
     )
     assert calls == ["start", "stop"]
+
+
+def _add_upload(_servicer: object, server: grpc.aio.Server) -> None:
+    async def upload(requests: AsyncIterator[bytes], context: object) -> bytes:
+        return b"".join([chunk async for chunk in requests])
+
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.stream_unary_rpc_method_handler(upload)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("cfd.v1.TradingService", {"Upload": handler}),)
+    )
+
+
+async def test_request_streams_are_authenticated_too(settings: Settings) -> None:
+    port, stop = free_port(), asyncio.Event()
+    service = Service(_add_upload, None, "cfd.v1.TradingService")
+    task = asyncio.create_task(
+        serve("upload", port, [service], settings=settings, verifier=FixedVerifier(), stop=stop)
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as chan:
+            await asyncio.wait_for(chan.channel_ready(), 10)
+            upload: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = chan.stream_unary(
+                "/cfd.v1.TradingService/Upload"
+            )
+            assert await upload(iter([b"a", b"b"]), metadata=BEARER) == b"ab"
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await upload(iter([b"a"]))
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        stop.set()
+        await task
