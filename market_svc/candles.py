@@ -210,15 +210,6 @@ class CandleAggregator:
         bar = bars[index]
         return None if bar is None else bar.freeze(symbol, interval)
 
-    def current_all(self) -> list[Candle]:
-        """Return every in-progress candle."""
-        return [
-            bar.freeze(symbol, self._intervals[index])
-            for symbol, bars in self._bars.items()
-            for index, bar in enumerate(bars)
-            if bar is not None
-        ]
-
 
 def roll_up(candles: Iterable[Candle], interval: CandleInterval) -> list[Candle]:
     """Aggregate ascending candles of a finer interval into ``interval`` candles."""

@@ -28,17 +28,6 @@ BPS = Decimal(10_000)
 # absurd exponents as much as it guards the book.
 MAX_PRICE = Decimal("1e12")
 
-DROP_REASONS = (
-    "unknown_symbol",
-    "not_a_number",
-    "non_positive",
-    "too_large",
-    "crossed",
-    "off_tick",
-    "jump",
-    "bad_volume",
-)
-
 
 def parse_decimal(value: object) -> Decimal | None:
     """Return ``value`` as a finite Decimal, or None when it is not a number.
