@@ -81,6 +81,13 @@ MAX_SLIPPAGE_BPS = 10_000_000
 MAX_TIME_NS = (1 << 63) - 1
 _EXPIRY_SHIFT = 48
 
+# Enum members bound once: attribute access on an enum class is comparatively slow.
+_BUY = Side.BUY
+_SELL = Side.SELL
+_USER = CloseReason.USER
+_MARGIN_RESERVED = BalanceKind.MARGIN_RESERVED
+_CLOSE_SETTLED = BalanceKind.CLOSE_SETTLED
+
 # Close reason priority when several triggers of one position fire in the same tick.
 _PRIORITY_LIQUIDATION = 0
 _PRIORITY_STOP_LOSS = 1
@@ -312,9 +319,9 @@ class Core:
 
     @staticmethod
     def _side(side: object) -> bool:
-        if side is Side.BUY:
+        if side is _BUY:
             return True
-        if side is Side.SELL:
+        if side is _SELL:
             return False
         raise _type_error("side", "a Side", side)
 
@@ -371,7 +378,10 @@ class Core:
         instrument = self.instruments.get(command.symbol)
         if instrument is None:
             instrument = self._instrument(command.symbol)
-        is_buy = self._side(command.side)
+        side = command.side
+        is_buy = side is _BUY
+        if not is_buy and side is not _SELL:
+            raise _type_error("side", "a Side", side)
         leverage = command.leverage
         if type(leverage) is not int or not 1 <= leverage <= instrument.max_leverage:
             leverage = self._leverage(leverage, instrument)
@@ -408,8 +418,7 @@ class Core:
                 Reason.INSUFFICIENT_BALANCE,
                 f"margin {margin} micro-USD exceeds the balance {account.balance}",
             )
-        events: list[Event] = []
-        view = self._create_position(
+        changed, opened = self._create_position(
             account,
             instrument,
             quote,
@@ -425,11 +434,11 @@ class Core:
             trail,
             client_order_id,
             0,
-            events,
         )
+        view = opened.position
         if client_order_id is not None:
             account.results[client_order_id] = Result(None, "", view, (), True)
-        return Result(None, "", view, tuple(events), False)
+        return Result(None, "", view, (changed, opened), False)
 
     @staticmethod
     def _check_slippage(command: OpenPosition, instrument: Instrument, fill: int) -> None:
@@ -465,9 +474,8 @@ class Core:
         trail: int,
         client_order_id: str | None,
         order_key: int,
-        events: list[Event],
-    ) -> PositionView:
-        """Open a validated position; append its events and return its view."""
+    ) -> tuple[BalanceChanged, PositionOpened]:
+        """Open a validated position; return its events (the view is the second's)."""
         book = self.books[instrument.symbol]
         if is_buy:
             level = book.long_trail.attach(quote.bid)
@@ -501,19 +509,10 @@ class Core:
             position.trail = trail
             self._index_stops(position, book)
         view = self._position_view(position)
-        events.append(
-            BalanceChanged(
-                seq,
-                ts,
-                account.account_id,
-                BalanceKind.MARGIN_RESERVED,
-                -margin,
-                account.balance,
-                view.id,
-            )
+        changed = BalanceChanged(
+            seq, ts, account.account_id, _MARGIN_RESERVED, -margin, account.balance, view.id
         )
-        events.append(PositionOpened(seq, ts, account.account_id, view))
-        return view
+        return changed, PositionOpened(seq, ts, account.account_id, view)
 
     @staticmethod
     def _liquidation_price(position: Position, instrument: Instrument) -> int:
@@ -573,13 +572,11 @@ class Core:
                 )
         quote = self._quote(position.symbol)
         price = quote.bid if position.is_buy else quote.ask
-        events: list[Event] = []
-        closed = self._settle_close(
-            position, lots, price, CloseReason.USER, command.seq, command.ts, events
-        )
+        event, settled = self._settle_close(position, lots, price, _USER, command.seq, command.ts)
+        closed = event.close
         if client_order_id is not None:
             account.results[client_order_id] = Result(None, "", closed, (), True)
-        return Result(None, "", closed, tuple(events), False)
+        return Result(None, "", closed, (event, settled), False)
 
     def _settle_close(
         self,
@@ -589,8 +586,7 @@ class Core:
         reason: CloseReason,
         seq: int,
         ts: int,
-        events: list[Event],
-    ) -> ClosedPosition:
+    ) -> tuple[PositionClosed, BalanceChanged]:
         """Close `lots` of a position at `price`; settle margin, PnL and the house's share."""
         instrument = self.instruments[position.symbol]
         account = self.accounts[position.account_id]
@@ -623,7 +619,7 @@ class Core:
             pid,
             account.account_id,
             position.symbol,
-            Side.BUY if position.is_buy else Side.SELL,
+            _BUY if position.is_buy else _SELL,
             position.leverage,
             position.entry,
             lots,
@@ -639,19 +635,10 @@ class Core:
             position.client_order_id,
             remaining,
         )
-        events.append(PositionClosed(seq, ts, account.account_id, closed))
-        events.append(
-            BalanceChanged(
-                seq,
-                ts,
-                account.account_id,
-                BalanceKind.CLOSE_SETTLED,
-                credited,
-                account.balance,
-                pid,
-            )
+        settled = BalanceChanged(
+            seq, ts, account.account_id, _CLOSE_SETTLED, credited, account.balance, pid
         )
-        return closed
+        return PositionClosed(seq, ts, account.account_id, closed), settled
 
     def _add_margin(self, command: AddMargin) -> Result:
         account = self._account(command.account_id)
@@ -868,23 +855,24 @@ class Core:
             return
         view = self._order_view(order, OrderStatus.FILLED, order.key, None)
         events.append(OrderFilled(quote.seq, quote.ts, account.account_id, view))
-        self._create_position(
-            account,
-            instrument,
-            quote,
-            order.key,
-            quote.seq,
-            quote.ts,
-            order.is_buy,
-            lots,
-            order.leverage,
-            margin,
-            order.tp,
-            order.sl,
-            order.trail,
-            order.client_order_id,
-            order.key,
-            events,
+        events.extend(
+            self._create_position(
+                account,
+                instrument,
+                quote,
+                order.key,
+                quote.seq,
+                quote.ts,
+                order.is_buy,
+                lots,
+                order.leverage,
+                margin,
+                order.tp,
+                order.sl,
+                order.trail,
+                order.client_order_id,
+                order.key,
+            )
         )
 
     # ----------------------------------------------------------------- quotes
@@ -942,14 +930,15 @@ class Core:
         for key in sorted(priority):
             position = self.positions[key]
             price = quote.bid if position.is_buy else quote.ask
-            self._settle_close(
-                position,
-                position.quantity,
-                price,
-                _PRIORITY_REASONS[priority[key]],
-                quote.seq,
-                quote.ts,
-                events,
+            events.extend(
+                self._settle_close(
+                    position,
+                    position.quantity,
+                    price,
+                    _PRIORITY_REASONS[priority[key]],
+                    quote.seq,
+                    quote.ts,
+                )
             )
         for key in sorted(set(order_keys)):
             order = self.orders.get(key)
@@ -982,7 +971,7 @@ class Core:
             f"p-{position.key}",
             position.account_id,
             position.symbol,
-            Side.BUY if is_buy else Side.SELL,
+            _BUY if is_buy else _SELL,
             quantity,
             position.leverage,
             entry,
@@ -1009,7 +998,7 @@ class Core:
             order_id(order.key),
             order.account_id,
             order.symbol,
-            Side.BUY if order.is_buy else Side.SELL,
+            _BUY if order.is_buy else _SELL,
             OrderType.LIMIT if order.is_limit else OrderType.STOP,
             order.trigger,
             order.leverage,
