@@ -26,6 +26,7 @@ SERVICE_NAME = "cfd.v1.MarketDataService"
 ADMIN_SERVICE_NAME = "cfd.v1.MarketDataAdminService"
 # How often the drop counters and feed status are logged when something was dropped.
 REPORT_INTERVAL_S = 60.0
+FEED_RESTART_DELAY_S = 1.0
 
 
 async def main(settings: Settings, config: MarketConfig | None = None) -> None:
@@ -64,7 +65,7 @@ async def main(settings: Settings, config: MarketConfig | None = None) -> None:
     tasks: list[asyncio.Task[None]] = []
 
     async def on_start() -> None:
-        tasks.append(asyncio.create_task(feed.run(market.on_tick), name="market-feed"))
+        tasks.append(asyncio.create_task(_run_feed(feed, market), name="market-feed"))
         if market.writer is not None:
             tasks.append(asyncio.create_task(market.writer.run(), name="market-candle-writer"))
         tasks.append(asyncio.create_task(_report(market, feed), name="market-report"))
@@ -103,6 +104,17 @@ async def main(settings: Settings, config: MarketConfig | None = None) -> None:
         on_start=on_start,
         on_stop=on_stop,
     )
+
+
+async def _run_feed(feed: Feed, market: MarketData) -> None:
+    """Run the feed; restart it after an unexpected failure instead of going quiet."""
+    while True:
+        try:
+            await feed.run(market.on_tick)
+            return
+        except Exception:
+            log.exception("market: %s feed failed; restarting it", feed.name)
+            await asyncio.sleep(FEED_RESTART_DELAY_S)
 
 
 async def _keepalive(market: MarketData, feed: Feed, interval_ms: int) -> None:
