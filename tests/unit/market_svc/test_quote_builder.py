@@ -143,3 +143,36 @@ def test_parse_decimal() -> None:
     assert parse_decimal(7) == Decimal(7)
     assert parse_decimal("1" * 65) is None
     assert parse_decimal("sNaN") is None
+
+
+raw_values = st.one_of(
+    st.none(),
+    st.text(max_size=40),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@given(
+    symbol=st.sampled_from(["BTCUSD", "ETHUSD", "SOLUSD", "", "btcusd"]),
+    price=raw_values,
+    bid=raw_values,
+    ask=raw_values,
+    volume=raw_values,
+    exact=st.booleans(),
+)
+def test_any_input_is_either_a_valid_quote_or_a_counted_drop(
+    symbol: str, price: object, bid: object, ask: object, volume: object, exact: bool
+) -> None:
+    quotes = builder()
+    quote = quotes.build(RawTick(symbol, price=price, bid=bid, ask=ask, volume=volume, exact=exact))
+    if quote is None:
+        assert sum(quotes.drops.values()) == 1
+        return
+    instrument = INSTRUMENTS[symbol]
+    assert 0 < quote.bid < quote.ask
+    assert instrument.is_on_tick(quote.bid) and instrument.is_on_tick(quote.ask)
+    assert quote.volume is None or quote.volume >= 0
