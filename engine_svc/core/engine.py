@@ -5,6 +5,7 @@ See the package docstring for scales, trigger order and idempotency.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Callable, Mapping
 from heapq import heappop, heappush
@@ -1209,12 +1210,19 @@ class Core:
         last_seq = header.get("last_seq")
         if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
             raise CodecError("snapshot last_seq must be a non-negative integer")
+        # Millions of fresh acyclic objects would make the cycle collector rescan the growing
+        # heap again and again; pause it for the bulk build and restore its previous state.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             return _restore_state(last_seq, body)
         except CodecError:
             raise
         except (TypeError, ValueError, KeyError, IndexError, AssertionError) as error:
             raise CodecError(f"inconsistent snapshot: {error}") from None
+        finally:
+            if collecting:
+                gc.enable()
 
 
 # Command type -> handler; one dictionary lookup dispatches a command.
@@ -1281,13 +1289,16 @@ def _restore_positions(core: Core, columns: list[list[int]], coids: dict[int, st
         raise CodecError("position account, symbol or side out of range")
     # Trailing levels are rebuilt per symbol and side from the best price down.
     order = sorted(range(len(keys)), key=lambda i: -bests[i] if buys[i] else bests[i])
+    account_list = [core.accounts[owner] for owner in owners]
+    instrument_list = [core.instruments[symbol] for symbol in symbols]
+    book_list = [core.books[symbol] for symbol in symbols]
     for index in order:
         key = keys[index]
-        owner = owners[owner_ids[index]]
-        symbol = symbols[symbol_ids[index]]
-        instrument = core.instruments[symbol]
-        account = core.accounts[owner]
-        book = core.books[symbol]
+        account = account_list[owner_ids[index]]
+        owner = account.account_id
+        instrument = instrument_list[symbol_ids[index]]
+        symbol = instrument.symbol
+        book = book_list[symbol_ids[index]]
         buy = buys[index] == 1
         best = bests[index]
         level = (

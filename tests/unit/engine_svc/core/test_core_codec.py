@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from core_harness import Harness
 
@@ -282,3 +284,19 @@ def test_snapshot_with_a_huge_balance_round_trips() -> None:
     restored = Core.restore(snapshot)
     assert restored.digest() == harness.core.digest()
     assert restored.list_positions("rich") == harness.core.list_positions("rich")
+
+
+def test_restore_leaves_the_cycle_collector_as_it_found_it() -> None:
+    snapshot = _busy_core().core.snapshot()
+    assert gc.isenabled()
+    Core.restore(snapshot)
+    assert gc.isenabled()
+    with pytest.raises(CodecError):
+        Core.restore(snapshot[:-3])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        Core.restore(snapshot)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
