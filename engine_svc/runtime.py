@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from engine_svc.config import EngineConfig
 from engine_svc.core import Command, Core, Instrument
@@ -92,22 +93,34 @@ class EngineRuntime:
         journal = Journal.open(self.journal_dir, self.config.segment_bytes, self.config.fsync)
         self.journal = journal
         recorded = await self._recorded_seq()
+        loading = time.perf_counter()
         core, base = self._load_base(journal, recorded)
+        load_s = time.perf_counter() - loading
         self.core = core
         self.hub = EventHub(floor=base, ring=self.config.event_ring)
         recorder = Recorder(self.history, core.instruments, self.hint_path, recorded_seq=recorded)
         recorder.offered_seq = max(recorded, base)
         self.recorder = recorder
         self.hub.listeners.append(recorder.offer)
+        replaying = time.perf_counter()
         last_ts, expiries = self._replay(journal, core, base)
-        self.recovery_s = time.perf_counter() - started
+        replay_s = time.perf_counter() - replaying
+        # Replayed commands are not in a snapshot yet either.
+        self._since_snapshot = self.replayed
+        digesting = time.perf_counter()
         digest = core.digest()
+        digest_s = time.perf_counter() - digesting
+        self.recovery_s = time.perf_counter() - started
         log.info(
-            "recovered to seq %d from snapshot %d: replayed %d commands in %.3fs; digest %s",
+            "recovered to seq %d from snapshot %d: replayed %d commands in %.3fs "
+            "(snapshot load %.3fs, replay %.3fs, digest %.3fs); digest %s",
             core.last_seq,
             base,
             self.replayed,
             self.recovery_s,
+            load_s,
+            replay_s,
+            digest_s,
             digest,
             extra={
                 "fields": {
@@ -157,38 +170,48 @@ class EngineRuntime:
         return recorded
 
     def _load_base(self, journal: Journal, recorded: int) -> tuple[Core, int]:
-        """Return the core to replay onto and its seq."""
-        candidates: list[int | None] = [recorded, None]
-        for at_most in candidates:
-            for path in self.snapshots.paths():
-                try:
-                    info, payload = self.snapshots.read(path)
-                    if at_most is not None and info.seq > at_most:
-                        continue
-                    if not journal.covers(info.seq):
-                        continue
-                    core = Core.restore(payload)
-                except (OSError, ValueError) as exc:
-                    log.warning("skipping snapshot %s: %s", path.name, exc)
-                    continue
-                if core.last_seq != info.seq:
-                    log.warning("skipping snapshot %s: it holds seq %d", path.name, core.last_seq)
-                    continue
-                if at_most is None and info.seq > recorded:
-                    log.warning(
-                        "history before seq %d cannot be rebuilt: the journal no longer "
-                        "reaches back to seq %d",
-                        info.seq,
-                        recorded,
-                    )
-                self.snapshot_info = info
-                return core, info.seq
-        if not journal.covers(0):
-            raise RecoveryError(
-                f"no usable snapshot and the journal starts at seq "
-                f"{journal.segments[0].first_seq}: cannot rebuild the state"
-            )
-        return Core(self.instruments), 0
+        """Return the core to replay onto and its seq.
+
+        Prefer the newest snapshot at or before the recorded seq, then the empty state when the
+        journal still starts at seq 1, so the recorder is offered every event it lacks; fall
+        back to the newest snapshot the journal continues (losing that part of the history).
+        """
+        usable: list[tuple[int, Path]] = []
+        for path in self.snapshots.paths():
+            stem = path.name.split(".", 1)[0]
+            if stem.isdigit() and journal.covers(int(stem)):
+                usable.append((int(stem), path))
+        for seq, path in usable:
+            if seq <= recorded and (core := self._restore(path, seq)) is not None:
+                return core, seq
+        if journal.covers(0) and (journal.segments or not usable):
+            return Core(self.instruments), 0
+        for seq, path in usable:
+            if seq > recorded and (core := self._restore(path, seq)) is not None:
+                log.warning(
+                    "history from seq %d to %d cannot be rebuilt: the journal no longer "
+                    "reaches back that far",
+                    recorded,
+                    seq,
+                )
+                return core, seq
+        raise RecoveryError(
+            f"no usable snapshot and the journal starts at seq "
+            f"{journal.segments[0].first_seq}: cannot rebuild the state"
+        )
+
+    def _restore(self, path: Path, seq: int) -> Core | None:
+        try:
+            info, payload = self.snapshots.read(path)
+            core = Core.restore(payload)
+        except (OSError, ValueError) as exc:
+            log.warning("skipping snapshot %s: %s", path.name, exc)
+            return None
+        if core.last_seq != seq or info.seq != seq:
+            log.warning("skipping snapshot %s: it holds seq %d", path.name, core.last_seq)
+            return None
+        self.snapshot_info = info
+        return core
 
     def _replay(self, journal: Journal, core: Core, base: int) -> tuple[int, list[int]]:
         """Apply the journal after `base`; return the last ts and pending expiries."""

@@ -1,0 +1,125 @@
+"""Start-up recovery: which snapshot the engine replays from, and what it rebuilds."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from support import mesh_env
+
+from engine_svc.config import EngineConfig
+from engine_svc.core import ApplyQuote, Command, Core, CreateAccount, Deposit
+from engine_svc.core.codec import encode_command
+from engine_svc.history import HistoryStore, recorder_state
+from engine_svc.journal import Journal
+from engine_svc.runtime import EngineRuntime, RecoveryError
+from engine_svc.snapshots import SnapshotStore
+from mesh.config import Settings
+from mesh.db import create_engine
+
+COMMANDS = 30
+
+
+def _commands() -> list[Command]:
+    commands: list[Command] = [
+        CreateAccount(1, 1, "a", 1_000_000),
+        ApplyQuote(2, 2, "BTCUSD", 6_425_000, 6_425_100),
+    ]
+    for seq in range(3, COMMANDS + 1):
+        commands.append(Deposit(seq, seq, "a", seq))
+    return commands
+
+
+def _prepare(data_dir: Path, snapshots: tuple[int, ...], segment_bytes: int = 1 << 20) -> str:
+    """Write the journal of `_commands` and snapshots after the given seqs; return the digest."""
+    root = data_dir / "engine"
+    journal = Journal.open(root / "journal", segment_bytes=segment_bytes, fsync=False)
+    store = SnapshotStore(root / "snapshots", fsync=False)
+    core = Core()
+    for command in _commands():
+        core.apply(command)
+        journal.append([(command.seq, encode_command(command))])
+        if command.seq in snapshots:
+            store.write(command.seq, command.seq, core.digest(), core.snapshot())
+    journal.close()
+    return core.digest()
+
+
+async def _set_recorded(url: str, seq: int) -> None:
+    store = HistoryStore(create_engine(url))
+    await store.create_schema()
+    async with store.engine.begin() as conn:
+        await conn.execute(update(recorder_state).values(seq=seq))
+    await store.engine.dispose()
+
+
+async def _recover(tmp_path: Path, recorded: int) -> EngineRuntime:
+    settings = Settings.from_env(mesh_env(tmp_path, CFD_MARKET_ADDR="127.0.0.1:9"))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
+    await _set_recorded(url, recorded)
+    runtime = EngineRuntime(settings, EngineConfig(fsync=False), db_url=url)
+    try:
+        await runtime.start()
+    except BaseException:
+        await runtime.stop()
+        raise
+    return runtime
+
+
+@pytest.mark.parametrize(("recorded", "base"), [(15, 10), (25, 20), (30, 20), (5, 0)])
+async def test_recovery_starts_from_the_newest_snapshot_at_or_before_the_recorded_seq(
+    tmp_path: Path, recorded: int, base: int
+) -> None:
+    digest = _prepare(tmp_path, (10, 20))
+    runtime = await _recover(tmp_path, recorded)
+    try:
+        assert runtime.core.last_seq == COMMANDS
+        assert runtime.core.digest() == digest
+        assert runtime.replayed == COMMANDS - base
+        info = runtime.snapshot_info
+        assert (info.seq if info is not None else 0) == base
+        assert runtime.recorder is not None
+        assert await runtime.recorder.wait_recorded(COMMANDS, 10)
+    finally:
+        await runtime.stop()
+
+
+async def test_without_the_old_journal_the_newest_snapshot_is_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    digest = _prepare(tmp_path, (10, 20), segment_bytes=64)
+    journal = Journal.open(tmp_path / "engine" / "journal", segment_bytes=64, fsync=False)
+    journal.delete_through(12)
+    journal.close()
+    with caplog.at_level(logging.WARNING):
+        runtime = await _recover(tmp_path, 5)
+    try:
+        assert runtime.core.digest() == digest
+        assert runtime.replayed == COMMANDS - 20
+        assert "cannot be rebuilt" in caplog.text
+    finally:
+        await runtime.stop()
+
+
+async def test_a_journal_gap_with_no_snapshot_refuses_to_start(tmp_path: Path) -> None:
+    _prepare(tmp_path, (), segment_bytes=64)
+    journal = Journal.open(tmp_path / "engine" / "journal", segment_bytes=64, fsync=False)
+    journal.delete_through(12)
+    journal.close()
+    with pytest.raises(RecoveryError):
+        await _recover(tmp_path, 0)
+
+
+async def test_a_clean_stop_writes_a_snapshot_that_the_next_start_uses(tmp_path: Path) -> None:
+    digest = _prepare(tmp_path, ())
+    runtime = await _recover(tmp_path, 0)
+    await runtime.stop()
+    again = await _recover(tmp_path, COMMANDS)
+    try:
+        assert again.replayed == 0
+        assert again.core.digest() == digest
+        assert again.snapshot_info is not None and again.snapshot_info.seq == COMMANDS
+    finally:
+        await again.stop()
