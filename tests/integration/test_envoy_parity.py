@@ -330,7 +330,9 @@ def test_rate_limited_by_the_service_is_identical(fronts: tuple[Front, Front]) -
     retry_types = [[d["@type"] for d in r.json()["details"]] for r in limited]
     assert retry_types[0] == retry_types[1]
     assert "type.googleapis.com/google.rpc.RetryInfo" in retry_types[0]
+    # The edge turns the RetryInfo into a header; Envoy passes the body on as it is.
     assert edge.headers["retry-after"]
+    assert "retry-after" not in envoy.headers
 
 
 # Where Envoy answers itself: same status, code and reason; Envoy's own message -------------
