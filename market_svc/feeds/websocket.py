@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -60,7 +61,9 @@ class WebSocketFeed(Feed):
         super().__init__()
         self.connection = connection
         self._rng = rng or random.Random()
-        self.reconnect_delays: list[float] = []
+        self._delivered = False
+        # The latest reconnect waits, for logs and tests; bounded for a feed running for months.
+        self.reconnect_delays: deque[float] = deque(maxlen=100)
 
     @property
     def live(self) -> bool:
@@ -90,26 +93,27 @@ class WebSocketFeed(Feed):
         """Stay connected and deliver ticks until cancelled."""
         delay = self.connection.backoff_initial
         while True:
-            got_data = False
+            self._delivered = False
             try:
-                got_data = await self._session(emit)
+                await self._session(emit)
             except (OSError, TimeoutError, WebSocketException) as exc:
                 log.warning("%s feed connection failed: %s", self.name, exc)
             finally:
                 if self.status.connected:
                     self.status.disconnects += 1
                 self.status.connected = False
-            if got_data:
+            # A connection that delivered was healthy: its loss starts the backoff afresh,
+            # however it ended.
+            if self._delivered:
                 delay = self.connection.backoff_initial
-            # Full jitter keeps many clients from reconnecting in lockstep.
+            # Random half of the delay keeps many clients from reconnecting in lockstep.
             wait = delay * (0.5 + self._rng.random() / 2)
             self.reconnect_delays.append(wait)
             await asyncio.sleep(wait)
             delay = min(delay * 2, self.connection.backoff_max)
 
-    async def _session(self, emit: TickSink) -> bool:
-        """Run one connection; return whether it delivered any tick."""
-        got_data = False
+    async def _session(self, emit: TickSink) -> None:
+        """Run one connection until it closes, fails or goes silent."""
         settings = self.connection
         async with connect(
             self.url(),
@@ -127,7 +131,7 @@ class WebSocketFeed(Feed):
             while True:
                 frame = await self._receive(ws)
                 if frame is None:
-                    return got_data
+                    return
                 try:
                     ticks = self.parse(frame)
                 except MalformedFrameError as exc:
@@ -135,13 +139,13 @@ class WebSocketFeed(Feed):
                     log.debug("%s feed dropped a malformed frame: %s", self.name, exc)
                     continue
                 if ticks:
-                    got_data = True
+                    self._delivered = True
                     self.status.last_tick_ns = time.time_ns()
                 for tick in ticks:
                     emit(tick)
                 if self.wants_reconnect():
                     log.info("%s feed announced shutdown; reconnecting", self.name)
-                    return got_data
+                    return
 
     async def _receive(self, ws: ClientConnection) -> str | bytes | None:
         """Return the next frame, or None when the feed has been silent for too long."""

@@ -191,3 +191,22 @@ def test_invalid_configuration_is_refused() -> None:
         BinanceFeed(SYMBOLS, streams=("depth",))
     with pytest.raises(FeedConfigError, match="symbol"):
         BinanceFeed({})
+
+
+async def test_backoff_starts_afresh_after_a_connection_that_delivered() -> None:
+    async def deliver_and_stay(ws: ServerConnection) -> None:
+        await ws.send(agg_trade("ETHUSDT", "3000.00"))
+        await hold_open(ws)
+
+    async def fail_after_tick(ws: ServerConnection) -> None:
+        await ws.send(agg_trade("ETHUSDT", "3000.00"))
+        raise RuntimeError("exchange-side failure: the connection closes with 1011")
+
+    scripts = [fail_after_tick] * 5 + [deliver_and_stay]
+    async with running(FakeExchange(scripts)) as exchange:
+        binance = feed(exchange)
+        async with feeding(binance) as ticks:
+            await eventually(lambda: len(ticks) == 6)
+    # Every connection delivered before it broke: no wait grew beyond the initial backoff.
+    assert len(binance.reconnect_delays) >= 5
+    assert max(binance.reconnect_delays) <= FAST.backoff_initial
