@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -19,7 +19,7 @@ Script = Callable[[ServerConnection], Awaitable[None]]
 class FakeExchange:
     """Serve one script per incoming connection, in order; record what clients sent."""
 
-    def __init__(self, scripts: list[Script]) -> None:
+    def __init__(self, scripts: Sequence[Script]) -> None:
         self._scripts = list(scripts)
         self.paths: list[str] = []
         self.received: list[object] = []
