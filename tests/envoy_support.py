@@ -92,6 +92,10 @@ class FakeTrading:
     def __init__(self) -> None:
         self._positions: dict[str, trading_pb2.Position] = {}
         self.last_metadata: dict[str, str] = {}
+        # Pauses that make calls outlast a route timeout: before answering GetAccount, and
+        # between the steps of StreamPrices.
+        self.account_delay_s = 0.0
+        self.stream_step_delay_s = 0.0
 
     async def get_account(
         self,
@@ -99,6 +103,7 @@ class FakeTrading:
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> trading_pb2.GetAccountResponse:
         subject()
+        await asyncio.sleep(self.account_delay_s)
         self.last_metadata = {
             key: value if isinstance(value, str) else value.decode(errors="replace")
             for key, value in context.invocation_metadata() or ()
@@ -169,7 +174,7 @@ class FakeTrading:
                     sequence=sequence,
                 )
             # Let each step leave as its own HTTP/2 data, as a live stream would.
-            await asyncio.sleep(0)
+            await asyncio.sleep(self.stream_step_delay_s)
 
 
 class FakeMarket:

@@ -56,3 +56,22 @@ def test_cfd_envoy_refuses_bad_envoy_settings(tmp_path: Path) -> None:
         process.stop()
     assert code == 1
     assert "CFD_RATE_LIMIT_IP='lots'" in output
+
+
+def test_cfd_up_envoy_without_the_binary_stops_with_a_clear_message(tmp_path: Path) -> None:
+    env = mesh_env(
+        tmp_path / "data",
+        CFD_FEED="manual",
+        CFD_BACKFILL_DAYS="0",
+        CFD_ENVOY_BIN=str(tmp_path / "no-such-envoy"),
+    )
+    up = ServiceProcess(["up", "--envoy"], env, tmp_path / "up.log")
+    try:
+        code = up.process.wait(timeout=90)
+        output = up.output()
+    finally:
+        up.stop()
+
+    assert code != 0
+    assert "cfd envoy: CFD_ENVOY_BIN=" in output
+    assert "CFD Mesh is up" not in output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -91,3 +92,27 @@ def test_an_error_after_the_first_message_just_ends_the_stream(
 
     assert [line["symbol"] for line in lines] == ["BTCUSD"]
     assert "error" not in lines[0]
+
+
+def test_the_unary_timeout_cuts_slow_calls_but_not_streams(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    base = tmp_path_factory.mktemp("envoy-timeouts")
+    with running_front(base, CFD_UPSTREAM_TIMEOUT="0.3") as (_settings, mesh, envoy_front):
+        mesh.trading.account_delay_s = 1.0
+        mesh.trading.stream_step_delay_s = 0.25
+        auth = {"authorization": f"Bearer {mesh.issuer.issue('user-slow')[0]}"}
+        with httpx.Client(base_url=envoy_front.base_url, timeout=10) as http:
+            slow = http.get("/v1/account", headers=auth)
+            started = time.monotonic()
+            with http.stream(
+                "GET", "/v1/prices:stream", params={"symbols": "BTCUSD"}, headers=auth
+            ) as stream:
+                lines = [line for line in stream.iter_lines() if line]
+            lasted = time.monotonic() - started
+
+    assert slow.status_code == 504
+    assert slow.json()["code"] == 4
+    # Three steps a quarter second apart: well past the 0.3 s unary timeout, yet complete.
+    assert lasted > 0.5
+    assert len(lines) == QUOTES_PER_SYMBOL
