@@ -293,9 +293,17 @@ def test_rate_limit_per_address_answers_429_with_a_status_body(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     base = tmp_path_factory.mktemp("envoy-rate-limit")
-    with running_front(base, CFD_RATE_LIMIT_IP="3") as (_settings, _mesh, envoy_front):
+    with running_front(base, CFD_RATE_LIMIT_IP="3") as (settings, _mesh, envoy_front):
         # A burst of three, then one more per second: twelve quick requests cannot all pass.
         replies = [httpx.get(f"{envoy_front.base_url}/v1/instruments") for _ in range(12)]
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{settings.envoy_port}") as channel,
+            pytest.raises(grpc.RpcError) as failure,
+        ):
+            market_pb2_grpc.MarketDataServiceStub(channel).ListInstruments(
+                market_pb2.ListInstrumentsRequest(), timeout=5
+            )
+    assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
     statuses = [r.status_code for r in replies]
     assert statuses[:3] == [200, 200, 200]
