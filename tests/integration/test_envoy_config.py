@@ -101,23 +101,32 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def routes(
-    settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[dict[str, Any]]]:
-    """Run Envoy (no upstream needed) and return its routes as it understood them."""
+def dump(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Run Envoy (no upstream needed) and return its configuration as it understood it."""
     front = EnvoyProcess(settings, tmp_path_factory.mktemp("envoy-log") / "envoy.log", {})
     try:
         front.wait_ready()
-        dump = httpx.get(
-            f"http://127.0.0.1:{settings.envoy_admin_port}/config_dump",
-            params={"resource": "static_route_configs"},
-            timeout=5,
+        config: dict[str, Any] = httpx.get(
+            f"http://127.0.0.1:{settings.envoy_admin_port}/config_dump", timeout=5
         ).json()
     finally:
         front.stop()
-    (config,) = dump["configs"]
+    yield config
+
+
+def _section(dump: dict[str, Any], kind: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [c for c in dump["configs"] if c["@type"].endswith(f".{kind}")]
+    (section,) = found
+    return section
+
+
+@pytest.fixture(scope="module")
+def routes(dump: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the routes of the public listener."""
+    (config,) = _section(dump, "RoutesConfigDump")["static_route_configs"]
     (virtual_host,) = config["route_config"]["virtual_hosts"]
-    yield virtual_host["routes"]
+    routes: list[dict[str, Any]] = virtual_host["routes"]
+    return routes
 
 
 def test_envoy_validates_the_rendered_config(settings: Settings) -> None:
@@ -186,3 +195,23 @@ def test_internal_services_have_no_route(routes: list[dict[str, Any]]) -> None:
     assert {rpc.service for rpc in internal} == set(INTERNAL_SERVICES)
     for rpc in internal:
         assert _route_for(routes, rpc.grpc_path) is None, rpc.grpc_path
+
+
+def test_admin_is_on_loopback_and_upstreams_are_health_checked_http2(
+    settings: Settings, dump: dict[str, Any]
+) -> None:
+    bootstrap = _section(dump, "BootstrapConfigDump")["bootstrap"]
+    admin = bootstrap["admin"]["address"]["socket_address"]
+    assert (admin["address"], admin["port_value"]) == ("127.0.0.1", settings.envoy_admin_port)
+    clusters = {
+        c["cluster"]["name"]: c["cluster"]
+        for c in _section(dump, "ClustersConfigDump")["static_clusters"]
+    }
+    assert set(clusters) == set(CLUSTERS.values())
+    for service, name in CLUSTERS.items():
+        cluster = clusters[name]
+        (check,) = cluster["health_checks"]
+        assert check["grpc_health_check"]["service_name"] == service
+        options = cluster["typed_extension_protocol_options"]
+        http = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        assert "http2_protocol_options" in http["explicit_http_config"]
