@@ -5,6 +5,8 @@ one user per connection and front, publishes a quote, then drives `POST /v1/posi
 32 keep-alive connections against each front in the same run. The fronts take turns in short
 rounds, after a warm-up round each, so that neither gains from running while the machine is
 quieter or the accounts are emptier. Client, fronts and services share this machine.
+For reference it also measures the same call over gRPC straight to the engine (`grpc_*`),
+which is what both fronts add their cost to.
 Prints JSON lines: {"bench", "metric", "value", "unit"} (throughput, p50 and p99 latency).
 """
 
@@ -25,8 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import httpx
-from cfd.v1 import account_pb2, account_pb2_grpc, market_admin_pb2, market_admin_pb2_grpc
+from cfd.v1 import (
+    account_pb2,
+    account_pb2_grpc,
+    common_pb2,
+    market_admin_pb2,
+    market_admin_pb2_grpc,
+    trading_pb2,
+    trading_pb2_grpc,
+)
 
 BENCH = "rest_open_position_32_connections"
 CONNECTIONS = 32
@@ -134,41 +143,118 @@ def prepare(env: dict[str, str], fronts: list[str]) -> dict[str, list[str]]:
     return tokens
 
 
-async def drive(base_url: str, tokens: list[str], duration_s: float, run: Run) -> None:
-    """Open positions from one connection per token for `duration_s`, adding to `run`."""
-    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
-        started = time.perf_counter()
-        deadline = started + duration_s
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection, as lean as a load generator needs.
 
-        async def connection(token: str) -> None:
-            headers = {"authorization": f"Bearer {token}"}
+    httpx is the one HTTP client of the project, but at 32 concurrent connections its own
+    overhead caps it below what the fronts serve on this machine; measured through it, both
+    fronts would look alike.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> HttpConnection:
+        """Connect to `host:port`."""
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """Send one POST and return the status code and the body of the response."""
+        lines = [f"POST {path} HTTP/1.1", "host: bench", f"content-length: {len(body)}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        await self._writer.drain()
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        fields = dict(
+            (name.strip().lower(), value.strip())
+            for name, _, value in (line.partition(":") for line in header_lines if line)
+        )
+        if "content-length" in fields:
+            return int(status_line.split()[1]), await self._reader.readexactly(
+                int(fields["content-length"])
+            )
+        if fields.get("transfer-encoding", "").lower() != "chunked":
+            raise RuntimeError(f"response without a length: {status_line}")
+        chunks = []
+        while size := int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            chunks.append(await self._reader.readexactly(size))
+            await self._reader.readexactly(2)
+        await self._reader.readuntil(b"\r\n")
+        return int(status_line.split()[1]), b"".join(chunks)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        self._writer.close()
+        await self._writer.wait_closed()
+
+
+async def drive(port: int, tokens: list[str], duration_s: float, run: Run) -> None:
+    """Open positions from one connection per token for `duration_s`, adding to `run`."""
+    body = json.dumps(ORDER).encode()
+    started = time.perf_counter()
+    deadline = started + duration_s
+
+    async def connection(token: str) -> None:
+        headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+        http = await HttpConnection.open("127.0.0.1", port)
+        try:
             while time.perf_counter() < deadline:
                 sent = time.perf_counter()
-                reply = await client.post("/v1/positions", json=ORDER, headers=headers)
-                if reply.status_code == 200:
+                status, reply = await http.post("/v1/positions", body, headers)
+                if status == 200:
                     run.latencies_s.append(time.perf_counter() - sent)
                 else:
-                    run.failures.append(f"{reply.status_code} {reply.text[:200]}")
+                    run.failures.append(f"{status} {reply[:200]!r}")
+        finally:
+            await http.close()
 
-        await asyncio.gather(*(connection(token) for token in tokens))
-        run.elapsed_s += time.perf_counter() - started
+    await asyncio.gather(*(connection(token) for token in tokens))
+    run.elapsed_s += time.perf_counter() - started
+
+
+async def drive_grpc(address: str, tokens: list[str], duration_s: float, run: Run) -> None:
+    """Open positions over gRPC, one channel per token, for `duration_s`, adding to `run`."""
+    request = trading_pb2.OpenPositionRequest(
+        symbol=QUOTE[0], side=common_pb2.SIDE_BUY, leverage=100, quantity="0.0001"
+    )
+    started = time.perf_counter()
+    deadline = started + duration_s
+
+    async def connection(token: str) -> None:
+        metadata = (("authorization", f"Bearer {token}"),)
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = trading_pb2_grpc.TradingServiceStub(channel)
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                try:
+                    await stub.OpenPosition(request, metadata=metadata, timeout=30)
+                except grpc.aio.AioRpcError as exc:
+                    run.failures.append(f"{exc.code().name} {exc.details()}")
+                else:
+                    run.latencies_s.append(time.perf_counter() - sent)
+
+    await asyncio.gather(*(connection(token) for token in tokens))
+    run.elapsed_s += time.perf_counter() - started
 
 
 def main() -> None:
     """Run the benchmark and print its figures."""
     with tempfile.TemporaryDirectory(prefix="cfd-bench-envoy-") as tmp, mesh(Path(tmp)) as env:
-        fronts = {
-            "edge": f"http://127.0.0.1:{env['CFD_EDGE_PORT']}",
-            "envoy": f"http://127.0.0.1:{env['CFD_ENVOY_PORT']}",
-        }
-        tokens = prepare(env, list(fronts))
-        runs = {name: Run() for name in fronts}
-        for name, url in fronts.items():
-            asyncio.run(drive(url, tokens[name], ROUND_S, Run()))
+        fronts = {"edge": int(env["CFD_EDGE_PORT"]), "envoy": int(env["CFD_ENVOY_PORT"])}
+        engine = f"127.0.0.1:{env['CFD_ENGINE_PORT']}"
+        tokens = prepare(env, [*fronts, "grpc"])
+        runs = {name: Run() for name in (*fronts, "grpc")}
+        for name, port in fronts.items():
+            asyncio.run(drive(port, tokens[name], ROUND_S, Run()))
+        asyncio.run(drive_grpc(engine, tokens["grpc"], ROUND_S, Run()))
         for _ in range(ROUNDS):
-            for name, url in fronts.items():
-                asyncio.run(drive(url, tokens[name], ROUND_S, runs[name]))
+            for name, port in fronts.items():
+                asyncio.run(drive(port, tokens[name], ROUND_S, runs[name]))
+            asyncio.run(drive_grpc(engine, tokens["grpc"], ROUND_S, runs["grpc"]))
     for name, run in runs.items():
         if run.failures or not run.latencies_s:
             raise SystemExit(f"{name}: {len(run.failures)} failed calls, e.g. {run.failures[:3]}")
