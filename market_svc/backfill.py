@@ -189,14 +189,15 @@ async def backfill_store(
                 continue
             span_start = interval.open_time(first)
             span_end = interval.open_time(last) + interval.length_ms
-            stored = await store.query(
-                symbol,
-                M1,
-                start_ms=span_start,
-                end_ms=span_end - 1,
-                limit=(span_end - span_start) // MINUTE_MS,
-            )
-            rolled = roll_up(stored, interval)
+            if inserted == len(minutes):
+                # Every generated minute is new, so the store adds only the minutes around
+                # them in the buckets they share: read just those.
+                before = await _stored_minutes(store, symbol, span_start, first)
+                after = await _stored_minutes(store, symbol, last + MINUTE_MS, span_end)
+                series = [*before, *minutes, *after]
+            else:
+                series = await _stored_minutes(store, symbol, span_start, span_end)
+            rolled = roll_up(series, interval)
             await store.upsert(rolled)
             written += len(rolled)
         log.info(
@@ -206,6 +207,17 @@ async def backfill_store(
             "replay" if feed == "replay" else "simulator",
         )
     return written
+
+
+async def _stored_minutes(
+    store: CandleStore, symbol: str, start_ms: int, end_ms: int
+) -> list[Candle]:
+    """Return the stored one-minute candles with open time in [start, end)."""
+    if end_ms <= start_ms:
+        return []
+    return await store.query(
+        symbol, M1, start_ms=start_ms, end_ms=end_ms - 1, limit=(end_ms - start_ms) // MINUTE_MS
+    )
 
 
 async def backfill(settings: Settings, days: int) -> int:
