@@ -1,4 +1,4 @@
-"""gRPC-Web framing (binary `application/grpc-web+proto`) for tests that talk to Envoy.
+"""gRPC-Web framing (`application/grpc-web+proto` and its base64 text variant) for tests.
 
 A gRPC-Web body is a sequence of frames: one flag byte (0x00 data, 0x80 trailers), a 4-byte
 big-endian length, then the payload. Trailers are `name: value` lines separated by CRLF.
@@ -6,10 +6,14 @@ big-endian length, then the payload. Trailers are `name: value` lines separated 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import struct
 from dataclasses import dataclass, field
 
 CONTENT_TYPE = "application/grpc-web+proto"
+# The base64 variant, which browser clients use for server streams.
+TEXT_CONTENT_TYPE = "application/grpc-web-text+proto"
 DATA_FLAG = 0x00
 TRAILER_FLAG = 0x80
 _HEADER = struct.Struct(">BI")
@@ -90,6 +94,28 @@ class FrameReader:
             else:
                 raise FramingError(f"unknown frame flag {flag:#x}")
         return messages
+
+
+def encode_text_message(payload: bytes) -> bytes:
+    """Return one data frame in the base64 text encoding."""
+    return base64.b64encode(encode_message(payload))
+
+
+def decode_text(body: bytes) -> bytes:
+    """Return the binary frames of a text-encoded body.
+
+    A server may send each chunk as its own padded base64 run, so the body is decoded four
+    characters at a time rather than as one base64 string.
+    """
+    text = b"".join(body.split())
+    if len(text) % 4:
+        raise FramingError(f"a base64 body of {len(text)} characters is truncated")
+    try:
+        return b"".join(
+            base64.b64decode(text[i : i + 4], validate=True) for i in range(0, len(text), 4)
+        )
+    except binascii.Error as exc:
+        raise FramingError(f"not base64: {exc}") from None
 
 
 def _parse_trailers(payload: bytes) -> dict[str, str]:

@@ -10,7 +10,16 @@ import pytest
 from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from envoy_support import QUOTES_PER_SYMBOL, EnvoyProcess, FakeMesh, running_front
 from google.rpc import error_details_pb2, status_pb2
-from grpcweb import CONTENT_TYPE, FrameReader, FramingError, decode_body, encode_message
+from grpcweb import (
+    CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    FrameReader,
+    FramingError,
+    decode_body,
+    decode_text,
+    encode_message,
+    encode_text_message,
+)
 
 from mesh.config import Settings
 
@@ -69,6 +78,23 @@ def test_stream_prices_frames_arrive_incrementally(
     assert [q.sequence for q in quotes] == list(range(1, QUOTES_PER_SYMBOL + 1))
     assert [q.bid for q in quotes] == ["100.00", "101.00", "102.00"]
     assert reader.trailers["grpc-status"] == "0"
+
+
+def test_stream_prices_in_text_mode(client: httpx.Client, headers: dict[str, str]) -> None:
+    request = trading_pb2.StreamPricesRequest(symbols=["BTCUSD", "ETHUSD"])
+    text_headers = headers | {"content-type": TEXT_CONTENT_TYPE, "accept": TEXT_CONTENT_TYPE}
+    reply = client.post(
+        "/cfd.v1.TradingService/StreamPrices",
+        content=encode_text_message(request.SerializeToString()),
+        headers=text_headers,
+    )
+
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == TEXT_CONTENT_TYPE
+    result = decode_body(decode_text(reply.content))
+    quotes = [trading_pb2.StreamPricesResponse.FromString(m) for m in result.messages]
+    assert [q.symbol for q in quotes] == ["BTCUSD", "ETHUSD"] * QUOTES_PER_SYMBOL
+    assert result.status == 0
 
 
 def test_error_carries_the_rich_status(client: httpx.Client, headers: dict[str, str]) -> None:
@@ -142,3 +168,10 @@ def test_framing_rejects_truncated_and_unknown_frames() -> None:
     reader = FrameReader()
     assert reader.feed(frame[:4]) == []
     assert reader.feed(frame[4:] + frame) == [b"abc", b"abc"]
+    # Two separately padded base64 runs, as a server sends chunk by chunk.
+    two_runs = encode_text_message(b"a") + encode_text_message(b"bc")
+    assert decode_body(decode_text(two_runs)).messages == [b"a", b"bc"]
+    with pytest.raises(FramingError, match="truncated"):
+        decode_text(two_runs[:-1])
+    with pytest.raises(FramingError, match="not base64"):
+        decode_text(b"AA!A")
