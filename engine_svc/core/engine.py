@@ -82,6 +82,10 @@ MAX_SLIPPAGE_BPS = 10_000_000
 MAX_TIME_NS = (1 << 63) - 1
 _EXPIRY_SHIFT = 48
 
+# Building the hottest immutable records through tuple.__new__ skips NamedTuple's
+# Python-level __new__; the field order is the class's, as the tests check.
+_new = tuple.__new__
+
 # Enum members bound once: attribute access on an enum class is comparatively slow.
 _BUY = Side.BUY
 _SELL = Side.SELL
@@ -439,7 +443,7 @@ class Core:
         view = opened.position
         if client_order_id is not None:
             account.results[client_order_id] = Result(None, "", view, (), True)
-        return Result(None, "", view, (changed, opened), False)
+        return _new(Result, (None, "", view, (changed, opened), False))
 
     @staticmethod
     def _check_slippage(command: OpenPosition, instrument: Instrument, fill: int) -> None:
@@ -503,24 +507,29 @@ class Core:
         account.used_margin += margin
         self.positions[key] = position
         account.positions[key] = position
-        self._set_liquidation(position, instrument, book)
+        liq = self._liquidation_price(position, instrument)
+        position.liq = liq
+        book.push(BID_BELOW if is_buy else ASK_ABOVE, liq, key, KIND_LIQUIDATION)
         if tp or sl or trail:
             position.tp = tp
             position.sl = sl
             position.trail = trail
             self._index_stops(position, book)
         view = self._position_view(position)
-        changed = BalanceChanged(
-            seq, ts, account.account_id, _MARGIN_RESERVED, -margin, account.balance, view.id
+        owner = account.account_id
+        changed = _new(
+            BalanceChanged, (seq, ts, owner, _MARGIN_RESERVED, -margin, account.balance, view.id)
         )
-        return changed, PositionOpened(seq, ts, account.account_id, view)
+        return changed, _new(PositionOpened, (seq, ts, owner, view))
 
     @staticmethod
     def _liquidation_price(position: Position, instrument: Instrument) -> int:
         """Set the position's maintenance margin and return its liquidation price."""
-        maintenance = instrument.maintenance_ceil_micros(position.entry, position.quantity)
+        maintenance = 0
+        if instrument.maintenance_num:
+            maintenance = instrument.maintenance_ceil_micros(position.entry, position.quantity)
+            position.maintenance = maintenance
         move = instrument.ticks_floor_for_money(position.margin - maintenance, position.quantity)
-        position.maintenance = maintenance
         # A buy's entry - x rounded up to the tick is entry - floor(x); a sell's rounds down.
         return position.entry - move if position.is_buy else position.entry + move
 
@@ -577,7 +586,7 @@ class Core:
         closed = event.close
         if client_order_id is not None:
             account.results[client_order_id] = Result(None, "", closed, (), True)
-        return Result(None, "", closed, (event, settled), False)
+        return _new(Result, (None, "", closed, (event, settled), False))
 
     def _settle_close(
         self,
@@ -616,30 +625,34 @@ class Core:
             self._set_liquidation(position, instrument, book)
             remaining = self._position_view(position)
         pid = position_id(position.key)
-        closed = ClosedPosition(
-            pid,
-            account.account_id,
-            position.symbol,
-            _BUY if position.is_buy else _SELL,
-            position.leverage,
-            position.entry,
-            lots,
-            price,
-            released,
-            pnl,
-            absorbed,
-            credited,
-            reason,
-            position.open_ts,
-            ts,
-            seq,
-            position.client_order_id,
-            remaining,
+        closed = _new(
+            ClosedPosition,
+            (
+                pid,
+                account.account_id,
+                position.symbol,
+                _BUY if position.is_buy else _SELL,
+                position.leverage,
+                position.entry,
+                lots,
+                price,
+                released,
+                pnl,
+                absorbed,
+                credited,
+                reason,
+                position.open_ts,
+                ts,
+                seq,
+                position.client_order_id,
+                remaining,
+            ),
         )
-        settled = BalanceChanged(
-            seq, ts, account.account_id, _CLOSE_SETTLED, credited, account.balance, pid
+        owner = account.account_id
+        settled = _new(
+            BalanceChanged, (seq, ts, owner, _CLOSE_SETTLED, credited, account.balance, pid)
         )
-        return PositionClosed(seq, ts, account.account_id, closed), settled
+        return _new(PositionClosed, (seq, ts, owner, closed)), settled
 
     def _add_margin(self, command: AddMargin) -> Result:
         account = self._account(command.account_id)
@@ -968,26 +981,29 @@ class Core:
             move = quote.bid - entry if is_buy else entry - quote.ask
             unrealized = self.instruments[position.symbol].pnl_floor_micros(move, quantity)
         order_key = position.order_key
-        return PositionView(
-            f"p-{position.key}",
-            position.account_id,
-            position.symbol,
-            _BUY if is_buy else _SELL,
-            quantity,
-            position.leverage,
-            entry,
-            position.margin,
-            position.maintenance,
-            position.liq,
-            tp if tp else None,
-            sl if sl else None,
-            trail if trail else None,
-            position.trailing_stop() if trail else None,
-            unrealized,
-            position.open_seq,
-            position.open_ts,
-            position.client_order_id,
-            f"o-{order_key}" if order_key else None,
+        return _new(
+            PositionView,
+            (
+                f"p-{position.key}",
+                position.account_id,
+                position.symbol,
+                _BUY if is_buy else _SELL,
+                quantity,
+                position.leverage,
+                entry,
+                position.margin,
+                position.maintenance,
+                position.liq,
+                tp if tp else None,
+                sl if sl else None,
+                trail if trail else None,
+                position.trailing_stop() if trail else None,
+                unrealized,
+                position.open_seq,
+                position.open_ts,
+                position.client_order_id,
+                f"o-{order_key}" if order_key else None,
+            ),
         )
 
     def _order_view(

@@ -4,8 +4,8 @@ Static trigger prices (liquidation, stop loss, take profit, pending order trigge
 four binary heaps per symbol, one per (quote side, crossing direction); a tick only looks at
 the heap tops. An entry is one integer ``signed_price << 51 | key << 3 | kind`` so the heaps
 compare plain ints. Entries are removed lazily: one whose position or order no longer has
-that trigger price is dropped when it surfaces, and a heap that has grown to twice its size
-after the last clean-up is rebuilt without the stale entries (amortized O(1) per push).
+that trigger price is dropped when it surfaces, and a heap longer than twice its largest possible
+number of live entries is rebuilt without its stale entries (amortized O(1) per push).
 
 Trailing stops live in a `TrailBook` per symbol and side, see its docstring.
 """
@@ -49,13 +49,12 @@ def entry_kind(entry: int) -> int:
 class SymbolBook:
     """The four static trigger heaps and two trailing books of one symbol."""
 
-    __slots__ = ("heaps", "limits", "long_trail", "orders", "positions", "short_trail")
+    __slots__ = ("heaps", "long_trail", "orders", "positions", "short_trail")
 
     def __init__(self, positions: dict[int, Position], orders: dict[int, Order]) -> None:
         self.positions = positions
         self.orders = orders
         self.heaps: list[list[int]] = [[], [], [], []]
-        self.limits: list[int] = [_MIN_COMPACT, _MIN_COMPACT, _MIN_COMPACT, _MIN_COMPACT]
         self.long_trail = TrailBook(positions)
         self.short_trail = TrailBook(positions)
 
@@ -64,7 +63,10 @@ class SymbolBook:
         signed = -price if which in (BID_BELOW, ASK_BELOW) else price
         heap = self.heaps[which]
         heappush(heap, (signed << _PRICE_SHIFT) | (key << _KEY_SHIFT) | kind)
-        if len(heap) > self.limits[which]:
+        # One heap holds at most two live entries per open position (liquidation and stop
+        # loss) and one per pending order; past twice that bound at least half are stale, so
+        # dropping them costs O(1) per stale entry.
+        if len(heap) > 4 * (len(self.positions) + len(self.orders)) + _MIN_COMPACT:
             self._compact(which)
 
     def push_unordered(self, which: int, price: int, key: int, kind: int) -> None:
@@ -74,9 +76,8 @@ class SymbolBook:
 
     def heapify_all(self) -> None:
         """Restore heap order after `push_unordered` and `add_trailing_unordered` calls."""
-        for which, heap in enumerate(self.heaps):
+        for heap in self.heaps:
             heapify(heap)
-            self.limits[which] = max(_MIN_COMPACT, 2 * len(heap))
         self.long_trail.heapify_all()
         self.short_trail.heapify_all()
 
@@ -101,7 +102,6 @@ class SymbolBook:
         live = sorted({entry for entry in self.heaps[which] if self._valid(which, entry)})
         heapify(live)
         self.heaps[which] = live
-        self.limits[which] = max(_MIN_COMPACT, 2 * len(live))
 
     def pop_crossed(self, bid: int, ask: int, out: list[int]) -> None:
         """Move every live entry the quote crosses into `out` (unordered)."""

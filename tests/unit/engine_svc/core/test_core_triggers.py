@@ -339,3 +339,18 @@ def test_untriggered_ticks_leave_the_indexes_alone(harness: Harness) -> None:
         assert harness.run(ApplyQuote, symbol="BTCUSD", bid=bid, ask=bid + 1000).events == ()
     assert book.entry_count() == entries
     assert book.long_trail.level_count() <= 2
+
+
+def test_stale_index_entries_are_dropped(harness: Harness) -> None:
+    _start(harness, balance=10**9 * USD)
+    book = harness.core.books["BTCUSD"]
+    for _ in range(6):
+        opened = [
+            _open(harness, leverage=10, quantity=1 + index, stop_loss=5_000_000 - index)
+            for index in range(150)
+        ]
+        for position in opened:
+            assert harness.run(ClosePosition, account_id="a", position_id=position.id).ok
+    # Every position is closed: what is left is bounded by the compaction rule.
+    assert all(len(heap) <= 4 * 150 + 64 for heap in book.heaps)
+    assert harness.core.stats().open_positions == 0
