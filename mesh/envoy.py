@@ -267,6 +267,8 @@ def run_envoy(settings: Settings, options: EnvoyOptions | None = None) -> int:
     if code < 0:
         # Killed by a signal: 0 when it was ours to stop, else the shell's 128+N convention.
         return 0 if stopping else 128 - code
+    if code != 0 and not stopping:
+        print(f"cfd envoy: envoy exited with code {code}; its log above says why", file=sys.stderr)
     return code
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ from support import ServiceProcess, mesh_env, wait_for
 
 from mesh.config import Settings
 from mesh.envoy import envoy_ready
+from mesh.tokens import TokenConfig, load_signing_key
 
 
 def test_cfd_envoy_serves_until_sigterm(tmp_path: Path) -> None:
@@ -75,3 +77,22 @@ def test_cfd_up_envoy_without_the_binary_stops_with_a_clear_message(tmp_path: Pa
     assert code != 0
     assert "cfd envoy: CFD_ENVOY_BIN=" in output
     assert "CFD Mesh is up" not in output
+
+
+def test_cfd_envoy_reports_envoys_own_failure(tmp_path: Path) -> None:
+    env = mesh_env(tmp_path / "data")
+    settings = Settings.from_env(env)
+    load_signing_key(settings, TokenConfig())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", settings.envoy_port))
+        taken.listen()
+        process = ServiceProcess(["envoy"], env, tmp_path / "envoy.log")
+        try:
+            code = process.process.wait(timeout=30)
+            output = process.output()
+        finally:
+            process.stop()
+
+    assert code == 1
+    assert f"cannot bind '127.0.0.1:{settings.envoy_port}'" in output
+    assert "cfd envoy: envoy exited with code 1" in output
