@@ -188,9 +188,17 @@ def create_app(
             per_user=config.rate_limit_user,
         ),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={Exception: internal_error},
     )
+    app.state.edge = state
+    return app
+
+
+def state_of(app: Starlette) -> EdgeState:
+    """Return the shared state of an app made by `create_app`."""
+    state: EdgeState = app.state.edge
+    return state
