@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,9 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from support import REPO, ServiceProcess, mesh_env, wait_for
 
 WEB = REPO / "web"
+ARTIFACTS = REPO / "test-artifacts"
+ACCESS_TOKEN_TTL_S = 20
+OUTCOMES = pytest.StashKey[dict[str, bool]]()
 
 
 def _web_sources_newer_than(stamp: Path) -> bool:
@@ -45,7 +48,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     _require_chromium()
     _ensure_web_built()
     data_dir = tmp_path_factory.mktemp("e2e-mesh")
-    env = mesh_env(data_dir, CFD_FEED="manual")
+    # Short-lived access tokens, so that the page's refresh before expiry is exercised.
+    env = mesh_env(data_dir, CFD_FEED="manual", CFD_ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL_S))
     up = ServiceProcess(["up"], env, data_dir / "up.log")
     try:
         wait_for(lambda: "CFD Mesh is up" in up.output() or up.process.poll() is not None, 120)
@@ -75,11 +79,30 @@ def browser(playwright: Playwright, mesh: Mesh) -> Iterator[Browser]:
     chromium.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember each phase's outcome on the test item, for the page fixture's teardown."""
+    report = yield
+    item.stash.setdefault(OUTCOMES, {})[report.when] = report.failed
+    return report
+
+
 @pytest.fixture
-def page(browser: Browser, mesh: Mesh) -> Iterator[Page]:
+def page(browser: Browser, mesh: Mesh, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh browser context (no stored session) at the desktop size of the issue."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=mesh.base_url)
     context.set_default_timeout(10_000)
     tab = context.new_page()
+    console: list[str] = []
+    tab.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    tab.on("pageerror", lambda error: console.append(f"page error: {error}"))
     yield tab
+    if request.node.stash.get(OUTCOMES, {}).get("call", False):
+        # Keep what the browser showed and logged when a test fails.
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = request.node.name
+        tab.screenshot(path=str(ARTIFACTS / f"failed-{name}.png"))
+        (ARTIFACTS / f"failed-{name}.log").write_text("\n".join(console) + "\n")
     context.close()

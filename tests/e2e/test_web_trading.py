@@ -383,6 +383,25 @@ def test_reconnect_shows_offline_and_loses_no_event(mesh: Mesh, page: Page) -> N
     expect(page.get_by_test_id("positions-empty")).to_be_visible()
 
 
+def test_session_is_refreshed_before_the_token_expires(mesh: Mesh, page: Page) -> None:
+    mesh.publish("SOLUSD", "150.000", "150.030")
+    sign_up(page)
+    select(page, "SOLUSD")
+    first = page.evaluate("() => JSON.parse(localStorage.getItem('cfd.session'))")
+    # The mesh issues 20-second access tokens: the page must swap its token before expiry.
+    page.wait_for_function(
+        "(token) => JSON.parse(localStorage.getItem('cfd.session'))?.accessToken !== token",
+        arg=first["accessToken"],
+        timeout=30_000,
+    )
+    page.wait_for_function("(at) => Date.now() > at + 1000", arg=first["expiresAt"], timeout=30_000)
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "online")
+    row = open_market(page, "1", 2)
+    # The private channels outlived the first token: positions still update live.
+    mesh.publish("SOLUSD", "151.000", "151.030")
+    expect(row.get_by_test_id("position-pnl")).to_have_text("+0.97")
+
+
 def test_main_screen_screenshot(mesh: Mesh, page: Page) -> None:
     mesh.publish("BTCUSD", "64000.00", "64010.00")
     sign_up(page)

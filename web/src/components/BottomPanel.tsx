@@ -13,6 +13,7 @@ import {
   formatTime,
   signOf,
 } from "../lib/format";
+import { closedEntryKey, mergeHistory } from "../lib/history";
 import type { Order, Position } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
@@ -31,6 +32,7 @@ interface BottomPanelProps {
   readonly positions: readonly Position[];
   readonly orders: readonly Order[];
   readonly historyVersion: number;
+  readonly announcedCloses: readonly Position[];
   readonly actions: Actions;
 }
 
@@ -273,14 +275,15 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
   );
 }
 
-function HistoryTable({ api, instruments, historyVersion }: BottomPanelProps) {
+function HistoryTable({ api, instruments, historyVersion, announcedCloses }: BottomPanelProps) {
   // Tokens of the pages before the current one; the last entry is the current page's token.
   const [tokens, setTokens] = useState<readonly string[]>([""]);
-  const [rows, setRows] = useState<readonly Position[]>([]);
+  const [serverRows, setRows] = useState<readonly Position[]>([]);
   const [next, setNext] = useState<string>("");
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
   const token = tokens[tokens.length - 1];
+  const rows = token === "" ? mergeHistory(serverRows, announcedCloses) : serverRows;
 
   useEffect(() => {
     let cancelled = false;
@@ -327,7 +330,7 @@ function HistoryTable({ api, instruments, historyVersion }: BottomPanelProps) {
             {rows.map((position, index) => {
               const digits = digitsOf(instruments, position.symbol);
               return (
-                <tr key={`${position.id}-${position.closeTime ?? ""}-${index}`} data-testid="history-row" data-reason={position.closeReason ?? ""}>
+                <tr key={`${closedEntryKey(position)}-${index}`} data-testid="history-row" data-reason={position.closeReason ?? ""}>
                   <td>{formatTime(position.closeTime)}</td>
                   <td>{position.symbol}</td>
                   <td className={position.side === "SIDE_BUY" ? "up" : "down"}>{formatSide(position.side)}</td>

@@ -33,6 +33,8 @@ interface TradingScreenProps {
 
 const TICKER_REFRESH_MS = 30_000;
 const SELECTION_KEY = "cfd.selection";
+/** Closes kept from the events channel until the recorded history shows them. */
+const MAX_ANNOUNCED_CLOSES = 100;
 
 function websocketUrl(): string {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
@@ -80,6 +82,7 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
   const [positions, setPositions] = useState<readonly Position[]>([]);
   const [orders, setOrders] = useState<readonly Order[]>([]);
   const [historyVersion, setHistoryVersion] = useState(0);
+  const [announcedCloses, setAnnouncedCloses] = useState<readonly Position[]>([]);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [eventsReady, setEventsReady] = useState(cursor.hasPosition());
 
@@ -255,6 +258,10 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
       event.type === "EVENT_TYPE_POSITION_CLOSED" ||
       event.type === "EVENT_TYPE_POSITION_LIQUIDATED"
     ) {
+      const closed = event.position;
+      if (closed !== undefined) {
+        setAnnouncedCloses((current) => [closed, ...current].slice(0, MAX_ANNOUNCED_CLOSES));
+      }
       refreshHistory();
     }
   };
@@ -323,6 +330,7 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
         positions={positions}
         orders={orders}
         historyVersion={historyVersion}
+        announcedCloses={announcedCloses}
         actions={actions}
       />
       <ToastList toasts={toasts} onDismiss={dismiss} />
