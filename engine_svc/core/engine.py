@@ -9,7 +9,7 @@ import gc
 import hashlib
 from collections.abc import Callable, Mapping
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, Final
 
 from .codec import (
     CodecError,
@@ -76,28 +76,28 @@ from .views import (
     QuoteView,
 )
 
-MAX_CLIENT_ORDER_ID = 64
-MAX_ACCOUNT_ID = 128
-MAX_SLIPPAGE_BPS = 10_000_000
-MAX_TIME_NS = (1 << 63) - 1
-_EXPIRY_SHIFT = 48
+MAX_CLIENT_ORDER_ID: Final = 64
+MAX_ACCOUNT_ID: Final = 128
+MAX_SLIPPAGE_BPS: Final = 10_000_000
+MAX_TIME_NS: Final = (1 << 63) - 1
+_EXPIRY_SHIFT: Final = 48
 
 # Building the hottest immutable records through tuple.__new__ skips NamedTuple's
 # Python-level __new__; the field order is the class's, as the tests check.
 _new = tuple.__new__
 
 # Enum members bound once: attribute access on an enum class is comparatively slow.
-_BUY = Side.BUY
-_SELL = Side.SELL
-_USER = CloseReason.USER
-_MARGIN_RESERVED = BalanceKind.MARGIN_RESERVED
-_CLOSE_SETTLED = BalanceKind.CLOSE_SETTLED
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_USER: Final = CloseReason.USER
+_MARGIN_RESERVED: Final = BalanceKind.MARGIN_RESERVED
+_CLOSE_SETTLED: Final = BalanceKind.CLOSE_SETTLED
 
 # Close reason priority when several triggers of one position fire in the same tick.
-_PRIORITY_LIQUIDATION = 0
-_PRIORITY_STOP_LOSS = 1
-_PRIORITY_TRAILING = 2
-_PRIORITY_TAKE_PROFIT = 3
+_PRIORITY_LIQUIDATION: Final = 0
+_PRIORITY_STOP_LOSS: Final = 1
+_PRIORITY_TRAILING: Final = 2
+_PRIORITY_TAKE_PROFIT: Final = 3
 _PRIORITY_REASONS = (
     CloseReason.LIQUIDATION,
     CloseReason.STOP_LOSS,

@@ -13,27 +13,28 @@ Trailing stops live in a `TrailBook` per symbol and side, see its docstring.
 from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
+from typing import Final
 
 from .state import Order, Position, TrailLevel
 
-KIND_LIQUIDATION = 0
-KIND_STOP_LOSS = 1
-KIND_TAKE_PROFIT = 2
-KIND_ORDER = 3
+KIND_LIQUIDATION: Final = 0
+KIND_STOP_LOSS: Final = 1
+KIND_TAKE_PROFIT: Final = 2
+KIND_ORDER: Final = 3
 
 # Heap numbers: which quote is compared and whether a trigger fires when the quote falls to
 # (BELOW) or rises to (ABOVE) the trigger price.
-BID_BELOW = 0
-BID_ABOVE = 1
-ASK_BELOW = 2
-ASK_ABOVE = 3
+BID_BELOW: Final = 0
+BID_ABOVE: Final = 1
+ASK_BELOW: Final = 2
+ASK_ABOVE: Final = 3
 
-_PRICE_SHIFT = 51
-_KEY_SHIFT = 3
-_KEY_MASK = (1 << 48) - 1
-MAX_KEY = _KEY_MASK
-_MIN_COMPACT = 64
-_TRAIL_KEY_SHIFT = 48
+_PRICE_SHIFT: Final = 51
+_KEY_SHIFT: Final = 3
+_KEY_MASK: Final = (1 << 48) - 1
+MAX_KEY: Final = _KEY_MASK
+_MIN_COMPACT: Final = 64
+_TRAIL_KEY_SHIFT: Final = 48
 
 
 def entry_key(entry: int) -> int:

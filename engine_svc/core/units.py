@@ -7,14 +7,16 @@ instrument's ticks, a quantity an integer number of its instrument's lot steps; 
 
 from __future__ import annotations
 
-MICROS_PER_USD = 1_000_000
-MONEY_DECIMALS = 6
+from typing import Final
+
+MICROS_PER_USD: Final = 1_000_000
+MONEY_DECIMALS: Final = 6
 
 # Bounds that keep every product far from any practical limit and reject absurd inputs early.
-MAX_MONEY_MICROS = 10**18
-MAX_PRICE_TICKS = 10**15
-MAX_QUANTITY_LOTS = 10**15
-MAX_DURATION_NS = 10**19
+MAX_MONEY_MICROS: Final = 10**18
+MAX_PRICE_TICKS: Final = 10**15
+MAX_QUANTITY_LOTS: Final = 10**15
+MAX_DURATION_NS: Final = 10**19
 
 
 def floor_div(numerator: int, denominator: int) -> int:
