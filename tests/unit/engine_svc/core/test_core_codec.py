@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 
 import pytest
-from core_harness import Harness
+from unit.engine_svc.core.core_harness import Harness
 
 from engine_svc.core import (
     AddMargin,

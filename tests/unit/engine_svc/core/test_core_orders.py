@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core_harness import Harness
+from unit.engine_svc.core.core_harness import Harness
 
 from engine_svc.core import (
     ApplyQuote,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from core_harness import Harness
+from unit.engine_svc.core.core_harness import Harness
 
 from engine_svc.core import (
     AccountCreated,
