@@ -119,10 +119,6 @@ class RejectionError(Exception):
         self.message = message
 
 
-def _is_int(value: object) -> bool:
-    return type(value) is int
-
-
 def _type_error(name: str, expected: str, value: object) -> TypeError:
     return TypeError(f"{name} must be {expected}, not {type(value).__name__}")
 
