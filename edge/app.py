@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute, request_response
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
@@ -25,6 +25,7 @@ from edge.config import EdgeConfig
 from edge.descriptors import Contracts, Rpc, load
 from edge.errors import JSON_TYPE, dumps, plain_error
 from edge.hub import Hub
+from edge.middleware.dispatch import ApiDispatch
 from edge.middleware.ratelimit import RateLimitMiddleware
 from edge.middleware.requestid import RequestIdMiddleware, request_id_of
 from edge.openapi import build_openapi
@@ -166,7 +167,6 @@ def create_app(
         Route("/docs", docs),
         Route("/.well-known/jwks.json", jwks),
         WebSocketRoute("/v1/ws", websocket),
-        Route("/v1/{rest:path}", gateway.handle, methods=ALL_METHODS),
         Mount("/_edge", StaticFiles(directory=STATIC_DIR)),
         Mount("/", StaticFiles(directory=web_root(), html=True)),
     ]
@@ -187,6 +187,7 @@ def create_app(
             per_ip=config.rate_limit_ip,
             per_user=config.rate_limit_user,
         ),
+        Middleware(ApiDispatch, api=request_response(gateway.handle)),
     ]
     app = Starlette(
         routes=routes,

@@ -410,3 +410,15 @@ async def test_static_pages_and_docs_are_served(client: httpx.AsyncClient) -> No
     assert "docs.js" in docs.text
     assert "cdn" not in docs.text.lower()
     assert (await client.get("/_edge/docs.js")).status_code == 200
+
+
+async def test_every_api_path_reaches_the_gateway(
+    client: httpx.AsyncClient, mesh: FakeMesh
+) -> None:
+    auth = {"authorization": f"Bearer {mesh.token()}"}
+    odd = await client.get("/v1/positions/%0A%C4%80", headers=auth)
+    assert odd.status_code == 200
+    assert odd.json() == {"position": {"id": "\nĀ"}}
+    missing = await client.get("/v1/%0A")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/json"
