@@ -29,6 +29,22 @@ Trigger order within one `ApplyQuote`
        margin check sees the balances after step 3 and after earlier fills. Positions opened
        in step 4 are first evaluated by the next quote.
 
+Choices where API.md leaves room
+    - Liquidation fires when the quote reaches the liquidation price (API.md formula, rounded
+      to the tick toward the entry), i.e. at or just before margin + PnL <= maintenance.
+    - A position with several triggers crossed by one quote closes once (see above); a quote
+      gapping through a trigger fills at the quote, and a loss beyond the released margin is
+      borne by the house (`ClosedPosition.house_absorbed`).
+    - Trailing stops track the best price since the position opened, also when the distance
+      is set later by ModifyPosition (rejected with INVALID_STOPS if already crossed).
+    - Pending orders reserve no margin. TP/SL are checked against the trigger price at
+      placement and against the triggering quote at the fill; a margin-sized order gets its
+      quantity at the fill price. A failed fill check makes the order REJECTED.
+    - A limit must be strictly better than the current price (buy: below the ask, sell:
+      above the bid) and a stop strictly worse; anything else is VALIDATION_FAILED.
+    - A quantity below one lot step is QUANTITY_TOO_SMALL; ``DecimalFormatError.below_step``
+      tells the service when a decimal string was positive but below the step.
+
 Idempotency
     A client_order_id is unique per account across all mutating trading commands (and
     Deposit). The first *accepted* command stores its result; a repeat returns that stored
