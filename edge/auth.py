@@ -97,11 +97,9 @@ def parse_jwks(document: object) -> dict[str, Ed25519PublicKey]:
         raise ValueError("a JWKS document is an object with a 'keys' list")
     keys: dict[str, Ed25519PublicKey] = {}
     for entry in document["keys"]:
-        if (
-            not isinstance(entry, dict)
-            or entry.get("kty") != "OKP"
-            or entry.get("crv") != "Ed25519"
-        ):
+        if not isinstance(entry, dict):
+            raise ValueError("a JWK is an object")
+        if entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519":
             continue
         kid, x = entry.get("kid"), entry.get("x")
         if not isinstance(kid, str) or not isinstance(x, str):

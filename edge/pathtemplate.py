@@ -77,7 +77,10 @@ def parse(text: str) -> PathTemplate:
     variables: list[Variable] = []
     literals = 0
     pattern: list[str] = []
-    for segment in _split_segments(body, text):
+    segments = _split_segments(body, text)
+    for position, segment in enumerate(segments):
+        if "**" in segment and position != len(segments) - 1:
+            raise TemplateError(f"{text!r}: '**' must be in the last segment")
         if segment.startswith("{"):
             if not segment.endswith("}"):
                 raise TemplateError(f"{text!r}: unterminated variable {segment!r}")

@@ -1,0 +1,154 @@
+"""Feeds: one upstream stream per key, fan-out, reconnection and resumption without gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.rpc import status_pb2
+
+from edge.hub import FeedSpec, Frame, Hub, Subscription
+
+Item = Any
+
+
+class Upstream:
+    """A scripted upstream: each open gets a queue the test feeds; None ends the stream."""
+
+    def __init__(self) -> None:
+        self.opens: list[int] = []
+        self.queues: list[asyncio.Queue[Item]] = []
+
+    def open(self, resume: int) -> AsyncIterator[Item]:
+        self.opens.append(resume)
+        queue: asyncio.Queue[Item] = asyncio.Queue()
+        self.queues.append(queue)
+
+        async def stream() -> AsyncIterator[Item]:
+            while True:
+                item = await queue.get()
+                if isinstance(item, Exception):
+                    raise item
+                if item is None:
+                    return
+                yield item
+
+        return stream()
+
+
+class Sink:
+    """A subscriber that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.failures: list[status_pb2.Status] = []
+
+    def deliver(self, subscription: Subscription, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    def fail(self, subscription: Subscription, status: status_pb2.Status) -> None:
+        self.failures.append(status)
+
+    def texts(self) -> list[str]:
+        return [f.text for f in self.frames]
+
+
+def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="x")
+
+
+def prices(upstream: Upstream) -> FeedSpec:
+    return FeedSpec(
+        ("prices", "BTCUSD"),
+        "cfd.v1.MarketDataService",
+        upstream.open,
+        lambda item: [Frame(str(item), slot="prices:BTCUSD")],
+    )
+
+
+def events(upstream: Upstream) -> FeedSpec:
+    return FeedSpec(
+        ("events", "u1"),
+        "cfd.v1.TradingService",
+        upstream.open,
+        lambda item: [Frame(f"{item[0]}.{item[1]}", sequence=item[0], index=item[1])],
+        sequenced=True,
+    )
+
+
+async def until(condition: Callable[[], bool], within: float = 5) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_subscribers_of_one_key_share_one_upstream() -> None:
+    hub, upstream, first, second = Hub(), Upstream(), Sink(), Sink()
+    a = hub.subscribe(prices(upstream), first)
+    b = hub.subscribe(prices(upstream), second)
+    await until(lambda: len(upstream.queues) == 1)
+    upstream.queues[0].put_nowait("q1")
+    await until(lambda: len(second.frames) == 1)
+    assert first.texts() == second.texts() == ["q1"]
+    hub.unsubscribe(a)
+    assert hub.feed_count() == 1
+    hub.unsubscribe(b)
+    assert hub.feed_count() == 0
+    await hub.close()
+    assert upstream.opens == [0]
+
+
+async def test_a_dropped_stream_is_reopened_after_the_last_event() -> None:
+    hub, upstream, sink = Hub(), Upstream(), Sink()
+    hub.subscribe(events(upstream), sink, from_sequence=4)
+    await until(lambda: len(upstream.queues) == 1)
+    for item in ((5, 0), (6, 0), (6, 1)):
+        upstream.queues[0].put_nowait(item)
+    upstream.queues[0].put_nowait(rpc_error(grpc.StatusCode.UNAVAILABLE))
+    await until(lambda: len(upstream.queues) == 2)
+    # Resumed one sequence early, so a half-delivered sequence is completed; repeats are skipped.
+    assert upstream.opens == [4, 5]
+    for item in ((6, 0), (6, 1), (6, 2), (7, 0)):
+        upstream.queues[1].put_nowait(item)
+    await until(lambda: len(sink.frames) == 5)
+    assert sink.texts() == ["5.0", "6.0", "6.1", "6.2", "7.0"]
+    await hub.close()
+
+
+async def test_a_late_subscriber_is_replayed_from_the_recent_events() -> None:
+    hub, upstream, early, late = Hub(backlog=3), Upstream(), Sink(), Sink()
+    hub.subscribe(events(upstream), early, from_sequence=0)
+    await until(lambda: len(upstream.queues) == 1)
+    for sequence in range(1, 6):
+        upstream.queues[0].put_nowait((sequence, 0))
+    await until(lambda: len(early.frames) == 5)
+    hub.subscribe(events(upstream), late, from_sequence=3)
+    assert late.texts() == ["4.0", "5.0"]
+    assert len(upstream.queues) == 1
+    # Older than the buffer: that subscriber gets a stream of its own.
+    oldest = Sink()
+    hub.subscribe(events(upstream), oldest, from_sequence=1)
+    await until(lambda: len(upstream.queues) == 2)
+    assert upstream.opens == [0, 1]
+    upstream.queues[0].put_nowait((6, 0))
+    await until(lambda: len(late.frames) == 3)
+    assert early.texts()[-1] == late.texts()[-1] == "6.0"
+    assert oldest.frames == []
+    await hub.close()
+
+
+async def test_a_permanent_failure_ends_the_feed_for_every_subscriber() -> None:
+    hub, upstream, first, second = Hub(), Upstream(), Sink(), Sink()
+    hub.subscribe(prices(upstream), first)
+    hub.subscribe(prices(upstream), second)
+    await until(lambda: len(upstream.queues) == 1)
+    upstream.queues[0].put_nowait(rpc_error(grpc.StatusCode.UNAUTHENTICATED))
+    await until(lambda: len(second.failures) == 1)
+    assert first.failures[0].code == grpc.StatusCode.UNAUTHENTICATED.value[0]
+    assert hub.feed_count() == 0
+    assert upstream.opens == [0]
+    await hub.close()
