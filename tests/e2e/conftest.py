@@ -7,9 +7,10 @@ import subprocess
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from e2e.browser_support import CHROMIUM, CHROMIUM_ARGS, Mesh
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from e2e.browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Mesh, unique_email
+from playwright.sync_api import Browser, Page, Playwright, Response, sync_playwright
 from support import REPO, ServiceProcess, mesh_env, wait_for
 
 WEB = REPO / "web"
@@ -42,6 +43,23 @@ def _require_chromium() -> None:
     pytest.skip(f"{CHROMIUM} is missing (install the chromium package to run browser tests)")
 
 
+def _wait_engine_prices(mesh: Mesh, symbols: set[str]) -> None:
+    """Wait until the engine trades on the published quotes ("up" comes before its tick feed)."""
+    signup = httpx.post(
+        f"{mesh.base_url}/v1/auth/signup",
+        json={"email": unique_email(), "password": PASSWORD},
+        timeout=10,
+    )
+    signup.raise_for_status()
+    headers = {"Authorization": f"Bearer {signup.json()['accessToken']}"}
+
+    def priced() -> bool:
+        reply = httpx.get(f"{mesh.base_url}/v1/prices", headers=headers, timeout=10)
+        return reply.is_success and symbols <= {q["symbol"] for q in reply.json().get("prices", [])}
+
+    wait_for(priced, 30, 0.2)
+
+
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     """Start `cfd up` on the manual feed with a first quote of every instrument."""
@@ -58,6 +76,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         running.publish("BTCUSD", "64000.00", "64010.00")
         running.publish("ETHUSD", "3000.00", "3000.60")
         running.publish("SOLUSD", "150.000", "150.030")
+        _wait_engine_prices(running, {"BTCUSD", "ETHUSD", "SOLUSD"})
         yield running
     finally:
         if up.process.poll() is None:
@@ -98,6 +117,13 @@ def page(browser: Browser, mesh: Mesh, request: pytest.FixtureRequest) -> Iterat
     console: list[str] = []
     tab.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     tab.on("pageerror", lambda error: console.append(f"page error: {error}"))
+
+    def record_failure(response: Response) -> None:
+        if response.status >= 400:
+            console.append(f"{response.request.method} {response.url} -> {response.status}")
+            console.append(f"  {response.text()}")
+
+    tab.on("response", record_failure)
     yield tab
     if request.node.stash.get(OUTCOMES, {}).get("call", False):
         # Keep what the browser showed and logged when a test fails.

@@ -17,7 +17,7 @@ import { closedEntryKey, mergeHistory } from "../lib/history";
 import type { Order, Position } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
-import { type PositionAction, PositionDialog } from "./PositionDialogs";
+import { newClientOrderId, type PositionAction, PositionDialog } from "./PositionDialogs";
 import type { Actions } from "./TradingScreen";
 
 type Tab = "positions" | "orders" | "history";
@@ -210,7 +210,7 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
     setBusy(order.id);
     setError(null);
     try {
-      await api.cancelOrder(order.id);
+      await api.cancelOrder(order.id, newClientOrderId());
       await actions.refreshAccount();
     } catch (failure) {
       setError(describeError(failure));

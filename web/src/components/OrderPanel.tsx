@@ -7,6 +7,7 @@ import { type Side, type SizeMode, fillPrice, previewOrder } from "../lib/tradin
 import type { Account, OrderType } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
+import { newClientOrderId } from "./PositionDialogs";
 import type { Actions } from "./TradingScreen";
 
 type Execution = "market" | "limit" | "stop";
@@ -30,10 +31,6 @@ type FieldName =
 type FieldErrors = Partial<Record<FieldName, string>>;
 
 const DEFAULT_LEVERAGE = 10;
-
-function newClientOrderId(): string {
-  return `web-${crypto.randomUUID()}`;
-}
 
 /** Check an optional price-like field: empty, or a positive decimal. */
 function optionalPositive(text: string): string | null {

@@ -19,14 +19,20 @@ interface PositionDialogProps {
   readonly onClose: () => void;
 }
 
+/** An idempotency key per submission, so that a retried request changes nothing twice. */
+export function newClientOrderId(): string {
+  return `web-${crypto.randomUUID()}`;
+}
+
 function describeFailure(error: unknown): string {
   if (error instanceof ApiError) {
-    const violations = error.fieldViolations.map((v) => v.description).filter((d) => d !== "");
-    return violations.length > 0 ? `${error.describe()}: ${violations.join("; ")}` : error.describe();
+    const details = error.fieldViolations.map((v) => v.description).filter((d) => d !== "");
+    return details.length > 0 ? `${error.describe()}: ${details.join("; ")}` : error.describe();
   }
   return describeError(error);
 }
 
+/** Run a form's action, keeping the dialog open with the reason when it fails. */
 function useSubmit(run: () => Promise<void>, onDone: () => void) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -42,47 +48,96 @@ function useSubmit(run: () => Promise<void>, onDone: () => void) {
       setBusy(false);
     }
   };
-  return { busy, error, setError, submit };
+  return { busy, error, submit };
 }
 
-/** Edit take profit, stop loss and trailing distance, or remove modifications by clearing. */
-function StopsForm({ api, position, actions, onClose }: PositionDialogProps) {
+interface DecimalInputProps {
+  readonly label: string;
+  readonly value: string;
+  readonly onChange: (value: string) => void;
+  readonly testId: string;
+  readonly autoFocus?: boolean;
+}
+
+function DecimalInput({ label, value, onChange, testId, autoFocus = false }: DecimalInputProps) {
   const id = useId();
-  const [takeProfit, setTakeProfit] = useState(position.takeProfit ?? "");
-  const [stopLoss, setStopLoss] = useState(position.stopLoss ?? "");
-  const [trailing, setTrailing] = useState(position.trailingDistance ?? "");
-  const { busy, error, setError, submit } = useSubmit(async () => {
-    const request: { -readonly [K in keyof ModifyPositionRequest]: ModifyPositionRequest[K] } = {};
-    const fields = [
-      ["takeProfit", takeProfit, position.takeProfit ?? ""],
-      ["stopLoss", stopLoss, position.stopLoss ?? ""],
-      ["trailingDistance", trailing, position.trailingDistance ?? ""],
-    ] as const;
-    for (const [name, value, before] of fields) {
-      const text = value.trim();
+  return (
+    <>
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        inputMode="decimal"
+        autoComplete="off"
+        value={value}
+        onChange={(event) => onChange(event.target.value)}
+        data-testid={testId}
+        autoFocus={autoFocus}
+      />
+    </>
+  );
+}
+
+function FormError({ error }: { readonly error: string | null }) {
+  return error === null ? null : (
+    <p className="form-error" role="alert" data-testid="dialog-error">
+      {error}
+    </p>
+  );
+}
+
+const STOP_FIELDS = [
+  { name: "takeProfit", label: "Take profit", testId: "modify-tp" },
+  { name: "stopLoss", label: "Stop loss", testId: "modify-sl" },
+  { name: "trailingDistance", label: "Trailing distance", testId: "modify-trailing" },
+] as const;
+
+type StopField = (typeof STOP_FIELDS)[number]["name"];
+
+/** Set, change or clear take profit, stop loss and trailing distance. */
+function StopsForm({ api, position, actions, onClose }: PositionDialogProps) {
+  const [values, setValues] = useState<Record<StopField, string>>({
+    takeProfit: position.takeProfit ?? "",
+    stopLoss: position.stopLoss ?? "",
+    trailingDistance: position.trailingDistance ?? "",
+  });
+  const { busy, error, submit } = useSubmit(async () => {
+    const changes: { -readonly [K in StopField]?: string } = {};
+    for (const field of STOP_FIELDS) {
+      const text = values[field.name].trim();
       if (text !== "" && Decimal.tryParse(text) === null) {
-        throw new Error(`${name === "trailingDistance" ? "Trailing distance" : name === "takeProfit" ? "Take profit" : "Stop loss"} is not a number`);
+        throw new Error(`${field.label} is not a number`);
       }
-      // Only changed fields are sent: an absent field is left alone, an empty one cleared.
-      if (text !== before) request[name] = text;
+      // Only changed fields are sent: an absent field stays as it is, an empty one is cleared.
+      if (text !== (position[field.name] ?? "")) {
+        changes[field.name] = text;
+      }
     }
-    if (Object.keys(request).length === 0) return;
-    await api.modifyPosition(position.id, { ...request, clientOrderId: `web-${crypto.randomUUID()}` } as ModifyPositionRequest);
+    if (Object.keys(changes).length === 0) return;
+    const request: ModifyPositionRequest = { ...changes, clientOrderId: newClientOrderId() };
+    await api.modifyPosition(position.id, request);
     await actions.refreshAccount();
   }, onClose);
   return (
-    <form onSubmit={(event) => void submit(event)} noValidate onChange={() => setError(null)}>
+    <form onSubmit={(event) => void submit(event)} noValidate>
       <p className="muted">Leave a field empty to remove it.</p>
-      <label htmlFor={`${id}-tp`}>Take profit</label>
-      <input id={`${id}-tp`} inputMode="decimal" value={takeProfit} onChange={(e) => setTakeProfit(e.target.value)} data-testid="modify-tp" />
-      <label htmlFor={`${id}-sl`}>Stop loss</label>
-      <input id={`${id}-sl`} inputMode="decimal" value={stopLoss} onChange={(e) => setStopLoss(e.target.value)} data-testid="modify-sl" />
-      <label htmlFor={`${id}-tr`}>Trailing distance</label>
-      <input id={`${id}-tr`} inputMode="decimal" value={trailing} onChange={(e) => setTrailing(e.target.value)} data-testid="modify-trailing" />
-      {error !== null && <p className="form-error" role="alert" data-testid="dialog-error">{error}</p>}
+      {STOP_FIELDS.map((field, index) => (
+        <DecimalInput
+          key={field.name}
+          label={field.label}
+          value={values[field.name]}
+          onChange={(value) => setValues((current) => ({ ...current, [field.name]: value }))}
+          testId={field.testId}
+          autoFocus={index === 0}
+        />
+      ))}
+      <FormError error={error} />
       <div className="dialog-actions">
-        <button type="button" className="ghost" onClick={onClose}>Cancel</button>
-        <button type="submit" className="primary" disabled={busy} data-testid="modify-submit">Save</button>
+        <button type="button" className="ghost" onClick={onClose}>
+          Cancel
+        </button>
+        <button type="submit" className="primary" disabled={busy} data-testid="modify-submit">
+          Save
+        </button>
       </div>
     </form>
   );
@@ -90,26 +145,35 @@ function StopsForm({ api, position, actions, onClose }: PositionDialogProps) {
 
 /** Move cash from the balance into the position's margin. */
 function MarginForm({ api, position, actions, onClose }: PositionDialogProps) {
-  const id = useId();
   const [amount, setAmount] = useState("");
   const { busy, error, submit } = useSubmit(async () => {
     const value = Decimal.tryParse(amount);
     if (value === null || !value.isPositive()) throw new Error("Enter an amount greater than zero");
     if (value.significantScale() > 6) throw new Error("At most 6 decimals");
-    await api.addMargin(position.id, value.toPlainString());
+    await api.addMargin(position.id, value.toPlainString(), newClientOrderId());
     await actions.refreshAccount();
   }, onClose);
   return (
     <form onSubmit={(event) => void submit(event)} noValidate>
       <p className="muted">
-        Current margin {formatMoney(position.margin)} USD, liquidation at {position.liquidationPrice ?? "—"}.
+        Margin {formatMoney(position.margin)} USD, liquidation at{" "}
+        {position.liquidationPrice ?? "—"}. Adding margin moves the liquidation price away.
       </p>
-      <label htmlFor={`${id}-amount`}>Amount (USD)</label>
-      <input id={`${id}-amount`} inputMode="decimal" value={amount} onChange={(e) => setAmount(e.target.value)} data-testid="margin-amount" autoFocus />
-      {error !== null && <p className="form-error" role="alert" data-testid="dialog-error">{error}</p>}
+      <DecimalInput
+        label="Amount (USD)"
+        value={amount}
+        onChange={setAmount}
+        testId="margin-amount"
+        autoFocus
+      />
+      <FormError error={error} />
       <div className="dialog-actions">
-        <button type="button" className="ghost" onClick={onClose}>Cancel</button>
-        <button type="submit" className="primary" disabled={busy} data-testid="margin-submit">Add margin</button>
+        <button type="button" className="ghost" onClick={onClose}>
+          Cancel
+        </button>
+        <button type="submit" className="primary" disabled={busy} data-testid="margin-submit">
+          Add margin
+        </button>
       </div>
     </form>
   );
@@ -117,38 +181,66 @@ function MarginForm({ api, position, actions, onClose }: PositionDialogProps) {
 
 /** Close the whole position or part of it (a multiple of the lot step). */
 function CloseForm({ api, position, view, actions, onClose }: PositionDialogProps) {
-  const id = useId();
   const [quantity, setQuantity] = useState(formatQuantity(position.quantity));
-  const close = async (all: boolean) => {
-    if (all) {
-      await api.closePosition(position.id);
-    } else {
+  // Which submit button was pressed; read when the form submits, in the same event.
+  const closeAll = useRef(false);
+  const { busy, error, submit } = useSubmit(async () => {
+    const open = Decimal.tryParse(position.quantity);
+    let partial: string | undefined;
+    if (!closeAll.current) {
       const value = Decimal.tryParse(quantity);
-      const open = Decimal.tryParse(position.quantity);
-      if (value === null || !value.isPositive()) throw new Error("Enter a quantity greater than zero");
+      if (value === null || !value.isPositive()) {
+        throw new Error("Enter a quantity greater than zero");
+      }
       if (view !== undefined && !value.isMultipleOf(view.spec.lotStep)) {
         throw new Error(`Quantity must be a multiple of ${view.spec.lotStep.toPlainString()}`);
       }
-      if (open !== null && value.gt(open)) throw new Error(`At most ${open.toPlainString()}`);
-      await api.closePosition(position.id, open !== null && value.eq(open) ? undefined : value.toPlainString());
+      if (open !== null && value.gt(open)) {
+        throw new Error(`At most ${open.toPlainString()}`);
+      }
+      partial = open !== null && value.eq(open) ? undefined : value.toPlainString();
     }
+    await api.closePosition(position.id, partial, newClientOrderId());
     await actions.refreshAccount();
     actions.refreshHistory();
-  };
-  // Which submit button was pressed; read when the form submits, in the same event.
-  const closeAll = useRef(false);
-  const { busy, error, submit } = useSubmit(() => close(closeAll.current), onClose);
+  }, onClose);
   return (
     <form onSubmit={(event) => void submit(event)} noValidate>
       <p className="muted">
-        {formatSide(position.side)} {formatQuantity(position.quantity)} {position.symbol} at {position.entryPrice}
+        {formatSide(position.side)} {formatQuantity(position.quantity)} {position.symbol} at{" "}
+        {position.entryPrice}
       </p>
-      <label htmlFor={`${id}-qty`}>Quantity to close</label>
-      <input id={`${id}-qty`} inputMode="decimal" value={quantity} onChange={(e) => setQuantity(e.target.value)} data-testid="close-quantity" autoFocus />
-      {error !== null && <p className="form-error" role="alert" data-testid="dialog-error">{error}</p>}
+      <DecimalInput
+        label="Quantity to close"
+        value={quantity}
+        onChange={setQuantity}
+        testId="close-quantity"
+        autoFocus
+      />
+      <FormError error={error} />
       <div className="dialog-actions">
-        <button type="submit" className="ghost" disabled={busy} onClick={() => { closeAll.current = true; }} data-testid="close-all">Close all</button>
-        <button type="submit" className="primary" disabled={busy} onClick={() => { closeAll.current = false; }} data-testid="close-submit">Close quantity</button>
+        <button
+          type="submit"
+          className="ghost"
+          disabled={busy}
+          onClick={() => {
+            closeAll.current = true;
+          }}
+          data-testid="close-all"
+        >
+          Close all
+        </button>
+        <button
+          type="submit"
+          className="primary"
+          disabled={busy}
+          onClick={() => {
+            closeAll.current = false;
+          }}
+          data-testid="close-submit"
+        >
+          Close quantity
+        </button>
       </div>
     </form>
   );
@@ -160,6 +252,7 @@ const TITLES: Readonly<Record<PositionAction, string>> = {
   close: "Close position",
 };
 
+/** The dialog of one action on an open position. */
 export function PositionDialog(props: PositionDialogProps) {
   const title = `${TITLES[props.action]} · ${props.position.symbol}`;
   return (

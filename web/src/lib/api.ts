@@ -30,6 +30,10 @@ interface RequestOptions {
   readonly auth?: boolean;
 }
 
+function idempotency(clientOrderId: string | undefined): { clientOrderId?: string } {
+  return clientOrderId === undefined ? {} : { clientOrderId };
+}
+
 function buildQuery(query: Query | undefined): string {
   if (query === undefined) {
     return "";
@@ -288,19 +292,24 @@ export class ApiClient {
     return response.position;
   }
 
-  async closePosition(positionId: string, quantity?: string): Promise<ClosePositionResponse> {
+  /** Close all of a position, or `quantity` of it. */
+  async closePosition(
+    positionId: string,
+    quantity?: string,
+    clientOrderId?: string,
+  ): Promise<ClosePositionResponse> {
     return this.request<ClosePositionResponse>(
       "POST",
       `/v1/positions/${encodeURIComponent(positionId)}:close`,
-      { body: quantity === undefined ? {} : { quantity } },
+      { body: { ...(quantity === undefined ? {} : { quantity }), ...idempotency(clientOrderId) } },
     );
   }
 
-  async addMargin(positionId: string, amount: string): Promise<Position> {
+  async addMargin(positionId: string, amount: string, clientOrderId?: string): Promise<Position> {
     const response = await this.request<{ position: Position }>(
       "POST",
       `/v1/positions/${encodeURIComponent(positionId)}:addMargin`,
-      { body: { amount } },
+      { body: { amount, ...idempotency(clientOrderId) } },
     );
     return response.position;
   }
@@ -317,11 +326,11 @@ export class ApiClient {
     return response.orders ?? [];
   }
 
-  async cancelOrder(orderId: string): Promise<Order> {
+  async cancelOrder(orderId: string, clientOrderId?: string): Promise<Order> {
     const response = await this.request<{ order: Order }>(
       "POST",
       `/v1/orders/${encodeURIComponent(orderId)}:cancel`,
-      { body: {} },
+      { body: idempotency(clientOrderId) },
     );
     return response.order;
   }

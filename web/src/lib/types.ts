@@ -180,10 +180,12 @@ export interface PlaceOrderRequest {
   readonly clientOrderId?: string;
 }
 
+/** An absent field is left unchanged; an empty string clears it. */
 export interface ModifyPositionRequest {
   readonly takeProfit?: string;
   readonly stopLoss?: string;
   readonly trailingDistance?: string;
+  readonly clientOrderId?: string;
 }
 
 export interface ClosePositionResponse {
