@@ -76,13 +76,15 @@ def create_app(
     limiter: RateLimiter | None = None,
     keys: JwksKeys | None = None,
     addresses: dict[str, str] | None = None,
+    tokens: TokenConfig | None = None,
 ) -> Starlette:
     """Build the edge for these settings; the optional parts let tests substitute their own."""
     config = EdgeConfig() if config is None else config
     contracts = load() if contracts is None else contracts
     upstreams = Upstreams(service_addresses(settings) if addresses is None else addresses)
     hub = Hub(backlog=config.ws_event_backlog)
-    keys = JwksKeys.in_data_dir(settings.data_dir, TokenConfig.from_env()) if keys is None else keys
+    if keys is None:
+        keys = JwksKeys.in_data_dir(settings.data_dir, tokens or TokenConfig.from_env())
     limiter = create_rate_limiter(settings.redis_url) if limiter is None else limiter
 
     def metadata_for(request: Request, rpc: Rpc) -> Metadata:

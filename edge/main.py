@@ -13,8 +13,9 @@ import uvicorn
 
 from edge.app import create_app
 from edge.config import EdgeConfig
-from mesh.config import Settings
+from mesh.config import ConfigError, Settings
 from mesh.server import ServeError
+from mesh.tokens import TokenConfig, TokenKeyError
 
 log = logging.getLogger("edge")
 
@@ -48,9 +49,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 async def main(settings: Settings, config: EdgeConfig | None = None) -> None:
     """Run the edge on `settings.bind_host:settings.edge_port`."""
-    config = EdgeConfig.from_env() if config is None else config
+    try:
+        config = EdgeConfig.from_env() if config is None else config
+        tokens = TokenConfig.from_env()
+    except (ConfigError, TokenKeyError) as exc:
+        raise ServeError(f"edge: configuration error: {exc}") from exc
     sock = bind(settings.bind_host, settings.edge_port)
-    app = create_app(settings, config)
+    app = create_app(settings, config, tokens=tokens)
     server = _Server(
         uvicorn.Config(
             app,
