@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from mesh.errors import ApiError
 from mesh.tokens import JWKS_FILE_NAME, JwtVerifier, TokenConfig
 
 RELOAD_EVERY_S = 1.0
+CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class JwksKeys:
         self._verifier: JwtVerifier | None = None
         self._mtime_ns = -1
         self._checked = float("-inf")
+        self._known: OrderedDict[str, Identity] = OrderedDict()
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, config: TokenConfig | None = None) -> JwksKeys:
@@ -58,13 +61,25 @@ class JwksKeys:
     def verify(self, token: str) -> Identity:
         """Return the identity of an access token; raise ApiError TOKEN_INVALID / TOKEN_EXPIRED."""
         self._refresh()
+        known = self._known.get(token)
+        if known is not None:
+            if self._clock() < known.expires_at:
+                self._known.move_to_end(token)
+                return known
+            del self._known[token]
+            raise ApiError("TOKEN_EXPIRED", "access token expired")
         if self._verifier is None:
             raise ApiError("TOKEN_INVALID", "no token signing key is published yet")
         subject = self._verifier.verify(token)
         # The signature and expiry were just checked; only the expiry time is read here.
         claims = jwt.decode(token, options={"verify_signature": False})
         expires = claims.get("exp")
-        return Identity(subject, float(expires) if isinstance(expires, int) else self._clock())
+        identity = Identity(subject, float(expires) if isinstance(expires, int) else self._clock())
+        # A session presents the same token on every request: remember the answer until expiry.
+        self._known[token] = identity
+        if len(self._known) > CACHE_SIZE:
+            self._known.popitem(last=False)
+        return identity
 
     def _refresh(self) -> None:
         now = time.monotonic()
@@ -83,6 +98,7 @@ class JwksKeys:
         except (OSError, ValueError):
             return
         self._mtime_ns = mtime_ns
+        self._known.clear()
         self._document = {"keys": [k for k in document.get("keys", []) if isinstance(k, dict)]}
         self._verifier = (
             JwtVerifier(keys, self._config.issuer, self._config.audience, clock=self._clock)

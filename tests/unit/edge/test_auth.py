@@ -63,3 +63,17 @@ def test_bearer_headers() -> None:
     assert bearer("Basic abc") is None
     assert bearer("Bearer ") is None
     assert bearer(None) is None
+
+
+def test_a_remembered_token_still_expires(tmp_path: Path) -> None:
+    key = SigningKey.generate()
+    write_jwks_file(tmp_path / "jwks.json", key.public_keys)
+    now = [1005.0]
+    keys = JwksKeys(tmp_path / "jwks.json", clock=lambda: now[0])
+    token = TokenIssuer(key, ttl_s=10, clock=lambda: 1000.0).issue("u1")[0]
+    assert keys.verify(token).expires_at == 1010.0
+    assert keys.verify(token).subject == "u1"
+    now[0] = 1010.0
+    with pytest.raises(ApiError) as info:
+        keys.verify(token)
+    assert info.value.reason == "TOKEN_EXPIRED"
