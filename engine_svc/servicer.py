@@ -51,6 +51,8 @@ HISTORY_WAIT_S = 2.0
 EVENTS_WAIT_S = 10.0
 EVENTS_PAGE = 500
 POSITIONS_THROTTLE_S = 0.25
+# An event index above every real one (an int32 column): (seq, WHOLE_SEQ) is "after all of seq".
+WHOLE_SEQ = (1 << 31) - 1
 
 _CORE_FIELDS = {
     "expire_time": "expireTime",
@@ -375,7 +377,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         runtime = self._runtime
         hub = runtime.hub
         instruments = runtime.core.instruments
-        position = (request.from_sequence, 1 << 31)
+        position = (request.from_sequence, WHOLE_SEQ)
         with hub.events(account) as subscription:
             # Older events than memory holds come from SQL, once the recorder has them.
             while position[0] < hub.floor(account):
@@ -390,7 +392,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                     position = (seq, index)
                     yield trading_pb2.StreamEventsResponse.FromString(data)
                 if len(rows) < EVENTS_PAGE:
-                    position = max(position, (floor, 1 << 31))
+                    position = max(position, (floor, WHOLE_SEQ))
             for item in hub.recent(account, position):
                 position = (item.seq, item.idx)
                 yield event_message(item, instruments)
