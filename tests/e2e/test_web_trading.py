@@ -410,6 +410,11 @@ def test_main_screen_screenshot(mesh: Mesh, page: Page) -> None:
     mesh.publish("BTCUSD", "64120.55", "64130.55")
     expect(page.get_by_test_id("position-pnl")).to_have_text("+5.5275")
     page.get_by_test_id("order-amount").fill("0.02")
+    clipped = page.evaluate(
+        "() => { const bar = document.querySelector('[data-testid=account-bar]');"
+        " return bar.scrollWidth > bar.clientWidth; }"
+    )
+    assert not clipped, "the account figures do not fit at 1280x800"
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / "web-main-1280x800.png"
     page.screenshot(path=str(path))

@@ -142,7 +142,8 @@ function PriceChart({ api, realtime, quotes, view, interval }: PriceChartProps) 
         background: { type: ColorType.Solid, color: "#0f1318" },
         textColor: "#8b949e",
         fontFamily: "Inter, system-ui, sans-serif",
-        attributionLogo: false,
+        // The library's licence asks for its attribution on the page.
+        attributionLogo: true,
       },
       grid: {
         vertLines: { color: "#1b2129" },
