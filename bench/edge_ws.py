@@ -1,0 +1,234 @@
+"""Benchmark: WebSocket price fan-out and REST reads through `cfd edge` with the real mesh.
+
+Starts market (manual feed), engine, accounts and the edge as processes on loopback with rate
+limits lifted. Then:
+- `ws_prices_<n>_clients`: n WebSocket clients subscribe to BTCUSD; quotes are published
+  through PublishTicks at a steady rate; each client records, per quote, the time from the
+  publish call to its arrival. All clients share one upstream stream in the edge.
+- `rest_reads_16_connections`: GET /v1/instruments (market) and GET /v1/account (engine)
+  from 16 keep-alive connections for a few seconds each.
+Client, edge and services share this machine (2 cores), so the figures are an upper bound of
+the edge's own cost. Prints JSON lines: {"bench", "metric", "value", "unit"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
+from websockets.asyncio.client import ClientConnection, connect
+
+REPO = Path(__file__).resolve().parent.parent
+INTERNAL_TOKEN = "bench-internal-token-0123456789"
+CLIENT_COUNTS = (10, 100)
+QUOTES = 200
+QUOTE_INTERVAL_S = 0.01
+REST_SECONDS = 3.0
+REST_CONNECTIONS = 16
+
+
+def emit(bench: str, metric: str, value: float, unit: str) -> None:
+    """Print one result as a JSON line."""
+    print(json.dumps({"bench": bench, "metric": metric, "value": value, "unit": unit}), flush=True)
+
+
+def free_port() -> int:
+    """Return a TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def percentile_ms(values: list[float], fraction: float) -> float:
+    """Return the nearest-rank percentile of durations in seconds, in milliseconds."""
+    ordered = sorted(values)
+    return round(ordered[round(fraction * (len(ordered) - 1))] * 1000, 3)
+
+
+@contextlib.contextmanager
+def mesh(data_dir: Path) -> Iterator[dict[str, str]]:
+    """Run the four processes; yield their environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CFD_")}
+    env.update(
+        CFD_DATA_DIR=str(data_dir),
+        CFD_FEED="manual",
+        CFD_INTERNAL_TOKEN=INTERNAL_TOKEN,
+        CFD_ENGINE_PORT=str(free_port()),
+        CFD_MARKET_PORT=str(free_port()),
+        CFD_ACCOUNT_PORT=str(free_port()),
+        CFD_EDGE_PORT=str(free_port()),
+        CFD_LOG_LEVEL="WARNING",
+        CFD_RATE_LIMIT_IP="1000000",
+        CFD_RATE_LIMIT_USER="1000000",
+        CFD_WS_RATE_LIMIT="1000000",
+        CFD_LIMIT_SIGNUP_PER_ADDRESS="100000/60",
+        CFD_ARGON2_TIME_COST="1",
+        CFD_ARGON2_MEMORY_KIB="1024",
+        CFD_MAX_JUMP_BPS="100000",
+    )
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for name in ("market", "engine", "accounts", "edge"):
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "mesh.cli", name],
+                    env=env,
+                    cwd=REPO,
+                    stdout=subprocess.DEVNULL,
+                    stderr=(data_dir / f"{name}.log").open("wb"),
+                )
+            )
+        url = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                raise SystemExit(f"the mesh did not start; see the logs in {data_dir}")
+            time.sleep(0.2)
+        yield env
+    finally:
+        for process in reversed(processes):
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def publish(stub: market_admin_pb2_grpc.MarketDataAdminServiceStub, bid: int) -> None:
+    """Publish one BTCUSD quote whose bid (in cents) identifies it."""
+    quote = f"{bid // 100}.{bid % 100:02d}"
+    ask = f"{(bid + 1000) // 100}.{(bid + 1000) % 100:02d}"
+    stub.PublishTicks(
+        market_admin_pb2.PublishTicksRequest(
+            ticks=[market_admin_pb2.TickInput(symbol="BTCUSD", bid=quote, ask=ask)]
+        ),
+        metadata=(("x-cfd-internal-token", INTERNAL_TOKEN),),
+    )
+
+
+async def receive(
+    ws: ClientConnection, sent: dict[str, float], got: list[float], last: str
+) -> None:
+    """Record the delay of every quote this client sees until it sees `last`."""
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame.get("channel") != "prices":
+            continue
+        bid = frame["data"]["bid"]
+        if bid in sent:
+            got.append(time.monotonic() - sent[bid])
+        if bid == last:
+            return
+
+
+async def ws_fanout(env: dict[str, str], clients: int) -> None:
+    """Measure the delivery delay of published quotes to `clients` WebSocket subscribers."""
+    bench = f"ws_prices_{clients}_clients"
+    url = f"ws://127.0.0.1:{env['CFD_EDGE_PORT']}/v1/ws"
+    sockets = [
+        await connect(url, compression=None, proxy=None, max_queue=None) for _ in range(clients)
+    ]
+    try:
+        for ws in sockets:
+            await ws.send(
+                json.dumps({"op": "subscribe", "channel": "prices", "symbols": ["BTCUSD"]})
+            )
+            while json.loads(await ws.recv()).get("type") != "ack":
+                pass
+        base = 6_000_000 + clients * 10_000
+        sent: dict[str, float] = {}
+        delays: list[list[float]] = [[] for _ in sockets]
+        last = f"{(base + QUOTES - 1) // 100}.{(base + QUOTES - 1) % 100:02d}"
+        receivers = [
+            asyncio.create_task(receive(ws, sent, d, last))
+            for ws, d in zip(sockets, delays, strict=True)
+        ]
+        with grpc.insecure_channel(f"127.0.0.1:{env['CFD_MARKET_PORT']}") as channel:
+            stub = market_admin_pb2_grpc.MarketDataAdminServiceStub(channel)
+            started = time.monotonic()
+            for n in range(QUOTES):
+                bid = base + n
+                sent[f"{bid // 100}.{bid % 100:02d}"] = time.monotonic()
+                await asyncio.to_thread(publish, stub, bid)
+                await asyncio.sleep(QUOTE_INTERVAL_S)
+            await asyncio.wait_for(asyncio.gather(*receivers), 60)
+            elapsed = time.monotonic() - started
+        everything = [d for per_client in delays for d in per_client]
+        emit(bench, "quotes_published", QUOTES, "quotes")
+        emit(bench, "frames_delivered", len(everything), "frames")
+        emit(bench, "delivered_fraction", round(len(everything) / (QUOTES * clients), 4), "ratio")
+        emit(bench, "frames_per_second", round(len(everything) / elapsed, 1), "frames/s")
+        emit(bench, "delay_p50", percentile_ms(everything, 0.5), "ms")
+        emit(bench, "delay_p99", percentile_ms(everything, 0.99), "ms")
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def measure_gets(url: str, path: str, headers: dict[str, str]) -> None:
+    """Drive GET `path` from keep-alive connections for a few seconds and print the figures."""
+    bench = f"rest_get_{path.rsplit('/', 1)[-1]}_{REST_CONNECTIONS}_connections"
+    latencies: list[float] = []
+    failures: list[int] = []
+    stop_at = time.monotonic() + REST_SECONDS
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < stop_at:
+            started = time.monotonic()
+            response = await client.get(path, headers=headers)
+            if response.status_code == 200:
+                latencies.append(time.monotonic() - started)
+            else:
+                failures.append(response.status_code)
+
+    limits = httpx.Limits(max_connections=REST_CONNECTIONS)
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(worker(client) for _ in range(REST_CONNECTIONS)))
+        elapsed = time.monotonic() - started
+    emit(bench, "requests_per_second", round(len(latencies) / elapsed, 1), "req/s")
+    emit(bench, "latency_p50", percentile_ms(latencies, 0.5), "ms")
+    emit(bench, "latency_p99", percentile_ms(latencies, 0.99), "ms")
+    emit(bench, "failures", len(failures), "requests")
+
+
+async def rest_reads(env: dict[str, str]) -> None:
+    """Measure GET throughput and latency through the edge, public and authenticated."""
+    url = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        signup = await http.post(
+            "/v1/auth/signup", json={"email": "bench@example.com", "password": "bench password 1"}
+        )
+        token = signup.json()["accessToken"]
+    await measure_gets(url, "/v1/instruments", {})
+    await measure_gets(url, "/v1/account", {"authorization": f"Bearer {token}"})
+
+
+async def run(env: dict[str, str]) -> None:
+    for clients in CLIENT_COUNTS:
+        await ws_fanout(env, clients)
+    await rest_reads(env)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="cfd-edge-bench-") as tmp, mesh(Path(tmp)) as env:
+        asyncio.run(run(env))
+
+
+if __name__ == "__main__":
+    main()
