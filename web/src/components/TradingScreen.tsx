@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { ApiClient } from "../lib/api";
+import { coalesce } from "../lib/coalesce";
 import { describeError } from "../lib/errors";
 import { storedEventCursor } from "../lib/events";
 import { describeEvent } from "../lib/eventText";
@@ -86,16 +87,21 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
   const [loadError, setLoadError] = useState<string | null>(null);
   const [eventsReady, setEventsReady] = useState(cursor.hasPosition());
 
-  const refreshAccount = useCallback(async () => {
-    const [nextAccount, nextPositions, nextOrders] = await Promise.all([
-      api.getAccount(),
-      api.listPositions(),
-      api.listOrders(),
-    ]);
-    setAccount(nextAccount);
-    setPositions(nextPositions);
-    setOrders(nextOrders);
-  }, [api]);
+  // A burst of events (say, many liquidations) costs two reloads, not one per event.
+  const refreshAccount = useMemo(
+    () =>
+      coalesce(async () => {
+        const [nextAccount, nextPositions, nextOrders] = await Promise.all([
+          api.getAccount(),
+          api.listPositions(),
+          api.listOrders(),
+        ]);
+        setAccount(nextAccount);
+        setPositions(nextPositions);
+        setOrders(nextOrders);
+      }),
+    [api],
+  );
 
   const refreshHistory = useCallback(() => {
     setHistoryVersion((version) => version + 1);
