@@ -104,6 +104,20 @@ def boxes(page: Page, test_ids: list[str]) -> dict[str, tuple[float, float, floa
     return found
 
 
+def test_sign_up_shows_the_servers_field_violation(mesh: Mesh, page: Page) -> None:
+    page.goto("/")
+    page.get_by_test_id("auth-mode-signup").click()
+    # Passes the page's own check; the server wants a top-level domain of two letters or more.
+    page.get_by_test_id("auth-email").fill("trader@example.c")
+    page.get_by_test_id("auth-password").fill("long-enough-password")
+    page.get_by_test_id("auth-submit").click()
+    expect(page.get_by_test_id("auth-email-error")).to_have_text(
+        "Email is not a valid email address"
+    )
+    expect(page.get_by_test_id("auth-email")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_test_id("auth-password-error")).to_have_count(0)
+
+
 def test_published_tick_changes_the_bid_within_a_second(mesh: Mesh, page: Page) -> None:
     sign_up(page)
     select(page, "ETHUSD")

@@ -1,6 +1,6 @@
 import { type FormEvent, useId, useState } from "react";
 import type { ApiClient } from "../lib/api";
-import { ApiError, describeError } from "../lib/errors";
+import { ApiError, describeError, fieldSentence } from "../lib/errors";
 
 type Mode = "signin" | "signup";
 
@@ -55,9 +55,11 @@ export function AuthScreen({ api }: AuthScreenProps) {
       }
     } catch (error) {
       if (error instanceof ApiError) {
+        const email = error.fieldError("email");
+        const password = error.fieldError("password");
         const server: FieldErrors = {
-          email: error.fieldError("email") ?? undefined,
-          password: error.fieldError("password") ?? undefined,
+          email: email === null ? undefined : fieldSentence("Email", email),
+          password: password === null ? undefined : fieldSentence("Password", password),
         };
         setFieldErrors(server);
         if (error.reason === "EMAIL_TAKEN") {

@@ -1,7 +1,7 @@
 import { type FormEvent, useEffect, useId, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
-import { ApiError, describeError } from "../lib/errors";
+import { ApiError, describeError, fieldSentence } from "../lib/errors";
 import { DASH, formatMoney, formatPrice, formatQuantity } from "../lib/format";
 import { type Side, type SizeMode, fillPrice, previewOrder } from "../lib/trading";
 import type { Account, OrderType } from "../lib/types";
@@ -42,13 +42,24 @@ function optionalPositive(text: string): string | null {
 }
 
 /** Map the server's field violations (snake or camel case) onto the panel's inputs. */
+const FIELD_LABELS: Readonly<Record<Exclude<FieldName, "amount">, string>> = {
+  leverage: "Leverage",
+  triggerPrice: "Trigger price",
+  takeProfit: "Take profit",
+  stopLoss: "Stop loss",
+  trailingDistance: "Trailing distance",
+};
+
 function serverFieldErrors(error: ApiError, sizeMode: SizeMode): FieldErrors {
   const errors: FieldErrors = {};
-  const size = error.fieldError(sizeMode === "quantity" ? "quantity" : "margin");
-  if (size !== null) errors.amount = size;
-  for (const field of ["leverage", "triggerPrice", "takeProfit", "stopLoss", "trailingDistance"] as const) {
+  const sizeField = sizeMode === "quantity" ? "quantity" : "margin";
+  const size = error.fieldError(sizeField);
+  if (size !== null) {
+    errors.amount = fieldSentence(sizeMode === "quantity" ? "Quantity" : "Margin", size);
+  }
+  for (const [field, label] of Object.entries(FIELD_LABELS) as [keyof typeof FIELD_LABELS, string][]) {
     const message = error.fieldError(field);
-    if (message !== null) errors[field] = message;
+    if (message !== null) errors[field] = fieldSentence(label, message);
   }
   return errors;
 }

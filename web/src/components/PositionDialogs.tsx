@@ -1,7 +1,7 @@
 import { type FormEvent, useId, useRef, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
-import { ApiError, describeError } from "../lib/errors";
+import { ApiError, describeError, fieldSentence } from "../lib/errors";
 import { formatMoney, formatQuantity, formatSide } from "../lib/format";
 import type { ModifyPositionRequest, Position } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
@@ -26,7 +26,9 @@ export function newClientOrderId(): string {
 
 function describeFailure(error: unknown): string {
   if (error instanceof ApiError) {
-    const details = error.fieldViolations.map((v) => v.description).filter((d) => d !== "");
+    const details = error.fieldViolations
+      .filter((v) => v.description !== "")
+      .map((v) => fieldSentence(v.field.replace(/_/g, " "), v.description));
     return details.length > 0 ? `${error.describe()}: ${details.join("; ")}` : error.describe();
   }
   return describeError(error);

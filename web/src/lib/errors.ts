@@ -43,6 +43,14 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Make a sentence of a field violation: the server writes descriptions to follow the field
+ * name ("is required"), so those get the field's label in front.
+ */
+export function fieldSentence(label: string, description: string): string {
+  return /^[a-z]/.test(description) ? `${label} ${description}` : description;
+}
+
 /** Compare field paths regardless of snake_case or lowerCamelCase spelling. */
 function normalizeField(field: string): string {
   return field.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiClient, type FetchLike } from "../../src/lib/api";
-import { ApiError, parseApiError } from "../../src/lib/errors";
+import { ApiError, fieldSentence, parseApiError } from "../../src/lib/errors";
 import { type KeyValueStorage, SessionStore, parseExpiresIn, refreshDelay } from "../../src/lib/session";
 
 class MemoryStorage implements KeyValueStorage {
@@ -70,6 +70,11 @@ describe("error parsing", () => {
     expect(error.reason).toBe("VALIDATION_FAILED");
     expect(error.fieldError("takeProfit")).toBe("must be above the bid");
     expect(error.fieldError("stopLoss")).toBeNull();
+  });
+
+  it("puts the field's label before a description written to follow it", () => {
+    expect(fieldSentence("Email", "is not a valid email address")).toBe("Email is not a valid email address");
+    expect(fieldSentence("Email", "Use a real address")).toBe("Use a real address");
   });
 
   it("puts reasons into words and survives any body", () => {
