@@ -21,6 +21,7 @@ import grpc
 from google.rpc import status_pb2
 
 from edge.errors import status_from_rpc_error
+from mesh.errors import ApiError
 
 log = logging.getLogger("edge.hub")
 
@@ -213,6 +214,13 @@ class Hub:
                     feed.spec.key,
                     exc.code().name,
                 )
+            except Exception:
+                # A message the edge cannot render must not leave subscribers waiting forever.
+                log.exception("feed %s failed", feed.spec.key)
+                self._fail(
+                    feed, ApiError("INTERNAL", "the feed failed; see the edge log").to_status()
+                )
+                return
             finally:
                 await _close_stream(stream)
             await asyncio.sleep(backoff)

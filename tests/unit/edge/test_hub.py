@@ -152,3 +152,19 @@ async def test_a_permanent_failure_ends_the_feed_for_every_subscriber() -> None:
     assert hub.feed_count() == 0
     assert upstream.opens == [0]
     await hub.close()
+
+
+async def test_a_frame_that_cannot_be_rendered_ends_the_feed_with_internal() -> None:
+    hub, upstream, sink = Hub(), Upstream(), Sink()
+
+    def broken(item: Item) -> list[Frame]:
+        raise ValueError(f"cannot render {item}")
+
+    spec = FeedSpec(("prices", "X"), "cfd.v1.MarketDataService", upstream.open, broken)
+    hub.subscribe(spec, sink)
+    await until(lambda: len(upstream.queues) == 1)
+    upstream.queues[0].put_nowait("bad")
+    await until(lambda: len(sink.failures) == 1)
+    assert sink.failures[0].code == grpc.StatusCode.INTERNAL.value[0]
+    assert hub.feed_count() == 0
+    await hub.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -422,3 +423,19 @@ async def test_every_api_path_reaches_the_gateway(
     missing = await client.get("/v1/%0A")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/json"
+
+
+async def test_rest_rate_limits_are_shared_through_redis(mesh: FakeMesh, redis_url: str) -> None:
+    settings = replace(mesh.settings, redis_url=redis_url)
+    config = EdgeConfig(rate_limit_ip=2)
+    async with (
+        running_edge(settings, config, addresses_of(mesh.address)) as first,
+        running_edge(settings, config, addresses_of(mesh.address)) as second,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        statuses = [
+            (await http.get(f"{edge.url}/v1/instruments")).status_code
+            for edge in (first, second, first)
+        ]
+        # Two edges, one budget: the third request is over it whichever edge serves it.
+        assert statuses == [200, 200, 429]
