@@ -67,7 +67,13 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     _ensure_web_built()
     data_dir = tmp_path_factory.mktemp("e2e-mesh")
     # Short-lived access tokens, so that the page's refresh before expiry is exercised.
-    env = mesh_env(data_dir, CFD_FEED="manual", CFD_ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL_S))
+    # Every test signs a new user up from the same address: lift that abuse limit.
+    env = mesh_env(
+        data_dir,
+        CFD_FEED="manual",
+        CFD_ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL_S),
+        CFD_LIMIT_SIGNUP_PER_ADDRESS="500/3600",
+    )
     up = ServiceProcess(["up"], env, data_dir / "up.log")
     try:
         wait_for(lambda: "CFD Mesh is up" in up.output() or up.process.poll() is not None, 120)

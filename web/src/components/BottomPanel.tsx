@@ -14,10 +14,11 @@ import {
   signOf,
 } from "../lib/format";
 import { closedEntryKey, mergeHistory } from "../lib/history";
+import { newClientOrderId } from "../lib/ids";
 import type { Order, Position } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
-import { newClientOrderId, type PositionAction, PositionDialog } from "./PositionDialogs";
+import { type PositionAction, PositionDialog } from "./PositionDialogs";
 import type { Actions } from "./TradingScreen";
 
 type Tab = "positions" | "orders" | "history";

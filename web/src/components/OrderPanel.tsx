@@ -3,11 +3,11 @@ import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
 import { DASH, formatMoney, formatPrice, formatQuantity } from "../lib/format";
+import { newClientOrderId } from "../lib/ids";
 import { type Side, type SizeMode, fillPrice, previewOrder } from "../lib/trading";
 import type { Account, OrderType } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
-import { newClientOrderId } from "./PositionDialogs";
 import type { Actions } from "./TradingScreen";
 
 type Execution = "market" | "limit" | "stop";
@@ -41,7 +41,6 @@ function optionalPositive(text: string): string | null {
   return null;
 }
 
-/** Map the server's field violations (snake or camel case) onto the panel's inputs. */
 const FIELD_LABELS: Readonly<Record<Exclude<FieldName, "amount">, string>> = {
   leverage: "Leverage",
   triggerPrice: "Trigger price",
@@ -50,6 +49,7 @@ const FIELD_LABELS: Readonly<Record<Exclude<FieldName, "amount">, string>> = {
   trailingDistance: "Trailing distance",
 };
 
+/** Map the server's field violations (snake or camel case) onto the panel's inputs. */
 function serverFieldErrors(error: ApiError, sizeMode: SizeMode): FieldErrors {
   const errors: FieldErrors = {};
   const sizeField = sizeMode === "quantity" ? "quantity" : "margin";

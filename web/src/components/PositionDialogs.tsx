@@ -3,6 +3,7 @@ import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
 import { formatMoney, formatQuantity, formatSide } from "../lib/format";
+import { newClientOrderId } from "../lib/ids";
 import type { ModifyPositionRequest, Position } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { Dialog } from "./Dialog";
@@ -17,11 +18,6 @@ interface PositionDialogProps {
   readonly action: PositionAction;
   readonly actions: Actions;
   readonly onClose: () => void;
-}
-
-/** An idempotency key per submission, so that a retried request changes nothing twice. */
-export function newClientOrderId(): string {
-  return `web-${crypto.randomUUID()}`;
 }
 
 function describeFailure(error: unknown): string {
