@@ -79,13 +79,13 @@ class Connection:
         self._ws = websocket
         self._hub = hub
         self._channels = channels
-        self._keys = keys
+        self._jwks = keys
         self._limiter = limiter
         self._limits = limits
         self._ip = client_ip
         self._clock = clock
         self._outbox = Outbox(limits.event_backlog)
-        self._subscriptions: dict[tuple[Any, ...], Subscription] = {}
+        self._subscriptions: dict[tuple[str, ...], Subscription] = {}
         self._identity: Identity | None = None
         self._token = ""
         self._expiry: asyncio.Task[None] | None = None
@@ -145,16 +145,15 @@ class Connection:
             event = await self._ws.receive()
             if event["type"] == "websocket.disconnect":
                 return
-            text = event.get("text")
-            if text is None:
-                self._reply_error(validation_error("frame", "frames must be JSON text"), {})
-                continue
-            await self._handle(text)
+            await self._handle(event.get("text"))
 
-    async def _handle(self, text: str) -> None:
+    async def _handle(self, text: str | None) -> None:
         request: dict[str, Any] = {}
         try:
+            # Every frame counts, garbage included, so that no kind of flood is free.
             await self._rate_limit()
+            if text is None:
+                raise validation_error("frame", "frames must be JSON text")
             if len(text.encode()) > self._limits.max_frame_bytes:
                 raise validation_error("frame", "frame too large")
             try:
@@ -195,7 +194,7 @@ class Connection:
         token = request.get("token")
         if not isinstance(token, str) or not token:
             raise validation_error("token", "must be a non-empty access token")
-        identity = self._keys.verify(token)
+        identity = self._jwks.verify(token)
         if self._identity is not None and identity.subject != self._identity.subject:
             self._drop_private()
         self._identity, self._token = identity, token
@@ -227,8 +226,8 @@ class Connection:
                 dropped.append(str(key[0]))
         return dropped
 
-    def _specs(self, request: dict[str, Any]) -> list[tuple[tuple[Any, ...], FeedSpec | None]]:
-        """Return the (local key, feed spec) pairs a subscribe/unsubscribe frame names."""
+    def _keys(self, request: dict[str, Any]) -> list[tuple[str, ...]]:
+        """Return the channel keys a subscribe/unsubscribe frame names, validating it."""
         channel = request.get("channel")
         if channel == "prices":
             symbols = request.get("symbols")
@@ -240,20 +239,20 @@ class Connection:
                 or not all(isinstance(s, str) and SYMBOL.match(s) for s in symbols)
             ):
                 raise validation_error("symbols", f'1 to {MAX_SYMBOLS} symbols like "BTCUSD"')
-            return [(("prices", s), None) for s in dict.fromkeys(symbols)]
+            return [("prices", s) for s in dict.fromkeys(symbols)]
         if channel == "candles":
             symbol, interval = request.get("symbol"), request.get("interval")
             if not isinstance(symbol, str) or not SYMBOL.match(symbol):
                 raise validation_error("symbol", 'a symbol like "BTCUSD"')
             if interval not in self._intervals:
                 raise validation_error("interval", "a CandleInterval name like CANDLE_INTERVAL_1M")
-            return [(("candles", symbol, interval), None)]
+            return [("candles", symbol, str(interval))]
         if channel in PRIVATE:
-            return [((channel,), None)]
+            return [(str(channel),)]
         raise validation_error("channel", "must be prices, candles, positions or events")
 
     def _subscribe(self, request: dict[str, Any]) -> None:
-        specs = self._specs(request)
+        keys = self._keys(request)
         channel = str(request["channel"])
         from_sequence = 0
         if channel in PRIVATE:
@@ -263,7 +262,7 @@ class Connection:
                 raise ApiError("TOKEN_EXPIRED", "the access token expired; send auth again")
         if channel == "events":
             from_sequence = _sequence(request.get("fromSequence", "0"))
-        new = [key for key, _ in specs if key not in self._subscriptions]
+        new = [key for key in keys if key not in self._subscriptions]
         if len(self._subscriptions) + len(new) > self._limits.max_subscriptions:
             raise validation_error("channel", "too many subscriptions on this connection")
         for key in new:
@@ -279,7 +278,7 @@ class Connection:
             )
         self._reply({"type": "ack", "op": "subscribe", **_echo(request)}, request)
 
-    def _feed_spec(self, key: tuple[Any, ...]) -> FeedSpec:
+    def _feed_spec(self, key: tuple[str, ...]) -> FeedSpec:
         if key[0] == "prices":
             return self._channels.prices(key[1])
         if key[0] == "candles":
@@ -290,7 +289,7 @@ class Connection:
         return self._channels.events(self._identity.subject, self._token)
 
     def _unsubscribe(self, request: dict[str, Any]) -> None:
-        for key, _ in self._specs(request):
+        for key in self._keys(request):
             subscription = self._subscriptions.pop(key, None)
             if subscription is not None:
                 self._hub.unsubscribe(subscription)
