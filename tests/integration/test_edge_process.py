@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
+import time
 from pathlib import Path
 
 import httpx
+import pytest
 from support import ServiceProcess, mesh_env, wait_for
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 
 def _healthy(url: str, process: ServiceProcess) -> bool:
@@ -33,9 +38,21 @@ def test_the_edge_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert unavailable.status_code == 503
         assert unavailable.json()["code"] == 14
         assert httpx.get(f"{url}/openapi.json", timeout=5).json()["openapi"] == "3.0.3"
+        # An open WebSocket whose feed keeps retrying the missing upstream does not stop
+        # the shutdown: the client is told the server is going away.
+        with connect(f"ws://127.0.0.1:{env['CFD_EDGE_PORT']}/v1/ws", proxy=None) as ws:
+            ws.send(json.dumps({"op": "subscribe", "channel": "prices", "symbols": ["BTCUSD"]}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "ack"
+            started = time.monotonic()
+            edge.stop(signal.SIGTERM)
+            assert time.monotonic() - started < 10
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     finally:
-        code = edge.stop(signal.SIGTERM)
-    assert code == 0, edge.output()
+        if edge.process.poll() is None:
+            edge.stop(signal.SIGTERM)
+    assert edge.process.returncode == 0, edge.output()
     assert '"request_id"' in edge.output()
 
 
