@@ -44,6 +44,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 FORWARDED_FOR = "x-forwarded-for"
 READY_TIMEOUT_S = 1.0
+WS_POLICY_VIOLATION = 1008
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -146,6 +147,11 @@ def create_app(
 
     async def websocket(ws: WebSocket) -> None:
         client = ws.client.host if ws.client is not None else "unknown"
+        # Opening connections counts against the address too, so floods of them are refused.
+        decision = await limiter.hit(f"ws:connect:{client}", config.ws_rate_limit, 60)
+        if not decision.allowed:
+            await ws.close(code=WS_POLICY_VIOLATION)
+            return
         connection = Connection(ws, hub, state.channels, keys, limiter, limits, client)
         await connection.run()
 

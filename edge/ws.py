@@ -2,8 +2,9 @@
 
 Close codes: 1008 when the client stays blocked on one frame longer than the send timeout
 (a slow consumer) or keeps flooding control frames; 1009 for a frame over the size limit
-(enforced by the server); 1001 when the edge shuts down. Everything else the client does wrong
-gets an error frame and the connection stays usable.
+(enforced by the server); 1012 when the edge shuts down. Opening connections faster than the
+WebSocket rate limit allows from one address is refused at the handshake (HTTP 403). Everything
+else the client does wrong gets an error frame and the connection stays usable.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import pytest
 from cfd.v1 import trading_pb2
 from unit.edge.edge_fakes import FakeMesh, RunningEdge, quote
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 from edge.app import state_of
 from edge.hub import Hub
@@ -257,6 +258,13 @@ async def test_ws_messages_are_rate_limited(mesh: FakeMesh) -> None:
         error = await next_frame(ws)
         assert error["error"]["reason"] == "RATE_LIMITED"
         assert error["error"]["retryAfter"] >= 1
+        # Opening connections is limited per address as well: the handshake is refused.
+        async with client(edge), client(edge):
+            pass
+        with pytest.raises(InvalidStatus) as refused:
+            async with client(edge):
+                pass
+        assert refused.value.response.status_code == 403
 
 
 async def test_an_oversized_frame_closes_with_1009(edge: RunningEdge) -> None:
