@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import message
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from edge.descriptors import HttpBinding, Rpc
 from edge.errors import (
@@ -161,8 +162,29 @@ class RestGateway:
                 return error_response(status_from_rpc_error(exc, route.rpc.service))
             if item is grpc.aio.EOF:
                 return Response(b"", media_type=NDJSON_TYPE)
-        lines = _ndjson(call, first, route)
-        return StreamingResponse(lines, media_type=NDJSON_TYPE)
+        return _UpstreamStream(call, first, _ndjson(call, first, route))
+
+
+class _UpstreamStream(StreamingResponse):
+    """A streamed response that cancels its upstream call however the response ends."""
+
+    def __init__(
+        self,
+        call: grpc.aio.UnaryStreamCall[Any, Any],
+        first: asyncio.Future[Any],
+        lines: AsyncIterator[bytes],
+    ) -> None:
+        super().__init__(lines, media_type=NDJSON_TYPE)
+        self._call = call
+        self._first = first
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # The body may never have started (a client gone at once): end the call here too.
+            self._call.cancel()
+            self._first.cancel()
 
 
 async def _ndjson(

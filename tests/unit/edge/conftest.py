@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from unit.edge.edge_fakes import FakeMesh, RunningEdge, addresses_of, fake_mesh, running_edge
 
 from edge.config import EdgeConfig
+from unit.edge.edge_fakes import FakeMesh, RunningEdge, addresses_of, fake_mesh, running_edge
 
 
 @pytest.fixture

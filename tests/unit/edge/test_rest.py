@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import httpx
 import pytest
 from support import free_port
-from unit.edge.edge_fakes import FakeMesh, RunningEdge, addresses_of, running_edge
 
 from edge.config import EdgeConfig
+from unit.edge.edge_fakes import FakeMesh, RunningEdge, addresses_of, running_edge
 
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 
@@ -439,3 +441,23 @@ async def test_rest_rate_limits_are_shared_through_redis(mesh: FakeMesh, redis_u
         ]
         # Two edges, one budget: the third request is over it whichever edge serves it.
         assert statuses == [200, 200, 429]
+
+
+async def test_a_client_leaving_a_stream_ends_the_upstream_call(
+    client: httpx.AsyncClient, mesh: FakeMesh
+) -> None:
+    positions = mesh.recorder.positions
+    headers = {"authorization": f"Bearer {mesh.token('gus')}"}
+    async with client.stream("GET", "/v1/positions:stream", headers=headers) as response:
+        assert response.status_code == 200
+        deadline = time.monotonic() + 10
+        while positions.open_streams != 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        positions.publish(3)
+        line = await anext(response.aiter_lines())
+        assert json.loads(line) == {"account": {"currency": "gus"}, "sequence": "3"}
+    deadline = time.monotonic() + 10
+    while positions.open_streams != 0:
+        assert time.monotonic() < deadline, "the upstream stream outlived its client"
+        await asyncio.sleep(0.01)

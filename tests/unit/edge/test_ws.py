@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 from cfd.v1 import trading_pb2
-from unit.edge.edge_fakes import FakeMesh, RunningEdge, quote
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from edge.app import state_of
 from edge.hub import Hub
 from mesh.tokens import TokenIssuer
+from unit.edge.edge_fakes import FakeMesh, RunningEdge, quote
 
 Frame = dict[str, Any]
 
@@ -242,9 +242,8 @@ async def test_a_second_subscriber_is_served_from_the_shared_feed(
 
 
 async def test_ws_messages_are_rate_limited(mesh: FakeMesh) -> None:
-    from unit.edge.edge_fakes import addresses_of, running_edge
-
     from edge.config import EdgeConfig
+    from unit.edge.edge_fakes import addresses_of, running_edge
 
     config = EdgeConfig(ws_rate_limit=3)
     async with (
