@@ -9,9 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e.browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Mesh, unique_email
-from playwright.sync_api import Browser, Page, Playwright, Response, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, Response, expect, sync_playwright
 from support import REPO, ServiceProcess, mesh_env, wait_for
+
+from e2e.browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Mesh, unique_email
 
 WEB = REPO / "web"
 ARTIFACTS = REPO / "test-artifacts"
@@ -97,6 +98,8 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright, mesh: Mesh) -> Iterator[Browser]:
+    # Assertions poll up to this long: the mesh shares two cores with whatever else runs.
+    expect.set_options(timeout=15_000)
     chromium = playwright.chromium.launch(
         executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
     )
@@ -118,7 +121,7 @@ def pytest_runtest_makereport(
 def page(browser: Browser, mesh: Mesh, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh browser context (no stored session) at the desktop size of the issue."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=mesh.base_url)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(15_000)
     tab = context.new_page()
     console: list[str] = []
     tab.on("console", lambda message: console.append(f"{message.type}: {message.text}"))

@@ -328,6 +328,35 @@ def test_pending_order_can_be_cancelled(mesh: Mesh, page: Page) -> None:
     expect(toast(page, "Order cancelled")).to_have_count(1)
 
 
+LOCAL_TIME_IN = """(ms) => {
+  const d = new Date(Date.now() + ms);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:`
+    + `${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}"""
+
+
+def test_pending_order_expires_with_a_toast(mesh: Mesh, page: Page) -> None:
+    mesh.publish("ETHUSD", "3000.00", "3000.60")
+    sign_up(page)
+    select(page, "ETHUSD")
+    page.get_by_test_id("side-buy").click()
+    page.get_by_test_id("type-limit").click()
+    page.get_by_test_id("order-trigger").fill("2900.00")
+    page.get_by_test_id("order-amount").fill("0.1")
+    page.get_by_test_id("order-expiry").fill(page.evaluate(LOCAL_TIME_IN, -60_000))
+    page.get_by_test_id("order-submit").click()
+    expect(page.get_by_test_id("order-expireTime-error")).to_have_text("Must be in the future")
+    page.get_by_test_id("order-expiry").fill(page.evaluate(LOCAL_TIME_IN, 4_000))
+    page.get_by_test_id("order-submit").click()
+    expect(page.get_by_test_id("order-notice")).to_have_text("Limit order placed")
+    page.get_by_test_id("tab-orders").click()
+    expect(page.get_by_test_id("order-row")).to_have_count(1)
+    expired = toast(page, "Order expired")
+    expect(expired).to_have_count(1, timeout=15_000)
+    expect(page.get_by_test_id("orders-empty")).to_be_visible()
+
+
 def test_liquidation_toasts(mesh: Mesh, page: Page) -> None:
     mesh.publish("BTCUSD", "64000.00", "64010.00")
     sign_up(page)

@@ -234,6 +234,7 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
             <th className="num">TP</th>
             <th className="num">SL</th>
             <th>Placed</th>
+            <th>Expires</th>
             <th><span className="visually-hidden">Actions</span></th>
           </tr>
         </thead>
@@ -255,6 +256,9 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
                 <td className="num">{formatPrice(optional(order.takeProfit), digits)}</td>
                 <td className="num">{formatPrice(optional(order.stopLoss), digits)}</td>
                 <td>{formatTime(order.createTime)}</td>
+                <td data-testid="order-expires">
+                  {order.expireTime === undefined ? "Cancelled only" : formatTime(order.expireTime)}
+                </td>
                 <td className="row-actions">
                   <button
                     type="button"

@@ -24,6 +24,7 @@ type FieldName =
   | "amount"
   | "leverage"
   | "triggerPrice"
+  | "expireTime"
   | "takeProfit"
   | "stopLoss"
   | "trailingDistance";
@@ -31,6 +32,13 @@ type FieldName =
 type FieldErrors = Partial<Record<FieldName, string>>;
 
 const DEFAULT_LEVERAGE = 10;
+
+/** Read a datetime-local value (local time): null when empty, undefined when unreadable. */
+function parseExpiry(text: string): Date | null | undefined {
+  if (text.trim() === "") return null;
+  const date = new Date(text);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
 
 /** Check an optional price-like field: empty, or a positive decimal. */
 function optionalPositive(text: string): string | null {
@@ -44,6 +52,7 @@ function optionalPositive(text: string): string | null {
 const FIELD_LABELS: Readonly<Record<Exclude<FieldName, "amount">, string>> = {
   leverage: "Leverage",
   triggerPrice: "Trigger price",
+  expireTime: "Expiry",
   takeProfit: "Take profit",
   stopLoss: "Stop loss",
   trailingDistance: "Trailing distance",
@@ -74,6 +83,7 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
   const [amount, setAmount] = useState("");
   const [leverage, setLeverage] = useState(DEFAULT_LEVERAGE);
   const [triggerPrice, setTriggerPrice] = useState("");
+  const [expiry, setExpiry] = useState("");
   const [takeProfit, setTakeProfit] = useState("");
   const [stopLoss, setStopLoss] = useState("");
   const [trailingDistance, setTrailingDistance] = useState("");
@@ -91,6 +101,7 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
     setFormError(null);
     setNotice(null);
     setTriggerPrice("");
+    setExpiry("");
     setTakeProfit("");
     setStopLoss("");
     setTrailingDistance("");
@@ -128,6 +139,12 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
       } else if (view !== null && !trigger.isMultipleOf(view.spec.tickSize)) {
         errors.triggerPrice = `Must be a multiple of ${view.spec.tickSize.toPlainString()}`;
       }
+      const expiresAt = parseExpiry(expiry);
+      if (expiresAt === undefined) {
+        errors.expireTime = "Enter a date and time";
+      } else if (expiresAt !== null && expiresAt.getTime() <= Date.now()) {
+        errors.expireTime = "Must be in the future";
+      }
     }
     const tp = optionalPositive(takeProfit);
     if (tp !== null) errors.takeProfit = tp;
@@ -163,11 +180,15 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
     try {
       if (pending) {
         const type: OrderType = execution === "limit" ? "ORDER_TYPE_LIMIT" : "ORDER_TYPE_STOP";
+        const expiresAt = parseExpiry(expiry);
         await api.placeOrder({
           symbol: view.spec.symbol,
           side,
           type,
           triggerPrice: triggerPrice.trim(),
+          ...(expiresAt === null || expiresAt === undefined
+            ? {}
+            : { expireTime: expiresAt.toISOString() }),
           leverage,
           ...size,
           ...stops,
@@ -271,6 +292,21 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
               {...field("triggerPrice")}
             />
             {errorText("triggerPrice")}
+          </div>
+        )}
+        {pending && (
+          <div className="field">
+            <label htmlFor={`${id}-expiry`}>Expires (empty: good till cancelled)</label>
+            <input
+              id={`${id}-expiry`}
+              type="datetime-local"
+              step={1}
+              value={expiry}
+              onChange={(event) => setExpiry(event.target.value)}
+              data-testid="order-expiry"
+              {...field("expireTime")}
+            />
+            {errorText("expireTime")}
           </div>
         )}
 
