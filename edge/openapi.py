@@ -249,12 +249,12 @@ def _query_fields(
 def _edge_paths() -> dict[str, dict[str, Any]]:
     plain = {"type": "object", "additionalProperties": True}
 
-    def simple(summary: str, tag: str = "Edge") -> dict[str, Any]:
+    def simple(operation_id: str, summary: str) -> dict[str, Any]:
         return {
             "get": {
-                "tags": [tag],
+                "tags": ["Edge"],
                 "summary": summary,
-                "operationId": "Edge_" + "".join(w.capitalize() for w in summary.split()[:3]),
+                "operationId": operation_id,
                 "responses": {
                     "200": {
                         "description": "OK",
@@ -269,7 +269,7 @@ def _edge_paths() -> dict[str, dict[str, Any]]:
         }
 
     return {
-        "/healthz": simple("Liveness of the edge"),
-        "/readyz": simple("Readiness of the upstream services"),
-        "/.well-known/jwks.json": simple("Public keys verifying access tokens"),
+        "/healthz": simple("Edge_Healthz", "Liveness of the edge"),
+        "/readyz": simple("Edge_Readyz", "Readiness: every upstream service SERVING"),
+        "/.well-known/jwks.json": simple("Edge_Jwks", "Public keys verifying access tokens"),
     }
