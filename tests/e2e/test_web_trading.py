@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from e2e.browser_support import Mesh, number, shown, sign_up, unique_email
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 from support import REPO
+
+from e2e.browser_support import Mesh, number, shown, sign_up, unique_email
 
 ARTIFACTS = REPO / "test-artifacts"
 MICRO = Decimal("0.000001")
@@ -73,6 +74,24 @@ def test_sign_up_shows_balance_and_chart_candles(mesh: Mesh, page: Page) -> None
         "() => Number(document.querySelector('[data-testid=chart]')?.dataset.candleCount) > 0"
     )
     page.get_by_test_id("interval-1h").click()
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=chart]')?.dataset.candleCount) > 0"
+    )
+
+
+def test_keyboard_moves_through_instruments_and_interval(mesh: Mesh, page: Page) -> None:
+    sign_up(page)
+    select(page, "BTCUSD")
+    page.get_by_test_id("instrument-BTCUSD").focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_test_id("chart-symbol")).to_have_text("ETHUSD")
+    expect(page.get_by_test_id("instrument-ETHUSD")).to_be_focused()
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")
+    expect(page.get_by_test_id("chart-symbol")).to_have_text("SOLUSD")
+    page.get_by_test_id("interval-5m").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("interval-5m")).to_have_attribute("aria-pressed", "true")
     page.wait_for_function(
         "() => Number(document.querySelector('[data-testid=chart]')?.dataset.candleCount) > 0"
     )

@@ -1,4 +1,4 @@
-import { memo } from "react";
+import { type KeyboardEvent, memo } from "react";
 import { Decimal } from "../lib/decimal";
 import { DASH, formatPrice, percentChange } from "../lib/format";
 import type { Ticker } from "../lib/types";
@@ -79,8 +79,21 @@ const InstrumentRow = memo(function InstrumentRow({ view, quotes, ticker, active
 
 /** Instruments with live bid/ask and 24h change; choosing one selects it for chart and panel. */
 export function InstrumentList({ instruments, quotes, tickers, selected, onSelect }: InstrumentListProps) {
+  // Up and down arrows move the selection, as in a list box.
+  const onKeyDown = (event: KeyboardEvent<HTMLElement>) => {
+    const step = event.key === "ArrowDown" ? 1 : event.key === "ArrowUp" ? -1 : 0;
+    if (step === 0 || instruments.length === 0) return;
+    event.preventDefault();
+    const current = instruments.findIndex((view) => view.spec.symbol === selected);
+    const next = instruments[(current + step + instruments.length) % instruments.length];
+    onSelect(next.spec.symbol);
+    const button = event.currentTarget.querySelector<HTMLButtonElement>(
+      `[data-testid="instrument-${next.spec.symbol}"]`,
+    );
+    button?.focus();
+  };
   return (
-    <nav className="instruments panel" aria-label="Instruments">
+    <nav className="instruments panel" aria-label="Instruments" onKeyDown={onKeyDown}>
       <div className="panel-title instruments-head" aria-hidden="true">
         <span>Instrument</span>
         <span className="num">Bid</span>
