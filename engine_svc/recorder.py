@@ -13,7 +13,6 @@ start-up uses it to pick a snapshot when the database cannot be asked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -23,6 +22,7 @@ from typing import Any
 
 from cfd.v1 import trading_pb2
 
+from engine_svc.aio import wait_event
 from engine_svc.convert import AccountEvent, event_message
 from engine_svc.core import (
     AccountCreated,
@@ -153,7 +153,7 @@ class Recorder:
         *,
         recorded_seq: int = 0,
         max_events: int = 5000,
-        gather_s: float = 0.05,
+        gather_s: float = 0.25,
         min_backoff_s: float = 0.05,
         max_backoff_s: float = 2.0,
     ) -> None:
@@ -169,6 +169,7 @@ class Recorder:
         self._pending: deque[tuple[int, Sequence[tuple[str, AccountEvent]]]] = deque()
         self._ready = asyncio.Event()
         self._progress = asyncio.Event()
+        self._urgent = asyncio.Event()
         self.offered_seq = recorded_seq
         self.failures = 0
         self.schema_ready = False
@@ -185,12 +186,11 @@ class Recorder:
         """Wait until every event up to `seq` is recorded; return False on timeout."""
         deadline = time.monotonic() + timeout_s
         while self.recorded_seq < seq:
+            self._urgent.set()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            progress = self._progress
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(progress.wait(), remaining)
+            await wait_event(self._progress, remaining)
         return True
 
     async def _retry(self, what: str, attempt: int, exc: Exception) -> None:
@@ -220,8 +220,10 @@ class Recorder:
             while not self._pending:
                 self._ready.clear()
                 await self._ready.wait()
-            # Let a burst accumulate: fewer, larger transactions cost the order path less CPU.
-            await asyncio.sleep(self._gather_s)
+            # Let a burst accumulate, unless a reader waits: fewer, larger transactions cost
+            # the order path much less CPU.
+            await wait_event(self._urgent, self._gather_s)
+            self._urgent.clear()
             taken, rows = self._next_chunk()
             while True:
                 try:

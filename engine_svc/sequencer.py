@@ -11,7 +11,6 @@ crash could take back, and a burst of concurrent orders shares one fsync.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import time
@@ -20,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from engine_svc.aio import wait_event
 from engine_svc.core import ApplyQuote, Command, Core, ExpireOrders, OrderPlaced, Result
 from engine_svc.core.codec import encode_command
 from engine_svc.journal import Journal
@@ -117,11 +117,11 @@ class Sequencer:
     async def _wait_for_work(self) -> None:
         while not (self._queue or self._quotes or self._expiry_due() or self._stopping):
             self._wake.clear()
-            timeout = None
             if self._expiries:
                 timeout = max(0.0, (self._expiries[0] - self._clock()) / 1e9) + 0.001
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await wait_event(self._wake, timeout)
+            else:
+                await self._wake.wait()
 
     def _expiry_due(self) -> bool:
         return bool(self._expiries) and self._expiries[0] <= self._clock()
