@@ -83,6 +83,7 @@ class EngineRuntime:
         self._since_snapshot = 0
         self._last_snapshot_at = time.monotonic()
         self._snapshot_task: asyncio.Task[None] | None = None
+        self._digest: tuple[int, str] = (-1, "")
 
     # ------------------------------------------------------------------ start
 
@@ -108,7 +109,7 @@ class EngineRuntime:
         # Replayed commands are not in a snapshot yet either.
         self._since_snapshot = self.replayed
         digesting = time.perf_counter()
-        digest = core.digest()
+        digest = self.state_digest()
         digest_s = time.perf_counter() - digesting
         self.recovery_s = time.perf_counter() - started
         log.info(
@@ -242,6 +243,14 @@ class EngineRuntime:
         ]
         return last_ts, expiries
 
+    def state_digest(self) -> str:
+        """Return the digest of the current state, computed once per seq."""
+        seq = self.core.last_seq
+        if self._digest[0] != seq:
+            # Only `apply` changes the state, and every apply raises last_seq.
+            self._digest = (seq, self.core.digest())
+        return self._digest[1]
+
     # ------------------------------------------------------------------ snapshots
 
     def _after_batch(self, applied: Sequence[Applied]) -> None:
@@ -261,7 +270,7 @@ class EngineRuntime:
         if self._snapshot_task is not None and not self._snapshot_task.done():
             return self._snapshot_task
         # Taken synchronously: the state is a whole number of committed batches right now.
-        seq, digest, payload = self.core.last_seq, self.core.digest(), self.core.snapshot()
+        seq, digest, payload = self.core.last_seq, self.state_digest(), self.core.snapshot()
         self._since_snapshot = 0
         self._last_snapshot_at = time.monotonic()
         self._snapshot_task = asyncio.create_task(self._write_snapshot(seq, digest, payload))

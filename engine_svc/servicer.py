@@ -460,7 +460,7 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
             pending_orders=stats.pending_orders,
             journal_bytes=journal_bytes,
             journal_segments=segments,
-            state_digest=core.digest(),
+            state_digest=runtime.state_digest(),
             recorded_sequence=runtime.recorder.recorded_seq if runtime.recorder else 0,
             house_balance=format_money(stats.house_balance),
             total_deposits=format_money(stats.total_deposits),
