@@ -7,11 +7,13 @@ it from this process. Prints JSON lines. BENCH_ORDERS_SECONDS sets each run's le
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -78,6 +80,63 @@ async def wait_price(channel: grpc.aio.Channel, token: str, limit_s: float = 30.
     raise RuntimeError("the engine has no price")
 
 
+class EmptyStats(engine_admin_pb2_grpc.EngineAdminServiceServicer):
+    """The cheapest possible unary handler: the ceiling of grpc.aio on this machine."""
+
+    async def CreateAccount(
+        self, request: engine_admin_pb2.CreateAccountRequest, context: Any
+    ) -> engine_admin_pb2.CreateAccountResponse:
+        return engine_admin_pb2.CreateAccountResponse()
+
+    async def Deposit(
+        self, request: engine_admin_pb2.DepositRequest, context: Any
+    ) -> engine_admin_pb2.DepositResponse:
+        return engine_admin_pb2.DepositResponse()
+
+    async def GetStats(
+        self, request: engine_admin_pb2.GetStatsRequest, context: Any
+    ) -> engine_admin_pb2.GetStatsResponse:
+        return engine_admin_pb2.GetStatsResponse()
+
+
+def serve_baseline(port: int) -> None:
+    """Serve EmptyStats until killed (run in a child process)."""
+
+    async def run() -> None:
+        server = grpc.aio.server()
+        engine_admin_pb2_grpc.add_EngineAdminServiceServicer_to_server(EmptyStats(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(run())
+
+
+async def baseline(concurrency: int, seconds: float) -> float:
+    """Return calls/s of an empty unary RPC on a bare grpc.aio server in another process."""
+    port = free_port()
+    child = multiprocessing.get_context("spawn").Process(target=serve_baseline, args=(port,))
+    child.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await channel.channel_ready()
+            stub = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
+            calls = 0
+            deadline = time.perf_counter() + seconds
+
+            async def client() -> None:
+                nonlocal calls
+                while time.perf_counter() < deadline:
+                    await stub.GetStats(engine_admin_pb2.GetStatsRequest())
+                    calls += 1
+
+            await asyncio.gather(*(client() for _ in range(concurrency)))
+            return calls / seconds
+    finally:
+        child.kill()
+        child.join()
+
+
 async def main() -> None:
     """Run the benchmark and print its figures."""
     server, market_addr = await start_quote_source({"BTCUSD": ("64250.00", "64251.00")})
@@ -125,6 +184,11 @@ async def main() -> None:
         finally:
             engine.stop()
             await server.stop(0)
+    for concurrency in (1, 32):
+        rate = await baseline(concurrency, SECONDS)
+        emit(
+            "grpc_aio_baseline", f"c{concurrency}_empty_unary_throughput", round(rate, 1), "calls/s"
+        )
 
 
 if __name__ == "__main__":
