@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
-from mesh.config import ConfigError
-
-_ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:\d{1,5})?)$")
+from mesh.config import FrontLimits, env_duration_ms, env_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,54 +38,26 @@ class EdgeConfig:
         """Read the edge settings; unset variables keep their defaults."""
         env = os.environ if env is None else env
         default = cls()
+        limits = FrontLimits.from_env(env)
+        send_timeout_ms = env_duration_ms(
+            env, "CFD_WS_SEND_TIMEOUT", int(default.ws_send_timeout_s * 1000)
+        )
         return cls(
-            cors_origins=_origins(env.get("CFD_CORS_ORIGINS", "")),
-            max_body_bytes=_int(env, "CFD_MAX_BODY_BYTES", default.max_body_bytes, 64, 16 << 20),
-            upstream_timeout_s=_seconds(env, "CFD_UPSTREAM_TIMEOUT", default.upstream_timeout_s),
-            rate_limit_ip=_int(env, "CFD_RATE_LIMIT_IP", default.rate_limit_ip, 1, 1_000_000),
-            rate_limit_user=_int(env, "CFD_RATE_LIMIT_USER", default.rate_limit_user, 1, 1_000_000),
-            ws_rate_limit=_int(env, "CFD_WS_RATE_LIMIT", default.ws_rate_limit, 1, 1_000_000),
-            ws_max_frame_bytes=_int(
+            cors_origins=limits.cors_origins,
+            max_body_bytes=limits.max_body_bytes,
+            # Durations for asyncio, not money: float is what the timers take.
+            upstream_timeout_s=limits.upstream_timeout_ms / 1000,
+            rate_limit_ip=limits.rate_limit_ip,
+            rate_limit_user=limits.rate_limit_user,
+            ws_rate_limit=env_int(env, "CFD_WS_RATE_LIMIT", default.ws_rate_limit, 1, 1_000_000),
+            ws_max_frame_bytes=env_int(
                 env, "CFD_WS_MAX_FRAME_BYTES", default.ws_max_frame_bytes, 256, 1 << 20
             ),
-            ws_max_subscriptions=_int(
+            ws_max_subscriptions=env_int(
                 env, "CFD_WS_MAX_SUBSCRIPTIONS", default.ws_max_subscriptions, 1, 10_000
             ),
-            ws_event_backlog=_int(
+            ws_event_backlog=env_int(
                 env, "CFD_WS_EVENT_BACKLOG", default.ws_event_backlog, 1, 1_000_000
             ),
-            ws_send_timeout_s=_seconds(env, "CFD_WS_SEND_TIMEOUT", default.ws_send_timeout_s),
+            ws_send_timeout_s=send_timeout_ms / 1000,
         )
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
-    for origin in origins:
-        if not _ORIGIN.match(origin):
-            raise ConfigError(
-                f"CFD_CORS_ORIGINS: {origin!r} is not '*' or an origin like http://host:port"
-            )
-    return origins
-
-
-def _int(env: Mapping[str, str], var: str, default: int, low: int, high: int) -> int:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ConfigError(f"{var}={raw!r} is not a whole number between {low} and {high}")
-    return int(raw)
-
-
-def _seconds(env: Mapping[str, str], var: str, default: float) -> float:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ConfigError(f"{var}={raw!r} is not a number of seconds") from None
-    if not value.is_finite() or not Decimal("0.01") <= value <= Decimal(3600):
-        raise ConfigError(f"{var}={raw!r} must be between 0.01 and 3600 seconds")
-    # A duration for asyncio, not money: float is what the timers take.
-    return float(value)

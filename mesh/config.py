@@ -14,6 +14,7 @@ FEEDS = ("simulator", "replay", "manual", "binance", "backpack")
 INTERNAL_TOKEN_FILE = "internal_token"
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 _MAX_DEMO_BALANCE = Decimal("1000000000")
+_ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:\d{1,5})?)$")
 
 
 class ConfigError(ValueError):
@@ -174,3 +175,72 @@ def _internal_token(raw: str, data_dir: Path) -> str:
         f.flush()
         os.fsync(f.fileno())
     return token
+
+
+@dataclass(frozen=True, slots=True)
+class FrontLimits:
+    """Limits both fronts (the edge and Envoy) apply, read from the same variables.
+
+    CFD_CORS_ORIGINS (comma-separated browser origins), CFD_MAX_BODY_BYTES (largest REST
+    body), CFD_UPSTREAM_TIMEOUT (seconds per unary upstream call), CFD_RATE_LIMIT_IP and
+    CFD_RATE_LIMIT_USER (REST requests per minute per client address and per user).
+    """
+
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 64 * 1024
+    upstream_timeout_ms: int = 10_000
+    rate_limit_ip: int = 1200
+    rate_limit_user: int = 600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> FrontLimits:
+        """Read the limits; unset variables keep the defaults."""
+        env = os.environ if env is None else env
+        default = cls()
+        return cls(
+            cors_origins=env_origins(env, "CFD_CORS_ORIGINS"),
+            max_body_bytes=env_int(env, "CFD_MAX_BODY_BYTES", default.max_body_bytes, 64, 16 << 20),
+            upstream_timeout_ms=env_duration_ms(
+                env, "CFD_UPSTREAM_TIMEOUT", default.upstream_timeout_ms
+            ),
+            rate_limit_ip=env_int(env, "CFD_RATE_LIMIT_IP", default.rate_limit_ip, 1, 1_000_000),
+            rate_limit_user=env_int(
+                env, "CFD_RATE_LIMIT_USER", default.rate_limit_user, 1, 1_000_000
+            ),
+        )
+
+
+def env_int(env: Mapping[str, str], var: str, default: int, low: int, high: int) -> int:
+    """Return a whole number from `low` to `high`, or `default` when the variable is unset."""
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise ConfigError(f"{var}={raw!r} is not a whole number between {low} and {high}")
+    return int(raw)
+
+
+def env_duration_ms(
+    env: Mapping[str, str], var: str, default_ms: int, low_ms: int = 10, high_ms: int = 3_600_000
+) -> int:
+    """Return a duration given in (decimal) seconds, as whole milliseconds."""
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default_ms
+    try:
+        seconds = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{var}={raw!r} is not a number of seconds") from None
+    low, high = Decimal(low_ms) / 1000, Decimal(high_ms) / 1000
+    if not seconds.is_finite() or not low <= seconds <= high:
+        raise ConfigError(f"{var}={raw!r} must be between {low} and {high} seconds")
+    return int(seconds * 1000)
+
+
+def env_origins(env: Mapping[str, str], var: str) -> tuple[str, ...]:
+    """Return comma-separated browser origins ('*' or scheme://host[:port])."""
+    origins = tuple(o.strip().rstrip("/") for o in env.get(var, "").split(",") if o.strip())
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ConfigError(f"{var}: {origin!r} is not '*' or an origin like http://host:port")
+    return origins

@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -28,7 +27,7 @@ from types import FrameType
 
 import httpx
 
-from mesh.config import ConfigError, Settings
+from mesh.config import ConfigError, FrontLimits, Settings
 from mesh.tokens import JWKS_FILE_NAME, TokenConfig, TokenKeyError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +38,6 @@ DESCRIPTOR_NAME = "cfd.binpb"
 JWKS_WAIT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 ENVOY_LOG_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERROR": "error"}
-_ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:\d{1,5})?)$")
 
 
 class EnvoyError(RuntimeError):
@@ -68,17 +66,15 @@ class EnvoyOptions:
     def from_env(cls, env: Mapping[str, str] | None = None) -> EnvoyOptions:
         """Read the options; unset variables keep the defaults."""
         env = os.environ if env is None else env
-        default = cls()
         raw_bin = env.get("CFD_ENVOY_BIN", "").strip()
+        limits = FrontLimits.from_env(env)
         return cls(
             binary=Path(raw_bin).expanduser() if raw_bin else None,
-            cors_origins=_origins(env.get("CFD_CORS_ORIGINS", "")),
-            max_body_bytes=_int(env, "CFD_MAX_BODY_BYTES", default.max_body_bytes, 64, 16 << 20),
-            upstream_timeout_ms=_milliseconds(
-                env, "CFD_UPSTREAM_TIMEOUT", default.upstream_timeout_ms
-            ),
-            rate_limit_ip=_int(env, "CFD_RATE_LIMIT_IP", default.rate_limit_ip, 1, 1_000_000),
-            rate_limit_user=_int(env, "CFD_RATE_LIMIT_USER", default.rate_limit_user, 1, 1_000_000),
+            cors_origins=limits.cors_origins,
+            max_body_bytes=limits.max_body_bytes,
+            upstream_timeout_ms=limits.upstream_timeout_ms,
+            rate_limit_ip=limits.rate_limit_ip,
+            rate_limit_user=limits.rate_limit_user,
         )
 
     @property
@@ -276,38 +272,6 @@ def edge_origins(settings: Settings) -> tuple[str, ...]:
     """Return the origins of the web UI the edge serves, allowed by default."""
     port = settings.edge_port
     return (f"http://localhost:{port}", f"http://127.0.0.1:{port}")
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
-    for origin in origins:
-        if not _ORIGIN.match(origin):
-            raise ConfigError(
-                f"CFD_CORS_ORIGINS: {origin!r} is not '*' or an origin like http://host:port"
-            )
-    return origins
-
-
-def _int(env: Mapping[str, str], var: str, default: int, low: int, high: int) -> int:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ConfigError(f"{var}={raw!r} is not a whole number between {low} and {high}")
-    return int(raw)
-
-
-def _milliseconds(env: Mapping[str, str], var: str, default: int) -> int:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ConfigError(f"{var}={raw!r} is not a number of seconds") from None
-    if not value.is_finite() or not Decimal("0.01") <= value <= Decimal(3600):
-        raise ConfigError(f"{var}={raw!r} must be between 0.01 and 3600 seconds")
-    return int(value * 1000)
 
 
 def _package_binary() -> Path | None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh.config import ConfigError, Settings
+from mesh.config import ConfigError, FrontLimits, Settings
 
 
 def test_defaults_match_the_documented_ones(tmp_path: Path) -> None:
@@ -82,3 +82,35 @@ def test_addresses_and_ports_can_be_overridden(tmp_path: Path) -> None:
 def test_bad_values_are_clear_errors(tmp_path: Path, var: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"CFD_DATA_DIR": str(tmp_path), var: value})
+
+
+def test_front_limits_read_the_shared_variables() -> None:
+    limits = FrontLimits.from_env(
+        {
+            "CFD_CORS_ORIGINS": "http://a.example:3000, https://b.example/",
+            "CFD_MAX_BODY_BYTES": "1024",
+            "CFD_UPSTREAM_TIMEOUT": "2.5",
+            "CFD_RATE_LIMIT_IP": "30",
+        }
+    )
+    assert limits.cors_origins == ("http://a.example:3000", "https://b.example")
+    assert limits.max_body_bytes == 1024
+    assert limits.upstream_timeout_ms == 2500
+    assert (limits.rate_limit_ip, limits.rate_limit_user) == (30, 600)
+    assert FrontLimits.from_env({}) == FrontLimits()
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("CFD_CORS_ORIGINS", "ftp://x"),
+        ("CFD_MAX_BODY_BYTES", "12"),
+        ("CFD_MAX_BODY_BYTES", "١٠٠"),
+        ("CFD_UPSTREAM_TIMEOUT", "soon"),
+        ("CFD_UPSTREAM_TIMEOUT", "0"),
+        ("CFD_RATE_LIMIT_USER", "-1"),
+    ],
+)
+def test_front_limits_reject_bad_values(var: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=var):
+        FrontLimits.from_env({var: value})
