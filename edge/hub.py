@@ -2,8 +2,10 @@
 
 A feed owns the upstream stream of one key (the prices of one symbol, one user's events...).
 It reconnects with backoff when the service goes away; an events feed resumes after the last
-sequence it saw, so subscribers see no gap. Delivery to a subscriber never blocks the feed:
-each connection has its own outbox (see `edge.outbox`).
+sequence it saw, so subscribers see no gap. A state feed (prices, candles, positions) keeps its
+latest frame and hands it to a subscriber as soon as it joins, so joining a stream that is
+already running does not mean waiting for the next change upstream. Delivery to a subscriber
+never blocks the feed: each connection has its own outbox (see `edge.outbox`).
 """
 
 from __future__ import annotations
@@ -74,7 +76,12 @@ Framer = Callable[[Any], list[Frame]]
 
 @dataclass(frozen=True, slots=True)
 class FeedSpec:
-    """How to open and render the upstream stream of one channel key."""
+    """How to open and render the upstream stream of one channel key.
+
+    A feed that is not `sequenced` carries state: each frame is the whole current state of its
+    key (the quote of one symbol, one user's positions snapshot, the latest candle of one
+    series), so the latest one is all a joining subscriber needs.
+    """
 
     key: ChannelKey
     target: str
@@ -104,6 +111,8 @@ class Feed:
     subscribers: list[Subscription] = field(default_factory=list)
     recent: deque[Frame] = field(default_factory=deque)
     last: tuple[int, int] | None = None
+    # State feeds: the latest frame, for subscribers that join a running stream.
+    latest: Frame | None = None
     task: asyncio.Task[None] | None = None
     upstream_opens: int = 0
 
@@ -116,6 +125,8 @@ class Feed:
             self.recent.append(frame)
             while len(self.recent) > self.backlog:
                 self.base = self.recent.popleft().sequence
+        else:
+            self.latest = frame
         for subscription in list(self.subscribers):
             if self.spec.sequenced and frame.sequence <= subscription.after:
                 continue
@@ -137,7 +148,11 @@ class Hub:
     def subscribe(
         self, spec: FeedSpec, subscriber: Subscriber, from_sequence: int = 0
     ) -> Subscription:
-        """Join (or start) the feed of `spec.key`; sequenced feeds replay after `from_sequence`."""
+        """Join (or start) the feed of `spec.key`.
+
+        A sequenced feed replays its recent events after `from_sequence`; a state feed that is
+        already running delivers its latest frame at once.
+        """
         feed = self._feeds.get(spec.key)
         key = spec.key
         if feed is not None and spec.sequenced and not feed.covers(from_sequence):
@@ -156,6 +171,8 @@ class Hub:
             for frame in list(feed.recent):
                 if frame.sequence > from_sequence:
                     subscriber.deliver(subscription, frame)
+        elif feed.latest is not None:
+            subscriber.deliver(subscription, feed.latest)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:

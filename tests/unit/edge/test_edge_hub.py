@@ -168,3 +168,133 @@ async def test_a_frame_that_cannot_be_rendered_ends_the_feed_with_internal() -> 
     assert sink.failures[0].code == grpc.StatusCode.INTERNAL.value[0]
     assert hub.feed_count() == 0
     await hub.close()
+
+
+def positions(upstream: Upstream) -> FeedSpec:
+    return FeedSpec(
+        ("positions", "u1"),
+        "cfd.v1.TradingService",
+        upstream.open,
+        lambda item: [Frame(f"snapshot {item}", slot="positions")],
+    )
+
+
+def candles(upstream: Upstream) -> FeedSpec:
+    # Items are (open time, close): a new open time starts the next candle.
+    return FeedSpec(
+        ("candles", "BTCUSD", "CANDLE_INTERVAL_1M"),
+        "cfd.v1.MarketDataService",
+        upstream.open,
+        lambda item: [
+            Frame(f"{item[0]}:{item[1]}", slot=f"candles:BTCUSD:CANDLE_INTERVAL_1M:{item[0]}")
+        ],
+    )
+
+
+async def test_a_late_subscriber_gets_the_current_positions_snapshot_at_once() -> None:
+    hub, upstream, early, late = Hub(), Upstream(), Sink(), Sink()
+    hub.subscribe(positions(upstream), early)
+    await until(lambda: len(upstream.queues) == 1)
+    for item in (1, 2):
+        upstream.queues[0].put_nowait(item)
+    await until(lambda: len(early.frames) == 2)
+    hub.subscribe(positions(upstream), late)
+    # Delivered while joining: no further upstream message, no second upstream stream.
+    assert late.texts() == ["snapshot 2"]
+    assert late.frames[0].slot == "positions"
+    assert upstream.opens == [0]
+    upstream.queues[0].put_nowait(3)
+    await until(lambda: len(late.frames) == 2)
+    assert early.texts() == ["snapshot 1", "snapshot 2", "snapshot 3"]
+    assert late.texts() == ["snapshot 2", "snapshot 3"]
+    await hub.close()
+
+
+async def test_a_subscriber_of_a_feed_without_frames_yet_waits_for_the_first() -> None:
+    hub, upstream, early, late = Hub(), Upstream(), Sink(), Sink()
+    hub.subscribe(positions(upstream), early)
+    await until(lambda: len(upstream.queues) == 1)
+    hub.subscribe(positions(upstream), late)
+    assert late.frames == []
+    upstream.queues[0].put_nowait(1)
+    await until(lambda: len(late.frames) == 1 and len(early.frames) == 1)
+    assert late.texts() == early.texts() == ["snapshot 1"]
+    await hub.close()
+
+
+async def test_a_late_subscriber_gets_the_latest_quote_at_once() -> None:
+    hub, upstream, early, late = Hub(), Upstream(), Sink(), Sink()
+    hub.subscribe(prices(upstream), early)
+    await until(lambda: len(upstream.queues) == 1)
+    for item in ("q1", "q2"):
+        upstream.queues[0].put_nowait(item)
+    await until(lambda: len(early.frames) == 2)
+    hub.subscribe(prices(upstream), late)
+    assert late.texts() == ["q2"]
+    assert upstream.opens == [0]
+    await hub.close()
+
+
+async def test_a_late_subscriber_gets_the_in_progress_candle_at_once() -> None:
+    hub, upstream, early, late = Hub(), Upstream(), Sink(), Sink()
+    hub.subscribe(candles(upstream), early)
+    await until(lambda: len(upstream.queues) == 1)
+    # The 60 candle closes, then the 120 one starts and changes.
+    for item in ((60, "1.0"), (60, "1.5"), (120, "1.6"), (120, "1.7")):
+        upstream.queues[0].put_nowait(item)
+    await until(lambda: len(early.frames) == 4)
+    hub.subscribe(candles(upstream), late)
+    assert late.texts() == ["120:1.7"]
+    assert late.frames[0].slot == "candles:BTCUSD:CANDLE_INTERVAL_1M:120"
+    assert upstream.opens == [0]
+    await hub.close()
+
+
+async def test_the_latest_state_survives_a_reconnect_until_the_new_stream_replaces_it() -> None:
+    hub, upstream, early, late = Hub(), Upstream(), Sink(), Sink()
+    hub.subscribe(positions(upstream), early)
+    await until(lambda: len(upstream.queues) == 1)
+    upstream.queues[0].put_nowait(1)
+    upstream.queues[0].put_nowait(rpc_error(grpc.StatusCode.UNAVAILABLE))
+    await until(lambda: len(upstream.queues) == 2)
+    upstream.queues[1].put_nowait(2)
+    await until(lambda: len(early.frames) == 2)
+    hub.subscribe(positions(upstream), late)
+    assert late.texts() == ["snapshot 2"]
+    await hub.close()
+
+
+async def test_a_new_feed_of_a_key_starts_without_the_state_of_a_stopped_one() -> None:
+    hub, upstream, first, second = Hub(), Upstream(), Sink(), Sink()
+    subscription = hub.subscribe(positions(upstream), first)
+    await until(lambda: len(upstream.queues) == 1)
+    upstream.queues[0].put_nowait(1)
+    await until(lambda: len(first.frames) == 1)
+    hub.unsubscribe(subscription)
+    assert hub.feed_count() == 0
+    hub.subscribe(positions(upstream), second)
+    assert second.frames == []
+    await until(lambda: len(upstream.queues) == 2)
+    upstream.queues[1].put_nowait(2)
+    await until(lambda: len(second.frames) == 1)
+    assert second.texts() == ["snapshot 2"]
+    await hub.close()
+
+
+async def test_events_are_not_replayed_as_state() -> None:
+    hub, upstream, early, late = Hub(), Upstream(), Sink(), Sink()
+    hub.subscribe(events(upstream), early, from_sequence=0)
+    await until(lambda: len(upstream.queues) == 1)
+    for item in ((1, 0), (2, 0)):
+        upstream.queues[0].put_nowait(item)
+    await until(lambda: len(early.frames) == 2)
+    feed = hub.feed(("events", "u1"))
+    assert feed is not None and feed.latest is None
+    # Caught up already: joining delivers nothing, not even the latest event.
+    hub.subscribe(events(upstream), late, from_sequence=2)
+    assert late.frames == []
+    upstream.queues[0].put_nowait((3, 0))
+    await until(lambda: len(late.frames) == 1)
+    assert late.texts() == ["3.0"]
+    assert early.texts() == ["1.0", "2.0", "3.0"]
+    await hub.close()

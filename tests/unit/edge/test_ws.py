@@ -359,3 +359,110 @@ async def test_a_slow_client_does_not_slow_the_others(edge: RunningEdge, mesh: F
 
 def _hub(edge: RunningEdge) -> Hub:
     return state_of(edge.app).hub
+
+
+async def test_a_second_positions_subscriber_gets_the_current_snapshot_at_once(
+    edge: RunningEdge, mesh: FakeMesh
+) -> None:
+    positions = mesh.recorder.positions
+    token = mesh.token("gus")
+    async with client(edge) as first, client(edge) as second:
+        await send(first, {"op": "auth", "token": token})
+        await send(first, {"op": "subscribe", "channel": "positions"})
+        await next_frame(first, is_type("ack"))
+        await until(lambda: positions.open_streams == 1)
+        positions.publish(4)
+        positions.publish(5)
+        await next_frame(
+            first, lambda f: on_channel("positions")(f) and f["data"]["sequence"] == "5"
+        )
+        await send(second, {"op": "auth", "token": token})
+        await send(second, {"op": "subscribe", "channel": "positions"})
+        await next_frame(second, lambda f: f.get("type") == "ack" and f["op"] == "subscribe")
+        # No further change upstream: the snapshot comes from the running shared stream.
+        frame = await next_frame(second, on_channel("positions"), within=5)
+        assert frame["data"] == {"account": {"currency": "gus"}, "sequence": "5"}
+        assert positions.opened == 1
+
+
+async def test_a_second_prices_subscriber_gets_the_latest_quote_of_each_symbol_at_once(
+    edge: RunningEdge, mesh: FakeMesh
+) -> None:
+    ticks = mesh.recorder.ticks
+    hub = _hub(edge)
+    async with client(edge) as first, client(edge) as second:
+        await send(first, {"op": "subscribe", "channel": "prices", "symbols": ["BTCUSD", "ETHUSD"]})
+        await next_frame(first, is_type("ack"))
+        await until(lambda: ticks.open_streams == 2)
+        ticks.publish(quote("BTCUSD", "64000.00", "64001.00", sequence=1))
+        ticks.publish(quote("ETHUSD", "3000.00", "3000.50", sequence=2))
+        ticks.publish(quote("BTCUSD", "64100.00", "64101.00", sequence=3))
+        latest: dict[str, str] = {}
+        while latest != {"BTCUSD": "3", "ETHUSD": "2"}:
+            data = (await next_frame(first, on_channel("prices")))["data"]
+            latest[data["symbol"]] = data["sequence"]
+        await send(
+            second, {"op": "subscribe", "channel": "prices", "symbols": ["ETHUSD", "BTCUSD"]}
+        )
+        await next_frame(second, is_type("ack"))
+        got = {}
+        for _ in range(2):
+            data = (await next_frame(second, on_channel("prices"), within=5))["data"]
+            got[data["symbol"]] = (data["bid"], data["sequence"])
+        assert got == {"BTCUSD": ("64100.00", "3"), "ETHUSD": ("3000.00", "2")}
+        assert ticks.opened == 2
+        feed = hub.feed(("prices", "BTCUSD"))
+        assert feed is not None and len(feed.subscribers) == 2
+
+
+async def test_a_second_candles_subscriber_gets_the_latest_candle_at_once(
+    edge: RunningEdge, mesh: FakeMesh
+) -> None:
+    candles = mesh.recorder.candles
+    subscribe = {
+        "op": "subscribe",
+        "channel": "candles",
+        "symbol": "BTCUSD",
+        "interval": "CANDLE_INTERVAL_1M",
+    }
+    async with client(edge) as first, client(edge) as second:
+        await send(first, subscribe)
+        await next_frame(first, is_type("ack"))
+        await until(lambda: candles.open_streams == 1)
+        candles.publish("64000.5")
+        candles.publish("64010.5")
+        await next_frame(
+            first, lambda f: on_channel("candles")(f) and f["data"]["candle"]["close"] == "64010.5"
+        )
+        await send(second, subscribe)
+        await next_frame(second, is_type("ack"))
+        frame = await next_frame(second, on_channel("candles"), within=5)
+        assert frame["data"] == {
+            "symbol": "BTCUSD",
+            "interval": "CANDLE_INTERVAL_1M",
+            "candle": {"close": "64010.5"},
+        }
+        assert candles.opened == 1
+
+
+async def test_a_caught_up_events_subscriber_gets_no_state_replay(
+    edge: RunningEdge, mesh: FakeMesh
+) -> None:
+    mesh.recorder.events.extend(event(s) for s in range(1, 3))
+    token = mesh.token("hal")
+    async with client(edge) as first, client(edge) as second:
+        await send(first, {"op": "auth", "token": token})
+        await send(first, {"op": "subscribe", "channel": "events", "fromSequence": "0"})
+        for expected in ("1", "2"):
+            frame = await next_frame(first, on_channel("events"))
+            assert frame["data"]["sequence"] == expected
+        await send(second, {"op": "auth", "token": token})
+        await send(second, {"op": "subscribe", "channel": "events", "fromSequence": "2"})
+        await next_frame(second, lambda f: f.get("type") == "ack" and f["op"] == "subscribe")
+        await until(lambda: mesh.recorder.live_events.open_streams == 1)
+        mesh.recorder.events.append(event(3))
+        mesh.recorder.live_events.publish(event(3))
+        # Nothing was delivered on joining: the first data frame is the new event.
+        frame = await next_frame(second, lambda f: "data" in f)
+        assert frame["channel"] == "events" and frame["data"]["sequence"] == "3"
+        assert mesh.recorder.event_requests == [0]
