@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -94,18 +95,27 @@ class EngineRuntime:
         journal = Journal.open(self.journal_dir, self.config.segment_bytes, self.config.fsync)
         self.journal = journal
         recorded = await self._recorded_seq()
-        loading = time.perf_counter()
-        core, base = self._load_base(journal, recorded)
-        load_s = time.perf_counter() - loading
-        self.core = core
-        self.hub = EventHub(floor=base, ring=self.config.event_ring)
-        recorder = Recorder(self.history, core.instruments, self.hint_path, recorded_seq=recorded)
-        recorder.offered_seq = max(recorded, base)
-        self.recorder = recorder
-        self.hub.listeners.append(recorder.offer)
-        replaying = time.perf_counter()
-        last_ts, expiries = self._replay(journal, core, base)
-        replay_s = time.perf_counter() - replaying
+        # The state is millions of long-lived objects: collecting while building it only
+        # rescans them, and afterwards they are moved out of the collector's way for good.
+        gc.disable()
+        try:
+            loading = time.perf_counter()
+            core, base = self._load_base(journal, recorded)
+            load_s = time.perf_counter() - loading
+            self.core = core
+            self.hub = EventHub(floor=base, ring=self.config.event_ring)
+            recorder = Recorder(
+                self.history, core.instruments, self.hint_path, recorded_seq=recorded
+            )
+            recorder.offered_seq = max(recorded, base)
+            self.recorder = recorder
+            self.hub.listeners.append(recorder.offer)
+            replaying = time.perf_counter()
+            last_ts, expiries = self._replay(journal, core, base)
+            replay_s = time.perf_counter() - replaying
+        finally:
+            gc.freeze()
+            gc.enable()
         # Replayed commands are not in a snapshot yet either.
         self._since_snapshot = self.replayed
         digesting = time.perf_counter()
