@@ -99,6 +99,10 @@ def rejection(result: Result, account_missing: str | None = None) -> ApiError:
     return ApiError(reason, result.message, violations)
 
 
+def _history_down() -> ApiError:
+    return ApiError("SERVICE_UNAVAILABLE", "the history database is unavailable; retry shortly")
+
+
 def _payload(result: Result, kind: type[P]) -> P:
     payload = result.payload
     if not isinstance(payload, kind):
@@ -198,7 +202,10 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 position=position_message(view, self._instrument(view.symbol))
             )
         await self._wait_history()
-        data = await self._runtime.history.last_close(account, position_id)
+        try:
+            data = await self._runtime.history.last_close(account, position_id)
+        except Exception as exc:
+            raise _history_down() from exc
         if data is None:
             raise ApiError("POSITION_NOT_FOUND", f"position {position_id[:40]!r} not found")
         return trading_pb2.GetPositionResponse(position=trading_pb2.Position.FromString(data))
@@ -311,7 +318,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         try:
             rows = await self._runtime.history.history_page(account, symbol, after, size + 1)
         except Exception as exc:
-            raise ApiError("SERVICE_UNAVAILABLE", "the history database is unavailable") from exc
+            raise _history_down() from exc
         token = ""
         if len(rows) > size:
             rows = rows[:size]
@@ -387,7 +394,10 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                     raise ApiError(
                         "SERVICE_UNAVAILABLE", "older events are not available yet; retry"
                     )
-                rows = await runtime.history.events_after(account, position, floor, EVENTS_PAGE)
+                try:
+                    rows = await runtime.history.events_after(account, position, floor, EVENTS_PAGE)
+                except Exception as exc:
+                    raise _history_down() from exc
                 for seq, index, data in rows:
                     position = (seq, index)
                     yield trading_pb2.StreamEventsResponse.FromString(data)

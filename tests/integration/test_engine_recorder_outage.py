@@ -15,19 +15,20 @@ from pathlib import Path
 import grpc
 import pytest
 from cfd.v1 import common_pb2, trading_pb2
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from engine_svc.history import closed_positions, events, ledger
 from integration.test_engine_harness import (
     Client,
     Engine,
     engine_settings,
+    failure,
     fake_market,
     poll,
     start_engine,
     user_issuer,
 )
-from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
-
-from engine_svc.history import closed_positions, events, ledger
 from mesh.db import create_engine
 
 pytestmark = pytest.mark.postgres
@@ -117,6 +118,11 @@ async def test_a_database_outage_loses_and_duplicates_nothing(
                 await _round_trips(client, "alice", 10)
                 stats = await client.stats()
                 assert stats.recorded_sequence < stats.sequence
+                with pytest.raises(grpc.aio.AioRpcError) as down:
+                    await client.trading.ListHistory(
+                        trading_pb2.ListHistoryRequest(), metadata=client.auth("alice")
+                    )
+                assert failure(down.value) == (grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE")
                 await proxy.restore()
                 await poll(_caught_up(client), limit_s=30)
                 history = await client.trading.ListHistory(
