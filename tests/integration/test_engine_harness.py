@@ -27,7 +27,7 @@ from cfd.v1 import (
     trading_pb2_grpc,
 )
 from google.rpc import error_details_pb2
-from support import free_port, mesh_env
+from support import mesh_env
 
 from engine_svc.config import EngineConfig
 from engine_svc.main import run
@@ -239,11 +239,6 @@ def violations(exc: grpc.aio.AioRpcError) -> list[str]:
 def failure(exc: grpc.aio.AioRpcError) -> tuple[grpc.StatusCode, str | None]:
     """Return the status code and ErrorInfo reason of a failed call."""
     return exc.code(), reason_of(exc)
-
-
-def free_engine_port() -> int:
-    """Return a free port for an engine."""
-    return free_port()
 
 
 # ---------------------------------------------------------------------- the harness itself
