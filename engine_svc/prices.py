@@ -95,6 +95,9 @@ class TickSubscriber:
                     exc.code().name,
                     backoff,
                 )
+            except Exception:
+                # Whatever went wrong, prices must keep flowing once it is over.
+                log.exception("tick stream from %s broke; retrying in %.1fs", self.address, backoff)
             self.connected = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._max_backoff_s)
