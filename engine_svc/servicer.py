@@ -474,6 +474,7 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
             recorded_sequence=runtime.recorder.recorded_seq if runtime.recorder else 0,
             house_balance=format_money(stats.house_balance),
             total_deposits=format_money(stats.total_deposits),
+            fresh_symbols=sorted(runtime.freshness.fresh_symbols()),
         )
         info = runtime.snapshot_info
         if info is not None:

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import grpc
 import httpx
+from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import ConfigError, Settings
 from mesh.logs import setup_logging
 from mesh.server import ServeError
@@ -31,6 +33,7 @@ SERVICES = {
 # Start order of `cfd up`: prices first, the edge last; stopped in reverse.
 UP_ORDER = ("market", "engine", "accounts", "edge")
 START_TIMEOUT_S = 60.0
+PRICES_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 
 
@@ -116,6 +119,8 @@ def run_up(settings: Settings, with_envoy: bool = False) -> int:
         failed = _wait_ready(settings, children, lambda: stopping)
         if failed is not None:
             return failed
+        if settings.feed != "manual":
+            _wait_for_prices(settings, lambda: stopping)
         if not stopping:
             _print_urls(settings, with_envoy)
         while not stopping:
@@ -173,6 +178,36 @@ def _is_ready(settings: Settings, name: str) -> bool:
         "accounts": settings.account_port,
     }[name]
     return grpc_serving(f"127.0.0.1:{port}")
+
+
+def _wait_for_prices(settings: Settings, stopping: Callable[[], bool]) -> None:
+    """Wait until the engine has a fresh price of every instrument, so first orders succeed."""
+    deadline = time.monotonic() + PRICES_TIMEOUT_S
+    metadata = ((INTERNAL_TOKEN_HEADER, settings.internal_token),)
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{settings.market_port}") as market,
+        grpc.insecure_channel(f"127.0.0.1:{settings.engine_port}") as engine,
+    ):
+        instruments = market_pb2_grpc.MarketDataServiceStub(market)
+        admin = engine_admin_pb2_grpc.EngineAdminServiceStub(engine)
+        while not stopping() and time.monotonic() < deadline:
+            try:
+                listed = instruments.ListInstruments(market_pb2.ListInstrumentsRequest(), timeout=5)
+                stats = admin.GetStats(
+                    engine_admin_pb2.GetStatsRequest(), metadata=metadata, timeout=5
+                )
+            except grpc.RpcError:
+                time.sleep(0.2)
+                continue
+            if {i.symbol for i in listed.instruments} <= set(stats.fresh_symbols):
+                return
+            time.sleep(0.2)
+    if not stopping():
+        print(
+            f"cfd up: the engine has no prices after {PRICES_TIMEOUT_S:.0f}s; "
+            "orders fail with PRICE_UNAVAILABLE until the market feed delivers",
+            file=sys.stderr,
+        )
 
 
 def _http_ok(url: str) -> bool:

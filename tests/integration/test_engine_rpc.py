@@ -378,6 +378,7 @@ async def test_a_stale_price_refuses_orders_and_liquidates_nothing(world: World)
         trading_pb2.OpenPositionRequest(symbol="BTCUSD", side=BUY, leverage=100, quantity="0.01"),
         metadata=world.md(),
     )
+    assert "BTCUSD" in (await world.client.stats()).fresh_symbols
     world.market.up = False
     freshness = world.engine.runtime.freshness
 
@@ -385,6 +386,7 @@ async def test_a_stale_price_refuses_orders_and_liquidates_nothing(world: World)
         return not freshness.fresh_symbols()
 
     await poll(stale)
+    assert list((await world.client.stats()).fresh_symbols) == []
     error = await _fails(world.trading.OpenPosition(_open(), metadata=world.md()))
     assert failure(error) == (grpc.StatusCode.FAILED_PRECONDITION, "PRICE_UNAVAILABLE")
     closing = await _fails(

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -161,6 +163,7 @@ class GetStatsResponse(_message.Message):
     RECORDED_SEQUENCE_FIELD_NUMBER: _builtins.int
     HOUSE_BALANCE_FIELD_NUMBER: _builtins.int
     TOTAL_DEPOSITS_FIELD_NUMBER: _builtins.int
+    FRESH_SYMBOLS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Last applied sequence number."""
     accounts: _builtins.int
@@ -189,6 +192,10 @@ class GetStatsResponse(_message.Message):
     def snapshot_time(self) -> _timestamp_pb2.Timestamp:
         """When the newest snapshot was written."""
 
+    @_builtins.property
+    def fresh_symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Symbols with a fresh price, sorted: orders on any other symbol fail with PRICE_UNAVAILABLE."""
+
     def __init__(
         self,
         *,
@@ -205,10 +212,11 @@ class GetStatsResponse(_message.Message):
         recorded_sequence: _builtins.int = ...,
         house_balance: _builtins.str = ...,
         total_deposits: _builtins.str = ...,
+        fresh_symbols: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot_time", b"snapshot_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "state_digest", b"state_digest", "total_deposits", b"total_deposits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "state_digest", b"state_digest", "total_deposits", b"total_deposits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
