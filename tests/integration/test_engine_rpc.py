@@ -12,6 +12,8 @@ import grpc
 import pytest
 from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from google.protobuf import timestamp_pb2
+
+from engine_svc.config import EngineConfig
 from integration.test_engine_harness import (
     Client,
     Engine,
@@ -24,8 +26,6 @@ from integration.test_engine_harness import (
     user_issuer,
     violations,
 )
-
-from engine_svc.config import EngineConfig
 
 BUY, SELL = common_pb2.SIDE_BUY, common_pb2.SIDE_SELL
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from unit.engine_svc.core.core_harness import Harness
 
 from engine_svc.core import Core
+from unit.engine_svc.core.core_harness import Harness
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 
 import pytest
-from unit.engine_svc.core.core_harness import Harness
 
 from engine_svc.core import (
     AddMargin,
@@ -32,6 +31,7 @@ from engine_svc.core.codec import (
     pack_int_column,
     unpack_int_column,
 )
+from unit.engine_svc.core.core_harness import Harness
 
 USD = 1_000_000
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from unit.engine_svc.core.core_harness import Harness
 
 from engine_svc.core import (
     ApplyQuote,
@@ -18,6 +17,7 @@ from engine_svc.core import (
     default_instruments,
     make_instrument,
 )
+from unit.engine_svc.core.core_harness import Harness
 
 
 def test_default_instruments_match_the_api_table() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from unit.engine_svc.core.core_harness import Harness
-
 from engine_svc.core import (
     ApplyQuote,
     BalanceChanged,
@@ -23,6 +21,7 @@ from engine_svc.core import (
     Reason,
     Side,
 )
+from unit.engine_svc.core.core_harness import Harness
 
 USD = 1_000_000
 

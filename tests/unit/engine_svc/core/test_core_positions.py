@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from unit.engine_svc.core.core_harness import Harness
 
 from engine_svc.core import (
     AccountCreated,
@@ -25,6 +24,7 @@ from engine_svc.core import (
     Reason,
     Side,
 )
+from unit.engine_svc.core.core_harness import Harness
 
 USD = 1_000_000
 

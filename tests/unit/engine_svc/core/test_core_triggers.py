@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from unit.engine_svc.core.core_harness import Harness
-
 from engine_svc.core import (
     CLEAR,
     AddMargin,
@@ -22,6 +20,7 @@ from engine_svc.core import (
     Side,
     make_instrument,
 )
+from unit.engine_svc.core.core_harness import Harness
 
 USD = 1_000_000
 

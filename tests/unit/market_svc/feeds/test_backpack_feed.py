@@ -2,6 +2,12 @@ import asyncio
 import json
 
 import pytest
+from websockets.asyncio.server import ServerConnection
+
+from market_svc.feeds.backpack import BackpackFeed, default_symbol_map
+from market_svc.feeds.base import FeedConfigError
+from market_svc.feeds.websocket import ConnectionSettings
+from market_svc.instruments import Instruments
 from unit.market_svc.feeds.fake_exchanges import (
     FakeExchange,
     eventually,
@@ -9,12 +15,6 @@ from unit.market_svc.feeds.fake_exchanges import (
     hold_open,
     running,
 )
-from websockets.asyncio.server import ServerConnection
-
-from market_svc.feeds.backpack import BackpackFeed, default_symbol_map
-from market_svc.feeds.base import FeedConfigError
-from market_svc.feeds.websocket import ConnectionSettings
-from market_svc.instruments import Instruments
 
 FAST = ConnectionSettings(stale_after=5.0, backoff_initial=0.01, backoff_max=0.05)
 SYMBOLS = default_symbol_map(Instruments())

@@ -3,13 +3,6 @@ import json
 from decimal import Decimal
 
 import pytest
-from unit.market_svc.feeds.fake_exchanges import (
-    FakeExchange,
-    eventually,
-    feeding,
-    hold_open,
-    running,
-)
 from websockets.asyncio.server import ServerConnection
 
 from market_svc.feeds.base import FeedConfigError
@@ -17,6 +10,13 @@ from market_svc.feeds.binance import BinanceFeed, default_symbol_map
 from market_svc.feeds.websocket import ConnectionSettings
 from market_svc.instruments import Instruments
 from market_svc.market import MarketData
+from unit.market_svc.feeds.fake_exchanges import (
+    FakeExchange,
+    eventually,
+    feeding,
+    hold_open,
+    running,
+)
 
 FAST = ConnectionSettings(stale_after=5.0, backoff_initial=0.01, backoff_max=0.05)
 SYMBOLS = default_symbol_map(Instruments())

@@ -2,11 +2,11 @@ import asyncio
 from decimal import Decimal
 
 import pytest
-from unit.market_svc.feeds.fake_exchanges import eventually, feeding
 
 from market_svc.feeds.manual import ManualFeed, ManualFeedNotRunningError
 from market_svc.instruments import Instruments
 from market_svc.market import MarketData
+from unit.market_svc.feeds.fake_exchanges import eventually, feeding
 
 
 async def test_published_quotes_arrive_exactly_and_in_order() -> None:

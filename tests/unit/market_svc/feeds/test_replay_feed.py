@@ -2,7 +2,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from unit.market_svc.feeds.fake_exchanges import eventually, feeding
 
 from market_svc.feeds.base import FeedConfigError
 from market_svc.feeds.replay import (
@@ -14,6 +13,7 @@ from market_svc.feeds.replay import (
 )
 from market_svc.instruments import Instruments
 from market_svc.market import MarketData
+from unit.market_svc.feeds.fake_exchanges import eventually, feeding
 
 
 def write(tmp_path: Path, text: str) -> Path:

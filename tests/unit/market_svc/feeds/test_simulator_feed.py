@@ -1,11 +1,11 @@
 from decimal import Decimal
 
 import pytest
-from unit.market_svc.feeds.fake_exchanges import eventually, feeding
 
 from market_svc.feeds.model import RandomWalk
 from market_svc.feeds.simulator import SimulatorFeed
 from market_svc.instruments import Instruments
+from unit.market_svc.feeds.fake_exchanges import eventually, feeding
 
 INSTRUMENTS = Instruments()
 
