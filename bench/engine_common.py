@@ -1,7 +1,4 @@
-"""Shared pieces of the engine benchmarks: a quote source, a `cfd engine` child, JSON lines.
-
-Run directly it does nothing; `make bench` runs the `engine_*` benchmarks that import it.
-"""
+"""Shared pieces of the engine benchmarks: a quote source, a `cfd engine` child, JSON lines."""
 
 from __future__ import annotations
 
@@ -149,6 +146,3 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
     return sorted_values[rank]
 
-
-if __name__ == "__main__":
-    pass
