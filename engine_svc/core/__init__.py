@@ -65,7 +65,9 @@ Snapshots and digests
     `core.snapshot()` is a JSON header line (format, version, last_seq) followed by the
     canonical state encoding; `Core.restore(bytes)` rebuilds the core (indexes included) and
     raises `codec.CodecError` for corrupt input; `core.digest()` is the sha256 hex of the
-    canonical encoding (everything but `last_seq`). `codec.encode_command` /
+    canonical encoding (everything but `last_seq`); `core.snapshot_with_digest()` gives both
+    from one encoding (the digest is the sha256 of the snapshot after its header line), and an
+    unknown format or version is rejected. `codec.encode_command` /
     `codec.decode_command` give canonical journal bytes for every command.
 
 Compilation

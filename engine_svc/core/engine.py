@@ -53,11 +53,14 @@ from .indexes import (
     ASK_BELOW,
     BID_ABOVE,
     BID_BELOW,
+    KEY_SHIFT,
     KIND_LIQUIDATION,
     KIND_ORDER,
     KIND_STOP_LOSS,
     KIND_TAKE_PROFIT,
     MAX_KEY,
+    PRICE_SHIFT,
+    TRAIL_KEY_SHIFT,
     SymbolBook,
     entry_key,
     entry_kind,
@@ -65,7 +68,7 @@ from .indexes import (
 from .instruments import Instrument, default_instruments
 from .reasons import Reason
 from .results import Result, accepted, rejected
-from .state import Account, Order, Position
+from .state import Account, Order, Position, TrailLevel
 from .units import MAX_MONEY_MICROS, MAX_PRICE_TICKS, MAX_QUANTITY_LOTS
 from .views import (
     AccountSummary,
@@ -1163,23 +1166,43 @@ class Core:
         ]
         return [instruments, self.house_balance, self.total_deposits, quotes, accounts, orders]
 
-    def _encode_state(self) -> bytes:
-        """Return the canonical encoding of the whole state except `last_seq`.
+    def _state_parts(self) -> list[bytes]:
+        """Return the canonical encoding of the whole state except `last_seq`, in pieces.
 
         Layout: JSON length (8 bytes) + JSON of the small state and the positions' client
         order ids + position count (8 bytes) + one integer column per position field, in
         position key order (account and symbol as indexes into the sorted id lists).
+        The pieces are hashed or joined by the caller, so the 100 MB of columns of a large
+        state are built once and never copied for the digest.
         """
+        # Millions of short-lived integers would make the cycle collector rescan the whole
+        # heap again and again; pause it (nothing here builds cycles).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._build_state_parts()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _build_state_parts(self) -> list[bytes]:
         owners = {account_id: index for index, account_id in enumerate(sorted(self.accounts))}
         symbols = {symbol: index for index, symbol in enumerate(self.instruments)}
-        ordered = [self.positions[key] for key in sorted(self.positions)]
+        positions = self.positions
+        # Positions are mostly created in key order, so this sort is close to linear.
+        ordered = [positions[key] for key in sorted(positions)]
         coids = [[p.key, p.client_order_id] for p in ordered if p.client_order_id is not None]
         small = dumps_canonical([*self._small_state(), coids])
+        buys = [1 if p.is_buy else 0 for p in ordered]
+        # The best price since open lives in the position's trailing level (its root after
+        # merges); a level that was never merged is its own root, so skip the call then.
+        roots = [p.level if p.level.parent is None else p.level.root() for p in ordered]
+        bests = [level.best if buy else -level.best for level, buy in zip(roots, buys, strict=True)]
         columns: list[list[int]] = [
             [p.key for p in ordered],
             [owners[p.account_id] for p in ordered],
             [symbols[p.symbol] for p in ordered],
-            [1 if p.is_buy else 0 for p in ordered],
+            buys,
             [p.quantity for p in ordered],
             [p.leverage for p in ordered],
             [p.entry for p in ordered],
@@ -1187,25 +1210,38 @@ class Core:
             [p.tp for p in ordered],
             [p.sl for p in ordered],
             [p.trail for p in ordered],
-            [p.best_price() for p in ordered],
+            bests,
             [p.open_seq for p in ordered],
             [p.open_ts for p in ordered],
             [p.order_key for p in ordered],
         ]
         parts = [len(small).to_bytes(8, "big"), small, len(ordered).to_bytes(8, "big")]
         parts.extend(pack_int_column(column) for column in columns)
-        return b"".join(parts)
+        return parts
+
+    def _encode_state(self) -> bytes:
+        """Return the canonical encoding of the whole state except `last_seq`."""
+        return b"".join(self._state_parts())
 
     def digest(self) -> str:
         """Return the sha256 hex digest of the canonical state encoding (`last_seq` excluded)."""
-        return hashlib.sha256(self._encode_state()).hexdigest()
+        return _digest_parts(self._state_parts())
 
     def snapshot(self) -> bytes:
         """Return the whole state, `last_seq` included, as bytes for `Core.restore`."""
+        return self.snapshot_with_digest()[0]
+
+    def snapshot_with_digest(self) -> tuple[bytes, str]:
+        """Return `snapshot()` and `digest()` from one encoding of the state.
+
+        The snapshot is a header line followed by the canonical state encoding, and the
+        digest is the sha256 of exactly that encoding, so one pass gives both.
+        """
+        parts = self._state_parts()
         header = dumps_canonical(
             {"format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION, "last_seq": self.last_seq}
         )
-        return header + b"\n" + self._encode_state()
+        return b"".join([header, b"\n", *parts]), _digest_parts(parts)
 
     @staticmethod
     def restore(data: bytes) -> Core:
@@ -1216,6 +1252,7 @@ class Core:
             not newline
             or not isinstance(header, dict)
             or header.get("format") != SNAPSHOT_FORMAT
+            or type(header.get("version")) is not int
             or header.get("version") != SNAPSHOT_VERSION
         ):
             raise CodecError("not a core snapshot of a supported version")
@@ -1255,6 +1292,26 @@ SNAPSHOT_FORMAT = "cfd-core-snapshot"
 SNAPSHOT_VERSION = 1
 
 
+def _digest_parts(parts: list[bytes]) -> str:
+    hasher = hashlib.sha256()
+    for part in parts:
+        hasher.update(part)
+    return hasher.hexdigest()
+
+
+def snapshot_digest(data: bytes) -> str:
+    """Return the `Core.digest` of the state a snapshot holds, without restoring it.
+
+    The digest is the sha256 of the state encoding after the header line; this does not check
+    that the snapshot is valid (`Core.restore` does).
+    """
+    view = memoryview(data)
+    newline = bytes(view[:4096]).find(b"\n")
+    if newline < 0:
+        raise CodecError("not a core snapshot of a supported version")
+    return hashlib.sha256(view[newline + 1 :]).hexdigest()
+
+
 def _stored_payload(result: Result) -> PositionView | ClosedPosition | OrderView | AccountSummary:
     payload = result.payload
     assert isinstance(payload, PositionView | ClosedPosition | OrderView | AccountSummary)
@@ -1287,7 +1344,12 @@ def _rows(value: object) -> list[list[object]]:
 
 
 def _restore_positions(core: Core, columns: list[list[int]], coids: dict[int, str]) -> None:
-    """Rebuild positions and their indexes in bulk (heapified once at the end)."""
+    """Rebuild positions and their indexes in bulk.
+
+    Positions are visited once, in decreasing best price per symbol and side (the order
+    trailing levels must be rebuilt in); heap entries are appended and every heap is
+    heapified once at the end.
+    """
     owners = sorted(core.accounts)
     symbols = list(core.instruments)
     positions = core.positions
@@ -1299,61 +1361,93 @@ def _restore_positions(core: Core, columns: list[list[int]], coids: dict[int, st
         raise CodecError("positions must have a positive quantity and margin")
     if min(owner_ids, default=0) < 0 or min(symbol_ids, default=0) < 0 or not set(buys) <= {0, 1}:
         raise CodecError("position account, symbol or side out of range")
-    # Trailing levels are rebuilt per symbol and side from the best price down.
-    order = sorted(range(len(keys)), key=lambda i: -bests[i] if buys[i] else bests[i])
+    # Trailing levels are rebuilt per symbol and side from the best price down: sort by the
+    # signed best price (the long side's best bid, the short side's negated best ask).
+    signed_bests = [best if buy == 1 else -best for best, buy in zip(bests, buys, strict=True)]
+    order = sorted(range(len(keys)), key=signed_bests.__getitem__, reverse=True)
     account_list = [core.accounts[owner] for owner in owners]
     instrument_list = [core.instruments[symbol] for symbol in symbols]
     book_list = [core.books[symbol] for symbol in symbols]
+    # First pass, in best-price order, touching only three columns: each position's level.
+    trail_books = [(book.short_trail, book.long_trail) for book in book_list]
+    level_of: list[TrailLevel | None] = [None] * len(keys)
     for index in order:
-        key = keys[index]
-        account = account_list[owner_ids[index]]
-        owner = account.account_id
-        instrument = instrument_list[symbol_ids[index]]
-        symbol = instrument.symbol
-        book = book_list[symbol_ids[index]]
-        buy = buys[index] == 1
-        best = bests[index]
-        level = (
-            book.long_trail.restore_level(best) if buy else book.short_trail.restore_level(-best)
-        )
+        trail_book = trail_books[symbol_ids[index]][buys[index]]
+        signed = signed_bests[index]
+        levels = trail_book.levels
+        if levels and levels[-1].best == signed:
+            level = levels[-1]
+            level.members += 1
+        else:
+            level = trail_book.restore_level(signed)
+        level_of[index] = level
+    # Second pass, in key order: the columns are read sequentially, which keeps a million
+    # positions from costing a cache miss per field.
+    used = [0] * len(account_list)
+    price_shift = PRICE_SHIFT
+    key_shift = KEY_SHIFT
+    trail_shift = TRAIL_KEY_SHIFT
+    for (
+        key, owner_id, symbol_id, buy_flag, quantity, leverage, entry, margin, tp, sl, trail,
+        open_seq, open_ts, order_key, level,
+    ) in zip(
+        keys, owner_ids, symbol_ids, buys, quantities, leverages, entries, margins, tps, sls,
+        trails, open_seqs, open_tss, order_keys, level_of, strict=True,
+    ):  # fmt: skip
+        assert level is not None
+        account = account_list[owner_id]
+        used[owner_id] += margin
+        instrument = instrument_list[symbol_id]
+        buy = buy_flag == 1
         position = Position(
             key,
-            owner,
-            symbol,
+            account.account_id,
+            instrument.symbol,
             buy,
-            quantities[index],
-            leverages[index],
-            entries[index],
-            margins[index],
-            open_seqs[index],
-            open_tss[index],
+            quantity,
+            leverage,
+            entry,
+            margin,
+            open_seq,
+            open_ts,
             coids.get(key),
-            order_keys[index],
+            order_key,
             level,
         )
-        tp = position.tp = tps[index]
-        sl = position.sl = sls[index]
-        trail = position.trail = trails[index]
+        position.tp = tp
+        position.sl = sl
+        position.trail = trail
         positions[key] = position
         account.positions[key] = position
-        liq = core._liquidation_price(position, instrument)
-        position.liq = liq
+        # As `Core._liquidation_price`, inlined.
+        maintenance = 0
+        if instrument.maintenance_num:
+            maintenance = instrument.maintenance_ceil_micros(entry, quantity)
+            position.maintenance = maintenance
+        move = instrument.ticks_floor_for_money(margin - maintenance, quantity)
+        shifted_key = key << key_shift
+        heaps = book_list[symbol_id].heaps
+        # As `SymbolBook.push_unordered`, inlined: below-heaps hold the negated price.
         if buy:
-            book.push_unordered(BID_BELOW, liq, key, KIND_LIQUIDATION)
+            liq = position.liq = entry - move
+            heaps[BID_BELOW].append(((-liq) << price_shift) | shifted_key | KIND_LIQUIDATION)
             if sl:
-                book.push_unordered(BID_BELOW, sl, key, KIND_STOP_LOSS)
+                heaps[BID_BELOW].append(((-sl) << price_shift) | shifted_key | KIND_STOP_LOSS)
             if tp:
-                book.push_unordered(BID_ABOVE, tp, key, KIND_TAKE_PROFIT)
-            if trail:
-                book.long_trail.add_trailing_unordered(position)
+                heaps[BID_ABOVE].append((tp << price_shift) | shifted_key | KIND_TAKE_PROFIT)
         else:
-            book.push_unordered(ASK_ABOVE, liq, key, KIND_LIQUIDATION)
+            liq = position.liq = entry + move
+            heaps[ASK_ABOVE].append((liq << price_shift) | shifted_key | KIND_LIQUIDATION)
             if sl:
-                book.push_unordered(ASK_ABOVE, sl, key, KIND_STOP_LOSS)
+                heaps[ASK_ABOVE].append((sl << price_shift) | shifted_key | KIND_STOP_LOSS)
             if tp:
-                book.push_unordered(ASK_BELOW, tp, key, KIND_TAKE_PROFIT)
-            if trail:
-                book.short_trail.add_trailing_unordered(position)
+                heaps[ASK_BELOW].append(((-tp) << price_shift) | shifted_key | KIND_TAKE_PROFIT)
+        if trail:
+            # As `TrailBook.add_trailing_unordered`; `level` is a root while restoring.
+            level.heap.append((trail << trail_shift) | key)
+    for account, margin_sum in zip(account_list, used, strict=True):
+        if account.used_margin != margin_sum:
+            raise CodecError(f"account {account.account_id}: used margin != sum of margins")
     for book in core.books.values():
         book.heapify_all()
 
@@ -1426,9 +1520,6 @@ def _restore_state(last_seq: int, body: bytes) -> Core:
         core.orders[key] = order
         account.orders[key] = order
         core._index_order(order)
-    for account in core.accounts.values():
-        if account.used_margin != sum(p.margin for p in account.positions.values()):
-            raise CodecError(f"account {account.account_id}: used margin != sum of margins")
     if core.total_user_money() + core.house_balance != core.total_deposits:
         raise CodecError("snapshot does not conserve money")
     return core

@@ -35,6 +35,11 @@ _KEY_MASK: Final = (1 << 48) - 1
 MAX_KEY: Final = _KEY_MASK
 _MIN_COMPACT: Final = 64
 _TRAIL_KEY_SHIFT: Final = 48
+# Public for bulk builds that append entries to `SymbolBook.heaps` and `TrailLevel.heap`
+# directly before `SymbolBook.heapify_all`.
+PRICE_SHIFT: Final = _PRICE_SHIFT
+KEY_SHIFT: Final = _KEY_SHIFT
+TRAIL_KEY_SHIFT: Final = _TRAIL_KEY_SHIFT
 
 
 def entry_key(entry: int) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 
 import pytest
 
@@ -31,6 +33,7 @@ from engine_svc.core.codec import (
     pack_int_column,
     unpack_int_column,
 )
+from engine_svc.core.engine import SNAPSHOT_VERSION, snapshot_digest
 from unit.engine_svc.core.core_harness import Harness
 
 USD = 1_000_000
@@ -300,3 +303,53 @@ def test_restore_leaves_the_cycle_collector_as_it_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_snapshot_with_digest_gives_both_from_one_encoding() -> None:
+    core = _busy_core().core
+    snapshot, digest = core.snapshot_with_digest()
+    assert snapshot == core.snapshot()
+    assert digest == core.digest()
+    # The digest is the sha256 of the state encoding after the header line.
+    assert snapshot_digest(snapshot) == digest
+    assert hashlib.sha256(snapshot.partition(b"\n")[2]).hexdigest() == digest
+    restored = Core.restore(snapshot)
+    assert restored.snapshot_with_digest() == (snapshot, digest)
+
+
+@pytest.mark.parametrize("version", [0, 2, 99, "1", None, True])
+def test_restore_rejects_unknown_snapshot_versions(version: object) -> None:
+    snapshot = _busy_core().core.snapshot()
+    header, _, body = snapshot.partition(b"\n")
+    fields = json.loads(header)
+    assert fields["version"] == SNAPSHOT_VERSION == 1
+    fields["version"] = version
+    changed = json.dumps(fields, separators=(",", ":")).encode("ascii") + b"\n" + body
+    with pytest.raises(CodecError, match="supported version"):
+        Core.restore(changed)
+
+
+def test_snapshot_digest_rejects_bytes_without_a_header_line() -> None:
+    with pytest.raises(CodecError):
+        snapshot_digest(b"no header line at all")
+
+
+def test_restore_rejects_out_of_range_position_columns() -> None:
+    core = _busy_core().core
+    snapshot = core.snapshot()
+    header, _, body = snapshot.partition(b"\n")
+    small_end = 8 + int.from_bytes(body[:8], "big")
+    count = int.from_bytes(body[small_end : small_end + 8], "big")
+    assert count > 0
+    owners_column = small_end + 8 + (9 + 8 * count)
+    # Point the first position at an account index past the end of the account list.
+    corrupt = bytearray(body)
+    corrupt[owners_column + 9 : owners_column + 17] = (10**6).to_bytes(8, "little")
+    with pytest.raises(CodecError):
+        Core.restore(header + b"\n" + bytes(corrupt))
+    # And at a side that is neither buy nor sell.
+    buys_column = small_end + 8 + 3 * (9 + 8 * count)
+    corrupt = bytearray(body)
+    corrupt[buys_column + 9 : buys_column + 17] = (2).to_bytes(8, "little")
+    with pytest.raises(CodecError):
+        Core.restore(header + b"\n" + bytes(corrupt))
