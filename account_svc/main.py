@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 import sqlalchemy.exc
-from cfd.v1 import account_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from account_svc.accounts import Accounts
@@ -24,6 +23,7 @@ from account_svc.sessions import (
     SqlRefreshTokenStore,
 )
 from account_svc.users import UserStore
+from cfd.v1 import account_pb2_grpc
 from mesh.config import Settings
 from mesh.db import create_engine, database_url
 from mesh.ratelimit import create_rate_limiter

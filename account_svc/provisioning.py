@@ -14,9 +14,9 @@ import logging
 from typing import Final, Protocol
 
 import grpc
-from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc
 
 from account_svc.users import PendingAccount, UserStore
+from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc
 from mesh.errors import ApiError
 
 _log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ from typing import Any
 
 import grpc
 import sqlalchemy.exc
-from cfd.v1 import account_pb2, account_pb2_grpc
 from google.protobuf import timestamp_pb2
 
 from account_svc.accounts import Accounts, Session
 from account_svc.users import User
+from cfd.v1 import account_pb2, account_pb2_grpc
 from mesh.auth import INTERNAL_TOKEN_HEADER, subject
 from mesh.errors import ApiError
 

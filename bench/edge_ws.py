@@ -28,8 +28,9 @@ from pathlib import Path
 
 import grpc
 import httpx
-from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 from websockets.asyncio.client import ClientConnection, connect
+
+from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
 INTERNAL_TOKEN = "bench-internal-token-0123456789"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+
 from cfd.v1 import common_pb2, market_admin_pb2, market_admin_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent

@@ -19,14 +19,6 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cfd.v1 import (
-    common_pb2,
-    engine_admin_pb2,
-    engine_admin_pb2_grpc,
-    trading_pb2,
-    trading_pb2_grpc,
-)
-
 from bench.engine_common import (
     INTERNAL_TOKEN,
     EngineProcess,
@@ -35,6 +27,13 @@ from bench.engine_common import (
     free_port,
     percentile,
     start_quote_source,
+)
+from cfd.v1 import (
+    common_pb2,
+    engine_admin_pb2,
+    engine_admin_pb2_grpc,
+    trading_pb2,
+    trading_pb2_grpc,
 )
 from mesh.config import Settings
 from mesh.tokens import load_issuer

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+
 from cfd.v1 import (
     account_pb2,
     account_pb2_grpc,

@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 import grpc
-from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 
 TOKEN = "bench-internal-token-0123456789"
 METADATA = (("x-cfd-internal-token", TOKEN),)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from cfd.v1 import common_pb2, trading_pb2
 from google.protobuf import timestamp_pb2
 
+from cfd.v1 import common_pb2, trading_pb2
 from engine_svc.core import (
     AccountCreated,
     AccountSummary,

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Mapping
 
 import grpc
-from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 
+from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 from engine_svc.core import DecimalFormatError, Instrument
 from mesh.auth import INTERNAL_TOKEN_HEADER
 

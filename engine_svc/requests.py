@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from google.protobuf import timestamp_pb2
 
+from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from engine_svc.convert import timestamp_ns
 from engine_svc.core import (
     CLEAR,

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import grpc
-from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
 
+from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
 from engine_svc import requests
 from engine_svc.convert import (
     closed_message,

@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 import grpc
-from cfd.v1 import common_pb2, market_admin_pb2, market_admin_pb2_grpc, market_pb2, market_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cfd.v1 import common_pb2, market_admin_pb2, market_admin_pb2_grpc, market_pb2, market_pb2_grpc
 from market_svc.candles import Candle, CandleInterval
 from market_svc.feeds.base import Feed
 from market_svc.feeds.manual import ManualFeed, ManualFeedNotRunningError

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import grpc
 import httpx
-from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_pb2_grpc
 from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import ConfigError, Settings
 from mesh.logs import setup_logging

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf import timestamp_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
 from cfd.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -30,16 +33,13 @@ from cfd.v1 import (
     trading_pb2,
     trading_pb2_grpc,
 )
-from google.protobuf import timestamp_pb2
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from support import ServiceProcess, mesh_env, wait_for
-
 from mesh.auth import CallerPolicy, subject
 from mesh.config import Settings
 from mesh.envoy import EnvoyOptions, envoy_command, envoy_ready
 from mesh.errors import ApiError, validation_error
 from mesh.server import CallInterceptor
 from mesh.tokens import JwtVerifier, TokenConfig, TokenIssuer, load_signing_key
+from support import ServiceProcess, mesh_env, wait_for
 
 SYMBOLS = ("BTCUSD", "ETHUSD", "SOLUSD")
 FIXED_TIME = timestamp_pb2.Timestamp(seconds=1_780_000_000, nanos=0)

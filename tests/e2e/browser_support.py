@@ -8,8 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import grpc
-from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 from playwright.sync_api import Page, expect
+
+from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

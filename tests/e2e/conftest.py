@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, Response, expect, sync_playwright
-from support import REPO, ServiceProcess, mesh_env, wait_for
 
 from e2e.browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Mesh, unique_email
+from support import REPO, ServiceProcess, mesh_env, wait_for
 
 WEB = REPO / "web"
 ARTIFACTS = REPO / "test-artifacts"

@@ -6,9 +6,9 @@ import time
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
-from support import REPO
 
 from e2e.browser_support import Mesh, number, shown, sign_up, unique_email
+from support import REPO
 
 ARTIFACTS = REPO / "test-artifacts"
 MICRO = Decimal("0.000001")

@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import jwt
 import pytest
+
 from cfd.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -26,10 +27,9 @@ from cfd.v1 import (
     trading_pb2,
     trading_pb2_grpc,
 )
-from support import ServiceProcess, mesh_env
-
 from mesh.errors import reason_of
 from mesh.tokens import KEYS_DIR_NAME, PRIVATE_KEY_FILE_NAME, SigningKey, TokenIssuer
+from support import ServiceProcess, mesh_env
 
 PASSWORD = "correct horse battery"
 Metadata = tuple[tuple[str, str], ...]

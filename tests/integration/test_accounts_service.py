@@ -24,11 +24,10 @@ from typing import Any, TypeVar
 import grpc
 import jwt
 import pytest
-from cfd.v1 import account_pb2, account_pb2_grpc, engine_admin_pb2, engine_admin_pb2_grpc
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from support import ServiceProcess, mesh_env
 
+from cfd.v1 import account_pb2, account_pb2_grpc, engine_admin_pb2, engine_admin_pb2_grpc
 from mesh.errors import reason_of, status_of
 from mesh.tokens import (
     JWKS_FILE_NAME,
@@ -37,6 +36,7 @@ from mesh.tokens import (
     SigningKey,
     TokenIssuer,
 )
+from support import ServiceProcess, mesh_env
 
 PASSWORD = "correct horse battery"
 T = TypeVar("T")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from integration.test_edge_support import LiveMesh, live_mesh, signup
 
 SCHEMATHESIS = Path(sys.executable).parent / "st"

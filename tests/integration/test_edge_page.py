@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from integration.test_edge_support import LiveMesh, live_mesh
 from playwright.sync_api import Browser, sync_playwright
+
+from integration.test_edge_support import LiveMesh, live_mesh
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import ServiceProcess, mesh_env, wait_for
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from support import ServiceProcess, mesh_env, wait_for
 
 
 def _healthy(url: str, process: ServiceProcess) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+
 from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 from support import ServiceProcess, mesh_env, wait_for
 

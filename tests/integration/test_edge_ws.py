@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from integration.test_edge_support import LiveMesh, live_mesh
 from websockets.sync.client import connect
+
+from integration.test_edge_support import LiveMesh, live_mesh
 
 SUBSCRIBE = {"op": "subscribe", "channel": "prices", "symbols": ["BTCUSD"]}
 

@@ -15,7 +15,12 @@ from functools import partial
 from pathlib import Path
 
 import grpc
+
 from cfd.v1 import common_pb2, trading_pb2
+from engine_svc.core import Core
+from engine_svc.core.codec import decode_command
+from engine_svc.journal import Journal, frame
+from engine_svc.snapshots import SnapshotStore
 from integration.test_engine_harness import (
     Client,
     FakeMarket,
@@ -24,14 +29,9 @@ from integration.test_engine_harness import (
     poll,
     user_issuer,
 )
-from support import ServiceProcess
-
-from engine_svc.core import Core
-from engine_svc.core.codec import decode_command
-from engine_svc.journal import Journal, frame
-from engine_svc.snapshots import SnapshotStore
 from mesh.config import Settings
 from mesh.tokens import TokenIssuer
+from support import ServiceProcess
 
 USERS = [f"trader-{n}" for n in range(6)]
 RECOVERED = re.compile(r"recovered to seq (\d+) from snapshot (\d+).*digest ([0-9a-f]{64})")

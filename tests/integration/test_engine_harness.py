@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from google.rpc import error_details_pb2
+
 from cfd.v1 import (
     common_pb2,
     engine_admin_pb2,
@@ -26,15 +28,13 @@ from cfd.v1 import (
     market_admin_pb2_grpc,
     trading_pb2_grpc,
 )
-from google.rpc import error_details_pb2
-from support import mesh_env
-
 from engine_svc.config import EngineConfig
 from engine_svc.main import run
 from engine_svc.runtime import EngineRuntime
 from mesh.config import Settings
 from mesh.errors import reason_of, status_of
 from mesh.tokens import TokenIssuer, load_issuer
+from support import mesh_env
 
 T = TypeVar("T")
 INTERNAL_TOKEN = "test-internal-token-0123456789"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cfd.v1 import common_pb2, trading_pb2
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from cfd.v1 import common_pb2, trading_pb2
 from engine_svc.history import closed_positions, events, ledger
 from integration.test_engine_harness import (
     Client,

@@ -10,9 +10,9 @@ from typing import Any
 
 import grpc
 import pytest
-from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from google.protobuf import timestamp_pb2
 
+from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from engine_svc.config import EngineConfig
 from integration.test_engine_harness import (
     Client,

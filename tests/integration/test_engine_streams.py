@@ -11,7 +11,9 @@ from typing import Any
 
 import grpc
 import pytest
+
 from cfd.v1 import common_pb2, trading_pb2
+from engine_svc.config import EngineConfig
 from integration.test_engine_harness import (
     Client,
     Engine,
@@ -22,8 +24,6 @@ from integration.test_engine_harness import (
     start_engine,
     user_issuer,
 )
-
-from engine_svc.config import EngineConfig
 from mesh.config import Settings
 
 Key = tuple[int, int]

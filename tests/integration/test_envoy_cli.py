@@ -7,12 +7,12 @@ import socket
 from pathlib import Path
 
 import httpx
-from envoy_support import FakeMesh
-from support import ServiceProcess, mesh_env, wait_for
 
+from envoy_support import FakeMesh
 from mesh.config import Settings
 from mesh.envoy import envoy_ready
 from mesh.tokens import TokenConfig, load_signing_key
+from support import ServiceProcess, mesh_env, wait_for
 
 
 def test_cfd_envoy_serves_until_sigterm(tmp_path: Path) -> None:

@@ -11,16 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from envoy_support import EnvoyProcess
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
-from support import mesh_env
 
+from envoy_support import EnvoyProcess
 from mesh import envoy
 from mesh.auth import INTERNAL_SERVICES, PUBLIC_METHODS, PUBLIC_SERVICES
 from mesh.config import Settings
 from mesh.envoy import EnvoyOptions
 from mesh.tokens import TokenConfig, load_signing_key
+from support import mesh_env
 
 CLUSTERS = {
     "cfd.v1.AccountService": "accounts",

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from google.rpc import error_details_pb2, status_pb2
+
 from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from envoy_support import QUOTES_PER_SYMBOL, EnvoyProcess, FakeMesh, running_front
-from google.rpc import error_details_pb2, status_pb2
 from grpcweb import (
     CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
@@ -20,7 +21,6 @@ from grpcweb import (
     encode_message,
     encode_text_message,
 )
-
 from mesh.config import Settings
 
 Front = tuple[Settings, FakeMesh, EnvoyProcess]

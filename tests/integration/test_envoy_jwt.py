@@ -17,9 +17,9 @@ import grpc
 import httpx
 import jwt
 import pytest
+
 from cfd.v1 import trading_pb2, trading_pb2_grpc
 from envoy_support import EnvoyProcess, FakeMesh, running_front
-
 from mesh.config import Settings
 from mesh.tokens import ALGORITHM, DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey
 

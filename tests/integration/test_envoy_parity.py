@@ -20,10 +20,10 @@ import grpc
 import httpx
 import jwt
 import pytest
+
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2
 from envoy_support import RealMesh, running_mesh
 from grpcweb import CONTENT_TYPE, FrameReader, encode_message
-
 from mesh.tokens import (
     ALGORITHM,
     DEFAULT_AUDIENCE,

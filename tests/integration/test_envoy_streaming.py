@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from envoy_support import (
     HALTING_SYMBOL,
     QUOTES_PER_SYMBOL,
@@ -15,7 +16,6 @@ from envoy_support import (
     FakeMesh,
     running_front,
 )
-
 from mesh.config import Settings
 
 Front = tuple[Settings, FakeMesh, EnvoyProcess]

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from integration.test_edge_support import PASSWORD, LiveMesh, live_mesh, signup
 from websockets.sync.client import ClientConnection, connect
 
+from integration.test_edge_support import PASSWORD, LiveMesh, live_mesh, signup
 from mesh.tokens import KEYS_DIR_NAME, PRIVATE_KEY_FILE_NAME, SigningKey
 
 USD = Decimal("0.000001")

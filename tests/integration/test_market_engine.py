@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
-from support import ServiceProcess, mesh_env
 
+from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
 from mesh.tokens import TokenConfig, load_issuer
+from support import ServiceProcess, mesh_env
 
 TOKEN = "test-internal-token-0123456789"
 INTERNAL = (("x-cfd-internal-token", TOKEN),)

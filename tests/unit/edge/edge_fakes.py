@@ -11,6 +11,8 @@ from typing import Any
 
 import grpc
 import uvicorn
+from starlette.applications import Starlette
+
 from cfd.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -22,9 +24,6 @@ from cfd.v1 import (
     trading_pb2,
     trading_pb2_grpc,
 )
-from starlette.applications import Starlette
-from support import free_port
-
 from edge.app import create_app
 from edge.config import EdgeConfig
 from edge.main import bind
@@ -33,6 +32,7 @@ from mesh.config import Settings
 from mesh.errors import ApiError
 from mesh.server import Service, serve
 from mesh.tokens import JWKS_FILE_NAME, JwtVerifier, SigningKey, TokenIssuer, write_jwks_file
+from support import free_port
 
 INTERNAL = "internal-token-for-edge-tests"
 

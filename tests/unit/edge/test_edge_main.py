@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 
 import pytest
-from support import free_port
 
 from edge.main import bind
 from mesh.server import ServeError
+from support import free_port
 
 
 def test_the_socket_names_tcp_so_responses_are_not_delayed_by_nagle() -> None:

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import httpx
 import pytest
-from support import free_port
 
 from edge.config import EdgeConfig
+from support import free_port
 from unit.edge.edge_fakes import FakeMesh, RunningEdge, addresses_of, running_edge
 
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"

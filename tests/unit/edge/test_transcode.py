@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from cfd.v1 import market_pb2, trading_pb2
 
+from cfd.v1 import market_pb2, trading_pb2
 from edge.descriptors import HttpBinding, load
 from edge.pathtemplate import parse
 from edge.transcode import build_request, parse_body, to_json

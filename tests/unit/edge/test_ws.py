@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from cfd.v1 import trading_pb2
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from cfd.v1 import trading_pb2
 from edge.app import state_of
 from edge.hub import Hub
 from mesh.tokens import TokenIssuer

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from cfd.v1 import common_pb2, market_admin_pb2, market_admin_pb2_grpc
-from support import free_port
 
+from cfd.v1 import common_pb2, market_admin_pb2, market_admin_pb2_grpc
 from engine_svc.core import default_instruments
 from engine_svc.prices import Freshness, TickSubscriber
+from support import free_port
 
 
 class Clock:

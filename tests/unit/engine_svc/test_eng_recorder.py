@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cfd.v1 import trading_pb2
 
+from cfd.v1 import trading_pb2
 from engine_svc.core import (
     ApplyQuote,
     ClosePosition,

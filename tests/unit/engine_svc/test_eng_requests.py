@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from google.protobuf import timestamp_pb2
 
+from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from engine_svc import requests
 from engine_svc.core import CLEAR, OrderType, Side, default_instruments
 from mesh.errors import ApiError

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
-from support import mesh_env
 
 from engine_svc.config import EngineConfig
 from engine_svc.core import ApplyQuote, Command, Core, CreateAccount, Deposit
@@ -18,6 +17,7 @@ from engine_svc.runtime import EngineRuntime, RecoveryError
 from engine_svc.snapshots import SnapshotStore
 from mesh.config import Settings
 from mesh.db import create_engine
+from support import mesh_env
 
 COMMANDS = 30
 

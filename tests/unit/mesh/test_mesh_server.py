@@ -9,16 +9,16 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from support import free_port
 
+from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
 from mesh.auth import subject
 from mesh.config import Settings
 from mesh.errors import ApiError, reason_of, status_of
 from mesh.server import ServeError, Service, serve
+from support import free_port
 
 INTERNAL = "internal-token-for-tests-0123"
 
