@@ -6,14 +6,15 @@ import asyncio
 import contextlib
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
-
 from engine_svc.auth import CachedVerifier
 from engine_svc.config import EngineConfig
+from engine_svc.instrument_set import InstrumentChangeError, core_instruments
 from engine_svc.runtime import EngineRuntime
 from engine_svc.servicer import EngineAdminServicer, TradingServicer
 from mesh.auth import TokenVerifier
-from mesh.config import Settings
-from mesh.server import Service, serve
+from mesh.config import ConfigError, Settings
+from mesh.instruments import load_instruments
+from mesh.server import ServeError, Service, serve
 from mesh.tokens import load_verifier
 
 TRADING = trading_pb2.DESCRIPTOR.services_by_name["TradingService"].full_name
@@ -73,5 +74,14 @@ async def run(
 
 
 async def main(settings: Settings) -> None:
-    """Run the engine with the configuration of the environment."""
-    await run(settings, EngineConfig.from_env())
+    """Run the engine with the configuration and instruments of the environment."""
+    try:
+        config = EngineConfig.from_env()
+        instruments = core_instruments(load_instruments())
+    except ConfigError as exc:
+        raise ServeError(f"engine: {exc}") from exc
+    runtime = EngineRuntime(settings, config, instruments=instruments)
+    try:
+        await run(settings, config, runtime=runtime)
+    except InstrumentChangeError as exc:
+        raise ServeError(f"engine: {exc}") from exc

@@ -229,6 +229,8 @@ async def backfill(settings: Settings, days: int) -> int:
     try:
         store = CandleStore(engine)
         await store.initialize()
-        return await backfill_store(store, Instruments(), config, days, feed=settings.feed)
+        return await backfill_store(
+            store, Instruments.from_env(os.environ), config, days, feed=settings.feed
+        )
     finally:
         await engine.dispose()

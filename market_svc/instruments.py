@@ -1,10 +1,12 @@
-"""Instrument specifications and the tick arithmetic that depends on them."""
+"""The market's instruments, built from `mesh.instruments`, and their tick arithmetic."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from mesh.instruments import DEFAULT_SPECS, InstrumentSpec, load_instruments
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,43 +45,39 @@ class Instrument:
         return price % self.tick_size == 0
 
 
-DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = (
-    Instrument(
-        symbol="BTCUSD",
-        display_name="Bitcoin vs US Dollar",
-        tick_size=Decimal("0.01"),
-        lot_step=Decimal("0.0001"),
-        max_leverage=100,
-        base_asset="BTC",
+# Simulator parameters (start price, annualised volatility) for the symbols it knows.
+_SIMULATION: dict[str, tuple[Decimal, Decimal]] = {
+    "BTCUSD": (Decimal("96250.00"), Decimal("0.55")),
+    "ETHUSD": (Decimal("3420.00"), Decimal("0.70")),
+    "SOLUSD": (Decimal("182.500"), Decimal("0.90")),
+}
+# Other configured symbols start at this level, or at one tick when that is larger.
+DEFAULT_REFERENCE_PRICE = Decimal(100)
+DEFAULT_VOLATILITY = Decimal("0.80")
+
+
+def instrument_from_spec(spec: InstrumentSpec) -> Instrument:
+    """Return the market's view of one configured instrument."""
+    tick_size = Decimal(spec.tick_size)
+    reference, volatility = _SIMULATION.get(
+        spec.symbol, (max(DEFAULT_REFERENCE_PRICE, tick_size), DEFAULT_VOLATILITY)
+    )
+    return Instrument(
+        symbol=spec.symbol,
+        display_name=spec.display_name,
+        tick_size=tick_size,
+        lot_step=Decimal(spec.lot_step),
+        max_leverage=spec.max_leverage,
+        base_asset=spec.base_currency,
         quote_asset="USD",
-        maintenance_margin_rate=Decimal(0),
-        reference_price=Decimal("96250.00"),
-        annual_volatility=Decimal("0.55"),
-    ),
-    Instrument(
-        symbol="ETHUSD",
-        display_name="Ethereum vs US Dollar",
-        tick_size=Decimal("0.01"),
-        lot_step=Decimal("0.001"),
-        max_leverage=100,
-        base_asset="ETH",
-        quote_asset="USD",
-        maintenance_margin_rate=Decimal(0),
-        reference_price=Decimal("3420.00"),
-        annual_volatility=Decimal("0.70"),
-    ),
-    Instrument(
-        symbol="SOLUSD",
-        display_name="Solana vs US Dollar",
-        tick_size=Decimal("0.001"),
-        lot_step=Decimal("0.01"),
-        max_leverage=100,
-        base_asset="SOL",
-        quote_asset="USD",
-        maintenance_margin_rate=Decimal(0),
-        reference_price=Decimal("182.500"),
-        annual_volatility=Decimal("0.90"),
-    ),
+        maintenance_margin_rate=Decimal(spec.maintenance_margin_rate),
+        reference_price=reference,
+        annual_volatility=volatility,
+    )
+
+
+DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = tuple(
+    instrument_from_spec(spec) for spec in DEFAULT_SPECS
 )
 
 
@@ -101,6 +99,11 @@ class Instruments(Mapping[str, Instrument]):
 
     def __len__(self) -> int:
         return len(self._by_symbol)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Instruments:
+        """Return the instruments CFD_INSTRUMENTS_FILE configures (the defaults when unset)."""
+        return cls(instrument_from_spec(spec) for spec in load_instruments(env))
 
     @property
     def symbols(self) -> tuple[str, ...]:

@@ -8,7 +8,6 @@ import logging
 import os
 
 from cfd.v1 import market_admin_pb2_grpc, market_pb2_grpc
-
 from market_svc.backfill import backfill_store
 from market_svc.config import MarketConfig
 from market_svc.feeds import Feed, FeedConfigError, create_feed
@@ -33,9 +32,9 @@ async def main(settings: Settings, config: MarketConfig | None = None) -> None:
     """Run the market service until SIGTERM/SIGINT."""
     try:
         config = MarketConfig.from_env(os.environ) if config is None else config
+        instruments = Instruments.from_env(os.environ)
     except ConfigError as exc:
         raise ServeError(f"market: {exc}") from exc
-    instruments = Instruments()
     engine = create_engine(database_url(settings, "market"))
     store = CandleStore(engine)
     try:

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc, market_pb2, market_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from support import ServiceProcess, mesh_env
-from unit.market_svc.feeds.fake_exchanges import FakeExchange
-from unit.market_svc.feeds.fake_exchanges import running as serving_exchange
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc, market_pb2, market_pb2_grpc
 from mesh.errors import reason_of
+from support import ServiceProcess, mesh_env, wait_for
+from unit.market_svc.feeds.fake_exchanges import FakeExchange
+from unit.market_svc.feeds.fake_exchanges import running as serving_exchange
 
 TOKEN = "test-internal-token-0123456789"
 INTERNAL = (("x-cfd-internal-token", TOKEN),)
@@ -425,3 +425,61 @@ async def test_a_stalled_tick_stream_does_not_hold_up_another(tmp_path: Path) ->
         assert isinstance(fresh, market_admin_pb2.StreamTicksResponse)
         assert fresh.quote.sequence >= sequences[-1] - 3
         late.cancel()
+
+
+async def test_a_configured_instrument_is_listed_and_simulated(tmp_path: Path) -> None:
+    path = tmp_path / "instruments.json"
+    xrp = {"symbol": "XRPUSD", "tick_size": "0.0001", "lot_step": "1", "max_leverage": 50}
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "symbol": "BTCUSD",
+                    "tick_size": "0.01",
+                    "lot_step": "0.0001",
+                    "max_leverage": 100,
+                },
+                xrp,
+            ]
+        )
+    )
+    async with running(
+        tmp_path, CFD_INSTRUMENTS_FILE=str(path), CFD_SIM_INTERVAL_MS="20", CFD_BACKFILL_DAYS="0"
+    ) as market:
+        listed = (
+            await market.public.ListInstruments(market_pb2.ListInstrumentsRequest())
+        ).instruments
+        assert [(i.symbol, i.tick_size, i.lot_step, i.max_leverage) for i in listed] == [
+            ("BTCUSD", "0.01", "0.0001", 100),
+            ("XRPUSD", "0.0001", "1", 50),
+        ]
+        assert (listed[1].display_name, listed[1].base_currency, listed[1].quote_currency) == (
+            "XRP vs US Dollar",
+            "XRP",
+            "USD",
+        )
+        assert (listed[1].min_quantity, listed[1].maintenance_margin_rate) == ("1", "0")
+        stream = market.admin.StreamTicks(market_admin_pb2.StreamTicksRequest(), metadata=INTERNAL)
+        while True:
+            message = await asyncio.wait_for(stream.read(), 20)
+            assert isinstance(message, market_admin_pb2.StreamTicksResponse)
+            if message.quote.symbol == "XRPUSD":
+                break
+        stream.cancel()
+        bid, ask = Decimal(message.quote.bid), Decimal(message.quote.ask)
+        assert bid < ask
+        assert bid % Decimal("0.0001") == 0 and ask % Decimal("0.0001") == 0
+
+
+def test_a_bad_instruments_file_stops_the_market_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "instruments.json"
+    path.write_text(json.dumps([{"symbol": "XRPUSD", "tick_size": "0.00025"}]))
+    environment = mesh_env(tmp_path / "data", CFD_INSTRUMENTS_FILE=str(path))
+    process = ServiceProcess(["market"], environment, tmp_path / "market.log")
+    try:
+        wait_for(lambda: process.process.poll() is not None, timeout=60)
+    finally:
+        code = process.stop()
+    assert code == 1
+    assert "CFD_INSTRUMENTS_FILE" in process.output()
+    assert "missing field(s) 'lot_step', 'max_leverage'" in process.output()

@@ -1,0 +1,137 @@
+"""The engine's instruments: built from the configured specs and kept consistent with the data.
+
+Prices and quantities in the journal and snapshots are tick and lot counts, and each journaled
+command was accepted or rejected under some leverage cap and maintenance rate, so replaying
+them under other parameters would rebuild a different state. ``<data dir>/engine/
+instruments.json`` records the instruments in effect; at start-up the configured set must
+keep every recorded instrument, and the snapshot's, unchanged. New instruments are added.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from engine_svc.core import Core, Instrument, default_instruments, make_instrument
+from engine_svc.core.indexes import SymbolBook
+from mesh.config import ConfigError
+from mesh.instruments import InstrumentSpec
+
+INSTRUMENTS_FILE = "instruments.json"
+
+
+class InstrumentChangeError(RuntimeError):
+    """The configured instruments would replay the journal under other parameters."""
+
+
+def core_instruments(specs: Iterable[InstrumentSpec]) -> dict[str, Instrument]:
+    """Convert configured specs into the core's instruments."""
+    instruments: dict[str, Instrument] = {}
+    for spec in specs:
+        try:
+            instruments[spec.symbol] = make_instrument(
+                spec.symbol,
+                spec.tick_size,
+                spec.lot_step,
+                spec.max_leverage,
+                spec.maintenance_margin_rate,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"instrument {spec.symbol}: {exc}") from exc
+    return instruments
+
+
+def _parameters(instrument: Instrument) -> dict[str, object]:
+    return {
+        "symbol": instrument.symbol,
+        "tick_size": instrument.tick_size,
+        "lot_step": instrument.lot_step,
+        "max_leverage": instrument.max_leverage,
+        "maintenance_margin_rate": instrument.maintenance_rate,
+    }
+
+
+def check_unchanged(
+    recorded: Mapping[str, Instrument], configured: Mapping[str, Instrument], source: str
+) -> None:
+    """Raise `InstrumentChangeError` unless `configured` keeps every recorded instrument as is."""
+    for symbol, old in recorded.items():
+        new = configured.get(symbol)
+        if new is None:
+            raise InstrumentChangeError(
+                f"instrument {symbol} is in {source} but no longer configured: restore it in "
+                "CFD_INSTRUMENTS_FILE (or start from an empty engine data directory)"
+            )
+        before, after = _parameters(old), _parameters(new)
+        for field, value in before.items():
+            if after[field] != value:
+                raise InstrumentChangeError(
+                    f"instrument {symbol}: {field} is {value} in {source} but configured as "
+                    f"{after[field]}; replaying the journal would change the state: restore "
+                    "it in CFD_INSTRUMENTS_FILE (or start from an empty engine data directory)"
+                )
+
+
+def read_recorded(path: Path) -> dict[str, Instrument] | None:
+    """Return the instruments `path` records, or None when the file does not exist."""
+    try:
+        rows = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise InstrumentChangeError(f"{path} cannot be read: {exc}") from None
+    try:
+        if not isinstance(rows, list):
+            raise TypeError("not a list")
+        return {
+            row["symbol"]: make_instrument(
+                row["symbol"],
+                row["tick_size"],
+                row["lot_step"],
+                row["max_leverage"],
+                row["maintenance_margin_rate"],
+            )
+            for row in rows
+        }
+    except (TypeError, KeyError, ValueError) as exc:
+        raise InstrumentChangeError(f"{path} is damaged: {exc}") from None
+
+
+def write_recorded(path: Path, instruments: Mapping[str, Instrument], fsync: bool = True) -> None:
+    """Record `instruments` in `path` atomically."""
+    rows = [_parameters(instruments[symbol]) for symbol in sorted(instruments)]
+    temp = path.with_name(path.name + ".tmp")
+    with temp.open("w", encoding="utf-8") as handle:
+        json.dump(rows, handle, indent=1)
+        handle.write("\n")
+        handle.flush()
+        if fsync:
+            os.fsync(handle.fileno())
+    temp.replace(path)
+
+
+def adopt_instruments(
+    core: Core, configured: Mapping[str, Instrument] | None, engine_dir: Path, fsync: bool = True
+) -> Core:
+    """Check the configured instruments against the recorded ones and the restored `core`.
+
+    Return `core` with the newly configured instruments added and record the configured set;
+    raise `InstrumentChangeError` when an instrument would change or disappear.
+    """
+    wanted = default_instruments() if configured is None else dict(configured)
+    path = engine_dir / INSTRUMENTS_FILE
+    recorded = read_recorded(path)
+    if recorded is not None:
+        check_unchanged(recorded, wanted, str(path))
+    check_unchanged(core.instruments, wanted, "the engine snapshot")
+    added = {symbol: wanted[symbol] for symbol in wanted if symbol not in core.instruments}
+    if added:
+        # Mirror Core.__init__: the core keeps its instruments sorted, one book per symbol.
+        core.instruments = dict(sorted({**core.instruments, **added}.items()))
+        for symbol in added:
+            core.books[symbol] = SymbolBook(core.positions, core.orders)
+    if recorded != wanted:
+        write_recorded(path, wanted, fsync)
+    return core

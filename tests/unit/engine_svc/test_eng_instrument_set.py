@@ -1,0 +1,94 @@
+"""The engine's instruments: conversion from specs and the replay-safety check at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine_svc.core import (
+    ApplyQuote,
+    Core,
+    CreateAccount,
+    Instrument,
+    OpenPosition,
+    Side,
+    default_instruments,
+    make_instrument,
+)
+from engine_svc.instrument_set import (
+    INSTRUMENTS_FILE,
+    InstrumentChangeError,
+    adopt_instruments,
+    core_instruments,
+    read_recorded,
+)
+from mesh.config import ConfigError
+from mesh.instruments import DEFAULT_SPECS, InstrumentSpec
+
+XRP = make_instrument("XRPUSD", "0.0001", "1", 50)
+
+
+def _with_xrp() -> dict[str, Instrument]:
+    return {**default_instruments(), "XRPUSD": XRP}
+
+
+def test_the_default_specs_are_the_core_defaults() -> None:
+    assert core_instruments(DEFAULT_SPECS) == default_instruments()
+
+
+def test_a_spec_the_core_cannot_use_is_a_configuration_error() -> None:
+    spec = InstrumentSpec("XRPUSD", "XRP", "XRP", "0.0001", "1", 5000)
+    with pytest.raises(ConfigError, match="XRPUSD"):
+        core_instruments([spec])
+
+
+def test_the_first_start_records_the_configured_instruments(tmp_path: Path) -> None:
+    configured = _with_xrp()
+    core = adopt_instruments(Core(configured), configured, tmp_path, fsync=False)
+    assert list(core.instruments) == ["BTCUSD", "ETHUSD", "SOLUSD", "XRPUSD"]
+    assert read_recorded(tmp_path / INSTRUMENTS_FILE) == configured
+
+
+def test_without_a_snapshot_the_recorded_file_guards_the_journal(tmp_path: Path) -> None:
+    configured = _with_xrp()
+    adopt_instruments(Core(configured), configured, tmp_path, fsync=False)
+    finer = {**configured, "XRPUSD": make_instrument("XRPUSD", "0.00001", "1", 50)}
+    with pytest.raises(InstrumentChangeError, match=r"XRPUSD: tick_size is 0.0001 in .*0.00001"):
+        adopt_instruments(Core(finer), finer, tmp_path, fsync=False)
+    lots = {**configured, "XRPUSD": make_instrument("XRPUSD", "0.0001", "10", 50)}
+    with pytest.raises(InstrumentChangeError, match="XRPUSD: lot_step is 1 in"):
+        adopt_instruments(Core(lots), lots, tmp_path, fsync=False)
+    capped = {**configured, "XRPUSD": make_instrument("XRPUSD", "0.0001", "1", 20)}
+    with pytest.raises(InstrumentChangeError, match="XRPUSD: max_leverage is 50 in"):
+        adopt_instruments(Core(capped), capped, tmp_path, fsync=False)
+    assert read_recorded(tmp_path / INSTRUMENTS_FILE) == configured
+
+
+def test_a_snapshot_without_a_recorded_file_is_checked_too(tmp_path: Path) -> None:
+    restored = Core.restore(Core().snapshot())
+    changed = {**default_instruments(), "SOLUSD": make_instrument("SOLUSD", "0.01", "0.01")}
+    with pytest.raises(InstrumentChangeError, match=r"SOLUSD: tick_size is 0.001 in the engine"):
+        adopt_instruments(restored, changed, tmp_path, fsync=False)
+    assert not (tmp_path / INSTRUMENTS_FILE).exists()
+
+
+def test_an_instrument_added_to_a_restored_core_trades_and_survives_a_snapshot(
+    tmp_path: Path,
+) -> None:
+    core = Core()
+    core.apply(CreateAccount(1, 1, "a", 1_000_000_000))
+    restored = adopt_instruments(Core.restore(core.snapshot()), _with_xrp(), tmp_path, False)
+    assert list(restored.instruments) == ["BTCUSD", "ETHUSD", "SOLUSD", "XRPUSD"]
+    restored.apply(ApplyQuote(2, 2, "XRPUSD", 5000, 5001))
+    result = restored.apply(OpenPosition(3, 3, "a", "XRPUSD", Side.BUY, 50, quantity=1000))
+    assert result.reason is None, result.message
+    again = Core.restore(restored.snapshot())
+    assert again.digest() == restored.digest()
+    assert [p.symbol for p in again.list_positions("a")] == ["XRPUSD"]
+
+
+def test_a_damaged_record_is_refused(tmp_path: Path) -> None:
+    (tmp_path / INSTRUMENTS_FILE).write_text('{"BTCUSD": 1}')
+    with pytest.raises(InstrumentChangeError, match="damaged"):
+        adopt_instruments(Core(), None, tmp_path, fsync=False)
