@@ -25,8 +25,8 @@ from pathlib import Path
 from engine_svc.config import EngineConfig
 from engine_svc.core import Command, Core, Instrument
 from engine_svc.core.codec import CodecError, decode_command
+from engine_svc.core.engine import snapshot_digest
 from engine_svc.history import HistoryStore
-from engine_svc.instrument_set import adopt_instruments
 from engine_svc.journal import Journal
 from engine_svc.prices import Freshness, TickSubscriber
 from engine_svc.recorder import Recorder, read_hint
@@ -85,6 +85,8 @@ class EngineRuntime:
         self._since_snapshot = 0
         self._last_snapshot_at = time.monotonic()
         self._snapshot_task: asyncio.Task[None] | None = None
+        # Seconds the last snapshot held up the single writer (encoding the state).
+        self.snapshot_stall_s = 0.0
         self._digest: tuple[int, str] = (-1, "")
 
     # ------------------------------------------------------------------ start
@@ -102,7 +104,6 @@ class EngineRuntime:
         try:
             loading = time.perf_counter()
             core, base = self._load_base(journal, recorded)
-            core = adopt_instruments(core, self.instruments, self.snapshot_dir.parent)
             load_s = time.perf_counter() - loading
             self.core = core
             self.hub = EventHub(floor=base, ring=self.config.event_ring)
@@ -282,26 +283,45 @@ class EngineRuntime:
         if self._snapshot_task is not None and not self._snapshot_task.done():
             return self._snapshot_task
         # Taken synchronously: the state is a whole number of committed batches right now.
-        seq, digest, payload = self.core.last_seq, self.state_digest(), self.core.snapshot()
+        # Only the encoding holds up the writer; the pieces are immutable bytes, so the digest
+        # (sha256 of the state encoding), the checksum, the write and the fsync run on a thread.
+        taking = time.perf_counter()
+        seq, parts = self.core.last_seq, self.core.snapshot_parts()
+        self.snapshot_stall_s = time.perf_counter() - taking
+        known = self._digest[1] if self._digest[0] == seq else None
         self._since_snapshot = 0
         self._last_snapshot_at = time.monotonic()
-        self._snapshot_task = asyncio.create_task(self._write_snapshot(seq, digest, payload))
+        self._snapshot_task = asyncio.create_task(self._write_snapshot(seq, parts, known))
         return self._snapshot_task
 
-    async def _write_snapshot(self, seq: int, digest: str, payload: bytes) -> None:
+    def _digest_and_write(
+        self, seq: int, parts: list[bytes], known: str | None
+    ) -> tuple[SnapshotInfo, str]:
+        digest = snapshot_digest(parts) if known is None else known
+        return self.snapshots.write(seq, time.time_ns(), digest, parts), digest
+
+    async def _write_snapshot(self, seq: int, parts: list[bytes], known: str | None) -> None:
         try:
-            info = await asyncio.to_thread(
-                self.snapshots.write, seq, time.time_ns(), digest, payload
-            )
+            info, digest = await asyncio.to_thread(self._digest_and_write, seq, parts, known)
         except OSError as exc:
             log.error("snapshot at seq %d failed: %s", seq, exc)
             return
+        if self.core.last_seq == seq:
+            self._digest = (seq, digest)
         self.snapshot_info = info
         log.info(
-            "snapshot at seq %d written (%d bytes)",
+            "snapshot at seq %d written (%d bytes, writer held %.3fs)",
             seq,
             info.size,
-            extra={"fields": {"seq": seq, "bytes": info.size, "digest": digest}},
+            self.snapshot_stall_s,
+            extra={
+                "fields": {
+                    "seq": seq,
+                    "bytes": info.size,
+                    "digest": digest,
+                    "stall_s": self.snapshot_stall_s,
+                }
+            },
         )
         self.prune()
 

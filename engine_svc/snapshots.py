@@ -11,7 +11,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,24 +55,37 @@ class SnapshotStore:
         for stale in directory.glob("*.tmp"):
             stale.unlink(missing_ok=True)
 
-    def write(self, seq: int, written_ns: int, digest: str, payload: bytes) -> SnapshotInfo:
-        """Write the snapshot of the state after `seq` atomically and return its info."""
+    def write(
+        self, seq: int, written_ns: int, digest: str, payload: bytes | Sequence[bytes]
+    ) -> SnapshotInfo:
+        """Write the snapshot of the state after `seq` atomically and return its info.
+
+        `payload` is the core's snapshot, as bytes or as pieces that joined are those bytes
+        (written one after the other, never copied into one buffer).
+        """
         encoded = digest.encode("ascii")
         if len(encoded) != 64:
             raise ValueError("digest must be 64 hex characters")
-        header = HEADER.pack(MAGIC, seq, written_ns, encoded, len(payload), zlib.crc32(payload))
+        pieces = [payload] if isinstance(payload, bytes) else list(payload)
+        length = 0
+        crc = 0
+        for piece in pieces:
+            length += len(piece)
+            crc = zlib.crc32(piece, crc)
+        header = HEADER.pack(MAGIC, seq, written_ns, encoded, length, crc)
         final = self.directory / f"{seq:020d}{SUFFIX}"
         temp = self.directory / f"{seq:020d}{SUFFIX}.tmp"
         with temp.open("wb") as handle:
             handle.write(header)
-            handle.write(payload)
+            for piece in pieces:
+                handle.write(piece)
             handle.flush()
             if self.fsync:
                 os.fsync(handle.fileno())
         temp.replace(final)
         if self.fsync:
             _fsync_dir(self.directory)
-        return SnapshotInfo(final, seq, written_ns, digest, HEADER.size + len(payload))
+        return SnapshotInfo(final, seq, written_ns, digest, HEADER.size + length)
 
     def paths(self) -> list[Path]:
         """Return the snapshot files, newest seq first."""

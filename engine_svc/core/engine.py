@@ -1229,7 +1229,18 @@ class Core:
 
     def snapshot(self) -> bytes:
         """Return the whole state, `last_seq` included, as bytes for `Core.restore`."""
-        return self.snapshot_with_digest()[0]
+        return b"".join(self.snapshot_parts())
+
+    def snapshot_parts(self) -> list[bytes]:
+        """Return `snapshot()` in pieces (joined they are the snapshot), without the copy.
+
+        The first piece is the header line; `snapshot_digest` takes the pieces too, so a
+        caller can hash, checksum and write them on another thread.
+        """
+        header = dumps_canonical(
+            {"format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION, "last_seq": self.last_seq}
+        )
+        return [header + b"\n", *self._state_parts()]
 
     def snapshot_with_digest(self) -> tuple[bytes, str]:
         """Return `snapshot()` and `digest()` from one encoding of the state.
@@ -1237,11 +1248,8 @@ class Core:
         The snapshot is a header line followed by the canonical state encoding, and the
         digest is the sha256 of exactly that encoding, so one pass gives both.
         """
-        parts = self._state_parts()
-        header = dumps_canonical(
-            {"format": SNAPSHOT_FORMAT, "version": SNAPSHOT_VERSION, "last_seq": self.last_seq}
-        )
-        return b"".join([header, b"\n", *parts]), _digest_parts(parts)
+        parts = self.snapshot_parts()
+        return b"".join(parts), _digest_parts(parts[1:])
 
     @staticmethod
     def restore(data: bytes) -> Core:
@@ -1299,12 +1307,17 @@ def _digest_parts(parts: list[bytes]) -> str:
     return hasher.hexdigest()
 
 
-def snapshot_digest(data: bytes) -> str:
+def snapshot_digest(data: bytes | list[bytes]) -> str:
     """Return the `Core.digest` of the state a snapshot holds, without restoring it.
 
-    The digest is the sha256 of the state encoding after the header line; this does not check
-    that the snapshot is valid (`Core.restore` does).
+    `data` is `Core.snapshot()` bytes or `Core.snapshot_parts()` pieces. The digest is the
+    sha256 of the state encoding after the header line; this does not check that the snapshot
+    is valid (`Core.restore` does).
     """
+    if isinstance(data, list):
+        if not data or not data[0].endswith(b"\n") or data[0].count(b"\n") != 1:
+            raise CodecError("snapshot pieces must start with the header line")
+        return _digest_parts(data[1:])
     view = memoryview(data)
     newline = bytes(view[:4096]).find(b"\n")
     if newline < 0:

@@ -123,3 +123,30 @@ async def test_a_clean_stop_writes_a_snapshot_that_the_next_start_uses(tmp_path:
         assert again.snapshot_info is not None and again.snapshot_info.seq == COMMANDS
     finally:
         await again.stop()
+
+
+@pytest.mark.parametrize("digest_known", [True, False])
+async def test_a_periodic_snapshot_digests_and_writes_off_the_writer(
+    tmp_path: Path, digest_known: bool
+) -> None:
+    digest = _prepare(tmp_path, ())
+    runtime = await _recover(tmp_path, COMMANDS)
+    try:
+        if not digest_known:
+            runtime._digest = (-1, "")
+        task = runtime.request_snapshot()
+        assert task is not None
+        # A second request while the first is being written returns the same task.
+        assert runtime.request_snapshot() is task
+        await task
+        info = runtime.snapshot_info
+        assert info is not None and info.seq == COMMANDS and info.digest == digest
+        assert runtime.snapshot_stall_s > 0
+        read, payload = SnapshotStore.read(info.path)
+        assert read.digest == digest
+        assert Core.restore(payload).digest() == digest
+        # The digest computed on the thread is remembered for the same seq.
+        assert runtime._digest == (COMMANDS, digest)
+        assert runtime.state_digest() == digest
+    finally:
+        await runtime.stop()

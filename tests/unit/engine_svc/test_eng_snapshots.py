@@ -69,3 +69,14 @@ def test_prune_keeps_only_the_named_snapshots_and_leftover_temps_vanish(tmp_path
 def test_a_digest_must_be_sha256_hex(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         SnapshotStore(tmp_path).write(1, 1, "short", b"x")
+
+
+def test_a_snapshot_written_in_pieces_equals_one_written_whole(tmp_path: Path) -> None:
+    whole = SnapshotStore(tmp_path / "whole").write(7, 1, DIGEST, b"header\nstate bytes")
+    pieces = SnapshotStore(tmp_path / "pieces").write(
+        7, 1, DIGEST, [b"header\n", b"state", b"", b" bytes"]
+    )
+    assert pieces.size == whole.size
+    assert pieces.path.read_bytes() == whole.path.read_bytes()
+    _, payload = SnapshotStore.read(pieces.path)
+    assert payload == b"header\nstate bytes"

@@ -313,6 +313,11 @@ def test_snapshot_with_digest_gives_both_from_one_encoding() -> None:
     # The digest is the sha256 of the state encoding after the header line.
     assert snapshot_digest(snapshot) == digest
     assert hashlib.sha256(snapshot.partition(b"\n")[2]).hexdigest() == digest
+    parts = core.snapshot_parts()
+    assert b"".join(parts) == snapshot
+    assert snapshot_digest(parts) == digest
+    with pytest.raises(CodecError):
+        snapshot_digest(parts[1:])
     restored = Core.restore(snapshot)
     assert restored.snapshot_with_digest() == (snapshot, digest)
 
