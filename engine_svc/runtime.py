@@ -27,6 +27,7 @@ from engine_svc.core import Command, Core, Instrument
 from engine_svc.core.codec import CodecError, decode_command
 from engine_svc.core.engine import snapshot_digest
 from engine_svc.history import HistoryStore
+from engine_svc.instrument_set import adopt_instruments
 from engine_svc.journal import Journal
 from engine_svc.prices import Freshness, TickSubscriber
 from engine_svc.recorder import Recorder, read_hint
@@ -104,6 +105,7 @@ class EngineRuntime:
         try:
             loading = time.perf_counter()
             core, base = self._load_base(journal, recorded)
+            core = adopt_instruments(core, self.instruments, self.snapshot_dir.parent)
             load_s = time.perf_counter() - loading
             self.core = core
             self.hub = EventHub(floor=base, ring=self.config.event_ring)
