@@ -168,10 +168,17 @@ def _reject_fraction(text: str) -> object:
     raise CodecError(f"fraction {text} in record; only integers are allowed")
 
 
+# Built once: `json.loads` with hooks would build a new decoder for every record.
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_reject_fraction)
+
+
 def loads_strict(data: bytes | str) -> object:
     """Parse JSON that may hold only integers, strings, null, booleans, arrays and objects."""
     try:
-        return json.loads(data, parse_constant=_reject_constant, parse_float=_reject_fraction)
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+        return _STRICT_DECODER.decode(text)
+    except UnicodeDecodeError as error:
+        raise CodecError(f"malformed record: {error}") from None
     except CodecError:
         raise
     except (ValueError, RecursionError) as error:
@@ -267,10 +274,23 @@ def _decode_fields(row: object, schemas: dict[str, tuple[int, ...]]) -> tuple[st
         raise CodecError(f"unknown record type {tag[:40]!r}")
     if len(row) != len(schema) + 1:
         raise CodecError(f"{tag} has {len(row) - 1} fields, expected {len(schema)}")
-    values = [
-        _decode_value(code, row[index + 1], f"{tag} field {index}")
-        for index, code in enumerate(schema)
-    ]
+    values = row[1:]
+    # Fast path for the common codes; anything else (and every failure) goes through
+    # `_decode_value`, which converts enums and raises the descriptive error.
+    for index, code in enumerate(schema):
+        value = values[index]
+        if code == INT:
+            valid = type(value) is int
+        elif code == OPT_INT:
+            valid = value is None or type(value) is int
+        elif code == STR:
+            valid = type(value) is str
+        elif code == OPT_STR:
+            valid = value is None or type(value) is str
+        else:
+            valid = False
+        if not valid:
+            values[index] = _decode_value(code, value, f"{tag} field {index}")
     return tag, values
 
 
@@ -294,62 +314,30 @@ def decode_command(data: bytes) -> Command:
     except UnicodeDecodeError:
         raise CodecError("command record is not ASCII JSON") from None
     tag, v = _decode_fields(loads_strict(text), _COMMAND_SCHEMAS)
-    # The schemas above fixed every value's type; the casts below only restate them.
+    # The schemas above fixed every value's type, so the fields build the command directly
+    # (tuple.__new__ skips NamedTuple's Python-level __new__; the field order is the schema's).
     if tag == "ApplyQuote":
-        return ApplyQuote(_i(v[0]), _i(v[1]), _s(v[2]), _i(v[3]), _i(v[4]))
+        return _new(ApplyQuote, v)
     if tag == "OpenPosition":
-        return OpenPosition(
-            _i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _side(v[4]), _i(v[5]), _oi(v[6]),
-            _oi(v[7]), _oi(v[8]), _oi(v[9]), _oi(v[10]), _oi(v[11]), _oi(v[12]), _os(v[13]),
-        )  # fmt: skip
+        return _new(OpenPosition, v)
     if tag == "ClosePosition":
-        return ClosePosition(_i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _oi(v[4]), _os(v[5]))
+        return _new(ClosePosition, v)
     if tag == "AddMargin":
-        return AddMargin(_i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _i(v[4]), _os(v[5]))
+        return _new(AddMargin, v)
     if tag == "ModifyPosition":
-        return ModifyPosition(
-            _i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _oi(v[4]), _oi(v[5]), _oi(v[6]), _os(v[7])
-        )
+        return _new(ModifyPosition, v)
     if tag == "PlaceOrder":
-        order_type = v[5]
-        assert isinstance(order_type, OrderType)
-        return PlaceOrder(
-            _i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _side(v[4]), order_type, _i(v[6]),
-            _i(v[7]), _oi(v[8]), _oi(v[9]), _oi(v[10]), _oi(v[11]), _oi(v[12]), _oi(v[13]),
-            _os(v[14]),
-        )  # fmt: skip
+        return _new(PlaceOrder, v)
     if tag == "CancelOrder":
-        return CancelOrder(_i(v[0]), _i(v[1]), _s(v[2]), _s(v[3]), _os(v[4]))
+        return _new(CancelOrder, v)
     if tag == "ExpireOrders":
-        return ExpireOrders(_i(v[0]), _i(v[1]))
+        return _new(ExpireOrders, v)
     if tag == "CreateAccount":
-        return CreateAccount(_i(v[0]), _i(v[1]), _s(v[2]), _i(v[3]))
-    return Deposit(_i(v[0]), _i(v[1]), _s(v[2]), _i(v[3]), _os(v[4]))
+        return _new(CreateAccount, v)
+    return _new(Deposit, v)
 
 
-def _i(value: object) -> int:
-    assert isinstance(value, int)
-    return value
-
-
-def _oi(value: object) -> int | None:
-    assert value is None or isinstance(value, int)
-    return value
-
-
-def _s(value: object) -> str:
-    assert isinstance(value, str)
-    return value
-
-
-def _os(value: object) -> str | None:
-    assert value is None or isinstance(value, str)
-    return value
-
-
-def _side(value: object) -> Side:
-    assert isinstance(value, Side)
-    return value
+_new = tuple.__new__
 
 
 Payload = PositionView | ClosedPosition | OrderView | AccountSummary

@@ -30,6 +30,7 @@ from engine_svc.core.codec import (
     CodecError,
     decode_command,
     encode_command,
+    loads_strict,
     pack_int_column,
     unpack_int_column,
 )
@@ -109,6 +110,11 @@ def test_every_command_round_trips(command: Command) -> None:
         b'["ExpireOrders",true,2]',
         b'["ExpireOrders","1",2]',
         b'["CancelOrder",1,2,"a",5,null]',
+        b'["CancelOrder",1,2,null,"o-1",null]',
+        b'["Deposit",1,2,"a",5,7]',
+        b'["Deposit",1,2,"a",null,null]',
+        b'["ClosePosition",1,2,"a","p-1","3",null]',
+        b'["ApplyQuote",1,2,"BTCUSD",1,{}]',
         b'["OpenPosition",1,2,"a","BTCUSD","LONG",10,1,null,null,null,null,null,null,null]',
         b"[" * 100_000,
     ],
@@ -358,3 +364,9 @@ def test_restore_rejects_out_of_range_position_columns() -> None:
     corrupt[buys_column + 9 : buys_column + 17] = (2).to_bytes(8, "little")
     with pytest.raises(CodecError):
         Core.restore(header + b"\n" + bytes(corrupt))
+
+
+def test_strict_json_rejects_bytes_that_are_not_utf8() -> None:
+    with pytest.raises(CodecError):
+        loads_strict(b'["\xff"]')
+    assert loads_strict(b'["a",1,null]') == ["a", 1, None]
