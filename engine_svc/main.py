@@ -8,6 +8,7 @@ import contextlib
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
 from engine_svc.auth import CachedVerifier
 from engine_svc.config import EngineConfig
+from engine_svc.history import SchemaVersionError
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
 from engine_svc.runtime import EngineRuntime
 from engine_svc.servicer import EngineAdminServicer, TradingServicer
@@ -83,5 +84,5 @@ async def main(settings: Settings) -> None:
     runtime = EngineRuntime(settings, config, instruments=instruments)
     try:
         await run(settings, config, runtime=runtime)
-    except InstrumentChangeError as exc:
+    except (InstrumentChangeError, SchemaVersionError) as exc:
         raise ServeError(f"engine: {exc}") from exc

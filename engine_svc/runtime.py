@@ -26,7 +26,7 @@ from engine_svc.config import EngineConfig
 from engine_svc.core import Command, Core, Instrument
 from engine_svc.core.codec import CodecError, decode_command
 from engine_svc.core.engine import snapshot_digest
-from engine_svc.history import HistoryStore
+from engine_svc.history import HistoryStore, SchemaVersionError
 from engine_svc.instrument_set import adopt_instruments
 from engine_svc.journal import Journal
 from engine_svc.prices import Freshness, TickSubscriber
@@ -180,6 +180,8 @@ class EngineRuntime:
         try:
             await asyncio.wait_for(self.history.create_schema(), DB_PROBE_TIMEOUT_S)
             recorded = await asyncio.wait_for(self.history.recorded_seq(), DB_PROBE_TIMEOUT_S)
+        except SchemaVersionError:
+            raise
         except Exception as exc:
             log.warning("history database unavailable at start (%s); using the hint %d", exc, hint)
             return hint

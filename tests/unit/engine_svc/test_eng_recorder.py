@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from cfd.v1 import trading_pb2
 from engine_svc.core import (
@@ -20,15 +21,18 @@ from engine_svc.core import (
     Side,
 )
 from engine_svc.history import (
+    SCHEMA_VERSION,
     HistoryStore,
     PageTokenError,
     Rows,
+    SchemaVersionError,
     closed_positions,
     decode_page_token,
     encode_page_token,
     events,
     ledger,
     orders,
+    schema_version_table,
 )
 from engine_svc.recorder import Recorder, read_hint
 from engine_svc.sequencer import Applied
@@ -191,3 +195,11 @@ def test_page_tokens_round_trip_and_reject_garbage() -> None:
     for bad in ("", "!!!", "bm90IGEgdG9rZW4", "x" * 100):
         with pytest.raises(PageTokenError):
             decode_page_token(bad)
+
+
+async def test_a_history_schema_of_another_version_is_refused(store: HistoryStore) -> None:
+    await store.create_schema()  # a second start at the same version is fine
+    async with store.engine.begin() as conn:
+        await conn.execute(update(schema_version_table).values(version=SCHEMA_VERSION + 1))
+    with pytest.raises(SchemaVersionError, match="version 2"):
+        await store.create_schema()
