@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
-from engine_svc.auth import CachedVerifier
 from engine_svc.config import EngineConfig
 from engine_svc.history import SchemaVersionError
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
@@ -16,6 +15,7 @@ from mesh.auth import TokenVerifier
 from mesh.config import ConfigError, Settings
 from mesh.instruments import load_instruments
 from mesh.server import ServeError, Service, serve
+from mesh.token_cache import CachedVerifier
 from mesh.tokens import load_verifier
 
 TRADING = trading_pb2.DESCRIPTOR.services_by_name["TradingService"].full_name

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine_svc.auth import CachedVerifier
 from mesh.errors import ApiError
+from mesh.token_cache import CachedVerifier
 from mesh.tokens import JwtVerifier, SigningKey, TokenIssuer
 
 
