@@ -31,18 +31,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mesh.db import claim_schema_version
+from mesh.db import schema_version_table as schema_version_table_of
+
 metadata = MetaData()
 
 # Bump with a migration step when a table below changes; a database at another version is
 # refused rather than silently drifting.
 SCHEMA_VERSION = 1
 
-schema_version_table = Table(
-    "engine_schema_version",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version", Integer, nullable=False),
-)
+schema_version_table = schema_version_table_of(metadata, "engine_schema_version")
 
 recorder_state = Table(
     "engine_recorder",
@@ -152,10 +150,6 @@ class Rows:
     orders: list[dict[str, Any]]
 
 
-class SchemaVersionError(RuntimeError):
-    """The history database was written by a build with another schema."""
-
-
 class HistoryStore:
     """SQL access of the engine's read model."""
 
@@ -166,17 +160,7 @@ class HistoryStore:
         """Create the tables at SCHEMA_VERSION, or check the version of existing ones."""
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-            query = select(schema_version_table.c.version).where(schema_version_table.c.id == 1)
-            version = (await conn.execute(query)).scalar_one_or_none()
-            if version is None:
-                await conn.execute(
-                    schema_version_table.insert().values(id=1, version=SCHEMA_VERSION)
-                )
-            elif version != SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"the engine history schema is at version {version}; this build knows "
-                    f"{SCHEMA_VERSION}"
-                )
+            await claim_schema_version(conn, schema_version_table, SCHEMA_VERSION, "engine history")
             row = (await conn.execute(select(recorder_state.c.seq))).first()
             if row is None:
                 await conn.execute(recorder_state.insert().values(id=1, seq=0))

@@ -7,12 +7,12 @@ import contextlib
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
 from engine_svc.config import EngineConfig
-from engine_svc.history import SchemaVersionError
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
 from engine_svc.runtime import EngineRuntime
 from engine_svc.servicer import EngineAdminServicer, TradingServicer
 from mesh.auth import TokenVerifier
 from mesh.config import ConfigError, Settings
+from mesh.db import SchemaVersionError
 from mesh.instruments import load_instruments
 from mesh.server import ServeError, Service, serve
 from mesh.token_cache import CachedVerifier

@@ -26,7 +26,7 @@ from engine_svc.config import EngineConfig
 from engine_svc.core import Command, Core, Instrument
 from engine_svc.core.codec import CodecError, decode_command
 from engine_svc.core.engine import snapshot_digest
-from engine_svc.history import HistoryStore, SchemaVersionError
+from engine_svc.history import HistoryStore
 from engine_svc.instrument_set import adopt_instruments
 from engine_svc.journal import Journal
 from engine_svc.prices import Freshness, TickSubscriber
@@ -35,7 +35,7 @@ from engine_svc.sequencer import Applied, Sequencer, apply_logged
 from engine_svc.snapshots import SnapshotInfo, SnapshotStore
 from engine_svc.streams import EventHub
 from mesh.config import Settings
-from mesh.db import create_engine, database_url
+from mesh.db import SchemaVersionError, create_engine, database_url
 
 log = logging.getLogger("engine")
 

@@ -14,9 +14,9 @@ from market_svc.feeds import Feed, FeedConfigError, create_feed
 from market_svc.instruments import Instruments
 from market_svc.market import MarketData
 from market_svc.servicer import MarketDataAdminServicer, MarketDataServicer
-from market_svc.store import CandleStore, SchemaError
+from market_svc.store import CandleStore
 from mesh.config import ConfigError, Settings
-from mesh.db import create_engine, database_url
+from mesh.db import SchemaVersionError, create_engine, database_url
 from mesh.server import ServeError, Service, serve
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ async def main(settings: Settings, config: MarketConfig | None = None) -> None:
         feed = create_feed(
             settings.feed, config, instruments, start_prices=await market.start_prices()
         )
-    except (SchemaError, FeedConfigError) as exc:
+    except (SchemaVersionError, FeedConfigError) as exc:
         await engine.dispose()
         raise ServeError(f"market: {exc}") from exc
     except BaseException:

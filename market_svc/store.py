@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
-    Integer,
     MetaData,
     String,
     Table,
@@ -27,6 +26,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from market_svc.candles import Candle, CandleInterval
+from mesh.db import claim_schema_version
+from mesh.db import schema_version_table as schema_version_table_of
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,7 @@ BATCH_ROWS = 1000
 
 metadata = MetaData()
 
-schema_version_table = Table(
-    "market_schema_version",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version", Integer, nullable=False),
-)
+schema_version_table = schema_version_table_of(metadata, "market_schema_version")
 
 candles_table = Table(
     "market_candles",
@@ -58,10 +54,6 @@ candles_table = Table(
     Column("volume", BigInteger, nullable=False),
     Column("tick_count", BigInteger, nullable=False),
 )
-
-
-class SchemaError(RuntimeError):
-    """The database holds a market schema this code does not know."""
 
 
 def to_scaled(value: Decimal) -> int:
@@ -117,20 +109,7 @@ class CandleStore:
         """Create or check the market schema (versioned by ``market_schema_version``)."""
         async with self._engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
-            version = (
-                await conn.execute(
-                    select(schema_version_table.c.version).where(schema_version_table.c.id == 1)
-                )
-            ).scalar_one_or_none()
-            if version is None:
-                await conn.execute(
-                    schema_version_table.insert().values(id=1, version=SCHEMA_VERSION)
-                )
-            elif version != SCHEMA_VERSION:
-                raise SchemaError(
-                    f"market schema version {version} in the database, this build knows "
-                    f"{SCHEMA_VERSION}"
-                )
+            await claim_schema_version(conn, schema_version_table, SCHEMA_VERSION, "market")
 
     async def upsert(self, candles: Sequence[Candle]) -> None:
         """Insert ``candles``, replacing stored candles with the same key."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Column, Integer, MetaData, Table, event, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from mesh.config import Settings
 
@@ -38,3 +38,32 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(
         url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True
     )
+
+
+class SchemaVersionError(RuntimeError):
+    """A database was written by a build with another schema version."""
+
+
+def schema_version_table(metadata: MetaData, name: str) -> Table:
+    """Return the one-row table in which a service records its schema version."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("version", Integer, nullable=False),
+    )
+
+
+async def claim_schema_version(
+    conn: AsyncConnection, table: Table, version: int, what: str
+) -> None:
+    """Record `version` in a new database; refuse one recorded at another version."""
+    found = (
+        await conn.execute(select(table.c.version).where(table.c.id == 1))
+    ).scalar_one_or_none()
+    if found is None:
+        await conn.execute(table.insert().values(id=1, version=version))
+    elif found != version:
+        raise SchemaVersionError(
+            f"the {what} schema is at version {found}; this build knows {version}"
+        )

@@ -25,7 +25,6 @@ from engine_svc.history import (
     HistoryStore,
     PageTokenError,
     Rows,
-    SchemaVersionError,
     closed_positions,
     decode_page_token,
     encode_page_token,
@@ -37,7 +36,7 @@ from engine_svc.history import (
 from engine_svc.recorder import Recorder, read_hint
 from engine_svc.sequencer import Applied
 from engine_svc.streams import account_events
-from mesh.db import create_engine
+from mesh.db import SchemaVersionError, create_engine
 
 
 class Feed:

@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import update
 
 from market_svc.candles import Candle, CandleInterval
-from market_svc.store import CandleStore, CandleWriter, SchemaError, schema_version_table
+from market_svc.store import CandleStore, CandleWriter, schema_version_table
+from mesh.db import SchemaVersionError
 
 M1 = CandleInterval.M1
 MINUTE = 60_000
@@ -72,7 +73,7 @@ async def test_initialize_is_repeatable_and_refuses_unknown_versions(store: Cand
     await store.initialize()
     async with store.engine.begin() as conn:
         await conn.execute(update(schema_version_table).values(version=99))
-    with pytest.raises(SchemaError, match="version 99"):
+    with pytest.raises(SchemaVersionError, match="version 99"):
         await store.initialize()
 
 
