@@ -137,17 +137,8 @@ class _Call:
                 if self.denied is not None:
                     raise self.denied
                 return await behaviour(request, context)
-            except ApiError as exc:
-                self._log_error(exc, started)
-                await abort(context, exc)
-            except (asyncio.CancelledError, grpc.aio.AbortError):
-                raise
-            except NotImplementedError:
-                await context.abort(
-                    grpc.StatusCode.UNIMPLEMENTED, f"{self.method} is not implemented"
-                )
             except Exception as exc:
-                await self._internal(context, exc)
+                await self._fail(context, exc, started)
             finally:
                 log.debug("call done", extra={"fields": self._fields(started)})
 
@@ -168,28 +159,26 @@ class _Call:
                     raise self.denied
                 async for item in behaviour(request, context):
                     yield item
-            except ApiError as exc:
-                self._log_error(exc, started)
-                await abort(context, exc)
-            except (asyncio.CancelledError, grpc.aio.AbortError):
-                raise
-            except NotImplementedError:
-                await context.abort(
-                    grpc.StatusCode.UNIMPLEMENTED, f"{self.method} is not implemented"
-                )
             except Exception as exc:
-                await self._internal(context, exc)
+                await self._fail(context, exc, started)
 
         return run
 
     def _fields(self, started: float) -> dict[str, object]:
         return {"method": self.method, "ms": round((time.perf_counter() - started) * 1000, 3)}
 
-    def _log_error(self, exc: ApiError, started: float) -> None:
-        fields = self._fields(started) | {"reason": exc.reason}
-        log.info("call failed: %s", exc.message, extra={"fields": fields})
-
-    async def _internal(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
+    async def _fail(
+        self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception, started: float
+    ) -> None:
+        """Turn a handler's exception into the call's status (cancellation never gets here)."""
+        if isinstance(exc, grpc.aio.AbortError):
+            raise exc
+        if isinstance(exc, ApiError):
+            fields = self._fields(started) | {"reason": exc.reason}
+            log.info("call failed: %s", exc.message, extra={"fields": fields})
+            await abort(context, exc)
+        if isinstance(exc, NotImplementedError):
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{self.method} is not implemented")
         log.error("unexpected error in %s", self.method, exc_info=exc)
         await abort(context, ApiError("INTERNAL", "internal error; see the service log"))
 
