@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -54,33 +54,24 @@ class EnvoyOptions:
     """
 
     binary: Path | None = None
-    # Empty: only the edge's own origin (the web UI) may call Envoy from a browser.
-    cors_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 64 * 1024
-    upstream_timeout_ms: int = 10_000
-    # Requests per minute per client address and per user.
-    rate_limit_ip: int = 1200
-    rate_limit_user: int = 600
+    # Empty CORS origins: only the edge's own origin (the web UI) may call from a browser.
+    limits: FrontLimits = field(default_factory=FrontLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EnvoyOptions:
         """Read the options; unset variables keep the defaults."""
         env = os.environ if env is None else env
         raw_bin = env.get("CFD_ENVOY_BIN", "").strip()
-        limits = FrontLimits.from_env(env)
         return cls(
             binary=Path(raw_bin).expanduser() if raw_bin else None,
-            cors_origins=limits.cors_origins,
-            max_body_bytes=limits.max_body_bytes,
-            upstream_timeout_ms=limits.upstream_timeout_ms,
-            rate_limit_ip=limits.rate_limit_ip,
-            rate_limit_user=limits.rate_limit_user,
+            limits=FrontLimits.from_env(env),
         )
 
     @property
     def upstream_timeout(self) -> str:
         """Return the unary route timeout as an Envoy duration."""
-        return f"{self.upstream_timeout_ms // 1000}.{self.upstream_timeout_ms % 1000:03d}s"
+        timeout_ms = self.limits.upstream_timeout_ms
+        return f"{timeout_ms // 1000}.{timeout_ms % 1000:03d}s"
 
 
 def find_envoy(options: EnvoyOptions | None = None) -> Path:
@@ -140,18 +131,18 @@ def render_text(
         "listen_host": json.dumps(_listen_address(settings.bind_host)),
         "listen_port": settings.envoy_port,
         "cors_origin_regex": json.dumps(
-            _origin_regex(options.cors_origins or edge_origins(settings))
+            _origin_regex(options.limits.cors_origins or edge_origins(settings))
         ),
         "unary_timeout": options.upstream_timeout,
         "jwt_issuer": json.dumps(tokens.issuer),
         "jwt_audience": json.dumps(tokens.audience),
         "jwks_path": json.dumps(str(jwks_path(settings))),
-        "rate_limit_ip": options.rate_limit_ip,
-        "rate_limit_ip_per_s": math.ceil(options.rate_limit_ip / 60),
-        "rate_limit_user": options.rate_limit_user,
-        "rate_limit_user_per_s": math.ceil(options.rate_limit_user / 60),
+        "rate_limit_ip": options.limits.rate_limit_ip,
+        "rate_limit_ip_per_s": math.ceil(options.limits.rate_limit_ip / 60),
+        "rate_limit_user": options.limits.rate_limit_user,
+        "rate_limit_user_per_s": math.ceil(options.limits.rate_limit_user / 60),
         "descriptor_path": json.dumps(str(descriptor_path())),
-        "max_request_body_bytes": options.max_body_bytes,
+        "max_request_body_bytes": options.limits.max_body_bytes,
         # Header values are format strings to Envoy: a literal % is written %%.
         "internal_token": json.dumps(settings.internal_token.replace("%", "%%")),
     }

@@ -158,7 +158,7 @@ def test_malformed_bodies_are_validation_failures_from_envoy(
 def test_oversized_body_is_a_validation_failure_not_413(
     client: httpx.Client, auth: dict[str, str]
 ) -> None:
-    padding = "x" * (EnvoyOptions().max_body_bytes + 1)
+    padding = "x" * (EnvoyOptions().limits.max_body_bytes + 1)
     reply = client.post("/v1/positions", headers=auth, json={"clientOrderId": padding})
 
     assert _error(reply) == (400, 3, ["VALIDATION_FAILED"])

@@ -78,13 +78,13 @@ def test_cors_allows_the_edge_origin_by_default_and_exactly_the_listed_ones_othe
 ) -> None:
     settings = _settings(tmp_path, CFD_EDGE_PORT="8123")
     default = envoy.render_text(settings, EnvoyOptions.from_env({}), TokenConfig())
-    assert EnvoyOptions.from_env({}).cors_origins == ()
+    assert EnvoyOptions.from_env({}).limits.cors_origins == ()
     assert json.dumps(envoy._origin_regex(envoy.edge_origins(settings))) in default
 
     options = EnvoyOptions.from_env(
         {"CFD_CORS_ORIGINS": "https://cfd.example/, http://localhost:5173"}
     )
-    pattern = re.compile(envoy._origin_regex(options.cors_origins))
+    pattern = re.compile(envoy._origin_regex(options.limits.cors_origins))
     assert pattern.match("https://cfd.example")
     assert pattern.match("http://localhost:5173")
     assert not pattern.match("https://cfdxexample")
