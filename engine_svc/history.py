@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    delete,
     func,
     or_,
     select,
@@ -197,6 +198,22 @@ class HistoryStore:
                 update(recorder_state).where(recorder_state.c.id == 1).values(seq=rows.last_seq)
             )
             return rows.last_seq
+
+    async def discard_after(self, seq: int) -> dict[str, list[dict[str, Any]]]:
+        """Delete every row written for a seq above `seq` and move the recorded seq back to at
+        most `seq`, in one transaction; return the deleted rows by table name."""
+        taken: dict[str, list[dict[str, Any]]] = {}
+        async with self.engine.begin() as conn:
+            for table in (events, closed_positions, ledger, orders):
+                found = await conn.execute(select(table).where(table.c.seq > seq))
+                taken[table.name] = [dict(row._mapping) for row in found]
+                await conn.execute(delete(table).where(table.c.seq > seq))
+            await conn.execute(
+                update(recorder_state)
+                .where(recorder_state.c.id == 1, recorder_state.c.seq > seq)
+                .values(seq=seq)
+            )
+        return taken
 
     async def history_page(
         self, account_id: str, symbol: str | None, after: tuple[int, int] | None, limit: int
