@@ -30,11 +30,14 @@ way the engine also checks the recovered seq against the other durable witnesses
 recorder's seq, the snapshots) before it serves.
 
 Only the newest segment may end in a torn write. A journal that opening refuses is repaired
-by `cfd engine recover` (see `engine_svc.recovery`), which uses `salvage` here.
+by `cfd engine recover` (see `engine_svc.recovery`), which uses `salvage` here. An open journal
+holds an exclusive lock on the file ``lock`` beside the segments, so a second engine, or a
+repair, cannot write it while an engine runs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -53,6 +56,7 @@ _PREFIX = struct.Struct("<IQ")
 MAX_PAYLOAD = 1 << 20
 SUFFIX = ".journal"
 MARK_FILE = "durable"
+LOCK_FILE = "lock"
 MARK_MAGIC = b"CFDMARK1"
 # magic, seq, segment (its first seq), end offset, fsync'd by a clean close, boot id
 _MARK = struct.Struct("<8sQQQ?16s")
@@ -199,8 +203,22 @@ def _truncate_file(path: Path, offset: int) -> None:
         os.fsync(handle.fileno())
 
 
+def _lock(directory: Path) -> int:
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalError(
+            f"{directory}: the journal is open in another process (a running engine?)"
+        ) from None
+    return fd
+
+
 def survey(directory: Path) -> Survey:
     """Check every record of the journal in `directory` without changing anything."""
+    if not directory.is_dir():
+        return Survey([], None, [], None)
     paths = sorted(p for p in directory.iterdir() if p.name.endswith(SUFFIX))
     segments: list[Segment] = []
     previous = 0
@@ -260,16 +278,23 @@ class Journal:
         self.mark: DurableMark | None = None
         self._fd: int | None = None
         self._mark_fd: int | None = None
+        self._lock_fd: int | None = None
+        self._view = False
         # Appends run on the journal thread, deletions on the event loop.
         self._lock = threading.Lock()
 
     @classmethod
     def open(cls, directory: Path, segment_bytes: int = 64 << 20, fsync: bool = True) -> Journal:
         """Open (creating) the journal in `directory`, checking every record and cutting a torn
-        tail off the newest segment."""
+        tail off the newest segment; only one process at a time may hold it open."""
         directory.mkdir(parents=True, exist_ok=True)
         journal = cls(directory, segment_bytes, fsync)
-        journal._load()
+        journal._lock_fd = _lock(directory)
+        try:
+            journal._load()
+        except BaseException:
+            journal.close()
+            raise
         return journal
 
     @property
@@ -374,6 +399,8 @@ class Journal:
         """Write records (seq, payload) in one write and make them durable before returning."""
         if not records:
             return
+        if self._view:
+            raise JournalError("a journal view is read-only")
         with self._lock:
             self._append(records)
 
@@ -444,6 +471,15 @@ class Journal:
             self._new_segment(seq + 1)
 
     @classmethod
+    def view(cls, directory: Path) -> Journal:
+        """Return the journal in `directory` for reading only, up to its first bad record: no
+        lock is taken and nothing is cut, so it can be read while an engine appends."""
+        journal = cls(directory, 0, fsync=False)
+        journal.segments = survey(directory).segments
+        journal._view = True
+        return journal
+
+    @classmethod
     def salvage(
         cls,
         directory: Path,
@@ -456,6 +492,7 @@ class Journal:
         """Open a journal that `open` refuses, keeping its valid records up to the first damage
         (or none, without `keep_records`); copy a cut segment and move every other dropped one
         into `quarantine`, and make the durable mark describe what is left."""
+        lock = _lock(directory)
         found = survey(directory)
         quarantine.mkdir(parents=True, exist_ok=True)
         moved = list(found.unread)
@@ -467,6 +504,7 @@ class Journal:
         for path in moved:
             path.replace(quarantine / path.name)
         journal = cls(directory, segment_bytes, fsync)
+        journal._lock_fd = lock
         journal.segments = found.segments if keep_records else []
         (directory / MARK_FILE).unlink(missing_ok=True)
         journal._write_mark(synced=True)
@@ -502,3 +540,6 @@ class Journal:
                 self._write_mark(synced=True)
             os.close(self._mark_fd)
             self._mark_fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

@@ -1,11 +1,10 @@
 """`cfd engine recover`: the operator's way on when the engine refuses to start because its
 journal is corrupt or ends below a durable witness (`engine_svc.witnesses`).
 
-It reports the journal's damage,
-each witness, how far the files can rebuild the state and which acknowledged commands are
-lost, then changes nothing: the operator can still restore the journal from a backup or
-repair it by hand. With ``--accept-loss`` it makes the files consistent again, the lost
-commands staying lost:
+It reports the journal's damage, each witness, how far the files can rebuild the state and
+which acknowledged commands are lost, then changes nothing: the operator can still restore the
+journal from a backup or repair it by hand. With ``--accept-loss`` it makes the files
+consistent again, the lost commands staying lost:
 
 - the journal keeps its valid records up to the damage (or none, when a valid snapshot
   reaches further), the damaged or dropped segments going to ``engine/recovery-<time>/``;
@@ -32,7 +31,8 @@ from typing import Any
 from engine_svc.config import EngineConfig
 from engine_svc.core import ExpireOrders
 from engine_svc.core.codec import decode_command, encode_command
-from engine_svc.journal import Journal, Survey, seq_range, survey
+from engine_svc.journal import SUFFIX as JOURNAL_SUFFIX
+from engine_svc.journal import Journal, JournalError, Survey, seq_range, survey
 from engine_svc.recorder import read_hint
 from engine_svc.runtime import EngineRuntime
 from engine_svc.snapshots import SUFFIX, SnapshotError, SnapshotStore
@@ -60,11 +60,9 @@ class Plan:
     @property
     def refused(self) -> bool:
         """Return whether the engine would refuse to start on these files."""
-        damage, mark = self.journal.damage, self.journal.mark
-        corrupt = damage is not None and (
-            bool(self.journal.unread) or (mark is not None and damage.after_seq < mark.seq)
-        )
-        return corrupt or self.recovered < self.highest
+        mark = self.journal.mark
+        below_mark = mark is not None and self.journal.last_seq < mark.seq
+        return bool(self.journal.unread) or below_mark or self.recovered < self.highest
 
 
 def _newest_valid_snapshot(snapshots: SnapshotStore) -> int | None:
@@ -79,12 +77,16 @@ def _newest_valid_snapshot(snapshots: SnapshotStore) -> int | None:
 
 def plan(journal_dir: Path, snapshots: SnapshotStore, hint_path: Path, recorded: int) -> Plan:
     """Work out, without changing anything, what the engine's files can rebuild."""
-    journal_dir.mkdir(parents=True, exist_ok=True)
     found = survey(journal_dir)
     newest = _newest_valid_snapshot(snapshots)
     beyond = newest if newest is not None and newest > found.last_seq else None
     recovered = found.last_seq if beyond is None else beyond
-    return Plan(found, beyond, recovered, witnesses(found.mark, snapshots, hint_path, recorded))
+    witnessed = witnesses(found.mark, snapshots, hint_path, recorded)
+    if found.unread:
+        # Segments after a damaged one cannot be read, but their names say what they held.
+        later = max(int(path.name[: -len(JOURNAL_SUFFIX)]) for path in found.unread)
+        witnessed.append(Witness("the journal's unreadable later segments", later))
+    return Plan(found, beyond, recovered, witnessed)
 
 
 def describe(plan: Plan) -> list[str]:
@@ -146,7 +148,11 @@ async def recover(
         quarantine = runtime.journal_dir.parent / time.strftime(
             "recovery-%Y%m%dT%H%M%SZ", time.gmtime()
         )
-        _repair_files(found, runtime.journal_dir, runtime.snapshots, quarantine, config)
+        try:
+            _repair_files(found, runtime.journal_dir, runtime.snapshots, quarantine, config)
+        except JournalError as exc:
+            out(f"{exc}: stop the engine first; nothing changed")
+            return 1
         taken = await history.discard_after(found.recovered)
         rows = sum(len(table_rows) for table_rows in taken.values())
         if rows:

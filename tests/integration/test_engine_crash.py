@@ -48,7 +48,8 @@ class Ledger:
 
 def offline_replay(data_dir: Path, check: dict[int, str]) -> tuple[int, str]:
     """Rebuild the state from the files alone; assert the digests in `check` on the way."""
-    journal = Journal.open(data_dir / "engine" / "journal", fsync=False)
+    # A view: the engine may be running, and this must neither wait for it nor cut its tail.
+    journal = Journal.view(data_dir / "engine" / "journal")
     core: Core | None = None
     store = SnapshotStore(data_dir / "engine" / "snapshots", fsync=False)
     for path in store.paths():

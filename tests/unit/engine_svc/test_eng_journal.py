@@ -56,6 +56,31 @@ def test_segments_rotate_at_the_size_limit_and_keep_every_record(tmp_path: Path)
     assert reopened.total_bytes == sum(p.stat().st_size for p in tmp_path.glob(f"*{SUFFIX}"))
 
 
+def test_only_one_holder_at_a_time_may_open_the_journal(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path)
+    with pytest.raises(JournalError, match="open in another process"):
+        Journal.open(tmp_path)
+    with pytest.raises(JournalError, match="open in another process"):
+        Journal.salvage(tmp_path, tmp_path.parent / "quarantine")
+    journal.close()
+    Journal.open(tmp_path).close()
+
+
+def test_a_view_reads_a_journal_in_use_without_changing_it(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path)
+    journal.append(_records(1, 3))
+    segment = journal.segments[-1].path
+    with segment.open("ab") as handle:
+        handle.write(frame(4, b"being written")[:9])
+    view = Journal.view(tmp_path)
+    assert [seq for seq, _ in view.read()] == [1, 2, 3]
+    assert view.last_seq == 3 and view.covers(0)
+    with pytest.raises(JournalError, match="read-only"):
+        view.append(_records(4, 1))
+    assert segment.stat().st_size == journal.segments[-1].size + 9
+    journal.close()
+
+
 def test_a_seq_that_does_not_follow_is_refused(tmp_path: Path) -> None:
     journal = Journal.open(tmp_path)
     journal.append(_records(5, 1))

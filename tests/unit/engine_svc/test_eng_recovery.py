@@ -116,6 +116,22 @@ async def test_a_corrupt_tail_is_reported_and_repaired_only_when_the_loss_is_acc
     assert "nothing to recover" in report[-1]
 
 
+async def test_a_repair_waits_for_the_engine_to_stop(tmp_path: Path) -> None:
+    settings, url = _settings(tmp_path)
+    _prepare(tmp_path, ())
+    await _record(url, range(COMMANDS + 1, COMMANDS + 2))
+    journal_dir = tmp_path / "engine" / "journal"
+    held = Journal.open(journal_dir, fsync=False)
+    report: list[str] = []
+    try:
+        code = await recover(settings, CONFIG, accept_loss=True, db_url=url, out=report.append)
+    finally:
+        held.close()
+    assert code == 1
+    assert "stop the engine first; nothing changed" in report[-1]
+    assert await _history(url) == (COMMANDS + 1, [COMMANDS + 1])
+
+
 async def test_a_valid_snapshot_past_the_damage_recovers_without_loss(tmp_path: Path) -> None:
     settings, url = _settings(tmp_path)
     digest = _prepare(tmp_path, (COMMANDS,))
@@ -149,7 +165,9 @@ async def test_a_lost_range_past_a_valid_snapshot_is_spent_after_it(tmp_path: Pa
         path.unlink()
     with pytest.raises(LostCommandsError, match=f"seqs 21..{COMMANDS} are lost"):
         await _start(settings, url)
-    assert await recover(settings, CONFIG, accept_loss=True, db_url=url, out=[].append) == 0
+    report: list[str] = []
+    assert await recover(settings, CONFIG, accept_loss=True, db_url=url, out=report.append) == 0
+    assert f"lost: the acknowledged commands of seqs 21..{COMMANDS}" in report
     runtime = await _start(settings, url)
     try:
         assert runtime.core.last_seq == COMMANDS
@@ -159,3 +177,24 @@ async def test_a_lost_range_past_a_valid_snapshot_is_spent_after_it(tmp_path: Pa
     journal = Journal.open(journal_dir, fsync=False)
     assert journal.segments[0].first_seq == 21
     journal.close()
+
+
+async def test_missing_segments_under_the_mark_are_repaired_from_a_snapshot_that_holds_them(
+    tmp_path: Path,
+) -> None:
+    settings, url = _settings(tmp_path)
+    digest = _prepare(tmp_path, (COMMANDS,))
+    await _record(url, range(COMMANDS, COMMANDS + 1))
+    journal_dir = tmp_path / "engine" / "journal"
+    for path in journal_dir.glob(f"*{SUFFIX}"):
+        path.unlink()
+    with pytest.raises(JournalCorruptError, match=f"seqs 1..{COMMANDS} are missing"):
+        await _start(settings, url)
+    report: list[str] = []
+    assert await recover(settings, CONFIG, accept_loss=False, db_url=url, out=report.append) == 0
+    runtime = await _start(settings, url)
+    try:
+        assert runtime.core.last_seq == COMMANDS
+        assert runtime.core.digest() == digest
+    finally:
+        await runtime.stop()
