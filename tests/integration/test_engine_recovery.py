@@ -65,11 +65,13 @@ async def _closed_ids(client: Client) -> set[str]:
 
 
 async def test_a_corrupt_acknowledged_tail_refuses_to_serve_until_recovered(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
     async with fake_market() as (market, address):
         market.push("BTCUSD", "64250.00", "64251.00")
-        settings, env = engine_settings(tmp_path, address, CFD_PRICE_STALE_MS="60000")
+        settings, env = engine_settings(
+            tmp_path, address, CFD_PRICE_STALE_MS="60000", CFD_DATABASE_URL=database_url
+        )
         issuer = user_issuer(settings)
         first = ServiceProcess(["engine"], env, tmp_path / "engine-0.log")
         try:

@@ -23,9 +23,9 @@ from unit.engine_svc.test_eng_runtime import COMMANDS, _commands, _prepare
 CONFIG = EngineConfig(fsync=False)
 
 
-def _settings(tmp_path: Path) -> tuple[Settings, str]:
+def _settings(tmp_path: Path, url: str | None = None) -> tuple[Settings, str]:
     settings = Settings.from_env(mesh_env(tmp_path, CFD_MARKET_ADDR="127.0.0.1:9"))
-    return settings, f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
+    return settings, url or f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
 
 
 async def _record(url: str, seqs: range) -> None:
@@ -75,9 +75,9 @@ async def _start(settings: Settings, url: str) -> EngineRuntime:
 
 
 async def test_a_corrupt_tail_is_reported_and_repaired_only_when_the_loss_is_accepted(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
-    settings, url = _settings(tmp_path)
+    settings, url = _settings(tmp_path, database_url)
     _prepare(tmp_path, (10,))
     await _record(url, range(COMMANDS - 2, COMMANDS + 1))
     segment = next((tmp_path / "engine" / "journal").glob(f"*{SUFFIX}"))
