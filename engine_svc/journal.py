@@ -20,6 +20,9 @@ checksum). Every acknowledged record therefore lies at or below the mark. On ope
   missing), is corruption of acknowledged commands: opening refuses and names the seqs;
 - a bad record in an older segment is corruption whatever the mark says.
 
+A new journal starts with a mark at seq 0, so only a journal written before marks existed has
+none; a tail cut from such a journal is logged as possibly acknowledged.
+
 The mark is written without an fsync of its own, so a group commit still costs one fsync. That
 is exact whenever the machine kept running (a crash or `kill -9` of the process leaves the
 written page to the kernel). A power loss may lose the latest mark update, so the mark can lag
@@ -324,11 +327,12 @@ class Journal:
                     f"{damage.after_seq}, but the journal was fsync'd through seq {mark.seq} "
                     f"(byte {mark.offset} of segment {mark.segment}): the acknowledged commands "
                     f"of {seq_range(damage.after_seq + 1, mark.seq)} are damaged, not a torn "
-                    "write; "
-                    f"refusing to start; {RECOVER_HINT}"
+                    f"write; refusing to start; {RECOVER_HINT}"
                 )
             self._cut(damage, mark)
         self.segments = found.segments
+        if mark is None and not self.segments:
+            self._write_mark(synced=True)
         last = self.last_seq
         if mark is not None and last < mark.seq:
             raise JournalCorruptError(
@@ -429,19 +433,21 @@ class Journal:
 
     def _write_mark(self, synced: bool) -> None:
         segment = next((s for s in reversed(self.segments) if s.last_seq >= s.first_seq), None)
-        if segment is None:
-            return
+        # An empty journal gets a mark at seq 0, so that only a journal older than marks has none.
+        seq, first, size = 0, 0, 0
+        if segment is not None:
+            seq, first, size = segment.last_seq, segment.first_seq, segment.size
         if self._mark_fd is None:
             path = self.directory / MARK_FILE
             created = not path.exists()
             self._mark_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             if created and self.fsync:
                 _fsync_dir(self.directory)
-        data = encode_mark(segment.last_seq, segment.first_seq, segment.size, synced)
-        os.pwrite(self._mark_fd, data, 0)
+        synced = synced and self.fsync
+        os.pwrite(self._mark_fd, encode_mark(seq, first, size, synced), 0)
         if synced:
             os.fsync(self._mark_fd)
-        self.mark = DurableMark(segment.last_seq, segment.first_seq, segment.size, True)
+        self.mark = DurableMark(seq, first, size, True)
 
     def _start_segment(self, first_seq: int) -> None:
         if self.segments and self._fd is None:

@@ -12,6 +12,7 @@ from engine_svc.journal import (
     HEADER,
     MARK_FILE,
     SUFFIX,
+    DurableMark,
     Journal,
     JournalCorruptError,
     JournalError,
@@ -110,6 +111,16 @@ def test_a_torn_tail_past_the_durable_mark_is_cut_and_logged_as_never_acknowledg
     assert segment.stat().st_size == intact
     reopened.append(_records(4, 1))
     assert [seq for seq, _ in reopened.read()] == [1, 2, 3, 4]
+
+
+def test_a_torn_first_write_of_a_new_journal_was_never_acknowledged(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path)
+    assert read_mark(tmp_path) == DurableMark(0, 0, 0, True)
+    journal.close()
+    (tmp_path / f"{1:020d}{SUFFIX}").write_bytes(frame(1, b"first")[:10])
+    reopened = Journal.open(tmp_path)
+    assert reopened.repair is not None and not reopened.repair.maybe_acknowledged
+    assert reopened.last_seq == 0
 
 
 def test_a_bad_crc_past_the_durable_mark_is_a_torn_write(tmp_path: Path) -> None:
@@ -246,7 +257,7 @@ def test_salvage_without_records_empties_the_journal(tmp_path: Path) -> None:
     journal.close()
     salvaged = Journal.salvage(directory, tmp_path / "quarantine", keep_records=False)
     assert salvaged.segments == [] and salvaged.last_seq == 0
-    assert not (directory / MARK_FILE).exists()
+    assert read_mark(directory) == DurableMark(0, 0, 0, True)
     salvaged.continue_after(40)
     salvaged.append(_records(41, 1))
     salvaged.close()
