@@ -283,6 +283,7 @@ class Journal:
         self._mark_fd: int | None = None
         self._lock_fd: int | None = None
         self._view = False
+        self._remark = False
         # Appends run on the journal thread, deletions on the event loop.
         self._lock = threading.Lock()
 
@@ -476,6 +477,12 @@ class Journal:
                 raise JournalError(f"seq {seq} is below the newest record {self.last_seq}")
             self._new_segment(seq + 1)
 
+    @staticmethod
+    def check_unused(directory: Path) -> None:
+        """Raise JournalError when a process holds the journal in `directory` open."""
+        if directory.is_dir():
+            os.close(_lock(directory))
+
     @classmethod
     def view(cls, directory: Path) -> Journal:
         """Return the journal in `directory` for reading only, up to its first bad record: no
@@ -497,7 +504,7 @@ class Journal:
     ) -> Journal:
         """Open a journal that `open` refuses, keeping its valid records up to the first damage
         (or none, without `keep_records`); copy a cut segment and move every other dropped one
-        into `quarantine`, and make the durable mark describe what is left."""
+        into `quarantine`. The durable mark describes what is left once the journal closes."""
         lock = _lock(directory)
         found = survey(directory)
         quarantine.mkdir(parents=True, exist_ok=True)
@@ -512,8 +519,9 @@ class Journal:
         journal = cls(directory, segment_bytes, fsync)
         journal._lock_fd = lock
         journal.segments = found.segments if keep_records else []
-        (directory / MARK_FILE).unlink(missing_ok=True)
-        journal._write_mark(synced=True)
+        # The old mark stays until `close` (or an append) replaces it: a salvage cut short
+        # leaves it witnessing every seq that was acknowledged.
+        journal._remark = True
         _fsync_dir(directory)
         _fsync_dir(quarantine)
         return journal
@@ -541,9 +549,10 @@ class Journal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._remark or (self._mark_fd is not None and self.fsync):
+            self._write_mark(synced=True)
+            self._remark = False
         if self._mark_fd is not None:
-            if self.fsync:
-                self._write_mark(synced=True)
             os.close(self._mark_fd)
             self._mark_fd = None
         if self._lock_fd is not None:

@@ -22,9 +22,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,14 +151,16 @@ async def recover(
             "recovery-%Y%m%dT%H%M%SZ", time.gmtime()
         )
         try:
-            _repair_files(found, runtime.journal_dir, runtime.snapshots, quarantine, config)
+            # Before anything changes: the repair must not race a running engine.
+            Journal.check_unused(runtime.journal_dir)
         except JournalError as exc:
             out(f"{exc}: stop the engine first; nothing changed")
             return 1
-        taken = await history.discard_after(found.recovered)
-        rows = sum(len(table_rows) for table_rows in taken.values())
-        if rows:
-            _export(quarantine / f"history-after-{found.recovered}.jsonl", taken)
+        # The history first: until the journal closes, its mark (and the hint file) still
+        # witness every lost seq, so a repair cut short can be run again to the same result.
+        export = quarantine / f"history-after-{found.recovered}.jsonl"
+        rows = await history.discard_after(found.recovered, partial(_export, export))
+        _repair_files(found, runtime.journal_dir, runtime.snapshots, quarantine, config)
         if read_hint(runtime.hint_path) > found.recovered:
             runtime.hint_path.unlink()
         out(f"moved the damaged files to {quarantine}")
@@ -185,33 +189,37 @@ def _repair_files(
         segment_bytes=config.segment_bytes,
         fsync=config.fsync,
     )
-    try:
-        if found.recovered < found.highest:
-            tail = journal.read(max(0, found.recovered - 1))
-            last_ts = max((decode_command(payload).ts for _, payload in tail), default=0)
-            # A segment named after the recovered seq keeps the journal continuing the state
-            # (the snapshot's, when the records went), however many seqs the record skips.
-            journal.continue_after(found.recovered)
-            spend = ExpireOrders(found.highest, max(last_ts, time.time_ns()))
-            journal.append([(spend.seq, encode_command(spend))])
-    finally:
-        journal.close()
+    if found.recovered < found.highest:
+        tail = journal.read(max(0, found.recovered - 1))
+        last_ts = max((decode_command(payload).ts for _, payload in tail), default=0)
+        # A segment named after the recovered seq keeps the journal continuing the state (the
+        # snapshot's, when the records went), however many seqs the record skips.
+        journal.continue_after(found.recovered)
+        spend = ExpireOrders(found.highest, max(last_ts, time.time_ns()))
+        journal.append([(spend.seq, encode_command(spend))])
     for path in snapshots.paths():
         stem = path.name[: -len(SUFFIX)]
         if not stem.isdigit() or int(stem) > found.recovered:
             (quarantine / "snapshots").mkdir(parents=True, exist_ok=True)
             path.replace(quarantine / "snapshots" / path.name)
+    # Last, and only on success: closing replaces the old durable mark.
+    journal.close()
 
 
 def _export(path: Path, taken: dict[str, list[dict[str, Any]]]) -> None:
     def plain(value: object) -> object:
         return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
 
+    if not any(taken.values()):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         for table, table_rows in taken.items():
             for row in table_rows:
                 fields = {name: plain(value) for name, value in row.items()}
                 handle.write(json.dumps({"table": table, "row": fields}) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 async def main(settings: Settings, accept_loss: bool) -> int:

@@ -257,13 +257,19 @@ def test_salvage_without_records_empties_the_journal(tmp_path: Path) -> None:
     journal.close()
     salvaged = Journal.salvage(directory, tmp_path / "quarantine", keep_records=False)
     assert salvaged.segments == [] and salvaged.last_seq == 0
-    assert read_mark(directory) == DurableMark(0, 0, 0, True)
+    # Until the salvaged journal closes, the old mark still witnesses what was acknowledged.
+    old_mark = read_mark(directory)
+    assert old_mark is not None and old_mark.seq == 3
     salvaged.continue_after(40)
     salvaged.append(_records(41, 1))
     salvaged.close()
     reopened = Journal.open(directory)
     assert reopened.covers(40) and not reopened.covers(39)
     assert [seq for seq, _ in reopened.read()] == [41]
+    reopened.close()
+    Journal.salvage(directory, tmp_path / "quarantine", keep_records=False).close()
+    assert read_mark(directory) == DurableMark(0, 0, 0, True)
+    assert Journal.open(directory).last_seq == 0
 
 
 def test_corruption_in_an_older_segment_refuses_to_open(tmp_path: Path) -> None:
