@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    delete,
     func,
     or_,
     select,
@@ -197,6 +198,27 @@ class HistoryStore:
                 update(recorder_state).where(recorder_state.c.id == 1).values(seq=rows.last_seq)
             )
             return rows.last_seq
+
+    async def discard_after(
+        self, seq: int, keep: Callable[[dict[str, list[dict[str, Any]]]], None]
+    ) -> int:
+        """Delete every row written for a seq above `seq` and move the recorded seq back to at
+        most `seq`, in one transaction; hand the rows by table name to `keep` first (if it
+        raises, nothing is deleted). Return how many rows were deleted."""
+        taken: dict[str, list[dict[str, Any]]] = {}
+        async with self.engine.begin() as conn:
+            for table in (events, closed_positions, ledger, orders):
+                found = await conn.execute(select(table).where(table.c.seq > seq))
+                taken[table.name] = [dict(row._mapping) for row in found]
+            keep(taken)
+            for table in (events, closed_positions, ledger, orders):
+                await conn.execute(delete(table).where(table.c.seq > seq))
+            await conn.execute(
+                update(recorder_state)
+                .where(recorder_state.c.id == 1, recorder_state.c.seq > seq)
+                .values(seq=seq)
+            )
+        return sum(len(rows) for rows in taken.values())
 
     async def history_page(
         self, account_id: str, symbol: str | None, after: tuple[int, int] | None, limit: int

@@ -8,8 +8,10 @@ import contextlib
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
 from engine_svc.config import EngineConfig
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
-from engine_svc.runtime import EngineRuntime
+from engine_svc.journal import JournalError
+from engine_svc.runtime import EngineRuntime, RecoveryError
 from engine_svc.servicer import EngineAdminServicer, TradingServicer
+from engine_svc.witnesses import LostCommandsError
 from mesh.auth import TokenVerifier
 from mesh.config import ConfigError, Settings
 from mesh.db import SchemaVersionError
@@ -84,5 +86,11 @@ async def main(settings: Settings) -> None:
     runtime = EngineRuntime(settings, config, instruments=instruments)
     try:
         await run(settings, config, runtime=runtime)
-    except (InstrumentChangeError, SchemaVersionError) as exc:
+    except (
+        InstrumentChangeError,
+        SchemaVersionError,
+        JournalError,
+        RecoveryError,
+        LostCommandsError,
+    ) as exc:
         raise ServeError(f"engine: {exc}") from exc

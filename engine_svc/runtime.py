@@ -34,6 +34,7 @@ from engine_svc.recorder import Recorder, read_hint
 from engine_svc.sequencer import Applied, Sequencer, apply_logged
 from engine_svc.snapshots import SnapshotInfo, SnapshotStore
 from engine_svc.streams import EventHub
+from engine_svc.witnesses import check_recovered, witnesses
 from mesh.config import Settings
 from mesh.db import SchemaVersionError, create_engine, database_url
 
@@ -121,6 +122,9 @@ class EngineRuntime:
         finally:
             gc.freeze()
             gc.enable()
+        check_recovered(
+            core.last_seq, witnesses(journal.mark, self.snapshots, self.hint_path, recorded)
+        )
         # Replayed commands are not in a snapshot yet either.
         self._since_snapshot = self.replayed
         digesting = time.perf_counter()

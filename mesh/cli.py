@@ -47,6 +47,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             actions = sub.add_subparsers(dest="action")
             backfill = actions.add_parser("backfill", help="fill candle history")
             backfill.add_argument("--days", type=int, default=7, help="days of history (1-365)")
+        elif name == "engine":
+            actions = sub.add_subparsers(dest="action")
+            recover = actions.add_parser(
+                "recover", help="report a damaged journal and repair it (engine stopped)"
+            )
+            recover.add_argument(
+                "--accept-loss",
+                action="store_true",
+                help="go on without the acknowledged commands the files lost",
+            )
     commands.add_parser("envoy", help="run Envoy in front of the gRPC services")
     up = commands.add_parser("up", help="run every service as its own process")
     up.add_argument("--envoy", action="store_true", help="also run Envoy (REST and gRPC-Web)")
@@ -62,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(envoy.run_envoy(settings))
     if args.command == "market" and args.action == "backfill":
         sys.exit(run_backfill(settings, args.days))
+    if args.command == "engine" and args.action == "recover":
+        sys.exit(run_recover(settings, args.accept_loss))
     sys.exit(run_service(args.command, settings))
 
 
@@ -89,6 +101,14 @@ def run_backfill(settings: Settings, days: int) -> int:
     written = asyncio.run(backfill.backfill(settings, days))
     print(f"backfill: {written} candles written")
     return 0
+
+
+def run_recover(settings: Settings, accept_loss: bool) -> int:
+    """Report what the engine's files can rebuild and repair them; return the exit code."""
+    setup_logging("engine", settings.log_level)
+    recovery = importlib.import_module("engine_svc.recovery")
+    code: int = asyncio.run(recovery.main(settings, accept_loss))
+    return code
 
 
 @dataclass

@@ -15,6 +15,7 @@ from engine_svc.history import HistoryStore, recorder_state
 from engine_svc.journal import Journal
 from engine_svc.runtime import EngineRuntime, RecoveryError
 from engine_svc.snapshots import SnapshotStore
+from engine_svc.witnesses import LostCommandsError
 from mesh.config import Settings
 from mesh.db import create_engine
 from support import mesh_env
@@ -109,6 +110,34 @@ async def test_a_journal_gap_with_no_snapshot_refuses_to_start(tmp_path: Path) -
     journal.delete_through(12)
     journal.close()
     with pytest.raises(RecoveryError):
+        await _recover(tmp_path, 0)
+
+
+async def test_a_recorded_seq_above_the_journal_refuses_to_serve(tmp_path: Path) -> None:
+    _prepare(tmp_path, (10,))
+    with pytest.raises(LostCommandsError) as refused:
+        await _recover(tmp_path, COMMANDS + 5)
+    message = str(refused.value)
+    assert f"rebuild the state only to seq {COMMANDS}" in message
+    assert f"the recorded history is at seq {COMMANDS + 5}" in message
+    assert f"seqs {COMMANDS + 1}..{COMMANDS + 5} are lost" in message
+    assert "cfd engine recover" in message
+
+
+@pytest.mark.parametrize("witness", ["hint", "snapshot"])
+async def test_a_hint_or_snapshot_file_above_the_journal_refuses_to_serve(
+    tmp_path: Path, witness: str
+) -> None:
+    _prepare(tmp_path, ())
+    root = tmp_path / "engine"
+    if witness == "hint":
+        (root / "recorded_seq").write_text(str(COMMANDS + 1))
+        source = "the recorder's hint file"
+    else:
+        # Even a damaged snapshot file says its seq was committed once.
+        (root / "snapshots" / f"{COMMANDS + 1:020d}.snapshot").write_bytes(b"damaged")
+        source = "the newest snapshot file"
+    with pytest.raises(LostCommandsError, match=f"{source} is at seq {COMMANDS + 1}"):
         await _recover(tmp_path, 0)
 
 
