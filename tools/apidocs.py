@@ -382,6 +382,13 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def _summary(comment: str) -> str:
+    """Return the first sentence of a comment."""
+    text = " ".join(comment.split())
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
 def _prose(text: str) -> str:
     """Return a comment as Markdown paragraphs; an `Errors:` line starts its own paragraph."""
     return re.sub(r"\n(?=Errors:)", "\n\n", text)
@@ -478,14 +485,11 @@ def _service_page(contracts: Contracts, service: Service) -> str:
             "over gRPC only, with the internal token.\n"
         )
     out.append(_prose(service.comment) + "\n")
-    out.append("| RPC | HTTP | request | response |\n|---|---|---|---|")
+    out.append("| RPC | HTTP | what it does |\n|---|---|---|")
     for method in service.methods:
         http = "<br>".join(f"`{r.method} {r.path}`" for r in method.routes) or "gRPC only"
-        stream = "stream of " if method.server_streaming else ""
-        out.append(
-            f"| [{method.name}](#{anchor(f'{service.name}.{method.name}')}) | {http} "
-            f"| {linker.type_link(method.input)} | {stream}{linker.type_link(method.output)} |"
-        )
+        link = f"[{method.name}](#{anchor(f'{service.name}.{method.name}')})"
+        out.append(f"| {link} | {http} | {_cell(_summary(method.comment))} |")
     out.append("")
     for method in service.methods:
         out.append(f"## {method.name} {{#{anchor(f'{service.name}.{method.name}')}}}\n")
