@@ -476,6 +476,19 @@ def returned_reasons(service: Service, method: Method) -> list[str]:
     return [reason for reason in REASON_TEXT if reason in words]
 
 
+def _rpc_table(service: Service, page: str) -> str:
+    """Return the table of a service's RPCs, linking to their sections on `page` ("": here)."""
+    rows = ["| RPC | HTTP | what it does |", "|---|---|---|"]
+    for method in service.methods:
+        http = "<br>".join(f"`{r.method} {r.path}`" for r in method.routes) or "gRPC only"
+        link = f"[{method.name}]({page}#{anchor(f'{service.name}.{method.name}')})"
+        summary = _summary(method.comment)
+        if method.server_streaming:
+            summary = f"(server stream) {summary}"
+        rows.append(f"| {link} | {http} | {_cell(summary)} |")
+    return "\n".join(rows) + "\n"
+
+
 def _service_page(contracts: Contracts, service: Service) -> str:
     linker = _Linker(contracts)
     out = [f"# {service.name}\n", f"`{service.full_name}`, defined in `proto/{service.file}`.\n"]
@@ -485,12 +498,7 @@ def _service_page(contracts: Contracts, service: Service) -> str:
             "over gRPC only, with the internal token.\n"
         )
     out.append(_prose(service.comment) + "\n")
-    out.append("| RPC | HTTP | what it does |\n|---|---|---|")
-    for method in service.methods:
-        http = "<br>".join(f"`{r.method} {r.path}`" for r in method.routes) or "gRPC only"
-        link = f"[{method.name}](#{anchor(f'{service.name}.{method.name}')})"
-        out.append(f"| {link} | {http} | {_cell(_summary(method.comment))} |")
-    out.append("")
+    out.append(_rpc_table(service, ""))
     for method in service.methods:
         out.append(f"## {method.name} {{#{anchor(f'{service.name}.{method.name}')}}}\n")
         kind = "server streaming" if method.server_streaming else "unary"
@@ -578,13 +586,7 @@ def _endpoints_page(contracts: Contracts) -> str:
         out.append(f"## [{service.name}]({page})\n")
         summary = service.comment.split("\n\n")[0]
         out.append(" ".join(summary.split()) + "\n")
-        out.append("| RPC | HTTP | streaming |\n|---|---|---|")
-        for method in service.methods:
-            http = "<br>".join(f"`{r.method} {r.path}`" for r in method.routes) or "gRPC only"
-            link = f"[{method.name}]({page}#{anchor(f'{service.name}.{method.name}')})"
-            stream = "server" if method.server_streaming else ""
-            out.append(f"| {link} | {http} | {stream} |")
-        out.append("")
+        out.append(_rpc_table(service, page))
     return "\n".join(out)
 
 
