@@ -7,14 +7,14 @@ STAMP := $(VENV)/.installed
 WEB_SOURCES := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json web/tsconfig.node.json -type f 2>/dev/null)
 PY_PACKAGES := mesh engine_svc market_svc account_svc edge tools bench tests
 
-.PHONY: run test check lint typecheck proto proto-check web web-test bench clean
+.PHONY: run test check lint typecheck proto proto-check web web-test docs bench clean
 
-run: $(STAMP) web/dist/index.html
+run: $(STAMP) web/dist/index.html docs
 	$(BIN)/cfd up
 
 test: $(STAMP) web/dist/index.html
 	scripts/install-system-deps.sh
-	$(MAKE) --no-print-directory check web-test
+	$(MAKE) --no-print-directory check web-test docs
 	scripts/with-test-services.sh scripts/pytest.sh
 
 check: lint typecheck proto-check
@@ -45,6 +45,12 @@ web/dist/index.html: $(WEB_SOURCES)
 	fi
 
 web: web/dist/index.html
+
+# The documentation site, into build/docs-site (mkdocs.yml), where the edge serves it at
+# /docs/site/; strict, so a broken link or anchor fails (--quiet would hide the warnings that
+# strict counts). The API reference is generated anew each time.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 web-test: web/dist/index.html
 	@if [ -f web/package.json ]; then cd web && npm test; fi

@@ -14,8 +14,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute, request_response
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute, request_response
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
@@ -42,6 +48,9 @@ log = logging.getLogger("edge.app")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+# The documentation site `make docs` builds; served at DOCS_SITE_PATH when present.
+DOCS_SITE = Path(__file__).resolve().parent.parent / "build" / "docs-site"
+DOCS_SITE_PATH = "/docs/site"
 FORWARDED_FOR = "x-forwarded-for"
 READY_TIMEOUT_S = 1.0
 WS_POLICY_VIOLATION = 1008
@@ -69,6 +78,25 @@ def web_root() -> Path:
     return WEB_DIST if (WEB_DIST / "index.html").is_file() else STATIC_DIR
 
 
+def docs_site_routes(site: Path) -> list[BaseRoute]:
+    """Return the routes of the documentation site: the built site, or a 404 naming `make docs`."""
+
+    async def to_index(_request: Request) -> Response:
+        return RedirectResponse(f"{DOCS_SITE_PATH}/")
+
+    async def not_built(_request: Request) -> Response:
+        return PlainTextResponse(
+            "The documentation site is not built; run `make docs`.", status_code=404
+        )
+
+    served: BaseRoute
+    if (site / "index.html").is_file():
+        served = Mount(DOCS_SITE_PATH, StaticFiles(directory=site, html=True))
+    else:
+        served = Route(DOCS_SITE_PATH + "/{path:path}", not_built)
+    return [Route(DOCS_SITE_PATH, to_index), served]
+
+
 def create_app(
     settings: Settings,
     config: EdgeConfig | None = None,
@@ -78,6 +106,7 @@ def create_app(
     keys: JwksKeys | None = None,
     addresses: dict[str, str] | None = None,
     tokens: TokenConfig | None = None,
+    docs_site: Path = DOCS_SITE,
 ) -> Starlette:
     """Build the edge for these settings; the optional parts let tests substitute their own."""
     config = EdgeConfig() if config is None else config
@@ -173,6 +202,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/openapi.json", openapi),
         Route("/docs", docs),
+        *docs_site_routes(docs_site),
         Route("/.well-known/jwks.json", jwks),
         WebSocketRoute("/v1/ws", websocket),
         Mount("/_edge", StaticFiles(directory=STATIC_DIR)),

@@ -16,6 +16,14 @@ from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
 MARKET_ADMIN = "cfd.v1.MarketDataAdminService"
 MARKET = "cfd.v1.MarketDataService"
 TRADING = "cfd.v1.TradingService"
+# The message whose protobuf JSON is the `data` of each channel's frames (the API reference
+# documents the channels from this table).
+CHANNEL_DATA = {
+    "prices": "cfd.v1.Quote",
+    "candles": "cfd.v1.StreamCandlesResponse",
+    "positions": "cfd.v1.StreamPositionsResponse",
+    "events": "cfd.v1.StreamEventsResponse",
+}
 
 
 def data_frame(channel: str, data: Any) -> str:

@@ -255,6 +255,7 @@ def _print_urls(settings: Settings, with_envoy: bool) -> None:
         "CFD Mesh is up:",
         f"  web UI and REST   http://localhost:{settings.edge_port}/",
         f"  API docs          http://localhost:{settings.edge_port}/docs",
+        f"  documentation     http://localhost:{settings.edge_port}/docs/site/",
         f"  WebSocket         ws://localhost:{settings.edge_port}/v1/ws",
         f"  engine (gRPC)     localhost:{settings.engine_port}",
         f"  market (gRPC)     localhost:{settings.market_port}",
@@ -262,7 +263,7 @@ def _print_urls(settings: Settings, with_envoy: bool) -> None:
         f"  data directory    {settings.data_dir}",
     ]
     if with_envoy:
-        lines.insert(4, f"  Envoy (REST, gRPC-Web)  http://localhost:{settings.envoy_port}/")
+        lines.insert(5, f"  Envoy (REST, gRPC-Web)  http://localhost:{settings.envoy_port}/")
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -10,12 +11,27 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 
 from mesh.cli import grpc_serving
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import a script of tools/ (not a package) as a module, once."""
+    qualified = f"tools.{name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    spec = importlib.util.spec_from_file_location(qualified, REPO / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Registered before it runs: dataclasses look their module up while it is executing.
+    sys.modules[qualified] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

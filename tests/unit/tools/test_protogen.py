@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from support import REPO
+from support import REPO, load_tool
 
 
 def test_generated_code_is_fresh() -> None:
-    spec = importlib.util.spec_from_file_location("protogen", REPO / "tools" / "protogen.py")
-    assert spec is not None and spec.loader is not None
-    protogen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(protogen)
+    protogen = load_tool("protogen")
     assert protogen.stale_files(Path(REPO / "gen")) == []
