@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from cfd.v1 import trading_pb2
-from engine_svc.aio import wait_event
 from engine_svc.convert import AccountEvent, event_message
 from engine_svc.core import (
     AccountCreated,
@@ -35,6 +34,7 @@ from engine_svc.core import (
     PositionClosed,
 )
 from engine_svc.history import HistoryStore, Rows
+from mesh.aio import wait_event
 
 log = logging.getLogger("engine.recorder")
 
