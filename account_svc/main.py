@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from account_svc.accounts import Accounts
 from account_svc.config import AccountConfig, AccountConfigError
+from account_svc.issuer import load_issuer
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import GrpcEngineAccounts, Provisioner
 from account_svc.schema import SchemaError, migrate
@@ -28,7 +29,7 @@ from mesh.config import Settings
 from mesh.db import create_engine, database_url
 from mesh.ratelimit import create_rate_limiter
 from mesh.server import ServeError, Service, serve
-from mesh.tokens import TokenKeyError, load_issuer, load_verifier
+from mesh.tokens import TokenKeyError, load_verifier
 
 _log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import grpc
 import jwt
 import pytest
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -28,7 +29,7 @@ from cfd.v1 import (
     trading_pb2_grpc,
 )
 from mesh.errors import reason_of
-from mesh.tokens import KEYS_DIR_NAME, PRIVATE_KEY_FILE_NAME, SigningKey, TokenIssuer
+from mesh.tokens import KEYS_DIR_NAME, PRIVATE_KEY_FILE_NAME, SigningKey
 from support import ServiceProcess, mesh_env
 
 PASSWORD = "correct horse battery"

@@ -27,15 +27,10 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import account_pb2, account_pb2_grpc, engine_admin_pb2, engine_admin_pb2_grpc
 from mesh.errors import reason_of, status_of
-from mesh.tokens import (
-    JWKS_FILE_NAME,
-    KEYS_DIR_NAME,
-    PRIVATE_KEY_FILE_NAME,
-    SigningKey,
-    TokenIssuer,
-)
+from mesh.tokens import JWKS_FILE_NAME, KEYS_DIR_NAME, PRIVATE_KEY_FILE_NAME, SigningKey
 from support import ServiceProcess, mesh_env
 
 PASSWORD = "correct horse battery"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import common_pb2, trading_pb2
 from engine_svc.core import Core
 from engine_svc.core.codec import decode_command
@@ -30,7 +31,6 @@ from integration.test_engine_harness import (
     user_issuer,
 )
 from mesh.config import Settings
-from mesh.tokens import TokenIssuer
 from support import ServiceProcess
 
 USERS = [f"trader-{n}" for n in range(6)]

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import grpc
 from google.rpc import error_details_pb2
 
+from account_svc.issuer import TokenIssuer, load_issuer
 from cfd.v1 import (
     common_pb2,
     engine_admin_pb2,
@@ -33,7 +34,6 @@ from engine_svc.main import run
 from engine_svc.runtime import EngineRuntime
 from mesh.config import Settings
 from mesh.errors import reason_of, status_of
-from mesh.tokens import TokenIssuer, load_issuer
 from support import mesh_env
 
 T = TypeVar("T")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import grpc
 
+from account_svc.issuer import load_issuer
 from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
-from mesh.tokens import TokenConfig, load_issuer
+from mesh.tokens import TokenConfig
 from support import ServiceProcess, mesh_env
 
 TOKEN = "test-internal-token-0123456789"

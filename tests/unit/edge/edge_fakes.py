@@ -13,6 +13,7 @@ import grpc
 import uvicorn
 from starlette.applications import Starlette
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -31,7 +32,7 @@ from mesh.auth import subject
 from mesh.config import Settings
 from mesh.errors import ApiError
 from mesh.server import Service, serve
-from mesh.tokens import JWKS_FILE_NAME, JwtVerifier, SigningKey, TokenIssuer, write_jwks_file
+from mesh.tokens import JWKS_FILE_NAME, JwtVerifier, SigningKey, write_jwks_file
 from support import free_port
 
 INTERNAL = "internal-token-for-edge-tests"

@@ -16,10 +16,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import trading_pb2
 from edge.app import state_of
 from edge.hub import Hub
-from mesh.tokens import TokenIssuer
 from unit.edge.edge_fakes import FakeMesh, RunningEdge, quote
 
 Frame = dict[str, Any]
