@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "up":
         sys.exit(run_up(settings, with_envoy=args.envoy))
     if args.command == "envoy":
-        envoy = importlib.import_module("mesh.envoy")
+        envoy = importlib.import_module("envoy_front.runner")
         sys.exit(envoy.run_envoy(settings))
     if args.command == "market" and args.action == "backfill":
         sys.exit(run_backfill(settings, args.days))

@@ -34,9 +34,9 @@ from cfd.v1 import (
     trading_pb2,
     trading_pb2_grpc,
 )
+from envoy_front.runner import EnvoyOptions, envoy_command, envoy_ready
 from mesh.auth import CallerPolicy, subject
 from mesh.config import Settings
-from mesh.envoy import EnvoyOptions, envoy_command, envoy_ready
 from mesh.errors import ApiError, validation_error
 from mesh.server import CallInterceptor
 from mesh.tokens import JwtVerifier, TokenConfig, load_signing_key
