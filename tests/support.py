@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from mesh.cli import grpc_serving
+from launcher.cli import grpc_serving
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ class ServiceProcess:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mesh.cli", *args],
+            [sys.executable, "-m", "launcher.cli", *args],
             env=dict(env),
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -114,7 +114,7 @@ def run_up(settings: Settings, with_envoy: bool = False) -> int:
     children: list[_Child] = []
     try:
         for name in (*UP_ORDER, "envoy") if with_envoy else UP_ORDER:
-            command = [sys.executable, "-m", "mesh.cli", name]
+            command = [sys.executable, "-m", "launcher.cli", name]
             children.append(_Child(name, subprocess.Popen(command, env=env)))
         failed = _wait_ready(settings, children, lambda: stopping)
         if failed is not None:
