@@ -331,8 +331,10 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def StreamPrices(
         self, request: trading_pb2.StreamPricesRequest, context: Context
     ) -> AsyncIterator[trading_pb2.StreamPricesResponse]:
-        """Stream quotes of the requested symbols, the current one of each first."""
-        subject()
+        """Stream quotes of the requested symbols, the current one of each first.
+
+        The quotes are the same for every caller: a user or the edge (an internal caller).
+        """
         core = self._runtime.core
         wanted: frozenset[str] | None = None
         if request.symbols:
