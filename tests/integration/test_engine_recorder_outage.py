@@ -25,11 +25,11 @@ from integration.test_engine_harness import (
     engine_settings,
     failure,
     fake_market,
-    poll,
     start_engine,
     user_issuer,
 )
 from mesh.db import create_engine
+from support import until
 
 pytestmark = pytest.mark.postgres
 
@@ -111,9 +111,9 @@ async def test_a_database_outage_loses_and_duplicates_nothing(
             async with grpc.aio.insecure_channel(engine.address) as channel:
                 client = Client(channel, user_issuer(settings))
                 await client.create_account("alice", "100000")
-                await poll(_priced(engine))
+                await until(_priced(engine))
                 await _round_trips(client, "alice", 5)
-                await poll(_caught_up(client))
+                await until(_caught_up(client))
                 await proxy.cut()
                 await _round_trips(client, "alice", 10)
                 stats = await client.stats()
@@ -124,7 +124,7 @@ async def test_a_database_outage_loses_and_duplicates_nothing(
                     )
                 assert failure(down.value) == (grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE")
                 await proxy.restore()
-                await poll(_caught_up(client), limit_s=30)
+                await until(_caught_up(client), within=30)
                 history = await client.trading.ListHistory(
                     trading_pb2.ListHistoryRequest(page_size=100), metadata=client.auth("alice")
                 )

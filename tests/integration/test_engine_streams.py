@@ -20,12 +20,12 @@ from integration.test_engine_harness import (
     FakeMarket,
     engine_settings,
     fake_market,
-    poll,
     start_engine,
     user_issuer,
 )
 from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import Settings
+from support import until
 
 Key = tuple[int, int]
 
@@ -111,7 +111,7 @@ async def _start(settings: Settings, db_url: str, ring: int) -> Engine:
     async def priced() -> bool:
         return engine.runtime.core.get_quote("BTCUSD") is not None
 
-    await poll(priced)
+    await until(priced)
     return engine
 
 
