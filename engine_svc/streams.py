@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from engine_svc.convert import AccountEvent
 from engine_svc.core import QuoteView
@@ -19,6 +19,7 @@ from engine_svc.sequencer import Applied
 from mesh.fanout import Fanout, Mailbox, Sink
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Sink[Any])
 
 EventsListener = Callable[[int, Sequence[tuple[str, AccountEvent]]], None]
 DEFAULT_RING = 4096
@@ -117,9 +118,9 @@ class EventHub:
         self._subscriber_limit = subscriber_limit
         self._recent: dict[str, deque[AccountEvent]] = {}
         self._evicted: dict[str, int] = {}
-        self._events: dict[str, Fanout[str, AccountEvent]] = {}
-        self._prices: Fanout[str, QuoteView] = Fanout()
-        self._positions: dict[str, Fanout[str, str]] = {}
+        self._events: dict[str, Fanout[str, AccountEvent, EventSubscription]] = {}
+        self._prices: Fanout[str, QuoteView, PriceSubscription] = Fanout()
+        self._positions: dict[str, Fanout[str, str, PositionSubscription]] = {}
         self.listeners: list[EventsListener] = []
         self.last_seq = floor
 
@@ -185,7 +186,7 @@ class EventHub:
 
 
 @contextmanager
-def _member(topics: dict[str, Fanout[str, T]], topic: str, subscriber: Sink[T]) -> Iterator[None]:
+def _member(topics: dict[str, Fanout[str, T, S]], topic: str, subscriber: S) -> Iterator[None]:
     """Subscribe to one topic's fan-out for the block; the last to leave removes the topic."""
     fanout = topics.get(topic)
     if fanout is None:

@@ -72,7 +72,9 @@ class CandleHub:
     """Route candle updates to the subscribers of their symbol and interval."""
 
     def __init__(self) -> None:
-        self._series: dict[tuple[str, CandleInterval], Fanout[str, CandleEvent]] = {}
+        self._series: dict[
+            tuple[str, CandleInterval], Fanout[str, CandleEvent, CandleSubscription]
+        ] = {}
 
     def wants(self, symbol: str, interval: CandleInterval) -> bool:
         """Tell whether anyone listens to this series (so the caller can skip work)."""

@@ -51,7 +51,7 @@ class QuoteHub:
     """Keep the latest quote per symbol and fan every new quote out to subscribers."""
 
     def __init__(self) -> None:
-        self._fanout: Fanout[str, Quote] = Fanout(_symbol)
+        self._fanout: Fanout[str, Quote, QuoteSubscription] = Fanout(_symbol)
 
     @property
     def published(self) -> int:

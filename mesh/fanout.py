@@ -20,7 +20,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -40,7 +40,8 @@ class Mailbox(Generic[K, V]):
 
     `key` names what a value replaces (None: the value is an ordered item); `accept` filters
     what this subscriber wants. Ordered items beyond `limit` are refused, or with `drop_oldest`
-    push out the oldest; `overflowed` records that something was lost.
+    push out the oldest; `overflowed` records that something was lost. States are taken least
+    recently updated first, or with `keep_first_place` in the order their keys first arrived.
     """
 
     def __init__(
@@ -50,10 +51,12 @@ class Mailbox(Generic[K, V]):
         limit: int | None = None,
         drop_oldest: bool = False,
         accept: Callable[[V], bool] | None = None,
+        keep_first_place: bool = False,
     ) -> None:
         self._key = key
         self._limit = limit
         self._drop_oldest = drop_oldest
+        self._keep_first_place = keep_first_place
         self.accept = accept
         self._latest: dict[K, V] = {}
         self._queue: deque[V] = deque()
@@ -77,8 +80,9 @@ class Mailbox(Generic[K, V]):
         """Hold `value` as the state of `key`, replacing an untaken one."""
         if key in self._latest:
             self.conflated += 1
-            # Re-insert so that taking follows the order of the most recent updates.
-            del self._latest[key]
+            if not self._keep_first_place:
+                # Re-insert so that taking follows the order of the most recent updates.
+                del self._latest[key]
         self._latest[key] = value
         self._wake.set()
 
@@ -172,7 +176,10 @@ class Mailbox(Generic[K, V]):
         self._wake.set()
 
 
-class Fanout(Generic[K, V]):
+S = TypeVar("S", bound=Sink[Any])
+
+
+class Fanout(Generic[K, V, S]):
     """Offer each published value to every subscriber; keep the latest value per key.
 
     A subscriber that joins gets the latest value of every key first, in publishing order,
@@ -183,7 +190,7 @@ class Fanout(Generic[K, V]):
         self._key = key
         self._latest: dict[K, V] = {}
         # A dict keeps joining order and removes in O(1).
-        self._subscribers: dict[Sink[V], None] = {}
+        self._subscribers: dict[S, None] = {}
         self.published = 0
 
     def publish(self, value: V) -> None:
@@ -205,20 +212,18 @@ class Fanout(Generic[K, V]):
         """Return the last published value of every key, in publishing order."""
         return list(self._latest.values())
 
-    def subscribe(self, subscriber: Sink[V], *, replay: Iterable[V] | None = None) -> None:
+    def subscribe(self, subscriber: S, *, replay: Iterable[V] | None = None) -> None:
         """Add `subscriber`, first offering it the latest values (or `replay` instead)."""
         for value in self.latest_values() if replay is None else replay:
             subscriber.offer(value)
         self._subscribers[subscriber] = None
 
-    def unsubscribe(self, subscriber: Sink[V]) -> None:
+    def unsubscribe(self, subscriber: S) -> None:
         """Remove `subscriber`; an unknown one is ignored."""
         self._subscribers.pop(subscriber, None)
 
     @contextmanager
-    def subscribed(
-        self, subscriber: Sink[V], *, replay: Iterable[V] | None = None
-    ) -> Iterator[Sink[V]]:
+    def subscribed(self, subscriber: S, *, replay: Iterable[V] | None = None) -> Iterator[S]:
         """Subscribe for the duration of the block."""
         self.subscribe(subscriber, replay=replay)
         try:
@@ -227,7 +232,7 @@ class Fanout(Generic[K, V]):
             self.unsubscribe(subscriber)
 
     @property
-    def subscribers(self) -> list[Sink[V]]:
+    def subscribers(self) -> list[S]:
         """Return the current subscribers."""
         return list(self._subscribers)
 

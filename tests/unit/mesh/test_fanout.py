@@ -25,7 +25,7 @@ async def test_a_newer_state_replaces_an_untaken_one_and_moves_to_the_end() -> N
 
 
 async def test_late_joiners_start_from_the_latest_state_of_every_key() -> None:
-    fanout: Fanout[str, str] = Fanout(_first)
+    fanout: Fanout[str, str, Mailbox[str, str]] = Fanout(_first)
     early: Mailbox[str, str] = Mailbox(_first)
     fanout.subscribe(early)
     for value in ("a1", "b1", "a2"):
