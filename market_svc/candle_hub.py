@@ -7,7 +7,6 @@ subscriber stalled for many intervals could overflow, in which case the oldest a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from market_svc.candles import Candle, CandleInterval
@@ -52,20 +51,6 @@ class CandleSubscription(Mailbox[str, CandleEvent]):
         """End the subscription."""
         super().close()
         self._hub.unsubscribe(self)
-
-    async def __aiter__(self) -> AsyncIterator[CandleEvent]:
-        while True:
-            batch = await self.next_batch()
-            if not batch:
-                return
-            for event in batch:
-                yield event
-
-    def __enter__(self) -> CandleSubscription:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class CandleHub:

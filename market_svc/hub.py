@@ -7,7 +7,7 @@ fewer, always current quotes; a fast one sees every quote.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
 from market_svc.ticks import Quote
 from mesh.fanout import Fanout, Mailbox
@@ -31,20 +31,6 @@ class QuoteSubscription(Mailbox[str, Quote]):
         """Stop the subscription; a waiting consumer wakes up and ends."""
         super().close()
         self._hub.unsubscribe(self)
-
-    async def __aiter__(self) -> AsyncIterator[Quote]:
-        while True:
-            batch = await self.next_batch()
-            if not batch:
-                return
-            for quote in batch:
-                yield quote
-
-    def __enter__(self) -> QuoteSubscription:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class QuoteHub:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -174,6 +174,20 @@ class Mailbox(Generic[K, V]):
         """Stop the mailbox; a waiting owner wakes up."""
         self.closed = True
         self._wake.set()
+
+    async def __aiter__(self) -> AsyncIterator[V]:
+        while True:
+            batch = await self.next_batch()
+            if not batch:
+                return
+            for value in batch:
+                yield value
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 S = TypeVar("S", bound=Sink[Any])
