@@ -46,7 +46,8 @@ async def run(
     stop: asyncio.Event | None = None,
     runtime: EngineRuntime | None = None,
 ) -> None:
-    """Serve the engine until SIGTERM/SIGINT or `stop`; stop early if the journal fails."""
+    """Serve the engine until SIGTERM/SIGINT or `stop`; stop early when the journal or a
+    committed-batch consumer fails."""
     runtime = runtime or EngineRuntime(settings, config)
     stop = stop or asyncio.Event()
 
@@ -71,7 +72,7 @@ async def run(
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     if runtime.failed.is_set():
-        raise SystemExit("engine stopped: the journal could not be written")
+        raise SystemExit(f"engine stopped: {runtime.failure}")
 
 
 async def main(settings: Settings) -> None:

@@ -477,6 +477,7 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
             house_balance=format_money(stats.house_balance),
             total_deposits=format_money(stats.total_deposits),
             fresh_symbols=sorted(runtime.freshness.fresh_symbols()),
+            failing_consumers=runtime.failing_consumers(),
         )
         info = runtime.snapshot_info
         if info is not None:

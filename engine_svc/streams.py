@@ -9,36 +9,21 @@ position subscribers holding that symbol as changed.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from engine_svc.convert import AccountEvent
 from engine_svc.core import QuoteView
+from engine_svc.pipeline import CommittedBatch
 from engine_svc.sequencer import Applied
 from mesh.fanout import Fanout, Mailbox, Sink
 
 T = TypeVar("T")
 S = TypeVar("S", bound=Sink[Any])
 
-EventsListener = Callable[[int, Sequence[tuple[str, AccountEvent]]], None]
 DEFAULT_RING = 4096
 DEFAULT_SUBSCRIBER_LIMIT = 10_000
-
-
-def account_events(applied: Sequence[Applied]) -> list[tuple[str, AccountEvent]]:
-    """Return (account, event) of a batch, each event numbered within its seq and account."""
-    items: list[tuple[str, AccountEvent]] = []
-    for command, result in applied:
-        if not result.events:
-            continue
-        counters: dict[str, int] = {}
-        for event in result.events:
-            account = event.account_id
-            index = counters.get(account, 0)
-            counters[account] = index + 1
-            items.append((account, AccountEvent(command.seq, index, event)))
-    return items
 
 
 def _symbol(quote: QuoteView) -> str:
@@ -121,15 +106,16 @@ class EventHub:
         self._events: dict[str, Fanout[str, AccountEvent, EventSubscription]] = {}
         self._prices: Fanout[str, QuoteView, PriceSubscription] = Fanout()
         self._positions: dict[str, Fanout[str, str, PositionSubscription]] = {}
-        self.listeners: list[EventsListener] = []
         self.last_seq = floor
 
     def publish(self, applied: Sequence[Applied]) -> None:
-        """Distribute one committed batch (a sequencer listener)."""
-        if not applied:
-            return
-        items = account_events(applied)
-        for account, item in items:
+        """Distribute the batch `applied` (see `consume`)."""
+        if applied:
+            self.consume(CommittedBatch.of(applied))
+
+    def consume(self, batch: CommittedBatch) -> None:
+        """Distribute one committed batch (a consumer of the engine's pipeline)."""
+        for account, item in batch.events:
             recent = self._recent.get(account)
             if recent is None:
                 recent = self._recent[account] = deque()
@@ -142,14 +128,12 @@ class EventHub:
             positions = self._positions.get(account)
             if positions is not None:
                 positions.publish(ACCOUNT_CHANGED)
-        for _, result in applied:
+        for _, result in batch.applied:
             payload = result.payload
             if isinstance(payload, QuoteView) and result.ok:
                 self._prices.publish(payload)
                 self._mark_symbol(payload.symbol)
-        self.last_seq = applied[-1][0].seq
-        for listener in self.listeners:
-            listener(self.last_seq, items)
+        self.last_seq = batch.last_seq
 
     def _mark_symbol(self, symbol: str) -> None:
         for positions in self._positions.values():

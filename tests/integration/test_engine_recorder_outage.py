@@ -118,6 +118,7 @@ async def test_a_database_outage_loses_and_duplicates_nothing(
                 await _round_trips(client, "alice", 10)
                 stats = await client.stats()
                 assert stats.recorded_sequence < stats.sequence
+                await until(_failing(client, ["recorder"]))
                 with pytest.raises(grpc.aio.AioRpcError) as down:
                     await client.trading.ListHistory(
                         trading_pb2.ListHistoryRequest(), metadata=client.auth("alice")
@@ -125,6 +126,7 @@ async def test_a_database_outage_loses_and_duplicates_nothing(
                 assert failure(down.value) == (grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE")
                 await proxy.restore()
                 await until(_caught_up(client), within=30)
+                await until(_failing(client, []))
                 history = await client.trading.ListHistory(
                     trading_pb2.ListHistoryRequest(page_size=100), metadata=client.auth("alice")
                 )
@@ -158,5 +160,12 @@ def _caught_up(client: Client) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         stats = await client.stats()
         return stats.recorded_sequence == stats.sequence
+
+    return check
+
+
+def _failing(client: Client, consumers: list[str]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return list((await client.stats()).failing_consumers) == consumers
 
     return check
