@@ -8,6 +8,7 @@ import contextlib
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
 from engine_svc.config import EngineConfig
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
+from engine_svc.port import EnginePort
 from engine_svc.runtime import EngineRuntime
 from engine_svc.servicer import EngineAdminServicer, TradingServicer
 from mesh.auth import TokenVerifier
@@ -23,16 +24,17 @@ ADMIN = engine_admin_pb2.DESCRIPTOR.services_by_name["EngineAdminService"].full_
 
 
 def services(runtime: EngineRuntime) -> list[Service]:
-    """Return the engine's gRPC services bound to `runtime`."""
+    """Return the engine's gRPC services, bound to the port of `runtime`."""
+    engine = EnginePort(runtime)
     return [
         Service(
             trading_pb2_grpc.add_TradingServiceServicer_to_server,
-            TradingServicer(runtime),
+            TradingServicer(engine),
             TRADING,
         ),
         Service(
             engine_admin_pb2_grpc.add_EngineAdminServiceServicer_to_server,
-            EngineAdminServicer(runtime),
+            EngineAdminServicer(engine),
             ADMIN,
         ),
     ]
