@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WEB_SOURCES := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json web/tsconfig.node.json -type f 2>/dev/null)
-PY_PACKAGES := mesh engine_svc market_svc account_svc edge tools bench tests
+PY_PACKAGES := launcher mesh engine_svc market_svc account_svc edge envoy_front tools bench tests
 
-.PHONY: run test check lint typecheck proto proto-check web web-test docs bench clean
+
+.PHONY: run test check lint imports typecheck proto proto-check web web-test docs bench clean
 
 run: $(STAMP) web/dist/index.html docs
 	$(BIN)/cfd up
@@ -17,7 +18,7 @@ test: $(STAMP) web/dist/index.html
 	$(MAKE) --no-print-directory check web-test docs
 	scripts/with-test-services.sh scripts/pytest.sh
 
-check: lint typecheck proto-check
+check: lint imports typecheck proto-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,10 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/buf lint
+
+# The dependency rule (contracts in pyproject.toml): a forbidden import fails the build.
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy $(foreach p,$(PY_PACKAGES),$(wildcard $(p)))

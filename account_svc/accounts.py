@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from account_svc.config import Limit, RateLimits
+from account_svc.issuer import TokenIssuer
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import Provisioner
 from account_svc.sessions import MAX_TOKEN_LENGTH, RefreshTokenStore
@@ -17,7 +18,6 @@ from account_svc.users import EmailTakenError, User, UserStore
 from account_svc.validation import check_password, normalize_email, require_credentials
 from mesh.errors import ApiError, validation_error
 from mesh.ratelimit import RateLimiter
-from mesh.tokens import TokenIssuer
 
 _log = logging.getLogger(__name__)
 

@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from account_svc.accounts import Accounts
 from account_svc.config import AccountConfig, AccountConfigError
+from account_svc.issuer import load_issuer
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import GrpcEngineAccounts, Provisioner
-from account_svc.schema import SchemaError, migrate
+from account_svc.schema import migrate
 from account_svc.servicer import AccountServicer
 from account_svc.sessions import (
     RedisRefreshTokenStore,
@@ -25,10 +26,10 @@ from account_svc.sessions import (
 from account_svc.users import UserStore
 from cfd.v1 import account_pb2_grpc
 from mesh.config import Settings
-from mesh.db import create_engine, database_url
+from mesh.db import SchemaVersionError, create_engine, database_url
 from mesh.ratelimit import create_rate_limiter
 from mesh.server import ServeError, Service, serve
-from mesh.tokens import TokenKeyError, load_issuer, load_verifier
+from mesh.tokens import TokenKeyError, load_verifier
 
 _log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
     engine = open_database(settings)
     try:
         await migrate(engine)
-    except SchemaError as exc:
+    except SchemaVersionError as exc:
         await engine.dispose()
         raise ServeError(str(exc)) from exc
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:

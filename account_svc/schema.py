@@ -1,9 +1,10 @@
 """The accounts tables and their explicit, versioned migrations.
 
-The database records the schema version it is at in ``account_schema_version``; at start
-the service applies, in one transaction, each migration step above that version, in order.
-A database newer than this build is refused rather than used. Nothing is created
-implicitly: a table exists because a numbered step created it.
+The database records the schema version it is at in ``account_schema_version`` (kept by
+``mesh.db``, as every service's); at start the service applies, in one transaction, each
+migration step above that version, in order. A database newer than this build is refused
+rather than used. Nothing is created implicitly: a table exists because a numbered step
+created it.
 """
 
 from __future__ import annotations
@@ -22,20 +23,18 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    select,
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mesh.db import migrate_schema
+from mesh.db import schema_version_table as schema_version_table_of
+
 metadata = MetaData()
 
+schema_version_table = schema_version_table_of(metadata, "account_schema_version")
+
 # Times are integer milliseconds since the Unix epoch (UTC), exact on every backend.
-schema_version_table = Table(
-    "account_schema_version",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version", Integer, nullable=False),
-)
 
 users_table = Table(
     "account_users",
@@ -80,10 +79,6 @@ refresh_tokens_table = Table(
 )
 
 
-class SchemaError(RuntimeError):
-    """The database schema cannot be brought to the version this build needs."""
-
-
 def _v1_initial(conn: Connection) -> None:
     for table in (
         users_table,
@@ -102,37 +97,11 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 _PG_LOCK_KEY: Final = 0x43464441
 
 
-def _current_version(conn: Connection) -> int:
-    if not conn.dialect.has_table(conn, schema_version_table.name):
-        schema_version_table.create(conn)
-    version = conn.execute(
-        select(schema_version_table.c.version).where(schema_version_table.c.id == 1)
-    ).scalar_one_or_none()
-    if version is None:
-        conn.execute(schema_version_table.insert().values(id=1, version=0))
-        return 0
-    return int(version)
-
-
 def _migrate(conn: Connection) -> int:
     if conn.dialect.name == "postgresql":
         # Two replicas starting together must not both apply a step.
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-    version = _current_version(conn)
-    if version > SCHEMA_VERSION:
-        raise SchemaError(
-            f"the accounts schema is at version {version}, newer than this build's "
-            f"{SCHEMA_VERSION}; run a newer build"
-        )
-    for step in MIGRATIONS[version:]:
-        step(conn)
-    if version != SCHEMA_VERSION:
-        conn.execute(
-            schema_version_table.update()
-            .where(schema_version_table.c.id == 1)
-            .values(version=SCHEMA_VERSION)
-        )
-    return version
+    return migrate_schema(conn, schema_version_table, MIGRATIONS, "accounts")
 
 
 async def migrate(engine: AsyncEngine) -> int:

@@ -86,7 +86,7 @@ def mesh(data_dir: Path) -> Iterator[dict[str, str]]:
         for name in ("market", "engine", "accounts", "edge"):
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "mesh.cli", name],
+                    [sys.executable, "-m", "launcher.cli", name],
                     env=env,
                     cwd=REPO,
                     stdout=subprocess.DEVNULL,

@@ -97,7 +97,7 @@ class EngineProcess:
         profile = os.environ.get("BENCH_PROFILE")
         prefix = ["-m", "cProfile", "-o", profile] if profile else []
         self.process = subprocess.Popen(
-            [sys.executable, *prefix, "-m", "mesh.cli", "engine"],
+            [sys.executable, *prefix, "-m", "launcher.cli", "engine"],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -19,6 +19,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from account_svc.issuer import load_issuer
 from bench.engine_common import (
     INTERNAL_TOKEN,
     EngineProcess,
@@ -36,7 +37,6 @@ from cfd.v1 import (
     trading_pb2_grpc,
 )
 from mesh.config import Settings
-from mesh.tokens import load_issuer
 
 BENCH = "engine_open_position"
 SECONDS = float(os.environ.get("BENCH_ORDERS_SECONDS", "5"))

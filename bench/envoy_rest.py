@@ -97,7 +97,7 @@ def mesh(data_dir: Path) -> Iterator[dict[str, str]]:
     log_path = data_dir / "up.log"
     with log_path.open("wb") as log:
         up = subprocess.Popen(
-            [sys.executable, "-m", "mesh.cli", "up", "--envoy"],
+            [sys.executable, "-m", "launcher.cli", "up", "--envoy"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -135,7 +135,7 @@ def main() -> None:
             CFD_LOG_LEVEL="WARNING",
         )
         process = subprocess.Popen(
-            [sys.executable, "-m", "mesh.cli", "market"],
+            [sys.executable, "-m", "launcher.cli", "market"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -13,7 +13,6 @@ from edge.hub import FeedSpec, Frame, Hub
 from edge.upstream import Upstreams
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
 
-MARKET_ADMIN = "cfd.v1.MarketDataAdminService"
 MARKET = "cfd.v1.MarketDataService"
 TRADING = "cfd.v1.TradingService"
 # The message whose protobuf JSON is the `data` of each channel's frames (the API reference
@@ -53,20 +52,23 @@ class Channels:
         return [v.name for v in enum.values if v.number != 0]
 
     def prices(self, symbol: str) -> FeedSpec:
-        """Quotes of one symbol, shared by every connection (no token needed)."""
-        request_class = self._contracts.message_class("cfd.v1.StreamTicksRequest")
-        reply_class = self._contracts.message_class("cfd.v1.StreamTicksResponse")
-        call = self._upstreams.stream_method(MARKET_ADMIN, "StreamTicks", reply_class)
+        """The engine's quotes of one symbol, shared by every connection (no user token needed).
+
+        The edge reads the public `StreamPrices` as an internal caller, once for all its clients.
+        """
+        request_class = self._contracts.message_class("cfd.v1.StreamPricesRequest")
+        reply_class = self._contracts.message_class("cfd.v1.StreamPricesResponse")
+        call = self._upstreams.stream_method(TRADING, "StreamPrices", reply_class)
         metadata = ((INTERNAL_TOKEN_HEADER, self._internal_token),)
 
         def open_stream(_resume: int) -> AsyncIterable[Any]:
             return call(request_class(symbols=[symbol]), metadata=metadata)
 
         def frames(item: Any) -> list[Frame]:
-            text = data_frame("prices", _json(item.quote))
+            text = data_frame("prices", _json(item))
             return [Frame(text, slot=f"prices:{symbol}")]
 
-        return FeedSpec(("prices", symbol), MARKET, open_stream, frames)
+        return FeedSpec(("prices", symbol), TRADING, open_stream, frames)
 
     def candles(self, symbol: str, interval: str) -> FeedSpec:
         """Candle updates of one symbol and interval, shared by every connection."""

@@ -24,6 +24,7 @@ from google.rpc import status_pb2
 
 from edge.errors import status_from_rpc_error
 from mesh.errors import ApiError
+from mesh.fanout import Fanout
 
 log = logging.getLogger("edge.hub")
 
@@ -100,6 +101,20 @@ class Subscription:
     # Sequenced feeds: deliver only events after this sequence.
     after: int = 0
 
+    def offer(self, frame: Frame) -> None:
+        """Hand a frame of the feed to the subscriber (called by the feed's fan-out)."""
+        if self.feed is not None and self.feed.spec.sequenced and frame.sequence <= self.after:
+            return
+        self.subscriber.deliver(self, frame)
+
+
+# The one key of a state feed: each frame is the whole state, the latest is all that counts.
+STATE = "state"
+
+
+def _state(_frame: Frame) -> str:
+    return STATE
+
 
 @dataclass(eq=False)
 class Feed:
@@ -108,13 +123,25 @@ class Feed:
     spec: FeedSpec
     backlog: int
     base: int = 0
-    subscribers: list[Subscription] = field(default_factory=list)
     recent: deque[Frame] = field(default_factory=deque)
     last: tuple[int, int] | None = None
-    # State feeds: the latest frame, for subscribers that join a running stream.
-    latest: Frame | None = None
     task: asyncio.Task[None] | None = None
     upstream_opens: int = 0
+    # State feeds keep their latest frame for subscribers that join a running stream.
+    fanout: Fanout[str, Frame, Subscription] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fanout = Fanout(None if self.spec.sequenced else _state)
+
+    @property
+    def subscribers(self) -> list[Subscription]:
+        """Return the subscriptions to this feed."""
+        return self.fanout.subscribers
+
+    @property
+    def latest(self) -> Frame | None:
+        """Return the latest frame of a state feed."""
+        return self.fanout.latest(STATE)
 
     def publish(self, frame: Frame) -> None:
         if self.spec.sequenced:
@@ -125,12 +152,7 @@ class Feed:
             self.recent.append(frame)
             while len(self.recent) > self.backlog:
                 self.base = self.recent.popleft().sequence
-        else:
-            self.latest = frame
-        for subscription in list(self.subscribers):
-            if self.spec.sequenced and frame.sequence <= subscription.after:
-                continue
-            subscription.subscriber.deliver(subscription, frame)
+        self.fanout.publish(frame)
 
     def covers(self, from_sequence: int) -> bool:
         """Say whether every event after `from_sequence` is still in the recent buffer."""
@@ -166,13 +188,8 @@ class Hub:
             self._feeds[key] = feed
             feed.task = asyncio.create_task(self._run(feed), name=f"feed {key}")
         subscription.feed = feed
-        feed.subscribers.append(subscription)
-        if spec.sequenced:
-            for frame in list(feed.recent):
-                if frame.sequence > from_sequence:
-                    subscriber.deliver(subscription, frame)
-        elif feed.latest is not None:
-            subscriber.deliver(subscription, feed.latest)
+        # A sequenced feed replays its recent events (the subscription skips those it has).
+        feed.fanout.subscribe(subscription, replay=list(feed.recent) if spec.sequenced else None)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -181,9 +198,8 @@ class Hub:
         subscription.feed = None
         if feed is None:
             return
-        with contextlib.suppress(ValueError):
-            feed.subscribers.remove(subscription)
-        if not feed.subscribers:
+        feed.fanout.unsubscribe(subscription)
+        if not feed.fanout.subscriber_count:
             self._stop(feed)
 
     def feed_count(self) -> int:
@@ -212,7 +228,7 @@ class Hub:
 
     async def _run(self, feed: Feed) -> None:
         backoff = BACKOFF_START_S
-        while feed.subscribers:
+        while feed.fanout.subscriber_count:
             resume = feed.base if feed.last is None else max(feed.base, feed.last[0] - 1)
             feed.upstream_opens += 1
             stream = feed.spec.open(resume)
@@ -246,8 +262,9 @@ class Hub:
     def _fail(self, feed: Feed, status: status_pb2.Status) -> None:
         if self._feeds.get(feed.spec.key) is feed:
             del self._feeds[feed.spec.key]
-        subscribers, feed.subscribers = feed.subscribers, []
+        subscribers = feed.subscribers
         for subscription in subscribers:
+            feed.fanout.unsubscribe(subscription)
             subscription.feed = None
             subscription.subscriber.fail(subscription, status)
 

@@ -32,7 +32,6 @@ def service_addresses(settings: Settings) -> dict[str, str]:
         "cfd.v1.AccountService": settings.account_addr,
         "cfd.v1.TradingService": settings.engine_addr,
         "cfd.v1.MarketDataService": settings.market_addr,
-        "cfd.v1.MarketDataAdminService": settings.market_addr,
     }
 
 

@@ -9,6 +9,7 @@ from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading
 from engine_svc.config import EngineConfig
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
 from engine_svc.journal import JournalError
+from engine_svc.port import EnginePort
 from engine_svc.runtime import EngineRuntime, RecoveryError
 from engine_svc.servicer import EngineAdminServicer, TradingServicer
 from engine_svc.witnesses import LostCommandsError
@@ -25,16 +26,17 @@ ADMIN = engine_admin_pb2.DESCRIPTOR.services_by_name["EngineAdminService"].full_
 
 
 def services(runtime: EngineRuntime) -> list[Service]:
-    """Return the engine's gRPC services bound to `runtime`."""
+    """Return the engine's gRPC services, bound to the port of `runtime`."""
+    engine = EnginePort(runtime)
     return [
         Service(
             trading_pb2_grpc.add_TradingServiceServicer_to_server,
-            TradingServicer(runtime),
+            TradingServicer(engine),
             TRADING,
         ),
         Service(
             engine_admin_pb2_grpc.add_EngineAdminServiceServicer_to_server,
-            EngineAdminServicer(runtime),
+            EngineAdminServicer(engine),
             ADMIN,
         ),
     ]
@@ -48,7 +50,8 @@ async def run(
     stop: asyncio.Event | None = None,
     runtime: EngineRuntime | None = None,
 ) -> None:
-    """Serve the engine until SIGTERM/SIGINT or `stop`; stop early if the journal fails."""
+    """Serve the engine until SIGTERM/SIGINT or `stop`; stop early when the journal or a
+    committed-batch consumer fails."""
     runtime = runtime or EngineRuntime(settings, config)
     stop = stop or asyncio.Event()
 
@@ -73,7 +76,7 @@ async def run(
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     if runtime.failed.is_set():
-        raise SystemExit("engine stopped: the journal could not be written")
+        raise SystemExit(f"engine stopped: {runtime.failure}")
 
 
 async def main(settings: Settings) -> None:

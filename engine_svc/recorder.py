@@ -1,10 +1,11 @@
 """The recorder: committed account events to the SQL read model, in batches, off the order path.
 
-It receives every committed batch from the event hub, converts its events to rows and writes
-them in one transaction per chunk, together with the last recorded seq (idempotent by seq).
-When the database is down it keeps the chunk and retries with backoff, so nothing is lost or
-written twice. After a restart the engine replays the journal from a snapshot at or before the
-recorded seq, so the events the recorder missed are offered again.
+It receives every committed batch from the engine's pipeline, converts the core's events to
+rows and writes them in one transaction per chunk, together with the last recorded seq
+(idempotent by seq). When the database is down it keeps the chunk and retries with backoff
+(`retrying` says so meanwhile), so nothing is lost or written twice. After a restart the
+engine replays the journal from a snapshot at or before the recorded seq, so the events the
+recorder missed are offered again.
 
 The recorded seq is also kept in a hint file beside the journal (written after each commit):
 start-up uses it to pick a snapshot when the database cannot be asked.
@@ -20,12 +21,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cfd.v1 import trading_pb2
-from engine_svc.aio import wait_event
 from engine_svc.convert import AccountEvent, event_message
 from engine_svc.core import (
     AccountCreated,
     BalanceChanged,
+    BalanceKind,
     Instrument,
     OrderCancelled,
     OrderExpired,
@@ -33,18 +33,23 @@ from engine_svc.core import (
     OrderPlaced,
     OrderRejected,
     PositionClosed,
+    format_money,
 )
 from engine_svc.history import HistoryStore, Rows
+from engine_svc.pipeline import CommittedBatch
+from mesh.aio import wait_event
 
 log = logging.getLogger("engine.recorder")
 
 # The hint only has to be no newer than the truth; rewriting it on every commit costs too much.
 HINT_INTERVAL_S = 1.0
 _ORDER_EVENTS = (OrderPlaced, OrderFilled, OrderCancelled, OrderExpired, OrderRejected)
-_BALANCE_KINDS = {
-    trading_pb2.BALANCE_CHANGE_KIND_DEPOSIT: "DEPOSIT",
-    trading_pb2.BALANCE_CHANGE_KIND_MARGIN_RESERVED: "MARGIN_RESERVED",
-    trading_pb2.BALANCE_CHANGE_KIND_POSITION_SETTLED: "POSITION_SETTLED",
+# The ledger's words for the core's balance changes (added margin is reserved margin too).
+_LEDGER_KINDS = {
+    BalanceKind.DEPOSIT: "DEPOSIT",
+    BalanceKind.MARGIN_RESERVED: "MARGIN_RESERVED",
+    BalanceKind.MARGIN_ADDED: "MARGIN_RESERVED",
+    BalanceKind.CLOSE_SETTLED: "POSITION_SETTLED",
 }
 
 
@@ -68,7 +73,11 @@ def rows_of(
     items: Sequence[tuple[str, AccountEvent]],
     instruments: Mapping[str, Instrument],
 ) -> Rows:
-    """Convert account events into the rows of one recorder transaction."""
+    """Convert account events into the rows of one recorder transaction.
+
+    The columns come from the core's events; each row also keeps the event as the API shows
+    it (`data`), which is what history queries return.
+    """
     event_rows: list[dict[str, Any]] = []
     closed: list[dict[str, Any]] = []
     ledger: list[dict[str, Any]] = []
@@ -86,56 +95,67 @@ def rows_of(
             }
         )
         if isinstance(event, PositionClosed):
-            position = message.position
+            close = event.close
+            instrument = instruments[close.symbol]
             closed.append(
                 key
                 | {
-                    "position_id": position.id,
-                    "symbol": position.symbol,
-                    "side": event.close.side.value,
-                    "quantity": position.quantity,
-                    "leverage": position.leverage,
-                    "entry_price": position.entry_price,
-                    "close_price": position.close_price,
-                    "margin": position.margin,
-                    "realized_pnl": position.realized_pnl,
-                    "house_covered_loss": position.house_covered_loss,
-                    "close_reason": event.close.reason.value,
-                    "open_time_ns": event.close.open_time,
-                    "close_time_ns": event.close.close_time,
-                    "data": position.SerializeToString(),
+                    "position_id": close.position_id,
+                    "symbol": close.symbol,
+                    "side": close.side.value,
+                    "quantity": instrument.format_quantity(close.closed_quantity),
+                    "leverage": close.leverage,
+                    "entry_price": instrument.format_price(close.entry_price),
+                    "close_price": instrument.format_price(close.close_price),
+                    "margin": format_money(close.released_margin),
+                    "realized_pnl": format_money(close.realized_pnl),
+                    "house_covered_loss": format_money(close.house_absorbed),
+                    "close_reason": close.reason.value,
+                    "open_time_ns": close.open_time,
+                    "close_time_ns": close.close_time,
+                    "data": message.position.SerializeToString(),
                 }
             )
-        elif isinstance(event, (BalanceChanged, AccountCreated)):
-            change = message.balance_change
+        elif isinstance(event, AccountCreated):
+            amount = format_money(event.initial_balance)
             ledger.append(
                 key
                 | {
-                    "kind": _BALANCE_KINDS[change.kind],
-                    "amount": change.amount,
-                    "balance": change.balance,
-                    "position_id": change.position_id,
+                    "kind": _LEDGER_KINDS[BalanceKind.DEPOSIT],
+                    "amount": amount,
+                    "balance": amount,
+                    "position_id": "",
+                    "time_ns": event.ts,
+                }
+            )
+        elif isinstance(event, BalanceChanged):
+            ledger.append(
+                key
+                | {
+                    "kind": _LEDGER_KINDS[event.kind],
+                    "amount": format_money(event.amount),
+                    "balance": format_money(event.balance),
+                    "position_id": event.ref_id,
                     "time_ns": event.ts,
                 }
             )
         elif isinstance(event, _ORDER_EVENTS):
-            order = message.order
             view = event.order
             orders.append(
                 {
-                    "order_id": order.id,
+                    "order_id": view.id,
                     "account_id": account,
-                    "symbol": order.symbol,
+                    "symbol": view.symbol,
                     "side": view.side.value,
                     "order_type": view.order_type.value,
                     "status": view.status.value,
-                    "trigger_price": order.trigger_price,
-                    "position_id": order.position_id,
-                    "reject_reason": order.reject_reason,
+                    "trigger_price": instruments[view.symbol].format_price(view.trigger_price),
+                    "position_id": view.position_id or "",
+                    "reject_reason": "" if view.reject_reason is None else view.reject_reason.value,
                     "create_time_ns": view.create_time,
                     "update_time_ns": event.ts,
                     "seq": item.seq,
-                    "data": order.SerializeToString(),
+                    "data": message.order.SerializeToString(),
                 }
             )
     return Rows(last_seq, event_rows, closed, ledger, orders)
@@ -171,10 +191,16 @@ class Recorder:
         self._urgent = asyncio.Event()
         self.offered_seq = recorded_seq
         self.failures = 0
+        # True while the database refuses and the recorder retries (GetStats reports it).
+        self.retrying = False
         self.schema_ready = False
 
+    def consume(self, batch: CommittedBatch) -> None:
+        """Queue a committed batch's account events (a consumer of the engine's pipeline)."""
+        self.offer(batch.last_seq, batch.events)
+
     def offer(self, last_seq: int, items: Sequence[tuple[str, AccountEvent]]) -> None:
-        """Queue a committed batch (an event hub listener)."""
+        """Queue the account events of a committed batch up to `last_seq`."""
         if last_seq <= self.offered_seq:
             return
         self.offered_seq = last_seq
@@ -195,6 +221,7 @@ class Recorder:
     async def _retry(self, what: str, attempt: int, exc: Exception) -> None:
         delay = min(self._max_backoff_s, self._min_backoff_s * (2 ** min(attempt, 10)))
         self.failures += 1
+        self.retrying = True
         log.warning("recorder: %s failed (%s); retrying in %.2fs", what, exc, delay)
         await asyncio.sleep(delay)
 
@@ -206,6 +233,7 @@ class Recorder:
                 await self.store.create_schema()
                 self.recorded_seq = await self.store.recorded_seq()
                 self.schema_ready = True
+                self.retrying = False
             except Exception as exc:
                 await self._retry("opening the history database", attempt, exc)
                 attempt += 1
@@ -227,6 +255,7 @@ class Recorder:
             while True:
                 try:
                     recorded = await self.store.write(rows)
+                    self.retrying = False
                     break
                 except Exception as exc:
                     await self._retry(f"writing up to seq {rows.last_seq}", attempt, exc)

@@ -19,8 +19,9 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
 from engine_svc.config import EngineConfig
 from engine_svc.core import Command, Core, Instrument
@@ -29,6 +30,7 @@ from engine_svc.core.engine import snapshot_digest
 from engine_svc.history import HistoryStore
 from engine_svc.instrument_set import adopt_instruments
 from engine_svc.journal import Journal
+from engine_svc.pipeline import CommittedBatch, CommittedBatches
 from engine_svc.prices import Freshness, TickSubscriber
 from engine_svc.recorder import Recorder, read_hint
 from engine_svc.sequencer import Applied, Sequencer, apply_logged
@@ -81,6 +83,8 @@ class EngineRuntime:
         self.sequencer: Sequencer | None = None
         self.subscriber: TickSubscriber | None = None
         self.failed = asyncio.Event()
+        self.failure = ""
+        self.committed = CommittedBatches([], self._on_failure)
         self.recovery_s = 0.0
         self.replayed = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -109,13 +113,7 @@ class EngineRuntime:
             core = adopt_instruments(core, self.instruments, self.snapshot_dir.parent)
             load_s = time.perf_counter() - loading
             self.core = core
-            self.hub = EventHub(floor=base, ring=self.config.event_ring)
-            recorder = Recorder(
-                self.history, core.instruments, self.hint_path, recorded_seq=recorded
-            )
-            recorder.offered_seq = max(recorded, base)
-            self.recorder = recorder
-            self.hub.listeners.append(recorder.offer)
+            sequencer, loops = self._wire(core, journal, base, recorded)
             replaying = time.perf_counter()
             last_ts, expiries = self._replay(journal, core, base)
             replay_s = time.perf_counter() - replaying
@@ -152,31 +150,56 @@ class EngineRuntime:
                 }
             },
         )
-        sequencer = Sequencer(
-            core,
-            journal,
-            is_fresh=self.freshness.is_fresh,
-            max_batch=self.config.max_batch,
-            last_ts=last_ts,
-        )
+        sequencer.last_ts = last_ts
         for expire in expiries:
             sequencer.watch_expiry(expire)
-        sequencer.listeners.append(self.hub.publish)
-        sequencer.listeners.append(self._after_batch)
-        sequencer.on_failure = self._on_failure
+        # Calls reach the sequencer only from here on, with the state fully recovered.
         self.sequencer = sequencer
-        self.subscriber = TickSubscriber(
+        self._tasks = [asyncio.create_task(loop(), name=name) for name, loop in loops]
+
+    def _wire(
+        self, core: Core, journal: Journal, base: int, recorded: int
+    ) -> tuple[Sequencer, list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]]:
+        """Wire the engine's pipeline around the recovered core, in the order a command flows.
+
+        Commands (RPC handlers' `submit`, the ticks' `offer_quote`, due expiries) → the
+        sequencer, the single writer, numbers them and batches them → the journal appends and
+        fsyncs each batch → the core applies it → the committed-batch consumers take it in
+        turn: the stream hub (live streams), the recorder (SQL history, off the order path)
+        and the snapshot trigger. Replay feeds the same consumers; a failing journal or
+        consumer stops the engine (`failed`). Return the sequencer and the loops to run once
+        recovery is done (the order `stop` relies on).
+        """
+        self.hub = EventHub(floor=base, ring=self.config.event_ring)
+        recorder = Recorder(self.history, core.instruments, self.hint_path, recorded_seq=recorded)
+        recorder.offered_seq = max(recorded, base)
+        self.recorder = recorder
+        self.committed = CommittedBatches(
+            [
+                ("stream hub", self.hub.consume),
+                ("recorder", recorder.consume),
+                ("snapshot trigger", self._count_for_snapshot),
+            ],
+            self._on_failure,
+        )
+        sequencer = Sequencer(
+            core, journal, is_fresh=self.freshness.is_fresh, max_batch=self.config.max_batch
+        )
+        sequencer.listeners.append(self.committed)
+        sequencer.on_failure = self._on_journal_failure
+        ticks = TickSubscriber(
             self.market_addr,
             self.settings.internal_token,
             core.instruments,
             self.freshness,
             sequencer.offer_quote,
         )
-        self._tasks = [
-            asyncio.create_task(sequencer.run(), name="sequencer"),
-            asyncio.create_task(recorder.run(), name="recorder"),
-            asyncio.create_task(self.subscriber.run(), name="ticks"),
-            asyncio.create_task(self._snapshot_timer(), name="snapshot-timer"),
+        self.subscriber = ticks
+        return sequencer, [
+            ("sequencer", sequencer.run),
+            ("recorder", recorder.run),
+            ("ticks", ticks.run),
+            ("snapshot-timer", self._snapshot_timer),
         ]
 
     async def _recorded_seq(self) -> int:
@@ -252,10 +275,10 @@ class EngineRuntime:
             if result is not None:
                 chunk.append((command, result))
             if len(chunk) >= REPLAY_CHUNK:
-                self.hub.publish(chunk)
+                self.committed(chunk)
                 chunk = []
         if chunk:
-            self.hub.publish(chunk)
+            self.committed(chunk)
         expiries = [
             order.expire_time
             for account_id in list(core.accounts)
@@ -274,8 +297,10 @@ class EngineRuntime:
 
     # ------------------------------------------------------------------ snapshots
 
-    def _after_batch(self, applied: Sequence[Applied]) -> None:
-        self._since_snapshot += len(applied)
+    def _count_for_snapshot(self, batch: CommittedBatch) -> None:
+        if not self._tasks:
+            return  # replaying: recovery counts what it replayed itself
+        self._since_snapshot += len(batch.applied)
         if self._since_snapshot >= self.config.snapshot_every:
             self.request_snapshot()
 
@@ -352,9 +377,21 @@ class EngineRuntime:
 
     # ------------------------------------------------------------------ stop
 
+    def _on_journal_failure(self, exc: BaseException) -> None:
+        self._on_failure(RuntimeError(f"the journal could not be written: {exc}"))
+
     def _on_failure(self, exc: BaseException) -> None:
         log.critical("the engine cannot continue: %s", exc)
+        if not self.failed.is_set():
+            self.failure = str(exc)
         self.failed.set()
+
+    def failing_consumers(self) -> list[str]:
+        """Return the committed-batch consumers that fail now: broken, or retrying."""
+        failing = sorted(self.committed.broken)
+        if self.recorder is not None and self.recorder.retrying and "recorder" not in failing:
+            failing.append("recorder")
+        return failing
 
     async def stop(self) -> None:
         """Commit what is queued, snapshot, record what is left and close (after the drain)."""

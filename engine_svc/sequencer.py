@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from engine_svc.aio import wait_event
 from engine_svc.core import ApplyQuote, Command, Core, ExpireOrders, OrderPlaced, Result
 from engine_svc.core.codec import encode_command
 from engine_svc.journal import Journal
+from mesh.aio import wait_event
 from mesh.errors import ApiError
 
 log = logging.getLogger("engine.sequencer")

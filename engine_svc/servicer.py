@@ -1,8 +1,8 @@
-"""`cfd.v1.TradingService` and `cfd.v1.EngineAdminService` over the engine runtime.
+"""`cfd.v1.TradingService` and `cfd.v1.EngineAdminService` over the engine's port.
 
-Handlers validate at the boundary (`engine_svc.requests`), submit commands to the sequencer
-and turn results into messages (`engine_svc.convert`); reads look at the core between batches,
-which only ever holds committed state. Rejections become `ApiError`s the server shell maps.
+Handlers validate at the boundary (`engine_svc.requests`), submit commands and ask questions
+through `engine_svc.port.EnginePort`, and turn results into messages (`engine_svc.convert`).
+Rejections become `ApiError`s the server shell maps.
 """
 
 from __future__ import annotations
@@ -37,18 +37,13 @@ from engine_svc.core import (
     format_money,
 )
 from engine_svc.history import PageTokenError, decode_page_token, encode_page_token
-from engine_svc.runtime import EngineRuntime
-from engine_svc.sequencer import Sequencer
+from engine_svc.port import EnginePort
 from mesh.auth import subject
 from mesh.errors import ApiError, validation_error
 
 Context = grpc.aio.ServicerContext[Any, Any]
 P = TypeVar("P")
 
-# How long a history read waits for the recorder to reach the state the caller has seen.
-HISTORY_WAIT_S = 2.0
-# How long a resuming event stream waits for the recorder to reach the events it needs.
-EVENTS_WAIT_S = 10.0
 EVENTS_PAGE = 500
 POSITIONS_THROTTLE_S = 0.25
 # An event index above every real one (an int32 column): (seq, WHOLE_SEQ) is "after all of seq".
@@ -99,10 +94,6 @@ def rejection(result: Result, account_missing: str | None = None) -> ApiError:
     return ApiError(reason, result.message, violations)
 
 
-def _history_down() -> ApiError:
-    return ApiError("SERVICE_UNAVAILABLE", "the history database is unavailable; retry shortly")
-
-
 def _payload(result: Result, kind: type[P]) -> P:
     payload = result.payload
     if not isinstance(payload, kind):
@@ -114,30 +105,23 @@ def _payload(result: Result, kind: type[P]) -> P:
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     """The public trading API on the caller's own account."""
 
-    def __init__(self, runtime: EngineRuntime) -> None:
-        self._runtime = runtime
-
-    @property
-    def _sequencer(self) -> Sequencer:
-        sequencer = self._runtime.sequencer
-        if sequencer is None:
-            raise ApiError("SERVICE_UNAVAILABLE", "the engine is starting")
-        return sequencer
+    def __init__(self, engine: EnginePort) -> None:
+        self._engine = engine
 
     def _instrument(self, symbol: str) -> Instrument:
-        return self._runtime.core.instruments[symbol]
+        return self._engine.instruments[symbol]
 
     async def _submit(
         self, command: Command, fresh: str | None, account_missing: str | None = None
     ) -> Result:
-        result = await self._sequencer.submit(command, fresh)
+        result = await self._engine.submit(command, fresh)
         if not result.ok:
             raise rejection(result, account_missing)
         return result
 
     def _open_position(self, account: str, position_id: str) -> PositionView:
         requests.object_id(position_id, "positionId")
-        view = self._runtime.core.get_position(account, position_id)
+        view = self._engine.position(account, position_id)
         if view is None:
             raise ApiError("POSITION_NOT_FOUND", f"position {position_id[:40]!r} not found")
         return view
@@ -146,7 +130,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.GetAccountRequest, context: Context
     ) -> trading_pb2.GetAccountResponse:
         """Return the account summary."""
-        summary = self._runtime.core.account_summary(subject())
+        summary = self._engine.account(subject())
         if summary is None:
             raise ApiError("ACCOUNT_NOT_FOUND", "this user has no trading account yet")
         return trading_pb2.GetAccountResponse(**summary_fields(summary))
@@ -156,13 +140,10 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     ) -> trading_pb2.ListPricesResponse:
         """Return the current quote of every instrument whose price is fresh."""
         subject()
-        core = self._runtime.core
-        fresh = self._runtime.freshness.is_fresh
         return trading_pb2.ListPricesResponse(
             prices=[
-                quote_message(quote, core.instruments[quote.symbol])
-                for quote in core.list_quotes()
-                if fresh(quote.symbol)
+                quote_message(quote, self._instrument(quote.symbol))
+                for quote in self._engine.quotes(fresh_only=True)
             ]
         )
 
@@ -171,7 +152,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     ) -> trading_pb2.OpenPositionResponse:
         """Open a position at the current quote."""
         account = subject()
-        command = requests.open_position(request, account, self._runtime.core.instruments)
+        command = requests.open_position(request, account, self._engine.instruments)
         result = await self._submit(command, command.symbol)
         view = _payload(result, PositionView)
         return trading_pb2.OpenPositionResponse(
@@ -182,11 +163,10 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.ListPositionsRequest, context: Context
     ) -> trading_pb2.ListPositionsResponse:
         """List the open positions with live unrealized PnL."""
-        core = self._runtime.core
         return trading_pb2.ListPositionsResponse(
             positions=[
-                position_message(view, core.instruments[view.symbol])
-                for view in core.list_positions(subject())
+                position_message(view, self._instrument(view.symbol))
+                for view in self._engine.positions(subject())
             ]
         )
 
@@ -196,16 +176,12 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         """Return one position, open or closed."""
         account = subject()
         position_id = requests.object_id(request.position_id, "positionId")
-        view = self._runtime.core.get_position(account, position_id)
+        view = self._engine.position(account, position_id)
         if view is not None:
             return trading_pb2.GetPositionResponse(
                 position=position_message(view, self._instrument(view.symbol))
             )
-        await self._wait_history()
-        try:
-            data = await self._runtime.history.last_close(account, position_id)
-        except Exception as exc:
-            raise _history_down() from exc
+        data = await self._engine.last_close(account, position_id)
         if data is None:
             raise ApiError("POSITION_NOT_FOUND", f"position {position_id[:40]!r} not found")
         return trading_pb2.GetPositionResponse(position=trading_pb2.Position.FromString(data))
@@ -262,7 +238,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     ) -> trading_pb2.PlaceOrderResponse:
         """Place a pending limit or stop order."""
         account = subject()
-        command = requests.place_order(request, account, self._runtime.core.instruments)
+        command = requests.place_order(request, account, self._engine.instruments)
         result = await self._submit(command, command.symbol)
         view = _payload(result, OrderView)
         return trading_pb2.PlaceOrderResponse(
@@ -273,11 +249,10 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.ListOrdersRequest, context: Context
     ) -> trading_pb2.ListOrdersResponse:
         """List the pending orders."""
-        core = self._runtime.core
         return trading_pb2.ListOrdersResponse(
             orders=[
-                order_message(view, core.instruments[view.symbol])
-                for view in core.list_orders(subject())
+                order_message(view, self._instrument(view.symbol))
+                for view in self._engine.orders(subject())
             ]
         )
 
@@ -294,11 +269,6 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             order=order_message(view, self._instrument(view.symbol), changed)
         )
 
-    async def _wait_history(self) -> None:
-        recorder = self._runtime.recorder
-        if recorder is not None:
-            await recorder.wait_recorded(self._runtime.core.last_seq, HISTORY_WAIT_S)
-
     async def ListHistory(
         self, request: trading_pb2.ListHistoryRequest, context: Context
     ) -> trading_pb2.ListHistoryResponse:
@@ -313,12 +283,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 raise validation_error("pageToken", str(exc)) from None
         symbol: str | None = None
         if request.symbol:
-            symbol = requests.instrument_of(self._runtime.core.instruments, request.symbol).symbol
-        await self._wait_history()
-        try:
-            rows = await self._runtime.history.history_page(account, symbol, after, size + 1)
-        except Exception as exc:
-            raise _history_down() from exc
+            symbol = requests.instrument_of(self._engine.instruments, request.symbol).symbol
+        rows = await self._engine.history_page(account, symbol, after, size + 1)
         token = ""
         if len(rows) > size:
             rows = rows[:size]
@@ -331,45 +297,46 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def StreamPrices(
         self, request: trading_pb2.StreamPricesRequest, context: Context
     ) -> AsyncIterator[trading_pb2.StreamPricesResponse]:
-        """Stream quotes of the requested symbols, the current one of each first."""
-        subject()
-        core = self._runtime.core
+        """Stream quotes of the requested symbols, the current one of each first.
+
+        The quotes are the same for every caller: a user or the edge (an internal caller).
+        """
+        engine = self._engine
         wanted: frozenset[str] | None = None
         if request.symbols:
             wanted = frozenset(
-                requests.instrument_of(core.instruments, symbol).symbol
+                requests.instrument_of(engine.instruments, symbol).symbol
                 for symbol in request.symbols
             )
-        with self._runtime.hub.prices(wanted) as subscription:
+        with engine.prices(wanted) as subscription:
             sent: dict[str, int] = {}
-            for quote in core.list_quotes():
+            for quote in engine.quotes():
                 if wanted is None or quote.symbol in wanted:
                     sent[quote.symbol] = quote.seq
-                    yield price_message(quote, core.instruments[quote.symbol])
+                    yield price_message(quote, self._instrument(quote.symbol))
             while True:
                 for quote in await subscription.next_batch():
                     if quote.seq > sent.get(quote.symbol, 0):
                         sent[quote.symbol] = quote.seq
-                        yield price_message(quote, core.instruments[quote.symbol])
+                        yield price_message(quote, self._instrument(quote.symbol))
 
     async def StreamPositions(
         self, request: trading_pb2.StreamPositionsRequest, context: Context
     ) -> AsyncIterator[trading_pb2.StreamPositionsResponse]:
         """Stream the open positions and account summary on every change, throttled."""
         account = subject()
-        runtime = self._runtime
-        with runtime.hub.positions(account) as subscription:
+        engine = self._engine
+        with engine.position_changes(account) as subscription:
             while True:
-                core = runtime.core
-                views = core.list_positions(account)
+                views = engine.positions(account)
                 subscription.symbols = frozenset(view.symbol for view in views)
-                summary = core.account_summary(account) or AccountSummary(
+                summary = engine.account(account) or AccountSummary(
                     account, 0, 0, 0, 0, 0, None, 0, 0
                 )
                 yield trading_pb2.StreamPositionsResponse(
-                    positions=[position_message(v, core.instruments[v.symbol]) for v in views],
+                    positions=[position_message(v, self._instrument(v.symbol)) for v in views],
                     account=trading_pb2.AccountSummary(**summary_fields(summary)),
-                    sequence=core.last_seq,
+                    sequence=engine.last_seq,
                 )
                 await asyncio.sleep(POSITIONS_THROTTLE_S)
                 await subscription.wait_change()
@@ -381,29 +348,20 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         account = subject()
         if request.from_sequence < 0:
             raise validation_error("fromSequence", "must not be negative")
-        runtime = self._runtime
-        hub = runtime.hub
-        instruments = runtime.core.instruments
+        engine = self._engine
+        instruments = engine.instruments
         position = (request.from_sequence, WHOLE_SEQ)
-        with hub.events(account) as subscription:
+        with engine.events(account) as subscription:
             # Older events than memory holds come from SQL, once the recorder has them.
-            while position[0] < hub.floor(account):
-                floor = hub.floor(account)
-                recorder = runtime.recorder
-                if recorder is None or not await recorder.wait_recorded(floor, EVENTS_WAIT_S):
-                    raise ApiError(
-                        "SERVICE_UNAVAILABLE", "older events are not available yet; retry"
-                    )
-                try:
-                    rows = await runtime.history.events_after(account, position, floor, EVENTS_PAGE)
-                except Exception as exc:
-                    raise _history_down() from exc
+            while position[0] < engine.events_floor(account):
+                floor = engine.events_floor(account)
+                rows = await engine.recorded_events(account, position, floor, EVENTS_PAGE)
                 for seq, index, data in rows:
                     position = (seq, index)
                     yield trading_pb2.StreamEventsResponse.FromString(data)
                 if len(rows) < EVENTS_PAGE:
                     position = max(position, (floor, WHOLE_SEQ))
-            for item in hub.recent(account, position):
+            for item in engine.recent_events(account, position):
                 position = (item.seq, item.idx)
                 yield event_message(item, instruments)
             while True:
@@ -422,14 +380,11 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
 class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
     """Internal administration: accounts, deposits, figures."""
 
-    def __init__(self, runtime: EngineRuntime) -> None:
-        self._runtime = runtime
+    def __init__(self, engine: EnginePort) -> None:
+        self._engine = engine
 
     async def _submit(self, command: Command) -> Result:
-        sequencer = self._runtime.sequencer
-        if sequencer is None:
-            raise ApiError("SERVICE_UNAVAILABLE", "the engine is starting")
-        result = await sequencer.submit(command)
+        result = await self._engine.submit(command)
         if not result.ok:
             raise rejection(result)
         return result
@@ -438,7 +393,7 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
         self, request: engine_admin_pb2.CreateAccountRequest, context: Context
     ) -> engine_admin_pb2.CreateAccountResponse:
         """Open a trading account; repeating it changes nothing."""
-        command = requests.create_account(request, self._runtime.settings.demo_balance)
+        command = requests.create_account(request, self._engine.demo_balance)
         result = await self._submit(command)
         summary = _payload(result, AccountSummary)
         return engine_admin_pb2.CreateAccountResponse(
@@ -459,24 +414,23 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
         self, request: engine_admin_pb2.GetStatsRequest, context: Context
     ) -> engine_admin_pb2.GetStatsResponse:
         """Return engine figures."""
-        runtime = self._runtime
-        core = runtime.core
-        stats = core.stats()
-        journal_bytes, segments = runtime.journal_stats
+        figures = self._engine.figures()
+        stats = figures.core
         response = engine_admin_pb2.GetStatsResponse(
             sequence=stats.last_seq,
             accounts=stats.accounts,
             open_positions=stats.open_positions,
             pending_orders=stats.pending_orders,
-            journal_bytes=journal_bytes,
-            journal_segments=segments,
-            state_digest=runtime.state_digest(),
-            recorded_sequence=runtime.recorder.recorded_seq if runtime.recorder else 0,
+            journal_bytes=figures.journal_bytes,
+            journal_segments=figures.journal_segments,
+            state_digest=figures.state_digest,
+            recorded_sequence=figures.recorded_seq,
             house_balance=format_money(stats.house_balance),
             total_deposits=format_money(stats.total_deposits),
-            fresh_symbols=sorted(runtime.freshness.fresh_symbols()),
+            fresh_symbols=figures.fresh_symbols,
+            failing_consumers=figures.failing_consumers,
         )
-        info = runtime.snapshot_info
+        info = figures.snapshot
         if info is not None:
             response.snapshot_sequence = info.seq
             response.snapshot_bytes = info.size

@@ -8,106 +8,85 @@ position subscribers holding that symbol as changed.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from engine_svc.convert import AccountEvent
 from engine_svc.core import QuoteView
+from engine_svc.pipeline import CommittedBatch
 from engine_svc.sequencer import Applied
+from mesh.fanout import Fanout, Mailbox, Sink
 
-EventsListener = Callable[[int, Sequence[tuple[str, AccountEvent]]], None]
+T = TypeVar("T")
+S = TypeVar("S", bound=Sink[Any])
+
 DEFAULT_RING = 4096
 DEFAULT_SUBSCRIBER_LIMIT = 10_000
 
 
-def account_events(applied: Sequence[Applied]) -> list[tuple[str, AccountEvent]]:
-    """Return (account, event) of a batch, each event numbered within its seq and account."""
-    items: list[tuple[str, AccountEvent]] = []
-    for command, result in applied:
-        if not result.events:
-            continue
-        counters: dict[str, int] = {}
-        for event in result.events:
-            account = event.account_id
-            index = counters.get(account, 0)
-            counters[account] = index + 1
-            items.append((account, AccountEvent(command.seq, index, event)))
-    return items
+def _symbol(quote: QuoteView) -> str:
+    return quote.symbol
 
 
-class EventSubscription:
+class EventSubscription(Mailbox[str, AccountEvent]):
     """Live account events for one stream; `overflowed` once it fell too far behind."""
 
     def __init__(self, limit: int) -> None:
-        self._items: deque[AccountEvent] = deque()
-        self._ready = asyncio.Event()
-        self._limit = limit
-        self.overflowed = False
+        super().__init__(limit=limit)
 
     def push(self, item: AccountEvent) -> None:
         """Queue one event (called by the hub)."""
-        if len(self._items) >= self._limit:
-            self.overflowed = True
-        else:
-            self._items.append(item)
-        self._ready.set()
+        self.put(item)
 
     async def next_batch(self) -> list[AccountEvent]:
         """Wait for and return the queued events."""
-        while not self._items and not self.overflowed:
-            self._ready.clear()
-            await self._ready.wait()
-        items = list(self._items)
-        self._items.clear()
-        return items
+        while not self.pending() and not self.overflowed:
+            await self.wait()
+        return self.take_queued()
 
 
-class PriceSubscription:
-    """Latest quote per subscribed symbol, conflated for slow readers."""
+class PriceSubscription(Mailbox[str, QuoteView]):
+    """Latest quote per subscribed symbol, conflated for slow readers.
+
+    Quotes arrive in seq order, so the least recently updated comes first: oldest seq first.
+    """
 
     def __init__(self, symbols: frozenset[str] | None) -> None:
+        super().__init__(
+            _symbol, accept=None if symbols is None else (lambda quote: quote.symbol in symbols)
+        )
         self.symbols = symbols
-        self._latest: dict[str, QuoteView] = {}
-        self._ready = asyncio.Event()
-
-    def push(self, quote: QuoteView) -> None:
-        """Offer a quote (called by the hub)."""
-        if self.symbols is None or quote.symbol in self.symbols:
-            self._latest[quote.symbol] = quote
-            self._ready.set()
-
-    async def next_batch(self) -> list[QuoteView]:
-        """Wait for and return the latest quotes, oldest seq first."""
-        while not self._latest:
-            self._ready.clear()
-            await self._ready.wait()
-        quotes = sorted(self._latest.values(), key=lambda quote: quote.seq)
-        self._latest.clear()
-        return quotes
 
 
-class PositionSubscription:
-    """A change flag for one account's position stream."""
+# What a position stream hears: its account changed, or the quote of a symbol moved.
+ACCOUNT_CHANGED = ""
+
+
+def _change_slot(_change: str) -> str:
+    return "changed"
+
+
+class PositionSubscription(Mailbox[str, str]):
+    """A change flag for one account's position stream: one conflated slot.
+
+    It hears every change of its account and the quote moves of the symbols it holds.
+    """
 
     def __init__(self, account_id: str) -> None:
+        super().__init__(_change_slot, accept=self._concerns)
         self.account_id = account_id
         self.symbols: frozenset[str] = frozenset()
-        self._ready = asyncio.Event()
-        self._dirty = False
 
-    def mark(self) -> None:
-        """Note a change (called by the hub)."""
-        self._dirty = True
-        self._ready.set()
+    def _concerns(self, change: str) -> bool:
+        return change == ACCOUNT_CHANGED or change in self.symbols
 
     async def wait_change(self) -> None:
         """Wait until something changed since the last call."""
-        while not self._dirty:
-            self._ready.clear()
-            await self._ready.wait()
-        self._dirty = False
+        while not self.pending():
+            await self.wait()
+        self.take_latest()
 
 
 class EventHub:
@@ -124,43 +103,41 @@ class EventHub:
         self._subscriber_limit = subscriber_limit
         self._recent: dict[str, deque[AccountEvent]] = {}
         self._evicted: dict[str, int] = {}
-        self._events: dict[str, set[EventSubscription]] = {}
-        self._prices: set[PriceSubscription] = set()
-        self._positions: dict[str, set[PositionSubscription]] = {}
-        self.listeners: list[EventsListener] = []
+        self._events: dict[str, Fanout[str, AccountEvent, EventSubscription]] = {}
+        self._prices: Fanout[str, QuoteView, PriceSubscription] = Fanout()
+        self._positions: dict[str, Fanout[str, str, PositionSubscription]] = {}
         self.last_seq = floor
 
     def publish(self, applied: Sequence[Applied]) -> None:
-        """Distribute one committed batch (a sequencer listener)."""
-        if not applied:
-            return
-        items = account_events(applied)
-        for account, item in items:
+        """Distribute the batch `applied` (see `consume`)."""
+        if applied:
+            self.consume(CommittedBatch.of(applied))
+
+    def consume(self, batch: CommittedBatch) -> None:
+        """Distribute one committed batch (a consumer of the engine's pipeline)."""
+        for account, item in batch.events:
             recent = self._recent.get(account)
             if recent is None:
                 recent = self._recent[account] = deque()
             if len(recent) >= self._ring:
                 self._evicted[account] = recent.popleft().seq
             recent.append(item)
-            for subscription in self._events.get(account, ()):
-                subscription.push(item)
-            for position_subscription in self._positions.get(account, ()):
-                position_subscription.mark()
-        for _, result in applied:
+            events = self._events.get(account)
+            if events is not None:
+                events.publish(item)
+            positions = self._positions.get(account)
+            if positions is not None:
+                positions.publish(ACCOUNT_CHANGED)
+        for _, result in batch.applied:
             payload = result.payload
             if isinstance(payload, QuoteView) and result.ok:
-                for price_subscription in self._prices:
-                    price_subscription.push(payload)
+                self._prices.publish(payload)
                 self._mark_symbol(payload.symbol)
-        self.last_seq = applied[-1][0].seq
-        for listener in self.listeners:
-            listener(self.last_seq, items)
+        self.last_seq = batch.last_seq
 
     def _mark_symbol(self, symbol: str) -> None:
-        for subscriptions in self._positions.values():
-            for subscription in subscriptions:
-                if symbol in subscription.symbols:
-                    subscription.mark()
+        for positions in self._positions.values():
+            positions.publish(symbol)
 
     def floor(self, account_id: str) -> int:
         """Return the seq after which memory holds every event of the account."""
@@ -174,36 +151,34 @@ class EventHub:
     def events(self, account_id: str) -> Iterator[EventSubscription]:
         """Subscribe to an account's live events for the duration of the block."""
         subscription = EventSubscription(self._subscriber_limit)
-        self._events.setdefault(account_id, set()).add(subscription)
-        try:
+        with _member(self._events, account_id, subscription):
             yield subscription
-        finally:
-            subscriptions = self._events.get(account_id)
-            if subscriptions is not None:
-                subscriptions.discard(subscription)
-                if not subscriptions:
-                    del self._events[account_id]
 
     @contextmanager
     def prices(self, symbols: frozenset[str] | None) -> Iterator[PriceSubscription]:
         """Subscribe to applied quotes for the duration of the block."""
         subscription = PriceSubscription(symbols)
-        self._prices.add(subscription)
-        try:
+        with self._prices.subscribed(subscription):
             yield subscription
-        finally:
-            self._prices.discard(subscription)
 
     @contextmanager
     def positions(self, account_id: str) -> Iterator[PositionSubscription]:
         """Subscribe to changes of an account's positions for the duration of the block."""
         subscription = PositionSubscription(account_id)
-        self._positions.setdefault(account_id, set()).add(subscription)
-        try:
+        with _member(self._positions, account_id, subscription):
             yield subscription
-        finally:
-            subscriptions = self._positions.get(account_id)
-            if subscriptions is not None:
-                subscriptions.discard(subscription)
-                if not subscriptions:
-                    del self._positions[account_id]
+
+
+@contextmanager
+def _member(topics: dict[str, Fanout[str, T, S]], topic: str, subscriber: S) -> Iterator[None]:
+    """Subscribe to one topic's fan-out for the block; the last to leave removes the topic."""
+    fanout = topics.get(topic)
+    if fanout is None:
+        fanout = topics[topic] = Fanout()
+    fanout.subscribe(subscriber)
+    try:
+        yield
+    finally:
+        fanout.unsubscribe(subscriber)
+        if not fanout.subscriber_count and topics.get(topic) is fanout:
+            del topics[topic]

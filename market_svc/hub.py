@@ -1,111 +1,73 @@
 """Fan quotes out to any number of subscribers without letting one hold up the others.
 
-Each subscriber owns a buffer bounded by the number of symbols: publishing overwrites the
+Each subscriber owns a mailbox bounded by the number of symbols: publishing replaces the
 pending quote of that symbol (conflation) and never waits. A slow subscriber therefore sees
 fewer, always current quotes; a fast one sees every quote.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
 from market_svc.ticks import Quote
+from mesh.fanout import Fanout, Mailbox
 
 
-class QuoteSubscription:
+def _symbol(quote: Quote) -> str:
+    return quote.symbol
+
+
+class QuoteSubscription(Mailbox[str, Quote]):
     """One subscriber's view of the hub: an async iterator of quotes."""
 
     def __init__(self, hub: QuoteHub, symbols: frozenset[str] | None) -> None:
+        super().__init__(
+            _symbol, accept=None if symbols is None else (lambda quote: quote.symbol in symbols)
+        )
         self._hub = hub
         self.symbols = symbols
-        self._pending: dict[str, Quote] = {}
-        self._wakeup = asyncio.Event()
-        self._closed = False
-        self.delivered = 0
-        self.conflated = 0
-
-    def offer(self, quote: Quote) -> None:
-        """Queue ``quote``, replacing any undelivered quote of the same symbol."""
-        if self.symbols is not None and quote.symbol not in self.symbols:
-            return
-        if quote.symbol in self._pending:
-            self.conflated += 1
-            # Re-insert so delivery order follows the most recent update.
-            del self._pending[quote.symbol]
-        self._pending[quote.symbol] = quote
-        self._wakeup.set()
-
-    async def next_batch(self) -> list[Quote]:
-        """Wait for and return the pending quotes, oldest update first; [] once closed."""
-        while not self._pending:
-            if self._closed:
-                return []
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        batch = list(self._pending.values())
-        self._pending.clear()
-        self.delivered += len(batch)
-        return batch
 
     def close(self) -> None:
         """Stop the subscription; a waiting consumer wakes up and ends."""
-        self._closed = True
+        super().close()
         self._hub.unsubscribe(self)
-        self._wakeup.set()
-
-    async def __aiter__(self) -> AsyncIterator[Quote]:
-        while True:
-            batch = await self.next_batch()
-            if not batch:
-                return
-            for quote in batch:
-                yield quote
-
-    def __enter__(self) -> QuoteSubscription:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class QuoteHub:
     """Keep the latest quote per symbol and fan every new quote out to subscribers."""
 
     def __init__(self) -> None:
-        self._subscribers: set[QuoteSubscription] = set()
-        self._latest: dict[str, Quote] = {}
-        self.published = 0
+        self._fanout: Fanout[str, Quote, QuoteSubscription] = Fanout(_symbol)
+
+    @property
+    def published(self) -> int:
+        """Return the number of quotes published."""
+        return self._fanout.published
 
     def publish(self, quote: Quote) -> None:
         """Record ``quote`` as the latest of its symbol and offer it to every subscriber."""
-        self._latest[quote.symbol] = quote
-        self.published += 1
-        for subscriber in self._subscribers:
-            subscriber.offer(quote)
+        self._fanout.publish(quote)
 
     def latest(self, symbol: str) -> Quote | None:
         """Return the last published quote of ``symbol``."""
-        return self._latest.get(symbol)
+        return self._fanout.latest(symbol)
 
     def latest_all(self) -> dict[str, Quote]:
         """Return the last published quote of every symbol that has one."""
-        return dict(self._latest)
+        return {quote.symbol: quote for quote in self._fanout.latest_values()}
 
     def subscribe(self, symbols: Iterable[str] | None = None) -> QuoteSubscription:
         """Subscribe to ``symbols`` (all when None); current quotes are delivered first."""
         wanted = None if symbols is None else frozenset(symbols)
         subscription = QuoteSubscription(self, wanted)
-        for quote in sorted(self._latest.values(), key=lambda q: q.sequence):
-            subscription.offer(quote)
-        self._subscribers.add(subscription)
+        self._fanout.subscribe(subscription)
         return subscription
 
     def unsubscribe(self, subscription: QuoteSubscription) -> None:
         """Remove ``subscription``; unknown subscriptions are ignored."""
-        self._subscribers.discard(subscription)
+        self._fanout.unsubscribe(subscription)
 
     @property
     def subscriber_count(self) -> int:
         """Return the number of live subscriptions."""
-        return len(self._subscribers)
+        return self._fanout.subscriber_count

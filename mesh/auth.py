@@ -22,6 +22,9 @@ PUBLIC_METHODS = frozenset(
         "/cfd.v1.AccountService/Signout",
     }
 )
+# User methods an internal caller may also call: the edge reads the quote stream, the same for
+# every user, once for all its WebSocket clients.
+SHARED_METHODS = frozenset({"/cfd.v1.TradingService/StreamPrices"})
 PUBLIC_SERVICES = frozenset(
     {
         "cfd.v1.MarketDataService",
@@ -53,13 +56,12 @@ class CallerPolicy:
         """Return the subject for user RPCs, None for public and internal ones; raise ApiError."""
         service = method.lstrip("/").split("/", 1)[0]
         if service in INTERNAL_SERVICES:
-            presented = _first(metadata, INTERNAL_TOKEN_HEADER)
-            if presented is None or not hmac.compare_digest(
-                presented.encode(), self._internal_token
-            ):
+            if not self._is_internal(metadata):
                 raise ApiError("TOKEN_INVALID", "this service accepts internal callers only")
             return None
         if service in PUBLIC_SERVICES or method in PUBLIC_METHODS:
+            return None
+        if method in SHARED_METHODS and self._is_internal(metadata):
             return None
         header = _first(metadata, AUTHORIZATION)
         if header is None:
@@ -70,6 +72,12 @@ class CallerPolicy:
         if self._verifier is None:
             raise ApiError("TOKEN_INVALID", "this service cannot verify access tokens")
         return self._verifier.verify(token.strip())
+
+    def _is_internal(self, metadata: Sequence[tuple[str, str | bytes]]) -> bool:
+        presented = _first(metadata, INTERNAL_TOKEN_HEADER)
+        return presented is not None and hmac.compare_digest(
+            presented.encode(), self._internal_token
+        )
 
 
 def _first(metadata: Iterable[tuple[str, str | bytes]], key: str) -> str | None:

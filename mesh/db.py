@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, Table, event, select
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, event, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from mesh.config import Settings
@@ -67,3 +68,34 @@ async def claim_schema_version(
         raise SchemaVersionError(
             f"the {what} schema is at version {found}; this build knows {version}"
         )
+
+
+def migrate_schema(
+    conn: Connection,
+    table: Table,
+    steps: Sequence[Callable[[Connection], None]],
+    what: str,
+) -> int:
+    """Apply, in the caller's transaction, each step above the recorded version; return that
+    version. Step n brings the schema from version n - 1 to n; a newer database is refused.
+
+    For a service whose schema evolves by numbered steps (run it with `run_sync`); a service
+    whose schema has one version claims it with `claim_schema_version`.
+    """
+    if not conn.dialect.has_table(conn, table.name):
+        table.create(conn)
+    found = conn.execute(select(table.c.version).where(table.c.id == 1)).scalar_one_or_none()
+    if found is None:
+        conn.execute(table.insert().values(id=1, version=0))
+        found = 0
+    latest = len(steps)
+    if found > latest:
+        raise SchemaVersionError(
+            f"the {what} schema is at version {found}, newer than this build's {latest}; "
+            "run a newer build"
+        )
+    for step in steps[found:]:
+        step(conn)
+    if found != latest:
+        conn.execute(table.update().where(table.c.id == 1).values(version=latest))
+    return int(found)

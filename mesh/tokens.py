@@ -1,4 +1,4 @@
-"""Access tokens: the signing key pair, JWT issuing and verification, and JWKS.
+"""Access tokens: the signing key pair, JWT verification, and JWKS (accounts issue them).
 
 Access tokens are JWTs signed with Ed25519 (JWS algorithm ``EdDSA``). The key pair lives
 in ``<data_dir>/keys/`` (generated on first start, loaded afterwards) unless
@@ -40,11 +40,9 @@ __all__ = [
     "JwtVerifier",
     "SigningKey",
     "TokenConfig",
-    "TokenIssuer",
     "TokenKeyError",
     "jwk_thumbprint",
     "jwks_document",
-    "load_issuer",
     "load_or_create_signing_key",
     "load_signing_key",
     "load_verifier",
@@ -73,7 +71,9 @@ class TokenKeyError(Exception):
     """A signing key or token configuration cannot be loaded or used."""
 
 
-class _HasDataDir(Protocol):
+class HasDataDir(Protocol):
+    """Anything that names the data directory (the settings of every service)."""
+
     @property
     def data_dir(self) -> Path: ...
 
@@ -282,7 +282,7 @@ def write_jwks_file(path: Path, public_keys: Mapping[str, Ed25519PublicKey]) -> 
     _fsync_dir(path.parent)
 
 
-def load_signing_key(settings: _HasDataDir, config: TokenConfig | None = None) -> SigningKey:
+def load_signing_key(settings: HasDataDir, config: TokenConfig | None = None) -> SigningKey:
     """Return the mesh's signing key and (re)write ``<data_dir>/jwks.json`` for it.
 
     The key comes from ``config.private_key_file`` when configured, else from
@@ -300,53 +300,6 @@ def load_signing_key(settings: _HasDataDir, config: TokenConfig | None = None) -
             return key
     write_jwks_file(jwks_path, key.public_keys)
     return key
-
-
-class TokenIssuer:
-    """Sign access tokens for a subject (user id)."""
-
-    def __init__(
-        self,
-        key: SigningKey,
-        *,
-        issuer: str = DEFAULT_ISSUER,
-        audience: str = DEFAULT_AUDIENCE,
-        ttl_s: int = DEFAULT_ACCESS_TOKEN_TTL_S,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        if not 1 <= ttl_s <= MAX_ACCESS_TOKEN_TTL_S:
-            raise TokenKeyError(f"access token lifetime out of range: {ttl_s} s")
-        self._key = key
-        self._issuer = issuer
-        self._audience = audience
-        self._ttl_s = ttl_s
-        self._clock = clock
-
-    @property
-    def ttl_s(self) -> int:
-        """Return the lifetime of issued tokens in seconds."""
-        return self._ttl_s
-
-    def issue(self, subject: str) -> tuple[str, int]:
-        """Return a signed access token for ``subject`` and its lifetime in seconds."""
-        if not subject:
-            raise ValueError("an access token needs a non-empty subject")
-        now = int(self._clock())
-        claims: dict[str, Any] = {
-            "iss": self._issuer,
-            "aud": self._audience,
-            "sub": subject,
-            "iat": now,
-            "exp": now + self._ttl_s,
-            "jti": secrets.token_urlsafe(16),
-        }
-        token = jwt.encode(
-            claims,
-            self._key.private_key,
-            algorithm=ALGORITHM,
-            headers={"kid": self._key.kid, "typ": "JWT"},
-        )
-        return token, self._ttl_s
 
 
 def _claim_int(payload: Mapping[str, Any], name: str) -> int:
@@ -437,19 +390,7 @@ class JwtVerifier:
         return subject
 
 
-def load_issuer(settings: _HasDataDir, config: TokenConfig | None = None) -> TokenIssuer:
-    """Build the access token issuer from configuration (the accounts service calls it)."""
-    config = TokenConfig.from_env() if config is None else config
-    key = load_signing_key(settings, config)
-    return TokenIssuer(
-        key,
-        issuer=config.issuer,
-        audience=config.audience,
-        ttl_s=config.access_token_ttl_s,
-    )
-
-
-def load_verifier(settings: _HasDataDir, config: TokenConfig | None = None) -> JwtVerifier:
+def load_verifier(settings: HasDataDir, config: TokenConfig | None = None) -> JwtVerifier:
     """Build the verifier every service installs in its auth interceptor at start."""
     config = TokenConfig.from_env() if config is None else config
     key = load_signing_key(settings, config)

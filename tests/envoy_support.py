@@ -22,6 +22,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -33,12 +34,12 @@ from cfd.v1 import (
     trading_pb2,
     trading_pb2_grpc,
 )
+from envoy_front.runner import EnvoyOptions, envoy_command, envoy_ready
 from mesh.auth import CallerPolicy, subject
 from mesh.config import Settings
-from mesh.envoy import EnvoyOptions, envoy_command, envoy_ready
 from mesh.errors import ApiError, validation_error
 from mesh.server import CallInterceptor
-from mesh.tokens import JwtVerifier, TokenConfig, TokenIssuer, load_signing_key
+from mesh.tokens import JwtVerifier, TokenConfig, load_signing_key
 from support import ServiceProcess, mesh_env, wait_for
 
 SYMBOLS = ("BTCUSD", "ETHUSD", "SOLUSD")

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import inspect
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import TypeVar, overload
 
-from mesh.cli import grpc_serving
+from launcher.cli import grpc_serving
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +47,10 @@ def free_port() -> int:
 def wait_for(
     condition: Callable[[], T | bool | None], timeout: float = 15.0, interval: float = 0.05
 ) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    """Poll `condition` until it returns something truthy and return that; fail after `timeout`.
+
+    For synchronous tests; `until` is the same wait for asyncio tests.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -54,6 +59,35 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {condition}")
         time.sleep(interval)
+
+
+@overload
+async def until(
+    condition: Callable[[], Awaitable[T | bool | None]], within: float = ..., interval: float = ...
+) -> T: ...
+
+
+@overload
+async def until(
+    condition: Callable[[], T | bool | None], within: float = ..., interval: float = ...
+) -> T: ...
+
+
+async def until(
+    condition: Callable[[], object], within: float = 15.0, interval: float = 0.01
+) -> object:
+    """Poll `condition` (plain or async) until it returns something truthy and return that;
+    fail after `within` seconds. The event loop runs between polls."""
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s: {condition}")
+        await asyncio.sleep(interval)
 
 
 def mesh_env(data_dir: Path, **overrides: str) -> dict[str, str]:
@@ -82,7 +116,7 @@ class ServiceProcess:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mesh.cli", *args],
+            [sys.executable, "-m", "launcher.cli", *args],
             env=dict(env),
             stdout=self._log,
             stderr=subprocess.STDOUT,

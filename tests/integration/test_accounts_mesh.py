@@ -3,7 +3,6 @@ service rejects bad tokens, and one user's token cannot reach another user's pos
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -16,6 +15,7 @@ import grpc
 import jwt
 import pytest
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import (
     account_pb2,
     account_pb2_grpc,
@@ -28,8 +28,8 @@ from cfd.v1 import (
     trading_pb2_grpc,
 )
 from mesh.errors import reason_of
-from mesh.tokens import KEYS_DIR_NAME, PRIVATE_KEY_FILE_NAME, SigningKey, TokenIssuer
-from support import ServiceProcess, mesh_env
+from mesh.tokens import KEYS_DIR_NAME, PRIVATE_KEY_FILE_NAME, SigningKey
+from support import ServiceProcess, mesh_env, until
 
 PASSWORD = "correct horse battery"
 Metadata = tuple[tuple[str, str], ...]
@@ -97,18 +97,17 @@ async def publish_price(mesh: Mesh, bid: str, ask: str) -> None:
             ),
             metadata=mesh.internal,
         )
-    deadline = time.monotonic() + 20
     async with grpc.aio.insecure_channel(mesh.address("CFD_ENGINE_PORT")) as engine:
         trading = trading_pb2_grpc.TradingServiceStub(engine)
         token = (await signup(mesh, f"pricewatch{time.monotonic_ns()}@example.com")).access_token
-        while True:
+
+        async def seen() -> bool:
             prices = await trading.ListPrices(
                 trading_pb2.ListPricesRequest(), metadata=bearer(token)
             )
-            if any(q.symbol == "BTCUSD" and q.bid == bid for q in prices.prices):
-                return
-            assert time.monotonic() < deadline, "the engine never saw the published price"
-            await asyncio.sleep(0.05)
+            return any(q.symbol == "BTCUSD" and q.bid == bid for q in prices.prices)
+
+        await until(seen, within=20, interval=0.05)
 
 
 async def test_signup_opens_a_real_trading_account_with_the_demo_balance(mesh: Mesh) -> None:

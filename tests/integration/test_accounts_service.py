@@ -15,7 +15,7 @@ import json
 import signal
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +27,11 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import account_pb2, account_pb2_grpc, engine_admin_pb2, engine_admin_pb2_grpc
 from mesh.errors import reason_of, status_of
-from mesh.tokens import (
-    JWKS_FILE_NAME,
-    KEYS_DIR_NAME,
-    PRIVATE_KEY_FILE_NAME,
-    SigningKey,
-    TokenIssuer,
-)
-from support import ServiceProcess, mesh_env
+from mesh.tokens import JWKS_FILE_NAME, KEYS_DIR_NAME, PRIVATE_KEY_FILE_NAME, SigningKey
+from support import ServiceProcess, mesh_env, until
 
 PASSWORD = "correct horse battery"
 T = TypeVar("T")
@@ -127,7 +122,7 @@ class Mesh:
                     return False
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
-        await poll(serving, within_s=30)
+        await until(serving, within=30)
         if self.channel is None:
             self.channel = grpc.aio.insecure_channel(self.address)
 
@@ -138,18 +133,6 @@ class Mesh:
         return SigningKey.from_pem(
             (self.data_dir / KEYS_DIR_NAME / PRIVATE_KEY_FILE_NAME).read_bytes()
         )
-
-
-async def poll(condition: Callable[[], Awaitable[T]], within_s: float = 15.0) -> T:
-    """Await ``condition`` until it returns something truthy; fail after ``within_s``."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within_s} s")
-        await asyncio.sleep(0.05)
 
 
 @asynccontextmanager
@@ -396,7 +379,7 @@ async def test_engine_outage_during_signup_is_repaired(mesh: Mesh) -> None:
         return dict(mesh.engine.accounts)
 
     # The outbox sweep opens the account without any help from the user.
-    accounts = await poll(opened, within_s=20)
+    accounts = await until(opened, within=20)
     signin = await mesh.stub.Signin(
         account_pb2.SigninRequest(email="outage@example.com", password=PASSWORD)
     )
@@ -421,7 +404,7 @@ async def test_crash_between_user_and_account_is_repaired(mesh: Mesh) -> None:
     async def opened() -> dict[str, str]:
         return dict(mesh.engine.accounts)
 
-    accounts = await poll(opened, within_s=20)
+    accounts = await until(opened, within=20)
     signin = await mesh.stub.Signin(
         account_pb2.SigninRequest(email="crash@example.com", password=PASSWORD)
     )

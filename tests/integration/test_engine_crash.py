@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import common_pb2, trading_pb2
 from engine_svc.core import Core
 from engine_svc.core.codec import decode_command
@@ -26,12 +27,10 @@ from integration.test_engine_harness import (
     FakeMarket,
     engine_settings,
     fake_market,
-    poll,
     user_issuer,
 )
 from mesh.config import Settings
-from mesh.tokens import TokenIssuer
-from support import ServiceProcess
+from support import ServiceProcess, until
 
 USERS = [f"trader-{n}" for n in range(6)]
 RECOVERED = re.compile(r"recovered to seq (\d+) from snapshot (\d+).*digest ([0-9a-f]{64})")
@@ -194,7 +193,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_result(tmp_path: Path) -
                         await conservation(client)
                     for user in USERS:
                         await client.create_account(user, "100000")
-                    await poll(partial(_priced, client))
+                    await until(partial(_priced, client))
                     stop = asyncio.Event()
                     tasks = [asyncio.create_task(trader(client, u, ledger, stop)) for u in USERS]
                     tasks.append(asyncio.create_task(watcher(client, ledger, stop)))
@@ -242,7 +241,7 @@ async def _session(settings: Settings, issuer: TokenIssuer, trades: int) -> list
         client = Client(channel, issuer)
         for user in USERS[:2]:
             await client.create_account(user, "100000")
-        await poll(lambda: _priced(client))
+        await until(lambda: _priced(client))
         for number in range(trades):
             reply = await client.trading.OpenPosition(
                 trading_pb2.OpenPositionRequest(

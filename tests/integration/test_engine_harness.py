@@ -10,8 +10,7 @@ The tests at the bottom check the harness itself.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import grpc
 from google.rpc import error_details_pb2
 
+from account_svc.issuer import TokenIssuer, load_issuer
 from cfd.v1 import (
     common_pb2,
     engine_admin_pb2,
@@ -33,8 +33,7 @@ from engine_svc.main import run
 from engine_svc.runtime import EngineRuntime
 from mesh.config import Settings
 from mesh.errors import reason_of, status_of
-from mesh.tokens import TokenIssuer, load_issuer
-from support import mesh_env
+from support import mesh_env, until
 
 T = TypeVar("T")
 INTERNAL_TOKEN = "test-internal-token-0123456789"
@@ -193,7 +192,7 @@ async def start_engine(
             raise AssertionError("the engine stopped during start-up")
         return runtime.sequencer is not None and await grpc_ready(engine.address)
 
-    await poll(serving, limit_s=30)
+    await until(serving, within=30)
     return engine
 
 
@@ -209,18 +208,6 @@ async def grpc_ready(address: str) -> bool:
         except grpc.aio.AioRpcError:
             return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-
-async def poll(condition: Callable[[], Awaitable[T | bool | None]], limit_s: float = 15.0) -> T:
-    """Poll an async condition until it is truthy; fail after `limit_s` seconds."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        value = await condition()
-        if value:
-            return value  # type: ignore[return-value]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {limit_s}s")
-        await asyncio.sleep(0.02)
 
 
 def violations(exc: grpc.aio.AioRpcError) -> list[str]:

@@ -20,11 +20,11 @@ from integration.test_engine_harness import (
     engine_settings,
     fake_market,
     grpc_ready,
-    poll,
     user_issuer,
 )
 from mesh.config import Settings
 from mesh.instruments import DEFAULT_SPECS, load_instruments
+from support import until
 
 XRP = {"symbol": "XRPUSD", "tick_size": "0.0001", "lot_step": "1", "max_leverage": 50}
 
@@ -53,7 +53,7 @@ async def _serve(settings: Settings, runtime: EngineRuntime) -> Engine:
             raise AssertionError("the engine stopped during start-up")
         return runtime.sequencer is not None and await grpc_ready(engine.address)
 
-    await poll(serving, limit_s=30)
+    await until(serving, within=30)
     return engine
 
 
@@ -79,7 +79,7 @@ async def test_an_added_instrument_is_tradable_and_a_changed_one_is_refused(
         async def priced() -> bool:
             return runtime.core.get_quote("XRPUSD") is not None
 
-        await poll(priced)
+        await until(priced)
         async with grpc.aio.insecure_channel(engine.address) as channel:
             client = Client(channel, issuer)
             opened = await client.trading.OpenPosition(

@@ -25,11 +25,11 @@ from integration.test_engine_harness import (
     engine_settings,
     failure,
     fake_market,
-    poll,
     start_engine,
     user_issuer,
 )
 from mesh.db import create_engine
+from support import until
 
 pytestmark = pytest.mark.postgres
 
@@ -111,20 +111,22 @@ async def test_a_database_outage_loses_and_duplicates_nothing(
             async with grpc.aio.insecure_channel(engine.address) as channel:
                 client = Client(channel, user_issuer(settings))
                 await client.create_account("alice", "100000")
-                await poll(_priced(engine))
+                await until(_priced(engine))
                 await _round_trips(client, "alice", 5)
-                await poll(_caught_up(client))
+                await until(_caught_up(client))
                 await proxy.cut()
                 await _round_trips(client, "alice", 10)
                 stats = await client.stats()
                 assert stats.recorded_sequence < stats.sequence
+                await until(_failing(client, ["recorder"]))
                 with pytest.raises(grpc.aio.AioRpcError) as down:
                     await client.trading.ListHistory(
                         trading_pb2.ListHistoryRequest(), metadata=client.auth("alice")
                     )
                 assert failure(down.value) == (grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE")
                 await proxy.restore()
-                await poll(_caught_up(client), limit_s=30)
+                await until(_caught_up(client), within=30)
+                await until(_failing(client, []))
                 history = await client.trading.ListHistory(
                     trading_pb2.ListHistoryRequest(page_size=100), metadata=client.auth("alice")
                 )
@@ -158,5 +160,12 @@ def _caught_up(client: Client) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         stats = await client.stats()
         return stats.recorded_sequence == stats.sequence
+
+    return check
+
+
+def _failing(client: Client, consumers: list[str]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return list((await client.stats()).failing_consumers) == consumers
 
     return check

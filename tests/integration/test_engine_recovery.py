@@ -15,18 +15,18 @@ import grpc
 from cfd.v1 import common_pb2, trading_pb2
 from engine_svc.history import HistoryStore
 from engine_svc.journal import SUFFIX
-from integration.test_engine_harness import Client, engine_settings, fake_market, poll, user_issuer
-from mesh.cli import grpc_serving
+from integration.test_engine_harness import Client, engine_settings, fake_market, user_issuer
+from launcher.cli import grpc_serving
 from mesh.config import Settings
 from mesh.db import create_engine, database_url
-from support import REPO, ServiceProcess, wait_for
+from support import REPO, ServiceProcess, until, wait_for
 
 USER = "trader-1"
 
 
 def _cfd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mesh.cli", *args],
+        [sys.executable, "-m", "launcher.cli", *args],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -90,7 +90,7 @@ async def test_a_corrupt_acknowledged_tail_refuses_to_serve_until_recovered(
                 async def recorded() -> bool:
                     return await _recorded(settings) >= acknowledged
 
-                await poll(recorded)
+                await until(recorded)
                 assert lost in await _closed_ids(client)
         finally:
             first.stop(signal.SIGKILL)
@@ -152,7 +152,7 @@ async def test_a_corrupt_acknowledged_tail_refuses_to_serve_until_recovered(
                 async def recorded_again() -> bool:
                     return await _recorded(settings) >= latest
 
-                await poll(recorded_again)
+                await until(recorded_again)
                 # Recorded under new seqs, not skipped as already written.
                 assert kept in await _closed_ids(client)
         finally:

@@ -21,11 +21,11 @@ from integration.test_engine_harness import (
     engine_settings,
     failure,
     fake_market,
-    poll,
     start_engine,
     user_issuer,
     violations,
 )
+from support import until
 
 BUY, SELL = common_pb2.SIDE_BUY, common_pb2.SIDE_SELL
 
@@ -53,7 +53,7 @@ class World:
             quote = self.engine.runtime.core.get_quote(symbol)
             return quote is not None and (quote.bid, quote.ask) == want
 
-        await poll(applied)
+        await until(applied)
 
 
 @pytest.fixture
@@ -385,7 +385,7 @@ async def test_a_stale_price_refuses_orders_and_liquidates_nothing(world: World)
     async def stale() -> bool:
         return not freshness.fresh_symbols()
 
-    await poll(stale)
+    await until(stale)
     assert list((await world.client.stats()).fresh_symbols) == []
     error = await _fails(world.trading.OpenPosition(_open(), metadata=world.md()))
     assert failure(error) == (grpc.StatusCode.FAILED_PRECONDITION, "PRICE_UNAVAILABLE")
@@ -465,4 +465,4 @@ async def test_expire_time_expires_a_pending_order(world: World) -> None:
         reply = await world.trading.ListOrders(trading_pb2.ListOrdersRequest(), metadata=world.md())
         return not reply.orders
 
-    await poll(expired, limit_s=10)
+    await until(expired, within=10)

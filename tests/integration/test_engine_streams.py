@@ -20,11 +20,12 @@ from integration.test_engine_harness import (
     FakeMarket,
     engine_settings,
     fake_market,
-    poll,
     start_engine,
     user_issuer,
 )
+from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import Settings
+from support import until
 
 Key = tuple[int, int]
 
@@ -110,7 +111,7 @@ async def _start(settings: Settings, db_url: str, ring: int) -> Engine:
     async def priced() -> bool:
         return engine.runtime.core.get_quote("BTCUSD") is not None
 
-    await poll(priced)
+    await until(priced)
     return engine
 
 
@@ -191,6 +192,17 @@ async def test_price_and_position_streams_start_with_the_current_state(
             )
             first = await _next(prices)
             assert (first.symbol, first.bid, first.ask) == ("BTCUSD", "64250.00", "64251.00")
+            # The edge reads the same quotes as an internal caller, without a user token.
+            internal = ((INTERNAL_TOKEN_HEADER, settings.internal_token),)
+            shared = client.trading.StreamPrices(
+                trading_pb2.StreamPricesRequest(symbols=["BTCUSD"]), metadata=internal
+            )
+            assert await _next(shared) == first
+            shared.cancel()
+            anonymous = client.trading.StreamPrices(trading_pb2.StreamPricesRequest())
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await anonymous.read()
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
             market[0].push("BTCUSD", "64260.00", "64261.00")
             market[0].push("ETHUSD", "3000.00", "3000.10")
             second = await _next(prices)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
+from envoy_front.runner import envoy_ready
 from envoy_support import FakeMesh
 from mesh.config import Settings
-from mesh.envoy import envoy_ready
 from mesh.tokens import TokenConfig, load_signing_key
 from support import ServiceProcess, mesh_env, wait_for
 

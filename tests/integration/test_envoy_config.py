@@ -14,11 +14,11 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
+from envoy_front import runner as envoy
+from envoy_front.runner import EnvoyOptions
 from envoy_support import EnvoyProcess
-from mesh import envoy
 from mesh.auth import INTERNAL_SERVICES, PUBLIC_METHODS, PUBLIC_SERVICES
 from mesh.config import Settings
-from mesh.envoy import EnvoyOptions
 from mesh.tokens import TokenConfig, load_signing_key
 from support import mesh_env
 

@@ -2,7 +2,7 @@
 
 Each step runs on both fronts back to back, each front with its own user, and compares the
 status codes and the JSON with ids, emails, tokens and times left out. Where the two cannot
-agree the difference is the one envoy/README.md documents, and both sides are checked.
+agree the difference is the one envoy_front/README.md documents, and both sides are checked.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_pb2_grpc
+from envoy_front.runner import EnvoyOptions
 from envoy_support import EnvoyProcess, FakeMesh, running_front
 from mesh.config import Settings
-from mesh.envoy import EnvoyOptions
 
 Front = tuple[Settings, FakeMesh, EnvoyProcess]
 

@@ -20,6 +20,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from integration.test_edge_support import PASSWORD, LiveMesh, live_mesh, signup
 from mesh.tokens import KEYS_DIR_NAME, PRIVATE_KEY_FILE_NAME, SigningKey
+from support import wait_for
 
 USD = Decimal("0.000001")
 Json = dict[str, Any]
@@ -248,14 +249,11 @@ def test_the_full_journey_over_rest(mesh: LiveMesh, http: httpx.Client) -> None:
 
 
 def _wait_positions(user: User, count: int) -> list[Json]:
-    deadline = time.monotonic() + 15
-    while True:
-        positions: list[Json] = user.get("/v1/positions").get("positions", [])
-        if len(positions) == count:
-            return positions
-        if time.monotonic() > deadline:
-            raise AssertionError(f"expected {count} open positions, have {positions}")
-        time.sleep(0.05)
+    def positions() -> list[Json] | None:
+        listed: list[Json] = user.get("/v1/positions").get("positions", [])
+        return listed if len(listed) == count else None
+
+    return wait_for(positions)
 
 
 @contextlib.contextmanager
@@ -280,14 +278,11 @@ def _next_event(ws: ClientConnection, event_type: str) -> Json:
 
 
 def _closed(user: User, position_id: str) -> Json:
-    deadline = time.monotonic() + 15
-    while True:
+    def closed() -> Json | None:
         position: Json = user.get(f"/v1/positions/{position_id}")["position"]
-        if position["status"] == "POSITION_STATUS_CLOSED":
-            return position
-        if time.monotonic() > deadline:
-            raise AssertionError(f"position {position_id} was not closed: {position}")
-        time.sleep(0.05)
+        return position if position["status"] == "POSITION_STATUS_CLOSED" else None
+
+    return wait_for(closed)
 
 
 def test_liquidation_and_stops_are_driven_by_published_ticks(

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import grpc
 
+from account_svc.issuer import load_issuer
 from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
-from mesh.tokens import TokenConfig, load_issuer
-from support import ServiceProcess, mesh_env
+from mesh.tokens import TokenConfig
+from support import ServiceProcess, mesh_env, until
 
 TOKEN = "test-internal-token-0123456789"
 INTERNAL = (("x-cfd-internal-token", TOKEN),)
@@ -39,14 +40,12 @@ async def engine_sees(
     expected: dict[str, tuple[str, str]],
     within: float = 30.0,
 ) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
+
+    async def seen() -> bool:
         prices = await engine_prices(trading, token)
-        if all(prices.get(symbol) == quote for symbol, quote in expected.items()):
-            return
-        assert loop.time() < deadline, f"engine prices {prices}, expected {expected}"
-        await asyncio.sleep(0.05)
+        return all(prices.get(symbol) == quote for symbol, quote in expected.items())
+
+    await until(seen, within=within, interval=0.05)
 
 
 async def test_published_prices_reach_the_engine_exactly_and_stay_fresh(tmp_path: Path) -> None:

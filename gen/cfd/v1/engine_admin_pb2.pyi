@@ -164,6 +164,7 @@ class GetStatsResponse(_message.Message):
     HOUSE_BALANCE_FIELD_NUMBER: _builtins.int
     TOTAL_DEPOSITS_FIELD_NUMBER: _builtins.int
     FRESH_SYMBOLS_FIELD_NUMBER: _builtins.int
+    FAILING_CONSUMERS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Last applied sequence number."""
     accounts: _builtins.int
@@ -196,6 +197,12 @@ class GetStatsResponse(_message.Message):
     def fresh_symbols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Symbols with a fresh price, sorted: orders on any other symbol fail with PRICE_UNAVAILABLE."""
 
+    @_builtins.property
+    def failing_consumers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Consumers of committed batches that are failing now, sorted: "recorder" while the history
+        database refuses writes (it retries); any that raised stops the engine.
+        """
+
     def __init__(
         self,
         *,
@@ -213,10 +220,11 @@ class GetStatsResponse(_message.Message):
         house_balance: _builtins.str = ...,
         total_deposits: _builtins.str = ...,
         fresh_symbols: _abc.Iterable[_builtins.str] | None = ...,
+        failing_consumers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot_time", b"snapshot_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "state_digest", b"state_digest", "total_deposits", b"total_deposits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "failing_consumers", b"failing_consumers", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "state_digest", b"state_digest", "total_deposits", b"total_deposits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

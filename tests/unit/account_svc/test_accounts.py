@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from account_svc.accounts import Accounts, Session
 from account_svc.config import Limit, RateLimits
+from account_svc.issuer import TokenIssuer
 from account_svc.main import quiet_parameter_logging
 from account_svc.passwords import TEST_COST, HashCost, PasswordHasher
 from account_svc.provisioning import EngineUnavailableError, Provisioner
@@ -21,7 +22,7 @@ from account_svc.sessions import SqlRefreshTokenStore
 from account_svc.users import UserStore
 from mesh.errors import ApiError
 from mesh.ratelimit import MemoryRateLimiter
-from mesh.tokens import JwtVerifier, SigningKey, TokenIssuer
+from mesh.tokens import JwtVerifier, SigningKey
 
 PASSWORD = "correct horse battery"
 

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from account_svc.schema import SCHEMA_VERSION, SchemaError, migrate, schema_version_table
+from account_svc.schema import SCHEMA_VERSION, migrate, schema_version_table
+from mesh.db import SchemaVersionError
 
 
 async def table_names(engine: AsyncEngine) -> set[str]:
@@ -43,7 +44,7 @@ async def test_newer_database_is_refused(bare_db: AsyncEngine) -> None:
     await migrate(bare_db)
     async with bare_db.begin() as conn:
         await conn.execute(update(schema_version_table).values(version=SCHEMA_VERSION + 1))
-    with pytest.raises(SchemaError, match="newer"):
+    with pytest.raises(SchemaVersionError, match="newer"):
         await migrate(bare_db)
     assert await stored_version(bare_db) == SCHEMA_VERSION + 1
 

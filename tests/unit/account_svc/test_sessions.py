@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from account_svc.sessions import (
 from account_svc.users import UserStore
 from mesh.db import create_engine
 from mesh.errors import ApiError
+from support import until
 
 StoreFactory = Callable[[int], RefreshTokenStore]
 
@@ -90,10 +90,11 @@ async def backend(backend_url: str) -> AsyncIterator[Backend]:
     async def wait_redis_clock(seconds: float) -> None:
         # The Redis store judges expiry by the server clock: poll it until it moved on.
         start = await redis_time(client)
-        deadline = time.monotonic() + seconds + 5
-        while await redis_time(client) < start + seconds:
-            assert time.monotonic() < deadline, "Redis clock did not advance"
-            await asyncio.sleep(0.02)
+
+        async def advanced() -> bool:
+            return await redis_time(client) >= start + seconds
+
+        await until(advanced, within=seconds + 5, interval=0.02)
 
     yield Backend(make_redis, str(uuid.uuid4()), wait_redis_clock)
     for store in stores:

@@ -13,12 +13,11 @@ import grpc
 import uvicorn
 from starlette.applications import Starlette
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import (
     account_pb2,
     account_pb2_grpc,
     common_pb2,
-    market_admin_pb2,
-    market_admin_pb2_grpc,
     market_pb2,
     market_pb2_grpc,
     trading_pb2,
@@ -27,11 +26,11 @@ from cfd.v1 import (
 from edge.app import create_app
 from edge.config import EdgeConfig
 from edge.main import bind
-from mesh.auth import subject
+from mesh.auth import INTERNAL_TOKEN_HEADER, subject
 from mesh.config import Settings
 from mesh.errors import ApiError
 from mesh.server import Service, serve
-from mesh.tokens import JWKS_FILE_NAME, JwtVerifier, SigningKey, TokenIssuer, write_jwks_file
+from mesh.tokens import JWKS_FILE_NAME, JwtVerifier, SigningKey, write_jwks_file
 from support import free_port
 
 INTERNAL = "internal-token-for-edge-tests"
@@ -188,6 +187,13 @@ class Trading(trading_pb2_grpc.TradingServiceServicer):
     ) -> AsyncIterator[trading_pb2.StreamPricesResponse]:
         if "NOPE" in request.symbols:
             raise ApiError("UNKNOWN_SYMBOL", "unknown symbol NOPE")
+        if (INTERNAL_TOKEN_HEADER, INTERNAL) in context.invocation_metadata():
+            # The edge's shared feed: the quotes a test publishes, as they come.
+            async for item in self.recorder.ticks.items():
+                if not request.symbols or item.symbol in request.symbols:
+                    yield trading_pb2.StreamPricesResponse(
+                        symbol=item.symbol, bid=item.bid, ask=item.ask, sequence=item.sequence
+                    )
         for index, symbol in enumerate(request.symbols):
             yield trading_pb2.StreamPricesResponse(
                 symbol=symbol, bid="1.00", ask="1.10", sequence=index + 1
@@ -261,20 +267,6 @@ class Market(market_pb2_grpc.MarketDataServiceServicer):
             )
 
 
-class MarketAdmin(market_admin_pb2_grpc.MarketDataAdminServiceServicer):
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
-    async def StreamTicks(
-        self, request: market_admin_pb2.StreamTicksRequest, context: Any
-    ) -> AsyncIterator[market_admin_pb2.StreamTicksResponse]:
-        if "NOPE" in request.symbols:
-            raise ApiError("UNKNOWN_SYMBOL", "unknown symbol NOPE")
-        async for item in self.recorder.ticks.items():
-            if not request.symbols or item.symbol in request.symbols:
-                yield market_admin_pb2.StreamTicksResponse(quote=item)
-
-
 @dataclass
 class FakeMesh:
     """A running fake of every service on one port."""
@@ -313,11 +305,6 @@ async def fake_mesh(data_dir: Path) -> AsyncIterator[FakeMesh]:
             Market(recorder),  # type: ignore[abstract]
             "cfd.v1.MarketDataService",
         ),
-        Service(
-            market_admin_pb2_grpc.add_MarketDataAdminServiceServicer_to_server,
-            MarketAdmin(recorder),  # type: ignore[abstract]
-            "cfd.v1.MarketDataAdminService",
-        ),
     ]
     stop = asyncio.Event()
     task = asyncio.create_task(
@@ -348,7 +335,6 @@ def addresses_of(address: str) -> dict[str, str]:
             "cfd.v1.AccountService",
             "cfd.v1.TradingService",
             "cfd.v1.MarketDataService",
-            "cfd.v1.MarketDataAdminService",
         )
     }
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from account_svc.issuer import TokenIssuer
 from edge.auth import JwksKeys, bearer, parse_jwks
 from mesh.errors import ApiError
-from mesh.tokens import SigningKey, TokenIssuer, jwks_document, write_jwks_file
+from mesh.tokens import SigningKey, jwks_document, write_jwks_file
 
 
 def test_tokens_verify_against_the_file_and_new_keys_are_picked_up(tmp_path: Path) -> None:

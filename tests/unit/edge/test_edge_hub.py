@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from google.rpc import status_pb2
 
 from edge.hub import FeedSpec, Frame, Hub, Subscription
+from support import until
 
 Item = Any
 
@@ -77,13 +77,6 @@ def events(upstream: Upstream) -> FeedSpec:
         lambda item: [Frame(f"{item[0]}.{item[1]}", sequence=item[0], index=item[1])],
         sequenced=True,
     )
-
-
-async def until(condition: Callable[[], bool], within: float = 5) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 async def test_subscribers_of_one_key_share_one_upstream() -> None:

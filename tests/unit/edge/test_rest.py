@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -12,7 +10,7 @@ import httpx
 import pytest
 
 from edge.config import EdgeConfig
-from support import free_port
+from support import free_port, until
 from unit.edge.edge_fakes import FakeMesh, RunningEdge, addresses_of, running_edge
 
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -450,14 +448,8 @@ async def test_a_client_leaving_a_stream_ends_the_upstream_call(
     headers = {"authorization": f"Bearer {mesh.token('gus')}"}
     async with client.stream("GET", "/v1/positions:stream", headers=headers) as response:
         assert response.status_code == 200
-        deadline = time.monotonic() + 10
-        while positions.open_streams != 1:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.01)
+        await until(lambda: positions.open_streams == 1)
         positions.publish(3)
         line = await anext(response.aiter_lines())
         assert json.loads(line) == {"account": {"currency": "gus"}, "sequence": "3"}
-    deadline = time.monotonic() + 10
-    while positions.open_streams != 0:
-        assert time.monotonic() < deadline, "the upstream stream outlived its client"
-        await asyncio.sleep(0.01)
+    await until(lambda: positions.open_streams == 0)

@@ -16,10 +16,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from account_svc.issuer import TokenIssuer
 from cfd.v1 import trading_pb2
 from edge.app import state_of
 from edge.hub import Hub
-from mesh.tokens import TokenIssuer
+from support import until
 from unit.edge.edge_fakes import FakeMesh, RunningEdge, quote
 
 Frame = dict[str, Any]
@@ -47,15 +48,6 @@ async def next_frame(
         frame: Frame = json.loads(await asyncio.wait_for(ws.recv(), remaining))
         if match(frame):
             return frame
-
-
-async def until(condition: Callable[[], bool], within: float = 10) -> None:
-    """Poll a condition of the fakes or the hub with a deadline."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def is_type(kind: str) -> Callable[[Frame], bool]:

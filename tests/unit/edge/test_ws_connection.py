@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,6 +17,7 @@ from edge.hub import FeedSpec, Frame, Hub
 from edge.upstream import Upstreams
 from edge.ws import RESUME_REQUIRED, Connection, WsLimits
 from mesh.ratelimit import MemoryRateLimiter
+from support import until
 
 
 class FakeSocket:
@@ -46,13 +46,6 @@ class FakeSocket:
 
     def client_sends(self, frame: dict[str, Any]) -> None:
         self.incoming.put_nowait({"type": "websocket.receive", "text": json.dumps(frame)})
-
-
-async def until(condition: Callable[[], bool], within: float = 5) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 def connection(

@@ -33,9 +33,9 @@ from engine_svc.history import (
     orders,
     schema_version_table,
 )
+from engine_svc.pipeline import account_events
 from engine_svc.recorder import Recorder, read_hint
 from engine_svc.sequencer import Applied
-from engine_svc.streams import account_events
 from mesh.db import SchemaVersionError, create_engine
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import update
 from market_svc.candles import Candle, CandleInterval
 from market_svc.store import CandleStore, CandleWriter, schema_version_table
 from mesh.db import SchemaVersionError
+from support import until
 
 M1 = CandleInterval.M1
 MINUTE = 60_000
@@ -95,10 +96,7 @@ async def test_writer_task_flushes_periodically_and_on_cancel(store: CandleStore
     writer = CandleWriter(store, flush_interval=0.01)
     task = asyncio.create_task(writer.run())
     writer.add(candle(1))
-    deadline = asyncio.get_running_loop().time() + 10
-    while await store.count() == 0:
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.01)
+    await until(store.count)
     writer.add(candle(2))
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

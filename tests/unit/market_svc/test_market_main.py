@@ -8,6 +8,7 @@ from market_svc.feeds.base import Feed, TickSink
 from market_svc.instruments import Instruments
 from market_svc.market import MarketData
 from market_svc.ticks import RawTick
+from support import until
 
 
 class CrashingFeed(Feed):
@@ -32,10 +33,7 @@ async def test_a_failed_feed_is_restarted(monkeypatch: pytest.MonkeyPatch) -> No
     market = MarketData(Instruments())
     feed = CrashingFeed()
     task = asyncio.create_task(market_main._run_feed(feed, market))
-    deadline = asyncio.get_running_loop().time() + 10
-    while market.quotes.latest("BTCUSD") is None:
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.01)
+    await until(lambda: market.quotes.latest("BTCUSD"))
     assert feed.runs == 2
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
-from mesh.auth import subject
+from mesh.auth import INTERNAL_TOKEN_HEADER, CallerPolicy, subject
 from mesh.config import Settings
 from mesh.errors import ApiError, reason_of, status_of
 from mesh.server import ServeError, Service, serve
@@ -248,3 +248,14 @@ async def test_request_streams_are_authenticated_too(settings: Settings) -> None
     finally:
         stop.set()
         await task
+
+
+def test_only_the_quote_stream_accepts_the_internal_token_instead_of_a_user() -> None:
+    policy = CallerPolicy(FixedVerifier(), INTERNAL)
+    internal = ((INTERNAL_TOKEN_HEADER, INTERNAL),)
+    assert policy.authenticate("/cfd.v1.TradingService/StreamPrices", internal) is None
+    for method in ("/cfd.v1.TradingService/GetAccount", "/cfd.v1.TradingService/StreamEvents"):
+        with pytest.raises(ApiError):
+            policy.authenticate(method, internal)
+    with pytest.raises(ApiError):
+        policy.authenticate("/cfd.v1.TradingService/StreamPrices", ((INTERNAL_TOKEN_HEADER, "x"),))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from account_svc.issuer import TokenIssuer
 from mesh.errors import ApiError
 from mesh.token_cache import CachedVerifier
-from mesh.tokens import JwtVerifier, SigningKey, TokenIssuer
+from mesh.tokens import JwtVerifier, SigningKey
 
 
 class Clock:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from account_svc.issuer import TokenIssuer, load_issuer
 from mesh.errors import ApiError
 from mesh.tokens import (
     DEFAULT_ACCESS_TOKEN_TTL_S,
@@ -31,11 +32,9 @@ from mesh.tokens import (
     JwtVerifier,
     SigningKey,
     TokenConfig,
-    TokenIssuer,
     TokenKeyError,
     jwk_thumbprint,
     jwks_document,
-    load_issuer,
     load_or_create_signing_key,
     load_signing_key,
     load_verifier,

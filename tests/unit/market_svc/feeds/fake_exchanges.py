@@ -66,16 +66,6 @@ async def feeding(feed: Feed) -> AsyncIterator[list[RawTick]]:
             await task
 
 
-async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.01)
-
-
 async def hold_open(ws: ServerConnection) -> None:
     """Keep a connection open, sending nothing, until the client leaves."""
     await ws.wait_closed()

@@ -8,9 +8,9 @@ from market_svc.feeds.backpack import BackpackFeed, default_symbol_map
 from market_svc.feeds.base import FeedConfigError
 from market_svc.feeds.websocket import ConnectionSettings
 from market_svc.instruments import Instruments
+from support import until
 from unit.market_svc.feeds.fake_exchanges import (
     FakeExchange,
-    eventually,
     feeding,
     hold_open,
     running,
@@ -62,7 +62,7 @@ async def test_subscribes_and_maps_tickers() -> None:
     async with running(exchange):
         backpack = feed(exchange)
         async with feeding(backpack) as ticks:
-            await eventually(lambda: len(ticks) == 2)
+            await until(lambda: len(ticks) == 2)
     assert [(t.symbol, t.price, t.volume) for t in ticks] == [
         ("SOLUSD", "181.234", None),
         ("BTCUSD", "96999.9", None),
@@ -94,8 +94,8 @@ async def test_malformed_frames_and_error_replies_are_counted() -> None:
     async with running(exchange):
         backpack = feed(exchange)
         async with feeding(backpack) as ticks:
-            await eventually(lambda: len(ticks) == 1)
-            await eventually(lambda: backpack.status.malformed_frames == 8)
+            await until(lambda: len(ticks) == 1)
+            await until(lambda: backpack.status.malformed_frames == 8)
     assert ticks[0].price == "3400.5"
 
 
@@ -122,7 +122,7 @@ async def test_resubscribes_after_a_disconnect_and_after_silence() -> None:
     async with running(exchange):
         backpack = feed(exchange, quiet)
         async with feeding(backpack) as ticks:
-            await eventually(lambda: len(ticks) == 3)
+            await until(lambda: len(ticks) == 3)
     assert [t.price for t in ticks] == ["3400.1", "3400.2", "3400.3"]
     # Every connection subscribed again; the silent one was given up as stale.
     assert backpack.status.connects >= 3

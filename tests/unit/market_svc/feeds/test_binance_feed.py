@@ -10,9 +10,9 @@ from market_svc.feeds.binance import BinanceFeed, default_symbol_map
 from market_svc.feeds.websocket import ConnectionSettings
 from market_svc.instruments import Instruments
 from market_svc.market import MarketData
+from support import until
 from unit.market_svc.feeds.fake_exchanges import (
     FakeExchange,
-    eventually,
     feeding,
     hold_open,
     running,
@@ -62,7 +62,7 @@ async def test_trades_and_book_tickers_map_to_our_symbols() -> None:
     async with running(FakeExchange([script])) as exchange:
         binance = feed(exchange)
         async with feeding(binance) as ticks:
-            await eventually(lambda: len(ticks) == 2)
+            await until(lambda: len(ticks) == 2)
         assert exchange.paths == [
             "/stream?streams=btcusdt@aggTrade/btcusdt@bookTicker/ethusdt@aggTrade/"
             "ethusdt@bookTicker/solusdt@aggTrade/solusdt@bookTicker"
@@ -97,7 +97,7 @@ async def test_malformed_frames_are_counted_and_garbage_prices_dropped() -> None
     async with running(FakeExchange([script])) as exchange:
         binance = feed(exchange)
         async with feeding(binance) as ticks:
-            await eventually(lambda: len(ticks) == 4)
+            await until(lambda: len(ticks) == 4)
             for tick in ticks:
                 market.on_tick(tick)
     assert binance.status.malformed_frames == 7
@@ -118,7 +118,7 @@ async def test_reconnects_after_a_disconnect() -> None:
     async with running(FakeExchange([drop_after_one, stay])) as exchange:
         binance = feed(exchange)
         async with feeding(binance) as ticks:
-            await eventually(lambda: len(ticks) == 2)
+            await until(lambda: len(ticks) == 2)
             assert binance.status.connected
     assert [t.price for t in ticks] == ["180.001", "180.002"]
     assert binance.status.connects == 2 and binance.status.disconnects >= 1
@@ -134,10 +134,10 @@ async def test_silence_is_detected_and_the_connection_renewed() -> None:
         binance = feed(exchange, quiet)
         assert not binance.live
         async with feeding(binance) as ticks:
-            await eventually(lambda: len(ticks) == 1 and binance.live)
+            await until(lambda: len(ticks) == 1 and binance.live)
             # Quiet for longer than stale_after: its prices no longer stand.
-            await eventually(lambda: not binance.live)
-            await eventually(lambda: len(ticks) == 2)
+            await until(lambda: not binance.live)
+            await until(lambda: len(ticks) == 2)
     assert binance.status.stale_events >= 1
     assert len(exchange.paths) >= 2
 
@@ -155,7 +155,7 @@ async def test_server_shutdown_notice_triggers_a_reconnect() -> None:
     async with running(FakeExchange([shutting_down, stay])) as exchange:
         binance = feed(exchange)
         async with feeding(binance) as ticks:
-            await eventually(lambda: len(ticks) == 2)
+            await until(lambda: len(ticks) == 2)
     assert binance.status.stale_events == 0 and binance.status.connects == 2
 
 
@@ -178,7 +178,7 @@ async def test_backoff_grows_to_its_bound_while_the_exchange_is_down() -> None:
         pass  # closed again: nothing listens on the port any more
     binance = feed(exchange)
     async with feeding(binance):
-        await eventually(lambda: len(binance.reconnect_delays) >= 6)
+        await until(lambda: len(binance.reconnect_delays) >= 6)
     delays = binance.reconnect_delays
     assert delays[0] <= 0.01
     assert max(delays) <= 0.05
@@ -206,7 +206,7 @@ async def test_backoff_starts_afresh_after_a_connection_that_delivered() -> None
     async with running(FakeExchange(scripts)) as exchange:
         binance = feed(exchange)
         async with feeding(binance) as ticks:
-            await eventually(lambda: len(ticks) == 6)
+            await until(lambda: len(ticks) == 6)
     # Every connection delivered before it broke: no wait grew beyond the initial backoff.
     assert len(binance.reconnect_delays) >= 5
     assert max(binance.reconnect_delays) <= FAST.backoff_initial

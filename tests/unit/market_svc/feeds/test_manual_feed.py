@@ -6,7 +6,8 @@ import pytest
 from market_svc.feeds.manual import ManualFeed, ManualFeedNotRunningError
 from market_svc.instruments import Instruments
 from market_svc.market import MarketData
-from unit.market_svc.feeds.fake_exchanges import eventually, feeding
+from support import until
+from unit.market_svc.feeds.fake_exchanges import feeding
 
 
 async def test_published_quotes_arrive_exactly_and_in_order() -> None:
@@ -15,7 +16,7 @@ async def test_published_quotes_arrive_exactly_and_in_order() -> None:
         manual.publish([("BTCUSD", Decimal(1), Decimal(2))])
     market = MarketData(Instruments())
     task = asyncio.create_task(manual.run(market.on_tick))
-    await eventually(lambda: manual.running)
+    await until(lambda: manual.running)
     manual.publish(
         [
             ("BTCUSD", Decimal("64250.15"), Decimal("64250.16")),
@@ -37,7 +38,7 @@ async def test_published_quotes_arrive_exactly_and_in_order() -> None:
 async def test_nothing_moves_without_publishing() -> None:
     manual = ManualFeed()
     async with feeding(manual) as ticks:
-        await eventually(lambda: manual.running)
+        await until(lambda: manual.running)
         await asyncio.sleep(0.05)
         assert ticks == []
         manual.publish([("ETHUSD", Decimal("1.00"), Decimal("1.01"))])

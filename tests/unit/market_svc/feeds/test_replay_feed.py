@@ -13,7 +13,8 @@ from market_svc.feeds.replay import (
 )
 from market_svc.instruments import Instruments
 from market_svc.market import MarketData
-from unit.market_svc.feeds.fake_exchanges import eventually, feeding
+from support import until
+from unit.market_svc.feeds.fake_exchanges import feeding
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -71,7 +72,7 @@ async def test_plays_at_the_configured_speed(tmp_path: Path) -> None:
     )
     replay = ReplayFeed(path, speed=Decimal(100))
     async with feeding(replay) as ticks:
-        await eventually(lambda: len(ticks) >= 5)
+        await until(lambda: len(ticks) >= 5)
     assert [(t.bid, t.ask) for t in ticks[:2]] == [("3000.00", "3000.01"), ("3001.00", "3001.01")]
     # Ten milliseconds apart at 100x: the whole loop of five ticks takes about 40 ms.
     assert ticks[4].time_ns is not None and ticks[0].time_ns is not None

@@ -5,7 +5,8 @@ import pytest
 from market_svc.feeds.model import RandomWalk
 from market_svc.feeds.simulator import SimulatorFeed
 from market_svc.instruments import Instruments
-from unit.market_svc.feeds.fake_exchanges import eventually, feeding
+from support import until
+from unit.market_svc.feeds.fake_exchanges import feeding
 
 INSTRUMENTS = Instruments()
 
@@ -22,7 +23,7 @@ def test_same_seed_same_path_other_seed_other_path() -> None:
 async def test_emits_every_symbol_at_the_configured_rate_along_the_seeded_path() -> None:
     simulator = SimulatorFeed(INSTRUMENTS, seed=5, interval_ms=10)
     async with feeding(simulator) as ticks:
-        await eventually(lambda: all(sum(t.symbol == s for t in ticks) >= 30 for s in INSTRUMENTS))
+        await until(lambda: all(sum(t.symbol == s for t in ticks) >= 30 for s in INSTRUMENTS))
         assert simulator.status.connected
     reference = SimulatorFeed(INSTRUMENTS, seed=5, interval_ms=10)
     for symbol in INSTRUMENTS:

@@ -1,4 +1,4 @@
-"""Small asyncio helpers the engine's tasks share."""
+"""Small asyncio helpers the services' tasks share."""
 
 from __future__ import annotations
 

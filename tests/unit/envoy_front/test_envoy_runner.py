@@ -6,13 +6,14 @@ import json
 import os
 import re
 import stat
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from mesh import envoy
+from envoy_front import runner as envoy
+from envoy_front.runner import EnvoyError, EnvoyOptions
 from mesh.config import ConfigError, Settings
-from mesh.envoy import EnvoyError, EnvoyOptions
 from mesh.tokens import TokenConfig
 
 
@@ -208,3 +209,9 @@ def test_wait_for_jwks_names_the_file_and_the_service_that_writes_it(tmp_path: P
         envoy.wait_for_jwks(settings, timeout=0.2)
     (settings.data_dir / "jwks.json").write_text('{"keys": []}')
     assert envoy.wait_for_jwks(settings, timeout=0.2) == settings.data_dir / "jwks.json"
+
+
+def test_the_template_ships_in_the_package_beside_the_runner() -> None:
+    template = resources.files("envoy_front") / "envoy.yaml.in"
+    assert template.is_file()
+    assert Path(str(template)) == envoy.TEMPLATE_PATH

@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "up":
         sys.exit(run_up(settings, with_envoy=args.envoy))
     if args.command == "envoy":
-        envoy = importlib.import_module("mesh.envoy")
+        envoy = importlib.import_module("envoy_front.runner")
         sys.exit(envoy.run_envoy(settings))
     if args.command == "market" and args.action == "backfill":
         sys.exit(run_backfill(settings, args.days))
@@ -134,7 +134,7 @@ def run_up(settings: Settings, with_envoy: bool = False) -> int:
     children: list[_Child] = []
     try:
         for name in (*UP_ORDER, "envoy") if with_envoy else UP_ORDER:
-            command = [sys.executable, "-m", "mesh.cli", name]
+            command = [sys.executable, "-m", "launcher.cli", name]
             children.append(_Child(name, subprocess.Popen(command, env=env)))
         failed = _wait_ready(settings, children, lambda: stopping)
         if failed is not None:

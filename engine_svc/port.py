@@ -1,0 +1,185 @@
+"""What the servicers may do with the engine: submit commands and ask questions.
+
+Commands go to the single writer; state queries read the core between batches (it only ever
+holds committed state); history queries first let the recorder catch up with what the caller
+has seen; streams subscribe to the stream hub. The servicers see nothing else of the runtime:
+not the sequencer, journal, core object, recorder or database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from engine_svc.convert import AccountEvent
+from engine_svc.core import (
+    AccountSummary,
+    Command,
+    CoreStats,
+    Instrument,
+    OrderView,
+    PositionView,
+    QuoteView,
+    Result,
+)
+from engine_svc.runtime import EngineRuntime
+from engine_svc.snapshots import SnapshotInfo
+from engine_svc.streams import EventSubscription, PositionSubscription, PriceSubscription
+from mesh.errors import ApiError
+
+# How long a history read waits for the recorder to reach the state the caller has seen.
+HISTORY_WAIT_S = 2.0
+# How long a resuming event stream waits for the recorder to reach the events it needs.
+EVENTS_WAIT_S = 10.0
+
+
+def _history_down() -> ApiError:
+    return ApiError("SERVICE_UNAVAILABLE", "the history database is unavailable; retry shortly")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFigures:
+    """The engine's figures beyond the core's own (GetStats)."""
+
+    core: CoreStats
+    journal_bytes: int
+    journal_segments: int
+    state_digest: str
+    recorded_seq: int
+    fresh_symbols: list[str]
+    failing_consumers: list[str]
+    snapshot: SnapshotInfo | None
+
+
+class EnginePort:
+    """The engine as the servicers use it."""
+
+    def __init__(self, runtime: EngineRuntime) -> None:
+        self._runtime = runtime
+
+    # ------------------------------------------------------------------ commands
+
+    async def submit(self, command: Command, fresh_symbol: str | None = None) -> Result:
+        """Sequence, journal and apply `command`; return its result once committed.
+
+        With `fresh_symbol`, the command fails with PRICE_UNAVAILABLE unless that symbol has a
+        fresh price when its batch is formed.
+        """
+        sequencer = self._runtime.sequencer
+        if sequencer is None:
+            raise ApiError("SERVICE_UNAVAILABLE", "the engine is starting")
+        return await sequencer.submit(command, fresh_symbol)
+
+    @property
+    def demo_balance(self) -> str:
+        """Return the configured balance of a new account."""
+        return self._runtime.settings.demo_balance
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def instruments(self) -> Mapping[str, Instrument]:
+        """Return the instruments by symbol."""
+        return self._runtime.core.instruments
+
+    @property
+    def last_seq(self) -> int:
+        """Return the seq of the last committed command."""
+        return self._runtime.core.last_seq
+
+    def account(self, account_id: str) -> AccountSummary | None:
+        """Return the account summary, None when there is no such account."""
+        return self._runtime.core.account_summary(account_id)
+
+    def position(self, account_id: str, position_id: str) -> PositionView | None:
+        """Return one open position of the account."""
+        return self._runtime.core.get_position(account_id, position_id)
+
+    def positions(self, account_id: str) -> list[PositionView]:
+        """Return the account's open positions."""
+        return self._runtime.core.list_positions(account_id)
+
+    def orders(self, account_id: str) -> list[OrderView]:
+        """Return the account's pending orders."""
+        return self._runtime.core.list_orders(account_id)
+
+    def quotes(self, *, fresh_only: bool = False) -> list[QuoteView]:
+        """Return the current quote of every symbol (with `fresh_only`, of fresh ones only)."""
+        quotes = self._runtime.core.list_quotes()
+        if not fresh_only:
+            return quotes
+        fresh = self._runtime.freshness.is_fresh
+        return [quote for quote in quotes if fresh(quote.symbol)]
+
+    def figures(self) -> EngineFigures:
+        """Return the engine's figures."""
+        runtime = self._runtime
+        journal_bytes, segments = runtime.journal_stats
+        return EngineFigures(
+            core=runtime.core.stats(),
+            journal_bytes=journal_bytes,
+            journal_segments=segments,
+            state_digest=runtime.state_digest(),
+            recorded_seq=runtime.recorder.recorded_seq if runtime.recorder else 0,
+            fresh_symbols=sorted(runtime.freshness.fresh_symbols()),
+            failing_consumers=runtime.failing_consumers(),
+            snapshot=runtime.snapshot_info,
+        )
+
+    # ------------------------------------------------------------------ history
+
+    async def _caught_up(self, seq: int, timeout_s: float) -> bool:
+        recorder = self._runtime.recorder
+        return recorder is not None and await recorder.wait_recorded(seq, timeout_s)
+
+    async def last_close(self, account_id: str, position_id: str) -> bytes | None:
+        """Return the last closed entry of a position (a Position message), once recorded."""
+        await self._caught_up(self.last_seq, HISTORY_WAIT_S)
+        try:
+            return await self._runtime.history.last_close(account_id, position_id)
+        except Exception as exc:
+            raise _history_down() from exc
+
+    async def history_page(
+        self, account_id: str, symbol: str | None, after: tuple[int, int] | None, size: int
+    ) -> list[tuple[int, int, bytes]]:
+        """Return closed entries (seq, index, Position message), newest first, once recorded."""
+        await self._caught_up(self.last_seq, HISTORY_WAIT_S)
+        try:
+            return await self._runtime.history.history_page(account_id, symbol, after, size)
+        except Exception as exc:
+            raise _history_down() from exc
+
+    async def recorded_events(
+        self, account_id: str, after: tuple[int, int], through: int, limit: int
+    ) -> list[tuple[int, int, bytes]]:
+        """Return the account's recorded events after `after` up to seq `through`."""
+        if not await self._caught_up(through, EVENTS_WAIT_S):
+            raise ApiError("SERVICE_UNAVAILABLE", "older events are not available yet; retry")
+        try:
+            return await self._runtime.history.events_after(account_id, after, through, limit)
+        except Exception as exc:
+            raise _history_down() from exc
+
+    # ------------------------------------------------------------------ streams
+
+    def prices(self, symbols: frozenset[str] | None) -> AbstractContextManager[PriceSubscription]:
+        """Subscribe to applied quotes of `symbols` (all when None)."""
+        return self._runtime.hub.prices(symbols)
+
+    def position_changes(self, account_id: str) -> AbstractContextManager[PositionSubscription]:
+        """Subscribe to changes of the account's positions."""
+        return self._runtime.hub.positions(account_id)
+
+    def events(self, account_id: str) -> AbstractContextManager[EventSubscription]:
+        """Subscribe to the account's live events."""
+        return self._runtime.hub.events(account_id)
+
+    def events_floor(self, account_id: str) -> int:
+        """Return the seq after which memory holds every event of the account."""
+        return self._runtime.hub.floor(account_id)
+
+    def recent_events(self, account_id: str, after: tuple[int, int]) -> Iterator[AccountEvent]:
+        """Return the account's events in memory after (seq, index) `after`."""
+        return iter(self._runtime.hub.recent(account_id, after))

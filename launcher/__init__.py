@@ -1,0 +1,1 @@
+"""The `cfd` command: the one place that knows every service and starts them by name."""
