@@ -88,6 +88,27 @@ async def test_ping_and_bad_frames_keep_the_connection_usable(edge: RunningEdge)
         assert await next_frame(ws) == {"type": "pong"}
 
 
+async def test_a_frame_with_a_key_given_twice_is_refused_and_does_nothing(
+    edge: RunningEdge, mesh: FakeMesh
+) -> None:
+    async with client(edge) as ws:
+        await ws.send(
+            '{"op":"subscribe","channel":"prices","symbols":["BTCUSD"],"symbols":["ETHUSD"]}'
+        )
+        error = await next_frame(ws)
+        assert error["type"] == "error"
+        assert (error["error"]["code"], error["error"]["reason"]) == (3, "VALIDATION_FAILED")
+        assert "symbols" in error["error"]["message"]
+        await ws.send(json.dumps({"op": "auth", "token": mesh.token()})[:-1] + ',"op":"ping"}')
+        assert (await next_frame(ws))["error"]["reason"] == "VALIDATION_FAILED"
+        # Still unauthenticated and subscribed to nothing: the refused frames did nothing.
+        await send(ws, {"op": "subscribe", "channel": "positions"})
+        assert (await next_frame(ws))["error"]["reason"] == "TOKEN_INVALID"
+        await send(ws, {"op": "ping"})
+        assert await next_frame(ws) == {"type": "pong"}
+    assert mesh.recorder.ticks.opened == 0
+
+
 async def test_prices_are_shared_by_all_subscribers(edge: RunningEdge, mesh: FakeMesh) -> None:
     ticks = mesh.recorder.ticks
     async with client(edge) as first, client(edge) as second:
