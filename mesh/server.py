@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mesh.auth import CallerPolicy, TokenVerifier, bind_subject
 from mesh.config import Settings
-from mesh.errors import ApiError, abort
+from mesh.errors import ApiError, abort, validation_error
 from mesh.logs import REQUEST_ID
 
 log = logging.getLogger("mesh.server")
@@ -82,16 +82,46 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 call.unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 call.stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+class _Malformed:
+    """A request whose bytes did not parse; the call fails with its error before the handler."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
+
+
+def _tolerant(
+    deserializer: Callable[[bytes], Any] | None,
+) -> Callable[[bytes], Any] | None:
+    """Wrap a request deserializer so that bad bytes become INVALID_ARGUMENT, not UNKNOWN.
+
+    gRPC itself answers a deserializer's exception with UNKNOWN and logs a traceback; a
+    malformed request (a string that is not UTF-8, a truncated field) is the caller's error.
+    """
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError from protobuf; any deserializer's failure alike
+            problem = f"not a valid protobuf message: {exc}"
+            return _Malformed(validation_error("request", problem))
+
+    return parse
 
 
 def _denied_stream_handler(
@@ -129,13 +159,19 @@ class _Call:
         REQUEST_ID.set(self.request_id)
         bind_subject(self.caller)
 
+    def _check(self, request: object) -> None:
+        """Refuse the call of a denied caller, then of a request that did not parse."""
+        if self.denied is not None:
+            raise self.denied
+        if isinstance(request, _Malformed):
+            raise request.error
+
     def unary(self, behaviour: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             self._enter()
             started = time.perf_counter()
             try:
-                if self.denied is not None:
-                    raise self.denied
+                self._check(request)
                 return await behaviour(request, context)
             except Exception as exc:
                 await self._fail(context, exc, started)
@@ -155,8 +191,7 @@ class _Call:
             self._enter()
             started = time.perf_counter()
             try:
-                if self.denied is not None:
-                    raise self.denied
+                self._check(request)
                 async for item in behaviour(request, context):
                     yield item
             except Exception as exc:
