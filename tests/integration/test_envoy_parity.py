@@ -626,6 +626,26 @@ def test_grpc_web_stream_prices_from_the_real_engine(
     assert (quote.symbol, quote.bid, quote.ask) == ("BTCUSD", *QUOTES["BTCUSD"])
 
 
+def test_a_malformed_grpc_request_is_invalid_argument_directly_and_through_envoy(
+    mesh: RealMesh, fronts: tuple[Front, Front]
+) -> None:
+    # ClosePositionRequest whose position_id (field 1, a string) is not UTF-8.
+    payload = b"\x0a\x02\xff\xfe"
+    metadata = tuple(fronts[1].auth.items())
+    for port in ("CFD_ENGINE_PORT", "CFD_ENVOY_PORT"):
+        with grpc.insecure_channel(mesh.address(port)) as channel:
+            close = channel.unary_unary(
+                "/cfd.v1.TradingService/ClosePosition",
+                request_serializer=lambda data: data,
+                response_deserializer=lambda data: data,
+            )
+            with pytest.raises(grpc.RpcError) as failure:
+                close(payload, metadata=metadata, timeout=10)
+        assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT, port
+        assert "not a valid protobuf message" in (failure.value.details() or ""), port
+    assert "Traceback" not in mesh.up.output()
+
+
 def test_internal_services_are_unreachable_through_envoy(mesh: RealMesh) -> None:
     with grpc.insecure_channel(mesh.address("CFD_ENVOY_PORT")) as channel:
         stub = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
