@@ -175,23 +175,23 @@ class RestGateway:
 
 
 def is_json_type(header: str | None) -> bool:
-    """Tell whether a content-type names JSON: `application/json`, in UTF-8 if a charset is given.
+    """Tell whether a content-type is `application/json`, with at most `charset=utf-8`.
 
-    JSON exchanged between systems is UTF-8 (RFC 8259), so another charset is refused too.
+    JSON exchanged between systems is UTF-8 (RFC 8259), so another charset is refused, and so
+    is any other parameter: Envoy's route for this rule accepts exactly the same.
     """
     if header is None:
         return False
     media, *params = header.split(";")
-    if media.strip().lower() != JSON_TYPE:
+    if media.strip().lower() != JSON_TYPE or len(params) > 1:
         return False
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
-            "utf-8",
-            "utf8",
-        ):
-            return False
-    return True
+    if not params:
+        return True
+    name, _, value = params[0].partition("=")
+    return name.strip().lower() == "charset" and value.strip().strip('"').lower() in (
+        "utf-8",
+        "utf8",
+    )
 
 
 class _UpstreamStream(StreamingResponse):

@@ -523,6 +523,8 @@ async def test_a_fractional_or_unknown_enum_number_is_a_400_and_reaches_no_servi
         ("application/x-www-form-urlencoded", 415),
         ("application/jsonx", 415),
         ("application/json; charset=latin-1", 415),
+        ("application/json; version=2", 415),
+        ("application/json;", 415),
         ("application/json", 200),
         ("application/json; charset=utf-8", 200),
         ("Application/JSON;Charset=\"UTF-8\"", 200),
