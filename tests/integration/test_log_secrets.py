@@ -81,14 +81,14 @@ def test_secrets_stay_out_of_debug_logs(mesh: Mesh) -> None:
         )  # fmt: skip
         assert signed_out.status_code == 200, signed_out.text
     with grpc.insecure_channel(f"127.0.0.1:{env['CFD_ACCOUNT_PORT']}") as channel:
-        reply = account_pb2_grpc.AccountServiceStub(channel).Signin(
+        grpc_session = account_pb2_grpc.AccountServiceStub(channel).Signin(
             account_pb2.SigninRequest(email=email, password=PASSWORD), timeout=10
         )
-        secrets += [reply.access_token, reply.refresh_token]
+        secrets += [grpc_session.access_token, grpc_session.refresh_token]
     with grpc.insecure_channel(f"127.0.0.1:{env['CFD_ENGINE_PORT']}") as channel:
         trading_pb2_grpc.TradingServiceStub(channel).GetAccount(
             trading_pb2.GetAccountRequest(),
-            metadata=(("authorization", f"Bearer {reply.access_token}"),),
+            metadata=(("authorization", f"Bearer {grpc_session.access_token}"),),
             timeout=10,
         )
     up.stop()
