@@ -159,8 +159,8 @@ def _check_fields(value: Any, desc: descriptor.Descriptor, path: str) -> None:
     truncates enum numbers (`"side": 1.5` would be SIDE_BUY), takes numeric strings for enums
     and passes unknown enum numbers through: a body gets none of that.
     """
-    if not isinstance(value, dict) or desc.full_name in SCALAR_MESSAGES:
-        return
+    if not isinstance(value, dict) or desc.full_name.startswith("google.protobuf."):
+        return  # well-known types have JSON forms of their own (Struct, Any, Timestamp...)
     named: dict[int, str] = {}
     for key, item in value.items():
         field = desc.fields_by_camelcase_name.get(key) or desc.fields_by_name.get(key)

@@ -36,9 +36,9 @@ MAX_ID = 128
 MAX_SLIPPAGE_BPS = 10_000_000
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
-# The engine keeps times as int64 nanoseconds since the epoch: 2262-04-11T23:47:16.854775807Z.
-_LATEST_TIME_NS = 2**63 - 1
-_TIME_RANGE = "must be a time after 1970-01-01T00:00:00Z and before 2262-04-11T23:47:16Z"
+# The engine keeps times as int64 nanoseconds since the epoch, which end in 2262.
+_LATEST_TIME_NS = 9_223_372_036 * 1_000_000_000  # 2262-04-11T23:47:16Z
+_TIME_RANGE = "must be after 1970-01-01T00:00:00Z and not after 2262-04-11T23:47:16Z"
 
 _SIDES: dict[int, Side] = {common_pb2.SIDE_BUY: Side.BUY, common_pb2.SIDE_SELL: Side.SELL}
 _ORDER_TYPES: dict[int, OrderType] = {

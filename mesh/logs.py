@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
 
 # A JWT (whole, or the head of one cut short) and the credentials of an authorization header.
-_SECRETS = re.compile(r"eyJ[A-Za-z0-9_-]{6,}(?:\.+[A-Za-z0-9_-]+)*|(?<=Bearer )[^\s\"']+")
+_SECRETS = re.compile(r"eyJ[A-Za-z0-9_-]{6,}(?:\.+[A-Za-z0-9_-]+)*|(?<=Bearer )[^\s\"'\\]+")
 REDACTED = "[redacted]"
 # Loggers that write what crosses the wire at DEBUG: WebSocket frames (a client's auth frame
 # carries its access token) and the SQLite driver's statement parameters (hashes and tokens).

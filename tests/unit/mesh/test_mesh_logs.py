@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 
@@ -51,10 +52,14 @@ def test_the_formatter_redacts_messages_fields_and_exceptions() -> None:
     except ValueError as exc:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "frame %s", (TOKEN,), None)
         record.exc_info = (type(exc), exc, exc.__traceback__)
-    record.fields = {"authorization": f"Bearer {TOKEN}"}
+    record.fields = {"authorization": f"Bearer {TOKEN}", "quoted": '{"h": "Bearer opaque"}'}
     line = JsonFormatter("edge").format(record)
     assert TOKEN[-12:] not in line
     assert TOKEN[20:32] not in line
+    # Still one JSON object: redaction keeps the escapes around what it replaces.
+    entry = json.loads(line)
+    assert entry["quoted"] == '{"h": "Bearer [redacted]"}'
+    assert entry["authorization"] == "Bearer [redacted]"
 
 
 @pytest.mark.usefixtures("root_logging")
