@@ -242,6 +242,24 @@ async def test_events_resume_from_a_sequence_without_gaps(
         assert got == [5, 6]
 
 
+async def test_a_sequence_number_is_a_whole_number_or_its_digits(
+    edge: RunningEdge, mesh: FakeMesh
+) -> None:
+    async with client(edge) as ws:
+        await send(ws, {"op": "auth", "token": mesh.token("fay")})
+        await next_frame(ws, is_type("ack"))
+        for bad in ("1.5", "1e3", "-1", "9223372036854775808"):
+            await ws.send('{"op":"subscribe","channel":"events","fromSequence":' + bad + "}")
+            error = await next_frame(ws)
+            assert error["error"]["reason"] == "VALIDATION_FAILED", bad
+        for bad_text in ("1.5", "1e3", "true", "-1", " 1"):
+            await send(ws, {"op": "subscribe", "channel": "events", "fromSequence": bad_text})
+            assert (await next_frame(ws))["error"]["reason"] == "VALIDATION_FAILED", bad_text
+        await ws.send('{"op":"subscribe","channel":"events","fromSequence":true}')
+        assert (await next_frame(ws))["error"]["reason"] == "VALIDATION_FAILED"
+    assert mesh.recorder.event_requests == []
+
+
 async def test_a_second_subscriber_is_served_from_the_shared_feed(
     edge: RunningEdge, mesh: FakeMesh
 ) -> None:
