@@ -78,7 +78,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         call = _Call(method, request_id, caller, denied)
         if handler.request_streaming:
             # No cfd RPC streams requests; reflection does and is public. Deny, never bypass.
-            return handler if denied is None else _denied_stream_handler(handler, denied)
+            if denied is not None:
+                return _denied_stream_handler(handler, denied)
+            behaviour = handler.stream_stream
+            if behaviour is None or not inspect.isasyncgenfunction(behaviour):
+                return handler
+            return grpc.stream_stream_rpc_method_handler(
+                call.stream(behaviour, streamed_requests=True),
+                request_deserializer=_tolerant(handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 call.unary(handler.unary_unary),
@@ -122,6 +131,14 @@ def _tolerant(
             return _Malformed(validation_error("request", problem))
 
     return parse
+
+
+async def _parsed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Yield a request stream's messages; a malformed one fails the call."""
+    async for request in requests:
+        if isinstance(request, _Malformed):
+            raise request.error
+        yield request
 
 
 def _denied_stream_handler(
@@ -180,7 +197,10 @@ class _Call:
 
         return run
 
-    def stream(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def stream(
+        self, behaviour: Callable[..., Any], *, streamed_requests: bool = False
+    ) -> Callable[..., Any]:
+        """Wrap a server-streaming behaviour; `streamed_requests` when it reads a request stream."""
         if not inspect.isasyncgenfunction(behaviour):
             # Coroutine-style streams (health Watch) write through the context themselves.
             return self.unary(behaviour)
@@ -191,7 +211,10 @@ class _Call:
             self._enter()
             started = time.perf_counter()
             try:
-                self._check(request)
+                if streamed_requests:
+                    request = _parsed(request)
+                else:
+                    self._check(request)
                 async for item in behaviour(request, context):
                     yield item
             except Exception as exc:

@@ -284,3 +284,22 @@ async def test_a_malformed_request_is_invalid_argument_without_a_traceback(
     assert reason_of(info.value) == "VALIDATION_FAILED"
     assert "not a valid" in (info.value.details() or "")
     assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+async def test_a_malformed_message_in_a_request_stream_is_invalid_argument(
+    channel: grpc.aio.Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    identity: Callable[[bytes], bytes] = lambda data: data  # noqa: E731
+    method = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    call = channel.stream_stream(method, identity, identity)
+    good = reflection_pb2.ServerReflectionRequest(list_services="").SerializeToString()
+    # host (field 1, a string) that is not UTF-8, after a well-formed request.
+    stream = call(iter([good, NOT_UTF8]))
+    replies = []
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for reply in stream:
+            replies.append(reply)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(info.value) == "VALIDATION_FAILED"
+    assert len(replies) == 1
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
