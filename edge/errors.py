@@ -101,9 +101,12 @@ def error_response(status: status_pb2.Status, headers: dict[str, str] | None = N
     )
 
 
-def api_error_response(error: ApiError) -> Response:
-    """Return the HTTP response of an error the edge raises itself."""
-    return error_response(error.to_status())
+def api_error_response(error: ApiError, http: int | None = None) -> Response:
+    """Return the HTTP response of an error the edge raises itself; `http` overrides the status."""
+    response = error_response(error.to_status())
+    if http is not None:
+        response.status_code = http
+    return response
 
 
 def plain_error(code: grpc.StatusCode, message: str, http: int | None = None) -> Response:

@@ -36,6 +36,7 @@ NDJSON_TYPE = "application/x-ndjson"
 STREAM_START_WAIT_S = 0.5
 
 MetadataFor = Callable[[Request, Rpc], Metadata]
+UNSUPPORTED_MEDIA_TYPE = 415
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,14 @@ class RestGateway:
         route, values = found
         try:
             body = await self._read_body(request)
+            content_type = request.headers.get("content-type")
+            if body and route.binding.body and not is_json_type(content_type):
+                return api_error_response(
+                    validation_error(
+                        "content-type", "a request body must be sent as application/json"
+                    ),
+                    http=UNSUPPORTED_MEDIA_TYPE,
+                )
             upstream_request = build_request(
                 route.binding,
                 route.rpc.input_class,
@@ -163,6 +172,26 @@ class RestGateway:
             if item is grpc.aio.EOF:
                 return Response(b"", media_type=NDJSON_TYPE)
         return _UpstreamStream(call, first, _ndjson(call, first, route))
+
+
+def is_json_type(header: str | None) -> bool:
+    """Tell whether a content-type is `application/json`, with at most `charset=utf-8`.
+
+    JSON exchanged between systems is UTF-8 (RFC 8259), so another charset is refused, and so
+    is any other parameter: Envoy's route for this rule accepts exactly the same.
+    """
+    if header is None:
+        return False
+    media, *params = header.split(";")
+    if media.strip().lower() != JSON_TYPE or len(params) > 1:
+        return False
+    if not params:
+        return True
+    name, _, value = params[0].partition("=")
+    return name.strip().lower() == "charset" and value.strip().strip('"').lower() in (
+        "utf-8",
+        "utf8",
+    )
 
 
 class _UpstreamStream(StreamingResponse):

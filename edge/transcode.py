@@ -46,9 +46,11 @@ def build_request(
         request.MergeFrom(parse_body(body, request_class))
     elif binding.body:
         field = resolve_field(desc, binding.body)[-1]
-        wrapped = _decode_json(body) if body.strip() else None
+        wrapped = decode_json(body) if body.strip() else None
         if wrapped is not None:
-            request.MergeFrom(_parse_dict({field.name: wrapped}, request_class, binding.body))
+            value = {field.name: wrapped}
+            _check_fields(value, desc, "")
+            request.MergeFrom(_parse_dict(value, request_class, binding.body))
     elif body.strip():
         raise validation_error("body", "this endpoint takes no request body")
 
@@ -80,9 +82,10 @@ def parse_body(body: bytes, request_class: type[message.Message]) -> message.Mes
     """Parse a JSON object body into a message; an empty body is an empty message."""
     if not body.strip():
         return request_class()
-    value = _decode_json(body)
+    value = decode_json(body)
     if not isinstance(value, dict):
         raise validation_error("body", "the request body must be a JSON object")
+    _check_fields(value, cast(descriptor.Descriptor, request_class.DESCRIPTOR), "")
     return _parse_dict(value, request_class, "body")
 
 
@@ -101,15 +104,99 @@ def _empty_json(field: descriptor.FieldDescriptor) -> Any:
     return {} if field.message_type is not None else None
 
 
-def _decode_json(body: bytes) -> Any:
+class _DuplicateKeyError(Exception):
+    """An object of the document names one key twice."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class _NotJsonError(Exception):
+    """The document uses a constant JSON does not have (NaN, Infinity)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A JSON parser keeping the last of two equal keys lets `"stopLoss": ""` after a stop
+    # silently undo it: refuse the object instead.
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise _DuplicateKeyError(key)
+        value[key] = item
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise _NotJsonError(name)
+
+
+def decode_json(data: bytes | str, where: str = "body") -> Any:
+    """Decode a request body or a WebSocket frame: the one place the edge reads client JSON.
+
+    A key given twice in any object, NaN and Infinity are refused as VALIDATION_FAILED; the
+    duplicate key is the field of the violation.
+    """
     try:
-        return json.loads(body.decode("utf-8"))
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+    except _DuplicateKeyError as exc:
+        raise validation_error(exc.key, "this key is given more than once") from None
+    except _NotJsonError as exc:
+        raise validation_error(where, f"malformed JSON: {exc} is not a JSON value") from None
     except UnicodeDecodeError:
-        raise validation_error("body", "the request body is not UTF-8") from None
+        raise validation_error(where, "not UTF-8") from None
     except RecursionError:
-        raise validation_error("body", "the request body is nested too deeply") from None
+        raise validation_error(where, "nested too deeply") from None
     except ValueError as exc:
-        raise validation_error("body", f"malformed JSON: {exc}") from None
+        raise validation_error(where, f"malformed JSON: {exc}") from None
+
+
+def _check_fields(value: Any, desc: descriptor.Descriptor, path: str) -> None:
+    """Refuse at any depth what protobuf's JSON parser would take loosely.
+
+    It keeps the last of one field given under both its names (`stopLoss` and `stop_loss`),
+    truncates enum numbers (`"side": 1.5` would be SIDE_BUY), takes numeric strings for enums
+    and passes unknown enum numbers through: a body gets none of that.
+    """
+    if not isinstance(value, dict) or desc.full_name.startswith("google.protobuf."):
+        return  # well-known types have JSON forms of their own (Struct, Any, Timestamp...)
+    named: dict[int, str] = {}
+    for key, item in value.items():
+        field = desc.fields_by_camelcase_name.get(key) or desc.fields_by_name.get(key)
+        if field is None:
+            continue  # unknown fields are the JSON parser's to report
+        where = f"{path}.{key}" if path else key
+        if field.number in named:
+            raise validation_error(where, f"the same field as {named[field.number]!r}")
+        named[field.number] = key
+        if item is None:
+            continue
+        items: list[Any] = [item]
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            field = entry.fields_by_name["value"]
+            items = list(item.values()) if isinstance(item, dict) else []
+        elif field.is_repeated:
+            items = item if isinstance(item, list) else []
+        for element in items:
+            if field.enum_type is not None:
+                _check_enum(element, field.enum_type, where)
+            elif field.message_type is not None:
+                _check_fields(element, field.message_type, where)
+
+
+def _check_enum(value: Any, enum: descriptor.EnumDescriptor, where: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, str):
+        known = value in enum.values_by_name
+    else:
+        known = type(value) is int and value in enum.values_by_number
+    if not known:
+        names = ", ".join(v.name for v in enum.values)
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+        raise validation_error(where, f"must be one of {names} (or its number), not {shown}")
 
 
 def _parse_dict(

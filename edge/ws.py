@@ -28,6 +28,7 @@ from edge.channels import Channels
 from edge.errors import reason
 from edge.hub import FeedSpec, Frame, Hub, Subscription
 from edge.outbox import Outbox, OutboxClosedError
+from edge.transcode import decode_json
 from mesh.errors import ApiError, validation_error
 from mesh.ratelimit import RateLimiter
 
@@ -157,10 +158,7 @@ class Connection:
                 raise validation_error("frame", "frames must be JSON text")
             if len(text.encode()) > self._limits.max_frame_bytes:
                 raise validation_error("frame", "frame too large")
-            try:
-                decoded = json.loads(text)
-            except (ValueError, RecursionError):
-                raise validation_error("frame", "not valid JSON") from None
+            decoded = decode_json(text, "frame")
             if not isinstance(decoded, dict):
                 raise validation_error("frame", "a frame is a JSON object")
             request = decoded

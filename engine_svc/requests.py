@@ -36,7 +36,9 @@ MAX_ID = 128
 MAX_SLIPPAGE_BPS = 10_000_000
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
-_MAX_TIMESTAMP_S = 253_402_300_799  # 9999-12-31T23:59:59Z
+# The engine keeps times as int64 nanoseconds since the epoch, which end in 2262.
+_LATEST_TIME_NS = 9_223_372_036 * 1_000_000_000  # 2262-04-11T23:47:16Z
+_TIME_RANGE = "must be after 1970-01-01T00:00:00Z and not after 2262-04-11T23:47:16Z"
 
 _SIDES: dict[int, Side] = {common_pb2.SIDE_BUY: Side.BUY, common_pb2.SIDE_SELL: Side.SELL}
 _ORDER_TYPES: dict[int, OrderType] = {
@@ -130,7 +132,7 @@ def quantity(instrument: Instrument, text: str, field: str = "quantity") -> int:
 
 
 def money(text: str, field: str, allow_zero: bool = False) -> int:
-    """Return a USD amount in micro-dollars."""
+    """Return a USD amount in the core's scale (1e-6 USD)."""
     if not text:
         raise validation_error(field, "is required")
     try:
@@ -153,9 +155,12 @@ def _sizing(
 
 def expire_time(value: timestamp_pb2.Timestamp) -> int:
     """Return a valid timestamp in Unix epoch nanoseconds."""
-    if not 0 <= value.seconds <= _MAX_TIMESTAMP_S or not 0 <= value.nanos < 1_000_000_000:
+    if not 0 <= value.nanos < 1_000_000_000:
         raise validation_error("expireTime", "is not a valid time")
-    return timestamp_ns(value)
+    ns = timestamp_ns(value)
+    if not 0 < ns <= _LATEST_TIME_NS:
+        raise validation_error("expireTime", _TIME_RANGE)
+    return ns
 
 
 def open_position(

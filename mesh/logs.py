@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
+
+# A JWT (whole, or the head of one cut short) and the credentials of an authorization header.
+_SECRETS = re.compile(r"eyJ[A-Za-z0-9_-]{6,}(?:\.+[A-Za-z0-9_-]+)*|(?<=Bearer )[^\s\"'\\]+")
+REDACTED = "[redacted]"
+# Loggers that write what crosses the wire at DEBUG: WebSocket frames (a client's auth frame
+# carries its access token) and the SQLite driver's statement parameters (hashes and tokens).
+_WIRE_LOGGERS = ("uvicorn.error", "websockets", "aiosqlite")
+
+
+def redact(text: str) -> str:
+    """Return the text with every access token and bearer credential replaced."""
+    return _SECRETS.sub(REDACTED, text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,7 +47,8 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # The last line of defence: whatever a library put in a record, no token leaves.
+        return redact(json.dumps(entry, default=str))
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:
@@ -44,5 +58,5 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # The SQLite driver logs statement parameters at DEBUG: they can hold hashes and tokens.
-    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
+    for name in _WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))

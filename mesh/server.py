@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mesh.auth import CallerPolicy, TokenVerifier, bind_subject
 from mesh.config import Settings
-from mesh.errors import ApiError, abort
+from mesh.errors import ApiError, abort, validation_error
 from mesh.logs import REQUEST_ID
 
 log = logging.getLogger("mesh.server")
@@ -78,20 +78,67 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         call = _Call(method, request_id, caller, denied)
         if handler.request_streaming:
             # No cfd RPC streams requests; reflection does and is public. Deny, never bypass.
-            return handler if denied is None else _denied_stream_handler(handler, denied)
+            if denied is not None:
+                return _denied_stream_handler(handler, denied)
+            behaviour = handler.stream_stream
+            if behaviour is None or not inspect.isasyncgenfunction(behaviour):
+                return handler
+            return grpc.stream_stream_rpc_method_handler(
+                call.stream(behaviour, streamed_requests=True),
+                request_deserializer=_tolerant(handler.request_deserializer),
+                response_serializer=handler.response_serializer,
+            )
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 call.unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 call.stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+class _Malformed:
+    """A request whose bytes did not parse; the call fails with its error before the handler."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
+
+
+def _tolerant(
+    deserializer: Callable[[bytes], Any] | None,
+) -> Callable[[bytes], Any] | None:
+    """Wrap a request deserializer so that bad bytes become INVALID_ARGUMENT, not UNKNOWN.
+
+    gRPC itself answers a deserializer's exception with UNKNOWN and logs a traceback; a
+    malformed request (a string that is not UTF-8, a truncated field) is the caller's error.
+    """
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # DecodeError from protobuf; any deserializer's failure alike
+            problem = f"not a valid protobuf message: {exc}"
+            return _Malformed(validation_error("request", problem))
+
+    return parse
+
+
+async def _parsed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Yield a request stream's messages; a malformed one fails the call."""
+    async for request in requests:
+        if isinstance(request, _Malformed):
+            raise request.error
+        yield request
 
 
 def _denied_stream_handler(
@@ -129,13 +176,19 @@ class _Call:
         REQUEST_ID.set(self.request_id)
         bind_subject(self.caller)
 
+    def _check(self, request: object) -> None:
+        """Refuse the call of a denied caller, then of a request that did not parse."""
+        if self.denied is not None:
+            raise self.denied
+        if isinstance(request, _Malformed):
+            raise request.error
+
     def unary(self, behaviour: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             self._enter()
             started = time.perf_counter()
             try:
-                if self.denied is not None:
-                    raise self.denied
+                self._check(request)
                 return await behaviour(request, context)
             except Exception as exc:
                 await self._fail(context, exc, started)
@@ -144,7 +197,10 @@ class _Call:
 
         return run
 
-    def stream(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def stream(
+        self, behaviour: Callable[..., Any], *, streamed_requests: bool = False
+    ) -> Callable[..., Any]:
+        """Wrap a server-streaming behaviour; `streamed_requests` when it reads a request stream."""
         if not inspect.isasyncgenfunction(behaviour):
             # Coroutine-style streams (health Watch) write through the context themselves.
             return self.unary(behaviour)
@@ -155,8 +211,10 @@ class _Call:
             self._enter()
             started = time.perf_counter()
             try:
-                if self.denied is not None:
-                    raise self.denied
+                if streamed_requests:
+                    request = _parsed(request)
+                else:
+                    self._check(request)
                 async for item in behaviour(request, context):
                     yield item
             except Exception as exc:

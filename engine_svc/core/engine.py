@@ -33,6 +33,7 @@ from .commands import (
     OpenPosition,
     PlaceOrder,
 )
+from .decimals import format_money
 from .enums import BalanceKind, CloseReason, OrderStatus, OrderType, Side, check_order_transition
 from .events import (
     AccountCreated,
@@ -158,7 +159,7 @@ def _check_int(value: object, name: str, low: int, high: int) -> int:
     if not isinstance(value, int):
         raise _type_error(name, "int", value)
     if value < low or value > high:
-        raise RejectionError(Reason.VALIDATION_FAILED, f"{name} must be within {low}..{high}")
+        raise RejectionError(Reason.VALIDATION_FAILED, f"{name} is out of range")
     return value
 
 
@@ -420,7 +421,8 @@ class Core:
         if margin > account.balance:
             raise RejectionError(
                 Reason.INSUFFICIENT_BALANCE,
-                f"margin {margin} micro-USD exceeds the balance {account.balance}",
+                f"margin {format_money(margin)} USD exceeds the free balance "
+                f"{format_money(account.balance)} USD",
             )
         changed, opened = self._create_position(
             account,
@@ -663,7 +665,8 @@ class Core:
         if amount > account.balance:
             raise RejectionError(
                 Reason.INSUFFICIENT_BALANCE,
-                f"amount {amount} micro-USD exceeds the balance {account.balance}",
+                f"amount {format_money(amount)} USD exceeds the free balance "
+                f"{format_money(account.balance)} USD",
             )
         account.balance -= amount
         account.used_margin += amount
@@ -851,7 +854,8 @@ class Core:
             if margin > account.balance:
                 raise RejectionError(
                     Reason.INSUFFICIENT_BALANCE,
-                    f"margin {margin} micro-USD exceeds the balance {account.balance}",
+                    f"margin {format_money(margin)} USD exceeds the free balance "
+                    f"{format_money(account.balance)} USD",
                 )
         except RejectionError as rejection:
             view = self._order_view(order, OrderStatus.REJECTED, 0, rejection.reason)

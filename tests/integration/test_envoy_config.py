@@ -80,10 +80,21 @@ def _matches(match: dict[str, Any], path: str) -> bool:
 
 
 def _route_for(routes: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
+    """Return the route of a well-formed call to `path`.
+
+    Routes that match on headers too answer malformed requests directly (415): not the one.
+    """
     for route in routes:
-        if _matches(route["match"], path):
+        if "headers" not in route["match"] and _matches(route["match"], path):
             return route
     return None
+
+
+def test_rest_bodies_not_declared_json_are_answered_415(routes: list[dict[str, Any]]) -> None:
+    refusing = [route for route in routes if "headers" in route["match"]]
+    assert [(r["match"]["prefix"], r["direct_response"]["status"]) for r in refusing] == [
+        ("/v1/", 415)
+    ]
 
 
 def _needs_token(route: dict[str, Any]) -> bool:

@@ -436,6 +436,164 @@ def test_unknown_json_fields_are_refused_by_the_edge_and_ignored_by_envoy(
     assert "stopLoss" not in envoy.json()["position"]
 
 
+def _post_raw(front: Front, path: str, body: bytes, **headers: str) -> httpx.Response:
+    return front.client.post(
+        path, content=body, headers=front.auth | {"content-type": "application/json"} | headers
+    )
+
+
+def _open_raw(fields: str) -> bytes:
+    return ('{"symbol":"BTCUSD","side":"SIDE_BUY","leverage":10,' + fields + "}").encode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "key", "envoy_stop"),
+    [
+        ('"quantity":"0.0010","stopLoss":"60000.00","stopLoss":""', "stopLoss", None),
+        ('"quantity":"0.0010","stopLoss":"","stopLoss":"60000.00"', "stopLoss", "60000.00"),
+        ('"quantity":"0.0010","stopLoss":"60000.00","stop_loss":""', "stop_loss", None),
+    ],
+)
+def test_a_key_given_twice_is_refused_by_the_edge_and_the_last_one_wins_on_envoy(
+    fronts: tuple[Front, Front], fields: str, key: str, envoy_stop: str | None
+) -> None:
+    edge, envoy = (_post_raw(front, "/v1/positions", _open_raw(fields)) for front in fronts)
+
+    assert edge.status_code == 400, edge.text
+    assert reasons(edge) == ["VALIDATION_FAILED"]
+    assert edge.json()["message"].startswith(f"{key}: ")
+    # Envoy's transcoder keeps the last value: the position opens, with or without its stop.
+    assert envoy.status_code == 200, envoy.text
+    assert envoy.json()["position"].get("stopLoss") == envoy_stop
+
+
+def test_a_size_given_twice_is_refused_by_both(fronts: tuple[Front, Front]) -> None:
+    body = _open_raw('"quantity":"0.0010","quantity":"0.0020"')
+    for reply in (_post_raw(front, "/v1/positions", body) for front in fronts):
+        assert reply.status_code == 400, reply.text
+        assert reasons(reply) == ["VALIDATION_FAILED"]
+
+
+@pytest.mark.parametrize(
+    ("side", "envoy_status"),
+    [("1.5", 400), ("2.9", 400), ("true", 400), ("7", 400), ("1.0", 200), ('"1"', 200)],
+)
+def test_enum_values_that_are_not_a_name_or_an_exact_number_are_refused_by_the_edge(
+    fronts: tuple[Front, Front], side: str, envoy_status: int
+) -> None:
+    body = _open_raw(f'"quantity":"0.0010","side":{side}')
+    edge, envoy = (_post_raw(front, "/v1/positions", body) for front in fronts)
+
+    assert edge.status_code == 400, edge.text
+    assert reasons(edge) == ["VALIDATION_FAILED"]
+    assert edge.json()["message"].startswith("side: ")
+    # Envoy refuses fractions and booleans too, but reads 1.0 and "1" as SIDE_BUY; an unknown
+    # number reaches the engine, which refuses it.
+    assert envoy.status_code == envoy_status, envoy.text
+    if envoy_status == 400:
+        assert reasons(envoy) == ["VALIDATION_FAILED"]
+    else:
+        assert envoy.json()["position"]["side"] == "SIDE_BUY"
+
+
+@pytest.mark.parametrize(
+    ("leverage", "status", "reason"),
+    [
+        ("10.5", 400, "VALIDATION_FAILED"),
+        ("true", 400, "VALIDATION_FAILED"),
+        ("99999999999999999999", 400, "VALIDATION_FAILED"),
+        ("1e400", 400, "VALIDATION_FAILED"),
+        ("NaN", 400, "VALIDATION_FAILED"),
+        ("1e3", 400, "INVALID_LEVERAGE"),
+        ("10.0", 200, ""),
+        ('"10"', 200, ""),
+    ],
+)
+def test_integer_fields_take_the_same_numbers_on_both(
+    fronts: tuple[Front, Front], leverage: str, status: int, reason: str
+) -> None:
+    body = ('{"symbol":"BTCUSD","side":"SIDE_BUY","quantity":"0.0010","leverage":' + leverage
+            + "}").encode()  # fmt: skip
+    for reply in (_post_raw(front, "/v1/positions", body) for front in fronts):
+        assert reply.status_code == status, reply.text
+        if reason:
+            assert reasons(reply) == [reason]
+        else:
+            assert reply.json()["position"]["leverage"] == 10
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/json; charset=latin-1", "application/json;"]
+)
+def test_a_body_that_is_not_declared_json_is_415_on_both(
+    fronts: tuple[Front, Front], content_type: str | None
+) -> None:
+    body = _open_raw('"quantity":"0.0010"')
+
+    def chunked() -> Iterator[bytes]:
+        yield body
+
+    for content in (body, chunked):
+        replies = []
+        for front in fronts:
+            headers = front.auth | ({} if content_type is None else {"content-type": content_type})
+            data = content() if callable(content) else content
+            replies.append(front.client.post("/v1/positions", content=data, headers=headers))
+        edge, envoy = replies
+        assert edge.status_code == 415, edge.text
+        assert (edge.json()["code"], reasons(edge)) == (3, ["VALIDATION_FAILED"])
+        if content is body:
+            assert_same(edge, envoy)
+        else:
+            # Without a content-length Envoy's routing cannot tell a body from none.
+            assert envoy.status_code == 200, envoy.text
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "APPLICATION/JSON"])
+def test_json_in_utf8_is_accepted_on_both(fronts: tuple[Front, Front], content_type: str) -> None:
+    body = _open_raw('"quantity":"0.0010"')
+    for front in fronts:
+        headers = front.auth | {"content-type": content_type}
+        reply = front.client.post("/v1/positions", content=body, headers=headers)
+        assert reply.status_code == 200, reply.text
+
+
+def test_a_post_without_a_body_needs_no_content_type_on_both(fronts: tuple[Front, Front]) -> None:
+    for front in fronts:
+        for headers in ({}, {"content-type": "text/plain", "content-length": "0"}):
+            reply = front.client.post("/v1/orders/o-999999:cancel", headers=front.auth | headers)
+            assert reply.status_code == 404, reply.text
+            assert reasons(reply) == ["ORDER_NOT_FOUND"]
+
+
+def test_error_messages_speak_the_api_units(fronts: tuple[Front, Front]) -> None:
+    far = OPEN | {"type": "ORDER_TYPE_LIMIT", "triggerPrice": "60000.00",
+                  "expireTime": "2300-01-01T00:00:00Z"}  # fmt: skip
+    expired = both(fronts, "POST", "/v1/orders", json=far)
+    assert_same_error(*expired, 400, "VALIDATION_FAILED")
+    assert "2262-04-11T23:47:16Z" in expired[0].json()["message"]
+    too_big = both(fronts, "POST", "/v1/positions", json=OPEN | {"quantity": "100"})
+    opened = both(fronts, "POST", "/v1/positions", json=OPEN)
+    ids = [reply.json()["position"]["id"] for reply in opened]
+    too_much = [
+        front.client.post(f"/v1/positions/{pid}:addMargin", json={"amount": "1000000"},
+                          headers=front.auth)
+        for front, pid in zip(fronts, ids, strict=True)
+    ]  # fmt: skip
+    for reply, pattern in (
+        (too_big[0], r"margin 640100\.00 USD exceeds the free balance \d+\.\d+ USD"),
+        (too_big[1], r"margin 640100\.00 USD exceeds the free balance \d+\.\d+ USD"),
+        (too_much[0], r"amount 1000000\.00 USD exceeds the free balance \d+\.\d+ USD"),
+        (too_much[1], r"amount 1000000\.00 USD exceeds the free balance \d+\.\d+ USD"),
+    ):
+        assert reply.status_code == 400, reply.text
+        assert reasons(reply) == ["INSUFFICIENT_BALANCE"]
+        assert re.fullmatch(pattern, reply.json()["message"]), reply.text
+    for reply in (*expired, *too_big, *too_much):
+        assert "micro" not in reply.text
+        assert "9223372036854775807" not in reply.text
+
+
 # Streams and gRPC-Web ---------------------------------------------------------------------
 
 
@@ -486,6 +644,26 @@ def test_grpc_web_stream_prices_from_the_real_engine(
                 break
     quote = trading_pb2.StreamPricesResponse.FromString(messages[0])
     assert (quote.symbol, quote.bid, quote.ask) == ("BTCUSD", *QUOTES["BTCUSD"])
+
+
+def test_a_malformed_grpc_request_is_invalid_argument_directly_and_through_envoy(
+    mesh: RealMesh, fronts: tuple[Front, Front]
+) -> None:
+    # ClosePositionRequest whose position_id (field 1, a string) is not UTF-8.
+    payload = b"\x0a\x02\xff\xfe"
+    metadata = tuple(fronts[1].auth.items())
+    for port in ("CFD_ENGINE_PORT", "CFD_ENVOY_PORT"):
+        with grpc.insecure_channel(mesh.address(port)) as channel:
+            close = channel.unary_unary(
+                "/cfd.v1.TradingService/ClosePosition",
+                request_serializer=lambda data: data,
+                response_deserializer=lambda data: data,
+            )
+            with pytest.raises(grpc.RpcError) as failure:
+                close(payload, metadata=metadata, timeout=10)
+        assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT, port
+        assert "not a valid protobuf message" in (failure.value.details() or ""), port
+    assert "Traceback" not in mesh.up.output()
 
 
 def test_internal_services_are_unreachable_through_envoy(mesh: RealMesh) -> None:

@@ -130,6 +130,7 @@ class Trading(trading_pb2_grpc.TradingServiceServicer):
     async def OpenPosition(
         self, request: trading_pb2.OpenPositionRequest, context: Any
     ) -> trading_pb2.OpenPositionResponse:
+        self.recorder.saw("OpenPosition", context)
         if request.symbol == "NOPE":
             raise ApiError("UNKNOWN_SYMBOL", "unknown symbol NOPE")
         if request.leverage > 100:
@@ -165,6 +166,7 @@ class Trading(trading_pb2_grpc.TradingServiceServicer):
     async def ModifyPosition(
         self, request: trading_pb2.ModifyPositionRequest, context: Any
     ) -> trading_pb2.ModifyPositionResponse:
+        self.recorder.saw("ModifyPosition", context)
         position = trading_pb2.Position(
             id=request.position_id,
             take_profit=request.take_profit if request.HasField("take_profit") else "unset",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from google.protobuf import json_format, message
 
-from cfd.v1 import common_pb2, market_admin_pb2, market_pb2, trading_pb2
+from cfd.v1 import common_pb2, market_pb2, trading_pb2
 from edge.channels import CHANNEL_DATA, Channels
 from edge.descriptors import load
 from edge.hub import FeedSpec, Hub
@@ -55,7 +55,9 @@ async def test_every_channel_sends_the_message_channel_data_names(channels: Chan
     cases = {
         "prices": (
             channels.prices("BTCUSD"),
-            market_admin_pb2.StreamTicksResponse(quote=QUOTE),
+            trading_pb2.StreamPricesResponse(
+                symbol="BTCUSD", bid="64000.00", ask="64010.00", sequence=7
+            ),
             QUOTE,
         ),
         "candles": (channels.candles("BTCUSD", "CANDLE_INTERVAL_1M"), CANDLE, CANDLE),

@@ -453,3 +453,100 @@ async def test_a_client_leaving_a_stream_ends_the_upstream_call(
         line = await anext(response.aiter_lines())
         assert json.loads(line) == {"account": {"currency": "gus"}, "sequence": "3"}
     await until(lambda: positions.open_streams == 0)
+
+
+def _violations(body: dict[str, object]) -> list[str]:
+    details = body["details"]
+    assert isinstance(details, list)
+    return [
+        v["field"]
+        for d in details
+        if d["@type"].endswith("BadRequest")
+        for v in d["fieldViolations"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/v1/positions",
+         b'{"symbol":"BTCUSD","side":"SIDE_BUY","leverage":10,"quantity":"0.0010",'
+         b'"stopLoss":"60000","stopLoss":""}', "stopLoss"),
+        ("POST", "/v1/positions",
+         b'{"symbol":"BTCUSD","side":"SIDE_BUY","leverage":10,"quantity":"0.0010",'
+         b'"quantity":"0.0020"}', "quantity"),
+        ("PATCH", "/v1/positions/p1", b'{"takeProfit":"70000","take_profit":""}', "take_profit"),
+        ("POST", "/v1/auth/signup", b'{"email":"a@example.com","email":"b@example.com"}',
+         "email"),
+    ],
+)  # fmt: skip
+async def test_a_key_given_twice_is_a_400_and_reaches_no_service(
+    client: httpx.AsyncClient, mesh: FakeMesh, method: str, path: str, body: bytes, field: str
+) -> None:
+    headers = {"authorization": f"Bearer {mesh.token()}", "content-type": "application/json"}
+    response = await client.request(method, path, content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == 3
+    assert _reason(response.json()) == "VALIDATION_FAILED"
+    assert _violations(response.json()) == [field]
+    assert mesh.recorder.metadata == {}
+
+
+@pytest.mark.parametrize("side", ["1.5", "2.9", "true", '"2"', "7"])
+async def test_a_fractional_or_unknown_enum_number_is_a_400_and_reaches_no_service(
+    client: httpx.AsyncClient, mesh: FakeMesh, side: str
+) -> None:
+    body = '{"symbol":"BTCUSD","leverage":10,"quantity":"0.0010","side":' + side + "}"
+    response = await client.post(
+        "/v1/positions",
+        content=body,
+        headers={"authorization": f"Bearer {mesh.token()}", "content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert _violations(response.json()) == ["side"]
+    assert "OpenPosition" not in mesh.recorder.metadata
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        (None, 415),
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("application/jsonx", 415),
+        ("application/json; charset=latin-1", 415),
+        ("application/json; version=2", 415),
+        ("application/json;", 415),
+        ("application/json", 200),
+        ("application/json; charset=utf-8", 200),
+        ("Application/JSON;Charset=\"UTF-8\"", 200),
+    ],
+)
+async def test_a_json_body_needs_a_json_content_type(
+    client: httpx.AsyncClient, mesh: FakeMesh, content_type: str | None, status: int
+) -> None:
+    headers = {"authorization": f"Bearer {mesh.token()}"}
+    if content_type is not None:
+        headers["content-type"] = content_type
+    body = b'{"symbol":"BTCUSD","side":"SIDE_BUY","leverage":10,"quantity":"0.5000"}'
+    for method, path in (("POST", "/v1/positions"), ("PATCH", "/v1/positions/p1")):
+        payload = body if method == "POST" else b'{"takeProfit":"70000"}'
+        response = await client.request(method, path, content=payload, headers=headers)
+        assert response.status_code == status, (method, response.text)
+        if status == 415:
+            assert set(response.json()) == {"code", "message", "details"}
+            assert response.json()["code"] == 3
+            assert _reason(response.json()) == "VALIDATION_FAILED"
+            assert _violations(response.json()) == ["content-type"]
+    if status == 415:
+        assert mesh.recorder.metadata == {}
+
+
+async def test_a_post_without_a_body_needs_no_content_type(
+    client: httpx.AsyncClient, mesh: FakeMesh
+) -> None:
+    response = await client.post(
+        "/v1/positions/p1:close", headers={"authorization": f"Bearer {mesh.token()}"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"position": {"id": "p1"}}

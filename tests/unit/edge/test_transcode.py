@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cfd.v1 import market_pb2, trading_pb2
+from cfd.v1 import common_pb2, market_pb2, trading_pb2
 from edge.descriptors import HttpBinding, load
 from edge.pathtemplate import parse
 from edge.transcode import build_request, parse_body, to_json
@@ -85,3 +85,73 @@ def test_responses_omit_defaults_and_use_camel_case() -> None:
     message = rpc("ClosePosition").output_class.FromString(reply.SerializeToString())
     assert to_json(message) == {"position": {"id": "p"}, "closedQuantity": "1"}
     assert to_json(message, "position") == {"id": "p"}
+
+
+def _violation(body: bytes, request_class: type = trading_pb2.OpenPositionRequest) -> str:
+    """Return the field of the one violation that parsing `body` raises."""
+    with pytest.raises(ApiError) as info:
+        parse_body(body, request_class)
+    assert info.value.reason == "VALIDATION_FAILED"
+    (field, _description), *rest = info.value.violations
+    assert rest == []
+    return field
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"symbol":"BTCUSD","stopLoss":"60000","stopLoss":""}', "stopLoss"),
+        (b'{"quantity":"0.0010","symbol":"BTCUSD","quantity":"0.0020"}', "quantity"),
+        # Equal once unescaped: "\u004c" is "L".
+        (b'{"stop\\u004coss":"60000","stopLoss":""}', "stopLoss"),
+        # One field under its JSON name and its proto name.
+        (b'{"stopLoss":"60000","stop_loss":""}', "stop_loss"),
+        # Duplicates deeper down, even where the field itself is unknown.
+        (b'{"symbol":"BTCUSD","extra":{"k":1,"k":2}}', "k"),
+        (b'{"symbol":"BTCUSD","extra":[{"k":1},{"k":1,"k":1}]}', "k"),
+    ],
+)
+def test_a_key_given_twice_is_refused(body: bytes, field: str) -> None:
+    assert _violation(body) == field
+
+
+def test_a_key_given_twice_is_refused_in_a_custom_body_field() -> None:
+    binding = HttpBinding("POST", parse("/x"), "expire_time", "")
+    place = rpc("PlaceOrder")
+    with pytest.raises(ApiError) as info:
+        build_request(binding, place.input_class, {}, [], b'{"a":1,"a":2}')
+    assert info.value.violations[0][0] == "a"
+
+
+def test_json_constants_that_are_not_json_are_refused() -> None:
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):
+        assert _violation(b'{"leverage":' + constant + b"}") == "body"
+
+
+@pytest.mark.parametrize(
+    "value", [b"1.5", b"2.9", b"1.0", b"true", b'"1"', b"7", b"-1", b"99999999999999999999",
+              b'"SIDE_SIDEWAYS"', b'"side_buy"', b"{}", b"[1]"],
+)  # fmt: skip
+def test_an_enum_is_a_name_or_the_exact_number_of_a_value(value: bytes) -> None:
+    assert _violation(b'{"symbol":"BTCUSD","side":' + value + b"}") == "side"
+
+
+def test_enum_names_and_numbers_of_known_values_are_accepted() -> None:
+    for value, side in ((b'"SIDE_SELL"', common_pb2.SIDE_SELL), (b"1", common_pb2.SIDE_BUY)):
+        parsed = parse_body(b'{"side":' + value + b"}", trading_pb2.OpenPositionRequest)
+        assert parsed.side == side  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "value", [b"10.5", b"true", b"1e400", b"99999999999999999999", b'"ten"', b'" 10"', b"null1"]
+)
+def test_an_integer_field_takes_integers_only(value: bytes) -> None:
+    field = _violation(b'{"leverage":' + value + b"}")
+    assert field in ("leverage", "body")
+
+
+def test_integral_numbers_in_any_json_notation_are_integers() -> None:
+    # The protobuf JSON mapping reads 1e3, 10.0 and "10" as integers; the service judges them.
+    for value, expected in ((b"1e3", 1000), (b"10.0", 10), (b'"10"', 10)):
+        parsed = parse_body(b'{"leverage":' + value + b"}", trading_pb2.OpenPositionRequest)
+        assert parsed.leverage == expected  # type: ignore[attr-defined]

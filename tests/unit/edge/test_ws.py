@@ -80,6 +80,27 @@ async def test_ping_and_bad_frames_keep_the_connection_usable(edge: RunningEdge)
         assert await next_frame(ws) == {"type": "pong"}
 
 
+async def test_a_frame_with_a_key_given_twice_is_refused_and_does_nothing(
+    edge: RunningEdge, mesh: FakeMesh
+) -> None:
+    async with client(edge) as ws:
+        await ws.send(
+            '{"op":"subscribe","channel":"prices","symbols":["BTCUSD"],"symbols":["ETHUSD"]}'
+        )
+        error = await next_frame(ws)
+        assert error["type"] == "error"
+        assert (error["error"]["code"], error["error"]["reason"]) == (3, "VALIDATION_FAILED")
+        assert "symbols" in error["error"]["message"]
+        await ws.send(json.dumps({"op": "auth", "token": mesh.token()})[:-1] + ',"op":"ping"}')
+        assert (await next_frame(ws))["error"]["reason"] == "VALIDATION_FAILED"
+        # Still unauthenticated and subscribed to nothing: the refused frames did nothing.
+        await send(ws, {"op": "subscribe", "channel": "positions"})
+        assert (await next_frame(ws))["error"]["reason"] == "TOKEN_INVALID"
+        await send(ws, {"op": "ping"})
+        assert await next_frame(ws) == {"type": "pong"}
+    assert mesh.recorder.ticks.opened == 0
+
+
 async def test_prices_are_shared_by_all_subscribers(edge: RunningEdge, mesh: FakeMesh) -> None:
     ticks = mesh.recorder.ticks
     async with client(edge) as first, client(edge) as second:
@@ -211,6 +232,24 @@ async def test_events_resume_from_a_sequence_without_gaps(
             int((await next_frame(ws, on_channel("events")))["data"]["sequence"]) for _ in range(2)
         ]
         assert got == [5, 6]
+
+
+async def test_a_sequence_number_is_a_whole_number_or_its_digits(
+    edge: RunningEdge, mesh: FakeMesh
+) -> None:
+    async with client(edge) as ws:
+        await send(ws, {"op": "auth", "token": mesh.token("fay")})
+        await next_frame(ws, is_type("ack"))
+        for bad in ("1.5", "1e3", "-1", "9223372036854775808"):
+            await ws.send('{"op":"subscribe","channel":"events","fromSequence":' + bad + "}")
+            error = await next_frame(ws)
+            assert error["error"]["reason"] == "VALIDATION_FAILED", bad
+        for bad_text in ("1.5", "1e3", "true", "-1", " 1"):
+            await send(ws, {"op": "subscribe", "channel": "events", "fromSequence": bad_text})
+            assert (await next_frame(ws))["error"]["reason"] == "VALIDATION_FAILED", bad_text
+        await ws.send('{"op":"subscribe","channel":"events","fromSequence":true}')
+        assert (await next_frame(ws))["error"]["reason"] == "VALIDATION_FAILED"
+    assert mesh.recorder.event_requests == []
 
 
 async def test_a_second_subscriber_is_served_from_the_shared_feed(

@@ -132,6 +132,26 @@ def test_place_order_needs_a_type_and_a_valid_trigger_and_expiry() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("seconds", "nanos"), [(0, 0), (-1, 0), (9_223_372_037, 0), (9_223_372_036, 1)]
+)
+def test_an_expiry_outside_the_engines_clock_is_refused_in_api_terms(
+    seconds: int, nanos: int
+) -> None:
+    request = trading_pb2.PlaceOrderRequest(
+        symbol="ETHUSD", side=common_pb2.SIDE_BUY, type=trading_pb2.ORDER_TYPE_LIMIT,
+        trigger_price="3000.5", leverage=20, quantity="0.5",
+        expire_time=timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos),
+    )  # fmt: skip
+    with pytest.raises(ApiError) as info:
+        requests.place_order(request, "u1", INSTRUMENTS)
+    assert info.value.violations == (
+        ("expireTime", "must be after 1970-01-01T00:00:00Z and not after 2262-04-11T23:47:16Z"),
+    )
+    request.expire_time.CopyFrom(timestamp_pb2.Timestamp(seconds=9_223_372_036))
+    assert requests.place_order(request, "u1", INSTRUMENTS).expire_time == 9_223_372_036 * 10**9
+
+
 def test_modify_distinguishes_absent_cleared_and_set_fields() -> None:
     request = trading_pb2.ModifyPositionRequest(position_id="p-3", take_profit="", stop_loss="1")
     command = requests.modify_position(request, "u1", BTC)

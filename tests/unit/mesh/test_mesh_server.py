@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -259,3 +260,57 @@ def test_only_the_quote_stream_accepts_the_internal_token_instead_of_a_user() ->
             policy.authenticate(method, internal)
     with pytest.raises(ApiError):
         policy.authenticate("/cfd.v1.TradingService/StreamPrices", ((INTERNAL_TOKEN_HEADER, "x"),))
+
+
+# A string field (number 1) holding bytes that are not UTF-8, and a field cut short.
+NOT_UTF8 = b"\x0a\x02\xff\xfe"
+TRUNCATED = b"\x0a\x05ab"
+
+
+@pytest.mark.parametrize("payload", [NOT_UTF8, TRUNCATED])
+@pytest.mark.parametrize(
+    ("method", "metadata"),
+    [
+        ("/cfd.v1.TradingService/ClosePosition", BEARER),
+        ("/cfd.v1.TradingService/StreamPrices", BEARER),
+        ("/grpc.health.v1.Health/Check", ()),
+    ],
+)
+async def test_a_malformed_request_is_invalid_argument_without_a_traceback(
+    channel: grpc.aio.Channel,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    metadata: tuple[tuple[str, str], ...],
+    payload: bytes,
+) -> None:
+    identity: Callable[[bytes], bytes] = lambda data: data  # noqa: E731
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        if method.endswith("StreamPrices"):
+            call = channel.unary_stream(method, identity, identity)
+            async for _ in call(payload, metadata=metadata):
+                pass
+        else:
+            await channel.unary_unary(method, identity, identity)(payload, metadata=metadata)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(info.value) == "VALIDATION_FAILED"
+    assert "not a valid" in (info.value.details() or "")
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+async def test_a_malformed_message_in_a_request_stream_is_invalid_argument(
+    channel: grpc.aio.Channel, caplog: pytest.LogCaptureFixture
+) -> None:
+    identity: Callable[[bytes], bytes] = lambda data: data  # noqa: E731
+    method = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    call = channel.stream_stream(method, identity, identity)
+    good = reflection_pb2.ServerReflectionRequest(list_services="").SerializeToString()
+    # host (field 1, a string) that is not UTF-8, after a well-formed request.
+    stream = call(iter([good, NOT_UTF8]))
+    replies = []
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for reply in stream:
+            replies.append(reply)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(info.value) == "VALIDATION_FAILED"
+    assert len(replies) == 1
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
