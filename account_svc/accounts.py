@@ -107,13 +107,20 @@ class Accounts:
         """Check the credentials and open a session.
 
         A wrong password and an unknown email cost the same (one argon2id verification)
-        and get the same answer.
+        and get the same answer. Everything a session needs (the limits, the session store,
+        the trading account) is checked before the password, so an outage answers every
+        attempt alike and never tells a guesser that a password was right.
         """
         await self._limit(f"signin:address:{client}", self._limits.signin_per_address)
         email = normalize_email(email)
         check_password(password)
-        await self._limit(f"signin:email:{email}", self._limits.signin_per_email)
+        await self._limit(
+            f"signin:email-address:{email} {client}", self._limits.signin_per_email_and_address
+        )
+        await self._sessions.check()
         stored = await self._users.find_by_email(email)
+        if stored is not None:
+            await self._provisioner.ensure(stored.user.id)
         matches = await self._hasher.verify(
             None if stored is None else stored.password_hash, password
         )
@@ -122,7 +129,6 @@ class Accounts:
         user = stored.user
         if self._hasher.needs_rehash(stored.password_hash):
             await self._users.set_password_hash(user.id, await self._hasher.hash(password))
-        await self._provisioner.ensure(user.id)
         return await self._open_session(user)
 
     async def refresh(self, refresh_token: str, client: str) -> Session:

@@ -32,6 +32,8 @@ DEFAULT_REFRESH_TTL_S: Final = 30 * 24 * 3600
 # answer TOKEN_EXPIRED rather than TOKEN_INVALID.
 DEFAULT_RETENTION_S: Final = 7 * 24 * 3600
 MAX_TOKEN_LENGTH: Final = 128
+# A Redis that hangs answers SERVICE_UNAVAILABLE after this, rather than at the caller's deadline.
+_REDIS_TIMEOUT_S: Final = 2.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class RefreshTokenStore(Protocol):
 
     async def revoke(self, token: str) -> None:
         """Revoke the family of ``token``; unknown tokens are ignored."""
+        ...
+
+    async def check(self) -> None:
+        """Return when the store answers; raise SERVICE_UNAVAILABLE (or the driver's error)."""
         ...
 
     async def aclose(self) -> None:
@@ -209,6 +215,11 @@ class SqlRefreshTokenStore:
                 update(refresh_families_table).where(f.id == family).values(revoked=True)
             )
 
+    async def check(self) -> None:
+        """Return when the database answers; a database error propagates."""
+        async with self._engine.connect() as conn:
+            await conn.execute(select(1))
+
     async def purge(self) -> int:
         """Delete tokens and families past expiry plus retention; return tokens deleted."""
         horizon = self._now_ms() - self._retention_ms
@@ -300,7 +311,13 @@ class RedisRefreshTokenStore:
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisRefreshTokenStore:
         """Connect lazily to the Redis server at ``url``."""
-        return cls(redis.asyncio.Redis.from_url(url, decode_responses=True), **kwargs)
+        client = redis.asyncio.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=_REDIS_TIMEOUT_S,
+            socket_connect_timeout=_REDIS_TIMEOUT_S,
+        )
+        return cls(client, **kwargs)
 
     def _token_key(self, token: str) -> str:
         return f"{self._prefix}token:{token_hash(token)}"
@@ -350,6 +367,11 @@ class RedisRefreshTokenStore:
                 await self._client.set(
                     self._family_key(family_id), "revoked", xx=True, keepttl=True
                 )
+
+    async def check(self) -> None:
+        """Return when Redis answers; raise SERVICE_UNAVAILABLE otherwise."""
+        with _redis_unavailable_as_api_error():
+            await self._client.ping()
 
     async def aclose(self) -> None:
         """Close the connection pool."""
