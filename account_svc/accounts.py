@@ -17,6 +17,7 @@ from account_svc.users import EmailTakenError, User, UserStore
 from account_svc.validation import check_password, normalize_email, require_credentials
 from mesh.errors import ApiError, validation_error
 from mesh.ratelimit import RateLimiter
+from mesh.revocation import RevokedTokens, issued_token
 from mesh.tokens import TokenIssuer
 
 _log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Accounts:
         limiter: RateLimiter,
         limits: RateLimits,
         demo_balance: str,
+        revoked: RevokedTokens,
     ) -> None:
         self._users = users
         self._hasher = hasher
@@ -59,6 +61,7 @@ class Accounts:
         self._limiter = limiter
         self._limits = limits
         self._demo_balance = demo_balance
+        self._revoked = revoked
 
     async def _limit(self, key: str, limit: Limit) -> None:
         decision = await self._limiter.hit(key, limit.count, limit.window_s)
@@ -70,8 +73,15 @@ class Accounts:
             )
 
     async def _open_session(self, user: User) -> Session:
-        refresh_token = await self._sessions.create(user.id)
+        return await self._session(user, await self._sessions.create(user.id))
+
+    async def _session(self, user: User, refresh_token: str) -> Session:
+        """Issue an access token in the session of ``refresh_token``, remembered for sign-out."""
         access_token, expires_in = self._issuer.issue(user.id)
+        issued = issued_token(access_token)
+        if issued is None:
+            raise RuntimeError("the issuer signed a token without an id or expiry")
+        await self._sessions.add_access_token(refresh_token, issued)
         return Session(user, access_token, refresh_token, expires_in)
 
     async def signup(self, email: str, password: str, client: str) -> Session:
@@ -139,13 +149,18 @@ class Accounts:
         user = await self._users.get(rotation.user_id)
         if user is None:
             raise ApiError("TOKEN_INVALID", "refresh token not recognized")
-        access_token, expires_in = self._issuer.issue(user.id)
-        return Session(user, access_token, rotation.refresh_token, expires_in)
+        return await self._session(user, rotation.refresh_token)
 
     async def signout(self, refresh_token: str) -> None:
-        """Revoke the session of the refresh token; unknown tokens are ignored."""
+        """Revoke the session of the refresh token and its access tokens; ignore unknown ones.
+
+        The access tokens go on the revocation list every verifier reads; if that write
+        fails the call fails, and repeating it publishes them again.
+        """
         _require_token(refresh_token)
-        await self._sessions.revoke(refresh_token)
+        access_tokens = await self._sessions.revoke(refresh_token)
+        if access_tokens:
+            await self._revoked.revoke(access_tokens)
 
     async def get_user(self, user_id: str) -> User:
         """Return the user with this id (the subject of a verified access token)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 
 import pytest
@@ -22,6 +22,7 @@ from account_svc.sessions import RedisRefreshTokenStore, RefreshTokenStore, SqlR
 from account_svc.users import UserStore
 from mesh.errors import ApiError
 from mesh.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from mesh.revocation import IssuedToken, RevokedTokens
 from mesh.tokens import JwtVerifier, SigningKey, TokenIssuer
 
 PASSWORD = "correct horse battery"
@@ -50,6 +51,23 @@ class CountingHasher(PasswordHasher):
         return await super().verify(encoded_hash, password)
 
 
+class MemoryRevocationStore:
+    """A revocation list store in a dict: what every process would read."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, int] = {}
+
+    async def add(self, tokens: Iterable[IssuedToken], now_s: float) -> dict[str, int]:
+        self.tokens.update((t.token_id, t.expire_time_s) for t in tokens)
+        return dict(self.tokens)
+
+    async def load(self, now_s: float) -> dict[str, int] | None:
+        return dict(self.tokens)
+
+    async def aclose(self) -> None:
+        pass
+
+
 @dataclass
 class World:
     accounts: Accounts
@@ -58,6 +76,7 @@ class World:
     users: UserStore
     verifier: JwtVerifier
     db: AsyncEngine
+    revoked: MemoryRevocationStore
 
 
 GENEROUS = Limit(1000, 60)
@@ -82,6 +101,8 @@ def build(
 ) -> World:
     key = SigningKey.generate()
     engine, hasher, users = FakeEngine(), CountingHasher(cost), UserStore(db)
+    store = MemoryRevocationStore()
+    revoked = RevokedTokens(store)
     accounts = Accounts(
         users=users,
         hasher=hasher,
@@ -93,8 +114,10 @@ def build(
         ),
         limits=limits or RateLimits(*([GENEROUS] * 5)),
         demo_balance="5000",
+        revoked=revoked,
     )
-    return World(accounts, engine, hasher, users, JwtVerifier(key.public_keys), db)
+    verifier = JwtVerifier(key.public_keys, revoked=revoked)
+    return World(accounts, engine, hasher, users, verifier, db, store)
 
 
 @pytest.fixture
@@ -229,6 +252,26 @@ async def test_signout_revokes_the_session(world: World) -> None:
     assert await reason(world.accounts.refresh(session.refresh_token, "ip")) == "TOKEN_INVALID"
     await world.accounts.signout(session.refresh_token)
     await world.accounts.signout("never-issued")
+
+
+async def test_signout_revokes_every_access_token_of_the_session(world: World) -> None:
+    first = await world.accounts.signup("out3@example.com", PASSWORD, "ip")
+    second = await world.accounts.refresh(first.refresh_token, "ip")
+    elsewhere = await world.accounts.signin("out3@example.com", PASSWORD, "ip")
+    for session in (first, second, elsewhere):
+        assert world.verifier.verify(session.access_token) == first.user.id
+    await world.accounts.signout(second.refresh_token)
+    for session in (first, second):
+        with pytest.raises(ApiError) as info:
+            world.verifier.verify(session.access_token)
+        assert (info.value.reason, info.value.message) == (
+            "TOKEN_INVALID",
+            "access token revoked (signed out); sign in again",
+        )
+    # Another session of the same user goes on, and only live token ids are listed.
+    assert world.verifier.verify(elsewhere.access_token) == first.user.id
+    assert len(world.revoked.tokens) == 2
+    assert all(exp > time.time() for exp in world.revoked.tokens.values())
 
 
 @pytest.mark.parametrize("token", ["", "x" * 129])

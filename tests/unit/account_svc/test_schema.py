@@ -29,6 +29,7 @@ async def test_migrate_creates_every_table_from_scratch(bare_db: AsyncEngine) ->
         "account_provisioning",
         "account_refresh_families",
         "account_refresh_tokens",
+        "account_access_tokens",
     }
     assert await stored_version(bare_db) == SCHEMA_VERSION
 
