@@ -36,9 +36,13 @@ class Limit:
 class RateLimits:
     """Abuse limits of the credential endpoints, per email and per client address.
 
-    Sign-in is throttled per (email, address) pair and per address, never per email
-    alone: a guesser elsewhere cannot lock the owner out. After a limit's burst, one more
-    attempt is allowed every ``window_s / count`` seconds.
+    Sign-in is throttled per (email, address) pair (``CFD_LIMIT_SIGNIN_PER_EMAIL_AND_ADDRESS``)
+    and per address (``CFD_LIMIT_SIGNIN_PER_ADDRESS``), never per email alone: a guesser
+    elsewhere cannot lock the owner out. Sign-up is limited per email
+    (``CFD_LIMIT_SIGNUP_PER_EMAIL``) and per address (``CFD_LIMIT_SIGNUP_PER_ADDRESS``),
+    refresh per address (``CFD_LIMIT_REFRESH_PER_ADDRESS``). Each limit lets ``count``
+    attempts through at once, then one more every ``window_s / count`` seconds: the
+    backoff a guesser meets after the burst.
     """
 
     signin_per_email_and_address: Limit = Limit(10, 300)
