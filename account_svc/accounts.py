@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from account_svc.config import Limit, RateLimits
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import Provisioner
-from account_svc.sessions import MAX_TOKEN_LENGTH, RefreshTokenStore
+from account_svc.sessions import MAX_TOKEN_LENGTH, RefreshTokenStore, SessionReusedError
 from account_svc.users import EmailTakenError, User, UserStore
 from account_svc.validation import check_password, normalize_email, require_credentials
 from mesh.errors import ApiError, validation_error
@@ -145,7 +145,12 @@ class Accounts:
         """Spend the refresh token and return a new access and refresh token."""
         await self._limit(f"refresh:address:{client}", self._limits.refresh_per_address)
         _require_token(refresh_token)
-        rotation = await self._sessions.rotate(refresh_token)
+        try:
+            rotation = await self._sessions.rotate(refresh_token)
+        except SessionReusedError:
+            # A copied refresh token: the store revoked the session; its access tokens go too.
+            await self._revoke_access_tokens(refresh_token)
+            raise
         user = await self._users.get(rotation.user_id)
         if user is None:
             raise ApiError("TOKEN_INVALID", "refresh token not recognized")
@@ -158,6 +163,10 @@ class Accounts:
         fails the call fails, and repeating it publishes them again.
         """
         _require_token(refresh_token)
+        await self._revoke_access_tokens(refresh_token)
+
+    async def _revoke_access_tokens(self, refresh_token: str) -> None:
+        """Revoke the session of ``refresh_token`` and list its live access tokens as revoked."""
         access_tokens = await self._sessions.revoke(refresh_token)
         if access_tokens:
             await self._revoked.revoke(access_tokens)

@@ -114,8 +114,15 @@ def _invalid() -> ApiError:
     return ApiError("TOKEN_INVALID", "refresh token not recognized")
 
 
+class SessionReusedError(ApiError):
+    """A spent refresh token came back: it was copied, and its session is now revoked."""
+
+    def __init__(self) -> None:
+        super().__init__("TOKEN_INVALID", "refresh token already used; the session is revoked")
+
+
 def _reused() -> ApiError:
-    return ApiError("TOKEN_INVALID", "refresh token already used; the session is revoked")
+    return SessionReusedError()
 
 
 def _expired() -> ApiError:

@@ -254,6 +254,17 @@ async def test_signout_revokes_the_session(world: World) -> None:
     await world.accounts.signout("never-issued")
 
 
+async def test_a_reused_refresh_token_revokes_the_sessions_access_tokens(world: World) -> None:
+    first = await world.accounts.signup("copied@example.com", PASSWORD, "ip")
+    second = await world.accounts.refresh(first.refresh_token, "ip")
+    # The copy is presented after the owner refreshed: the whole session ends.
+    assert await reason(world.accounts.refresh(first.refresh_token, "ip")) == "TOKEN_INVALID"
+    for session in (first, second):
+        with pytest.raises(ApiError) as info:
+            world.verifier.verify(session.access_token)
+        assert info.value.reason == "TOKEN_INVALID"
+
+
 async def test_signout_revokes_every_access_token_of_the_session(world: World) -> None:
     first = await world.accounts.signup("out3@example.com", PASSWORD, "ip")
     second = await world.accounts.refresh(first.refresh_token, "ip")
