@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -26,7 +23,7 @@ from mesh.revocation import (
     open_revoked_tokens,
 )
 from mesh.tokens import SigningKey, TokenIssuer
-from support import free_port, wait_for
+from support import running_redis
 
 # Port 1 on loopback refuses connections: Redis is down.
 REDIS_DOWN = "redis://127.0.0.1:1/0"
@@ -141,34 +138,8 @@ async def test_a_damaged_file_keeps_the_last_list(tmp_path: Path) -> None:
     assert reader.is_revoked("kept")
 
 
-@contextmanager
-def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run a redis-server of this test's own, so the test can stop it."""
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for(lambda: _answers(port), timeout=10)
-        yield f"redis://127.0.0.1:{port}/0", server
-    finally:
-        server.terminate()
-        server.wait()
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 async def test_redis_going_down_keeps_the_last_list_and_refuses_writes(tmp_path: Path) -> None:
-    with own_redis(tmp_path) as (url, server):
+    with running_redis(tmp_path) as (url, server):
         writer = RevokedTokens(RedisRevocationStore.from_url(url))
         await writer.revoke([live("a")])
         await writer.aclose()
