@@ -206,7 +206,13 @@ class FileRevocationStore:
 
     def _add(self, tokens: Iterable[IssuedToken], now_s: float) -> dict[str, int]:
         with self._locked():
-            entries = self._read(now_s)
+            try:
+                entries = self._read(now_s)
+            except ValueError:
+                # Damaged by something else than this class (it replaces the file whole):
+                # start again rather than refuse every sign-out.
+                _log.warning("the revoked tokens file is not valid JSON; rewriting it")
+                entries = {}
             entries.update(
                 (token.token_id, token.expire_time_s)
                 for token in tokens

@@ -136,6 +136,10 @@ async def test_a_damaged_file_keeps_the_last_list(tmp_path: Path) -> None:
     path.write_text("{not json")
     await reader.refresh()
     assert reader.is_revoked("kept")
+    # The next sign-out rewrites the file whole, and every reader takes it again.
+    await RevokedTokens(FileRevocationStore(path)).revoke([live("next")])
+    await reader.refresh()
+    assert reader.is_revoked("next")
 
 
 async def test_redis_going_down_keeps_the_last_list_and_refuses_writes(tmp_path: Path) -> None:
