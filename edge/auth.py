@@ -34,7 +34,7 @@ class Identity:
 
     subject: str
     expires_at: float
-    token_id: str = ""
+    token_id: str
 
 
 class JwksKeys:
