@@ -422,7 +422,7 @@ def test_every_error_reason_through_rest(mesh: LiveMesh, http: httpx.Client) -> 
         {"email": "errors@example.com", "password": PASSWORD},
         headers={},
     )
-    for weak in ("\u0001" * 8, "qwerty123", "errors@example.com"):
+    for weak in ("\u0001" * 8, "qwerty123", "Errors2@Example.com"):
         refused = expect(
             400,
             "VALIDATION_FAILED",
