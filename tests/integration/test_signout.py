@@ -1,4 +1,5 @@
-"""Signing out revokes the session's access tokens everywhere: the edge, Envoy and gRPC.
+"""Signing out revokes the session's access tokens everywhere: the edge, Envoy and gRPC
+(straight to the services and through Envoy).
 
 The whole mesh (`cfd up --envoy`) runs with the revocation list in the data dir and in
 Redis. Envoy's jwt_authn cannot read the list and lets a revoked but well-signed token
@@ -52,8 +53,11 @@ def error_of(reply: httpx.Response) -> tuple[int, str, str]:
     return reply.status_code, reasons[0] if reasons else "", str(body.get("message", ""))
 
 
-async def engine_account(mesh: RealMesh, token: str) -> grpc.StatusCode:
-    async with grpc.aio.insecure_channel(mesh.address("CFD_ENGINE_PORT")) as channel:
+async def engine_account(
+    mesh: RealMesh, token: str, port: str = "CFD_ENGINE_PORT"
+) -> grpc.StatusCode:
+    """Call GetAccount over gRPC, straight to the engine or through Envoy (its port)."""
+    async with grpc.aio.insecure_channel(mesh.address(port)) as channel:
         try:
             await trading_pb2_grpc.TradingServiceStub(channel).GetAccount(
                 trading_pb2.GetAccountRequest(), metadata=(("authorization", f"Bearer {token}"),)
@@ -94,7 +98,8 @@ async def test_a_signed_out_token_is_refused_by_every_front(mesh: RealMesh) -> N
         token = signed_up["accessToken"]
         for front in (envoy, edge):
             assert (await front.get("/v1/account", headers=bearer(token))).status_code == 200
-        assert await engine_account(mesh, token) == grpc.StatusCode.OK
+        for port in ("CFD_ENGINE_PORT", "CFD_ENVOY_PORT"):
+            assert await engine_account(mesh, token, port) == grpc.StatusCode.OK
         assert (await ws_auth(mesh, token))["type"] == "ack"
 
         signout = await edge.post(
@@ -107,7 +112,8 @@ async def test_a_signed_out_token_is_refused_by_every_front(mesh: RealMesh) -> N
             for path in ("/v1/account", "/v1/positions", "/v1/users/me"):
                 reply = await refused(front, path, token)
                 assert error_of(reply) == (401, "TOKEN_INVALID", REVOKED), (front.base_url, path)
-        assert await engine_account(mesh, token) == grpc.StatusCode.UNAUTHENTICATED
+        for port in ("CFD_ENGINE_PORT", "CFD_ENVOY_PORT"):
+            assert await engine_account(mesh, token, port) == grpc.StatusCode.UNAUTHENTICATED
         deadline = time.monotonic() + 10
         while (answer := await ws_auth(mesh, token))["type"] == "ack":
             assert time.monotonic() < deadline, "the edge's WebSocket still takes the token"
