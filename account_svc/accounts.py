@@ -13,11 +13,12 @@ from account_svc.config import Limit, RateLimits
 from account_svc.issuer import TokenIssuer
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import Provisioner
-from account_svc.sessions import MAX_TOKEN_LENGTH, RefreshTokenStore
+from account_svc.sessions import MAX_TOKEN_LENGTH, RefreshTokenStore, SessionReusedError
 from account_svc.users import EmailTakenError, User, UserStore
 from account_svc.validation import check_password, normalize_email, require_credentials
 from mesh.errors import ApiError, validation_error
 from mesh.ratelimit import RateLimiter
+from mesh.revocation import RevokedTokens, issued_token
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Accounts:
         limiter: RateLimiter,
         limits: RateLimits,
         demo_balance: str,
+        revoked: RevokedTokens,
     ) -> None:
         self._users = users
         self._hasher = hasher
@@ -59,6 +61,7 @@ class Accounts:
         self._limiter = limiter
         self._limits = limits
         self._demo_balance = demo_balance
+        self._revoked = revoked
 
     async def _limit(self, key: str, limit: Limit) -> None:
         decision = await self._limiter.hit(key, limit.count, limit.window_s)
@@ -70,8 +73,15 @@ class Accounts:
             )
 
     async def _open_session(self, user: User) -> Session:
-        refresh_token = await self._sessions.create(user.id)
+        return await self._session(user, await self._sessions.create(user.id))
+
+    async def _session(self, user: User, refresh_token: str) -> Session:
+        """Issue an access token in the session of ``refresh_token``, remembered for sign-out."""
         access_token, expires_in = self._issuer.issue(user.id)
+        issued = issued_token(access_token)
+        if issued is None:
+            raise RuntimeError("the issuer signed a token without an id or expiry")
+        await self._sessions.add_access_token(refresh_token, issued)
         return Session(user, access_token, refresh_token, expires_in)
 
     async def signup(self, email: str, password: str, client: str) -> Session:
@@ -107,13 +117,20 @@ class Accounts:
         """Check the credentials and open a session.
 
         A wrong password and an unknown email cost the same (one argon2id verification)
-        and get the same answer.
+        and get the same answer. Everything a session needs (the limits, the session store,
+        the trading account) is checked before the password, so an outage answers every
+        attempt alike and never tells a guesser that a password was right.
         """
         await self._limit(f"signin:address:{client}", self._limits.signin_per_address)
         email = normalize_email(email)
         check_password(password)
-        await self._limit(f"signin:email:{email}", self._limits.signin_per_email)
+        await self._limit(
+            f"signin:email-address:{email} {client}", self._limits.signin_per_email_and_address
+        )
+        await self._sessions.check()
         stored = await self._users.find_by_email(email)
+        if stored is not None:
+            await self._provisioner.ensure(stored.user.id)
         matches = await self._hasher.verify(
             None if stored is None else stored.password_hash, password
         )
@@ -122,24 +139,37 @@ class Accounts:
         user = stored.user
         if self._hasher.needs_rehash(stored.password_hash):
             await self._users.set_password_hash(user.id, await self._hasher.hash(password))
-        await self._provisioner.ensure(user.id)
         return await self._open_session(user)
 
     async def refresh(self, refresh_token: str, client: str) -> Session:
         """Spend the refresh token and return a new access and refresh token."""
         await self._limit(f"refresh:address:{client}", self._limits.refresh_per_address)
         _require_token(refresh_token)
-        rotation = await self._sessions.rotate(refresh_token)
+        try:
+            rotation = await self._sessions.rotate(refresh_token)
+        except SessionReusedError:
+            # A copied refresh token: the store revoked the session; its access tokens go too.
+            await self._revoke_access_tokens(refresh_token)
+            raise
         user = await self._users.get(rotation.user_id)
         if user is None:
             raise ApiError("TOKEN_INVALID", "refresh token not recognized")
-        access_token, expires_in = self._issuer.issue(user.id)
-        return Session(user, access_token, rotation.refresh_token, expires_in)
+        return await self._session(user, rotation.refresh_token)
 
     async def signout(self, refresh_token: str) -> None:
-        """Revoke the session of the refresh token; unknown tokens are ignored."""
+        """Revoke the session of the refresh token and its access tokens; ignore unknown ones.
+
+        The access tokens go on the revocation list every verifier reads; if that write
+        fails the call fails, and repeating it publishes them again.
+        """
         _require_token(refresh_token)
-        await self._sessions.revoke(refresh_token)
+        await self._revoke_access_tokens(refresh_token)
+
+    async def _revoke_access_tokens(self, refresh_token: str) -> None:
+        """Revoke the session of ``refresh_token`` and list its live access tokens as revoked."""
+        access_tokens = await self._sessions.revoke(refresh_token)
+        if access_tokens:
+            await self._revoked.revoke(access_tokens)
 
     async def get_user(self, user_id: str) -> User:
         """Return the user with this id (the subject of a verified access token)."""

@@ -34,9 +34,18 @@ class Limit:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """Abuse limits of the credential endpoints, per email and per client address."""
+    """Abuse limits of the credential endpoints, per email and per client address.
 
-    signin_per_email: Limit = Limit(10, 300)
+    Sign-in is throttled per (email, address) pair (``CFD_LIMIT_SIGNIN_PER_EMAIL_AND_ADDRESS``)
+    and per address (``CFD_LIMIT_SIGNIN_PER_ADDRESS``), never per email alone: a guesser
+    elsewhere cannot lock the owner out. Sign-up is limited per email
+    (``CFD_LIMIT_SIGNUP_PER_EMAIL``) and per address (``CFD_LIMIT_SIGNUP_PER_ADDRESS``),
+    refresh per address (``CFD_LIMIT_REFRESH_PER_ADDRESS``). Each limit lets ``count``
+    attempts through at once, then one more every ``window_s / count`` seconds: the
+    backoff a guesser meets after the burst.
+    """
+
+    signin_per_email_and_address: Limit = Limit(10, 300)
     signin_per_address: Limit = Limit(60, 300)
     signup_per_email: Limit = Limit(5, 3600)
     signup_per_address: Limit = Limit(20, 3600)
@@ -44,7 +53,7 @@ class RateLimits:
 
 
 _LIMIT_VARIABLES = {
-    "signin_per_email": "CFD_LIMIT_SIGNIN_PER_EMAIL",
+    "signin_per_email_and_address": "CFD_LIMIT_SIGNIN_PER_EMAIL_AND_ADDRESS",
     "signin_per_address": "CFD_LIMIT_SIGNIN_PER_ADDRESS",
     "signup_per_email": "CFD_LIMIT_SIGNUP_PER_EMAIL",
     "signup_per_address": "CFD_LIMIT_SIGNUP_PER_ADDRESS",

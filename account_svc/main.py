@@ -28,6 +28,7 @@ from cfd.v1 import account_pb2_grpc
 from mesh.config import Settings
 from mesh.db import SchemaVersionError, create_engine, database_url
 from mesh.ratelimit import create_rate_limiter
+from mesh.revocation import open_revoked_tokens
 from mesh.server import ServeError, Service, serve
 from mesh.tokens import TokenKeyError, load_verifier
 
@@ -68,7 +69,8 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
     try:
         config = AccountConfig.from_env() if config is None else config
         issuer = load_issuer(settings, config.tokens)
-        verifier = load_verifier(settings, config.tokens)
+        revoked = open_revoked_tokens(settings)
+        verifier = load_verifier(settings, config.tokens, revoked)
     except (AccountConfigError, TokenKeyError) as exc:
         raise ServeError(str(exc)) from exc
     engine = open_database(settings)
@@ -99,11 +101,13 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         limiter=limiter,
         limits=config.limits,
         demo_balance=settings.demo_balance,
+        revoked=revoked,
     )
     servicer = AccountServicer(accounts, settings.internal_token)
     tasks: list[asyncio.Task[None]] = []
 
     async def on_start() -> None:
+        await revoked.start()
         tasks.append(
             asyncio.create_task(
                 _every(OUTBOX_SWEEP_INTERVAL_S, provisioner.run_due, "signup outbox sweep")
@@ -125,6 +129,7 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         await channel.close()
         await sessions.aclose()
         await limiter.aclose()
+        await revoked.aclose()
         await engine.dispose()
 
     await serve(

@@ -79,6 +79,19 @@ refresh_tokens_table = Table(
 )
 
 
+# Access tokens issued in each session (family), kept until they expire, so that signing
+# out can put the ones still valid on the revocation list.
+access_tokens_table = Table(
+    "account_access_tokens",
+    metadata,
+    # The token's jti claim.
+    Column("token_id", String(64), primary_key=True),
+    Column("family_id", String(32), ForeignKey("account_refresh_families.id"), nullable=False),
+    Column("expire_time_ms", BigInteger, nullable=False),
+    Index("account_access_tokens_family_id", "family_id"),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     for table in (
         users_table,
@@ -89,8 +102,12 @@ def _v1_initial(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v2_access_tokens(conn: Connection) -> None:
+    access_tokens_table.create(conn)
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
-MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (_v1_initial,)
+MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (_v1_initial, _v2_access_tokens)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # Arbitrary, fixed: the PostgreSQL advisory lock key serializing accounts migrations.

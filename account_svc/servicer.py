@@ -4,7 +4,9 @@ Client address (the key of the per-address rate limits): the gRPC peer's IP addr
 the caller proves it is internal (``x-cfd-internal-token``, i.e. the edge), the last entry
 of its ``x-forwarded-for`` metadata is used instead: that is the address the edge itself
 saw, whereas earlier entries could be anything a browser sent. A public caller's
-``x-forwarded-for`` is ignored, so nobody can pick their own rate limit bucket.
+``x-forwarded-for`` is ignored, so nobody can pick their own rate limit bucket. An IPv6
+client counts as its /64 network, the smallest block one subscriber is usually given, so
+that stepping through one's own addresses does not buy new attempts.
 """
 
 from __future__ import annotations
@@ -64,10 +66,22 @@ def client_address(
     ):
         candidate = forwarded.rsplit(",", 1)[-1].strip()
         try:
-            return str(ipaddress.ip_address(candidate))
+            return _bucket(ipaddress.ip_address(candidate))
         except ValueError:
             pass
-    return _peer_address(peer)
+    address = _peer_address(peer)
+    try:
+        return _bucket(ipaddress.ip_address(address))
+    except ValueError:
+        return address
+
+
+def _bucket(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    if isinstance(address, ipaddress.IPv4Address) or address.is_loopback:
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 def _user_message(user: User) -> account_pb2.User:

@@ -5,6 +5,10 @@ one of the same family. Presenting a spent token again means it was copied: the 
 family is revoked, so neither the thief nor the user can continue that session. The
 stores keep spent tokens (hashed) until well after they expire to recognize such reuse.
 
+Each family also remembers the ids of the access tokens issued in it until they expire:
+revoking the family returns the ones still valid, for the revocation list
+(``mesh.revocation``) that every verifier reads.
+
 Two stores behind one protocol: SQL (the default) and Redis (when ``CFD_REDIS_URL`` is
 set).
 """
@@ -24,14 +28,17 @@ import redis.exceptions
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from account_svc.schema import refresh_families_table, refresh_tokens_table
+from account_svc.schema import access_tokens_table, refresh_families_table, refresh_tokens_table
 from mesh.errors import ApiError
+from mesh.revocation import IssuedToken
 
 DEFAULT_REFRESH_TTL_S: Final = 30 * 24 * 3600
 # How long a spent or expired token is remembered after its expiry, to detect reuse and to
 # answer TOKEN_EXPIRED rather than TOKEN_INVALID.
 DEFAULT_RETENTION_S: Final = 7 * 24 * 3600
 MAX_TOKEN_LENGTH: Final = 128
+# A Redis that hangs answers SERVICE_UNAVAILABLE after this, rather than at the caller's deadline.
+_REDIS_TIMEOUT_S: Final = 2.0
 
 
 @dataclass(frozen=True)
@@ -60,8 +67,23 @@ class RefreshTokenStore(Protocol):
         """
         ...
 
-    async def revoke(self, token: str) -> None:
-        """Revoke the family of ``token``; unknown tokens are ignored."""
+    async def add_access_token(self, token: str, access: IssuedToken) -> None:
+        """Remember that ``access`` was issued in the session of refresh token ``token``.
+
+        Raise ``ApiError`` TOKEN_INVALID when that session is unknown or revoked.
+        """
+        ...
+
+    async def revoke(self, token: str) -> list[IssuedToken]:
+        """Revoke the family of ``token``; return its access tokens not yet expired.
+
+        Unknown tokens are ignored (nothing is returned); revoking again returns the
+        same access tokens, so a caller may retry publishing them.
+        """
+        ...
+
+    async def check(self) -> None:
+        """Return when the store answers; raise SERVICE_UNAVAILABLE (or the driver's error)."""
         ...
 
     async def aclose(self) -> None:
@@ -92,8 +114,15 @@ def _invalid() -> ApiError:
     return ApiError("TOKEN_INVALID", "refresh token not recognized")
 
 
+class SessionReusedError(ApiError):
+    """A spent refresh token came back: it was copied, and its session is now revoked."""
+
+    def __init__(self) -> None:
+        super().__init__("TOKEN_INVALID", "refresh token already used; the session is revoked")
+
+
 def _reused() -> ApiError:
-    return ApiError("TOKEN_INVALID", "refresh token already used; the session is revoked")
+    return SessionReusedError()
 
 
 def _expired() -> ApiError:
@@ -198,26 +227,68 @@ class SqlRefreshTokenStore:
         # Raised after the transaction committed, so the family stays revoked.
         raise _reused()
 
-    async def revoke(self, token: str) -> None:
-        """Revoke the family of ``token``; unknown tokens are ignored."""
+    def _family_of(self, token: str) -> Any:
+        t = refresh_tokens_table.c
+        return select(t.family_id).where(t.token_hash == token_hash(token)).scalar_subquery()
+
+    async def add_access_token(self, token: str, access: IssuedToken) -> None:
+        """Remember ``access`` in the session of ``token`` (see the protocol)."""
+        _check_shape(token)
+        f = refresh_families_table.c
+        family = self._family_of(token)
+        async with self._engine.begin() as conn:
+            # Writing the family row first locks it: a concurrent revoke either sees this
+            # token or makes this update find the family revoked.
+            live = await conn.execute(
+                update(refresh_families_table)
+                .where(f.id == family, f.revoked.is_(False))
+                .values(revoked=False)
+            )
+            if live.rowcount != 1:
+                raise _invalid()
+            await conn.execute(
+                access_tokens_table.insert().values(
+                    token_id=access.token_id,
+                    family_id=family,
+                    expire_time_ms=access.expire_time_s * 1000,
+                )
+            )
+
+    async def revoke(self, token: str) -> list[IssuedToken]:
+        """Revoke the family of ``token``; return its unexpired access tokens."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
-            return
-        t, f = refresh_tokens_table.c, refresh_families_table.c
-        family = select(t.family_id).where(t.token_hash == token_hash(token)).scalar_subquery()
+            return []
+        f, a = refresh_families_table.c, access_tokens_table.c
+        family = self._family_of(token)
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(refresh_families_table).where(f.id == family).values(revoked=True)
             )
+            rows = await conn.execute(
+                select(a.token_id, a.expire_time_ms).where(
+                    a.family_id == family, a.expire_time_ms > self._now_ms()
+                )
+            )
+            return [IssuedToken(row.token_id, row.expire_time_ms // 1000) for row in rows]
+
+    async def check(self) -> None:
+        """Return when the database answers; a database error propagates."""
+        async with self._engine.connect() as conn:
+            await conn.execute(select(1))
 
     async def purge(self) -> int:
         """Delete tokens and families past expiry plus retention; return tokens deleted."""
         horizon = self._now_ms() - self._retention_ms
-        t, f = refresh_tokens_table.c, refresh_families_table.c
+        t, f, a = refresh_tokens_table.c, refresh_families_table.c, access_tokens_table.c
         async with self._engine.begin() as conn:
+            await conn.execute(delete(access_tokens_table).where(a.expire_time_ms < self._now_ms()))
             result = await conn.execute(
                 delete(refresh_tokens_table).where(t.expire_time_ms < horizon)
             )
-            orphaned = ~select(t.token_hash).where(t.family_id == f.id).exists()
+            orphaned = (
+                ~select(t.token_hash).where(t.family_id == f.id).exists()
+                & ~select(a.token_id).where(a.family_id == f.id).exists()
+            )
             await conn.execute(
                 delete(refresh_families_table).where(f.expire_time_ms < horizon, orphaned)
             )
@@ -264,6 +335,27 @@ return 1
 """
 
 
+# KEYS: token, family, the family's access tokens. ARGV: family id, access token id,
+# its expiry (s). Returns 1, or 0 when the session is unknown or revoked.
+_ADD_ACCESS_LUA: Final = """
+if redis.call('HGET', KEYS[1], 'family') ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[2]) ~= 'active' then return 0 end
+local now = tonumber(redis.call('TIME')[1])
+local exp = tonumber(ARGV[3])
+if exp <= now then return 1 end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+local ttl = redis.call('TTL', KEYS[3])
+if ttl < 0 or now + ttl < exp then redis.call('EXPIREAT', KEYS[3], exp) end
+return 1
+"""
+
+# KEYS: family, the family's access tokens. Returns the access tokens {id, expiry, ...}.
+_REVOKE_LUA: Final = """
+redis.call('SET', KEYS[1], 'revoked', 'XX', 'KEEPTTL')
+return redis.call('HGETALL', KEYS[2])
+"""
+
+
 @contextlib.contextmanager
 def _redis_unavailable_as_api_error() -> Iterator[None]:
     try:
@@ -296,17 +388,28 @@ class RedisRefreshTokenStore:
         self._prefix = prefix
         self._rotate = client.register_script(_ROTATE_LUA)
         self._create = client.register_script(_CREATE_LUA)
+        self._add_access = client.register_script(_ADD_ACCESS_LUA)
+        self._revoke = client.register_script(_REVOKE_LUA)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisRefreshTokenStore:
         """Connect lazily to the Redis server at ``url``."""
-        return cls(redis.asyncio.Redis.from_url(url, decode_responses=True), **kwargs)
+        client = redis.asyncio.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=_REDIS_TIMEOUT_S,
+            socket_connect_timeout=_REDIS_TIMEOUT_S,
+        )
+        return cls(client, **kwargs)
 
     def _token_key(self, token: str) -> str:
         return f"{self._prefix}token:{token_hash(token)}"
 
     def _family_key(self, family_id: str) -> str:
         return f"{self._prefix}family:{family_id}"
+
+    def _access_key(self, family_id: str) -> str:
+        return f"{self._prefix}access:{family_id}"
 
     async def create(self, user_id: str) -> str:
         """Start a session family for the user; return its first refresh token."""
@@ -340,16 +443,40 @@ class RedisRefreshTokenStore:
             raise _reused()
         raise _invalid()
 
-    async def revoke(self, token: str) -> None:
-        """Revoke the family of ``token``; unknown tokens are ignored."""
+    async def add_access_token(self, token: str, access: IssuedToken) -> None:
+        """Remember ``access`` in the session of ``token`` (see the protocol)."""
+        _check_shape(token)
+        key = self._token_key(token)
+        with _redis_unavailable_as_api_error():
+            family_id = await self._client.hget(key, "family")
+            if not isinstance(family_id, str):
+                raise _invalid()
+            added = await self._add_access(
+                keys=[key, self._family_key(family_id), self._access_key(family_id)],
+                args=[family_id, access.token_id, access.expire_time_s],
+            )
+        if added != 1:
+            raise _invalid()
+
+    async def revoke(self, token: str) -> list[IssuedToken]:
+        """Revoke the family of ``token``; return its unexpired access tokens."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
-            return
+            return []
         with _redis_unavailable_as_api_error():
             family_id = await self._client.hget(self._token_key(token), "family")
-            if isinstance(family_id, str):
-                await self._client.set(
-                    self._family_key(family_id), "revoked", xx=True, keepttl=True
-                )
+            if not isinstance(family_id, str):
+                return []
+            flat = await self._revoke(
+                keys=[self._family_key(family_id), self._access_key(family_id)]
+            )
+        now = time.time()
+        pairs = zip(flat[::2], flat[1::2], strict=True)
+        return [IssuedToken(str(i), int(e)) for i, e in pairs if int(e) > now]
+
+    async def check(self) -> None:
+        """Return when Redis answers; raise SERVICE_UNAVAILABLE otherwise."""
+        with _redis_unavailable_as_api_error():
+            await self._client.ping()
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -1,8 +1,16 @@
-"""Normalize and validate the credentials users send."""
+"""Normalize and validate the credentials users send.
+
+Every path that sets a password (sign-up today; any password change or reset) goes through
+``check_new_password``; sign-in only bounds the length, so that a password chosen under an
+older policy still signs in.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
+from importlib import resources
 from typing import Final
 
 from mesh.errors import ApiError, validation_error
@@ -53,8 +61,41 @@ def check_password(password: str) -> None:
         )
 
 
+# Control characters (C0, DEL, C1) and lone surrogates: invisible, and typed differently or
+# not at all on other keyboards and devices.
+_REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cs"})
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """Return the shipped list of commonly used passwords, lower-cased."""
+    text = resources.files("account_svc").joinpath("common_passwords.txt").read_text("utf-8")
+    return frozenset(
+        line.strip().lower() for line in text.splitlines() if line.strip() and line[0] != "#"
+    )
+
+
+def check_new_password(password: str, email: str) -> None:
+    """Raise VALIDATION_FAILED on field ``password`` unless it is fit to be set for ``email``.
+
+    It needs 8 to 128 characters, no control characters, and must be neither a commonly
+    used password nor the email address or its local part (compared case-insensitively).
+    """
+    check_password(password)
+    if any(unicodedata.category(char) in _REFUSED_CATEGORIES for char in password):
+        raise validation_error("password", "must not contain control characters")
+    folded = password.strip().lower()
+    if not folded:
+        raise validation_error("password", "must not be only spaces")
+    if folded in common_passwords():
+        raise validation_error("password", "is too common; choose a less guessable password")
+    address = email.strip().lower()
+    if folded in {address, address.rpartition("@")[0]}:
+        raise validation_error("password", "must not be the email address or its local part")
+
+
 def require_credentials(email: str, password: str) -> tuple[str, str]:
-    """Validate both fields at once, reporting every violation; return the normalized pair."""
+    """Validate both fields for a new password, reporting every violation; return the pair."""
     violations: list[tuple[str, str]] = []
     normalized = ""
     try:
@@ -62,7 +103,7 @@ def require_credentials(email: str, password: str) -> tuple[str, str]:
     except ApiError as exc:
         violations.extend(exc.violations)
     try:
-        check_password(password)
+        check_new_password(password, normalized or email)
     except ApiError as exc:
         violations.extend(exc.violations)
     if violations:

@@ -41,6 +41,7 @@ from edge.ws import Connection, WsLimits
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
 from mesh.config import Settings
 from mesh.ratelimit import RateLimiter, create_rate_limiter
+from mesh.revocation import open_revoked_tokens
 from mesh.server import REQUEST_ID_HEADER
 from mesh.tokens import TokenConfig
 
@@ -113,8 +114,9 @@ def create_app(
     contracts = load() if contracts is None else contracts
     upstreams = Upstreams(service_addresses(settings) if addresses is None else addresses)
     hub = Hub(backlog=config.ws_event_backlog)
+    revoked = open_revoked_tokens(settings)
     if keys is None:
-        keys = JwksKeys.in_data_dir(settings.data_dir, tokens or TokenConfig.from_env())
+        keys = JwksKeys.in_data_dir(settings.data_dir, tokens or TokenConfig.from_env(), revoked)
     limiter = create_rate_limiter(settings.redis_url) if limiter is None else limiter
 
     def metadata_for(request: Request, rpc: Rpc) -> Metadata:
@@ -190,12 +192,14 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await revoked.start()
         try:
             yield {"edge": state}
         finally:
             await hub.close()
             await upstreams.close()
             await limiter.aclose()
+            await revoked.aclose()
 
     routes = [
         Route("/healthz", healthz),

@@ -12,11 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mesh.errors import ApiError
-from mesh.tokens import JWKS_FILE_NAME, JwtVerifier, TokenConfig
+from mesh.revocation import issued_token
+from mesh.tokens import (
+    JWKS_FILE_NAME,
+    JwtVerifier,
+    RevocationList,
+    TokenConfig,
+    revoked_token_error,
+)
 
 RELOAD_EVERY_S = 1.0
 CACHE_SIZE = 10_000
@@ -24,10 +30,11 @@ CACHE_SIZE = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who a verified token belongs to and until when it is valid."""
+    """Who a verified token belongs to, until when it is valid, and its id (``jti``)."""
 
     subject: str
     expires_at: float
+    token_id: str
 
 
 class JwksKeys:
@@ -38,10 +45,12 @@ class JwksKeys:
         path: Path,
         config: TokenConfig | None = None,
         clock: Callable[[], float] = time.time,
+        revoked: RevocationList | None = None,
     ) -> None:
         self._path = path
         self._config = TokenConfig() if config is None else config
         self._clock = clock
+        self._revoked = revoked
         self._document: dict[str, Any] = {"keys": []}
         self._verifier: JwtVerifier | None = None
         self._mtime_ns = -1
@@ -49,9 +58,14 @@ class JwksKeys:
         self._known: OrderedDict[str, Identity] = OrderedDict()
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, config: TokenConfig | None = None) -> JwksKeys:
+    def in_data_dir(
+        cls,
+        data_dir: Path,
+        config: TokenConfig | None = None,
+        revoked: RevocationList | None = None,
+    ) -> JwksKeys:
         """Return the keys published in `<data_dir>/jwks.json`."""
-        return cls(data_dir / JWKS_FILE_NAME, config)
+        return cls(data_dir / JWKS_FILE_NAME, config, revoked=revoked)
 
     def document(self) -> dict[str, Any]:
         """Return the JWKS document (`{"keys": []}` until the accounts service has written it)."""
@@ -63,23 +77,30 @@ class JwksKeys:
         self._refresh()
         known = self._known.get(token)
         if known is not None:
-            if self._clock() < known.expires_at:
-                self._known.move_to_end(token)
-                return known
-            del self._known[token]
-            raise ApiError("TOKEN_EXPIRED", "access token expired")
+            if self._clock() >= known.expires_at:
+                del self._known[token]
+                raise ApiError("TOKEN_EXPIRED", "access token expired")
+            if self.is_revoked(known):
+                raise revoked_token_error()
+            self._known.move_to_end(token)
+            return known
         if self._verifier is None:
             raise ApiError("TOKEN_INVALID", "no token signing key is published yet")
         subject = self._verifier.verify(token)
-        # The signature and expiry were just checked; only the expiry time is read here.
-        claims = jwt.decode(token, options={"verify_signature": False})
-        expires = claims.get("exp")
-        identity = Identity(subject, float(expires) if isinstance(expires, int) else self._clock())
+        # The signature, expiry and revocation were just checked; only exp and jti are read.
+        issued = issued_token(token)
+        if issued is None:
+            raise ApiError("TOKEN_INVALID", "access token rejected")
+        identity = Identity(subject, float(issued.expire_time_s), issued.token_id)
         # A session presents the same token on every request: remember the answer until expiry.
         self._known[token] = identity
         if len(self._known) > CACHE_SIZE:
             self._known.popitem(last=False)
         return identity
+
+    def is_revoked(self, identity: Identity) -> bool:
+        """Say whether the token of this identity was revoked since it was verified."""
+        return self._revoked is not None and self._revoked.is_revoked(identity.token_id)
 
     def _refresh(self) -> None:
         now = time.monotonic()
@@ -101,7 +122,13 @@ class JwksKeys:
         self._known.clear()
         self._document = {"keys": [k for k in document.get("keys", []) if isinstance(k, dict)]}
         self._verifier = (
-            JwtVerifier(keys, self._config.issuer, self._config.audience, clock=self._clock)
+            JwtVerifier(
+                keys,
+                self._config.issuer,
+                self._config.audience,
+                clock=self._clock,
+                revoked=self._revoked,
+            )
             if keys
             else None
         )

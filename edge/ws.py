@@ -31,6 +31,8 @@ from edge.outbox import Outbox, OutboxClosedError
 from edge.transcode import decode_json
 from mesh.errors import ApiError, validation_error
 from mesh.ratelimit import RateLimiter
+from mesh.revocation import REFRESH_INTERVAL_S
+from mesh.tokens import revoked_token_error
 
 log = logging.getLogger("edge.ws")
 
@@ -203,11 +205,19 @@ class Connection:
         self._reply({"type": "ack", "op": "auth", "userId": identity.subject}, request)
 
     async def _expire(self, identity: Identity) -> None:
-        await asyncio.sleep(max(0.0, identity.expires_at - self._clock()))
+        # Wake at the expiry, and every reload of the revocation list to notice a sign-out.
+        while True:
+            if self._jwks.is_revoked(identity):
+                error = revoked_token_error()
+                break
+            remaining = identity.expires_at - self._clock()
+            if remaining <= 0:
+                error = ApiError("TOKEN_EXPIRED", "the access token expired; send auth again")
+                break
+            await asyncio.sleep(min(remaining, REFRESH_INTERVAL_S))
         if self._identity is identity:
             self._identity = None
             had_private = self._drop_private()
-            error = ApiError("TOKEN_EXPIRED", "the access token expired; send auth again")
             body = {"type": "error", "error": error_body(error.to_status())}
             if had_private:
                 body["channels"] = had_private
@@ -259,6 +269,8 @@ class Connection:
                 raise ApiError("TOKEN_INVALID", f"send auth before subscribing to {channel}")
             if self._identity.expires_at <= self._clock():
                 raise ApiError("TOKEN_EXPIRED", "the access token expired; send auth again")
+            if self._jwks.is_revoked(self._identity):
+                raise revoked_token_error()
         if channel == "events":
             from_sequence = _sequence(request.get("fromSequence", "0"))
         new = [key for key in keys if key not in self._subscriptions]

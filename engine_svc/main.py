@@ -17,6 +17,7 @@ from mesh.auth import TokenVerifier
 from mesh.config import ConfigError, Settings
 from mesh.db import SchemaVersionError
 from mesh.instruments import load_instruments
+from mesh.revocation import open_revoked_tokens
 from mesh.server import ServeError, Service, serve
 from mesh.token_cache import CachedVerifier
 from mesh.tokens import load_verifier
@@ -59,6 +60,20 @@ async def run(
         await runtime.failed.wait()
         stop.set()
 
+    revoked = open_revoked_tokens(settings)
+    if verifier is None:
+        verifier = CachedVerifier(load_verifier(settings, revoked=revoked), revoked=revoked)
+
+    async def start() -> None:
+        await revoked.start()
+        await runtime.start()
+
+    async def stop_all() -> None:
+        try:
+            await runtime.stop()
+        finally:
+            await revoked.aclose()
+
     watcher = asyncio.create_task(stop_on_failure())
     try:
         await serve(
@@ -66,9 +81,9 @@ async def run(
             settings.engine_port,
             services(runtime),
             settings=settings,
-            verifier=verifier if verifier is not None else CachedVerifier(load_verifier(settings)),
-            on_start=runtime.start,
-            on_stop=runtime.stop,
+            verifier=verifier,
+            on_start=start,
+            on_stop=stop_all,
             stop=stop,
         )
     finally:

@@ -5,6 +5,10 @@ one timestamp per key: ``limit`` requests may come in a burst, after which one m
 allowed every ``window_s / limit`` seconds. The in-memory limiter serves one process; the
 Redis limiter shares the budget between processes and uses the Redis clock, so servers
 with skewed clocks still agree.
+
+A limit never lapses because its store is down: while Redis cannot be reached, the Redis
+limiter counts in an in-memory limiter of its own process (so each process enforces the
+full limit by itself), and returns to the shared budget as soon as Redis answers again.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ _MAX_LIMIT: Final = 1_000_000
 _MAX_WINDOW_S: Final = 7 * 24 * 3600
 _MAX_KEY_LENGTH: Final = 1024
 _SWEEP_EVERY_US: Final = 10_000_000
+# A Redis that hangs must not hang the request: past this, the hit counts in the process.
+_REDIS_TIMEOUT_S: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -138,19 +144,30 @@ return 0
 class RedisRateLimiter:
     """A limiter shared through Redis by every process of the mesh.
 
-    When Redis cannot be reached the hit is allowed (and logged): an outage of the rate
-    limit store must not lock every user out.
+    When Redis cannot be reached the hit is counted by a per-process in-memory limiter
+    instead: an outage neither lifts the limits nor locks every user out.
     """
 
-    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "cfd:ratelimit:") -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "cfd:ratelimit:",
+        fallback: MemoryRateLimiter | None = None,
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._script = client.register_script(_GCRA_LUA)
+        self._fallback = MemoryRateLimiter() if fallback is None else fallback
+        self._store_down = False
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "cfd:ratelimit:") -> RedisRateLimiter:
         """Connect lazily to the Redis server at ``url``."""
-        return cls(redis.asyncio.Redis.from_url(url), prefix=prefix)
+        client = redis.asyncio.Redis.from_url(
+            url, socket_timeout=_REDIS_TIMEOUT_S, socket_connect_timeout=_REDIS_TIMEOUT_S
+        )
+        return cls(client, prefix=prefix)
 
     def _redis_key(self, key: str) -> str:
         # Hashed so that emails and addresses are not stored in clear and keys stay short.
@@ -163,10 +180,17 @@ class RedisRateLimiter:
         try:
             wait_us = await self._script(keys=[self._redis_key(key)], args=[interval_us, window_us])
         except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
-            _log.warning(
-                "rate limit store unavailable; allowing the request: %s", type(exc).__name__
-            )
-            return RateDecision(True)
+            if not self._store_down:
+                # Once per outage: every request of the outage takes this path.
+                _log.warning(
+                    "rate limit store unavailable; counting in this process until it is back: %s",
+                    type(exc).__name__,
+                )
+                self._store_down = True
+            return await self._fallback.hit(key, limit, window_s)
+        if self._store_down:
+            _log.info("rate limit store reachable again; counting in it")
+            self._store_down = False
         wait = int(wait_us)
         if wait > 0:
             return RateDecision(False, _retry_after_s(wait))
@@ -174,6 +198,7 @@ class RedisRateLimiter:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
+        await self._fallback.aclose()
         await self._client.aclose()
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_AUDIENCE",
     "DEFAULT_ISSUER",
     "JwtVerifier",
+    "RevocationList",
     "SigningKey",
     "TokenConfig",
     "TokenKeyError",
@@ -47,6 +48,7 @@ __all__ = [
     "load_signing_key",
     "load_verifier",
     "public_jwk",
+    "revoked_token_error",
     "write_jwks_file",
 ]
 
@@ -76,6 +78,19 @@ class HasDataDir(Protocol):
 
     @property
     def data_dir(self) -> Path: ...
+
+
+class RevocationList(Protocol):
+    """The ids of access tokens that were revoked before they expired (signed out)."""
+
+    def is_revoked(self, token_id: str) -> bool:
+        """Say whether the token with this id was revoked."""
+        ...
+
+
+def revoked_token_error() -> ApiError:
+    """Return the error every verifier answers for a revoked access token."""
+    return ApiError("TOKEN_INVALID", "access token revoked (signed out); sign in again")
 
 
 @dataclass(frozen=True)
@@ -324,6 +339,7 @@ class JwtVerifier:
         *,
         leeway_s: int = 0,
         clock: Callable[[], float] = time.time,
+        revoked: RevocationList | None = None,
     ) -> None:
         if not public_keys:
             raise TokenKeyError("a verifier needs at least one public key")
@@ -332,6 +348,7 @@ class JwtVerifier:
         self._audience = audience
         self._leeway_s = leeway_s
         self._clock = clock
+        self._revoked = revoked
 
     @property
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
@@ -387,11 +404,17 @@ class JwtVerifier:
             raise ApiError("TOKEN_INVALID", "access token issued in the future")
         if now >= exp + self._leeway_s:
             raise ApiError("TOKEN_EXPIRED", "access token expired")
+        if self._revoked is not None and self._revoked.is_revoked(jti):
+            raise revoked_token_error()
         return subject
 
 
-def load_verifier(settings: HasDataDir, config: TokenConfig | None = None) -> JwtVerifier:
+def load_verifier(
+    settings: HasDataDir,
+    config: TokenConfig | None = None,
+    revoked: RevocationList | None = None,
+) -> JwtVerifier:
     """Build the verifier every service installs in its auth interceptor at start."""
     config = TokenConfig.from_env() if config is None else config
     key = load_signing_key(settings, config)
-    return JwtVerifier(key.public_keys, config.issuer, config.audience)
+    return JwtVerifier(key.public_keys, config.issuer, config.audience, revoked=revoked)

@@ -1,4 +1,5 @@
-"""Helpers the tests share: free ports, real service processes, polling with a deadline."""
+"""Helpers the tests share: free ports, real service processes, polling with a deadline,
+and a Redis server of a test's own (to stop it mid-test)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import TypeVar, overload
@@ -152,3 +154,29 @@ class ServiceProcess:
         finally:
             self._log.close()
         return code
+
+
+@contextmanager
+def running_redis(directory: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run a redis-server of this test's own, so the test can stop it."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _answers(port), timeout=10)
+        yield f"redis://127.0.0.1:{port}/0", server
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

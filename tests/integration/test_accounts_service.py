@@ -302,6 +302,18 @@ async def test_validation_errors_name_the_fields(mesh: Mesh) -> None:
         account_pb2.SignupRequest(email="a" * 300 + "@example.com", password=PASSWORD),
     ):
         assert reason_of(await fails_with(mesh.stub.Signup(request))) == "VALIDATION_FAILED"
+    for weak in ("\x01" * 8, "\x00" * 20, "Password123", "A@Example.com"):
+        error = await fails_with(
+            mesh.stub.Signup(account_pb2.SignupRequest(email="a@example.com", password=weak))
+        )
+        status = status_of(error)
+        assert status is not None
+        violations = []
+        for detail in status.details:
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                violations += [v.field for v in bad_request.field_violations]
+        assert (reason_of(error), violations) == ("VALIDATION_FAILED", ["password"]), weak
     empty = await fails_with(mesh.stub.RefreshToken(account_pb2.RefreshTokenRequest()))
     assert reason_of(empty) == "VALIDATION_FAILED"
     assert mesh.engine.accounts == {}
@@ -429,7 +441,7 @@ async def test_signin_repairs_a_missing_account_at_once(tmp_path: Path) -> None:
 
 async def test_rate_limits(tmp_path: Path, shared_state: dict[str, str]) -> None:
     limits = {
-        "CFD_LIMIT_SIGNIN_PER_EMAIL": "3/600",
+        "CFD_LIMIT_SIGNIN_PER_EMAIL_AND_ADDRESS": "3/600",
         "CFD_LIMIT_SIGNIN_PER_ADDRESS": "5/600",
         "CFD_LIMIT_SIGNUP_PER_ADDRESS": "2/600",
     }
@@ -440,21 +452,20 @@ async def test_rate_limits(tmp_path: Path, shared_state: dict[str, str]) -> None
             return (("x-cfd-internal-token", token), ("x-forwarded-for", address))
 
         await stub.Signup(account_pb2.SignupRequest(email="limit@example.com", password=PASSWORD))
-        # Per email: three attempts from three browsers, then the right password is refused too.
+        # Per email and address: a guesser's fourth attempt is refused, right password or not,
+        # while the owner signs in from their own address.
         for n in range(3):
             request = account_pb2.SigninRequest(email="limit@example.com", password=f"guess {n}xx")
-            error = await fails_with(stub.Signin(request, metadata=via_edge(f"198.51.100.{n}")))
+            error = await fails_with(stub.Signin(request, metadata=via_edge("198.51.100.1")))
             assert reason_of(error) == "INVALID_CREDENTIALS"
-        limited = await fails_with(
-            stub.Signin(
-                account_pb2.SigninRequest(email="LIMIT@example.com", password=PASSWORD),
-                metadata=via_edge("198.51.100.99"),
-            )
-        )
+        right = account_pb2.SigninRequest(email="LIMIT@example.com", password=PASSWORD)
+        limited = await fails_with(stub.Signin(right, metadata=via_edge("198.51.100.1")))
         assert (limited.code(), reason_of(limited)) == (
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "RATE_LIMITED",
         )
+        owner = await stub.Signin(right, metadata=via_edge("198.51.100.99"))
+        assert owner.user.email == "limit@example.com"
         status = status_of(limited)
         assert status is not None
         retry = error_details_pb2.RetryInfo()
@@ -478,3 +489,27 @@ async def test_rate_limits(tmp_path: Path, shared_state: dict[str, str]) -> None
         error = await fails_with(stub.Signup(second, metadata=spoofed))
         assert reason_of(error) == "RATE_LIMITED"
         assert len(mesh.engine.accounts) == 2
+
+
+async def test_signin_without_redis_is_limited_and_no_oracle(tmp_path: Path) -> None:
+    async with start_mesh(tmp_path, CFD_LIMIT_SIGNIN_PER_ADDRESS="4/600") as mesh:
+        await mesh.stub.Signup(
+            account_pb2.SignupRequest(email="owner@example.com", password=PASSWORD)
+        )
+        # Restart with sessions and limits in a Redis that is down (port 1 on loopback refuses).
+        assert mesh.process is not None
+        mesh.process.stop()
+        mesh.env["CFD_REDIS_URL"] = "redis://127.0.0.1:1/0"
+        await mesh.start()
+        answers = []
+        for password in ("not the password", PASSWORD, "another guess", PASSWORD, PASSWORD):
+            request = account_pb2.SigninRequest(email="owner@example.com", password=password)
+            error = await fails_with(mesh.stub.Signin(request))
+            answers.append((error.code(), reason_of(error), error.details()))
+        unavailable = (
+            grpc.StatusCode.UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            "the session store is unavailable; retry shortly",
+        )
+        assert answers[:4] == [unavailable] * 4
+        assert answers[4][:2] == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")

@@ -38,7 +38,7 @@ def margin_for(quantity: Decimal, price: Decimal, leverage: int) -> Decimal:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMesh]:
     data_dir = tmp_path_factory.mktemp("journey")
-    with live_mesh(data_dir, CFD_LIMIT_SIGNIN_PER_EMAIL="3/3600") as running:
+    with live_mesh(data_dir, CFD_LIMIT_SIGNIN_PER_EMAIL_AND_ADDRESS="3/3600") as running:
         yield running
 
 
@@ -417,6 +417,17 @@ def test_every_error_reason_through_rest(mesh: LiveMesh, http: httpx.Client) -> 
         {"email": "errors@example.com", "password": PASSWORD},
         headers={},
     )
+    for weak in ("\u0001" * 8, "qwerty123", "Errors2@Example.com"):
+        refused = expect(
+            400,
+            "VALIDATION_FAILED",
+            "POST",
+            "/v1/auth/signup",
+            {"email": "errors2@example.com", "password": weak},
+            headers={},
+        )
+        bad = [d for d in refused["details"] if d["@type"].endswith("google.rpc.BadRequest")]
+        assert [v["field"] for v in bad[0]["fieldViolations"]] == ["password"]
     wrong = {"email": "errors@example.com", "password": "not the password"}
     expect(401, "INVALID_CREDENTIALS", "POST", "/v1/auth/signin", wrong, headers={})
     expect(401, "TOKEN_INVALID", "GET", "/v1/account", headers={})
@@ -425,7 +436,7 @@ def test_every_error_reason_through_rest(mesh: LiveMesh, http: httpx.Client) -> 
     expect(
         401, "TOKEN_EXPIRED", "GET", "/v1/account", headers={"authorization": f"Bearer {expired}"}
     )
-    # The accounts service allows 3 sign-ins per email here; the 4th is rate limited.
+    # The accounts service allows 3 sign-ins per email and address here; the 4th is limited.
     for _ in range(2):
         http.post("/v1/auth/signin", json=wrong)
     limited = http.post("/v1/auth/signin", json=wrong)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 
 import pytest
@@ -18,10 +19,11 @@ from account_svc.main import quiet_parameter_logging
 from account_svc.passwords import TEST_COST, HashCost, PasswordHasher
 from account_svc.provisioning import EngineUnavailableError, Provisioner
 from account_svc.schema import users_table
-from account_svc.sessions import SqlRefreshTokenStore
+from account_svc.sessions import RedisRefreshTokenStore, RefreshTokenStore, SqlRefreshTokenStore
 from account_svc.users import UserStore
 from mesh.errors import ApiError
-from mesh.ratelimit import MemoryRateLimiter
+from mesh.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from mesh.revocation import IssuedToken, RevokedTokens
 from mesh.tokens import JwtVerifier, SigningKey
 
 PASSWORD = "correct horse battery"
@@ -50,6 +52,23 @@ class CountingHasher(PasswordHasher):
         return await super().verify(encoded_hash, password)
 
 
+class MemoryRevocationStore:
+    """A revocation list store in a dict: what every process would read."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, int] = {}
+
+    async def add(self, tokens: Iterable[IssuedToken], now_s: float) -> dict[str, int]:
+        self.tokens.update((t.token_id, t.expire_time_s) for t in tokens)
+        return dict(self.tokens)
+
+    async def load(self, now_s: float) -> dict[str, int] | None:
+        return dict(self.tokens)
+
+    async def aclose(self) -> None:
+        pass
+
+
 @dataclass
 class World:
     accounts: Accounts
@@ -58,25 +77,48 @@ class World:
     users: UserStore
     verifier: JwtVerifier
     db: AsyncEngine
+    revoked: MemoryRevocationStore
 
 
 GENEROUS = Limit(1000, 60)
 
 
-def build(db: AsyncEngine, limits: RateLimits | None = None, cost: HashCost = TEST_COST) -> World:
+class FakeClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def build(
+    db: AsyncEngine,
+    limits: RateLimits | None = None,
+    cost: HashCost = TEST_COST,
+    *,
+    clock: FakeClock | None = None,
+    sessions: RefreshTokenStore | None = None,
+    limiter: RateLimiter | None = None,
+) -> World:
     key = SigningKey.generate()
     engine, hasher, users = FakeEngine(), CountingHasher(cost), UserStore(db)
+    store = MemoryRevocationStore()
+    revoked = RevokedTokens(store)
     accounts = Accounts(
         users=users,
         hasher=hasher,
-        sessions=SqlRefreshTokenStore(db),
+        sessions=SqlRefreshTokenStore(db) if sessions is None else sessions,
         issuer=TokenIssuer(key, ttl_s=600),
         provisioner=Provisioner(users, engine),
-        limiter=MemoryRateLimiter(),
+        limiter=(
+            MemoryRateLimiter(clock=clock or time.monotonic) if limiter is None else limiter
+        ),
         limits=limits or RateLimits(*([GENEROUS] * 5)),
         demo_balance="5000",
+        revoked=revoked,
     )
-    return World(accounts, engine, hasher, users, JwtVerifier(key.public_keys), db)
+    verifier = JwtVerifier(key.public_keys, revoked=revoked)
+    return World(accounts, engine, hasher, users, verifier, db, store)
 
 
 @pytest.fixture
@@ -84,10 +126,14 @@ def world(db: AsyncEngine) -> World:
     return build(db)
 
 
-async def reason(awaitable: object) -> str:
+async def fails(awaitable: Awaitable[object]) -> ApiError:
     with pytest.raises(ApiError) as info:
-        await awaitable  # type: ignore[misc]
-    return info.value.reason
+        await awaitable
+    return info.value
+
+
+async def reason(awaitable: Awaitable[object]) -> str:
+    return (await fails(awaitable)).reason
 
 
 async def test_signup_creates_user_account_and_session(world: World) -> None:
@@ -209,6 +255,37 @@ async def test_signout_revokes_the_session(world: World) -> None:
     await world.accounts.signout("never-issued")
 
 
+async def test_a_reused_refresh_token_revokes_the_sessions_access_tokens(world: World) -> None:
+    first = await world.accounts.signup("copied@example.com", PASSWORD, "ip")
+    second = await world.accounts.refresh(first.refresh_token, "ip")
+    # The copy is presented after the owner refreshed: the whole session ends.
+    assert await reason(world.accounts.refresh(first.refresh_token, "ip")) == "TOKEN_INVALID"
+    for session in (first, second):
+        with pytest.raises(ApiError) as info:
+            world.verifier.verify(session.access_token)
+        assert info.value.reason == "TOKEN_INVALID"
+
+
+async def test_signout_revokes_every_access_token_of_the_session(world: World) -> None:
+    first = await world.accounts.signup("out3@example.com", PASSWORD, "ip")
+    second = await world.accounts.refresh(first.refresh_token, "ip")
+    elsewhere = await world.accounts.signin("out3@example.com", PASSWORD, "ip")
+    for session in (first, second, elsewhere):
+        assert world.verifier.verify(session.access_token) == first.user.id
+    await world.accounts.signout(second.refresh_token)
+    for session in (first, second):
+        with pytest.raises(ApiError) as info:
+            world.verifier.verify(session.access_token)
+        assert (info.value.reason, info.value.message) == (
+            "TOKEN_INVALID",
+            "access token revoked (signed out); sign in again",
+        )
+    # Another session of the same user goes on, and only live token ids are listed.
+    assert world.verifier.verify(elsewhere.access_token) == first.user.id
+    assert len(world.revoked.tokens) == 2
+    assert all(exp > time.time() for exp in world.revoked.tokens.values())
+
+
 @pytest.mark.parametrize("token", ["", "x" * 129])
 async def test_refresh_and_signout_validate_the_token(world: World, token: str) -> None:
     assert await reason(world.accounts.refresh(token, "ip")) == "VALIDATION_FAILED"
@@ -221,18 +298,40 @@ async def test_get_user(world: World) -> None:
     assert await reason(world.accounts.get_user("gone")) == "USER_NOT_FOUND"
 
 
-async def test_signin_is_limited_per_email_across_addresses(db: AsyncEngine) -> None:
+async def test_wrong_passwords_elsewhere_never_lock_the_owner_out(db: AsyncEngine) -> None:
     limits = RateLimits(Limit(3, 60), GENEROUS, GENEROUS, GENEROUS, GENEROUS)
     world = build(db, limits)
     await world.accounts.signup("target@example.com", PASSWORD, "1.1.1.1")
-    for n in range(3):
-        await reason(world.accounts.signin("target@example.com", f"wrong guess {n}", f"2.2.2.{n}"))
+    # Guessers on many addresses, each up to its pair's limit and beyond.
+    for address in ("2.2.2.2", "2.2.2.3", "2.2.2.4"):
+        for n in range(4):
+            await reason(world.accounts.signin("target@example.com", f"wrong guess {n}", address))
     with pytest.raises(ApiError) as info:
-        await world.accounts.signin("Target@example.com", PASSWORD, "3.3.3.3")
+        await world.accounts.signin("Target@example.com", PASSWORD, "2.2.2.2")
     assert info.value.reason == "RATE_LIMITED"
     assert info.value.retry_after_s is not None and info.value.retry_after_s >= 1
-    # Other emails are unaffected.
-    await reason(world.accounts.signin("other@example.com", PASSWORD, "3.3.3.3"))
+    # The owner, signing in from their own address, is not denied.
+    session = await world.accounts.signin("target@example.com", PASSWORD, "1.1.1.1")
+    assert session.user.email == "target@example.com"
+
+
+async def test_a_throttled_pair_gets_one_more_attempt_per_interval(db: AsyncEngine) -> None:
+    # Limit(2, 60): two at once, then one every 30 s: the backoff after a burst of guesses.
+    clock = FakeClock()
+    world = build(db, RateLimits(Limit(2, 60), GENEROUS, GENEROUS, GENEROUS, GENEROUS), clock=clock)
+    await world.accounts.signup("slow@example.com", PASSWORD, "1.1.1.1")
+    outcomes = [
+        await reason(world.accounts.signin("slow@example.com", "not it at all", "5.5.5.5"))
+        for _ in range(3)
+    ]
+    assert outcomes == ["INVALID_CREDENTIALS", "INVALID_CREDENTIALS", "RATE_LIMITED"]
+    clock.now += 29
+    assert await reason(world.accounts.signin("slow@example.com", PASSWORD, "5.5.5.5")) == (
+        "RATE_LIMITED"
+    )
+    clock.now += 1
+    session = await world.accounts.signin("slow@example.com", PASSWORD, "5.5.5.5")
+    assert session.user.email == "slow@example.com"
 
 
 async def test_signin_is_limited_per_address_across_emails(db: AsyncEngine) -> None:
@@ -306,3 +405,45 @@ async def test_failed_signin_takes_as_long_for_an_unknown_email(db: AsyncEngine)
 
     known, unknown = await median_s("timed@example.com"), await median_s("nobody@example.com")
     assert 0.5 < unknown / known < 2.0, (known, unknown)
+
+
+# Port 1 on loopback refuses connections: Redis is down.
+REDIS_DOWN = "redis://127.0.0.1:1/0"
+
+
+async def test_signin_while_redis_is_down_tells_no_password_apart(db: AsyncEngine) -> None:
+    world = build(db, RateLimits(GENEROUS, Limit(4, 60), GENEROUS, GENEROUS, GENEROUS))
+    await world.accounts.signup("owner@example.com", PASSWORD, "1.1.1.1")
+    sessions = RedisRefreshTokenStore.from_url(REDIS_DOWN)
+    limiter = RedisRateLimiter.from_url(REDIS_DOWN)
+    limits = RateLimits(GENEROUS, Limit(4, 60), GENEROUS, GENEROUS, GENEROUS)
+    down = build(db, limits, sessions=sessions, limiter=limiter)
+    try:
+        wrong = await fails(down.accounts.signin("owner@example.com", "not it at all", "6.6.6.6"))
+        right = await fails(down.accounts.signin("owner@example.com", PASSWORD, "6.6.6.6"))
+        assert (wrong.reason, wrong.message) == (right.reason, right.message)
+        assert wrong.reason == "SERVICE_UNAVAILABLE"
+        assert down.hasher.verifications == 0, "no password is checked when no session can follow"
+        # The limit still counts, in this process, while its store is down.
+        for _ in range(2):
+            await fails(down.accounts.signin("owner@example.com", PASSWORD, "6.6.6.6"))
+        limited = await fails(down.accounts.signin("owner@example.com", PASSWORD, "6.6.6.6"))
+        assert limited.reason == "RATE_LIMITED"
+    finally:
+        await sessions.aclose()
+        await limiter.aclose()
+
+
+async def test_wrong_passwords_are_limited_while_the_limit_store_is_down(db: AsyncEngine) -> None:
+    limiter = RedisRateLimiter.from_url(REDIS_DOWN)
+    limits = RateLimits(Limit(3, 60), GENEROUS, GENEROUS, GENEROUS, GENEROUS)
+    world = build(db, limits, limiter=limiter)
+    try:
+        await world.accounts.signup("owner@example.com", PASSWORD, "1.1.1.1")
+        outcomes = [
+            await reason(world.accounts.signin("owner@example.com", f"guess number {n}", "7.7.7.7"))
+            for n in range(4)
+        ]
+        assert outcomes == ["INVALID_CREDENTIALS"] * 3 + ["RATE_LIMITED"]
+    finally:
+        await limiter.aclose()

@@ -23,7 +23,7 @@ def test_variables_are_read() -> None:
         {
             "CFD_ACCESS_TOKEN_TTL": "60",
             "CFD_REFRESH_TOKEN_TTL": "3600",
-            "CFD_LIMIT_SIGNIN_PER_EMAIL": "3/30",
+            "CFD_LIMIT_SIGNIN_PER_EMAIL_AND_ADDRESS": "3/30",
             "CFD_LIMIT_SIGNUP_PER_ADDRESS": " 7 / 70 ",
             "CFD_ARGON2_TIME_COST": "1",
             "CFD_ARGON2_MEMORY_KIB": "2048",
@@ -32,7 +32,7 @@ def test_variables_are_read() -> None:
     )
     assert config.tokens.access_token_ttl_s == 60
     assert config.refresh_ttl_s == 3600
-    assert config.limits.signin_per_email == Limit(3, 30)
+    assert config.limits.signin_per_email_and_address == Limit(3, 30)
     assert config.limits.signup_per_address == Limit(7, 70)
     assert config.limits.signin_per_address == RateLimits().signin_per_address
     assert config.hash_cost == HashCost(1, 2048, 2)
@@ -41,10 +41,10 @@ def test_variables_are_read() -> None:
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("CFD_LIMIT_SIGNIN_PER_EMAIL", "10"),
-        ("CFD_LIMIT_SIGNIN_PER_EMAIL", "0/10"),
-        ("CFD_LIMIT_SIGNIN_PER_EMAIL", "10/0"),
-        ("CFD_LIMIT_SIGNIN_PER_EMAIL", "10/9999999"),
+        ("CFD_LIMIT_SIGNIN_PER_EMAIL_AND_ADDRESS", "10"),
+        ("CFD_LIMIT_SIGNIN_PER_EMAIL_AND_ADDRESS", "0/10"),
+        ("CFD_LIMIT_SIGNIN_PER_EMAIL_AND_ADDRESS", "10/0"),
+        ("CFD_LIMIT_SIGNIN_PER_EMAIL_AND_ADDRESS", "10/9999999"),
         ("CFD_LIMIT_REFRESH_PER_ADDRESS", "a/b"),
         ("CFD_LIMIT_REFRESH_PER_ADDRESS", "\u0661/10"),
         ("CFD_REFRESH_TOKEN_TTL", "59"),

@@ -8,7 +8,13 @@ import pytest
 from sqlalchemy import inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from account_svc.schema import SCHEMA_VERSION, migrate, schema_version_table
+from account_svc.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    migrate,
+    schema_version_table,
+    users_table,
+)
 from mesh.db import SchemaVersionError
 
 
@@ -30,6 +36,7 @@ async def test_migrate_creates_every_table_from_scratch(bare_db: AsyncEngine) ->
         "account_provisioning",
         "account_refresh_families",
         "account_refresh_tokens",
+        "account_access_tokens",
     }
     assert await stored_version(bare_db) == SCHEMA_VERSION
 
@@ -55,3 +62,16 @@ async def test_concurrent_first_starts_migrate_once(bare_db: AsyncEngine) -> Non
     found = await asyncio.gather(*(migrate(bare_db) for _ in range(4)))
     assert sorted(found) == [0] + [SCHEMA_VERSION] * 3
     assert await stored_version(bare_db) == SCHEMA_VERSION
+
+
+async def test_a_version_1_database_gains_the_access_tokens_table(bare_db: AsyncEngine) -> None:
+    async with bare_db.begin() as conn:
+        await conn.run_sync(MIGRATIONS[0])
+        await conn.run_sync(schema_version_table.create)
+        await conn.execute(schema_version_table.insert().values(id=1, version=1))
+        user = {"id": "u1", "email": "a@b.cd", "password_hash": "h", "create_time_ms": 1}
+        await conn.execute(users_table.insert().values(**user))
+    assert await migrate(bare_db) == 1
+    assert "account_access_tokens" in await table_names(bare_db)
+    async with bare_db.connect() as conn:
+        assert (await conn.execute(select(users_table.c.email))).scalars().all() == ["a@b.cd"]

@@ -14,7 +14,9 @@ TOKEN = "internal-token-0123456789"
     [
         ("ipv4:127.0.0.1:50432", "127.0.0.1"),
         ("ipv6:[::1]:50432", "::1"),
-        ("ipv6:[2001:db8::7]:1", "2001:db8::7"),
+        ("ipv6:[2001:db8::7]:1", "2001:db8::/64"),
+        ("ipv6:[2001:db8:0:1:ffff::9]:1", "2001:db8:0:1::/64"),
+        ("ipv6:[::ffff:198.51.100.7]:1", "198.51.100.7"),
         ("unix:/tmp/sock", "unix"),
         ("", "unknown"),
     ],
@@ -47,3 +49,16 @@ def test_untrusted_or_malformed_forwarding_is_ignored(
     metadata: tuple[tuple[str, str], ...],
 ) -> None:
     assert client_address("ipv4:198.51.100.2:9", metadata, TOKEN) == "198.51.100.2"
+
+
+def test_an_ipv6_client_counts_as_its_64_network() -> None:
+    # Stepping through the addresses of one's own /64 lands in the same rate limit bucket.
+    buckets = {
+        client_address(
+            "ipv4:127.0.0.1:1",
+            (("x-cfd-internal-token", TOKEN), ("x-forwarded-for", f"2001:db8:aa:bb::{n:x}")),
+            TOKEN,
+        )
+        for n in range(1, 50)
+    }
+    assert buckets == {"2001:db8:aa:bb::/64"}

@@ -23,6 +23,7 @@ from account_svc.sessions import (
 from account_svc.users import UserStore
 from mesh.db import create_engine
 from mesh.errors import ApiError
+from mesh.revocation import IssuedToken
 from support import until
 
 StoreFactory = Callable[[int], RefreshTokenStore]
@@ -171,6 +172,43 @@ async def test_revoking_unknown_tokens_is_harmless(backend: Backend) -> None:
     for garbage in ["", "nope", "x" * 1000]:
         await store.revoke(garbage)
     assert (await store.rotate(token)).user_id == backend.user_id
+
+
+# Expiry times in Unix seconds past and beyond both the SQL fake clock and the real one.
+LIVE_S, EXPIRED_S = 2_000_000_000, 1_000_000_000
+
+
+async def test_revoking_a_session_returns_its_live_access_tokens(backend: Backend) -> None:
+    store = backend.make_store(3600)
+    first = await store.create(backend.user_id)
+    await store.add_access_token(first, IssuedToken("a-1", LIVE_S))
+    await store.add_access_token(first, IssuedToken("a-old", EXPIRED_S))
+    second = (await store.rotate(first)).refresh_token
+    await store.add_access_token(second, IssuedToken("a-2", LIVE_S + 1))
+    other = await store.create(backend.user_id)
+    await store.add_access_token(other, IssuedToken("b-1", LIVE_S))
+    revoked = await store.revoke(second)
+    assert sorted(revoked, key=lambda t: t.token_id) == [
+        IssuedToken("a-1", LIVE_S),
+        IssuedToken("a-2", LIVE_S + 1),
+    ]
+    # Revoking again returns them again, so a failed publication can be retried.
+    assert sorted(await store.revoke(first), key=lambda t: t.token_id) == sorted(
+        revoked, key=lambda t: t.token_id
+    )
+    assert await store.revoke("never-issued") == []
+    assert await store.revoke(other) == [IssuedToken("b-1", LIVE_S)]
+
+
+async def test_no_access_token_joins_a_revoked_or_unknown_session(backend: Backend) -> None:
+    store = backend.make_store(3600)
+    token = await store.create(backend.user_id)
+    await store.revoke(token)
+    for refresh in (token, "never-issued"):
+        assert await reason(store.add_access_token(refresh, IssuedToken("late", LIVE_S))) == (
+            "TOKEN_INVALID"
+        )
+    assert await store.revoke(token) == []
 
 
 @pytest.mark.parametrize("garbage", ["", "nope", "x" * 1000, "\u00e9" * 10])

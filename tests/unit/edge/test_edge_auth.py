@@ -78,3 +78,28 @@ def test_a_remembered_token_still_expires(tmp_path: Path) -> None:
     with pytest.raises(ApiError) as info:
         keys.verify(token)
     assert info.value.reason == "TOKEN_EXPIRED"
+
+
+class RevokedIds(set[str]):
+    """A revocation list in a set."""
+
+    def is_revoked(self, token_id: str) -> bool:
+        return token_id in self
+
+
+def test_a_revoked_token_is_refused_even_when_remembered(tmp_path: Path) -> None:
+    key = SigningKey.generate()
+    write_jwks_file(tmp_path / "jwks.json", key.public_keys)
+    revoked = RevokedIds()
+    keys = JwksKeys.in_data_dir(tmp_path, revoked=revoked)
+    token = TokenIssuer(key, ttl_s=60).issue("u1")[0]
+    identity = keys.verify(token)
+    assert not keys.is_revoked(identity)
+    revoked.add(identity.token_id)
+    assert keys.is_revoked(identity)
+    with pytest.raises(ApiError) as info:
+        keys.verify(token)
+    assert info.value.reason == "TOKEN_INVALID"
+    with pytest.raises(ApiError) as again:
+        JwksKeys.in_data_dir(tmp_path, revoked=revoked).verify(token)
+    assert again.value.reason == "TOKEN_INVALID"

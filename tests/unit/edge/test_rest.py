@@ -441,6 +441,26 @@ async def test_rest_rate_limits_are_shared_through_redis(mesh: FakeMesh, redis_u
         assert statuses == [200, 200, 429]
 
 
+async def test_rest_rate_limits_hold_while_redis_is_down(mesh: FakeMesh) -> None:
+    # Port 1 on loopback refuses connections: each edge process counts by itself meanwhile.
+    settings = replace(mesh.settings, redis_url="redis://127.0.0.1:1/0")
+    config = EdgeConfig(rate_limit_ip=3, rate_limit_user=2)
+    async with (
+        running_edge(settings, config, addresses_of(mesh.address)) as edge,
+        httpx.AsyncClient(base_url=edge.url, timeout=10) as http,
+    ):
+        statuses = [(await http.get("/v1/instruments")).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        headers = {"authorization": f"Bearer {mesh.token('dora')}"}
+        user_statuses = [
+            (
+                await http.get("/v1/account", headers=headers | {"x-forwarded-for": f"10.1.0.{i}"})
+            ).status_code
+            for i in range(3)
+        ]
+        assert user_statuses == [200, 200, 429]
+
+
 async def test_a_client_leaving_a_stream_ends_the_upstream_call(
     client: httpx.AsyncClient, mesh: FakeMesh
 ) -> None:

@@ -20,6 +20,7 @@ from account_svc.issuer import TokenIssuer
 from cfd.v1 import trading_pb2
 from edge.app import state_of
 from edge.hub import Hub
+from mesh.revocation import REVOKED_FILE_NAME, FileRevocationStore, RevokedTokens, issued_token
 from support import until
 from unit.edge.edge_fakes import FakeMesh, RunningEdge, quote
 
@@ -199,6 +200,28 @@ async def test_an_expiring_token_drops_private_channels(edge: RunningEdge, mesh:
         assert error["channels"] == ["positions"]
         await until(lambda: mesh.recorder.positions.open_streams == 0)
         await send(ws, {"op": "subscribe", "channel": "positions"})
+        assert (await next_frame(ws))["error"]["reason"] == "TOKEN_INVALID"
+
+
+async def test_signing_out_drops_private_channels_and_refuses_the_token(
+    edge: RunningEdge, mesh: FakeMesh
+) -> None:
+    token = mesh.issuer.issue("erin")[0]
+    issued = issued_token(token)
+    assert issued is not None
+    async with client(edge) as ws:
+        await send(ws, {"op": "auth", "token": token})
+        await next_frame(ws, is_type("ack"))
+        await send(ws, {"op": "subscribe", "channel": "positions"})
+        await next_frame(ws, is_type("ack"))
+        # The accounts service's sign-out writes the list every process on the machine reads.
+        accounts = RevokedTokens(FileRevocationStore(mesh.settings.data_dir / REVOKED_FILE_NAME))
+        await accounts.revoke([issued])
+        error = await next_frame(ws, is_type("error"), within=5)
+        assert error["error"]["reason"] == "TOKEN_INVALID"
+        assert error["channels"] == ["positions"]
+        await until(lambda: mesh.recorder.positions.open_streams == 0)
+        await send(ws, {"op": "auth", "token": token})
         assert (await next_frame(ws))["error"]["reason"] == "TOKEN_INVALID"
 
 

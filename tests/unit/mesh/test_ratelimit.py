@@ -183,13 +183,42 @@ async def test_redis_keys_expire_and_hide_the_raw_key(redis_url: str) -> None:
         await client.aclose()
 
 
-async def test_redis_outage_allows_the_request() -> None:
-    # Port 1 on loopback refuses connections: the store is down.
-    limiter = RedisRateLimiter.from_url("redis://127.0.0.1:1/0")
+# Port 1 on loopback refuses connections: the store is down.
+REDIS_DOWN = "redis://127.0.0.1:1/0"
+
+
+async def test_redis_outage_falls_back_to_a_per_process_limit() -> None:
+    clock = FakeClock()
+    limiter = RedisRateLimiter(
+        redis.asyncio.Redis.from_url(REDIS_DOWN), fallback=MemoryRateLimiter(clock=clock)
+    )
     try:
-        assert await limiter.hit("k", 1, 60) == RateDecision(True)
+        assert [(await limiter.hit("k", 2, 60)).allowed for _ in range(3)] == [True, True, False]
+        assert await limiter.hit("k", 2, 60) == RateDecision(False, 30)
+        assert (await limiter.hit("other", 2, 60)).allowed
+        clock.now += 30
+        assert (await limiter.hit("k", 2, 60)).allowed
     finally:
         await limiter.aclose()
+
+
+async def test_redis_limiter_returns_to_the_shared_budget_when_redis_is_back(
+    redis_url: str,
+) -> None:
+    # The fallback counted while the store was down; once Redis answers, Redis decides again.
+    fallback = MemoryRateLimiter()
+    prefix = f"test:{uuid.uuid4().hex}:"
+    down = RedisRateLimiter(redis.asyncio.Redis.from_url(REDIS_DOWN), fallback=fallback)
+    up = RedisRateLimiter(redis.asyncio.Redis.from_url(redis_url), prefix=prefix, fallback=fallback)
+    other = RedisRateLimiter.from_url(redis_url, prefix=prefix)
+    try:
+        assert (await down.hit("k", 1, 60)).allowed
+        assert not (await down.hit("k", 1, 60)).allowed
+        assert (await up.hit("k", 1, 60)).allowed
+        assert not (await other.hit("k", 1, 60)).allowed
+    finally:
+        for limiter in (down, up, other):
+            await limiter.aclose()
 
 
 async def test_create_rate_limiter_picks_the_implementation() -> None:

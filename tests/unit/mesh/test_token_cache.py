@@ -6,6 +6,7 @@ import pytest
 
 from account_svc.issuer import TokenIssuer
 from mesh.errors import ApiError
+from mesh.revocation import issued_token
 from mesh.token_cache import CachedVerifier
 from mesh.tokens import JwtVerifier, SigningKey
 
@@ -78,3 +79,35 @@ def test_the_cache_is_bounded() -> None:
         cached.verify(token)
     cached.verify(tokens[0])
     assert counting.calls == 4
+
+
+class RevokedIds(set[str]):
+    """A revocation list in a set."""
+
+    def is_revoked(self, token_id: str) -> bool:
+        return token_id in self
+
+
+def test_a_cached_token_is_refused_once_revoked() -> None:
+    clock = Clock(1_800_000_000.0)
+    key = SigningKey.generate()
+    issuer = TokenIssuer(key, ttl_s=60, clock=clock)
+    revoked = RevokedIds()
+    counting = CountingVerifier(JwtVerifier(key.public_keys, clock=clock, revoked=revoked))
+    cached = CachedVerifier(counting, clock=clock, revoked=revoked)
+    token, _ = issuer.issue("user-1")
+    other, _ = issuer.issue("user-1")
+    assert cached.verify(token) == cached.verify(other) == "user-1"
+    issued = issued_token(token)
+    assert issued is not None
+    revoked.add(issued.token_id)
+    for _ in range(2):
+        with pytest.raises(ApiError) as caught:
+            cached.verify(token)
+        assert caught.value.reason == "TOKEN_INVALID"
+    assert cached.verify(other) == "user-1"
+    assert counting.calls == 2
+    # A revoked token that was never cached is refused by the full verifier.
+    fresh = CachedVerifier(counting, clock=clock, revoked=revoked)
+    with pytest.raises(ApiError):
+        fresh.verify(token)
