@@ -4,7 +4,8 @@ The sequencer appends each batch to the journal, fsyncs it and applies it to the
 then does it hand the batch here. Each consumer (the stream hub, the recorder, the snapshot
 trigger) takes it without blocking. A consumer that raises is a bug that would leave a stream
 or the history with a hole, so it is treated as a failing journal is: logged as critical,
-reported by `broken`, and the engine stops (health turns NOT_SERVING while it drains).
+reported by `broken` and called no more, and the engine stops (health turns NOT_SERVING while
+it drains).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class CommittedBatches:
             return
         batch = CommittedBatch.of(applied)
         for name, consume in self.consumers:
+            if name in self.broken:
+                continue  # stopped: the engine is on its way down
             try:
                 consume(batch)
             except Exception as exc:
@@ -76,7 +79,7 @@ class CommittedBatches:
 
     def _break(self, name: str, seq: int, exc: Exception) -> None:
         first = not self.broken
-        self.broken.setdefault(name, f"{type(exc).__name__}: {exc}")
+        self.broken[name] = f"{type(exc).__name__}: {exc}"
         log.critical(
             "the %s failed on the batch up to seq %d; stopping the engine",
             name,

@@ -22,8 +22,9 @@ PUBLIC_METHODS = frozenset(
         "/cfd.v1.AccountService/Signout",
     }
 )
-# User methods an internal caller may also call: the edge reads the quote stream, the same for
-# every user, once for all its WebSocket clients.
+# User methods an internal caller may call without a user token: the edge reads the quote
+# stream, the same for every user, once for all its WebSocket clients. A user token, when
+# present (Envoy forwards it beside the internal token), still names the caller.
 SHARED_METHODS = frozenset({"/cfd.v1.TradingService/StreamPrices"})
 PUBLIC_SERVICES = frozenset(
     {
@@ -61,9 +62,9 @@ class CallerPolicy:
             return None
         if service in PUBLIC_SERVICES or method in PUBLIC_METHODS:
             return None
-        if method in SHARED_METHODS and self._is_internal(metadata):
-            return None
         header = _first(metadata, AUTHORIZATION)
+        if header is None and method in SHARED_METHODS and self._is_internal(metadata):
+            return None
         if header is None:
             raise ApiError("TOKEN_INVALID", "missing authorization: Bearer <access token>")
         scheme, _, token = header.partition(" ")

@@ -61,8 +61,9 @@ def test_a_consumer_that_raises_is_reported_and_stops_the_engine_once(
     with caplog.at_level(logging.CRITICAL, logger="engine.pipeline"):
         committed(_applied(CreateAccount(1, 10, "a", 1_000)))
         committed(_applied(CreateAccount(1, 10, "b", 1_000)))
-    # The others still get every batch while the engine drains.
+    # The others still get every batch while the engine drains; the broken one no more.
     assert after == [1, 1]
+    assert caplog.text.count("stopping the engine") == 1
     assert committed.broken == {"recorder": "ValueError: no such column"}
     assert [str(exc) for exc in failures] == ["the recorder failed: no such column"]
     assert "the recorder failed on the batch up to seq 1; stopping the engine" in caplog.text

@@ -260,6 +260,13 @@ def test_only_the_quote_stream_accepts_the_internal_token_instead_of_a_user() ->
             policy.authenticate(method, internal)
     with pytest.raises(ApiError):
         policy.authenticate("/cfd.v1.TradingService/StreamPrices", ((INTERNAL_TOKEN_HEADER, "x"),))
+    # Envoy forwards the user's token beside the internal one: the user stays the caller.
+    both = (*internal, ("authorization", "Bearer good-token"))
+    assert policy.authenticate("/cfd.v1.TradingService/StreamPrices", both) == "alice"
+    with pytest.raises(ApiError):
+        policy.authenticate(
+            "/cfd.v1.TradingService/StreamPrices", (*internal, ("authorization", "Bearer bad"))
+        )
 
 
 # A string field (number 1) holding bytes that are not UTF-8, and a field cut short.
