@@ -47,10 +47,13 @@ Choices where API.md leaves room
 
 Idempotency
     A client_order_id is unique per account across all mutating trading commands (and
-    Deposit). The first *accepted* command stores its result; a repeat returns that stored
-    result with ``duplicate=True`` and no events, whatever the repeat's other fields are.
-    Rejections are not stored (so a rejection changes nothing at all): repeating a rejected
-    request evaluates it again. CreateAccount is idempotent by account id (a repeat returns
+    Deposit). The first *accepted* command stores its result, bound to the command's kind and
+    target (the position or order id it acted on; none for OpenPosition, PlaceOrder and
+    Deposit). A repeat of the same kind on the same target returns that stored result with
+    ``duplicate=True`` and no events, whatever the repeat's other fields are; a repeat of
+    another kind or on another target is rejected with IDEMPOTENCY_KEY_REUSED. Rejections are
+    not stored (so a rejection changes nothing at all): repeating a rejected request
+    evaluates it again. CreateAccount is idempotent by account id (a repeat returns
     the account's summary with ``duplicate=True``).
 
 Commands, results, errors
@@ -67,7 +70,8 @@ Snapshots and digests
     raises `codec.CodecError` for corrupt input; `core.digest()` is the sha256 hex of the
     canonical encoding (everything but `last_seq`); `core.snapshot_with_digest()` gives both
     from one encoding (the digest is the sha256 of the snapshot after its header line), and an
-    unknown format or version is rejected. `codec.encode_command` /
+    unknown format or version is rejected (version 1, written before client_order_id bindings,
+    still loads). `codec.encode_command` /
     `codec.decode_command` give canonical journal bytes for every command.
 
 Compilation

@@ -68,7 +68,15 @@ from .indexes import (
 from .instruments import Instrument, default_instruments
 from .reasons import Reason
 from .results import Result, accepted, rejected
-from .state import Account, Order, Position, TrailLevel
+from .state import (
+    LEGACY_POSITION_EDIT,
+    Account,
+    Order,
+    Position,
+    Receipt,
+    StoredPayload,
+    TrailLevel,
+)
 from .units import MAX_MONEY_MICROS, MAX_PRICE_TICKS, MAX_QUANTITY_LOTS
 from .views import (
     AccountSummary,
@@ -245,7 +253,7 @@ class Core:
 
     def _deposit(self, command: Deposit) -> Result:
         account = self._account(command.account_id)
-        duplicate = self._duplicate(account, command.client_order_id)
+        duplicate = self._duplicate(account, command.client_order_id, "Deposit", "")
         if duplicate is not None:
             return duplicate
         amount = _check_int(command.amount, "amount", 1, MAX_MONEY_MICROS)
@@ -262,7 +270,9 @@ class Core:
             account.balance,
             "",
         )
-        return self._remember(account, command.client_order_id, self._summary(account), (event,))
+        return self._remember(
+            account, command.client_order_id, "Deposit", "", self._summary(account), (event,)
+        )
 
     def _check_account_id(self, account_id: object) -> str:
         if not isinstance(account_id, str):
@@ -283,7 +293,10 @@ class Core:
             raise RejectionError(Reason.ACCOUNT_NOT_FOUND, f"account {account_id!r} not found")
         return account
 
-    def _duplicate(self, account: Account, client_order_id: object) -> Result | None:
+    def _duplicate(
+        self, account: Account, client_order_id: object, kind: str, target: str
+    ) -> Result | None:
+        """Return the stored result of an exact repeat; reject a key used for another request."""
         if client_order_id is None:
             return None
         if not isinstance(client_order_id, str):
@@ -292,17 +305,28 @@ class Core:
             raise RejectionError(
                 Reason.VALIDATION_FAILED, "client_order_id must be 1-64 characters"
             )
-        return account.results.get(client_order_id)
+        receipt = account.receipts.get(client_order_id)
+        if receipt is None:
+            return None
+        if not receipt.matches(kind, target):
+            on = f" on {receipt.target}" if receipt.target else ""
+            raise RejectionError(
+                Reason.IDEMPOTENCY_KEY_REUSED,
+                f"client_order_id {client_order_id!r} was already used for {receipt.kind}{on}",
+            )
+        return Result(None, "", receipt.payload, (), True)
 
     def _remember(
         self,
         account: Account,
         client_order_id: str | None,
-        payload: PositionView | ClosedPosition | OrderView | AccountSummary,
+        kind: str,
+        target: str,
+        payload: StoredPayload,
         events: tuple[Event, ...],
     ) -> Result:
         if client_order_id is not None:
-            account.results[client_order_id] = Result(None, "", payload, (), True)
+            account.receipts[client_order_id] = Receipt(kind, target, payload)
         return accepted(payload, events)
 
     # ----------------------------------------------------------------- validation helpers
@@ -376,7 +400,7 @@ class Core:
             account = self._account(command.account_id)
         client_order_id = command.client_order_id
         if client_order_id is not None:
-            duplicate = self._duplicate(account, client_order_id)
+            duplicate = self._duplicate(account, client_order_id, "OpenPosition", "")
             if duplicate is not None:
                 return duplicate
         instrument = self.instruments.get(command.symbol)
@@ -441,7 +465,7 @@ class Core:
         )
         view = opened.position
         if client_order_id is not None:
-            account.results[client_order_id] = Result(None, "", view, (), True)
+            account.receipts[client_order_id] = Receipt("OpenPosition", "", view)
         return _new(Result, (None, "", view, (changed, opened), False))
 
     @staticmethod
@@ -564,7 +588,9 @@ class Core:
             account = self._account(command.account_id)
         client_order_id = command.client_order_id
         if client_order_id is not None:
-            duplicate = self._duplicate(account, client_order_id)
+            duplicate = self._duplicate(
+                account, client_order_id, "ClosePosition", command.position_id
+            )
             if duplicate is not None:
                 return duplicate
         position = account.positions.get(parse_id(command.position_id, "p-"))
@@ -584,7 +610,9 @@ class Core:
         event, settled = self._settle_close(position, lots, price, _USER, command.seq, command.ts)
         closed = event.close
         if client_order_id is not None:
-            account.results[client_order_id] = Result(None, "", closed, (), True)
+            account.receipts[client_order_id] = Receipt(
+                "ClosePosition", command.position_id, closed
+            )
         return _new(Result, (None, "", closed, (event, settled), False))
 
     def _settle_close(
@@ -655,7 +683,9 @@ class Core:
 
     def _add_margin(self, command: AddMargin) -> Result:
         account = self._account(command.account_id)
-        duplicate = self._duplicate(account, command.client_order_id)
+        duplicate = self._duplicate(
+            account, command.client_order_id, "AddMargin", command.position_id
+        )
         if duplicate is not None:
             return duplicate
         position = self._find_position(account, command.position_id)
@@ -684,11 +714,15 @@ class Core:
             ),
             MarginAdded(command.seq, command.ts, account.account_id, amount, view),
         )
-        return self._remember(account, command.client_order_id, view, events)
+        return self._remember(
+            account, command.client_order_id, "AddMargin", command.position_id, view, events
+        )
 
     def _modify_position(self, command: ModifyPosition) -> Result:
         account = self._account(command.account_id)
-        duplicate = self._duplicate(account, command.client_order_id)
+        duplicate = self._duplicate(
+            account, command.client_order_id, "ModifyPosition", command.position_id
+        )
         if duplicate is not None:
             return duplicate
         position = self._find_position(account, command.position_id)
@@ -725,13 +759,15 @@ class Core:
                 trail_book.add_trailing(position)
         view = self._position_view(position)
         event = PositionModified(command.seq, command.ts, account.account_id, view)
-        return self._remember(account, command.client_order_id, view, (event,))
+        return self._remember(
+            account, command.client_order_id, "ModifyPosition", command.position_id, view, (event,)
+        )
 
     # ----------------------------------------------------------------- orders
 
     def _place_order(self, command: PlaceOrder) -> Result:
         account = self._account(command.account_id)
-        duplicate = self._duplicate(account, command.client_order_id)
+        duplicate = self._duplicate(account, command.client_order_id, "PlaceOrder", "")
         if duplicate is not None:
             return duplicate
         instrument = self._instrument(command.symbol)
@@ -790,7 +826,7 @@ class Core:
         self._index_order(order)
         view = self._order_view(order, OrderStatus.PENDING, 0, None)
         event = OrderPlaced(command.seq, command.ts, account.account_id, view)
-        return self._remember(account, command.client_order_id, view, (event,))
+        return self._remember(account, command.client_order_id, "PlaceOrder", "", view, (event,))
 
     def _index_order(self, order: Order) -> None:
         book = self.books[order.symbol]
@@ -808,7 +844,9 @@ class Core:
 
     def _cancel_order(self, command: CancelOrder) -> Result:
         account = self._account(command.account_id)
-        duplicate = self._duplicate(account, command.client_order_id)
+        duplicate = self._duplicate(
+            account, command.client_order_id, "CancelOrder", command.order_id
+        )
         if duplicate is not None:
             return duplicate
         order = account.orders.get(parse_id(command.order_id, "o-"))
@@ -817,7 +855,9 @@ class Core:
         self._remove_order(order)
         view = self._order_view(order, OrderStatus.CANCELLED, 0, None)
         event = OrderCancelled(command.seq, command.ts, account.account_id, view)
-        return self._remember(account, command.client_order_id, view, (event,))
+        return self._remember(
+            account, command.client_order_id, "CancelOrder", command.order_id, view, (event,)
+        )
 
     def _expire_orders(self, seq: int, ts: int, events: list[Event]) -> None:
         heap = self.expiry
@@ -1139,11 +1179,11 @@ class Core:
         accounts: list[object] = []
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
-            results = [
-                [coid, encode_payload(_stored_payload(account.results[coid]))]
-                for coid in sorted(account.results)
+            receipts = [
+                [coid, receipt.kind, receipt.target, encode_payload(receipt.payload)]
+                for coid, receipt in sorted(account.receipts.items())
             ]
-            accounts.append([account_id, account.balance, account.used_margin, results])
+            accounts.append([account_id, account.balance, account.used_margin, receipts])
         orders = [
             [
                 o.key,
@@ -1261,7 +1301,7 @@ class Core:
             or not isinstance(header, dict)
             or header.get("format") != SNAPSHOT_FORMAT
             or type(header.get("version")) is not int
-            or header.get("version") != SNAPSHOT_VERSION
+            or header.get("version") not in READABLE_VERSIONS
         ):
             raise CodecError("not a core snapshot of a supported version")
         last_seq = header.get("last_seq")
@@ -1272,7 +1312,7 @@ class Core:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return _restore_state(last_seq, body)
+            return _restore_state(last_seq, header["version"], body)
         except CodecError:
             raise
         except (TypeError, ValueError, KeyError, IndexError, AssertionError) as error:
@@ -1297,7 +1337,10 @@ _HANDLERS: dict[type, Callable[[Core, Any], Result]] = {
 }
 
 SNAPSHOT_FORMAT = "cfd-core-snapshot"
-SNAPSHOT_VERSION = 1
+# Version 2 binds each stored client_order_id to its request kind and target; version 1
+# snapshots still load (`_restore_receipt` infers the binding).
+SNAPSHOT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def _digest_parts(parts: list[bytes]) -> str:
@@ -1325,10 +1368,26 @@ def snapshot_digest(data: bytes | list[bytes]) -> str:
     return hashlib.sha256(view[newline + 1 :]).hexdigest()
 
 
-def _stored_payload(result: Result) -> PositionView | ClosedPosition | OrderView | AccountSummary:
-    payload = result.payload
-    assert isinstance(payload, PositionView | ClosedPosition | OrderView | AccountSummary)
-    return payload
+def _restore_receipt(row: list[object], version: int) -> tuple[str, Receipt]:
+    """Return a client_order_id and its receipt from a snapshot row of `version`."""
+    client_order_id = _text(row[0])
+    if version >= 2:
+        return client_order_id, Receipt(_text(row[1]), _text(row[2]), decode_payload(row[3]))
+    # Version 1 stored the payload alone; its type and content name the request.
+    payload = decode_payload(row[1])
+    if isinstance(payload, AccountSummary):
+        return client_order_id, Receipt("Deposit", "", payload)
+    if isinstance(payload, ClosedPosition):
+        return client_order_id, Receipt("ClosePosition", payload.position_id, payload)
+    if isinstance(payload, OrderView):
+        if payload.status is OrderStatus.PENDING:
+            return client_order_id, Receipt("PlaceOrder", "", payload)
+        return client_order_id, Receipt("CancelOrder", payload.id, payload)
+    # A position's own open stored the key on the position; any other stored view is an
+    # AddMargin or ModifyPosition of it.
+    if payload.client_order_id == client_order_id:
+        return client_order_id, Receipt("OpenPosition", "", payload)
+    return client_order_id, Receipt(LEGACY_POSITION_EDIT, payload.id, payload)
 
 
 def _ints(row: list[object], start: int, stop: int) -> list[int]:
@@ -1465,7 +1524,7 @@ def _restore_positions(core: Core, columns: list[list[int]], coids: dict[int, st
         book.heapify_all()
 
 
-def _restore_state(last_seq: int, body: bytes) -> Core:
+def _restore_state(last_seq: int, version: int, body: bytes) -> Core:
     small_end = 8 + int.from_bytes(body[:8], "big")
     if len(body) < small_end + 8:
         raise CodecError("truncated snapshot")
@@ -1498,8 +1557,8 @@ def _restore_state(last_seq: int, body: bytes) -> Core:
         account = Account(_text(row[0]), 0)
         account.balance, account.used_margin = _ints(row, 1, 3)
         for stored in _rows(row[3]):
-            payload = decode_payload(stored[1])
-            account.results[_text(stored[0])] = Result(None, "", payload, (), True)
+            client_order_id, receipt = _restore_receipt(stored, version)
+            account.receipts[client_order_id] = receipt
         core.accounts[account.account_id] = account
     coids: dict[int, str] = {}
     for row in _rows(state[6]):
