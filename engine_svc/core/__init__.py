@@ -35,8 +35,9 @@ Choices where API.md leaves room
     - A position with several triggers crossed by one quote closes once (see above); a quote
       gapping through a trigger fills at the quote, and a loss beyond the released margin is
       borne by the house (`ClosedPosition.house_absorbed`).
-    - Trailing stops track the best price since the position opened, also when the distance
-      is set later by ModifyPosition (rejected with INVALID_STOPS if already crossed).
+    - A trailing stop tracks the best price since the position opened when its distance came
+      with the open (or the order); a distance that ModifyPosition sets, changes or repeats
+      restarts from the current quote (buy: bid - d, sell: ask + d) and tracks from there.
     - Pending orders reserve no margin. TP/SL are checked against the trigger price at
       placement and against the triggering quote at the fill; a margin-sized order gets its
       quantity at the fill price. A failed fill check makes the order REJECTED.

@@ -734,15 +734,6 @@ class Core:
         quote = self._quote(position.symbol)
         reference = quote.bid if position.is_buy else quote.ask
         self._check_stops(position.is_buy, reference, tp or 0, sl or 0)
-        if trail:
-            best = position.best_price()
-            stop = best - trail if position.is_buy else best + trail
-            if (position.is_buy and stop >= reference) or (
-                not position.is_buy and stop <= reference
-            ):
-                raise RejectionError(
-                    Reason.INVALID_STOPS, "the trailing stop would already be crossed"
-                )
         book = self.books[position.symbol]
         if tp is not None and tp != position.tp:
             position.tp = tp
@@ -752,11 +743,15 @@ class Core:
             position.sl = sl
             if sl:
                 book.push(BID_BELOW if position.is_buy else ASK_ABOVE, sl, position.key, 1)
-        if trail is not None and trail != position.trail:
+        if trail:
+            # A distance set now trails from the current quote, not from the best since open.
+            trail_book = book.long_trail if position.is_buy else book.short_trail
+            trail_book.detach(position)
+            position.level = trail_book.attach(reference if position.is_buy else -reference)
             position.trail = trail
-            if trail:
-                trail_book = book.long_trail if position.is_buy else book.short_trail
-                trail_book.add_trailing(position)
+            trail_book.add_trailing(position)
+        elif trail is not None:
+            position.trail = 0
         view = self._position_view(position)
         event = PositionModified(command.seq, command.ts, account.account_id, view)
         return self._remember(
