@@ -97,6 +97,7 @@ Usage::
 
 from __future__ import annotations
 
+from .checks import order_id, parse_id, position_id
 from .commands import (
     CLEAR,
     AddMargin,
@@ -112,7 +113,7 @@ from .commands import (
     PlaceOrder,
 )
 from .decimals import DecimalFormatError, format_money, format_scaled, parse_money
-from .engine import Core, SequenceError, order_id, parse_id, position_id
+from .engine import Core, SequenceError
 from .enums import BalanceKind, CloseReason, OrderStatus, OrderType, Side
 from .events import (
     AccountCreated,

@@ -6,6 +6,7 @@ order reference is 0 (every real value is positive); the views turn 0 into None.
 
 from __future__ import annotations
 
+from .enums import OrderStatus, check_order_transition
 from .views import AccountSummary, ClosedPosition, OrderView, PositionView
 
 StoredPayload = PositionView | ClosedPosition | OrderView | AccountSummary
@@ -135,6 +136,7 @@ class Order:
         "margin",
         "quantity",
         "sl",
+        "status",
         "symbol",
         "tp",
         "trail",
@@ -174,6 +176,11 @@ class Order:
         self.expire = expire
         self.create_ts = create_ts
         self.client_order_id = client_order_id
+        self.status = OrderStatus.PENDING
+
+    def move_to(self, status: OrderStatus) -> None:
+        """Change the status as `enums.ORDER_TRANSITIONS` allows, or raise."""
+        self.status = check_order_transition(self.status, status)
 
 
 class Receipt:
@@ -212,3 +219,4 @@ class Account:
         self.positions: dict[int, Position] = {}
         self.orders: dict[int, Order] = {}
         self.receipts: dict[str, Receipt] = {}
+
