@@ -123,13 +123,17 @@ class Core(Ledger):
                 raise RejectionError(Reason.VALIDATION_FAILED, "ts must be epoch nanoseconds", "ts")
             if not route.kind:
                 return route.handler(self, command)
-            return self._apply_keyed(route, command)
+            # Every command with a kind has an account_id and a client_order_id.
+            keyed: Any = command
+            account = self.accounts.get(keyed.account_id)
+            if account is None or keyed.client_order_id is not None:
+                return self._apply_keyed(route, keyed, account)
+            return route.handler(self, command, account)
         except RejectionError as rejection:
             return Result(rejection.reason, rejection.message, None, (), False, rejection.field)
 
-    def _apply_keyed(self, route: Route, command: Any) -> Result:
+    def _apply_keyed(self, route: Route, command: Any, account: Account | None) -> Result:
         """Run an account's command, returning the stored result of an exact repeat."""
-        account = self.accounts.get(command.account_id)
         if account is None:
             account = find_account(self, command.account_id)
         client_order_id = command.client_order_id

@@ -51,9 +51,9 @@ _USER: Final = CloseReason.USER
 _MARGIN_RESERVED: Final = BalanceKind.MARGIN_RESERVED
 _CLOSE_SETTLED: Final = BalanceKind.CLOSE_SETTLED
 
-# The view tuples are built with tuple.__new__ from the class's field order (pinned by the
-# tests): an open or a close builds one, and NamedTuple's Python-level constructor would cost
-# a fifth of the command.
+# The records of an open and a close are built with tuple.__new__ in the class's field order
+# (the wide ones with each field named; the tests pin the order): NamedTuple's Python-level
+# constructor, with keywords, would cost a fifth of the command.
 _new = tuple.__new__
 
 
@@ -91,7 +91,9 @@ def open_position(ledger: Ledger, command: OpenPosition, account: Account) -> Re
         sl = check_int(command.stop_loss, "stop_loss", 1, MAX_PRICE_TICKS)
     if command.trailing_distance is not None:
         trail = check_int(command.trailing_distance, "trailing_distance", 1, MAX_PRICE_TICKS)
-    quote = current_quote(ledger, instrument.symbol)
+    quote = ledger.quotes.get(instrument.symbol)
+    if quote is None:
+        quote = current_quote(ledger, instrument.symbol)
     fill = quote.ask if is_buy else quote.bid
     if command.expected_price is not None or command.max_slippage_bps is not None:
         _check_slippage(command, instrument, fill)
@@ -103,12 +105,13 @@ def open_position(ledger: Ledger, command: OpenPosition, account: Account) -> Re
     if tp or sl:
         check_stops(is_buy, quote.bid if is_buy else quote.ask, tp, sl)
     margin = instrument.margin_ceil_micros(fill, lots, leverage)
-    check_affordable(account, margin, "quantity" if budget == 0 else "margin")
+    if margin > account.balance:
+        check_affordable(account, margin, "quantity" if budget == 0 else "margin")
     changed, opened = create_position(
         ledger, account, instrument, quote, command.seq, command.seq, command.ts, is_buy, lots,
         leverage, margin, tp, sl, trail, command.client_order_id, 0,
     )  # fmt: skip
-    return Result(None, "", opened.position, (changed, opened), False)
+    return _new(Result, (None, "", opened.position, (changed, opened), False, ""))
 
 
 def current_quote(ledger: Ledger, symbol: str) -> QuoteView:
@@ -176,8 +179,10 @@ def create_position(
         _index_stops(position, book)
     view = position_view(ledger, position)
     owner = account.account_id
-    changed = BalanceChanged(seq, ts, owner, _MARGIN_RESERVED, -margin, account.balance, view.id)
-    return changed, PositionOpened(seq, ts, owner, view)
+    changed = _new(
+        BalanceChanged, (seq, ts, owner, _MARGIN_RESERVED, -margin, account.balance, view.id)
+    )
+    return changed, _new(PositionOpened, (seq, ts, owner, view))
 
 
 def liquidation_price(position: Position, instrument: Instrument) -> int:
@@ -225,10 +230,12 @@ def close_position(ledger: Ledger, command: ClosePosition, account: Account) -> 
             raise RejectionError(
                 Reason.VALIDATION_FAILED, "quantity exceeds the position's quantity", "quantity"
             )
-    quote = current_quote(ledger, position.symbol)
+    quote = ledger.quotes.get(position.symbol)
+    if quote is None:
+        quote = current_quote(ledger, position.symbol)
     price = quote.bid if position.is_buy else quote.ask
     event, settled = close(ledger, position, lots, price, _USER, command.seq, command.ts)
-    return Result(None, "", event.close, (event, settled), False)
+    return _new(Result, (None, "", event.close, (event, settled), False, ""))
 
 
 def close(
@@ -277,8 +284,10 @@ def close(
         ),
     )
     owner = account.account_id
-    settled = BalanceChanged(seq, ts, owner, _CLOSE_SETTLED, credited, account.balance, pid)
-    return PositionClosed(seq, ts, owner, closed), settled
+    settled = _new(
+        BalanceChanged, (seq, ts, owner, _CLOSE_SETTLED, credited, account.balance, pid)
+    )
+    return _new(PositionClosed, (seq, ts, owner, closed)), settled
 
 
 def add_margin(ledger: Ledger, command: AddMargin, account: Account) -> Result:
