@@ -1,5 +1,15 @@
 """The pure trading core of the engine: exact, deterministic, standard library only.
 
+Where things are
+    `engine.Core.apply` is the one entry that changes state: it routes each command to the
+    handler of its part of the core (the CFD part today) and checks its client_order_id once.
+    `money` moves every balance, margin and house amount; `positions` opens, closes, adds
+    margin to and modifies positions; `orders` places, cancels, expires and fills pending
+    orders (their statuses follow `enums.ORDER_TRANSITIONS`); `triggers` applies quotes and
+    fires what they cross, found through the price indexes in `indexes`; `checks` holds the
+    input checks, `ledger` and `state` the state, `snapshot` and `restore` its encoding,
+    `codec` the journal records, `units` the rounding helpers.
+
 Scales
     Money is an integer number of micro-dollars (1e-6 USD). A price is an integer number of
     the instrument's ticks (BTCUSD 64250.15 is 6425015), a quantity an integer number of the

@@ -84,9 +84,22 @@ def place_order(ledger: Ledger, command: PlaceOrder, account: Account) -> Result
     check_stops(is_buy, trigger, tp, sl)
     key = command.seq
     order = Order(
-        key, account.account_id, instrument.symbol, is_buy, is_limit, trigger, leverage, lots,
-        margin, tp, sl, trail, expire, command.ts, command.client_order_id,
-    )  # fmt: skip
+        key=key,
+        account_id=account.account_id,
+        symbol=instrument.symbol,
+        is_buy=is_buy,
+        is_limit=is_limit,
+        trigger=trigger,
+        leverage=leverage,
+        quantity=lots,
+        margin=margin,
+        tp=tp,
+        sl=sl,
+        trail=trail,
+        expire=expire,
+        create_ts=command.ts,
+        client_order_id=command.client_order_id,
+    )
     ledger.orders[key] = order
     account.orders[key] = order
     index_order(ledger, order)

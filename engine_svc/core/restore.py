@@ -251,9 +251,22 @@ def _restore_state(
             _ints(row, 3, 14)
         )
         order = Order(
-            key, account.account_id, symbol, is_buy == 1, is_limit == 1, trigger, leverage,
-            quantity, margin, tp, sl, trail, expire, create, _optional_text(row[14]),
-        )  # fmt: skip
+            key=key,
+            account_id=account.account_id,
+            symbol=symbol,
+            is_buy=is_buy == 1,
+            is_limit=is_limit == 1,
+            trigger=trigger,
+            leverage=leverage,
+            quantity=quantity,
+            margin=margin,
+            tp=tp,
+            sl=sl,
+            trail=trail,
+            expire=expire,
+            create_ts=create,
+            client_order_id=_optional_text(row[14]),
+        )
         ledger.orders[key] = order
         account.orders[key] = order
         index_order(ledger, order)
