@@ -9,7 +9,7 @@ command belongs to. The CFD part is the only part today; its rules live in `mone
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Final
 
 from .checks import MAX_TIME_NS, RejectionError, check_client_order_id, parse_id, type_error
@@ -27,7 +27,6 @@ from .commands import (
     PlaceOrder,
 )
 from .indexes import MAX_KEY
-from .instruments import Instrument
 from .ledger import Ledger
 from .money import create_account, deposit, find_account, summary
 from .orders import cancel_order, expire_command, order_view, place_order
@@ -71,7 +70,8 @@ class Route:
 
 
 # Each part of the core contributes the routes of its commands; one dictionary lookup
-# dispatches a command.
+# dispatches a command. The kinds are stored with each client_order_id in snapshots, so they
+# are spelled out rather than taken from the class names.
 _CFD_ROUTES: Final[dict[type, Route]] = {
     ApplyQuote: Route(apply_quote),
     ExpireOrders: Route(expire_command),
@@ -95,9 +95,6 @@ class Core(Ledger):
     """
 
     __slots__ = ()
-
-    def __init__(self, instruments: Mapping[str, Instrument] | None = None) -> None:
-        super().__init__(instruments)
 
     def apply(self, command: Command) -> Result:
         """Apply one command; return its result. A rejection changes no state but `last_seq`.

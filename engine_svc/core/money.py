@@ -55,7 +55,7 @@ def create_account(ledger: Ledger, command: CreateAccount) -> Result:
 
 
 def deposit(ledger: Ledger, command: Deposit, account: Account) -> Result:
-    """Credit an account's balance: the only way money enters the system after an open."""
+    """Credit an account's balance: with the initial deposit, the only source of money."""
     amount = check_int(command.amount, "amount", 1, MAX_MONEY_MICROS)
     if account.balance + amount > MAX_TOTAL_MICROS:
         raise RejectionError(Reason.VALIDATION_FAILED, "balance would be too large", "amount")
@@ -89,7 +89,7 @@ def reserve_margin(account: Account, margin: int) -> None:
     account.used_margin += margin
 
 
-def add_margin(account: Account, position: Position, amount: int) -> None:
+def move_to_margin(account: Account, position: Position, amount: int) -> None:
     """Move an amount from the free balance into a position's margin, or reject it."""
     if amount > account.balance:
         raise RejectionError(

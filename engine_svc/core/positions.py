@@ -39,8 +39,7 @@ from .indexes import (
 )
 from .instruments import Instrument
 from .ledger import Ledger
-from .money import add_margin as move_to_margin
-from .money import check_affordable, reserve_margin, settle_close
+from .money import check_affordable, move_to_margin, reserve_margin, settle_close
 from .reasons import Reason
 from .results import Result
 from .state import Account, Position
