@@ -7,6 +7,7 @@ import grpc
 from engine_svc.core import Reason
 from engine_svc.core.results import rejected
 from engine_svc.servicer import rejection
+from mesh.errors import REASON_CODES
 
 
 def test_a_validation_failure_names_the_core_field_in_api_terms() -> None:
@@ -27,3 +28,7 @@ def test_other_reasons_keep_their_status_without_violations() -> None:
     assert (reused.code, reused.violations) == (grpc.StatusCode.ALREADY_EXISTS, ())
     missing = rejection(rejected(Reason.ACCOUNT_NOT_FOUND, "no account"), "POSITION_NOT_FOUND")
     assert (missing.reason, missing.code) == ("POSITION_NOT_FOUND", grpc.StatusCode.NOT_FOUND)
+
+
+def test_every_core_reason_has_a_status() -> None:
+    assert {reason.value for reason in Reason} <= set(REASON_CODES)
