@@ -49,6 +49,7 @@ POSITIONS_THROTTLE_S = 0.25
 # An event index above every real one (an int32 column): (seq, WHOLE_SEQ) is "after all of seq".
 WHOLE_SEQ = (1 << 31) - 1
 
+# The API's JSON name of each command field a core rejection can name.
 _CORE_FIELDS = {
     "expire_time": "expireTime",
     "trigger_price": "triggerPrice",
@@ -58,24 +59,12 @@ _CORE_FIELDS = {
     "take_profit": "takeProfit",
     "stop_loss": "stopLoss",
     "trailing_distance": "trailingDistance",
+    "expected_price": "expectedPrice",
+    "max_slippage_bps": "maxSlippageBps",
     "client_order_id": "clientOrderId",
     "account_id": "userId",
     "initial_balance": "initialBalance",
 }
-
-
-def _violation_field(message: str) -> str:
-    """Return the JSON name of the field a core VALIDATION_FAILED message is about."""
-    first = message.split(" ", 1)[0]
-    if first in _CORE_FIELDS:
-        return _CORE_FIELDS[first]
-    if "trigger" in message:
-        return "triggerPrice"
-    if "quantity" in message:
-        return "quantity"
-    if "balance" in message:
-        return "amount"
-    return "request"
 
 
 def rejection(result: Result, account_missing: str | None = None) -> ApiError:
@@ -90,7 +79,7 @@ def rejection(result: Result, account_missing: str | None = None) -> ApiError:
         reason = account_missing
     violations: list[tuple[str, str]] = []
     if result.reason is Reason.VALIDATION_FAILED:
-        violations.append((_violation_field(result.message), result.message))
+        violations.append((_CORE_FIELDS.get(result.field, "request"), result.message))
     return ApiError(reason, result.message, violations)
 
 

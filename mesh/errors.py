@@ -27,6 +27,7 @@ REASON_CODES: dict[str, grpc.StatusCode] = {
     "ACCOUNT_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "USER_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "EMAIL_TAKEN": grpc.StatusCode.ALREADY_EXISTS,
+    "IDEMPOTENCY_KEY_REUSED": grpc.StatusCode.ALREADY_EXISTS,
     "INVALID_CREDENTIALS": grpc.StatusCode.UNAUTHENTICATED,
     "TOKEN_INVALID": grpc.StatusCode.UNAUTHENTICATED,
     "TOKEN_EXPIRED": grpc.StatusCode.UNAUTHENTICATED,

@@ -67,6 +67,8 @@ REASON_TEXT = {
     "POSITION_NOT_FOUND": "No position of the caller has this id (another account's "
     "positions are not found either).",
     "ORDER_NOT_FOUND": "No pending order of the caller has this id.",
+    "IDEMPOTENCY_KEY_REUSED": "The `clientOrderId` was first used for another kind of request "
+    "or another position or order; an exact repeat returns the first result instead.",
     "ACCOUNT_NOT_FOUND": "Internal calls only: no trading account has this id.",
     "USER_NOT_FOUND": "The user of a valid token no longer exists.",
     "EMAIL_TAKEN": "A user with this email already exists.",

@@ -1,5 +1,15 @@
 """The pure trading core of the engine: exact, deterministic, standard library only.
 
+Where things are
+    `engine.Core.apply` is the one entry that changes state: it routes each command to the
+    handler of its part of the core (the CFD part today) and checks its client_order_id once.
+    `money` moves every balance, margin and house amount; `positions` opens, closes, adds
+    margin to and modifies positions; `orders` places, cancels, expires and fills pending
+    orders (their statuses follow `enums.ORDER_TRANSITIONS`); `triggers` applies quotes and
+    fires what they cross, found through the price indexes in `indexes`; `checks` holds the
+    input checks, `ledger` and `state` the state, `snapshot` and `restore` its encoding,
+    `codec` the journal records, `units` the rounding helpers.
+
 Scales
     Money is an integer number of micro-dollars (1e-6 USD). A price is an integer number of
     the instrument's ticks (BTCUSD 64250.15 is 6425015), a quantity an integer number of the
@@ -35,8 +45,9 @@ Choices where API.md leaves room
     - A position with several triggers crossed by one quote closes once (see above); a quote
       gapping through a trigger fills at the quote, and a loss beyond the released margin is
       borne by the house (`ClosedPosition.house_absorbed`).
-    - Trailing stops track the best price since the position opened, also when the distance
-      is set later by ModifyPosition (rejected with INVALID_STOPS if already crossed).
+    - A trailing stop tracks the best price since the position opened when its distance came
+      with the open (or the order); a distance that ModifyPosition sets, changes or repeats
+      restarts from the current quote (buy: bid - d, sell: ask + d) and tracks from there.
     - Pending orders reserve no margin. TP/SL are checked against the trigger price at
       placement and against the triggering quote at the fill; a margin-sized order gets its
       quantity at the fill price. A failed fill check makes the order REJECTED.
@@ -47,10 +58,13 @@ Choices where API.md leaves room
 
 Idempotency
     A client_order_id is unique per account across all mutating trading commands (and
-    Deposit). The first *accepted* command stores its result; a repeat returns that stored
-    result with ``duplicate=True`` and no events, whatever the repeat's other fields are.
-    Rejections are not stored (so a rejection changes nothing at all): repeating a rejected
-    request evaluates it again. CreateAccount is idempotent by account id (a repeat returns
+    Deposit). The first *accepted* command stores its result, bound to the command's kind and
+    target (the position or order id it acted on; none for OpenPosition, PlaceOrder and
+    Deposit). A repeat of the same kind on the same target returns that stored result with
+    ``duplicate=True`` and no events, whatever the repeat's other fields are; a repeat of
+    another kind or on another target is rejected with IDEMPOTENCY_KEY_REUSED. Rejections are
+    not stored (so a rejection changes nothing at all): repeating a rejected request
+    evaluates it again. CreateAccount is idempotent by account id (a repeat returns
     the account's summary with ``duplicate=True``).
 
 Commands, results, errors
@@ -67,7 +81,8 @@ Snapshots and digests
     raises `codec.CodecError` for corrupt input; `core.digest()` is the sha256 hex of the
     canonical encoding (everything but `last_seq`); `core.snapshot_with_digest()` gives both
     from one encoding (the digest is the sha256 of the snapshot after its header line), and an
-    unknown format or version is rejected. `codec.encode_command` /
+    unknown format or version is rejected (version 1, written before client_order_id bindings,
+    still loads). `codec.encode_command` /
     `codec.decode_command` give canonical journal bytes for every command.
 
 Compilation
@@ -92,6 +107,7 @@ Usage::
 
 from __future__ import annotations
 
+from .checks import order_id, parse_id, position_id
 from .commands import (
     CLEAR,
     AddMargin,
@@ -107,7 +123,7 @@ from .commands import (
     PlaceOrder,
 )
 from .decimals import DecimalFormatError, format_money, format_scaled, parse_money
-from .engine import Core, SequenceError, order_id, parse_id, position_id
+from .engine import Core, SequenceError
 from .enums import BalanceKind, CloseReason, OrderStatus, OrderType, Side
 from .events import (
     AccountCreated,

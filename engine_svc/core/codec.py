@@ -12,6 +12,7 @@ import json
 import sys
 from array import array
 from enum import Enum
+from typing import cast
 
 from .commands import (
     AddMargin,
@@ -32,132 +33,138 @@ from .views import AccountSummary, ClosedPosition, OrderView, PositionView
 
 MAX_RECORD_BYTES = 1 << 16
 
+Payload = PositionView | ClosedPosition | OrderView | AccountSummary
+
 
 class CodecError(ValueError):
     """Bytes that do not decode to a valid command, payload or snapshot."""
 
 
-# Field type codes of the schemas below.
-INT = 0
-OPT_INT = 1
-STR = 2
-OPT_STR = 3
-SIDE = 4
-ORDER_TYPE = 5
-ORDER_STATUS = 6
-CLOSE_REASON = 7
-OPT_REASON = 8
-OPT_POSITION_VIEW = 9
+class FieldType:
+    """One kind of record field: how a value is written to JSON and read back.
 
-_COMMAND_SCHEMAS: dict[str, tuple[int, ...]] = {
-    "CreateAccount": (INT, INT, STR, INT),
-    "Deposit": (INT, INT, STR, INT, OPT_STR),
-    "ApplyQuote": (INT, INT, STR, INT, INT),
-    "OpenPosition": (
-        INT,
-        INT,
-        STR,
-        STR,
-        SIDE,
-        INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_STR,
-    ),
-    "ClosePosition": (INT, INT, STR, STR, OPT_INT, OPT_STR),
-    "AddMargin": (INT, INT, STR, STR, INT, OPT_STR),
-    "ModifyPosition": (INT, INT, STR, STR, OPT_INT, OPT_INT, OPT_INT, OPT_STR),
-    "PlaceOrder": (
-        INT,
-        INT,
-        STR,
-        STR,
-        SIDE,
-        ORDER_TYPE,
-        INT,
-        INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_STR,
-    ),
-    "CancelOrder": (INT, INT, STR, STR, OPT_STR),
-    "ExpireOrders": (INT, INT),
-}
+    Both directions live here, so a record's encoding and decoding come from its one schema in
+    `_COMMANDS` or `_PAYLOADS`. `plain` is the JSON type an already-valid value has (int or
+    str), which lets decoding skip the full check for the common fields.
+    """
 
-_PAYLOAD_SCHEMAS: dict[str, tuple[int, ...]] = {
-    "PositionView": (
-        STR,
-        STR,
-        STR,
-        SIDE,
-        INT,
-        INT,
-        INT,
-        INT,
-        INT,
-        INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        INT,
-        INT,
-        OPT_STR,
-        OPT_STR,
-    ),
-    "ClosedPosition": (
-        STR,
-        STR,
-        STR,
-        SIDE,
-        INT,
-        INT,
-        INT,
-        INT,
-        INT,
-        INT,
-        INT,
-        INT,
-        CLOSE_REASON,
-        INT,
-        INT,
-        INT,
-        OPT_STR,
-        OPT_POSITION_VIEW,
-    ),
-    "OrderView": (
-        STR,
-        STR,
-        STR,
-        SIDE,
-        ORDER_TYPE,
-        INT,
-        INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        OPT_INT,
-        ORDER_STATUS,
-        OPT_STR,
-        OPT_REASON,
-        INT,
-        INT,
-        OPT_STR,
-    ),
-    "AccountSummary": (STR, INT, INT, INT, INT, INT, OPT_INT, INT, INT),
+    __slots__ = ("optional", "plain", "what")
+
+    def __init__(self, what: str, optional: bool, plain: type | None) -> None:
+        self.what = what
+        self.optional = optional
+        self.plain = plain
+
+    def encode(self, value: object, where: str) -> object:
+        """Return the JSON form of a field value; raise `CodecError` for a wrong one."""
+        if value is None and self.optional:
+            return None
+        return self._encode(value, where)
+
+    def decode(self, value: object, where: str) -> object:
+        """Return the field value of its JSON form; raise `CodecError` for a wrong one."""
+        if value is None and self.optional:
+            return None
+        return self._decode(value, where)
+
+    def _encode(self, value: object, where: str) -> object:
+        if self.plain is not None and type(value) is self.plain:
+            return value
+        if self.plain is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if self.plain is str and isinstance(value, str):
+            return value
+        raise CodecError(f"{where} must be {self.what}")
+
+    def _decode(self, value: object, where: str) -> object:
+        return self._encode(value, where)
+
+
+class EnumField(FieldType):
+    """An enum field, written as its member's value."""
+
+    __slots__ = ("enum_type",)
+
+    def __init__(self, enum_type: type[Enum], optional: bool = False) -> None:
+        super().__init__(f"a {enum_type.__name__}", optional, None)
+        self.enum_type = enum_type
+
+    def _encode(self, value: object, where: str) -> object:
+        if isinstance(value, Enum) and value in self.enum_type:
+            return value.value
+        raise CodecError(f"{where} must be {self.what}")
+
+    def _decode(self, value: object, where: str) -> object:
+        if isinstance(value, str):
+            try:
+                return self.enum_type(value)
+            except ValueError:
+                pass
+        raise CodecError(f"{where} must be {self.what} value")
+
+
+class PositionViewField(FieldType):
+    """An optional position view nested in a payload, written as its own payload row."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__("a position view", True, None)
+
+    def _encode(self, value: object, where: str) -> object:
+        if isinstance(value, PositionView):
+            return encode_payload(value)
+        raise CodecError(f"{where} must be {self.what}")
+
+    def _decode(self, value: object, where: str) -> object:
+        payload = decode_payload(value)
+        if not isinstance(payload, PositionView):
+            raise CodecError(f"{where} must be {self.what}")
+        return payload
+
+
+INT = FieldType("an integer", False, int)
+OPT_INT = FieldType("an integer", True, int)
+STR = FieldType("a string", False, str)
+OPT_STR = FieldType("a string", True, str)
+SIDE = EnumField(Side)
+ORDER_TYPE = EnumField(OrderType)
+ORDER_STATUS = EnumField(OrderStatus)
+CLOSE_REASON = EnumField(CloseReason)
+OPT_REASON = EnumField(Reason, optional=True)
+OPT_POSITION_VIEW = PositionViewField()
+
+Schema = tuple[FieldType, ...]
+
+# Every record the codec writes, with its fields' types in the record's field order; the tag
+# of a record is its class name.
+_COMMANDS: dict[str, tuple[type, Schema]] = {
+    record.__name__: (record, schema)
+    for record, schema in (
+        (CreateAccount, (INT, INT, STR, INT)),
+        (Deposit, (INT, INT, STR, INT, OPT_STR)),
+        (ApplyQuote, (INT, INT, STR, INT, INT)),
+        (OpenPosition, (INT, INT, STR, STR, SIDE, INT, *[OPT_INT] * 7, OPT_STR)),
+        (ClosePosition, (INT, INT, STR, STR, OPT_INT, OPT_STR)),
+        (AddMargin, (INT, INT, STR, STR, INT, OPT_STR)),
+        (ModifyPosition, (INT, INT, STR, STR, OPT_INT, OPT_INT, OPT_INT, OPT_STR)),
+        (PlaceOrder, (INT, INT, STR, STR, SIDE, ORDER_TYPE, INT, INT, *[OPT_INT] * 6, OPT_STR)),
+        (CancelOrder, (INT, INT, STR, STR, OPT_STR)),
+        (ExpireOrders, (INT, INT)),
+    )
 }
+_PAYLOADS: dict[str, tuple[type, Schema]] = {
+    record.__name__: (record, schema)
+    for record, schema in (
+        (PositionView, (STR, STR, STR, SIDE, *[INT] * 6, *[OPT_INT] * 5, INT, INT, OPT_STR,
+                        OPT_STR)),
+        (ClosedPosition, (STR, STR, STR, SIDE, *[INT] * 8, CLOSE_REASON, INT, INT, INT, OPT_STR,
+                          OPT_POSITION_VIEW)),
+        (OrderView, (STR, STR, STR, SIDE, ORDER_TYPE, INT, INT, *[OPT_INT] * 6, ORDER_STATUS,
+                     OPT_STR, OPT_REASON, INT, INT, OPT_STR)),
+        (AccountSummary, (STR, INT, INT, INT, INT, INT, OPT_INT, INT, INT)),
+    )
+}  # fmt: skip
 
 
 def _reject_constant(name: str) -> object:
@@ -190,117 +197,46 @@ def dumps_canonical(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-def _encode_value(code: int, value: object, where: str) -> object:
-    if code in (INT, OPT_INT):
-        if value is None and code == OPT_INT:
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise CodecError(f"{where} must be an integer")
-    if code in (STR, OPT_STR):
-        if value is None and code == OPT_STR:
-            return None
-        if isinstance(value, str):
-            return value
-        raise CodecError(f"{where} must be a string")
-    if code == OPT_POSITION_VIEW:
-        if value is None:
-            return None
-        if isinstance(value, PositionView):
-            return encode_payload(value)
-        raise CodecError(f"{where} must be a position view")
-    if value is None and code == OPT_REASON:
-        return None
-    if isinstance(value, Enum) and value in _ENUM_TYPES[code]:
-        return value.value
-    raise CodecError(f"{where} must be a {_ENUM_TYPES[code].__name__}")
-
-
-def _decode_value(code: int, value: object, where: str) -> object:
-    if code in (INT, OPT_INT):
-        if value is None and code == OPT_INT:
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise CodecError(f"{where} must be an integer")
-    if code in (STR, OPT_STR):
-        if value is None and code == OPT_STR:
-            return None
-        if isinstance(value, str):
-            return value
-        raise CodecError(f"{where} must be a string")
-    if code == OPT_POSITION_VIEW:
-        if value is None:
-            return None
-        payload = decode_payload(value)
-        if not isinstance(payload, PositionView):
-            raise CodecError(f"{where} must be a position view")
-        return payload
-    if value is None and code == OPT_REASON:
-        return None
-    enum_type = _ENUM_TYPES[code]
-    if isinstance(value, str):
-        try:
-            return enum_type(value)
-        except ValueError:
-            pass
-    raise CodecError(f"{where} must be a {enum_type.__name__} value")
-
-
-_ENUM_TYPES: dict[int, type[Enum]] = {
-    SIDE: Side,
-    ORDER_TYPE: OrderType,
-    ORDER_STATUS: OrderStatus,
-    CLOSE_REASON: CloseReason,
-    OPT_REASON: Reason,
-}
-
-
-def _encode_fields(tag: str, schema: tuple[int, ...], values: tuple[object, ...]) -> list[object]:
+def _encode_fields(tag: str, schema: Schema, values: tuple[object, ...]) -> list[object]:
     if len(values) != len(schema):
         raise CodecError(f"{tag} has {len(values)} fields, expected {len(schema)}")
     row: list[object] = [tag]
-    for index, code in enumerate(schema):
-        row.append(_encode_value(code, values[index], f"{tag} field {index}"))
+    for index, field in enumerate(schema):
+        row.append(field.encode(values[index], f"{tag} field {index}"))
     return row
 
 
-def _decode_fields(row: object, schemas: dict[str, tuple[int, ...]]) -> tuple[str, list[object]]:
+def _decode_record(row: object, records: dict[str, tuple[type, Schema]]) -> object:
+    """Return the record a ``[tag, field, ...]`` row holds, every field checked."""
     if not isinstance(row, list) or not row or not isinstance(row[0], str):
         raise CodecError("record must be a list starting with a type tag")
     tag = row[0]
-    schema = schemas.get(tag)
-    if schema is None:
+    record = records.get(tag)
+    if record is None:
         raise CodecError(f"unknown record type {tag[:40]!r}")
+    cls, schema = record
     if len(row) != len(schema) + 1:
         raise CodecError(f"{tag} has {len(row) - 1} fields, expected {len(schema)}")
     values = row[1:]
-    # Fast path for the common codes; anything else (and every failure) goes through
-    # `_decode_value`, which converts enums and raises the descriptive error.
-    for index, code in enumerate(schema):
+    for index, field in enumerate(schema):
         value = values[index]
-        if code == INT:
-            valid = type(value) is int
-        elif code == OPT_INT:
-            valid = value is None or type(value) is int
-        elif code == STR:
-            valid = type(value) is str
-        elif code == OPT_STR:
-            valid = value is None or type(value) is str
-        else:
-            valid = False
-        if not valid:
-            values[index] = _decode_value(code, value, f"{tag} field {index}")
-    return tag, values
+        # Fast path: an integer or string field that already has its JSON type.
+        plain = field.plain
+        if plain is not None and (type(value) is plain or (value is None and field.optional)):
+            continue
+        values[index] = field.decode(value, f"{tag} field {index}")
+    # Every value now has its field's type, in the class's field order: build the tuple
+    # directly (NamedTuple's Python-level constructor would check nothing more).
+    return tuple.__new__(cls, values)
 
 
 def encode_command(command: Command) -> bytes:
     """Return the canonical bytes of a command; raise `CodecError` for a malformed one."""
     tag = type(command).__name__
-    schema = _COMMAND_SCHEMAS.get(tag)
-    if schema is None or not isinstance(command, tuple):
+    record = _COMMANDS.get(tag)
+    if record is None or type(command) is not record[0]:
         raise CodecError(f"not a core command: {tag}")
-    return dumps_canonical(_encode_fields(tag, schema, tuple(command)))
+    return dumps_canonical(_encode_fields(tag, record[1], tuple(command)))
 
 
 def decode_command(data: bytes) -> Command:
@@ -313,55 +249,21 @@ def decode_command(data: bytes) -> Command:
         text = bytes(data).decode("ascii")
     except UnicodeDecodeError:
         raise CodecError("command record is not ASCII JSON") from None
-    tag, v = _decode_fields(loads_strict(text), _COMMAND_SCHEMAS)
-    # The schemas above fixed every value's type, so the fields build the command directly
-    # (tuple.__new__ skips NamedTuple's Python-level __new__; the field order is the schema's).
-    if tag == "ApplyQuote":
-        return _new(ApplyQuote, v)
-    if tag == "OpenPosition":
-        return _new(OpenPosition, v)
-    if tag == "ClosePosition":
-        return _new(ClosePosition, v)
-    if tag == "AddMargin":
-        return _new(AddMargin, v)
-    if tag == "ModifyPosition":
-        return _new(ModifyPosition, v)
-    if tag == "PlaceOrder":
-        return _new(PlaceOrder, v)
-    if tag == "CancelOrder":
-        return _new(CancelOrder, v)
-    if tag == "ExpireOrders":
-        return _new(ExpireOrders, v)
-    if tag == "CreateAccount":
-        return _new(CreateAccount, v)
-    return _new(Deposit, v)
-
-
-_new = tuple.__new__
-
-
-Payload = PositionView | ClosedPosition | OrderView | AccountSummary
+    return cast(Command, _decode_record(loads_strict(text), _COMMANDS))
 
 
 def encode_payload(payload: Payload) -> list[object]:
     """Return a result payload as a JSON-ready list ``[tag, field, ...]``."""
     tag = type(payload).__name__
-    schema = _PAYLOAD_SCHEMAS.get(tag)
-    if schema is None or not isinstance(payload, tuple):
+    record = _PAYLOADS.get(tag)
+    if record is None or type(payload) is not record[0]:
         raise CodecError(f"not a storable payload: {tag}")
-    return _encode_fields(tag, schema, tuple(payload))
+    return _encode_fields(tag, record[1], tuple(payload))
 
 
 def decode_payload(row: object) -> Payload:
     """Rebuild a payload from `encode_payload` output."""
-    tag, values = _decode_fields(row, _PAYLOAD_SCHEMAS)
-    if tag == "PositionView":
-        return PositionView._make(values)
-    if tag == "ClosedPosition":
-        return ClosedPosition._make(values)
-    if tag == "OrderView":
-        return OrderView._make(values)
-    return AccountSummary._make(values)
+    return cast(Payload, _decode_record(row, _PAYLOADS))
 
 
 def pack_int_column(values: list[int]) -> bytes:

@@ -213,13 +213,21 @@ class TrailBook:
         level.members += 1
         return level
 
-    def _live(self, entry: int) -> bool:
+    def _live(self, entry: int, level: TrailLevel) -> bool:
+        """Return True when `entry` in root `level` is still its position's trailing stop.
+
+        A position whose trailing distance was set again moved to another level; the entry
+        it left behind here is then stale even when the distance is the same.
+        """
         position = self.positions.get(entry & _KEY_MASK)
-        return position is not None and position.trail == (entry >> _TRAIL_KEY_SHIFT)
+        if position is None or position.trail != (entry >> _TRAIL_KEY_SHIFT):
+            return False
+        home = position.level
+        return home is level or home.root() is level
 
     def _top_stop(self, level: TrailLevel) -> int | None:
         heap = level.heap
-        while heap and not self._live(heap[0]):
+        while heap and not self._live(heap[0], level):
             heappop(heap)
         if not heap:
             return None
@@ -272,7 +280,7 @@ class TrailBook:
             if len(small) > len(large):
                 small, large = large, small
             for entry in small:
-                if self._live(entry):
+                if self._live(entry, target):
                     heappush(large, entry)
             target.heap = large
             level.heap = []
@@ -298,7 +306,7 @@ class TrailBook:
                 theap = level.heap
                 while theap and (theap[0] >> _TRAIL_KEY_SHIFT) <= limit:
                     fired = heappop(theap)
-                    if self._live(fired):
+                    if self._live(fired, level):
                         out.append(fired & _KEY_MASK)
             level.gkey = None
             self._publish(level)

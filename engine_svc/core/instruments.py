@@ -19,7 +19,7 @@ from .decimals import (
     parse_step_size,
     parse_steps,
 )
-from .units import MAX_PRICE_TICKS, MAX_QUANTITY_LOTS, MICROS_PER_USD
+from .units import MAX_PRICE_TICKS, MAX_QUANTITY_LOTS, MICROS_PER_USD, ceil_div, floor_div
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,30 +76,30 @@ class Instrument:
 
     def notional_floor_micros(self, ticks: int, lots: int) -> int:
         """Return price x quantity in micro-dollars, rounded down."""
-        return (ticks * lots * self.notional_num) // self.notional_den
+        return floor_div(ticks * lots * self.notional_num, self.notional_den)
 
     def margin_ceil_micros(self, ticks: int, lots: int, leverage: int) -> int:
         """Return notional / leverage in micro-dollars, rounded up."""
-        return -((-ticks * lots * self.notional_num) // (self.notional_den * leverage))
+        return ceil_div(ticks * lots * self.notional_num, self.notional_den * leverage)
 
     def lots_floor_for_margin(self, margin_micros: int, leverage: int, ticks: int) -> int:
         """Return margin x leverage / price as a lot count, rounded down to the lot step."""
-        return (margin_micros * leverage * self.notional_den) // (ticks * self.notional_num)
+        return floor_div(margin_micros * leverage * self.notional_den, ticks * self.notional_num)
 
     def pnl_floor_micros(self, price_move_ticks: int, lots: int) -> int:
         """Return a signed price move x quantity in micro-dollars, rounded toward -infinity."""
-        return (price_move_ticks * lots * self.notional_num) // self.notional_den
+        return floor_div(price_move_ticks * lots * self.notional_num, self.notional_den)
 
     def maintenance_ceil_micros(self, entry_ticks: int, lots: int) -> int:
         """Return maintenance rate x entry notional in micro-dollars, rounded up."""
         if self.maintenance_num == 0:
             return 0
         num = entry_ticks * lots * self.notional_num * self.maintenance_num
-        return -((-num) // (self.notional_den * self.maintenance_den))
+        return ceil_div(num, self.notional_den * self.maintenance_den)
 
     def ticks_floor_for_money(self, micros: int, lots: int) -> int:
         """Return money / quantity as a price move in ticks, rounded toward -infinity."""
-        return (micros * self.notional_den) // (lots * self.notional_num)
+        return floor_div(micros * self.notional_den, lots * self.notional_num)
 
     def parse_price(self, text: object, field: str = "price") -> int:
         """Parse a price string that lies on this instrument's tick grid into ticks."""

@@ -20,3 +20,5 @@ class Reason(StrEnum):
     ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
     # Not an API.md reason: only internal admin commands name an account explicitly.
     ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
+    # Not an API.md reason: a client_order_id already used for another request or target.
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"

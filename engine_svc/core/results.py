@@ -15,7 +15,8 @@ class Result(NamedTuple):
     """Success (`reason` None: `payload` and `events`) or rejection (`reason`, `message`).
 
     `duplicate` is True when an idempotent retry returned the stored first result; its
-    `events` are then empty because nothing happened.
+    `events` are then empty because nothing happened. `field` names the command field a
+    rejection is about ("" when it is about the command as a whole).
     """
 
     reason: Reason | None
@@ -23,6 +24,7 @@ class Result(NamedTuple):
     payload: Payload
     events: tuple[Event, ...]
     duplicate: bool = False
+    field: str = ""
 
     @property
     def ok(self) -> bool:
@@ -35,6 +37,6 @@ def accepted(payload: Payload, events: tuple[Event, ...]) -> Result:
     return Result(None, "", payload, events, False)
 
 
-def rejected(reason: Reason, message: str) -> Result:
+def rejected(reason: Reason, message: str, field: str = "") -> Result:
     """Build a rejection result; the command changed nothing."""
-    return Result(reason, message, None, (), False)
+    return Result(reason, message, None, (), False, field)

@@ -6,10 +6,15 @@ order reference is 0 (every real value is positive); the views turn 0 into None.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from .enums import OrderStatus, check_order_transition
+from .views import AccountSummary, ClosedPosition, OrderView, PositionView
 
-if TYPE_CHECKING:
-    from .results import Result
+StoredPayload = PositionView | ClosedPosition | OrderView | AccountSummary
+
+# The kind of a receipt restored from a version 1 snapshot whose payload, a position view
+# that a position's open did not produce, cannot tell AddMargin from ModifyPosition.
+LEGACY_POSITION_EDIT = "AddMargin or ModifyPosition"
+_POSITION_EDITS = frozenset({"AddMargin", "ModifyPosition"})
 
 
 class TrailLevel:
@@ -131,6 +136,7 @@ class Order:
         "margin",
         "quantity",
         "sl",
+        "status",
         "symbol",
         "tp",
         "trail",
@@ -170,15 +176,41 @@ class Order:
         self.expire = expire
         self.create_ts = create_ts
         self.client_order_id = client_order_id
+        self.status = OrderStatus.PENDING
+
+    def move_to(self, status: OrderStatus) -> None:
+        """Change the status as `enums.ORDER_TRANSITIONS` allows, or raise."""
+        self.status = check_order_transition(self.status, status)
+
+
+class Receipt:
+    """The first accepted request of a client_order_id: its kind, its target and its payload.
+
+    `kind` is the command's type name and `target` the position or order id the command acted
+    on ("" for a command that creates its object); a key repeats only with both equal.
+    """
+
+    __slots__ = ("kind", "payload", "target")
+
+    def __init__(self, kind: str, target: str, payload: StoredPayload) -> None:
+        self.kind = kind
+        self.target = target
+        self.payload = payload
+
+    def matches(self, kind: str, target: str) -> bool:
+        """Return True when a request of `kind` on `target` repeats this one."""
+        if target != self.target:
+            return False
+        return kind == self.kind or (self.kind == LEGACY_POSITION_EDIT and kind in _POSITION_EDITS)
 
 
 class Account:
     """A user's trading account: free balance, used margin, own positions and orders.
 
-    `results` maps each accepted client_order_id to its first result (idempotency).
+    `receipts` maps each accepted client_order_id to its first request (idempotency).
     """
 
-    __slots__ = ("account_id", "balance", "orders", "positions", "results", "used_margin")
+    __slots__ = ("account_id", "balance", "orders", "positions", "receipts", "used_margin")
 
     def __init__(self, account_id: str, balance: int) -> None:
         self.account_id = account_id
@@ -186,4 +218,5 @@ class Account:
         self.used_margin = 0
         self.positions: dict[int, Position] = {}
         self.orders: dict[int, Order] = {}
-        self.results: dict[str, Result] = {}
+        self.receipts: dict[str, Receipt] = {}
+

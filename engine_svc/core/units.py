@@ -1,5 +1,8 @@
 """Scaled-integer arithmetic with the rounding direction in every name.
 
+`floor_div` and `ceil_div` are the only way the core rounds a money, price or quantity
+figure; every other integer division in the core is exact.
+
 Money is an integer number of micro-dollars (1e-6 USD). A price is an integer number of its
 instrument's ticks, a quantity an integer number of its instrument's lot steps; the
 `Instrument` methods turn those into money.
@@ -28,12 +31,3 @@ def ceil_div(numerator: int, denominator: int) -> int:
     """Divide, rounding toward positive infinity; the denominator must be positive."""
     return -((-numerator) // denominator)
 
-
-def floor_to_step(value: int, step: int) -> int:
-    """Round a value down to a multiple of a positive step."""
-    return (value // step) * step
-
-
-def ceil_to_step(value: int, step: int) -> int:
-    """Round a value up to a multiple of a positive step."""
-    return -((-value) // step) * step

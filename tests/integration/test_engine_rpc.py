@@ -236,6 +236,61 @@ async def test_orders_place_list_cancel_and_fill(world: World) -> None:
     assert failure(gone) == (grpc.StatusCode.NOT_FOUND, "ORDER_NOT_FOUND")
 
 
+async def test_a_client_order_id_reused_on_another_object_is_already_exists(
+    world: World,
+) -> None:
+    md = world.md()
+    await world.trading.OpenPosition(_open(client_order_id="open-1"), metadata=md)
+    second = await world.trading.OpenPosition(_open(), metadata=md)
+    target = second.position.id
+    reused = [
+        world.trading.AddMargin(
+            trading_pb2.AddMarginRequest(position_id=target, amount="5", client_order_id="open-1"),
+            metadata=md,
+        ),
+        world.trading.ModifyPosition(
+            trading_pb2.ModifyPositionRequest(
+                position_id=target, stop_loss="60000", client_order_id="open-1"
+            ),
+            metadata=md,
+        ),
+    ]
+    for call in reused:
+        error = await _fails(call)
+        assert failure(error) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+        assert "OpenPosition" in (error.details() or "")
+    untouched = await world.trading.GetPosition(
+        trading_pb2.GetPositionRequest(position_id=target), metadata=md
+    )
+    assert (untouched.position.margin, untouched.position.stop_loss) == (
+        second.position.margin,
+        "",
+    )
+    order = trading_pb2.PlaceOrderRequest(
+        symbol="BTCUSD",
+        side=BUY,
+        type=trading_pb2.ORDER_TYPE_LIMIT,
+        trigger_price="60000",
+        leverage=5,
+        quantity="0.01",
+    )
+    placed = await world.trading.PlaceOrder(order, metadata=md)
+    other = await world.trading.PlaceOrder(order, metadata=md)
+    cancel = trading_pb2.CancelOrderRequest(order_id=placed.order.id, client_order_id="cancel-1")
+    await world.trading.CancelOrder(cancel, metadata=md)
+    again = await world.trading.CancelOrder(cancel, metadata=md)
+    assert again.order.id == placed.order.id
+    error = await _fails(
+        world.trading.CancelOrder(
+            trading_pb2.CancelOrderRequest(order_id=other.order.id, client_order_id="cancel-1"),
+            metadata=md,
+        )
+    )
+    assert failure(error) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+    pending = await world.trading.ListOrders(trading_pb2.ListOrdersRequest(), metadata=md)
+    assert [o.id for o in pending.orders] == [other.order.id]
+
+
 async def test_stop_loss_and_liquidation_close_on_ticks(world: World) -> None:
     sl = await world.trading.OpenPosition(_open(stop_loss="64000"), metadata=world.md())
     risky = await world.trading.OpenPosition(

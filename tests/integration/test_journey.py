@@ -461,6 +461,25 @@ def test_another_users_position_is_not_found(mesh: LiveMesh, http: httpx.Client)
     assert response.status_code == 404
 
 
+def test_a_client_order_id_reused_on_another_position_is_409(
+    mesh: LiveMesh, http: httpx.Client
+) -> None:
+    user = User(http, "reuse@example.com")
+    mesh.publish_and_wait("BTCUSD", "60000.00", "60010.00", user.token)
+    buy = {"symbol": "BTCUSD", "side": "SIDE_BUY", "leverage": 10, "quantity": "0.0100"}
+    user.send("POST", "/v1/positions", {**buy, "clientOrderId": "open-1"})
+    other = user.send("POST", "/v1/positions", buy)["position"]
+    response = http.post(
+        f"/v1/positions/{other['id']}:addMargin",
+        json={"amount": "5", "clientOrderId": "open-1"},
+        headers=user.headers,
+    )
+    assert response.status_code == 409, response.text
+    reasons = [d.get("reason") for d in response.json()["details"]]
+    assert "IDEMPOTENCY_KEY_REUSED" in reasons
+    assert user.get(f"/v1/positions/{other['id']}")["position"]["margin"] == other["margin"]
+
+
 def test_websocket_prices_private_channels_and_resume(mesh: LiveMesh, http: httpx.Client) -> None:
     user = User(http, "ws@example.com")
     with connect(mesh.ws_url, compression=None, proxy=None) as ws:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,7 @@ from engine_svc.core import (
     OrderType,
     PlaceOrder,
     PositionView,
+    Reason,
     Side,
     make_instrument,
 )
@@ -295,20 +297,19 @@ def test_snapshot_with_a_huge_balance_round_trips() -> None:
     assert restored.list_positions("rich") == harness.core.list_positions("rich")
 
 
-def test_restore_leaves_the_cycle_collector_as_it_found_it() -> None:
-    snapshot = _busy_core().core.snapshot()
-    assert gc.isenabled()
-    Core.restore(snapshot)
-    assert gc.isenabled()
+def test_snapshots_leave_the_cycle_collector_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The collector is interpreter-wide state: pausing it is the service's recovery's call.
+    core = _busy_core().core
+
+    def forbidden() -> None:
+        raise AssertionError("the core changed the cycle collector")
+
+    monkeypatch.setattr(gc, "disable", forbidden)
+    monkeypatch.setattr(gc, "enable", forbidden)
+    restored = Core.restore(core.snapshot())
+    assert restored.digest() == core.digest()
     with pytest.raises(CodecError):
-        Core.restore(snapshot[:-3])
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        Core.restore(snapshot)
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
+        Core.restore(core.snapshot()[:-3])
 
 
 def test_snapshot_with_digest_gives_both_from_one_encoding() -> None:
@@ -328,16 +329,63 @@ def test_snapshot_with_digest_gives_both_from_one_encoding() -> None:
     assert restored.snapshot_with_digest() == (snapshot, digest)
 
 
-@pytest.mark.parametrize("version", [0, 2, 99, "1", None, True])
+@pytest.mark.parametrize("version", [0, 3, 99, "1", None, True])
 def test_restore_rejects_unknown_snapshot_versions(version: object) -> None:
     snapshot = _busy_core().core.snapshot()
     header, _, body = snapshot.partition(b"\n")
     fields = json.loads(header)
-    assert fields["version"] == SNAPSHOT_VERSION == 1
+    assert fields["version"] == SNAPSHOT_VERSION == 2
     fields["version"] = version
     changed = json.dumps(fields, separators=(",", ":")).encode("ascii") + b"\n" + body
     with pytest.raises(CodecError, match="supported version"):
         Core.restore(changed)
+
+
+def test_a_version_1_snapshot_loads_with_its_keys_bound_to_their_requests() -> None:
+    # Written by the version 1 code: a deposit, two opens (p-4 with "open"), AddMargin
+    # "margin" on p-4, ModifyPosition "modify" on p-5, a partial close "close" of p-4, an order
+    # o-9 placed with "place", and o-10 cancelled with "cancel".
+    data = (Path(__file__).parent / "snapshot_v1.bin").read_bytes()
+    assert data.startswith(b'{"format":"cfd-core-snapshot","version":1,')
+    harness = Harness(Core.restore(data))
+    harness.seq = harness.core.last_seq
+    assert harness.core.last_seq == 11 and len(harness.core.list_positions("a")) == 2
+    exact: list[tuple[type[Command], dict[str, object], str]] = [
+        (Deposit, {"amount": 1}, "deposit"),
+        (OpenPosition, {"symbol": "BTCUSD", "side": Side.BUY, "leverage": 1,
+                        "quantity": 1}, "open"),
+        (AddMargin, {"position_id": "p-4", "amount": 1}, "margin"),
+        (ModifyPosition, {"position_id": "p-5", "take_profit": 1}, "modify"),
+        (ClosePosition, {"position_id": "p-4"}, "close"),
+        (PlaceOrder, {"symbol": "BTCUSD", "side": Side.BUY, "order_type": OrderType.STOP,
+                      "trigger_price": 9_000_000, "leverage": 1, "quantity": 1}, "place"),
+        (CancelOrder, {"order_id": "o-10"}, "cancel"),
+    ]  # fmt: skip
+    digest = harness.core.digest()
+    for factory, fields, key in exact:
+        result = harness.run(factory, account_id="a", **fields, client_order_id=key)
+        assert result.duplicate, (key, result)
+    # A version 1 receipt of a position change cannot tell AddMargin from ModifyPosition.
+    edit = harness.run(
+        AddMargin, account_id="a", position_id="p-5", amount=1, client_order_id="modify"
+    )
+    assert edit.duplicate
+    reused: list[tuple[type[Command], dict[str, object], str]] = [
+        (CancelOrder, {"order_id": "o-9"}, "cancel"),
+        (AddMargin, {"position_id": "p-5", "amount": 1}, "margin"),
+        (ModifyPosition, {"position_id": "p-5", "take_profit": 1}, "open"),
+        (ClosePosition, {"position_id": "p-5"}, "close"),
+        (Deposit, {"amount": 1}, "place"),
+    ]  # fmt: skip
+    for factory, fields, key in reused:
+        result = harness.run(factory, account_id="a", **fields, client_order_id=key)
+        assert result.reason is Reason.IDEMPOTENCY_KEY_REUSED, (key, result)
+    assert harness.core.digest() == digest
+    # It is written again in the current version, which keeps the bindings.
+    again = Core.restore(harness.core.snapshot())
+    assert again.digest() == digest and again.snapshot().startswith(
+        b'{"format":"cfd-core-snapshot","version":2,'
+    )
 
 
 def test_snapshot_digest_rejects_bytes_without_a_header_line() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from engine_svc.core import (
     ApplyQuote,
     BalanceChanged,
@@ -21,6 +23,7 @@ from engine_svc.core import (
     Reason,
     Side,
 )
+from engine_svc.core.enums import IllegalTransitionError
 from unit.engine_svc.core.core_harness import Harness
 
 USD = 1_000_000
@@ -276,3 +279,44 @@ def test_cancel_only_own_pending_orders(harness: Harness) -> None:
     )
     # A cancelled order no longer triggers.
     assert harness.run(ApplyQuote, symbol="BTCUSD", bid=5_900_000, ask=5_901_000).events == ()
+
+
+def test_a_rejection_names_the_field_at_fault(harness: Harness) -> None:
+    _start(harness)
+    order = {"account_id": "a", "symbol": "BTCUSD", "side": Side.BUY, "leverage": 10}
+    limit = {**order, "order_type": OrderType.LIMIT, "quantity": 1}
+    cases = [
+        ({**limit, "trigger_price": 6_100_000}, Reason.VALIDATION_FAILED, "trigger_price"),
+        ({**limit, "trigger_price": 5_000_000, "expire_time": 1}, Reason.VALIDATION_FAILED,
+         "expire_time"),
+        ({**limit, "trigger_price": 5_000_000, "take_profit": 4_000_000}, Reason.INVALID_STOPS,
+         "take_profit"),
+        ({**limit, "trigger_price": 5_000_000, "symbol": "DOGEUSD"}, Reason.UNKNOWN_SYMBOL,
+         "symbol"),
+        ({**limit, "trigger_price": 5_000_000, "leverage": 1000}, Reason.INVALID_LEVERAGE,
+         "leverage"),
+        ({**limit, "trigger_price": 5_000_000, "margin": 5}, Reason.VALIDATION_FAILED,
+         "quantity"),
+    ]  # fmt: skip
+    for fields, reason, field in cases:
+        result = harness.run(PlaceOrder, **fields)
+        assert (result.reason, result.field) == (reason, field), fields
+    missing = harness.run(CancelOrder, account_id="a", order_id="o-999")
+    assert (missing.reason, missing.field) == (Reason.ORDER_NOT_FOUND, "order_id")
+    assert harness.run(PlaceOrder, **limit, trigger_price=5_000_000).field == ""
+
+
+def test_every_status_change_follows_the_transition_table(harness: Harness) -> None:
+    _start(harness)
+    placed = _place(
+        harness, side=Side.BUY, order_type=OrderType.LIMIT, trigger_price=5_000_000, quantity=1
+    )
+    assert placed.status is OrderStatus.PENDING
+    order = harness.core.orders[placed.create_seq]
+    assert harness.run(CancelOrder, account_id="a", order_id=placed.id).ok
+    assert order.status is OrderStatus.CANCELLED
+    # A final status is final: the table refuses any further change.
+    for status in OrderStatus:
+        with pytest.raises(IllegalTransitionError):
+            order.move_to(status)
+    assert order.status is OrderStatus.CANCELLED

@@ -279,27 +279,52 @@ def test_sell_trailing_stop_follows_the_lowest_ask(harness: Harness) -> None:
     assert closed.reason is CloseReason.TRAILING_STOP and closed.close_price == 5_965_000
 
 
-def test_trailing_set_later_measures_from_the_best_bid_since_open(harness: Harness) -> None:
+def test_a_buy_trailing_distance_set_later_trails_from_the_current_bid(harness: Harness) -> None:
     _start(harness)
     position = _open(harness, leverage=10, quantity=10)
     harness.run(ApplyQuote, symbol="BTCUSD", bid=6_200_000, ask=6_201_000)
     harness.run(ApplyQuote, symbol="BTCUSD", bid=6_100_000, ask=6_101_000)
-    # Best bid since open 62000: a 500 distance puts the stop at 61500, above the bid.
-    assert (
-        harness.run(
-            ModifyPosition, account_id="a", position_id=position.id, trailing_distance=50_000
-        ).reason
-        is Reason.INVALID_STOPS
-    )
+    # The best bid since open was 62000, but a distance set now starts at the bid 61000.
     result = harness.run(
-        ModifyPosition, account_id="a", position_id=position.id, trailing_distance=150_000
+        ModifyPosition, account_id="a", position_id=position.id, trailing_distance=50_000
     )
     assert isinstance(result.payload, PositionView)
     assert result.payload.trailing_stop_price == 6_050_000
+    harness.run(ApplyQuote, symbol="BTCUSD", bid=6_150_000, ask=6_151_000)
+    assert harness.run(ApplyQuote, symbol="BTCUSD", bid=6_100_001, ask=6_101_000).events == ()
     (closed,) = _closes(
-        harness.run(ApplyQuote, symbol="BTCUSD", bid=6_050_000, ask=6_051_000).events
+        harness.run(ApplyQuote, symbol="BTCUSD", bid=6_100_000, ask=6_101_000).events
     )
-    assert closed.reason is CloseReason.TRAILING_STOP
+    assert closed.reason is CloseReason.TRAILING_STOP and closed.close_price == 6_100_000
+
+
+def test_a_sell_trailing_distance_set_again_restarts_from_the_current_ask(
+    harness: Harness,
+) -> None:
+    _start(harness)
+    position = _open(harness, side=Side.SELL, leverage=10, quantity=10, trailing_distance=30_000)
+    others = [_open(harness, side=Side.SELL, leverage=10, quantity=10) for _ in range(3)]
+    harness.run(ApplyQuote, symbol="BTCUSD", bid=5_800_000, ask=5_801_000)
+    harness.run(ApplyQuote, symbol="BTCUSD", bid=5_820_000, ask=5_821_000)
+    view = harness.core.get_position("a", position.id)
+    assert view is not None and view.trailing_stop_price == 5_831_000
+    # The same distance set again measures from the ask 58210, so the stop moves to 58510.
+    result = harness.run(
+        ModifyPosition, account_id="a", position_id=position.id, trailing_distance=30_000
+    )
+    assert isinstance(result.payload, PositionView)
+    assert result.payload.trailing_stop_price == 5_851_000
+    # The stop the position had before no longer fires.
+    assert harness.run(ApplyQuote, symbol="BTCUSD", bid=5_840_000, ask=5_841_000).events == ()
+    view = harness.core.get_position("a", position.id)
+    assert view is not None and view.trailing_stop_price == 5_851_000
+    restored = Core.restore(harness.core.snapshot())
+    assert restored.digest() == harness.core.digest()
+    (closed,) = _closes(
+        harness.run(ApplyQuote, symbol="BTCUSD", bid=5_850_000, ask=5_851_000).events
+    )
+    assert closed.position_id == position.id and closed.reason is CloseReason.TRAILING_STOP
+    assert len(harness.core.list_positions("a")) == len(others)
 
 
 def test_one_tick_fires_in_key_order_with_one_reason_per_position(harness: Harness) -> None:

@@ -1,0 +1,51 @@
+"""The whole state of the core in one object, without the code that changes it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .indexes import SymbolBook
+from .instruments import Instrument, default_instruments
+from .state import Account, Order, Position
+from .views import QuoteView
+
+
+class Ledger:
+    """Everything the core knows; `Core` adds the command entry point and the queries.
+
+    `positions` and `orders` hold every open position and pending order by key, `books` the
+    trigger indexes per symbol, `quotes` the last quote per symbol and `expiry` a heap of
+    ``expire time << 48 | order key``. The house balance is what the house gained from
+    closes (released margin not credited, minus losses it absorbed).
+    """
+
+    __slots__ = (
+        "accounts",
+        "books",
+        "expiry",
+        "house_balance",
+        "instruments",
+        "last_seq",
+        "orders",
+        "positions",
+        "quotes",
+        "total_deposits",
+    )
+
+    def __init__(self, instruments: Mapping[str, Instrument] | None = None) -> None:
+        chosen = default_instruments() if instruments is None else dict(instruments)
+        for symbol, instrument in chosen.items():
+            if symbol != instrument.symbol:
+                raise ValueError(f"instrument {instrument.symbol} registered as {symbol}")
+        self.instruments: dict[str, Instrument] = dict(sorted(chosen.items()))
+        self.accounts: dict[str, Account] = {}
+        self.positions: dict[int, Position] = {}
+        self.orders: dict[int, Order] = {}
+        self.books: dict[str, SymbolBook] = {
+            symbol: SymbolBook(self.positions, self.orders) for symbol in self.instruments
+        }
+        self.quotes: dict[str, QuoteView] = {}
+        self.expiry: list[int] = []
+        self.house_balance = 0
+        self.total_deposits = 0
+        self.last_seq = 0

@@ -1,0 +1,386 @@
+"""Open positions: open at market, close (by the user or by a trigger), add margin, modify.
+
+The money of every step moves in `money`; this module holds the position rules: fill prices,
+sizing, stops, liquidation price and the trigger entries each position keeps in its book.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .checks import (
+    BUY,
+    MAX_SLIPPAGE_BPS,
+    SELL,
+    RejectionError,
+    check_instrument,
+    check_int,
+    check_leverage,
+    check_lots,
+    check_optional_price,
+    check_side,
+    check_sizing,
+    check_stops,
+    parse_id,
+    position_id,
+)
+from .commands import AddMargin, ClosePosition, ModifyPosition, OpenPosition
+from .enums import BalanceKind, CloseReason
+from .events import BalanceChanged, MarginAdded, PositionClosed, PositionModified, PositionOpened
+from .indexes import (
+    ASK_ABOVE,
+    ASK_BELOW,
+    BID_ABOVE,
+    BID_BELOW,
+    KIND_LIQUIDATION,
+    KIND_STOP_LOSS,
+    KIND_TAKE_PROFIT,
+    SymbolBook,
+)
+from .instruments import Instrument
+from .ledger import Ledger
+from .money import check_affordable, move_to_margin, reserve_margin, settle_close
+from .reasons import Reason
+from .results import Result
+from .state import Account, Position
+from .units import MAX_MONEY_MICROS, MAX_PRICE_TICKS, MAX_QUANTITY_LOTS
+from .views import ClosedPosition, PositionView, QuoteView
+
+_USER: Final = CloseReason.USER
+_MARGIN_RESERVED: Final = BalanceKind.MARGIN_RESERVED
+_CLOSE_SETTLED: Final = BalanceKind.CLOSE_SETTLED
+
+# The records of an open and a close are built with tuple.__new__ in the class's field order
+# (the wide ones with each field named; the tests pin the order): NamedTuple's Python-level
+# constructor, with keywords, would cost a fifth of the command.
+_new = tuple.__new__
+
+
+def find_position(account: Account, text: object) -> Position:
+    """Return one of the account's open positions by id; reject any other id."""
+    position = account.positions.get(parse_id(text, "p-"))
+    if position is None:
+        raise RejectionError(
+            Reason.POSITION_NOT_FOUND, f"position {text!r} not found", "position_id"
+        )
+    return position
+
+
+def open_position(ledger: Ledger, command: OpenPosition, account: Account) -> Result:
+    """Open a market position: a buy fills at the ask, a sell at the bid."""
+    instrument = ledger.instruments.get(command.symbol)
+    if instrument is None:
+        instrument = check_instrument(ledger.instruments, command.symbol)
+    side = command.side
+    is_buy = side is BUY
+    if not is_buy and side is not SELL:
+        is_buy = check_side(side)
+    # The common case (a plain quantity within range) skips the general checks.
+    leverage = command.leverage
+    if type(leverage) is not int or not 1 <= leverage <= instrument.max_leverage:
+        leverage = check_leverage(leverage, instrument)
+    lots = command.quantity
+    budget = 0
+    if type(lots) is not int or command.margin is not None or not 0 < lots <= MAX_QUANTITY_LOTS:
+        lots, budget = check_sizing(command.quantity, command.margin)
+    tp = sl = trail = 0
+    if command.take_profit is not None:
+        tp = check_int(command.take_profit, "take_profit", 1, MAX_PRICE_TICKS)
+    if command.stop_loss is not None:
+        sl = check_int(command.stop_loss, "stop_loss", 1, MAX_PRICE_TICKS)
+    if command.trailing_distance is not None:
+        trail = check_int(command.trailing_distance, "trailing_distance", 1, MAX_PRICE_TICKS)
+    quote = ledger.quotes.get(instrument.symbol)
+    if quote is None:
+        quote = current_quote(ledger, instrument.symbol)
+    fill = quote.ask if is_buy else quote.bid
+    if command.expected_price is not None or command.max_slippage_bps is not None:
+        _check_slippage(command, instrument, fill)
+    if budget:
+        lots = check_lots(
+            instrument.lots_floor_for_margin(budget, leverage, fill),
+            "margin buys less than one lot step",
+        )
+    if tp or sl:
+        check_stops(is_buy, quote.bid if is_buy else quote.ask, tp, sl)
+    margin = instrument.margin_ceil_micros(fill, lots, leverage)
+    if margin > account.balance:
+        check_affordable(account, margin, "quantity" if budget == 0 else "margin")
+    changed, opened = create_position(
+        ledger, account, instrument, quote, command.seq, command.seq, command.ts, is_buy, lots,
+        leverage, margin, tp, sl, trail, command.client_order_id, 0,
+    )  # fmt: skip
+    return _new(Result, (None, "", opened.position, (changed, opened), False, ""))
+
+
+def current_quote(ledger: Ledger, symbol: str) -> QuoteView:
+    """Return the symbol's last quote; reject a command that needs a price before one."""
+    quote = ledger.quotes.get(symbol)
+    if quote is None:
+        raise RejectionError(Reason.PRICE_UNAVAILABLE, f"no price for {symbol} yet", "symbol")
+    return quote
+
+
+def _check_slippage(command: OpenPosition, instrument: Instrument, fill: int) -> None:
+    expected = check_optional_price(command.expected_price, "expected_price", False)
+    bps = command.max_slippage_bps
+    if bps is not None:
+        bps = check_int(bps, "max_slippage_bps", 0, MAX_SLIPPAGE_BPS)
+    if expected is not None and bps is not None and abs(fill - expected) * 10_000 > bps * expected:
+        raise RejectionError(
+            Reason.SLIPPAGE_EXCEEDED,
+            f"fill price {instrument.format_price(fill)} is more than {bps} bps from "
+            f"the expected {instrument.format_price(expected)}",
+            "expected_price",
+        )
+
+
+def create_position(
+    ledger: Ledger,
+    account: Account,
+    instrument: Instrument,
+    quote: QuoteView,
+    key: int,
+    seq: int,
+    ts: int,
+    is_buy: bool,
+    lots: int,
+    leverage: int,
+    margin: int,
+    tp: int,
+    sl: int,
+    trail: int,
+    client_order_id: str | None,
+    order_key: int,
+) -> tuple[BalanceChanged, PositionOpened]:
+    """Open a validated, affordable position; return its events (the view is the second's)."""
+    book = ledger.books[instrument.symbol]
+    if is_buy:
+        level = book.long_trail.attach(quote.bid)
+        entry = quote.ask
+    else:
+        level = book.short_trail.attach(-quote.ask)
+        entry = quote.bid
+    position = Position(
+        key, account.account_id, instrument.symbol, is_buy, lots, leverage, entry, margin, seq,
+        ts, client_order_id, order_key, level,
+    )  # fmt: skip
+    reserve_margin(account, margin)
+    ledger.positions[key] = position
+    account.positions[key] = position
+    liq = liquidation_price(position, instrument)
+    position.liq = liq
+    book.push(BID_BELOW if is_buy else ASK_ABOVE, liq, key, KIND_LIQUIDATION)
+    if tp or sl or trail:
+        position.tp = tp
+        position.sl = sl
+        position.trail = trail
+        _index_stops(position, book)
+    view = position_view(ledger, position)
+    owner = account.account_id
+    changed = _new(
+        BalanceChanged, (seq, ts, owner, _MARGIN_RESERVED, -margin, account.balance, view.id)
+    )
+    return changed, _new(PositionOpened, (seq, ts, owner, view))
+
+
+def liquidation_price(position: Position, instrument: Instrument) -> int:
+    """Set the position's maintenance margin and return its liquidation price."""
+    maintenance = 0
+    if instrument.maintenance_num:
+        maintenance = instrument.maintenance_ceil_micros(position.entry, position.quantity)
+        position.maintenance = maintenance
+    move = instrument.ticks_floor_for_money(position.margin - maintenance, position.quantity)
+    # A buy's entry - x rounded up to the tick is entry - floor(x); a sell's rounds down.
+    return position.entry - move if position.is_buy else position.entry + move
+
+
+def _set_liquidation(position: Position, instrument: Instrument, book: SymbolBook) -> None:
+    """Recompute maintenance margin and liquidation price and index a changed price."""
+    liq = liquidation_price(position, instrument)
+    if liq != position.liq:
+        position.liq = liq
+        book.push(BID_BELOW if position.is_buy else ASK_ABOVE, liq, position.key, KIND_LIQUIDATION)
+
+
+def _index_stops(position: Position, book: SymbolBook) -> None:
+    key = position.key
+    if position.sl:
+        book.push(BID_BELOW if position.is_buy else ASK_ABOVE, position.sl, key, KIND_STOP_LOSS)
+    if position.tp:
+        book.push(BID_ABOVE if position.is_buy else ASK_BELOW, position.tp, key, KIND_TAKE_PROFIT)
+    if position.trail:
+        (book.long_trail if position.is_buy else book.short_trail).add_trailing(position)
+
+
+def close_position(ledger: Ledger, command: ClosePosition, account: Account) -> Result:
+    """Close all of a position, or `quantity` lots of it, at the current quote."""
+    position = account.positions.get(parse_id(command.position_id, "p-"))
+    if position is None:
+        position = find_position(account, command.position_id)
+    lots = position.quantity
+    if command.quantity is not None:
+        lots = check_int(command.quantity, "quantity", -(2**63), 2**63)
+        if lots < 1:
+            raise RejectionError(
+                Reason.QUANTITY_TOO_SMALL, "quantity is below the lot step", "quantity"
+            )
+        if lots > position.quantity:
+            raise RejectionError(
+                Reason.VALIDATION_FAILED, "quantity exceeds the position's quantity", "quantity"
+            )
+    quote = ledger.quotes.get(position.symbol)
+    if quote is None:
+        quote = current_quote(ledger, position.symbol)
+    price = quote.bid if position.is_buy else quote.ask
+    event, settled = close(ledger, position, lots, price, _USER, command.seq, command.ts)
+    return _new(Result, (None, "", event.close, (event, settled), False, ""))
+
+
+def close(
+    ledger: Ledger, position: Position, lots: int, price: int, reason: CloseReason, seq: int,
+    ts: int,
+) -> tuple[PositionClosed, BalanceChanged]:  # fmt: skip
+    """Close `lots` of a position at `price`; return the close and settlement events."""
+    instrument = ledger.instruments[position.symbol]
+    account = ledger.accounts[position.account_id]
+    book = ledger.books[position.symbol]
+    move = price - position.entry if position.is_buy else position.entry - price
+    pnl = instrument.pnl_floor_micros(move, lots)
+    released, credited, absorbed = settle_close(ledger, account, position, lots, pnl)
+    remaining: PositionView | None = None
+    if lots == position.quantity:
+        del ledger.positions[position.key]
+        del account.positions[position.key]
+        (book.long_trail if position.is_buy else book.short_trail).detach(position)
+    else:
+        position.quantity -= lots
+        position.margin -= released
+        _set_liquidation(position, instrument, book)
+        remaining = position_view(ledger, position)
+    pid = position_id(position.key)
+    closed = _new(
+        ClosedPosition,
+        (
+            pid,  # position_id
+            account.account_id,  # account_id
+            position.symbol,  # symbol
+            BUY if position.is_buy else SELL,  # side
+            position.leverage,  # leverage
+            position.entry,  # entry_price
+            lots,  # closed_quantity
+            price,  # close_price
+            released,  # released_margin
+            pnl,  # realized_pnl
+            absorbed,  # house_absorbed
+            credited,  # credited
+            reason,  # reason
+            position.open_ts,  # open_time
+            ts,  # close_time
+            seq,  # close_seq
+            position.client_order_id,  # position_client_order_id
+            remaining,  # remaining
+        ),
+    )
+    owner = account.account_id
+    settled = _new(
+        BalanceChanged, (seq, ts, owner, _CLOSE_SETTLED, credited, account.balance, pid)
+    )
+    return _new(PositionClosed, (seq, ts, owner, closed)), settled
+
+
+def add_margin(ledger: Ledger, command: AddMargin, account: Account) -> Result:
+    """Add money from the balance to a position's margin; its liquidation price moves away."""
+    position = find_position(account, command.position_id)
+    amount = check_int(command.amount, "amount", 1, MAX_MONEY_MICROS)
+    move_to_margin(account, position, amount)
+    _set_liquidation(position, ledger.instruments[position.symbol], ledger.books[position.symbol])
+    view = position_view(ledger, position)
+    changed = BalanceChanged(
+        seq=command.seq,
+        ts=command.ts,
+        account_id=account.account_id,
+        kind=BalanceKind.MARGIN_ADDED,
+        amount=-amount,
+        balance=account.balance,
+        ref_id=view.id,
+    )
+    added = MarginAdded(
+        seq=command.seq, ts=command.ts, account_id=account.account_id, amount=amount, position=view
+    )
+    return Result(None, "", view, (changed, added), False)
+
+
+def modify_position(ledger: Ledger, command: ModifyPosition, account: Account) -> Result:
+    """Set, clear or keep take profit, stop loss and trailing distance."""
+    position = find_position(account, command.position_id)
+    tp = check_optional_price(command.take_profit, "take_profit", True)
+    sl = check_optional_price(command.stop_loss, "stop_loss", True)
+    trail = check_optional_price(command.trailing_distance, "trailing_distance", True)
+    if tp is None and sl is None and trail is None:
+        raise RejectionError(Reason.VALIDATION_FAILED, "nothing to modify")
+    quote = current_quote(ledger, position.symbol)
+    reference = quote.bid if position.is_buy else quote.ask
+    check_stops(position.is_buy, reference, tp or 0, sl or 0)
+    book = ledger.books[position.symbol]
+    key = position.key
+    if tp is not None and tp != position.tp:
+        position.tp = tp
+        if tp:
+            book.push(BID_ABOVE if position.is_buy else ASK_BELOW, tp, key, KIND_TAKE_PROFIT)
+    if sl is not None and sl != position.sl:
+        position.sl = sl
+        if sl:
+            book.push(BID_BELOW if position.is_buy else ASK_ABOVE, sl, key, KIND_STOP_LOSS)
+    if trail:
+        # A distance set now trails from the current quote, not from the best since open.
+        trail_book = book.long_trail if position.is_buy else book.short_trail
+        trail_book.detach(position)
+        position.level = trail_book.attach(reference if position.is_buy else -reference)
+        position.trail = trail
+        trail_book.add_trailing(position)
+    elif trail is not None:
+        position.trail = 0
+    view = position_view(ledger, position)
+    event = PositionModified(
+        seq=command.seq, ts=command.ts, account_id=account.account_id, position=view
+    )
+    return Result(None, "", view, (event,), False)
+
+
+def position_view(ledger: Ledger, position: Position) -> PositionView:
+    """Return the read model of an open position with its PnL at the last quote."""
+    is_buy = position.is_buy
+    quantity = position.quantity
+    entry = position.entry
+    trail = position.trail
+    unrealized: int | None = None
+    quote = ledger.quotes.get(position.symbol)
+    if quote is not None:
+        move = quote.bid - entry if is_buy else entry - quote.ask
+        unrealized = ledger.instruments[position.symbol].pnl_floor_micros(move, quantity)
+    order_key = position.order_key
+    return _new(
+        PositionView,
+        (
+            f"p-{position.key}",  # id
+            position.account_id,  # account_id
+            position.symbol,  # symbol
+            BUY if is_buy else SELL,  # side
+            quantity,  # quantity
+            position.leverage,  # leverage
+            entry,  # entry_price
+            position.margin,  # margin
+            position.maintenance,  # maintenance_margin
+            position.liq,  # liquidation_price
+            position.tp or None,  # take_profit
+            position.sl or None,  # stop_loss
+            trail or None,  # trailing_distance
+            position.trailing_stop() if trail else None,  # trailing_stop_price
+            unrealized,  # unrealized_pnl
+            position.open_seq,  # open_seq
+            position.open_ts,  # open_time
+            position.client_order_id,  # client_order_id
+            f"o-{order_key}" if order_key else None,  # order_id
+        ),
+    )
