@@ -212,7 +212,7 @@ class SpotExchange:
         if not isinstance(client_order_id, str):
             raise _type_error("client_order_id", "str or None", client_order_id)
         if not 0 < len(client_order_id) <= MAX_CLIENT_ORDER_ID:
-            raise RejectionError(Reason.VALIDATION_FAILED, "client_order_id must be 1-64 characters")
+            raise RejectionError(Reason.VALIDATION_FAILED, "client_order_id must be 1-64 chars")
         if account is None:
             return None
         stored = account.results.get(client_order_id)
