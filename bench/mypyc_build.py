@@ -24,12 +24,14 @@ def build(build_dir: Path = BUILD_DIR) -> Path:
     target = build_dir / PACKAGE
     target.mkdir(parents=True)
     shutil.copy2(ROOT / "engine_svc" / "__init__.py", build_dir / "engine_svc" / "__init__.py")
-    sources = sorted((ROOT / PACKAGE).glob("*.py"))
+    # The core's subpackages (the spot exchange) are compiled with it.
+    sources = sorted(path.relative_to(ROOT / PACKAGE) for path in (ROOT / PACKAGE).rglob("*.py"))
     for source in sources:
-        shutil.copy2(source, target / source.name)
-    command = [sys.executable, "-m", "mypyc", *(str(PACKAGE / s.name) for s in sources)]
+        (target / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / PACKAGE / source, target / source)
+    command = [sys.executable, "-m", "mypyc", *(str(PACKAGE / source) for source in sources)]
     subprocess.run(command, cwd=build_dir, check=True, stdout=subprocess.DEVNULL)
-    compiled = sorted(path.name for path in target.glob("*.so"))
+    compiled = sorted(path.name for path in target.rglob("*.so"))
     if len(compiled) != len(sources):
         raise RuntimeError(f"mypyc built {len(compiled)} of {len(sources)} modules")
     return build_dir
