@@ -6,6 +6,7 @@ from typing import Any
 
 from engine_svc.core import Side
 from engine_svc.core.spot import (
+    BookView,
     CancelSpotOrder,
     CreditWallet,
     DebitWallet,
@@ -74,6 +75,12 @@ class SpotHarness:
     def cancel(self, account: str, order_id: str, **fields: Any) -> SpotResult:
         """Cancel an order."""
         return self.run(CancelSpotOrder, account_id=account, order_id=order_id, **fields)
+
+    def book(self, market: str = "BTC_USD", depth: int = 50) -> BookView:
+        """Return a market's depth."""
+        view = self.exchange.book_view(market, depth)
+        assert view is not None
+        return view
 
     def wallet(self, account: str) -> dict[str, tuple[int, int]]:
         """Return {asset: (available, locked)} of an account, zero entries left out."""

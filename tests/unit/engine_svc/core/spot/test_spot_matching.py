@@ -11,11 +11,13 @@ import pytest
 from engine_svc.core import Reason, Side
 from engine_svc.core.spot import (
     BookLevel,
+    BookView,
     FeeSchedule,
     Liquidity,
     SpotBookChanged,
     SpotExchange,
     SpotFillExecuted,
+    SpotFillView,
     SpotOrderCancelled,
     SpotOrderFilled,
     SpotOrderPlaced,
@@ -70,9 +72,7 @@ def test_price_time_priority_trades_best_price_first_then_oldest_at_the_makers_p
     assert h.wallet("b") == {"BTC": (0, 500), "USD": (3_000_050_000, 0)}
     assert h.wallet("c") == {"USD": (6_000_000_000, 0)}
     assert h.exchange.house["USD"] == 15_000_050
-    assert h.exchange.book_view("BTC_USD") == (
-        h.exchange.book_view("BTC_USD")._replace(asks=(BookLevel(6_000_100, 500),), bids=())
-    )
+    assert h.book().asks == (BookLevel(6_000_100, 500),) and h.book().bids == ()
 
 
 def test_buy_limit_locks_quote_plus_taker_fee_and_a_sell_locks_its_base() -> None:
@@ -119,9 +119,7 @@ def test_cancel_releases_what_the_order_locked() -> None:
     )
     h.cancel("a", sell.id)
     assert h.wallet("a") == {"USD": (10_000 * USD, 0), "BTC": (100, 0)}
-    assert h.exchange.book_view("BTC_USD") == h.exchange.book_view("BTC_USD")._replace(
-        bids=(), asks=()
-    )
+    assert h.book().bids == h.book().asks == ()
 
 
 def test_market_buy_by_quantity_fills_as_far_as_the_available_usd_covers_fee_included() -> None:
@@ -191,7 +189,7 @@ def test_market_sell_fills_as_far_as_the_book_goes_and_the_rest_expires() -> Non
     assert order.status is SpotOrderStatus.EXPIRED and order.filled_quantity == 1500
     # 5990 + 2990 USD less 10 bps of each; the unsold 500 lots are unlocked.
     assert h.wallet("a") == {"BTC": (500, 0), "USD": (8_971_020_000, 0)}
-    assert h.exchange.book_view("BTC_USD").bids == ()  # type: ignore[union-attr]
+    assert h.book().bids == ()
 
 
 @pytest.mark.parametrize("side", [BUY, SELL])
@@ -261,7 +259,7 @@ def test_gtc_rests_and_ioc_expires_the_rest() -> None:
     h.limit("b", SELL, 6_000_000, 1000)
     ioc = placement(h.limit("a", BUY, 6_000_000, 1500, time_in_force=TimeInForce.IOC)).order
     assert ioc.status is SpotOrderStatus.EXPIRED and ioc.filled_quantity == 1000
-    assert ioc.locked == 0 and h.exchange.book_view("BTC_USD").bids == ()  # type: ignore[union-attr]
+    assert ioc.locked == 0 and h.book().bids == ()
     assert h.wallet("a") == {"BTC": (1000, 0), "USD": (20_000 * USD - 6_006_000_000, 0)}
     h.limit("b", SELL, 6_000_000, 1000)
     gtc = placement(h.limit("a", BUY, 6_000_000, 1500)).order
@@ -276,12 +274,12 @@ def test_fok_fills_entirely_now_or_expires_with_no_fill() -> None:
     h.credit("b", "BTC", 1000)
     h.limit("b", SELL, 6_000_000, 600)
     h.limit("b", SELL, 6_000_100, 400)
-    before = (h.wallet("a"), h.wallet("b"), h.exchange.book_view("BTC_USD"))
+    before = (h.wallet("a"), h.wallet("b"), h.book())
     result = h.limit("a", BUY, 6_000_000, 1000, time_in_force=TimeInForce.FOK)
     order = placement(result).order
     assert order.status is SpotOrderStatus.EXPIRED and order.filled_quantity == 0
     assert [type(e) for e in result.events] == [SpotOrderPlaced, SpotOrderUpdated]
-    assert (h.wallet("a"), h.wallet("b"), h.exchange.book_view("BTC_USD")) == before
+    assert (h.wallet("a"), h.wallet("b"), h.book()) == before
     filled = placement(h.limit("a", BUY, 6_000_100, 1000, time_in_force=TimeInForce.FOK))
     assert filled.order.status is SpotOrderStatus.FILLED
     assert [(f.price, f.quantity) for f in filled.fills] == [(6_000_000, 600), (6_000_100, 400)]
@@ -342,7 +340,7 @@ def test_order_fee_is_the_sum_of_its_fills_fees_for_maker_and_taker() -> None:
     h.credit("a", "USD", 20_000 * USD)
     h.credit("b", "BTC", 3)
     resting = placement(h.limit("a", BUY, 6_000_001, 3)).order
-    fills = []
+    fills: list[SpotFillView] = []
     events: list[object] = []
     for _ in range(3):
         result = h.market("b", SELL, quantity=1)
@@ -366,7 +364,7 @@ def test_book_changes_carry_new_level_totals_and_a_sequence_rising_by_one() -> N
     h = SpotHarness()
     h.credit("b", "BTC", 3000)
     h.credit("a", "USD", 100_000 * USD)
-    events = []
+    events: list[object] = []
     for price, quantity in ((6_000_000, 1000), (6_000_000, 500), (6_000_100, 700)):
         events.extend(h.limit("b", SELL, price, quantity).events)
     events.extend(h.limit("a", BUY, 6_000_000, 1500).events)
@@ -378,9 +376,7 @@ def test_book_changes_carry_new_level_totals_and_a_sequence_rising_by_one() -> N
         ((), (BookLevel(6_000_100, 700),)),
         ((), (BookLevel(6_000_000, 0),)),
     ]
-    assert h.exchange.book_view("BTC_USD", depth=10) == h.exchange.book_view(
-        "BTC_USD"
-    )._replace(asks=(BookLevel(6_000_100, 700),), sequence=4)
+    assert h.book(depth=10) == BookView("BTC_USD", (), (BookLevel(6_000_100, 700),), 4)
 
 
 def test_maker_orders_report_partial_and_complete_fills() -> None:
