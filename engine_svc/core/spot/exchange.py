@@ -14,7 +14,14 @@ from ..reasons import Reason
 from ..units import MAX_MONEY_MICROS, MAX_PRICE_TICKS, MAX_QUANTITY_LOTS
 from .book import Book, BookSide, Level, SpotOrder
 from .commands import CancelSpotOrder, CreditWallet, DebitWallet, PlaceSpotOrder, SpotCommand
-from .enums import SPOT_TRANSITIONS, Liquidity, SpotOrderStatus, SpotOrderType, TimeInForce
+from .enums import (
+    SPOT_TRANSITIONS,
+    Liquidity,
+    SpotOrderStatus,
+    SpotOrderType,
+    TimeInForce,
+    check_spot_transition,
+)
 from .events import (
     SpotBookChanged,
     SpotEvent,
@@ -111,7 +118,7 @@ def _check_count(value: object, name: str, high: int, low_reason: Reason) -> int
 def _check_transition(order: SpotOrder, target: SpotOrderStatus) -> None:
     """Move an order to `target` if the transition table allows it, else raise."""
     if target not in SPOT_TRANSITIONS[order.status]:
-        raise AssertionError(f"spot order status {order.status} cannot become {target}")
+        check_spot_transition(order.status, target)
     order.status = target
 
 
