@@ -12,6 +12,7 @@ from engine_svc.core.spot import (
     DebitWallet,
     FeeSchedule,
     PlaceSpotOrder,
+    SpotCommand,
     SpotExchange,
     SpotOrderType,
     TimeInForce,
@@ -114,7 +115,7 @@ def test_restore_refuses_locks_that_do_not_match_the_orders() -> None:
 
 
 def test_every_spot_command_survives_the_codec() -> None:
-    commands = [
+    commands: list[SpotCommand] = [
         PlaceSpotOrder(
             1, 2, "a", "BTC_USD", BUY, SpotOrderType.LIMIT, 5, 6, None, TimeInForce.IOC, True, "k"
         ),
