@@ -327,9 +327,14 @@ class SpotExchange:
         return quote - ((-quote * self.fees.taker_bps) // BPS_PER_UNIT)
 
     def _place(self, command: PlaceSpotOrder) -> SpotResult:
-        account_id = self._check_account_id(command.account_id)
-        account = self.accounts.get(account_id)
-        market = self._market(command.market)
+        account_id = command.account_id
+        # A known account's id was checked when it was opened.
+        account = self.accounts.get(account_id) if type(account_id) is str else None
+        if account is None:
+            account_id = self._check_account_id(account_id)
+        market = self.markets.get(command.market) if type(command.market) is str else None
+        if market is None:
+            market = self._market(command.market)
         client_order_id = command.client_order_id
         if client_order_id is not None:
             duplicate = self._duplicate(account, client_order_id, KIND_PLACE, market.name)
@@ -387,11 +392,17 @@ class SpotExchange:
             order.locked = lock
         seq = command.seq
         ts = command.ts
-        events: list[SpotEvent] = [SpotOrderPlaced(seq, ts, account_id, self._view(order))]
+        placed = self._view(order)
+        events: list[SpotEvent] = [SpotOrderPlaced(seq, ts, account_id, placed)]
         fills: list[SpotFillView] = []
         changed: dict[int, int] = {}
         last_price = 0
-        if tif is not _FOK or self._fillable(opposite, order, account, market) >= quantity:
+        crosses = best is not None and (
+            not is_limit or (best.price <= price if is_buy else best.price >= price)
+        )
+        if crosses and (
+            tif is not _FOK or self._fillable(opposite, order, account, market) >= quantity
+        ):
             last_price = self._match(
                 opposite, market, order, account, seq, ts, events, fills, changed
             )
@@ -409,9 +420,9 @@ class SpotExchange:
             _check_transition(order, _FILLED)
             events.append(SpotOrderFilled(seq, ts, account_id, self._view(order)))
         elif is_limit and tif is _GTC:
-            self._rest(book, order, account)
+            level = self._rest(book, order, account)
             own = bid_changes if is_buy else ask_changes
-            own[price] = (book.bids if is_buy else book.asks).levels[price].total
+            own[price] = level.total
             if order.filled:
                 _check_transition(order, _PARTIAL)
                 events.append(SpotOrderUpdated(seq, ts, account_id, self._view(order)))
@@ -422,7 +433,9 @@ class SpotExchange:
             events.append(SpotOrderUpdated(seq, ts, account_id, self._view(order)))
         if bid_changes or ask_changes:
             events.append(self._book_event(book, seq, ts, bid_changes, ask_changes))
-        payload = SpotPlacement(self._view(order), tuple(fills))
+        # An order that rested untouched still looks as it did when placed.
+        final = placed if order.status is _OPEN else self._view(order)
+        payload = _new(SpotPlacement, (final, tuple(fills)))
         return self._remember(account, client_order_id, KIND_PLACE, market.name, payload, events)
 
     @staticmethod
@@ -728,10 +741,11 @@ class SpotExchange:
         buyer.locked = keep
         return fee
 
-    def _rest(self, book: Book, order: SpotOrder, account: SpotAccount) -> None:
-        (book.bids if order.is_buy else book.asks).append(order)
+    def _rest(self, book: Book, order: SpotOrder, account: SpotAccount) -> Level:
+        level = (book.bids if order.is_buy else book.asks).append(order)
         self.orders[order.key] = order
         account.orders[order.key] = order
+        return level
 
     def _release(self, order: SpotOrder, account: SpotAccount, market: Market) -> None:
         """Return what an order still locks to the available balance."""
@@ -768,14 +782,17 @@ class SpotExchange:
     # ----------------------------------------------------------------- cancelling
 
     def _cancel(self, command: CancelSpotOrder) -> SpotResult:
-        account_id = self._check_account_id(command.account_id)
-        account = self.accounts.get(account_id)
+        account_id = command.account_id
+        account = self.accounts.get(account_id) if type(account_id) is str else None
+        if account is None:
+            account_id = self._check_account_id(account_id)
         text = command.order_id
         if not isinstance(text, str):
             raise _type_error("order_id", "str", text)
-        duplicate = self._duplicate(account, command.client_order_id, KIND_CANCEL, text)
-        if duplicate is not None:
-            return duplicate
+        if command.client_order_id is not None:
+            duplicate = self._duplicate(account, command.client_order_id, KIND_CANCEL, text)
+            if duplicate is not None:
+                return duplicate
         key = parse_spot_order_id(text)
         order = None if account is None else account.orders.get(key)
         if account is None or order is None:
@@ -784,12 +801,14 @@ class SpotExchange:
         side = book.bids if order.is_buy else book.asks
         events: list[SpotEvent] = []
         level = self._cancel_resting(side, order, account, command.seq, command.ts, events, False)
-        changes = {level.price: level.total if level.price in side.levels else 0}
+        changes = {level.price: level.total if level.count else 0}
         bid_changes = changes if order.is_buy else {}
         ask_changes = {} if order.is_buy else changes
         events.append(self._book_event(book, command.seq, command.ts, bid_changes, ask_changes))
+        cancelled = events[0]
+        assert isinstance(cancelled, SpotOrderCancelled)
         return self._remember(
-            account, command.client_order_id, KIND_CANCEL, text, self._view(order), events
+            account, command.client_order_id, KIND_CANCEL, text, cancelled.order, events
         )
 
     # ----------------------------------------------------------------- views
@@ -827,9 +846,10 @@ class SpotExchange:
         self, book: Book, seq: int, ts: int, bids: dict[int, int], asks: dict[int, int]
     ) -> SpotBookChanged:
         book.sequence += 1
-        bid_levels = tuple(BookLevel(price, bids[price]) for price in sorted(bids, reverse=True))
-        ask_levels = tuple(BookLevel(price, asks[price]) for price in sorted(asks))
-        return SpotBookChanged(seq, ts, book.market, book.sequence, bid_levels, ask_levels)
+        return _new(
+            SpotBookChanged,
+            (seq, ts, book.market, book.sequence, _levels(bids, True), _levels(asks, False)),
+        )
 
     # ----------------------------------------------------------------- queries
 
@@ -901,6 +921,16 @@ class SpotExchange:
             for account in self.accounts.values()
         )
         return held, self.house[asset], self.credited[asset] - self.debited[asset]
+
+
+def _levels(changes: dict[int, int], descending: bool) -> tuple[BookLevel, ...]:
+    """Return changed levels best first (bids descending, asks ascending)."""
+    if not changes:
+        return ()
+    if len(changes) == 1:
+        for price, quantity in changes.items():
+            return (_new(BookLevel, (price, quantity)),)
+    return tuple(BookLevel(price, changes[price]) for price in sorted(changes, reverse=descending))
 
 
 # Command type -> handler; one dictionary lookup dispatches a command.

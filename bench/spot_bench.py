@@ -1,0 +1,230 @@
+"""Benchmark of the spot matching core, interpreted and compiled with mypyc.
+
+Usage::
+
+    python bench/spot_bench.py                  # both variants, (re)builds build/mypyc if stale
+    python bench/spot_bench.py --variant interpreted --depths 1000,100000
+    python bench/spot_bench.py --quick           # fewer commands
+
+The workload is a realistic mix on one market whose book holds `depth` resting orders spread
+over 4,000 price levels around a fixed centre: 45% passive limit orders that rest, 40%
+cancels of a random open order, 15% takers (IOC limits and market orders, half each) that
+cross one to a few resting orders. The commands are planned on one exchange and timed on a
+fresh one built the same way, so only `SpotExchange.apply` is measured. Every figure is one
+JSON line ``{"bench": "spot.<name>.<variant>", "metric": ..., "value": ..., "unit": ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_DIR = ROOT / "build" / "mypyc"
+CORE = Path("engine_svc") / "core"
+USD = 1_000_000
+CENTRE = 6_000_000
+HALF_RANGE = 2000
+ACCOUNTS = 100
+
+
+def emit(bench: str, metric: str, value: object, unit: str) -> None:
+    """Print one figure as a JSON line."""
+    print(json.dumps({"bench": bench, "metric": metric, "value": value, "unit": unit}), flush=True)
+
+
+class Workload:
+    """Build an exchange with a deep book and plan a command mix against it."""
+
+    def __init__(self, depth: int, seed: int) -> None:
+        from engine_svc.core import Side, spot
+
+        self.spot = spot
+        self.buy = Side.BUY
+        self.sell = Side.SELL
+        self.depth = depth
+        self.rng = random.Random(seed)
+        self.seq = 0
+        self.ts = 1_700_000_000_000_000_000
+        self.names = [f"acct-{index}" for index in range(ACCOUNTS)]
+
+    def next_seq(self) -> int:
+        """Return the next sequence number."""
+        self.seq += 1
+        return self.seq
+
+    def funding(self) -> list[Any]:
+        """Return commands giving every account plenty of USD and BTC."""
+        credit = self.spot.CreditWallet
+        commands: list[Any] = []
+        for name in self.names:
+            commands.append(credit(self.next_seq(), self.ts, name, "USD", 10**12 * USD))
+            commands.append(credit(self.next_seq(), self.ts, name, "BTC", 10**13))
+        return commands
+
+    def passive(self) -> Any:
+        """Return a limit order that rests on its own side of the centre."""
+        rng = self.rng
+        is_buy = rng.random() < 0.5
+        offset = 1 + int(rng.random() * HALF_RANGE)
+        price = CENTRE - offset if is_buy else CENTRE + offset
+        return self.spot.PlaceSpotOrder(
+            self.next_seq(), self.ts, self.names[rng.randrange(ACCOUNTS)], "BTC_USD",
+            self.buy if is_buy else self.sell, self.spot.SpotOrderType.LIMIT, price,
+            1 + rng.randrange(20),
+        )  # fmt: skip
+
+    def taker(self) -> Any:
+        """Return an IOC limit or a market order crossing a few resting orders."""
+        rng = self.rng
+        is_buy = rng.random() < 0.5
+        side = self.buy if is_buy else self.sell
+        name = self.names[rng.randrange(ACCOUNTS)]
+        quantity = 5 + rng.randrange(30)
+        if rng.random() < 0.5:
+            price = CENTRE + HALF_RANGE if is_buy else CENTRE - HALF_RANGE
+            return self.spot.PlaceSpotOrder(
+                self.next_seq(), self.ts, name, "BTC_USD", side, self.spot.SpotOrderType.LIMIT,
+                price, quantity, None, self.spot.TimeInForce.IOC,
+            )  # fmt: skip
+        return self.spot.PlaceSpotOrder(
+            self.next_seq(), self.ts, name, "BTC_USD", side, self.spot.SpotOrderType.MARKET,
+            None, quantity,
+        )  # fmt: skip
+
+    def plan(self, commands: int) -> tuple[list[Any], list[Any]]:
+        """Return (setup, mix): commands that fill the book, then the timed mix."""
+        exchange = self.spot.SpotExchange()
+        setup = self.funding()
+        for command in setup:
+            exchange.apply(command)
+        open_keys: list[int] = []
+        while len(exchange.orders) < self.depth:
+            command = self.passive()
+            setup.append(command)
+            exchange.apply(command)
+            open_keys.append(command.seq)
+        mix: list[Any] = []
+        rng = self.rng
+        orders = exchange.orders
+        for _ in range(commands):
+            roll = rng.random()
+            if roll < 0.45 or len(orders) < self.depth // 2:
+                command = self.passive()
+                open_keys.append(command.seq)
+            elif roll < 0.85:
+                # Pick a random open order; drop picks that have since traded away.
+                while True:
+                    index = rng.randrange(len(open_keys))
+                    key = open_keys[index]
+                    open_keys[index] = open_keys[-1]
+                    open_keys.pop()
+                    if key in orders:
+                        break
+                order = orders[key]
+                command = self.spot.CancelSpotOrder(
+                    self.next_seq(), self.ts, order.account_id, f"s-{key}"
+                )
+            else:
+                command = self.taker()
+            mix.append(command)
+            exchange.apply(command)
+        return setup, mix
+
+
+def bench_mix(variant: str, depth: int, commands: int) -> None:
+    """Measure the mix's throughput against a book `depth` orders deep."""
+    work = Workload(depth, seed=depth)
+    setup, mix = work.plan(commands)
+    exchange = work.spot.SpotExchange()
+    for command in setup:
+        exchange.apply(command)
+    trades_before = exchange.trades
+    apply = exchange.apply
+    rejected = 0
+    started = time.process_time_ns()
+    for command in mix:
+        if apply(command).reason is not None:
+            rejected += 1
+    elapsed = time.process_time_ns() - started
+    if rejected:
+        raise RuntimeError(f"{rejected} benchmark commands were rejected")
+    name = f"spot.mix_depth_{depth}.{variant}"
+    emit(name, "throughput", round(len(mix) / elapsed * 1e9), "ops/s")
+    emit(name, "trades", exchange.trades - trades_before, "trades")
+    emit(name, "open_orders", len(exchange.orders), "orders")
+    emit(name, "levels", len(exchange.books["BTC_USD"].bids.levels)
+         + len(exchange.books["BTC_USD"].asks.levels), "levels")  # fmt: skip
+
+
+def run_variant(args: argparse.Namespace) -> None:
+    """Run every benchmark in this process for the variant named in `args`."""
+    import engine_svc.core.spot.exchange as exchange_module
+
+    module_file = exchange_module.__file__ or ""
+    compiled = not module_file.endswith(".py")
+    if compiled != (args.variant == "mypyc"):
+        raise SystemExit(f"variant {args.variant} but the spot core loaded from {module_file}")
+    commands = 50_000 if args.quick else 300_000
+    for depth in (int(depth) for depth in args.depths.split(",")):
+        bench_mix(args.variant, depth, commands)
+
+
+def build_is_stale() -> bool:
+    """Return True when build/mypyc lacks the core or holds other sources than the tree."""
+    for source in (ROOT / CORE).rglob("*.py"):
+        copy = BUILD_DIR / source.relative_to(ROOT)
+        if not copy.exists() or copy.read_bytes() != source.read_bytes():
+            return True
+    return False
+
+
+def run_both(args: argparse.Namespace) -> None:
+    """Run each variant in a subprocess, forward their figures, add the speed-up figures."""
+    if build_is_stale():
+        subprocess.run([sys.executable, str(ROOT / "bench" / "mypyc_build.py")], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+    throughputs: dict[str, int] = {}
+    for variant, path in (("interpreted", str(ROOT)), ("mypyc", f"{BUILD_DIR}{os.pathsep}{ROOT}")):
+        command = [sys.executable, str(Path(__file__).resolve()), "--variant", variant,
+                   "--depths", args.depths] + (["--quick"] if args.quick else [])  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": path}
+        output = subprocess.run(command, env=env, check=True, capture_output=True, text=True,
+                                cwd=ROOT / "bench").stdout  # fmt: skip
+        for line in output.splitlines():
+            print(line, flush=True)
+            figure = json.loads(line)
+            if figure["metric"] == "throughput":
+                throughputs[figure["bench"]] = figure["value"]
+    for depth in args.depths.split(","):
+        base = throughputs.get(f"spot.mix_depth_{depth}.interpreted")
+        fast = throughputs.get(f"spot.mix_depth_{depth}.mypyc")
+        if base and fast:
+            emit(f"spot.mix_depth_{depth}.mypyc_speedup", "ratio", round(fast / base, 2), "x")
+
+
+def main() -> None:
+    """Parse arguments and run the benchmarks."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=("interpreted", "mypyc", "both"), default="both")
+    parser.add_argument("--depths", default="1000,10000,100000")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.variant == "both":
+        run_both(args)
+        return
+    sys.path.insert(0, str(ROOT))
+    if args.variant == "mypyc":
+        sys.path.insert(0, str(BUILD_DIR))
+    run_variant(args)
+
+
+if __name__ == "__main__":
+    main()
