@@ -690,28 +690,33 @@ class SpotExchange:
         else:
             maker_fee = buyer_fee
         self.house[QUOTE_ASSET] += taker_fee + maker_fee
-        for order, fee in ((maker, maker_fee), (taker, taker_fee)):
-            order.filled += quantity
-            order.filled_quote += quote
-            order.fee += fee
-            order.update_ts = ts
+        maker.filled += quantity
+        maker.filled_quote += quote
+        maker.fee += maker_fee
+        maker.update_ts = ts
+        taker.filled += quantity
+        taker.filled_quote += quote
+        taker.fee += taker_fee
+        taker.update_ts = ts
         self.trades += 1
         trade_id = f"{TRADE_ID_PREFIX}{self.trades}"
         taker_side = _BUY if taker.is_buy else _SELL
         maker_side = _SELL if taker.is_buy else _BUY
         name = market.name
-        maker_fill = SpotFillView(
-            f"{trade_id}-m", trade_id, spot_order_id(maker.key), maker.account_id, name,
+        maker_fill = _new(SpotFillView, (
+            f"{trade_id}-m", trade_id, f"{ORDER_ID_PREFIX}{maker.key}", maker.account_id, name,
             maker_side, price, quantity, quote, maker_fee, _MAKER, seq, ts,
-        )  # fmt: skip
-        taker_fill = SpotFillView(
-            f"{trade_id}-t", trade_id, spot_order_id(taker.key), taker.account_id, name,
+        ))  # fmt: skip
+        taker_fill = _new(SpotFillView, (
+            f"{trade_id}-t", trade_id, f"{ORDER_ID_PREFIX}{taker.key}", taker.account_id, name,
             taker_side, price, quantity, quote, taker_fee, _TAKER, seq, ts,
-        )  # fmt: skip
+        ))  # fmt: skip
         fills.append(taker_fill)
-        events.append(SpotTradeExecuted(seq, ts, name, trade_id, price, quantity, taker_side))
-        events.append(SpotFillExecuted(seq, ts, maker.account_id, maker_fill))
-        events.append(SpotFillExecuted(seq, ts, taker.account_id, taker_fill))
+        events.append(
+            _new(SpotTradeExecuted, (seq, ts, name, trade_id, price, quantity, taker_side))
+        )
+        events.append(_new(SpotFillExecuted, (seq, ts, maker.account_id, maker_fill)))
+        events.append(_new(SpotFillExecuted, (seq, ts, taker.account_id, taker_fill)))
         if maker.remaining == 0:
             _check_transition(maker, _FILLED)
             events.append(SpotOrderFilled(seq, ts, maker.account_id, self._view(maker)))
