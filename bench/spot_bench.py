@@ -10,8 +10,10 @@ The workload is a realistic mix on one market whose book holds `depth` resting o
 over 4,000 price levels around a fixed centre: 45% passive limit orders that rest, 40%
 cancels of a random open order, 15% takers (IOC limits and market orders, half each) that
 cross one to a few resting orders. The commands are planned on one exchange and timed on a
-fresh one built the same way, so only `SpotExchange.apply` is measured. Every figure is one
-JSON line ``{"bench": "spot.<name>.<variant>", "metric": ..., "value": ..., "unit": ...}``.
+fresh one built the same way, so only `SpotExchange.apply` is measured, in the process's CPU
+time (machines shared with other work skew wall-clock figures). `spot.calibration` times a
+bare interpreted loop on the same machine, to compare figures across machines. Every figure
+is one JSON line ``{"bench": "spot.<name>.<variant>", "metric": ..., "value": ..., "unit": ...}``.
 """
 
 from __future__ import annotations
@@ -164,6 +166,16 @@ def bench_mix(variant: str, depth: int, commands: int) -> None:
          + len(exchange.books["BTC_USD"].asks.levels), "levels")  # fmt: skip
 
 
+def calibrate() -> None:
+    """Emit the CPU time of one iteration of a bare interpreted loop."""
+    total = 0
+    started = time.process_time_ns()
+    for index in range(5_000_000):
+        total += index
+    elapsed = time.process_time_ns() - started
+    emit("spot.calibration", "loop_iteration", round(elapsed / 5_000_000, 1), "ns")
+
+
 def run_variant(args: argparse.Namespace) -> None:
     """Run every benchmark in this process for the variant named in `args`."""
     import engine_svc.core.spot.exchange as exchange_module
@@ -191,6 +203,7 @@ def run_both(args: argparse.Namespace) -> None:
     if build_is_stale():
         subprocess.run([sys.executable, str(ROOT / "bench" / "mypyc_build.py")], check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
+    calibrate()
     throughputs: dict[str, int] = {}
     for variant, path in (("interpreted", str(ROOT)), ("mypyc", f"{BUILD_DIR}{os.pathsep}{ROOT}")):
         command = [sys.executable, str(Path(__file__).resolve()), "--variant", variant,
