@@ -74,6 +74,9 @@ class FeeSchedule:
         for name, bps in (("taker", self.taker_bps), ("maker", self.maker_bps)):
             if isinstance(bps, bool) or not isinstance(bps, int) or not 0 <= bps < BPS_PER_UNIT:
                 raise ValueError(f"{name} fee must be an integer number of bps in 0..9999")
+        # A buy limit locks the taker fee, which must also cover its fills as a maker.
+        if self.maker_bps > self.taker_bps:
+            raise ValueError("the maker fee must not exceed the taker fee")
 
 
 def fee_ceil_micros(quote_micros: int, bps: int) -> int:

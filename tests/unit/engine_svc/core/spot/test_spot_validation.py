@@ -10,6 +10,7 @@ from engine_svc.core.spot import (
     BalanceView,
     CancelSpotOrder,
     CreditWallet,
+    FeeSchedule,
     IllegalSpotTransitionError,
     PlaceSpotOrder,
     SpotExchange,
@@ -31,6 +32,14 @@ def _funded() -> SpotHarness:
     h.credit("a", "USD", 1000 * USD)
     h.credit("a", "BTC", 100)
     return h
+
+
+@pytest.mark.parametrize(("taker", "maker"), [(10, 11), (-1, 0), (10_000, 0), (10, True)])
+def test_fee_schedules_must_be_bps_with_the_maker_fee_at_most_the_taker_fee(
+    taker: int, maker: int
+) -> None:
+    with pytest.raises(ValueError):
+        FeeSchedule(taker_bps=taker, maker_bps=maker)
 
 
 def test_markets_take_tick_and_lot_from_the_cfd_instrument_of_the_same_coin() -> None:
