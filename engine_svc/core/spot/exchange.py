@@ -373,7 +373,8 @@ class SpotExchange:
         opposite = book.asks if is_buy else book.bids
         best = opposite.best()
         self._check_acceptance(order, account, market, best)
-        account = self._open_account(account_id)
+        if account is None:
+            account = self._open_account(account_id)
         if quote_quantity:
             # Sized by the budget: the quantity is whatever the budget buys.
             order.remaining = MAX_QUANTITY_LOTS
@@ -393,7 +394,7 @@ class SpotExchange:
         seq = command.seq
         ts = command.ts
         placed = self._view(order)
-        events: list[SpotEvent] = [SpotOrderPlaced(seq, ts, account_id, placed)]
+        events: list[SpotEvent] = [_new(SpotOrderPlaced, (seq, ts, account_id, placed))]
         fills: list[SpotFillView] = []
         changed: dict[int, int] = {}
         last_price = 0
@@ -435,7 +436,7 @@ class SpotExchange:
             events.append(self._book_event(book, seq, ts, bid_changes, ask_changes))
         # An order that rested untouched still looks as it did when placed.
         final = placed if order.status is _OPEN else self._view(order)
-        payload = _new(SpotPlacement, (final, tuple(fills)))
+        payload = _new(SpotPlacement, (final, tuple(fills) if fills else ()))
         return self._remember(account, client_order_id, KIND_PLACE, market.name, payload, events)
 
     @staticmethod
