@@ -266,50 +266,45 @@ class SpotExchange:
     # ----------------------------------------------------------------- wallet transfers
 
     def _credit(self, command: CreditWallet) -> SpotResult:
-        account_id = self._check_account_id(command.account_id)
-        account = self.accounts.get(account_id)
-        asset = self._check_asset(command.asset)
-        duplicate = self._duplicate(account, command.client_order_id, KIND_CREDIT, asset)
-        if duplicate is not None:
-            return duplicate
-        amount = _check_count(
-            command.amount, "amount", self._asset_limit(asset), Reason.VALIDATION_FAILED
-        )
-        held = 0 if account is None else account.available.get(asset, 0)
-        held += 0 if account is None else account.locked.get(asset, 0)
-        if held + amount > MAX_BALANCE:
-            raise RejectionError(Reason.VALIDATION_FAILED, "the wallet balance would be too large")
-        account = self._open_account(account_id)
-        available = account.available.get(asset, 0) + amount
-        account.available[asset] = available
-        self.credited[asset] += amount
-        event = WalletChanged(command.seq, command.ts, account_id, asset, amount, available)
-        payload = BalanceView(asset, available, account.locked.get(asset, 0))
-        return self._remember(
-            account, command.client_order_id, KIND_CREDIT, asset, payload, [event]
-        )
+        return self._transfer(command, KIND_CREDIT)
 
     def _debit(self, command: DebitWallet) -> SpotResult:
+        return self._transfer(command, KIND_DEBIT)
+
+    def _transfer(self, command: CreditWallet | DebitWallet, kind: str) -> SpotResult:
+        """Credit or debit the available balance of one asset."""
         account_id = self._check_account_id(command.account_id)
         account = self.accounts.get(account_id)
         asset = self._check_asset(command.asset)
-        duplicate = self._duplicate(account, command.client_order_id, KIND_DEBIT, asset)
+        duplicate = self._duplicate(account, command.client_order_id, kind, asset)
         if duplicate is not None:
             return duplicate
         amount = _check_count(
             command.amount, "amount", self._asset_limit(asset), Reason.VALIDATION_FAILED
         )
-        held = 0 if account is None else account.available.get(asset, 0)
-        if account is None or amount > held:
-            raise RejectionError(
-                Reason.INSUFFICIENT_BALANCE, f"{amount} {asset} exceeds the available {held}"
-            )
-        available = held - amount
+        available = 0 if account is None else account.available.get(asset, 0)
+        locked = 0 if account is None else account.locked.get(asset, 0)
+        if kind == KIND_DEBIT:
+            if amount > available:
+                raise RejectionError(
+                    Reason.INSUFFICIENT_BALANCE,
+                    f"{amount} {asset} exceeds the available {available}",
+                )
+            self.debited[asset] += amount
+            amount = -amount
+        else:
+            if available + locked + amount > MAX_BALANCE:
+                raise RejectionError(
+                    Reason.VALIDATION_FAILED, "the wallet balance would be too large"
+                )
+            self.credited[asset] += amount
+        if account is None:
+            account = self._open_account(account_id)
+        available += amount
         account.available[asset] = available
-        self.debited[asset] += amount
-        event = WalletChanged(command.seq, command.ts, account_id, asset, -amount, available)
-        payload = BalanceView(asset, available, account.locked.get(asset, 0))
-        return self._remember(account, command.client_order_id, KIND_DEBIT, asset, payload, [event])
+        event = WalletChanged(command.seq, command.ts, account_id, asset, amount, available)
+        payload = BalanceView(asset, available, locked)
+        return self._remember(account, command.client_order_id, kind, asset, payload, [event])
 
     # ----------------------------------------------------------------- placing orders
 
