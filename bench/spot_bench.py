@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +28,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = ROOT / "build" / "mypyc"
-CORE = Path("engine_svc") / "core"
 USD = 1_000_000
 CENTRE = 6_000_000
 HALF_RANGE = 2000
@@ -189,33 +186,13 @@ def run_variant(args: argparse.Namespace) -> None:
         bench_mix(args.variant, depth, commands)
 
 
-def build_is_stale() -> bool:
-    """Return True when build/mypyc lacks the core or holds other sources than the tree."""
-    for source in (ROOT / CORE).rglob("*.py"):
-        copy = BUILD_DIR / source.relative_to(ROOT)
-        if not copy.exists() or copy.read_bytes() != source.read_bytes():
-            return True
-    return False
-
-
 def run_both(args: argparse.Namespace) -> None:
     """Run each variant in a subprocess, forward their figures, add the speed-up figures."""
-    if build_is_stale():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "mypyc_build.py")], check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+    from bench.mypyc_build import run_variants
+
     calibrate()
-    throughputs: dict[str, int] = {}
-    for variant, path in (("interpreted", str(ROOT)), ("mypyc", f"{BUILD_DIR}{os.pathsep}{ROOT}")):
-        command = [sys.executable, str(Path(__file__).resolve()), "--variant", variant,
-                   "--depths", args.depths] + (["--quick"] if args.quick else [])  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": path}
-        output = subprocess.run(command, env=env, check=True, capture_output=True, text=True,
-                                cwd=ROOT / "bench").stdout  # fmt: skip
-        for line in output.splitlines():
-            print(line, flush=True)
-            figure = json.loads(line)
-            if figure["metric"] == "throughput":
-                throughputs[figure["bench"]] = figure["value"]
+    arguments = ["--depths", args.depths] + (["--quick"] if args.quick else [])
+    throughputs = run_variants(Path(__file__).resolve(), arguments)
     for depth in args.depths.split(","):
         base = throughputs.get(f"spot.mix_depth_{depth}.interpreted")
         fast = throughputs.get(f"spot.mix_depth_{depth}.mypyc")
@@ -230,10 +207,10 @@ def main() -> None:
     parser.add_argument("--depths", default="1000,10000,100000")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
     if args.variant == "both":
         run_both(args)
         return
-    sys.path.insert(0, str(ROOT))
     if args.variant == "mypyc":
         sys.path.insert(0, str(BUILD_DIR))
     run_variant(args)
