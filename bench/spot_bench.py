@@ -10,7 +10,8 @@ The workload is a realistic mix on one market whose book holds `depth` resting o
 over 4,000 price levels around a fixed centre: 45% passive limit orders that rest, 40%
 cancels of a random open order, 15% takers (IOC limits and market orders, half each) that
 cross one to a few resting orders. The commands are planned on one exchange and timed on a
-fresh one built the same way, so only `SpotExchange.apply` is measured, in the process's CPU
+fresh one built the same way (its state then frozen out of the cycle collector's way, as the
+engine does after recovery), so only `SpotExchange.apply` is measured, in the process's CPU
 time (machines shared with other work skew wall-clock figures). `spot.calibration` times a
 bare interpreted loop on the same machine, to compare figures across machines. Every figure
 is one JSON line ``{"bench": "spot.<name>.<variant>", "metric": ..., "value": ..., "unit": ...}``.
@@ -19,6 +20,7 @@ is one JSON line ``{"bench": "spot.<name>.<variant>", "metric": ..., "value": ..
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import sys
@@ -145,6 +147,9 @@ def bench_mix(variant: str, depth: int, commands: int) -> None:
     exchange = work.spot.SpotExchange()
     for command in setup:
         exchange.apply(command)
+    # As the engine does after recovery: move the long-lived book out of the collector's way.
+    gc.collect()
+    gc.freeze()
     trades_before = exchange.trades
     apply = exchange.apply
     rejected = 0
@@ -153,6 +158,7 @@ def bench_mix(variant: str, depth: int, commands: int) -> None:
         if apply(command).reason is not None:
             rejected += 1
     elapsed = time.process_time_ns() - started
+    gc.unfreeze()
     if rejected:
         raise RuntimeError(f"{rejected} benchmark commands were rejected")
     name = f"spot.mix_depth_{depth}.{variant}"
