@@ -6,15 +6,16 @@ Usage::
     python bench/spot_bench.py --variant interpreted --depths 1000,100000
     python bench/spot_bench.py --quick           # fewer commands
 
-The workload is a realistic mix on one market whose book holds `depth` resting orders spread
-over 4,000 price levels around a fixed centre: 45% passive limit orders that rest, 40%
-cancels of a random open order, 15% takers (IOC limits and market orders, half each) that
-cross one to a few resting orders. The commands are planned on one exchange and timed on a
-fresh one built the same way (its state then frozen out of the cycle collector's way, as the
-engine does after recovery), so only `SpotExchange.apply` is measured, in the process's CPU
-time (machines shared with other work skew wall-clock figures). `spot.calibration` times a
-bare interpreted loop on the same machine, to compare figures across machines. Every figure
-is one JSON line ``{"bench": "spot.<name>.<variant>", "metric": ..., "value": ..., "unit": ...}``.
+The workload is a realistic mix on one market whose book holds about `depth` resting orders
+spread over 4,000 price levels around a fixed centre: 58% passive limit orders that rest,
+30% cancels of a random open order, 12% takers (IOC limits and market orders, half each)
+that cross one to a few resting orders, which keeps the book near its depth. The commands
+are planned on one exchange and timed on a fresh one built the same way (its state then
+frozen out of the cycle collector's way, as the engine does after recovery), so only
+`SpotExchange.apply` is measured, in the process's CPU time (machines shared with other work
+skew wall-clock figures). `spot.calibration` times a bare interpreted loop on the same
+machine, to compare figures across machines. Every figure is one JSON line
+``{"bench": "spot.<name>.<variant>", "metric": ..., "value": ..., "unit": ...}``.
 """
 
 from __future__ import annotations
@@ -117,10 +118,10 @@ class Workload:
         orders = exchange.orders
         for _ in range(commands):
             roll = rng.random()
-            if roll < 0.45 or len(orders) < self.depth // 2:
+            if roll < 0.58 or len(orders) < self.depth * 9 // 10:
                 command = self.passive()
                 open_keys.append(command.seq)
-            elif roll < 0.85:
+            elif roll < 0.88:
                 # Pick a random open order; drop picks that have since traded away.
                 while True:
                     index = rng.randrange(len(open_keys))
