@@ -7,10 +7,11 @@ Usage::
     python bench/spot_bench.py --quick           # fewer commands
 
 The workload is a realistic mix on one market whose book holds about `depth` resting orders
-spread over 4,000 price levels around a fixed centre: 58% passive limit orders that rest,
-30% cancels of a random open order, 12% takers (IOC limits and market orders, half each)
-that cross one to a few resting orders, which keeps the book near its depth. The commands
-are planned on one exchange and timed on a fresh one built the same way (its state then
+spread over 4,000 price levels around a fixed centre: 12% takers (IOC limits and market
+orders, half each) that cross one to a few resting orders, and otherwise a passive limit
+order that rests while the book is below its depth, else a cancel of a random open order
+(about 55% and 33%; the cancel share is reported). The commands are planned on one exchange
+and timed on a fresh one built the same way (its state then
 frozen out of the cycle collector's way, as the engine does after recovery), so only
 `SpotExchange.apply` is measured, in the process's CPU time (machines shared with other work
 skew wall-clock figures). `spot.calibration` times a bare interpreted loop on the same
@@ -35,6 +36,7 @@ USD = 1_000_000
 CENTRE = 6_000_000
 HALF_RANGE = 2000
 ACCOUNTS = 100
+TAKER_SHARE = 0.12
 
 
 def emit(bench: str, metric: str, value: object, unit: str) -> None:
@@ -117,11 +119,12 @@ class Workload:
         rng = self.rng
         orders = exchange.orders
         for _ in range(commands):
-            roll = rng.random()
-            if roll < 0.58 or len(orders) < self.depth * 9 // 10:
+            if rng.random() < TAKER_SHARE:
+                command = self.taker()
+            elif len(orders) < self.depth:
                 command = self.passive()
                 open_keys.append(command.seq)
-            elif roll < 0.88:
+            else:
                 # Pick a random open order; drop picks that have since traded away.
                 while True:
                     index = rng.randrange(len(open_keys))
@@ -134,8 +137,6 @@ class Workload:
                 command = self.spot.CancelSpotOrder(
                     self.next_seq(), self.ts, order.account_id, f"s-{key}"
                 )
-            else:
-                command = self.taker()
             mix.append(command)
             exchange.apply(command)
         return setup, mix
@@ -164,6 +165,8 @@ def bench_mix(variant: str, depth: int, commands: int) -> None:
         raise RuntimeError(f"{rejected} benchmark commands were rejected")
     name = f"spot.mix_depth_{depth}.{variant}"
     emit(name, "throughput", round(len(mix) / elapsed * 1e9), "ops/s")
+    cancels = sum(1 for command in mix if isinstance(command, work.spot.CancelSpotOrder))
+    emit(name, "cancel_share", round(cancels / len(mix), 3), "ratio")
     emit(name, "trades", exchange.trades - trades_before, "trades")
     emit(name, "open_orders", len(exchange.orders), "orders")
     emit(name, "levels", len(exchange.books["BTC_USD"].bids.levels)
