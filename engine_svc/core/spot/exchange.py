@@ -414,19 +414,19 @@ class SpotExchange:
             events.append(event_type(seq, ts, account_id, self._view(order)))
         elif order.remaining == 0:
             _check_transition(order, _FILLED)
-            events.append(SpotOrderFilled(seq, ts, account_id, self._view(order)))
+            events.append(_new(SpotOrderFilled, (seq, ts, account_id, self._view(order))))
         elif is_limit and tif is _GTC:
             level = self._rest(book, order, account)
             own = bid_changes if is_buy else ask_changes
             own[price] = level.total
             if order.filled:
                 _check_transition(order, _PARTIAL)
-                events.append(SpotOrderUpdated(seq, ts, account_id, self._view(order)))
+                events.append(_new(SpotOrderUpdated, (seq, ts, account_id, self._view(order))))
         else:
             order.remaining = 0
             self._release(order, account, market)
             _check_transition(order, _EXPIRED)
-            events.append(SpotOrderUpdated(seq, ts, account_id, self._view(order)))
+            events.append(_new(SpotOrderUpdated, (seq, ts, account_id, self._view(order))))
         if bid_changes or ask_changes:
             events.append(self._book_event(book, seq, ts, bid_changes, ask_changes))
         # An order that rested untouched still looks as it did when placed.
@@ -715,10 +715,10 @@ class SpotExchange:
         events.append(_new(SpotFillExecuted, (seq, ts, taker.account_id, taker_fill)))
         if maker.remaining == 0:
             _check_transition(maker, _FILLED)
-            events.append(SpotOrderFilled(seq, ts, maker.account_id, self._view(maker)))
+            events.append(_new(SpotOrderFilled, (seq, ts, maker.account_id, self._view(maker))))
         else:
             _check_transition(maker, _PARTIAL)
-            events.append(SpotOrderUpdated(seq, ts, maker.account_id, self._view(maker)))
+            events.append(_new(SpotOrderUpdated, (seq, ts, maker.account_id, self._view(maker))))
 
     def _settle_buy_lock(
         self, market: Market, buyer: SpotOrder, account: SpotAccount, quote: int, fee: int
@@ -776,7 +776,7 @@ class SpotExchange:
         del self.orders[order.key]
         del account.orders[order.key]
         events.append(
-            SpotOrderCancelled(seq, ts, order.account_id, self._view(order), self_trade)
+            _new(SpotOrderCancelled, (seq, ts, order.account_id, self._view(order), self_trade))
         )
         return level
 
