@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -242,21 +240,10 @@ def run_variant(args: argparse.Namespace) -> None:
 
 def run_both(args: argparse.Namespace) -> None:
     """Run each variant in a subprocess, forward their figures, add the speed-up figures."""
-    if not BUILD_DIR.exists():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "mypyc_build.py")], check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-    throughputs: dict[str, int] = {}
-    for variant, path in (("interpreted", str(ROOT)), ("mypyc", f"{BUILD_DIR}{os.pathsep}{ROOT}")):
-        command = [sys.executable, str(Path(__file__).resolve()), "--variant", variant,
-                   "--sizes", args.sizes] + (["--quick"] if args.quick else [])  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": path}
-        output = subprocess.run(command, env=env, check=True, capture_output=True, text=True,
-                                cwd=ROOT / "bench").stdout  # fmt: skip
-        for line in output.splitlines():
-            print(line, flush=True)
-            figure = json.loads(line)
-            if figure["metric"] == "throughput":
-                throughputs[figure["bench"]] = figure["value"]
+    from bench.mypyc_build import run_variants
+
+    arguments = ["--sizes", args.sizes] + (["--quick"] if args.quick else [])
+    throughputs = run_variants(Path(__file__).resolve(), arguments)
     base = throughputs.get("core.mixed_open_close.interpreted")
     fast = throughputs.get("core.mixed_open_close.mypyc")
     if base and fast:
@@ -270,10 +257,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
     if args.variant == "both":
         run_both(args)
         return
-    sys.path.insert(0, str(ROOT))
     if args.variant == "mypyc":
         sys.path.insert(0, str(BUILD_DIR))
     run_variant(args)

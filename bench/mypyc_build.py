@@ -7,6 +7,8 @@ source tree stays pure Python and everything works without this build.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,15 +26,49 @@ def build(build_dir: Path = BUILD_DIR) -> Path:
     target = build_dir / PACKAGE
     target.mkdir(parents=True)
     shutil.copy2(ROOT / "engine_svc" / "__init__.py", build_dir / "engine_svc" / "__init__.py")
-    sources = sorted((ROOT / PACKAGE).glob("*.py"))
+    # The core's subpackages (the spot exchange) are compiled with it.
+    sources = sorted(path.relative_to(ROOT / PACKAGE) for path in (ROOT / PACKAGE).rglob("*.py"))
     for source in sources:
-        shutil.copy2(source, target / source.name)
-    command = [sys.executable, "-m", "mypyc", *(str(PACKAGE / s.name) for s in sources)]
+        (target / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / PACKAGE / source, target / source)
+    command = [sys.executable, "-m", "mypyc", *(str(PACKAGE / source) for source in sources)]
     subprocess.run(command, cwd=build_dir, check=True, stdout=subprocess.DEVNULL)
-    compiled = sorted(path.name for path in target.glob("*.so"))
+    compiled = sorted(path.name for path in target.rglob("*.so"))
     if len(compiled) != len(sources):
         raise RuntimeError(f"mypyc built {len(compiled)} of {len(sources)} modules")
     return build_dir
+
+
+def is_stale(build_dir: Path = BUILD_DIR) -> bool:
+    """Return True when `build_dir` lacks a core source or holds another version of one."""
+    for source in (ROOT / PACKAGE).rglob("*.py"):
+        copy = build_dir / source.relative_to(ROOT)
+        if not copy.exists() or copy.read_bytes() != source.read_bytes():
+            return True
+    return False
+
+
+def run_variants(script: Path, arguments: list[str]) -> dict[str, int]:
+    """Run a benchmark script interpreted and then compiled, each in its own process.
+
+    The script is called with ``--variant interpreted|mypyc`` and `arguments`; the core is
+    built first when the build is stale. Print the JSON figure lines of both runs and return
+    their ``throughput`` figures by bench name.
+    """
+    if is_stale():
+        build()
+    throughputs: dict[str, int] = {}
+    for variant, path in (("interpreted", str(ROOT)), ("mypyc", f"{BUILD_DIR}{os.pathsep}{ROOT}")):
+        command = [sys.executable, str(script), "--variant", variant, *arguments]
+        env = {**os.environ, "PYTHONPATH": path}
+        output = subprocess.run(command, env=env, check=True, capture_output=True, text=True,
+                                cwd=ROOT / "bench").stdout  # fmt: skip
+        for line in output.splitlines():
+            print(line, flush=True)
+            figure = json.loads(line)
+            if figure["metric"] == "throughput":
+                throughputs[figure["bench"]] = figure["value"]
+    return throughputs
 
 
 def main() -> None:

@@ -67,6 +67,11 @@ REASON_TEXT = {
     "POSITION_NOT_FOUND": "No position of the caller has this id (another account's "
     "positions are not found either).",
     "ORDER_NOT_FOUND": "No pending order of the caller has this id.",
+    "UNKNOWN_MARKET": "The spot market is not one the exchange runs.",
+    "INVALID_PRICE": "A spot order's price is not positive or not a multiple of the tick size.",
+    "NO_LIQUIDITY": "A spot market order found no resting order on the side it takes from.",
+    "POST_ONLY_WOULD_TAKE": "A post-only spot order would have traded on arrival, so it was "
+    "rejected instead of resting.",
     "IDEMPOTENCY_KEY_REUSED": "The `clientOrderId` was first used for another kind of request "
     "or another position or order; an exact repeat returns the first result instead.",
     "ACCOUNT_NOT_FOUND": "Internal calls only: no trading account has this id.",

@@ -18,6 +18,11 @@ class Reason(StrEnum):
     PRICE_UNAVAILABLE = "PRICE_UNAVAILABLE"
     POSITION_NOT_FOUND = "POSITION_NOT_FOUND"
     ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+    # Spot exchange reasons (API.md "Spot exchange").
+    UNKNOWN_MARKET = "UNKNOWN_MARKET"
+    INVALID_PRICE = "INVALID_PRICE"
+    NO_LIQUIDITY = "NO_LIQUIDITY"
+    POST_ONLY_WOULD_TAKE = "POST_ONLY_WOULD_TAKE"
     # Not an API.md reason: only internal admin commands name an account explicitly.
     ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
     # Not an API.md reason: a client_order_id already used for another request or target.
