@@ -34,7 +34,7 @@ def _funded() -> SpotHarness:
     return h
 
 
-@pytest.mark.parametrize(("taker", "maker"), [(10, 11), (-1, 0), (10_000, 0), (10, True)])
+@pytest.mark.parametrize(("taker", "maker"), [(10, 11), (-1, 0), (10_000, 0), (10, -1)])
 def test_fee_schedules_must_be_bps_with_the_maker_fee_at_most_the_taker_fee(
     taker: int, maker: int
 ) -> None:
