@@ -31,6 +31,7 @@ from edge.config import EdgeConfig
 from edge.descriptors import Contracts, Rpc, load
 from edge.errors import JSON_TYPE, dumps, plain_error
 from edge.hub import Hub
+from edge.metrics import MetricsMiddleware
 from edge.middleware.dispatch import ApiDispatch
 from edge.middleware.ratelimit import RateLimitMiddleware
 from edge.middleware.requestid import RequestIdMiddleware, request_id_of
@@ -209,6 +210,7 @@ def create_app(
         Mount("/", StaticFiles(directory=web_root(), html=True)),
     ]
     middleware = [
+        Middleware(MetricsMiddleware),
         Middleware(RequestIdMiddleware),
         Middleware(
             CORSMiddleware,

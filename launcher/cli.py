@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_pb2_grpc
 from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import ConfigError, Settings
 from mesh.logs import setup_logging
+from mesh.metrics import metrics_port, multiprocess_registry, serve_metrics
 from mesh.server import ServeError
 
 # Service command -> package whose `main.main(settings)` runs it.
@@ -78,17 +82,38 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def run_service(name: str, settings: Settings) -> int:
-    """Run one service in this process until it is told to stop."""
+    """Run one service in this process, with its `/metrics` port, until it is told to stop."""
     setup_logging(name, settings.log_level)
-    module = importlib.import_module(f"{SERVICES[name]}.main")
     try:
-        asyncio.run(module.main(settings))
-    except ServeError as exc:
-        print(f"cfd {name}: {exc}", file=sys.stderr)
+        port = metrics_port(name)
+    except ConfigError as exc:
+        print(f"cfd {name}: configuration error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 0
+    with contextlib.ExitStack() as stack:
+        # The edge's workers write their figures to files its /metrics sums; set up before
+        # the edge's modules create their metrics.
+        registry = stack.enter_context(multiprocess_registry()) if name == "edge" else REGISTRY
+        module = importlib.import_module(f"{SERVICES[name]}.main")
+        try:
+            asyncio.run(_with_metrics(module.main(settings), settings.bind_host, port, registry))
+        except ServeError as exc:
+            print(f"cfd {name}: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 0
     return 0
+
+
+async def _with_metrics(
+    service: Coroutine[Any, Any, None], host: str, port: int, registry: CollectorRegistry
+) -> None:
+    """Serve `registry` on host:port while `service` runs."""
+    server = await serve_metrics(host, port, registry)
+    try:
+        await service
+    finally:
+        if server is not None:
+            server.close()
 
 
 def run_backfill(settings: Settings, days: int) -> int:
