@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_pb2_grpc
+from launcher.monitoring import write_prometheus_config
 from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import ConfigError, Settings
 from mesh.logs import setup_logging
@@ -157,6 +159,7 @@ def run_up(settings: Settings, with_envoy: bool = False) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     children: list[_Child] = []
+    prometheus = write_prometheus_config(settings)
     try:
         for name in (*UP_ORDER, "envoy") if with_envoy else UP_ORDER:
             command = [sys.executable, "-m", "launcher.cli", name]
@@ -167,7 +170,7 @@ def run_up(settings: Settings, with_envoy: bool = False) -> int:
         if settings.feed != "manual":
             _wait_for_prices(settings, lambda: stopping)
         if not stopping:
-            _print_urls(settings, with_envoy)
+            _print_urls(settings, with_envoy, prometheus)
         while not stopping:
             for child in children:
                 code = child.process.poll()
@@ -275,7 +278,7 @@ def grpc_serving(address: str, timeout: float = 1.0) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _print_urls(settings: Settings, with_envoy: bool) -> None:
+def _print_urls(settings: Settings, with_envoy: bool, prometheus: Path) -> None:
     lines = [
         "CFD Mesh is up:",
         f"  web UI and REST   http://localhost:{settings.edge_port}/",
@@ -286,6 +289,7 @@ def _print_urls(settings: Settings, with_envoy: bool) -> None:
         f"  market (gRPC)     localhost:{settings.market_port}",
         f"  accounts (gRPC)   localhost:{settings.account_port}",
         f"  data directory    {settings.data_dir}",
+        f"  Prometheus config {prometheus}",
     ]
     if with_envoy:
         lines.insert(5, f"  Envoy (REST, gRPC-Web)  http://localhost:{settings.envoy_port}/")
