@@ -9,10 +9,8 @@ live ones.
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from mesh.metrics import LATENCY_BUCKETS
 
@@ -59,31 +57,3 @@ def route_of(scope: Scope) -> str:
     if isinstance(path, str):
         return path or "/"
     return UNMATCHED
-
-
-class MetricsMiddleware:
-    """Count every HTTP request by method, route template and status, and time it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route, method = route_of(scope), str(scope.get("method", ""))
-            method = method if method in METHODS else "OTHER"
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_SECONDS.labels(method, route).observe(time.perf_counter() - started)

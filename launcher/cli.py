@@ -28,6 +28,7 @@ from mesh.config import ConfigError, Settings
 from mesh.logs import setup_logging
 from mesh.metrics import metrics_port, multiprocess_registry, serve_metrics
 from mesh.server import ServeError
+from mesh.tracing import setup_tracing
 
 # Service command -> package whose `main.main(settings)` runs it.
 SERVICES = {
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run_service(name: str, settings: Settings) -> int:
     """Run one service in this process, with its `/metrics` port, until it is told to stop."""
     setup_logging(name, settings.log_level)
+    setup_tracing(name)
     try:
         port = metrics_port(name)
     except ConfigError as exc:

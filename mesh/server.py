@@ -22,6 +22,7 @@ from mesh.config import Settings
 from mesh.errors import ApiError, abort, validation_error
 from mesh.logs import REQUEST_ID
 from mesh.metrics import rpc_figures, status_name
+from mesh.tracing import end_span, start_server_span
 
 log = logging.getLogger("mesh.server")
 
@@ -93,7 +94,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             if handler.unary_unary is not None
             else "server_stream"
         )
-        call = _Call(method, request_id, caller, denied, kind)
+        call = _Call(method, request_id, caller, denied, kind, metadata)
         if handler.request_streaming:
             # No cfd RPC streams requests; reflection does and is public. Deny, never bypass.
             if denied is not None:
@@ -191,16 +192,20 @@ class _Call:
         caller: str | None,
         denied: ApiError | None,
         kind: str = "unary",
+        metadata: Sequence[tuple[str, str | bytes]] = (),
     ):
         self.method = method
         self.request_id = request_id
         self.caller = caller
         self.denied = denied
         self.figures = rpc_figures(kind, method)
+        self.metadata = metadata
 
     def _enter(self) -> None:
         REQUEST_ID.set(self.request_id)
         bind_subject(self.caller)
+        # Current for the rest of the call's task: its log lines carry the trace id.
+        self.span, _token = start_server_span(self.method.lstrip("/"), self.metadata)
 
     def _check(self, request: object) -> None:
         """Refuse the call of a denied caller, then of a request that did not parse."""
@@ -259,6 +264,7 @@ class _Call:
         if code == "OK" and context.cancelled():
             code = "CANCELLED"
         self.figures.done(code, time.perf_counter() - started)
+        end_span(self.span, None if code == "OK" else code)
 
     def _fields(self, started: float) -> dict[str, object]:
         return {"method": self.method, "ms": round((time.perf_counter() - started) * 1000, 3)}
