@@ -18,15 +18,15 @@ from typing import Any
 
 import grpc
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_pb2_grpc
 from launcher.monitoring import write_prometheus_config
+from launcher.status import SERVING, grpc_health, run_status
 from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import ConfigError, Settings
 from mesh.logs import setup_logging
-from mesh.metrics import metrics_port, multiprocess_registry, serve_metrics
+from mesh.metrics import BuildInfo, metrics_port, multiprocess_registry, serve_metrics
 from mesh.server import ServeError
 from mesh.tracing import setup_tracing
 
@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 help="go on without the acknowledged commands the files lost",
             )
     commands.add_parser("envoy", help="run Envoy in front of the gRPC services")
+    commands.add_parser(
+        "status", help="print every service's health, sequence, feed and version"
+    )
     up = commands.add_parser("up", help="run every service as its own process")
     up.add_argument("--envoy", action="store_true", help="also run Envoy (REST and gRPC-Web)")
     args = parser.parse_args(argv)
@@ -74,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"cfd: configuration error: {exc}")
     if args.command == "up":
         sys.exit(run_up(settings, with_envoy=args.envoy))
+    if args.command == "status":
+        sys.exit(run_status(settings))
     if args.command == "envoy":
         envoy = importlib.import_module("envoy_front.runner")
         sys.exit(envoy.run_envoy(settings))
@@ -97,6 +102,7 @@ def run_service(name: str, settings: Settings) -> int:
         # The edge's workers write their figures to files its /metrics sums; set up before
         # the edge's modules create their metrics.
         registry = stack.enter_context(multiprocess_registry()) if name == "edge" else REGISTRY
+        registry.register(BuildInfo(name))
         module = importlib.import_module(f"{SERVICES[name]}.main")
         try:
             asyncio.run(_with_metrics(module.main(settings), settings.bind_host, port, registry))
@@ -270,14 +276,7 @@ def _http_ok(url: str) -> bool:
 
 def grpc_serving(address: str, timeout: float = 1.0) -> bool:
     """Return whether the gRPC server at `address` reports SERVING."""
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=timeout
-            )
-        except grpc.RpcError:
-            return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    return grpc_health(address, timeout) == SERVING
 
 
 def _print_urls(settings: Settings, with_envoy: bool, prometheus: Path) -> None:

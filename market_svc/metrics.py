@@ -71,6 +71,14 @@ class MarketCollector(Collector):
         state = feed_state(feed, stale_after_ms)
         yield _gauge("cfd_market_feed_connected", "1 while the price source is connected.",
                      source, 1 if status.connected else 0)  # fmt: skip
+        states = GaugeMetricFamily(
+            "cfd_market_feed_state",
+            "1 for the feed's state: live, stale, reconnecting or waiting (for a first tick).",
+            labels=("source", "state"),
+        )
+        for name in (LIVE, STALE, RECONNECTING, WAITING):
+            states.add_metric([feed.name, name], 1 if name == state else 0)
+        yield states
         yield _gauge(
             "cfd_market_feed_stale",
             "1 when the connected source sent no tick for longer than CFD_FEED_STALE_MS.",

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import grpc
@@ -31,6 +32,8 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from mesh.config import env_int
 
@@ -65,6 +68,25 @@ GRPC_SECONDS = Histogram(
     _RPC_LABELS,
     buckets=LATENCY_BUCKETS,
 )
+
+
+class BuildInfo(Collector):
+    """`cfd_build_info{service, version}` 1: which release each process runs."""
+
+    def __init__(self, service: str) -> None:
+        try:
+            version = importlib.metadata.version("cfd-mesh")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        self._labels = [service, version]
+
+    def collect(self) -> Iterable[Metric]:
+        """Yield the build's one sample."""
+        family = GaugeMetricFamily(
+            "cfd_build_info", "The release this process runs.", labels=("service", "version")
+        )
+        family.add_metric(self._labels, 1)
+        yield family
 
 
 def metrics_port(service: str, env: Mapping[str, str] | None = None) -> int:
