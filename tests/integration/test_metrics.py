@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from integration.test_edge_support import LiveMesh, live_mesh, signup
+from support import wait_for
 
 EMAIL = "metrics-trader@example.com"
 PORTS = {
@@ -101,3 +104,16 @@ def test_no_metric_names_a_user(traded: LiveMesh) -> None:
 def test_other_paths_of_the_metrics_port_are_not_found(traded: LiveMesh) -> None:
     port = traded.env[PORTS["engine"]]
     assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 404
+
+
+def test_the_edge_counts_websocket_connections_and_frames(traded: LiveMesh) -> None:
+    before = scrape(traded, "edge")
+    sent_before = value(before, "cfd_edge_ws_frames_sent_total")
+    with connect(traded.ws_url, compression=None, proxy=None) as ws:
+        ws.send(json.dumps({"op": "subscribe", "channel": "prices", "symbols": ["BTCUSD"]}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "ack"
+        during = scrape(traded, "edge")
+        assert value(during, "cfd_edge_ws_connections") == 1
+    assert value(during, "cfd_edge_ws_frames_sent_total") >= sent_before + 1
+    assert value(during, "cfd_edge_ws_connections_opened_total") >= 1
+    wait_for(lambda: value(scrape(traded, "edge"), "cfd_edge_ws_connections") == 0, timeout=10)
