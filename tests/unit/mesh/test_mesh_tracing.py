@@ -73,3 +73,21 @@ def test_log_lines_carry_the_trace_id_inside_a_trace_only() -> None:
         assert record("inside")["trace_id"] == PARENT_TRACE
     finally:
         end_span(span, token=token)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "garbage",
+        f"00-{'0' * 32}-00f067aa0ba902b7-01",
+        f"00-{'g' * 32}-00f067aa0ba902b7-01",
+        f"ff-{PARENT_TRACE}-00f067aa0ba902b7-01",
+        f"00-{PARENT_TRACE}-00f067aa-01",
+    ],
+)
+def test_a_malformed_traceparent_starts_a_new_trace(value: str) -> None:
+    span, token = start_server_span("call", {"traceparent": value})
+    try:
+        assert trace_id() not in ("", PARENT_TRACE, "0" * 32)
+    finally:
+        end_span(span, token=token)
