@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from account_svc import metrics
 from account_svc.config import Limit, RateLimits
 from account_svc.issuer import TokenIssuer
 from account_svc.passwords import PasswordHasher
@@ -66,6 +67,7 @@ class Accounts:
     async def _limit(self, key: str, limit: Limit) -> None:
         decision = await self._limiter.hit(key, limit.count, limit.window_s)
         if not decision.allowed:
+            metrics.refused(key)
             raise ApiError(
                 "RATE_LIMITED",
                 f"too many attempts; retry in {decision.retry_after_s} s",
@@ -93,6 +95,7 @@ class Accounts:
         try:
             user = await self._users.create(email, password_hash, self._demo_balance)
             _log.info("user signed up", extra={"fields": {"user_id": user.id}})
+            metrics.SIGNUPS.inc()
         except EmailTakenError:
             user = await self._resumable_signup(email, password)
         await self._provisioner.ensure(user.id)
@@ -135,7 +138,9 @@ class Accounts:
             None if stored is None else stored.password_hash, password
         )
         if stored is None or not matches:
+            metrics.SIGNINS.labels("invalid_credentials").inc()
             raise ApiError("INVALID_CREDENTIALS", "wrong email or password")
+        metrics.SIGNINS.labels("ok").inc()
         user = stored.user
         if self._hasher.needs_rehash(stored.password_hash):
             await self._users.set_password_hash(user.id, await self._hasher.hash(password))

@@ -26,7 +26,7 @@ from account_svc.sessions import (
 from account_svc.users import UserStore
 from cfd.v1 import account_pb2_grpc
 from mesh.config import Settings
-from mesh.db import SchemaVersionError, create_engine, database_url
+from mesh.db import DatabaseProbe, SchemaVersionError, create_engine, database_url
 from mesh.ratelimit import create_rate_limiter
 from mesh.revocation import open_revoked_tokens
 from mesh.server import ServeError, Service, serve
@@ -140,4 +140,6 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         verifier=verifier,
         on_start=on_start,
         on_stop=on_stop,
+        # Sign-up and sign-in need the database: NOT_SERVING while it does not answer.
+        health_check=DatabaseProbe(engine).check,
     )

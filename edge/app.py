@@ -32,6 +32,7 @@ from edge.descriptors import Contracts, Rpc, load
 from edge.errors import JSON_TYPE, dumps, plain_error
 from edge.hub import Hub
 from edge.middleware.dispatch import ApiDispatch
+from edge.middleware.observe import ObserveMiddleware
 from edge.middleware.ratelimit import RateLimitMiddleware
 from edge.middleware.requestid import RequestIdMiddleware, request_id_of
 from edge.openapi import build_openapi
@@ -44,6 +45,7 @@ from mesh.ratelimit import RateLimiter, create_rate_limiter
 from mesh.revocation import open_revoked_tokens
 from mesh.server import REQUEST_ID_HEADER
 from mesh.tokens import TokenConfig
+from mesh.tracing import TRACE_ID_HEADER, TRACEPARENT, outgoing
 
 log = logging.getLogger("edge.app")
 
@@ -121,6 +123,7 @@ def create_app(
 
     def metadata_for(request: Request, rpc: Rpc) -> Metadata:
         pairs: list[tuple[str, str]] = [(REQUEST_ID_HEADER, request_id_of(request.scope))]
+        pairs.extend(outgoing())
         authorization = request.headers.get(AUTHORIZATION)
         if authorization:
             pairs.append((AUTHORIZATION, authorization))
@@ -213,13 +216,14 @@ def create_app(
         Mount("/", StaticFiles(directory=web_root(), html=True)),
     ]
     middleware = [
+        Middleware(ObserveMiddleware),
         Middleware(RequestIdMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=list(config.cors_origins),
             allow_methods=ALL_METHODS,
             allow_headers=["authorization", "content-type", "x-request-id"],
-            expose_headers=["x-request-id", "retry-after"],
+            expose_headers=["x-request-id", "retry-after", TRACEPARENT, TRACE_ID_HEADER],
             max_age=600,
         ),
         Middleware(

@@ -55,6 +55,11 @@ class Outbox:
         """Drop unsent state frames of slot `name` and of slots `name:...` (unsubscribed)."""
         self._frames.discard_latest(lambda slot: slot != name and not slot.startswith(name + ":"))
 
+    @property
+    def conflated(self) -> int:
+        """Return how many state frames a newer one replaced before they were sent."""
+        return self._frames.conflated
+
     def pending(self) -> int:
         """Return the number of frames waiting."""
         return len(self._control) + self._frames.pending()

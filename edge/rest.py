@@ -25,6 +25,7 @@ from edge.errors import (
     status_from_rpc_error,
     status_json,
 )
+from edge.metrics import ROUTE_KEY
 from edge.transcode import build_request, to_json
 from edge.upstream import Metadata, Upstreams
 from mesh.errors import ApiError, validation_error
@@ -109,6 +110,7 @@ class RestGateway:
             )
         assert not isinstance(found, bool)
         route, values = found
+        request.scope[ROUTE_KEY] = route.binding.template.text
         try:
             body = await self._read_body(request)
             content_type = request.headers.get("content-type")

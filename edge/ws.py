@@ -23,6 +23,7 @@ import grpc
 from google.rpc import status_pb2
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from edge import metrics
 from edge.auth import Identity, JwksKeys
 from edge.channels import Channels
 from edge.errors import reason
@@ -99,6 +100,8 @@ class Connection:
     async def run(self) -> None:
         """Serve the connection until the client leaves or is dropped."""
         await self._ws.accept()
+        metrics.WS_OPENED.inc()
+        metrics.WS_OPEN.inc()
         sender = asyncio.create_task(self._send_loop())
         receiver = asyncio.create_task(self._receive_loop())
         try:
@@ -110,6 +113,8 @@ class Connection:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self._release()
+            metrics.WS_OPEN.dec()
+            metrics.WS_FRAMES_CONFLATED.inc(self._outbox.conflated)
 
     def _release(self) -> None:
         for subscription in list(self._subscriptions.values()):
@@ -130,7 +135,9 @@ class Connection:
                 return
             try:
                 await asyncio.wait_for(self._ws.send_text(text), self._limits.send_timeout_s)
+                metrics.WS_FRAMES_SENT.inc()
             except TimeoutError:
+                metrics.WS_SLOW_CLOSED.inc()
                 log.info("closing a slow WebSocket client", extra={"fields": {"ip": self._ip}})
                 await self._close(CLOSE_SLOW, "slow consumer: fell too far behind")
                 return
@@ -318,6 +325,7 @@ class Connection:
             return
         if self._outbox.event(frame):
             return
+        metrics.WS_RESUMES.inc()
         oldest = self._outbox.first_event()
         resume_after = (oldest.sequence if oldest is not None else frame.sequence) - 1
         self._outbox.clear_events()

@@ -9,13 +9,14 @@ from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading
 from engine_svc.config import EngineConfig
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
 from engine_svc.journal import JournalError
+from engine_svc.metrics import COLLECTOR
 from engine_svc.port import EnginePort
 from engine_svc.runtime import EngineRuntime, RecoveryError
 from engine_svc.servicer import EngineAdminServicer, TradingServicer
 from engine_svc.witnesses import LostCommandsError
 from mesh.auth import TokenVerifier
 from mesh.config import ConfigError, Settings
-from mesh.db import SchemaVersionError
+from mesh.db import DatabaseProbe, SchemaVersionError
 from mesh.instruments import load_instruments
 from mesh.revocation import open_revoked_tokens
 from mesh.server import ServeError, Service, serve
@@ -67,12 +68,23 @@ async def run(
     async def start() -> None:
         await revoked.start()
         await runtime.start()
+        COLLECTOR.bind(runtime)
 
     async def stop_all() -> None:
         try:
             await runtime.stop()
         finally:
             await revoked.aclose()
+
+    history = DatabaseProbe(runtime.history.engine)
+
+    async def healthy() -> bool:
+        # NOT_SERVING once the journal or a consumer failed, and while the history database
+        # refuses (orders still trade; history and statements wait for it).
+        if runtime.failed.is_set():
+            return False
+        recorder = runtime.recorder
+        return not (recorder is not None and recorder.retrying) and await history.check()
 
     watcher = asyncio.create_task(stop_on_failure())
     try:
@@ -85,6 +97,8 @@ async def run(
             on_start=start,
             on_stop=stop_all,
             stop=stop,
+            health_check=healthy,
+            open_early=True,
         )
     finally:
         watcher.cancel()

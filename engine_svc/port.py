@@ -8,6 +8,7 @@ not the sequencer, journal, core object, recorder or database.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from engine_svc.runtime import EngineRuntime
 from engine_svc.snapshots import SnapshotInfo
 from engine_svc.streams import EventSubscription, PositionSubscription, PriceSubscription
 from mesh.errors import ApiError
+
+log = logging.getLogger("engine.commands")
 
 # How long a history read waits for the recorder to reach the state the caller has seen.
 HISTORY_WAIT_S = 2.0
@@ -69,7 +72,18 @@ class EnginePort:
         sequencer = self._runtime.sequencer
         if sequencer is None:
             raise ApiError("SERVICE_UNAVAILABLE", "the engine is starting")
-        return await sequencer.submit(command, fresh_symbol)
+        result = await sequencer.submit(command, fresh_symbol)
+        # At DEBUG, each command's line carries the trace id of the request that sent it.
+        log.debug(
+            "command committed",
+            extra={
+                "fields": {
+                    "command": type(command).__name__,
+                    "result": "OK" if result.reason is None else str(result.reason),
+                }
+            },
+        )
+        return result
 
     @property
     def demo_balance(self) -> str:

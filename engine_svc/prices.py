@@ -40,6 +40,11 @@ class Freshness:
         seen = self._seen.get(symbol)
         return seen is not None and self._clock() - seen <= self.stale_s
 
+    def ages(self) -> dict[str, float]:
+        """Return the seconds since each symbol's last quote."""
+        now = self._clock()
+        return {symbol: now - seen for symbol, seen in self._seen.items()}
+
     def fresh_symbols(self) -> list[str]:
         """Return the symbols that are fresh now."""
         return sorted(symbol for symbol in self._seen if self.is_fresh(symbol))

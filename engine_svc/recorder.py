@@ -194,6 +194,8 @@ class Recorder:
         # True while the database refuses and the recorder retries (GetStats reports it).
         self.retrying = False
         self.schema_ready = False
+        # Set by a failed write; cleared, with a log line, once the backlog is written.
+        self._behind_since: float | None = None
 
     def consume(self, batch: CommittedBatch) -> None:
         """Queue a committed batch's account events (a consumer of the engine's pipeline)."""
@@ -222,6 +224,8 @@ class Recorder:
         delay = min(self._max_backoff_s, self._min_backoff_s * (2 ** min(attempt, 10)))
         self.failures += 1
         self.retrying = True
+        if self._behind_since is None:
+            self._behind_since = time.monotonic()
         log.warning("recorder: %s failed (%s); retrying in %.2fs", what, exc, delay)
         await asyncio.sleep(delay)
 
@@ -265,6 +269,14 @@ class Recorder:
                 self._pending.popleft()
             self.recorded_seq = max(self.recorded_seq, recorded)
             self._advanced()
+            if self._behind_since is not None and not self._pending:
+                log.info(
+                    "recorder: caught up at seq %d after %.1fs behind",
+                    self.recorded_seq,
+                    time.monotonic() - self._behind_since,
+                    extra={"fields": {"seq": self.recorded_seq}},
+                )
+                self._behind_since = None
 
     def _next_chunk(self) -> tuple[int, Rows]:
         items: list[tuple[str, AccountEvent]] = []

@@ -30,6 +30,7 @@ from engine_svc.core.engine import snapshot_digest
 from engine_svc.history import HistoryStore
 from engine_svc.instrument_set import adopt_instruments
 from engine_svc.journal import Journal
+from engine_svc.metrics import SNAPSHOT_SECONDS
 from engine_svc.pipeline import CommittedBatch, CommittedBatches
 from engine_svc.prices import Freshness, TickSubscriber
 from engine_svc.recorder import Recorder, read_hint
@@ -334,11 +335,13 @@ class EngineRuntime:
         return self.snapshots.write(seq, time.time_ns(), digest, parts), digest
 
     async def _write_snapshot(self, seq: int, parts: list[bytes], known: str | None) -> None:
+        writing = time.perf_counter()
         try:
             info, digest = await asyncio.to_thread(self._digest_and_write, seq, parts, known)
         except OSError as exc:
             log.error("snapshot at seq %d failed: %s", seq, exc)
             return
+        SNAPSHOT_SECONDS.observe(self.snapshot_stall_s + time.perf_counter() - writing)
         if self.core.last_seq == seq:
             self._digest = (seq, digest)
         self.snapshot_info = info

@@ -66,6 +66,8 @@ class Sequencer:
         self.listeners: list[BatchListener] = []
         self.failure: BaseException | None = None
         self.on_failure: Callable[[BaseException], None] | None = None
+        # Told (commands, seconds) after each journal append: the metrics' hook.
+        self.on_append: Callable[[int, float], None] | None = None
         self.batches = 0
         self.commands = 0
 
@@ -171,6 +173,7 @@ class Sequencer:
         if not commands:
             return
         records = [(command.seq, encode_command(command)) for command in commands]
+        appending = time.perf_counter()
         try:
             if self.journal.fsync:
                 loop = asyncio.get_running_loop()
@@ -184,6 +187,8 @@ class Sequencer:
                         ApiError("SERVICE_UNAVAILABLE", "the journal cannot be written")
                     )
             raise
+        if self.on_append is not None:
+            self.on_append(len(records), time.perf_counter() - appending)
         applied: list[Applied] = []
         for command, future in zip(commands, waiting, strict=True):
             result = apply_logged(core, command)

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_pb2_grpc
+from launcher.monitoring import write_prometheus_config
+from launcher.status import SERVING, grpc_health, run_status
 from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import ConfigError, Settings
 from mesh.logs import setup_logging
+from mesh.metrics import BuildInfo, metrics_port, multiprocess_registry, serve_metrics
 from mesh.server import ServeError
+from mesh.tracing import setup_tracing
 
 # Service command -> package whose `main.main(settings)` runs it.
 SERVICES = {
@@ -58,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 help="go on without the acknowledged commands the files lost",
             )
     commands.add_parser("envoy", help="run Envoy in front of the gRPC services")
+    commands.add_parser(
+        "status", help="print every service's health, sequence, feed and version"
+    )
     up = commands.add_parser("up", help="run every service as its own process")
     up.add_argument("--envoy", action="store_true", help="also run Envoy (REST and gRPC-Web)")
     args = parser.parse_args(argv)
@@ -67,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"cfd: configuration error: {exc}")
     if args.command == "up":
         sys.exit(run_up(settings, with_envoy=args.envoy))
+    if args.command == "status":
+        sys.exit(run_status(settings))
     if args.command == "envoy":
         envoy = importlib.import_module("envoy_front.runner")
         sys.exit(envoy.run_envoy(settings))
@@ -78,17 +90,40 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def run_service(name: str, settings: Settings) -> int:
-    """Run one service in this process until it is told to stop."""
+    """Run one service in this process, with its `/metrics` port, until it is told to stop."""
     setup_logging(name, settings.log_level)
-    module = importlib.import_module(f"{SERVICES[name]}.main")
+    setup_tracing(name)
     try:
-        asyncio.run(module.main(settings))
-    except ServeError as exc:
-        print(f"cfd {name}: {exc}", file=sys.stderr)
+        port = metrics_port(name)
+    except ConfigError as exc:
+        print(f"cfd {name}: configuration error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 0
+    with contextlib.ExitStack() as stack:
+        # The edge's workers write their figures to files its /metrics sums; set up before
+        # the edge's modules create their metrics.
+        registry = stack.enter_context(multiprocess_registry()) if name == "edge" else REGISTRY
+        registry.register(BuildInfo(name))
+        module = importlib.import_module(f"{SERVICES[name]}.main")
+        try:
+            asyncio.run(_with_metrics(module.main(settings), settings.bind_host, port, registry))
+        except ServeError as exc:
+            print(f"cfd {name}: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 0
     return 0
+
+
+async def _with_metrics(
+    service: Coroutine[Any, Any, None], host: str, port: int, registry: CollectorRegistry
+) -> None:
+    """Serve `registry` on host:port while `service` runs."""
+    server = await serve_metrics(host, port, registry)
+    try:
+        await service
+    finally:
+        if server is not None:
+            server.close()
 
 
 def run_backfill(settings: Settings, days: int) -> int:
@@ -132,6 +167,7 @@ def run_up(settings: Settings, with_envoy: bool = False) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     children: list[_Child] = []
+    prometheus = write_prometheus_config(settings)
     try:
         for name in (*UP_ORDER, "envoy") if with_envoy else UP_ORDER:
             command = [sys.executable, "-m", "launcher.cli", name]
@@ -142,7 +178,7 @@ def run_up(settings: Settings, with_envoy: bool = False) -> int:
         if settings.feed != "manual":
             _wait_for_prices(settings, lambda: stopping)
         if not stopping:
-            _print_urls(settings, with_envoy)
+            _print_urls(settings, with_envoy, prometheus)
         while not stopping:
             for child in children:
                 code = child.process.poll()
@@ -240,17 +276,10 @@ def _http_ok(url: str) -> bool:
 
 def grpc_serving(address: str, timeout: float = 1.0) -> bool:
     """Return whether the gRPC server at `address` reports SERVING."""
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=timeout
-            )
-        except grpc.RpcError:
-            return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    return grpc_health(address, timeout) == SERVING
 
 
-def _print_urls(settings: Settings, with_envoy: bool) -> None:
+def _print_urls(settings: Settings, with_envoy: bool, prometheus: Path) -> None:
     lines = [
         "CFD Mesh is up:",
         f"  web UI and REST   http://localhost:{settings.edge_port}/",
@@ -261,6 +290,7 @@ def _print_urls(settings: Settings, with_envoy: bool) -> None:
         f"  market (gRPC)     localhost:{settings.market_port}",
         f"  accounts (gRPC)   localhost:{settings.account_port}",
         f"  data directory    {settings.data_dir}",
+        f"  Prometheus config {prometheus}",
     ]
     if with_envoy:
         lines.insert(5, f"  Envoy (REST, gRPC-Web)  http://localhost:{settings.envoy_port}/")

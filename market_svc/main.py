@@ -13,6 +13,7 @@ from market_svc.config import MarketConfig
 from market_svc.feeds import Feed, FeedConfigError, create_feed
 from market_svc.instruments import Instruments
 from market_svc.market import MarketData
+from market_svc.metrics import COLLECTOR, STALE, feed_state
 from market_svc.servicer import MarketDataAdminServicer, MarketDataServicer
 from market_svc.store import CandleStore
 from mesh.config import ConfigError, Settings
@@ -73,7 +74,12 @@ async def main(settings: Settings, config: MarketConfig | None = None) -> None:
                 _keepalive(market, feed, config.quote_keepalive_ms), name="market-keepalive"
             )
         )
+        COLLECTOR.bind(market, feed, config.stale_after_ms)
         log.info("market: %s feed started", feed.name)
+
+    async def feed_fresh() -> bool:
+        # A stale source's last prices no longer stand: report it, so nobody trades on them.
+        return feed_state(feed, config.stale_after_ms) != STALE
 
     async def on_stop() -> None:
         # The feed stops first so the writer's final flush sees the last candles.
@@ -102,6 +108,7 @@ async def main(settings: Settings, config: MarketConfig | None = None) -> None:
         verifier=None,
         on_start=on_start,
         on_stop=on_stop,
+        health_check=feed_fresh,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -219,6 +220,8 @@ class CandleWriter:
         self.flushes = 0
         self.written = 0
         self.failures = 0
+        # Monotonic time of the last successful write (the candle write lag counts from it).
+        self.flushed_at = time.monotonic()
 
     def add(self, candle: Candle) -> None:
         """Mark ``candle`` to be written at the next flush."""
@@ -248,6 +251,7 @@ class CandleWriter:
                 raise
             self.flushes += 1
             self.written += len(batch)
+            self.flushed_at = time.monotonic()
             return len(batch)
 
     async def run(self) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Connection, Integer, MetaData, Table, event, select
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, event, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from mesh.config import Settings
+
+log = logging.getLogger("mesh.db")
 
 
 def database_url(settings: Settings, name: str) -> str:
@@ -99,3 +105,33 @@ def migrate_schema(
     if found != latest:
         conn.execute(table.update().where(table.c.id == 1).values(version=latest))
     return int(found)
+
+
+class DatabaseProbe:
+    """Whether a database answers, asked at most every `interval_s` (health checks call often)."""
+
+    def __init__(self, engine: AsyncEngine, *, interval_s: float = 2.0, timeout_s: float = 2.0):
+        self._engine = engine
+        self._interval_s = interval_s
+        self._timeout_s = timeout_s
+        self._checked_at = -math.inf
+        self.reachable = True
+
+    async def check(self) -> bool:
+        """Return whether the database answered its last probe, probing again when due."""
+        now = time.monotonic()
+        if now - self._checked_at < self._interval_s:
+            return self.reachable
+        self._checked_at = now
+        try:
+            async with asyncio.timeout(self._timeout_s), self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            if self.reachable:
+                log.warning("the database does not answer: %s", exc)
+            self.reachable = False
+        else:
+            if not self.reachable:
+                log.info("the database answers again")
+            self.reachable = True
+        return self.reachable

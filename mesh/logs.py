@@ -9,6 +9,8 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from mesh.tracing import trace_id
+
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
 
 # A JWT (whole, or the head of one cut short) and the credentials of an authorization header.
@@ -42,6 +44,9 @@ class JsonFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         if request_id:
             entry["request_id"] = request_id
+        current_trace = trace_id()
+        if current_trace:
+            entry["trace_id"] = current_trace
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)

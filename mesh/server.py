@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import signal
@@ -20,6 +21,8 @@ from mesh.auth import CallerPolicy, TokenVerifier, bind_subject
 from mesh.config import Settings
 from mesh.errors import ApiError, abort, validation_error
 from mesh.logs import REQUEST_ID
+from mesh.metrics import rpc_figures, status_name
+from mesh.tracing import end_span, start_server_span
 
 log = logging.getLogger("mesh.server")
 
@@ -36,6 +39,11 @@ SERVER_OPTIONS: list[tuple[str, Any]] = [
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 Hook = Callable[[], Awaitable[None]]
+# Returns whether the service can do its work now (its feed, its database, its journal).
+HealthCheck = Callable[[], Awaitable[bool]]
+HEALTH_INTERVAL_S = 0.5
+# Callable while a service that opens early is still starting: its health and reflection.
+_ALWAYS_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 class ServeError(RuntimeError):
@@ -56,6 +64,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, policy: CallerPolicy) -> None:
         self._policy = policy
+        # Set while a service that opened its port early is still starting (recovering).
+        self.starting: str | None = None
 
     async def intercept_service(
         self,
@@ -75,7 +85,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             denied: ApiError | None = None
         except ApiError as exc:
             caller, denied = None, exc
-        call = _Call(method, request_id, caller, denied)
+        if self.starting is not None and not method.startswith(_ALWAYS_OPEN):
+            denied = denied or ApiError("SERVICE_UNAVAILABLE", self.starting)
+        kind = (
+            "bidi_stream"
+            if handler.request_streaming
+            else "unary"
+            if handler.unary_unary is not None
+            else "server_stream"
+        )
+        call = _Call(method, request_id, caller, denied, kind, metadata)
         if handler.request_streaming:
             # No cfd RPC streams requests; reflection does and is public. Deny, never bypass.
             if denied is not None:
@@ -166,15 +185,27 @@ def _metadata_value(metadata: Sequence[tuple[str, str | bytes]], key: str) -> st
 class _Call:
     """Per-call context the wrapped behaviours share."""
 
-    def __init__(self, method: str, request_id: str, caller: str | None, denied: ApiError | None):
+    def __init__(
+        self,
+        method: str,
+        request_id: str,
+        caller: str | None,
+        denied: ApiError | None,
+        kind: str = "unary",
+        metadata: Sequence[tuple[str, str | bytes]] = (),
+    ):
         self.method = method
         self.request_id = request_id
         self.caller = caller
         self.denied = denied
+        self.figures = rpc_figures(kind, method)
+        self.metadata = metadata
 
     def _enter(self) -> None:
         REQUEST_ID.set(self.request_id)
         bind_subject(self.caller)
+        # Current for the rest of the call's task: its log lines carry the trace id.
+        self.span, _token = start_server_span(self.method.lstrip("/"), self.metadata)
 
     def _check(self, request: object) -> None:
         """Refuse the call of a denied caller, then of a request that did not parse."""
@@ -187,12 +218,14 @@ class _Call:
         async def run(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             self._enter()
             started = time.perf_counter()
+            self.figures.started()
             try:
                 self._check(request)
                 return await behaviour(request, context)
             except Exception as exc:
                 await self._fail(context, exc, started)
             finally:
+                self._done(context, started)
                 log.debug("call done", extra={"fields": self._fields(started)})
 
         return run
@@ -210,6 +243,7 @@ class _Call:
         ) -> AsyncIterator[Any]:
             self._enter()
             started = time.perf_counter()
+            self.figures.started()
             try:
                 if streamed_requests:
                     request = _parsed(request)
@@ -219,8 +253,18 @@ class _Call:
                     yield item
             except Exception as exc:
                 await self._fail(context, exc, started)
+            finally:
+                self._done(context, started)
 
         return run
+
+    def _done(self, context: grpc.aio.ServicerContext[Any, Any], started: float) -> None:
+        """Count the call's status and latency (a cancelled call has no status: CANCELLED)."""
+        code = status_name(context)
+        if code == "OK" and context.cancelled():
+            code = "CANCELLED"
+        self.figures.done(code, time.perf_counter() - started)
+        end_span(self.span, None if code == "OK" else code)
 
     def _fields(self, started: float) -> dict[str, object]:
         return {"method": self.method, "ms": round((time.perf_counter() - started) * 1000, 3)}
@@ -252,16 +296,19 @@ async def serve(
     on_stop: Hook | None = None,
     grace: float = 5.0,
     stop: asyncio.Event | None = None,
+    health_check: HealthCheck | None = None,
+    open_early: bool = False,
 ) -> None:
     """Run a gRPC server until SIGTERM/SIGINT (or `stop`), then drain and shut down cleanly.
 
     `on_start` runs before the port accepts calls (recovery, connections); `on_stop` after the
-    last call has drained (flush, close).
+    last call has drained (flush, close). With `open_early`, the port opens before `on_start`:
+    health answers NOT_SERVING and every other call UNAVAILABLE until it is done. While the
+    server runs, `health_check` is asked every HEALTH_INTERVAL_S whether the service can work;
+    its answer is the health status of the process and of each service.
     """
-    server = grpc.aio.server(
-        interceptors=[CallInterceptor(CallerPolicy(verifier, settings.internal_token))],
-        options=SERVER_OPTIONS,
-    )
+    interceptor = CallInterceptor(CallerPolicy(verifier, settings.internal_token))
+    server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
     for service in services:
         service.add_to_server(service.servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -280,20 +327,75 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    status = _Health(health_servicer, ("", *names))
+    watcher: asyncio.Task[None] | None = None
     try:
+        if open_early:
+            interceptor.starting = f"{name} is starting; retry shortly"
+            await status.set(False)
+            await server.start()
         if on_start is not None:
             await on_start()
-        await server.start()
-        for service_name in ("", *names):
-            await health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+        interceptor.starting = None
+        if not open_early:
+            await server.start()
+        await status.set(True)
+        if health_check is not None:
+            watcher = asyncio.create_task(status.watch(name, health_check))
         log.info("%s listening on %s", name, address, extra={"fields": {"services": names}})
         await stop.wait()
         log.info("%s shutting down", name)
+        if watcher is not None:
+            watcher.cancel()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if open_early:
+            await server.stop(0)
         if on_stop is not None:
             await on_stop()
     log.info("%s stopped", name)
+
+
+class _Health:
+    """The health status of the process ("") and of each of its services, set together."""
+
+    def __init__(self, servicer: health.aio.HealthServicer, names: Sequence[str]) -> None:
+        self._servicer = servicer
+        self._names = names
+        self.serving: bool | None = None
+
+    async def set(self, serving: bool) -> None:
+        """Report SERVING or NOT_SERVING for every name."""
+        self.serving = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service_name in self._names:
+            await self._servicer.set(service_name, status)
+
+    async def watch(self, name: str, check: HealthCheck) -> None:
+        """Follow `check`, logging each change of the service's health."""
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+            try:
+                serving = await check()
+            except Exception:
+                log.exception("%s: the health check failed", name)
+                serving = False
+            if serving != self.serving:
+                log.log(
+                    logging.INFO if serving else logging.WARNING,
+                    "%s is %s",
+                    name,
+                    "SERVING again" if serving else "NOT_SERVING",
+                )
+                await self.set(serving)

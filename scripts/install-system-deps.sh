@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite needs (Redis, PostgreSQL, Chromium) when missing.
+# Install the Debian packages the test suite needs (Redis, PostgreSQL, Chromium, Prometheus)
+# when missing. The tests start their own servers on free ports: package installs must not
+# leave system services running (policy-rc.d refuses every service start meanwhile).
 set -euo pipefail
 
 missing=()
@@ -7,6 +9,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -23,5 +26,11 @@ else
 fi
 echo "install-system-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+    "${SUDO[@]}" chmod 755 "$policy"
+    trap '"${SUDO[@]}" rm -f "$policy"' EXIT
+fi
 "${SUDO[@]}" apt-get update -qq
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -103,6 +103,10 @@ def mesh_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         CFD_EDGE_PORT=str(free_port()),
         CFD_ENVOY_PORT=str(free_port()),
         CFD_ENVOY_ADMIN_PORT=str(free_port()),
+        CFD_ENGINE_METRICS_PORT=str(free_port()),
+        CFD_MARKET_METRICS_PORT=str(free_port()),
+        CFD_ACCOUNT_METRICS_PORT=str(free_port()),
+        CFD_EDGE_METRICS_PORT=str(free_port()),
         CFD_INTERNAL_TOKEN="test-internal-token-0123456789",
         CFD_LOG_LEVEL="INFO",
     )

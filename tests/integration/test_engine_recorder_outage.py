@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from integration.test_engine_harness import (
     engine_settings,
     failure,
     fake_market,
+    grpc_ready,
     start_engine,
     user_issuer,
 )
@@ -96,7 +98,7 @@ async def _round_trips(client: Client, user: str, count: int) -> None:
 
 
 async def test_a_database_outage_loses_and_duplicates_nothing(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = make_url(postgres_url)
     assert url.host is not None and url.port is not None
@@ -119,14 +121,21 @@ async def test_a_database_outage_loses_and_duplicates_nothing(
                 stats = await client.stats()
                 assert stats.recorded_sequence < stats.sequence
                 await until(_failing(client, ["recorder"]))
+                # The history's database is down: the engine's health says so.
+                await until(_serving(engine, False), within=10)
                 with pytest.raises(grpc.aio.AioRpcError) as down:
                     await client.trading.ListHistory(
                         trading_pb2.ListHistoryRequest(), metadata=client.auth("alice")
                     )
                 assert failure(down.value) == (grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE")
                 await proxy.restore()
-                await until(_caught_up(client), within=30)
-                await until(_failing(client, []))
+                with caplog.at_level(logging.INFO, logger="engine.recorder"):
+                    await until(_caught_up(client), within=30)
+                    await until(_failing(client, []))
+                    await until(_serving(engine, True), within=10)
+                assert any(
+                    r.getMessage().startswith("recorder: caught up at seq") for r in caplog.records
+                )
                 history = await client.trading.ListHistory(
                     trading_pb2.ListHistoryRequest(page_size=100), metadata=client.auth("alice")
                 )
@@ -147,6 +156,13 @@ async def test_a_database_outage_loses_and_duplicates_nothing(
     assert (closed, entries) == (15, 31)
     # Per round trip: reserve, open, close, settle; plus the deposit.
     assert stored == 61
+
+
+def _serving(engine: Engine, serving: bool) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await grpc_ready(engine.address) == serving
+
+    return check
 
 
 def _priced(engine: Engine) -> Callable[[], Awaitable[bool]]:

@@ -101,6 +101,18 @@ def test_the_edge_answers_health(mesh: tuple[ServiceProcess, dict[str, str]]) ->
     assert response.status_code == 200
 
 
+def test_up_writes_the_prometheus_scrape_configuration(
+    mesh: tuple[ServiceProcess, dict[str, str]],
+) -> None:
+    up, env = mesh
+    directory = Path(env["CFD_DATA_DIR"]) / "prometheus"
+    config = (directory / "prometheus.yml").read_text()
+    for var in ("CFD_ENGINE_METRICS_PORT", "CFD_MARKET_METRICS_PORT", "CFD_EDGE_METRICS_PORT"):
+        assert f'"127.0.0.1:{env[var]}"' in config
+    assert (directory / "cfd-rules.yml").is_file()
+    assert f"Prometheus config {directory / 'prometheus.yml'}" in up.output()
+
+
 def test_sigterm_stops_everything_with_exit_code_zero(
     mesh: tuple[ServiceProcess, dict[str, str]],
 ) -> None:

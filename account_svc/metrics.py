@@ -1,0 +1,21 @@
+"""The accounts service's Prometheus metrics (no user ids or emails as labels)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+SIGNUPS = Counter("cfd_accounts_signups", "Users created by sign-up.")
+SIGNINS = Counter(
+    "cfd_accounts_signins", "Sign-in attempts by result (ok, invalid_credentials).", ["result"]
+)
+RATE_LIMITED = Counter(
+    "cfd_accounts_rate_limited",
+    "Attempts refused by a rate limit, by action (signup, signin) and key (address, email).",
+    ["action", "key"],
+)
+
+
+def refused(limit_key: str) -> None:
+    """Count a refusal of the rate-limit key `action:kind:value` (the value is not a label)."""
+    parts = limit_key.split(":", 2)
+    RATE_LIMITED.labels(parts[0], parts[1] if len(parts) == 3 else "").inc()

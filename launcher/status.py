@@ -1,0 +1,143 @@
+"""`cfd status`: every service's health, sequence, recorder lag, feed state and version.
+
+Health comes from each gRPC service's health check and the edge's `/readyz`; the figures from
+each service's `/metrics` port. The exit code is 1 when any service is not SERVING.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from launcher.monitoring import scrape_targets
+from mesh.config import Settings
+
+SERVING = "SERVING"
+UNREACHABLE = "UNREACHABLE"
+TIMEOUT_S = 2.0
+COLUMNS = ("SERVICE", "HEALTH", "VERSION", "SEQ", "RECORDER LAG", "FEED")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    """One row of `cfd status`."""
+
+    service: str
+    health: str
+    version: str = "-"
+    seq: str = "-"
+    recorder_lag: str = "-"
+    feed: str = "-"
+
+    def cells(self) -> tuple[str, ...]:
+        """Return the row's cells in COLUMNS order."""
+        return (self.service, self.health, self.version, self.seq, self.recorder_lag, self.feed)
+
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def grpc_health(address: str, timeout: float = TIMEOUT_S) -> str:
+    """Return the health status name of the gRPC server at `address`, or UNREACHABLE."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
+        except grpc.RpcError:
+            return UNREACHABLE
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def edge_health(port: int) -> str:
+    """Return SERVING when the edge is ready, NOT_SERVING when it says not, else UNREACHABLE."""
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=TIMEOUT_S)
+    except httpx.HTTPError:
+        return UNREACHABLE
+    return SERVING if response.status_code == 200 else "NOT_SERVING"
+
+
+def scrape(target: str) -> Samples:
+    """Return the samples of the `/metrics` page at host:port (none if it does not answer)."""
+    try:
+        response = httpx.get(f"http://{target}/metrics", timeout=TIMEOUT_S)
+    except httpx.HTTPError:
+        return {}
+    if response.status_code != 200:
+        return {}
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return samples
+
+
+def _first(samples: Samples, name: str) -> str:
+    found = samples.get(name)
+    return str(int(found[0][1])) if found else "-"
+
+
+def _version(samples: Samples) -> str:
+    found = samples.get("cfd_build_info")
+    return found[0][0].get("version", "-") if found else "-"
+
+
+def _feed(samples: Samples) -> str:
+    for labels, value in samples.get("cfd_market_feed_state", []):
+        if value == 1:
+            return f"{labels.get('state', '?')} ({labels.get('source', '?')})"
+    return "-"
+
+
+def collect(settings: Settings, env: Mapping[str, str] | None = None) -> list[ServiceStatus]:
+    """Ask every service of the mesh how it is."""
+    env = os.environ if env is None else env
+    targets = scrape_targets(settings, env)
+    health = {
+        "engine": grpc_health(settings.engine_addr),
+        "market": grpc_health(settings.market_addr),
+        "accounts": grpc_health(settings.account_addr),
+        "edge": edge_health(settings.edge_port),
+    }
+    rows = []
+    for service, state in health.items():
+        samples = scrape(targets[f"cfd-{service}"])
+        rows.append(
+            ServiceStatus(
+                service,
+                state,
+                version=_version(samples),
+                seq=_first(samples, "cfd_engine_last_seq"),
+                recorder_lag=_first(samples, "cfd_engine_recorder_lag"),
+                feed=_feed(samples),
+            )
+        )
+    return rows
+
+
+def render(rows: list[ServiceStatus]) -> str:
+    """Return the rows as an aligned table with a header."""
+    table = [COLUMNS, *(row.cells() for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    )
+
+
+def run_status(settings: Settings) -> int:
+    """Print the mesh's status; return 1 when any service is not SERVING."""
+    rows = collect(settings)
+    print(render(rows))
+    unhealthy = [row.service for row in rows if row.health != SERVING]
+    if unhealthy:
+        print(f"cfd status: not serving: {', '.join(unhealthy)}")
+        return 1
+    return 0
