@@ -50,8 +50,10 @@ web-test: web/dist/index.html
 	@if [ -f web/package.json ]; then cd web && npm test; fi
 
 # Every script under bench/ with a __main__ block is a benchmark, except the mypyc build step
-# (core_bench.py runs it); the others are helpers.
+# (core_bench.py runs it); the others are helpers. The HTTP benchmarks need wrk; without it
+# (and without the rights to install it) they say so and are skipped.
 bench: $(STAMP)
+	@scripts/install-system-deps.sh --bench || echo "make bench: wrk is missing; the wrk benchmarks are skipped"
 	@for b in $$(grep -l '^if __name__ == "__main__":' bench/*.py | grep -v mypyc_build); do \
 		echo "== $$b"; $(BIN)/python $$b || exit 1; \
 	done

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite needs (Redis, PostgreSQL, Chromium) when missing.
+# Install the Debian packages the test suite needs (Redis, PostgreSQL, Chromium) when missing;
+# with --bench, only what the benchmarks need (wrk, the HTTP load generator).
 set -euo pipefail
 
 missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
-command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ "${1:-}" = "--bench" ]; then
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+else
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
