@@ -67,6 +67,8 @@ async def drive(address: str, tokens: list[str], concurrency: int, seconds: floa
 
     async def client(number: int) -> None:
         channel = channels[number % len(channels)]
+        metadata: tuple[tuple[str, str], ...] = ()
+        request: Any
         if tokens:
             stub = trading_pb2_grpc.TradingServiceStub(channel)
             metadata = (("authorization", f"Bearer {tokens[number]}"),)
@@ -76,7 +78,6 @@ async def drive(address: str, tokens: list[str], concurrency: int, seconds: floa
             call: Any = stub.OpenPosition
         else:
             call = engine_admin_pb2_grpc.EngineAdminServiceStub(channel).GetStats
-            metadata = ()
             request = engine_admin_pb2.GetStatsRequest()
         while time.perf_counter() < deadline:
             started = time.perf_counter()

@@ -132,7 +132,7 @@ def report(bench: str, runs: list[Any], echo_runs: list[Any]) -> int:
         echo_rates = [run["requests"] / run["duration_us"] * 1e6 for run in echo_runs]
         ratios = [ours / echo for ours, echo in zip(rates, echo_rates, strict=True)]
         emit(bench, "throughput_ratio_to_echo", round(statistics.median(ratios), 3), "ratio")
-    failed = sum(run["non200"] + run["socket_errors"] for run in runs)
+    failed: int = sum(run["non200"] + run["socket_errors"] for run in runs)
     emit(bench, "non_200_responses", failed, "responses")
     return failed
 
