@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -74,8 +75,10 @@ class Recorder:
     events: list[trading_pb2.StreamEventsResponse] = field(default_factory=list)
     live_events: Broadcast = field(default_factory=Broadcast)
     event_requests: list[int] = field(default_factory=list)
+    calls: Counter[str] = field(default_factory=Counter)
 
     def saw(self, method: str, context: Any) -> None:
+        self.calls[method] += 1
         self.metadata[method] = {
             k: v for k, v in context.invocation_metadata() if isinstance(v, str)
         }
@@ -234,6 +237,7 @@ class Market(market_pb2_grpc.MarketDataServiceServicer):
     async def ListInstruments(
         self, request: market_pb2.ListInstrumentsRequest, context: Any
     ) -> market_pb2.ListInstrumentsResponse:
+        self.recorder.saw("ListInstruments", context)
         return market_pb2.ListInstrumentsResponse(
             instruments=[market_pb2.Instrument(symbol="BTCUSD", max_leverage=100)]
         )
