@@ -9,8 +9,14 @@ PY_PACKAGES := mesh engine_svc market_svc account_svc edge tools bench tests
 
 .PHONY: run test check lint typecheck proto proto-check web web-test bench clean
 
-run: $(STAMP) web/dist/index.html
+run: $(STAMP) web/dist/index.html build/mypyc/core.sha256
 	$(BIN)/cfd up
+
+# The engine runs its core compiled with mypyc when this build matches the sources; when the
+# build fails, it runs the same core interpreted.
+build/mypyc/core.sha256: $(STAMP) $(shell find engine_svc/core -name '*.py') bench/mypyc_build.py
+	@echo "compiling the engine core with mypyc (once per change of engine_svc/core)"
+	@$(BIN)/python bench/mypyc_build.py >/dev/null || echo "make: mypyc could not compile the engine core; the engine runs it interpreted"
 
 test: $(STAMP) web/dist/index.html
 	scripts/install-system-deps.sh

@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run_service(name: str, settings: Settings) -> int:
     """Run one service in this process until it is told to stop."""
     setup_logging(name, settings.log_level)
+    if name == "engine":
+        # Before the engine imports its core: the mypyc-compiled one runs when built.
+        importlib.import_module("engine_svc.compiled").activate()
     module = importlib.import_module(f"{SERVICES[name]}.main")
     try:
         asyncio.run(module.main(settings))
