@@ -7,7 +7,6 @@ import inspect
 import logging
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from mesh.auth import CallerPolicy, TokenVerifier, bind_subject
 from mesh.config import Settings
 from mesh.errors import ApiError, abort
-from mesh.logs import REQUEST_ID
+from mesh.logs import REQUEST_ID, new_request_id
 
 log = logging.getLogger("mesh.server")
 
@@ -69,7 +68,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = handler_call_details.method
         metadata = tuple(handler_call_details.invocation_metadata or ())
-        request_id = _metadata_value(metadata, REQUEST_ID_HEADER) or uuid.uuid4().hex
+        request_id = _metadata_value(metadata, REQUEST_ID_HEADER) or new_request_id()
         try:
             caller: str | None = self._policy.authenticate(method, metadata)
             denied: ApiError | None = None
@@ -140,7 +139,9 @@ class _Call:
             except Exception as exc:
                 await self._fail(context, exc, started)
             finally:
-                log.debug("call done", extra={"fields": self._fields(started)})
+                # Checked first: building the fields of every call costs even when unlogged.
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("call done", extra={"fields": self._fields(started)})
 
         return run
 
