@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 import uvicorn
 
 from edge.app import create_app
+from edge.coalesce import CoalescingHttpToolsProtocol
 from edge.config import EdgeConfig
 from mesh.config import ConfigError, Settings
 from mesh.server import ServeError
@@ -146,6 +147,7 @@ async def serve_socket(
         uvicorn.Config(
             app,
             lifespan="on",
+            http=CoalescingHttpToolsProtocol,
             ws="websockets-sansio",
             ws_max_size=config.ws_max_frame_bytes,
             log_config=None,

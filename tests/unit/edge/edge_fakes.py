@@ -26,6 +26,7 @@ from cfd.v1 import (
     trading_pb2_grpc,
 )
 from edge.app import create_app
+from edge.coalesce import CoalescingHttpToolsProtocol
 from edge.config import EdgeConfig
 from edge.main import bind
 from mesh.auth import subject
@@ -380,6 +381,8 @@ async def running_edge(
         uvicorn.Config(
             app,
             lifespan="on",
+            # The protocol `cfd edge` runs, so every edge test goes through it.
+            http=CoalescingHttpToolsProtocol,
             ws="websockets-sansio",
             ws_max_size=config.ws_max_frame_bytes,
             log_config=None,
