@@ -228,6 +228,8 @@ async def main() -> None:
         address = f"127.0.0.1:{port}"
         try:
             await engine.wait_serving(address)
+            compiled = engine.runs_compiled_core()
+            emit(BENCH, "engine_core_compiled", int(compiled), "bool")
             async with grpc.aio.insecure_channel(address) as channel:
                 admin = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
                 tokens = []
