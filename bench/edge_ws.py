@@ -97,7 +97,12 @@ def mesh(data_dir: Path, **extra: str) -> Iterator[dict[str, str]]:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-                raise SystemExit(f"the mesh did not start; see the logs in {data_dir}")
+                # The data dir goes with the benchmark: show the end of every log now.
+                logs = "\n".join(
+                    f"--- {path.name}\n{path.read_text(errors='replace')[-2000:]}"
+                    for path in sorted(data_dir.glob("*.log"))
+                )
+                raise SystemExit(f"the mesh did not start:\n{logs}")
             time.sleep(0.2)
         yield env
     finally:
