@@ -68,10 +68,20 @@ def read_config() -> tuple[EdgeConfig, TokenConfig]:
         raise ServeError(f"edge: configuration error: {exc}") from exc
 
 
-async def main(settings: Settings, config: EdgeConfig | None = None) -> None:
-    """Run the edge's workers on `settings.bind_host:settings.edge_port` until told to stop."""
-    config = read_config()[0] if config is None else config
+async def main(settings: Settings) -> None:
+    """Run the edge's workers on `settings.bind_host:settings.edge_port` until told to stop.
+
+    The workers read the same environment: a bad setting stops the start here, once.
+    """
+    config = read_config()[0]
     sock = bind(settings.bind_host, settings.edge_port)
+    log.info(
+        "edge starting %d workers on %s:%d",
+        config.workers,
+        settings.bind_host,
+        settings.edge_port,
+        extra={"fields": {"workers": config.workers}},
+    )
     try:
         await supervise(sock, config.workers)
     finally:
