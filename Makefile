@@ -10,8 +10,14 @@ PY_PACKAGES := launcher mesh engine_svc market_svc account_svc edge envoy_front 
 
 .PHONY: run test check lint imports typecheck proto proto-check web web-test docs bench clean
 
-run: $(STAMP) web/dist/index.html docs
+run: $(STAMP) web/dist/index.html docs build/mypyc/core.sha256
 	$(BIN)/cfd up
+
+# The engine runs its core compiled with mypyc when this build matches the sources; when the
+# build fails, it runs the same core interpreted.
+build/mypyc/core.sha256: $(STAMP) $(shell find engine_svc/core -name '*.py') bench/mypyc_build.py
+	@echo "compiling the engine core with mypyc (once per change of engine_svc/core)"
+	@$(BIN)/python bench/mypyc_build.py >/dev/null || echo "make: mypyc could not compile the engine core; the engine runs it interpreted"
 
 test: $(STAMP) web/dist/index.html
 	scripts/install-system-deps.sh
@@ -61,8 +67,10 @@ web-test: web/dist/index.html
 	@if [ -f web/package.json ]; then cd web && npm test; fi
 
 # Every script under bench/ with a __main__ block is a benchmark, except the mypyc build step
-# (core_bench.py runs it); the others are helpers.
+# (core_bench.py runs it); the others are helpers. The HTTP benchmarks need wrk; without it
+# (and without the rights to install it) they say so and are skipped.
 bench: $(STAMP)
+	@scripts/install-system-deps.sh --bench || echo "make bench: wrk is missing; the wrk benchmarks are skipped"
 	@for b in $$(grep -l '^if __name__ == "__main__":' bench/*.py | grep -v mypyc_build); do \
 		echo "== $$b"; $(BIN)/python $$b || exit 1; \
 	done

@@ -1,12 +1,10 @@
-"""Benchmark: WebSocket price fan-out and REST reads through `cfd edge` with the real mesh.
+"""Benchmark: WebSocket price fan-out through `cfd edge` with the real mesh.
 
 Starts market (manual feed), engine, accounts and the edge as processes on loopback with rate
 limits lifted. Then:
 - `ws_prices_<n>_clients`: n WebSocket clients subscribe to BTCUSD; quotes are published
   through PublishTicks at a steady rate; each client records, per quote, the time from the
   publish call to its arrival. All clients share one upstream stream in the edge.
-- `rest_reads_16_connections`: GET /v1/instruments (market) and GET /v1/account (engine)
-  from 16 keep-alive connections for a few seconds each.
 Client, edge and services share this machine (2 cores), so the figures are an upper bound of
 the edge's own cost. Prints JSON lines: {"bench", "metric", "value", "unit"}.
 """
@@ -37,8 +35,6 @@ INTERNAL_TOKEN = "bench-internal-token-0123456789"
 CLIENT_COUNTS = (10, 100)
 QUOTES = 200
 QUOTE_INTERVAL_S = 0.01
-REST_SECONDS = 3.0
-REST_CONNECTIONS = 16
 
 
 def emit(bench: str, metric: str, value: float, unit: str) -> None:
@@ -61,8 +57,8 @@ def percentile_ms(values: list[float], fraction: float) -> float:
 
 
 @contextlib.contextmanager
-def mesh(data_dir: Path) -> Iterator[dict[str, str]]:
-    """Run the four processes; yield their environment."""
+def mesh(data_dir: Path, **extra: str) -> Iterator[dict[str, str]]:
+    """Run the four processes, with `extra` settings; yield their environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CFD_")}
     env.update(
         CFD_DATA_DIR=str(data_dir),
@@ -81,6 +77,7 @@ def mesh(data_dir: Path) -> Iterator[dict[str, str]]:
         CFD_ARGON2_MEMORY_KIB="1024",
         CFD_MAX_JUMP_BPS="100000",
     )
+    env.update(extra)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for name in ("market", "engine", "accounts", "edge"):
@@ -100,7 +97,12 @@ def mesh(data_dir: Path) -> Iterator[dict[str, str]]:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-                raise SystemExit(f"the mesh did not start; see the logs in {data_dir}")
+                # The data dir goes with the benchmark: show the end of every log now.
+                logs = "\n".join(
+                    f"--- {path.name}\n{path.read_text(errors='replace')[-2000:]}"
+                    for path in sorted(data_dir.glob("*.log"))
+                )
+                raise SystemExit(f"the mesh did not start:\n{logs}")
             time.sleep(0.2)
         yield env
     finally:
@@ -181,49 +183,9 @@ async def ws_fanout(env: dict[str, str], clients: int) -> None:
             await ws.close()
 
 
-async def measure_gets(url: str, path: str, headers: dict[str, str]) -> None:
-    """Drive GET `path` from keep-alive connections for a few seconds and print the figures."""
-    bench = f"rest_get_{path.rsplit('/', 1)[-1]}_{REST_CONNECTIONS}_connections"
-    latencies: list[float] = []
-    failures: list[int] = []
-    stop_at = time.monotonic() + REST_SECONDS
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while time.monotonic() < stop_at:
-            started = time.monotonic()
-            response = await client.get(path, headers=headers)
-            if response.status_code == 200:
-                latencies.append(time.monotonic() - started)
-            else:
-                failures.append(response.status_code)
-
-    limits = httpx.Limits(max_connections=REST_CONNECTIONS)
-    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as client:
-        started = time.monotonic()
-        await asyncio.gather(*(worker(client) for _ in range(REST_CONNECTIONS)))
-        elapsed = time.monotonic() - started
-    emit(bench, "requests_per_second", round(len(latencies) / elapsed, 1), "req/s")
-    emit(bench, "latency_p50", percentile_ms(latencies, 0.5), "ms")
-    emit(bench, "latency_p99", percentile_ms(latencies, 0.99), "ms")
-    emit(bench, "failures", len(failures), "requests")
-
-
-async def rest_reads(env: dict[str, str]) -> None:
-    """Measure GET throughput and latency through the edge, public and authenticated."""
-    url = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        signup = await http.post(
-            "/v1/auth/signup", json={"email": "bench@example.com", "password": "bench password 1"}
-        )
-        token = signup.json()["accessToken"]
-    await measure_gets(url, "/v1/instruments", {})
-    await measure_gets(url, "/v1/account", {"authorization": f"Bearer {token}"})
-
-
 async def run(env: dict[str, str]) -> None:
     for clients in CLIENT_COUNTS:
         await ws_fanout(env, clients)
-    await rest_reads(env)
 
 
 def main() -> None:

@@ -132,6 +132,10 @@ class EngineProcess:
         ticks = int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
 
+    def runs_compiled_core(self) -> bool:
+        """Return whether the engine has loaded the mypyc-compiled core (its shared library)."""
+        return "__mypyc" in Path(f"/proc/{self.process.pid}/maps").read_text()
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Signal the engine and wait for it."""
         if self.process.poll() is None:

@@ -1,7 +1,13 @@
-"""Durable OpenPosition over gRPC (fsync on): throughput and latency at concurrency 1 and 32.
+"""Durable OpenPosition over gRPC (fsync on) at 1 and 32 clients, beside a bare grpc.aio server.
 
-Starts a real `cfd engine` child on a fresh data dir with a minimal quote source, then drives
-it from this process. Prints JSON lines. BENCH_ORDERS_SECONDS sets each run's length.
+Starts a real `cfd engine` child on a fresh data dir with a minimal quote source, and a bare
+`grpc.aio` server answering an empty unary call in another process, then drives both, round
+after round, with the same load client: at 32 clients it runs in BENCH_CLIENT_PROCESSES
+processes (default 2), and every process reports its CPU share, so a figure limited by the
+client shows as a client near one full core. Each figure is the median over BENCH_ROUNDS
+rounds (default 3) of BENCH_ORDERS_SECONDS seconds each; `ratio_to_bare` divides by the bare
+server's throughput in the same round. Engine CPU per order is the engine process's own CPU
+time (from /proc) over the orders of the round. Prints JSON lines.
 """
 
 from __future__ import annotations
@@ -9,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,31 +47,93 @@ from cfd.v1 import (
 from mesh.config import Settings
 
 BENCH = "engine_open_position"
-SECONDS = float(os.environ.get("BENCH_ORDERS_SECONDS", "5"))
+BARE = "grpc_aio_baseline"
+SECONDS = float(os.environ.get("BENCH_ORDERS_SECONDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CLIENT_PROCESSES = int(os.environ.get("BENCH_CLIENT_PROCESSES", "2"))
+CONCURRENCIES = (1, 32)
 INTERNAL = (("x-cfd-internal-token", INTERNAL_TOKEN),)
 
 
 async def drive(address: str, tokens: list[str], concurrency: int, seconds: float) -> list[float]:
-    """Open positions from `concurrency` clients for `seconds`; return latencies in seconds."""
+    """Call from `concurrency` clients for `seconds`; return latencies in seconds.
+
+    With tokens, each client opens positions with its own; without, it makes the bare
+    server's empty call.
+    """
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
     channels = [grpc.aio.insecure_channel(address) for _ in range(min(concurrency, 4))]
 
     async def client(number: int) -> None:
-        stub = trading_pb2_grpc.TradingServiceStub(channels[number % len(channels)])
-        metadata = (("authorization", f"Bearer {tokens[number]}"),)
-        request = trading_pb2.OpenPositionRequest(
-            symbol="BTCUSD", side=common_pb2.SIDE_BUY, leverage=100, quantity="0.0001"
-        )
+        channel = channels[number % len(channels)]
+        metadata: tuple[tuple[str, str], ...] = ()
+        request: Any
+        if tokens:
+            stub = trading_pb2_grpc.TradingServiceStub(channel)
+            metadata = (("authorization", f"Bearer {tokens[number]}"),)
+            request = trading_pb2.OpenPositionRequest(
+                symbol="BTCUSD", side=common_pb2.SIDE_BUY, leverage=100, quantity="0.0001"
+            )
+            call: Any = stub.OpenPosition
+        else:
+            call = engine_admin_pb2_grpc.EngineAdminServiceStub(channel).GetStats
+            request = engine_admin_pb2.GetStatsRequest()
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            await stub.OpenPosition(request, metadata=metadata)
+            await call(request, metadata=metadata)
             latencies.append(time.perf_counter() - started)
 
     await asyncio.gather(*(client(n) for n in range(concurrency)))
     for channel in channels:
         await channel.close()
     return latencies
+
+
+def drive_process(
+    address: str, tokens: list[str], concurrency: int, seconds: float
+) -> tuple[list[float], float]:
+    """Run `drive` in this (client) process; return its latencies and its CPU seconds."""
+    cpu = time.process_time()
+    latencies = asyncio.run(drive(address, tokens, concurrency, seconds))
+    return latencies, time.process_time() - cpu
+
+
+class Load:
+    """The figures of one driven period."""
+
+    def __init__(self, latencies: list[float], elapsed: float, client_cpu: list[float]) -> None:
+        self.latencies = sorted(latencies)
+        self.elapsed = elapsed
+        self.rate = len(latencies) / elapsed
+        # The busiest client process, in cores: near 1.0 would mean the client is the limit.
+        self.client_share = max(client_cpu) / elapsed
+
+
+async def load(
+    pool: Executor, address: str, tokens: list[str], concurrency: int, seconds: float
+) -> Load:
+    """Drive `address` from client processes sharing `concurrency` clients between them."""
+    processes = 1 if concurrency == 1 else CLIENT_PROCESSES
+    loop = asyncio.get_running_loop()
+    shares = [concurrency // processes + (n < concurrency % processes) for n in range(processes)]
+    offsets = [sum(shares[:n]) for n in range(processes)]
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        *(
+            loop.run_in_executor(
+                pool,
+                drive_process,
+                address,
+                tokens[offset : offset + share] if tokens else [],
+                share,
+                seconds,
+            )
+            for offset, share in zip(offsets, shares, strict=True)
+        )
+    )
+    elapsed = time.perf_counter() - started
+    return Load([x for r in results for x in r[0]], elapsed, [r[1] for r in results])
 
 
 async def wait_price(channel: grpc.aio.Channel, token: str, limit_s: float = 30.0) -> None:
@@ -111,35 +181,44 @@ def serve_baseline(port: int) -> None:
     asyncio.run(run())
 
 
-async def baseline(concurrency: int, seconds: float) -> float:
-    """Return calls/s of an empty unary RPC on a bare grpc.aio server in another process."""
-    port = free_port()
-    child = multiprocessing.get_context("spawn").Process(target=serve_baseline, args=(port,))
-    child.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            await channel.channel_ready()
-            stub = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
-            calls = 0
-            deadline = time.perf_counter() + seconds
+def median(values: list[float], digits: int = 1) -> float:
+    """Return the median of `values`, rounded."""
+    return round(statistics.median(values), digits)
 
-            async def client() -> None:
-                nonlocal calls
-                while time.perf_counter() < deadline:
-                    await stub.GetStats(engine_admin_pb2.GetStatsRequest())
-                    calls += 1
 
-            await asyncio.gather(*(client() for _ in range(concurrency)))
-            return calls / seconds
-    finally:
-        child.kill()
-        child.join()
+def report(
+    concurrency: int, ours: list[Load], bare: list[Load], cpu_per_order: list[float]
+) -> None:
+    """Print the medians of one concurrency over the rounds, with the bare server's."""
+    label = f"c{concurrency}"
+    for bench, runs in ((BENCH, ours), (BARE, bare)):
+        emit(bench, f"{label}_throughput", median([r.rate for r in runs]), "calls/s")
+        p50 = [percentile(r.latencies, 0.5) * 1000 for r in runs]
+        p99 = [percentile(r.latencies, 0.99) * 1000 for r in runs]
+        emit(bench, f"{label}_p50", median(p50, 3), "ms")
+        emit(bench, f"{label}_p99", median(p99, 3), "ms")
+        share = max(r.client_share for r in runs)
+        emit(bench, f"{label}_client_cpu_share_max", round(share, 3), "cores")
+    ratios = [o.rate / b.rate for o, b in zip(ours, bare, strict=True)]
+    emit(BENCH, f"{label}_ratio_to_bare", median(ratios, 3), "ratio")
+    emit(BENCH, f"{label}_engine_cpu_per_order", median(cpu_per_order), "us")
 
 
 async def main() -> None:
     """Run the benchmark and print its figures."""
     server, market_addr = await start_quote_source({"BTCUSD": ("64250.00", "64251.00")})
-    with tempfile.TemporaryDirectory(prefix="cfd-bench-") as tmp:
+    context = multiprocessing.get_context("spawn")
+    bare_port = free_port()
+    bare_server = context.Process(target=serve_baseline, args=(bare_port,))
+    bare_server.start()
+    bare_address = f"127.0.0.1:{bare_port}"
+    ours: dict[int, list[Load]] = {c: [] for c in CONCURRENCIES}
+    bare: dict[int, list[Load]] = {c: [] for c in CONCURRENCIES}
+    cpu_per_order: dict[int, list[float]] = {c: [] for c in CONCURRENCIES}
+    with (
+        tempfile.TemporaryDirectory(prefix="cfd-bench-") as tmp,
+        ProcessPoolExecutor(CLIENT_PROCESSES, mp_context=context) as pool,
+    ):
         data_dir = Path(tmp)
         port = free_port()
         env = engine_env(data_dir, port, market_addr, CFD_FSYNC="on")
@@ -149,10 +228,12 @@ async def main() -> None:
         address = f"127.0.0.1:{port}"
         try:
             await engine.wait_serving(address)
+            compiled = engine.runs_compiled_core()
+            emit(BENCH, "engine_core_compiled", int(compiled), "bool")
             async with grpc.aio.insecure_channel(address) as channel:
                 admin = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
                 tokens = []
-                for number in range(32):
+                for number in range(max(CONCURRENCIES)):
                     user = f"bench-{number}"
                     await admin.CreateAccount(
                         engine_admin_pb2.CreateAccountRequest(
@@ -162,32 +243,26 @@ async def main() -> None:
                     )
                     tokens.append(issuer.issue(user)[0])
                 await wait_price(channel, tokens[0])
-            await drive(address, tokens, 4, 1.0)  # warm up
-            for concurrency in (1, 32):
-                engine_cpu = engine.cpu_seconds()
-                own_cpu = time.process_time()
-                started = time.perf_counter()
-                latencies = await drive(address, tokens, concurrency, SECONDS)
-                elapsed = time.perf_counter() - started
-                engine_cpu = engine.cpu_seconds() - engine_cpu
-                own_cpu = time.process_time() - own_cpu
-                latencies.sort()
-                label = f"c{concurrency}"
-                emit(BENCH, f"{label}_throughput", round(len(latencies) / elapsed, 1), "orders/s")
-                emit(BENCH, f"{label}_p50", round(percentile(latencies, 0.5) * 1000, 3), "ms")
-                emit(BENCH, f"{label}_p99", round(percentile(latencies, 0.99) * 1000, 3), "ms")
-                per_order = engine_cpu / max(1, len(latencies)) * 1e6
-                emit(BENCH, f"{label}_engine_cpu_per_order", round(per_order, 1), "us")
-                emit(BENCH, f"{label}_engine_cpu_share", round(engine_cpu / elapsed, 3), "cores")
-                emit(BENCH, f"{label}_client_cpu_share", round(own_cpu / elapsed, 3), "cores")
+            # Warm up both servers and start the client processes.
+            await load(pool, address, tokens, 4, 1.0)
+            await load(pool, bare_address, [], 4, 1.0)
+            for _ in range(ROUNDS):
+                for concurrency in CONCURRENCIES:
+                    engine_cpu = engine.cpu_seconds()
+                    run = await load(pool, address, tokens, concurrency, SECONDS)
+                    engine_cpu = engine.cpu_seconds() - engine_cpu
+                    ours[concurrency].append(run)
+                    cpu_per_order[concurrency].append(engine_cpu / max(1, len(run.latencies)) * 1e6)
+                    baseline = await load(pool, bare_address, [], concurrency, SECONDS)
+                    bare[concurrency].append(baseline)
         finally:
             engine.stop()
             await server.stop(0)
-    for concurrency in (1, 32):
-        rate = await baseline(concurrency, SECONDS)
-        emit(
-            "grpc_aio_baseline", f"c{concurrency}_empty_unary_throughput", round(rate, 1), "calls/s"
-        )
+            bare_server.kill()
+            bare_server.join()
+    emit(BENCH, "client_processes_at_32", CLIENT_PROCESSES, "processes")
+    for concurrency in CONCURRENCIES:
+        report(concurrency, ours[concurrency], bare[concurrency], cpu_per_order[concurrency])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Compile the engine core with mypyc into build/mypyc, outside the source tree.
 
-Usage: ``python bench/mypyc_build.py`` (prints the build directory). The compiled package is
-used by putting the build directory first on ``sys.path`` in a separate process; the
-source tree stays pure Python and everything works without this build.
+Usage: ``python bench/mypyc_build.py`` (prints the build directory). `cfd engine` runs the
+compiled package when the digest of the sources recorded beside it still matches
+(`engine_svc.compiled`); the benchmarks put the build directory first on ``sys.path`` in a
+separate process. The source tree stays pure Python and everything works without this build.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine_svc.compiled import BUILD_DIR, DIGEST_FILE, source_digest
+
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_DIR = ROOT / "build" / "mypyc"
 PACKAGE = Path("engine_svc") / "core"
 
 
@@ -23,19 +25,20 @@ def build(build_dir: Path = BUILD_DIR) -> Path:
     """Copy the core's sources into `build_dir`, compile them there, return `build_dir`."""
     if build_dir.exists():
         shutil.rmtree(build_dir)
-    target = build_dir / PACKAGE
-    target.mkdir(parents=True)
+    digest = source_digest()
+    (build_dir / PACKAGE).mkdir(parents=True)
     shutil.copy2(ROOT / "engine_svc" / "__init__.py", build_dir / "engine_svc" / "__init__.py")
-    # The core's subpackages (the spot exchange) are compiled with it.
-    sources = sorted(path.relative_to(ROOT / PACKAGE) for path in (ROOT / PACKAGE).rglob("*.py"))
+    sources = sorted(path.relative_to(ROOT) for path in (ROOT / PACKAGE).rglob("*.py"))
     for source in sources:
-        (target / source).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / PACKAGE / source, target / source)
-    command = [sys.executable, "-m", "mypyc", *(str(PACKAGE / source) for source in sources)]
+        (build_dir / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / source, build_dir / source)
+    command = [sys.executable, "-m", "mypyc", *(str(source) for source in sources)]
     subprocess.run(command, cwd=build_dir, check=True, stdout=subprocess.DEVNULL)
-    compiled = sorted(path.name for path in target.rglob("*.so"))
+    compiled = list((build_dir / PACKAGE).rglob("*.so"))
     if len(compiled) != len(sources):
         raise RuntimeError(f"mypyc built {len(compiled)} of {len(sources)} modules")
+    # Written last: only a complete build of these very sources is ever used.
+    (build_dir / DIGEST_FILE).write_text(digest + "\n")
     return build_dir
 
 

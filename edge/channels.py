@@ -6,10 +6,9 @@ import json
 from collections.abc import AsyncIterable
 from typing import Any
 
-from google.protobuf import json_format, message
-
 from edge.descriptors import Contracts
 from edge.hub import FeedSpec, Frame, Hub
+from edge.protojson import message_to_dict
 from edge.upstream import Upstreams
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
 
@@ -28,10 +27,6 @@ CHANNEL_DATA = {
 def data_frame(channel: str, data: Any) -> str:
     """Return the text of a `{"channel": ..., "data": ...}` frame."""
     return json.dumps({"channel": channel, "data": data}, separators=(",", ":"), ensure_ascii=False)
-
-
-def _json(msg: message.Message) -> Any:
-    return json_format.MessageToDict(msg, preserving_proto_field_name=False)
 
 
 class Channels:
@@ -65,7 +60,7 @@ class Channels:
             return call(request_class(symbols=[symbol]), metadata=metadata)
 
         def frames(item: Any) -> list[Frame]:
-            text = data_frame("prices", _json(item))
+            text = data_frame("prices", message_to_dict(item))
             return [Frame(text, slot=f"prices:{symbol}")]
 
         return FeedSpec(("prices", symbol), TRADING, open_stream, frames)
@@ -81,7 +76,7 @@ class Channels:
             return call(request)
 
         def frames(item: Any) -> list[Frame]:
-            data = _json(item)
+            data = message_to_dict(item)
             open_time = data.get("candle", {}).get("openTime", "")
             slot = f"candles:{symbol}:{interval}:{open_time}"
             return [Frame(data_frame("candles", data), slot=slot)]
@@ -101,7 +96,7 @@ class Channels:
             return call(request_class(), metadata=metadata)
 
         def frames(item: Any) -> list[Frame]:
-            return [Frame(data_frame("positions", _json(item)), slot="positions")]
+            return [Frame(data_frame("positions", message_to_dict(item)), slot="positions")]
 
         return FeedSpec(key, TRADING, open_stream, frames)
 
@@ -119,7 +114,7 @@ class Channels:
             return call(request, metadata=metadata)
 
         def frames(item: Any) -> list[Frame]:
-            text = data_frame("events", _json(item))
+            text = data_frame("events", message_to_dict(item))
             return [Frame(text, sequence=int(item.sequence), index=int(item.index))]
 
         return FeedSpec(key, TRADING, open_stream, frames, sequenced=True)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mesh.config import FrontLimits, env_duration_ms, env_int
+
+MAX_WORKERS = 256
+
+
+def default_workers() -> int:
+    """Return one worker process per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,8 @@ class EdgeConfig:
     ws_event_backlog: int = 1000
     # CFD_WS_SEND_TIMEOUT: seconds a connection may stay blocked on one frame before it is closed.
     ws_send_timeout_s: float = 10.0
+    # CFD_EDGE_WORKERS: worker processes sharing the listening socket.
+    workers: int = field(default_factory=default_workers)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EdgeConfig:
@@ -60,4 +69,5 @@ class EdgeConfig:
                 env, "CFD_WS_EVENT_BACKLOG", default.ws_event_backlog, 1, 1_000_000
             ),
             ws_send_timeout_s=send_timeout_ms / 1000,
+            workers=env_int(env, "CFD_EDGE_WORKERS", default.workers, 1, MAX_WORKERS),
         )

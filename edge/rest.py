@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,10 @@ log = logging.getLogger("edge.rest")
 NDJSON_TYPE = "application/x-ndjson"
 # How long a stream may take to produce its first message (or fail) before the 200 goes out.
 STREAM_START_WAIT_S = 0.5
+
+# Replies reused for this many seconds: public, the same for every caller and unchanged while
+# the services run (instrument specifications: no price, no money). Never an account's data.
+SHARED_REPLIES_S = {"/cfd.v1.MarketDataService/ListInstruments": 60.0}
 
 MetadataFor = Callable[[Request, Rpc], Metadata]
 UNSUPPORTED_MEDIA_TYPE = 415
@@ -78,6 +83,7 @@ class RestGateway:
         self._metadata_for = metadata_for
         self._max_body_bytes = max_body_bytes
         self._timeout_s = timeout_s
+        self._shared: dict[str, tuple[float, bytes]] = {}
 
     @property
     def routes(self) -> list[Route]:
@@ -154,13 +160,21 @@ class RestGateway:
         )
 
     async def _unary(self, route: Route, request: message.Message, metadata: Metadata) -> Response:
+        path = route.rpc.path
+        keep_s = SHARED_REPLIES_S.get(path) if request.ByteSize() == 0 else None
+        if keep_s is not None:
+            shared = self._shared.get(path)
+            if shared is not None and time.monotonic() < shared[0]:
+                return Response(shared[1], media_type=JSON_TYPE)
         call = self._upstreams.unary(route.rpc)
         try:
             reply = await call(request, metadata=metadata, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as exc:
             return error_response(status_from_rpc_error(exc, route.rpc.service))
-        body = to_json(reply, route.binding.response_body)
-        return Response(dumps(body), media_type=JSON_TYPE)
+        body = dumps(to_json(reply, route.binding.response_body))
+        if keep_s is not None:
+            self._shared[path] = (time.monotonic() + keep_s, body)
+        return Response(body, media_type=JSON_TYPE)
 
     async def _stream(self, route: Route, request: message.Message, metadata: Metadata) -> Response:
         call = self._upstreams.stream(route.rpc)(request, metadata=metadata)

@@ -10,6 +10,7 @@ from typing import Any, cast
 from google.protobuf import descriptor, json_format, message
 
 from edge.descriptors import HttpBinding, resolve_field
+from edge.protojson import message_to_dict
 from mesh.errors import ApiError, validation_error
 
 # Well-known types whose JSON form is a single string or number, usable in paths and queries.
@@ -93,9 +94,9 @@ def to_json(msg: message.Message, response_body: str = "") -> Any:
     """Return the protobuf JSON of a response (default-valued fields omitted)."""
     if response_body:
         field = resolve_field(cast(descriptor.Descriptor, msg.DESCRIPTOR), response_body)[-1]
-        whole = json_format.MessageToDict(msg, preserving_proto_field_name=False)
+        whole = message_to_dict(msg)
         return whole.get(field.json_name, _empty_json(field))
-    return json_format.MessageToDict(msg, preserving_proto_field_name=False)
+    return message_to_dict(msg)
 
 
 def _empty_json(field: descriptor.FieldDescriptor) -> Any:

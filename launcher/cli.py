@@ -93,6 +93,9 @@ def run_service(name: str, settings: Settings) -> int:
     """Run one service in this process, with its `/metrics` port, until it is told to stop."""
     setup_logging(name, settings.log_level)
     setup_tracing(name)
+    if name == "engine":
+        # Before the engine imports its core: the mypyc-compiled one runs when built.
+        importlib.import_module("engine_svc.compiled").activate()
     try:
         port = metrics_port(name)
     except ConfigError as exc:

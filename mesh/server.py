@@ -8,7 +8,6 @@ import inspect
 import logging
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from mesh.auth import CallerPolicy, TokenVerifier, bind_subject
 from mesh.config import Settings
 from mesh.errors import ApiError, abort, validation_error
-from mesh.logs import REQUEST_ID
+from mesh.logs import REQUEST_ID, new_request_id
 from mesh.metrics import rpc_figures, status_name
 from mesh.tracing import end_span, start_server_span
 
@@ -79,7 +78,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = handler_call_details.method
         metadata = tuple(handler_call_details.invocation_metadata or ())
-        request_id = _metadata_value(metadata, REQUEST_ID_HEADER) or uuid.uuid4().hex
+        request_id = _metadata_value(metadata, REQUEST_ID_HEADER) or new_request_id()
         try:
             caller: str | None = self._policy.authenticate(method, metadata)
             denied: ApiError | None = None
@@ -226,7 +225,9 @@ class _Call:
                 await self._fail(context, exc, started)
             finally:
                 self._done(context, started)
-                log.debug("call done", extra={"fields": self._fields(started)})
+                # Checked first: building the fields of every call costs even when unlogged.
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("call done", extra={"fields": self._fields(started)})
 
         return run
 

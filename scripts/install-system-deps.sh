@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite needs (Redis, PostgreSQL, Chromium, Prometheus)
-# when missing. The tests start their own servers on free ports: package installs must not
-# leave system services running (policy-rc.d refuses every service start meanwhile).
+# when missing; with --bench, only what the benchmarks need (wrk, the HTTP load generator).
+# The tests start their own servers on free ports: package installs must not leave system
+# services running (policy-rc.d refuses every service start meanwhile).
 set -euo pipefail
 
 missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
-command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ "${1:-}" = "--bench" ]; then
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+else
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mesh.logs import REQUEST_ID
+from mesh.logs import REQUEST_ID, new_request_id
 
 HEADER = b"x-request-id"
 _VALID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -34,7 +33,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers", ())).get(HEADER, b"")
-        request_id = incoming.decode() if _VALID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming.decode() if _VALID.match(incoming) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         REQUEST_ID.set(request_id)
         started = time.perf_counter()
@@ -52,12 +51,14 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            client = scope.get("client") or ("", 0)
-            fields = {
-                "method": scope.get("method", "WS"),
-                "path": scope.get("path", ""),
-                "status": status,
-                "ms": round((time.perf_counter() - started) * 1000, 3),
-                "client": client[0],
-            }
-            log.info("request", extra={"fields": fields})
+            # Checked first: the fields of every request cost even when the log drops them.
+            if log.isEnabledFor(logging.INFO):
+                client = scope.get("client") or ("", 0)
+                fields = {
+                    "method": scope.get("method", "WS"),
+                    "path": scope.get("path", ""),
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 3),
+                    "client": client[0],
+                }
+                log.info("request", extra={"fields": fields})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import time
@@ -77,3 +78,65 @@ def test_bad_edge_settings_stop_the_start(tmp_path: Path) -> None:
     assert code == 1
     assert "cfd edge: edge: configuration error: CFD_MAX_BODY_BYTES" in edge.output()
     assert "Traceback" not in edge.output()
+
+
+def _workers(edge: ServiceProcess) -> list[int]:
+    pid = edge.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
+def _serving_workers(url: str, edge: ServiceProcess, count: int) -> list[int] | None:
+    if not _healthy(url, edge):
+        return None
+    workers = _workers(edge)
+    return workers if len(workers) == count else None
+
+
+def test_worker_processes_share_the_port_and_all_stop_on_sigterm(tmp_path: Path) -> None:
+    env = mesh_env(tmp_path, CFD_EDGE_WORKERS="3")
+    url = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"
+    edge = ServiceProcess(["edge"], env, tmp_path / "edge.log")
+    try:
+        workers = wait_for(lambda: _serving_workers(url, edge, 3), timeout=30)
+        # Every worker accepts on the shared socket: each logs that it listens.
+        wait_for(lambda: edge.output().count("edge listening on") == 3, timeout=30)
+        with httpx.Client(base_url=url, timeout=5) as http:
+            assert all(http.get("/healthz").status_code == 200 for _ in range(20))
+    finally:
+        code = edge.stop(signal.SIGTERM)
+    assert code == 0, edge.output()
+    assert all(_gone(pid) for pid in workers)
+
+
+def _edge_with_two_workers(tmp_path: Path) -> tuple[ServiceProcess, list[int]]:
+    env = mesh_env(tmp_path, CFD_EDGE_WORKERS="2")
+    url = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"
+    edge = ServiceProcess(["edge"], env, tmp_path / "edge.log")
+    return edge, wait_for(lambda: _serving_workers(url, edge, 2), timeout=30)
+
+
+def test_a_worker_that_dies_stops_the_edge(tmp_path: Path) -> None:
+    edge, workers = _edge_with_two_workers(tmp_path)
+    try:
+        os.kill(workers[0], signal.SIGKILL)
+        code = edge.process.wait(timeout=30)
+    finally:
+        edge.stop()
+    assert code == 1
+    assert f"worker {workers[0]} exited with code -9" in edge.output()
+    wait_for(lambda: _gone(workers[1]), timeout=15)
+
+
+def test_workers_stop_when_the_edge_process_is_killed(tmp_path: Path) -> None:
+    edge, workers = _edge_with_two_workers(tmp_path)
+    edge.stop(signal.SIGKILL)
+    wait_for(lambda: all(_gone(pid) for pid in workers), timeout=30)

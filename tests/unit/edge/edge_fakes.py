@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from cfd.v1 import (
     trading_pb2_grpc,
 )
 from edge.app import create_app
+from edge.coalesce import CoalescingHttpToolsProtocol
 from edge.config import EdgeConfig
 from edge.main import bind
 from mesh.auth import INTERNAL_TOKEN_HEADER, subject
@@ -73,8 +75,10 @@ class Recorder:
     events: list[trading_pb2.StreamEventsResponse] = field(default_factory=list)
     live_events: Broadcast = field(default_factory=Broadcast)
     event_requests: list[int] = field(default_factory=list)
+    calls: Counter[str] = field(default_factory=Counter)
 
     def saw(self, method: str, context: Any) -> None:
+        self.calls[method] += 1
         self.metadata[method] = {
             k: v for k, v in context.invocation_metadata() if isinstance(v, str)
         }
@@ -242,6 +246,7 @@ class Market(market_pb2_grpc.MarketDataServiceServicer):
     async def ListInstruments(
         self, request: market_pb2.ListInstrumentsRequest, context: Any
     ) -> market_pb2.ListInstrumentsResponse:
+        self.recorder.saw("ListInstruments", context)
         return market_pb2.ListInstrumentsResponse(
             instruments=[market_pb2.Instrument(symbol="BTCUSD", max_leverage=100)]
         )
@@ -364,6 +369,8 @@ async def running_edge(
         uvicorn.Config(
             app,
             lifespan="on",
+            # The protocol `cfd edge` runs, so every edge test goes through it.
+            http=CoalescingHttpToolsProtocol,
             ws="websockets-sansio",
             ws_max_size=config.ws_max_frame_bytes,
             log_config=None,

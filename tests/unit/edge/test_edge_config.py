@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from edge.config import EdgeConfig
@@ -25,6 +27,7 @@ def test_every_variable_is_read() -> None:
             "CFD_WS_MAX_SUBSCRIPTIONS": "3",
             "CFD_WS_EVENT_BACKLOG": "20",
             "CFD_WS_SEND_TIMEOUT": "0.5",
+            "CFD_EDGE_WORKERS": "3",
         }
     )
     assert config == EdgeConfig(
@@ -38,6 +41,7 @@ def test_every_variable_is_read() -> None:
         ws_max_subscriptions=3,
         ws_event_backlog=20,
         ws_send_timeout_s=0.5,
+        workers=3,
     )
 
 
@@ -53,8 +57,14 @@ def test_every_variable_is_read() -> None:
         ("CFD_UPSTREAM_TIMEOUT", "NaN"),
         ("CFD_RATE_LIMIT_IP", "0"),
         ("CFD_WS_SEND_TIMEOUT", "99999"),
+        ("CFD_EDGE_WORKERS", "0"),
+        ("CFD_EDGE_WORKERS", "many"),
     ],
 )
 def test_bad_values_are_clear_errors(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         EdgeConfig.from_env({variable: value})
+
+
+def test_the_edge_runs_one_worker_per_usable_core_by_default() -> None:
+    assert EdgeConfig().workers == len(os.sched_getaffinity(0))

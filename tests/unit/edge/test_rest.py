@@ -9,6 +9,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from edge import rest
 from edge.config import EdgeConfig
 from support import free_port, until
 from unit.edge.edge_fakes import FakeMesh, RunningEdge, addresses_of, running_edge
@@ -570,3 +571,25 @@ async def test_a_post_without_a_body_needs_no_content_type(
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"position": {"id": "p1"}}
+
+
+async def test_instruments_are_answered_from_a_copy_and_the_account_never_is(
+    client: httpx.AsyncClient, mesh: FakeMesh
+) -> None:
+    for _ in range(3):
+        response = await client.get("/v1/instruments")
+        assert response.json() == {"instruments": [{"symbol": "BTCUSD", "maxLeverage": 100}]}
+    assert mesh.recorder.calls["ListInstruments"] == 1
+    headers = {"authorization": f"Bearer {mesh.token()}"}
+    accounts = [(await client.get("/v1/account", headers=headers)).json() for _ in range(3)]
+    assert mesh.recorder.calls["GetAccount"] == 3
+    assert accounts[0] == accounts[2]
+
+
+async def test_the_instruments_copy_is_refreshed_once_it_expires(
+    client: httpx.AsyncClient, mesh: FakeMesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(rest.SHARED_REPLIES_S, "/cfd.v1.MarketDataService/ListInstruments", 0.0)
+    for _ in range(2):
+        assert (await client.get("/v1/instruments")).status_code == 200
+    assert mesh.recorder.calls["ListInstruments"] == 2
