@@ -9,15 +9,18 @@ import {
   type UTCTimestamp,
   createChart,
 } from "lightweight-charts";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import type { ApiClient } from "../lib/api";
+import { chartLines } from "../lib/chartLines";
 import { describeError } from "../lib/errors";
 import { formatPrice } from "../lib/format";
 import type { RealtimeClient } from "../lib/realtime";
-import type { Candle, CandleInterval, CandleUpdate, Ticker } from "../lib/types";
+import type { Candle, CandleInterval, CandleUpdate, Order, Position, Ticker } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
+import { ChartLines } from "./ChartLines";
 import { dayChange, formatChange } from "./InstrumentList";
+import type { Actions } from "./TradingScreen";
 
 export const INTERVALS: readonly { readonly value: CandleInterval; readonly label: string }[] = [
   { value: "CANDLE_INTERVAL_1M", label: "1m" },
@@ -62,6 +65,9 @@ interface ChartPanelProps {
   readonly ticker: Ticker | undefined;
   readonly interval: CandleInterval;
   readonly onIntervalChange: (interval: CandleInterval) => void;
+  readonly positions: readonly Position[];
+  readonly orders: readonly Order[];
+  readonly actions: Actions;
 }
 
 /** The selected instrument's header, interval picker and live candlestick chart. */
@@ -121,16 +127,20 @@ interface PriceChartProps extends ChartPanelProps {
   readonly view: InstrumentView;
 }
 
-function PriceChart({ api, realtime, quotes, view, interval }: PriceChartProps) {
+function PriceChart(props: PriceChartProps) {
+  const { api, realtime, quotes, view, interval, positions, orders, actions } = props;
   const container = useRef<HTMLDivElement>(null);
   const chartRef = useRef<IChartApi | null>(null);
   const seriesRef = useRef<ISeriesApi<"Candlestick"> | null>(null);
+  // The drawn chart, once it exists: the lines' effects need it (children's effects run first).
+  const [drawn, setDrawn] = useState<{ chart: IChartApi; series: ISeriesApi<"Candlestick"> } | null>(null);
   const [status, setStatus] = useState<{ count: number; last: string; error: string | null }>({
     count: 0,
     last: "",
     error: null,
   });
   const symbol = view.spec.symbol;
+  const lines = useMemo(() => chartLines(symbol, positions, orders), [symbol, positions, orders]);
 
   // One chart for the component's life; options follow the instrument.
   useEffect(() => {
@@ -161,7 +171,9 @@ function PriceChart({ api, realtime, quotes, view, interval }: PriceChartProps) 
       wickUpColor: ASK_COLOR,
       wickDownColor: BID_COLOR,
     });
+    setDrawn({ chart, series: seriesRef.current });
     return () => {
+      setDrawn(null);
       chart.remove();
       chartRef.current = null;
       seriesRef.current = null;
@@ -300,6 +312,17 @@ function PriceChart({ api, realtime, quotes, view, interval }: PriceChartProps) 
         role="img"
         aria-label={`${symbol} candlestick chart, ${status.count} candles`}
       />
+      {drawn !== null && (
+        <ChartLines
+          chart={drawn.chart}
+          series={drawn.series}
+          container={container}
+        lines={lines}
+        view={view}
+          api={api}
+          actions={actions}
+        />
+      )}
       {status.error !== null && (
         <div className="chart-error" role="alert">
           {status.error}

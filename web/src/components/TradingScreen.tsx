@@ -320,6 +320,9 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
           ticker={selected === null ? undefined : tickers[selected]}
           interval={interval}
           onIntervalChange={setCandleInterval}
+          positions={positions}
+          orders={orders}
+          actions={actions}
         />
         <OrderPanel
           api={api}

@@ -1,0 +1,141 @@
+"""Trading from the chart in a real browser: price lines, dragging a stop, one-click orders."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from playwright.sync_api import Locator, Page, expect
+
+from e2e.browser_support import Mesh, sign_up
+from support import REPO
+
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def rest(page: Page, mesh: Mesh, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """Call the public API as the signed-in user of the page."""
+    token = page.evaluate("() => JSON.parse(localStorage.getItem('cfd.session')).accessToken")
+    reply = httpx.request(
+        method,
+        f"{mesh.base_url}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    reply.raise_for_status()
+    return reply.json()
+
+
+def chart_line(page: Page, kind: str) -> Locator:
+    return page.locator(f"[data-testid=chart-line][data-kind={kind}]")
+
+
+def line_row(page: Page, kind: str) -> float:
+    """Where a line is drawn on the chart, in page pixels (after the pointer crossed the chart)."""
+    chart = page.get_by_test_id("chart")
+    box = chart.bounding_box()
+    assert box is not None
+    # Crossing the chart refreshes the rows; the second move reads the settled drawing.
+    page.mouse.move(box["x"] + box["width"] / 3, box["y"] + box["height"] / 2)
+    page.mouse.move(box["x"] + box["width"] / 3 + 1, box["y"] + box["height"] / 2)
+    line = chart_line(page, kind)
+    expect(line).not_to_have_attribute("data-y", "")
+    return box["y"] + float(line.get_attribute("data-y") or "nan")
+
+
+def open_with_stops(page: Page, mesh: Mesh) -> str:
+    """Open a BTCUSD buy with TP and SL through REST and wait for its lines on the chart."""
+    page.get_by_test_id("instrument-BTCUSD").click()
+    position = rest(
+        page,
+        mesh,
+        "POST",
+        "/v1/positions",
+        {
+            "symbol": "BTCUSD",
+            "side": "SIDE_BUY",
+            "quantity": "0.01",
+            "leverage": 10,
+            "takeProfit": "64500.00",
+            "stopLoss": "63500.00",
+        },
+    )
+    expect(chart_line(page, "stopLoss")).to_have_attribute("data-price", "63500.00")
+    return str(position["position"]["id"])
+
+
+def drag(page: Page, from_y: float, to_y: float) -> None:
+    box = page.get_by_test_id("chart").bounding_box()
+    assert box is not None
+    x = box["x"] + box["width"] / 3
+    page.mouse.move(x, from_y)
+    page.mouse.down()
+    for step in range(1, 6):
+        page.mouse.move(x, from_y + (to_y - from_y) * step / 5)
+    page.mouse.up()
+
+
+def test_chart_shows_entry_tp_sl_liquidation_and_order_lines(mesh: Mesh, page: Page) -> None:
+    mesh.publish("BTCUSD", "64000.00", "64010.00")
+    sign_up(page)
+    open_with_stops(page, mesh)
+    rest(
+        page,
+        mesh,
+        "POST",
+        "/v1/orders",
+        {
+            "symbol": "BTCUSD",
+            "side": "SIDE_BUY",
+            "type": "ORDER_TYPE_LIMIT",
+            "triggerPrice": "63800.00",
+            "quantity": "0.02",
+            "leverage": 5,
+        },
+    )
+    expect(chart_line(page, "order")).to_have_attribute("data-draggable", "false")
+    expect(chart_line(page, "entry")).to_have_attribute("data-price", "64010.00")
+    expect(chart_line(page, "takeProfit")).to_have_attribute("data-draggable", "true")
+    expect(chart_line(page, "liquidation")).to_have_count(1)
+    expect(chart_line(page, "order")).to_contain_text("Buy limit 0.02 at 63,800.00")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_test_id("chart").screenshot(path=str(ARTIFACTS / "chart-lines.png"))
+
+
+def test_dragging_the_stop_loss_line_modifies_the_position_after_confirmation(
+    mesh: Mesh, page: Page
+) -> None:
+    mesh.publish("BTCUSD", "64000.00", "64010.00")
+    sign_up(page)
+    position_id = open_with_stops(page, mesh)
+    stop_row = line_row(page, "stopLoss")
+    # Halfway between the stop and the liquidation price: a valid, lower stop.
+    target_row = (stop_row + line_row(page, "liquidation")) / 2
+
+    # Cancelling puts the line back and changes nothing.
+    drag(page, stop_row, target_row)
+    dialog = page.get_by_test_id("dialog-move-line")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_test_id("move-line-text")).to_contain_text("Stop loss 63,500.00 → ")
+    dialog.get_by_test_id("move-line-cancel").click()
+    expect(dialog).to_be_hidden()
+    unchanged = rest(page, mesh, "GET", f"/v1/positions/{position_id}")["position"]
+    assert unchanged["stopLoss"] == "63500.00"
+
+    drag(page, stop_row, target_row)
+    expect(dialog).to_be_visible()
+    text = dialog.get_by_test_id("move-line-text")
+    new_price = Decimal(text.get_attribute("data-new-price") or "")
+    assert Decimal("57609.00") < new_price < Decimal("63500.00")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chart-drag-confirm.png"))
+    dialog.get_by_test_id("move-line-confirm").click()
+    expect(dialog).to_be_hidden()
+    position = rest(page, mesh, "GET", f"/v1/positions/{position_id}")["position"]
+    assert Decimal(position["stopLoss"]) == new_price
+    assert position["takeProfit"] == "64500.00"
+    expect(chart_line(page, "stopLoss")).to_have_attribute(
+        "data-price", position["stopLoss"]
+    )
