@@ -139,3 +139,35 @@ def test_dragging_the_stop_loss_line_modifies_the_position_after_confirmation(
     expect(chart_line(page, "stopLoss")).to_have_attribute(
         "data-price", position["stopLoss"]
     )
+
+
+def test_one_click_trading_sends_on_buy_and_sell_and_is_remembered(
+    mesh: Mesh, page: Page
+) -> None:
+    mesh.publish("BTCUSD", "64000.00", "64010.00")
+    sign_up(page)
+    page.get_by_test_id("instrument-BTCUSD").click()
+    page.get_by_test_id("type-market").click()
+    page.get_by_test_id("order-amount").fill("0.01")
+    rows = page.get_by_test_id("position-row")
+    # Off by default: Buy only picks the side, the order button sends.
+    toggle = page.get_by_test_id("one-click-toggle")
+    expect(toggle).not_to_be_checked()
+    page.get_by_test_id("side-buy").click()
+    expect(page.get_by_test_id("order-submit")).to_have_text("Buy BTCUSD")
+    expect(rows).to_have_count(0)
+
+    toggle.check()
+    page.get_by_test_id("side-sell").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Sell")
+    page.reload()
+    expect(page.get_by_test_id("one-click-toggle")).to_be_checked()
+    page.get_by_test_id("order-amount").fill("0.02")
+    page.get_by_test_id("side-buy").click()
+    expect(rows).to_have_count(2)
+    positions = rest(page, mesh, "GET", "/v1/positions")["positions"]
+    assert sorted((p["side"], Decimal(p["quantity"])) for p in positions) == [
+        ("SIDE_BUY", Decimal("0.02")),
+        ("SIDE_SELL", Decimal("0.01")),
+    ]

@@ -330,6 +330,7 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
           quotes={quotes}
           account={account}
           actions={actions}
+          storage={storage}
         />
       </div>
       <BottomPanel
