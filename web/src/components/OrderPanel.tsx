@@ -2,7 +2,7 @@ import { type FormEvent, useEffect, useId, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
-import { DASH, formatMoney, formatPrice, formatQuantity } from "../lib/format";
+import { DASH, formatExactMoney, formatMoney, formatPrice, formatQuantity } from "../lib/format";
 import { newClientOrderId } from "../lib/ids";
 import { loadOneClick, saveOneClick } from "../lib/preferences";
 import type { KeyValueStorage } from "../lib/session";
@@ -209,7 +209,7 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
           clientOrderId: newClientOrderId(),
         });
         setNotice(
-          `Opened ${formatQuantity(position.quantity)} ${position.symbol} at ${position.entryPrice}`,
+          `Opened ${formatQuantity(position.quantity)} ${position.symbol} at ${formatPrice(position.entryPrice, digits)}`,
         );
       }
       await actions.refreshAccount();
@@ -460,18 +460,26 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
           <div>
             <dt>Quantity</dt>
             <dd className="num" data-testid="preview-quantity">
-              {preview?.ok ? preview.preview.quantity.toPlainString() : DASH}
+              {preview?.ok ? formatQuantity(preview.preview.quantity.toString()) : DASH}
             </dd>
           </div>
           <div>
             <dt>Notional</dt>
-            <dd className="num" data-testid="preview-notional">
+            <dd
+              className="num"
+              data-testid="preview-notional"
+              title={preview?.ok ? formatExactMoney(preview.preview.notional.toString()) : undefined}
+            >
               {preview?.ok ? formatMoney(preview.preview.notional.toString()) : DASH}
             </dd>
           </div>
           <div>
             <dt>Required margin</dt>
-            <dd className={`num ${exceedsFree ? "down" : ""}`} data-testid="preview-margin">
+            <dd
+              className={`num ${exceedsFree ? "down" : ""}`}
+              data-testid="preview-margin"
+              title={preview?.ok ? formatExactMoney(preview.preview.margin.toString()) : undefined}
+            >
               {preview?.ok ? formatMoney(preview.preview.margin.toString()) : DASH}
             </dd>
           </div>
