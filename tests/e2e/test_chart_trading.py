@@ -171,3 +171,54 @@ def test_one_click_trading_sends_on_buy_and_sell_and_is_remembered(
         ("SIDE_BUY", Decimal("0.02")),
         ("SIDE_SELL", Decimal("0.01")),
     ]
+
+
+Box = tuple[float, float, float, float]
+
+
+def box_of(locator: Locator) -> Box:
+    found = locator.bounding_box()
+    assert found is not None
+    return found["x"], found["y"], found["width"], found["height"]
+
+
+def overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def inside_window(page: Page, box: Box) -> bool:
+    size = page.viewport_size
+    assert size is not None
+    x, y, width, height = box
+    return x >= 0 and y >= 0 and x + width <= size["width"] and y + height <= size["height"]
+
+
+def test_layout_fits_1280x800_in_every_order_mode_and_toasts_stay_clear(
+    mesh: Mesh, page: Page
+) -> None:
+    mesh.publish("BTCUSD", "64000.00", "64010.00")
+    sign_up(page)
+    page.get_by_test_id("instrument-BTCUSD").click()
+    for mode in ("market", "limit", "stop"):
+        page.get_by_test_id(f"type-{mode}").click()
+        # Even scrolled to the end, the account bar and the order button stay in the window.
+        page.mouse.move(20, 780)
+        page.mouse.wheel(0, 2000)
+        page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+        assert inside_window(page, box_of(page.get_by_test_id("account-bar"))), mode
+        assert inside_window(page, box_of(page.get_by_test_id("order-submit"))), mode
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"layout-1280x800-{mode}.png"))
+
+    page.get_by_test_id("type-market").click()
+    page.get_by_test_id("order-amount").fill("0.01")
+    for _ in range(3):
+        page.get_by_test_id("order-submit").click()
+        expect(page.get_by_test_id("order-notice")).to_be_visible()
+    expect(page.get_by_test_id("toast")).to_have_count(3)
+    actions = page.get_by_test_id("position-row").first.locator(".row-actions")
+    covered = [box_of(page.get_by_test_id("order-submit")), box_of(actions)]
+    for index in range(3):
+        toast_box = box_of(page.get_by_test_id("toast").nth(index))
+        assert not any(overlaps(toast_box, other) for other in covered), toast_box
+    page.screenshot(path=str(ARTIFACTS / "layout-1280x800-toasts.png"))
