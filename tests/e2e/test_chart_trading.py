@@ -100,6 +100,9 @@ def test_chart_shows_entry_tp_sl_liquidation_and_order_lines(mesh: Mesh, page: P
     expect(chart_line(page, "takeProfit")).to_have_attribute("data-draggable", "true")
     expect(chart_line(page, "liquidation")).to_have_count(1)
     expect(chart_line(page, "order")).to_contain_text("Buy limit 0.02 at 63,800.00")
+    for name in ("ma", "ema", "bb", "rsi"):
+        page.get_by_test_id(f"indicator-{name}").click()
+        expect(page.get_by_test_id(f"indicator-{name}")).to_have_attribute("aria-pressed", "true")
     ARTIFACTS.mkdir(exist_ok=True)
     page.get_by_test_id("chart").screenshot(path=str(ARTIFACTS / "chart-lines.png"))
 
