@@ -302,6 +302,9 @@ def test_edit_stops_and_add_margin(mesh: Mesh, page: Page) -> None:
     page.get_by_test_id("margin-submit").click()
     expect(row.get_by_test_id("position-margin")).to_have_text("200.00")
     expect(row.get_by_test_id("position-liquidation")).to_have_text("2,800.60")
+    expect(toast(page, "Margin added")).to_contain_text(
+        "+49.97 USD to Buy 1 ETHUSD: margin 200.00 USD, liquidation at 2,800.60"
+    )
 
 
 def test_pending_limit_order_fills(mesh: Mesh, page: Page) -> None:

@@ -260,8 +260,10 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
 
   // Account events: toasts, resumed after reconnects and reloads without loss or repeats.
   const onEvent = useRef<(event: AccountEvent) => void>(() => undefined);
+  const previousEvent = useRef<AccountEvent | undefined>(undefined);
   onEvent.current = (event: AccountEvent) => {
-    const message = describeEvent(event);
+    const message = describeEvent(event, previousEvent.current);
+    previousEvent.current = event;
     if (message !== null) {
       push({ ...message, kind: event.type });
     }
