@@ -225,3 +225,32 @@ def test_layout_fits_1280x800_in_every_order_mode_and_toasts_stay_clear(
         toast_box = box_of(page.get_by_test_id("toast").nth(index))
         assert not any(overlaps(toast_box, other) for other in covered), toast_box
     page.screenshot(path=str(ARTIFACTS / "layout-1280x800-toasts.png"))
+
+
+def test_account_bar_warns_as_the_margin_level_falls(mesh: Mesh, page: Page) -> None:
+    mesh.publish("BTCUSD", "64000.00", "64010.00")
+    sign_up(page)
+    alert = page.get_by_test_id("margin-alert")
+    expect(alert).to_have_attribute("data-state", "none")
+    # 4,480.70 USD of margin at 1×: equity 5,000 - 0.7 USD of spread, level about 111%.
+    rest(
+        page,
+        mesh,
+        "POST",
+        "/v1/positions",
+        {"symbol": "BTCUSD", "side": "SIDE_BUY", "quantity": "0.07", "leverage": 1},
+    )
+    expect(page.get_by_test_id("position-row")).to_have_count(1)
+    expect(alert).to_have_attribute("data-state", "none")
+    # A loss of 630.70 takes equity to 4,369.30: 97.51% of the used margin.
+    mesh.publish("BTCUSD", "55000.00", "55010.00")
+    expect(alert).to_have_attribute("data-state", "warning")
+    expect(alert).to_contain_text("Margin call")
+    # A loss of 3,080.70 leaves 1,919.30: 42.83%.
+    mesh.publish("BTCUSD", "20000.00", "20010.00")
+    expect(alert).to_have_attribute("data-state", "danger")
+    expect(alert).to_contain_text("Liquidation near")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_test_id("account-bar").screenshot(path=str(ARTIFACTS / "margin-danger.png"))
+    mesh.publish("BTCUSD", "64000.00", "64010.00")
+    expect(alert).to_have_attribute("data-state", "none")

@@ -8,6 +8,7 @@ import {
   formatSignedMoney,
   signOf,
 } from "../lib/format";
+import { marginAlert } from "../lib/margin";
 import type { ConnectionState } from "../lib/realtime";
 import type { Account, User } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
@@ -83,6 +84,7 @@ function ConnectionStatus({
 export function AccountBar({ api, user, account, connection, quotes, selected }: AccountBarProps) {
   const [signingOut, setSigningOut] = useState(false);
   const marginLevel = formatPercent(account?.marginLevel);
+  const alert = marginAlert(account?.marginLevel);
   return (
     <header className="account-bar">
       <div className="brand">
@@ -120,7 +122,18 @@ export function AccountBar({ api, user, account, connection, quotes, selected }:
           exact={formatExactMoney(account?.freeMargin)}
           testId="account-free-margin"
         />
-        <Figure label="Margin level" value={marginLevel} testId="account-margin-level" />
+        <div className={`figure margin-level margin-${alert}`} data-testid="margin-alert" data-state={alert}>
+          {alert === "none" ? (
+            <span className="figure-label">Margin level</span>
+          ) : (
+            <span className="figure-label margin-badge" role="alert">
+              {alert === "danger" ? "Liquidation near" : "Margin call"}
+            </span>
+          )}
+          <span className="figure-value num" data-testid="account-margin-level">
+            {marginLevel}
+          </span>
+        </div>
       </div>
       <div className="session">
         <ConnectionStatus connection={connection} quotes={quotes} selected={selected} />
