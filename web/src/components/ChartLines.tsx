@@ -8,7 +8,7 @@ import {
 import { type RefObject, useEffect, useRef, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { type ChartLine, describeMove, lineAt, snapToTick } from "../lib/chartLines";
-import type { Decimal } from "../lib/decimal";
+import { Decimal } from "../lib/decimal";
 import { describeError } from "../lib/errors";
 import { formatPrice } from "../lib/format";
 import { newClientOrderId } from "../lib/ids";
@@ -148,7 +148,7 @@ export function ChartLines({ chart, series, container, lines, view, api, actions
       chart.applyOptions({ handleScroll: true, handleScale: true });
       if (element.hasPointerCapture(event.pointerId)) element.releasePointerCapture(event.pointerId);
       event.stopPropagation();
-      if (to !== null && to.toPlainString() !== line.price && Number(to.toPlainString()) !== Number(line.price)) {
+      if (to !== null && !to.eq(Decimal.parse(line.price))) {
         setMove({ line, to });
       } else {
         pinned.current = null;
