@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import grpc
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 
@@ -73,3 +73,14 @@ def shown(value: Decimal, digits: int = 2) -> str:
     exponent = value.normalize().as_tuple().exponent
     places = max(digits, -exponent if isinstance(exponent, int) else 0)
     return f"{value:,.{places}f}"
+
+
+def cents(value: Decimal) -> str:
+    """Format money the way the page shows it: grouped, to the cent, halves away from zero."""
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+
+
+def expect_money(figure: Locator, value: Decimal) -> None:
+    """Check a money figure: shown to the cent, the exact amount on hover."""
+    expect(figure).to_have_text(cents(value))
+    expect(figure).to_have_attribute("title", shown(value))

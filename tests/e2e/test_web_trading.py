@@ -7,7 +7,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
-from e2e.browser_support import Mesh, number, shown, sign_up, unique_email
+from e2e.browser_support import Mesh, expect_money, number, shown, sign_up, unique_email
 from support import REPO
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -205,15 +205,15 @@ def test_open_position_shows_preview_and_the_right_margin(mesh: Mesh, page: Page
     liquidation = buy_liquidation(ask, quantity, margin)
     page.get_by_test_id("order-amount").fill(str(quantity))
     set_leverage(page, leverage)
-    expect(page.get_by_test_id("preview-margin")).to_have_text(shown(margin))
+    expect_money(page.get_by_test_id("preview-margin"), margin)
     expect(page.get_by_test_id("preview-liquidation")).to_have_text(shown(liquidation))
     row = open_market(page, str(quantity), leverage)
-    expect(row.get_by_test_id("position-margin")).to_have_text(shown(margin))
+    expect_money(row.get_by_test_id("position-margin"), margin)
     expect(row.get_by_test_id("position-liquidation")).to_have_text(shown(liquidation))
     expect(row.get_by_test_id("position-quantity")).to_have_text("0.0123")
     expect(toast(page, "Position opened")).to_have_count(1)
     balance = Decimal(5000) - margin
-    expect(page.get_by_test_id("account-balance")).to_have_text(shown(balance))
+    expect_money(page.get_by_test_id("account-balance"), balance)
 
 
 def test_rejected_order_shows_the_reason_in_words(mesh: Mesh, page: Page) -> None:
@@ -269,7 +269,7 @@ def test_partial_close_keeps_the_rest_open(mesh: Mesh, page: Page) -> None:
     # The margin left is the original minus the released part (rounded down).
     margin = margin_of(Decimal("0.02"), Decimal("64010.00"), 10)
     released = (margin * Decimal("0.005") / Decimal("0.02")).quantize(MICRO, rounding=ROUND_FLOOR)
-    expect(row.get_by_test_id("position-margin")).to_have_text(shown(margin - released))
+    expect_money(row.get_by_test_id("position-margin"), margin - released)
     page.get_by_test_id("tab-history").click()
     expect(page.get_by_test_id("history-row")).to_have_count(1)
     expect(page.get_by_test_id("history-row").first).to_contain_text("0.005")
@@ -302,6 +302,9 @@ def test_edit_stops_and_add_margin(mesh: Mesh, page: Page) -> None:
     page.get_by_test_id("margin-submit").click()
     expect(row.get_by_test_id("position-margin")).to_have_text("200.00")
     expect(row.get_by_test_id("position-liquidation")).to_have_text("2,800.60")
+    expect(toast(page, "Margin added")).to_contain_text(
+        "+49.97 USD to Buy 1 ETHUSD: margin 200.00 USD, liquidation at 2,800.60"
+    )
 
 
 def test_pending_limit_order_fills(mesh: Mesh, page: Page) -> None:
@@ -327,9 +330,8 @@ def test_pending_limit_order_fills(mesh: Mesh, page: Page) -> None:
     row = page.get_by_test_id("position-row")
     expect(row).to_have_count(1)
     # Filled at the triggering ask, not at the trigger level.
-    expect(row.get_by_test_id("position-margin")).to_have_text(
-        shown(margin_of(Decimal(2), Decimal("149.450"), 4))
-    )
+    filled_margin = margin_of(Decimal(2), Decimal("149.450"), 4)
+    expect_money(row.get_by_test_id("position-margin"), filled_margin)
 
 
 def test_pending_order_can_be_cancelled(mesh: Mesh, page: Page) -> None:
@@ -342,6 +344,7 @@ def test_pending_order_can_be_cancelled(mesh: Mesh, page: Page) -> None:
     page.get_by_test_id("order-amount").fill("0.1")
     page.get_by_test_id("order-submit").click()
     page.get_by_test_id("tab-orders").click()
+    expect(page.get_by_test_id("order-expires")).to_have_text("Good till cancelled")
     page.get_by_test_id("order-cancel").click()
     expect(page.get_by_test_id("orders-empty")).to_be_visible()
     expect(toast(page, "Order cancelled")).to_have_count(1)
@@ -470,7 +473,8 @@ def test_main_screen_screenshot(mesh: Mesh, page: Page) -> None:
     select(page, "BTCUSD")
     open_market(page, "0.05", 20, take_profit="66000.00")
     mesh.publish("BTCUSD", "64120.55", "64130.55")
-    expect(page.get_by_test_id("position-pnl")).to_have_text("+5.5275")
+    expect(page.get_by_test_id("position-pnl")).to_have_text("+5.53")
+    expect(page.get_by_test_id("position-pnl")).to_have_attribute("title", "+5.5275")
     page.get_by_test_id("order-amount").fill("0.02")
     clipped = page.evaluate(
         "() => { const bar = document.querySelector('[data-testid=account-bar]');"

@@ -1,6 +1,14 @@
 import { useState } from "react";
 import type { ApiClient } from "../lib/api";
-import { formatMoney, formatPercent, formatSignedMoney, signOf } from "../lib/format";
+import {
+  formatExactMoney,
+  formatExactSignedMoney,
+  formatMoney,
+  formatPercent,
+  formatSignedMoney,
+  signOf,
+} from "../lib/format";
+import { marginAlert } from "../lib/margin";
 import type { ConnectionState } from "../lib/realtime";
 import type { Account, User } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
@@ -24,14 +32,16 @@ interface FigureProps {
   readonly value: string;
   readonly testId: string;
   readonly tone?: -1 | 0 | 1;
+  /** The exact figure, shown on hover. */
+  readonly exact?: string;
 }
 
-function Figure({ label, value, testId, tone = 0 }: FigureProps) {
+function Figure({ label, value, testId, tone = 0, exact }: FigureProps) {
   const toneClass = tone > 0 ? "up" : tone < 0 ? "down" : "";
   return (
     <div className="figure">
       <span className="figure-label">{label}</span>
-      <span className={`figure-value num ${toneClass}`} data-testid={testId}>
+      <span className={`figure-value num ${toneClass}`} data-testid={testId} title={exact}>
         {value}
       </span>
     </div>
@@ -74,31 +84,56 @@ function ConnectionStatus({
 export function AccountBar({ api, user, account, connection, quotes, selected }: AccountBarProps) {
   const [signingOut, setSigningOut] = useState(false);
   const marginLevel = formatPercent(account?.marginLevel);
+  const alert = marginAlert(account?.marginLevel);
   return (
     <header className="account-bar">
       <div className="brand">
         CFD <span>Mesh</span>
       </div>
       <div className="figures" data-testid="account-bar">
-        <Figure label="Balance" value={formatMoney(account?.balance)} testId="account-balance" />
-        <Figure label="Equity" value={formatMoney(account?.equity)} testId="account-equity" />
+        <Figure
+          label="Balance"
+          value={formatMoney(account?.balance)}
+          exact={formatExactMoney(account?.balance)}
+          testId="account-balance"
+        />
+        <Figure
+          label="Equity"
+          value={formatMoney(account?.equity)}
+          exact={formatExactMoney(account?.equity)}
+          testId="account-equity"
+        />
         <Figure
           label="Unrealized PnL"
           value={formatSignedMoney(account?.unrealizedPnl)}
+          exact={formatExactSignedMoney(account?.unrealizedPnl)}
           testId="account-pnl"
           tone={signOf(account?.unrealizedPnl)}
         />
         <Figure
           label="Used margin"
           value={formatMoney(account?.usedMargin)}
+          exact={formatExactMoney(account?.usedMargin)}
           testId="account-used-margin"
         />
         <Figure
           label="Free margin"
           value={formatMoney(account?.freeMargin)}
+          exact={formatExactMoney(account?.freeMargin)}
           testId="account-free-margin"
         />
-        <Figure label="Margin level" value={marginLevel} testId="account-margin-level" />
+        <div className={`figure margin-level margin-${alert}`} data-testid="margin-alert" data-state={alert}>
+          {alert === "none" ? (
+            <span className="figure-label">Margin level</span>
+          ) : (
+            <span className="figure-label margin-badge" role="alert">
+              {alert === "danger" ? "Liquidation near" : "Margin call"}
+            </span>
+          )}
+          <span className="figure-value num" data-testid="account-margin-level">
+            {marginLevel}
+          </span>
+        </div>
       </div>
       <div className="session">
         <ConnectionStatus connection={connection} quotes={quotes} selected={selected} />

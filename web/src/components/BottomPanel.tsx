@@ -4,6 +4,8 @@ import { describeError } from "../lib/errors";
 import {
   DASH,
   formatCloseReason,
+  formatExactMoney,
+  formatExactSignedMoney,
   formatMoney,
   formatOrderType,
   formatPrice,
@@ -120,14 +122,14 @@ const PositionRow = memo(function PositionRow({ position, digits, quotes, onActi
       <td className="num">{formatPrice(position.entryPrice, digits)}</td>
       <td className="num" data-testid="position-mark">{formatPrice(mark, digits)}</td>
       <td className="num">{position.leverage}×</td>
-      <td className="num" data-testid="position-margin">{formatMoney(position.margin)}</td>
+      <td className="num" data-testid="position-margin" title={formatExactMoney(position.margin)}>{formatMoney(position.margin)}</td>
       <td className="num" data-testid="position-liquidation">{formatPrice(optional(position.liquidationPrice), digits)}</td>
       <td className="num">{formatPrice(optional(position.takeProfit), digits)}</td>
       <td className="num">{formatPrice(optional(position.stopLoss), digits)}</td>
       <td className="num">
-        {trailing === undefined ? DASH : `${trailing} (${formatPrice(optional(position.trailingStopPrice), digits)})`}
+        {trailing === undefined ? DASH : `${formatPrice(trailing, 0)} (${formatPrice(optional(position.trailingStopPrice), digits)})`}
       </td>
-      <td className={`num pnl ${signOf(position.unrealizedPnl) > 0 ? "up" : signOf(position.unrealizedPnl) < 0 ? "down" : ""}`} data-testid="position-pnl">
+      <td className={`num pnl ${signOf(position.unrealizedPnl) > 0 ? "up" : signOf(position.unrealizedPnl) < 0 ? "down" : ""}`} data-testid="position-pnl" title={formatExactSignedMoney(position.unrealizedPnl)}>
         {formatSignedMoney(position.unrealizedPnl)}
       </td>
       <td className="row-actions">
@@ -247,7 +249,7 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
                 <td className={order.side === "SIDE_BUY" ? "up" : "down"}>{formatSide(order.side)}</td>
                 <td>{formatOrderType(order.type)}</td>
                 <td className="num">{formatPrice(order.triggerPrice, digits)}</td>
-                <td className="num">
+                <td className="num" title={order.quantity !== undefined && order.quantity !== "" ? undefined : `${formatExactMoney(order.margin)} USD`}>
                   {order.quantity !== undefined && order.quantity !== ""
                     ? formatQuantity(order.quantity)
                     : `${formatMoney(order.margin)} USD`}
@@ -257,7 +259,7 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
                 <td className="num">{formatPrice(optional(order.stopLoss), digits)}</td>
                 <td>{formatTime(order.createTime)}</td>
                 <td data-testid="order-expires">
-                  {order.expireTime === undefined ? "Cancelled only" : formatTime(order.expireTime)}
+                  {order.expireTime === undefined ? "Good till cancelled" : formatTime(order.expireTime)}
                 </td>
                 <td className="row-actions">
                   <button
@@ -342,7 +344,7 @@ function HistoryTable({ api, instruments, historyVersion, announcedCloses }: Bot
                   <td className="num">{formatQuantity(position.quantity)}</td>
                   <td className="num">{formatPrice(position.entryPrice, digits)}</td>
                   <td className="num">{formatPrice(position.closePrice, digits)}</td>
-                  <td className={`num ${signOf(position.realizedPnl) > 0 ? "up" : signOf(position.realizedPnl) < 0 ? "down" : ""}`} data-testid="history-pnl">
+                  <td className={`num ${signOf(position.realizedPnl) > 0 ? "up" : signOf(position.realizedPnl) < 0 ? "down" : ""}`} data-testid="history-pnl" title={formatExactSignedMoney(position.realizedPnl)}>
                     {formatSignedMoney(position.realizedPnl)}
                   </td>
                   <td data-testid="history-reason">{formatCloseReason(position.closeReason)}</td>

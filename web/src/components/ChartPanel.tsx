@@ -3,21 +3,26 @@ import {
   ColorType,
   CrosshairMode,
   type IChartApi,
+  LineSeries,
   type IPriceLine,
   type ISeriesApi,
   LineStyle,
   type UTCTimestamp,
   createChart,
 } from "lightweight-charts";
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import type { ApiClient } from "../lib/api";
+import { chartLines } from "../lib/chartLines";
 import { describeError } from "../lib/errors";
 import { formatPrice } from "../lib/format";
+import { type Series, bollinger, ema, rsi, sma } from "../lib/indicators";
 import type { RealtimeClient } from "../lib/realtime";
-import type { Candle, CandleInterval, CandleUpdate, Ticker } from "../lib/types";
+import type { Candle, CandleInterval, CandleUpdate, Order, Position, Ticker } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
+import { ChartLines } from "./ChartLines";
 import { dayChange, formatChange } from "./InstrumentList";
+import type { Actions } from "./TradingScreen";
 
 export const INTERVALS: readonly { readonly value: CandleInterval; readonly label: string }[] = [
   { value: "CANDLE_INTERVAL_1M", label: "1m" },
@@ -29,6 +34,38 @@ export const INTERVALS: readonly { readonly value: CandleInterval; readonly labe
 ];
 
 const CANDLE_LIMIT = 500;
+
+const INDICATOR_PANE_PX = 90;
+
+export type IndicatorName = "ma" | "ema" | "bb" | "rsi";
+
+interface IndicatorLine {
+  readonly key: string;
+  readonly color: string;
+  /** The chart pane: 0 over the candles, 1 below them. */
+  readonly pane: number;
+  readonly compute: (closes: readonly number[]) => Series;
+}
+
+/** The indicators on offer, each drawn as one or more lines. */
+export const INDICATORS: readonly {
+  readonly name: IndicatorName;
+  readonly label: string;
+  readonly lines: readonly IndicatorLine[];
+}[] = [
+  { name: "ma", label: "MA 20", lines: [{ key: "ma", color: "#f0b90b", pane: 0, compute: (c) => sma(c, 20) }] },
+  { name: "ema", label: "EMA 50", lines: [{ key: "ema", color: "#4c8dff", pane: 0, compute: (c) => ema(c, 50) }] },
+  {
+    name: "bb",
+    label: "BB 20·2",
+    lines: [
+      { key: "bb-upper", color: "#a78bfa", pane: 0, compute: (c) => bollinger(c, 20, 2).upper },
+      { key: "bb-middle", color: "#7c6bbf", pane: 0, compute: (c) => bollinger(c, 20, 2).middle },
+      { key: "bb-lower", color: "#a78bfa", pane: 0, compute: (c) => bollinger(c, 20, 2).lower },
+    ],
+  },
+  { name: "rsi", label: "RSI 14", lines: [{ key: "rsi", color: "#e879f9", pane: 1, compute: (c) => rsi(c, 14) }] },
+];
 const BID_COLOR = "#f6465d";
 const ASK_COLOR = "#0ecb81";
 
@@ -62,11 +99,16 @@ interface ChartPanelProps {
   readonly ticker: Ticker | undefined;
   readonly interval: CandleInterval;
   readonly onIntervalChange: (interval: CandleInterval) => void;
+  readonly indicators: ReadonlySet<IndicatorName>;
+  readonly onToggleIndicator: (name: IndicatorName) => void;
+  readonly positions: readonly Position[];
+  readonly orders: readonly Order[];
+  readonly actions: Actions;
 }
 
 /** The selected instrument's header, interval picker and live candlestick chart. */
 export function ChartPanel(props: ChartPanelProps) {
-  const { view, quotes, ticker, interval, onIntervalChange } = props;
+  const { view, quotes, ticker, interval, onIntervalChange, indicators, onToggleIndicator } = props;
   const entry = useQuote(quotes, view?.spec.symbol ?? null);
   const digits = view?.priceDigits ?? 2;
   const change = dayChange(ticker, entry);
@@ -107,6 +149,20 @@ export function ChartPanel(props: ChartPanelProps) {
             </button>
           ))}
         </div>
+        <div className="segmented indicators" role="group" aria-label="Indicators">
+          {INDICATORS.map((option) => (
+            <button
+              key={option.name}
+              type="button"
+              className={indicators.has(option.name) ? "active" : ""}
+              aria-pressed={indicators.has(option.name)}
+              onClick={() => onToggleIndicator(option.name)}
+              data-testid={`indicator-${option.name}`}
+            >
+              {option.label}
+            </button>
+          ))}
+        </div>
       </div>
       {view === null ? (
         <div className="chart-empty">Loading instruments…</div>
@@ -121,16 +177,40 @@ interface PriceChartProps extends ChartPanelProps {
   readonly view: InstrumentView;
 }
 
-function PriceChart({ api, realtime, quotes, view, interval }: PriceChartProps) {
+function PriceChart(props: PriceChartProps) {
+  const { api, realtime, quotes, view, interval, positions, orders, actions, indicators } = props;
   const container = useRef<HTMLDivElement>(null);
   const chartRef = useRef<IChartApi | null>(null);
   const seriesRef = useRef<ISeriesApi<"Candlestick"> | null>(null);
+  // The drawn chart, once it exists: the lines' effects need it (children's effects run first).
+  const [drawn, setDrawn] = useState<{ chart: IChartApi; series: ISeriesApi<"Candlestick"> } | null>(null);
   const [status, setStatus] = useState<{ count: number; last: string; error: string | null }>({
     count: 0,
     last: "",
     error: null,
   });
   const symbol = view.spec.symbol;
+  // The drawn bars, oldest first, for the indicators.
+  const bars = useRef<Bar[]>([]);
+  const indicatorSeries = useRef(new Map<string, ISeriesApi<"Line">>());
+  const redrawIndicators = useRef(() => undefined as void);
+  redrawIndicators.current = () => {
+    const closes = bars.current.map((bar) => bar.close);
+    for (const option of INDICATORS) {
+      for (const line of option.lines) {
+        const target = indicatorSeries.current.get(line.key);
+        if (target === undefined) continue;
+        const values = line.compute(closes);
+        target.setData(
+          bars.current.map((bar, index) => {
+            const value = values[index];
+            return value === null ? { time: bar.time } : { time: bar.time, value };
+          }),
+        );
+      }
+    }
+  };
+  const lines = useMemo(() => chartLines(symbol, positions, orders), [symbol, positions, orders]);
 
   // One chart for the component's life; options follow the instrument.
   useEffect(() => {
@@ -161,7 +241,9 @@ function PriceChart({ api, realtime, quotes, view, interval }: PriceChartProps) 
       wickUpColor: ASK_COLOR,
       wickDownColor: BID_COLOR,
     });
+    setDrawn({ chart, series: seriesRef.current });
     return () => {
+      setDrawn(null);
       chart.remove();
       chartRef.current = null;
       seriesRef.current = null;
@@ -196,11 +278,19 @@ function PriceChart({ api, realtime, quotes, view, interval }: PriceChartProps) 
         count += 1;
       }
       series.update(bar);
+      if (lastTime !== null && bar.time === lastTime) {
+        bars.current[bars.current.length - 1] = bar;
+      } else {
+        bars.current.push(bar);
+      }
       lastTime = bar.time;
+      redrawIndicators.current();
       setStatus({ count, last: close, error: null });
     };
 
     series.setData([]);
+    bars.current = [];
+    redrawIndicators.current();
     setStatus({ count: 0, last: "", error: null });
     const unsubscribe = realtime.subscribe({
       channel: "candles",
@@ -231,16 +321,19 @@ function PriceChart({ api, realtime, quotes, view, interval }: PriceChartProps) 
       .getCandles(symbol, interval, CANDLE_LIMIT)
       .then((candles) => {
         if (cancelled) return;
-        const bars: Bar[] = [];
+        const loadedBars: Bar[] = [];
         for (const candle of candles) {
           const bar = toBar(candle);
-          if (bar !== null && (bars.length === 0 || bar.time > bars[bars.length - 1].time)) {
-            bars.push(bar);
+          const last = loadedBars[loadedBars.length - 1];
+          if (bar !== null && (last === undefined || bar.time > last.time)) {
+            loadedBars.push(bar);
           }
         }
-        series.setData(bars);
-        count = bars.length;
-        lastTime = bars.length === 0 ? null : bars[bars.length - 1].time;
+        series.setData(loadedBars);
+        bars.current = [...loadedBars];
+        redrawIndicators.current();
+        count = loadedBars.length;
+        lastTime = loadedBars.length === 0 ? null : loadedBars[loadedBars.length - 1].time;
         loaded = true;
         const lastClose = candles.length === 0 ? "" : candles[candles.length - 1].close;
         setStatus({ count, last: lastClose, error: null });
@@ -259,6 +352,41 @@ function PriceChart({ api, realtime, quotes, view, interval }: PriceChartProps) 
       unsubscribe();
     };
   }, [api, realtime, symbol, interval]);
+
+  // Indicator lines follow the toggles; their values follow the bars.
+  useEffect(() => {
+    if (drawn === null) return;
+    const wanted = new Map<string, IndicatorLine>();
+    for (const option of INDICATORS) {
+      if (indicators.has(option.name)) {
+        for (const line of option.lines) wanted.set(line.key, line);
+      }
+    }
+    for (const [key, target] of indicatorSeries.current) {
+      if (!wanted.has(key)) {
+        drawn.chart.removeSeries(target);
+        indicatorSeries.current.delete(key);
+      }
+    }
+    for (const [key, line] of wanted) {
+      if (indicatorSeries.current.has(key)) continue;
+      const target = drawn.chart.addSeries(
+        LineSeries,
+        {
+          color: line.color,
+          lineWidth: 1,
+          priceLineVisible: false,
+          lastValueVisible: line.pane > 0,
+          crosshairMarkerVisible: false,
+        },
+        line.pane,
+      );
+      indicatorSeries.current.set(key, target);
+      // A small pane below the candles, as traders expect an oscillator.
+      if (line.pane > 0) drawn.chart.panes()[line.pane]?.setHeight(INDICATOR_PANE_PX);
+    }
+    redrawIndicators.current();
+  }, [drawn, indicators]);
 
   // Bid and ask lines, moved on every quote without re-rendering.
   useEffect(() => {
@@ -300,6 +428,17 @@ function PriceChart({ api, realtime, quotes, view, interval }: PriceChartProps) 
         role="img"
         aria-label={`${symbol} candlestick chart, ${status.count} candles`}
       />
+      {drawn !== null && (
+        <ChartLines
+          chart={drawn.chart}
+          series={drawn.series}
+          container={container}
+        lines={lines}
+        view={view}
+          api={api}
+          actions={actions}
+        />
+      )}
       {status.error !== null && (
         <div className="chart-error" role="alert">
           {status.error}

@@ -2,8 +2,10 @@ import { type FormEvent, useEffect, useId, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
-import { DASH, formatMoney, formatPrice, formatQuantity } from "../lib/format";
+import { DASH, formatExactMoney, formatMoney, formatPrice, formatQuantity } from "../lib/format";
 import { newClientOrderId } from "../lib/ids";
+import { loadOneClick, saveOneClick } from "../lib/preferences";
+import type { KeyValueStorage } from "../lib/session";
 import { type Side, type SizeMode, fillPrice, previewOrder } from "../lib/trading";
 import type { Account, OrderType } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
@@ -18,6 +20,7 @@ interface OrderPanelProps {
   readonly quotes: QuoteStore;
   readonly account: Account | null;
   readonly actions: Actions;
+  readonly storage: KeyValueStorage | null;
 }
 
 type FieldName =
@@ -74,7 +77,7 @@ function serverFieldErrors(error: ApiError, sizeMode: SizeMode): FieldErrors {
 }
 
 /** Buy/sell ticket with an exact margin and liquidation preview. */
-export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelProps) {
+export function OrderPanel({ api, view, quotes, account, actions, storage }: OrderPanelProps) {
   const id = useId();
   const entry = useQuote(quotes, view?.spec.symbol ?? null);
   const [side, setSide] = useState<Side>("SIDE_BUY");
@@ -91,6 +94,7 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
   const [formError, setFormError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [submitting, setSubmitting] = useState(false);
+  const [oneClick, setOneClick] = useState(() => loadOneClick(storage));
 
   const maxLeverage = view?.spec.maxLeverage ?? 100;
   useEffect(() => {
@@ -155,9 +159,9 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
     return errors;
   };
 
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    if (view === null) return;
+  /** Validate the ticket and send it on `chosen` side. */
+  const submit = async (chosen: Side) => {
+    if (view === null || submitting) return;
     setNotice(null);
     setFormError(null);
     const errors = validate();
@@ -183,7 +187,7 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
         const expiresAt = parseExpiry(expiry);
         await api.placeOrder({
           symbol: view.spec.symbol,
-          side,
+          side: chosen,
           type,
           triggerPrice: triggerPrice.trim(),
           ...(expiresAt === null || expiresAt === undefined
@@ -198,14 +202,14 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
       } else {
         const position = await api.openPosition({
           symbol: view.spec.symbol,
-          side,
+          side: chosen,
           leverage,
           ...size,
           ...stops,
           clientOrderId: newClientOrderId(),
         });
         setNotice(
-          `Opened ${formatQuantity(position.quantity)} ${position.symbol} at ${position.entryPrice}`,
+          `Opened ${formatQuantity(position.quantity)} ${position.symbol} at ${formatPrice(position.entryPrice, digits)}`,
         );
       }
       await actions.refreshAccount();
@@ -240,13 +244,34 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
 
   return (
     <section className="order-panel panel" aria-label="Order ticket">
-      <form onSubmit={(event) => void submit(event)} noValidate>
+      <label className="one-click" title="Buy and Sell send the order at once, without the order button">
+        <input
+          type="checkbox"
+          checked={oneClick}
+          onChange={(event) => {
+            setOneClick(event.target.checked);
+            saveOneClick(storage, event.target.checked);
+          }}
+          data-testid="one-click-toggle"
+        />
+        One-click trading
+      </label>
+      <form
+        onSubmit={(event: FormEvent) => {
+          event.preventDefault();
+          void submit(side);
+        }}
+        noValidate
+      >
         <div className="side-toggle" role="group" aria-label="Side">
           <button
             type="button"
             className={`side sell ${side === "SIDE_SELL" ? "active" : ""}`}
             aria-pressed={side === "SIDE_SELL"}
-            onClick={() => setSide("SIDE_SELL")}
+            onClick={() => {
+              setSide("SIDE_SELL");
+              if (oneClick) void submit("SIDE_SELL");
+            }}
             data-testid="side-sell"
           >
             <span>Sell</span>
@@ -256,7 +281,10 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
             type="button"
             className={`side buy ${side === "SIDE_BUY" ? "active" : ""}`}
             aria-pressed={side === "SIDE_BUY"}
-            onClick={() => setSide("SIDE_BUY")}
+            onClick={() => {
+              setSide("SIDE_BUY");
+              if (oneClick) void submit("SIDE_BUY");
+            }}
             data-testid="side-buy"
           >
             <span>Buy</span>
@@ -432,18 +460,26 @@ export function OrderPanel({ api, view, quotes, account, actions }: OrderPanelPr
           <div>
             <dt>Quantity</dt>
             <dd className="num" data-testid="preview-quantity">
-              {preview?.ok ? preview.preview.quantity.toPlainString() : DASH}
+              {preview?.ok ? formatQuantity(preview.preview.quantity.toString()) : DASH}
             </dd>
           </div>
           <div>
             <dt>Notional</dt>
-            <dd className="num" data-testid="preview-notional">
+            <dd
+              className="num"
+              data-testid="preview-notional"
+              title={preview?.ok ? formatExactMoney(preview.preview.notional.toString()) : undefined}
+            >
               {preview?.ok ? formatMoney(preview.preview.notional.toString()) : DASH}
             </dd>
           </div>
           <div>
             <dt>Required margin</dt>
-            <dd className={`num ${exceedsFree ? "down" : ""}`} data-testid="preview-margin">
+            <dd
+              className={`num ${exceedsFree ? "down" : ""}`}
+              data-testid="preview-margin"
+              title={preview?.ok ? formatExactMoney(preview.preview.margin.toString()) : undefined}
+            >
               {preview?.ok ? formatMoney(preview.preview.margin.toString()) : DASH}
             </dd>
           </div>

@@ -2,7 +2,7 @@ import { type FormEvent, useId, useRef, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
-import { formatMoney, formatQuantity, formatSide } from "../lib/format";
+import { formatExactMoney, formatPrice, formatQuantity, formatSide } from "../lib/format";
 import { newClientOrderId } from "../lib/ids";
 import type { ModifyPositionRequest, Position } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
@@ -83,6 +83,10 @@ function FormError({ error }: { readonly error: string | null }) {
   );
 }
 
+function digitsOf(view: InstrumentView | undefined): number {
+  return view?.priceDigits ?? 2;
+}
+
 const STOP_FIELDS = [
   { name: "takeProfit", label: "Take profit", testId: "modify-tp" },
   { name: "stopLoss", label: "Stop loss", testId: "modify-sl" },
@@ -142,7 +146,7 @@ function StopsForm({ api, position, actions, onClose }: PositionDialogProps) {
 }
 
 /** Move cash from the balance into the position's margin. */
-function MarginForm({ api, position, actions, onClose }: PositionDialogProps) {
+function MarginForm({ api, position, view, actions, onClose }: PositionDialogProps) {
   const [amount, setAmount] = useState("");
   const { busy, error, submit } = useSubmit(async () => {
     const value = Decimal.tryParse(amount);
@@ -154,8 +158,9 @@ function MarginForm({ api, position, actions, onClose }: PositionDialogProps) {
   return (
     <form onSubmit={(event) => void submit(event)} noValidate>
       <p className="muted">
-        Margin {formatMoney(position.margin)} USD, liquidation at{" "}
-        {position.liquidationPrice ?? "—"}. Adding margin moves the liquidation price away.
+        Margin {formatExactMoney(position.margin)} USD, liquidation at{" "}
+        {formatPrice(position.liquidationPrice, digitsOf(view))}. Adding margin moves the
+        liquidation price away.
       </p>
       <DecimalInput
         label="Amount (USD)"
@@ -179,7 +184,7 @@ function MarginForm({ api, position, actions, onClose }: PositionDialogProps) {
 
 /** Close the whole position or part of it (a multiple of the lot step). */
 function CloseForm({ api, position, view, actions, onClose }: PositionDialogProps) {
-  const [quantity, setQuantity] = useState(formatQuantity(position.quantity));
+  const [quantity, setQuantity] = useState(Decimal.tryParse(position.quantity)?.toPlainString() ?? "");
   // Which submit button was pressed; read when the form submits, in the same event.
   const closeAll = useRef(false);
   const { busy, error, submit } = useSubmit(async () => {
@@ -206,7 +211,7 @@ function CloseForm({ api, position, view, actions, onClose }: PositionDialogProp
     <form onSubmit={(event) => void submit(event)} noValidate>
       <p className="muted">
         {formatSide(position.side)} {formatQuantity(position.quantity)} {position.symbol} at{" "}
-        {position.entryPrice}
+        {formatPrice(position.entryPrice, digitsOf(view))}
       </p>
       <DecimalInput
         label="Quantity to close"

@@ -21,7 +21,7 @@ import { type InstrumentView, toInstrumentView } from "../state/instruments";
 import { QuoteStore } from "../state/quotes";
 import { AccountBar } from "./AccountBar";
 import { BottomPanel } from "./BottomPanel";
-import { ChartPanel } from "./ChartPanel";
+import { ChartPanel, type IndicatorName } from "./ChartPanel";
 import { InstrumentList } from "./InstrumentList";
 import { OrderPanel } from "./OrderPanel";
 import { ToastList, useToasts } from "./Toasts";
@@ -79,6 +79,14 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
     () => storage?.getItem(SELECTION_KEY) ?? null,
   );
   const [interval, setCandleInterval] = useState<CandleInterval>("CANDLE_INTERVAL_1M");
+  const [indicators, setIndicators] = useState<ReadonlySet<IndicatorName>>(() => new Set());
+  const toggleIndicator = useCallback((name: IndicatorName) => {
+    setIndicators((current) => {
+      const next = new Set(current);
+      if (!next.delete(name)) next.add(name);
+      return next;
+    });
+  }, []);
   const [account, setAccount] = useState<Account | null>(null);
   const [positions, setPositions] = useState<readonly Position[]>([]);
   const [orders, setOrders] = useState<readonly Order[]>([]);
@@ -252,8 +260,10 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
 
   // Account events: toasts, resumed after reconnects and reloads without loss or repeats.
   const onEvent = useRef<(event: AccountEvent) => void>(() => undefined);
+  const previousEvent = useRef<AccountEvent | undefined>(undefined);
   onEvent.current = (event: AccountEvent) => {
-    const message = describeEvent(event);
+    const message = describeEvent(event, previousEvent.current);
+    previousEvent.current = event;
     if (message !== null) {
       push({ ...message, kind: event.type });
     }
@@ -320,6 +330,11 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
           ticker={selected === null ? undefined : tickers[selected]}
           interval={interval}
           onIntervalChange={setCandleInterval}
+          indicators={indicators}
+          onToggleIndicator={toggleIndicator}
+          positions={positions}
+          orders={orders}
+          actions={actions}
         />
         <OrderPanel
           api={api}
@@ -327,6 +342,7 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
           quotes={quotes}
           account={account}
           actions={actions}
+          storage={storage}
         />
       </div>
       <BottomPanel

@@ -16,7 +16,8 @@ export class DecimalError extends Error {
 }
 
 /** How a result that does not fit the target scale is rounded. */
-export type Rounding = "floor" | "ceil" | "trunc";
+/** Toward minus infinity, plus infinity, zero, or to the nearest with halves away from zero. */
+export type Rounding = "floor" | "ceil" | "trunc" | "halfUp";
 
 const TEN = 10n;
 
@@ -35,6 +36,12 @@ function divideIntegers(numerator: bigint, denominator: bigint, rounding: Roundi
     return quotient;
   }
   const negative = numerator < 0n !== denominator < 0n;
+  if (rounding === "halfUp") {
+    const twice = 2n * (remainder < 0n ? -remainder : remainder);
+    const whole = denominator < 0n ? -denominator : denominator;
+    if (twice < whole) return quotient;
+    return negative ? quotient - 1n : quotient + 1n;
+  }
   if (rounding === "floor") {
     return negative ? quotient - 1n : quotient;
   }

@@ -1,8 +1,9 @@
 /** Words for account events, as shown in toasts. */
 
 import { describeReason } from "./errors";
-import { formatMoney, formatOrderType, formatQuantity, formatSide } from "./format";
-import type { AccountEvent } from "./types";
+import { Decimal } from "./decimal";
+import { formatMoney, formatOrderType, formatPrice, formatQuantity, formatSide } from "./format";
+import type { AccountEvent, Position } from "./types";
 
 export interface EventMessage {
   readonly title: string;
@@ -18,8 +19,34 @@ function pnlText(value: string | undefined): string {
   return `, PnL ${sign}${formatMoney(value)} USD`;
 }
 
-/** Describe an event for a toast; null for events that need none (their effect is shown). */
-export function describeEvent(event: AccountEvent): EventMessage | null {
+/** A price as the server sent it, grouped ("64010.00" -> "64,010.00"). */
+function price(value: string | undefined): string {
+  return value === undefined ? "?" : formatPrice(value, Decimal.tryParse(value)?.scale ?? 0);
+}
+
+/**
+ * The margin added to `position` by the balance change just before its update, if that is
+ * what the pair of events records (both carry the same sequence number).
+ */
+function addedMargin(previous: AccountEvent | undefined, event: AccountEvent, position: Position) {
+  const change = previous?.balanceChange;
+  if (
+    previous === undefined ||
+    previous.type !== "EVENT_TYPE_BALANCE_CHANGED" ||
+    previous.sequence !== event.sequence ||
+    change?.kind !== "BALANCE_CHANGE_KIND_MARGIN_RESERVED" ||
+    change.positionId !== position.id
+  ) {
+    return null;
+  }
+  return Decimal.tryParse(change.amount)?.abs() ?? null;
+}
+
+/**
+ * Describe an event for a toast; null for events that need none (their effect is shown).
+ * `previous` is the event received just before, which some events complete.
+ */
+export function describeEvent(event: AccountEvent, previous?: AccountEvent): EventMessage | null {
   const position = event.position;
   const order = event.order;
   switch (event.type) {
@@ -27,16 +54,28 @@ export function describeEvent(event: AccountEvent): EventMessage | null {
       if (position === undefined) return null;
       return {
         title: "Position opened",
-        body: `${formatSide(position.side)} ${formatQuantity(position.quantity)} ${position.symbol} at ${position.entryPrice}`,
+        body: `${formatSide(position.side)} ${formatQuantity(position.quantity)} ${position.symbol} at ${price(position.entryPrice)}`,
         tone: "info",
       };
-    case "EVENT_TYPE_POSITION_MODIFIED":
+    case "EVENT_TYPE_POSITION_MODIFIED": {
       if (position === undefined) return null;
+      const added = addedMargin(previous, event, position);
+      if (added !== null) {
+        return {
+          title: "Margin added",
+          body:
+            `+${formatMoney(added.toString())} USD to ${formatSide(position.side)} ` +
+            `${formatQuantity(position.quantity)} ${position.symbol}: margin ` +
+            `${formatMoney(position.margin)} USD, liquidation at ${price(position.liquidationPrice)}`,
+          tone: "info",
+        };
+      }
       return {
         title: "Position updated",
         body: `${formatSide(position.side)} ${formatQuantity(position.quantity)} ${position.symbol}`,
         tone: "info",
       };
+    }
     case "EVENT_TYPE_POSITION_CLOSED": {
       if (position === undefined) return null;
       const reason = position.closeReason;
@@ -51,7 +90,7 @@ export function describeEvent(event: AccountEvent): EventMessage | null {
       const pnlNegative = (position.realizedPnl ?? "").startsWith("-");
       return {
         title,
-        body: `${formatSide(position.side)} ${formatQuantity(position.quantity)} ${position.symbol} at ${position.closePrice ?? "?"}${pnlText(position.realizedPnl)}`,
+        body: `${formatSide(position.side)} ${formatQuantity(position.quantity)} ${position.symbol} at ${price(position.closePrice)}${pnlText(position.realizedPnl)}`,
         tone: reason === "CLOSE_REASON_USER" || reason === undefined ? "info" : pnlNegative ? "warning" : "success",
       };
     }
@@ -59,21 +98,21 @@ export function describeEvent(event: AccountEvent): EventMessage | null {
       if (position === undefined) return null;
       return {
         title: "Position liquidated",
-        body: `${formatSide(position.side)} ${formatQuantity(position.quantity)} ${position.symbol} at ${position.closePrice ?? "?"}${pnlText(position.realizedPnl)}`,
+        body: `${formatSide(position.side)} ${formatQuantity(position.quantity)} ${position.symbol} at ${price(position.closePrice)}${pnlText(position.realizedPnl)}`,
         tone: "danger",
       };
     case "EVENT_TYPE_ORDER_PLACED":
       if (order === undefined) return null;
       return {
         title: "Order placed",
-        body: `${formatSide(order.side)} ${formatOrderType(order.type).toLowerCase()} ${order.symbol} at ${order.triggerPrice}`,
+        body: `${formatSide(order.side)} ${formatOrderType(order.type).toLowerCase()} ${order.symbol} at ${price(order.triggerPrice)}`,
         tone: "info",
       };
     case "EVENT_TYPE_ORDER_FILLED":
       if (order === undefined) return null;
       return {
         title: "Order filled",
-        body: `${formatSide(order.side)} ${formatOrderType(order.type).toLowerCase()} ${order.symbol} at ${order.triggerPrice}`,
+        body: `${formatSide(order.side)} ${formatOrderType(order.type).toLowerCase()} ${order.symbol} at ${price(order.triggerPrice)}`,
         tone: "success",
       };
     case "EVENT_TYPE_ORDER_CANCELLED":
@@ -87,7 +126,7 @@ export function describeEvent(event: AccountEvent): EventMessage | null {
       if (order === undefined) return null;
       return {
         title: "Order expired",
-        body: `${formatSide(order.side)} ${formatOrderType(order.type).toLowerCase()} ${order.symbol} at ${order.triggerPrice}`,
+        body: `${formatSide(order.side)} ${formatOrderType(order.type).toLowerCase()} ${order.symbol} at ${price(order.triggerPrice)}`,
         tone: "warning",
       };
     case "EVENT_TYPE_ORDER_REJECTED":

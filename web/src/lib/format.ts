@@ -4,8 +4,17 @@ import { Decimal, groupThousands } from "./decimal";
 
 export const DASH = "—";
 
-/** Format money exactly with at least two fraction digits ("1234.5" -> "1,234.50"). */
+/** Format money to the cent, halves away from zero ("1234.565" -> "1,234.57"). */
 export function formatMoney(value: string | undefined | null): string {
+  const decimal = Decimal.tryParse(value);
+  if (decimal === null) {
+    return DASH;
+  }
+  return groupThousands(decimal.rescale(2, "halfUp").toString());
+}
+
+/** Format money exactly with at least two fraction digits ("1234.5" -> "1,234.50"), for hovers. */
+export function formatExactMoney(value: string | undefined | null): string {
   const decimal = Decimal.tryParse(value);
   if (decimal === null) {
     return DASH;
@@ -23,14 +32,18 @@ export function formatPercent(value: string | undefined | null): string {
   return `${groupThousands(decimal.rescale(2, "trunc").toString())}%`;
 }
 
-/** Format a signed amount with an explicit plus sign for gains. */
+/** Format a signed amount to the cent with an explicit plus sign for gains. */
 export function formatSignedMoney(value: string | undefined | null): string {
-  const decimal = Decimal.tryParse(value);
-  if (decimal === null) {
-    return DASH;
-  }
-  const text = formatMoney(value);
-  return decimal.isPositive() ? `+${text}` : text;
+  return signed(value, formatMoney(value));
+}
+
+/** The exact signed amount, for hovers. */
+export function formatExactSignedMoney(value: string | undefined | null): string {
+  return signed(value, formatExactMoney(value));
+}
+
+function signed(value: string | undefined | null, text: string): string {
+  return Decimal.tryParse(value)?.isPositive() === true ? `+${text}` : text;
 }
 
 /** Format a price with the instrument's tick precision (padding, never rounding digits away). */
@@ -43,10 +56,10 @@ export function formatPrice(value: string | undefined | null, digits: number): s
   return groupThousands(decimal.rescale(scale, "trunc").toString());
 }
 
-/** Format a quantity as given, without trailing zeros. */
+/** Format a quantity exactly, grouped, without trailing zeros ("1200.50" -> "1,200.5"). */
 export function formatQuantity(value: string | undefined | null): string {
   const decimal = Decimal.tryParse(value);
-  return decimal === null ? DASH : decimal.toPlainString();
+  return decimal === null ? DASH : groupThousands(decimal.toPlainString());
 }
 
 /** Percentage change from `from` to `to`, two decimals, rounded toward zero. */

@@ -74,4 +74,13 @@ describe("arithmetic", () => {
     expect(d("99.90898325").rescale(6, "ceil").toString()).toBe("99.908984");
     expect(d("1.5").rescale(3, "floor").toString()).toBe("1.500");
   });
+
+  it("rounds halves away from zero", () => {
+    expect(d("2.345").rescale(2, "halfUp").toString()).toBe("2.35");
+    expect(d("2.3449").rescale(2, "halfUp").toString()).toBe("2.34");
+    expect(d("-2.345").rescale(2, "halfUp").toString()).toBe("-2.35");
+    expect(d("-2.3449").rescale(2, "halfUp").toString()).toBe("-2.34");
+    expect(d("7").div(d("-2"), 0, "halfUp").toString()).toBe("-4");
+    expect(d("5").div(d("3"), 0, "halfUp").toString()).toBe("2");
+  });
 });

@@ -1,0 +1,18 @@
+import { describe, expect, it } from "vitest";
+import { marginAlert } from "../../src/lib/margin";
+
+describe("margin level alerts", () => {
+  it("warns below 100% and alarms below 50%, exactly at the edges", () => {
+    expect(marginAlert("3127.96")).toBe("none");
+    expect(marginAlert("100")).toBe("none");
+    expect(marginAlert("99.999999")).toBe("warning");
+    expect(marginAlert("50")).toBe("warning");
+    expect(marginAlert("49.999999")).toBe("danger");
+    expect(marginAlert("-5")).toBe("danger");
+  });
+
+  it("stays quiet without a level", () => {
+    expect(marginAlert(undefined)).toBe("none");
+    expect(marginAlert("")).toBe("none");
+  });
+});
