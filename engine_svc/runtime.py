@@ -28,7 +28,8 @@ from engine_svc.core.codec import CodecError, decode_command
 from engine_svc.core.engine import snapshot_digest
 from engine_svc.history import HistoryStore
 from engine_svc.instrument_set import adopt_instruments
-from engine_svc.journal import Journal
+from engine_svc.jetstream import JetStreamJournal
+from engine_svc.journal import CommandLog, Journal
 from engine_svc.prices import Freshness, TickSubscriber
 from engine_svc.recorder import Recorder, read_hint
 from engine_svc.sequencer import Applied, Sequencer, apply_logged
@@ -72,7 +73,7 @@ class EngineRuntime:
         self.db_url = db_url or database_url(settings, "engine")
         self.freshness = Freshness(config.price_stale_ms)
         self.core = Core(instruments)
-        self.journal: Journal | None = None
+        self.journal: CommandLog | None = None
         self.snapshots = SnapshotStore(self.snapshot_dir, config.fsync)
         self.snapshot_info: SnapshotInfo | None = None
         self.history = HistoryStore(create_engine(self.db_url))
@@ -97,8 +98,7 @@ class EngineRuntime:
         """Recover the state and start the background tasks (before the port opens)."""
         started = time.perf_counter()
         self.snapshot_dir.parent.mkdir(parents=True, exist_ok=True)
-        journal = Journal.open(self.journal_dir, self.config.segment_bytes, self.config.fsync)
-        self.journal = journal
+        journal = self.journal = self.open_journal()
         recorded = await self._recorded_seq()
         # The state is millions of long-lived objects: collecting while building it only
         # rescans them, and afterwards they are moved out of the collector's way for good.
@@ -179,6 +179,19 @@ class EngineRuntime:
             asyncio.create_task(self._snapshot_timer(), name="snapshot-timer"),
         ]
 
+    def open_journal(self) -> CommandLog:
+        """Open the configured journal: the replicated JetStream stream when CFD_JOURNAL_URL
+        names one, else the local segment files."""
+        config = self.config
+        if config.journal_url:
+            return JetStreamJournal.open(
+                config.journal_url,
+                config.journal_stream,
+                replicas=config.journal_replicas,
+                timeout_s=config.journal_timeout_ms / 1000,
+            )
+        return Journal.open(self.journal_dir, config.segment_bytes, config.fsync)
+
     async def _recorded_seq(self) -> int:
         hint = read_hint(self.hint_path)
         try:
@@ -191,7 +204,7 @@ class EngineRuntime:
             return hint
         return recorded
 
-    def _load_base(self, journal: Journal, recorded: int) -> tuple[Core, int]:
+    def _load_base(self, journal: CommandLog, recorded: int) -> tuple[Core, int]:
         """Return the core to replay onto and its seq.
 
         Prefer the newest snapshot at or before the recorded seq, then the empty state when the
@@ -206,7 +219,7 @@ class EngineRuntime:
         for seq, path in usable:
             if seq <= recorded and (core := self._restore(path, seq)) is not None:
                 return core, seq
-        if journal.covers(0) and (journal.segments or not usable):
+        if journal.covers(0) and (journal.segment_count or not usable):
             return Core(self.instruments), 0
         for seq, path in usable:
             if seq > recorded and (core := self._restore(path, seq)) is not None:
@@ -219,7 +232,7 @@ class EngineRuntime:
                 return core, seq
         raise RecoveryError(
             f"no usable snapshot and the journal starts at seq "
-            f"{journal.segments[0].first_seq}: cannot rebuild the state"
+            f"{journal.first_seq}: cannot rebuild the state"
         )
 
     def _restore(self, path: Path, seq: int) -> Core | None:
@@ -235,7 +248,7 @@ class EngineRuntime:
         self.snapshot_info = info
         return core
 
-    def _replay(self, journal: Journal, core: Core, base: int) -> tuple[int, list[int]]:
+    def _replay(self, journal: CommandLog, core: Core, base: int) -> tuple[int, list[int]]:
         """Apply the journal after `base`; return the last ts and pending expiries."""
         last_ts = 0
         chunk: list[Applied] = []
@@ -391,4 +404,4 @@ class EngineRuntime:
         """Return (bytes, segments) of the journal on disk."""
         if self.journal is None:
             return 0, 0
-        return self.journal.total_bytes, len(self.journal.segments)
+        return self.journal.total_bytes, self.journal.segment_count

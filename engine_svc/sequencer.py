@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from engine_svc.aio import wait_event
 from engine_svc.core import ApplyQuote, Command, Core, ExpireOrders, OrderPlaced, Result
 from engine_svc.core.codec import encode_command
-from engine_svc.journal import Journal
+from engine_svc.journal import CommandLog
 from mesh.errors import ApiError
 
 log = logging.getLogger("engine.sequencer")
@@ -44,7 +44,7 @@ class Sequencer:
     def __init__(
         self,
         core: Core,
-        journal: Journal,
+        journal: CommandLog,
         *,
         is_fresh: Callable[[str], bool],
         max_batch: int = 2048,
