@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from engine_svc.aio import wait_event
 from engine_svc.core import ApplyQuote, Command, Core, ExpireOrders, OrderPlaced, Result
 from engine_svc.core.codec import encode_command
-from engine_svc.journal import CommandLog
+from engine_svc.journal import CommandLog, JournalUnavailableError
 from mesh.errors import ApiError
 
 log = logging.getLogger("engine.sequencer")
@@ -177,12 +177,14 @@ class Sequencer:
                 await loop.run_in_executor(self._executor, self.journal.append, records)
             else:
                 self.journal.append(records)
+        except JournalUnavailableError as exc:
+            # Nothing was applied or released: refuse this batch and keep serving, so the
+            # engine resumes by itself once the journal is reachable again.
+            self._refuse(commands, waiting, "the journal is unavailable; retry shortly")
+            log.error("batch at seq %d refused: %s", commands[0].seq, exc)
+            return
         except BaseException:
-            for future in waiting:
-                if future is not None and not future.done():
-                    future.set_exception(
-                        ApiError("SERVICE_UNAVAILABLE", "the journal cannot be written")
-                    )
+            self._refuse(commands, waiting, "the journal cannot be written")
             raise
         applied: list[Applied] = []
         for command, future in zip(commands, waiting, strict=True):
@@ -204,6 +206,21 @@ class Sequencer:
                 listener(applied)
             except Exception:
                 log.exception("a batch listener failed")
+
+    def _refuse(
+        self,
+        commands: Sequence[Command],
+        waiting: Sequence[asyncio.Future[Result] | None],
+        message: str,
+    ) -> None:
+        """Fail the waiting submissions of a batch that was not journaled; an expiry it held
+        is watched again."""
+        for command in commands:
+            if isinstance(command, ExpireOrders):
+                heapq.heappush(self._expiries, command.ts)
+        for future in waiting:
+            if future is not None and not future.done():
+                future.set_exception(ApiError("SERVICE_UNAVAILABLE", message))
 
     def _fail(self, exc: BaseException) -> None:
         if isinstance(exc, asyncio.CancelledError):

@@ -21,7 +21,7 @@ from engine_svc.core import (
     Side,
 )
 from engine_svc.core.codec import decode_command
-from engine_svc.journal import Journal
+from engine_svc.journal import Journal, JournalUnavailableError
 from engine_svc.sequencer import Applied, Sequencer
 from mesh.errors import ApiError
 
@@ -193,3 +193,19 @@ async def test_a_journal_failure_fails_the_batch_and_stops_the_writer(tmp_path: 
     assert failures and isinstance(failures[0], OSError)
     with pytest.raises(ApiError):
         await rig.sequencer.submit(CreateAccount(0, 0, "u3", 1_000))
+
+
+async def test_an_unavailable_journal_refuses_the_batch_and_the_writer_resumes(
+    rig: Rig,
+) -> None:
+    last_seq = rig.core.last_seq
+    rig.journal.fail = JournalUnavailableError("no quorum")
+    with pytest.raises(ApiError) as caught:
+        await rig.sequencer.submit(CreateAccount(0, 0, "u3", 1_000))
+    assert caught.value.reason == "SERVICE_UNAVAILABLE"
+    assert not rig.core.has_account("u3")
+    assert rig.core.last_seq == last_seq
+    rig.journal.fail = None
+    result = await rig.sequencer.submit(CreateAccount(0, 0, "u3", 1_000))
+    assert result.ok and rig.core.has_account("u3")
+    assert [command.seq for command in rig.journaled()][-1] == last_seq + 1
