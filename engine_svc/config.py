@@ -37,13 +37,15 @@ class EngineConfig:
     journal_replicas: int = DEFAULT_JOURNAL_REPLICAS
     journal_timeout_ms: int = DEFAULT_JOURNAL_TIMEOUT_MS
     lease_ttl_ms: int = DEFAULT_LEASE_TTL_MS
+    # Follow the replicated journal and take the lead when it is free (`cfd engine --standby`).
+    standby: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineConfig:
         """Read CFD_PRICE_STALE_MS, CFD_SNAPSHOT_EVERY, CFD_SNAPSHOT_INTERVAL_S,
         CFD_JOURNAL_SEGMENT_BYTES, CFD_FSYNC, CFD_ENGINE_MAX_BATCH, CFD_EVENT_RING,
         CFD_JOURNAL_URL, CFD_JOURNAL_STREAM, CFD_JOURNAL_REPLICAS, CFD_JOURNAL_TIMEOUT_MS and
-        CFD_LEASE_TTL_MS."""
+        CFD_LEASE_TTL_MS and CFD_ENGINE_STANDBY."""
         env = os.environ if env is None else env
         url = env.get("CFD_JOURNAL_URL", "").strip()
         if url and not all(part.strip().startswith("nats://") for part in url.split(",")):
@@ -70,6 +72,7 @@ class EngineConfig:
                 env, "CFD_JOURNAL_TIMEOUT_MS", DEFAULT_JOURNAL_TIMEOUT_MS, 100, 600_000
             ),
             lease_ttl_ms=_int(env, "CFD_LEASE_TTL_MS", DEFAULT_LEASE_TTL_MS, 500, 600_000),
+            standby=_bool(env, "CFD_ENGINE_STANDBY", False),
         )
 
 

@@ -18,8 +18,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from engine_svc.config import EngineConfig
@@ -30,6 +32,7 @@ from engine_svc.history import HistoryStore
 from engine_svc.instrument_set import adopt_instruments
 from engine_svc.jetstream import JetStreamJournal
 from engine_svc.journal import CommandLog, Journal
+from engine_svc.leader import LeadershipError, Lease, LeaseValue
 from engine_svc.prices import Freshness, TickSubscriber
 from engine_svc.recorder import Recorder, read_hint
 from engine_svc.sequencer import Applied, Sequencer, apply_logged
@@ -91,6 +94,14 @@ class EngineRuntime:
         # Seconds the last snapshot held up the single writer (encoding the state).
         self.snapshot_stall_s = 0.0
         self._digest: tuple[int, str] = (-1, "")
+        # Replicated journal only: the lease, this engine's role, and the leader's newest
+        # snapshot digest a standby checks its state against when it reaches that seq.
+        self.lease: Lease | None = None
+        # Set by the server on SIGTERM: a standby that has not taken the lead stops waiting.
+        self.stopping = asyncio.Event()
+        self.role = "primary"
+        self._expected_digest: tuple[int, str] = (-1, "")
+        self.digest_checked_seq = 0
 
     # ------------------------------------------------------------------ start
 
@@ -152,6 +163,14 @@ class EngineRuntime:
                 }
             },
         )
+        recorder_task = asyncio.create_task(recorder.run(), name="recorder")
+        if isinstance(journal, JetStreamJournal):
+            try:
+                last_ts = max(last_ts, await self._take_lead(journal, core))
+            except BaseException:
+                recorder_task.cancel()
+                raise
+            expiries = pending_expiries(core)
         sequencer = Sequencer(
             core,
             journal,
@@ -174,10 +193,13 @@ class EngineRuntime:
         )
         self._tasks = [
             asyncio.create_task(sequencer.run(), name="sequencer"),
-            asyncio.create_task(recorder.run(), name="recorder"),
+            recorder_task,
             asyncio.create_task(self.subscriber.run(), name="ticks"),
             asyncio.create_task(self._snapshot_timer(), name="snapshot-timer"),
         ]
+        if self.lease is not None:
+            self._tasks.append(asyncio.create_task(self._keep_lead(), name="lease"))
+            await self._fence(sequencer)
 
     def open_journal(self) -> CommandLog:
         """Open the configured journal: the replicated JetStream stream when CFD_JOURNAL_URL
@@ -250,9 +272,14 @@ class EngineRuntime:
 
     def _replay(self, journal: CommandLog, core: Core, base: int) -> tuple[int, list[int]]:
         """Apply the journal after `base`; return the last ts and pending expiries."""
+        return self._apply_records(journal.read(base), core), pending_expiries(core)
+
+    def _apply_records(self, records: Iterable[tuple[int, bytes]], core: Core) -> int:
+        """Apply journal records in order, handing the results to the hub; return the last ts.
+        A digest the leader published for one of these seqs is compared on the way."""
         last_ts = 0
         chunk: list[Applied] = []
-        for seq, payload in journal.read(base):
+        for seq, payload in records:
             try:
                 command: Command = decode_command(payload)
             except CodecError as exc:
@@ -267,15 +294,11 @@ class EngineRuntime:
             if len(chunk) >= REPLAY_CHUNK:
                 self.hub.publish(chunk)
                 chunk = []
+            if seq == self._expected_digest[0]:
+                self._check_digest(core)
         if chunk:
             self.hub.publish(chunk)
-        expiries = [
-            order.expire_time
-            for account_id in list(core.accounts)
-            for order in core.list_orders(account_id)
-            if order.expire_time is not None
-        ]
-        return last_ts, expiries
+        return last_ts
 
     def state_digest(self) -> str:
         """Return the digest of the current state, computed once per seq."""
@@ -363,7 +386,115 @@ class EngineRuntime:
             return
         self.journal.delete_through(min(keep))
 
-    # ------------------------------------------------------------------ stop
+    # ------------------------------------------------------------------ leadership
+
+    def _lease_value(self) -> LeaseValue:
+        info = self.snapshot_info
+        holder = f"{socket.gethostname()}:{os.getpid()}:{self.settings.engine_port}"
+        if info is None:
+            return LeaseValue(holder)
+        return LeaseValue(holder, info.seq, info.digest)
+
+    async def _take_lead(self, journal: JetStreamJournal, core: Core) -> int:
+        """Hold the stream's lease before serving. A standby follows the stream, applying
+        every batch, until the lease is free; a primary refuses to start while another engine
+        holds it. Return the newest command ts applied."""
+        config = self.config
+        lease = Lease(
+            config.journal_url,
+            config.journal_stream,
+            self._lease_value().holder,
+            config.lease_ttl_ms / 1000,
+            config.journal_replicas,
+            config.journal_timeout_ms / 1000,
+        )
+        await lease.open()
+        self.lease = lease
+        last_ts = 0
+        announced = False
+        self.role = "standby"
+        while not await lease.acquire(self._lease_value()):
+            if self.stopping.is_set():
+                raise LeadershipError("stopped while standing by")
+            current = await lease.read()
+            if not config.standby:
+                holder = current.holder if current is not None else "another engine"
+                raise LeadershipError(
+                    f"{holder} leads the journal {journal.stream}; start this engine with "
+                    "--standby to follow it"
+                )
+            if current is not None and current.seq > core.last_seq:
+                self._expected_digest = (current.seq, current.digest)
+            if not announced:
+                announced = True
+                log.info(
+                    "standing by: %s leads the journal %s; following it from seq %d",
+                    current.holder if current is not None else "another engine",
+                    journal.stream,
+                    core.last_seq,
+                )
+            last_ts = max(last_ts, await self._follow(journal, core))
+            await asyncio.sleep(lease.ttl_s / 4)
+        # The lease is ours: nothing more can be appended but by us, so this reaches the end.
+        last_ts = max(last_ts, await self._follow(journal, core))
+        self.role = "primary"
+        log.info(
+            "leading the journal %s from seq %d; digest %s (checked against the previous "
+            "leader's at seq %d)",
+            journal.stream,
+            core.last_seq,
+            self.state_digest(),
+            self.digest_checked_seq,
+            extra={"fields": {"seq": core.last_seq, "checked_seq": self.digest_checked_seq}},
+        )
+        return last_ts
+
+    async def _follow(self, journal: JetStreamJournal, core: Core) -> int:
+        records = await asyncio.to_thread(journal.follow)
+        self.replayed += len(records)
+        self._since_snapshot += len(records)
+        return self._apply_records(records, core)
+
+    def _check_digest(self, core: Core) -> None:
+        seq, expected = self._expected_digest
+        actual = core.digest()
+        if actual != expected:
+            raise RecoveryError(
+                f"the state at seq {seq} has digest {actual}, but the leader's snapshot at that "
+                f"seq has {expected}: this engine diverged and must not lead"
+            )
+        self.digest_checked_seq = seq
+        log.info("standby state at seq %d matches the leader's digest %s", seq, expected)
+
+    async def _fence(self, sequencer: Sequencer) -> None:
+        """Append a batch at once, so a paused former leader's next publish is refused."""
+        sequencer.watch_expiry(0)
+        deadline = time.monotonic() + self.config.journal_timeout_ms / 1000 * 2
+        while sequencer.batches == 0:
+            if sequencer.failure is not None or time.monotonic() > deadline:
+                raise LeadershipError("the first batch as leader could not be appended")
+            await asyncio.sleep(0.005)
+
+    async def _keep_lead(self) -> None:
+        """Renew the lease; step down (stop writing and stop the engine) once another engine
+        holds it. While the cluster cannot be reached the engine keeps the lead it has: the
+        journal refuses its writes anyway if another engine took over."""
+        lease = self.lease
+        journal = self.journal
+        assert lease is not None and isinstance(journal, JetStreamJournal)
+        while True:
+            await asyncio.sleep(lease.ttl_s / 3)
+            try:
+                kept = await lease.renew(self._lease_value())
+            except Exception as exc:
+                log.warning("the lease could not be renewed: %s", exc)
+                continue
+            if not kept:
+                journal.fenced = True
+                self.role = "standby"
+                self._on_failure(LeadershipError("another engine took the lead"))
+                return
+
 
     def _on_failure(self, exc: BaseException) -> None:
         log.critical("the engine cannot continue: %s", exc)
@@ -393,6 +524,11 @@ class EngineRuntime:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.lease is not None:
+            with contextlib.suppress(Exception):
+                if self.role == "primary":
+                    await self.lease.release()
+                await self.lease.close()
         if self.journal is not None:
             self.journal.close()
         await self.history.engine.dispose()
@@ -405,3 +541,13 @@ class EngineRuntime:
         if self.journal is None:
             return 0, 0
         return self.journal.total_bytes, self.journal.segment_count
+
+
+def pending_expiries(core: Core) -> list[int]:
+    """Return the expiry times of the pending orders that expire."""
+    return [
+        order.expire_time
+        for account_id in list(core.accounts)
+        for order in core.list_orders(account_id)
+        if order.expire_time is not None
+    ]
