@@ -25,6 +25,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Iterator, Sequence
 from concurrent.futures import Future
+from functools import partial
 from typing import TypeVar
 
 import nats
@@ -253,14 +254,16 @@ class JetStreamJournal:
         info = await js.stream_info(self.stream)
         end = info.state.last_seq
         found: list[tuple[int, bytes]] = []
+        # Nothing is taken as read until every message is: a failure leaves the end unchanged.
+        last = self._last
         position = self._stream_seq + 1
         while position <= end:
             stop = min(end, position + READ_CHUNK - 1)
             for records in await self._chunk(position, stop):
-                found.extend((seq, payload) for seq, payload in records if seq > self._last)
-                if records[-1][0] > self._last:
-                    self._last = records[-1][0]
+                found.extend((seq, payload) for seq, payload in records if seq > last)
+                last = max(last, records[-1][0])
             position = stop + 1
+        self._last = last
         self._stream_seq = max(self._stream_seq, end)
         self._bytes, self._messages = info.state.bytes, info.state.messages
         if self._messages and self._first == 1 and info.state.first_seq > 1:
@@ -282,12 +285,52 @@ class JetStreamJournal:
             if first_seq <= self._last:
                 raise JournalError(f"seq {first_seq} does not follow {self._last}")
             blob = b"".join([frame(seq, payload) for seq, payload in records])
-            stream_seq = self._loop.call(self._publish(first_seq, blob), self.timeout_s * 2)
-            self._stream_seq = stream_seq
-            self._last = records[-1][0]
-            self._bytes += len(blob)
-            self._messages += 1
-            self.mark = DurableMark(self._last, 0, 0, True)
+            try:
+                stream_seq = self._loop.call(self._publish(first_seq, blob), self.timeout_s * 2)
+            except (TimeoutError, JournalUnavailableError) as exc:
+                message = str(exc) or f"{self.stream}: the batch at seq {first_seq} timed out"
+                settle = partial(self._settle, list(records), blob)
+                raise JournalUnavailableError(message, settle) from None
+            self._took(records, blob, stream_seq)
+
+    def _took(self, records: Sequence[tuple[int, bytes]], blob: bytes, stream_seq: int) -> None:
+        self._stream_seq = stream_seq
+        self._last = records[-1][0]
+        self._bytes += len(blob)
+        self._messages += 1
+        self.mark = DurableMark(self._last, 0, 0, True)
+
+    def _settle(self, records: Sequence[tuple[int, bytes]], blob: bytes) -> bool:
+        """Return whether the unacknowledged batch `blob` was stored after all (it is then
+        taken as appended); raise JournalFencedError when another writer appended instead."""
+        with self._lock:
+            try:
+                stored = self._loop.call(self._stored_next(), self.timeout_s * 2)
+            except (TimeoutError, nats.errors.Error, JournalError) as exc:
+                raise JournalUnavailableError(
+                    f"{self.stream}: cannot tell yet whether the refused batch was stored: {exc}",
+                    partial(self._settle, records, blob),
+                ) from None
+            if stored is None:
+                return False
+            if stored != blob:
+                self.fenced = True
+                raise JournalFencedError(
+                    f"{self.stream}: another engine appended after stream seq "
+                    f"{self._stream_seq}; this engine lost the lead and stops writing"
+                )
+            self._took(records, blob, self._stream_seq + 1)
+            return True
+
+    async def _stored_next(self) -> bytes | None:
+        """Return the message after the last one this writer knows, None if there is none."""
+        js = self._js
+        assert js is not None
+        info = await js.stream_info(self.stream)
+        if info.state.last_seq <= self._stream_seq:
+            return None
+        message = await js.get_msg(self.stream, self._stream_seq + 1)
+        return message.data or b""
 
     async def _publish(self, first_seq: int, blob: bytes) -> int:
         js = self._js
@@ -303,7 +346,9 @@ class JetStreamJournal:
                     f"{self._stream_seq}; this engine lost the lead and stops writing"
                 ) from None
             raise JournalUnavailableError(f"{self.stream}: publish refused: {exc}") from None
-        except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        except (nats.errors.Error, TimeoutError):
+            # No acknowledgement (no quorum, no stream leader yet, connection lost): the batch
+            # may or may not be stored; the expected-seq condition settles it on the next one.
             raise JournalUnavailableError(
                 f"{self.stream}: the batch at seq {first_seq} was not acknowledged within "
                 f"{self.timeout_s}s (no quorum?); nothing of it was released"

@@ -48,7 +48,7 @@ import struct
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -73,8 +73,18 @@ class JournalError(RuntimeError):
 
 
 class JournalUnavailableError(JournalError):
-    """The batch could not be made durable now (a replicated journal without quorum); none of
-    it was acknowledged and later batches may succeed."""
+    """The batch was not acknowledged now (a replicated journal without quorum): none of it may
+    be released, though it may have been stored. `settle`, called before the next append,
+    returns whether it was stored (it must then be applied first), or raises again while
+    that cannot be known yet."""
+
+    def __init__(self, message: str, settle: Callable[[], bool] | None = None) -> None:
+        super().__init__(message)
+        self.settle = settle if settle is not None else _never_stored
+
+
+def _never_stored() -> bool:
+    return False
 
 
 class JournalCorruptError(JournalError):

@@ -94,13 +94,19 @@ class Lease:
             raise LeadershipError("the lease is not open")
         return self._kv
 
-    async def read(self) -> LeaseValue | None:
-        """Return the current holder's value, None when nobody holds the lease."""
+    async def _entry(self) -> tuple[LeaseValue, int] | None:
         try:
             entry = await self.kv.get(KEY)
         except nats.js.errors.NotFoundError:
             return None
-        return LeaseValue.decode(entry.value) if entry.value else None
+        if not entry.value or entry.revision is None:
+            return None
+        return LeaseValue.decode(entry.value), entry.revision
+
+    async def read(self) -> LeaseValue | None:
+        """Return the current holder's value, None when nobody holds the lease."""
+        found = await self._entry()
+        return None if found is None else found[0]
 
     async def acquire(self, value: LeaseValue) -> bool:
         """Take the lease if nobody holds it; return whether this engine now holds it."""
@@ -111,17 +117,24 @@ class Lease:
         return True
 
     async def renew(self, value: LeaseValue) -> bool:
-        """Extend the lease; return False when another engine holds it. A lease that expired
-        with nobody taking it is taken again (the journal still fences a writer that lost the
-        stream in between). Errors of an unreachable cluster propagate."""
+        """Extend the lease; return False only when another engine holds it. A lease that
+        expired with nobody taking it is taken again (the journal still fences a writer that
+        lost the stream in between). Errors of an unreachable cluster propagate: they say
+        nothing about who leads."""
         try:
             self.revision = await self.kv.update(KEY, value.encode(), last=self.revision)
             return True
         except nats.js.errors.KeyWrongLastSequenceError:
-            current = await self.read()
-            if current is not None:
-                return False
+            pass
+        found = await self._entry()
+        if found is None:
             return await self.acquire(value)
+        current, revision = found
+        if current.holder != self.holder:
+            return False
+        # Our own entry under another revision (an answer lost in a fail-over of the bucket).
+        self.revision = await self.kv.update(KEY, value.encode(), last=revision)
+        return True
 
     async def release(self) -> None:
         """Give the lease up (a clean stop), so a standby takes over without waiting."""

@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import nats.errors
+
 from engine_svc.config import EngineConfig
 from engine_svc.core import Command, Core, Instrument
 from engine_svc.core.codec import CodecError, decode_command
@@ -31,7 +33,7 @@ from engine_svc.core.engine import snapshot_digest
 from engine_svc.history import HistoryStore
 from engine_svc.instrument_set import adopt_instruments
 from engine_svc.jetstream import JetStreamJournal
-from engine_svc.journal import CommandLog, Journal
+from engine_svc.journal import CommandLog, Journal, JournalError
 from engine_svc.leader import LeadershipError, Lease, LeaseValue
 from engine_svc.prices import Freshness, TickSubscriber
 from engine_svc.recorder import Recorder, read_hint
@@ -413,10 +415,15 @@ class EngineRuntime:
         last_ts = 0
         announced = False
         self.role = "standby"
-        while not await lease.acquire(self._lease_value()):
+        while not await self._try_lease(lease):
             if self.stopping.is_set():
                 raise LeadershipError("stopped while standing by")
-            current = await lease.read()
+            try:
+                current = await lease.read()
+            except Exception as exc:
+                log.warning("standing by: the lease cannot be read: %s", exc)
+                await asyncio.sleep(lease.ttl_s / 4)
+                continue
             if not config.standby:
                 holder = current.holder if current is not None else "another engine"
                 raise LeadershipError(
@@ -449,8 +456,19 @@ class EngineRuntime:
         )
         return last_ts
 
+    async def _try_lease(self, lease: Lease) -> bool:
+        try:
+            return await lease.acquire(self._lease_value())
+        except Exception as exc:
+            log.warning("the lease cannot be taken now: %s", exc)
+            return False
+
     async def _follow(self, journal: JetStreamJournal, core: Core) -> int:
-        records = await asyncio.to_thread(journal.follow)
+        try:
+            records = await asyncio.to_thread(journal.follow)
+        except (JournalError, nats.errors.Error, TimeoutError) as exc:
+            log.warning("the journal cannot be followed now: %s", exc)
+            return 0
         self.replayed += len(records)
         self._since_snapshot += len(records)
         return self._apply_records(records, core)
