@@ -77,6 +77,7 @@ class NatsCluster:
     """Three JetStream servers routed to one another on loopback."""
 
     def __init__(self, root: Path, size: int = 3) -> None:
+        root.mkdir(parents=True, exist_ok=True)
         self.nodes = [NatsNode(f"n{index}", root) for index in range(size)]
 
     @property
