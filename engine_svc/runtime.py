@@ -470,8 +470,12 @@ class EngineRuntime:
             log.warning("the journal cannot be followed now: %s", exc)
             return 0
         self.replayed += len(records)
+        last_ts = self._apply_records(records, core)
+        # A standby snapshots as the leader does, so its own restart replays little.
         self._since_snapshot += len(records)
-        return self._apply_records(records, core)
+        if self._since_snapshot >= self.config.snapshot_every:
+            self.request_snapshot()
+        return last_ts
 
     def _check_digest(self, core: Core) -> None:
         seq, expected = self._expected_digest

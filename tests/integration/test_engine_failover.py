@@ -195,6 +195,8 @@ async def test_a_standby_takes_over_a_killed_primary_with_every_acknowledged_ord
     ]
     await poll(lambda: _acked(ledger, 40))
     await poll(lambda: _logged(standby, "matches the leader's digest"), limit_s=10)
+    # It snapshots while it follows, so that its own restart would replay little.
+    await poll(lambda: _logged(standby, "snapshot at seq"), limit_s=10)
     primary.process.send_signal(signal.SIGKILL)
     primary.process.wait(10)
     killed_at = time.monotonic()
