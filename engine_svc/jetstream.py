@@ -301,36 +301,22 @@ class JetStreamJournal:
         self.mark = DurableMark(self._last, 0, 0, True)
 
     def _settle(self, records: Sequence[tuple[int, bytes]], blob: bytes) -> bool:
-        """Return whether the unacknowledged batch `blob` was stored after all (it is then
-        taken as appended); raise JournalFencedError when another writer appended instead."""
+        """Publish the unacknowledged batch `blob` again, under the same condition: it is
+        stored once either way (a copy already there is recognised). Return True once it is
+        in the stream; raise JournalUnavailableError while that cannot be done, and
+        JournalFencedError when another writer appended instead."""
         with self._lock:
             try:
-                stored = self._loop.call(self._stored_next(), self.timeout_s * 2)
-            except (TimeoutError, nats.errors.Error, JournalError) as exc:
-                raise JournalUnavailableError(
-                    f"{self.stream}: cannot tell yet whether the refused batch was stored: {exc}",
-                    partial(self._settle, records, blob),
-                ) from None
-            if stored is None:
-                return False
-            if stored != blob:
-                self.fenced = True
-                raise JournalFencedError(
-                    f"{self.stream}: another engine appended after stream seq "
-                    f"{self._stream_seq}; this engine lost the lead and stops writing"
+                stream_seq = self._loop.call(
+                    self._publish(records[0][0], blob), self.timeout_s * 2
                 )
-            self._took(records, blob, self._stream_seq + 1)
+            except (TimeoutError, JournalUnavailableError) as exc:
+                message = str(exc) or f"{self.stream}: the refused batch is still unsettled"
+                raise JournalUnavailableError(
+                    message, partial(self._settle, records, blob)
+                ) from None
+            self._took(records, blob, stream_seq)
             return True
-
-    async def _stored_next(self) -> bytes | None:
-        """Return the message after the last one this writer knows, None if there is none."""
-        js = self._js
-        assert js is not None
-        info = await js.stream_info(self.stream)
-        if info.state.last_seq <= self._stream_seq:
-            return None
-        message = await js.get_msg(self.stream, self._stream_seq + 1)
-        return message.data or b""
 
     async def _publish(self, first_seq: int, blob: bytes) -> int:
         js = self._js
@@ -340,11 +326,7 @@ class JetStreamJournal:
             ack = await js.publish(self.subject, blob, timeout=self.timeout_s, headers=headers)
         except nats.js.errors.APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
-                self.fenced = True
-                raise JournalFencedError(
-                    f"{self.stream}: another engine appended after stream seq "
-                    f"{self._stream_seq}; this engine lost the lead and stops writing"
-                ) from None
+                return await self._after_conflict(blob)
             raise JournalUnavailableError(f"{self.stream}: publish refused: {exc}") from None
         except (nats.errors.Error, TimeoutError):
             # No acknowledgement (no quorum, no stream leader yet, connection lost): the batch
@@ -360,6 +342,28 @@ class JetStreamJournal:
                 f"{self._stream_seq + 1}; this engine stops writing"
             )
         return ack.seq
+
+    async def _after_conflict(self, blob: bytes) -> int:
+        """Resolve a publish refused because the stream holds more than this writer knows:
+        its own earlier copy of `blob` (return its stream seq), another writer's message
+        (fenced), or, from a leader cut off from its replicas, nothing readable yet."""
+        js = self._js
+        assert js is not None
+        expected = self._stream_seq + 1
+        try:
+            message = await js.get_msg(self.stream, expected)
+        except (nats.errors.Error, TimeoutError) as exc:
+            raise JournalUnavailableError(
+                f"{self.stream}: the stream is past seq {self._stream_seq} but message "
+                f"{expected} cannot be read yet ({exc})"
+            ) from None
+        if message.data == blob:
+            return expected
+        self.fenced = True
+        raise JournalFencedError(
+            f"{self.stream}: another engine appended after stream seq {self._stream_seq}; "
+            "this engine lost the lead and stops writing"
+        )
 
     def delete_through(self, seq: int) -> int:
         """Delete nothing: the stream is the history standbys replay; its limits bound it."""

@@ -75,8 +75,8 @@ class JournalError(RuntimeError):
 class JournalUnavailableError(JournalError):
     """The batch was not acknowledged now (a replicated journal without quorum): none of it may
     be released, though it may have been stored. `settle`, called before the next append,
-    returns whether it was stored (it must then be applied first), or raises again while
-    that cannot be known yet."""
+    returns whether the batch is now stored (it must then be applied first) or was dropped,
+    or raises again while neither can be done yet."""
 
     def __init__(self, message: str, settle: Callable[[], bool] | None = None) -> None:
         super().__init__(message)

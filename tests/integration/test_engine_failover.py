@@ -107,7 +107,7 @@ class Ledger:
     refused: int = 0
 
 
-async def _open(client: Client, user: str, key: str) -> str:
+async def _open(client: Client, user: str, key: str, deadline_s: float = 3) -> str:
     reply = await client.trading.OpenPosition(
         trading_pb2.OpenPositionRequest(
             symbol="BTCUSD",
@@ -117,7 +117,7 @@ async def _open(client: Client, user: str, key: str) -> str:
             client_order_id=key,
         ),
         metadata=client.auth(user),
-        timeout=3,
+        timeout=deadline_s,
     )
     position_id: str = reply.position.id
     return position_id
@@ -330,7 +330,8 @@ async def test_without_a_majority_writes_are_refused_and_resume_when_it_returns(
             node.stop(signal.SIGKILL)
         for number in range(3):
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await _open(client, "ann", f"during-{number}")
+                # Long enough for the engine's own refusal (CFD_JOURNAL_TIMEOUT_MS) to arrive.
+                await _open(client, "ann", f"during-{number}", deadline_s=15)
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         assert primary.process.poll() is None
         for node in stopped:
