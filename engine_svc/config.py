@@ -14,6 +14,10 @@ DEFAULT_SNAPSHOT_INTERVAL_S = 300
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_BATCH = 2048
 DEFAULT_EVENT_RING = 4096
+DEFAULT_JOURNAL_STREAM = "CFD_ENGINE"
+DEFAULT_JOURNAL_REPLICAS = 3
+DEFAULT_JOURNAL_TIMEOUT_MS = 5_000
+DEFAULT_LEASE_TTL_MS = 3_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +31,28 @@ class EngineConfig:
     fsync: bool = True
     max_batch: int = DEFAULT_MAX_BATCH
     event_ring: int = DEFAULT_EVENT_RING
+    # Empty: the local file journal; nats://host:port[,nats://...]: the replicated one.
+    journal_url: str = ""
+    journal_stream: str = DEFAULT_JOURNAL_STREAM
+    journal_replicas: int = DEFAULT_JOURNAL_REPLICAS
+    journal_timeout_ms: int = DEFAULT_JOURNAL_TIMEOUT_MS
+    lease_ttl_ms: int = DEFAULT_LEASE_TTL_MS
+    # Follow the replicated journal and take the lead when it is free (`cfd engine --standby`).
+    standby: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineConfig:
         """Read CFD_PRICE_STALE_MS, CFD_SNAPSHOT_EVERY, CFD_SNAPSHOT_INTERVAL_S,
-        CFD_JOURNAL_SEGMENT_BYTES, CFD_FSYNC, CFD_ENGINE_MAX_BATCH and CFD_EVENT_RING."""
+        CFD_JOURNAL_SEGMENT_BYTES, CFD_FSYNC, CFD_ENGINE_MAX_BATCH, CFD_EVENT_RING,
+        CFD_JOURNAL_URL, CFD_JOURNAL_STREAM, CFD_JOURNAL_REPLICAS, CFD_JOURNAL_TIMEOUT_MS and
+        CFD_LEASE_TTL_MS and CFD_ENGINE_STANDBY."""
         env = os.environ if env is None else env
+        url = env.get("CFD_JOURNAL_URL", "").strip()
+        if url and not all(part.strip().startswith("nats://") for part in url.split(",")):
+            raise ConfigError(f"CFD_JOURNAL_URL={url!r} must be nats://host:port[,nats://...]")
+        stream = env.get("CFD_JOURNAL_STREAM", "").strip() or DEFAULT_JOURNAL_STREAM
+        if not stream.replace("_", "").isalnum() or not stream.isascii():
+            raise ConfigError(f"CFD_JOURNAL_STREAM={stream!r} must be letters, digits and _")
         return cls(
             price_stale_ms=_int(env, "CFD_PRICE_STALE_MS", DEFAULT_PRICE_STALE_MS, 1, 86_400_000),
             snapshot_every=_int(env, "CFD_SNAPSHOT_EVERY", DEFAULT_SNAPSHOT_EVERY, 1, 10**12),
@@ -45,6 +65,14 @@ class EngineConfig:
             fsync=_bool(env, "CFD_FSYNC", True),
             max_batch=_int(env, "CFD_ENGINE_MAX_BATCH", DEFAULT_MAX_BATCH, 1, 1_000_000),
             event_ring=_int(env, "CFD_EVENT_RING", DEFAULT_EVENT_RING, 1, 10_000_000),
+            journal_url=url,
+            journal_stream=stream,
+            journal_replicas=_int(env, "CFD_JOURNAL_REPLICAS", DEFAULT_JOURNAL_REPLICAS, 1, 5),
+            journal_timeout_ms=_int(
+                env, "CFD_JOURNAL_TIMEOUT_MS", DEFAULT_JOURNAL_TIMEOUT_MS, 100, 600_000
+            ),
+            lease_ttl_ms=_int(env, "CFD_LEASE_TTL_MS", DEFAULT_LEASE_TTL_MS, 500, 600_000),
+            standby=_bool(env, "CFD_ENGINE_STANDBY", False),
         )
 
 

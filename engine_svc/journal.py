@@ -48,9 +48,10 @@ import struct
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger("engine.journal")
 
@@ -69,6 +70,21 @@ RECOVER_HINT = "run `cfd engine recover` to see what is lost and how to go on"
 
 class JournalError(RuntimeError):
     """The journal cannot be opened or written safely."""
+
+
+class JournalUnavailableError(JournalError):
+    """The batch was not acknowledged now (a replicated journal without quorum): none of it may
+    be released, though it may have been stored. `settle`, called before the next append,
+    returns whether the batch is now stored (it must then be applied first) or was dropped,
+    or raises again while neither can be done yet."""
+
+    def __init__(self, message: str, settle: Callable[[], bool] | None = None) -> None:
+        super().__init__(message)
+        self.settle = settle if settle is not None else _never_stored
+
+
+def _never_stored() -> bool:
+    return False
 
 
 class JournalCorruptError(JournalError):
@@ -269,6 +285,47 @@ def scan(data: bytes, after_seq: int) -> tuple[list[tuple[int, bytes]], int, int
     return records, last, offset, ""
 
 
+class CommandLog(Protocol):
+    """What the engine needs of a journal: the file journal here, or the replicated one in
+    `engine_svc.jetstream`."""
+
+    # Whether `append` blocks (and the sequencer runs it off the event loop).
+    fsync: bool
+    # How far the journal is known to be durable, a witness start-up checks; None if unknown.
+    mark: DurableMark | None
+
+    @property
+    def last_seq(self) -> int:
+        """Return the seq of the newest record, 0 when the journal is empty."""
+
+    @property
+    def first_seq(self) -> int:
+        """Return the seq of the oldest record held, 1 when the journal holds none."""
+
+    @property
+    def segment_count(self) -> int:
+        """Return how many units of storage (segment files, streams) hold records."""
+
+    @property
+    def total_bytes(self) -> int:
+        """Return the bytes the journal holds."""
+
+    def read(self, after_seq: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Yield (seq, payload) of every record with a seq above `after_seq`, in order."""
+
+    def covers(self, after_seq: int) -> bool:
+        """Return whether every record after `after_seq` is still held."""
+
+    def append(self, records: Sequence[tuple[int, bytes]]) -> None:
+        """Make the records (seq, payload) durable before returning."""
+
+    def delete_through(self, seq: int) -> int:
+        """Delete what no recovery needs at or below `seq`; return how many units went."""
+
+    def close(self) -> None:
+        """Release the journal."""
+
+
 class Journal:
     """The engine's write-ahead log of commands; `append` is durable when it returns."""
 
@@ -305,6 +362,16 @@ class Journal:
     def last_seq(self) -> int:
         """Return the seq of the newest record, 0 when the journal is empty."""
         return _last_seq(self.segments)
+
+    @property
+    def first_seq(self) -> int:
+        """Return the first seq of the oldest segment, 1 when there is none."""
+        return self.segments[0].first_seq if self.segments else 1
+
+    @property
+    def segment_count(self) -> int:
+        """Return how many segment files the journal has."""
+        return len(self.segments)
 
     @property
     def total_bytes(self) -> int:

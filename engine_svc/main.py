@@ -9,6 +9,7 @@ from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading
 from engine_svc.config import EngineConfig
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
 from engine_svc.journal import JournalError
+from engine_svc.leader import LeadershipError
 from engine_svc.metrics import COLLECTOR
 from engine_svc.port import EnginePort
 from engine_svc.runtime import EngineRuntime, RecoveryError
@@ -55,7 +56,9 @@ async def run(
     """Serve the engine until SIGTERM/SIGINT or `stop`; stop early when the journal or a
     committed-batch consumer fails."""
     runtime = runtime or EngineRuntime(settings, config)
-    stop = stop or asyncio.Event()
+    if stop is not None:
+        runtime.stopping = stop
+    stop = runtime.stopping
 
     async def stop_on_failure() -> None:
         await runtime.failed.wait()
@@ -122,6 +125,7 @@ async def main(settings: Settings) -> None:
         InstrumentChangeError,
         SchemaVersionError,
         JournalError,
+        LeadershipError,
         RecoveryError,
         LostCommandsError,
     ) as exc:

@@ -18,10 +18,14 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import socket
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import nats.errors
 
 from engine_svc.config import EngineConfig
 from engine_svc.core import Command, Core, Instrument
@@ -29,7 +33,9 @@ from engine_svc.core.codec import CodecError, decode_command
 from engine_svc.core.engine import snapshot_digest
 from engine_svc.history import HistoryStore
 from engine_svc.instrument_set import adopt_instruments
-from engine_svc.journal import Journal
+from engine_svc.jetstream import JetStreamJournal
+from engine_svc.journal import CommandLog, Journal, JournalError
+from engine_svc.leader import LeadershipError, Lease, LeaseValue
 from engine_svc.metrics import SNAPSHOT_SECONDS
 from engine_svc.pipeline import CommittedBatch, CommittedBatches
 from engine_svc.prices import Freshness, TickSubscriber
@@ -75,7 +81,7 @@ class EngineRuntime:
         self.db_url = db_url or database_url(settings, "engine")
         self.freshness = Freshness(config.price_stale_ms)
         self.core = Core(instruments)
-        self.journal: Journal | None = None
+        self.journal: CommandLog | None = None
         self.snapshots = SnapshotStore(self.snapshot_dir, config.fsync)
         self.snapshot_info: SnapshotInfo | None = None
         self.history = HistoryStore(create_engine(self.db_url))
@@ -95,6 +101,14 @@ class EngineRuntime:
         # Seconds the last snapshot held up the single writer (encoding the state).
         self.snapshot_stall_s = 0.0
         self._digest: tuple[int, str] = (-1, "")
+        # Replicated journal only: the lease, this engine's role, and the leader's newest
+        # snapshot digest a standby checks its state against when it reaches that seq.
+        self.lease: Lease | None = None
+        # Set by the server on SIGTERM: a standby that has not taken the lead stops waiting.
+        self.stopping = asyncio.Event()
+        self.role = "primary"
+        self._expected_digest: tuple[int, str] = (-1, "")
+        self.digest_checked_seq = 0
 
     # ------------------------------------------------------------------ start
 
@@ -102,8 +116,7 @@ class EngineRuntime:
         """Recover the state and start the background tasks (before the port opens)."""
         started = time.perf_counter()
         self.snapshot_dir.parent.mkdir(parents=True, exist_ok=True)
-        journal = Journal.open(self.journal_dir, self.config.segment_bytes, self.config.fsync)
-        self.journal = journal
+        journal = self.journal = self.open_journal()
         recorded = await self._recorded_seq()
         # The state is millions of long-lived objects: collecting while building it only
         # rescans them, and afterwards they are moved out of the collector's way for good.
@@ -151,15 +164,30 @@ class EngineRuntime:
                 }
             },
         )
+        if isinstance(journal, JetStreamJournal):
+            # The recorder keeps up while a standby follows the stream.
+            following = asyncio.create_task(dict(loops)["recorder"](), name="recorder")
+            try:
+                last_ts = max(last_ts, await self._take_lead(journal, core))
+            except BaseException:
+                following.cancel()
+                raise
+            expiries = pending_expiries(core)
+            loops = [(name, loop) for name, loop in loops if name != "recorder"]
+            # Set only now: while following, the snapshot trigger leaves counting to `_follow`.
+            self._tasks = [following]
         sequencer.last_ts = last_ts
         for expire in expiries:
             sequencer.watch_expiry(expire)
         # Calls reach the sequencer only from here on, with the state fully recovered.
         self.sequencer = sequencer
-        self._tasks = [asyncio.create_task(loop(), name=name) for name, loop in loops]
+        self._tasks += [asyncio.create_task(loop(), name=name) for name, loop in loops]
+        if self.lease is not None:
+            self._tasks.append(asyncio.create_task(self._keep_lead(), name="lease"))
+            await self._fence(sequencer)
 
     def _wire(
-        self, core: Core, journal: Journal, base: int, recorded: int
+        self, core: Core, journal: CommandLog, base: int, recorded: int
     ) -> tuple[Sequencer, list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]]:
         """Wire the engine's pipeline around the recovered core, in the order a command flows.
 
@@ -203,6 +231,19 @@ class EngineRuntime:
             ("snapshot-timer", self._snapshot_timer),
         ]
 
+    def open_journal(self) -> CommandLog:
+        """Open the configured journal: the replicated JetStream stream when CFD_JOURNAL_URL
+        names one, else the local segment files."""
+        config = self.config
+        if config.journal_url:
+            return JetStreamJournal.open(
+                config.journal_url,
+                config.journal_stream,
+                replicas=config.journal_replicas,
+                timeout_s=config.journal_timeout_ms / 1000,
+            )
+        return Journal.open(self.journal_dir, config.segment_bytes, config.fsync)
+
     async def _recorded_seq(self) -> int:
         hint = read_hint(self.hint_path)
         try:
@@ -215,7 +256,7 @@ class EngineRuntime:
             return hint
         return recorded
 
-    def _load_base(self, journal: Journal, recorded: int) -> tuple[Core, int]:
+    def _load_base(self, journal: CommandLog, recorded: int) -> tuple[Core, int]:
         """Return the core to replay onto and its seq.
 
         Prefer the newest snapshot at or before the recorded seq, then the empty state when the
@@ -230,7 +271,7 @@ class EngineRuntime:
         for seq, path in usable:
             if seq <= recorded and (core := self._restore(path, seq)) is not None:
                 return core, seq
-        if journal.covers(0) and (journal.segments or not usable):
+        if journal.covers(0) and (journal.segment_count or not usable):
             return Core(self.instruments), 0
         for seq, path in usable:
             if seq > recorded and (core := self._restore(path, seq)) is not None:
@@ -243,7 +284,7 @@ class EngineRuntime:
                 return core, seq
         raise RecoveryError(
             f"no usable snapshot and the journal starts at seq "
-            f"{journal.segments[0].first_seq}: cannot rebuild the state"
+            f"{journal.first_seq}: cannot rebuild the state"
         )
 
     def _restore(self, path: Path, seq: int) -> Core | None:
@@ -259,11 +300,16 @@ class EngineRuntime:
         self.snapshot_info = info
         return core
 
-    def _replay(self, journal: Journal, core: Core, base: int) -> tuple[int, list[int]]:
+    def _replay(self, journal: CommandLog, core: Core, base: int) -> tuple[int, list[int]]:
         """Apply the journal after `base`; return the last ts and pending expiries."""
+        return self._apply_records(journal.read(base), core), pending_expiries(core)
+
+    def _apply_records(self, records: Iterable[tuple[int, bytes]], core: Core) -> int:
+        """Apply journal records in order, handing the results to the hub; return the last ts.
+        A digest the leader published for one of these seqs is compared on the way."""
         last_ts = 0
         chunk: list[Applied] = []
-        for seq, payload in journal.read(base):
+        for seq, payload in records:
             try:
                 command: Command = decode_command(payload)
             except CodecError as exc:
@@ -278,15 +324,11 @@ class EngineRuntime:
             if len(chunk) >= REPLAY_CHUNK:
                 self.committed(chunk)
                 chunk = []
+            if seq == self._expected_digest[0]:
+                self._check_digest(core)
         if chunk:
             self.committed(chunk)
-        expiries = [
-            order.expire_time
-            for account_id in list(core.accounts)
-            for order in core.list_orders(account_id)
-            if order.expire_time is not None
-        ]
-        return last_ts, expiries
+        return last_ts
 
     def state_digest(self) -> str:
         """Return the digest of the current state, computed once per seq."""
@@ -378,7 +420,135 @@ class EngineRuntime:
             return
         self.journal.delete_through(min(keep))
 
-    # ------------------------------------------------------------------ stop
+    # ------------------------------------------------------------------ leadership
+
+    def _lease_value(self) -> LeaseValue:
+        info = self.snapshot_info
+        holder = f"{socket.gethostname()}:{os.getpid()}:{self.settings.engine_port}"
+        if info is None:
+            return LeaseValue(holder)
+        return LeaseValue(holder, info.seq, info.digest)
+
+    async def _take_lead(self, journal: JetStreamJournal, core: Core) -> int:
+        """Hold the stream's lease before serving. A standby follows the stream, applying
+        every batch, until the lease is free; a primary refuses to start while another engine
+        holds it. Return the newest command ts applied."""
+        config = self.config
+        lease = Lease(
+            config.journal_url,
+            config.journal_stream,
+            self._lease_value().holder,
+            config.lease_ttl_ms / 1000,
+            config.journal_replicas,
+            config.journal_timeout_ms / 1000,
+        )
+        await lease.open()
+        self.lease = lease
+        last_ts = 0
+        announced = False
+        self.role = "standby"
+        while not await self._try_lease(lease):
+            if self.stopping.is_set():
+                raise LeadershipError("stopped while standing by")
+            try:
+                current = await lease.read()
+            except Exception as exc:
+                log.warning("standing by: the lease cannot be read: %s", exc)
+                await asyncio.sleep(lease.ttl_s / 4)
+                continue
+            if not config.standby:
+                holder = current.holder if current is not None else "another engine"
+                raise LeadershipError(
+                    f"{holder} leads the journal {journal.stream}; start this engine with "
+                    "--standby to follow it"
+                )
+            if current is not None and current.seq > core.last_seq:
+                self._expected_digest = (current.seq, current.digest)
+            if not announced:
+                announced = True
+                log.info(
+                    "standing by: %s leads the journal %s; following it from seq %d",
+                    current.holder if current is not None else "another engine",
+                    journal.stream,
+                    core.last_seq,
+                )
+            last_ts = max(last_ts, await self._follow(journal, core))
+            await asyncio.sleep(lease.ttl_s / 4)
+        # The lease is ours: nothing more can be appended but by us, so this reaches the end.
+        last_ts = max(last_ts, await self._follow(journal, core))
+        self.role = "primary"
+        log.info(
+            "leading the journal %s from seq %d; digest %s (checked against the previous "
+            "leader's at seq %d)",
+            journal.stream,
+            core.last_seq,
+            self.state_digest(),
+            self.digest_checked_seq,
+            extra={"fields": {"seq": core.last_seq, "checked_seq": self.digest_checked_seq}},
+        )
+        return last_ts
+
+    async def _try_lease(self, lease: Lease) -> bool:
+        try:
+            return await lease.acquire(self._lease_value())
+        except Exception as exc:
+            log.warning("the lease cannot be taken now: %s", exc)
+            return False
+
+    async def _follow(self, journal: JetStreamJournal, core: Core) -> int:
+        try:
+            records = await asyncio.to_thread(journal.follow)
+        except (JournalError, nats.errors.Error, TimeoutError) as exc:
+            log.warning("the journal cannot be followed now: %s", exc)
+            return 0
+        self.replayed += len(records)
+        last_ts = self._apply_records(records, core)
+        # A standby snapshots as the leader does, so its own restart replays little.
+        self._since_snapshot += len(records)
+        if self._since_snapshot >= self.config.snapshot_every:
+            self.request_snapshot()
+        return last_ts
+
+    def _check_digest(self, core: Core) -> None:
+        seq, expected = self._expected_digest
+        actual = core.digest()
+        if actual != expected:
+            raise RecoveryError(
+                f"the state at seq {seq} has digest {actual}, but the leader's snapshot at that "
+                f"seq has {expected}: this engine diverged and must not lead"
+            )
+        self.digest_checked_seq = seq
+        log.info("standby state at seq %d matches the leader's digest %s", seq, expected)
+
+    async def _fence(self, sequencer: Sequencer) -> None:
+        """Append a batch at once, so a paused former leader's next publish is refused."""
+        sequencer.watch_expiry(0)
+        deadline = time.monotonic() + self.config.journal_timeout_ms / 1000 * 2
+        while sequencer.batches == 0:
+            if sequencer.failure is not None or time.monotonic() > deadline:
+                raise LeadershipError("the first batch as leader could not be appended")
+            await asyncio.sleep(0.005)
+
+    async def _keep_lead(self) -> None:
+        """Renew the lease; step down (stop writing and stop the engine) once another engine
+        holds it. While the cluster cannot be reached the engine keeps the lead it has: the
+        journal refuses its writes anyway if another engine took over."""
+        lease = self.lease
+        journal = self.journal
+        assert lease is not None and isinstance(journal, JetStreamJournal)
+        while True:
+            await asyncio.sleep(lease.ttl_s / 3)
+            try:
+                kept = await lease.renew(self._lease_value())
+            except Exception as exc:
+                log.warning("the lease could not be renewed: %s", exc)
+                continue
+            if not kept:
+                journal.fenced = True
+                self.role = "standby"
+                self._on_failure(LeadershipError("another engine took the lead"))
+                return
+
 
     def _on_journal_failure(self, exc: BaseException) -> None:
         self._on_failure(RuntimeError(f"the journal could not be written: {exc}"))
@@ -420,6 +590,11 @@ class EngineRuntime:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.lease is not None:
+            with contextlib.suppress(Exception):
+                if self.role == "primary":
+                    await self.lease.release()
+                await self.lease.close()
         if self.journal is not None:
             self.journal.close()
         await self.history.engine.dispose()
@@ -431,4 +606,14 @@ class EngineRuntime:
         """Return (bytes, segments) of the journal on disk."""
         if self.journal is None:
             return 0, 0
-        return self.journal.total_bytes, len(self.journal.segments)
+        return self.journal.total_bytes, self.journal.segment_count
+
+
+def pending_expiries(core: Core) -> list[int]:
+    """Return the expiry times of the pending orders that expire."""
+    return [
+        order.expire_time
+        for account_id in list(core.accounts)
+        for order in core.list_orders(account_id)
+        if order.expire_time is not None
+    ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from engine_svc.core import ApplyQuote, Command, Core, ExpireOrders, OrderPlaced, Result
 from engine_svc.core.codec import encode_command
-from engine_svc.journal import Journal
+from engine_svc.journal import CommandLog, JournalUnavailableError
 from mesh.aio import wait_event
 from mesh.errors import ApiError
 
@@ -44,7 +44,7 @@ class Sequencer:
     def __init__(
         self,
         core: Core,
-        journal: Journal,
+        journal: CommandLog,
         *,
         is_fresh: Callable[[str], bool],
         max_batch: int = 2048,
@@ -65,6 +65,8 @@ class Sequencer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self.listeners: list[BatchListener] = []
         self.failure: BaseException | None = None
+        # A batch the journal refused without knowing whether it stored it, and how to ask.
+        self._doubt: tuple[list[Command], Callable[[], bool]] | None = None
         self.on_failure: Callable[[BaseException], None] | None = None
         # Told (commands, seconds) after each journal append: the metrics' hook.
         self.on_append: Callable[[int, float], None] | None = None
@@ -135,6 +137,9 @@ class Sequencer:
         return self.last_ts
 
     async def _commit_batch(self) -> None:
+        if self._doubt is not None and not await self._settle_doubt():
+            self._refuse_queued("the journal is unavailable; retry shortly")
+            return
         core = self.core
         ts = self._next_ts()
         seq = core.last_seq
@@ -180,18 +185,28 @@ class Sequencer:
                 await loop.run_in_executor(self._executor, self.journal.append, records)
             else:
                 self.journal.append(records)
+        except JournalUnavailableError as exc:
+            # Nothing was applied or released: refuse this batch and keep serving, so the
+            # engine resumes by itself once the journal is reachable again. The batch may
+            # have been stored all the same: the next batch first settles that.
+            self._refuse(commands, waiting, "the journal is unavailable; retry shortly")
+            self._doubt = (commands, exc.settle)
+            log.error("batch at seq %d refused: %s", commands[0].seq, exc)
+            return
         except BaseException:
-            for future in waiting:
-                if future is not None and not future.done():
-                    future.set_exception(
-                        ApiError("SERVICE_UNAVAILABLE", "the journal cannot be written")
-                    )
+            self._refuse(commands, waiting, "the journal cannot be written")
             raise
         if self.on_append is not None:
             self.on_append(len(records), time.perf_counter() - appending)
+        self._apply(commands, waiting)
+
+    def _apply(
+        self, commands: Sequence[Command], waiting: Sequence[asyncio.Future[Result] | None]
+    ) -> None:
+        """Apply a journaled batch, release its results and hand it to the listeners."""
         applied: list[Applied] = []
         for command, future in zip(commands, waiting, strict=True):
-            result = apply_logged(core, command)
+            result = apply_logged(self.core, command)
             if result is None:
                 if future is not None and not future.done():
                     future.set_exception(ApiError("INTERNAL", "internal error; see the log"))
@@ -209,6 +224,49 @@ class Sequencer:
                 listener(applied)
             except Exception:
                 log.exception("a batch listener failed")
+
+    async def _settle_doubt(self) -> bool:
+        """Find out whether the last refused batch was stored; apply it when it was. Return
+        False while that cannot be known."""
+        assert self._doubt is not None
+        commands, settle = self._doubt
+        try:
+            if self.journal.fsync:
+                loop = asyncio.get_running_loop()
+                stored = await loop.run_in_executor(self._executor, settle)
+            else:
+                stored = settle()
+        except JournalUnavailableError as exc:
+            self._doubt = (commands, exc.settle)
+            return False
+        self._doubt = None
+        if stored:
+            # Journaled after all: the state must include it before anything follows. Its
+            # callers were told to retry, and a retry with the same clientOrderId finds it.
+            log.warning("the refused batch at seq %d was stored; applying it", commands[0].seq)
+            self._apply(commands, [None] * len(commands))
+        return True
+
+    def _refuse_queued(self, message: str) -> None:
+        for _ in range(min(len(self._queue), self._max_batch)):
+            item = self._queue.popleft()
+            if not item.future.done():
+                item.future.set_exception(ApiError("SERVICE_UNAVAILABLE", message))
+
+    def _refuse(
+        self,
+        commands: Sequence[Command],
+        waiting: Sequence[asyncio.Future[Result] | None],
+        message: str,
+    ) -> None:
+        """Fail the waiting submissions of a batch that was not journaled; an expiry it held
+        is watched again."""
+        for command in commands:
+            if isinstance(command, ExpireOrders):
+                heapq.heappush(self._expiries, command.ts)
+        for future in waiting:
+            if future is not None and not future.done():
+                future.set_exception(ApiError("SERVICE_UNAVAILABLE", message))
 
     def _fail(self, exc: BaseException) -> None:
         if isinstance(exc, asyncio.CancelledError):

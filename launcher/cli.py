@@ -64,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 action="store_true",
                 help="go on without the acknowledged commands the files lost",
             )
+            sub.add_argument(
+                "--standby",
+                action="store_true",
+                help="follow the replicated journal and take the lead when it is free",
+            )
     commands.add_parser("envoy", help="run Envoy in front of the gRPC services")
     commands.add_parser(
         "status", help="print every service's health, sequence, feed and version"
@@ -86,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(run_backfill(settings, args.days))
     if args.command == "engine" and args.action == "recover":
         sys.exit(run_recover(settings, args.accept_loss))
+    if args.command == "engine" and args.standby:
+        os.environ["CFD_ENGINE_STANDBY"] = "on"
     sys.exit(run_service(args.command, settings))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from nats_support import NatsCluster
 
 POSTGRES_ENV = "CFD_TEST_DATABASE_URL"
 REDIS_ENV = "CFD_TEST_REDIS_URL"
@@ -61,3 +62,14 @@ async def redis_url() -> AsyncIterator[str]:
     finally:
         await client.flushdb()
         await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """Start a 3-node NATS cluster with JetStream on loopback, shared by one test module."""
+    cluster = NatsCluster(tmp_path_factory.mktemp("nats"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

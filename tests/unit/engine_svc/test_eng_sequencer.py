@@ -21,7 +21,7 @@ from engine_svc.core import (
     Side,
 )
 from engine_svc.core.codec import decode_command
-from engine_svc.journal import Journal
+from engine_svc.journal import Journal, JournalUnavailableError
 from engine_svc.sequencer import Applied, Sequencer
 from mesh.errors import ApiError
 
@@ -38,12 +38,18 @@ class CountingJournal(Journal):
         self.release.set()
         self.entered = threading.Event()
         self.fail: Exception | None = None
+        # Store the batch, then report it unacknowledged (a replicated journal losing quorum).
+        self.store_then_fail = False
 
     def append(self, records: Sequence[tuple[int, bytes]]) -> None:
         self.entered.set()
         self.release.wait(10)
         if self.fail is not None:
             raise self.fail
+        if self.store_then_fail:
+            self.store_then_fail = False
+            super().append(records)
+            raise JournalUnavailableError("no acknowledgement", lambda: True)
         self.appends += 1
         super().append(records)
 
@@ -193,3 +199,33 @@ async def test_a_journal_failure_fails_the_batch_and_stops_the_writer(tmp_path: 
     assert failures and isinstance(failures[0], OSError)
     with pytest.raises(ApiError):
         await rig.sequencer.submit(CreateAccount(0, 0, "u3", 1_000))
+
+
+async def test_an_unavailable_journal_refuses_the_batch_and_the_writer_resumes(
+    rig: Rig,
+) -> None:
+    last_seq = rig.core.last_seq
+    rig.journal.fail = JournalUnavailableError("no quorum")
+    with pytest.raises(ApiError) as caught:
+        await rig.sequencer.submit(CreateAccount(0, 0, "u3", 1_000))
+    assert caught.value.reason == "SERVICE_UNAVAILABLE"
+    assert not rig.core.has_account("u3")
+    assert rig.core.last_seq == last_seq
+    rig.journal.fail = None
+    result = await rig.sequencer.submit(CreateAccount(0, 0, "u3", 1_000))
+    assert result.ok and rig.core.has_account("u3")
+    assert [command.seq for command in rig.journaled()][-1] == last_seq + 1
+
+
+async def test_a_refused_batch_that_was_stored_after_all_is_applied_before_the_next(
+    rig: Rig,
+) -> None:
+    rig.journal.store_then_fail = True
+    with pytest.raises(ApiError) as caught:
+        await rig.sequencer.submit(CreateAccount(0, 0, "u3", 1_000))
+    assert caught.value.reason == "SERVICE_UNAVAILABLE"
+    assert not rig.core.has_account("u3")
+    result = await rig.sequencer.submit(CreateAccount(0, 0, "u4", 1_000))
+    assert result.ok and rig.core.has_account("u3") and rig.core.has_account("u4")
+    seqs = [command.seq for command in rig.journaled()]
+    assert seqs == list(range(1, len(seqs) + 1)) and seqs[-1] == rig.core.last_seq
