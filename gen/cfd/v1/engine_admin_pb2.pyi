@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from cfd.v1 import exchange_pb2 as _exchange_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -126,6 +127,64 @@ class DepositResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DepositResponse: _TypeAlias = DepositResponse  # noqa: Y015
+
+@_typing.final
+class DepositAssetRequest(_message.Message):
+    """Request of EngineAdminService.DepositAsset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ASSET_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Account id."""
+    asset: _builtins.str
+    """Base asset, e.g. "BTC"."""
+    amount: _builtins.str
+    """Positive amount, a multiple of the asset's market lot step."""
+    client_order_id: _builtins.str
+    """Idempotency key, unique per account, at most 64 characters."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        asset: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        client_order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "asset", b"asset", "client_order_id", b"client_order_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepositAssetRequest: _TypeAlias = DepositAssetRequest  # noqa: Y015
+
+@_typing.final
+class DepositAssetResponse(_message.Message):
+    """Result of EngineAdminService.DepositAsset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BALANCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def balance(self) -> _exchange_pb2.WalletBalance:
+        """The asset's wallet balance after the deposit."""
+
+    def __init__(
+        self,
+        *,
+        balance: _exchange_pb2.WalletBalance | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepositAssetResponse: _TypeAlias = DepositAssetResponse  # noqa: Y015
 
 @_typing.final
 class GetStatsRequest(_message.Message):
