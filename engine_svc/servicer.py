@@ -428,6 +428,8 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
             recorded_sequence=figures.recorded_seq,
             house_balance=format_money(stats.house_balance),
             total_deposits=format_money(stats.total_deposits),
+            spot_wallets=format_money(stats.spot_wallets),
+            spot_fees=format_money(stats.spot_fees),
             fresh_symbols=figures.fresh_symbols,
             failing_consumers=figures.failing_consumers,
         )

@@ -40,6 +40,7 @@ from .restore import restore
 from .results import Result
 from .snapshot import SNAPSHOT_VERSION, digest_parts, snapshot_digest, snapshot_parts, state_parts
 from .spot.commands import CancelSpotOrder, PlaceSpotOrder
+from .spot.markets import QUOTE_ASSET
 from .state import STORED_PAYLOADS, Account, Receipt
 from .triggers import apply_quote
 from .views import (
@@ -219,6 +220,7 @@ class Core(Ledger):
 
     def stats(self) -> CoreStats:
         """Return counts for monitoring."""
+        spot_wallets, spot_fees, _ = self.spot.asset_totals(QUOTE_ASSET)
         return CoreStats(
             last_seq=self.last_seq,
             accounts=len(self.accounts),
@@ -226,6 +228,8 @@ class Core(Ledger):
             pending_orders=len(self.orders),
             house_balance=self.house_balance,
             total_deposits=self.total_deposits,
+            spot_wallets=spot_wallets,
+            spot_fees=spot_fees,
         )
 
     def total_user_money(self) -> int:
