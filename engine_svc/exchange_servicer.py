@@ -25,9 +25,7 @@ from engine_svc.convert import (
 from engine_svc.core import AccountSummary, Command, Result, format_money
 from engine_svc.core.spot import (
     BookView,
-    Liquidity,
     Market,
-    SpotFillView,
     SpotOrderView,
     SpotPlacement,
     SpotTradeExecuted,
@@ -60,12 +58,6 @@ def _book_message(view: BookView, market: Market) -> exchange_pb2.StreamOrderBoo
         bids=level_messages(view.bids, market),
         asks=level_messages(view.asks, market),
     )
-
-
-def _key(fill: SpotFillView) -> tuple[int, int]:
-    """Return a fill's place in the newest-first list: its seq, then its trade and side."""
-    trade = int(fill.trade_id.removeprefix("t-"))
-    return fill.seq, trade * 2 + (1 if fill.liquidity is Liquidity.TAKER else 0)
 
 
 def _overflowed() -> ApiError:
@@ -205,16 +197,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 after = decode_page_token(request.page_token)
             except PageTokenError:
                 raise validation_error("pageToken", "is not a token of this list") from None
-        fills = [
-            fill
-            for fill in self._engine.spot_fills(subject())
-            if (name is None or fill.market == name) and (after is None or _key(fill) < after)
-        ]
-        page = fills[:size]
-        markets = self._engine.markets
-        token = encode_page_token(*_key(page[-1])) if len(fills) > size else ""
+        rows = await self._engine.spot_fills_page(subject(), name, after, size + 1)
+        page = rows[:size]
+        token = encode_page_token(page[-1][0], page[-1][1]) if len(rows) > size else ""
         return exchange_pb2.ListSpotFillsResponse(
-            fills=[spot_fill_message(fill, markets[fill.market]) for fill in page],
+            fills=[exchange_pb2.SpotFill.FromString(data) for _, _, data in page],
             next_page_token=token,
         )
 

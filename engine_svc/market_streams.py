@@ -1,10 +1,10 @@
-"""Public spot market data from committed batches: book changes, the trade tape, own fills.
+"""Public spot market data from committed batches: book changes and the trade tape.
 
 The hub is a committed-batch consumer. Each `SpotBookChanged` carries its book's next
 `sequence` (one per change), so a book subscriber that took the book's depth at sequence S
 in the same event-loop step as it subscribed receives exactly the changes S+1, S+2, ...:
-the stream has no gap. Trades go to trade subscribers and to a bounded per-market tape, and
-each account's fills to a bounded per-account ring (newest last) for ListSpotFills.
+the stream has no gap. Trades go to trade subscribers and to a bounded per-market tape (own
+fills are history: the recorder writes them to SQL).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from engine_svc.core.spot import SpotBookChanged, SpotFillExecuted, SpotFillView, SpotTradeExecuted
+from engine_svc.core.spot import SpotBookChanged, SpotTradeExecuted
 from engine_svc.pipeline import CommittedBatch
 from engine_svc.streams import member
 from mesh.fanout import Fanout, Mailbox
@@ -44,7 +44,7 @@ TradeSubscription = OrderedSubscription[SpotTradeExecuted]
 
 
 class MarketHub:
-    """Receives committed batches; serves book and trade streams, the tape and recent fills."""
+    """Receives committed batches; serves book and trade streams and the trade tape."""
 
     def __init__(
         self, tape: int = DEFAULT_TAPE, subscriber_limit: int = DEFAULT_SUBSCRIBER_LIMIT
@@ -52,7 +52,6 @@ class MarketHub:
         self._tape_size = tape
         self._subscriber_limit = subscriber_limit
         self._tapes: dict[str, deque[SpotTradeExecuted]] = {}
-        self._fills: dict[str, deque[SpotFillView]] = {}
         self._books: dict[str, Fanout[str, SpotBookChanged, BookSubscription]] = {}
         self._trades: dict[str, Fanout[str, SpotTradeExecuted, TradeSubscription]] = {}
 
@@ -72,20 +71,11 @@ class MarketHub:
                     trades = self._trades.get(event.market)
                     if trades is not None:
                         trades.publish(event)
-                elif isinstance(event, SpotFillExecuted):
-                    fills = self._fills.get(event.account_id)
-                    if fills is None:
-                        fills = self._fills[event.account_id] = deque(maxlen=self._tape_size)
-                    fills.append(event.fill)
 
     def tape(self, market: str, limit: int) -> list[SpotTradeExecuted]:
         """Return up to `limit` of the market's latest trades, newest first."""
         tape = self._tapes.get(market, ())
         return list(reversed(tape))[:limit]
-
-    def fills(self, account_id: str) -> list[SpotFillView]:
-        """Return the account's fills in memory, newest first."""
-        return list(reversed(self._fills.get(account_id, ())))
 
     @contextmanager
     def book(self, market: str) -> Iterator[BookSubscription]:

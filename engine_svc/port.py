@@ -28,7 +28,6 @@ from engine_svc.core.spot import (
     BookView,
     FeeSchedule,
     Market,
-    SpotFillView,
     SpotOrderView,
     SpotTradeExecuted,
 )
@@ -218,9 +217,15 @@ class EnginePort:
         """Return the account's open spot orders (of one market when given)."""
         return self._runtime.core.spot.open_orders(account_id, market)
 
-    def spot_fills(self, account_id: str) -> list[SpotFillView]:
-        """Return the account's recent spot fills held in memory, newest first."""
-        return self._runtime.market_hub.fills(account_id)
+    async def spot_fills_page(
+        self, account_id: str, market: str | None, after: tuple[int, int] | None, size: int
+    ) -> list[tuple[int, int, bytes]]:
+        """Return own fills (seq, index, SpotFill message), newest first, once recorded."""
+        await self._caught_up(self.last_seq, HISTORY_WAIT_S)
+        try:
+            return await self._runtime.history.spot_fills_page(account_id, market, after, size)
+        except Exception as exc:
+            raise _history_down() from exc
 
     def market_trades(self, market: str, limit: int) -> list[SpotTradeExecuted]:
         """Return up to `limit` of a market's latest public trades, newest first."""
