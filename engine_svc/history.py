@@ -292,11 +292,24 @@ class HistoryStore:
     ) -> list[tuple[int, int, bytes]]:
         """Return up to `limit` closed entries (seq, index, Position bytes), newest first."""
         table = closed_positions
+        return await self._newest_first(table, account_id, table.c.symbol, symbol, after, limit)
+
+    async def _newest_first(
+        self,
+        table: Table,
+        account_id: str,
+        column: Column[str],
+        value: str | None,
+        after: tuple[int, int] | None,
+        limit: int,
+    ) -> list[tuple[int, int, bytes]]:
+        """Return up to `limit` rows (seq, index, data) of an account, newest first, after
+        (seq, index) `after`, with `column` equal to `value` unless it is None."""
         query = select(table.c.seq, table.c.idx, table.c.data).where(
             table.c.account_id == account_id
         )
-        if symbol is not None:
-            query = query.where(table.c.symbol == symbol)
+        if value is not None:
+            query = query.where(column == value)
         if after is not None:
             seq, index = after
             query = query.where(
@@ -346,20 +359,7 @@ class HistoryStore:
     ) -> list[tuple[int, int, bytes]]:
         """Return up to `limit` own fills (seq, index, SpotFill bytes), newest first."""
         table = spot_fills
-        query = select(table.c.seq, table.c.idx, table.c.data).where(
-            table.c.account_id == account_id
-        )
-        if market is not None:
-            query = query.where(table.c.market == market)
-        if after is not None:
-            seq, index = after
-            query = query.where(
-                or_(table.c.seq < seq, and_(table.c.seq == seq, table.c.idx < index))
-            )
-        query = query.order_by(table.c.seq.desc(), table.c.idx.desc()).limit(limit)
-        async with self.engine.connect() as conn:
-            result = await conn.execute(query)
-            return [(int(r.seq), int(r.idx), bytes(r.data)) for r in result]
+        return await self._newest_first(table, account_id, table.c.market, market, after, limit)
 
     async def count(self, table: Table) -> int:
         """Return the number of rows of a table (for tests and figures)."""
