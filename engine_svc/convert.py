@@ -1,6 +1,8 @@
 """Core views and events to protobuf messages; decimal strings come from the core's formatters.
 
-Protobuf stops here: nothing in `engine_svc.core` sees a message.
+Protobuf stops here: nothing in `engine_svc.core` sees a message. Spot prices and quantities
+use the market's instrument grid; a spot order's average price is its filled quote over its
+filled quantity, rounded half-even to a tick.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import NamedTuple
 
 from google.protobuf import timestamp_pb2
 
-from cfd.v1 import common_pb2, trading_pb2
+from cfd.v1 import common_pb2, exchange_pb2, trading_pb2
 from engine_svc.core import (
     AccountCreated,
     AccountSummary,
@@ -38,6 +40,23 @@ from engine_svc.core import (
     format_money,
     format_scaled,
 )
+from engine_svc.core.spot import (
+    BalanceView,
+    BookLevel,
+    Liquidity,
+    Market,
+    SpotFillExecuted,
+    SpotFillView,
+    SpotOrderCancelled,
+    SpotOrderFilled,
+    SpotOrderPlaced,
+    SpotOrderStatus,
+    SpotOrderType,
+    SpotOrderUpdated,
+    SpotOrderView,
+    TimeInForce,
+)
+from engine_svc.core.spot.enums import TransferDirection
 
 NS_PER_S = 1_000_000_000
 
@@ -66,6 +85,7 @@ BALANCE_KINDS = {
     BalanceKind.MARGIN_RESERVED: trading_pb2.BALANCE_CHANGE_KIND_MARGIN_RESERVED,
     BalanceKind.MARGIN_ADDED: trading_pb2.BALANCE_CHANGE_KIND_MARGIN_RESERVED,
     BalanceKind.CLOSE_SETTLED: trading_pb2.BALANCE_CHANGE_KIND_POSITION_SETTLED,
+    BalanceKind.TRANSFER: trading_pb2.BALANCE_CHANGE_KIND_TRANSFER,
 }
 _ORDER_EVENTS: dict[type[Event], trading_pb2.EventType.ValueType] = {
     OrderPlaced: trading_pb2.EVENT_TYPE_ORDER_PLACED,
@@ -76,12 +96,58 @@ _ORDER_EVENTS: dict[type[Event], trading_pb2.EventType.ValueType] = {
 }
 
 
+SPOT_ORDER_TYPES = {
+    SpotOrderType.LIMIT: exchange_pb2.SPOT_ORDER_TYPE_LIMIT,
+    SpotOrderType.MARKET: exchange_pb2.SPOT_ORDER_TYPE_MARKET,
+}
+TIMES_IN_FORCE = {
+    TimeInForce.GTC: exchange_pb2.TIME_IN_FORCE_GTC,
+    TimeInForce.IOC: exchange_pb2.TIME_IN_FORCE_IOC,
+    TimeInForce.FOK: exchange_pb2.TIME_IN_FORCE_FOK,
+}
+SPOT_STATUSES = {
+    SpotOrderStatus.OPEN: exchange_pb2.SPOT_ORDER_STATUS_OPEN,
+    SpotOrderStatus.PARTIALLY_FILLED: exchange_pb2.SPOT_ORDER_STATUS_PARTIALLY_FILLED,
+    SpotOrderStatus.FILLED: exchange_pb2.SPOT_ORDER_STATUS_FILLED,
+    SpotOrderStatus.CANCELLED: exchange_pb2.SPOT_ORDER_STATUS_CANCELLED,
+    SpotOrderStatus.REJECTED: exchange_pb2.SPOT_ORDER_STATUS_REJECTED,
+    SpotOrderStatus.EXPIRED: exchange_pb2.SPOT_ORDER_STATUS_EXPIRED,
+}
+LIQUIDITIES = {
+    Liquidity.MAKER: exchange_pb2.LIQUIDITY_MAKER,
+    Liquidity.TAKER: exchange_pb2.LIQUIDITY_TAKER,
+}
+DIRECTIONS = {
+    exchange_pb2.TRANSFER_DIRECTION_TO_SPOT: TransferDirection.TO_SPOT,
+    exchange_pb2.TRANSFER_DIRECTION_TO_CFD: TransferDirection.TO_CFD,
+}
+# A spot event addressed to one account (trades and book changes are public, wallet changes
+# come with the transfer's balance change).
+SpotAccountEvent = (
+    SpotOrderPlaced | SpotOrderUpdated | SpotOrderFilled | SpotOrderCancelled | SpotFillExecuted
+)
+SPOT_ACCOUNT_EVENTS = (
+    SpotOrderPlaced,
+    SpotOrderUpdated,
+    SpotOrderFilled,
+    SpotOrderCancelled,
+    SpotFillExecuted,
+)
+# The StreamEvents type of each spot order event; fills have their own.
+SPOT_ORDER_EVENTS: dict[type, trading_pb2.EventType.ValueType] = {
+    SpotOrderPlaced: trading_pb2.EVENT_TYPE_SPOT_ORDER_PLACED,
+    SpotOrderUpdated: trading_pb2.EVENT_TYPE_SPOT_ORDER_UPDATED,
+    SpotOrderFilled: trading_pb2.EVENT_TYPE_SPOT_ORDER_FILLED,
+    SpotOrderCancelled: trading_pb2.EVENT_TYPE_SPOT_ORDER_CANCELLED,
+}
+
+
 class AccountEvent(NamedTuple):
     """A core event addressed to one account, numbered within its seq."""
 
     seq: int
     idx: int
-    event: Event
+    event: Event | SpotAccountEvent
 
 
 def timestamp(ns: int) -> timestamp_pb2.Timestamp:
@@ -222,7 +288,9 @@ def event_message(
     message = trading_pb2.StreamEventsResponse(
         sequence=item.seq, time=timestamp(event.ts), index=item.idx
     )
-    if isinstance(event, AccountCreated):
+    if isinstance(event, SPOT_ACCOUNT_EVENTS):
+        fill_spot_event(message, event, instruments)
+    elif isinstance(event, AccountCreated):
         message.type = trading_pb2.EVENT_TYPE_BALANCE_CHANGED
         amount = format_money(event.initial_balance)
         message.balance_change.CopyFrom(
@@ -264,3 +332,105 @@ def event_message(
         order = order_message(event.order, instruments[event.order.symbol], event.ts)
         message.order.CopyFrom(order)
     return message
+
+
+def average_ticks(view: SpotOrderView, market: Market) -> int:
+    """Return filled quote / filled quantity in ticks, rounded half-even; 0 without fills."""
+    if view.filled_quantity == 0:
+        return 0
+    numerator = view.filled_quote
+    denominator = view.filled_quantity * market.quote_unit
+    ticks, rest = divmod(numerator, denominator)
+    if 2 * rest > denominator or (2 * rest == denominator and ticks % 2 == 1):
+        ticks += 1
+    return ticks
+
+
+def spot_order_message(view: SpotOrderView, market: Market) -> exchange_pb2.SpotOrder:
+    """Return the API SpotOrder of a core order view."""
+    scale = market.scale
+    filled = view.filled_quantity
+    return exchange_pb2.SpotOrder(
+        id=view.id,
+        market=view.market,
+        side=SIDES[view.side],
+        type=SPOT_ORDER_TYPES[view.order_type],
+        price="" if view.price is None else scale.format_price(view.price),
+        quantity="" if view.quantity is None else scale.format_quantity(view.quantity),
+        quote_quantity="" if view.quote_quantity is None else format_money(view.quote_quantity),
+        filled_quantity=scale.format_quantity(filled),
+        average_price=scale.format_price(average_ticks(view, market)) if filled else "",
+        fee=format_money(view.fee),
+        time_in_force=TIMES_IN_FORCE[view.time_in_force],
+        post_only=view.post_only,
+        status=SPOT_STATUSES[view.status],
+        create_time=timestamp(view.create_time),
+        update_time=timestamp(view.update_time),
+        client_order_id=view.client_order_id or "",
+    )
+
+
+def spot_fill_message(view: SpotFillView, market: Market) -> exchange_pb2.SpotFill:
+    """Return the API SpotFill of one side of a trade."""
+    scale = market.scale
+    return exchange_pb2.SpotFill(
+        id=view.id,
+        order_id=view.order_id,
+        market=view.market,
+        side=SIDES[view.side],
+        price=scale.format_price(view.price),
+        quantity=scale.format_quantity(view.quantity),
+        fee=format_money(view.fee),
+        liquidity=LIQUIDITIES[view.liquidity],
+        time=timestamp(view.time),
+    )
+
+
+def level_messages(levels: tuple[BookLevel, ...], market: Market) -> list[exchange_pb2.BookLevel]:
+    """Return aggregated levels as API BookLevels (quantity 0 = the level was removed)."""
+    scale = market.scale
+    return [
+        exchange_pb2.BookLevel(
+            price=scale.format_price(level.price), quantity=scale.format_quantity(level.quantity)
+        )
+        for level in levels
+    ]
+
+
+def balance_message(
+    view: BalanceView, markets: Mapping[str, Market]
+) -> exchange_pb2.WalletBalance:
+    """Return one wallet asset: USD in dollars, a base asset on its market's lot grid."""
+    for market in markets.values():
+        if market.base_asset == view.asset:
+            scale = market.scale
+            return exchange_pb2.WalletBalance(
+                asset=view.asset,
+                available=scale.format_quantity(view.available),
+                locked=scale.format_quantity(view.locked),
+            )
+    return exchange_pb2.WalletBalance(
+        asset=view.asset, available=format_money(view.available), locked=format_money(view.locked)
+    )
+
+
+def spot_market(name: str, instruments: Mapping[str, Instrument]) -> Market:
+    """Return a market by name; its scale is the instrument of the same coin (``BTCUSD``)."""
+    base = name.partition("_")[0]
+    return Market.create(name, base, instruments[base + "USD"])
+
+
+def fill_spot_event(
+    message: trading_pb2.StreamEventsResponse,
+    event: SpotAccountEvent,
+    instruments: Mapping[str, Instrument],
+) -> None:
+    """Fill a StreamEvents message with an own spot order or fill event."""
+    if isinstance(event, SpotFillExecuted):
+        fill = event.fill
+        message.type = trading_pb2.EVENT_TYPE_SPOT_FILL
+        message.spot_fill.CopyFrom(spot_fill_message(fill, spot_market(fill.market, instruments)))
+        return
+    order = event.order
+    message.type = SPOT_ORDER_EVENTS[type(event)]
+    message.spot_order.CopyFrom(spot_order_message(order, spot_market(order.market, instruments)))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
@@ -27,19 +27,17 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mesh.db import claim_schema_version
+from mesh.db import migrate_schema
 from mesh.db import schema_version_table as schema_version_table_of
 
 metadata = MetaData()
-
-# Bump with a migration step when a table below changes; a database at another version is
-# refused rather than silently drifting.
-SCHEMA_VERSION = 1
 
 schema_version_table = schema_version_table_of(metadata, "engine_schema_version")
 
@@ -117,6 +115,67 @@ orders = Table(
 )
 
 
+spot_orders = Table(
+    "engine_spot_orders",
+    metadata,
+    Column("order_id", String(32), primary_key=True),
+    Column("account_id", String(128), nullable=False, index=True),
+    Column("market", String(16), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("order_type", String(8), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("filled_quantity", String(48), nullable=False),
+    Column("fee", String(48), nullable=False),
+    Column("create_time_ns", BigInteger, nullable=False),
+    Column("update_time_ns", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+spot_fills = Table(
+    "engine_spot_fills",
+    metadata,
+    Column("account_id", String(128), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("fill_id", String(48), nullable=False),
+    Column("order_id", String(32), nullable=False),
+    Column("market", String(16), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("price", String(48), nullable=False),
+    Column("quantity", String(48), nullable=False),
+    Column("fee", String(48), nullable=False),
+    Column("liquidity", String(8), nullable=False),
+    Column("time_ns", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
+def _v1_initial(conn: Connection) -> None:
+    for table in (recorder_state, events, closed_positions, ledger, orders):
+        table.create(conn)
+
+
+def _v2_spot(conn: Connection) -> None:
+    spot_orders.create(conn)
+    spot_fills.create(conn)
+
+
+# Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
+# A database at a newer version is refused rather than silently drifting.
+MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (_v1_initial, _v2_spot)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+# Arbitrary, fixed: the PostgreSQL advisory lock key serializing engine history migrations.
+_PG_LOCK_KEY: Final = 0x43464445
+
+
+def _migrate(conn: Connection) -> int:
+    if conn.dialect.name == "postgresql":
+        # Two engines starting together must not both apply a step.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    return migrate_schema(conn, schema_version_table, MIGRATIONS, "engine history")
+
+
 class PageTokenError(ValueError):
     """A page token this service did not issue."""
 
@@ -149,6 +208,8 @@ class Rows:
     closed: list[dict[str, Any]]
     ledger: list[dict[str, Any]]
     orders: list[dict[str, Any]]
+    spot_orders: list[dict[str, Any]] = field(default_factory=list)
+    spot_fills: list[dict[str, Any]] = field(default_factory=list)
 
 
 class HistoryStore:
@@ -160,8 +221,7 @@ class HistoryStore:
     async def create_schema(self) -> None:
         """Create the tables at SCHEMA_VERSION, or check the version of existing ones."""
         async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            await claim_schema_version(conn, schema_version_table, SCHEMA_VERSION, "engine history")
+            await conn.run_sync(_migrate)
             row = (await conn.execute(select(recorder_state.c.seq))).first()
             if row is None:
                 await conn.execute(recorder_state.insert().values(id=1, seq=0))
@@ -184,6 +244,7 @@ class HistoryStore:
                 (events, rows.events),
                 (closed_positions, rows.closed),
                 (ledger, rows.ledger),
+                (spot_fills, rows.spot_fills),
             ):
                 fresh = [value for value in values if value["seq"] > current]
                 if fresh:
@@ -194,6 +255,12 @@ class HistoryStore:
                     latest[value["order_id"]] = value
             if latest:
                 await _upsert_orders(conn, list(latest.values()))
+            spot_latest: dict[str, dict[str, Any]] = {}
+            for value in rows.spot_orders:
+                if value["seq"] > current:
+                    spot_latest[value["order_id"]] = value
+            if spot_latest:
+                await _upsert(conn, spot_orders, list(spot_latest.values()), _SPOT_ORDER_CHANGES)
             await conn.execute(
                 update(recorder_state).where(recorder_state.c.id == 1).values(seq=rows.last_seq)
             )
@@ -207,11 +274,11 @@ class HistoryStore:
         raises, nothing is deleted). Return how many rows were deleted."""
         taken: dict[str, list[dict[str, Any]]] = {}
         async with self.engine.begin() as conn:
-            for table in (events, closed_positions, ledger, orders):
+            for table in _RECORDED_TABLES:
                 found = await conn.execute(select(table).where(table.c.seq > seq))
                 taken[table.name] = [dict(row._mapping) for row in found]
             keep(taken)
-            for table in (events, closed_positions, ledger, orders):
+            for table in _RECORDED_TABLES:
                 await conn.execute(delete(table).where(table.c.seq > seq))
             await conn.execute(
                 update(recorder_state)
@@ -225,11 +292,24 @@ class HistoryStore:
     ) -> list[tuple[int, int, bytes]]:
         """Return up to `limit` closed entries (seq, index, Position bytes), newest first."""
         table = closed_positions
+        return await self._newest_first(table, account_id, table.c.symbol, symbol, after, limit)
+
+    async def _newest_first(
+        self,
+        table: Table,
+        account_id: str,
+        column: Column[str],
+        value: str | None,
+        after: tuple[int, int] | None,
+        limit: int,
+    ) -> list[tuple[int, int, bytes]]:
+        """Return up to `limit` rows (seq, index, data) of an account, newest first, after
+        (seq, index) `after`, with `column` equal to `value` unless it is None."""
         query = select(table.c.seq, table.c.idx, table.c.data).where(
             table.c.account_id == account_id
         )
-        if symbol is not None:
-            query = query.where(table.c.symbol == symbol)
+        if value is not None:
+            query = query.where(column == value)
         if after is not None:
             seq, index = after
             query = query.where(
@@ -274,6 +354,13 @@ class HistoryStore:
             result = await conn.execute(query)
             return [(int(r.seq), int(r.idx), bytes(r.data)) for r in result]
 
+    async def spot_fills_page(
+        self, account_id: str, market: str | None, after: tuple[int, int] | None, limit: int
+    ) -> list[tuple[int, int, bytes]]:
+        """Return up to `limit` own fills (seq, index, SpotFill bytes), newest first."""
+        table = spot_fills
+        return await self._newest_first(table, account_id, table.c.market, market, after, limit)
+
     async def count(self, table: Table) -> int:
         """Return the number of rows of a table (for tests and figures)."""
         async with self.engine.connect() as conn:
@@ -287,21 +374,26 @@ async def _recorded(conn: AsyncConnection) -> int:
     return 0 if value is None else int(value)
 
 
+_RECORDED_TABLES = (events, closed_positions, ledger, orders, spot_orders, spot_fills)
+_ORDER_CHANGES = ("status", "position_id", "reject_reason", "update_time_ns", "seq", "data")
+_SPOT_ORDER_CHANGES = ("status", "filled_quantity", "fee", "update_time_ns", "seq", "data")
+
+
 async def _upsert_orders(conn: AsyncConnection, values: Sequence[dict[str, Any]]) -> None:
+    await _upsert(conn, orders, values, _ORDER_CHANGES)
+
+
+async def _upsert(
+    conn: AsyncConnection,
+    table: Table,
+    values: Sequence[dict[str, Any]],
+    changing: Sequence[str],
+) -> None:
+    """Insert rows keyed by `order_id`; an existing order takes the `changing` columns."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(orders)
-    changing = {
-        name: statement.excluded[name]
-        for name in (
-            "status",
-            "position_id",
-            "reject_reason",
-            "update_time_ns",
-            "seq",
-            "data",
-        )
-    }
+    statement = dialect.insert(table)
+    updates = {name: statement.excluded[name] for name in changing}
     await conn.execute(
-        statement.on_conflict_do_update(index_elements=[orders.c.order_id], set_=changing),
+        statement.on_conflict_do_update(index_elements=[table.c.order_id], set_=updates),
         list(values),
     )

@@ -1,12 +1,21 @@
-"""`cfd engine`: the stateful trading engine behind TradingService and EngineAdminService."""
+"""`cfd engine`: the stateful trading engine behind TradingService, ExchangeService and
+EngineAdminService."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
-from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
+from cfd.v1 import (
+    engine_admin_pb2,
+    engine_admin_pb2_grpc,
+    exchange_pb2,
+    exchange_pb2_grpc,
+    trading_pb2,
+    trading_pb2_grpc,
+)
 from engine_svc.config import EngineConfig
+from engine_svc.exchange_servicer import ExchangeServicer
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
 from engine_svc.journal import JournalError
 from engine_svc.leader import LeadershipError
@@ -25,6 +34,7 @@ from mesh.token_cache import CachedVerifier
 from mesh.tokens import load_verifier
 
 TRADING = trading_pb2.DESCRIPTOR.services_by_name["TradingService"].full_name
+EXCHANGE = exchange_pb2.DESCRIPTOR.services_by_name["ExchangeService"].full_name
 ADMIN = engine_admin_pb2.DESCRIPTOR.services_by_name["EngineAdminService"].full_name
 
 
@@ -36,6 +46,11 @@ def services(runtime: EngineRuntime) -> list[Service]:
             trading_pb2_grpc.add_TradingServiceServicer_to_server,
             TradingServicer(engine),
             TRADING,
+        ),
+        Service(
+            exchange_pb2_grpc.add_ExchangeServiceServicer_to_server,
+            ExchangeServicer(engine),
+            EXCHANGE,
         ),
         Service(
             engine_admin_pb2_grpc.add_EngineAdminServiceServicer_to_server,

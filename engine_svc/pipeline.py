@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine_svc.convert import AccountEvent
+from engine_svc.convert import SPOT_ACCOUNT_EVENTS, AccountEvent
+from engine_svc.core.spot import SpotEvent
 from engine_svc.sequencer import Applied
 
 log = logging.getLogger("engine.pipeline")
@@ -28,6 +29,8 @@ def account_events(applied: Sequence[Applied]) -> list[tuple[str, AccountEvent]]
             continue
         counters: dict[str, int] = {}
         for event in result.events:
+            if isinstance(event, SpotEvent) and not isinstance(event, SPOT_ACCOUNT_EVENTS):
+                continue  # public book and trade events, or a transfer's wallet leg
             account = event.account_id
             index = counters.get(account, 0)
             counters[account] = index + 1

@@ -24,6 +24,15 @@ from engine_svc.core import (
     QuoteView,
     Result,
 )
+from engine_svc.core.spot import (
+    BalanceView,
+    BookView,
+    FeeSchedule,
+    Market,
+    SpotOrderView,
+    SpotTradeExecuted,
+)
+from engine_svc.market_streams import BookSubscription, TradeSubscription
 from engine_svc.runtime import EngineRuntime
 from engine_svc.snapshots import SnapshotInfo
 from engine_svc.streams import EventSubscription, PositionSubscription, PriceSubscription
@@ -197,3 +206,49 @@ class EnginePort:
     def recent_events(self, account_id: str, after: tuple[int, int]) -> Iterator[AccountEvent]:
         """Return the account's events in memory after (seq, index) `after`."""
         return iter(self._runtime.hub.recent(account_id, after))
+
+    # ------------------------------------------------------------------ spot exchange
+
+    @property
+    def markets(self) -> Mapping[str, Market]:
+        """Return the spot markets by name."""
+        return self._runtime.core.spot.markets
+
+    @property
+    def fees(self) -> FeeSchedule:
+        """Return the spot fee schedule."""
+        return self._runtime.core.spot.fees
+
+    def order_book(self, market: str, depth: int) -> BookView | None:
+        """Return a market's aggregated depth at its current sequence."""
+        return self._runtime.core.spot.book_view(market, depth)
+
+    def wallet(self, account_id: str) -> list[BalanceView]:
+        """Return every asset of the account's spot wallet."""
+        return self._runtime.core.spot.wallet(account_id)
+
+    def spot_orders(self, account_id: str, market: str | None) -> list[SpotOrderView]:
+        """Return the account's open spot orders (of one market when given)."""
+        return self._runtime.core.spot.open_orders(account_id, market)
+
+    async def spot_fills_page(
+        self, account_id: str, market: str | None, after: tuple[int, int] | None, size: int
+    ) -> list[tuple[int, int, bytes]]:
+        """Return own fills (seq, index, SpotFill message), newest first, once recorded."""
+        await self._caught_up(self.last_seq, HISTORY_WAIT_S)
+        try:
+            return await self._runtime.history.spot_fills_page(account_id, market, after, size)
+        except Exception as exc:
+            raise _history_down() from exc
+
+    def market_trades(self, market: str, limit: int) -> list[SpotTradeExecuted]:
+        """Return up to `limit` of a market's latest public trades, newest first."""
+        return self._runtime.market_hub.tape(market, limit)
+
+    def book_changes(self, market: str) -> AbstractContextManager[BookSubscription]:
+        """Subscribe to a market's book changes (take the depth in the same step)."""
+        return self._runtime.market_hub.book(market)
+
+    def trade_stream(self, market: str) -> AbstractContextManager[TradeSubscription]:
+        """Subscribe to a market's public trades."""
+        return self._runtime.market_hub.trades(market)

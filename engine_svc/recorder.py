@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine_svc.convert import AccountEvent, event_message
+from engine_svc.convert import SPOT_ACCOUNT_EVENTS, AccountEvent, event_message, spot_market
 from engine_svc.core import (
     AccountCreated,
     BalanceChanged,
@@ -35,6 +35,7 @@ from engine_svc.core import (
     PositionClosed,
     format_money,
 )
+from engine_svc.core.spot import SpotFillExecuted
 from engine_svc.history import HistoryStore, Rows
 from engine_svc.pipeline import CommittedBatch
 from mesh.aio import wait_event
@@ -50,6 +51,7 @@ _LEDGER_KINDS = {
     BalanceKind.MARGIN_RESERVED: "MARGIN_RESERVED",
     BalanceKind.MARGIN_ADDED: "MARGIN_RESERVED",
     BalanceKind.CLOSE_SETTLED: "POSITION_SETTLED",
+    BalanceKind.TRANSFER: "TRANSFER",
 }
 
 
@@ -82,6 +84,8 @@ def rows_of(
     closed: list[dict[str, Any]] = []
     ledger: list[dict[str, Any]] = []
     orders: list[dict[str, Any]] = []
+    spot_orders: list[dict[str, Any]] = []
+    spot_fills: list[dict[str, Any]] = []
     for account, item in items:
         event = item.event
         message = event_message(item, instruments)
@@ -158,7 +162,44 @@ def rows_of(
                     "data": message.order.SerializeToString(),
                 }
             )
-    return Rows(last_seq, event_rows, closed, ledger, orders)
+        elif isinstance(event, SpotFillExecuted):
+            fill = event.fill
+            scale = spot_market(fill.market, instruments).scale
+            spot_fills.append(
+                key
+                | {
+                    "fill_id": fill.id,
+                    "order_id": fill.order_id,
+                    "market": fill.market,
+                    "side": fill.side.value,
+                    "price": scale.format_price(fill.price),
+                    "quantity": scale.format_quantity(fill.quantity),
+                    "fee": format_money(fill.fee),
+                    "liquidity": fill.liquidity.value,
+                    "time_ns": fill.time,
+                    "data": message.spot_fill.SerializeToString(),
+                }
+            )
+        elif isinstance(event, SPOT_ACCOUNT_EVENTS):
+            spot = event.order
+            scale = spot_market(spot.market, instruments).scale
+            spot_orders.append(
+                {
+                    "order_id": spot.id,
+                    "account_id": account,
+                    "market": spot.market,
+                    "side": spot.side.value,
+                    "order_type": spot.order_type.value,
+                    "status": spot.status.value,
+                    "filled_quantity": scale.format_quantity(spot.filled_quantity),
+                    "fee": format_money(spot.fee),
+                    "create_time_ns": spot.create_time,
+                    "update_time_ns": event.ts,
+                    "seq": item.seq,
+                    "data": message.spot_order.SerializeToString(),
+                }
+            )
+    return Rows(last_seq, event_rows, closed, ledger, orders, spot_orders, spot_fills)
 
 
 class Recorder:

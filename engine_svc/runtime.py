@@ -37,6 +37,7 @@ from engine_svc.jetstream import JetStreamJournal
 from engine_svc.journal import CommandLog, Journal, JournalError
 from engine_svc.leader import LeadershipError, Lease, LeaseValue
 from engine_svc.metrics import SNAPSHOT_SECONDS
+from engine_svc.market_streams import MarketHub
 from engine_svc.pipeline import CommittedBatch, CommittedBatches
 from engine_svc.prices import Freshness, TickSubscriber
 from engine_svc.recorder import Recorder, read_hint
@@ -86,6 +87,7 @@ class EngineRuntime:
         self.snapshot_info: SnapshotInfo | None = None
         self.history = HistoryStore(create_engine(self.db_url))
         self.hub = EventHub()
+        self.market_hub = MarketHub()
         self.recorder: Recorder | None = None
         self.sequencer: Sequencer | None = None
         self.subscriber: TickSubscriber | None = None
@@ -194,18 +196,20 @@ class EngineRuntime:
         Commands (RPC handlers' `submit`, the ticks' `offer_quote`, due expiries) → the
         sequencer, the single writer, numbers them and batches them → the journal appends and
         fsyncs each batch → the core applies it → the committed-batch consumers take it in
-        turn: the stream hub (live streams), the recorder (SQL history, off the order path)
-        and the snapshot trigger. Replay feeds the same consumers; a failing journal or
-        consumer stops the engine (`failed`). Return the sequencer and the loops to run once
-        recovery is done (the order `stop` relies on).
+        turn: the stream hub (live streams), the market hub (spot books, trades and fills),
+        the recorder (SQL history, off the order path) and the snapshot trigger. Replay feeds
+        the same consumers; a failing journal or consumer stops the engine (`failed`). Return
+        the sequencer and the loops to run once recovery is done (the order `stop` relies on).
         """
         self.hub = EventHub(floor=base, ring=self.config.event_ring)
+        self.market_hub = MarketHub()
         recorder = Recorder(self.history, core.instruments, self.hint_path, recorded_seq=recorded)
         recorder.offered_seq = max(recorded, base)
         self.recorder = recorder
         self.committed = CommittedBatches(
             [
                 ("stream hub", self.hub.consume),
+                ("market hub", self.market_hub.consume),
                 ("recorder", recorder.consume),
                 ("snapshot trigger", self._count_for_snapshot),
             ],

@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 import grpc
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, trading_pb2, trading_pb2_grpc
-from engine_svc import requests
+from engine_svc import requests, spot_requests
 from engine_svc.convert import (
+    balance_message,
     closed_message,
     event_message,
     order_message,
@@ -36,6 +37,7 @@ from engine_svc.core import (
     Result,
     format_money,
 )
+from engine_svc.core.spot import BalanceView
 from engine_svc.history import PageTokenError, decode_page_token, encode_page_token
 from engine_svc.port import EnginePort
 from mesh.auth import subject
@@ -399,6 +401,16 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
         summary = _payload(result, AccountSummary)
         return engine_admin_pb2.DepositResponse(balance=format_money(summary.balance))
 
+    async def DepositAsset(
+        self, request: engine_admin_pb2.DepositAssetRequest, context: Context
+    ) -> engine_admin_pb2.DepositAssetResponse:
+        """Credit a base asset to an account's spot wallet."""
+        command = spot_requests.deposit_asset(request, self._engine.markets)
+        view = _payload(await self._submit(command), BalanceView)
+        return engine_admin_pb2.DepositAssetResponse(
+            balance=balance_message(view, self._engine.markets)
+        )
+
     async def GetStats(
         self, request: engine_admin_pb2.GetStatsRequest, context: Context
     ) -> engine_admin_pb2.GetStatsResponse:
@@ -416,6 +428,8 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
             recorded_sequence=figures.recorded_seq,
             house_balance=format_money(stats.house_balance),
             total_deposits=format_money(stats.total_deposits),
+            spot_wallets=format_money(stats.spot_wallets),
+            spot_fees=format_money(stats.spot_fees),
             fresh_symbols=figures.fresh_symbols,
             failing_consumers=figures.failing_consumers,
         )

@@ -151,7 +151,7 @@ class EventHub:
     def events(self, account_id: str) -> Iterator[EventSubscription]:
         """Subscribe to an account's live events for the duration of the block."""
         subscription = EventSubscription(self._subscriber_limit)
-        with _member(self._events, account_id, subscription):
+        with member(self._events, account_id, subscription):
             yield subscription
 
     @contextmanager
@@ -165,12 +165,12 @@ class EventHub:
     def positions(self, account_id: str) -> Iterator[PositionSubscription]:
         """Subscribe to changes of an account's positions for the duration of the block."""
         subscription = PositionSubscription(account_id)
-        with _member(self._positions, account_id, subscription):
+        with member(self._positions, account_id, subscription):
             yield subscription
 
 
 @contextmanager
-def _member(topics: dict[str, Fanout[str, T, S]], topic: str, subscriber: S) -> Iterator[None]:
+def member(topics: dict[str, Fanout[str, T, S]], topic: str, subscriber: S) -> Iterator[None]:
     """Subscribe to one topic's fan-out for the block; the last to leave removes the topic."""
     fanout = topics.get(topic)
     if fanout is None:

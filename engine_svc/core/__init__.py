@@ -117,10 +117,12 @@ from .commands import (
     Command,
     CreateAccount,
     Deposit,
+    DepositAsset,
     ExpireOrders,
     ModifyPosition,
     OpenPosition,
     PlaceOrder,
+    TransferFunds,
 )
 from .decimals import DecimalFormatError, format_money, format_scaled, parse_money
 from .engine import Core, SequenceError
@@ -162,6 +164,7 @@ __all__ = [
     "CreateAccount",
     "DecimalFormatError",
     "Deposit",
+    "DepositAsset",
     "Event",
     "ExpireOrders",
     "Instrument",
@@ -186,6 +189,7 @@ __all__ = [
     "Result",
     "SequenceError",
     "Side",
+    "TransferFunds",
     "default_instruments",
     "format_money",
     "format_scaled",

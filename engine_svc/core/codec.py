@@ -22,13 +22,17 @@ from .commands import (
     Command,
     CreateAccount,
     Deposit,
+    DepositAsset,
     ExpireOrders,
     ModifyPosition,
     OpenPosition,
     PlaceOrder,
+    TransferFunds,
 )
 from .enums import CloseReason, OrderStatus, OrderType, Side
 from .reasons import Reason
+from .spot.commands import CancelSpotOrder, PlaceSpotOrder
+from .spot.enums import SpotOrderType, TimeInForce, TransferDirection
 from .views import AccountSummary, ClosedPosition, OrderView, PositionView
 
 MAX_RECORD_BYTES = 1 << 16
@@ -127,12 +131,16 @@ INT = FieldType("an integer", False, int)
 OPT_INT = FieldType("an integer", True, int)
 STR = FieldType("a string", False, str)
 OPT_STR = FieldType("a string", True, str)
+BOOL = FieldType("a boolean", False, bool)
 SIDE = EnumField(Side)
 ORDER_TYPE = EnumField(OrderType)
 ORDER_STATUS = EnumField(OrderStatus)
 CLOSE_REASON = EnumField(CloseReason)
 OPT_REASON = EnumField(Reason, optional=True)
 OPT_POSITION_VIEW = PositionViewField()
+SPOT_ORDER_TYPE = EnumField(SpotOrderType)
+TIME_IN_FORCE = EnumField(TimeInForce)
+TRANSFER_DIRECTION = EnumField(TransferDirection)
 
 Schema = tuple[FieldType, ...]
 
@@ -151,6 +159,11 @@ _COMMANDS: dict[str, tuple[type, Schema]] = {
         (PlaceOrder, (INT, INT, STR, STR, SIDE, ORDER_TYPE, INT, INT, *[OPT_INT] * 6, OPT_STR)),
         (CancelOrder, (INT, INT, STR, STR, OPT_STR)),
         (ExpireOrders, (INT, INT)),
+        (TransferFunds, (INT, INT, STR, INT, TRANSFER_DIRECTION, OPT_STR)),
+        (PlaceSpotOrder, (INT, INT, STR, STR, SIDE, SPOT_ORDER_TYPE, *[OPT_INT] * 3,
+                          TIME_IN_FORCE, BOOL, OPT_STR)),
+        (CancelSpotOrder, (INT, INT, STR, STR, OPT_STR)),
+        (DepositAsset, (INT, INT, STR, STR, INT, OPT_STR)),
     )
 }
 _PAYLOADS: dict[str, tuple[type, Schema]] = {

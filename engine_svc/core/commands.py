@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .enums import OrderType, Side
+from .spot.commands import CancelSpotOrder, PlaceSpotOrder
+from .spot.enums import TransferDirection
 
 CLEAR = 0
 
@@ -135,6 +137,29 @@ class ExpireOrders(NamedTuple):
     ts: int
 
 
+class TransferFunds(NamedTuple):
+    """Move USD between an account's CFD free balance and its spot wallet, atomically."""
+
+    seq: int
+    ts: int
+    account_id: str
+    amount: int
+    direction: TransferDirection
+    client_order_id: str | None = None
+
+
+class DepositAsset(NamedTuple):
+    """Credit a spot wallet with a base asset (in its market's lots): an internal admin
+    command, the only source of base assets, as `Deposit` is of USD."""
+
+    seq: int
+    ts: int
+    account_id: str
+    asset: str
+    amount: int
+    client_order_id: str | None = None
+
+
 Command = (
     CreateAccount
     | Deposit
@@ -146,4 +171,8 @@ Command = (
     | PlaceOrder
     | CancelOrder
     | ExpireOrders
+    | TransferFunds
+    | DepositAsset
+    | PlaceSpotOrder
+    | CancelSpotOrder
 )

@@ -2,9 +2,10 @@
 
 `apply` checks the sequence number, looks up the command's route, checks its client_order_id
 once for every command that has one, and calls the handler of the part of the core the
-command belongs to. The CFD part is the only part today; its rules live in `money`,
-`positions`, `orders` and `triggers`, the state in `ledger`, the encoding in `snapshot` and
-`restore`. See the package docstring for scales, trigger order and idempotency.
+command belongs to. The CFD part's rules live in `money`, `positions`, `orders` and
+`triggers`; the spot part (order books, wallets, transfers) in `exchange_part` and the `spot`
+package. The state is in `ledger`, the encoding in `snapshot` and `restore`. See the package
+docstring for scales, trigger order and idempotency.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from .commands import (
     Command,
     CreateAccount,
     Deposit,
+    DepositAsset,
     ExpireOrders,
     ModifyPosition,
     OpenPosition,
     PlaceOrder,
+    TransferFunds,
 )
+from .exchange_part import cancel_spot_order, deposit_asset, place_spot_order, transfer_funds
 from .indexes import MAX_KEY
 from .ledger import Ledger
 from .money import create_account, deposit, find_account, summary
@@ -35,11 +39,12 @@ from .reasons import Reason
 from .restore import restore
 from .results import Result
 from .snapshot import SNAPSHOT_VERSION, digest_parts, snapshot_digest, snapshot_parts, state_parts
-from .state import Account, Receipt
+from .spot.commands import CancelSpotOrder, PlaceSpotOrder
+from .spot.markets import QUOTE_ASSET
+from .state import STORED_PAYLOADS, Account, Receipt
 from .triggers import apply_quote
 from .views import (
     AccountSummary,
-    ClosedPosition,
     CoreStats,
     OrderView,
     PositionView,
@@ -84,7 +89,13 @@ _CFD_ROUTES: Final[dict[type, Route]] = {
     PlaceOrder: Route(place_order, "PlaceOrder"),
     CancelOrder: Route(cancel_order, "CancelOrder", "order_id"),
 }
-_ROUTES: Final[dict[type, Route]] = {**_CFD_ROUTES}
+_SPOT_ROUTES: Final[dict[type, Route]] = {
+    TransferFunds: Route(transfer_funds, "TransferFunds"),
+    DepositAsset: Route(deposit_asset, "DepositAsset"),
+    PlaceSpotOrder: Route(place_spot_order, "PlaceSpotOrder"),
+    CancelSpotOrder: Route(cancel_spot_order, "CancelSpotOrder", "order_id"),
+}
+_ROUTES: Final[dict[type, Route]] = {**_CFD_ROUTES, **_SPOT_ROUTES}
 
 
 class Core(Ledger):
@@ -151,7 +162,7 @@ class Core(Ledger):
             return Result(None, "", receipt.payload, (), True)
         result: Result = route.handler(self, command, account)
         payload = result.payload
-        assert isinstance(payload, PositionView | ClosedPosition | OrderView | AccountSummary)
+        assert isinstance(payload, STORED_PAYLOADS)
         account.receipts[client_order_id] = Receipt(route.kind, target, payload)
         return result
 
@@ -209,6 +220,7 @@ class Core(Ledger):
 
     def stats(self) -> CoreStats:
         """Return counts for monitoring."""
+        spot_wallets, spot_fees, _ = self.spot.asset_totals(QUOTE_ASSET)
         return CoreStats(
             last_seq=self.last_seq,
             accounts=len(self.accounts),
@@ -216,6 +228,8 @@ class Core(Ledger):
             pending_orders=len(self.orders),
             house_balance=self.house_balance,
             total_deposits=self.total_deposits,
+            spot_wallets=spot_wallets,
+            spot_fees=spot_fees,
         )
 
     def total_user_money(self) -> int:

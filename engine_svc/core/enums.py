@@ -69,3 +69,5 @@ class BalanceKind(StrEnum):
     MARGIN_RESERVED = "MARGIN_RESERVED"
     MARGIN_ADDED = "MARGIN_ADDED"
     CLOSE_SETTLED = "CLOSE_SETTLED"
+    # USD moved to or from the account's spot wallet (`TransferFunds`).
+    TRANSFER = "TRANSFER"

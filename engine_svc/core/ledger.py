@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from .indexes import SymbolBook
 from .instruments import Instrument, default_instruments
+from .spot.exchange import SpotExchange
+from .spot.markets import FeeSchedule, markets_from_instruments
 from .state import Account, Order, Position
 from .views import QuoteView
 
@@ -16,7 +18,9 @@ class Ledger:
     `positions` and `orders` hold every open position and pending order by key, `books` the
     trigger indexes per symbol, `quotes` the last quote per symbol and `expiry` a heap of
     ``expire time << 48 | order key``. The house balance is what the house gained from
-    closes (released margin not credited, minus losses it absorbed).
+    closes (released margin not credited, minus losses it absorbed). `spot` is the spot
+    exchange (one market per ``<COIN>USD`` instrument whose tick times lot is a whole
+    micro-USD, `fees` its schedule); its wallets belong to the same accounts.
     """
 
     __slots__ = (
@@ -29,10 +33,13 @@ class Ledger:
         "orders",
         "positions",
         "quotes",
+        "spot",
         "total_deposits",
     )
 
-    def __init__(self, instruments: Mapping[str, Instrument] | None = None) -> None:
+    def __init__(
+        self, instruments: Mapping[str, Instrument] | None = None, fees: FeeSchedule | None = None
+    ) -> None:
         chosen = default_instruments() if instruments is None else dict(instruments)
         for symbol, instrument in chosen.items():
             if symbol != instrument.symbol:
@@ -49,3 +56,7 @@ class Ledger:
         self.house_balance = 0
         self.total_deposits = 0
         self.last_seq = 0
+        # A coin whose tick times lot is not a whole micro-USD has no spot market.
+        exact = {s: i for s, i in self.instruments.items() if i.notional_den == 1}
+        self.spot = SpotExchange(markets_from_instruments(exact), fees)
+        self.spot.keeps_results = False

@@ -23,7 +23,18 @@ from .instruments import Instrument
 from .ledger import Ledger
 from .orders import index_order
 from .snapshot import POSITION_COLUMNS, READABLE_VERSIONS, SNAPSHOT_FORMAT
-from .state import LEGACY_POSITION_EDIT, Account, Order, Position, Receipt, TrailLevel
+from .spot.codec import decode_payload as decode_spot_payload
+from .spot.markets import QUOTE_ASSET
+from .spot.state import restore_state as restore_spot_state
+from .state import (
+    LEGACY_POSITION_EDIT,
+    Account,
+    Order,
+    Position,
+    Receipt,
+    StoredPayload,
+    TrailLevel,
+)
 from .views import AccountSummary, ClosedPosition, OrderView, QuoteView
 
 
@@ -82,11 +93,21 @@ def _rows(value: object) -> list[list[object]]:
     return value
 
 
+_SPOT_PAYLOAD_TAGS = frozenset({"SpotPlacement", "SpotOrderView", "BalanceView"})
+
+
+def _receipt_payload(row: object) -> StoredPayload:
+    """Return a stored payload of either part of the core from its snapshot row."""
+    if isinstance(row, list) and row and row[0] in _SPOT_PAYLOAD_TAGS:
+        return decode_spot_payload(row)
+    return decode_payload(row)
+
+
 def _restore_receipt(row: list[object], version: int) -> tuple[str, Receipt]:
     """Return a client_order_id and its receipt from a snapshot row of `version`."""
     client_order_id = _text(row[0])
     if version >= 2:
-        return client_order_id, Receipt(_text(row[1]), _text(row[2]), decode_payload(row[3]))
+        return client_order_id, Receipt(_text(row[1]), _text(row[2]), _receipt_payload(row[3]))
     # Version 1 stored the payload alone; its type and content name the request.
     payload = decode_payload(row[1])
     if isinstance(payload, AccountSummary):
@@ -215,6 +236,13 @@ def _restore_state(
     for _ in range(POSITION_COLUMNS):
         column, offset = unpack_int_column(body, offset, count)
         columns.append(column)
+    spot_body = b""
+    if version >= 3:
+        spot_end = offset + 8 + int.from_bytes(body[offset : offset + 8], "big")
+        if spot_end > len(body):
+            raise CodecError("truncated snapshot")
+        spot_body = body[offset + 8 : spot_end]
+        offset = spot_end
     if offset != len(body):
         raise CodecError("trailing bytes after the snapshot")
     if not isinstance(state, list) or len(state) != 7:
@@ -225,6 +253,10 @@ def _restore_state(
         instruments[symbol] = Instrument.create(symbol, *_ints(row, 1, 8))
     ledger = new_ledger(instruments)
     ledger.last_seq = last_seq
+    if spot_body:
+        ledger.spot = restore_spot_state(spot_body)
+        ledger.spot.keeps_results = False
+        ledger.spot.last_seq = last_seq
     house, deposits = _ints(state, 1, 3)
     ledger.house_balance = house
     ledger.total_deposits = deposits
@@ -270,7 +302,13 @@ def _restore_state(
         ledger.orders[key] = order
         account.orders[key] = order
         index_order(ledger, order)
+    spot = ledger.spot
+    if not spot.accounts.keys() <= ledger.accounts.keys():
+        raise CodecError("snapshot has spot wallets of unknown accounts")
+    held, fees, transferred = spot.asset_totals(QUOTE_ASSET)
+    if held + fees != transferred:
+        raise CodecError("snapshot does not conserve the spot USD")
     money = sum(account.balance + account.used_margin for account in ledger.accounts.values())
-    if money + ledger.house_balance != ledger.total_deposits:
+    if money + ledger.house_balance + transferred != ledger.total_deposits:
         raise CodecError("snapshot does not conserve money")
     return ledger

@@ -6,9 +6,22 @@ from typing import NamedTuple
 
 from .events import Event
 from .reasons import Reason
+from .spot.events import SpotEvent
+from .spot.views import BalanceView, SpotOrderView, SpotPlacement
 from .views import AccountSummary, ClosedPosition, OrderView, PositionView, QuoteView
 
-Payload = PositionView | ClosedPosition | OrderView | AccountSummary | QuoteView | None
+Payload = (
+    PositionView
+    | ClosedPosition
+    | OrderView
+    | AccountSummary
+    | QuoteView
+    | SpotPlacement
+    | SpotOrderView
+    | BalanceView
+    | None
+)
+AnyEvent = Event | SpotEvent
 
 
 class Result(NamedTuple):
@@ -22,7 +35,7 @@ class Result(NamedTuple):
     reason: Reason | None
     message: str
     payload: Payload
-    events: tuple[Event, ...]
+    events: tuple[AnyEvent, ...]
     duplicate: bool = False
     field: str = ""
 
@@ -32,7 +45,7 @@ class Result(NamedTuple):
         return self.reason is None
 
 
-def accepted(payload: Payload, events: tuple[Event, ...]) -> Result:
+def accepted(payload: Payload, events: tuple[AnyEvent, ...]) -> Result:
     """Build a success result."""
     return Result(None, "", payload, events, False)
 

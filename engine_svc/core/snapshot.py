@@ -6,7 +6,8 @@ it back.
 
 State encoding: JSON length (8 bytes) + JSON of the small state and the positions' client
 order ids + position count (8 bytes) + one integer column per position field, in position key
-order (account and symbol as indexes into the sorted id lists).
+order (account and symbol as indexes into the sorted id lists) + spot length (8 bytes) + the
+spot exchange's canonical encoding (`spot.state.encode_state`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,25 @@ from typing import Final
 
 from .codec import CodecError, dumps_canonical, encode_payload, pack_int_column
 from .ledger import Ledger
+from .spot.codec import encode_payload as encode_spot_payload
+from .spot.state import encode_state as encode_spot_state
+from .spot.views import BalanceView, SpotOrderView, SpotPlacement
+from .state import StoredPayload
 
 SNAPSHOT_FORMAT: Final = "cfd-core-snapshot"
 # Version 2 binds each stored client_order_id to its request kind and target; version 1
-# snapshots still load (`restore` infers the binding).
-SNAPSHOT_VERSION: Final = 2
-READABLE_VERSIONS: Final = (1, 2)
+# snapshots still load (`restore` infers the binding). Version 3 adds the spot exchange;
+# older snapshots load with an empty one.
+SNAPSHOT_VERSION: Final = 3
+READABLE_VERSIONS: Final = (1, 2, 3)
 POSITION_COLUMNS: Final = 15
+
+
+def encode_receipt_payload(payload: StoredPayload) -> list[object]:
+    """Return a stored result payload of either part of the core as a JSON-ready row."""
+    if isinstance(payload, SpotPlacement | SpotOrderView | BalanceView):
+        return encode_spot_payload(payload)
+    return encode_payload(payload)
 
 
 def _small_state(ledger: Ledger) -> list[object]:
@@ -45,7 +58,7 @@ def _small_state(ledger: Ledger) -> list[object]:
     for account_id in sorted(ledger.accounts):
         account = ledger.accounts[account_id]
         receipts = [
-            [coid, receipt.kind, receipt.target, encode_payload(receipt.payload)]
+            [coid, receipt.kind, receipt.target, encode_receipt_payload(receipt.payload)]
             for coid, receipt in sorted(account.receipts.items())
         ]
         accounts.append([account_id, account.balance, account.used_margin, receipts])
@@ -109,6 +122,9 @@ def state_parts(ledger: Ledger) -> list[bytes]:
     ]
     parts = [len(small).to_bytes(8, "big"), small, len(ordered).to_bytes(8, "big")]
     parts.extend(pack_int_column(column) for column in columns)
+    spot = encode_spot_state(ledger.spot)
+    parts.append(len(spot).to_bytes(8, "big"))
+    parts.append(spot)
     return parts
 
 

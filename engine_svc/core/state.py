@@ -7,9 +7,27 @@ order reference is 0 (every real value is positive); the views turn 0 into None.
 from __future__ import annotations
 
 from .enums import OrderStatus, check_order_transition
+from .spot.views import BalanceView, SpotOrderView, SpotPlacement
 from .views import AccountSummary, ClosedPosition, OrderView, PositionView
 
-StoredPayload = PositionView | ClosedPosition | OrderView | AccountSummary
+StoredPayload = (
+    PositionView
+    | ClosedPosition
+    | OrderView
+    | AccountSummary
+    | SpotPlacement
+    | SpotOrderView
+    | BalanceView
+)
+STORED_PAYLOADS = (
+    PositionView,
+    ClosedPosition,
+    OrderView,
+    AccountSummary,
+    SpotPlacement,
+    SpotOrderView,
+    BalanceView,
+)
 
 # The kind of a receipt restored from a version 1 snapshot whose payload, a position view
 # that a position's open did not produce, cannot tell AddMargin from ModifyPosition.

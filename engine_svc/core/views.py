@@ -125,3 +125,5 @@ class CoreStats(NamedTuple):
     pending_orders: int
     house_balance: int
     total_deposits: int
+    spot_wallets: int = 0
+    spot_fees: int = 0

@@ -1,6 +1,7 @@
 """Crash safety of a real `cfd engine` process: SIGKILL under load, torn and corrupt journal
-tails. After every restart each acknowledged result is there, the state equals an offline
-replay of the journal (the same digest at the same sequence number) and money is conserved."""
+tails. After every restart each acknowledged result is there (CFD positions, spot orders and
+fills), the state equals an offline replay of the journal (the same digest at the same
+sequence number) and money is conserved."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import grpc
 
 from account_svc.issuer import TokenIssuer
-from cfd.v1 import common_pb2, trading_pb2
+from cfd.v1 import common_pb2, engine_admin_pb2, exchange_pb2, exchange_pb2_grpc, trading_pb2
 from engine_svc.core import Core
 from engine_svc.core.codec import decode_command
 from engine_svc.journal import Journal, frame
@@ -43,6 +44,9 @@ class Ledger:
     opened: dict[str, str] = field(default_factory=dict)
     closed: set[str] = field(default_factory=set)
     digests: dict[int, str] = field(default_factory=dict)
+    # Acknowledged spot order ids and own fill ids, by user.
+    spot_orders: dict[str, set[str]] = field(default_factory=dict)
+    spot_fills: dict[str, set[str]] = field(default_factory=dict)
 
 
 def offline_replay(data_dir: Path, check: dict[int, str]) -> tuple[int, str]:
@@ -78,7 +82,7 @@ def recovered_line(process: ServiceProcess) -> tuple[int, str]:
 
 async def conservation(client: Client) -> None:
     stats = await client.stats()
-    money = Decimal(stats.house_balance)
+    money = Decimal(stats.house_balance) + Decimal(stats.spot_wallets) + Decimal(stats.spot_fees)
     for user in USERS:
         account = await client.trading.GetAccount(
             trading_pb2.GetAccountRequest(), metadata=client.auth(user)
@@ -121,6 +125,81 @@ async def trader(client: Client, user: str, ledger: Ledger, stop: asyncio.Event)
             # A liquidated or closed-by-trigger position is gone: that is a valid answer.
             if exc.code() != grpc.StatusCode.NOT_FOUND:
                 raise
+
+
+async def fund_spot(client: Client, user: str) -> None:
+    """Move USD to the user's spot wallet and give it BTC (idempotent across restarts)."""
+    exchange = exchange_pb2_grpc.ExchangeServiceStub(client.channel)
+    await exchange.TransferFunds(
+        exchange_pb2.TransferFundsRequest(
+            amount="20000", direction=exchange_pb2.TRANSFER_DIRECTION_TO_SPOT,
+            client_order_id="fund-usd",
+        ),
+        metadata=client.auth(user),
+    )  # fmt: skip
+    await client.admin.DepositAsset(
+        engine_admin_pb2.DepositAssetRequest(
+            user_id=user, asset="BTC", amount="1", client_order_id="fund-btc"
+        ),
+        metadata=client.internal,
+    )
+
+
+async def spot_trader(client: Client, user: str, ledger: Ledger, stop: asyncio.Event) -> None:
+    """Place crossing spot limit orders and cancel some; note what was acknowledged."""
+    exchange = exchange_pb2_grpc.ExchangeServiceStub(client.channel)
+    md = client.auth(user)
+    orders = ledger.spot_orders.setdefault(user, set())
+    fills = ledger.spot_fills.setdefault(user, set())
+    while not stop.is_set():
+        try:
+            if orders and random.random() < 0.2:
+                await exchange.CancelSpotOrder(
+                    exchange_pb2.CancelSpotOrderRequest(order_id=random.choice(sorted(orders))),
+                    metadata=md,
+                    timeout=5,
+                )
+                continue
+            reply = await exchange.PlaceSpotOrder(
+                exchange_pb2.PlaceSpotOrderRequest(
+                    market="BTC_USD",
+                    side=random.choice([common_pb2.SIDE_BUY, common_pb2.SIDE_SELL]),
+                    type=exchange_pb2.SPOT_ORDER_TYPE_LIMIT,
+                    price=f"{64000 + random.randint(-5, 5)}.00",
+                    quantity="0.001",
+                ),
+                metadata=md,
+                timeout=5,
+            )
+            orders.add(reply.order.id)
+            fills.update(fill.id for fill in reply.fills)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return
+            # An order already filled or cancelled by self-trade prevention is gone; a wallet
+            # spent by resting orders refuses more: both are valid answers.
+            if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+                raise
+
+
+async def verify_spot(client: Client, ledger: Ledger) -> None:
+    """Every acknowledged spot order and fill is among the user's events after a restart."""
+    for user, orders in ledger.spot_orders.items():
+        missing_orders = set(orders)
+        missing_fills = set(ledger.spot_fills.get(user, ()))
+        events = client.trading.StreamEvents(
+            trading_pb2.StreamEventsRequest(from_sequence=0), metadata=client.auth(user)
+        )
+        try:
+            while missing_orders or missing_fills:
+                item = await asyncio.wait_for(events.read(), 20)
+                assert isinstance(item, trading_pb2.StreamEventsResponse), (user, missing_orders)
+                if item.type == trading_pb2.EVENT_TYPE_SPOT_ORDER_PLACED:
+                    missing_orders.discard(item.spot_order.id)
+                elif item.type == trading_pb2.EVENT_TYPE_SPOT_FILL:
+                    missing_fills.discard(item.spot_fill.id)
+        finally:
+            events.cancel()
 
 
 async def watcher(client: Client, ledger: Ledger, stop: asyncio.Event) -> None:
@@ -190,12 +269,17 @@ async def test_sigkill_under_load_loses_no_acknowledged_result(tmp_path: Path) -
                         assert seq >= last_seen
                         assert offline_replay(tmp_path, {})[0] >= seq
                         await verify(client, ledger)
+                        await verify_spot(client, ledger)
                         await conservation(client)
                     for user in USERS:
                         await client.create_account(user, "100000")
+                        await fund_spot(client, user)
                     await until(partial(_priced, client))
                     stop = asyncio.Event()
                     tasks = [asyncio.create_task(trader(client, u, ledger, stop)) for u in USERS]
+                    tasks.extend(
+                        asyncio.create_task(spot_trader(client, u, ledger, stop)) for u in USERS
+                    )
                     tasks.append(asyncio.create_task(watcher(client, ledger, stop)))
                     tasks.append(asyncio.create_task(ticker(market, stop)))
                     await asyncio.sleep(random.uniform(0.8, 1.6))
@@ -211,6 +295,8 @@ async def test_sigkill_under_load_loses_no_acknowledged_result(tmp_path: Path) -
             assert final_seq >= last_seen
         assert len(ledger.opened) > 50
         assert any(p.startswith("p-") for p in ledger.closed)
+        assert sum(map(len, ledger.spot_orders.values())) > 50
+        assert sum(map(len, ledger.spot_fills.values())) > 10
         # The last restart: acknowledged results, conservation and the recovery digest.
         process = start(settings, env, tmp_path, 99)
         try:
@@ -219,6 +305,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_result(tmp_path: Path) -
             async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.engine_port}") as ch:
                 client = Client(ch, issuer)
                 await verify(client, ledger)
+                await verify_spot(client, ledger)
                 await conservation(client)
                 stats = await client.stats()
                 assert stats.sequence >= seq

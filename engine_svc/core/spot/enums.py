@@ -31,6 +31,13 @@ class SpotOrderStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+class TransferDirection(StrEnum):
+    """Which way `TransferFunds` moves USD between the CFD balance and the spot wallet."""
+
+    TO_SPOT = "TO_SPOT"
+    TO_CFD = "TO_CFD"
+
+
 class Liquidity(StrEnum):
     """Whether a fill's order rested in the book (maker) or arrived and took (taker)."""
 

@@ -168,6 +168,9 @@ class SpotExchange:
         self.debited: dict[str, int] = dict.fromkeys(self.assets, 0)
         self.trades = 0
         self.last_seq = 0
+        # False when the caller keeps the results of client_order_ids itself (the `Core`
+        # does, one rule for every command); the exchange then stores none.
+        self.keeps_results = True
 
     # ----------------------------------------------------------------- entry point
 
@@ -248,7 +251,7 @@ class SpotExchange:
         payload: SpotPayload,
         events: list[SpotEvent],
     ) -> SpotResult:
-        if client_order_id is not None:
+        if client_order_id is not None and self.keeps_results:
             stored = SpotResult(None, "", payload, (), True)
             account.results[client_order_id] = (kind, target, stored)
         return _new(SpotResult, (None, "", payload, tuple(events), False))

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from cfd.v1 import exchange_pb2 as _exchange_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -128,6 +129,64 @@ class DepositResponse(_message.Message):
 Global___DepositResponse: _TypeAlias = DepositResponse  # noqa: Y015
 
 @_typing.final
+class DepositAssetRequest(_message.Message):
+    """Request of EngineAdminService.DepositAsset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ASSET_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Account id."""
+    asset: _builtins.str
+    """Base asset, e.g. "BTC"."""
+    amount: _builtins.str
+    """Positive amount, a multiple of the asset's market lot step."""
+    client_order_id: _builtins.str
+    """Idempotency key, unique per account, at most 64 characters."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        asset: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        client_order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "asset", b"asset", "client_order_id", b"client_order_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepositAssetRequest: _TypeAlias = DepositAssetRequest  # noqa: Y015
+
+@_typing.final
+class DepositAssetResponse(_message.Message):
+    """Result of EngineAdminService.DepositAsset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BALANCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def balance(self) -> _exchange_pb2.WalletBalance:
+        """The asset's wallet balance after the deposit."""
+
+    def __init__(
+        self,
+        *,
+        balance: _exchange_pb2.WalletBalance | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepositAssetResponse: _TypeAlias = DepositAssetResponse  # noqa: Y015
+
+@_typing.final
 class GetStatsRequest(_message.Message):
     """Request of EngineAdminService.GetStats."""
 
@@ -165,6 +224,8 @@ class GetStatsResponse(_message.Message):
     TOTAL_DEPOSITS_FIELD_NUMBER: _builtins.int
     FRESH_SYMBOLS_FIELD_NUMBER: _builtins.int
     FAILING_CONSUMERS_FIELD_NUMBER: _builtins.int
+    SPOT_WALLETS_FIELD_NUMBER: _builtins.int
+    SPOT_FEES_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Last applied sequence number."""
     accounts: _builtins.int
@@ -189,6 +250,12 @@ class GetStatsResponse(_message.Message):
     """House balance in USD (spread of realized PnL and absorbed losses)."""
     total_deposits: _builtins.str
     """Sum of all deposits in USD."""
+    spot_wallets: _builtins.str
+    """USD in spot wallets (available + locked) in total."""
+    spot_fees: _builtins.str
+    """Spot fees collected by the house, in USD. Conservation: the CFD balances, used margin and
+    house balance, plus spot_wallets and spot_fees, sum to total_deposits.
+    """
     @_builtins.property
     def snapshot_time(self) -> _timestamp_pb2.Timestamp:
         """When the newest snapshot was written."""
@@ -221,10 +288,12 @@ class GetStatsResponse(_message.Message):
         total_deposits: _builtins.str = ...,
         fresh_symbols: _abc.Iterable[_builtins.str] | None = ...,
         failing_consumers: _abc.Iterable[_builtins.str] | None = ...,
+        spot_wallets: _builtins.str = ...,
+        spot_fees: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot_time", b"snapshot_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "failing_consumers", b"failing_consumers", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "state_digest", b"state_digest", "total_deposits", b"total_deposits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "failing_consumers", b"failing_consumers", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "spot_fees", b"spot_fees", "spot_wallets", b"spot_wallets", "state_digest", b"state_digest", "total_deposits", b"total_deposits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -46,6 +46,11 @@ class EngineAdminServiceStub:
                 request_serializer=cfd_dot_v1_dot_engine__admin__pb2.DepositRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_engine__admin__pb2.DepositResponse.FromString,
                 _registered_method=True)
+        self.DepositAsset = channel.unary_unary(
+                '/cfd.v1.EngineAdminService/DepositAsset',
+                request_serializer=cfd_dot_v1_dot_engine__admin__pb2.DepositAssetRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_engine__admin__pb2.DepositAssetResponse.FromString,
+                _registered_method=True)
         self.GetStats = channel.unary_unary(
                 '/cfd.v1.EngineAdminService/GetStats',
                 request_serializer=cfd_dot_v1_dot_engine__admin__pb2.GetStatsRequest.SerializeToString,
@@ -75,6 +80,16 @@ class EngineAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DepositAsset(self, request, context):
+        """Credit a base asset (BTC, ETH, ...) to an account's spot wallet: the only source of base
+        assets, as Deposit is of USD (USD reaches the wallet by ExchangeService.TransferFunds).
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND),
+        ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED), UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStats(self, request, context):
         """Return engine figures: sequence, positions, journal and snapshot.
         Errors: UNAUTHENTICATED.
@@ -95,6 +110,11 @@ def add_EngineAdminServiceServicer_to_server(servicer, server):
                     servicer.Deposit,
                     request_deserializer=cfd_dot_v1_dot_engine__admin__pb2.DepositRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_engine__admin__pb2.DepositResponse.SerializeToString,
+            ),
+            'DepositAsset': grpc.unary_unary_rpc_method_handler(
+                    servicer.DepositAsset,
+                    request_deserializer=cfd_dot_v1_dot_engine__admin__pb2.DepositAssetRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_engine__admin__pb2.DepositAssetResponse.SerializeToString,
             ),
             'GetStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStats,
@@ -158,6 +178,33 @@ class EngineAdminService:
             '/cfd.v1.EngineAdminService/Deposit',
             cfd_dot_v1_dot_engine__admin__pb2.DepositRequest.SerializeToString,
             cfd_dot_v1_dot_engine__admin__pb2.DepositResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DepositAsset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.EngineAdminService/DepositAsset',
+            cfd_dot_v1_dot_engine__admin__pb2.DepositAssetRequest.SerializeToString,
+            cfd_dot_v1_dot_engine__admin__pb2.DepositAssetResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,12 @@ class EngineAdminServiceStub:
     """Credit money to an account.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND), UNAUTHENTICATED.
     """
+    DepositAsset: _grpc.UnaryUnaryMultiCallable[_engine_admin_pb2.DepositAssetRequest, _engine_admin_pb2.DepositAssetResponse]
+    """Credit a base asset (BTC, ETH, ...) to an account's spot wallet: the only source of base
+    assets, as Deposit is of USD (USD reaches the wallet by ExchangeService.TransferFunds).
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND),
+    ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED), UNAUTHENTICATED.
+    """
     GetStats: _grpc.UnaryUnaryMultiCallable[_engine_admin_pb2.GetStatsRequest, _engine_admin_pb2.GetStatsResponse]
     """Return engine figures: sequence, positions, journal and snapshot.
     Errors: UNAUTHENTICATED.
@@ -64,6 +70,12 @@ class EngineAdminServiceAsyncStub(EngineAdminServiceStub):
     Deposit: _aio.UnaryUnaryMultiCallable[_engine_admin_pb2.DepositRequest, _engine_admin_pb2.DepositResponse]  # type: ignore[assignment]
     """Credit money to an account.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND), UNAUTHENTICATED.
+    """
+    DepositAsset: _aio.UnaryUnaryMultiCallable[_engine_admin_pb2.DepositAssetRequest, _engine_admin_pb2.DepositAssetResponse]  # type: ignore[assignment]
+    """Credit a base asset (BTC, ETH, ...) to an account's spot wallet: the only source of base
+    assets, as Deposit is of USD (USD reaches the wallet by ExchangeService.TransferFunds).
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND),
+    ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED), UNAUTHENTICATED.
     """
     GetStats: _aio.UnaryUnaryMultiCallable[_engine_admin_pb2.GetStatsRequest, _engine_admin_pb2.GetStatsResponse]  # type: ignore[assignment]
     """Return engine figures: sequence, positions, journal and snapshot.
@@ -94,6 +106,18 @@ class EngineAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_engine_admin_pb2.DepositResponse, _abc.Awaitable[_engine_admin_pb2.DepositResponse]]:
         """Credit money to an account.
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND), UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def DepositAsset(
+        self,
+        request: _engine_admin_pb2.DepositAssetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engine_admin_pb2.DepositAssetResponse, _abc.Awaitable[_engine_admin_pb2.DepositAssetResponse]]:
+        """Credit a base asset (BTC, ETH, ...) to an account's spot wallet: the only source of base
+        assets, as Deposit is of USD (USD reaches the wallet by ExchangeService.TransferFunds).
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND),
+        ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED), UNAUTHENTICATED.
         """
 
     @_abc_1.abstractmethod

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from cfd.v1 import common_pb2 as _common_pb2
+from cfd.v1 import exchange_pb2 as _exchange_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -171,6 +172,16 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A pending order triggered but was rejected (`order`, with `reject_reason`)."""
     EVENT_TYPE_BALANCE_CHANGED: _EventType.ValueType  # 10
     """The balance changed (`balance_change`)."""
+    EVENT_TYPE_SPOT_ORDER_PLACED: _EventType.ValueType  # 11
+    """A spot order was accepted (`spot_order`, with its status after matching)."""
+    EVENT_TYPE_SPOT_ORDER_UPDATED: _EventType.ValueType  # 12
+    """A resting spot order was partly filled (`spot_order`)."""
+    EVENT_TYPE_SPOT_ORDER_FILLED: _EventType.ValueType  # 13
+    """A resting spot order was filled in full (`spot_order`)."""
+    EVENT_TYPE_SPOT_ORDER_CANCELLED: _EventType.ValueType  # 14
+    """A spot order was cancelled, by its owner or by self-trade prevention (`spot_order`)."""
+    EVENT_TYPE_SPOT_FILL: _EventType.ValueType  # 15
+    """One of the caller's spot orders traded (`spot_fill`)."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """Kind of account event."""
@@ -199,6 +210,16 @@ EVENT_TYPE_ORDER_REJECTED: EventType.ValueType  # 9
 """A pending order triggered but was rejected (`order`, with `reject_reason`)."""
 EVENT_TYPE_BALANCE_CHANGED: EventType.ValueType  # 10
 """The balance changed (`balance_change`)."""
+EVENT_TYPE_SPOT_ORDER_PLACED: EventType.ValueType  # 11
+"""A spot order was accepted (`spot_order`, with its status after matching)."""
+EVENT_TYPE_SPOT_ORDER_UPDATED: EventType.ValueType  # 12
+"""A resting spot order was partly filled (`spot_order`)."""
+EVENT_TYPE_SPOT_ORDER_FILLED: EventType.ValueType  # 13
+"""A resting spot order was filled in full (`spot_order`)."""
+EVENT_TYPE_SPOT_ORDER_CANCELLED: EventType.ValueType  # 14
+"""A spot order was cancelled, by its owner or by self-trade prevention (`spot_order`)."""
+EVENT_TYPE_SPOT_FILL: EventType.ValueType  # 15
+"""One of the caller's spot orders traded (`spot_fill`)."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 class _BalanceChangeKind:
@@ -215,6 +236,8 @@ class _BalanceChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Bal
     """Margin moved from the balance into a position (open, add margin)."""
     BALANCE_CHANGE_KIND_POSITION_SETTLED: _BalanceChangeKind.ValueType  # 3
     """Margin and realized PnL returned to the balance by a close."""
+    BALANCE_CHANGE_KIND_TRANSFER: _BalanceChangeKind.ValueType  # 4
+    """USD moved to or from the spot wallet (TransferFunds; negative amount: to the wallet)."""
 
 class BalanceChangeKind(_BalanceChangeKind, metaclass=_BalanceChangeKindEnumTypeWrapper):
     """Why the balance changed."""
@@ -227,6 +250,8 @@ BALANCE_CHANGE_KIND_MARGIN_RESERVED: BalanceChangeKind.ValueType  # 2
 """Margin moved from the balance into a position (open, add margin)."""
 BALANCE_CHANGE_KIND_POSITION_SETTLED: BalanceChangeKind.ValueType  # 3
 """Margin and realized PnL returned to the balance by a close."""
+BALANCE_CHANGE_KIND_TRANSFER: BalanceChangeKind.ValueType  # 4
+"""USD moved to or from the spot wallet (TransferFunds; negative amount: to the wallet)."""
 Global___BalanceChangeKind: _TypeAlias = BalanceChangeKind  # noqa: Y015
 
 @_typing.final
@@ -1387,6 +1412,8 @@ class StreamEventsResponse(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     BALANCE_CHANGE_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
+    SPOT_ORDER_FIELD_NUMBER: _builtins.int
+    SPOT_FILL_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Engine sequence number of the command that produced the event."""
     type: Global___EventType.ValueType
@@ -1409,6 +1436,14 @@ class StreamEventsResponse(_message.Message):
     def balance_change(self) -> Global___BalanceChange:
         """The balance change (BALANCE_CHANGED)."""
 
+    @_builtins.property
+    def spot_order(self) -> _exchange_pb2.SpotOrder:
+        """The spot order concerned (SPOT_ORDER_* events)."""
+
+    @_builtins.property
+    def spot_fill(self) -> _exchange_pb2.SpotFill:
+        """The spot fill (SPOT_FILL)."""
+
     def __init__(
         self,
         *,
@@ -1419,10 +1454,12 @@ class StreamEventsResponse(_message.Message):
         order: Global___Order | None = ...,
         balance_change: Global___BalanceChange | None = ...,
         index: _builtins.int = ...,
+        spot_order: _exchange_pb2.SpotOrder | None = ...,
+        spot_fill: _exchange_pb2.SpotFill | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "order", b"order", "position", b"position", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "order", b"order", "position", b"position", "spot_fill", b"spot_fill", "spot_order", b"spot_order", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "index", b"index", "order", b"order", "position", b"position", "sequence", b"sequence", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "index", b"index", "order", b"order", "position", b"position", "sequence", b"sequence", "spot_fill", b"spot_fill", "spot_order", b"spot_order", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

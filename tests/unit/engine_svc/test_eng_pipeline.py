@@ -77,6 +77,7 @@ async def test_a_failing_consumer_fails_the_runtime_like_a_failing_journal(tmp_p
     try:
         assert [name for name, _ in runtime.committed.consumers] == [
             "stream hub",
+            "market hub",
             "recorder",
             "snapshot trigger",
         ]

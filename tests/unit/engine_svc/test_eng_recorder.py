@@ -7,20 +7,26 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from cfd.v1 import trading_pb2
+from cfd.v1.exchange_pb2 import LIQUIDITY_TAKER, SpotFill
 from engine_svc.core import (
     ApplyQuote,
     ClosePosition,
     Core,
     CreateAccount,
+    DepositAsset,
     OpenPosition,
     OrderType,
     PlaceOrder,
     Side,
+    TransferFunds,
 )
+from engine_svc.core.spot import PlaceSpotOrder, SpotOrderType
+from engine_svc.core.spot.enums import TransferDirection
 from engine_svc.history import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     HistoryStore,
     PageTokenError,
@@ -31,7 +37,10 @@ from engine_svc.history import (
     events,
     ledger,
     orders,
+    recorder_state,
     schema_version_table,
+    spot_fills,
+    spot_orders,
 )
 from engine_svc.pipeline import account_events
 from engine_svc.recorder import Recorder, read_hint
@@ -196,9 +205,68 @@ def test_page_tokens_round_trip_and_reject_garbage() -> None:
             decode_page_token(bad)
 
 
-async def test_a_history_schema_of_another_version_is_refused(store: HistoryStore) -> None:
+async def test_a_history_schema_of_a_newer_version_is_refused(store: HistoryStore) -> None:
     await store.create_schema()  # a second start at the same version is fine
     async with store.engine.begin() as conn:
         await conn.execute(update(schema_version_table).values(version=SCHEMA_VERSION + 1))
-    with pytest.raises(SchemaVersionError, match="version 2"):
+    with pytest.raises(SchemaVersionError, match=f"version {SCHEMA_VERSION + 1}"):
         await store.create_schema()
+
+
+async def test_a_version_1_history_gains_the_spot_tables(tmp_path: Path) -> None:
+    history = HistoryStore(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'h.sqlite3'}"))
+    async with history.engine.begin() as conn:
+        # What the version 1 build created: its tables, claimed at version 1.
+        await conn.run_sync(schema_version_table.create)
+        await conn.run_sync(MIGRATIONS[0])
+        await conn.execute(schema_version_table.insert().values(id=1, version=1))
+        await conn.execute(recorder_state.insert().values(id=1, seq=7))
+    await history.create_schema()
+    assert await history.count(spot_fills) == 0 and await history.count(spot_orders) == 0
+    assert await history.recorded_seq() == 7
+    async with history.engine.connect() as conn:
+        version = (await conn.execute(select(schema_version_table.c.version))).scalar_one()
+    assert version == SCHEMA_VERSION == 2
+    await history.engine.dispose()
+
+
+def spot_day() -> tuple[Feed, list[list[Applied]]]:
+    """Return batches where two accounts fund their wallets and trade twice."""
+    feed = Feed()
+    usd = TransferDirection.TO_SPOT
+    batches = [
+        feed.apply(
+            CreateAccount(0, 0, "a", 10_000_000_000),
+            CreateAccount(0, 0, "b", 10_000_000_000),
+            TransferFunds(0, 0, "a", 1_000_000_000, usd),
+            DepositAsset(0, 0, "b", "BTC", 100),
+        ),
+        feed.apply(
+            PlaceSpotOrder(0, 0, "b", "BTC_USD", Side.SELL, SpotOrderType.LIMIT, 6_400_000, 10),
+            PlaceSpotOrder(0, 0, "a", "BTC_USD", Side.BUY, SpotOrderType.LIMIT, 6_400_000, 4),
+        ),
+        feed.apply(
+            PlaceSpotOrder(0, 0, "a", "BTC_USD", Side.BUY, SpotOrderType.MARKET, None, 2),
+        ),
+    ]
+    return feed, batches
+
+
+async def test_spot_orders_and_fills_are_recorded_once_and_page_newest_first(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    feed, batches = spot_day()
+    await _record(Recorder(store, feed.core.instruments, tmp_path / "hint"), batches)
+    assert await store.count(spot_fills) == 4
+    assert await store.count(spot_orders) == 3
+    # A restart offers the same batches again: nothing is written twice.
+    again = Recorder(store, feed.core.instruments, tmp_path / "hint2", recorded_seq=0)
+    await _record(again, batches)
+    assert await store.count(spot_fills) == 4 and await store.count(spot_orders) == 3
+    first = await store.spot_fills_page("a", None, None, 1)
+    rest = await store.spot_fills_page("a", "BTC_USD", first[-1][:2], 5)
+    fills = [SpotFill.FromString(data) for _, _, data in [*first, *rest]]
+    assert [(f.quantity, f.liquidity) for f in fills] == [
+        ("0.0002", LIQUIDITY_TAKER), ("0.0004", LIQUIDITY_TAKER),
+    ]  # fmt: skip
+    assert await store.spot_fills_page("a", "ETH_USD", None, 5) == []

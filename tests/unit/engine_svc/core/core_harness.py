@@ -15,8 +15,11 @@ class Harness:
         self.core = core
         self.seq = 0
         self.ts = 1_700_000_000_000_000_000
+        self.commands: list[Command] = []
 
     def run(self, factory: Callable[..., Command], **fields: Any) -> Result:
         """Build a command with the next seq and the current ts, apply it, return the result."""
         self.seq += 1
-        return self.core.apply(factory(seq=self.seq, ts=self.ts, **fields))
+        command = factory(seq=self.seq, ts=self.ts, **fields)
+        self.commands.append(command)
+        return self.core.apply(command)

@@ -18,6 +18,7 @@ from engine_svc.core import (
     Core,
     CreateAccount,
     Deposit,
+    DepositAsset,
     ExpireOrders,
     ModifyPosition,
     OpenPosition,
@@ -26,6 +27,7 @@ from engine_svc.core import (
     PositionView,
     Reason,
     Side,
+    TransferFunds,
     make_instrument,
 )
 from engine_svc.core.codec import (
@@ -37,6 +39,8 @@ from engine_svc.core.codec import (
     unpack_int_column,
 )
 from engine_svc.core.engine import SNAPSHOT_VERSION, snapshot_digest
+from engine_svc.core.spot import CancelSpotOrder, PlaceSpotOrder, SpotOrderType, TimeInForce
+from engine_svc.core.spot.enums import TransferDirection
 from unit.engine_svc.core.core_harness import Harness
 
 USD = 1_000_000
@@ -86,7 +90,16 @@ EVERY_COMMAND: list[Command] = [
     ),
     CancelOrder(12, 18, "user-1", "o-11", "c-5"),
     ExpireOrders(13, 19),
-]
+    TransferFunds(14, 20, "user-1", 7 * USD, TransferDirection.TO_SPOT, "c-6"),
+    TransferFunds(15, 20, "user-1", 2 * USD, TransferDirection.TO_CFD, None),
+    DepositAsset(16, 21, "user-1", "BTC", 30, "c-7"),
+    PlaceSpotOrder(
+        17, 22, "user-1", "BTC_USD", Side.BUY, SpotOrderType.LIMIT, 6_000_000, 3, None,
+        TimeInForce.IOC, True, "c-8",
+    ),
+    PlaceSpotOrder(18, 22, "user-1", "BTC_USD", Side.BUY, SpotOrderType.MARKET, None, None, 9),
+    CancelSpotOrder(19, 23, "user-1", "s-17", "c-9"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", EVERY_COMMAND, ids=lambda c: type(c).__name__)
@@ -118,6 +131,8 @@ def test_every_command_round_trips(command: Command) -> None:
         b'["ClosePosition",1,2,"a","p-1","3",null]',
         b'["ApplyQuote",1,2,"BTCUSD",1,{}]',
         b'["OpenPosition",1,2,"a","BTCUSD","LONG",10,1,null,null,null,null,null,null,null]',
+        b'["TransferFunds",1,2,"a",5,"SIDEWAYS",null]',
+        b'["PlaceSpotOrder",1,2,"a","BTC_USD","BUY","LIMIT",1,1,null,"GTC",1,null]',
         b"[" * 100_000,
     ],
 )
@@ -329,12 +344,12 @@ def test_snapshot_with_digest_gives_both_from_one_encoding() -> None:
     assert restored.snapshot_with_digest() == (snapshot, digest)
 
 
-@pytest.mark.parametrize("version", [0, 3, 99, "1", None, True])
+@pytest.mark.parametrize("version", [0, 4, 99, "1", None, True])
 def test_restore_rejects_unknown_snapshot_versions(version: object) -> None:
     snapshot = _busy_core().core.snapshot()
     header, _, body = snapshot.partition(b"\n")
     fields = json.loads(header)
-    assert fields["version"] == SNAPSHOT_VERSION == 2
+    assert fields["version"] == SNAPSHOT_VERSION == 3
     fields["version"] = version
     changed = json.dumps(fields, separators=(",", ":")).encode("ascii") + b"\n" + body
     with pytest.raises(CodecError, match="supported version"):
@@ -384,7 +399,7 @@ def test_a_version_1_snapshot_loads_with_its_keys_bound_to_their_requests() -> N
     # It is written again in the current version, which keeps the bindings.
     again = Core.restore(harness.core.snapshot())
     assert again.digest() == digest and again.snapshot().startswith(
-        b'{"format":"cfd-core-snapshot","version":2,'
+        b'{"format":"cfd-core-snapshot","version":3,'
     )
 
 

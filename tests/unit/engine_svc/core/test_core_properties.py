@@ -16,6 +16,7 @@ from engine_svc.core import (
     Core,
     CreateAccount,
     Deposit,
+    DepositAsset,
     ExpireOrders,
     ModifyPosition,
     OpenPosition,
@@ -23,8 +24,16 @@ from engine_svc.core import (
     PlaceOrder,
     Result,
     Side,
+    TransferFunds,
 )
 from engine_svc.core.codec import decode_command, encode_command
+from engine_svc.core.spot import (
+    CancelSpotOrder,
+    PlaceSpotOrder,
+    SpotOrderType,
+    TimeInForce,
+)
+from engine_svc.core.spot.enums import TransferDirection
 
 USD = 1_000_000
 ACCOUNTS = ("a", "b", "c")
@@ -42,6 +51,10 @@ move = st.one_of(st.integers(-40, 40), st.integers(-40, 40), st.integers(-300, 3
 maybe_level = st.one_of(st.none(), st.integers(min_value=-60, max_value=60))
 coid = st.one_of(st.none(), st.none(), st.sampled_from(("k1", "k2", "k3", "k4", "k5")))
 pick = st.integers(min_value=0, max_value=50)
+# Spot actions trade between real accounts: the ghost is covered by the CFD actions.
+trader = st.sampled_from(ACCOUNTS)
+# Mostly one market, so that orders meet.
+market_symbol = st.sampled_from(("BTCUSD", "BTCUSD", "BTCUSD", "ETHUSD"))
 
 open_action = st.tuples(
     st.just("open"),
@@ -62,7 +75,7 @@ close_action = st.tuples(
     st.just("close"), account, pick, st.one_of(st.none(), st.integers(0, 3000)), coid
 )
 quote_action = st.tuples(st.just("quote"), symbol, move, st.integers(min_value=1, max_value=2000))
-actions = st.one_of(
+cfd_actions = st.one_of(
     quote_action,
     quote_action,
     quote_action,
@@ -102,6 +115,38 @@ actions = st.one_of(
     st.tuples(st.just("retry"), pick),
 )
 
+# The spot part: transfers both ways, base asset deposits, orders and cancels.
+spot_actions = st.one_of(
+    *[st.tuples(
+        st.just("transfer"),
+        trader,
+        st.integers(min_value=-1, max_value=600),
+        st.sampled_from((TransferDirection.TO_SPOT, TransferDirection.TO_SPOT,
+                         TransferDirection.TO_CFD)),
+        coid,
+    )] * 2,
+    *[st.tuples(
+        st.just("asset"), trader, market_symbol, st.integers(min_value=0, max_value=400), coid
+    )] * 2,
+    *[st.tuples(
+        st.just("spot"),
+        trader,
+        market_symbol,
+        side,
+        st.sampled_from((SpotOrderType.LIMIT, SpotOrderType.LIMIT, SpotOrderType.MARKET)),
+        st.integers(min_value=-3, max_value=3),
+        st.integers(min_value=0, max_value=10),
+        st.sampled_from((TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK)),
+        st.sampled_from((False, False, False, True)),
+        st.one_of(st.none(), coid),
+    )] * 4,
+    st.tuples(st.just("spot_cancel"), account, pick, coid),
+)
+actions = st.one_of(cfd_actions, spot_actions)
+# Mostly spot commands with quotes, opens and retries between them.
+spot_heavy = st.one_of(spot_actions, spot_actions, spot_actions, quote_action, open_action,
+                       st.tuples(st.just("retry"), pick))
+
 
 def _price(core: Core, name: str, level: int | None) -> int | None:
     if level is None:
@@ -120,6 +165,11 @@ def _position_id(core: Core, owner: str, index: int) -> str:
     names = ACCOUNTS if index % 4 == 0 else (owner,)
     ids = [p.id for name in names for p in core.list_positions(name)]
     return ids[index % len(ids)] if ids and index < 45 else f"p-{index}"
+
+
+def _spot_order_id(core: Core, index: int) -> str:
+    ids = [o.id for name in ACCOUNTS for o in core.spot.open_orders(name)]
+    return ids[index % len(ids)] if ids and index < 45 else f"s-{index}"
 
 
 def _order_id(core: Core, index: int) -> str:
@@ -173,11 +223,46 @@ def _build(core: Core, action: tuple[Any, ...], seq: int, ts: int) -> Command | 
         return Deposit(seq, ts, owner, amount * USD, key)
     if kind == "expire":
         return ExpireOrders(seq, ts)
+    return _build_spot(core, action, seq, ts)
+
+
+def _build_spot(core: Core, action: tuple[Any, ...], seq: int, ts: int) -> Command | None:
+    kind = action[0]
+    if kind == "transfer":
+        _, owner, amount, direction, key = action
+        return TransferFunds(seq, ts, owner, amount * USD, direction, key)
+    if kind == "asset":
+        _, owner, name, amount, key = action
+        return DepositAsset(seq, ts, owner, name[:-3], amount, key)
+    if kind == "spot":
+        _, owner, name, way, order_type, offset, size, tif, post_only, key = action
+        market = f"{name[:-3]}_USD"
+        limit = order_type is SpotOrderType.LIMIT
+        return PlaceSpotOrder(
+            seq, ts, owner, market, way, order_type, MIDS[name] + offset * 100 if limit else None,
+            size, None, tif, post_only and limit and tif is TimeInForce.GTC, key,
+        )  # fmt: skip
+    if kind == "spot_cancel":
+        _, owner, index, key = action
+        return CancelSpotOrder(seq, ts, owner, _spot_order_id(core, index), key)
     return None
 
 
 def _check_invariants(core: Core) -> None:
-    assert core.total_user_money() + core.house_balance == core.total_deposits
+    # USD moves between the CFD balances and the spot wallets only by transfers, so together
+    # with the house's CFD gains and spot fees it is what was deposited.
+    held, fees, transferred = core.spot.asset_totals("USD")
+    assert held + fees == transferred
+    cfd = core.total_user_money() + core.house_balance
+    assert cfd + held + fees == core.total_deposits
+    for asset in core.spot.assets:
+        held, fees, credited = core.spot.asset_totals(asset)
+        assert held + fees == credited
+    for market in core.spot.markets:
+        bid, ask = core.spot.best_bid(market), core.spot.best_ask(market)
+        assert bid is None or ask is None or bid < ask
+    for name in ACCOUNTS:
+        assert all(b.available >= 0 and b.locked >= 0 for b in core.spot.wallet(name))
     for name in ACCOUNTS:
         summary = core.account_summary(name)
         if summary is None:
@@ -248,3 +333,18 @@ def test_random_sequences_keep_every_invariant(actions_list: list[tuple[Any, ...
     follow = ApplyQuote(len(commands) + 1, 10**6, "BTCUSD", 5_000_000, 5_000_010)
     assert restored.apply(follow) == core.apply(follow)
     assert restored.digest() == core.digest()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(spot_heavy, min_size=30, max_size=120))
+def test_mixed_cfd_and_spot_sequences_replay_to_the_same_digest(
+    actions_list: list[tuple[Any, ...]],
+) -> None:
+    core, commands, results = _run(actions_list)
+    replay = Core()
+    replayed = [replay.apply(decode_command(encode_command(c))) for c in commands]
+    assert replayed == results
+    assert replay.digest() == core.digest()
+    restored = Core.restore(core.snapshot())
+    assert restored.digest() == core.digest()
+    assert restored.snapshot() == core.snapshot()
