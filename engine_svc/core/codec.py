@@ -23,6 +23,7 @@ from .commands import (
     CreateAccount,
     Deposit,
     ExpireOrders,
+    ModifyOrder,
     ModifyPosition,
     OpenPosition,
     PlaceOrder,
@@ -151,6 +152,7 @@ _COMMANDS: dict[str, tuple[type, Schema]] = {
         (PlaceOrder, (INT, INT, STR, STR, SIDE, ORDER_TYPE, INT, INT, *[OPT_INT] * 6, OPT_STR)),
         (CancelOrder, (INT, INT, STR, STR, OPT_STR)),
         (ExpireOrders, (INT, INT)),
+        (ModifyOrder, (INT, INT, STR, STR, *[OPT_INT] * 7, OPT_STR)),
     )
 }
 _PAYLOADS: dict[str, tuple[type, Schema]] = {

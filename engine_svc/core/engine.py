@@ -22,6 +22,7 @@ from .commands import (
     CreateAccount,
     Deposit,
     ExpireOrders,
+    ModifyOrder,
     ModifyPosition,
     OpenPosition,
     PlaceOrder,
@@ -29,7 +30,7 @@ from .commands import (
 from .indexes import MAX_KEY
 from .ledger import Ledger
 from .money import create_account, deposit, find_account, summary
-from .orders import cancel_order, expire_command, order_view, place_order
+from .orders import cancel_order, expire_command, modify_order, order_view, place_order
 from .positions import add_margin, close_position, modify_position, open_position, position_view
 from .reasons import Reason
 from .restore import restore
@@ -83,6 +84,7 @@ _CFD_ROUTES: Final[dict[type, Route]] = {
     ModifyPosition: Route(modify_position, "ModifyPosition", "position_id"),
     PlaceOrder: Route(place_order, "PlaceOrder"),
     CancelOrder: Route(cancel_order, "CancelOrder", "order_id"),
+    ModifyOrder: Route(modify_order, "ModifyOrder", "order_id"),
 }
 _ROUTES: Final[dict[type, Route]] = {**_CFD_ROUTES}
 
