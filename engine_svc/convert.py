@@ -26,6 +26,7 @@ from engine_svc.core import (
     OrderCancelled,
     OrderExpired,
     OrderFilled,
+    OrderModified,
     OrderPlaced,
     OrderRejected,
     OrderStatus,
@@ -89,6 +90,7 @@ BALANCE_KINDS = {
 }
 _ORDER_EVENTS: dict[type[Event], trading_pb2.EventType.ValueType] = {
     OrderPlaced: trading_pb2.EVENT_TYPE_ORDER_PLACED,
+    OrderModified: trading_pb2.EVENT_TYPE_ORDER_MODIFIED,
     OrderFilled: trading_pb2.EVENT_TYPE_ORDER_FILLED,
     OrderCancelled: trading_pb2.EVENT_TYPE_ORDER_CANCELLED,
     OrderExpired: trading_pb2.EVENT_TYPE_ORDER_EXPIRED,

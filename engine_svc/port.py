@@ -127,6 +127,10 @@ class EnginePort:
         """Return the account's pending orders."""
         return self._runtime.core.list_orders(account_id)
 
+    def order(self, account_id: str, order_id: str) -> OrderView | None:
+        """Return one pending order of the account."""
+        return self._runtime.core.get_order(account_id, order_id)
+
     def quotes(self, *, fresh_only: bool = False) -> list[QuoteView]:
         """Return the current quote of every symbol (with `fresh_only`, of fresh ones only)."""
         quotes = self._runtime.core.list_quotes()

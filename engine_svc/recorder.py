@@ -30,6 +30,7 @@ from engine_svc.core import (
     OrderCancelled,
     OrderExpired,
     OrderFilled,
+    OrderModified,
     OrderPlaced,
     OrderRejected,
     PositionClosed,
@@ -44,7 +45,14 @@ log = logging.getLogger("engine.recorder")
 
 # The hint only has to be no newer than the truth; rewriting it on every commit costs too much.
 HINT_INTERVAL_S = 1.0
-_ORDER_EVENTS = (OrderPlaced, OrderFilled, OrderCancelled, OrderExpired, OrderRejected)
+_ORDER_EVENTS = (
+    OrderPlaced,
+    OrderModified,
+    OrderFilled,
+    OrderCancelled,
+    OrderExpired,
+    OrderRejected,
+)
 # The ledger's words for the core's balance changes (added margin is reserved margin too).
 _LEDGER_KINDS = {
     BalanceKind.DEPOSIT: "DEPOSIT",

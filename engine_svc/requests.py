@@ -22,6 +22,7 @@ from engine_svc.core import (
     DecimalFormatError,
     Deposit,
     Instrument,
+    ModifyOrder,
     ModifyPosition,
     OpenPosition,
     OrderType,
@@ -142,7 +143,11 @@ def money(text: str, field: str, allow_zero: bool = False) -> int:
 
 
 def _sizing(
-    request: trading_pb2.OpenPositionRequest | trading_pb2.PlaceOrderRequest,
+    request: (
+        trading_pb2.OpenPositionRequest
+        | trading_pb2.PlaceOrderRequest
+        | trading_pb2.ModifyOrderRequest
+    ),
     instrument: Instrument,
 ) -> tuple[int | None, int | None]:
     which = request.WhichOneof("size")
@@ -232,7 +237,10 @@ def place_order(
 
 
 def _modify_price(
-    request: trading_pb2.ModifyPositionRequest, name: str, instrument: Instrument, field: str
+    request: trading_pb2.ModifyPositionRequest | trading_pb2.ModifyOrderRequest,
+    name: str,
+    instrument: Instrument,
+    field: str,
 ) -> int | None:
     if not request.HasField(name):  # type: ignore[arg-type]
         return None
@@ -259,6 +267,45 @@ def modify_position(
         trailing_distance=trailing,
         client_order_id=client_order_id(request.client_order_id),
     )
+
+
+def modify_order(
+    request: trading_pb2.ModifyOrderRequest, account_id: str, instrument: Instrument
+) -> ModifyOrder:
+    """Build the ModifyOrder command; `instrument` is the order's."""
+    trigger: int | None = None
+    if request.HasField("trigger_price"):
+        trigger = price(instrument, request.trigger_price, "triggerPrice")
+    lots: int | None = None
+    margin: int | None = None
+    if request.HasField("quantity") or request.HasField("margin"):
+        lots, margin = _sizing(request, instrument)
+    expire: int | None = None
+    if request.HasField("expire_time"):
+        if request.clear_expire_time:
+            raise validation_error("expireTime", "give expireTime or clearExpireTime, not both")
+        expire = expire_time(request.expire_time)
+    elif request.clear_expire_time:
+        expire = CLEAR
+    command = ModifyOrder(
+        0,
+        0,
+        account_id,
+        object_id(request.order_id, "orderId"),
+        trigger_price=trigger,
+        quantity=lots,
+        margin=margin,
+        take_profit=_modify_price(request, "take_profit", instrument, "takeProfit"),
+        stop_loss=_modify_price(request, "stop_loss", instrument, "stopLoss"),
+        trailing_distance=_modify_price(
+            request, "trailing_distance", instrument, "trailingDistance"
+        ),
+        expire_time=expire,
+        client_order_id=client_order_id(request.client_order_id),
+    )
+    if all(value is None for value in command[4:11]):
+        raise validation_error("triggerPrice", "give at least one field to change")
+    return command
 
 
 def close_position(

@@ -19,7 +19,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from engine_svc.core import ApplyQuote, Command, Core, ExpireOrders, OrderPlaced, Result
+from engine_svc.core import (
+    ApplyQuote,
+    Command,
+    Core,
+    ExpireOrders,
+    OrderModified,
+    OrderPlaced,
+    Result,
+)
 from engine_svc.core.codec import encode_command
 from engine_svc.journal import CommandLog, JournalUnavailableError
 from mesh.aio import wait_event
@@ -213,7 +221,10 @@ class Sequencer:
                 continue
             applied.append((command, result))
             for event in result.events:
-                if isinstance(event, OrderPlaced) and event.order.expire_time is not None:
+                if (
+                    isinstance(event, OrderPlaced | OrderModified)
+                    and event.order.expire_time is not None
+                ):
                     heapq.heappush(self._expiries, event.order.expire_time)
             if future is not None and not future.done():
                 future.set_result(result)

@@ -247,6 +247,22 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             ]
         )
 
+    async def ModifyOrder(
+        self, request: trading_pb2.ModifyOrderRequest, context: Context
+    ) -> trading_pb2.ModifyOrderResponse:
+        """Change a pending order's trigger, size, stops or expiry."""
+        account = subject()
+        order_id = requests.object_id(request.order_id, "orderId")
+        current = self._engine.order(account, order_id)
+        if current is None:
+            raise ApiError("ORDER_NOT_FOUND", f"order {order_id[:40]!r} not found")
+        instrument = self._instrument(current.symbol)
+        command = requests.modify_order(request, account, instrument)
+        result = await self._submit(command, current.symbol, "ORDER_NOT_FOUND")
+        view = _payload(result, OrderView)
+        changed = result.events[0].ts if result.events else None
+        return trading_pb2.ModifyOrderResponse(order=order_message(view, instrument, changed))
+
     async def CancelOrder(
         self, request: trading_pb2.CancelOrderRequest, context: Context
     ) -> trading_pb2.CancelOrderResponse:

@@ -24,6 +24,7 @@ from .commands import (
     Deposit,
     DepositAsset,
     ExpireOrders,
+    ModifyOrder,
     ModifyPosition,
     OpenPosition,
     PlaceOrder,
@@ -164,6 +165,7 @@ _COMMANDS: dict[str, tuple[type, Schema]] = {
                           TIME_IN_FORCE, BOOL, OPT_STR)),
         (CancelSpotOrder, (INT, INT, STR, STR, OPT_STR)),
         (DepositAsset, (INT, INT, STR, STR, INT, OPT_STR)),
+        (ModifyOrder, (INT, INT, STR, STR, *[OPT_INT] * 7, OPT_STR)),
     )
 }
 _PAYLOADS: dict[str, tuple[type, Schema]] = {

@@ -130,6 +130,26 @@ class CancelOrder(NamedTuple):
     client_order_id: str | None = None
 
 
+class ModifyOrder(NamedTuple):
+    """Change a pending order: None keeps a value, `CLEAR` removes a stop or the expire time.
+
+    At most one of `quantity` and `margin` is given; it replaces the order's size.
+    """
+
+    seq: int
+    ts: int
+    account_id: str
+    order_id: str
+    trigger_price: int | None = None
+    quantity: int | None = None
+    margin: int | None = None
+    take_profit: int | None = None
+    stop_loss: int | None = None
+    trailing_distance: int | None = None
+    expire_time: int | None = None
+    client_order_id: str | None = None
+
+
 class ExpireOrders(NamedTuple):
     """Expire every pending order whose expire time is at or before `ts`."""
 
@@ -170,6 +190,7 @@ Command = (
     | ModifyPosition
     | PlaceOrder
     | CancelOrder
+    | ModifyOrder
     | ExpireOrders
     | TransferFunds
     | DepositAsset

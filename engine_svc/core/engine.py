@@ -24,6 +24,7 @@ from .commands import (
     Deposit,
     DepositAsset,
     ExpireOrders,
+    ModifyOrder,
     ModifyPosition,
     OpenPosition,
     PlaceOrder,
@@ -33,7 +34,7 @@ from .exchange_part import cancel_spot_order, deposit_asset, place_spot_order, t
 from .indexes import MAX_KEY
 from .ledger import Ledger
 from .money import create_account, deposit, find_account, summary
-from .orders import cancel_order, expire_command, order_view, place_order
+from .orders import cancel_order, expire_command, modify_order, order_view, place_order
 from .positions import add_margin, close_position, modify_position, open_position, position_view
 from .reasons import Reason
 from .restore import restore
@@ -88,6 +89,7 @@ _CFD_ROUTES: Final[dict[type, Route]] = {
     ModifyPosition: Route(modify_position, "ModifyPosition", "position_id"),
     PlaceOrder: Route(place_order, "PlaceOrder"),
     CancelOrder: Route(cancel_order, "CancelOrder", "order_id"),
+    ModifyOrder: Route(modify_order, "ModifyOrder", "order_id"),
 }
 _SPOT_ROUTES: Final[dict[type, Route]] = {
     TransferFunds: Route(transfer_funds, "TransferFunds"),

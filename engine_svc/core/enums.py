@@ -29,10 +29,17 @@ class OrderStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
-# The only legal order status transitions; every terminal status is final.
+# The only legal order status transitions; every terminal status is final. PENDING to
+# PENDING is a modification, which only a pending order allows.
 ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PENDING: frozenset(
-        {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED}
+        {
+            OrderStatus.PENDING,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.EXPIRED,
+            OrderStatus.REJECTED,
+        }
     ),
     OrderStatus.FILLED: frozenset(),
     OrderStatus.CANCELLED: frozenset(),

@@ -76,6 +76,15 @@ class OrderPlaced(NamedTuple):
     order: OrderView
 
 
+class OrderModified(NamedTuple):
+    """A pending order's trigger, size, stops or expire time changed; it is still pending."""
+
+    seq: int
+    ts: int
+    account_id: str
+    order: OrderView
+
+
 class OrderFilled(NamedTuple):
     """A pending order triggered and opened `order.position_id`."""
 
@@ -122,6 +131,7 @@ Event = (
     | MarginAdded
     | PositionClosed
     | OrderPlaced
+    | OrderModified
     | OrderFilled
     | OrderCancelled
     | OrderExpired

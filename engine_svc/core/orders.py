@@ -1,4 +1,4 @@
-"""Pending limit and stop orders: place, cancel, expire, and fill or reject when triggered.
+"""Pending limit and stop orders: place, modify, cancel, expire, and fill or reject when triggered.
 
 An order lives in the ledger while PENDING; every status change goes through `Order.move_to`,
 which checks `enums.ORDER_TRANSITIONS`, and the order leaves the ledger with its final status.
@@ -29,9 +29,17 @@ from .checks import (
     position_id,
     type_error,
 )
-from .commands import CancelOrder, ExpireOrders, PlaceOrder
+from .commands import CLEAR, CancelOrder, ExpireOrders, ModifyOrder, PlaceOrder
 from .enums import OrderStatus, OrderType
-from .events import Event, OrderCancelled, OrderExpired, OrderFilled, OrderPlaced, OrderRejected
+from .events import (
+    Event,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderModified,
+    OrderPlaced,
+    OrderRejected,
+)
 from .indexes import ASK_ABOVE, ASK_BELOW, BID_ABOVE, BID_BELOW, KIND_ORDER, MAX_KEY
 from .ledger import Ledger
 from .money import check_affordable
@@ -64,23 +72,8 @@ def place_order(ledger: Ledger, command: PlaceOrder, account: Account) -> Result
     trail = check_optional_price(command.trailing_distance, "trailing_distance", False) or 0
     expire = 0
     if command.expire_time is not None:
-        expire = check_int(command.expire_time, "expire_time", 1, MAX_TIME_NS)
-        if expire <= command.ts:
-            raise RejectionError(
-                Reason.VALIDATION_FAILED, "expire_time is not in the future", "expire_time"
-            )
-    quote = current_quote(ledger, instrument.symbol)
-    current = quote.ask if is_buy else quote.bid
-    # A limit must be better than the current price and a stop worse.
-    if not (trigger < current if is_buy == is_limit else trigger > current):
-        kind = "limit" if is_limit else "stop"
-        direction = "below" if is_buy == is_limit else "above"
-        raise RejectionError(
-            Reason.VALIDATION_FAILED,
-            f"a {'buy' if is_buy else 'sell'} {kind} trigger must be {direction} "
-            f"the current {'ask' if is_buy else 'bid'}",
-            "trigger_price",
-        )
+        expire = _check_expire(command.expire_time, command.ts)
+    _check_trigger(ledger, instrument.symbol, is_buy, is_limit, trigger)
     check_stops(is_buy, trigger, tp, sl)
     key = command.seq
     order = Order(
@@ -108,16 +101,101 @@ def place_order(ledger: Ledger, command: PlaceOrder, account: Account) -> Result
     return Result(None, "", view, (event,), False)
 
 
+def _check_expire(expire_time: int, ts: int) -> int:
+    """Return an expire time that is after the command's time."""
+    expire = check_int(expire_time, "expire_time", 1, MAX_TIME_NS)
+    if expire <= ts:
+        raise RejectionError(
+            Reason.VALIDATION_FAILED, "expire_time is not in the future", "expire_time"
+        )
+    return expire
+
+
+def _check_trigger(ledger: Ledger, symbol: str, is_buy: bool, is_limit: bool, trigger: int) -> None:
+    """Require a limit trigger better than the current price and a stop trigger worse."""
+    quote = current_quote(ledger, symbol)
+    current = quote.ask if is_buy else quote.bid
+    if not (trigger < current if is_buy == is_limit else trigger > current):
+        kind = "limit" if is_limit else "stop"
+        direction = "below" if is_buy == is_limit else "above"
+        raise RejectionError(
+            Reason.VALIDATION_FAILED,
+            f"a {'buy' if is_buy else 'sell'} {kind} trigger must be {direction} "
+            f"the current {'ask' if is_buy else 'bid'}",
+            "trigger_price",
+        )
+
+
+def modify_order(ledger: Ledger, command: ModifyOrder, account: Account) -> Result:
+    """Change a pending order's trigger, size, stops or expiry under the placement rules.
+
+    Every new value is checked before any is set, so a rejection changes nothing. The order
+    is indexed again at its new trigger and expire time; the old entries no longer match the
+    order and are dropped when they surface.
+    """
+    order = _own_order(account, command.order_id)
+    trigger = check_optional_price(command.trigger_price, "trigger_price", False)
+    if command.quantity is not None and command.margin is not None:
+        raise RejectionError(
+            Reason.VALIDATION_FAILED, "give at most one of quantity and margin", "quantity"
+        )
+    lots, margin = order.quantity, order.margin
+    if command.quantity is not None or command.margin is not None:
+        lots, margin = check_sizing(command.quantity, command.margin)
+    tp = check_optional_price(command.take_profit, "take_profit", True)
+    sl = check_optional_price(command.stop_loss, "stop_loss", True)
+    trail = check_optional_price(command.trailing_distance, "trailing_distance", True)
+    expire = command.expire_time
+    if expire is not None and expire != CLEAR:
+        expire = _check_expire(expire, command.ts)
+    if (
+        trigger is None
+        and command.quantity is None
+        and command.margin is None
+        and tp is None
+        and sl is None
+        and trail is None
+        and expire is None
+    ):
+        raise RejectionError(Reason.VALIDATION_FAILED, "nothing to modify")
+    new_trigger = order.trigger if trigger is None else trigger
+    new_tp = order.tp if tp is None else tp
+    new_sl = order.sl if sl is None else sl
+    _check_trigger(ledger, order.symbol, order.is_buy, order.is_limit, new_trigger)
+    check_stops(order.is_buy, new_trigger, new_tp, new_sl)
+    order.move_to(OrderStatus.PENDING)
+    old_trigger, old_expire = order.trigger, order.expire
+    order.trigger = new_trigger
+    order.quantity, order.margin = lots, margin
+    order.tp, order.sl = new_tp, new_sl
+    if trail is not None:
+        order.trail = trail
+    if expire is not None:
+        order.expire = expire
+    if order.trigger != old_trigger:
+        _index_trigger(ledger, order)
+    if order.expire and order.expire != old_expire:
+        heappush(ledger.expiry, (order.expire << EXPIRY_SHIFT) | order.key)
+    view = order_view(order, 0)
+    event = OrderModified(seq=command.seq, ts=command.ts, account_id=account.account_id, order=view)
+    return Result(None, "", view, (event,), False)
+
+
 def index_order(ledger: Ledger, order: Order) -> None:
     """Index a pending order's trigger and expire time."""
+    _index_trigger(ledger, order)
+    if order.expire:
+        heappush(ledger.expiry, (order.expire << EXPIRY_SHIFT) | order.key)
+
+
+def _index_trigger(ledger: Ledger, order: Order) -> None:
+    """Index a pending order's trigger in the heap its side and type fire from."""
     book = ledger.books[order.symbol]
     if order.is_buy:
         which = ASK_BELOW if order.is_limit else ASK_ABOVE
     else:
         which = BID_ABOVE if order.is_limit else BID_BELOW
     book.push(which, order.trigger, order.key, KIND_ORDER)
-    if order.expire:
-        heappush(ledger.expiry, (order.expire << EXPIRY_SHIFT) | order.key)
 
 
 def _finish(ledger: Ledger, order: Order, status: OrderStatus) -> None:
@@ -127,13 +205,17 @@ def _finish(ledger: Ledger, order: Order, status: OrderStatus) -> None:
     del ledger.accounts[order.account_id].orders[order.key]
 
 
+def _own_order(account: Account, text: str) -> Order:
+    """Return one of the account's pending orders; ORDER_NOT_FOUND for any other id."""
+    order = account.orders.get(parse_id(text, "o-"))
+    if order is None:
+        raise RejectionError(Reason.ORDER_NOT_FOUND, f"order {text!r} not found", "order_id")
+    return order
+
+
 def cancel_order(ledger: Ledger, command: CancelOrder, account: Account) -> Result:
     """Cancel one of the account's pending orders."""
-    order = account.orders.get(parse_id(command.order_id, "o-"))
-    if order is None:
-        raise RejectionError(
-            Reason.ORDER_NOT_FOUND, f"order {command.order_id!r} not found", "order_id"
-        )
+    order = _own_order(account, command.order_id)
     _finish(ledger, order, OrderStatus.CANCELLED)
     view = order_view(order, 0)
     event = OrderCancelled(

@@ -3,6 +3,7 @@ paths and each error reason API.md lists, with ErrorInfo and BadRequest details.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -521,3 +522,89 @@ async def test_expire_time_expires_a_pending_order(world: World) -> None:
         return not reply.orders
 
     await until(expired, within=10)
+
+
+async def test_modify_order_moves_a_pending_order_and_refuses_bad_changes(world: World) -> None:
+    placed = await world.trading.PlaceOrder(
+        trading_pb2.PlaceOrderRequest(
+            symbol="ETHUSD", side=BUY, type=trading_pb2.ORDER_TYPE_LIMIT, trigger_price="2950",
+            leverage=5, quantity="0.1", take_profit="3100",
+        ),
+        metadata=world.md(),
+    )  # fmt: skip
+    order_id = placed.order.id
+    request = trading_pb2.ModifyOrderRequest(
+        order_id=order_id, trigger_price="2900", margin="50", take_profit="",
+        stop_loss="2800", client_order_id="move-1",
+    )  # fmt: skip
+    modified = await world.trading.ModifyOrder(request, metadata=world.md())
+    order = modified.order
+    assert (order.trigger_price, order.margin, order.take_profit, order.stop_loss) == (
+        "2900.00", "50.00", "", "2800.00",
+    )  # fmt: skip
+    assert order.status == trading_pb2.ORDER_STATUS_PENDING and order.id == order_id
+    repeat = (await world.trading.ModifyOrder(request, metadata=world.md())).order
+    # The order's read model keeps no time of change: a repeat and a listing show creation.
+    order.ClearField("update_time")
+    repeat.ClearField("update_time")
+    assert repeat == order
+    cases: list[tuple[trading_pb2.ModifyOrderRequest, str, str]] = [
+        (trading_pb2.ModifyOrderRequest(order_id=order_id), "VALIDATION_FAILED", "triggerPrice"),
+        (
+            trading_pb2.ModifyOrderRequest(order_id=order_id, trigger_price="3001"),
+            "VALIDATION_FAILED", "triggerPrice",
+        ),
+        (
+            trading_pb2.ModifyOrderRequest(order_id=order_id, stop_loss="2950"),
+            "INVALID_STOPS", "",
+        ),
+        (
+            trading_pb2.ModifyOrderRequest(order_id=order_id, quantity="0.0001"),
+            "QUANTITY_TOO_SMALL", "quantity",
+        ),
+        (
+            trading_pb2.ModifyOrderRequest(
+                order_id=order_id, expire_time=timestamp_pb2.Timestamp(seconds=1)
+            ),
+            "VALIDATION_FAILED", "expireTime",
+        ),
+    ]  # fmt: skip
+    for bad, reason, field in cases:
+        error = await _fails(world.trading.ModifyOrder(bad, metadata=world.md()))
+        assert failure(error)[1] == reason, bad
+        if field:
+            assert field in violations(error), bad
+    hidden = await _fails(
+        world.trading.ModifyOrder(
+            trading_pb2.ModifyOrderRequest(order_id=order_id, trigger_price="2800"),
+            metadata=world.md("bob"),
+        )
+    )
+    assert failure(hidden) == (grpc.StatusCode.NOT_FOUND, "ORDER_NOT_FOUND")
+    listed = await world.trading.ListOrders(trading_pb2.ListOrdersRequest(), metadata=world.md())
+    listed.orders[0].ClearField("update_time")
+    assert list(listed.orders) == [order]
+    # The old trigger is crossed without a fill; the new one fills.
+    await world.quote("ETHUSD", "2940.00", "2940.50")
+    pending = await world.trading.ListOrders(trading_pb2.ListOrdersRequest(), metadata=world.md())
+    assert [o.id for o in pending.orders] == [order_id]
+    await world.quote("ETHUSD", "2899.00", "2899.50")
+    positions = await world.trading.ListPositions(
+        trading_pb2.ListPositionsRequest(), metadata=world.md()
+    )
+    assert [(p.entry_price, p.stop_loss) for p in positions.positions] == [("2899.50", "2800.00")]
+    stream = world.trading.StreamEvents(
+        trading_pb2.StreamEventsRequest(from_sequence=0), metadata=world.md()
+    )
+    kinds: list[tuple[int, str]] = []
+    async with asyncio.timeout(10):
+        async for event in stream:
+            kinds.append((event.type, event.order.trigger_price))
+            if event.type == trading_pb2.EVENT_TYPE_ORDER_FILLED:
+                break
+    stream.cancel()
+    assert kinds[1:4] == [
+        (trading_pb2.EVENT_TYPE_ORDER_PLACED, "2950.00"),
+        (trading_pb2.EVENT_TYPE_ORDER_MODIFIED, "2900.00"),
+        (trading_pb2.EVENT_TYPE_ORDER_FILLED, "2900.00"),
+    ]

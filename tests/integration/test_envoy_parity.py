@@ -226,6 +226,18 @@ def test_a_pending_order_lifecycle_is_identical(fronts: tuple[Front, Front]) -> 
     assert_same(*placed)
     ids = [reply.json()["order"]["id"] for reply in placed]
     assert_same(*both(fronts, "GET", "/v1/orders"))
+    for change, expected in (({"triggerPrice": "2400.00", "quantity": "0.100"}, 200),
+                             ({"triggerPrice": "3100.00"}, 400)):
+        replies = [
+            front.client.patch(f"/v1/orders/{oid}", json=change, headers=front.auth)
+            for front, oid in zip(fronts, ids, strict=True)
+        ]
+        assert replies[0].status_code == expected, replies[0].text
+        assert_same(replies[0], replies[1], (ids[0], ids[1]))
+        if expected == 200:
+            order = replies[1].json()["order"]
+            assert (order["triggerPrice"], order["quantity"]) == ("2400.00", "0.100")
+    assert_same(*both(fronts, "GET", "/v1/orders"))
     for expected in (200, 404):
         replies = [
             front.client.post(f"/v1/orders/{oid}:cancel", json={}, headers=front.auth)

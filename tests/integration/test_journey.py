@@ -523,3 +523,43 @@ def _collect_events(mesh: LiveMesh, token: str, from_sequence: str, count: int) 
             if frame.get("channel") == "events":
                 events.append(frame["data"])
     return events
+
+
+def test_a_pending_order_is_modified_over_rest(mesh: LiveMesh, http: httpx.Client) -> None:
+    user = User(http, "modify@example.com")
+    other = User(http, "modify-other@example.com")
+    mesh.publish_and_wait("ETHUSD", "3000.00", "3001.00", user.token)
+    with _events_socket(mesh, user.token) as ws:
+        order = user.send(
+            "POST",
+            "/v1/orders",
+            {
+                "symbol": "ETHUSD", "side": "SIDE_SELL", "type": "ORDER_TYPE_LIMIT",
+                "triggerPrice": "3100.00", "leverage": 10, "quantity": "0.100",
+                "stopLoss": "3200.00", "expireTime": "2200-01-01T00:00:00Z",
+            },
+        )["order"]  # fmt: skip
+        path = f"/v1/orders/{order['id']}"
+        changed = user.send(
+            "PATCH",
+            path,
+            {
+                "triggerPrice": "3050.00", "quantity": "0.200", "stopLoss": "",
+                "clearExpireTime": True,
+            },
+        )["order"]
+        assert (changed["triggerPrice"], changed["quantity"]) == ("3050.00", "0.200")
+        assert "stopLoss" not in changed and "expireTime" not in changed
+        event = _next_event(ws, "EVENT_TYPE_ORDER_MODIFIED")
+        assert event["order"]["triggerPrice"] == "3050.00"
+        # A sell limit below the bid, and another user's order, are refused.
+        bad = http.patch(path, json={"triggerPrice": "2990.00"}, headers=user.headers)
+        assert bad.status_code == 400 and "VALIDATION_FAILED" in bad.text
+        hidden = http.patch(path, json={"triggerPrice": "3060.00"}, headers=other.headers)
+        assert hidden.status_code == 404
+        (listed,) = user.get("/v1/orders")["orders"]
+        assert {**listed, "updateTime": ""} == {**changed, "updateTime": ""}
+        mesh.publish(("ETHUSD", "3060.00", "3061.00"))
+        _next_event(ws, "EVENT_TYPE_ORDER_FILLED")
+    (position,) = _wait_positions(user, 1)
+    assert (position["entryPrice"], position["quantity"]) == ("3060.00", "0.200")

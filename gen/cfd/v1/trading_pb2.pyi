@@ -182,6 +182,8 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A spot order was cancelled, by its owner or by self-trade prevention (`spot_order`)."""
     EVENT_TYPE_SPOT_FILL: _EventType.ValueType  # 15
     """One of the caller's spot orders traded (`spot_fill`)."""
+    EVENT_TYPE_ORDER_MODIFIED: _EventType.ValueType  # 16
+    """A pending order's trigger, size, stops or expire time changed (`order`)."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """Kind of account event."""
@@ -220,6 +222,8 @@ EVENT_TYPE_SPOT_ORDER_CANCELLED: EventType.ValueType  # 14
 """A spot order was cancelled, by its owner or by self-trade prevention (`spot_order`)."""
 EVENT_TYPE_SPOT_FILL: EventType.ValueType  # 15
 """One of the caller's spot orders traded (`spot_fill`)."""
+EVENT_TYPE_ORDER_MODIFIED: EventType.ValueType  # 16
+"""A pending order's trigger, size, stops or expire time changed (`order`)."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 class _BalanceChangeKind:
@@ -1153,6 +1157,111 @@ class ListOrdersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListOrdersResponse: _TypeAlias = ListOrdersResponse  # noqa: Y015
+
+@_typing.final
+class ModifyOrderRequest(_message.Message):
+    """Request of TradingService.ModifyOrder. An absent field is left unchanged; an empty string
+    clears a take profit, stop loss or trailing distance.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    TRIGGER_PRICE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    MARGIN_FIELD_NUMBER: _builtins.int
+    TAKE_PROFIT_FIELD_NUMBER: _builtins.int
+    STOP_LOSS_FIELD_NUMBER: _builtins.int
+    TRAILING_DISTANCE_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    CLEAR_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """Order id."""
+    trigger_price: _builtins.str
+    """New trigger price."""
+    quantity: _builtins.str
+    """Quantity to open."""
+    margin: _builtins.str
+    """Margin to commit, in USD."""
+    take_profit: _builtins.str
+    """New take profit, or "" to clear."""
+    stop_loss: _builtins.str
+    """New stop loss, or "" to clear."""
+    trailing_distance: _builtins.str
+    """New trailing distance, or "" to clear."""
+    clear_expire_time: _builtins.bool
+    """True makes the order good until cancelled; not together with `expire_time`."""
+    client_order_id: _builtins.str
+    """Idempotency key, unique per account, at most 64 characters."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """New expire time, in the future."""
+
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        trigger_price: _builtins.str | None = ...,
+        quantity: _builtins.str = ...,
+        margin: _builtins.str = ...,
+        take_profit: _builtins.str | None = ...,
+        stop_loss: _builtins.str | None = ...,
+        trailing_distance: _builtins.str | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        clear_expire_time: _builtins.bool = ...,
+        client_order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_loss", b"_stop_loss", "_take_profit", b"_take_profit", "_trailing_distance", b"_trailing_distance", "_trigger_price", b"_trigger_price", "expire_time", b"expire_time", "margin", b"margin", "quantity", b"quantity", "size", b"size", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trigger_price", b"trigger_price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_loss", b"_stop_loss", "_take_profit", b"_take_profit", "_trailing_distance", b"_trailing_distance", "_trigger_price", b"_trigger_price", "clear_expire_time", b"clear_expire_time", "client_order_id", b"client_order_id", "expire_time", b"expire_time", "margin", b"margin", "order_id", b"order_id", "quantity", b"quantity", "size", b"size", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trigger_price", b"trigger_price"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__stop_loss: _TypeAlias = _typing.Literal["stop_loss"]  # noqa: Y015
+    _WhichOneofArgType__stop_loss: _TypeAlias = _typing.Literal["_stop_loss", b"_stop_loss"]  # noqa: Y015
+    _WhichOneofReturnType__take_profit: _TypeAlias = _typing.Literal["take_profit"]  # noqa: Y015
+    _WhichOneofArgType__take_profit: _TypeAlias = _typing.Literal["_take_profit", b"_take_profit"]  # noqa: Y015
+    _WhichOneofReturnType__trailing_distance: _TypeAlias = _typing.Literal["trailing_distance"]  # noqa: Y015
+    _WhichOneofArgType__trailing_distance: _TypeAlias = _typing.Literal["_trailing_distance", b"_trailing_distance"]  # noqa: Y015
+    _WhichOneofReturnType__trigger_price: _TypeAlias = _typing.Literal["trigger_price"]  # noqa: Y015
+    _WhichOneofArgType__trigger_price: _TypeAlias = _typing.Literal["_trigger_price", b"_trigger_price"]  # noqa: Y015
+    _WhichOneofReturnType_size: _TypeAlias = _typing.Literal["quantity", "margin"]  # noqa: Y015
+    _WhichOneofArgType_size: _TypeAlias = _typing.Literal["size", b"size"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_loss) -> _WhichOneofReturnType__stop_loss | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__take_profit) -> _WhichOneofReturnType__take_profit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__trailing_distance) -> _WhichOneofReturnType__trailing_distance | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__trigger_price) -> _WhichOneofReturnType__trigger_price | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_size) -> _WhichOneofReturnType_size | None: ...
+
+Global___ModifyOrderRequest: _TypeAlias = ModifyOrderRequest  # noqa: Y015
+
+@_typing.final
+class ModifyOrderResponse(_message.Message):
+    """Result of TradingService.ModifyOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> Global___Order:
+        """The pending order after the change."""
+
+    def __init__(
+        self,
+        *,
+        order: Global___Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModifyOrderResponse: _TypeAlias = ModifyOrderResponse  # noqa: Y015
 
 @_typing.final
 class CancelOrderRequest(_message.Message):

@@ -92,6 +92,11 @@ class TradingServiceStub:
                 request_serializer=cfd_dot_v1_dot_trading__pb2.ListOrdersRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_trading__pb2.ListOrdersResponse.FromString,
                 _registered_method=True)
+        self.ModifyOrder = channel.unary_unary(
+                '/cfd.v1.TradingService/ModifyOrder',
+                request_serializer=cfd_dot_v1_dot_trading__pb2.ModifyOrderRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_trading__pb2.ModifyOrderResponse.FromString,
+                _registered_method=True)
         self.CancelOrder = channel.unary_unary(
                 '/cfd.v1.TradingService/CancelOrder',
                 request_serializer=cfd_dot_v1_dot_trading__pb2.CancelOrderRequest.SerializeToString,
@@ -218,6 +223,19 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ModifyOrder(self, request, context):
+        """Change a pending order's trigger price, size, take profit, stop loss, trailing distance or
+        expire time under the placement rules: a limit trigger better than the current price, a
+        stop trigger worse, stops valid against the (new) trigger, an expire time in the future.
+        An absent field is left unchanged; the order keeps its id, type, side and leverage.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, QUANTITY_TOO_SMALL, INVALID_STOPS),
+        FAILED_PRECONDITION (PRICE_UNAVAILABLE), NOT_FOUND (ORDER_NOT_FOUND, also for an order
+        that is no longer pending), UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelOrder(self, request, context):
         """Cancel a pending order.
         Errors: NOT_FOUND (ORDER_NOT_FOUND, also for an order that is no longer pending),
@@ -313,6 +331,11 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.ListOrders,
                     request_deserializer=cfd_dot_v1_dot_trading__pb2.ListOrdersRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_trading__pb2.ListOrdersResponse.SerializeToString,
+            ),
+            'ModifyOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModifyOrder,
+                    request_deserializer=cfd_dot_v1_dot_trading__pb2.ModifyOrderRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_trading__pb2.ModifyOrderResponse.SerializeToString,
             ),
             'CancelOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelOrder,
@@ -618,6 +641,33 @@ class TradingService:
             '/cfd.v1.TradingService/ListOrders',
             cfd_dot_v1_dot_trading__pb2.ListOrdersRequest.SerializeToString,
             cfd_dot_v1_dot_trading__pb2.ListOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModifyOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.TradingService/ModifyOrder',
+            cfd_dot_v1_dot_trading__pb2.ModifyOrderRequest.SerializeToString,
+            cfd_dot_v1_dot_trading__pb2.ModifyOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,

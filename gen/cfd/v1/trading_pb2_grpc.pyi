@@ -89,6 +89,15 @@ class TradingServiceStub:
     """List the pending orders.
     Errors: UNAUTHENTICATED.
     """
+    ModifyOrder: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ModifyOrderRequest, _trading_pb2.ModifyOrderResponse]
+    """Change a pending order's trigger price, size, take profit, stop loss, trailing distance or
+    expire time under the placement rules: a limit trigger better than the current price, a
+    stop trigger worse, stops valid against the (new) trigger, an expire time in the future.
+    An absent field is left unchanged; the order keeps its id, type, side and leverage.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, QUANTITY_TOO_SMALL, INVALID_STOPS),
+    FAILED_PRECONDITION (PRICE_UNAVAILABLE), NOT_FOUND (ORDER_NOT_FOUND, also for an order
+    that is no longer pending), UNAUTHENTICATED.
+    """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_trading_pb2.CancelOrderRequest, _trading_pb2.CancelOrderResponse]
     """Cancel a pending order.
     Errors: NOT_FOUND (ORDER_NOT_FOUND, also for an order that is no longer pending),
@@ -173,6 +182,15 @@ class TradingServiceAsyncStub(TradingServiceStub):
     ListOrders: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListOrdersRequest, _trading_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """List the pending orders.
     Errors: UNAUTHENTICATED.
+    """
+    ModifyOrder: _aio.UnaryUnaryMultiCallable[_trading_pb2.ModifyOrderRequest, _trading_pb2.ModifyOrderResponse]  # type: ignore[assignment]
+    """Change a pending order's trigger price, size, take profit, stop loss, trailing distance or
+    expire time under the placement rules: a limit trigger better than the current price, a
+    stop trigger worse, stops valid against the (new) trigger, an expire time in the future.
+    An absent field is left unchanged; the order keeps its id, type, side and leverage.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, QUANTITY_TOO_SMALL, INVALID_STOPS),
+    FAILED_PRECONDITION (PRICE_UNAVAILABLE), NOT_FOUND (ORDER_NOT_FOUND, also for an order
+    that is no longer pending), UNAUTHENTICATED.
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_trading_pb2.CancelOrderRequest, _trading_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Cancel a pending order.
@@ -315,6 +333,21 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_trading_pb2.ListOrdersResponse, _abc.Awaitable[_trading_pb2.ListOrdersResponse]]:
         """List the pending orders.
         Errors: UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def ModifyOrder(
+        self,
+        request: _trading_pb2.ModifyOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.ModifyOrderResponse, _abc.Awaitable[_trading_pb2.ModifyOrderResponse]]:
+        """Change a pending order's trigger price, size, take profit, stop loss, trailing distance or
+        expire time under the placement rules: a limit trigger better than the current price, a
+        stop trigger worse, stops valid against the (new) trigger, an expire time in the future.
+        An absent field is left unchanged; the order keeps its id, type, side and leverage.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, QUANTITY_TOO_SMALL, INVALID_STOPS),
+        FAILED_PRECONDITION (PRICE_UNAVAILABLE), NOT_FOUND (ORDER_NOT_FOUND, also for an order
+        that is no longer pending), UNAUTHENTICATED.
         """
 
     @_abc_1.abstractmethod

@@ -214,3 +214,17 @@ def test_page_size_bounds() -> None:
             "VALIDATION_FAILED",
             ["pageSize"],
         )
+
+
+def test_modify_order_distinguishes_absent_cleared_and_set_fields() -> None:
+    request = trading_pb2.ModifyOrderRequest(
+        order_id="o-3", trigger_price="2", stop_loss="", quantity="0.01", clear_expire_time=True
+    )
+    command = requests.modify_order(request, "u1", BTC)
+    assert (command.trigger_price, command.stop_loss, command.take_profit) == (200, CLEAR, None)
+    assert (command.quantity, command.margin, command.expire_time) == (100, None, CLEAR)
+    empty = trading_pb2.ModifyOrderRequest(order_id="o-3")
+    assert _error(lambda: requests.modify_order(empty, "u1", BTC))[0] == "VALIDATION_FAILED"
+    both = trading_pb2.ModifyOrderRequest(order_id="o-3", clear_expire_time=True)
+    both.expire_time.seconds = 2_000_000_000
+    assert _error(lambda: requests.modify_order(both, "u1", BTC))[0] == "VALIDATION_FAILED"
