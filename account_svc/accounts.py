@@ -1,4 +1,4 @@
-"""The accounts use cases: sign up, sign in, refresh, sign out, who am I.
+"""The accounts use cases: sign up, sign in, refresh, sign out, who am I, account security.
 
 Plain values in, plain values out; the gRPC servicer translates. Every failure is an
 ``ApiError`` with an API.md reason. Nothing here logs a password, a token or a hash.
@@ -13,12 +13,24 @@ from account_svc.config import Limit, RateLimits
 from account_svc.issuer import TokenIssuer
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import Provisioner
-from account_svc.sessions import MAX_TOKEN_LENGTH, RefreshTokenStore, SessionReusedError
+from account_svc.sessions import (
+    MAX_TOKEN_LENGTH,
+    Origin,
+    RefreshTokenStore,
+    SessionInfo,
+    SessionReusedError,
+)
 from account_svc.users import EmailTakenError, User, UserStore
-from account_svc.validation import check_password, normalize_email, require_credentials
+from account_svc.validation import (
+    MAX_PASSWORD_LENGTH,
+    check_new_password,
+    check_password,
+    normalize_email,
+    require_credentials,
+)
 from mesh.errors import ApiError, validation_error
 from mesh.ratelimit import RateLimiter
-from mesh.revocation import RevokedTokens, issued_token
+from mesh.revocation import IssuedToken, RevokedTokens, issued_token
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +47,14 @@ class Session:
     def __repr__(self) -> str:
         # Keep tokens out of logs and tracebacks.
         return f"Session(user={self.user!r}, expires_in={self.expires_in})"
+
+
+@dataclass(frozen=True)
+class ActiveSession:
+    """A session in the user's list, marked when it is the caller's own."""
+
+    info: SessionInfo
+    current: bool
 
 
 class Accounts:
@@ -72,8 +92,8 @@ class Accounts:
                 retry_after_s=decision.retry_after_s,
             )
 
-    async def _open_session(self, user: User) -> Session:
-        return await self._session(user, await self._sessions.create(user.id))
+    async def _open_session(self, user: User, origin: Origin) -> Session:
+        return await self._session(user, await self._sessions.create(user.id, origin))
 
     async def _session(self, user: User, refresh_token: str) -> Session:
         """Issue an access token in the session of ``refresh_token``, remembered for sign-out."""
@@ -84,7 +104,9 @@ class Accounts:
         await self._sessions.add_access_token(refresh_token, issued)
         return Session(user, access_token, refresh_token, expires_in)
 
-    async def signup(self, email: str, password: str, client: str) -> Session:
+    async def signup(
+        self, email: str, password: str, client: str, user_agent: str = ""
+    ) -> Session:
         """Create the user and their trading account (with the demo balance), and sign in."""
         await self._limit(f"signup:address:{client}", self._limits.signup_per_address)
         email, password = require_credentials(email, password)
@@ -96,7 +118,7 @@ class Accounts:
         except EmailTakenError:
             user = await self._resumable_signup(email, password)
         await self._provisioner.ensure(user.id)
-        return await self._open_session(user)
+        return await self._open_session(user, Origin(client, user_agent))
 
     async def _resumable_signup(self, email: str, password: str) -> User:
         """Return the user of an earlier signup that never got its trading account.
@@ -113,7 +135,9 @@ class Accounts:
             return stored.user
         raise ApiError("EMAIL_TAKEN", "this email is already registered", [("email", "taken")])
 
-    async def signin(self, email: str, password: str, client: str) -> Session:
+    async def signin(
+        self, email: str, password: str, client: str, user_agent: str = ""
+    ) -> Session:
         """Check the credentials and open a session.
 
         A wrong password and an unknown email cost the same (one argon2id verification)
@@ -139,7 +163,7 @@ class Accounts:
         user = stored.user
         if self._hasher.needs_rehash(stored.password_hash):
             await self._users.set_password_hash(user.id, await self._hasher.hash(password))
-        return await self._open_session(user)
+        return await self._open_session(user, Origin(client, user_agent))
 
     async def refresh(self, refresh_token: str, client: str) -> Session:
         """Spend the refresh token and return a new access and refresh token."""
@@ -171,12 +195,94 @@ class Accounts:
         if access_tokens:
             await self._revoked.revoke(access_tokens)
 
+    async def change_password(
+        self, user_id: str, access_token_id: str, current: str, new: str
+    ) -> int:
+        """Check the current password, set the new one and revoke every other session.
+
+        ``access_token_id`` names the caller's access token: its session stays signed in.
+        Return how many other sessions were revoked. Bad input changes nothing; a wrong
+        current password counts against the user's verification limit.
+        """
+        user = await self.get_user(user_id)
+        violations: list[tuple[str, str]] = []
+        if not current:
+            violations.append(("current_password", "is required"))
+        elif len(current) > MAX_PASSWORD_LENGTH:
+            violations.append(
+                ("current_password", f"must be at most {MAX_PASSWORD_LENGTH} characters")
+            )
+        try:
+            check_new_password(new, user.email)
+        except ApiError as exc:
+            violations.extend(("new_password", description) for _, description in exc.violations)
+        if violations:
+            message = "; ".join(f"{field}: {description}" for field, description in violations)
+            raise ApiError("VALIDATION_FAILED", message, violations)
+        await self._verify_password(user, current)
+        await self._users.set_password_hash(user.id, await self._hasher.hash(new))
+        current_session = await self._sessions.session_of_access_token(access_token_id)
+        revoked = await self._revoke_sessions(
+            user.id,
+            [s.id for s in await self._sessions.list_sessions(user.id) if s.id != current_session],
+        )
+        _log.info(
+            "password changed",
+            extra={"fields": {"user_id": user.id, "revoked_sessions": revoked}},
+        )
+        return revoked
+
+    async def _verify_password(self, user: User, password: str) -> None:
+        """Raise INVALID_CREDENTIALS unless ``password`` is the user's; count the attempt."""
+        await self._limit(f"verify:user:{user.id}", self._limits.verify_per_user)
+        stored = await self._users.find_by_email(user.email)
+        if stored is None or not await self._hasher.verify(stored.password_hash, password):
+            raise ApiError("INVALID_CREDENTIALS", "wrong password")
+
+    async def _revoke_sessions(self, user_id: str, session_ids: list[str]) -> int:
+        """Revoke these sessions of the user and list their access tokens; return how many."""
+        access_tokens: list[IssuedToken] = []
+        count = 0
+        for session_id in session_ids:
+            revoked = await self._sessions.revoke_session(user_id, session_id)
+            if revoked is not None:
+                count += 1
+                access_tokens.extend(revoked)
+        if access_tokens:
+            await self._revoked.revoke(access_tokens)
+        return count
+
+    async def list_sessions(self, user_id: str, access_token_id: str) -> list[ActiveSession]:
+        """Return the user's active sessions, newest first, the caller's own marked."""
+        current = await self._sessions.session_of_access_token(access_token_id)
+        return [
+            ActiveSession(info, info.id == current)
+            for info in await self._sessions.list_sessions(user_id)
+        ]
+
+    async def revoke_session(self, user_id: str, session_id: str) -> None:
+        """Revoke one of the user's active sessions and its access tokens."""
+        if not session_id:
+            raise validation_error("session_id", "is required")
+        if len(session_id) > MAX_SESSION_ID_LENGTH:
+            raise validation_error(
+                "session_id", f"must be at most {MAX_SESSION_ID_LENGTH} characters"
+            )
+        access_tokens = await self._sessions.revoke_session(user_id, session_id)
+        if access_tokens is None:
+            raise ApiError("SESSION_NOT_FOUND", "no active session of yours has this id")
+        if access_tokens:
+            await self._revoked.revoke(access_tokens)
+
     async def get_user(self, user_id: str) -> User:
         """Return the user with this id (the subject of a verified access token)."""
         user = await self._users.get(user_id)
         if user is None:
             raise ApiError("USER_NOT_FOUND", "the user of this token no longer exists")
         return user
+
+
+MAX_SESSION_ID_LENGTH = 64
 
 
 def _require_token(refresh_token: str) -> None:

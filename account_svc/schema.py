@@ -92,6 +92,20 @@ access_tokens_table = Table(
 )
 
 
+# What the session list shows of each family: where it signed in from and when it was last
+# used. Kept beside the family rather than in it: its rows live and die with the family.
+session_details_table = Table(
+    "account_session_details",
+    metadata,
+    Column(
+        "family_id", String(32), ForeignKey("account_refresh_families.id"), primary_key=True
+    ),
+    Column("last_use_ms", BigInteger, nullable=False),
+    Column("client_address", String(64), nullable=False),
+    Column("user_agent", String(256), nullable=False),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     for table in (
         users_table,
@@ -106,8 +120,16 @@ def _v2_access_tokens(conn: Connection) -> None:
     access_tokens_table.create(conn)
 
 
+def _v3_session_details(conn: Connection) -> None:
+    session_details_table.create(conn)
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
-MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (_v1_initial, _v2_access_tokens)
+MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
+    _v1_initial,
+    _v2_access_tokens,
+    _v3_session_details,
+)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # Arbitrary, fixed: the PostgreSQL advisory lock key serializing accounts migrations.

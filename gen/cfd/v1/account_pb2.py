@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x66\x64/v1/account.proto\x12\x06\x63\x66\x64.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\rSignupRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"m\n\x0eSignupResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"0\n\rSigninRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"m\n\x0eSigninResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\",\n\x13RefreshTokenRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"s\n\x14RefreshTokenResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"\'\n\x0eSignoutRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x11\n\x0fSignoutResponse\"\x10\n\x0eGetUserRequest\"-\n\x0fGetUserResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User2\xcd\x03\n\x0e\x41\x63\x63ountService\x12S\n\x06Signup\x12\x15.cfd.v1.SignupRequest\x1a\x16.cfd.v1.SignupResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth/signup:\x01*\x12S\n\x06Signin\x12\x15.cfd.v1.SigninRequest\x1a\x16.cfd.v1.SigninResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth/signin:\x01*\x12\x66\n\x0cRefreshToken\x12\x1b.cfd.v1.RefreshTokenRequest\x1a\x1c.cfd.v1.RefreshTokenResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth/refresh:\x01*\x12W\n\x07Signout\x12\x16.cfd.v1.SignoutRequest\x1a\x17.cfd.v1.SignoutResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth/signout:\x01*\x12P\n\x07GetUser\x12\x16.cfd.v1.GetUserRequest\x1a\x17.cfd.v1.GetUserResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/meb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x66\x64/v1/account.proto\x12\x06\x63\x66\x64.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\rSignupRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"m\n\x0eSignupResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"0\n\rSigninRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"m\n\x0eSigninResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\",\n\x13RefreshTokenRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"s\n\x14RefreshTokenResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"\'\n\x0eSignoutRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x11\n\x0fSignoutResponse\"\x10\n\x0eGetUserRequest\"-\n\x0fGetUserResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\x05\"\xb6\x01\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_use_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63lient_address\x18\x04 \x01(\t\x12\x12\n\nuser_agent\x18\x05 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x06 \x01(\x08\"\x15\n\x13ListSessionsRequest\"9\n\x14ListSessionsResponse\x12!\n\x08sessions\x18\x01 \x03(\x0b\x32\x0f.cfd.v1.Session\"*\n\x14RevokeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x17\n\x15RevokeSessionResponse2\xb5\x06\n\x0e\x41\x63\x63ountService\x12S\n\x06Signup\x12\x15.cfd.v1.SignupRequest\x1a\x16.cfd.v1.SignupResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth/signup:\x01*\x12S\n\x06Signin\x12\x15.cfd.v1.SigninRequest\x1a\x16.cfd.v1.SigninResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth/signin:\x01*\x12\x66\n\x0cRefreshToken\x12\x1b.cfd.v1.RefreshTokenRequest\x1a\x1c.cfd.v1.RefreshTokenResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth/refresh:\x01*\x12W\n\x07Signout\x12\x16.cfd.v1.SignoutRequest\x1a\x17.cfd.v1.SignoutResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth/signout:\x01*\x12P\n\x07GetUser\x12\x16.cfd.v1.GetUserRequest\x1a\x17.cfd.v1.GetUserResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/me\x12w\n\x0e\x43hangePassword\x12\x1d.cfd.v1.ChangePasswordRequest\x1a\x1e.cfd.v1.ChangePasswordResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/me:changePassword:\x01*\x12h\n\x0cListSessions\x12\x1b.cfd.v1.ListSessionsRequest\x1a\x1c.cfd.v1.ListSessionsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/users/me/sessions\x12\x82\x01\n\rRevokeSession\x12\x1c.cfd.v1.RevokeSessionRequest\x1a\x1d.cfd.v1.RevokeSessionResponse\"4\x82\xd3\xe4\x93\x02.\")/v1/users/me/sessions/{session_id}:revoke:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCOUNTSERVICE'].methods_by_name['Signout']._serialized_options = b'\202\323\344\223\002\025\"\020/v1/auth/signout:\001*'
   _globals['_ACCOUNTSERVICE'].methods_by_name['GetUser']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['GetUser']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/users/me'
+  _globals['_ACCOUNTSERVICE'].methods_by_name['ChangePassword']._loaded_options = None
+  _globals['_ACCOUNTSERVICE'].methods_by_name['ChangePassword']._serialized_options = b'\202\323\344\223\002 \"\033/v1/users/me:changePassword:\001*'
+  _globals['_ACCOUNTSERVICE'].methods_by_name['ListSessions']._loaded_options = None
+  _globals['_ACCOUNTSERVICE'].methods_by_name['ListSessions']._serialized_options = b'\202\323\344\223\002\027\022\025/v1/users/me/sessions'
+  _globals['_ACCOUNTSERVICE'].methods_by_name['RevokeSession']._loaded_options = None
+  _globals['_ACCOUNTSERVICE'].methods_by_name['RevokeSession']._serialized_options = b'\202\323\344\223\002.\")/v1/users/me/sessions/{session_id}:revoke:\001*'
   _globals['_USER']._serialized_start=95
   _globals['_USER']._serialized_end=177
   _globals['_SIGNUPREQUEST']._serialized_start=179
@@ -65,6 +71,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUSERREQUEST']._serialized_end=740
   _globals['_GETUSERRESPONSE']._serialized_start=742
   _globals['_GETUSERRESPONSE']._serialized_end=787
-  _globals['_ACCOUNTSERVICE']._serialized_start=790
-  _globals['_ACCOUNTSERVICE']._serialized_end=1251
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=789
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=860
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=862
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=912
+  _globals['_SESSION']._serialized_start=915
+  _globals['_SESSION']._serialized_end=1097
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1099
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1120
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1122
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1179
+  _globals['_REVOKESESSIONREQUEST']._serialized_start=1181
+  _globals['_REVOKESESSIONREQUEST']._serialized_end=1223
+  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1225
+  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1248
+  _globals['_ACCOUNTSERVICE']._serialized_start=1251
+  _globals['_ACCOUNTSERVICE']._serialized_end=2072
 # @@protoc_insertion_point(module_scope)

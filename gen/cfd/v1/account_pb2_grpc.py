@@ -62,6 +62,21 @@ class AccountServiceStub:
                 request_serializer=cfd_dot_v1_dot_account__pb2.GetUserRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_account__pb2.GetUserResponse.FromString,
                 _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/cfd.v1.AccountService/ChangePassword',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/cfd.v1.AccountService/ListSessions',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.RevokeSession = channel.unary_unary(
+                '/cfd.v1.AccountService/RevokeSession',
+                request_serializer=cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -115,6 +130,34 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangePassword(self, request, context):
+        """Replace the caller's password; every other session of the user is revoked (its refresh
+        token and its access tokens), the calling session stays signed in.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
+        that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
+        password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """List the caller's active sessions (one per sign-in), newest first.
+        Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSession(self, request, context):
+        """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
+        is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +185,21 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.GetUser,
                     request_deserializer=cfd_dot_v1_dot_account__pb2.GetUserRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_account__pb2.GetUserResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ListSessionsRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'RevokeSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSession,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -282,6 +340,87 @@ class AccountService:
             '/cfd.v1.AccountService/GetUser',
             cfd_dot_v1_dot_account__pb2.GetUserRequest.SerializeToString,
             cfd_dot_v1_dot_account__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ChangePassword',
+            cfd_dot_v1_dot_account__pb2.ChangePasswordRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ListSessions',
+            cfd_dot_v1_dot_account__pb2.ListSessionsRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/RevokeSession',
+            cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,22 @@ class AccountServiceStub:
     """Return the user of the access token.
     Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
     """
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_account_pb2.ChangePasswordRequest, _account_pb2.ChangePasswordResponse]
+    """Replace the caller's password; every other session of the user is revoked (its refresh
+    token and its access tokens), the calling session stays signed in.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
+    that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
+    password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_account_pb2.ListSessionsRequest, _account_pb2.ListSessionsResponse]
+    """List the caller's active sessions (one per sign-in), newest first.
+    Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    RevokeSession: _grpc.UnaryUnaryMultiCallable[_account_pb2.RevokeSessionRequest, _account_pb2.RevokeSessionResponse]
+    """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
+    is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -94,6 +110,22 @@ class AccountServiceAsyncStub(AccountServiceStub):
     GetUser: _aio.UnaryUnaryMultiCallable[_account_pb2.GetUserRequest, _account_pb2.GetUserResponse]  # type: ignore[assignment]
     """Return the user of the access token.
     Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_account_pb2.ChangePasswordRequest, _account_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """Replace the caller's password; every other session of the user is revoked (its refresh
+    token and its access tokens), the calling session stays signed in.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
+    that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
+    password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    ListSessions: _aio.UnaryUnaryMultiCallable[_account_pb2.ListSessionsRequest, _account_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    """List the caller's active sessions (one per sign-in), newest first.
+    Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    RevokeSession: _aio.UnaryUnaryMultiCallable[_account_pb2.RevokeSessionRequest, _account_pb2.RevokeSessionResponse]  # type: ignore[assignment]
+    """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
+    is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
     """
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -155,6 +187,40 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_account_pb2.GetUserResponse, _abc.Awaitable[_account_pb2.GetUserResponse]]:
         """Return the user of the access token.
         Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _account_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ChangePasswordResponse, _abc.Awaitable[_account_pb2.ChangePasswordResponse]]:
+        """Replace the caller's password; every other session of the user is revoked (its refresh
+        token and its access tokens), the calling session stays signed in.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
+        that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
+        password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _account_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ListSessionsResponse, _abc.Awaitable[_account_pb2.ListSessionsResponse]]:
+        """List the caller's active sessions (one per sign-in), newest first.
+        Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeSession(
+        self,
+        request: _account_pb2.RevokeSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.RevokeSessionResponse, _abc.Awaitable[_account_pb2.RevokeSessionResponse]]:
+        """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
+        is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
         """
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

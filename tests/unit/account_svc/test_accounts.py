@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 import time
@@ -23,7 +24,7 @@ from account_svc.sessions import RedisRefreshTokenStore, RefreshTokenStore, SqlR
 from account_svc.users import UserStore
 from mesh.errors import ApiError
 from mesh.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from mesh.revocation import IssuedToken, RevokedTokens
+from mesh.revocation import IssuedToken, RevokedTokens, issued_token
 from mesh.tokens import JwtVerifier, SigningKey
 
 PASSWORD = "correct horse battery"
@@ -113,7 +114,7 @@ def build(
         limiter=(
             MemoryRateLimiter(clock=clock or time.monotonic) if limiter is None else limiter
         ),
-        limits=limits or RateLimits(*([GENEROUS] * 5)),
+        limits=limits or RateLimits(*([GENEROUS] * 6)),
         demo_balance="5000",
         revoked=revoked,
     )
@@ -447,3 +448,138 @@ async def test_wrong_passwords_are_limited_while_the_limit_store_is_down(db: Asy
         assert outcomes == ["INVALID_CREDENTIALS"] * 3 + ["RATE_LIMITED"]
     finally:
         await limiter.aclose()
+
+
+def token_id(session: Session) -> str:
+    issued = issued_token(session.access_token)
+    assert issued is not None
+    return issued.token_id
+
+
+NEW_PASSWORD = "a fresh passphrase"
+
+
+async def test_change_password_keeps_this_session_and_revokes_the_others(world: World) -> None:
+    here = await world.accounts.signup("chg@example.com", PASSWORD, "10.0.0.1", "Firefox")
+    phone = await world.accounts.signin("chg@example.com", PASSWORD, "10.0.0.2", "Phone")
+    laptop = await world.accounts.signin("chg@example.com", PASSWORD, "10.0.0.3", "Laptop")
+    revoked = await world.accounts.change_password(
+        here.user.id, token_id(here), PASSWORD, NEW_PASSWORD
+    )
+    assert revoked == 2
+    for other in (phone, laptop):
+        assert await reason(world.accounts.refresh(other.refresh_token, "ip")) == "TOKEN_INVALID"
+        assert world.revoked.tokens.keys() >= {token_id(other)}
+    assert token_id(here) not in world.revoked.tokens
+    assert (await world.accounts.refresh(here.refresh_token, "ip")).user == here.user
+    assert await reason(world.accounts.signin("chg@example.com", PASSWORD, "ip")) == (
+        "INVALID_CREDENTIALS"
+    )
+    assert (await world.accounts.signin("chg@example.com", NEW_PASSWORD, "ip")).user == here.user
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "fields"),
+    [
+        ("", NEW_PASSWORD, {"current_password"}),
+        ("x" * 129, NEW_PASSWORD, {"current_password"}),
+        (PASSWORD, "short", {"new_password"}),
+        (PASSWORD, "password123", {"new_password"}),
+        (PASSWORD, "bad@example.com", {"new_password"}),
+        ("", "", {"current_password", "new_password"}),
+    ],
+)
+async def test_change_password_refuses_bad_input_and_changes_nothing(
+    world: World, current: str, new: str, fields: set[str]
+) -> None:
+    first = await world.accounts.signup("bad@example.com", PASSWORD, "ip")
+    other = await world.accounts.signin("bad@example.com", PASSWORD, "ip")
+    change = world.accounts.change_password(first.user.id, token_id(first), current, new)
+    error = await fails(change)
+    assert error.reason == "VALIDATION_FAILED"
+    assert {field for field, _ in error.violations} == fields
+    assert (await world.accounts.refresh(other.refresh_token, "ip")).user == first.user
+    assert (await world.accounts.signin("bad@example.com", PASSWORD, "ip")).user == first.user
+
+
+async def test_a_wrong_current_password_changes_nothing_and_is_limited(db: AsyncEngine) -> None:
+    limits = dataclasses.replace(RateLimits(*([GENEROUS] * 6)), verify_per_user=Limit(2, 60))
+    world = build(db, limits, clock=FakeClock())
+    first = await world.accounts.signup("wrong@example.com", PASSWORD, "ip")
+    other = await world.accounts.signin("wrong@example.com", PASSWORD, "ip")
+    change = world.accounts.change_password
+    for _ in range(2):
+        assert await reason(change(first.user.id, token_id(first), "not it!", NEW_PASSWORD)) == (
+            "INVALID_CREDENTIALS"
+        )
+    # Limited per user: even the right password waits now.
+    assert await reason(change(first.user.id, token_id(first), PASSWORD, NEW_PASSWORD)) == (
+        "RATE_LIMITED"
+    )
+    assert (await world.accounts.refresh(other.refresh_token, "ip")).user == first.user
+    assert (await world.accounts.signin("wrong@example.com", PASSWORD, "ip")).user == first.user
+
+
+async def test_sessions_are_listed_with_the_callers_own_marked(world: World) -> None:
+    first = await world.accounts.signup("list@example.com", PASSWORD, "10.0.0.1", "Firefox")
+    second = await world.accounts.signin("list@example.com", PASSWORD, "10.0.0.2", "Phone")
+    listed = await world.accounts.list_sessions(first.user.id, token_id(second))
+    assert [(s.info.client_address, s.info.user_agent, s.current) for s in listed] == [
+        ("10.0.0.2", "Phone", True),
+        ("10.0.0.1", "Firefox", False),
+    ]
+    # A refreshed access token still belongs to its session.
+    refreshed = await world.accounts.refresh(first.refresh_token, "10.0.0.1")
+    listed = await world.accounts.list_sessions(first.user.id, token_id(refreshed))
+    assert [s.current for s in listed] == [False, True]
+
+
+async def test_revoking_a_session_ends_it_and_its_access_tokens(world: World) -> None:
+    first = await world.accounts.signup("rev@example.com", PASSWORD, "ip")
+    second = await world.accounts.signin("rev@example.com", PASSWORD, "ip")
+    listed = await world.accounts.list_sessions(first.user.id, token_id(first))
+    (target,) = [s.info.id for s in listed if not s.current]
+    await world.accounts.revoke_session(first.user.id, target)
+    assert await reason(world.accounts.refresh(second.refresh_token, "ip")) == "TOKEN_INVALID"
+    assert token_id(second) in world.revoked.tokens
+    assert [s.current for s in await world.accounts.list_sessions(first.user.id, "")] == [False]
+    assert await reason(world.accounts.revoke_session(first.user.id, target)) == (
+        "SESSION_NOT_FOUND"
+    )
+
+
+async def test_nobody_revokes_another_users_session(world: World) -> None:
+    mine = await world.accounts.signup("mine@example.com", PASSWORD, "ip")
+    theirs = await world.accounts.signup("theirs@example.com", PASSWORD, "ip")
+    (session,) = await world.accounts.list_sessions(theirs.user.id, token_id(theirs))
+    assert await reason(world.accounts.revoke_session(mine.user.id, session.info.id)) == (
+        "SESSION_NOT_FOUND"
+    )
+    assert (await world.accounts.refresh(theirs.refresh_token, "ip")).user == theirs.user
+
+
+@pytest.mark.parametrize("session_id", ["", "x" * 65])
+async def test_revoke_session_validates_the_id(world: World, session_id: str) -> None:
+    first = await world.accounts.signup("val@example.com", PASSWORD, "ip")
+    assert await reason(world.accounts.revoke_session(first.user.id, session_id)) == (
+        "VALIDATION_FAILED"
+    )
+
+
+async def test_change_password_with_redis_sessions(db: AsyncEngine, redis_url: str) -> None:
+    sessions = RedisRefreshTokenStore.from_url(redis_url, prefix=f"test:{time.time_ns()}:")
+    world = build(db, sessions=sessions)
+    try:
+        here = await world.accounts.signup("redis@example.com", PASSWORD, "ip")
+        there = await world.accounts.signin("redis@example.com", PASSWORD, "ip")
+        assert await world.accounts.change_password(
+            here.user.id, token_id(here), PASSWORD, NEW_PASSWORD
+        ) == 1
+        assert await reason(world.accounts.refresh(there.refresh_token, "ip")) == (
+            "TOKEN_INVALID"
+        )
+        assert token_id(there) in world.revoked.tokens
+        listed = await world.accounts.list_sessions(here.user.id, token_id(here))
+        assert [s.current for s in listed] == [True]
+    finally:
+        await sessions.aclose()
