@@ -7,6 +7,8 @@ Plain values in, plain values out; the gRPC servicer translates. Every failure i
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from account_svc.config import Limit, RateLimits
@@ -19,6 +21,18 @@ from account_svc.sessions import (
     RefreshTokenStore,
     SessionInfo,
     SessionReusedError,
+)
+from account_svc.totp import (
+    MAX_RECOVERY_CODE_LENGTH,
+    EnrolmentRefusedError,
+    SecretBox,
+    TotpStore,
+    check_code,
+    matching_step,
+    new_recovery_codes,
+    new_secret,
+    otpauth_uri,
+    recovery_code_hash,
 )
 from account_svc.users import EmailTakenError, User, UserStore
 from account_svc.validation import (
@@ -50,6 +64,44 @@ class Session:
 
 
 @dataclass(frozen=True)
+class SecondFactor:
+    """A TOTP code or a recovery code, as a sign-in or a disable presents it."""
+
+    totp_code: str = ""
+    recovery_code: str = ""
+
+    def __repr__(self) -> str:
+        return "SecondFactor(...)"
+
+    @property
+    def given(self) -> bool:
+        """Return whether either code was presented."""
+        return bool(self.totp_code or self.recovery_code)
+
+    def check_shape(self) -> None:
+        """Raise VALIDATION_FAILED for a malformed code or for both codes at once."""
+        if self.totp_code and self.recovery_code:
+            raise validation_error("recovery_code", "give either totp_code or recovery_code")
+        if self.totp_code:
+            check_code("totp_code", self.totp_code)
+        if len(self.recovery_code) > MAX_RECOVERY_CODE_LENGTH:
+            raise validation_error(
+                "recovery_code", f"must be at most {MAX_RECOVERY_CODE_LENGTH} characters"
+            )
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A new TOTP secret and its otpauth URI, returned once by ``enrol_totp``."""
+
+    secret: str
+    otpauth_uri: str
+
+    def __repr__(self) -> str:
+        return "Enrolment(...)"
+
+
+@dataclass(frozen=True)
 class ActiveSession:
     """A session in the user's list, marked when it is the caller's own."""
 
@@ -72,6 +124,9 @@ class Accounts:
         limits: RateLimits,
         demo_balance: str,
         revoked: RevokedTokens,
+        totp: TotpStore,
+        secret_box: SecretBox,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._users = users
         self._hasher = hasher
@@ -82,6 +137,9 @@ class Accounts:
         self._limits = limits
         self._demo_balance = demo_balance
         self._revoked = revoked
+        self._totp = totp
+        self._secret_box = secret_box
+        self._clock = clock
 
     async def _limit(self, key: str, limit: Limit) -> None:
         decision = await self._limiter.hit(key, limit.count, limit.window_s)
@@ -136,9 +194,18 @@ class Accounts:
         raise ApiError("EMAIL_TAKEN", "this email is already registered", [("email", "taken")])
 
     async def signin(
-        self, email: str, password: str, client: str, user_agent: str = ""
+        self,
+        email: str,
+        password: str,
+        client: str,
+        user_agent: str = "",
+        second_factor: SecondFactor = SecondFactor(),
     ) -> Session:
-        """Check the credentials and open a session.
+        """Check the credentials (and the second factor, when enabled) and open a session.
+
+        A user with two-factor authentication who gave neither code gets TOTP_REQUIRED
+        once the password is right; a wrong or reused code is INVALID_CREDENTIALS and
+        counts against the user's verification limit.
 
         A wrong password and an unknown email cost the same (one argon2id verification)
         and get the same answer. Everything a session needs (the limits, the session store,
@@ -148,6 +215,7 @@ class Accounts:
         await self._limit(f"signin:address:{client}", self._limits.signin_per_address)
         email = normalize_email(email)
         check_password(password)
+        second_factor.check_shape()
         await self._limit(
             f"signin:email-address:{email} {client}", self._limits.signin_per_email_and_address
         )
@@ -163,6 +231,13 @@ class Accounts:
         user = stored.user
         if self._hasher.needs_rehash(stored.password_hash):
             await self._users.set_password_hash(user.id, await self._hasher.hash(password))
+        if user.totp_enabled:
+            if not second_factor.given:
+                raise ApiError(
+                    "TOTP_REQUIRED", "two-factor authentication is on: give totp_code"
+                )
+            await self._limit(f"verify:user:{user.id}", self._limits.verify_per_user)
+            await self._check_second_factor(user, second_factor)
         return await self._open_session(user, Origin(client, user_agent))
 
     async def refresh(self, refresh_token: str, client: str) -> Session:
@@ -238,6 +313,72 @@ class Accounts:
         stored = await self._users.find_by_email(user.email)
         if stored is None or not await self._hasher.verify(stored.password_hash, password):
             raise ApiError("INVALID_CREDENTIALS", "wrong password")
+
+    async def _check_second_factor(self, user: User, second_factor: SecondFactor) -> None:
+        """Spend the TOTP code's step or the recovery code; raise INVALID_CREDENTIALS."""
+        record = await self._totp.get(user.id)
+        if record is None or not record.enabled:
+            raise ApiError("TOTP_NOT_ENABLED", "two-factor authentication is not enabled")
+        if second_factor.totp_code:
+            secret = self._secret_box.decrypt(record.secret_ciphertext, user.id)
+            step = matching_step(secret, second_factor.totp_code, self._clock())
+            accepted = step is not None and await self._totp.use_step(user.id, step)
+        else:
+            code_hash = recovery_code_hash(user.id, second_factor.recovery_code)
+            accepted = await self._totp.use_recovery_code(user.id, code_hash)
+            if accepted:
+                _log.info("recovery code used", extra={"fields": {"user_id": user.id}})
+        if not accepted:
+            raise ApiError("INVALID_CREDENTIALS", "wrong or already used code")
+
+    async def enrol_totp(self, user_id: str) -> Enrolment:
+        """Store a new unconfirmed TOTP secret for the user; return it and its URI."""
+        user = await self.get_user(user_id)
+        secret = new_secret()
+        try:
+            await self._totp.enrol(user.id, self._secret_box.encrypt(secret, user.id))
+        except EnrolmentRefusedError:
+            raise ApiError(
+                "TOTP_ALREADY_ENABLED", "two-factor authentication is already enabled"
+            ) from None
+        return Enrolment(secret, otpauth_uri(secret, user.email))
+
+    async def confirm_totp(self, user_id: str, code: str) -> list[str]:
+        """Enable two-factor authentication with a first code; return the recovery codes."""
+        user = await self.get_user(user_id)
+        check_code("totp_code", code)
+        record = await self._totp.get(user.id)
+        if record is None:
+            raise ApiError("TOTP_NOT_ENROLLED", "enrol before confirming")
+        if record.enabled:
+            raise ApiError("TOTP_ALREADY_ENABLED", "two-factor authentication is already enabled")
+        await self._limit(f"verify:user:{user.id}", self._limits.verify_per_user)
+        secret = self._secret_box.decrypt(record.secret_ciphertext, user.id)
+        step = matching_step(secret, code, self._clock())
+        codes = new_recovery_codes()
+        hashes = [recovery_code_hash(user.id, c) for c in codes]
+        if step is None or not await self._totp.enable(user.id, step, hashes):
+            raise ApiError("INVALID_CREDENTIALS", "wrong or already used code")
+        _log.info("two-factor authentication enabled", extra={"fields": {"user_id": user.id}})
+        return codes
+
+    async def disable_totp(
+        self, user_id: str, password: str, second_factor: SecondFactor
+    ) -> None:
+        """Turn two-factor authentication off, given the password and a code."""
+        user = await self.get_user(user_id)
+        if not password:
+            raise validation_error("password", "is required")
+        check_password(password)
+        if not second_factor.given:
+            raise validation_error("totp_code", "give totp_code or recovery_code")
+        second_factor.check_shape()
+        if not user.totp_enabled:
+            raise ApiError("TOTP_NOT_ENABLED", "two-factor authentication is not enabled")
+        await self._verify_password(user, password)
+        await self._check_second_factor(user, second_factor)
+        await self._totp.disable(user.id)
+        _log.info("two-factor authentication disabled", extra={"fields": {"user_id": user.id}})
 
     async def _revoke_sessions(self, user_id: str, session_ids: list[str]) -> int:
         """Revoke these sessions of the user and list their access tokens; return how many."""

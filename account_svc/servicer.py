@@ -28,7 +28,7 @@ import grpc
 import sqlalchemy.exc
 from google.protobuf import timestamp_pb2
 
-from account_svc.accounts import Accounts, ActiveSession, Session
+from account_svc.accounts import Accounts, ActiveSession, SecondFactor, Session
 from account_svc.users import User
 from cfd.v1 import account_pb2, account_pb2_grpc
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER, subject
@@ -132,7 +132,10 @@ def _bucket(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
 
 def _user_message(user: User) -> account_pb2.User:
     return account_pb2.User(
-        id=user.id, email=user.email, create_time=_timestamp(user.create_time_ms)
+        id=user.id,
+        email=user.email,
+        create_time=_timestamp(user.create_time_ms),
+        totp_enabled=user.totp_enabled,
     )
 
 
@@ -193,7 +196,11 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         """Sign in with email and password."""
         with _database_unavailable_as_api_error():
             session = await self._accounts.signin(
-                request.email, request.password, self._client(context), self._user_agent(context)
+                request.email,
+                request.password,
+                self._client(context),
+                self._user_agent(context),
+                SecondFactor(request.totp_code, request.recovery_code),
             )
         return account_pb2.SigninResponse(**_session_fields(session))
 
@@ -248,3 +255,33 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         with _database_unavailable_as_api_error():
             await self._accounts.revoke_session(subject(), request.session_id)
         return account_pb2.RevokeSessionResponse()
+
+    async def EnrolTotp(
+        self, request: account_pb2.EnrolTotpRequest, context: Context
+    ) -> account_pb2.EnrolTotpResponse:
+        """Start enrolling the caller in two-factor authentication."""
+        with _database_unavailable_as_api_error():
+            enrolment = await self._accounts.enrol_totp(subject())
+        return account_pb2.EnrolTotpResponse(
+            secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri
+        )
+
+    async def ConfirmTotp(
+        self, request: account_pb2.ConfirmTotpRequest, context: Context
+    ) -> account_pb2.ConfirmTotpResponse:
+        """Enable two-factor authentication with a first code."""
+        with _database_unavailable_as_api_error():
+            codes = await self._accounts.confirm_totp(subject(), request.totp_code)
+        return account_pb2.ConfirmTotpResponse(recovery_codes=codes)
+
+    async def DisableTotp(
+        self, request: account_pb2.DisableTotpRequest, context: Context
+    ) -> account_pb2.DisableTotpResponse:
+        """Turn two-factor authentication off."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.disable_totp(
+                subject(),
+                request.password,
+                SecondFactor(request.totp_code, request.recovery_code),
+            )
+        return account_pb2.DisableTotpResponse()

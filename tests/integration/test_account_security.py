@@ -6,20 +6,24 @@ session store; the REST tests run the whole mesh behind Envoy and the edge.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
+import pyotp
 import pytest
 
 from cfd.v1 import account_pb2
 from envoy_support import RealMesh, running_mesh
 from integration.test_accounts_service import (
     PASSWORD,
+    Mesh,
     bearer,
     fails_with,
+    mesh,  # noqa: F401 (a fixture)
     shared_state,  # noqa: F401 (a fixture)
     start_mesh,
     users_db,  # noqa: F401 (a fixture)
@@ -35,8 +39,8 @@ async def test_change_password_and_sessions_over_grpc(
     users_db: dict[str, str],  # noqa: F811
     shared_state: dict[str, str],  # noqa: F811
 ) -> None:
-    async with start_mesh(tmp_path, **users_db, **shared_state) as mesh:
-        stub = mesh.stub
+    async with start_mesh(tmp_path, **users_db, **shared_state) as running:
+        stub = running.stub
         credentials = account_pb2.SigninRequest(email="secure@example.com", password=PASSWORD)
         here = await stub.Signup(
             account_pb2.SignupRequest(email=credentials.email, password=PASSWORD)
@@ -78,15 +82,11 @@ async def test_change_password_and_sessions_over_grpc(
             grpc.StatusCode.UNAUTHENTICATED,
             "INVALID_CREDENTIALS",
         )
-        unauthenticated = await fails_with(
-            stub.ListSessions(account_pb2.ListSessionsRequest())
-        )
+        unauthenticated = await fails_with(stub.ListSessions(account_pb2.ListSessionsRequest()))
         assert reason_of(unauthenticated) == "TOKEN_INVALID"
 
         changed = await stub.ChangePassword(
-            account_pb2.ChangePasswordRequest(
-                current_password=PASSWORD, new_password=NEW_PASSWORD
-            ),
+            account_pb2.ChangePasswordRequest(current_password=PASSWORD, new_password=NEW_PASSWORD),
             metadata=bearer(here.access_token),
         )
         assert changed.revoked_sessions == 1
@@ -130,9 +130,70 @@ async def test_change_password_and_sessions_over_grpc(
             stub.RefreshToken(account_pb2.RefreshTokenRequest(refresh_token=again.refresh_token))
         )
         assert reason_of(refused) == "TOKEN_INVALID"
-        logs = mesh.logs()
+        logs = running.logs()
         for secret in (PASSWORD, NEW_PASSWORD, here.access_token, here.refresh_token):
             assert secret not in logs
+
+
+async def test_two_factor_sign_in_over_grpc(mesh: Mesh) -> None:  # noqa: F811
+    stub = mesh.stub
+    signup = await stub.Signup(
+        account_pb2.SignupRequest(email="2fa@example.com", password=PASSWORD)
+    )
+    token = bearer(signup.access_token)
+    enrolment = await stub.EnrolTotp(account_pb2.EnrolTotpRequest(), metadata=token)
+    assert enrolment.otpauth_uri.startswith("otpauth://totp/CFD%20Mesh:2fa%40example.com?")
+    totp = pyotp.TOTP(enrolment.secret)
+    first = totp.now()
+    confirmed = await stub.ConfirmTotp(
+        account_pb2.ConfirmTotpRequest(totp_code=first), metadata=token
+    )
+    assert len(confirmed.recovery_codes) == 10
+    me = await stub.GetUser(account_pb2.GetUserRequest(), metadata=token)
+    assert me.user.totp_enabled
+
+    credentials = account_pb2.SigninRequest(email="2fa@example.com", password=PASSWORD)
+    required = await fails_with(stub.Signin(credentials))
+    assert (required.code(), reason_of(required)) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "TOTP_REQUIRED",
+    )
+    replayed = await fails_with(
+        stub.Signin(
+            account_pb2.SigninRequest(email=credentials.email, password=PASSWORD, totp_code=first)
+        )
+    )
+    assert reason_of(replayed) == "INVALID_CREDENTIALS"
+    second = totp.at(time.time() + 30)
+    signed_in = await stub.Signin(
+        account_pb2.SigninRequest(email=credentials.email, password=PASSWORD, totp_code=second)
+    )
+    assert signed_in.user.totp_enabled
+    recovered = await stub.Signin(
+        account_pb2.SigninRequest(
+            email=credentials.email, password=PASSWORD, recovery_code=confirmed.recovery_codes[0]
+        )
+    )
+    assert recovered.user.id == signup.user.id
+    not_again = await fails_with(
+        stub.DisableTotp(
+            account_pb2.DisableTotpRequest(
+                password=PASSWORD, recovery_code=confirmed.recovery_codes[0]
+            ),
+            metadata=token,
+        )
+    )
+    assert reason_of(not_again) == "INVALID_CREDENTIALS"
+    await stub.DisableTotp(
+        account_pb2.DisableTotpRequest(
+            password=PASSWORD, recovery_code=confirmed.recovery_codes[1]
+        ),
+        metadata=token,
+    )
+    assert (await stub.Signin(credentials)).user.totp_enabled is False
+    logs = mesh.logs()
+    for secret in [enrolment.secret, first, second, *confirmed.recovery_codes]:
+        assert secret not in logs
 
 
 @pytest.fixture
@@ -196,9 +257,7 @@ async def test_sessions_and_password_over_rest_through_envoy_and_the_edge(
         )
         assert reason(refreshed) == (401, "TOKEN_INVALID")
         again = (
-            await edge.post(
-                "/v1/auth/signin", json={**credentials, "password": NEW_PASSWORD}
-            )
+            await edge.post("/v1/auth/signin", json={**credentials, "password": NEW_PASSWORD})
         ).json()
         listed = await edge.get("/v1/users/me/sessions", headers=auth(again["accessToken"]))
         (other,) = [s["id"] for s in listed.json()["sessions"] if not s.get("current")]
@@ -210,3 +269,25 @@ async def test_sessions_and_password_over_rest_through_envoy_and_the_edge(
             "/v1/auth/refresh", json={"refreshToken": first["refreshToken"]}
         )
         assert reason(refreshed) == (401, "TOKEN_INVALID")
+
+        # Two-factor authentication through Envoy, and sign-in asking for the code.
+        token = auth(again["accessToken"])
+        assert (await envoy.post("/v1/users/me/totp:enrol", json={})).status_code == 401
+        enrolment = (await envoy.post("/v1/users/me/totp:enrol", json={}, headers=token)).json()
+        totp = pyotp.TOTP(enrolment["secret"])
+        bad = await envoy.post("/v1/users/me/totp:confirm", json={"totpCode": "x"}, headers=token)
+        assert reason(bad) == (400, "VALIDATION_FAILED")
+        confirmed = await envoy.post(
+            "/v1/users/me/totp:confirm", json={"totpCode": totp.now()}, headers=token
+        )
+        assert len(confirmed.json()["recoveryCodes"]) == 10
+        assert (await edge.get("/v1/users/me", headers=token)).json()["user"]["totpEnabled"]
+        new_credentials = {**credentials, "password": NEW_PASSWORD}
+        for front in (envoy, edge):
+            required = await front.post("/v1/auth/signin", json=new_credentials)
+            assert reason(required) == (401, "TOTP_REQUIRED")
+        code = totp.at(time.time() + 30)
+        signed_in = await envoy.post("/v1/auth/signin", json={**new_credentials, "totpCode": code})
+        assert signed_in.status_code == 200, signed_in.text
+        replayed = await edge.post("/v1/auth/signin", json={**new_credentials, "totpCode": code})
+        assert reason(replayed) == (401, "INVALID_CREDENTIALS")

@@ -28,10 +28,13 @@ class User(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     EMAIL_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    TOTP_ENABLED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id; the subject of its access tokens and the id of its trading account."""
     email: _builtins.str
     """Normalized (trimmed, lower-case) email."""
+    totp_enabled: _builtins.bool
+    """Whether sign-in asks for a TOTP code (two-factor authentication is enabled)."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the user signed up."""
@@ -42,10 +45,11 @@ class User(_message.Message):
         id: _builtins.str = ...,
         email: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        totp_enabled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "email", b"email", "id", b"id", "totp_enabled", b"totp_enabled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -121,19 +125,30 @@ class SigninRequest(_message.Message):
 
     EMAIL_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
+    TOTP_CODE_FIELD_NUMBER: _builtins.int
+    RECOVERY_CODE_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     """Email address."""
     password: _builtins.str
     """Password."""
+    totp_code: _builtins.str
+    """The current 6-digit code of the authenticator, when two-factor authentication is
+    enabled. Without it (or a recovery code) such a user gets UNAUTHENTICATED with reason
+    TOTP_REQUIRED once the password is right.
+    """
+    recovery_code: _builtins.str
+    """One of the user's unused recovery codes, instead of `totp_code`; it is spent."""
     def __init__(
         self,
         *,
         email: _builtins.str = ...,
         password: _builtins.str = ...,
+        totp_code: _builtins.str = ...,
+        recovery_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "password", b"password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "password", b"password", "recovery_code", b"recovery_code", "totp_code", b"totp_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -488,3 +503,141 @@ class RevokeSessionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeSessionResponse: _TypeAlias = RevokeSessionResponse  # noqa: Y015
+
+@_typing.final
+class EnrolTotpRequest(_message.Message):
+    """Request of AccountService.EnrolTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrolTotpRequest: _TypeAlias = EnrolTotpRequest  # noqa: Y015
+
+@_typing.final
+class EnrolTotpResponse(_message.Message):
+    """Result of AccountService.EnrolTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRET_FIELD_NUMBER: _builtins.int
+    OTPAUTH_URI_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """The shared secret, base32, for entering by hand."""
+    otpauth_uri: _builtins.str
+    """The `otpauth://totp/...` URI (issuer "CFD Mesh"), for a QR code."""
+    def __init__(
+        self,
+        *,
+        secret: _builtins.str = ...,
+        otpauth_uri: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["otpauth_uri", b"otpauth_uri", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrolTotpResponse: _TypeAlias = EnrolTotpResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmTotpRequest(_message.Message):
+    """Request of AccountService.ConfirmTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTP_CODE_FIELD_NUMBER: _builtins.int
+    totp_code: _builtins.str
+    """The current 6-digit code of the authenticator."""
+    def __init__(
+        self,
+        *,
+        totp_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["totp_code", b"totp_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmTotpRequest: _TypeAlias = ConfirmTotpRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmTotpResponse(_message.Message):
+    """Result of AccountService.ConfirmTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOVERY_CODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recovery_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ten one-time recovery codes, each usable once instead of a TOTP code; they are stored
+        hashed and never shown again.
+        """
+
+    def __init__(
+        self,
+        *,
+        recovery_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recovery_codes", b"recovery_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmTotpResponse: _TypeAlias = ConfirmTotpResponse  # noqa: Y015
+
+@_typing.final
+class DisableTotpRequest(_message.Message):
+    """Request of AccountService.DisableTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    TOTP_CODE_FIELD_NUMBER: _builtins.int
+    RECOVERY_CODE_FIELD_NUMBER: _builtins.int
+    password: _builtins.str
+    """The account password."""
+    totp_code: _builtins.str
+    """The current 6-digit code of the authenticator."""
+    recovery_code: _builtins.str
+    """An unused recovery code, instead of `totp_code`."""
+    def __init__(
+        self,
+        *,
+        password: _builtins.str = ...,
+        totp_code: _builtins.str = ...,
+        recovery_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "recovery_code", b"recovery_code", "totp_code", b"totp_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableTotpRequest: _TypeAlias = DisableTotpRequest  # noqa: Y015
+
+@_typing.final
+class DisableTotpResponse(_message.Message):
+    """Result of AccountService.DisableTotp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisableTotpResponse: _TypeAlias = DisableTotpResponse  # noqa: Y015

@@ -77,6 +77,21 @@ class AccountServiceStub:
                 request_serializer=cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.FromString,
                 _registered_method=True)
+        self.EnrolTotp = channel.unary_unary(
+                '/cfd.v1.AccountService/EnrolTotp',
+                request_serializer=cfd_dot_v1_dot_account__pb2.EnrolTotpRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.EnrolTotpResponse.FromString,
+                _registered_method=True)
+        self.ConfirmTotp = channel.unary_unary(
+                '/cfd.v1.AccountService/ConfirmTotp',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ConfirmTotpRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ConfirmTotpResponse.FromString,
+                _registered_method=True)
+        self.DisableTotp = channel.unary_unary(
+                '/cfd.v1.AccountService/DisableTotp',
+                request_serializer=cfd_dot_v1_dot_account__pb2.DisableTotpRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.DisableTotpResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -158,6 +173,39 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnrolTotp(self, request, context):
+        """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
+        URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
+        unconfirmed secret.
+        Errors: FAILED_PRECONDITION (TOTP_ALREADY_ENABLED), UNAUTHENTICATED (TOKEN_INVALID,
+        TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmTotp(self, request, context):
+        """Enable two-factor authentication with a first code from the authenticator; return the
+        ten one-time recovery codes, shown this once.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong or reused code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+        (TOTP_NOT_ENROLLED, TOTP_ALREADY_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableTotp(self, request, context):
+        """Disable two-factor authentication; needs the password and a current code or an unused
+        recovery code. The secret and the recovery codes are deleted.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+        (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -200,6 +248,21 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.RevokeSession,
                     request_deserializer=cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.SerializeToString,
+            ),
+            'EnrolTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrolTotp,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.EnrolTotpRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.EnrolTotpResponse.SerializeToString,
+            ),
+            'ConfirmTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmTotp,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ConfirmTotpRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ConfirmTotpResponse.SerializeToString,
+            ),
+            'DisableTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableTotp,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.DisableTotpRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.DisableTotpResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -421,6 +484,87 @@ class AccountService:
             '/cfd.v1.AccountService/RevokeSession',
             cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.SerializeToString,
             cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrolTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/EnrolTotp',
+            cfd_dot_v1_dot_account__pb2.EnrolTotpRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.EnrolTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ConfirmTotp',
+            cfd_dot_v1_dot_account__pb2.ConfirmTotpRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ConfirmTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/DisableTotp',
+            cfd_dot_v1_dot_account__pb2.DisableTotpRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.DisableTotpResponse.FromString,
             options,
             channel_credentials,
             insecure,

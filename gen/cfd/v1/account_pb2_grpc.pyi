@@ -77,6 +77,27 @@ class AccountServiceStub:
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
     is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
     """
+    EnrolTotp: _grpc.UnaryUnaryMultiCallable[_account_pb2.EnrolTotpRequest, _account_pb2.EnrolTotpResponse]
+    """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
+    URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
+    unconfirmed secret.
+    Errors: FAILED_PRECONDITION (TOTP_ALREADY_ENABLED), UNAUTHENTICATED (TOKEN_INVALID,
+    TOKEN_EXPIRED).
+    """
+    ConfirmTotp: _grpc.UnaryUnaryMultiCallable[_account_pb2.ConfirmTotpRequest, _account_pb2.ConfirmTotpResponse]
+    """Enable two-factor authentication with a first code from the authenticator; return the
+    ten one-time recovery codes, shown this once.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong or reused code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+    (TOTP_NOT_ENROLLED, TOTP_ALREADY_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    DisableTotp: _grpc.UnaryUnaryMultiCallable[_account_pb2.DisableTotpRequest, _account_pb2.DisableTotpResponse]
+    """Disable two-factor authentication; needs the password and a current code or an unused
+    recovery code. The secret and the recovery codes are deleted.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+    (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -126,6 +147,27 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
     is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    EnrolTotp: _aio.UnaryUnaryMultiCallable[_account_pb2.EnrolTotpRequest, _account_pb2.EnrolTotpResponse]  # type: ignore[assignment]
+    """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
+    URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
+    unconfirmed secret.
+    Errors: FAILED_PRECONDITION (TOTP_ALREADY_ENABLED), UNAUTHENTICATED (TOKEN_INVALID,
+    TOKEN_EXPIRED).
+    """
+    ConfirmTotp: _aio.UnaryUnaryMultiCallable[_account_pb2.ConfirmTotpRequest, _account_pb2.ConfirmTotpResponse]  # type: ignore[assignment]
+    """Enable two-factor authentication with a first code from the authenticator; return the
+    ten one-time recovery codes, shown this once.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong or reused code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+    (TOTP_NOT_ENROLLED, TOTP_ALREADY_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    DisableTotp: _aio.UnaryUnaryMultiCallable[_account_pb2.DisableTotpRequest, _account_pb2.DisableTotpResponse]  # type: ignore[assignment]
+    """Disable two-factor authentication; needs the password and a current code or an unused
+    recovery code. The secret and the recovery codes are deleted.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+    (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -221,6 +263,45 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
         is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def EnrolTotp(
+        self,
+        request: _account_pb2.EnrolTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.EnrolTotpResponse, _abc.Awaitable[_account_pb2.EnrolTotpResponse]]:
+        """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
+        URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
+        unconfirmed secret.
+        Errors: FAILED_PRECONDITION (TOTP_ALREADY_ENABLED), UNAUTHENTICATED (TOKEN_INVALID,
+        TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmTotp(
+        self,
+        request: _account_pb2.ConfirmTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ConfirmTotpResponse, _abc.Awaitable[_account_pb2.ConfirmTotpResponse]]:
+        """Enable two-factor authentication with a first code from the authenticator; return the
+        ten one-time recovery codes, shown this once.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong or reused code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+        (TOTP_NOT_ENROLLED, TOTP_ALREADY_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def DisableTotp(
+        self,
+        request: _account_pb2.DisableTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.DisableTotpResponse, _abc.Awaitable[_account_pb2.DisableTotpResponse]]:
+        """Disable two-factor authentication; needs the password and a current code or an unused
+        recovery code. The secret and the recovery codes are deleted.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+        (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
         """
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -40,6 +40,8 @@ async def test_migrate_creates_every_table_from_scratch(bare_db: AsyncEngine) ->
         "account_refresh_tokens",
         "account_access_tokens",
         "account_session_details",
+        "account_totp",
+        "account_recovery_codes",
     }
     assert await stored_version(bare_db) == SCHEMA_VERSION
 
