@@ -111,9 +111,11 @@ class AccountServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Signin(self, request, context):
-        """Sign in with email and password.
-        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS),
-        RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """Sign in with email and password, plus a TOTP or recovery code when the user has
+        two-factor authentication enabled.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong password or a wrong or reused code, TOTP_REQUIRED when the password is right but
+        the user's code is missing), RESOURCE_EXHAUSTED (RATE_LIMITED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -43,9 +43,11 @@ class AccountServiceStub:
     UNAVAILABLE when the trading engine cannot be reached.
     """
     Signin: _grpc.UnaryUnaryMultiCallable[_account_pb2.SigninRequest, _account_pb2.SigninResponse]
-    """Sign in with email and password.
-    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS),
-    RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """Sign in with email and password, plus a TOTP or recovery code when the user has
+    two-factor authentication enabled.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong password or a wrong or reused code, TOTP_REQUIRED when the password is right but
+    the user's code is missing), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
     RefreshToken: _grpc.UnaryUnaryMultiCallable[_account_pb2.RefreshTokenRequest, _account_pb2.RefreshTokenResponse]
     """Exchange a refresh token for a new access token and a new refresh token; the old refresh
@@ -114,9 +116,11 @@ class AccountServiceAsyncStub(AccountServiceStub):
     UNAVAILABLE when the trading engine cannot be reached.
     """
     Signin: _aio.UnaryUnaryMultiCallable[_account_pb2.SigninRequest, _account_pb2.SigninResponse]  # type: ignore[assignment]
-    """Sign in with email and password.
-    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS),
-    RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """Sign in with email and password, plus a TOTP or recovery code when the user has
+    two-factor authentication enabled.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong password or a wrong or reused code, TOTP_REQUIRED when the password is right but
+    the user's code is missing), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
     RefreshToken: _aio.UnaryUnaryMultiCallable[_account_pb2.RefreshTokenRequest, _account_pb2.RefreshTokenResponse]  # type: ignore[assignment]
     """Exchange a refresh token for a new access token and a new refresh token; the old refresh
@@ -194,9 +198,11 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _account_pb2.SigninRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.SigninResponse, _abc.Awaitable[_account_pb2.SigninResponse]]:
-        """Sign in with email and password.
-        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS),
-        RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """Sign in with email and password, plus a TOTP or recovery code when the user has
+        two-factor authentication enabled.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong password or a wrong or reused code, TOTP_REQUIRED when the password is right but
+        the user's code is missing), RESOURCE_EXHAUSTED (RATE_LIMITED).
         """
 
     @_abc_1.abstractmethod
