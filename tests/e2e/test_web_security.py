@@ -12,7 +12,7 @@ from e2e.browser_support import PASSWORD, Mesh, sign_up
 
 def test_enable_two_factor_then_sign_in_with_the_code(mesh: Mesh, page: Page) -> None:
     email = sign_up(page)
-    page.get_by_test_id("security-open").click()
+    page.get_by_test_id("user-email").click()
     dialog = page.get_by_test_id("security-dialog")
     expect(dialog.get_by_test_id("security-session")).to_have_count(1)
     expect(dialog.get_by_test_id("security-session")).to_contain_text("This session")

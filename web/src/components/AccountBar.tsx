@@ -103,9 +103,6 @@ export function AccountBar({ api, user, account, connection, quotes, selected }:
       </div>
       <div className="session">
         <ConnectionStatus connection={connection} quotes={quotes} selected={selected} />
-        <span className="user-email" title={user.email} data-testid="user-email">
-          {user.email}
-        </span>
         <SecurityButton api={api} user={user} />
         <button
           type="button"

@@ -244,18 +244,22 @@ export function SecurityPanel({ api, totpEnabled }: SecurityPanelProps) {
   );
 }
 
-/** The account bar's "Security" button and the dialog it opens. */
+/** The user's email in the account bar, a button opening the Security dialog. */
 export function SecurityButton({ api, user }: { readonly api: ApiClient; readonly user: User }) {
   const [open, setOpen] = useState(false);
   return (
     <>
+      {/* The email itself is the button, so the account figures keep their room in the bar. */}
       <button
         type="button"
-        className="ghost"
+        className="user-email"
+        style={{ background: "none", border: 0, padding: 0, font: "inherit", color: "inherit" }}
+        title={`${user.email}: security settings`}
+        aria-label={`Security settings of ${user.email}`}
         onClick={() => setOpen(true)}
-        data-testid="security-open"
+        data-testid="user-email"
       >
-        Security
+        {user.email}
       </button>
       {open && (
         <Dialog title="Security" onClose={() => setOpen(false)} testId="security-dialog">
