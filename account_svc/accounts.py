@@ -1,4 +1,4 @@
-"""The accounts use cases: sign up, sign in, refresh, sign out, who am I.
+"""The accounts use cases: sign up, sign in, refresh, sign out, who am I, account security.
 
 Plain values in, plain values out; the gRPC servicer translates. Every failure is an
 ``ApiError`` with an API.md reason. Nothing here logs a password, a token or a hash.
@@ -7,6 +7,8 @@ Plain values in, plain values out; the gRPC servicer translates. Every failure i
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from account_svc import metrics
@@ -14,12 +16,36 @@ from account_svc.config import Limit, RateLimits
 from account_svc.issuer import TokenIssuer
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import Provisioner
-from account_svc.sessions import MAX_TOKEN_LENGTH, RefreshTokenStore, SessionReusedError
+from account_svc.sessions import (
+    MAX_TOKEN_LENGTH,
+    Origin,
+    RefreshTokenStore,
+    SessionInfo,
+    SessionReusedError,
+)
+from account_svc.totp import (
+    MAX_RECOVERY_CODE_LENGTH,
+    EnrolmentRefusedError,
+    SecretBox,
+    TotpStore,
+    check_code,
+    matching_step,
+    new_recovery_codes,
+    new_secret,
+    otpauth_uri,
+    recovery_code_hash,
+)
 from account_svc.users import EmailTakenError, User, UserStore
-from account_svc.validation import check_password, normalize_email, require_credentials
+from account_svc.validation import (
+    MAX_PASSWORD_LENGTH,
+    check_new_password,
+    check_password,
+    normalize_email,
+    require_credentials,
+)
 from mesh.errors import ApiError, validation_error
 from mesh.ratelimit import RateLimiter
-from mesh.revocation import RevokedTokens, issued_token
+from mesh.revocation import IssuedToken, RevokedTokens, issued_token
 
 _log = logging.getLogger(__name__)
 
@@ -38,6 +64,52 @@ class Session:
         return f"Session(user={self.user!r}, expires_in={self.expires_in})"
 
 
+@dataclass(frozen=True)
+class SecondFactor:
+    """A TOTP code or a recovery code, as a sign-in or a disable presents it."""
+
+    totp_code: str = ""
+    recovery_code: str = ""
+
+    def __repr__(self) -> str:
+        return "SecondFactor(...)"
+
+    @property
+    def given(self) -> bool:
+        """Return whether either code was presented."""
+        return bool(self.totp_code or self.recovery_code)
+
+    def check_shape(self) -> None:
+        """Raise VALIDATION_FAILED for a malformed code or for both codes at once."""
+        if self.totp_code and self.recovery_code:
+            raise validation_error("recovery_code", "give either totp_code or recovery_code")
+        if self.totp_code:
+            check_code("totp_code", self.totp_code)
+        if len(self.recovery_code) > MAX_RECOVERY_CODE_LENGTH:
+            raise validation_error(
+                "recovery_code", f"must be at most {MAX_RECOVERY_CODE_LENGTH} characters"
+            )
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A new TOTP secret and its otpauth URI, returned once by ``enrol_totp``."""
+
+    secret: str
+    otpauth_uri: str
+
+    def __repr__(self) -> str:
+        return "Enrolment(...)"
+
+
+@dataclass(frozen=True)
+class ActiveSession:
+    """A session in the user's list, marked when it is the caller's own."""
+
+    info: SessionInfo
+    current: bool
+
+
 class Accounts:
     """Users, credentials and sessions."""
 
@@ -53,6 +125,9 @@ class Accounts:
         limits: RateLimits,
         demo_balance: str,
         revoked: RevokedTokens,
+        totp: TotpStore,
+        secret_box: SecretBox,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._users = users
         self._hasher = hasher
@@ -63,6 +138,9 @@ class Accounts:
         self._limits = limits
         self._demo_balance = demo_balance
         self._revoked = revoked
+        self._totp = totp
+        self._secret_box = secret_box
+        self._clock = clock
 
     async def _limit(self, key: str, limit: Limit) -> None:
         decision = await self._limiter.hit(key, limit.count, limit.window_s)
@@ -74,8 +152,8 @@ class Accounts:
                 retry_after_s=decision.retry_after_s,
             )
 
-    async def _open_session(self, user: User) -> Session:
-        return await self._session(user, await self._sessions.create(user.id))
+    async def _open_session(self, user: User, origin: Origin) -> Session:
+        return await self._session(user, await self._sessions.create(user.id, origin))
 
     async def _session(self, user: User, refresh_token: str) -> Session:
         """Issue an access token in the session of ``refresh_token``, remembered for sign-out."""
@@ -86,7 +164,9 @@ class Accounts:
         await self._sessions.add_access_token(refresh_token, issued)
         return Session(user, access_token, refresh_token, expires_in)
 
-    async def signup(self, email: str, password: str, client: str) -> Session:
+    async def signup(
+        self, email: str, password: str, client: str, user_agent: str = ""
+    ) -> Session:
         """Create the user and their trading account (with the demo balance), and sign in."""
         await self._limit(f"signup:address:{client}", self._limits.signup_per_address)
         email, password = require_credentials(email, password)
@@ -99,7 +179,7 @@ class Accounts:
         except EmailTakenError:
             user = await self._resumable_signup(email, password)
         await self._provisioner.ensure(user.id)
-        return await self._open_session(user)
+        return await self._open_session(user, Origin(client, user_agent))
 
     async def _resumable_signup(self, email: str, password: str) -> User:
         """Return the user of an earlier signup that never got its trading account.
@@ -116,8 +196,19 @@ class Accounts:
             return stored.user
         raise ApiError("EMAIL_TAKEN", "this email is already registered", [("email", "taken")])
 
-    async def signin(self, email: str, password: str, client: str) -> Session:
-        """Check the credentials and open a session.
+    async def signin(
+        self,
+        email: str,
+        password: str,
+        client: str,
+        user_agent: str = "",
+        second_factor: SecondFactor = SecondFactor(),
+    ) -> Session:
+        """Check the credentials (and the second factor, when enabled) and open a session.
+
+        A user with two-factor authentication who gave neither code gets TOTP_REQUIRED
+        once the password is right; a wrong or reused code is INVALID_CREDENTIALS and
+        counts against the user's verification limit.
 
         A wrong password and an unknown email cost the same (one argon2id verification)
         and get the same answer. Everything a session needs (the limits, the session store,
@@ -127,6 +218,7 @@ class Accounts:
         await self._limit(f"signin:address:{client}", self._limits.signin_per_address)
         email = normalize_email(email)
         check_password(password)
+        second_factor.check_shape()
         await self._limit(
             f"signin:email-address:{email} {client}", self._limits.signin_per_email_and_address
         )
@@ -144,7 +236,14 @@ class Accounts:
         user = stored.user
         if self._hasher.needs_rehash(stored.password_hash):
             await self._users.set_password_hash(user.id, await self._hasher.hash(password))
-        return await self._open_session(user)
+        if user.totp_enabled:
+            if not second_factor.given:
+                raise ApiError(
+                    "TOTP_REQUIRED", "two-factor authentication is on: give totp_code"
+                )
+            await self._limit(f"verify:user:{user.id}", self._limits.verify_per_user)
+            await self._check_second_factor(user, second_factor)
+        return await self._open_session(user, Origin(client, user_agent))
 
     async def refresh(self, refresh_token: str, client: str) -> Session:
         """Spend the refresh token and return a new access and refresh token."""
@@ -176,12 +275,160 @@ class Accounts:
         if access_tokens:
             await self._revoked.revoke(access_tokens)
 
+    async def change_password(
+        self, user_id: str, access_token_id: str, current: str, new: str
+    ) -> int:
+        """Check the current password, set the new one and revoke every other session.
+
+        ``access_token_id`` names the caller's access token: its session stays signed in.
+        Return how many other sessions were revoked. Bad input changes nothing; a wrong
+        current password counts against the user's verification limit.
+        """
+        user = await self.get_user(user_id)
+        violations: list[tuple[str, str]] = []
+        if not current:
+            violations.append(("current_password", "is required"))
+        elif len(current) > MAX_PASSWORD_LENGTH:
+            violations.append(
+                ("current_password", f"must be at most {MAX_PASSWORD_LENGTH} characters")
+            )
+        try:
+            check_new_password(new, user.email)
+        except ApiError as exc:
+            violations.extend(("new_password", description) for _, description in exc.violations)
+        if violations:
+            message = "; ".join(f"{field}: {description}" for field, description in violations)
+            raise ApiError("VALIDATION_FAILED", message, violations)
+        await self._verify_password(user, current)
+        await self._users.set_password_hash(user.id, await self._hasher.hash(new))
+        current_session = await self._sessions.session_of_access_token(access_token_id)
+        revoked = await self._revoke_sessions(
+            user.id,
+            [s.id for s in await self._sessions.list_sessions(user.id) if s.id != current_session],
+        )
+        _log.info(
+            "password changed",
+            extra={"fields": {"user_id": user.id, "revoked_sessions": revoked}},
+        )
+        return revoked
+
+    async def _verify_password(self, user: User, password: str) -> None:
+        """Raise INVALID_CREDENTIALS unless ``password`` is the user's; count the attempt."""
+        await self._limit(f"verify:user:{user.id}", self._limits.verify_per_user)
+        stored = await self._users.find_by_email(user.email)
+        if stored is None or not await self._hasher.verify(stored.password_hash, password):
+            raise ApiError("INVALID_CREDENTIALS", "wrong password")
+
+    async def _check_second_factor(self, user: User, second_factor: SecondFactor) -> None:
+        """Spend the TOTP code's step or the recovery code; raise INVALID_CREDENTIALS."""
+        record = await self._totp.get(user.id)
+        if record is None or not record.enabled:
+            raise ApiError("TOTP_NOT_ENABLED", "two-factor authentication is not enabled")
+        if second_factor.totp_code:
+            secret = self._secret_box.decrypt(record.secret_ciphertext, user.id)
+            step = matching_step(secret, second_factor.totp_code, self._clock())
+            accepted = step is not None and await self._totp.use_step(user.id, step)
+        else:
+            code_hash = recovery_code_hash(user.id, second_factor.recovery_code)
+            accepted = await self._totp.use_recovery_code(user.id, code_hash)
+            if accepted:
+                _log.info("recovery code used", extra={"fields": {"user_id": user.id}})
+        if not accepted:
+            raise ApiError("INVALID_CREDENTIALS", "wrong or already used code")
+
+    async def enrol_totp(self, user_id: str) -> Enrolment:
+        """Store a new unconfirmed TOTP secret for the user; return it and its URI."""
+        user = await self.get_user(user_id)
+        secret = new_secret()
+        try:
+            await self._totp.enrol(user.id, self._secret_box.encrypt(secret, user.id))
+        except EnrolmentRefusedError:
+            raise ApiError(
+                "TOTP_ALREADY_ENABLED", "two-factor authentication is already enabled"
+            ) from None
+        return Enrolment(secret, otpauth_uri(secret, user.email))
+
+    async def confirm_totp(self, user_id: str, code: str) -> list[str]:
+        """Enable two-factor authentication with a first code; return the recovery codes."""
+        user = await self.get_user(user_id)
+        check_code("totp_code", code)
+        record = await self._totp.get(user.id)
+        if record is None:
+            raise ApiError("TOTP_NOT_ENROLLED", "enrol before confirming")
+        if record.enabled:
+            raise ApiError("TOTP_ALREADY_ENABLED", "two-factor authentication is already enabled")
+        await self._limit(f"verify:user:{user.id}", self._limits.verify_per_user)
+        secret = self._secret_box.decrypt(record.secret_ciphertext, user.id)
+        step = matching_step(secret, code, self._clock())
+        codes = new_recovery_codes()
+        hashes = [recovery_code_hash(user.id, c) for c in codes]
+        if step is None or not await self._totp.enable(user.id, step, hashes):
+            raise ApiError("INVALID_CREDENTIALS", "wrong or already used code")
+        _log.info("two-factor authentication enabled", extra={"fields": {"user_id": user.id}})
+        return codes
+
+    async def disable_totp(
+        self, user_id: str, password: str, second_factor: SecondFactor
+    ) -> None:
+        """Turn two-factor authentication off, given the password and a code."""
+        user = await self.get_user(user_id)
+        if not password:
+            raise validation_error("password", "is required")
+        check_password(password)
+        if not second_factor.given:
+            raise validation_error("totp_code", "give totp_code or recovery_code")
+        second_factor.check_shape()
+        if not user.totp_enabled:
+            raise ApiError("TOTP_NOT_ENABLED", "two-factor authentication is not enabled")
+        await self._verify_password(user, password)
+        await self._check_second_factor(user, second_factor)
+        await self._totp.disable(user.id)
+        _log.info("two-factor authentication disabled", extra={"fields": {"user_id": user.id}})
+
+    async def _revoke_sessions(self, user_id: str, session_ids: list[str]) -> int:
+        """Revoke these sessions of the user and list their access tokens; return how many."""
+        access_tokens: list[IssuedToken] = []
+        count = 0
+        for session_id in session_ids:
+            revoked = await self._sessions.revoke_session(user_id, session_id)
+            if revoked is not None:
+                count += 1
+                access_tokens.extend(revoked)
+        if access_tokens:
+            await self._revoked.revoke(access_tokens)
+        return count
+
+    async def list_sessions(self, user_id: str, access_token_id: str) -> list[ActiveSession]:
+        """Return the user's active sessions, newest first, the caller's own marked."""
+        current = await self._sessions.session_of_access_token(access_token_id)
+        return [
+            ActiveSession(info, info.id == current)
+            for info in await self._sessions.list_sessions(user_id)
+        ]
+
+    async def revoke_session(self, user_id: str, session_id: str) -> None:
+        """Revoke one of the user's active sessions and its access tokens."""
+        if not session_id:
+            raise validation_error("session_id", "is required")
+        if len(session_id) > MAX_SESSION_ID_LENGTH:
+            raise validation_error(
+                "session_id", f"must be at most {MAX_SESSION_ID_LENGTH} characters"
+            )
+        access_tokens = await self._sessions.revoke_session(user_id, session_id)
+        if access_tokens is None:
+            raise ApiError("SESSION_NOT_FOUND", "no active session of yours has this id")
+        if access_tokens:
+            await self._revoked.revoke(access_tokens)
+
     async def get_user(self, user_id: str) -> User:
         """Return the user with this id (the subject of a verified access token)."""
         user = await self._users.get(user_id)
         if user is None:
             raise ApiError("USER_NOT_FOUND", "the user of this token no longer exists")
         return user
+
+
+MAX_SESSION_ID_LENGTH = 64
 
 
 def _require_token(refresh_token: str) -> None:

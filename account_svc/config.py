@@ -40,7 +40,11 @@ class RateLimits:
     and per address (``CFD_LIMIT_SIGNIN_PER_ADDRESS``), never per email alone: a guesser
     elsewhere cannot lock the owner out. Sign-up is limited per email
     (``CFD_LIMIT_SIGNUP_PER_EMAIL``) and per address (``CFD_LIMIT_SIGNUP_PER_ADDRESS``),
-    refresh per address (``CFD_LIMIT_REFRESH_PER_ADDRESS``). Each limit lets ``count``
+    refresh per address (``CFD_LIMIT_REFRESH_PER_ADDRESS``). The checks that prove a
+    signed-in user, or a user past their password, is who they claim (the current password
+    when changing it, TOTP and recovery codes) are limited per user
+    (``CFD_LIMIT_VERIFY_PER_USER``): a guesser holding a password or a stolen access token
+    meets it from any number of addresses. Each limit lets ``count``
     attempts through at once, then one more every ``window_s / count`` seconds: the
     backoff a guesser meets after the burst.
     """
@@ -50,6 +54,7 @@ class RateLimits:
     signup_per_email: Limit = Limit(5, 3600)
     signup_per_address: Limit = Limit(20, 3600)
     refresh_per_address: Limit = Limit(120, 60)
+    verify_per_user: Limit = Limit(10, 300)
 
 
 _LIMIT_VARIABLES = {
@@ -58,6 +63,7 @@ _LIMIT_VARIABLES = {
     "signup_per_email": "CFD_LIMIT_SIGNUP_PER_EMAIL",
     "signup_per_address": "CFD_LIMIT_SIGNUP_PER_ADDRESS",
     "refresh_per_address": "CFD_LIMIT_REFRESH_PER_ADDRESS",
+    "verify_per_user": "CFD_LIMIT_VERIFY_PER_USER",
 }
 
 

@@ -23,6 +23,7 @@ from account_svc.sessions import (
     RefreshTokenStore,
     SqlRefreshTokenStore,
 )
+from account_svc.totp import SecretBox, TotpKeyError, TotpStore, load_or_create_key
 from account_svc.users import UserStore
 from cfd.v1 import account_pb2_grpc
 from mesh.config import Settings
@@ -71,7 +72,8 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         issuer = load_issuer(settings, config.tokens)
         revoked = open_revoked_tokens(settings)
         verifier = load_verifier(settings, config.tokens, revoked)
-    except (AccountConfigError, TokenKeyError) as exc:
+        secret_box = SecretBox(load_or_create_key(settings.data_dir))
+    except (AccountConfigError, TokenKeyError, TotpKeyError) as exc:
         raise ServeError(str(exc)) from exc
     engine = open_database(settings)
     try:
@@ -102,6 +104,8 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         limits=config.limits,
         demo_balance=settings.demo_balance,
         revoked=revoked,
+        totp=TotpStore(engine),
+        secret_box=secret_box,
     )
     servicer = AccountServicer(accounts, settings.internal_token)
     tasks: list[asyncio.Task[None]] = []

@@ -92,6 +92,42 @@ access_tokens_table = Table(
 )
 
 
+# What the session list shows of each family: where it signed in from and when it was last
+# used. Kept beside the family rather than in it: its rows live and die with the family.
+session_details_table = Table(
+    "account_session_details",
+    metadata,
+    Column(
+        "family_id", String(32), ForeignKey("account_refresh_families.id"), primary_key=True
+    ),
+    Column("last_use_ms", BigInteger, nullable=False),
+    Column("client_address", String(64), nullable=False),
+    Column("user_agent", String(256), nullable=False),
+)
+
+
+# Two-factor authentication: a row per user who enrolled. The secret is encrypted
+# (``account_svc.totp``); ``last_step`` is the newest TOTP time step accepted, so that no
+# code is accepted twice.
+totp_table = Table(
+    "account_totp",
+    metadata,
+    Column("user_id", String(36), ForeignKey("account_users.id"), primary_key=True),
+    Column("secret_ciphertext", String(255), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
+    Column("create_time_ms", BigInteger, nullable=False),
+)
+
+# One-time recovery codes, salted SHA-256 hex; a used code's row is deleted.
+recovery_codes_table = Table(
+    "account_recovery_codes",
+    metadata,
+    Column("user_id", String(36), ForeignKey("account_users.id"), primary_key=True),
+    Column("code_hash", String(64), primary_key=True),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     for table in (
         users_table,
@@ -106,8 +142,22 @@ def _v2_access_tokens(conn: Connection) -> None:
     access_tokens_table.create(conn)
 
 
+def _v3_session_details(conn: Connection) -> None:
+    session_details_table.create(conn)
+
+
+def _v4_totp(conn: Connection) -> None:
+    totp_table.create(conn)
+    recovery_codes_table.create(conn)
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
-MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (_v1_initial, _v2_access_tokens)
+MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
+    _v1_initial,
+    _v2_access_tokens,
+    _v3_session_details,
+    _v4_totp,
+)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # Arbitrary, fixed: the PostgreSQL advisory lock key serializing accounts migrations.

@@ -7,6 +7,12 @@ saw, whereas earlier entries could be anything a browser sent. A public caller's
 ``x-forwarded-for`` is ignored, so nobody can pick their own rate limit bucket. An IPv6
 client counts as its /64 network, the smallest block one subscriber is usually given, so
 that stepping through one's own addresses does not buy new attempts.
+
+User agent (shown in the session list): an internal caller's ``x-forwarded-user-agent`` (the
+browser's, as the edge saw it), otherwise the caller's own ``user-agent``.
+
+The account security RPCs need to know which session is the caller's: the access token's
+id (``jti``), read from the ``authorization`` metadata the server already verified.
 """
 
 from __future__ import annotations
@@ -22,15 +28,18 @@ import grpc
 import sqlalchemy.exc
 from google.protobuf import timestamp_pb2
 
-from account_svc.accounts import Accounts, Session
+from account_svc.accounts import Accounts, ActiveSession, SecondFactor, Session
 from account_svc.users import User
 from cfd.v1 import account_pb2, account_pb2_grpc
-from mesh.auth import INTERNAL_TOKEN_HEADER, subject
+from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER, subject
 from mesh.errors import ApiError
+from mesh.revocation import issued_token
 
 _log = logging.getLogger(__name__)
 
 FORWARDED_FOR_HEADER = "x-forwarded-for"
+FORWARDED_USER_AGENT_HEADER = "x-forwarded-user-agent"
+USER_AGENT_HEADER = "user-agent"
 _UNKNOWN_ADDRESS = "unknown"
 
 
@@ -57,13 +66,8 @@ def client_address(
     peer: str, metadata: Sequence[tuple[str, str | bytes]], internal_token: str
 ) -> str:
     """Return the address that rate limits are counted against (see the module doc)."""
-    presented = _metadata_value(metadata, INTERNAL_TOKEN_HEADER)
     forwarded = _metadata_value(metadata, FORWARDED_FOR_HEADER)
-    if (
-        presented is not None
-        and forwarded
-        and hmac.compare_digest(presented.encode(), internal_token.encode())
-    ):
+    if forwarded and _is_internal(metadata, internal_token):
         candidate = forwarded.rsplit(",", 1)[-1].strip()
         try:
             return _bucket(ipaddress.ip_address(candidate))
@@ -76,6 +80,48 @@ def client_address(
         return address
 
 
+def _is_internal(metadata: Sequence[tuple[str, str | bytes]], internal_token: str) -> bool:
+    presented = _metadata_value(metadata, INTERNAL_TOKEN_HEADER)
+    return presented is not None and hmac.compare_digest(
+        presented.encode(), internal_token.encode()
+    )
+
+
+def user_agent(metadata: Sequence[tuple[str, str | bytes]], internal_token: str) -> str:
+    """Return the caller's user agent (see the module doc), or an empty string."""
+    if _is_internal(metadata, internal_token):
+        forwarded = _metadata_value(metadata, FORWARDED_USER_AGENT_HEADER)
+        if forwarded is not None:
+            return forwarded
+    return _metadata_value(metadata, USER_AGENT_HEADER) or ""
+
+
+def access_token_id(metadata: Sequence[tuple[str, str | bytes]]) -> str:
+    """Return the id of the verified bearer token of the call, or raise TOKEN_INVALID."""
+    header = _metadata_value(metadata, AUTHORIZATION) or ""
+    issued = issued_token(header.partition(" ")[2].strip())
+    if issued is None:
+        raise ApiError("TOKEN_INVALID", "this call has no access token")
+    return issued.token_id
+
+
+def _timestamp(time_ms: int) -> timestamp_pb2.Timestamp:
+    seconds, millis = divmod(time_ms, 1000)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=millis * 1_000_000)
+
+
+def _session_message(session: ActiveSession) -> account_pb2.Session:
+    info = session.info
+    return account_pb2.Session(
+        id=info.id,
+        create_time=_timestamp(info.create_time_ms),
+        last_use_time=_timestamp(info.last_use_ms),
+        client_address=info.client_address,
+        user_agent=info.user_agent,
+        current=session.current,
+    )
+
+
 def _bucket(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     if isinstance(address, ipaddress.IPv4Address) or address.is_loopback:
         return str(address)
@@ -85,11 +131,11 @@ def _bucket(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
 
 
 def _user_message(user: User) -> account_pb2.User:
-    seconds, millis = divmod(user.create_time_ms, 1000)
     return account_pb2.User(
         id=user.id,
         email=user.email,
-        create_time=timestamp_pb2.Timestamp(seconds=seconds, nanos=millis * 1_000_000),
+        create_time=_timestamp(user.create_time_ms),
+        totp_enabled=user.totp_enabled,
     )
 
 
@@ -131,13 +177,16 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             context.peer(), tuple(context.invocation_metadata() or ()), self._internal_token
         )
 
+    def _user_agent(self, context: Context) -> str:
+        return user_agent(tuple(context.invocation_metadata() or ()), self._internal_token)
+
     async def Signup(
         self, request: account_pb2.SignupRequest, context: Context
     ) -> account_pb2.SignupResponse:
         """Create a user and their trading account, and sign in."""
         with _database_unavailable_as_api_error():
             session = await self._accounts.signup(
-                request.email, request.password, self._client(context)
+                request.email, request.password, self._client(context), self._user_agent(context)
             )
         return account_pb2.SignupResponse(**_session_fields(session))
 
@@ -147,7 +196,11 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         """Sign in with email and password."""
         with _database_unavailable_as_api_error():
             session = await self._accounts.signin(
-                request.email, request.password, self._client(context)
+                request.email,
+                request.password,
+                self._client(context),
+                self._user_agent(context),
+                SecondFactor(request.totp_code, request.recovery_code),
             )
         return account_pb2.SigninResponse(**_session_fields(session))
 
@@ -174,3 +227,61 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         with _database_unavailable_as_api_error():
             user = await self._accounts.get_user(subject())
         return account_pb2.GetUserResponse(user=_user_message(user))
+
+    async def ChangePassword(
+        self, request: account_pb2.ChangePasswordRequest, context: Context
+    ) -> account_pb2.ChangePasswordResponse:
+        """Replace the caller's password and revoke their other sessions."""
+        token_id = access_token_id(tuple(context.invocation_metadata() or ()))
+        with _database_unavailable_as_api_error():
+            revoked = await self._accounts.change_password(
+                subject(), token_id, request.current_password, request.new_password
+            )
+        return account_pb2.ChangePasswordResponse(revoked_sessions=revoked)
+
+    async def ListSessions(
+        self, request: account_pb2.ListSessionsRequest, context: Context
+    ) -> account_pb2.ListSessionsResponse:
+        """List the caller's active sessions."""
+        token_id = access_token_id(tuple(context.invocation_metadata() or ()))
+        with _database_unavailable_as_api_error():
+            sessions = await self._accounts.list_sessions(subject(), token_id)
+        return account_pb2.ListSessionsResponse(sessions=[_session_message(s) for s in sessions])
+
+    async def RevokeSession(
+        self, request: account_pb2.RevokeSessionRequest, context: Context
+    ) -> account_pb2.RevokeSessionResponse:
+        """Revoke one of the caller's sessions."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.revoke_session(subject(), request.session_id)
+        return account_pb2.RevokeSessionResponse()
+
+    async def EnrolTotp(
+        self, request: account_pb2.EnrolTotpRequest, context: Context
+    ) -> account_pb2.EnrolTotpResponse:
+        """Start enrolling the caller in two-factor authentication."""
+        with _database_unavailable_as_api_error():
+            enrolment = await self._accounts.enrol_totp(subject())
+        return account_pb2.EnrolTotpResponse(
+            secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri
+        )
+
+    async def ConfirmTotp(
+        self, request: account_pb2.ConfirmTotpRequest, context: Context
+    ) -> account_pb2.ConfirmTotpResponse:
+        """Enable two-factor authentication with a first code."""
+        with _database_unavailable_as_api_error():
+            codes = await self._accounts.confirm_totp(subject(), request.totp_code)
+        return account_pb2.ConfirmTotpResponse(recovery_codes=codes)
+
+    async def DisableTotp(
+        self, request: account_pb2.DisableTotpRequest, context: Context
+    ) -> account_pb2.DisableTotpResponse:
+        """Turn two-factor authentication off."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.disable_totp(
+                subject(),
+                request.password,
+                SecondFactor(request.totp_code, request.recovery_code),
+            )
+        return account_pb2.DisableTotpResponse()

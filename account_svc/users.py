@@ -6,12 +6,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from account_svc.schema import provisioning_table, users_table
+from account_svc.schema import provisioning_table, totp_table, users_table
 
 _MAX_ERROR_LENGTH = 200
 
@@ -27,6 +28,7 @@ class User:
     id: str
     email: str
     create_time_ms: int
+    totp_enabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,17 @@ class PendingAccount:
     user_id: str
     initial_balance: str
     attempts: int
+
+
+def _user_select() -> Select[Any]:
+    c, t = users_table.c, totp_table.c
+    return select(
+        c.id,
+        c.email,
+        c.create_time_ms,
+        c.password_hash,
+        func.coalesce(t.enabled, false()).label("totp_enabled"),
+    ).join_from(users_table, totp_table, isouter=True)
 
 
 def _now_ms(clock: Callable[[], float]) -> int:
@@ -91,26 +104,20 @@ class UserStore:
 
     async def get(self, user_id: str) -> User | None:
         """Return the user with this id, if any."""
-        c = users_table.c
-        stmt = select(c.id, c.email, c.create_time_ms).where(c.id == user_id)
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(stmt)).one_or_none()
-        if row is None:
-            return None
-        return User(id=row.id, email=row.email, create_time_ms=row.create_time_ms)
+        stored = await self._find(_user_select().where(users_table.c.id == user_id))
+        return None if stored is None else stored.user
 
     async def find_by_email(self, email: str) -> StoredCredentials | None:
         """Return the user with this normalized email and their password hash, if any."""
-        c = users_table.c
-        stmt = select(c.id, c.email, c.create_time_ms, c.password_hash).where(c.email == email)
+        return await self._find(_user_select().where(users_table.c.email == email))
+
+    async def _find(self, stmt: Select[Any]) -> StoredCredentials | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).one_or_none()
         if row is None:
             return None
-        return StoredCredentials(
-            User(id=row.id, email=row.email, create_time_ms=row.create_time_ms),
-            row.password_hash,
-        )
+        user = User(row.id, row.email, row.create_time_ms, bool(row.totp_enabled))
+        return StoredCredentials(user, row.password_hash)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         """Replace the stored hash (after a rehash with new cost parameters)."""

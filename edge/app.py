@@ -55,6 +55,7 @@ WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 DOCS_SITE = Path(__file__).resolve().parent.parent / "build" / "docs-site"
 DOCS_SITE_PATH = "/docs/site"
 FORWARDED_FOR = "x-forwarded-for"
+FORWARDED_USER_AGENT = "x-forwarded-user-agent"
 READY_TIMEOUT_S = 1.0
 WS_POLICY_VIOLATION = 1008
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -132,6 +133,10 @@ def create_app(
             if rpc.service == "cfd.v1.AccountService":
                 # The accounts service trusts the forwarded address only from internal callers.
                 pairs.append((INTERNAL_TOKEN_HEADER, settings.internal_token))
+                agent = request.headers.get("user-agent", "")
+                # For the session list; metadata values must be printable ASCII.
+                if agent and agent.isascii() and agent.isprintable():
+                    pairs.append((FORWARDED_USER_AGENT, agent[:256]))
         return tuple(pairs)
 
     gateway = RestGateway(

@@ -77,7 +77,14 @@ REASON_TEXT = {
     "ACCOUNT_NOT_FOUND": "Internal calls only: no trading account has this id.",
     "USER_NOT_FOUND": "The user of a valid token no longer exists.",
     "EMAIL_TAKEN": "A user with this email already exists.",
-    "INVALID_CREDENTIALS": "The email and password do not match a user.",
+    "INVALID_CREDENTIALS": "The email and password do not match a user, or a password, TOTP "
+    "code or recovery code given to prove who the caller is is wrong (or already used).",
+    "TOTP_REQUIRED": "The password is right but the user has two-factor authentication "
+    "enabled: sign in again with `totpCode` (or `recoveryCode`).",
+    "TOTP_NOT_ENROLLED": "No TOTP secret is waiting for confirmation; enrol first.",
+    "TOTP_NOT_ENABLED": "Two-factor authentication is not enabled for this user.",
+    "TOTP_ALREADY_ENABLED": "Two-factor authentication is already enabled; disable it first.",
+    "SESSION_NOT_FOUND": "No active session of the caller has this id.",
     "TOKEN_INVALID": "The access or refresh token is missing, malformed, revoked or not "
     "signed by the platform.",
     "TOKEN_EXPIRED": "The token is past its expiry; refresh it or sign in again.",

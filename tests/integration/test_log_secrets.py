@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import grpc
 import httpx
+import pyotp
 import pytest
 from websockets.sync.client import connect
 
@@ -70,6 +71,22 @@ def test_secrets_stay_out_of_debug_logs(mesh: Mesh) -> None:
         token = refreshed.json()["accessToken"]
         bearer = {"authorization": f"Bearer {token}"}
         assert http.get("/v1/account", headers=bearer).status_code == 200
+        # Two-factor authentication: its secret and recovery codes. (The six-digit codes are
+        # too short to search for without matching unrelated numbers.)
+        enrolment = http.post("/v1/users/me/totp:enrol", json={}, headers=bearer).json()
+        totp = pyotp.TOTP(enrolment["secret"])
+        confirmed = http.post(
+            "/v1/users/me/totp:confirm", json={"totpCode": totp.now()}, headers=bearer
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        codes = confirmed.json()["recoveryCodes"]
+        secrets += [enrolment["secret"], enrolment["otpauthUri"].split("secret=")[1], *codes]
+        disabled = http.post(
+            "/v1/users/me/totp:disable",
+            json={"password": PASSWORD, "recoveryCode": codes[0]},
+            headers=bearer,
+        )
+        assert disabled.status_code == 200, disabled.text
         with connect(f"ws://127.0.0.1:{env['CFD_EDGE_PORT']}/v1/ws", proxy=None) as ws:
             ws.send(json.dumps({"op": "auth", "token": token}))
             assert json.loads(ws.recv(timeout=10))["type"] == "ack"

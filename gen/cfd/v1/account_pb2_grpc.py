@@ -62,6 +62,36 @@ class AccountServiceStub:
                 request_serializer=cfd_dot_v1_dot_account__pb2.GetUserRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_account__pb2.GetUserResponse.FromString,
                 _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/cfd.v1.AccountService/ChangePassword',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/cfd.v1.AccountService/ListSessions',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.RevokeSession = channel.unary_unary(
+                '/cfd.v1.AccountService/RevokeSession',
+                request_serializer=cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.FromString,
+                _registered_method=True)
+        self.EnrolTotp = channel.unary_unary(
+                '/cfd.v1.AccountService/EnrolTotp',
+                request_serializer=cfd_dot_v1_dot_account__pb2.EnrolTotpRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.EnrolTotpResponse.FromString,
+                _registered_method=True)
+        self.ConfirmTotp = channel.unary_unary(
+                '/cfd.v1.AccountService/ConfirmTotp',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ConfirmTotpRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ConfirmTotpResponse.FromString,
+                _registered_method=True)
+        self.DisableTotp = channel.unary_unary(
+                '/cfd.v1.AccountService/DisableTotp',
+                request_serializer=cfd_dot_v1_dot_account__pb2.DisableTotpRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.DisableTotpResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -81,9 +111,11 @@ class AccountServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Signin(self, request, context):
-        """Sign in with email and password.
-        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS),
-        RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """Sign in with email and password, plus a TOTP or recovery code when the user has
+        two-factor authentication enabled.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong password or a wrong or reused code, TOTP_REQUIRED when the password is right but
+        the user's code is missing), RESOURCE_EXHAUSTED (RATE_LIMITED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -110,6 +142,67 @@ class AccountServiceServicer:
     def GetUser(self, request, context):
         """Return the user of the access token.
         Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """Replace the caller's password; every other session of the user is revoked (its refresh
+        token and its access tokens), the calling session stays signed in.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
+        that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
+        password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """List the caller's active sessions (one per sign-in), newest first.
+        Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSession(self, request, context):
+        """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
+        is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnrolTotp(self, request, context):
+        """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
+        URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
+        unconfirmed secret.
+        Errors: FAILED_PRECONDITION (TOTP_ALREADY_ENABLED), UNAUTHENTICATED (TOKEN_INVALID,
+        TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmTotp(self, request, context):
+        """Enable two-factor authentication with a first code from the authenticator; return the
+        ten one-time recovery codes, shown this once.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong or reused code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+        (TOTP_NOT_ENROLLED, TOTP_ALREADY_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableTotp(self, request, context):
+        """Disable two-factor authentication; needs the password and a current code or an unused
+        recovery code. The secret and the recovery codes are deleted.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+        (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -142,6 +235,36 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.GetUser,
                     request_deserializer=cfd_dot_v1_dot_account__pb2.GetUserRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_account__pb2.GetUserResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ListSessionsRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'RevokeSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSession,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.SerializeToString,
+            ),
+            'EnrolTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrolTotp,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.EnrolTotpRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.EnrolTotpResponse.SerializeToString,
+            ),
+            'ConfirmTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmTotp,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ConfirmTotpRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ConfirmTotpResponse.SerializeToString,
+            ),
+            'DisableTotp': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableTotp,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.DisableTotpRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.DisableTotpResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -282,6 +405,168 @@ class AccountService:
             '/cfd.v1.AccountService/GetUser',
             cfd_dot_v1_dot_account__pb2.GetUserRequest.SerializeToString,
             cfd_dot_v1_dot_account__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ChangePassword',
+            cfd_dot_v1_dot_account__pb2.ChangePasswordRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ListSessions',
+            cfd_dot_v1_dot_account__pb2.ListSessionsRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/RevokeSession',
+            cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrolTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/EnrolTotp',
+            cfd_dot_v1_dot_account__pb2.EnrolTotpRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.EnrolTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ConfirmTotp',
+            cfd_dot_v1_dot_account__pb2.ConfirmTotpRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ConfirmTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableTotp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/DisableTotp',
+            cfd_dot_v1_dot_account__pb2.DisableTotpRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.DisableTotpResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,9 +43,11 @@ class AccountServiceStub:
     UNAVAILABLE when the trading engine cannot be reached.
     """
     Signin: _grpc.UnaryUnaryMultiCallable[_account_pb2.SigninRequest, _account_pb2.SigninResponse]
-    """Sign in with email and password.
-    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS),
-    RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """Sign in with email and password, plus a TOTP or recovery code when the user has
+    two-factor authentication enabled.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong password or a wrong or reused code, TOTP_REQUIRED when the password is right but
+    the user's code is missing), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
     RefreshToken: _grpc.UnaryUnaryMultiCallable[_account_pb2.RefreshTokenRequest, _account_pb2.RefreshTokenResponse]
     """Exchange a refresh token for a new access token and a new refresh token; the old refresh
@@ -60,6 +62,43 @@ class AccountServiceStub:
     GetUser: _grpc.UnaryUnaryMultiCallable[_account_pb2.GetUserRequest, _account_pb2.GetUserResponse]
     """Return the user of the access token.
     Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_account_pb2.ChangePasswordRequest, _account_pb2.ChangePasswordResponse]
+    """Replace the caller's password; every other session of the user is revoked (its refresh
+    token and its access tokens), the calling session stays signed in.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
+    that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
+    password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_account_pb2.ListSessionsRequest, _account_pb2.ListSessionsResponse]
+    """List the caller's active sessions (one per sign-in), newest first.
+    Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    RevokeSession: _grpc.UnaryUnaryMultiCallable[_account_pb2.RevokeSessionRequest, _account_pb2.RevokeSessionResponse]
+    """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
+    is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    EnrolTotp: _grpc.UnaryUnaryMultiCallable[_account_pb2.EnrolTotpRequest, _account_pb2.EnrolTotpResponse]
+    """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
+    URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
+    unconfirmed secret.
+    Errors: FAILED_PRECONDITION (TOTP_ALREADY_ENABLED), UNAUTHENTICATED (TOKEN_INVALID,
+    TOKEN_EXPIRED).
+    """
+    ConfirmTotp: _grpc.UnaryUnaryMultiCallable[_account_pb2.ConfirmTotpRequest, _account_pb2.ConfirmTotpResponse]
+    """Enable two-factor authentication with a first code from the authenticator; return the
+    ten one-time recovery codes, shown this once.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong or reused code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+    (TOTP_NOT_ENROLLED, TOTP_ALREADY_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    DisableTotp: _grpc.UnaryUnaryMultiCallable[_account_pb2.DisableTotpRequest, _account_pb2.DisableTotpResponse]
+    """Disable two-factor authentication; needs the password and a current code or an unused
+    recovery code. The secret and the recovery codes are deleted.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+    (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
 
 @_typing.type_check_only
@@ -77,9 +116,11 @@ class AccountServiceAsyncStub(AccountServiceStub):
     UNAVAILABLE when the trading engine cannot be reached.
     """
     Signin: _aio.UnaryUnaryMultiCallable[_account_pb2.SigninRequest, _account_pb2.SigninResponse]  # type: ignore[assignment]
-    """Sign in with email and password.
-    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS),
-    RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """Sign in with email and password, plus a TOTP or recovery code when the user has
+    two-factor authentication enabled.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong password or a wrong or reused code, TOTP_REQUIRED when the password is right but
+    the user's code is missing), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
     RefreshToken: _aio.UnaryUnaryMultiCallable[_account_pb2.RefreshTokenRequest, _account_pb2.RefreshTokenResponse]  # type: ignore[assignment]
     """Exchange a refresh token for a new access token and a new refresh token; the old refresh
@@ -94,6 +135,43 @@ class AccountServiceAsyncStub(AccountServiceStub):
     GetUser: _aio.UnaryUnaryMultiCallable[_account_pb2.GetUserRequest, _account_pb2.GetUserResponse]  # type: ignore[assignment]
     """Return the user of the access token.
     Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_account_pb2.ChangePasswordRequest, _account_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """Replace the caller's password; every other session of the user is revoked (its refresh
+    token and its access tokens), the calling session stays signed in.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
+    that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
+    password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    ListSessions: _aio.UnaryUnaryMultiCallable[_account_pb2.ListSessionsRequest, _account_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    """List the caller's active sessions (one per sign-in), newest first.
+    Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    RevokeSession: _aio.UnaryUnaryMultiCallable[_account_pb2.RevokeSessionRequest, _account_pb2.RevokeSessionResponse]  # type: ignore[assignment]
+    """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
+    is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    EnrolTotp: _aio.UnaryUnaryMultiCallable[_account_pb2.EnrolTotpRequest, _account_pb2.EnrolTotpResponse]  # type: ignore[assignment]
+    """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
+    URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
+    unconfirmed secret.
+    Errors: FAILED_PRECONDITION (TOTP_ALREADY_ENABLED), UNAUTHENTICATED (TOKEN_INVALID,
+    TOKEN_EXPIRED).
+    """
+    ConfirmTotp: _aio.UnaryUnaryMultiCallable[_account_pb2.ConfirmTotpRequest, _account_pb2.ConfirmTotpResponse]  # type: ignore[assignment]
+    """Enable two-factor authentication with a first code from the authenticator; return the
+    ten one-time recovery codes, shown this once.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong or reused code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+    (TOTP_NOT_ENROLLED, TOTP_ALREADY_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    DisableTotp: _aio.UnaryUnaryMultiCallable[_account_pb2.DisableTotpRequest, _account_pb2.DisableTotpResponse]  # type: ignore[assignment]
+    """Disable two-factor authentication; needs the password and a current code or an unused
+    recovery code. The secret and the recovery codes are deleted.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+    wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+    (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -120,9 +198,11 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _account_pb2.SigninRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_account_pb2.SigninResponse, _abc.Awaitable[_account_pb2.SigninResponse]]:
-        """Sign in with email and password.
-        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS),
-        RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """Sign in with email and password, plus a TOTP or recovery code when the user has
+        two-factor authentication enabled.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong password or a wrong or reused code, TOTP_REQUIRED when the password is right but
+        the user's code is missing), RESOURCE_EXHAUSTED (RATE_LIMITED).
         """
 
     @_abc_1.abstractmethod
@@ -155,6 +235,79 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_account_pb2.GetUserResponse, _abc.Awaitable[_account_pb2.GetUserResponse]]:
         """Return the user of the access token.
         Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _account_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ChangePasswordResponse, _abc.Awaitable[_account_pb2.ChangePasswordResponse]]:
+        """Replace the caller's password; every other session of the user is revoked (its refresh
+        token and its access tokens), the calling session stays signed in.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
+        that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
+        password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _account_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ListSessionsResponse, _abc.Awaitable[_account_pb2.ListSessionsResponse]]:
+        """List the caller's active sessions (one per sign-in), newest first.
+        Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeSession(
+        self,
+        request: _account_pb2.RevokeSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.RevokeSessionResponse, _abc.Awaitable[_account_pb2.RevokeSessionResponse]]:
+        """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
+        is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def EnrolTotp(
+        self,
+        request: _account_pb2.EnrolTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.EnrolTotpResponse, _abc.Awaitable[_account_pb2.EnrolTotpResponse]]:
+        """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
+        URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
+        unconfirmed secret.
+        Errors: FAILED_PRECONDITION (TOTP_ALREADY_ENABLED), UNAUTHENTICATED (TOKEN_INVALID,
+        TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmTotp(
+        self,
+        request: _account_pb2.ConfirmTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ConfirmTotpResponse, _abc.Awaitable[_account_pb2.ConfirmTotpResponse]]:
+        """Enable two-factor authentication with a first code from the authenticator; return the
+        ten one-time recovery codes, shown this once.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong or reused code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+        (TOTP_NOT_ENROLLED, TOTP_ALREADY_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def DisableTotp(
+        self,
+        request: _account_pb2.DisableTotpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.DisableTotpResponse, _abc.Awaitable[_account_pb2.DisableTotpResponse]]:
+        """Disable two-factor authentication; needs the password and a current code or an unused
+        recovery code. The secret and the recovery codes are deleted.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
+        wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
+        (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
         """
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import statistics
 import time
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 
+import pyotp
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from account_svc.accounts import Accounts, Session
+from account_svc.accounts import Accounts, SecondFactor, Session
 from account_svc.config import Limit, RateLimits
 from account_svc.issuer import TokenIssuer
 from account_svc.main import quiet_parameter_logging
@@ -20,10 +23,11 @@ from account_svc.passwords import TEST_COST, HashCost, PasswordHasher
 from account_svc.provisioning import EngineUnavailableError, Provisioner
 from account_svc.schema import users_table
 from account_svc.sessions import RedisRefreshTokenStore, RefreshTokenStore, SqlRefreshTokenStore
+from account_svc.totp import SecretBox, TotpStore
 from account_svc.users import UserStore
 from mesh.errors import ApiError
 from mesh.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from mesh.revocation import IssuedToken, RevokedTokens
+from mesh.revocation import IssuedToken, RevokedTokens, issued_token
 from mesh.tokens import JwtVerifier, SigningKey
 
 PASSWORD = "correct horse battery"
@@ -113,9 +117,11 @@ def build(
         limiter=(
             MemoryRateLimiter(clock=clock or time.monotonic) if limiter is None else limiter
         ),
-        limits=limits or RateLimits(*([GENEROUS] * 5)),
+        limits=limits or RateLimits(*([GENEROUS] * 6)),
         demo_balance="5000",
         revoked=revoked,
+        totp=TotpStore(db),
+        secret_box=SecretBox(bytes(range(32))),
     )
     verifier = JwtVerifier(key.public_keys, revoked=revoked)
     return World(accounts, engine, hasher, users, verifier, db, store)
@@ -449,3 +455,281 @@ async def test_wrong_passwords_are_limited_while_the_limit_store_is_down(db: Asy
         assert outcomes == ["INVALID_CREDENTIALS"] * 3 + ["RATE_LIMITED"]
     finally:
         await limiter.aclose()
+
+
+def token_id(session: Session) -> str:
+    issued = issued_token(session.access_token)
+    assert issued is not None
+    return issued.token_id
+
+
+NEW_PASSWORD = "a fresh passphrase"
+
+
+async def test_change_password_keeps_this_session_and_revokes_the_others(world: World) -> None:
+    here = await world.accounts.signup("chg@example.com", PASSWORD, "10.0.0.1", "Firefox")
+    phone = await world.accounts.signin("chg@example.com", PASSWORD, "10.0.0.2", "Phone")
+    laptop = await world.accounts.signin("chg@example.com", PASSWORD, "10.0.0.3", "Laptop")
+    revoked = await world.accounts.change_password(
+        here.user.id, token_id(here), PASSWORD, NEW_PASSWORD
+    )
+    assert revoked == 2
+    for other in (phone, laptop):
+        assert await reason(world.accounts.refresh(other.refresh_token, "ip")) == "TOKEN_INVALID"
+        assert world.revoked.tokens.keys() >= {token_id(other)}
+    assert token_id(here) not in world.revoked.tokens
+    assert (await world.accounts.refresh(here.refresh_token, "ip")).user == here.user
+    assert await reason(world.accounts.signin("chg@example.com", PASSWORD, "ip")) == (
+        "INVALID_CREDENTIALS"
+    )
+    assert (await world.accounts.signin("chg@example.com", NEW_PASSWORD, "ip")).user == here.user
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "fields"),
+    [
+        ("", NEW_PASSWORD, {"current_password"}),
+        ("x" * 129, NEW_PASSWORD, {"current_password"}),
+        (PASSWORD, "short", {"new_password"}),
+        (PASSWORD, "password123", {"new_password"}),
+        (PASSWORD, "bad@example.com", {"new_password"}),
+        ("", "", {"current_password", "new_password"}),
+    ],
+)
+async def test_change_password_refuses_bad_input_and_changes_nothing(
+    world: World, current: str, new: str, fields: set[str]
+) -> None:
+    first = await world.accounts.signup("bad@example.com", PASSWORD, "ip")
+    other = await world.accounts.signin("bad@example.com", PASSWORD, "ip")
+    change = world.accounts.change_password(first.user.id, token_id(first), current, new)
+    error = await fails(change)
+    assert error.reason == "VALIDATION_FAILED"
+    assert {field for field, _ in error.violations} == fields
+    assert (await world.accounts.refresh(other.refresh_token, "ip")).user == first.user
+    assert (await world.accounts.signin("bad@example.com", PASSWORD, "ip")).user == first.user
+
+
+async def test_a_wrong_current_password_changes_nothing_and_is_limited(db: AsyncEngine) -> None:
+    limits = dataclasses.replace(RateLimits(*([GENEROUS] * 6)), verify_per_user=Limit(2, 60))
+    world = build(db, limits, clock=FakeClock())
+    first = await world.accounts.signup("wrong@example.com", PASSWORD, "ip")
+    other = await world.accounts.signin("wrong@example.com", PASSWORD, "ip")
+    change = world.accounts.change_password
+    for _ in range(2):
+        assert await reason(change(first.user.id, token_id(first), "not it!", NEW_PASSWORD)) == (
+            "INVALID_CREDENTIALS"
+        )
+    # Limited per user: even the right password waits now.
+    assert await reason(change(first.user.id, token_id(first), PASSWORD, NEW_PASSWORD)) == (
+        "RATE_LIMITED"
+    )
+    assert (await world.accounts.refresh(other.refresh_token, "ip")).user == first.user
+    assert (await world.accounts.signin("wrong@example.com", PASSWORD, "ip")).user == first.user
+
+
+async def test_sessions_are_listed_with_the_callers_own_marked(world: World) -> None:
+    first = await world.accounts.signup("list@example.com", PASSWORD, "10.0.0.1", "Firefox")
+    second = await world.accounts.signin("list@example.com", PASSWORD, "10.0.0.2", "Phone")
+    listed = await world.accounts.list_sessions(first.user.id, token_id(second))
+    assert [(s.info.client_address, s.info.user_agent, s.current) for s in listed] == [
+        ("10.0.0.2", "Phone", True),
+        ("10.0.0.1", "Firefox", False),
+    ]
+    # A refreshed access token still belongs to its session.
+    refreshed = await world.accounts.refresh(first.refresh_token, "10.0.0.1")
+    listed = await world.accounts.list_sessions(first.user.id, token_id(refreshed))
+    assert [s.current for s in listed] == [False, True]
+
+
+async def test_revoking_a_session_ends_it_and_its_access_tokens(world: World) -> None:
+    first = await world.accounts.signup("rev@example.com", PASSWORD, "ip")
+    second = await world.accounts.signin("rev@example.com", PASSWORD, "ip")
+    listed = await world.accounts.list_sessions(first.user.id, token_id(first))
+    (target,) = [s.info.id for s in listed if not s.current]
+    await world.accounts.revoke_session(first.user.id, target)
+    assert await reason(world.accounts.refresh(second.refresh_token, "ip")) == "TOKEN_INVALID"
+    assert token_id(second) in world.revoked.tokens
+    assert [s.current for s in await world.accounts.list_sessions(first.user.id, "")] == [False]
+    assert await reason(world.accounts.revoke_session(first.user.id, target)) == (
+        "SESSION_NOT_FOUND"
+    )
+
+
+async def test_nobody_revokes_another_users_session(world: World) -> None:
+    mine = await world.accounts.signup("mine@example.com", PASSWORD, "ip")
+    theirs = await world.accounts.signup("theirs@example.com", PASSWORD, "ip")
+    (session,) = await world.accounts.list_sessions(theirs.user.id, token_id(theirs))
+    assert await reason(world.accounts.revoke_session(mine.user.id, session.info.id)) == (
+        "SESSION_NOT_FOUND"
+    )
+    assert (await world.accounts.refresh(theirs.refresh_token, "ip")).user == theirs.user
+
+
+@pytest.mark.parametrize("session_id", ["", "x" * 65])
+async def test_revoke_session_validates_the_id(world: World, session_id: str) -> None:
+    first = await world.accounts.signup("val@example.com", PASSWORD, "ip")
+    assert await reason(world.accounts.revoke_session(first.user.id, session_id)) == (
+        "VALIDATION_FAILED"
+    )
+
+
+async def test_change_password_with_redis_sessions(db: AsyncEngine, redis_url: str) -> None:
+    sessions = RedisRefreshTokenStore.from_url(redis_url, prefix=f"test:{time.time_ns()}:")
+    world = build(db, sessions=sessions)
+    try:
+        here = await world.accounts.signup("redis@example.com", PASSWORD, "ip")
+        there = await world.accounts.signin("redis@example.com", PASSWORD, "ip")
+        assert await world.accounts.change_password(
+            here.user.id, token_id(here), PASSWORD, NEW_PASSWORD
+        ) == 1
+        assert await reason(world.accounts.refresh(there.refresh_token, "ip")) == (
+            "TOKEN_INVALID"
+        )
+        assert token_id(there) in world.revoked.tokens
+        listed = await world.accounts.list_sessions(here.user.id, token_id(here))
+        assert [s.current for s in listed] == [True]
+    finally:
+        await sessions.aclose()
+
+
+async def enabled_totp(world: World, email: str) -> tuple[Session, pyotp.TOTP, list[str]]:
+    """Sign up and enable two-factor authentication; return the session, TOTP and codes."""
+    session = await world.accounts.signup(email, PASSWORD, "ip")
+    enrolment = await world.accounts.enrol_totp(session.user.id)
+    totp = pyotp.TOTP(enrolment.secret)
+    codes = await world.accounts.confirm_totp(session.user.id, totp.now())
+    return session, totp, codes
+
+
+def later_code(totp: pyotp.TOTP) -> str:
+    """Return the next step's code: the current one was spent by the confirmation."""
+    return totp.at(time.time() + 30)
+
+
+async def test_enrol_returns_a_secret_and_its_uri_and_changes_nothing_yet(world: World) -> None:
+    session = await world.accounts.signup("enrol@example.com", PASSWORD, "ip")
+    enrolment = await world.accounts.enrol_totp(session.user.id)
+    assert re.fullmatch(r"[A-Z2-7]{32}", enrolment.secret)
+    assert enrolment.otpauth_uri.startswith("otpauth://totp/CFD%20Mesh:enrol%40example.com?")
+    assert f"secret={enrolment.secret}" in enrolment.otpauth_uri
+    assert enrolment.secret not in repr(enrolment)
+    assert not (await world.accounts.get_user(session.user.id)).totp_enabled
+    assert (await world.accounts.signin("enrol@example.com", PASSWORD, "ip")).user == session.user
+
+
+async def test_confirm_needs_an_enrolment_and_the_right_code(world: World) -> None:
+    session = await world.accounts.signup("confirm@example.com", PASSWORD, "ip")
+    user_id = session.user.id
+    assert await reason(world.accounts.confirm_totp(user_id, "123456")) == "TOTP_NOT_ENROLLED"
+    enrolment = await world.accounts.enrol_totp(user_id)
+    totp = pyotp.TOTP(enrolment.secret)
+    assert await reason(world.accounts.confirm_totp(user_id, "12345")) == "VALIDATION_FAILED"
+    wrong = f"{(int(totp.now()) + 1) % 1_000_000:06d}"
+    assert await reason(world.accounts.confirm_totp(user_id, wrong)) == "INVALID_CREDENTIALS"
+    assert not (await world.accounts.get_user(user_id)).totp_enabled
+    codes = await world.accounts.confirm_totp(user_id, totp.now())
+    assert len(set(codes)) == 10
+    assert (await world.accounts.get_user(user_id)).totp_enabled
+    assert await reason(world.accounts.confirm_totp(user_id, later_code(totp))) == (
+        "TOTP_ALREADY_ENABLED"
+    )
+    assert await reason(world.accounts.enrol_totp(user_id)) == "TOTP_ALREADY_ENABLED"
+
+
+async def test_signin_asks_for_the_code_and_takes_each_code_once(world: World) -> None:
+    session, totp, _ = await enabled_totp(world, "two@example.com")
+    signin = world.accounts.signin
+    assert await reason(signin("two@example.com", PASSWORD, "ip")) == "TOTP_REQUIRED"
+    # A wrong password is still just INVALID_CREDENTIALS: nothing tells about the second factor.
+    assert await reason(signin("two@example.com", "wrong password", "ip")) == (
+        "INVALID_CREDENTIALS"
+    )
+    # The code that confirmed the enrolment is spent.
+    assert await reason(
+        signin("two@example.com", PASSWORD, "ip", second_factor=SecondFactor(totp.now()))
+    ) == "INVALID_CREDENTIALS"
+    code = SecondFactor(later_code(totp))
+    signed_in = await signin("two@example.com", PASSWORD, "ip", second_factor=code)
+    assert signed_in.user.id == session.user.id and signed_in.user.totp_enabled
+    assert await reason(signin("two@example.com", PASSWORD, "ip", second_factor=code)) == (
+        "INVALID_CREDENTIALS"
+    )
+    assert await reason(
+        signin("two@example.com", PASSWORD, "ip", second_factor=SecondFactor("12a456"))
+    ) == "VALIDATION_FAILED"
+
+
+async def test_a_recovery_code_signs_in_once(world: World) -> None:
+    _, _, codes = await enabled_totp(world, "recover@example.com")
+    signin = world.accounts.signin
+    first = SecondFactor(recovery_code=codes[0].lower())
+    await signin("recover@example.com", PASSWORD, "ip", second_factor=first)
+    assert await reason(signin("recover@example.com", PASSWORD, "ip", second_factor=first)) == (
+        "INVALID_CREDENTIALS"
+    )
+    other = SecondFactor(recovery_code="AAAA-BBBB-CCCC-DDDD")
+    assert await reason(signin("recover@example.com", PASSWORD, "ip", second_factor=other)) == (
+        "INVALID_CREDENTIALS"
+    )
+    second = SecondFactor(recovery_code=codes[1])
+    await signin("recover@example.com", PASSWORD, "ip", second_factor=second)
+
+
+async def test_wrong_codes_are_limited_per_user(db: AsyncEngine) -> None:
+    limits = dataclasses.replace(RateLimits(*([GENEROUS] * 6)), verify_per_user=Limit(3, 60))
+    world = build(db, limits, clock=FakeClock())
+    _, totp, _ = await enabled_totp(world, "brute@example.com")
+    wrong = SecondFactor(f"{(int(later_code(totp)) + 500_000) % 1_000_000:06d}")
+    # The confirmation took one attempt of the three.
+    for address in ("10.0.0.1", "10.0.0.2"):
+        assert await reason(
+            world.accounts.signin("brute@example.com", PASSWORD, address, second_factor=wrong)
+        ) == "INVALID_CREDENTIALS"
+    right = SecondFactor(later_code(totp))
+    assert await reason(
+        world.accounts.signin("brute@example.com", PASSWORD, "10.0.0.3", second_factor=right)
+    ) == "RATE_LIMITED"
+
+
+async def test_disable_needs_the_password_and_a_code(world: World) -> None:
+    session, totp, codes = await enabled_totp(world, "off@example.com")
+    user_id = session.user.id
+    disable = world.accounts.disable_totp
+    assert await reason(disable(user_id, PASSWORD, SecondFactor())) == "VALIDATION_FAILED"
+    assert await reason(disable(user_id, "", SecondFactor(later_code(totp)))) == (
+        "VALIDATION_FAILED"
+    )
+    assert await reason(disable(user_id, "wrong password", SecondFactor(later_code(totp)))) == (
+        "INVALID_CREDENTIALS"
+    )
+    assert await reason(disable(user_id, PASSWORD, SecondFactor(recovery_code="nope"))) == (
+        "INVALID_CREDENTIALS"
+    )
+    assert (await world.accounts.get_user(user_id)).totp_enabled
+    await disable(user_id, PASSWORD, SecondFactor(recovery_code=codes[0]))
+    assert not (await world.accounts.get_user(user_id)).totp_enabled
+    assert await reason(disable(user_id, PASSWORD, SecondFactor(recovery_code=codes[1]))) == (
+        "TOTP_NOT_ENABLED"
+    )
+    assert (await world.accounts.signin("off@example.com", PASSWORD, "ip")).user.id == user_id
+
+
+async def test_no_totp_secret_or_code_reaches_the_logs(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    session = await world.accounts.signup("quiet@example.com", PASSWORD, "ip")
+    enrolment = await world.accounts.enrol_totp(session.user.id)
+    totp = pyotp.TOTP(enrolment.secret)
+    first = totp.now()
+    codes = await world.accounts.confirm_totp(session.user.id, first)
+    second = later_code(totp)
+    code = SecondFactor(second)
+    await world.accounts.signin("quiet@example.com", PASSWORD, "ip", second_factor=code)
+    await reason(world.accounts.signin("quiet@example.com", PASSWORD, "ip", second_factor=code))
+    recovery = SecondFactor(recovery_code=codes[0])
+    await world.accounts.disable_totp(session.user.id, PASSWORD, recovery)
+    text = "\n".join(record.getMessage() + repr(record.__dict__) for record in caplog.records)
+    assert "two-factor authentication enabled" in text
+    for secret in [enrolment.secret, first, second, *codes]:
+        assert secret not in text

@@ -12,9 +12,11 @@ from account_svc.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     migrate,
+    refresh_families_table,
     schema_version_table,
     users_table,
 )
+from account_svc.sessions import SqlRefreshTokenStore
 from mesh.db import SchemaVersionError
 
 
@@ -37,6 +39,9 @@ async def test_migrate_creates_every_table_from_scratch(bare_db: AsyncEngine) ->
         "account_refresh_families",
         "account_refresh_tokens",
         "account_access_tokens",
+        "account_session_details",
+        "account_totp",
+        "account_recovery_codes",
     }
     assert await stored_version(bare_db) == SCHEMA_VERSION
 
@@ -75,3 +80,24 @@ async def test_a_version_1_database_gains_the_access_tokens_table(bare_db: Async
     assert "account_access_tokens" in await table_names(bare_db)
     async with bare_db.connect() as conn:
         assert (await conn.execute(select(users_table.c.email))).scalars().all() == ["a@b.cd"]
+
+
+async def test_sessions_opened_before_version_3_are_listed(bare_db: AsyncEngine) -> None:
+    async with bare_db.begin() as conn:
+        for step in MIGRATIONS[:2]:
+            await conn.run_sync(step)
+        await conn.run_sync(schema_version_table.create)
+        await conn.execute(schema_version_table.insert().values(id=1, version=2))
+        user = {"id": "u1", "email": "a@b.cd", "password_hash": "h", "create_time_ms": 1}
+        await conn.execute(users_table.insert().values(**user))
+        family = {
+            "id": "f1",
+            "user_id": "u1",
+            "revoked": False,
+            "create_time_ms": 5_000,
+            "expire_time_ms": 2**62,
+        }
+        await conn.execute(refresh_families_table.insert().values(**family))
+    assert await migrate(bare_db) == 2
+    (listed,) = await SqlRefreshTokenStore(bare_db).list_sessions("u1")
+    assert (listed.id, listed.last_use_ms, listed.client_address) == ("f1", 5_000, "")

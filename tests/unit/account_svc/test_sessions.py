@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from account_svc.schema import migrate, refresh_tokens_table
 from account_svc.sessions import (
+    Origin,
     RedisRefreshTokenStore,
     RefreshTokenStore,
     SqlRefreshTokenStore,
@@ -297,7 +298,8 @@ async def test_redis_keys_expire_and_hold_no_raw_token(redis_url: str) -> None:
     try:
         token = await store.create(str(uuid.uuid4()))
         keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        assert len(keys) == 2
+        # The token, its family, the family's details and the user's set of families.
+        assert len(keys) == 4
         for key in keys:
             assert token not in key
             assert 80_000 < await client.pttl(key) <= 90_000
@@ -324,3 +326,71 @@ async def test_redis_outage_is_service_unavailable() -> None:
         assert await reason(store.revoke("some-token")) == "SERVICE_UNAVAILABLE"
     finally:
         await store.aclose()
+
+
+async def test_sessions_are_listed_newest_first_with_their_origin(backend: Backend) -> None:
+    store = backend.make_store(3600)
+    older = await store.create(backend.user_id, Origin("203.0.113.9", "Firefox/140"))
+    await backend.advance(0.01)
+    newer = await store.create(backend.user_id, Origin("198.51.100.7", "x" * 1000))
+    listed = await store.list_sessions(backend.user_id)
+    assert [(s.client_address, s.user_agent) for s in listed] == [
+        ("198.51.100.7", "x" * 256),
+        ("203.0.113.9", "Firefox/140"),
+    ]
+    assert listed[0].create_time_ms >= listed[1].create_time_ms
+    assert all(s.last_use_ms == s.create_time_ms for s in listed)
+    assert await store.list_sessions("someone-else") == []
+    await store.revoke(newer)
+    assert [s.client_address for s in await store.list_sessions(backend.user_id)] == [
+        "203.0.113.9"
+    ]
+    await store.revoke(older)
+    assert await store.list_sessions(backend.user_id) == []
+
+
+async def test_a_refresh_records_the_last_use(backend: Backend) -> None:
+    store = backend.make_store(3600)
+    token = await store.create(backend.user_id)
+    await backend.advance(0.05)
+    await store.rotate(token)
+    (listed,) = await store.list_sessions(backend.user_id)
+    assert listed.last_use_ms >= listed.create_time_ms + 50
+
+
+async def test_expired_sessions_are_not_listed(backend: Backend) -> None:
+    store = backend.make_store(1)
+    await store.create(backend.user_id)
+    await backend.advance(1.01)
+    assert await store.list_sessions(backend.user_id) == []
+
+
+async def test_an_access_token_names_its_session(backend: Backend) -> None:
+    store = backend.make_store(3600)
+    token = await store.create(backend.user_id)
+    await store.add_access_token(token, IssuedToken("jti-1", LIVE_S))
+    (listed,) = await store.list_sessions(backend.user_id)
+    assert await store.session_of_access_token("jti-1") == listed.id
+    assert await store.session_of_access_token("jti-unknown") is None
+
+
+async def test_a_session_is_revoked_by_id_only_by_its_owner(backend: Backend) -> None:
+    store = backend.make_store(3600)
+    token = await store.create(backend.user_id)
+    await store.add_access_token(token, IssuedToken("jti-1", LIVE_S))
+    other = await store.create(backend.user_id)
+    mine = {s.id for s in await store.list_sessions(backend.user_id)}
+    (session_id,) = {
+        s for s in mine if s == await store.session_of_access_token("jti-1")
+    }
+    assert await store.revoke_session("someone-else", session_id) is None
+    assert await store.revoke_session(backend.user_id, "no-such-session") is None
+    assert (await store.rotate(token)).user_id == backend.user_id
+    assert await store.revoke_session(backend.user_id, session_id) == [
+        IssuedToken("jti-1", LIVE_S)
+    ]
+    assert await store.revoke_session(backend.user_id, session_id) is None
+    assert [s.id for s in await store.list_sessions(backend.user_id)] == sorted(
+        mine - {session_id}
+    )
+    assert (await store.rotate(other)).user_id == backend.user_id

@@ -24,7 +24,7 @@ def test_only_public_services_with_bindings_are_loaded() -> None:
         "cfd.v1.TradingService",
         "cfd.v1.MarketDataService",
     }
-    assert len(CONTRACTS.rpcs) == 25
+    assert len(CONTRACTS.rpcs) == 31
 
 
 def test_path_query_and_body_fill_one_message() -> None:

@@ -14,6 +14,7 @@ import type { Account, User } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
 import { useNow } from "../state/useNow";
+import { SecurityButton } from "./SecurityPanel";
 
 /** A quote older than this is shown as stale. */
 const STALE_AFTER_MS = 15_000;
@@ -137,9 +138,7 @@ export function AccountBar({ api, user, account, connection, quotes, selected }:
       </div>
       <div className="session">
         <ConnectionStatus connection={connection} quotes={quotes} selected={selected} />
-        <span className="user-email" title={user.email} data-testid="user-email">
-          {user.email}
-        </span>
+        <SecurityButton api={api} user={user} />
         <button
           type="button"
           className="ghost"

@@ -1,6 +1,7 @@
 import { type FormEvent, useId, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
+import { secondFactorOf } from "../lib/security";
 
 type Mode = "signin" | "signup";
 
@@ -35,6 +36,10 @@ export function AuthScreen({ api }: AuthScreenProps) {
   const [fieldErrors, setFieldErrors] = useState<FieldErrors>({});
   const [formError, setFormError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // Set once the server answered TOTP_REQUIRED: the password was right, a code is missing.
+  const [needsCode, setNeedsCode] = useState(false);
+  const [code, setCode] = useState("");
+  const codeId = useId();
   const emailId = useId();
   const passwordId = useId();
 
@@ -51,7 +56,7 @@ export function AuthScreen({ api }: AuthScreenProps) {
       if (mode === "signup") {
         await api.signup(email.trim(), password);
       } else {
-        await api.signin(email.trim(), password);
+        await api.signin(email.trim(), password, needsCode ? secondFactorOf(code) : {});
       }
     } catch (error) {
       if (error instanceof ApiError) {
@@ -62,7 +67,10 @@ export function AuthScreen({ api }: AuthScreenProps) {
           password: password === null ? undefined : fieldSentence("Password", password),
         };
         setFieldErrors(server);
-        if (error.reason === "EMAIL_TAKEN") {
+        if (error.reason === "TOTP_REQUIRED") {
+          setNeedsCode(true);
+          setFormError("Enter the code from your authenticator app (or a recovery code).");
+        } else if (error.reason === "EMAIL_TAKEN") {
           setFieldErrors({ ...server, email: error.describe() });
         } else if (server.email === undefined && server.password === undefined) {
           setFormError(error.describe());
@@ -139,6 +147,19 @@ export function AuthScreen({ api }: AuthScreenProps) {
           <p className="field-error" id={`${passwordId}-error`} data-testid="auth-password-error">
             {fieldErrors.password}
           </p>
+        )}
+        {needsCode && mode === "signin" && (
+          <>
+            <label htmlFor={codeId}>Authentication code</label>
+            <input
+              id={codeId}
+              autoComplete="one-time-code"
+              inputMode="numeric"
+              value={code}
+              onChange={(event) => setCode(event.target.value)}
+              data-testid="auth-totp-code"
+            />
+          </>
         )}
         {formError !== null && (
           <p className="form-error" role="alert" data-testid="auth-error">

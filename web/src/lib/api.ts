@@ -1,6 +1,7 @@
 /** The REST client of the public API (API.md "REST surface"). */
 
 import { ApiError, parseApiError } from "./errors";
+import type { SecondFactor } from "./security";
 import { type Session, SessionStore, refreshDelay, sessionFromAuth } from "./session";
 import type {
   Account,
@@ -200,9 +201,10 @@ export class ApiClient {
     return session;
   }
 
-  async signin(email: string, password: string): Promise<Session> {
+  /** Sign in; `second` carries the TOTP or recovery code of a user with two-factor auth. */
+  async signin(email: string, password: string, second: SecondFactor = {}): Promise<Session> {
     const response = await this.request<AuthResponse>("POST", "/v1/auth/signin", {
-      body: { email, password },
+      body: { email, password, ...second },
       auth: false,
     });
     const session = sessionFromAuth(response, Date.now());

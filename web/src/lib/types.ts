@@ -12,6 +12,7 @@ export interface User {
   readonly id: string;
   readonly email: string;
   readonly createTime?: string;
+  readonly totpEnabled?: boolean;
 }
 
 export interface AuthResponse {

@@ -1,0 +1,137 @@
+import { describe, expect, it } from "vitest";
+import { ApiClient, type FetchLike } from "../../src/lib/api";
+import {
+  changePassword,
+  confirmTotp,
+  disableTotp,
+  enrolTotp,
+  listSessions,
+  revokeSession,
+  secondFactorOf,
+} from "../../src/lib/security";
+import { type KeyValueStorage, SessionStore } from "../../src/lib/session";
+
+class MemoryStorage implements KeyValueStorage {
+  readonly items = new Map<string, string>();
+  getItem(key: string): string | null {
+    return this.items.get(key) ?? null;
+  }
+  setItem(key: string, value: string): void {
+    this.items.set(key, value);
+  }
+  removeItem(key: string): void {
+    this.items.delete(key);
+  }
+}
+
+interface Call {
+  readonly url: string;
+  readonly method: string;
+  readonly auth: string | null;
+  readonly body: unknown;
+}
+
+function json(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+}
+
+/** A client signed in as "u1" whose server answers each path from `replies`. */
+function client(replies: Record<string, () => Response>): { api: ApiClient; calls: Call[] } {
+  const calls: Call[] = [];
+  const fetcher: FetchLike = async (url, init) => {
+    const headers = (init?.headers ?? {}) as Record<string, string>;
+    calls.push({
+      url,
+      method: init?.method ?? "GET",
+      auth: headers.Authorization ?? null,
+      body: typeof init?.body === "string" ? JSON.parse(init.body) : undefined,
+    });
+    const path = url.replace("https://api.test", "");
+    const reply = replies[path];
+    return reply === undefined ? json(404, { code: 5, message: "no route" }) : reply();
+  };
+  const sessions = new SessionStore(new MemoryStorage());
+  sessions.set({
+    user: { id: "u1", email: "a@b.co" },
+    accessToken: "access-1",
+    refreshToken: "refresh-1",
+    expiresAt: Date.now() + 900_000,
+  });
+  return { api: new ApiClient("https://api.test", fetcher, sessions), calls };
+}
+
+describe("account security calls", () => {
+  it("changes the password with both passwords and the access token", async () => {
+    const { api, calls } = client({
+      "/v1/users/me:changePassword": () => json(200, { revokedSessions: 2 }),
+    });
+    expect(await changePassword(api, "old one", "new passphrase")).toBe(2);
+    expect(calls[0]).toEqual({
+      url: "https://api.test/v1/users/me:changePassword",
+      method: "POST",
+      auth: "Bearer access-1",
+      body: { currentPassword: "old one", newPassword: "new passphrase" },
+    });
+  });
+
+  it("reads zero revoked sessions from an empty answer", async () => {
+    const { api } = client({ "/v1/users/me:changePassword": () => json(200, {}) });
+    expect(await changePassword(api, "a", "b")).toBe(0);
+  });
+
+  it("lists sessions and revokes one by its escaped id", async () => {
+    const sessions = [{ id: "s/1", current: true }, { id: "s2", userAgent: "Firefox" }];
+    const { api, calls } = client({
+      "/v1/users/me/sessions": () => json(200, { sessions }),
+      "/v1/users/me/sessions/s%2F1:revoke": () => json(200, {}),
+    });
+    expect(await listSessions(api)).toEqual(sessions);
+    await revokeSession(api, "s/1");
+    expect(calls.map((call) => [call.method, call.url])).toEqual([
+      ["GET", "https://api.test/v1/users/me/sessions"],
+      ["POST", "https://api.test/v1/users/me/sessions/s%2F1:revoke"],
+    ]);
+  });
+
+  it("enrols, confirms and disables two-factor authentication", async () => {
+    const enrolment = { secret: "JBSWY3DPEHPK3PXP", otpauthUri: "otpauth://totp/CFD%20Mesh:a" };
+    const { api, calls } = client({
+      "/v1/users/me/totp:enrol": () => json(200, enrolment),
+      "/v1/users/me/totp:confirm": () => json(200, { recoveryCodes: ["AAAA-BBBB"] }),
+      "/v1/users/me/totp:disable": () => json(200, {}),
+    });
+    expect(await enrolTotp(api)).toEqual(enrolment);
+    expect(await confirmTotp(api, "123456")).toEqual(["AAAA-BBBB"]);
+    await disableTotp(api, "pw", { recoveryCode: "AAAA-BBBB" });
+    expect(calls.map((call) => call.body)).toEqual([
+      {},
+      { totpCode: "123456" },
+      { password: "pw", recoveryCode: "AAAA-BBBB" },
+    ]);
+  });
+
+  it("surfaces the reason of a refused code", async () => {
+    const refused = {
+      code: 16,
+      message: "wrong or already used code",
+      details: [
+        { "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "INVALID_CREDENTIALS", domain: "cfd.v1" },
+      ],
+    };
+    const { api } = client({ "/v1/users/me/totp:confirm": () => json(401, refused) });
+    await expect(confirmTotp(api, "000000")).rejects.toMatchObject({ reason: "INVALID_CREDENTIALS" });
+  });
+
+  it("sends the sign-in code only when one is given", async () => {
+    const auth = { user: { id: "u1", email: "a@b.co" }, accessToken: "a2", refreshToken: "r2", expiresIn: 900 };
+    const { api, calls } = client({ "/v1/auth/signin": () => json(200, auth) });
+    await api.signin("a@b.co", "pw");
+    await api.signin("a@b.co", "pw", secondFactorOf(" 123456 "));
+    await api.signin("a@b.co", "pw", secondFactorOf("aaaa-bbbb-cccc-dddd"));
+    expect(calls.map((call) => call.body)).toEqual([
+      { email: "a@b.co", password: "pw" },
+      { email: "a@b.co", password: "pw", totpCode: "123456" },
+      { email: "a@b.co", password: "pw", recoveryCode: "aaaa-bbbb-cccc-dddd" },
+    ]);
+  });
+});
