@@ -103,6 +103,27 @@ class FakeExchange(exchange_pb2_grpc.ExchangeServiceServicer):
         for queue in book.trade_queues:
             queue.put_nowait(exchange_pb2.StreamMarketTradesResponse(market=market, trades=[trade]))
 
+    def rest(
+        self, market: str, side: int, price: str, quantity: str, owner: str = "someone"
+    ) -> exchange_pb2.SpotOrder:
+        """Rest a GTC limit order of `owner` in the book of `market`."""
+        order = exchange_pb2.SpotOrder(
+            id=f"o{next(self._ids)}",
+            market=market,
+            side=side,  # type: ignore[arg-type]
+            type=exchange_pb2.SPOT_ORDER_TYPE_LIMIT,
+            price=price,
+            quantity=quantity,
+            filled_quantity="0",
+            fee="0",
+            time_in_force=exchange_pb2.TIME_IN_FORCE_GTC,
+            status=exchange_pb2.SPOT_ORDER_STATUS_OPEN,
+        )
+        self._owners[order.id] = owner
+        self._book(market).orders[order.id] = order
+        self._changed(market, side, price)
+        return order
+
     def skip(self, market: str) -> None:
         """Lose one change of the book stream of `market`: its subscribers see a gap."""
         self.books[market].sequence += 1
@@ -211,31 +232,17 @@ class FakeExchange(exchange_pb2_grpc.ExchangeServiceServicer):
     ) -> exchange_pb2.PlaceSpotOrderResponse:
         self.place_calls += 1
         user = subject()
-        book = self._book(request.market)
+        self._book(request.market)
         key = (user, request.client_order_id)
         if request.client_order_id and key in self._placed:
             return exchange_pb2.PlaceSpotOrderResponse(order=self._placed[key])
         if request.type != exchange_pb2.SPOT_ORDER_TYPE_LIMIT:
             raise ApiError("NO_LIQUIDITY", "this book takes limit orders only")
-        order = exchange_pb2.SpotOrder(
-            id=f"o{next(self._ids)}",
-            market=request.market,
-            side=request.side,
-            type=request.type,
-            price=request.price,
-            quantity=request.quantity,
-            filled_quantity="0",
-            fee="0",
-            time_in_force=request.time_in_force or exchange_pb2.TIME_IN_FORCE_GTC,
-            post_only=request.post_only,
-            status=exchange_pb2.SPOT_ORDER_STATUS_OPEN,
-            client_order_id=request.client_order_id,
-        )
-        self._owners[order.id] = user
-        book.orders[order.id] = order
+        order = self.rest(request.market, request.side, request.price, request.quantity, user)
+        order.post_only = request.post_only
+        order.client_order_id = request.client_order_id
         if request.client_order_id:
             self._placed[key] = order
-        self._changed(request.market, request.side, request.price)
         return exchange_pb2.PlaceSpotOrderResponse(order=order)
 
     async def CancelSpotOrder(
