@@ -57,7 +57,8 @@ class Quote:
 
 
 def _to_step(value: Decimal, step: Decimal, rounding: str) -> Decimal:
-    return (value / step).to_integral_value(rounding=rounding) * step
+    # Quantized, so that the text of a price shows the tick's places ("999.00", not "999").
+    return ((value / step).to_integral_value(rounding=rounding) * step).quantize(step)
 
 
 def quotes(mid: Decimal, market: MarketSteps, config: QuoteConfig) -> list[Quote]:

@@ -293,11 +293,14 @@ class RunningExchange:
 
 @contextlib.asynccontextmanager
 async def running_exchange(
-    data_dir: Path, port: int | None = None, exchange: FakeExchange | None = None
+    data_dir: Path,
+    port: int | None = None,
+    exchange: FakeExchange | None = None,
+    key: SigningKey | None = None,
 ) -> AsyncIterator[RunningExchange]:
-    """Serve a FakeExchange (a fresh one unless given) until the block ends."""
+    """Serve a FakeExchange (a fresh one and a new key unless given) until the block ends."""
     settings = Settings.from_env({"CFD_DATA_DIR": str(data_dir), "CFD_INTERNAL_TOKEN": INTERNAL})
-    key = SigningKey.generate()
+    key = SigningKey.generate() if key is None else key
     write_jwks_file(data_dir / JWKS_FILE_NAME, key.public_keys)
     exchange = FakeExchange() if exchange is None else exchange
     port = free_port() if port is None else port
