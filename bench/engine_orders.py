@@ -162,6 +162,11 @@ class EmptyStats(engine_admin_pb2_grpc.EngineAdminServiceServicer):
     ) -> engine_admin_pb2.DepositResponse:
         return engine_admin_pb2.DepositResponse()
 
+    async def DepositAsset(
+        self, request: engine_admin_pb2.DepositAssetRequest, context: Any
+    ) -> engine_admin_pb2.DepositAssetResponse:
+        return engine_admin_pb2.DepositAssetResponse()
+
     async def GetStats(
         self, request: engine_admin_pb2.GetStatsRequest, context: Any
     ) -> engine_admin_pb2.GetStatsResponse:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from decimal import Decimal
 from typing import Any
 
 from edge.descriptors import Contracts
@@ -12,8 +14,13 @@ from edge.protojson import message_to_dict
 from edge.upstream import Upstreams
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
 
+log = logging.getLogger("edge.channels")
+
 MARKET = "cfd.v1.MarketDataService"
 TRADING = "cfd.v1.TradingService"
+EXCHANGE = "cfd.v1.ExchangeService"
+# Levels per side the edge mirrors of each book (the most StreamOrderBook gives).
+BOOK_DEPTH = 1000
 # The message whose protobuf JSON is the `data` of each channel's frames (the API reference
 # documents the channels from this table).
 CHANNEL_DATA = {
@@ -21,12 +28,78 @@ CHANNEL_DATA = {
     "candles": "cfd.v1.StreamCandlesResponse",
     "positions": "cfd.v1.StreamPositionsResponse",
     "events": "cfd.v1.StreamEventsResponse",
+    "book": "cfd.v1.StreamOrderBookResponse",
+    "trades": "cfd.v1.StreamMarketTradesResponse",
 }
 
 
 def data_frame(channel: str, data: Any) -> str:
     """Return the text of a `{"channel": ..., "data": ...}` frame."""
     return json.dumps({"channel": channel, "data": data}, separators=(",", ":"), ensure_ascii=False)
+
+
+class BookMirror:
+    """The edge's copy of one market's book, kept from the snapshot and changes of its stream."""
+
+    def __init__(self, market: str) -> None:
+        self.market = market
+        self.sequence: int | None = None
+        self._sides: dict[str, dict[Decimal, str]] = {"bids": {}, "asks": {}}
+
+    def breaks(self, item: Any) -> bool:
+        """Tell whether a change does not follow the last message (a gap in the sequence)."""
+        return not item.snapshot and (
+            self.sequence is None or int(item.sequence) != self.sequence + 1
+        )
+
+    def apply(self, item: Any) -> None:
+        """Take a snapshot or a change; a level of quantity 0 is removed."""
+        if item.snapshot:
+            for levels in self._sides.values():
+                levels.clear()
+        for name, levels in self._sides.items():
+            for level in getattr(item, name):
+                price = Decimal(level.price)
+                if Decimal(level.quantity) == 0:
+                    levels.pop(price, None)
+                else:
+                    levels[price] = level.quantity
+        self.sequence = int(item.sequence)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the whole book as the protobuf JSON of a snapshot message."""
+        data: dict[str, Any] = {"market": self.market, "snapshot": True}
+        if self.sequence:
+            data["sequence"] = str(self.sequence)
+        for name, levels in self._sides.items():
+            prices = sorted(levels, reverse=name == "bids")
+            if prices:
+                data[name] = [{"price": str(p), "quantity": levels[p]} for p in prices]
+        return data
+
+
+def _once(compute: Callable[[], str]) -> Callable[[], str]:
+    """Return `compute`, evaluated at most once."""
+    cache: list[str] = []
+
+    def value() -> str:
+        if not cache:
+            cache.append(compute())
+        return cache[0]
+
+    return value
+
+
+async def _until_gap(call: Any, mirror: BookMirror) -> AsyncIterator[Any]:
+    """Yield a book stream's messages; end it at a gap, so that the feed reopens it."""
+    try:
+        async for item in call:
+            if mirror.breaks(item):
+                log.info("book stream of %s skipped a sequence; resubscribing", mirror.market)
+                return
+            yield item
+    finally:
+        call.cancel()
 
 
 class Channels:
@@ -82,6 +155,50 @@ class Channels:
             return [Frame(data_frame("candles", data), slot=slot)]
 
         return FeedSpec(("candles", symbol, interval), MARKET, open_stream, frames)
+
+    def book(self, market: str) -> FeedSpec:
+        """The book of one market: a snapshot, then its changes, shared by every connection.
+
+        The edge mirrors the book, so a subscriber joining a running stream, or one still
+        holding an unsent change when the next arrives, gets the whole book instead. A gap in
+        the upstream sequence ends the stream; the feed reopens it and starts with a snapshot.
+        """
+        request_class = self._contracts.message_class("cfd.v1.StreamOrderBookRequest")
+        reply_class = self._contracts.message_class("cfd.v1.StreamOrderBookResponse")
+        call = self._upstreams.stream_method(EXCHANGE, "StreamOrderBook", reply_class)
+        metadata = ((INTERNAL_TOKEN_HEADER, self._internal_token),)
+        mirror = BookMirror(market)
+        slot = f"book:{market}"
+
+        def open_stream(_resume: int) -> AsyncIterable[Any]:
+            request = request_class(market=market, depth=BOOK_DEPTH)
+            return _until_gap(call(request, metadata=metadata), mirror)
+
+        def frames(item: Any) -> list[Frame]:
+            mirror.apply(item)
+            whole = _once(lambda: data_frame("book", mirror.snapshot()))
+            text = whole() if item.snapshot else data_frame("book", message_to_dict(item))
+            return [Frame(text, slot=slot, whole=whole)]
+
+        return FeedSpec(("book", market), EXCHANGE, open_stream, frames)
+
+    def trades(self, market: str) -> FeedSpec:
+        """The public trades of one market as they happen, shared by every connection."""
+        request_class = self._contracts.message_class("cfd.v1.StreamMarketTradesRequest")
+        reply_class = self._contracts.message_class("cfd.v1.StreamMarketTradesResponse")
+        call = self._upstreams.stream_method(EXCHANGE, "StreamMarketTrades", reply_class)
+        metadata = ((INTERNAL_TOKEN_HEADER, self._internal_token),)
+
+        def open_stream(_resume: int) -> AsyncIterable[Any]:
+            return call(request_class(market=market), metadata=metadata)
+
+        def frames(item: Any) -> list[Frame]:
+            # One slot per message: trades are never conflated away.
+            first = item.trades[0].id if item.trades else ""
+            text = data_frame("trades", message_to_dict(item))
+            return [Frame(text, slot=f"trades:{market}:{first}")]
+
+        return FeedSpec(("trades", market), EXCHANGE, open_stream, frames)
 
     def positions(self, user: str, token: str) -> FeedSpec:
         """One user's positions and account summary, shared by that user's connections."""

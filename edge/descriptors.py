@@ -17,6 +17,7 @@ PUBLIC_SERVICES = (
     "cfd.v1.AccountService",
     "cfd.v1.TradingService",
     "cfd.v1.MarketDataService",
+    "cfd.v1.ExchangeService",
 )
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 

@@ -49,13 +49,16 @@ class Frame:
     """One server frame, serialized once for every subscriber.
 
     `slot` names what a newer frame replaces for a slow subscriber (conflation); event frames
-    have no slot and carry their (sequence, index) instead.
+    have no slot and carry their (sequence, index) instead. A frame that is a change of a state
+    (a book diff) has `whole`: the text of the whole state after it, sent instead of the change
+    to a subscriber that has not had the state yet or whose previous change is still unsent.
     """
 
     text: str
     slot: str | None = None
     sequence: int = 0
     index: int = 0
+    whole: Callable[[], str] | None = None
 
 
 class Subscriber(Protocol):
@@ -100,6 +103,8 @@ class Subscription:
     feed: Feed | None = None
     # Sequenced feeds: deliver only events after this sequence.
     after: int = 0
+    # Whether the subscriber has been handed a whole state (see `Frame.whole`).
+    primed: bool = False
 
     def offer(self, frame: Frame) -> None:
         """Hand a frame of the feed to the subscriber (called by the feed's fan-out)."""

@@ -10,19 +10,13 @@ from google.protobuf import descriptor
 from edge.descriptors import Contracts, resolve_field
 from edge.rest import Route
 from edge.transcode import SCALAR_MESSAGES
+from mesh.auth import PUBLIC_METHODS
 
 FD = descriptor.FieldDescriptor
 STATUS = "google.rpc.Status"
 # RPCs callable without an access token; every other one needs `authorization: Bearer`.
 ANONYMOUS_SERVICES = frozenset({"cfd.v1.MarketDataService"})
-ANONYMOUS_METHODS = frozenset(
-    {
-        "/cfd.v1.AccountService/Signup",
-        "/cfd.v1.AccountService/Signin",
-        "/cfd.v1.AccountService/RefreshToken",
-        "/cfd.v1.AccountService/Signout",
-    }
-)
+ANONYMOUS_METHODS = PUBLIC_METHODS
 _INT32 = {"type": "integer", "format": "int32", "minimum": -(2**31), "maximum": 2**31 - 1}
 _UINT32 = {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**32 - 1}
 _INT64 = {"type": "string", "format": "int64", "pattern": "^-?[0-9]{1,19}$"}

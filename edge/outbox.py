@@ -39,6 +39,10 @@ class Outbox:
         """Queue a state frame, replacing an unsent one of the same slot."""
         self._frames.put_latest(slot, Frame(text, slot=slot))
 
+    def has_latest(self, slot: str) -> bool:
+        """Tell whether a state frame of `slot` is waiting to be sent."""
+        return self._frames.pending_latest(slot) is not None
+
     def event(self, frame: Frame) -> bool:
         """Queue an event frame; return False (queueing nothing) when the bound is reached."""
         return self._frames.put(frame)

@@ -32,6 +32,8 @@ def service_addresses(settings: Settings) -> dict[str, str]:
         "cfd.v1.AccountService": settings.account_addr,
         "cfd.v1.TradingService": settings.engine_addr,
         "cfd.v1.MarketDataService": settings.market_addr,
+        # The engine serves the spot exchange beside the CFD trading.
+        "cfd.v1.ExchangeService": settings.engine_addr,
     }
 
 

@@ -263,9 +263,16 @@ class Connection:
             if interval not in self._intervals:
                 raise validation_error("interval", "a CandleInterval name like CANDLE_INTERVAL_1M")
             return [("candles", symbol, str(interval))]
+        if channel in ("book", "trades"):
+            market = request.get("market")
+            if not isinstance(market, str) or not SYMBOL.match(market):
+                raise validation_error("market", 'a market like "BTC_USD"')
+            return [(str(channel), market)]
         if channel in PRIVATE:
             return [(str(channel),)]
-        raise validation_error("channel", "must be prices, candles, positions or events")
+        raise validation_error(
+            "channel", "must be prices, candles, book, trades, positions or events"
+        )
 
     def _subscribe(self, request: dict[str, Any]) -> None:
         keys = self._keys(request)
@@ -301,6 +308,10 @@ class Connection:
             return self._channels.prices(key[1])
         if key[0] == "candles":
             return self._channels.candles(key[1], key[2])
+        if key[0] == "book":
+            return self._channels.book(key[1])
+        if key[0] == "trades":
+            return self._channels.trades(key[1])
         assert self._identity is not None
         if key[0] == "positions":
             return self._channels.positions(self._identity.subject, self._token)
@@ -321,7 +332,14 @@ class Connection:
     def deliver(self, subscription: Subscription, frame: Frame) -> None:
         """Queue a frame of a feed; an events backlog past its bound asks for a resume."""
         if frame.slot is not None:
-            self._outbox.latest(frame.slot, frame.text)
+            text = frame.text
+            if frame.whole is not None and (
+                not subscription.primed or self._outbox.has_latest(frame.slot)
+            ):
+                # A change alone would leave this client's book wrong: send the whole book.
+                text = frame.whole()
+            subscription.primed = True
+            self._outbox.latest(frame.slot, text)
             return
         if self._outbox.event(frame):
             return
@@ -357,6 +375,8 @@ class Connection:
                     frame["symbols"] = [key[1]]
                 elif key[0] == "candles":
                     frame["symbol"], frame["interval"] = key[1], key[2]
+                elif key[0] in ("book", "trades"):
+                    frame["market"] = key[1]
                 frame["error"] = error_body(status)
                 self._push_control(frame)
 
@@ -385,7 +405,7 @@ class Connection:
 def _echo(request: dict[str, Any]) -> dict[str, Any]:
     return {
         k: request[k]
-        for k in ("channel", "symbols", "symbol", "interval", "fromSequence")
+        for k in ("channel", "symbols", "symbol", "interval", "market", "fromSequence")
         if k in request
     }
 

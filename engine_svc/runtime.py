@@ -36,8 +36,8 @@ from engine_svc.instrument_set import adopt_instruments
 from engine_svc.jetstream import JetStreamJournal
 from engine_svc.journal import CommandLog, Journal, JournalError
 from engine_svc.leader import LeadershipError, Lease, LeaseValue
-from engine_svc.metrics import SNAPSHOT_SECONDS
 from engine_svc.market_streams import MarketHub
+from engine_svc.metrics import SNAPSHOT_SECONDS
 from engine_svc.pipeline import CommittedBatch, CommittedBatches
 from engine_svc.prices import Freshness, TickSubscriber
 from engine_svc.recorder import Recorder, read_hint

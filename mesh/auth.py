@@ -20,6 +20,11 @@ PUBLIC_METHODS = frozenset(
         "/cfd.v1.AccountService/Signin",
         "/cfd.v1.AccountService/RefreshToken",
         "/cfd.v1.AccountService/Signout",
+        "/cfd.v1.ExchangeService/ListMarkets",
+        "/cfd.v1.ExchangeService/GetOrderBook",
+        "/cfd.v1.ExchangeService/ListMarketTrades",
+        "/cfd.v1.ExchangeService/StreamOrderBook",
+        "/cfd.v1.ExchangeService/StreamMarketTrades",
     }
 )
 # User methods an internal caller may call without a user token: the edge reads the quote

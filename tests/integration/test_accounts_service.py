@@ -75,6 +75,13 @@ class FakeEngineAdmin(engine_admin_pb2_grpc.EngineAdminServiceServicer):
     ) -> engine_admin_pb2.DepositResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the accounts service never deposits")
 
+    async def DepositAsset(
+        self,
+        request: engine_admin_pb2.DepositAssetRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> engine_admin_pb2.DepositAssetResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the accounts service never deposits")
+
     async def GetStats(
         self,
         request: engine_admin_pb2.GetStatsRequest,

@@ -19,6 +19,7 @@ from cfd.v1 import (
     account_pb2,
     account_pb2_grpc,
     common_pb2,
+    exchange_pb2_grpc,
     market_pb2,
     market_pb2_grpc,
     trading_pb2,
@@ -28,6 +29,7 @@ from edge.app import create_app
 from edge.coalesce import CoalescingHttpToolsProtocol
 from edge.config import EdgeConfig
 from edge.main import bind
+from exchange_fake import FakeExchange
 from mesh.auth import INTERNAL_TOKEN_HEADER, subject
 from mesh.config import Settings
 from mesh.errors import ApiError
@@ -282,6 +284,7 @@ class FakeMesh:
     recorder: Recorder
     issuer: TokenIssuer
     settings: Settings
+    exchange: FakeExchange
 
     def token(self, user: str = "alice") -> str:
         return self.issuer.issue(user)[0]
@@ -295,6 +298,7 @@ async def fake_mesh(data_dir: Path) -> AsyncIterator[FakeMesh]:
     write_jwks_file(data_dir / JWKS_FILE_NAME, key.public_keys)
     issuer = TokenIssuer(key)
     recorder = Recorder()
+    exchange = FakeExchange()
     port = free_port()
     services = [
         Service(
@@ -311,6 +315,11 @@ async def fake_mesh(data_dir: Path) -> AsyncIterator[FakeMesh]:
             market_pb2_grpc.add_MarketDataServiceServicer_to_server,
             Market(recorder),  # type: ignore[abstract]
             "cfd.v1.MarketDataService",
+        ),
+        Service(
+            exchange_pb2_grpc.add_ExchangeServiceServicer_to_server,
+            exchange,
+            "cfd.v1.ExchangeService",
         ),
     ]
     stop = asyncio.Event()
@@ -329,7 +338,7 @@ async def fake_mesh(data_dir: Path) -> AsyncIterator[FakeMesh]:
     async with grpc.aio.insecure_channel(address) as channel:
         await asyncio.wait_for(channel.channel_ready(), 10)
     try:
-        yield FakeMesh(address, recorder, issuer, settings)
+        yield FakeMesh(address, recorder, issuer, settings, exchange)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -342,6 +351,7 @@ def addresses_of(address: str) -> dict[str, str]:
             "cfd.v1.AccountService",
             "cfd.v1.TradingService",
             "cfd.v1.MarketDataService",
+            "cfd.v1.ExchangeService",
         )
     }
 

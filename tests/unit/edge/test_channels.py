@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from google.protobuf import json_format, message
 
-from cfd.v1 import common_pb2, market_pb2, trading_pb2
+from cfd.v1 import common_pb2, exchange_pb2, market_pb2, trading_pb2
 from edge.channels import CHANNEL_DATA, Channels
 from edge.descriptors import load
 from edge.hub import FeedSpec, Hub
@@ -25,6 +25,20 @@ CANDLE = market_pb2.StreamCandlesResponse(
 POSITION = trading_pb2.Position(id="p-3", symbol="BTCUSD", side=common_pb2.SIDE_BUY, leverage=10)
 POSITIONS = trading_pb2.StreamPositionsResponse(
     positions=[POSITION], account=trading_pb2.AccountSummary(balance="10.5"), sequence=4
+)
+BOOK = exchange_pb2.StreamOrderBookResponse(
+    market="BTC_USD",
+    sequence=9,
+    snapshot=True,
+    bids=[exchange_pb2.BookLevel(price="10.00", quantity="1.5")],
+)
+TRADES = exchange_pb2.StreamMarketTradesResponse(
+    market="BTC_USD",
+    trades=[
+        exchange_pb2.MarketTrade(
+            id="t1", price="10.00", quantity="0.5", taker_side=common_pb2.SIDE_BUY
+        )
+    ],
 )
 EVENT = trading_pb2.StreamEventsResponse(
     sequence=3, type=trading_pb2.EVENT_TYPE_POSITION_OPENED, position=POSITION
@@ -63,6 +77,8 @@ async def test_every_channel_sends_the_message_channel_data_names(channels: Chan
         "candles": (channels.candles("BTCUSD", "CANDLE_INTERVAL_1M"), CANDLE, CANDLE),
         "positions": (channels.positions("u1", "token"), POSITIONS, POSITIONS),
         "events": (channels.events("u1", "token"), EVENT, EVENT),
+        "book": (channels.book("BTC_USD"), BOOK, BOOK),
+        "trades": (channels.trades("BTC_USD"), TRADES, TRADES),
     }
     assert set(cases) == set(CHANNEL_DATA)
     for channel, (spec, item, expected) in cases.items():

@@ -23,8 +23,9 @@ def test_only_public_services_with_bindings_are_loaded() -> None:
         "cfd.v1.AccountService",
         "cfd.v1.TradingService",
         "cfd.v1.MarketDataService",
+        "cfd.v1.ExchangeService",
     }
-    assert len(CONTRACTS.rpcs) == 31
+    assert len(CONTRACTS.rpcs) == 42
 
 
 def test_path_query_and_body_fill_one_message() -> None:

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from starlette.websockets import WebSocket
 
+from cfd.v1 import exchange_pb2
 from edge.auth import JwksKeys
 from edge.channels import Channels
 from edge.descriptors import load
@@ -120,3 +121,47 @@ async def test_a_client_stuck_past_the_send_timeout_is_closed(tmp_path: Path) ->
     await asyncio.wait_for(running, 5)
     assert conn.close_code == 1008
     await hub.close()
+
+
+async def test_a_slow_book_subscriber_gets_the_whole_book_instead_of_lost_changes(
+    tmp_path: Path,
+) -> None:
+    socket, hub = FakeSocket(), Hub()
+    conn = connection(socket, hub, tmp_path, backlog=3, send_timeout=30)
+    running = asyncio.create_task(conn.run())
+    queue: asyncio.Queue[exchange_pb2.StreamOrderBookResponse] = asyncio.Queue()
+
+    async def stream(_resume: int) -> AsyncIterator[exchange_pb2.StreamOrderBookResponse]:
+        while True:
+            yield await queue.get()
+
+    upstreams = Upstreams({"cfd.v1.ExchangeService": "127.0.0.1:1"})  # never dialled
+    built = Channels(load(), upstreams, hub, "internal-token-0123456789").book("BTC_USD")
+    hub.subscribe(FeedSpec(built.key, built.target, stream, built.frames), conn)
+    queue.put_nowait(exchange_pb2.StreamOrderBookResponse(market="BTC_USD", snapshot=True))
+    await until(lambda: socket.sent)
+    socket.reading.clear()
+    for sequence, price in enumerate(("1.00", "2.00", "3.00"), start=1):
+        level = exchange_pb2.BookLevel(price=price, quantity="5")
+        queue.put_nowait(
+            exchange_pb2.StreamOrderBookResponse(market="BTC_USD", sequence=sequence, bids=[level])
+        )
+    await until(lambda: queue.empty())
+    socket.reading.set()
+    await until(lambda: any(f["data"].get("sequence") == "3" for f in socket.sent))
+    # Changes held back behind a slow send became one whole book: none is lost, none queued.
+    assert len(socket.sent) <= 3
+    assert socket.sent[-1]["data"] == {
+        "market": "BTC_USD",
+        "snapshot": True,
+        "sequence": "3",
+        "bids": [
+            {"price": "3.00", "quantity": "5"},
+            {"price": "2.00", "quantity": "5"},
+            {"price": "1.00", "quantity": "5"},
+        ],
+    }
+    socket.incoming.put_nowait({"type": "websocket.disconnect"})
+    await asyncio.wait_for(running, 5)
+    await hub.close()
+    await upstreams.close()
