@@ -72,6 +72,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     env = mesh_env(
         data_dir,
         CFD_FEED="manual",
+        # A day of backfilled candles fills the chart and keeps start-up short on a busy machine.
+        CFD_BACKFILL_DAYS="1",
         CFD_ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL_S),
         CFD_LIMIT_SIGNUP_PER_ADDRESS="500/3600",
     )

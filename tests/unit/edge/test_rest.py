@@ -277,9 +277,9 @@ async def test_the_authorization_header_and_client_address_are_forwarded(
 
 async def test_a_request_id_is_made_when_absent_or_unsafe(client: httpx.AsyncClient) -> None:
     first = await client.get("/v1/instruments")
-    second = await client.get("/v1/instruments", headers={"x-request-id": "bad id\x7f"})
+    second = await client.get("/v1/instruments", headers={"x-request-id": "bad id <x>"})
     assert len(first.headers["x-request-id"]) == 32
-    assert second.headers["x-request-id"] not in ("bad id\x7f", first.headers["x-request-id"])
+    assert second.headers["x-request-id"] not in ("bad id <x>", first.headers["x-request-id"])
 
 
 async def test_unknown_routes_and_methods(client: httpx.AsyncClient) -> None:
