@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WEB_SOURCES := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json web/tsconfig.node.json -type f 2>/dev/null)
-PY_PACKAGES := launcher mesh engine_svc market_svc account_svc edge envoy_front tools bench tests
+PY_PACKAGES := launcher mesh engine_svc market_svc account_svc edge envoy_front maker tools bench tests
 
 
 .PHONY: run test check lint imports typecheck proto proto-check web web-test docs bench clean

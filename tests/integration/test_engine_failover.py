@@ -29,6 +29,8 @@ from integration.test_engine_harness import Client, FakeMarket, fake_market, use
 from mesh.config import Settings
 from support import ServiceProcess, mesh_env, until, wait_for
 
+pytestmark = pytest.mark.nats
+
 USERS = ("ann", "bob", "cyd", "dee")
 LEASE_TTL_MS = 1000
 # A standby takes over within the lease TTL plus one poll and its catch-up.

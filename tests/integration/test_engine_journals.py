@@ -25,7 +25,7 @@ from support import mesh_env
 OpenJournal = Callable[[], CommandLog]
 
 
-@pytest.fixture(params=["file", "jetstream"])
+@pytest.fixture(params=["file", pytest.param("jetstream", marks=pytest.mark.nats)])
 def journal_kind(request: pytest.FixtureRequest) -> str:
     """Return each journal implementation's name in turn."""
     kind: str = request.param
