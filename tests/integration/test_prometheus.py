@@ -111,7 +111,9 @@ class Prometheus:
 def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveMesh, Prometheus]]:
     base = tmp_path_factory.mktemp("prometheus")
     (base / "data").mkdir()
-    with live_mesh(base / "data") as mesh:
+    # Prices are published once: a quiet manual feed must not turn stale (and disconnected)
+    # before Prometheus scrapes it on a busy machine.
+    with live_mesh(base / "data", CFD_FEED_STALE_MS="3600000") as mesh:
         config = base / "prometheus.yml"
         config.write_text(
             prometheus_config(
