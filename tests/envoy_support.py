@@ -473,5 +473,4 @@ def running_mesh(base: Path, **env: str) -> Iterator[RealMesh]:
         assert up.process.poll() is None, up.output()
         yield RealMesh(environment, up)
     finally:
-        if up.process.poll() is None:
-            up.stop()
+        up.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
+import itertools
 import os
 import signal
 import socket
@@ -38,12 +39,37 @@ def load_tool(name: str) -> ModuleType:
     return module
 
 
+def _ephemeral_range() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+# Ports for servers the tests start come from below the kernel's ephemeral range. A port the
+# kernel handed out with bind(0) is free only "right now": until the server binds it, any
+# outgoing connection on the machine may take it as its local port (a mesh that starts in
+# seconds loses that race now and then). Outgoing connections never take a port below the
+# ephemeral range, and the counter never hands the same port out twice in one run.
+_EPHEMERAL = _ephemeral_range()
+_LOW = max(1024, _EPHEMERAL.start - 12000)
+_SPAN = _EPHEMERAL.start - _LOW
+# Two test runs side by side start at different places in the span.
+_PORTS = itertools.count(os.getpid() * 7919)
+
+
 def free_port() -> int:
-    """Return a TCP port that is free on the loopback interface right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """Return a TCP port on the loopback interface that is free and no other test was given."""
+    for _ in range(_SPAN):
+        port = _LOW + next(_PORTS) % _SPAN
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         return port
+    raise AssertionError("no free loopback port below the ephemeral range")
 
 
 def wait_for(

@@ -88,8 +88,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         _wait_engine_prices(running, {"BTCUSD", "ETHUSD", "SOLUSD"})
         yield running
     finally:
-        if up.process.poll() is None:
-            up.stop()
+        up.stop()
 
 
 @pytest.fixture(scope="module")

@@ -65,8 +65,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         yield Mesh(env, data_dir)
     finally:
         for process in reversed(started):
-            if process.process.poll() is None:
-                process.stop()
+            process.stop()
 
 
 def bearer(token: str) -> tuple[tuple[str, str]]:

@@ -156,8 +156,7 @@ async def start_mesh(data_dir: Path, **env: str) -> AsyncIterator[Mesh]:
         yield mesh
     finally:
         for process in mesh.processes:
-            if process.process.poll() is None:
-                process.stop()
+            process.stop()
         if mesh.channel is not None:
             await mesh.channel.close()
         await server.stop(None)

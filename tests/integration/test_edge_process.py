@@ -52,8 +52,7 @@ def test_the_edge_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                 ws.recv(timeout=10)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     finally:
-        if edge.process.poll() is None:
-            edge.stop(signal.SIGTERM)
+        edge.stop(signal.SIGTERM)
     assert edge.process.returncode == 0, edge.output()
     assert '"request_id"' in edge.output()
 

@@ -107,8 +107,7 @@ def live_mesh(data_dir: Path, **overrides: str) -> Iterator[LiveMesh]:
         yield mesh
     finally:
         for process in reversed(list(processes.values())):
-            if process.process.poll() is None:
-                process.stop()
+            process.stop()
 
 
 def signup(client: httpx.Client, email: str) -> str:

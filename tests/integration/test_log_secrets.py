@@ -33,10 +33,11 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     data_dir = tmp_path_factory.mktemp("debug-mesh")
     env = mesh_env(data_dir, CFD_FEED="manual", CFD_LOG_LEVEL="DEBUG", CFD_BACKFILL_DAYS="1")
     up = ServiceProcess(["up"], env, data_dir / "up.log")
-    wait_for(lambda: "CFD Mesh is up" in up.output() or up.process.poll() is not None, 120)
-    assert up.process.poll() is None, up.output()
-    yield up, env
-    if up.process.poll() is None:
+    try:
+        wait_for(lambda: "CFD Mesh is up" in up.output() or up.process.poll() is not None, 120)
+        assert up.process.poll() is None, up.output()
+        yield up, env
+    finally:
         up.stop()
 
 

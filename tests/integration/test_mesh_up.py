@@ -32,10 +32,11 @@ def mesh(
     data_dir = tmp_path_factory.mktemp("mesh")
     env = mesh_env(data_dir, CFD_FEED="manual")
     up = ServiceProcess(["up"], env, data_dir / "up.log")
-    wait_for(lambda: "CFD Mesh is up" in up.output() or up.process.poll() is not None, 90)
-    assert up.process.poll() is None, up.output()
-    yield up, env
-    if up.process.poll() is None:
+    try:
+        wait_for(lambda: "CFD Mesh is up" in up.output() or up.process.poll() is not None, 90)
+        assert up.process.poll() is None, up.output()
+        yield up, env
+    finally:
         up.stop()
 
 
