@@ -120,15 +120,19 @@ async def supervise(sock: socket.socket, count: int) -> None:
         os.close(alive_read)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        for worker in workers:
-            if worker.returncode is None:
-                worker.send_signal(signal.SIGTERM)
+        signalled = [w for w in workers if w.returncode is None]
+        for worker in signalled:
+            worker.send_signal(signal.SIGTERM)
         for worker in workers:
             await _reap(worker)
         os.close(alive_write)
     if failed:
         raise ServeError(f"edge: worker {failed[0].pid} exited with code {failed[0].returncode}")
-    codes = {w.returncode for w in workers}
+    # A worker told to stop while it was still starting has no handler yet and dies of the
+    # signal itself: that is a clean stop too.
+    codes = {
+        0 if w in signalled and w.returncode == -signal.SIGTERM else w.returncode for w in workers
+    }
     if codes != {0}:
         raise ServeError(f"edge: workers stopped with exit codes {sorted(map(str, codes))}")
     log.info("edge stopped")

@@ -57,6 +57,14 @@ def test_the_edge_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert '"request_id"' in edge.output()
 
 
+def test_a_stop_while_the_workers_start_is_a_clean_stop(tmp_path: Path) -> None:
+    env = mesh_env(tmp_path, CFD_EDGE_WORKERS="2")
+    edge = ServiceProcess(["edge"], env, tmp_path / "edge.log")
+    # The workers are still importing when the edge passes the signal on to them.
+    wait_for(lambda: "edge starting" in edge.output(), timeout=30, interval=0.01)
+    assert edge.stop(signal.SIGTERM) == 0, edge.output()
+
+
 def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
     env = mesh_env(tmp_path)
     with socket.socket() as taken:
