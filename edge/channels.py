@@ -13,6 +13,7 @@ from edge.hub import FeedSpec, Frame, Hub
 from edge.protojson import message_to_dict
 from edge.upstream import Upstreams
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
+from mesh.tracing import outgoing
 
 log = logging.getLogger("edge.channels")
 
@@ -102,6 +103,11 @@ async def _until_gap(call: Any, mirror: BookMirror) -> AsyncIterator[Any]:
         call.cancel()
 
 
+def traced(metadata: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """Return `metadata` with the current trace added, for the service to continue it."""
+    return (*metadata, *outgoing())
+
+
 class Channels:
     """Build the feed of each channel key from the contracts."""
 
@@ -130,7 +136,7 @@ class Channels:
         metadata = ((INTERNAL_TOKEN_HEADER, self._internal_token),)
 
         def open_stream(_resume: int) -> AsyncIterable[Any]:
-            return call(request_class(symbols=[symbol]), metadata=metadata)
+            return call(request_class(symbols=[symbol]), metadata=traced(metadata))
 
         def frames(item: Any) -> list[Frame]:
             text = data_frame("prices", message_to_dict(item))
@@ -146,7 +152,7 @@ class Channels:
 
         def open_stream(_resume: int) -> AsyncIterable[Any]:
             request = request_class(symbol=symbol, interval=interval)
-            return call(request)
+            return call(request, metadata=traced(()))
 
         def frames(item: Any) -> list[Frame]:
             data = message_to_dict(item)
@@ -172,7 +178,7 @@ class Channels:
 
         def open_stream(_resume: int) -> AsyncIterable[Any]:
             request = request_class(market=market, depth=BOOK_DEPTH)
-            return _until_gap(call(request, metadata=metadata), mirror)
+            return _until_gap(call(request, metadata=traced(metadata)), mirror)
 
         def frames(item: Any) -> list[Frame]:
             mirror.apply(item)
@@ -190,7 +196,7 @@ class Channels:
         metadata = ((INTERNAL_TOKEN_HEADER, self._internal_token),)
 
         def open_stream(_resume: int) -> AsyncIterable[Any]:
-            return call(request_class(market=market), metadata=metadata)
+            return call(request_class(market=market), metadata=traced(metadata))
 
         def frames(item: Any) -> list[Frame]:
             # One slot per message: trades are never conflated away.
@@ -210,7 +216,7 @@ class Channels:
 
         def open_stream(_resume: int) -> AsyncIterable[Any]:
             metadata = ((AUTHORIZATION, f"Bearer {box[0]}"),)
-            return call(request_class(), metadata=metadata)
+            return call(request_class(), metadata=traced(metadata))
 
         def frames(item: Any) -> list[Frame]:
             return [Frame(data_frame("positions", message_to_dict(item)), slot="positions")]
@@ -228,7 +234,7 @@ class Channels:
         def open_stream(resume: int) -> AsyncIterable[Any]:
             metadata = ((AUTHORIZATION, f"Bearer {box[0]}"),)
             request = request_class(from_sequence=resume)
-            return call(request, metadata=metadata)
+            return call(request, metadata=traced(metadata))
 
         def frames(item: Any) -> list[Frame]:
             text = data_frame("events", message_to_dict(item))

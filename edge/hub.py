@@ -25,6 +25,7 @@ from google.rpc import status_pb2
 from edge.errors import status_from_rpc_error
 from mesh.errors import ApiError
 from mesh.fanout import Fanout
+from mesh.tracing import end_span, start_client_span
 
 log = logging.getLogger("edge.hub")
 
@@ -236,6 +237,10 @@ class Hub:
         while feed.fanout.subscriber_count:
             resume = feed.base if feed.last is None else max(feed.base, feed.last[0] - 1)
             feed.upstream_opens += 1
+            # Each upstream stream is a traced call of its own, under the trace of the
+            # connection that started the feed (the task inherited its context).
+            span, token = start_client_span(f"feed {feed.spec.key[0]}")
+            failure: str | None = None
             stream = feed.spec.open(resume)
             try:
                 async for item in stream:
@@ -244,6 +249,7 @@ class Hub:
                         feed.publish(frame)
                 log.info("upstream stream of %s ended; reopening", feed.spec.key)
             except grpc.aio.AioRpcError as exc:
+                failure = exc.code().name
                 if exc.code() not in RETRYABLE:
                     self._fail(feed, status_from_rpc_error(exc, feed.spec.target))
                     return
@@ -253,6 +259,7 @@ class Hub:
                     exc.code().name,
                 )
             except Exception:
+                failure = "INTERNAL"
                 # A message the edge cannot render must not leave subscribers waiting forever.
                 log.exception("feed %s failed", feed.spec.key)
                 self._fail(
@@ -261,6 +268,7 @@ class Hub:
                 return
             finally:
                 await _close_stream(stream)
+                end_span(span, failure, token)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 

@@ -245,6 +245,8 @@ class _Call:
             self._enter()
             started = time.perf_counter()
             self.figures.started()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("stream opened", extra={"fields": {"method": self.method}})
             try:
                 if streamed_requests:
                     request = _parsed(request)

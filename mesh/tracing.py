@@ -91,6 +91,23 @@ def start_server_span(
     return span, context.attach(trace.set_span_in_context(span))
 
 
+def start_client_span(name: str) -> tuple[Span, Token[Context]]:
+    """Start a client span under the current span (a new trace outside any), and make it current.
+
+    For a call this process makes on its own account, such as a stream it keeps open for
+    many clients; `outgoing` then carries the span to the service. `end_span` ends it.
+    """
+    if _recording:
+        span = _tracer.start_span(name, kind=SpanKind.CLIENT)
+    else:
+        current = trace.get_current_span().get_span_context()
+        trace_id = current.trace_id if current.is_valid else random.getrandbits(128)
+        span = trace.NonRecordingSpan(
+            trace.SpanContext(trace_id, random.getrandbits(64), is_remote=False)
+        )
+    return span, context.attach(trace.set_span_in_context(span))
+
+
 def _caller_trace_id(traceparent: str) -> int:
     """Return the trace id of a W3C `version-traceid-spanid-flags` value, 0 when malformed."""
     parts = traceparent.strip().split("-")

@@ -1,8 +1,9 @@
-"""Observe every HTTP request: its metrics by route template, and its trace.
+"""Observe every HTTP request (its metrics by route template, and its trace) and WebSocket.
 
 Each request runs in a server span continuing the browser's `traceparent` (or starting a
 trace); the answer carries the trace in `traceparent` and its id in `x-trace-id`, so a user's
-report can be matched to the log lines of every service that served it.
+report can be matched to the log lines of every service that served it. A WebSocket
+connection runs in one span as well, which the upstream streams it opens continue.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class ObserveMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._connection(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -59,3 +63,12 @@ class ObserveMiddleware:
                 span.update_name(f"HTTP {method} {route}")
                 span.set_attribute("http.status_code", status)
             end_span(span, f"HTTP {status}" if status >= 500 else None, token)
+
+    async def _connection(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run a WebSocket connection in one span: the streams it opens upstream continue it."""
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        span, token = start_server_span("WS /v1/ws", headers)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            end_span(span, None, token)

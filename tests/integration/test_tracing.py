@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from integration.test_edge_support import LiveMesh, live_mesh, signup
 from support import wait_for
@@ -74,3 +75,26 @@ def test_a_request_without_a_trace_starts_one_the_engine_logs(
     assert len(first) == 32 and int(first, 16) != 0
     wait_for(lambda: committed_in_engine(mesh, second), timeout=10, interval=0.1)
     assert [line["command"] for line in committed_in_engine(mesh, first)] == ["OpenPosition"]
+
+
+def test_a_websockets_trace_reaches_the_stream_it_opens_upstream(
+    traced: tuple[LiveMesh, str],
+) -> None:
+    mesh, _ = traced
+    with httpx.Client(base_url=mesh.url, timeout=15) as http:
+        token = signup(http, "traced-ws@example.com")
+    trace_id = secrets.token_hex(16)
+    headers = {"traceparent": f"00-{trace_id}-{'cd' * 8}-01"}
+    with connect(mesh.ws_url, additional_headers=headers, proxy=None) as ws:
+        ws.send(json.dumps({"op": "auth", "token": token}))
+        ws.send(json.dumps({"op": "subscribe", "channel": "events"}))
+
+        def opened_in_engine() -> list[dict[str, Any]]:
+            return [
+                line
+                for line in log_lines(mesh, "engine")
+                if line.get("trace_id") == trace_id and line["message"] == "stream opened"
+            ]
+
+        opened = wait_for(opened_in_engine, timeout=10, interval=0.1)
+    assert opened[0]["method"] == "/cfd.v1.TradingService/StreamEvents"
