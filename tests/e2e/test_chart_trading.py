@@ -1,4 +1,5 @@
-"""Trading from the chart in a real browser: price lines, dragging a stop, one-click orders."""
+"""Trading from the chart in a real browser: price lines, dragging a stop or an order, one-click
+orders, and editing a pending order."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def test_chart_shows_entry_tp_sl_liquidation_and_order_lines(mesh: Mesh, page: P
             "leverage": 5,
         },
     )
-    expect(chart_line(page, "order")).to_have_attribute("data-draggable", "false")
+    expect(chart_line(page, "order")).to_have_attribute("data-draggable", "true")
     expect(chart_line(page, "entry")).to_have_attribute("data-price", "64010.00")
     expect(chart_line(page, "takeProfit")).to_have_attribute("data-draggable", "true")
     expect(chart_line(page, "liquidation")).to_have_count(1)
@@ -105,6 +106,71 @@ def test_chart_shows_entry_tp_sl_liquidation_and_order_lines(mesh: Mesh, page: P
         expect(page.get_by_test_id(f"indicator-{name}")).to_have_attribute("aria-pressed", "true")
     ARTIFACTS.mkdir(exist_ok=True)
     page.get_by_test_id("chart").screenshot(path=str(ARTIFACTS / "chart-lines.png"))
+
+
+def place_limit(page: Page, mesh: Mesh, price: str) -> str:
+    """Place a BTCUSD buy limit through REST and wait for its line on the chart."""
+    page.get_by_test_id("instrument-BTCUSD").click()
+    order = {"symbol": "BTCUSD", "side": "SIDE_BUY", "type": "ORDER_TYPE_LIMIT",
+             "triggerPrice": price, "quantity": "0.02", "leverage": 5}  # fmt: skip
+    placed = rest(page, mesh, "POST", "/v1/orders", order)["order"]
+    expect(chart_line(page, "order")).to_have_attribute("data-price", price)
+    return str(placed["id"])
+
+
+def pending(page: Page, mesh: Mesh, order_id: str) -> dict[str, Any]:
+    orders = rest(page, mesh, "GET", "/v1/orders")["orders"]
+    found: dict[str, Any] = next(o for o in orders if o["id"] == order_id)
+    return found
+
+
+def test_dragging_a_pending_orders_line_moves_its_price_after_confirmation(
+    mesh: Mesh, page: Page
+) -> None:
+    mesh.publish("BTCUSD", "64000.00", "64010.00")
+    sign_up(page)
+    order_id = place_limit(page, mesh, "63800.00")
+    order_row = line_row(page, "order")
+    box = page.get_by_test_id("chart").bounding_box()
+    assert box is not None
+    # Further down the chart: a lower limit price, still below the ask.
+    drag(page, order_row, order_row + (box["y"] + box["height"] - order_row) / 3)
+    dialog = page.get_by_test_id("dialog-move-line")
+    expect(dialog).to_be_visible()
+    text = dialog.get_by_test_id("move-line-text")
+    expect(text).to_contain_text("Order price 63,800.00 → ")
+    new_price = Decimal(text.get_attribute("data-new-price") or "")
+    assert new_price < Decimal("63800.00")
+    dialog.get_by_test_id("move-line-confirm").click()
+    expect(dialog).to_be_hidden()
+    assert Decimal(pending(page, mesh, order_id)["triggerPrice"]) == new_price
+    expect(chart_line(page, "order")).to_have_attribute("data-price", f"{new_price:.2f}")
+
+
+def test_a_pending_order_is_edited_from_the_orders_table(mesh: Mesh, page: Page) -> None:
+    mesh.publish("BTCUSD", "64000.00", "64010.00")
+    sign_up(page)
+    order_id = place_limit(page, mesh, "63700.00")
+    page.get_by_role("tab", name="Orders (1)").click()
+    page.get_by_test_id("order-edit").click()
+    dialog = page.get_by_test_id("dialog-edit-order")
+    expect(dialog.get_by_test_id("edit-order-price")).to_have_value("63700.00")
+    # A price above the ask is no limit: refused, the dialog stays with the reason.
+    dialog.get_by_test_id("edit-order-price").fill("65000")
+    dialog.get_by_test_id("edit-order-submit").click()
+    expect(dialog.get_by_test_id("dialog-error")).to_be_visible()
+    assert pending(page, mesh, order_id)["triggerPrice"] == "63700.00"
+
+    dialog.get_by_test_id("edit-order-price").fill("63650.5")
+    dialog.get_by_test_id("edit-order-size").fill("0.03")
+    dialog.get_by_test_id("edit-order-sl").fill("62000")
+    dialog.get_by_test_id("edit-order-submit").click()
+    expect(dialog).to_be_hidden()
+    order = pending(page, mesh, order_id)
+    assert (order["triggerPrice"], order["quantity"], order["stopLoss"]) == (
+        "63650.50", "0.0300", "62000.00"
+    )
+    expect(page.get_by_test_id("order-row")).to_contain_text("63,650.50")
 
 
 def test_dragging_the_stop_loss_line_modifies_the_position_after_confirmation(

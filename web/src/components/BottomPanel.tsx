@@ -20,6 +20,7 @@ import { newClientOrderId } from "../lib/ids";
 import type { Order, Position } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
+import { OrderDialog } from "./OrderDialog";
 import { type PositionAction, PositionDialog } from "./PositionDialogs";
 import type { Actions } from "./TradingScreen";
 
@@ -206,6 +207,9 @@ function PositionsTable({ api, instruments, quotes, positions, actions }: Bottom
 function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [editing, setEditing] = useState<string | null>(null);
+  // The order may fill, expire or be cancelled while its dialog is open: the dialog goes too.
+  const edited = editing === null ? undefined : orders.find((o) => o.id === editing);
   if (orders.length === 0) {
     return <p className="empty" data-testid="orders-empty">No pending orders</p>;
   }
@@ -264,6 +268,16 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
                 <td className="row-actions">
                   <button
                     type="button"
+                    className="small"
+                    disabled={busy === order.id}
+                    onClick={() => setEditing(order.id)}
+                    data-testid="order-edit"
+                    aria-label={`Edit ${order.symbol} ${formatOrderType(order.type).toLowerCase()} order`}
+                  >
+                    Edit
+                  </button>
+                  <button
+                    type="button"
                     className="small danger"
                     disabled={busy === order.id}
                     onClick={() => void cancel(order)}
@@ -278,6 +292,9 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
           })}
         </tbody>
       </table>
+      {edited !== undefined && (
+        <OrderDialog api={api} order={edited} actions={actions} onClose={() => setEditing(null)} />
+      )}
     </div>
   );
 }

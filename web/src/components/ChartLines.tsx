@@ -19,7 +19,11 @@ import type { Actions } from "./TradingScreen";
 /** How close, in pixels, the pointer must come to a line to grab it. */
 const GRAB_TOLERANCE_PX = 6;
 
-const FIELD_LABELS = { takeProfit: "Take profit", stopLoss: "Stop loss" } as const;
+const FIELD_LABELS = {
+  takeProfit: "Take profit",
+  stopLoss: "Stop loss",
+  triggerPrice: "Order price",
+} as const;
 
 export interface LineMove {
   readonly line: ChartLine;
@@ -37,8 +41,9 @@ interface ChartLinesProps {
 }
 
 /**
- * Draw the position and order lines on the chart, let the pointer drag a take profit or stop
- * loss, and ask before sending the change. A cancelled or failed move puts the line back.
+ * Draw the position and order lines on the chart, let the pointer drag a take profit, a stop
+ * loss or a pending order's price, and ask before sending the change. A cancelled or failed
+ * move puts the line back.
  */
 export function ChartLines({ chart, series, container, lines, view, api, actions }: ChartLinesProps) {
   const handles = useRef(new Map<string, IPriceLine>());
@@ -198,10 +203,18 @@ export function ChartLines({ chart, series, container, lines, view, api, actions
           onConfirm={async () => {
             const drag = move.line.drag;
             if (drag === undefined) return;
-            await api.modifyPosition(drag.positionId, {
-              [drag.field]: move.to.toPlainString(),
-              clientOrderId: newClientOrderId(),
-            });
+            const price = move.to.toPlainString();
+            if ("orderId" in drag) {
+              await api.modifyOrder(drag.orderId, {
+                triggerPrice: price,
+                clientOrderId: newClientOrderId(),
+              });
+            } else {
+              await api.modifyPosition(drag.positionId, {
+                [drag.field]: price,
+                clientOrderId: newClientOrderId(),
+              });
+            }
             pinned.current = null;
             await actions.refreshAccount();
             setMove(null);

@@ -1,12 +1,12 @@
-import { type FormEvent, useId, useRef, useState } from "react";
+import { useRef, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
-import { ApiError, describeError, fieldSentence } from "../lib/errors";
 import { formatExactMoney, formatPrice, formatQuantity, formatSide } from "../lib/format";
 import { newClientOrderId } from "../lib/ids";
 import type { ModifyPositionRequest, Position } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { Dialog } from "./Dialog";
+import { DecimalInput, FormActions, FormError, useSubmit } from "./forms";
 import type { Actions } from "./TradingScreen";
 
 export type PositionAction = "stops" | "margin" | "close";
@@ -18,69 +18,6 @@ interface PositionDialogProps {
   readonly action: PositionAction;
   readonly actions: Actions;
   readonly onClose: () => void;
-}
-
-function describeFailure(error: unknown): string {
-  if (error instanceof ApiError) {
-    const details = error.fieldViolations
-      .filter((v) => v.description !== "")
-      .map((v) => fieldSentence(v.field.replace(/_/g, " "), v.description));
-    return details.length > 0 ? `${error.describe()}: ${details.join("; ")}` : error.describe();
-  }
-  return describeError(error);
-}
-
-/** Run a form's action, keeping the dialog open with the reason when it fails. */
-function useSubmit(run: () => Promise<void>, onDone: () => void) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await run();
-      onDone();
-    } catch (failure) {
-      setError(describeFailure(failure));
-      setBusy(false);
-    }
-  };
-  return { busy, error, submit };
-}
-
-interface DecimalInputProps {
-  readonly label: string;
-  readonly value: string;
-  readonly onChange: (value: string) => void;
-  readonly testId: string;
-  readonly autoFocus?: boolean;
-}
-
-function DecimalInput({ label, value, onChange, testId, autoFocus = false }: DecimalInputProps) {
-  const id = useId();
-  return (
-    <>
-      <label htmlFor={id}>{label}</label>
-      <input
-        id={id}
-        inputMode="decimal"
-        autoComplete="off"
-        value={value}
-        onChange={(event) => onChange(event.target.value)}
-        data-testid={testId}
-        autoFocus={autoFocus}
-      />
-    </>
-  );
-}
-
-function FormError({ error }: { readonly error: string | null }) {
-  return error === null ? null : (
-    <p className="form-error" role="alert" data-testid="dialog-error">
-      {error}
-    </p>
-  );
 }
 
 function digitsOf(view: InstrumentView | undefined): number {
@@ -133,14 +70,7 @@ function StopsForm({ api, position, actions, onClose }: PositionDialogProps) {
         />
       ))}
       <FormError error={error} />
-      <div className="dialog-actions">
-        <button type="button" className="ghost" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy} data-testid="modify-submit">
-          Save
-        </button>
-      </div>
+      <FormActions busy={busy} label="Save" testId="modify-submit" onCancel={onClose} />
     </form>
   );
 }
@@ -170,14 +100,7 @@ function MarginForm({ api, position, view, actions, onClose }: PositionDialogPro
         autoFocus
       />
       <FormError error={error} />
-      <div className="dialog-actions">
-        <button type="button" className="ghost" onClick={onClose}>
-          Cancel
-        </button>
-        <button type="submit" className="primary" disabled={busy} data-testid="margin-submit">
-          Add margin
-        </button>
-      </div>
+      <FormActions busy={busy} label="Add margin" testId="margin-submit" onCancel={onClose} />
     </form>
   );
 }

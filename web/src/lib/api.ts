@@ -11,6 +11,7 @@ import type {
   ClosePositionResponse,
   Instrument,
   ListHistoryResponse,
+  ModifyOrderRequest,
   ModifyPositionRequest,
   OpenPositionRequest,
   Order,
@@ -326,6 +327,15 @@ export class ApiClient {
   async listOrders(): Promise<readonly Order[]> {
     const response = await this.request<{ orders?: Order[] }>("GET", "/v1/orders");
     return response.orders ?? [];
+  }
+
+  async modifyOrder(orderId: string, request: ModifyOrderRequest): Promise<Order> {
+    const response = await this.request<{ order: Order }>(
+      "PATCH",
+      `/v1/orders/${encodeURIComponent(orderId)}`,
+      { body: request },
+    );
+    return response.order;
   }
 
   async cancelOrder(orderId: string, clientOrderId?: string): Promise<Order> {

@@ -9,6 +9,11 @@ export type LineKind = "entry" | "takeProfit" | "stopLoss" | "trailing" | "liqui
 /** The fields of a position that a drag on the chart may change. */
 export type DraggableField = "takeProfit" | "stopLoss";
 
+/** What a drag changes: a position's take profit or stop loss, or a pending order's trigger. */
+export type LineDrag =
+  | { readonly positionId: string; readonly field: DraggableField }
+  | { readonly orderId: string; readonly field: "triggerPrice" };
+
 export interface ChartLine {
   /** Stable across updates, so that a line is moved rather than redrawn. */
   readonly key: string;
@@ -18,8 +23,8 @@ export interface ChartLine {
   readonly title: string;
   readonly color: string;
   readonly dashed: boolean;
-  /** Set on the lines a drag may move: the position and the field it changes. */
-  readonly drag?: { readonly positionId: string; readonly field: DraggableField };
+  /** Set on the lines a drag may move: the position or order and the field it changes. */
+  readonly drag?: LineDrag;
 }
 
 export const LINE_COLORS: Readonly<Record<LineKind, string>> = {
@@ -81,14 +86,15 @@ export function positionLines(position: Position): ChartLine[] {
   return lines;
 }
 
-/** The trigger line of a pending order (not draggable: orders cannot be modified yet). */
+/** The trigger line of a pending order; a drag moves the trigger price. */
 export function orderLine(order: Order): ChartLine {
   const size =
     order.quantity !== undefined && order.quantity !== ""
       ? formatQuantity(order.quantity)
       : `${order.margin ?? ""} USD`;
   const title = `${formatSide(order.side)} ${formatOrderType(order.type).toLowerCase()} ${size}`;
-  return line(`${order.id}:order`, "order", order.triggerPrice, title);
+  const drag = { orderId: order.id, field: "triggerPrice" } as const;
+  return line(`${order.id}:order`, "order", order.triggerPrice, title, drag);
 }
 
 /** Every line of a symbol's open positions and pending orders. */

@@ -189,6 +189,17 @@ export interface ModifyPositionRequest {
   readonly clientOrderId?: string;
 }
 
+/** A pending order's changes: an absent field stays, an empty TP/SL/trailing is cleared. */
+export type ModifyOrderRequest = Partial<
+  Pick<
+    Order,
+    "triggerPrice" | "quantity" | "margin" | "takeProfit" | "stopLoss" | "trailingDistance" | "expireTime"
+  >
+> & {
+  readonly clearExpireTime?: boolean;
+  readonly clientOrderId?: string;
+};
+
 export interface ClosePositionResponse {
   readonly position: Position;
   readonly closedQuantity: string;

@@ -51,12 +51,12 @@ describe("chart lines", () => {
     expect(chartLines("BTCUSD", [bare, other], []).map((l) => l.key)).toEqual(["p1:entry"]);
   });
 
-  it("draws a pending order's trigger, not draggable, sized by quantity or margin", () => {
+  it("draws a pending order's trigger, draggable, sized by quantity or margin", () => {
     const byMargin: Order = { ...order, id: "o2", quantity: undefined, margin: "250" };
     const lines = chartLines("BTCUSD", [], [order, byMargin, { ...order, id: "o3", symbol: "SOLUSD" }]);
     expect(lines.map((l) => [l.title, l.price, l.drag])).toEqual([
-      ["Sell limit 0.2", "65000.00", undefined],
-      ["Sell limit 250 USD", "65000.00", undefined],
+      ["Sell limit 0.2", "65000.00", { orderId: order.id, field: "triggerPrice" }],
+      ["Sell limit 250 USD", "65000.00", { orderId: "o2", field: "triggerPrice" }],
     ]);
   });
 

@@ -1,0 +1,88 @@
+/** The parts every trading form shares: a decimal field, its error line, and submitting. */
+
+import { type FormEvent, useId, useState } from "react";
+import { ApiError, describeError, fieldSentence } from "../lib/errors";
+
+export function describeFailure(error: unknown): string {
+  if (error instanceof ApiError) {
+    const details = error.fieldViolations
+      .filter((v) => v.description !== "")
+      .map((v) => fieldSentence(v.field.replace(/_/g, " "), v.description));
+    return details.length > 0 ? `${error.describe()}: ${details.join("; ")}` : error.describe();
+  }
+  return describeError(error);
+}
+
+/** Run a form's action, keeping the dialog open with the reason when it fails. */
+export function useSubmit(run: () => Promise<void>, onDone: () => void) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await run();
+      onDone();
+    } catch (failure) {
+      setError(describeFailure(failure));
+      setBusy(false);
+    }
+  };
+  return { busy, error, submit };
+}
+
+export interface DecimalInputProps {
+  readonly label: string;
+  readonly value: string;
+  readonly onChange: (value: string) => void;
+  readonly testId: string;
+  readonly autoFocus?: boolean;
+}
+
+export function DecimalInput({ label, value, onChange, testId, autoFocus = false }: DecimalInputProps) {
+  const id = useId();
+  return (
+    <>
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        inputMode="decimal"
+        autoComplete="off"
+        value={value}
+        onChange={(event) => onChange(event.target.value)}
+        data-testid={testId}
+        autoFocus={autoFocus}
+      />
+    </>
+  );
+}
+
+export function FormError({ error }: { readonly error: string | null }) {
+  return error === null ? null : (
+    <p className="form-error" role="alert" data-testid="dialog-error">
+      {error}
+    </p>
+  );
+}
+
+interface FormActionsProps {
+  readonly busy: boolean;
+  readonly label: string;
+  readonly testId: string;
+  readonly onCancel: () => void;
+}
+
+/** A dialog form's buttons: Cancel, and the submit button named for what it does. */
+export function FormActions({ busy, label, testId, onCancel }: FormActionsProps) {
+  return (
+    <div className="dialog-actions">
+      <button type="button" className="ghost" onClick={onCancel}>
+        Cancel
+      </button>
+      <button type="submit" className="primary" disabled={busy} data-testid={testId}>
+        {label}
+      </button>
+    </div>
+  );
+}
