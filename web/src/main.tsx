@@ -2,6 +2,7 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
 import { ApiClient } from "./lib/api";
+import { emailLinkOf } from "./lib/security";
 import { SessionStore } from "./lib/session";
 import "./styles.css";
 
@@ -14,6 +15,12 @@ function browserStorage(): Storage | null {
 }
 
 const storage = browserStorage();
+// A mailed link carries its token in the fragment: read it once, then drop it from the address
+// bar so that neither a reload nor the history replays it.
+const link = emailLinkOf(window.location.hash);
+if (link !== null) {
+  window.history.replaceState(null, "", window.location.pathname + window.location.search);
+}
 const api = new ApiClient("", (input, init) => fetch(input, init), new SessionStore(storage));
 const root = document.getElementById("root");
 if (root === null) {
@@ -21,6 +28,6 @@ if (root === null) {
 }
 createRoot(root).render(
   <StrictMode>
-    <App api={api} storage={storage} />
+    <App api={api} storage={storage} link={link} />
   </StrictMode>,
 );

@@ -2,6 +2,7 @@ import { type FormEvent, useId, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
 import { secondFactorOf } from "../lib/security";
+import { ForgotPasswordForm } from "./EmailLinks";
 
 type Mode = "signin" | "signup";
 
@@ -39,6 +40,7 @@ export function AuthScreen({ api }: AuthScreenProps) {
   // Set once the server answered TOTP_REQUIRED: the password was right, a code is missing.
   const [needsCode, setNeedsCode] = useState(false);
   const [code, setCode] = useState("");
+  const [forgot, setForgot] = useState(false);
   const codeId = useId();
   const emailId = useId();
   const passwordId = useId();
@@ -87,6 +89,14 @@ export function AuthScreen({ api }: AuthScreenProps) {
     setFieldErrors({});
     setFormError(null);
   };
+
+  if (forgot) {
+    return (
+      <main className="auth">
+        <ForgotPasswordForm api={api} email={email} onBack={() => setForgot(false)} />
+      </main>
+    );
+  }
 
   return (
     <main className="auth">
@@ -170,6 +180,11 @@ export function AuthScreen({ api }: AuthScreenProps) {
           {busy ? "Please wait…" : mode === "signup" ? "Create account" : "Sign in"}
         </button>
         {mode === "signup" && <p className="hint">New accounts start with a demo balance.</p>}
+        {mode === "signin" && (
+          <button type="button" className="link" onClick={() => setForgot(true)} data-testid="auth-forgot">
+            Forgot your password?
+          </button>
+        )}
       </form>
     </main>
   );

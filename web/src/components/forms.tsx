@@ -40,15 +40,32 @@ export interface DecimalInputProps {
   readonly autoFocus?: boolean;
 }
 
-export function DecimalInput({ label, value, onChange, testId, autoFocus = false }: DecimalInputProps) {
+interface TextFieldProps extends DecimalInputProps {
+  readonly type?: "text" | "email" | "password";
+  readonly autoComplete?: string;
+  readonly inputMode?: "decimal" | "numeric" | "email";
+}
+
+/** A labelled input: the label names it, for screen readers and tests alike. */
+export function TextField({
+  label,
+  value,
+  onChange,
+  testId,
+  autoFocus = false,
+  type = "text",
+  autoComplete = "off",
+  inputMode,
+}: TextFieldProps) {
   const id = useId();
   return (
     <>
       <label htmlFor={id}>{label}</label>
       <input
         id={id}
-        inputMode="decimal"
-        autoComplete="off"
+        type={type}
+        inputMode={inputMode}
+        autoComplete={autoComplete}
         value={value}
         onChange={(event) => onChange(event.target.value)}
         data-testid={testId}
@@ -56,6 +73,11 @@ export function DecimalInput({ label, value, onChange, testId, autoFocus = false
       />
     </>
   );
+}
+
+/** A labelled field for an exact decimal, typed as text. */
+export function DecimalInput(props: DecimalInputProps) {
+  return <TextField {...props} inputMode="decimal" />;
 }
 
 export function FormError({ error }: { readonly error: string | null }) {

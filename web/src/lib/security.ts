@@ -79,3 +79,47 @@ export function secondFactorOf(code: string): SecondFactor {
   const trimmed = code.trim();
   return /^\d{6}$/.test(trimmed) ? { totpCode: trimmed } : { recoveryCode: trimmed };
 }
+
+/** What a link mailed by the accounts service asks the page to do. */
+export interface EmailLink {
+  readonly kind: "verify-email" | "reset-password";
+  readonly token: string;
+}
+
+/**
+ * Read a mailed link's fragment (`#verify-email=<token>` or `#reset-password=<token>`); null
+ * for any other fragment. The token travels in the fragment so that it never reaches a server
+ * log as part of a URL.
+ */
+export function emailLinkOf(hash: string): EmailLink | null {
+  const match = /^#(verify-email|reset-password)=([A-Za-z0-9_.~-]{1,512})$/.exec(hash);
+  if (match === null) return null;
+  const kind = match[1] === "verify-email" ? "verify-email" : "reset-password";
+  return { kind, token: match[2] ?? "" };
+}
+
+/** Confirm the email address with the token of a verification link. */
+export async function verifyEmail(api: ApiClient, token: string): Promise<void> {
+  await api.request("POST", "/v1/auth/verifyEmail", { body: { token }, auth: false });
+}
+
+/** Mail the signed-in user a new verification link. */
+export async function resendVerification(api: ApiClient): Promise<void> {
+  await api.request("POST", "/v1/users/me:resendVerification", { body: {} });
+}
+
+/** Ask for a reset link; the answer is the same whether or not the address has an account. */
+export async function requestPasswordReset(api: ApiClient, email: string): Promise<void> {
+  await api.request("POST", "/v1/auth/requestPasswordReset", {
+    body: { email },
+    auth: false,
+  });
+}
+
+/** Set a new password with the token of a reset link; every session of the user ends. */
+export async function resetPassword(api: ApiClient, token: string, newPassword: string): Promise<void> {
+  await api.request("POST", "/v1/auth/resetPassword", {
+    body: { token, newPassword },
+    auth: false,
+  });
+}

@@ -13,6 +13,8 @@ export interface User {
   readonly email: string;
   readonly createTime?: string;
   readonly totpEnabled?: boolean;
+  /** Whether the user proved the address is theirs (absent: not yet). */
+  readonly emailVerified?: boolean;
 }
 
 export interface AuthResponse {

@@ -4,10 +4,15 @@ import {
   changePassword,
   confirmTotp,
   disableTotp,
+  emailLinkOf,
   enrolTotp,
   listSessions,
+  requestPasswordReset,
+  resendVerification,
+  resetPassword,
   revokeSession,
   secondFactorOf,
+  verifyEmail,
 } from "../../src/lib/security";
 import { type KeyValueStorage, SessionStore } from "../../src/lib/session";
 
@@ -133,5 +138,44 @@ describe("account security calls", () => {
       { email: "a@b.co", password: "pw", totpCode: "123456" },
       { email: "a@b.co", password: "pw", recoveryCode: "aaaa-bbbb-cccc-dddd" },
     ]);
+  });
+});
+
+describe("mailed links", () => {
+  it("reads a verification or reset token from the fragment, and nothing else", () => {
+    expect(emailLinkOf("#verify-email=abc_DEF-1.2~")).toEqual({ kind: "verify-email", token: "abc_DEF-1.2~" });
+    expect(emailLinkOf("#reset-password=t0k")).toEqual({ kind: "reset-password", token: "t0k" });
+    for (const other of ["", "#", "#verify-email=", "#reset-password=a b", "#other=abc", "#verify-email=a&x=1"]) {
+      expect(emailLinkOf(other)).toBeNull();
+    }
+  });
+
+  it("sends the link's token without an access token, and resends with one", async () => {
+    const { api, calls } = client({
+      "/v1/auth/verifyEmail": () => json(200, {}),
+      "/v1/auth/requestPasswordReset": () => json(200, {}),
+      "/v1/auth/resetPassword": () => json(200, {}),
+      "/v1/users/me:resendVerification": () => json(200, {}),
+    });
+    await verifyEmail(api, "v1");
+    await requestPasswordReset(api, "a@b.co");
+    await resetPassword(api, "r1", "new passphrase");
+    await resendVerification(api);
+    expect(calls.map((call) => [call.url.replace("https://api.test", ""), call.auth, call.body])).toEqual([
+      ["/v1/auth/verifyEmail", null, { token: "v1" }],
+      ["/v1/auth/requestPasswordReset", null, { email: "a@b.co" }],
+      ["/v1/auth/resetPassword", null, { token: "r1", newPassword: "new passphrase" }],
+      ["/v1/users/me:resendVerification", "Bearer access-1", {}],
+    ]);
+  });
+
+  it("surfaces a used reset token's reason", async () => {
+    const { api } = client({
+      "/v1/auth/resetPassword": () =>
+        json(400, { code: 9, message: "this link was already used", details: [
+          { "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "EMAIL_TOKEN_USED", domain: "cfd" },
+        ] }),
+    });
+    await expect(resetPassword(api, "r1", "new passphrase")).rejects.toMatchObject({ reason: "EMAIL_TOKEN_USED" });
   });
 });
