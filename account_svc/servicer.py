@@ -136,6 +136,7 @@ def _user_message(user: User) -> account_pb2.User:
         email=user.email,
         create_time=_timestamp(user.create_time_ms),
         totp_enabled=user.totp_enabled,
+        email_verified=user.email_verified,
     )
 
 
@@ -255,6 +256,40 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         with _database_unavailable_as_api_error():
             await self._accounts.revoke_session(subject(), request.session_id)
         return account_pb2.RevokeSessionResponse()
+
+    async def VerifyEmail(
+        self, request: account_pb2.VerifyEmailRequest, context: Context
+    ) -> account_pb2.VerifyEmailResponse:
+        """Verify an email address with the emailed token."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.verify_email(request.token, self._client(context))
+        return account_pb2.VerifyEmailResponse()
+
+    async def ResendVerification(
+        self, request: account_pb2.ResendVerificationRequest, context: Context
+    ) -> account_pb2.ResendVerificationResponse:
+        """Mail the caller a new verification link."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.resend_verification(subject())
+        return account_pb2.ResendVerificationResponse()
+
+    async def RequestPasswordReset(
+        self, request: account_pb2.RequestPasswordResetRequest, context: Context
+    ) -> account_pb2.RequestPasswordResetResponse:
+        """Mail a reset link to the address if it has an account; answer alike either way."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.request_password_reset(request.email, self._client(context))
+        return account_pb2.RequestPasswordResetResponse()
+
+    async def ResetPassword(
+        self, request: account_pb2.ResetPasswordRequest, context: Context
+    ) -> account_pb2.ResetPasswordResponse:
+        """Set a new password with an emailed reset token and revoke every session."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.reset_password(
+                request.token, request.new_password, self._client(context)
+            )
+        return account_pb2.ResetPasswordResponse()
 
     async def EnrolTotp(
         self, request: account_pb2.EnrolTotpRequest, context: Context
