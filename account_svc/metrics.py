@@ -10,7 +10,8 @@ SIGNINS = Counter(
 )
 RATE_LIMITED = Counter(
     "cfd_accounts_rate_limited",
-    "Attempts refused by a rate limit, by action (signup, signin) and key (address, email).",
+    "Attempts refused by a rate limit, by action (signup, signin, refresh, email, mail) and key "
+    "(address, email, user).",
     ["action", "key"],
 )
 
