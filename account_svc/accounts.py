@@ -18,6 +18,7 @@ from account_svc.config import Limit, RateLimits
 from account_svc.email_identity import EmailIdentity
 from account_svc.email_tokens import RESET_PASSWORD, VERIFY_EMAIL
 from account_svc.issuer import TokenIssuer
+from account_svc.notifications import Kind, NotificationSettings, start_following
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import Provisioner
 from account_svc.sessions import (
@@ -132,6 +133,7 @@ class Accounts:
         totp: TotpStore,
         secret_box: SecretBox,
         email: EmailIdentity,
+        notifications: NotificationSettings,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._users = users
@@ -146,6 +148,7 @@ class Accounts:
         self._totp = totp
         self._secret_box = secret_box
         self._email = email
+        self._notifications = notifications
         self._clock = clock
 
     async def _limit(self, key: str, limit: Limit) -> None:
@@ -177,20 +180,20 @@ class Accounts:
     ) -> Session:
         """Create the user and their trading account (with the demo balance), and sign in.
 
-        The verification message is queued in the transaction that creates the user.
+        The verification message is queued, and trading notifications start, in the
+        transaction that creates the user.
         """
         await self._limit(f"signup:address:{client}", self._limits.signup_per_address)
         email, password = require_credentials(email, password)
         await self._limit(f"signup:email:{email}", self._limits.signup_per_email)
         password_hash = await self._hasher.hash(password)
 
-        async def send_verification(conn: AsyncConnection, user: User) -> None:
+        async def on_created(conn: AsyncConnection, user: User) -> None:
             await self._email.send_verification(conn, user.id, user.email)
+            await start_following(conn, user.id, user.create_time_ms)
 
         try:
-            user = await self._users.create(
-                email, password_hash, self._demo_balance, send_verification
-            )
+            user = await self._users.create(email, password_hash, self._demo_balance, on_created)
             _log.info("user signed up", extra={"fields": {"user_id": user.id}})
             metrics.SIGNUPS.inc()
         except EmailTakenError:
@@ -485,6 +488,16 @@ class Accounts:
     async def _revoke_all_sessions(self, user_id: str) -> int:
         sessions = await self._sessions.list_sessions(user_id)
         return await self._revoke_sessions(user_id, [s.id for s in sessions])
+
+    async def notification_settings(self, user_id: str) -> dict[Kind, bool]:
+        """Return the user's switch of each kind of trading notification."""
+        return await self._notifications.get((await self.get_user(user_id)).id)
+
+    async def update_notification_settings(
+        self, user_id: str, changes: list[tuple[Kind, bool]]
+    ) -> dict[Kind, bool]:
+        """Switch kinds of trading notification on or off; return every kind's switch."""
+        return await self._notifications.update((await self.get_user(user_id)).id, changes)
 
     async def get_user(self, user_id: str) -> User:
         """Return the user with this id (the subject of a verified access token)."""

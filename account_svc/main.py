@@ -19,6 +19,12 @@ from account_svc.email_tokens import load_signer
 from account_svc.issuer import load_issuer
 from account_svc.keys import KeyFileError
 from account_svc.mail import open_transport
+from account_svc.notifications import (
+    FOLLOW_INTERVAL_S,
+    GrpcEventSource,
+    NotificationSettings,
+    Notifier,
+)
 from account_svc.outbox import EmailOutbox, Postman
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import GrpcEngineAccounts, Provisioner
@@ -123,7 +129,9 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
             verify_ttl_s=config.verify_email_ttl_s,
             reset_ttl_s=config.password_reset_ttl_s,
         ),
+        notifications=NotificationSettings(engine),
     )
+    notifier = Notifier(engine, GrpcEventSource(channel, issuer))
     postman = Postman(
         EmailOutbox(engine), open_transport(config.mail, settings.data_dir), config.mail.sender
     )
@@ -145,6 +153,11 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         tasks.append(
             asyncio.create_task(_every(MAIL_SWEEP_INTERVAL_S, postman.run_due, "email outbox"))
         )
+        tasks.append(
+            asyncio.create_task(
+                _every(FOLLOW_INTERVAL_S, notifier.follow_new_users, "trading notifications")
+            )
+        )
         if not settings.redis_url:
             tasks.append(
                 asyncio.create_task(
@@ -158,6 +171,7 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await notifier.aclose()
         await channel.close()
         await sessions.aclose()
         await limiter.aclose()

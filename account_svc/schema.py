@@ -180,6 +180,30 @@ email_outbox_table = Table(
 )
 
 
+# Email notifications of trading events: a row per (user, kind) the user changed; a kind
+# without a row is on.
+notification_settings_table = Table(
+    "account_notification_settings",
+    metadata,
+    Column("user_id", String(36), ForeignKey("account_users.id"), primary_key=True),
+    # The NotificationKind name, e.g. NOTIFICATION_KIND_STOP_LOSS.
+    Column("kind", String(40), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+)
+
+# How far the notifier has read each user's engine event stream: the (sequence, index) of
+# the last event handled. Events older than ``since_ms`` (before the user was first followed)
+# are passed over without a message.
+notification_cursors_table = Table(
+    "account_notification_cursors",
+    metadata,
+    Column("user_id", String(36), ForeignKey("account_users.id"), primary_key=True),
+    Column("sequence", BigInteger, nullable=False),
+    Column("event_index", Integer, nullable=False),
+    Column("since_ms", BigInteger, nullable=False),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     for table in (
         users_table,
@@ -204,7 +228,13 @@ def _v4_totp(conn: Connection) -> None:
 
 
 def _v5_email(conn: Connection) -> None:
-    for table in (email_verifications_table, email_tokens_table, email_outbox_table):
+    for table in (
+        email_verifications_table,
+        email_tokens_table,
+        email_outbox_table,
+        notification_settings_table,
+        notification_cursors_table,
+    ):
         table.create(conn)
 
 

@@ -21,7 +21,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -29,6 +29,7 @@ import sqlalchemy.exc
 from google.protobuf import timestamp_pb2
 
 from account_svc.accounts import Accounts, ActiveSession, SecondFactor, Session
+from account_svc.notifications import Kind
 from account_svc.users import User
 from cfd.v1 import account_pb2, account_pb2_grpc
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER, subject
@@ -138,6 +139,13 @@ def _user_message(user: User) -> account_pb2.User:
         totp_enabled=user.totp_enabled,
         email_verified=user.email_verified,
     )
+
+
+def _settings(switches: Mapping[Kind, bool]) -> list[account_pb2.NotificationSetting]:
+    return [
+        account_pb2.NotificationSetting(kind=kind, enabled=enabled)
+        for kind, enabled in switches.items()
+    ]
 
 
 def _session_fields(session: Session) -> dict[str, Any]:
@@ -290,6 +298,23 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
                 request.token, request.new_password, self._client(context)
             )
         return account_pb2.ResetPasswordResponse()
+
+    async def GetNotificationSettings(
+        self, request: account_pb2.GetNotificationSettingsRequest, context: Context
+    ) -> account_pb2.GetNotificationSettingsResponse:
+        """Return the caller's notification switches."""
+        with _database_unavailable_as_api_error():
+            switches = await self._accounts.notification_settings(subject())
+        return account_pb2.GetNotificationSettingsResponse(settings=_settings(switches))
+
+    async def UpdateNotificationSettings(
+        self, request: account_pb2.UpdateNotificationSettingsRequest, context: Context
+    ) -> account_pb2.UpdateNotificationSettingsResponse:
+        """Switch kinds of notification on or off."""
+        changes = [(setting.kind, setting.enabled) for setting in request.settings]
+        with _database_unavailable_as_api_error():
+            switches = await self._accounts.update_notification_settings(subject(), changes)
+        return account_pb2.UpdateNotificationSettingsResponse(settings=_settings(switches))
 
     async def EnrolTotp(
         self, request: account_pb2.EnrolTotpRequest, context: Context

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,46 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _NotificationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NotificationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOTIFICATION_KIND_UNSPECIFIED: _NotificationKind.ValueType  # 0
+    """Not set; refused."""
+    NOTIFICATION_KIND_LIQUIDATION: _NotificationKind.ValueType  # 1
+    """A position was liquidated."""
+    NOTIFICATION_KIND_TAKE_PROFIT: _NotificationKind.ValueType  # 2
+    """A position's take profit closed it."""
+    NOTIFICATION_KIND_STOP_LOSS: _NotificationKind.ValueType  # 3
+    """A position's stop loss closed it."""
+    NOTIFICATION_KIND_TRAILING_STOP: _NotificationKind.ValueType  # 4
+    """A position's trailing stop closed it."""
+    NOTIFICATION_KIND_ORDER_FILLED: _NotificationKind.ValueType  # 5
+    """A pending order triggered and opened a position."""
+    NOTIFICATION_KIND_ORDER_REJECTED: _NotificationKind.ValueType  # 6
+    """A pending order triggered but was rejected."""
+
+class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
+    """A trading event the user can be told of by email."""
+
+NOTIFICATION_KIND_UNSPECIFIED: NotificationKind.ValueType  # 0
+"""Not set; refused."""
+NOTIFICATION_KIND_LIQUIDATION: NotificationKind.ValueType  # 1
+"""A position was liquidated."""
+NOTIFICATION_KIND_TAKE_PROFIT: NotificationKind.ValueType  # 2
+"""A position's take profit closed it."""
+NOTIFICATION_KIND_STOP_LOSS: NotificationKind.ValueType  # 3
+"""A position's stop loss closed it."""
+NOTIFICATION_KIND_TRAILING_STOP: NotificationKind.ValueType  # 4
+"""A position's trailing stop closed it."""
+NOTIFICATION_KIND_ORDER_FILLED: NotificationKind.ValueType  # 5
+"""A pending order triggered and opened a position."""
+NOTIFICATION_KIND_ORDER_REJECTED: NotificationKind.ValueType  # 6
+"""A pending order triggered but was rejected."""
+Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
 
 @_typing.final
 class User(_message.Message):
@@ -670,6 +711,121 @@ class ResetPasswordResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResetPasswordResponse: _TypeAlias = ResetPasswordResponse  # noqa: Y015
+
+@_typing.final
+class NotificationSetting(_message.Message):
+    """Whether one kind of notification is emailed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    kind: Global___NotificationKind.ValueType
+    """The kind of event."""
+    enabled: _builtins.bool
+    """Whether such events are emailed."""
+    def __init__(
+        self,
+        *,
+        kind: Global___NotificationKind.ValueType = ...,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotificationSetting: _TypeAlias = NotificationSetting  # noqa: Y015
+
+@_typing.final
+class GetNotificationSettingsRequest(_message.Message):
+    """Request of AccountService.GetNotificationSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNotificationSettingsRequest: _TypeAlias = GetNotificationSettingsRequest  # noqa: Y015
+
+@_typing.final
+class GetNotificationSettingsResponse(_message.Message):
+    """Result of AccountService.GetNotificationSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotificationSetting]:
+        """Every kind, in the order of the enum."""
+
+    def __init__(
+        self,
+        *,
+        settings: _abc.Iterable[Global___NotificationSetting] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetNotificationSettingsResponse: _TypeAlias = GetNotificationSettingsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateNotificationSettingsRequest(_message.Message):
+    """Request of AccountService.UpdateNotificationSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotificationSetting]:
+        """The kinds to change, each at most once."""
+
+    def __init__(
+        self,
+        *,
+        settings: _abc.Iterable[Global___NotificationSetting] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateNotificationSettingsRequest: _TypeAlias = UpdateNotificationSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateNotificationSettingsResponse(_message.Message):
+    """Result of AccountService.UpdateNotificationSettings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotificationSetting]:
+        """Every kind after the change, in the order of the enum."""
+
+    def __init__(
+        self,
+        *,
+        settings: _abc.Iterable[Global___NotificationSetting] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateNotificationSettingsResponse: _TypeAlias = UpdateNotificationSettingsResponse  # noqa: Y015
 
 @_typing.final
 class EnrolTotpRequest(_message.Message):

@@ -97,6 +97,16 @@ class AccountServiceStub:
                 request_serializer=cfd_dot_v1_dot_account__pb2.ResetPasswordRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_account__pb2.ResetPasswordResponse.FromString,
                 _registered_method=True)
+        self.GetNotificationSettings = channel.unary_unary(
+                '/cfd.v1.AccountService/GetNotificationSettings',
+                request_serializer=cfd_dot_v1_dot_account__pb2.GetNotificationSettingsRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.GetNotificationSettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateNotificationSettings = channel.unary_unary(
+                '/cfd.v1.AccountService/UpdateNotificationSettings',
+                request_serializer=cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsResponse.FromString,
+                _registered_method=True)
         self.EnrolTotp = channel.unary_unary(
                 '/cfd.v1.AccountService/EnrolTotp',
                 request_serializer=cfd_dot_v1_dot_account__pb2.EnrolTotpRequest.SerializeToString,
@@ -239,6 +249,25 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetNotificationSettings(self, request, context):
+        """Return the caller's email notification settings: one entry per kind, on unless turned
+        off.
+        Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateNotificationSettings(self, request, context):
+        """Turn email notifications of the given kinds on or off; kinds not listed keep their
+        setting. Returns every kind's setting after the change.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for an unspecified or repeated kind),
+        UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EnrolTotp(self, request, context):
         """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
         URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
@@ -334,6 +363,16 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.ResetPassword,
                     request_deserializer=cfd_dot_v1_dot_account__pb2.ResetPasswordRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_account__pb2.ResetPasswordResponse.SerializeToString,
+            ),
+            'GetNotificationSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNotificationSettings,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.GetNotificationSettingsRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.GetNotificationSettingsResponse.SerializeToString,
+            ),
+            'UpdateNotificationSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateNotificationSettings,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsResponse.SerializeToString,
             ),
             'EnrolTotp': grpc.unary_unary_rpc_method_handler(
                     servicer.EnrolTotp,
@@ -678,6 +717,60 @@ class AccountService:
             '/cfd.v1.AccountService/ResetPassword',
             cfd_dot_v1_dot_account__pb2.ResetPasswordRequest.SerializeToString,
             cfd_dot_v1_dot_account__pb2.ResetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNotificationSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/GetNotificationSettings',
+            cfd_dot_v1_dot_account__pb2.GetNotificationSettingsRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.GetNotificationSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateNotificationSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/UpdateNotificationSettings',
+            cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -107,6 +107,17 @@ class AccountServiceStub:
     set, EMAIL_TOKEN_INVALID), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
     RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
+    GetNotificationSettings: _grpc.UnaryUnaryMultiCallable[_account_pb2.GetNotificationSettingsRequest, _account_pb2.GetNotificationSettingsResponse]
+    """Return the caller's email notification settings: one entry per kind, on unless turned
+    off.
+    Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    UpdateNotificationSettings: _grpc.UnaryUnaryMultiCallable[_account_pb2.UpdateNotificationSettingsRequest, _account_pb2.UpdateNotificationSettingsResponse]
+    """Turn email notifications of the given kinds on or off; kinds not listed keep their
+    setting. Returns every kind's setting after the change.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for an unspecified or repeated kind),
+    UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
     EnrolTotp: _grpc.UnaryUnaryMultiCallable[_account_pb2.EnrolTotpRequest, _account_pb2.EnrolTotpResponse]
     """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
     URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
@@ -207,6 +218,17 @@ class AccountServiceAsyncStub(AccountServiceStub):
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a new password that is not fit to be
     set, EMAIL_TOKEN_INVALID), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
     RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    GetNotificationSettings: _aio.UnaryUnaryMultiCallable[_account_pb2.GetNotificationSettingsRequest, _account_pb2.GetNotificationSettingsResponse]  # type: ignore[assignment]
+    """Return the caller's email notification settings: one entry per kind, on unless turned
+    off.
+    Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    UpdateNotificationSettings: _aio.UnaryUnaryMultiCallable[_account_pb2.UpdateNotificationSettingsRequest, _account_pb2.UpdateNotificationSettingsResponse]  # type: ignore[assignment]
+    """Turn email notifications of the given kinds on or off; kinds not listed keep their
+    setting. Returns every kind's setting after the change.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for an unspecified or repeated kind),
+    UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
     """
     EnrolTotp: _aio.UnaryUnaryMultiCallable[_account_pb2.EnrolTotpRequest, _account_pb2.EnrolTotpResponse]  # type: ignore[assignment]
     """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
@@ -377,6 +399,29 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a new password that is not fit to be
         set, EMAIL_TOKEN_INVALID), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
         RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def GetNotificationSettings(
+        self,
+        request: _account_pb2.GetNotificationSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.GetNotificationSettingsResponse, _abc.Awaitable[_account_pb2.GetNotificationSettingsResponse]]:
+        """Return the caller's email notification settings: one entry per kind, on unless turned
+        off.
+        Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateNotificationSettings(
+        self,
+        request: _account_pb2.UpdateNotificationSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.UpdateNotificationSettingsResponse, _abc.Awaitable[_account_pb2.UpdateNotificationSettingsResponse]]:
+        """Turn email notifications of the given kinds on or off; kinds not listed keep their
+        setting. Returns every kind's setting after the change.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for an unspecified or repeated kind),
+        UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
         """
 
     @_abc_1.abstractmethod

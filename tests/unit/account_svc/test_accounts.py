@@ -22,6 +22,7 @@ from account_svc.email_tokens import TokenSigner
 from account_svc.issuer import TokenIssuer
 from account_svc.mail import MailConfig
 from account_svc.main import quiet_parameter_logging
+from account_svc.notifications import NotificationSettings
 from account_svc.passwords import TEST_COST, HashCost, PasswordHasher
 from account_svc.provisioning import EngineUnavailableError, Provisioner
 from account_svc.schema import users_table
@@ -128,6 +129,7 @@ def build(
         email=EmailIdentity(
             db, TokenSigner(bytes(range(32, 64))), MailConfig(), clock=clock or time.time
         ),
+        notifications=NotificationSettings(db),
     )
     verifier = JwtVerifier(key.public_keys, revoked=revoked)
     return World(accounts, engine, hasher, users, verifier, db, store)
