@@ -11,9 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from account_svc import metrics
 from account_svc.config import Limit, RateLimits
+from account_svc.email_identity import EmailIdentity
+from account_svc.email_tokens import RESET_PASSWORD, VERIFY_EMAIL
 from account_svc.issuer import TokenIssuer
+from account_svc.notifications import Kind, NotificationSettings, start_following
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import Provisioner
 from account_svc.sessions import (
@@ -127,6 +132,8 @@ class Accounts:
         revoked: RevokedTokens,
         totp: TotpStore,
         secret_box: SecretBox,
+        email: EmailIdentity,
+        notifications: NotificationSettings,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._users = users
@@ -140,6 +147,8 @@ class Accounts:
         self._revoked = revoked
         self._totp = totp
         self._secret_box = secret_box
+        self._email = email
+        self._notifications = notifications
         self._clock = clock
 
     async def _limit(self, key: str, limit: Limit) -> None:
@@ -157,7 +166,9 @@ class Accounts:
 
     async def _session(self, user: User, refresh_token: str) -> Session:
         """Issue an access token in the session of ``refresh_token``, remembered for sign-out."""
-        access_token, expires_in = self._issuer.issue(user.id)
+        access_token, expires_in = self._issuer.issue(
+            user.id, email_verified=user.email_verified
+        )
         issued = issued_token(access_token)
         if issued is None:
             raise RuntimeError("the issuer signed a token without an id or expiry")
@@ -167,13 +178,22 @@ class Accounts:
     async def signup(
         self, email: str, password: str, client: str, user_agent: str = ""
     ) -> Session:
-        """Create the user and their trading account (with the demo balance), and sign in."""
+        """Create the user and their trading account (with the demo balance), and sign in.
+
+        The verification message is queued, and trading notifications start, in the
+        transaction that creates the user.
+        """
         await self._limit(f"signup:address:{client}", self._limits.signup_per_address)
         email, password = require_credentials(email, password)
         await self._limit(f"signup:email:{email}", self._limits.signup_per_email)
         password_hash = await self._hasher.hash(password)
+
+        async def on_created(conn: AsyncConnection, user: User) -> None:
+            await self._email.send_verification(conn, user.id, user.email)
+            await start_following(conn, user.id, user.create_time_ms)
+
         try:
-            user = await self._users.create(email, password_hash, self._demo_balance)
+            user = await self._users.create(email, password_hash, self._demo_balance, on_created)
             _log.info("user signed up", extra={"fields": {"user_id": user.id}})
             metrics.SIGNUPS.inc()
         except EmailTakenError:
@@ -292,13 +312,9 @@ class Accounts:
             violations.append(
                 ("current_password", f"must be at most {MAX_PASSWORD_LENGTH} characters")
             )
-        try:
-            check_new_password(new, user.email)
-        except ApiError as exc:
-            violations.extend(("new_password", description) for _, description in exc.violations)
+        violations.extend(_new_password_violations(new, user.email))
         if violations:
-            message = "; ".join(f"{field}: {description}" for field, description in violations)
-            raise ApiError("VALIDATION_FAILED", message, violations)
+            raise _validation_failed(violations)
         await self._verify_password(user, current)
         await self._users.set_password_hash(user.id, await self._hasher.hash(new))
         current_session = await self._sessions.session_of_access_token(access_token_id)
@@ -420,6 +436,69 @@ class Accounts:
         if access_tokens:
             await self._revoked.revoke(access_tokens)
 
+    async def verify_email(self, token: str, client: str) -> None:
+        """Spend an emailed verification token: the user's address is verified."""
+        await self._limit(f"email:address:{client}", self._limits.email_per_address)
+        await self._email.verify(self._email.check(VERIFY_EMAIL, token))
+
+    async def resend_verification(self, user_id: str) -> None:
+        """Queue a new verification message for the user's address."""
+        user = await self.get_user(user_id)
+        if user.email_verified:
+            raise ApiError("EMAIL_ALREADY_VERIFIED", "this email address is verified already")
+        await self._limit(f"mail:email:{user.email}", self._limits.mail_per_email)
+        await self._email.resend_verification(user.id, user.email)
+
+    async def request_password_reset(self, email: str, client: str) -> None:
+        """Queue a reset message if a user has this address; answer alike either way.
+
+        The limits count every request, for known and unknown addresses alike, so that
+        neither the answer nor a refusal tells whether the address has an account.
+        """
+        await self._limit(f"email:address:{client}", self._limits.email_per_address)
+        email = normalize_email(email)
+        await self._limit(f"mail:email:{email}", self._limits.mail_per_email)
+        stored = await self._users.find_by_email(email)
+        if stored is not None:
+            await self._email.send_password_reset(stored.user.id, stored.user.email)
+
+    async def reset_password(self, token: str, new_password: str, client: str) -> int:
+        """Set a new password with an emailed reset token; revoke every session of the user.
+
+        Return how many sessions were revoked. Sessions are revoked before the token is
+        spent, so a failure leaves the token usable for a retry, and again after, for a
+        sign-in with the old password that slipped in between.
+        """
+        await self._limit(f"email:address:{client}", self._limits.email_per_address)
+        token_id = self._email.check(RESET_PASSWORD, token)
+        user = await self.get_user(await self._email.reset_owner(token_id))
+        violations = _new_password_violations(new_password, user.email)
+        if violations:
+            raise _validation_failed(violations)
+        password_hash = await self._hasher.hash(new_password)
+        revoked = await self._revoke_all_sessions(user.id)
+        await self._email.reset_password(token_id, password_hash)
+        revoked += await self._revoke_all_sessions(user.id)
+        _log.info(
+            "password reset by email",
+            extra={"fields": {"user_id": user.id, "revoked_sessions": revoked}},
+        )
+        return revoked
+
+    async def _revoke_all_sessions(self, user_id: str) -> int:
+        sessions = await self._sessions.list_sessions(user_id)
+        return await self._revoke_sessions(user_id, [s.id for s in sessions])
+
+    async def notification_settings(self, user_id: str) -> dict[Kind, bool]:
+        """Return the user's switch of each kind of trading notification."""
+        return await self._notifications.get((await self.get_user(user_id)).id)
+
+    async def update_notification_settings(
+        self, user_id: str, changes: list[tuple[Kind, bool]]
+    ) -> dict[Kind, bool]:
+        """Switch kinds of trading notification on or off; return every kind's switch."""
+        return await self._notifications.update((await self.get_user(user_id)).id, changes)
+
     async def get_user(self, user_id: str) -> User:
         """Return the user with this id (the subject of a verified access token)."""
         user = await self._users.get(user_id)
@@ -429,6 +508,20 @@ class Accounts:
 
 
 MAX_SESSION_ID_LENGTH = 64
+
+
+def _new_password_violations(new_password: str, email: str) -> list[tuple[str, str]]:
+    """Return what makes ``new_password`` unfit to be set, on field ``new_password``."""
+    try:
+        check_new_password(new_password, email)
+    except ApiError as exc:
+        return [("new_password", description) for _, description in exc.violations]
+    return []
+
+
+def _validation_failed(violations: list[tuple[str, str]]) -> ApiError:
+    message = "; ".join(f"{field}: {description}" for field, description in violations)
+    return ApiError("VALIDATION_FAILED", message, violations)
 
 
 def _require_token(refresh_token: str) -> None:

@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from account_svc.email_identity import DEFAULT_RESET_TTL_S, DEFAULT_VERIFY_TTL_S
+from account_svc.mail import MailConfig, MailConfigError
 from account_svc.passwords import HashCost
 from account_svc.sessions import DEFAULT_REFRESH_TTL_S
 from mesh.tokens import TokenConfig, TokenKeyError
@@ -47,6 +49,11 @@ class RateLimits:
     meets it from any number of addresses. Each limit lets ``count``
     attempts through at once, then one more every ``window_s / count`` seconds: the
     backoff a guesser meets after the burst.
+
+    The emailed-token endpoints (asking for a password reset, resetting, verifying an
+    email) are limited per address (``CFD_LIMIT_EMAIL_PER_ADDRESS``), and the messages a
+    caller can have sent to one address (password resets, repeated verification messages)
+    per address mailed (``CFD_LIMIT_MAIL_PER_EMAIL``), whether a user has it or not.
     """
 
     signin_per_email_and_address: Limit = Limit(10, 300)
@@ -55,6 +62,8 @@ class RateLimits:
     signup_per_address: Limit = Limit(20, 3600)
     refresh_per_address: Limit = Limit(120, 60)
     verify_per_user: Limit = Limit(10, 300)
+    email_per_address: Limit = Limit(30, 300)
+    mail_per_email: Limit = Limit(5, 3600)
 
 
 _LIMIT_VARIABLES = {
@@ -64,6 +73,8 @@ _LIMIT_VARIABLES = {
     "signup_per_address": "CFD_LIMIT_SIGNUP_PER_ADDRESS",
     "refresh_per_address": "CFD_LIMIT_REFRESH_PER_ADDRESS",
     "verify_per_user": "CFD_LIMIT_VERIFY_PER_USER",
+    "email_per_address": "CFD_LIMIT_EMAIL_PER_ADDRESS",
+    "mail_per_email": "CFD_LIMIT_MAIL_PER_EMAIL",
 }
 
 
@@ -75,15 +86,22 @@ class AccountConfig:
     refresh_ttl_s: int = DEFAULT_REFRESH_TTL_S
     limits: RateLimits = field(default_factory=RateLimits)
     hash_cost: HashCost = field(default_factory=HashCost)
+    mail: MailConfig = field(default_factory=MailConfig)
+    verify_email_ttl_s: int = DEFAULT_VERIFY_TTL_S
+    password_reset_ttl_s: int = DEFAULT_RESET_TTL_S
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> AccountConfig:
+    def from_env(cls, env: Mapping[str, str] | None = None, edge_port: int = 8000) -> AccountConfig:
         """Read ``CFD_ACCESS_TOKEN_TTL``, ``CFD_REFRESH_TOKEN_TTL``, ``CFD_JWT_*``,
-        ``CFD_LIMIT_*`` (``"count/seconds"``) and ``CFD_ARGON2_*``."""
+        ``CFD_LIMIT_*`` (``"count/seconds"``), ``CFD_ARGON2_*``, the email settings
+        (``CFD_SMTP_*``, ``CFD_MAIL_FROM``, ``CFD_PUBLIC_URL``, whose default is the edge on
+        localhost at ``edge_port``) and the emailed tokens' lifetimes
+        (``CFD_VERIFY_EMAIL_TTL``, ``CFD_PASSWORD_RESET_TTL``)."""
         source = os.environ if env is None else env
         try:
             tokens = TokenConfig.from_env(source)
-        except TokenKeyError as exc:
+            mail = MailConfig.from_env(source, edge_port)
+        except (TokenKeyError, MailConfigError) as exc:
             raise AccountConfigError(str(exc)) from None
         defaults = RateLimits()
         limits = RateLimits(
@@ -103,7 +121,19 @@ class AccountConfig:
         refresh_ttl = _int(
             source, "CFD_REFRESH_TOKEN_TTL", DEFAULT_REFRESH_TTL_S, 60, 365 * 24 * 3600
         )
-        return cls(tokens=tokens, refresh_ttl_s=refresh_ttl, limits=limits, hash_cost=cost)
+        return cls(
+            tokens=tokens,
+            refresh_ttl_s=refresh_ttl,
+            limits=limits,
+            hash_cost=cost,
+            mail=mail,
+            verify_email_ttl_s=_int(
+                source, "CFD_VERIFY_EMAIL_TTL", DEFAULT_VERIFY_TTL_S, 60, 30 * 24 * 3600
+            ),
+            password_reset_ttl_s=_int(
+                source, "CFD_PASSWORD_RESET_TTL", DEFAULT_RESET_TTL_S, 60, 24 * 3600
+            ),
+        )
 
 
 def _int(env: Mapping[str, str], variable: str, default: int, low: int, high: int) -> int:

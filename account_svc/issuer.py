@@ -9,6 +9,7 @@ from typing import Any
 
 import jwt
 
+from mesh.auth import EMAIL_VERIFIED_CLAIM
 from mesh.tokens import (
     ALGORITHM,
     DEFAULT_ACCESS_TOKEN_TTL_S,
@@ -48,8 +49,12 @@ class TokenIssuer:
         """Return the lifetime of issued tokens in seconds."""
         return self._ttl_s
 
-    def issue(self, subject: str) -> tuple[str, int]:
-        """Return a signed access token for ``subject`` and its lifetime in seconds."""
+    def issue(self, subject: str, *, email_verified: bool = False) -> tuple[str, int]:
+        """Return a signed access token for ``subject`` and its lifetime in seconds.
+
+        ``email_verified`` says whether the user had verified their email at issue time; the
+        services read it where trading requires it (``CFD_REQUIRE_EMAIL_VERIFICATION``).
+        """
         if not subject:
             raise ValueError("an access token needs a non-empty subject")
         now = int(self._clock())
@@ -60,6 +65,7 @@ class TokenIssuer:
             "iat": now,
             "exp": now + self._ttl_s,
             "jti": secrets.token_urlsafe(16),
+            EMAIL_VERIFIED_CLAIM: email_verified,
         }
         token = jwt.encode(
             claims,

@@ -11,9 +11,21 @@ import grpc
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from account_svc import metrics
 from account_svc.accounts import Accounts
 from account_svc.config import AccountConfig, AccountConfigError
+from account_svc.email_identity import EmailIdentity
+from account_svc.email_tokens import load_signer
 from account_svc.issuer import load_issuer
+from account_svc.keys import KeyFileError
+from account_svc.mail import open_transport
+from account_svc.notifications import (
+    FOLLOW_INTERVAL_S,
+    GrpcEventSource,
+    NotificationSettings,
+    Notifier,
+)
+from account_svc.outbox import EmailOutbox, Postman
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import GrpcEngineAccounts, Provisioner
 from account_svc.schema import migrate
@@ -37,6 +49,7 @@ _log = logging.getLogger(__name__)
 
 SERVICE_NAME = "cfd.v1.AccountService"
 OUTBOX_SWEEP_INTERVAL_S = 2.0
+MAIL_SWEEP_INTERVAL_S = 1.0
 PURGE_INTERVAL_S = 3600.0
 
 
@@ -68,12 +81,15 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
     """Run the accounts service until SIGTERM/SIGINT."""
     quiet_parameter_logging()
     try:
-        config = AccountConfig.from_env() if config is None else config
+        config = (
+            AccountConfig.from_env(edge_port=settings.edge_port) if config is None else config
+        )
         issuer = load_issuer(settings, config.tokens)
         revoked = open_revoked_tokens(settings)
         verifier = load_verifier(settings, config.tokens, revoked)
         secret_box = SecretBox(load_or_create_key(settings.data_dir))
-    except (AccountConfigError, TokenKeyError, TotpKeyError) as exc:
+        signer = load_signer(settings.data_dir)
+    except (AccountConfigError, TokenKeyError, TotpKeyError, KeyFileError) as exc:
         raise ServeError(str(exc)) from exc
     engine = open_database(settings)
     try:
@@ -106,7 +122,24 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         revoked=revoked,
         totp=TotpStore(engine),
         secret_box=secret_box,
+        email=EmailIdentity(
+            engine,
+            signer,
+            config.mail,
+            verify_ttl_s=config.verify_email_ttl_s,
+            reset_ttl_s=config.password_reset_ttl_s,
+        ),
+        notifications=NotificationSettings(engine),
     )
+    notifier = Notifier(engine, GrpcEventSource(channel, issuer))
+    postman = Postman(
+        EmailOutbox(engine), open_transport(config.mail, settings.data_dir), config.mail.sender
+    )
+
+    async def sweep_signups() -> None:
+        await provisioner.run_due()
+        metrics.OUTBOX_DEPTH.labels("signup").set(await users.count_pending_accounts())
+
     servicer = AccountServicer(accounts, settings.internal_token)
     tasks: list[asyncio.Task[None]] = []
 
@@ -114,7 +147,15 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         await revoked.start()
         tasks.append(
             asyncio.create_task(
-                _every(OUTBOX_SWEEP_INTERVAL_S, provisioner.run_due, "signup outbox sweep")
+                _every(OUTBOX_SWEEP_INTERVAL_S, sweep_signups, "signup outbox sweep")
+            )
+        )
+        tasks.append(
+            asyncio.create_task(_every(MAIL_SWEEP_INTERVAL_S, postman.run_due, "email outbox"))
+        )
+        tasks.append(
+            asyncio.create_task(
+                _every(FOLLOW_INTERVAL_S, notifier.follow_new_users, "trading notifications")
             )
         )
         if not settings.redis_url:
@@ -130,6 +171,7 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await notifier.aclose()
         await channel.close()
         await sessions.aclose()
         await limiter.aclose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 SIGNUPS = Counter("cfd_accounts_signups", "Users created by sign-up.")
 SIGNINS = Counter(
@@ -10,9 +10,18 @@ SIGNINS = Counter(
 )
 RATE_LIMITED = Counter(
     "cfd_accounts_rate_limited",
-    "Attempts refused by a rate limit, by action (signup, signin) and key (address, email).",
+    "Attempts refused by a rate limit, by action (signup, signin, refresh, email, mail) and key "
+    "(address, email, user).",
     ["action", "key"],
 )
+
+OUTBOX_DEPTH = Gauge(
+    "cfd_accounts_outbox_depth",
+    "Entries waiting in an outbox: email (messages not yet sent) or signup (trading accounts "
+    "not yet confirmed by the engine).",
+    ["outbox"],
+)
+EMAILS_SENT = Counter("cfd_accounts_emails_sent", "Emails the mail server (or file sink) took.")
 
 
 def refused(limit_key: str) -> None:

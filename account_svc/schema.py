@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -128,6 +129,81 @@ recovery_codes_table = Table(
 )
 
 
+# A row per user whose current email was proved theirs by a verification link (or a
+# password reset, which proves the same). Kept beside the user rather than in it, so that
+# the users table stays as the first step made it.
+email_verifications_table = Table(
+    "account_email_verifications",
+    metadata,
+    Column("user_id", String(36), ForeignKey("account_users.id"), primary_key=True),
+    # The address that was verified: a later change of email is not verified by it.
+    Column("email", String(254), nullable=False),
+    Column("verify_time_ms", BigInteger, nullable=False),
+)
+
+# The emailed one-time tokens (``account_svc.email_tokens``): the signature proves a token
+# was issued here; this row makes it single-use. The token itself is never stored.
+email_tokens_table = Table(
+    "account_email_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("user_id", String(36), ForeignKey("account_users.id"), nullable=False),
+    # verify_email or reset_password.
+    Column("purpose", String(16), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("create_time_ms", BigInteger, nullable=False),
+    Column("expire_time_ms", BigInteger, nullable=False),
+    Column("use_time_ms", BigInteger, nullable=True),
+    Index("account_email_tokens_user_id", "user_id"),
+)
+
+# The email outbox (``account_svc.outbox``): a message is inserted in the transaction of the
+# change that causes it and sent later, retried until the mail server takes it.
+email_outbox_table = Table(
+    "account_email_outbox",
+    metadata,
+    # Also the message's Message-ID, so that a receiver can recognize a repeat.
+    Column("id", String(32), primary_key=True),
+    Column("recipient", String(254), nullable=False),
+    Column("subject", String(200), nullable=False),
+    # Emptied once sent: a message may carry a one-time link.
+    Column("body", Text, nullable=False),
+    # pending, sent or failed (refused for good by the mail server).
+    Column("state", String(8), nullable=False),
+    Column("create_time_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    # When the next attempt is due; while one is under way, when it may be taken over.
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("sent_time_ms", BigInteger, nullable=True),
+    Column("last_error", String(200), nullable=True),
+    Index("account_email_outbox_state_next_attempt", "state", "next_attempt_ms"),
+)
+
+
+# Email notifications of trading events: a row per (user, kind) the user changed; a kind
+# without a row is on.
+notification_settings_table = Table(
+    "account_notification_settings",
+    metadata,
+    Column("user_id", String(36), ForeignKey("account_users.id"), primary_key=True),
+    # The NotificationKind name, e.g. NOTIFICATION_KIND_STOP_LOSS.
+    Column("kind", String(40), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+)
+
+# How far the notifier has read each user's engine event stream: the (sequence, index) of
+# the last event handled. Events older than ``since_ms`` (before the user was first followed)
+# are passed over without a message.
+notification_cursors_table = Table(
+    "account_notification_cursors",
+    metadata,
+    Column("user_id", String(36), ForeignKey("account_users.id"), primary_key=True),
+    Column("sequence", BigInteger, nullable=False),
+    Column("event_index", Integer, nullable=False),
+    Column("since_ms", BigInteger, nullable=False),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     for table in (
         users_table,
@@ -151,12 +227,24 @@ def _v4_totp(conn: Connection) -> None:
     recovery_codes_table.create(conn)
 
 
+def _v5_email(conn: Connection) -> None:
+    for table in (
+        email_verifications_table,
+        email_tokens_table,
+        email_outbox_table,
+        notification_settings_table,
+        notification_cursors_table,
+    ):
+        table.create(conn)
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
 MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v1_initial,
     _v2_access_tokens,
     _v3_session_details,
     _v4_totp,
+    _v5_email,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

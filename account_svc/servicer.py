@@ -21,7 +21,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -29,6 +29,7 @@ import sqlalchemy.exc
 from google.protobuf import timestamp_pb2
 
 from account_svc.accounts import Accounts, ActiveSession, SecondFactor, Session
+from account_svc.notifications import Kind
 from account_svc.users import User
 from cfd.v1 import account_pb2, account_pb2_grpc
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER, subject
@@ -136,7 +137,15 @@ def _user_message(user: User) -> account_pb2.User:
         email=user.email,
         create_time=_timestamp(user.create_time_ms),
         totp_enabled=user.totp_enabled,
+        email_verified=user.email_verified,
     )
+
+
+def _settings(switches: Mapping[Kind, bool]) -> list[account_pb2.NotificationSetting]:
+    return [
+        account_pb2.NotificationSetting(kind=kind, enabled=enabled)
+        for kind, enabled in switches.items()
+    ]
 
 
 def _session_fields(session: Session) -> dict[str, Any]:
@@ -255,6 +264,57 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         with _database_unavailable_as_api_error():
             await self._accounts.revoke_session(subject(), request.session_id)
         return account_pb2.RevokeSessionResponse()
+
+    async def VerifyEmail(
+        self, request: account_pb2.VerifyEmailRequest, context: Context
+    ) -> account_pb2.VerifyEmailResponse:
+        """Verify an email address with the emailed token."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.verify_email(request.token, self._client(context))
+        return account_pb2.VerifyEmailResponse()
+
+    async def ResendVerification(
+        self, request: account_pb2.ResendVerificationRequest, context: Context
+    ) -> account_pb2.ResendVerificationResponse:
+        """Mail the caller a new verification link."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.resend_verification(subject())
+        return account_pb2.ResendVerificationResponse()
+
+    async def RequestPasswordReset(
+        self, request: account_pb2.RequestPasswordResetRequest, context: Context
+    ) -> account_pb2.RequestPasswordResetResponse:
+        """Mail a reset link to the address if it has an account; answer alike either way."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.request_password_reset(request.email, self._client(context))
+        return account_pb2.RequestPasswordResetResponse()
+
+    async def ResetPassword(
+        self, request: account_pb2.ResetPasswordRequest, context: Context
+    ) -> account_pb2.ResetPasswordResponse:
+        """Set a new password with an emailed reset token and revoke every session."""
+        with _database_unavailable_as_api_error():
+            await self._accounts.reset_password(
+                request.token, request.new_password, self._client(context)
+            )
+        return account_pb2.ResetPasswordResponse()
+
+    async def GetNotificationSettings(
+        self, request: account_pb2.GetNotificationSettingsRequest, context: Context
+    ) -> account_pb2.GetNotificationSettingsResponse:
+        """Return the caller's notification switches."""
+        with _database_unavailable_as_api_error():
+            switches = await self._accounts.notification_settings(subject())
+        return account_pb2.GetNotificationSettingsResponse(settings=_settings(switches))
+
+    async def UpdateNotificationSettings(
+        self, request: account_pb2.UpdateNotificationSettingsRequest, context: Context
+    ) -> account_pb2.UpdateNotificationSettingsResponse:
+        """Switch kinds of notification on or off."""
+        changes = [(setting.kind, setting.enabled) for setting in request.settings]
+        with _database_unavailable_as_api_error():
+            switches = await self._accounts.update_notification_settings(subject(), changes)
+        return account_pb2.UpdateNotificationSettingsResponse(settings=_settings(switches))
 
     async def EnrolTotp(
         self, request: account_pb2.EnrolTotpRequest, context: Context

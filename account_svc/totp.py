@@ -19,7 +19,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -33,16 +32,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from account_svc import keys
 from account_svc.schema import recovery_codes_table, totp_table
 from mesh.errors import validation_error
-from mesh.tokens import KEYS_DIR_NAME, _fsync_dir, _write_temp
 
 ISSUER: Final = "CFD Mesh"
 KEY_FILE_NAME: Final = "totp_aes256.key"
 RECOVERY_CODE_COUNT: Final = 10
 STEP_S: Final = 30
 CODE_DIGITS: Final = 6
-_KEY_BYTES: Final = 32
+_KEY_BYTES: Final = keys.KEY_BYTES
 _NONCE_BYTES: Final = 12
 _CIPHERTEXT_VERSION: Final = "v1:"
 # Base32 without the letters easily confused with digits (I, L, O, U are not in it).
@@ -83,30 +82,11 @@ class SecretBox:
 
 
 def load_or_create_key(data_dir: Path) -> bytes:
-    """Return the TOTP key of ``<data_dir>/keys``, generating it on first use.
-
-    Written to a temporary file and hard-linked into place, so processes starting together
-    all end up with the same key.
-    """
-    keys_dir = data_dir / KEYS_DIR_NAME
-    path = keys_dir / KEY_FILE_NAME
-    if not path.exists():
-        keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = _write_temp(keys_dir, KEY_FILE_NAME, secrets.token_bytes(_KEY_BYTES), 0o600)
-        try:
-            os.link(tmp, path)
-            _fsync_dir(keys_dir)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
+    """Return the TOTP key of ``<data_dir>/keys``, generating it on first use."""
     try:
-        key = path.read_bytes()
-    except OSError as exc:
-        raise TotpKeyError(f"cannot read the TOTP key {path}: {exc.strerror}") from None
-    if len(key) != _KEY_BYTES:
-        raise TotpKeyError(f"{path} must hold exactly {_KEY_BYTES} bytes")
-    return key
+        return keys.load_or_create_key(data_dir, KEY_FILE_NAME)
+    except keys.KeyFileError as exc:
+        raise TotpKeyError(f"TOTP key: {exc}") from None
 
 
 def new_secret() -> str:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, false, func, select, update
+from sqlalchemy import Select, and_, delete, false, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from account_svc.schema import provisioning_table, totp_table, users_table
+from account_svc.schema import (
+    email_verifications_table,
+    provisioning_table,
+    totp_table,
+    users_table,
+)
 
 _MAX_ERROR_LENGTH = 200
 
@@ -29,6 +34,7 @@ class User:
     email: str
     create_time_ms: int
     totp_enabled: bool = False
+    email_verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,24 @@ class PendingAccount:
 
 
 def _user_select() -> Select[Any]:
-    c, t = users_table.c, totp_table.c
-    return select(
-        c.id,
-        c.email,
-        c.create_time_ms,
-        c.password_hash,
-        func.coalesce(t.enabled, false()).label("totp_enabled"),
-    ).join_from(users_table, totp_table, isouter=True)
+    c, t, v = users_table.c, totp_table.c, email_verifications_table.c
+    return (
+        select(
+            c.id,
+            c.email,
+            c.create_time_ms,
+            c.password_hash,
+            func.coalesce(t.enabled, false()).label("totp_enabled"),
+            v.user_id.is_not(None).label("email_verified"),
+        )
+        .join_from(users_table, totp_table, isouter=True)
+        # Only the current address counts: a verification of an earlier one does not.
+        .join(
+            email_verifications_table,
+            and_(v.user_id == c.id, v.email == c.email),
+            isouter=True,
+        )
+    )
 
 
 def _now_ms(clock: Callable[[], float]) -> int:
@@ -74,8 +90,15 @@ class UserStore:
         self._engine = engine
         self._clock = clock
 
-    async def create(self, email: str, password_hash: str, initial_balance: str) -> User:
-        """Insert a user and, in the same transaction, its pending trading account.
+    async def create(
+        self,
+        email: str,
+        password_hash: str,
+        initial_balance: str,
+        also: Callable[[AsyncConnection, User], Awaitable[None]] | None = None,
+    ) -> User:
+        """Insert a user and, in the same transaction, its pending trading account and
+        whatever ``also`` writes (the verification email).
 
         Raise ``EmailTakenError`` when the (normalized) email is in use.
         """
@@ -98,6 +121,8 @@ class UserStore:
                         next_attempt_ms=user.create_time_ms,
                     )
                 )
+                if also is not None:
+                    await also(conn, user)
         except IntegrityError:
             raise EmailTakenError(email) from None
         return user
@@ -116,7 +141,13 @@ class UserStore:
             row = (await conn.execute(stmt)).one_or_none()
         if row is None:
             return None
-        user = User(row.id, row.email, row.create_time_ms, bool(row.totp_enabled))
+        user = User(
+            row.id,
+            row.email,
+            row.create_time_ms,
+            bool(row.totp_enabled),
+            bool(row.email_verified),
+        )
         return StoredCredentials(user, row.password_hash)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:

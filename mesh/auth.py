@@ -8,6 +8,7 @@ from contextvars import ContextVar
 from typing import Protocol
 
 from mesh.errors import ApiError
+from mesh.revocation import read_claims
 
 AUTHORIZATION = "authorization"
 INTERNAL_TOKEN_HEADER = "x-cfd-internal-token"
@@ -20,6 +21,9 @@ PUBLIC_METHODS = frozenset(
         "/cfd.v1.AccountService/Signin",
         "/cfd.v1.AccountService/RefreshToken",
         "/cfd.v1.AccountService/Signout",
+        "/cfd.v1.AccountService/VerifyEmail",
+        "/cfd.v1.AccountService/RequestPasswordReset",
+        "/cfd.v1.AccountService/ResetPassword",
         "/cfd.v1.ExchangeService/ListMarkets",
         "/cfd.v1.ExchangeService/GetOrderBook",
         "/cfd.v1.ExchangeService/ListMarketTrades",
@@ -31,6 +35,19 @@ PUBLIC_METHODS = frozenset(
 # stream, the same for every user, once for all its WebSocket clients. A user token, when
 # present (Envoy forwards it beside the internal token), still names the caller.
 SHARED_METHODS = frozenset({"/cfd.v1.TradingService/StreamPrices"})
+# The calls that take on new exposure. With CFD_REQUIRE_EMAIL_VERIFICATION they need a token
+# whose user had verified their email; closing, cancelling and reading stay open to all, so
+# that turning the requirement on never traps anyone in a position.
+VERIFIED_EMAIL_METHODS = frozenset(
+    {
+        "/cfd.v1.TradingService/OpenPosition",
+        "/cfd.v1.TradingService/PlaceOrder",
+        "/cfd.v1.ExchangeService/PlaceSpotOrder",
+        "/cfd.v1.ExchangeService/TransferFunds",
+    }
+)
+# The access token claim the accounts service sets (as OpenID Connect names it).
+EMAIL_VERIFIED_CLAIM = "email_verified"
 PUBLIC_SERVICES = frozenset(
     {
         "cfd.v1.MarketDataService",
@@ -54,9 +71,16 @@ class TokenVerifier(Protocol):
 class CallerPolicy:
     """Decides, per method, what a caller must present and who the caller is."""
 
-    def __init__(self, verifier: TokenVerifier | None, internal_token: str) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier | None,
+        internal_token: str,
+        *,
+        require_email_verification: bool = False,
+    ) -> None:
         self._verifier = verifier
         self._internal_token = internal_token.encode()
+        self._require_email_verification = require_email_verification
 
     def authenticate(self, method: str, metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
         """Return the subject for user RPCs, None for public and internal ones; raise ApiError."""
@@ -77,7 +101,16 @@ class CallerPolicy:
             raise ApiError("TOKEN_INVALID", "authorization must be 'Bearer <access token>'")
         if self._verifier is None:
             raise ApiError("TOKEN_INVALID", "this service cannot verify access tokens")
-        return self._verifier.verify(token.strip())
+        caller = self._verifier.verify(token.strip())
+        if self._require_email_verification and method in VERIFIED_EMAIL_METHODS:
+            # The signature was just checked: the claim is the issuer's.
+            claims = read_claims(token.strip()) or {}
+            if claims.get(EMAIL_VERIFIED_CLAIM) is not True:
+                raise ApiError(
+                    "EMAIL_NOT_VERIFIED",
+                    "verify your email address before trading (then refresh your token)",
+                )
+        return caller
 
     def _is_internal(self, metadata: Sequence[tuple[str, str | bytes]]) -> bool:
         presented = _first(metadata, INTERNAL_TOKEN_HEADER)

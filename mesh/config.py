@@ -17,6 +17,12 @@ _MAX_DEMO_BALANCE = Decimal("1000000000")
 _ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:\d{1,5})?)$")
 
 
+_SWITCH_VALUES = {
+    **dict.fromkeys(("", "0", "false", "no", "off"), False),
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+}
+
+
 class ConfigError(ValueError):
     """An environment variable has a value the services cannot run with."""
 
@@ -42,6 +48,8 @@ class Settings:
     internal_token: str
     log_level: str
     bind_host: str
+    # Whether trading calls that take on exposure need a user with a verified email.
+    require_email_verification: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,7 +92,15 @@ class Settings:
             internal_token=_internal_token(env.get("CFD_INTERNAL_TOKEN", ""), data_dir),
             log_level=_log_level(env.get("CFD_LOG_LEVEL", "INFO")),
             bind_host=_bind_host(env.get("CFD_BIND_HOST", "127.0.0.1")),
+            require_email_verification=_switch(env, "CFD_REQUIRE_EMAIL_VERIFICATION"),
         )
+
+
+def _switch(env: Mapping[str, str], var: str) -> bool:
+    raw = env.get(var, "").strip().lower()
+    if raw not in _SWITCH_VALUES:
+        raise ConfigError(f"{var}={raw!r} must be true or false")
+    return _SWITCH_VALUES[raw]
 
 
 def _port(env: Mapping[str, str], var: str, default: int) -> int:

@@ -60,11 +60,10 @@ class IssuedToken:
     expire_time_s: int
 
 
-def issued_token(token: str) -> IssuedToken | None:
-    """Return the id and expiry of a token already verified or just issued, else None.
+def read_claims(token: str) -> dict[str, Any] | None:
+    """Return the claims of a JWT without checking its signature, or None when malformed.
 
-    Reads the claims without checking the signature: only for tokens whose signature was
-    checked (or that this process signed).
+    Only for tokens whose signature was checked (or that this process signed).
     """
     parts = token.split(".")
     if len(parts) != 3:
@@ -74,7 +73,17 @@ def issued_token(token: str) -> IssuedToken | None:
         claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (binascii.Error, ValueError):
         return None
-    if not isinstance(claims, dict):
+    return claims if isinstance(claims, dict) else None
+
+
+def issued_token(token: str) -> IssuedToken | None:
+    """Return the id and expiry of a token already verified or just issued, else None.
+
+    Reads the claims without checking the signature: only for tokens whose signature was
+    checked (or that this process signed).
+    """
+    claims = read_claims(token)
+    if claims is None:
         return None
     exp, jti = claims.get("exp"), claims.get("jti")
     if not isinstance(exp, int) or isinstance(exp, bool) or not isinstance(jti, str) or not jti:

@@ -310,7 +310,12 @@ async def serve(
     server runs, `health_check` is asked every HEALTH_INTERVAL_S whether the service can work;
     its answer is the health status of the process and of each service.
     """
-    interceptor = CallInterceptor(CallerPolicy(verifier, settings.internal_token))
+    policy = CallerPolicy(
+        verifier,
+        settings.internal_token,
+        require_email_verification=settings.require_email_verification,
+    )
+    interceptor = CallInterceptor(policy)
     server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
     for service in services:
         service.add_to_server(service.servicer, server)

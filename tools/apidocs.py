@@ -85,6 +85,15 @@ REASON_TEXT = {
     "TOTP_NOT_ENABLED": "Two-factor authentication is not enabled for this user.",
     "TOTP_ALREADY_ENABLED": "Two-factor authentication is already enabled; disable it first.",
     "SESSION_NOT_FOUND": "No active session of the caller has this id.",
+    "EMAIL_TOKEN_INVALID": "The emailed verification or reset token was not issued by the "
+    "platform for this use (mistyped, cut short, or meant for the other one).",
+    "EMAIL_TOKEN_EXPIRED": "The emailed token is past its expiry; ask for a new message.",
+    "EMAIL_TOKEN_USED": "The emailed token was already used, or a newer one replaced it; ask "
+    "for a new message.",
+    "EMAIL_ALREADY_VERIFIED": "The user's email address is verified already.",
+    "EMAIL_NOT_VERIFIED": "Verification is required (`CFD_REQUIRE_EMAIL_VERIFICATION`) and "
+    "the access token's user had not verified their email when it was issued: verify, then "
+    "refresh the token.",
     "TOKEN_INVALID": "The access or refresh token is missing, malformed, revoked or not "
     "signed by the platform.",
     "TOKEN_EXPIRED": "The token is past its expiry; refresh it or sign in again.",

@@ -77,6 +77,36 @@ class AccountServiceStub:
                 request_serializer=cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.FromString,
                 _registered_method=True)
+        self.VerifyEmail = channel.unary_unary(
+                '/cfd.v1.AccountService/VerifyEmail',
+                request_serializer=cfd_dot_v1_dot_account__pb2.VerifyEmailRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.VerifyEmailResponse.FromString,
+                _registered_method=True)
+        self.ResendVerification = channel.unary_unary(
+                '/cfd.v1.AccountService/ResendVerification',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ResendVerificationRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ResendVerificationResponse.FromString,
+                _registered_method=True)
+        self.RequestPasswordReset = channel.unary_unary(
+                '/cfd.v1.AccountService/RequestPasswordReset',
+                request_serializer=cfd_dot_v1_dot_account__pb2.RequestPasswordResetRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.RequestPasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/cfd.v1.AccountService/ResetPassword',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
+        self.GetNotificationSettings = channel.unary_unary(
+                '/cfd.v1.AccountService/GetNotificationSettings',
+                request_serializer=cfd_dot_v1_dot_account__pb2.GetNotificationSettingsRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.GetNotificationSettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateNotificationSettings = channel.unary_unary(
+                '/cfd.v1.AccountService/UpdateNotificationSettings',
+                request_serializer=cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsResponse.FromString,
+                _registered_method=True)
         self.EnrolTotp = channel.unary_unary(
                 '/cfd.v1.AccountService/EnrolTotp',
                 request_serializer=cfd_dot_v1_dot_account__pb2.EnrolTotpRequest.SerializeToString,
@@ -175,6 +205,69 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyEmail(self, request, context):
+        """Confirm that the email address is the user's, with the token of the link mailed at
+        sign-up (or by ResendVerification). Needs no access token: the token is the proof. Each
+        token works once, until it expires. An access token issued before carries the old
+        state: refresh it to trade where verification is required.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, EMAIL_TOKEN_INVALID for a token that was not
+        issued for this), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
+        RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResendVerification(self, request, context):
+        """Mail the caller a new verification link; earlier links stop working.
+        Errors: FAILED_PRECONDITION (EMAIL_ALREADY_VERIFIED), UNAUTHENTICATED (TOKEN_INVALID,
+        TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestPasswordReset(self, request, context):
+        """Mail a password reset link to the address, if a user has it. The answer is the same
+        whether or not one does. Needs no access token.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a malformed email), RESOURCE_EXHAUSTED
+        (RATE_LIMITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Set a new password with the token of a reset link. Every session of the user is
+        revoked (refresh tokens and access tokens); each token works once, until it expires.
+        Needs no access token. Two-factor authentication, when enabled, stays enabled.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a new password that is not fit to be
+        set, EMAIL_TOKEN_INVALID), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
+        RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNotificationSettings(self, request, context):
+        """Return the caller's email notification settings: one entry per kind, on unless turned
+        off.
+        Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateNotificationSettings(self, request, context):
+        """Turn email notifications of the given kinds on or off; kinds not listed keep their
+        setting. Returns every kind's setting after the change.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for an unspecified or repeated kind),
+        UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EnrolTotp(self, request, context):
         """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
         URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
@@ -250,6 +343,36 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.RevokeSession,
                     request_deserializer=cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.SerializeToString,
+            ),
+            'VerifyEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyEmail,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.VerifyEmailRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.VerifyEmailResponse.SerializeToString,
+            ),
+            'ResendVerification': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResendVerification,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ResendVerificationRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ResendVerificationResponse.SerializeToString,
+            ),
+            'RequestPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestPasswordReset,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.RequestPasswordResetRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.RequestPasswordResetResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ResetPasswordResponse.SerializeToString,
+            ),
+            'GetNotificationSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNotificationSettings,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.GetNotificationSettingsRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.GetNotificationSettingsResponse.SerializeToString,
+            ),
+            'UpdateNotificationSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateNotificationSettings,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsResponse.SerializeToString,
             ),
             'EnrolTotp': grpc.unary_unary_rpc_method_handler(
                     servicer.EnrolTotp,
@@ -486,6 +609,168 @@ class AccountService:
             '/cfd.v1.AccountService/RevokeSession',
             cfd_dot_v1_dot_account__pb2.RevokeSessionRequest.SerializeToString,
             cfd_dot_v1_dot_account__pb2.RevokeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/VerifyEmail',
+            cfd_dot_v1_dot_account__pb2.VerifyEmailRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.VerifyEmailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResendVerification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ResendVerification',
+            cfd_dot_v1_dot_account__pb2.ResendVerificationRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ResendVerificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/RequestPasswordReset',
+            cfd_dot_v1_dot_account__pb2.RequestPasswordResetRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.RequestPasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ResetPassword',
+            cfd_dot_v1_dot_account__pb2.ResetPasswordRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ResetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNotificationSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/GetNotificationSettings',
+            cfd_dot_v1_dot_account__pb2.GetNotificationSettingsRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.GetNotificationSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateNotificationSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/UpdateNotificationSettings',
+            cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.UpdateNotificationSettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -79,6 +79,45 @@ class AccountServiceStub:
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
     is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
     """
+    VerifyEmail: _grpc.UnaryUnaryMultiCallable[_account_pb2.VerifyEmailRequest, _account_pb2.VerifyEmailResponse]
+    """Confirm that the email address is the user's, with the token of the link mailed at
+    sign-up (or by ResendVerification). Needs no access token: the token is the proof. Each
+    token works once, until it expires. An access token issued before carries the old
+    state: refresh it to trade where verification is required.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, EMAIL_TOKEN_INVALID for a token that was not
+    issued for this), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
+    RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    ResendVerification: _grpc.UnaryUnaryMultiCallable[_account_pb2.ResendVerificationRequest, _account_pb2.ResendVerificationResponse]
+    """Mail the caller a new verification link; earlier links stop working.
+    Errors: FAILED_PRECONDITION (EMAIL_ALREADY_VERIFIED), UNAUTHENTICATED (TOKEN_INVALID,
+    TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    RequestPasswordReset: _grpc.UnaryUnaryMultiCallable[_account_pb2.RequestPasswordResetRequest, _account_pb2.RequestPasswordResetResponse]
+    """Mail a password reset link to the address, if a user has it. The answer is the same
+    whether or not one does. Needs no access token.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a malformed email), RESOURCE_EXHAUSTED
+    (RATE_LIMITED).
+    """
+    ResetPassword: _grpc.UnaryUnaryMultiCallable[_account_pb2.ResetPasswordRequest, _account_pb2.ResetPasswordResponse]
+    """Set a new password with the token of a reset link. Every session of the user is
+    revoked (refresh tokens and access tokens); each token works once, until it expires.
+    Needs no access token. Two-factor authentication, when enabled, stays enabled.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a new password that is not fit to be
+    set, EMAIL_TOKEN_INVALID), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
+    RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    GetNotificationSettings: _grpc.UnaryUnaryMultiCallable[_account_pb2.GetNotificationSettingsRequest, _account_pb2.GetNotificationSettingsResponse]
+    """Return the caller's email notification settings: one entry per kind, on unless turned
+    off.
+    Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    UpdateNotificationSettings: _grpc.UnaryUnaryMultiCallable[_account_pb2.UpdateNotificationSettingsRequest, _account_pb2.UpdateNotificationSettingsResponse]
+    """Turn email notifications of the given kinds on or off; kinds not listed keep their
+    setting. Returns every kind's setting after the change.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for an unspecified or repeated kind),
+    UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
     EnrolTotp: _grpc.UnaryUnaryMultiCallable[_account_pb2.EnrolTotpRequest, _account_pb2.EnrolTotpResponse]
     """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
     URI; nothing changes at sign-in until ConfirmTotp. Enrolling again replaces an
@@ -151,6 +190,45 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
     is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    VerifyEmail: _aio.UnaryUnaryMultiCallable[_account_pb2.VerifyEmailRequest, _account_pb2.VerifyEmailResponse]  # type: ignore[assignment]
+    """Confirm that the email address is the user's, with the token of the link mailed at
+    sign-up (or by ResendVerification). Needs no access token: the token is the proof. Each
+    token works once, until it expires. An access token issued before carries the old
+    state: refresh it to trade where verification is required.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, EMAIL_TOKEN_INVALID for a token that was not
+    issued for this), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
+    RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    ResendVerification: _aio.UnaryUnaryMultiCallable[_account_pb2.ResendVerificationRequest, _account_pb2.ResendVerificationResponse]  # type: ignore[assignment]
+    """Mail the caller a new verification link; earlier links stop working.
+    Errors: FAILED_PRECONDITION (EMAIL_ALREADY_VERIFIED), UNAUTHENTICATED (TOKEN_INVALID,
+    TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    RequestPasswordReset: _aio.UnaryUnaryMultiCallable[_account_pb2.RequestPasswordResetRequest, _account_pb2.RequestPasswordResetResponse]  # type: ignore[assignment]
+    """Mail a password reset link to the address, if a user has it. The answer is the same
+    whether or not one does. Needs no access token.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a malformed email), RESOURCE_EXHAUSTED
+    (RATE_LIMITED).
+    """
+    ResetPassword: _aio.UnaryUnaryMultiCallable[_account_pb2.ResetPasswordRequest, _account_pb2.ResetPasswordResponse]  # type: ignore[assignment]
+    """Set a new password with the token of a reset link. Every session of the user is
+    revoked (refresh tokens and access tokens); each token works once, until it expires.
+    Needs no access token. Two-factor authentication, when enabled, stays enabled.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a new password that is not fit to be
+    set, EMAIL_TOKEN_INVALID), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
+    RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    GetNotificationSettings: _aio.UnaryUnaryMultiCallable[_account_pb2.GetNotificationSettingsRequest, _account_pb2.GetNotificationSettingsResponse]  # type: ignore[assignment]
+    """Return the caller's email notification settings: one entry per kind, on unless turned
+    off.
+    Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    UpdateNotificationSettings: _aio.UnaryUnaryMultiCallable[_account_pb2.UpdateNotificationSettingsRequest, _account_pb2.UpdateNotificationSettingsResponse]  # type: ignore[assignment]
+    """Turn email notifications of the given kinds on or off; kinds not listed keep their
+    setting. Returns every kind's setting after the change.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for an unspecified or repeated kind),
+    UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
     """
     EnrolTotp: _aio.UnaryUnaryMultiCallable[_account_pb2.EnrolTotpRequest, _account_pb2.EnrolTotpResponse]  # type: ignore[assignment]
     """Start enrolling in two-factor authentication: return a new TOTP secret and its otpauth
@@ -269,6 +347,81 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         """Revoke one of the caller's sessions: its refresh token and its access tokens stop working.
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (SESSION_NOT_FOUND for an id that
         is not an active session of the caller), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyEmail(
+        self,
+        request: _account_pb2.VerifyEmailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.VerifyEmailResponse, _abc.Awaitable[_account_pb2.VerifyEmailResponse]]:
+        """Confirm that the email address is the user's, with the token of the link mailed at
+        sign-up (or by ResendVerification). Needs no access token: the token is the proof. Each
+        token works once, until it expires. An access token issued before carries the old
+        state: refresh it to trade where verification is required.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, EMAIL_TOKEN_INVALID for a token that was not
+        issued for this), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
+        RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def ResendVerification(
+        self,
+        request: _account_pb2.ResendVerificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ResendVerificationResponse, _abc.Awaitable[_account_pb2.ResendVerificationResponse]]:
+        """Mail the caller a new verification link; earlier links stop working.
+        Errors: FAILED_PRECONDITION (EMAIL_ALREADY_VERIFIED), UNAUTHENTICATED (TOKEN_INVALID,
+        TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def RequestPasswordReset(
+        self,
+        request: _account_pb2.RequestPasswordResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.RequestPasswordResetResponse, _abc.Awaitable[_account_pb2.RequestPasswordResetResponse]]:
+        """Mail a password reset link to the address, if a user has it. The answer is the same
+        whether or not one does. Needs no access token.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a malformed email), RESOURCE_EXHAUSTED
+        (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def ResetPassword(
+        self,
+        request: _account_pb2.ResetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ResetPasswordResponse, _abc.Awaitable[_account_pb2.ResetPasswordResponse]]:
+        """Set a new password with the token of a reset link. Every session of the user is
+        revoked (refresh tokens and access tokens); each token works once, until it expires.
+        Needs no access token. Two-factor authentication, when enabled, stays enabled.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a new password that is not fit to be
+        set, EMAIL_TOKEN_INVALID), FAILED_PRECONDITION (EMAIL_TOKEN_EXPIRED, EMAIL_TOKEN_USED),
+        RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def GetNotificationSettings(
+        self,
+        request: _account_pb2.GetNotificationSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.GetNotificationSettingsResponse, _abc.Awaitable[_account_pb2.GetNotificationSettingsResponse]]:
+        """Return the caller's email notification settings: one entry per kind, on unless turned
+        off.
+        Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateNotificationSettings(
+        self,
+        request: _account_pb2.UpdateNotificationSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.UpdateNotificationSettingsResponse, _abc.Awaitable[_account_pb2.UpdateNotificationSettingsResponse]]:
+        """Turn email notifications of the given kinds on or off; kinds not listed keep their
+        setting. Returns every kind's setting after the change.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for an unspecified or repeated kind),
+        UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
         """
 
     @_abc_1.abstractmethod

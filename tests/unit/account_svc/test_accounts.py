@@ -17,8 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from account_svc.accounts import Accounts, SecondFactor, Session
 from account_svc.config import Limit, RateLimits
+from account_svc.email_identity import EmailIdentity
+from account_svc.email_tokens import TokenSigner
 from account_svc.issuer import TokenIssuer
+from account_svc.mail import MailConfig
 from account_svc.main import quiet_parameter_logging
+from account_svc.notifications import NotificationSettings
 from account_svc.passwords import TEST_COST, HashCost, PasswordHasher
 from account_svc.provisioning import EngineUnavailableError, Provisioner
 from account_svc.schema import users_table
@@ -122,6 +126,10 @@ def build(
         revoked=revoked,
         totp=TotpStore(db),
         secret_box=SecretBox(bytes(range(32))),
+        email=EmailIdentity(
+            db, TokenSigner(bytes(range(32, 64))), MailConfig(), clock=clock or time.time
+        ),
+        notifications=NotificationSettings(db),
     )
     verifier = JwtVerifier(key.public_keys, revoked=revoked)
     return World(accounts, engine, hasher, users, verifier, db, store)

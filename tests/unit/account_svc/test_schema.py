@@ -42,6 +42,11 @@ async def test_migrate_creates_every_table_from_scratch(bare_db: AsyncEngine) ->
         "account_session_details",
         "account_totp",
         "account_recovery_codes",
+        "account_email_verifications",
+        "account_email_tokens",
+        "account_email_outbox",
+        "account_notification_settings",
+        "account_notification_cursors",
     }
     assert await stored_version(bare_db) == SCHEMA_VERSION
 

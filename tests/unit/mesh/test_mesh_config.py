@@ -27,6 +27,7 @@ def test_defaults_match_the_documented_ones(tmp_path: Path) -> None:
     assert settings.demo_balance == "5000"
     assert settings.database_url is None
     assert settings.redis_url is None
+    assert settings.require_email_verification is False
 
 
 def test_internal_token_is_generated_once_and_shared(tmp_path: Path) -> None:
@@ -77,11 +78,20 @@ def test_addresses_and_ports_can_be_overridden(tmp_path: Path) -> None:
         ("CFD_ENGINE_ADDR", "no-port", "CFD_ENGINE_ADDR"),
         ("CFD_INTERNAL_TOKEN", "short", "CFD_INTERNAL_TOKEN"),
         ("CFD_LOG_LEVEL", "LOUD", "CFD_LOG_LEVEL"),
+        ("CFD_REQUIRE_EMAIL_VERIFICATION", "maybe", "CFD_REQUIRE_EMAIL_VERIFICATION"),
     ],
 )
 def test_bad_values_are_clear_errors(tmp_path: Path, var: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"CFD_DATA_DIR": str(tmp_path), var: value})
+
+
+@pytest.mark.parametrize(("value", "expected"), [("on", True), ("TRUE", True), ("off", False)])
+def test_email_verification_is_required_when_switched_on(
+    tmp_path: Path, value: str, expected: bool
+) -> None:
+    env = {"CFD_DATA_DIR": str(tmp_path), "CFD_REQUIRE_EMAIL_VERIFICATION": value}
+    assert Settings.from_env(env).require_email_verification is expected
 
 
 def test_front_limits_read_the_shared_variables() -> None:
