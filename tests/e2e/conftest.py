@@ -77,6 +77,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         CFD_ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL_S),
         CFD_LIMIT_SIGNUP_PER_ADDRESS="500/3600",
     )
+    # Mailed links (written as files: no SMTP server) open the page the tests drive.
+    env["CFD_PUBLIC_URL"] = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"
     up = ServiceProcess(["up"], env, data_dir / "up.log")
     try:
         wait_for(lambda: "CFD Mesh is up" in up.output() or up.process.poll() is not None, 120)

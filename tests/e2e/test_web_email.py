@@ -1,0 +1,92 @@
+"""Mailed links in a real browser: verifying the address, and resetting a forgotten password."""
+
+from __future__ import annotations
+
+import email
+import re
+from email.message import Message
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from e2e.browser_support import PASSWORD, Mesh, sign_up, unique_email
+from support import wait_for
+
+NEW_PASSWORD = "a fresh passphrase 2026"
+
+
+def mailed_link(mesh: Mesh, recipient: str, action: str) -> str:
+    """Wait for the message to `recipient` holding an `action` link, and return the link."""
+    mail_dir = Path(mesh.env["CFD_DATA_DIR"]) / "mail"
+    pattern = re.compile(rf"https?://\S+/#{action}=[A-Za-z0-9_.~-]+")
+
+    def find() -> str | None:
+        for path in sorted(mail_dir.glob("*.eml")) if mail_dir.exists() else []:
+            message: Message = email.message_from_bytes(path.read_bytes())
+            if message["To"] != recipient:
+                continue
+            payload = message.get_payload(decode=True)
+            body = payload.decode() if isinstance(payload, bytes) else str(message.get_payload())
+            found = pattern.search(body)
+            if found:
+                return found.group(0)
+        return None
+
+    link: str = wait_for(find, timeout=30, interval=0.2)
+    return link
+
+
+def test_the_mailed_link_verifies_the_address(mesh: Mesh, page: Page) -> None:
+    address = sign_up(page)
+    banner = page.get_by_test_id("verify-email-banner")
+    expect(banner).to_contain_text(address)
+    page.get_by_test_id("verify-email-resend").click()
+    expect(page.get_by_test_id("verify-email-text")).to_contain_text("A new link is on its way")
+    # The newest link: asking again made the first one stop working.
+    link = mailed_link(mesh, address, "verify-email")
+    page.goto(link)
+    expect(page.get_by_test_id("link-notice")).to_have_text(re.compile("Your email address is verified"))
+    expect(page.get_by_test_id("trading-screen")).to_be_visible()
+    expect(banner).to_be_hidden()
+    # The token left the address bar, and the link works once.
+    assert "#" not in page.url
+    page.goto(link)
+    expect(page.get_by_test_id("link-notice")).to_contain_text("already used")
+
+
+def test_a_forgotten_password_is_reset_from_the_mailed_link(mesh: Mesh, page: Page) -> None:
+    address = unique_email()
+    httpx.post(
+        f"{mesh.base_url}/v1/auth/signup", json={"email": address, "password": PASSWORD}, timeout=10
+    ).raise_for_status()
+    page.goto("/")
+    page.get_by_test_id("auth-forgot").click()
+    page.get_by_test_id("forgot-email").fill(address)
+    page.get_by_test_id("forgot-submit").click()
+    expect(page.get_by_test_id("forgot-sent")).to_be_visible()
+    link = mailed_link(mesh, address, "reset-password")
+
+    page.goto(link)
+    page.get_by_test_id("reset-password").fill(NEW_PASSWORD)
+    page.get_by_test_id("reset-password-again").fill(NEW_PASSWORD + "!")
+    page.get_by_test_id("reset-submit").click()
+    expect(page.get_by_test_id("reset-error")).to_have_text("The two passwords differ.")
+    page.get_by_test_id("reset-password-again").fill(NEW_PASSWORD)
+    page.get_by_test_id("reset-submit").click()
+    expect(page.get_by_test_id("link-notice")).to_contain_text("Your password is changed")
+
+    page.get_by_test_id("auth-email").fill(address)
+    page.get_by_test_id("auth-password").fill(PASSWORD)
+    page.get_by_test_id("auth-submit").click()
+    expect(page.get_by_test_id("auth-error")).to_be_visible()
+    page.get_by_test_id("auth-password").fill(NEW_PASSWORD)
+    page.get_by_test_id("auth-submit").click()
+    expect(page.get_by_test_id("trading-screen")).to_be_visible()
+
+    # The link works once.
+    page.goto(link)
+    page.get_by_test_id("reset-password").fill("yet another passphrase")
+    page.get_by_test_id("reset-password-again").fill("yet another passphrase")
+    page.get_by_test_id("reset-submit").click()
+    expect(page.get_by_test_id("reset-error")).to_have_text("This link was already used.")
