@@ -1,14 +1,15 @@
-import { useCallback, useState, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
 import { AuthScreen } from "./components/AuthScreen";
 import {
   LinkNotice,
+  type Notice,
   ResetPasswordScreen,
   useEmailVerification,
   VerifyEmailBanner,
 } from "./components/EmailLinks";
 import { TradingScreen } from "./components/TradingScreen";
 import type { ApiClient } from "./lib/api";
-import type { EmailLink } from "./lib/security";
+import { type EmailLink, emailLinkOf } from "./lib/security";
 import type { KeyValueStorage } from "./lib/session";
 
 interface AppProps {
@@ -18,26 +19,48 @@ interface AppProps {
   readonly link?: EmailLink | null;
 }
 
-/** Show the sign-in screen or the trading screen, following the session; act on a mailed link. */
-export function App({ api, storage, link = null }: AppProps) {
+/** Read a mailed link from the address bar, and take it out of there (and of the history). */
+export function takeEmailLink(): EmailLink | null {
+  const link = emailLinkOf(window.location.hash);
+  if (link !== null) {
+    window.history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+  return link;
+}
+
+/** Show the sign-in screen or the trading screen, following the session; act on mailed links. */
+export function App({ api, storage, link: opened = null }: AppProps) {
   const subscribe = useCallback((listener: () => void) => api.sessions.subscribe(listener), [api]);
   const read = useCallback(() => api.sessions.get(), [api]);
   const session = useSyncExternalStore(subscribe, read, read);
-  const [resetToken, setResetToken] = useState(link?.kind === "reset-password" ? link.token : null);
-  const verification = useEmailVerification(api, link?.kind === "verify-email" ? link.token : null);
-  const [notice, setNotice] = useState<{ text: string; failed: boolean } | null>(null);
-  const [dismissed, setDismissed] = useState(false);
-  const shown = dismissed ? null : (notice ?? verification);
-  const banner = shown === null ? null : (
-    <LinkNotice text={shown.text} failed={shown.failed} onDismiss={() => setDismissed(true)} />
-  );
-  if (resetToken !== null) {
+  const [link, setLink] = useState<EmailLink | null>(opened);
+  const [notice, setNotice] = useState<Notice | null>(null);
+  const [dismissed, setDismissed] = useState<Notice | null>(null);
+  useEffect(() => {
+    // A link opened in a tab that already shows the page changes only the fragment.
+    const follow = () => {
+      const next = takeEmailLink();
+      if (next === null) return;
+      setNotice(null);
+      setLink(next);
+    };
+    window.addEventListener("hashchange", follow);
+    return () => window.removeEventListener("hashchange", follow);
+  }, []);
+  const verification = useEmailVerification(api, link?.kind === "verify-email" ? link : null);
+  const shown = notice ?? verification;
+  const banner =
+    shown === null || shown === dismissed ? null : (
+      <LinkNotice text={shown.text} failed={shown.failed} onDismiss={() => setDismissed(shown)} />
+    );
+  if (link?.kind === "reset-password") {
     return (
       <ResetPasswordScreen
+        key={link.token}
         api={api}
-        token={resetToken}
+        token={link.token}
         onDone={(text) => {
-          setResetToken(null);
+          setLink(null);
           setNotice({ text, failed: false });
         }}
       />

@@ -1,8 +1,7 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
-import { App } from "./App";
+import { App, takeEmailLink } from "./App";
 import { ApiClient } from "./lib/api";
-import { emailLinkOf } from "./lib/security";
 import { SessionStore } from "./lib/session";
 import "./styles.css";
 
@@ -17,10 +16,7 @@ function browserStorage(): Storage | null {
 const storage = browserStorage();
 // A mailed link carries its token in the fragment: read it once, then drop it from the address
 // bar so that neither a reload nor the history replays it.
-const link = emailLinkOf(window.location.hash);
-if (link !== null) {
-  window.history.replaceState(null, "", window.location.pathname + window.location.search);
-}
+const link = takeEmailLink();
 const api = new ApiClient("", (input, init) => fetch(input, init), new SessionStore(storage));
 const root = document.getElementById("root");
 if (root === null) {

@@ -1,7 +1,13 @@
 import { type FormEvent, useEffect, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { ApiError } from "../lib/errors";
-import { requestPasswordReset, resendVerification, resetPassword, verifyEmail } from "../lib/security";
+import {
+  type EmailLink,
+  requestPasswordReset,
+  resendVerification,
+  resetPassword,
+  verifyEmail,
+} from "../lib/security";
 import type { User } from "../lib/types";
 import { describeFailure, TextField } from "./forms";
 
@@ -17,9 +23,13 @@ function linkFailure(error: unknown): string {
   return (reason !== null ? LINK_FAILURES[reason] : undefined) ?? describeFailure(error);
 }
 
-interface NoticeProps {
+/** What a mailed link did, in a sentence. */
+export interface Notice {
   readonly text: string;
   readonly failed: boolean;
+}
+
+interface NoticeProps extends Notice {
   readonly onDismiss: () => void;
 }
 
@@ -35,23 +45,21 @@ export function LinkNotice({ text, failed, onDismiss }: NoticeProps) {
   );
 }
 
-/** Confirm the email address of a verification link once; report the outcome. */
-export function useEmailVerification(
-  api: ApiClient,
-  token: string | null,
-): { readonly text: string; readonly failed: boolean } | null {
-  const [outcome, setOutcome] = useState<{ text: string; failed: boolean } | null>(null);
+/** Confirm the email address with each verification link opened; report the outcome. */
+export function useEmailVerification(api: ApiClient, link: EmailLink | null): Notice | null {
+  const [outcome, setOutcome] = useState<Notice | null>(null);
   useEffect(() => {
-    if (token === null) return;
+    setOutcome(null);
+    if (link === null) return;
     let current = true;
-    verifyEmail(api, token).then(
+    verifyEmail(api, link.token).then(
       () => current && setOutcome({ text: "Your email address is verified.", failed: false }),
       (error: unknown) => current && setOutcome({ text: linkFailure(error), failed: true }),
     );
     return () => {
       current = false;
     };
-  }, [api, token]);
+  }, [api, link]);
   return outcome;
 }
 
