@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { type ReactNode, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import {
   formatExactMoney,
@@ -26,6 +26,8 @@ interface AccountBarProps {
   readonly connection: ConnectionState;
   readonly quotes: QuoteStore;
   readonly selected: InstrumentView | null;
+  /** Shown beside the brand: the switch between the CFD and the spot views. */
+  readonly children?: ReactNode;
 }
 
 interface FigureProps {
@@ -82,7 +84,8 @@ function ConnectionStatus({
 }
 
 /** Balance, equity, margins and the connection state, at the top of the page. */
-export function AccountBar({ api, user, account, connection, quotes, selected }: AccountBarProps) {
+export function AccountBar(props: AccountBarProps) {
+  const { api, user, account, connection, quotes, selected, children } = props;
   const [signingOut, setSigningOut] = useState(false);
   const marginLevel = formatPercent(account?.marginLevel);
   const alert = marginAlert(account?.marginLevel);
@@ -91,6 +94,7 @@ export function AccountBar({ api, user, account, connection, quotes, selected }:
       <div className="brand">
         CFD <span>Mesh</span>
       </div>
+      {children}
       <div className="figures" data-testid="account-bar">
         <Figure
           label="Balance"

@@ -234,3 +234,13 @@ export function previewSpotOrder(input: SpotPreviewInput): SpotPreviewResult {
   if (typeof amount === "string") return failure("amount", amount);
   return input.execution === "limit" ? limitPreview(input, amount) : marketPreview(input, amount);
 }
+
+/** Check a transfer amount against what its source holds; null when it may be sent. */
+export function transferAmountError(text: string, source: Decimal | null): string | null {
+  const amount = Decimal.tryParse(text);
+  if (amount === null) return "Enter an amount";
+  if (!amount.isPositive()) return "Must be greater than zero";
+  if (amount.significantScale() > MONEY_SCALE) return `At most ${MONEY_SCALE} decimals`;
+  if (source !== null && amount.gt(source)) return "More than is available";
+  return null;
+}

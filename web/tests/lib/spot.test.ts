@@ -10,6 +10,7 @@ import {
   groupSteps,
   previewSpotOrder,
   toMarketSpec,
+  transferAmountError,
 } from "../../src/lib/spot";
 
 const d = (text: string) => Decimal.parse(text);
@@ -177,5 +178,21 @@ describe("market order preview", () => {
     expect(
       previewSpotOrder(input({ execution: "market", side: "SIDE_SELL", sizeMode: "quote", opposite: bids })),
     ).toMatchObject({ ok: false, message: "A market sell is sized by quantity" });
+  });
+});
+
+describe("transfer amount", () => {
+  it("accepts a positive amount to the micro-USD within the source", () => {
+    expect(transferAmountError("1000", d("5000"))).toBeNull();
+    expect(transferAmountError("0.000001", d("0.000001"))).toBeNull();
+    expect(transferAmountError("12", null)).toBeNull();
+  });
+
+  it("refuses what the server would", () => {
+    expect(transferAmountError("", d("1"))).toBe("Enter an amount");
+    expect(transferAmountError("abc", d("1"))).toBe("Enter an amount");
+    expect(transferAmountError("0", d("1"))).toBe("Must be greater than zero");
+    expect(transferAmountError("0.0000001", d("1"))).toBe("At most 6 decimals");
+    expect(transferAmountError("5000.000001", d("5000"))).toBe("More than is available");
   });
 });
