@@ -9,11 +9,12 @@ import {
   type MarketSpec,
   type SpotExecution,
   type SpotSizeMode,
+  describePlacement,
   formatFeeRate,
   previewSpotOrder,
 } from "../lib/spot";
 import type { Side } from "../lib/trading";
-import type { PlaceSpotOrderResponse, TimeInForce, WalletBalance } from "../lib/types";
+import type { TimeInForce, WalletBalance } from "../lib/types";
 import type { RefreshSpot } from "./SpotScreen";
 
 interface SpotOrderFormProps {
@@ -35,28 +36,6 @@ const TIME_IN_FORCE: readonly { readonly value: TimeInForce; readonly label: str
 ];
 
 type FieldErrors = Partial<Record<"price" | "amount", string>>;
-
-/** What an order did, in words, from the server's answer. */
-export function describePlacement(response: PlaceSpotOrderResponse, spec: MarketSpec): string {
-  const order = response.order;
-  const filled = formatQuantity(order.filledQuantity ?? "0");
-  const average =
-    order.averagePrice === undefined || order.averagePrice === ""
-      ? ""
-      : ` at ${formatPrice(order.averagePrice, spec.priceDigits)} on average`;
-  switch (order.status) {
-    case "SPOT_ORDER_STATUS_OPEN":
-      return `Order placed: ${formatQuantity(order.quantity)} ${spec.baseAsset} at ${formatPrice(order.price, spec.priceDigits)}`;
-    case "SPOT_ORDER_STATUS_PARTIALLY_FILLED":
-      return `Filled ${filled} ${spec.baseAsset}${average}; the rest rests in the book`;
-    case "SPOT_ORDER_STATUS_FILLED":
-      return `Filled ${filled} ${spec.baseAsset}${average}`;
-    case "SPOT_ORDER_STATUS_EXPIRED":
-      return `Filled ${filled} ${spec.baseAsset}${average}; the rest expired`;
-    default:
-      return "Order not placed";
-  }
-}
 
 function balanceOf(wallet: readonly WalletBalance[], asset: string): Decimal {
   return Decimal.tryParse(wallet.find((b) => b.asset === asset)?.available) ?? Decimal.zero();

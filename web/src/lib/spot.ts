@@ -6,8 +6,9 @@
 
 import type { Level } from "./book";
 import { Decimal } from "./decimal";
+import { formatPrice, formatQuantity } from "./format";
 import { MONEY_SCALE, type Side } from "./trading";
-import type { Market } from "./types";
+import type { Market, PlaceSpotOrderResponse } from "./types";
 
 const BPS_PER_UNIT = Decimal.fromInteger(10_000);
 
@@ -243,4 +244,26 @@ export function transferAmountError(text: string, source: Decimal | null): strin
   if (amount.significantScale() > MONEY_SCALE) return `At most ${MONEY_SCALE} decimals`;
   if (source !== null && amount.gt(source)) return "More than is available";
   return null;
+}
+
+/** What an order did, in words, from the server's answer. */
+export function describePlacement(response: PlaceSpotOrderResponse, spec: MarketSpec): string {
+  const order = response.order;
+  const filled = formatQuantity(order.filledQuantity ?? "0");
+  const average =
+    order.averagePrice === undefined || order.averagePrice === ""
+      ? ""
+      : ` at ${formatPrice(order.averagePrice, spec.priceDigits)} on average`;
+  switch (order.status) {
+    case "SPOT_ORDER_STATUS_OPEN":
+      return `Order placed: ${formatQuantity(order.quantity)} ${spec.baseAsset} at ${formatPrice(order.price, spec.priceDigits)}`;
+    case "SPOT_ORDER_STATUS_PARTIALLY_FILLED":
+      return `Filled ${filled} ${spec.baseAsset}${average}; the rest rests in the book`;
+    case "SPOT_ORDER_STATUS_FILLED":
+      return `Filled ${filled} ${spec.baseAsset}${average}`;
+    case "SPOT_ORDER_STATUS_EXPIRED":
+      return `Filled ${filled} ${spec.baseAsset}${average}; the rest expired`;
+    default:
+      return "Order not placed";
+  }
 }

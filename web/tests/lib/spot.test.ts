@@ -5,6 +5,7 @@ import {
   type MarketSpec,
   type SpotPreviewInput,
   buyLimitLock,
+  describePlacement,
   feeOf,
   formatFeeRate,
   groupSteps,
@@ -194,5 +195,38 @@ describe("transfer amount", () => {
     expect(transferAmountError("0", d("1"))).toBe("Must be greater than zero");
     expect(transferAmountError("0.0000001", d("1"))).toBe("At most 6 decimals");
     expect(transferAmountError("5000.000001", d("5000"))).toBe("More than is available");
+  });
+});
+
+describe("placement in words", () => {
+  const order = {
+    id: "s-9",
+    market: "BTC_USD",
+    side: "SIDE_BUY" as const,
+    type: "SPOT_ORDER_TYPE_LIMIT" as const,
+    price: "64000.50",
+    quantity: "0.0150",
+  };
+
+  it("tells a resting order by its price and quantity", () => {
+    expect(describePlacement({ order: { ...order, status: "SPOT_ORDER_STATUS_OPEN" } }, BTC)).toBe(
+      "Order placed: 0.015 BTC at 64,000.50",
+    );
+  });
+
+  it("tells what filled, at which average price, and what became of the rest", () => {
+    const filled = { filledQuantity: "0.0100", averagePrice: "63999.995" };
+    expect(
+      describePlacement({ order: { ...order, ...filled, status: "SPOT_ORDER_STATUS_PARTIALLY_FILLED" } }, BTC),
+    ).toBe("Filled 0.01 BTC at 63,999.995 on average; the rest rests in the book");
+    expect(
+      describePlacement({ order: { ...order, ...filled, status: "SPOT_ORDER_STATUS_EXPIRED" } }, BTC),
+    ).toBe("Filled 0.01 BTC at 63,999.995 on average; the rest expired");
+    expect(
+      describePlacement({ order: { ...order, filledQuantity: "0.0150", averagePrice: "64000", status: "SPOT_ORDER_STATUS_FILLED" } }, BTC),
+    ).toBe("Filled 0.015 BTC at 64,000.00 on average");
+    expect(describePlacement({ order: { ...order, status: "SPOT_ORDER_STATUS_EXPIRED" } }, BTC)).toBe(
+      "Filled 0 BTC; the rest expired",
+    );
   });
 });
