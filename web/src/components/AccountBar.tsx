@@ -26,7 +26,7 @@ interface AccountBarProps {
   readonly connection: ConnectionState;
   readonly quotes: QuoteStore;
   readonly selected: InstrumentView | null;
-  /** Shown beside the brand: the switch between the CFD and the spot views. */
+  /** Shown under the brand: the switch between the CFD and the spot views. */
   readonly children?: ReactNode;
 }
 
@@ -91,10 +91,12 @@ export function AccountBar(props: AccountBarProps) {
   const alert = marginAlert(account?.marginLevel);
   return (
     <header className="account-bar">
-      <div className="brand">
-        CFD <span>Mesh</span>
+      <div className="brand-block">
+        <div className="brand">
+          CFD <span>Mesh</span>
+        </div>
+        {children}
       </div>
-      {children}
       <div className="figures" data-testid="account-bar">
         <Figure
           label="Balance"
