@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import type { ApiClient } from "../lib/api";
-import { OrderBook } from "../lib/book";
+import { OrderBook, followBook } from "../lib/book";
 import { coalesce } from "../lib/coalesce";
 import { describeError } from "../lib/errors";
 import { formatPrice } from "../lib/format";
@@ -9,7 +9,6 @@ import type { KeyValueStorage } from "../lib/session";
 import { type MarketSpec, toMarketSpec } from "../lib/spot";
 import type {
   Account,
-  BookUpdate,
   MarketTrade,
   MarketTradesUpdate,
   SpotFill,
@@ -61,30 +60,9 @@ function useOrderBook(realtime: RealtimeClient, market: string | null) {
       setState({ book, version });
     };
     publish();
-    let awaitingSnapshot = false;
-    let stop = () => undefined as void;
-    const subscribe = () => {
-      stop = realtime.subscribe({
-        channel: "book",
-        private: false,
-        params: () => ({ market }),
-        onData: (data) => {
-          if (!isRecord(data) || data.market !== market) return;
-          const update = data as unknown as BookUpdate;
-          // Changes still in flight from before a resubscription are of no use.
-          if (awaitingSnapshot && update.snapshot !== true) return;
-          if (book.apply(update)) {
-            awaitingSnapshot = false;
-            frame ??= requestAnimationFrame(publish);
-            return;
-          }
-          awaitingSnapshot = true;
-          stop();
-          subscribe();
-        },
-      });
-    };
-    subscribe();
+    const stop = followBook((subscription) => realtime.subscribe(subscription), book, () => {
+      frame ??= requestAnimationFrame(publish);
+    });
     return () => {
       stop();
       if (frame !== null) cancelAnimationFrame(frame);

@@ -5,6 +5,7 @@
  */
 
 import { Decimal } from "./decimal";
+import type { Subscription } from "./realtime";
 import type { BookLevel, BookUpdate } from "./types";
 
 export type BookSide = "bids" | "asks";
@@ -173,4 +174,40 @@ export function depthCurve(
       cumulative,
     }));
   return { bids: curve(bids), asks: curve(asks) };
+}
+
+/** The subscribing half of the WebSocket client. */
+export type Subscribe = (subscription: Subscription) => () => void;
+
+/**
+ * Keep `book` from the `book` channel: apply each message and call `changed`; after a gap in
+ * the sequence subscribe again, which starts over with a snapshot, and ignore the changes
+ * still in flight until it arrives. Return the function that stops following.
+ */
+export function followBook(subscribe: Subscribe, book: OrderBook, changed: () => void): () => void {
+  let awaitingSnapshot = false;
+  let stop: () => void = () => undefined;
+  const start = () => {
+    stop = subscribe({
+      channel: "book",
+      private: false,
+      params: () => ({ market: book.market }),
+      onData: (data) => {
+        if (typeof data !== "object" || data === null) return;
+        const update = data as BookUpdate;
+        if (update.market !== book.market) return;
+        if (awaitingSnapshot && update.snapshot !== true) return;
+        if (book.apply(update)) {
+          awaitingSnapshot = false;
+          changed();
+          return;
+        }
+        awaitingSnapshot = true;
+        stop();
+        start();
+      },
+    });
+  };
+  start();
+  return () => stop();
 }

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { OrderBook, depthCurve, groupLevels, type Level, ladder, ratio, spread } from "../../src/lib/book";
+import { OrderBook, depthCurve, followBook, groupLevels, type Level, ladder, ratio, spread } from "../../src/lib/book";
 import { Decimal } from "../../src/lib/decimal";
+import { RealtimeClient } from "../../src/lib/realtime";
+import type { BookUpdate } from "../../src/lib/types";
+import { FakeClock, FakeSocket } from "./fakes";
 
 const d = (text: string) => Decimal.parse(text);
 const level = (price: string, quantity: string): Level => ({ price: d(price), quantity: d(quantity) });
@@ -98,5 +101,56 @@ describe("ladder", () => {
       ["100.03", "3"],
     ]);
     expect(curve.asks.map((p) => p.cumulative.toPlainString())).toEqual(["1.5", "1.75"]);
+  });
+});
+
+describe("following the book channel", () => {
+  function connected() {
+    const sockets: FakeSocket[] = [];
+    const client = new RealtimeClient({
+      url: "ws://edge/v1/ws",
+      createSocket: (url) => {
+        const socket = new FakeSocket(url);
+        sockets.push(socket);
+        return socket;
+      },
+      clock: new FakeClock(),
+    });
+    client.start();
+    sockets[0].open();
+    return { client, socket: sockets[0] };
+  }
+
+  const frame = (data: BookUpdate) => ({ channel: "book", data });
+
+  it("subscribes again after a gap and skips the changes in flight until the snapshot", () => {
+    const { client, socket } = connected();
+    const book = new OrderBook("BTC_USD");
+    let changes = 0;
+    const stop = followBook((s) => client.subscribe(s), book, () => {
+      changes += 1;
+    });
+    expect(socket.frames("subscribe", "book")).toEqual([{ op: "subscribe", channel: "book", market: "BTC_USD" }]);
+    socket.receive(frame({ market: "BTC_USD", sequence: "4", snapshot: true, bids: [{ price: "10.00", quantity: "1" }] }));
+    socket.receive(frame({ market: "BTC_USD", sequence: "5", bids: [{ price: "10.00", quantity: "2" }] }));
+    socket.receive(frame({ market: "ETH_USD", sequence: "9", bids: [{ price: "10.00", quantity: "7" }] }));
+    expect(changes).toBe(2);
+    socket.receive(frame({ market: "BTC_USD", sequence: "7", bids: [{ price: "10.00", quantity: "3" }] }));
+    expect(socket.frames("unsubscribe", "book")).toHaveLength(1);
+    expect(socket.frames("subscribe", "book")).toHaveLength(2);
+    // A change sent before the server saw the new subscription starts no second one.
+    socket.receive(frame({ market: "BTC_USD", sequence: "8", bids: [{ price: "10.00", quantity: "4" }] }));
+    expect(socket.frames("subscribe", "book")).toHaveLength(2);
+    expect(changes).toBe(2);
+    expect(plain(book.levels("bids"))).toEqual([["10", "2"]]);
+    socket.receive(frame({ market: "BTC_USD", sequence: "8", snapshot: true, bids: [{ price: "10.00", quantity: "4" }] }));
+    socket.receive(frame({ market: "BTC_USD", sequence: "9", asks: [{ price: "11.00", quantity: "1" }] }));
+    expect(changes).toBe(4);
+    expect(plain(book.levels("bids"))).toEqual([["10", "4"]]);
+    expect(plain(book.levels("asks"))).toEqual([["11", "1"]]);
+    stop();
+    expect(socket.frames("unsubscribe", "book")).toHaveLength(2);
+    socket.receive(frame({ market: "BTC_USD", sequence: "10", asks: [{ price: "11.00", quantity: "0" }] }));
+    expect(changes).toBe(4);
   });
 });
