@@ -29,10 +29,14 @@ interface SpotOrderFormProps {
   readonly onTransfer: () => void;
 }
 
-const TIME_IN_FORCE: readonly { readonly value: TimeInForce; readonly label: string }[] = [
-  { value: "TIME_IN_FORCE_GTC", label: "GTC" },
-  { value: "TIME_IN_FORCE_IOC", label: "IOC" },
-  { value: "TIME_IN_FORCE_FOK", label: "FOK" },
+const TIME_IN_FORCE: readonly {
+  readonly value: TimeInForce;
+  readonly label: string;
+  readonly title: string;
+}[] = [
+  { value: "TIME_IN_FORCE_GTC", label: "GTC", title: "Good till cancelled: the rest rests in the book" },
+  { value: "TIME_IN_FORCE_IOC", label: "IOC", title: "Immediate or cancel: the rest expires" },
+  { value: "TIME_IN_FORCE_FOK", label: "FOK", title: "Fill or kill: all now or nothing" },
 ];
 
 type FieldErrors = Partial<Record<"price" | "amount", string>>;
@@ -277,11 +281,8 @@ export function SpotOrderForm(props: SpotOrderFormProps) {
         </div>
 
         {limit && (
-          <div className="field">
-            <span className="label-like" id={`${id}-tif`}>
-              Time in force
-            </span>
-            <div className="segmented" role="group" aria-labelledby={`${id}-tif`}>
+          <div className="tif-row">
+            <div className="segmented" role="group" aria-label="Time in force">
               {TIME_IN_FORCE.map((option) => (
                 <button
                   key={option.value}
@@ -289,13 +290,14 @@ export function SpotOrderForm(props: SpotOrderFormProps) {
                   className={timeInForce === option.value ? "active" : ""}
                   aria-pressed={timeInForce === option.value}
                   onClick={() => setTimeInForce(option.value)}
+                  title={option.title}
                   data-testid={`spot-tif-${option.label.toLowerCase()}`}
                 >
                   {option.label}
                 </button>
               ))}
             </div>
-            <label className="check" title="Refuse the order rather than let it trade at once">
+            <label className="check" title="Refuse the order rather than let it trade at once (GTC only)">
               <input
                 type="checkbox"
                 checked={canPostOnly && postOnly}
@@ -303,18 +305,22 @@ export function SpotOrderForm(props: SpotOrderFormProps) {
                 onChange={(event) => setPostOnly(event.target.checked)}
                 data-testid="spot-post-only"
               />
-              Post only (GTC)
+              Post only
             </label>
           </div>
         )}
 
         <dl className="preview" data-testid="spot-preview" aria-live="polite">
-          <div>
-            <dt>{limit ? "Price" : "Average price"}</dt>
-            <dd className="num" data-testid="spot-preview-price">
-              {preview === null || preview.averagePrice === null ? DASH : `${estimate}${formatPrice(preview.averagePrice.toString(), digits)}`}
-            </dd>
-          </div>
+          {!limit && (
+            <div>
+              <dt>Average price</dt>
+              <dd className="num" data-testid="spot-preview-price">
+                {preview === null || preview.averagePrice === null
+                  ? DASH
+                  : `${estimate}${formatPrice(preview.averagePrice.toString(), digits)}`}
+              </dd>
+            </div>
+          )}
           <div>
             <dt>Quantity</dt>
             <dd className="num" data-testid="spot-preview-quantity">
