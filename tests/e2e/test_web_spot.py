@@ -132,6 +132,17 @@ def test_spot_transfer_rest_cancel_and_trade(mesh: Mesh, page: Page) -> None:
     expect(ask.get_by_test_id("ladder-quantity")).to_have_text("0.0200")
     expect(ask).not_to_have_attribute("data-mine", "true")
 
+    # A post-only buy at the ask would take: refused, and nothing changes.
+    place(page, "buy", "limit", "0.01", price="61000.00")
+    page.get_by_test_id("spot-post-only").check()
+    page.get_by_test_id("spot-submit").click()
+    expect(page.get_by_test_id("spot-order-error")).to_have_text(
+        "A post-only order may not trade at once; it was not placed"
+    )
+    page.get_by_test_id("spot-post-only").uncheck()
+    expect(ask.get_by_test_id("ladder-quantity")).to_have_text("0.0200")
+    expect(page.get_by_test_id("spot-available")).to_have_text("1,000.00 USD")
+
     place(page, "buy", "market", "0.01")
     expect(page.get_by_test_id("spot-preview-price")).to_have_text("≈ 61,000.00")
     expect(page.get_by_test_id("spot-preview-total")).to_have_text("≈ 610.61 USD")
