@@ -139,7 +139,8 @@ export function SpotScreen(props: SpotScreenProps) {
     () => storage?.getItem(MARKET_KEY) ?? null,
   );
   const [spot, setSpot] = useState<SpotState>({ wallet: [], orders: [], fills: [] });
-  const [loadError, setLoadError] = useState<string | null>(null);
+  const [marketsError, setMarketsError] = useState<string | null>(null);
+  const [spotError, setSpotError] = useState<string | null>(null);
   const [transferring, setTransferring] = useState(false);
   const [pickedPrice, setPickedPrice] = useState<{ price: string } | null>(null);
 
@@ -158,7 +159,7 @@ export function SpotScreen(props: SpotScreenProps) {
         );
       })
       .catch((error: unknown) => {
-        if (!cancelled) setLoadError(describeError(error));
+        if (!cancelled) setMarketsError(describeError(error));
       });
     return () => {
       cancelled = true;
@@ -184,9 +185,9 @@ export function SpotScreen(props: SpotScreenProps) {
   const refreshSpot: RefreshSpot = useCallback(async () => {
     try {
       await reload();
-      setLoadError(null);
+      setSpotError(null);
     } catch (error) {
-      setLoadError(describeError(error));
+      setSpotError(describeError(error));
     }
   }, [reload]);
 
@@ -200,6 +201,7 @@ export function SpotScreen(props: SpotScreenProps) {
   const bids = useMemo(() => book?.levels("bids") ?? [], [book, version]);
   const asks = useMemo(() => book?.levels("asks") ?? [], [book, version]);
   const ownOrders = spot.orders.filter((order) => order.market === spec?.name);
+  const loadError = marketsError ?? spotError;
 
   return (
     <>
