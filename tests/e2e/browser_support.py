@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 from playwright.sync_api import Locator, Page, expect
 
-from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
+from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_admin_pb2, market_admin_pb2_grpc
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -40,9 +40,23 @@ class Mesh:
                 market_admin_pb2.PublishTicksRequest(
                     ticks=[market_admin_pb2.TickInput(symbol=symbol, bid=bid, ask=ask)]
                 ),
-                metadata=(("x-cfd-internal-token", self.env["CFD_INTERNAL_TOKEN"]),),
+                metadata=self._internal(),
                 timeout=10,
             )
+
+    def deposit_asset(self, user_id: str, asset: str, amount: str) -> None:
+        """Credit a base asset to an account's spot wallet (EngineAdminService.DepositAsset)."""
+        target = f"127.0.0.1:{self.env['CFD_ENGINE_PORT']}"
+        with grpc.insecure_channel(target) as channel:
+            stub = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
+            stub.DepositAsset(
+                engine_admin_pb2.DepositAssetRequest(user_id=user_id, asset=asset, amount=amount),
+                metadata=self._internal(),
+                timeout=10,
+            )
+
+    def _internal(self) -> tuple[tuple[str, str], ...]:
+        return (("x-cfd-internal-token", self.env["CFD_INTERNAL_TOKEN"]),)
 
 
 def unique_email() -> str:

@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { type ReactNode, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import {
   formatExactMoney,
@@ -26,6 +26,8 @@ interface AccountBarProps {
   readonly connection: ConnectionState;
   readonly quotes: QuoteStore;
   readonly selected: InstrumentView | null;
+  /** Shown under the brand: the switch between the CFD and the spot views. */
+  readonly children?: ReactNode;
 }
 
 interface FigureProps {
@@ -82,14 +84,18 @@ function ConnectionStatus({
 }
 
 /** Balance, equity, margins and the connection state, at the top of the page. */
-export function AccountBar({ api, user, account, connection, quotes, selected }: AccountBarProps) {
+export function AccountBar(props: AccountBarProps) {
+  const { api, user, account, connection, quotes, selected, children } = props;
   const [signingOut, setSigningOut] = useState(false);
   const marginLevel = formatPercent(account?.marginLevel);
   const alert = marginAlert(account?.marginLevel);
   return (
     <header className="account-bar">
-      <div className="brand">
-        CFD <span>Mesh</span>
+      <div className="brand-block">
+        <div className="brand">
+          CFD <span>Mesh</span>
+        </div>
+        {children}
       </div>
       <div className="figures" data-testid="account-bar">
         <Figure

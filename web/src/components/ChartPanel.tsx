@@ -1,15 +1,4 @@
-import {
-  CandlestickSeries,
-  ColorType,
-  CrosshairMode,
-  type IChartApi,
-  LineSeries,
-  type IPriceLine,
-  type ISeriesApi,
-  LineStyle,
-  type UTCTimestamp,
-  createChart,
-} from "lightweight-charts";
+import { type IChartApi, LineSeries, type IPriceLine, type ISeriesApi, LineStyle } from "lightweight-charts";
 import { useEffect, useMemo, useRef, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { chartLines } from "../lib/chartLines";
@@ -17,9 +6,10 @@ import { describeError } from "../lib/errors";
 import { formatPrice } from "../lib/format";
 import { type Series, bollinger, ema, rsi, sma } from "../lib/indicators";
 import type { RealtimeClient } from "../lib/realtime";
-import type { Candle, CandleInterval, CandleUpdate, Order, Position, Ticker } from "../lib/types";
+import type { CandleInterval, Order, Position, Ticker } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
+import { ASK_COLOR, type Bar, BID_COLOR, createCandleChart, followCandles } from "./candleChart";
 import { ChartLines } from "./ChartLines";
 import { dayChange, formatChange } from "./InstrumentList";
 import type { Actions } from "./TradingScreen";
@@ -32,8 +22,6 @@ export const INTERVALS: readonly { readonly value: CandleInterval; readonly labe
   { value: "CANDLE_INTERVAL_4H", label: "4h" },
   { value: "CANDLE_INTERVAL_1D", label: "1d" },
 ];
-
-const CANDLE_LIMIT = 500;
 
 const INDICATOR_PANE_PX = 90;
 
@@ -66,31 +54,6 @@ export const INDICATORS: readonly {
   },
   { name: "rsi", label: "RSI 14", lines: [{ key: "rsi", color: "#e879f9", pane: 1, compute: (c) => rsi(c, 14) }] },
 ];
-const BID_COLOR = "#f6465d";
-const ASK_COLOR = "#0ecb81";
-
-interface Bar {
-  readonly time: UTCTimestamp;
-  readonly open: number;
-  readonly high: number;
-  readonly low: number;
-  readonly close: number;
-}
-
-/**
- * Convert a candle for drawing. The chart library draws with JavaScript numbers, so this is
- * the one place where prices become floats: for pixels only, never for any amount.
- */
-function toBar(candle: Candle): Bar | null {
-  const millis = Date.parse(candle.openTime);
-  const values = [candle.open, candle.high, candle.low, candle.close].map(Number);
-  if (Number.isNaN(millis) || values.some((value) => !Number.isFinite(value))) {
-    return null;
-  }
-  const [open, high, low, close] = values;
-  return { time: Math.floor(millis / 1000) as UTCTimestamp, open, high, low, close };
-}
-
 interface ChartPanelProps {
   readonly api: ApiClient;
   readonly realtime: RealtimeClient;
@@ -216,31 +179,9 @@ function PriceChart(props: PriceChartProps) {
   useEffect(() => {
     const element = container.current;
     if (element === null) return;
-    const chart = createChart(element, {
-      autoSize: true,
-      layout: {
-        background: { type: ColorType.Solid, color: "#0f1318" },
-        textColor: "#8b949e",
-        fontFamily: "Inter, system-ui, sans-serif",
-        // The library's licence asks for its attribution on the page.
-        attributionLogo: true,
-      },
-      grid: {
-        vertLines: { color: "#1b2129" },
-        horzLines: { color: "#1b2129" },
-      },
-      crosshair: { mode: CrosshairMode.Normal },
-      rightPriceScale: { borderColor: "#242b35" },
-      timeScale: { borderColor: "#242b35", timeVisible: true, secondsVisible: false },
-    });
+    const { chart, series } = createCandleChart(element);
     chartRef.current = chart;
-    seriesRef.current = chart.addSeries(CandlestickSeries, {
-      upColor: ASK_COLOR,
-      downColor: BID_COLOR,
-      borderVisible: false,
-      wickUpColor: ASK_COLOR,
-      wickDownColor: BID_COLOR,
-    });
+    seriesRef.current = series;
     setDrawn({ chart, series: seriesRef.current });
     return () => {
       setDrawn(null);
@@ -264,93 +205,33 @@ function PriceChart(props: PriceChartProps) {
   useEffect(() => {
     const series = seriesRef.current;
     if (series === null) return;
-    let cancelled = false;
-    let lastTime: number | null = null;
-    let loaded = false;
-    const early: Bar[] = [];
     let count = 0;
-
-    const apply = (bar: Bar, close: string) => {
-      if (lastTime !== null && bar.time < lastTime) {
-        return;
-      }
-      if (lastTime === null || bar.time > lastTime) {
-        count += 1;
-      }
-      series.update(bar);
-      if (lastTime !== null && bar.time === lastTime) {
-        bars.current[bars.current.length - 1] = bar;
-      } else {
-        bars.current.push(bar);
-      }
-      lastTime = bar.time;
-      redrawIndicators.current();
-      setStatus({ count, last: close, error: null });
-    };
-
     series.setData([]);
     bars.current = [];
     redrawIndicators.current();
     setStatus({ count: 0, last: "", error: null });
-    const unsubscribe = realtime.subscribe({
-      channel: "candles",
-      private: false,
-      params: () => ({ symbol, interval }),
-      onData: (data) => {
-        const update = data as CandleUpdate | null;
-        if (
-          update === null ||
-          typeof update !== "object" ||
-          update.symbol !== symbol ||
-          update.interval !== interval ||
-          update.candle === undefined
-        ) {
-          return;
-        }
-        const bar = toBar(update.candle);
-        if (bar === null) return;
-        if (loaded) {
-          apply(bar, update.candle.close);
-        } else {
-          early.push(bar);
-        }
-      },
-    });
-
-    api
-      .getCandles(symbol, interval, CANDLE_LIMIT)
-      .then((candles) => {
-        if (cancelled) return;
-        const loadedBars: Bar[] = [];
-        for (const candle of candles) {
-          const bar = toBar(candle);
-          const last = loadedBars[loadedBars.length - 1];
-          if (bar !== null && (last === undefined || bar.time > last.time)) {
-            loadedBars.push(bar);
-          }
-        }
+    return followCandles(api, realtime, symbol, interval, {
+      history: (loadedBars, lastClose) => {
         series.setData(loadedBars);
         bars.current = [...loadedBars];
         redrawIndicators.current();
         count = loadedBars.length;
-        lastTime = loadedBars.length === 0 ? null : loadedBars[loadedBars.length - 1].time;
-        loaded = true;
-        const lastClose = candles.length === 0 ? "" : candles[candles.length - 1].close;
         setStatus({ count, last: lastClose, error: null });
-        for (const bar of early) {
-          apply(bar, String(bar.close));
-        }
-        early.length = 0;
         chartRef.current?.timeScale().scrollToRealTime();
-      })
-      .catch((error: unknown) => {
-        if (!cancelled) setStatus({ count: 0, last: "", error: describeError(error) });
-      });
-
-    return () => {
-      cancelled = true;
-      unsubscribe();
-    };
+      },
+      update: (bar, close, added) => {
+        series.update(bar);
+        if (added) {
+          count += 1;
+          bars.current.push(bar);
+        } else {
+          bars.current[bars.current.length - 1] = bar;
+        }
+        redrawIndicators.current();
+        setStatus({ count, last: close, error: null });
+      },
+      failed: (error) => setStatus({ count: 0, last: "", error: describeError(error) }),
+    });
   }, [api, realtime, symbol, interval]);
 
   // Indicator lines follow the toggles; their values follow the bars.

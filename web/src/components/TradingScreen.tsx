@@ -24,6 +24,7 @@ import { BottomPanel } from "./BottomPanel";
 import { ChartPanel, type IndicatorName } from "./ChartPanel";
 import { InstrumentList } from "./InstrumentList";
 import { OrderPanel } from "./OrderPanel";
+import { SpotScreen } from "./SpotScreen";
 import { ToastList, useToasts } from "./Toasts";
 
 interface TradingScreenProps {
@@ -34,6 +35,9 @@ interface TradingScreenProps {
 
 const TICKER_REFRESH_MS = 30_000;
 const SELECTION_KEY = "cfd.selection";
+const VIEW_KEY = "cfd.view";
+
+type View = "cfd" | "spot";
 /** Closes kept from the events channel until the recorded history shows them. */
 const MAX_ANNOUNCED_CLOSES = 100;
 
@@ -94,6 +98,10 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
   const [announcedCloses, setAnnouncedCloses] = useState<readonly Position[]>([]);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [eventsReady, setEventsReady] = useState(cursor.hasPosition());
+  const [view, setView] = useState<View>(() =>
+    storage?.getItem(VIEW_KEY) === "spot" ? "spot" : "cfd",
+  );
+  const [spotVersion, setSpotVersion] = useState(0);
 
   // A burst of events (say, many liquidations) costs two reloads, not one per event.
   const refreshAccount = useMemo(
@@ -191,6 +199,10 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
     }
   }, [selected, storage]);
 
+  useEffect(() => {
+    storage?.setItem(VIEW_KEY, view);
+  }, [view, storage]);
+
   // 24h tickers, refreshed now and then (the live change is computed from each quote).
   useEffect(() => {
     if (instruments.length === 0) return;
@@ -267,7 +279,12 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
     if (message !== null) {
       push({ ...message, kind: event.type });
     }
-    if (event.type !== "EVENT_TYPE_BALANCE_CHANGED") {
+    const spot =
+      event.type.startsWith("EVENT_TYPE_SPOT_") ||
+      event.balanceChange?.kind === "BALANCE_CHANGE_KIND_TRANSFER";
+    if (spot) {
+      setSpotVersion((version) => version + 1);
+    } else if (event.type !== "EVENT_TYPE_BALANCE_CHANGED") {
       void actions.refreshAccount();
     }
     if (
@@ -308,53 +325,81 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
         connection={connection}
         quotes={quotes}
         selected={selectedView}
-      />
+      >
+        <div className="segmented view-switch" role="group" aria-label="Trading view">
+          {(["cfd", "spot"] as const).map((name) => (
+            <button
+              key={name}
+              type="button"
+              className={view === name ? "active" : ""}
+              aria-pressed={view === name}
+              onClick={() => setView(name)}
+              data-testid={`view-${name}`}
+            >
+              {name === "cfd" ? "CFD" : "Spot"}
+            </button>
+          ))}
+        </div>
+      </AccountBar>
       {loadError !== null && (
         <div className="banner banner-danger" role="alert">
           {loadError}
         </div>
       )}
-      <div className="workspace">
-        <InstrumentList
-          instruments={instruments}
-          quotes={quotes}
-          tickers={tickers}
-          selected={selected}
-          onSelect={setSelected}
-        />
-        <ChartPanel
+      {view === "spot" ? (
+        <SpotScreen
           api={api}
           realtime={realtime}
-          quotes={quotes}
-          view={selectedView}
-          ticker={selected === null ? undefined : tickers[selected]}
-          interval={interval}
-          onIntervalChange={setCandleInterval}
-          indicators={indicators}
-          onToggleIndicator={toggleIndicator}
-          positions={positions}
-          orders={orders}
-          actions={actions}
-        />
-        <OrderPanel
-          api={api}
-          view={selectedView}
-          quotes={quotes}
-          account={account}
-          actions={actions}
           storage={storage}
+          account={account}
+          spotVersion={spotVersion}
+          refreshAccount={actions.refreshAccount}
         />
-      </div>
-      <BottomPanel
-        api={api}
-        instruments={instruments}
-        quotes={quotes}
-        positions={positions}
-        orders={orders}
-        historyVersion={historyVersion}
-        announcedCloses={announcedCloses}
-        actions={actions}
-      />
+      ) : (
+        <>
+          <div className="workspace">
+            <InstrumentList
+              instruments={instruments}
+              quotes={quotes}
+              tickers={tickers}
+              selected={selected}
+              onSelect={setSelected}
+            />
+            <ChartPanel
+              api={api}
+              realtime={realtime}
+              quotes={quotes}
+              view={selectedView}
+              ticker={selected === null ? undefined : tickers[selected]}
+              interval={interval}
+              onIntervalChange={setCandleInterval}
+              indicators={indicators}
+              onToggleIndicator={toggleIndicator}
+              positions={positions}
+              orders={orders}
+              actions={actions}
+            />
+            <OrderPanel
+              api={api}
+              view={selectedView}
+              quotes={quotes}
+              account={account}
+              actions={actions}
+              storage={storage}
+            />
+          </div>
+          <BottomPanel
+            api={api}
+            instruments={instruments}
+            quotes={quotes}
+            positions={positions}
+            orders={orders}
+            historyVersion={historyVersion}
+            announcedCloses={announcedCloses}
+            actions={actions}
+          />
+        </>
+      )}
       <ToastList toasts={toasts} onDismiss={dismiss} />
     </div>
   );

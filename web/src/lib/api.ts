@@ -11,15 +11,24 @@ import type {
   ClosePositionResponse,
   Instrument,
   ListHistoryResponse,
+  ListSpotFillsResponse,
+  Market,
+  MarketTrade,
   ModifyOrderRequest,
   ModifyPositionRequest,
   OpenPositionRequest,
   Order,
   PlaceOrderRequest,
+  PlaceSpotOrderRequest,
+  PlaceSpotOrderResponse,
   Position,
   Quote,
+  SpotOrder,
   Ticker,
+  TransferDirection,
+  TransferFundsResponse,
   User,
+  WalletBalance,
 } from "./types";
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
@@ -349,6 +358,61 @@ export class ApiClient {
 
   async listHistory(pageSize: number, pageToken: string | undefined): Promise<ListHistoryResponse> {
     return this.request<ListHistoryResponse>("GET", "/v1/history", {
+      query: { pageSize, pageToken },
+    });
+  }
+
+  async listMarkets(): Promise<readonly Market[]> {
+    const response = await this.request<{ markets?: Market[] }>("GET", "/v1/markets");
+    return response.markets ?? [];
+  }
+
+  async listMarketTrades(market: string, pageSize: number): Promise<readonly MarketTrade[]> {
+    const response = await this.request<{ trades?: MarketTrade[] }>(
+      "GET",
+      `/v1/markets/${encodeURIComponent(market)}/trades`,
+      { query: { pageSize } },
+    );
+    return response.trades ?? [];
+  }
+
+  async getWallet(): Promise<readonly WalletBalance[]> {
+    const response = await this.request<{ balances?: WalletBalance[] }>("GET", "/v1/wallet");
+    return response.balances ?? [];
+  }
+
+  async transferFunds(
+    amount: string,
+    direction: TransferDirection,
+    clientOrderId?: string,
+  ): Promise<TransferFundsResponse> {
+    return this.request<TransferFundsResponse>("POST", "/v1/wallet:transfer", {
+      body: { amount, direction, ...idempotency(clientOrderId) },
+    });
+  }
+
+  async placeSpotOrder(request: PlaceSpotOrderRequest): Promise<PlaceSpotOrderResponse> {
+    return this.request<PlaceSpotOrderResponse>("POST", "/v1/spot/orders", { body: request });
+  }
+
+  async cancelSpotOrder(orderId: string, clientOrderId?: string): Promise<SpotOrder> {
+    const response = await this.request<{ order: SpotOrder }>(
+      "POST",
+      `/v1/spot/orders/${encodeURIComponent(orderId)}:cancel`,
+      { body: idempotency(clientOrderId) },
+    );
+    return response.order;
+  }
+
+  async listSpotOrders(market?: string): Promise<readonly SpotOrder[]> {
+    const response = await this.request<{ orders?: SpotOrder[] }>("GET", "/v1/spot/orders", {
+      query: { market },
+    });
+    return response.orders ?? [];
+  }
+
+  async listSpotFills(pageSize: number, pageToken?: string): Promise<ListSpotFillsResponse> {
+    return this.request<ListSpotFillsResponse>("GET", "/v1/spot/fills", {
       query: { pageSize, pageToken },
     });
   }

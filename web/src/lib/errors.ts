@@ -117,6 +117,10 @@ const REASON_TEXT: Readonly<Record<string, string>> = {
   TOKEN_INVALID: "Your session is not valid; please sign in again",
   TOKEN_EXPIRED: "Your session has expired; please sign in again",
   RATE_LIMITED: "Too many requests; please wait a moment",
+  UNKNOWN_MARKET: "This market is not traded",
+  INVALID_PRICE: "The price must be a positive multiple of the tick size",
+  NO_LIQUIDITY: "There are no orders on the other side of the book",
+  POST_ONLY_WOULD_TAKE: "A post-only order may not trade at once; it was not placed",
 };
 
 /** Put an API reason (e.g. INSUFFICIENT_BALANCE) into words, falling back to a message. */

@@ -2,7 +2,7 @@
 
 import { describeReason } from "./errors";
 import { Decimal } from "./decimal";
-import { formatMoney, formatOrderType, formatPrice, formatQuantity, formatSide } from "./format";
+import { formatExactMoney, formatMoney, formatOrderType, formatPrice, formatQuantity, formatSide } from "./format";
 import type { AccountEvent, Position } from "./types";
 
 export interface EventMessage {
@@ -138,9 +138,40 @@ export function describeEvent(event: AccountEvent, previous?: AccountEvent): Eve
       };
     case "EVENT_TYPE_BALANCE_CHANGED": {
       const change = event.balanceChange;
+      if (change?.kind === "BALANCE_CHANGE_KIND_TRANSFER") {
+        // A negative amount left the CFD balance for the spot wallet.
+        const toSpot = (change.amount ?? "").startsWith("-");
+        const moved = Decimal.tryParse(change.amount)?.abs().toString();
+        return {
+          title: "Transfer",
+          body: `${formatMoney(moved)} USD to the ${toSpot ? "spot wallet" : "CFD balance"}`,
+          tone: "info",
+        };
+      }
       // Margin moves and settlements accompany a position event already shown.
       if (change === undefined || change.kind !== "BALANCE_CHANGE_KIND_DEPOSIT") return null;
       return { title: "Deposit", body: `+${formatMoney(change.amount)} USD`, tone: "success" };
+    }
+    case "EVENT_TYPE_SPOT_FILL": {
+      const fill = event.spotFill;
+      if (fill === undefined) return null;
+      const role = fill.liquidity === "LIQUIDITY_MAKER" ? "maker" : "taker";
+      return {
+        title: "Spot fill",
+        body:
+          `${formatSide(fill.side)} ${formatQuantity(fill.quantity)} ${fill.market} at ` +
+          `${price(fill.price)}, fee ${formatExactMoney(fill.fee ?? "0")} USD (${role})`,
+        tone: "success",
+      };
+    }
+    case "EVENT_TYPE_SPOT_ORDER_CANCELLED": {
+      const spot = event.spotOrder;
+      if (spot === undefined) return null;
+      return {
+        title: "Spot order cancelled",
+        body: `${formatSide(spot.side)} ${formatQuantity(spot.quantity)} ${spot.market} at ${price(spot.price)}`,
+        tone: "info",
+      };
     }
     default:
       return null;

@@ -5,7 +5,7 @@
 
 export type ConnectionState = "connecting" | "online" | "offline";
 
-export type Channel = "prices" | "candles" | "positions" | "events";
+export type Channel = "prices" | "candles" | "book" | "trades" | "positions" | "events";
 
 /** Error reason of a server that dropped an events subscription fallen too far behind. */
 const RESUME_REQUIRED = "RESUME_REQUIRED";

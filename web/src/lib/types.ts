@@ -219,7 +219,12 @@ export type EventType =
   | "EVENT_TYPE_ORDER_CANCELLED"
   | "EVENT_TYPE_ORDER_EXPIRED"
   | "EVENT_TYPE_ORDER_REJECTED"
-  | "EVENT_TYPE_BALANCE_CHANGED";
+  | "EVENT_TYPE_BALANCE_CHANGED"
+  | "EVENT_TYPE_SPOT_ORDER_PLACED"
+  | "EVENT_TYPE_SPOT_ORDER_UPDATED"
+  | "EVENT_TYPE_SPOT_ORDER_FILLED"
+  | "EVENT_TYPE_SPOT_ORDER_CANCELLED"
+  | "EVENT_TYPE_SPOT_FILL";
 
 export interface BalanceChange {
   readonly kind?: string;
@@ -236,6 +241,8 @@ export interface AccountEvent {
   readonly position?: Position;
   readonly order?: Order;
   readonly balanceChange?: BalanceChange;
+  readonly spotOrder?: SpotOrder;
+  readonly spotFill?: SpotFill;
   /** Position among the events of one sequence number; omitted when 0. */
   readonly index?: number;
 }
@@ -252,4 +259,122 @@ export interface CandleUpdate {
   readonly symbol: string;
   readonly interval: CandleInterval;
   readonly candle: Candle;
+}
+
+/** A spot market (`ListMarketsResponse`). */
+export interface Market {
+  readonly name: string;
+  readonly baseAsset: string;
+  readonly quoteAsset: string;
+  readonly tickSize: string;
+  readonly lotStep: string;
+  readonly takerFeeBps?: number;
+  readonly makerFeeBps?: number;
+}
+
+/** An aggregated price level; in a change, quantity "0" removes the level. */
+export interface BookLevel {
+  readonly price: string;
+  readonly quantity: string;
+}
+
+/** A book snapshot or change of the `book` channel (`StreamOrderBookResponse`). */
+export interface BookUpdate {
+  readonly market: string;
+  readonly sequence?: string;
+  readonly snapshot?: boolean;
+  readonly bids?: readonly BookLevel[];
+  readonly asks?: readonly BookLevel[];
+}
+
+export interface MarketTrade {
+  readonly id: string;
+  readonly price: string;
+  readonly quantity: string;
+  readonly takerSide?: Side;
+  readonly time?: string;
+}
+
+/** What the `trades` channel delivers (`StreamMarketTradesResponse`). */
+export interface MarketTradesUpdate {
+  readonly market: string;
+  readonly trades?: readonly MarketTrade[];
+}
+
+export interface WalletBalance {
+  readonly asset: string;
+  readonly available?: string;
+  readonly locked?: string;
+}
+
+export type SpotOrderType = "SPOT_ORDER_TYPE_LIMIT" | "SPOT_ORDER_TYPE_MARKET";
+
+export type TimeInForce = "TIME_IN_FORCE_GTC" | "TIME_IN_FORCE_IOC" | "TIME_IN_FORCE_FOK";
+
+export type SpotOrderStatus =
+  | "SPOT_ORDER_STATUS_OPEN"
+  | "SPOT_ORDER_STATUS_PARTIALLY_FILLED"
+  | "SPOT_ORDER_STATUS_FILLED"
+  | "SPOT_ORDER_STATUS_CANCELLED"
+  | "SPOT_ORDER_STATUS_REJECTED"
+  | "SPOT_ORDER_STATUS_EXPIRED";
+
+export interface SpotOrder {
+  readonly id: string;
+  readonly market: string;
+  readonly side: Side;
+  readonly type: SpotOrderType;
+  readonly price?: string;
+  readonly quantity?: string;
+  readonly quoteQuantity?: string;
+  readonly filledQuantity?: string;
+  readonly averagePrice?: string;
+  readonly fee?: string;
+  readonly timeInForce?: TimeInForce;
+  readonly postOnly?: boolean;
+  readonly status: SpotOrderStatus;
+  readonly createTime?: string;
+  readonly updateTime?: string;
+  readonly clientOrderId?: string;
+}
+
+export interface SpotFill {
+  readonly id: string;
+  readonly orderId: string;
+  readonly market: string;
+  readonly side: Side;
+  readonly price: string;
+  readonly quantity: string;
+  readonly fee?: string;
+  readonly liquidity?: "LIQUIDITY_MAKER" | "LIQUIDITY_TAKER";
+  readonly time?: string;
+}
+
+export interface PlaceSpotOrderRequest {
+  readonly market: string;
+  readonly side: Side;
+  readonly type: SpotOrderType;
+  readonly price?: string;
+  readonly quantity?: string;
+  readonly quoteQuantity?: string;
+  readonly timeInForce?: TimeInForce;
+  readonly postOnly?: boolean;
+  readonly clientOrderId?: string;
+}
+
+export interface PlaceSpotOrderResponse {
+  readonly order: SpotOrder;
+  readonly fills?: readonly SpotFill[];
+}
+
+export type TransferDirection = "TRANSFER_DIRECTION_TO_SPOT" | "TRANSFER_DIRECTION_TO_CFD";
+
+export interface TransferFundsResponse {
+  readonly balances?: readonly WalletBalance[];
+  readonly cfdBalance?: string;
+}
+
+export interface ListSpotFillsResponse {
+  readonly fills?: readonly SpotFill[];
+  readonly nextPageToken?: string;
 }

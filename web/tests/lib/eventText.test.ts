@@ -56,3 +56,59 @@ describe("event toasts", () => {
     expect(describeEvent(opened)?.body).toBe("Buy 1 ETHUSD at 64,010.00");
   });
 });
+
+describe("spot event toasts", () => {
+  it("tells a fill with its exact fee and role", () => {
+    const message = describeEvent({
+      sequence: "9",
+      type: "EVENT_TYPE_SPOT_FILL",
+      spotFill: {
+        id: "t-1-t",
+        orderId: "s-8",
+        market: "BTC_USD",
+        side: "SIDE_BUY",
+        price: "61000.00",
+        quantity: "0.0100",
+        fee: "0.610000",
+        liquidity: "LIQUIDITY_TAKER",
+      },
+    });
+    expect(message).toEqual({
+      title: "Spot fill",
+      body: "Buy 0.01 BTC_USD at 61,000.00, fee 0.61 USD (taker)",
+      tone: "success",
+    });
+  });
+
+  it("tells which way a transfer went", () => {
+    const toSpot = describeEvent({
+      sequence: "3",
+      type: "EVENT_TYPE_BALANCE_CHANGED",
+      balanceChange: { kind: "BALANCE_CHANGE_KIND_TRANSFER", amount: "-1000.000000" },
+    });
+    expect(toSpot?.body).toBe("1,000.00 USD to the spot wallet");
+    const toCfd = describeEvent({
+      sequence: "4",
+      type: "EVENT_TYPE_BALANCE_CHANGED",
+      balanceChange: { kind: "BALANCE_CHANGE_KIND_TRANSFER", amount: "12.5" },
+    });
+    expect(toCfd?.body).toBe("12.50 USD to the CFD balance");
+  });
+
+  it("tells a cancelled spot order", () => {
+    const message = describeEvent({
+      sequence: "5",
+      type: "EVENT_TYPE_SPOT_ORDER_CANCELLED",
+      spotOrder: {
+        id: "s-4",
+        market: "BTC_USD",
+        side: "SIDE_SELL",
+        type: "SPOT_ORDER_TYPE_LIMIT",
+        price: "65000.00",
+        quantity: "0.02",
+        status: "SPOT_ORDER_STATUS_CANCELLED",
+      },
+    });
+    expect(message?.body).toBe("Sell 0.02 BTC_USD at 65,000.00");
+  });
+});
