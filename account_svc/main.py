@@ -13,7 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from account_svc.accounts import Accounts
 from account_svc.config import AccountConfig, AccountConfigError
+from account_svc.external import ExternalSignin
+from account_svc.identities import IdentityStore
 from account_svc.issuer import load_issuer
+from account_svc.oidc import OidcConfig, OidcConfigError, create_providers, http_client
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import GrpcEngineAccounts, Provisioner
 from account_svc.schema import migrate
@@ -73,7 +76,8 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         revoked = open_revoked_tokens(settings)
         verifier = load_verifier(settings, config.tokens, revoked)
         secret_box = SecretBox(load_or_create_key(settings.data_dir))
-    except (AccountConfigError, TokenKeyError, TotpKeyError) as exc:
+        oidc_config = OidcConfig.from_env(edge_port=settings.edge_port)
+    except (AccountConfigError, TokenKeyError, TotpKeyError, OidcConfigError) as exc:
         raise ServeError(str(exc)) from exc
     engine = open_database(settings)
     try:
@@ -107,7 +111,16 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         totp=TotpStore(engine),
         secret_box=secret_box,
     )
-    servicer = AccountServicer(accounts, settings.internal_token)
+    provider_client = http_client()
+    identities = IdentityStore(engine)
+    external = ExternalSignin(
+        accounts=accounts,
+        identities=identities,
+        providers=create_providers(oidc_config, provider_client),
+        config=oidc_config,
+        limits=config.limits,
+    )
+    servicer = AccountServicer(accounts, settings.internal_token, external)
     tasks: list[asyncio.Task[None]] = []
 
     async def on_start() -> None:
@@ -123,6 +136,11 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
                     _every(PURGE_INTERVAL_S, sql_sessions.purge, "refresh token purge")
                 )
             )
+        tasks.append(
+            asyncio.create_task(
+                _every(PURGE_INTERVAL_S, identities.purge_requests, "authorization request purge")
+            )
+        )
 
     async def on_stop() -> None:
         for task in tasks:
@@ -131,6 +149,7 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await channel.close()
+        await provider_client.aclose()
         await sessions.aclose()
         await limiter.aclose()
         await revoked.aclose()

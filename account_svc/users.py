@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from account_svc.schema import provisioning_table, totp_table, users_table
 
 _MAX_ERROR_LENGTH = 200
+# The password hash of a user who signs in only through an identity provider.
+NO_PASSWORD = ""
 
 
 class EmailTakenError(Exception):

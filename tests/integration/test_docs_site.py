@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import ast
-import contextlib
 import os
 import re
 import subprocess
 import sys
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser
 from starlette.applications import Starlette
 
 from edge.app import create_app
 from mesh.config import Settings
-from support import REPO, free_port, load_tool, wait_for
+from support import REPO, load_tool, serving
 from unit.tools.test_apidocs import all_methods, http_routes
 
 apidocs = load_tool("apidocs")
@@ -144,23 +141,6 @@ async def test_the_edge_says_how_to_build_a_missing_site(tmp_path: Path) -> None
         response = await client.get("/docs/site/")
     assert response.status_code == 404
     assert "make docs" in response.text
-
-
-@contextlib.contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """Serve `app` on a free loopback port from a thread; yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 def test_the_site_works_offline_in_a_browser_search_included(

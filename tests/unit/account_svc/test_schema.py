@@ -42,6 +42,8 @@ async def test_migrate_creates_every_table_from_scratch(bare_db: AsyncEngine) ->
         "account_session_details",
         "account_totp",
         "account_recovery_codes",
+        "account_identities",
+        "account_oidc_requests",
     }
     assert await stored_version(bare_db) == SCHEMA_VERSION
 
