@@ -79,6 +79,10 @@ def providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Providers]:
                 "CFD_OIDC_LOCAL_CLIENT_ID": openid.client_id,
                 "CFD_OIDC_LOCAL_CLIENT_SECRET": openid.client_secret,
                 "CFD_OIDC_LOCAL_DISPLAY_NAME": "Local OpenID",
+                # Google is an OpenID provider known by its issuer; here the local one.
+                "CFD_OIDC_GOOGLE_ISSUER": openid.issuer,
+                "CFD_OIDC_GOOGLE_CLIENT_ID": openid.client_id,
+                "CFD_OIDC_GOOGLE_CLIENT_SECRET": openid.client_secret,
                 "CFD_OIDC_GITHUB_CLIENT_ID": github.client_id,
                 "CFD_OIDC_GITHUB_CLIENT_SECRET": github.client_secret,
                 "CFD_OIDC_GITHUB_URL": github_url,
@@ -96,10 +100,10 @@ async def accounts(
 
 
 async def sign_in_as(
-    mesh: Mesh, account: str, return_url: str = ""
+    mesh: Mesh, account: str, return_url: str = "", provider: str = "local"
 ) -> account_pb2.CompleteProviderSigninResponse:
     started = await mesh.stub.StartProviderSignin(
-        account_pb2.StartProviderSigninRequest(provider="local", return_url=return_url)
+        account_pb2.StartProviderSigninRequest(provider=provider, return_url=return_url)
     )
     code, state = await asyncio.to_thread(
         authorize, started.authorization_url, account, REDIRECT_URL
@@ -123,6 +127,7 @@ async def test_first_sign_in_creates_the_user_and_the_next_finds_them(
             account_pb2.ListIdentityProvidersRequest()
         )
         assert [(p.name, p.display_name) for p in listed.providers] == [
+            ("google", "Google"),
             ("github", "GitHub"),
             ("local", "Local OpenID"),
         ]
@@ -175,6 +180,17 @@ async def test_first_sign_in_creates_the_user_and_the_next_finds_them(
         assert [(i.provider, i.email) for i in identities.identities] == [
             ("local", "alice@example.com")
         ]
+        # Google vouches for the same verified email: it joins alice's identities.
+        with_google = await sign_in_as(mesh, "alice", provider="google")
+        assert (with_google.new_user, with_google.user.id) == (False, first.user.id)
+        identities = await mesh.stub.ListIdentities(
+            account_pb2.ListIdentitiesRequest(), metadata=bearer(second.access_token)
+        )
+        assert [i.provider for i in identities.identities] == ["google", "local"]
+        await mesh.stub.UnlinkIdentity(
+            account_pb2.UnlinkIdentityRequest(provider="google"),
+            metadata=bearer(second.access_token),
+        )
         # A user without a password cannot sign in with one, nor drop their only way in.
         no_password = await fails_with(
             mesh.stub.Signin(
@@ -252,7 +268,7 @@ async def test_forged_and_tampered_flows_are_refused_and_change_nothing(
         allowed = await sign_in_as(mesh, "dave", "https://trade.example.com/#/security")
         assert allowed.return_url == "https://trade.example.com/#/security"
         unknown = await fails_with(
-            mesh.stub.StartProviderSignin(account_pb2.StartProviderSigninRequest(provider="google"))
+            mesh.stub.StartProviderSignin(account_pb2.StartProviderSigninRequest(provider="okta"))
         )
         assert_refused(unknown, grpc.StatusCode.NOT_FOUND, "PROVIDER_NOT_FOUND")
 
@@ -405,7 +421,7 @@ def test_sign_in_over_rest_through_envoy_and_the_edge(
         for front in (envoy, edge):
             listed = front.get("/v1/auth/providers")
             assert listed.status_code == 200, listed.text
-            assert [p["name"] for p in listed.json()["providers"]] == ["github", "local"]
+            assert [p["name"] for p in listed.json()["providers"]] == ["google", "github", "local"]
             forged = front.post(
                 "/v1/auth/providers:complete", json={"code": "x", "state": "forged"}
             )
