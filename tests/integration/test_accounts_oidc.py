@@ -122,7 +122,8 @@ async def test_first_sign_in_creates_the_user_and_the_next_finds_them(
     providers: Providers,
     users_db: dict[str, str],  # noqa: F811
 ) -> None:
-    async with accounts(tmp_path, providers, users_db) as mesh:
+    # At DEBUG, so that the HTTP client's own lines are searched for secrets too.
+    async with accounts(tmp_path, providers, {**users_db, "CFD_LOG_LEVEL": "DEBUG"}) as mesh:
         listed = await mesh.stub.ListIdentityProviders(
             account_pb2.ListIdentityProvidersRequest()
         )
@@ -206,7 +207,9 @@ async def test_first_sign_in_creates_the_user_and_the_next_finds_them(
         )
         assert_refused(last, grpc.StatusCode.FAILED_PRECONDITION, "LAST_SIGNIN_METHOD")
         logs = mesh.process.output() if mesh.process else ""
-        for secret in (code, state, first.access_token, first.refresh_token):
+        assert "signed in through a provider" in logs
+        secrets = (code, state, first.access_token, first.refresh_token, query["nonce"][0])
+        for secret in (*secrets, providers.openid.client_secret):
             assert secret not in logs
 
 
