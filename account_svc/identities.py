@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -147,13 +147,3 @@ class IdentityStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [LinkedIdentity(r.provider, r.subject, r.email, r.link_time_ms) for r in rows]
-
-    async def count(self, user_id: str) -> int:
-        """Return how many identities the user has linked."""
-        stmt = (
-            select(func.count())
-            .select_from(identities_table)
-            .where(identities_table.c.user_id == user_id)
-        )
-        async with self._engine.connect() as conn:
-            return int(await conn.scalar(stmt) or 0)

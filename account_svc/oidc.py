@@ -390,6 +390,12 @@ class OidcProvider:
             email_verified=verified is True,
         )
 
+    def _issuers(self) -> list[str]:
+        # Google also signs ID tokens with its issuer written without the scheme.
+        if self.config.issuer == GOOGLE_ISSUER:
+            return [GOOGLE_ISSUER, GOOGLE_ISSUER.removeprefix("https://")]
+        return [self.config.issuer]
+
     async def _verified_claims(
         self, id_token: str, access_token: str, nonce: str
     ) -> Mapping[str, Any]:
@@ -406,7 +412,7 @@ class OidcProvider:
                 token.claims,
                 token.header,
                 {
-                    "iss": {"essential": True, "value": self.config.issuer},
+                    "iss": {"essential": True, "values": self._issuers()},
                     "aud": {"essential": True, "value": self.config.client_id},
                     "nonce": {"essential": True},
                 },

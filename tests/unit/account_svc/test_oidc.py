@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from account_svc.oidc import (
     GITHUB_API_URL,
     GOOGLE_ISSUER,
     FlowSecrets,
+    Identity,
     OidcConfig,
     OidcConfigError,
+    OidcProvider,
+    ProviderConfig,
+    ProviderError,
     is_allowed_return_url,
 )
 
@@ -119,3 +130,118 @@ def test_each_flow_has_fresh_secrets_and_an_s256_challenge() -> None:
     example = FlowSecrets("s", "n", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
     assert example.code_challenge == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
     assert "dBjft" not in repr(example)
+
+
+ISSUER = "https://id.example.com"
+REDIRECT = "https://trade.example.com/"
+
+
+class FakeOpenIdProvider:
+    """Discovery, JWKS and token endpoints answering from fields a test sets."""
+
+    def __init__(self) -> None:
+        self.key = RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256"})
+        self.published = [self.key]
+        self.claims: dict[str, object] = {}
+        self.jwks_fetches = 0
+        self.token_forms: list[dict[str, list[str]]] = []
+
+    def id_token(self) -> str:
+        now = int(time.time())
+        body = {"iss": ISSUER, "aud": "cfd", "sub": "s-1", "iat": now, "exp": now + 300}
+        header = {"alg": "RS256", "kid": self.key.kid}
+        return jwt.encode(header, {**body, **self.claims}, self.key)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/.well-known/openid-configuration":
+            return httpx.Response(
+                200,
+                json={
+                    "issuer": ISSUER,
+                    "authorization_endpoint": f"{ISSUER}/auth",
+                    "token_endpoint": f"{ISSUER}/token",
+                    "jwks_uri": f"{ISSUER}/jwks",
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                },
+            )
+        if path == "/jwks":
+            self.jwks_fetches += 1
+            keys = [key.as_dict(private=False) for key in self.published]
+            return httpx.Response(200, json={"keys": keys})
+        if path == "/token":
+            self.token_forms.append(parse_qs(request.content.decode()))
+            return httpx.Response(200, json={"access_token": "at", "id_token": self.id_token()})
+        return httpx.Response(404)
+
+
+@pytest.fixture
+async def openid() -> AsyncIterator[tuple[FakeOpenIdProvider, OidcProvider]]:
+    fake = FakeOpenIdProvider()
+    client = httpx.AsyncClient(transport=httpx.MockTransport(fake.handle))
+    config = ProviderConfig("sso", "SSO", "oidc", "cfd", "client-secret", issuer=ISSUER)
+    yield fake, OidcProvider(config, client)
+    await client.aclose()
+
+
+async def test_a_valid_id_token_gives_the_identity(
+    openid: tuple[FakeOpenIdProvider, OidcProvider],
+) -> None:
+    fake, provider = openid
+    secrets = FlowSecrets.new()
+    url = await provider.authorization_url(secrets, REDIRECT)
+    query = parse_qs(urlsplit(url).query)
+    assert query["nonce"] == [secrets.nonce] and query["state"] == [secrets.state]
+    assert query["code_challenge"] == [secrets.code_challenge]
+    fake.claims = {"nonce": secrets.nonce, "email": "a@example.com", "email_verified": True}
+
+    identity = await provider.identity("the-code", secrets, REDIRECT)
+
+    assert identity == Identity("s-1", "a@example.com", True)
+    (form,) = fake.token_forms
+    assert form["code_verifier"] == [secrets.code_verifier]
+    assert form["redirect_uri"] == [REDIRECT]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"nonce": "another-nonce"},
+        {"nonce": None},
+        {"iss": "https://elsewhere.example.com"},
+        {"aud": "another-client"},
+        {"exp": 1_000_000_000},
+    ],
+)
+async def test_an_id_token_that_does_not_verify_is_refused(
+    openid: tuple[FakeOpenIdProvider, OidcProvider], claims: dict[str, object]
+) -> None:
+    fake, provider = openid
+    secrets = FlowSecrets.new()
+    fake.claims = {"nonce": secrets.nonce, **claims}
+    if claims.get("nonce", "") is None:
+        del fake.claims["nonce"]
+
+    with pytest.raises(ProviderError):
+        await provider.identity("the-code", secrets, REDIRECT)
+
+
+async def test_a_token_signed_by_an_unpublished_key_is_refused_after_one_refetch(
+    openid: tuple[FakeOpenIdProvider, OidcProvider],
+) -> None:
+    fake, provider = openid
+    secrets = FlowSecrets.new()
+    fake.claims = {"nonce": secrets.nonce}
+    await provider.identity("the-code", secrets, REDIRECT)
+    assert fake.jwks_fetches == 1
+    # The provider rotates its key: the new kid makes the service fetch the JWKS again.
+    rotated = RSAKey.generate_key(2048, parameters={"kid": "k2", "alg": "RS256"})
+    fake.published = [rotated]
+    fake.key = rotated
+    assert (await provider.identity("the-code", secrets, REDIRECT)).subject == "s-1"
+    assert fake.jwks_fetches == 2
+    # A key nobody published, even under a published kid, does not verify.
+    forger = RSAKey.generate_key(2048, parameters={"kid": "k2", "alg": "RS256"})
+    fake.key = forger
+    with pytest.raises(ProviderError):
+        await provider.identity("the-code", secrets, REDIRECT)
