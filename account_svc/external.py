@@ -263,10 +263,11 @@ class ExternalSignin:
 
 @contextlib.contextmanager
 def _provider_unavailable_as_api_error() -> Iterator[None]:
-    """Turn an unreachable provider into SERVICE_UNAVAILABLE."""
+    """Turn an unreachable or unusable provider into SERVICE_UNAVAILABLE."""
     try:
         yield
-    except ProviderUnavailableError as exc:
+    except (ProviderUnavailableError, ProviderError) as exc:
+        # A provider error left here is its configuration (discovery), not the user's flow.
         _log.warning("identity provider unavailable: %s", exc)
         raise ApiError(
             "SERVICE_UNAVAILABLE", "the identity provider cannot be reached; retry shortly"

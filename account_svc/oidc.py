@@ -254,7 +254,7 @@ def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
 
 def _token_request(
     config: ProviderConfig, code: str, secrets: FlowSecrets, redirect_url: str, method: str
-) -> tuple[str, dict[str, str], str]:
+) -> tuple[str, dict[str, str]]:
     """Return the URL-encoded token request body and headers, client authenticated."""
     body = prepare_token_request(
         "authorization_code",
@@ -268,7 +268,7 @@ def _token_request(
     }
     auth = ClientAuth(config.client_id, config.client_secret, method)
     _, headers, body = auth.prepare("POST", "", headers, body)  # type: ignore[no-untyped-call]
-    return str(body), dict(headers), method
+    return str(body), dict(headers)
 
 
 def _grant_url(
@@ -359,7 +359,7 @@ class OidcProvider:
         method = "client_secret_basic" if "client_secret_basic" in supported else (
             "client_secret_post"
         )
-        body, headers, _ = _token_request(self.config, code, secrets, redirect_url, method)
+        body, headers = _token_request(self.config, code, secrets, redirect_url, method)
         response = await _request(
             self._client, "POST", metadata["token_endpoint"], content=body, headers=headers
         )
@@ -444,7 +444,7 @@ class GitHubProvider:
 
     async def identity(self, code: str, secrets: FlowSecrets, redirect_url: str) -> Identity:
         """Exchange the code, then read the user's id and primary email."""
-        body, headers, _ = _token_request(
+        body, headers = _token_request(
             self.config, code, secrets, redirect_url, "client_secret_post"
         )
         response = await _request(
@@ -470,7 +470,10 @@ class GitHubProvider:
         emails_response = await _request(
             self._client, "GET", f"{self.config.github_api_url}/user/emails", headers=api_headers
         )
-        emails = emails_response.json() if emails_response.status_code == 200 else None
+        try:
+            emails = emails_response.json() if emails_response.status_code == 200 else None
+        except ValueError:
+            emails = None
         if not isinstance(emails, list):
             raise ProviderError("GitHub did not return the user's emails")
         primary = next(

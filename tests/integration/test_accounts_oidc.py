@@ -39,7 +39,7 @@ from oidc_support import (
     github_authorize,
     local_openid_provider,
 )
-from support import serving
+from support import free_port, serving
 
 # Providers send the browser here; the tests read the code and state off the redirect.
 REDIRECT_URL = "http://web.example:8000/"
@@ -74,7 +74,11 @@ def providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Providers]:
             {
                 "CFD_OIDC_REDIRECT_URL": REDIRECT_URL,
                 "CFD_OIDC_RETURN_ORIGINS": "https://trade.example.com",
-                "CFD_OIDC_PROVIDERS": "local",
+                "CFD_OIDC_PROVIDERS": "local,down",
+                # A provider whose issuer does not answer.
+                "CFD_OIDC_DOWN_ISSUER": f"http://127.0.0.1:{free_port()}",
+                "CFD_OIDC_DOWN_CLIENT_ID": "cfd",
+                "CFD_OIDC_DOWN_CLIENT_SECRET": "down-secret",
                 "CFD_OIDC_LOCAL_ISSUER": openid.issuer,
                 "CFD_OIDC_LOCAL_CLIENT_ID": openid.client_id,
                 "CFD_OIDC_LOCAL_CLIENT_SECRET": openid.client_secret,
@@ -131,6 +135,7 @@ async def test_first_sign_in_creates_the_user_and_the_next_finds_them(
             ("google", "Google"),
             ("github", "GitHub"),
             ("local", "Local OpenID"),
+            ("down", "Down"),
         ]
         started = await mesh.stub.StartProviderSignin(
             account_pb2.StartProviderSigninRequest(provider="local", return_url="/#/security")
@@ -274,6 +279,10 @@ async def test_forged_and_tampered_flows_are_refused_and_change_nothing(
             mesh.stub.StartProviderSignin(account_pb2.StartProviderSigninRequest(provider="okta"))
         )
         assert_refused(unknown, grpc.StatusCode.NOT_FOUND, "PROVIDER_NOT_FOUND")
+        down = await fails_with(
+            mesh.stub.StartProviderSignin(account_pb2.StartProviderSigninRequest(provider="down"))
+        )
+        assert_refused(down, grpc.StatusCode.UNAVAILABLE, "SERVICE_UNAVAILABLE")
 
 
 async def test_an_existing_email_is_linked_only_when_the_provider_verified_it(
@@ -424,7 +433,8 @@ def test_sign_in_over_rest_through_envoy_and_the_edge(
         for front in (envoy, edge):
             listed = front.get("/v1/auth/providers")
             assert listed.status_code == 200, listed.text
-            assert [p["name"] for p in listed.json()["providers"]] == ["google", "github", "local"]
+            names = [p["name"] for p in listed.json()["providers"]]
+            assert names == ["google", "github", "local", "down"]
             forged = front.post(
                 "/v1/auth/providers:complete", json={"code": "x", "state": "forged"}
             )

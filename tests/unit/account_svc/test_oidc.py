@@ -154,7 +154,7 @@ class FakeOpenIdProvider:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
-        if path == "/.well-known/openid-configuration":
+        if path.endswith("/.well-known/openid-configuration"):
             return httpx.Response(
                 200,
                 json={
@@ -245,3 +245,13 @@ async def test_a_token_signed_by_an_unpublished_key_is_refused_after_one_refetch
     fake.key = forger
     with pytest.raises(ProviderError):
         await provider.identity("the-code", secrets, REDIRECT)
+
+
+async def test_discovery_must_name_the_configured_issuer(
+    openid: tuple[FakeOpenIdProvider, OidcProvider],
+) -> None:
+    _, provider = openid
+    provider.config = ProviderConfig("sso", "SSO", "oidc", "cfd", "s", issuer=f"{ISSUER}/other")
+
+    with pytest.raises(ProviderError):
+        await provider.authorization_url(FlowSecrets.new(), REDIRECT)
