@@ -7,11 +7,14 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from e2e.browser_support import Mesh
+from e2e.browser_support import Mesh, sign_up
 from oidc_support import local_openid_provider
 from support import free_port
 
-ACCOUNTS = {"olivia": {"email": "olivia@example.com", "email_verified": True}}
+ACCOUNTS = {
+    "olivia": {"email": "olivia@example.com", "email_verified": True},
+    "peter": {"email": "peter@example.org", "email_verified": True},
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +56,23 @@ def test_continue_with_the_provider_signs_in_and_lists_it(mesh: Mesh, page: Page
     page.get_by_test_id("signout").click()
     page.goto("/?code=replayed&state=not-from-this-tab")
     expect(page.get_by_test_id("auth-error")).to_contain_text("not started in this browser")
+
+
+def test_link_the_provider_from_the_security_dialog_then_unlink_it(
+    mesh: Mesh, page: Page
+) -> None:
+    sign_up(page)
+    page.get_by_test_id("user-email").click()
+    dialog = page.get_by_test_id("security-dialog")
+    expect(dialog.get_by_test_id("security-linked-provider")).to_have_count(0)
+    dialog.get_by_test_id("security-link-local").click()
+    page.get_by_role("button", name="peter").click()
+    # Back on the page, still signed in, with the provider linked.
+    expect(page.get_by_test_id("trading-screen")).to_be_visible()
+    page.get_by_test_id("user-email").click()
+    linked = dialog.get_by_test_id("security-linked-provider")
+    expect(linked).to_have_count(1)
+    expect(linked).to_contain_text("peter@example.org")
+    dialog.get_by_test_id("security-unlink-local").click()
+    expect(linked).to_have_count(0)
+    expect(dialog.get_by_test_id("security-link-local")).to_be_visible()
