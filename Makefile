@@ -19,7 +19,7 @@ build/mypyc/core.sha256: $(STAMP) $(shell find engine_svc/core -name '*.py') ben
 	@echo "compiling the engine core with mypyc (once per change of engine_svc/core)"
 	@$(BIN)/python bench/mypyc_build.py >/dev/null || echo "make: mypyc could not compile the engine core; the engine runs it interpreted"
 
-test: $(STAMP) web/dist/index.html
+test: $(STAMP) web/dist/index.html tests/oidc/node_modules/.package-lock.json
 	scripts/install-system-deps.sh
 	$(MAKE) --no-print-directory check web-test docs
 	scripts/with-test-services.sh scripts/pytest.sh
@@ -56,6 +56,11 @@ web/dist/index.html: $(WEB_SOURCES)
 	fi
 
 web: web/dist/index.html
+
+# The local OpenID provider (the npm package oidc-provider) the sign-in tests run.
+tests/oidc/node_modules/.package-lock.json: tests/oidc/package.json tests/oidc/package-lock.json
+	command -v npm >/dev/null || scripts/install-system-deps.sh
+	cd tests/oidc && npm ci --no-audit --no-fund
 
 # The documentation site, into build/docs-site (mkdocs.yml), where the edge serves it at
 # /docs/site/; strict, so a broken link or anchor fails (--quiet would hide the warnings that

@@ -40,7 +40,7 @@ from account_svc.totp import (
     otpauth_uri,
     recovery_code_hash,
 )
-from account_svc.users import EmailTakenError, User, UserStore
+from account_svc.users import NO_PASSWORD, EmailTakenError, User, UserStore
 from account_svc.validation import (
     MAX_PASSWORD_LENGTH,
     check_new_password,
@@ -178,28 +178,62 @@ class Accounts:
     async def signup(
         self, email: str, password: str, client: str, user_agent: str = ""
     ) -> Session:
-        """Create the user and their trading account (with the demo balance), and sign in.
-
-        The verification message is queued, and trading notifications start, in the
-        transaction that creates the user.
-        """
+        """Create the user and their trading account (with the demo balance), and sign in."""
         await self._limit(f"signup:address:{client}", self._limits.signup_per_address)
         email, password = require_credentials(email, password)
         await self._limit(f"signup:email:{email}", self._limits.signup_per_email)
         password_hash = await self._hasher.hash(password)
+        try:
+            user = await self._create_user(email, password_hash)
+        except EmailTakenError:
+            user = await self._resumable_signup(email, password)
+        await self._provisioner.ensure(user.id)
+        return await self._open_session(user, Origin(client, user_agent))
+
+    async def _create_user(self, email: str, password_hash: str) -> User:
+        """Create the user and queue their trading account; raise ``EmailTakenError``.
+
+        The verification message is queued, and trading notifications start, in the
+        transaction that creates the user.
+        """
 
         async def on_created(conn: AsyncConnection, user: User) -> None:
             await self._email.send_verification(conn, user.id, user.email)
             await start_following(conn, user.id, user.create_time_ms)
 
-        try:
-            user = await self._users.create(email, password_hash, self._demo_balance, on_created)
-            _log.info("user signed up", extra={"fields": {"user_id": user.id}})
-            metrics.SIGNUPS.inc()
-        except EmailTakenError:
-            user = await self._resumable_signup(email, password)
+        user = await self._users.create(email, password_hash, self._demo_balance, on_created)
+        _log.info("user signed up", extra={"fields": {"user_id": user.id}})
+        metrics.SIGNUPS.inc()
+        return user
+
+    async def create_passwordless_user(self, email: str) -> User:
+        """Create a user who signs in through an identity provider, as sign-up does.
+
+        The user and their trading account are created by the same steps as ``signup``;
+        the empty password hash matches no password. Raise ``EmailTakenError``.
+        """
+        user = await self._create_user(email, NO_PASSWORD)
         await self._provisioner.ensure(user.id)
-        return await self._open_session(user, Origin(client, user_agent))
+        return user
+
+    async def open_session(self, user: User, origin: Origin) -> Session:
+        """Sign the user in (their identity proven elsewhere) once their account exists."""
+        await self._provisioner.ensure(user.id)
+        return await self._open_session(user, origin)
+
+    async def has_password(self, user: User) -> bool:
+        """Return whether the user can sign in with a password."""
+        stored = await self._users.find_by_email(user.email)
+        return stored is not None and stored.password_hash != NO_PASSWORD
+
+    async def find_user(self, email: str) -> User | None:
+        """Return the user with this normalized email, if any."""
+        stored = await self._users.find_by_email(email)
+        return None if stored is None else stored.user
+
+    async def limit(self, key: str, limit: Limit) -> None:
+        """Count an attempt under ``key``; raise RATE_LIMITED beyond ``limit``."""
+        await self._limit(key, limit)
 
     async def _resumable_signup(self, email: str, password: str) -> User:
         """Return the user of an earlier signup that never got its trading account.

@@ -16,6 +16,8 @@ from account_svc.accounts import Accounts
 from account_svc.config import AccountConfig, AccountConfigError
 from account_svc.email_identity import EmailIdentity
 from account_svc.email_tokens import load_signer
+from account_svc.external import ExternalSignin
+from account_svc.identities import IdentityStore
 from account_svc.issuer import load_issuer
 from account_svc.keys import KeyFileError
 from account_svc.mail import open_transport
@@ -25,6 +27,7 @@ from account_svc.notifications import (
     NotificationSettings,
     Notifier,
 )
+from account_svc.oidc import OidcConfig, OidcConfigError, create_providers, http_client
 from account_svc.outbox import EmailOutbox, Postman
 from account_svc.passwords import PasswordHasher
 from account_svc.provisioning import GrpcEngineAccounts, Provisioner
@@ -89,7 +92,14 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         verifier = load_verifier(settings, config.tokens, revoked)
         secret_box = SecretBox(load_or_create_key(settings.data_dir))
         signer = load_signer(settings.data_dir)
-    except (AccountConfigError, TokenKeyError, TotpKeyError, KeyFileError) as exc:
+        oidc_config = OidcConfig.from_env(edge_port=settings.edge_port)
+    except (
+        AccountConfigError,
+        TokenKeyError,
+        TotpKeyError,
+        KeyFileError,
+        OidcConfigError,
+    ) as exc:
         raise ServeError(str(exc)) from exc
     engine = open_database(settings)
     try:
@@ -140,7 +150,16 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         await provisioner.run_due()
         metrics.OUTBOX_DEPTH.labels("signup").set(await users.count_pending_accounts())
 
-    servicer = AccountServicer(accounts, settings.internal_token)
+    provider_client = http_client()
+    identities = IdentityStore(engine)
+    external = ExternalSignin(
+        accounts=accounts,
+        identities=identities,
+        providers=create_providers(oidc_config, provider_client),
+        config=oidc_config,
+        limits=config.limits,
+    )
+    servicer = AccountServicer(accounts, settings.internal_token, external)
     tasks: list[asyncio.Task[None]] = []
 
     async def on_start() -> None:
@@ -164,6 +183,11 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
                     _every(PURGE_INTERVAL_S, sql_sessions.purge, "refresh token purge")
                 )
             )
+        tasks.append(
+            asyncio.create_task(
+                _every(PURGE_INTERVAL_S, identities.purge_requests, "authorization request purge")
+            )
+        )
 
     async def on_stop() -> None:
         for task in tasks:
@@ -173,6 +197,7 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
                 await task
         await notifier.aclose()
         await channel.close()
+        await provider_client.aclose()
         await sessions.aclose()
         await limiter.aclose()
         await revoked.aclose()

@@ -43,10 +43,14 @@ class PasswordHasher:
         return await asyncio.to_thread(self._hasher.hash, password)
 
     async def verify(self, encoded_hash: str | None, password: str) -> bool:
-        """Return whether ``password`` matches; with no hash, spend the same time and fail."""
-        target = self._decoy_hash if encoded_hash is None else encoded_hash
+        """Return whether ``password`` matches; with no hash, spend the same time and fail.
+
+        An empty hash is a user without a password (one who signs in through an identity
+        provider): no password matches, and finding that out costs the same time.
+        """
+        target = encoded_hash or self._decoy_hash
         matches = await asyncio.to_thread(self._verify_sync, target, password)
-        return matches and encoded_hash is not None
+        return matches and bool(encoded_hash)
 
     def _verify_sync(self, encoded_hash: str, password: str) -> bool:
         try:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -203,6 +204,34 @@ notification_cursors_table = Table(
     Column("since_ms", BigInteger, nullable=False),
 )
 
+# Sign-in with an external identity provider (``account_svc.oidc``): each linked identity
+# is the provider's subject for one user, at most one per provider and user.
+identities_table = Table(
+    "account_identities",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", String(36), ForeignKey("account_users.id"), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("link_time_ms", BigInteger, nullable=False),
+    UniqueConstraint("user_id", "provider", name="account_identities_user_provider"),
+)
+
+# Authorization requests in flight, keyed by the SHA-256 of their ``state``; a row is deleted
+# when its callback arrives, so each state is accepted once. ``user_id`` is set for a link.
+oidc_requests_table = Table(
+    "account_oidc_requests",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("user_id", String(36), nullable=True),
+    Column("nonce", String(64), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("return_url", String(2048), nullable=False),
+    Column("expire_time_ms", BigInteger, nullable=False),
+    Index("account_oidc_requests_expire_time_ms", "expire_time_ms"),
+)
+
 
 def _v1_initial(conn: Connection) -> None:
     for table in (
@@ -238,6 +267,11 @@ def _v5_email(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v6_identities(conn: Connection) -> None:
+    identities_table.create(conn)
+    oidc_requests_table.create(conn)
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
 MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v1_initial,
@@ -245,6 +279,7 @@ MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v3_session_details,
     _v4_totp,
     _v5_email,
+    _v6_identities,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

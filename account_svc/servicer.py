@@ -29,7 +29,10 @@ import sqlalchemy.exc
 from google.protobuf import timestamp_pb2
 
 from account_svc.accounts import Accounts, ActiveSession, SecondFactor, Session
+from account_svc.external import ExternalSignin
+from account_svc.identities import LinkedIdentity
 from account_svc.notifications import Kind
+from account_svc.sessions import Origin
 from account_svc.users import User
 from cfd.v1 import account_pb2, account_pb2_grpc
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER, subject
@@ -148,6 +151,14 @@ def _settings(switches: Mapping[Kind, bool]) -> list[account_pb2.NotificationSet
     ]
 
 
+def _identity_message(identity: LinkedIdentity) -> account_pb2.LinkedIdentity:
+    return account_pb2.LinkedIdentity(
+        provider=identity.provider,
+        email=identity.email,
+        link_time=_timestamp(identity.link_time_ms),
+    )
+
+
 def _session_fields(session: Session) -> dict[str, Any]:
     return {
         "user": _user_message(session.user),
@@ -177,9 +188,12 @@ def _database_unavailable_as_api_error() -> Iterator[None]:
 class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     """The gRPC face of ``Accounts``; errors are ``ApiError`` mapped by the server shell."""
 
-    def __init__(self, accounts: Accounts, internal_token: str) -> None:
+    def __init__(
+        self, accounts: Accounts, internal_token: str, external: ExternalSignin
+    ) -> None:
         self._accounts = accounts
         self._internal_token = internal_token
+        self._external = external
 
     def _client(self, context: Context) -> str:
         return client_address(
@@ -345,3 +359,77 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
                 SecondFactor(request.totp_code, request.recovery_code),
             )
         return account_pb2.DisableTotpResponse()
+
+    async def ListIdentityProviders(
+        self, request: account_pb2.ListIdentityProvidersRequest, context: Context
+    ) -> account_pb2.ListIdentityProvidersResponse:
+        """List the configured identity providers."""
+        return account_pb2.ListIdentityProvidersResponse(
+            providers=[
+                account_pb2.IdentityProvider(name=name, display_name=display)
+                for name, display in self._external.list_providers()
+            ]
+        )
+
+    async def StartProviderSignin(
+        self, request: account_pb2.StartProviderSigninRequest, context: Context
+    ) -> account_pb2.StartProviderSigninResponse:
+        """Return the provider's authorization URL for a sign-in."""
+        with _database_unavailable_as_api_error():
+            url = await self._external.start_signin(
+                request.provider, request.return_url, Origin(self._client(context))
+            )
+        return account_pb2.StartProviderSigninResponse(authorization_url=url)
+
+    async def CompleteProviderSignin(
+        self, request: account_pb2.CompleteProviderSigninRequest, context: Context
+    ) -> account_pb2.CompleteProviderSigninResponse:
+        """Sign in with the provider's code."""
+        origin = Origin(self._client(context), self._user_agent(context))
+        with _database_unavailable_as_api_error():
+            signin = await self._external.complete_signin(request.code, request.state, origin)
+        return account_pb2.CompleteProviderSigninResponse(
+            **_session_fields(signin.session),
+            return_url=signin.return_url,
+            new_user=signin.new_user,
+        )
+
+    async def StartIdentityLink(
+        self, request: account_pb2.StartIdentityLinkRequest, context: Context
+    ) -> account_pb2.StartIdentityLinkResponse:
+        """Return the provider's authorization URL for linking it to the caller."""
+        with _database_unavailable_as_api_error():
+            url = await self._external.start_link(
+                subject(), request.provider, request.return_url
+            )
+        return account_pb2.StartIdentityLinkResponse(authorization_url=url)
+
+    async def CompleteIdentityLink(
+        self, request: account_pb2.CompleteIdentityLinkRequest, context: Context
+    ) -> account_pb2.CompleteIdentityLinkResponse:
+        """Link the provider's identity to the caller."""
+        with _database_unavailable_as_api_error():
+            identity, return_url = await self._external.complete_link(
+                subject(), request.code, request.state
+            )
+        return account_pb2.CompleteIdentityLinkResponse(
+            identity=_identity_message(identity), return_url=return_url
+        )
+
+    async def UnlinkIdentity(
+        self, request: account_pb2.UnlinkIdentityRequest, context: Context
+    ) -> account_pb2.UnlinkIdentityResponse:
+        """Unlink one of the caller's identities."""
+        with _database_unavailable_as_api_error():
+            await self._external.unlink(subject(), request.provider)
+        return account_pb2.UnlinkIdentityResponse()
+
+    async def ListIdentities(
+        self, request: account_pb2.ListIdentitiesRequest, context: Context
+    ) -> account_pb2.ListIdentitiesResponse:
+        """List the caller's linked identities."""
+        with _database_unavailable_as_api_error():
+            identities = await self._external.list_identities(subject())
+        return account_pb2.ListIdentitiesResponse(
+            identities=[_identity_message(i) for i in identities]
+        )

@@ -20,6 +20,8 @@ from account_svc.schema import (
 )
 
 _MAX_ERROR_LENGTH = 200
+# The password hash of a user who signs in only through an identity provider.
+NO_PASSWORD = ""
 
 
 class EmailTakenError(Exception):

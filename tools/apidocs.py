@@ -94,6 +94,22 @@ REASON_TEXT = {
     "EMAIL_NOT_VERIFIED": "Verification is required (`CFD_REQUIRE_EMAIL_VERIFICATION`) and "
     "the access token's user had not verified their email when it was issued: verify, then "
     "refresh the token.",
+    "PROVIDER_NOT_FOUND": "No identity provider of this name is configured on the server.",
+    "OIDC_STATE_INVALID": "The `state` is unknown, expired, already used, or belongs to "
+    "another flow (a link completed as a sign-in, or another user's link); start again.",
+    "OIDC_IDENTITY_INVALID": "The identity provider refused the code, or its ID token failed "
+    "verification (signature, issuer, audience, expiry or nonce).",
+    "PROVIDER_EMAIL_NOT_VERIFIED": "An account with the provider's email exists and the "
+    "provider does not say the email is verified: sign in with the password, then link the "
+    "provider.",
+    "IDENTITY_LINK_REQUIRED": "The account with the provider's email has two-factor "
+    "authentication: sign in with the password and code, then link the provider.",
+    "PROVIDER_EMAIL_MISSING": "The identity provider shared no usable email address.",
+    "IDENTITY_TAKEN": "The provider's identity is linked to another user, or the caller "
+    "already has an identity of this provider linked.",
+    "IDENTITY_NOT_FOUND": "The caller has no identity of this provider linked.",
+    "LAST_SIGNIN_METHOD": "The identity is the user's only way to sign in (no password, no "
+    "other provider): it cannot be unlinked.",
     "TOKEN_INVALID": "The access or refresh token is missing, malformed, revoked or not "
     "signed by the platform.",
     "TOKEN_EXPIRED": "The token is past its expiry; refresh it or sign in again.",

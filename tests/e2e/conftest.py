@@ -62,7 +62,15 @@ def _wait_engine_prices(mesh: Mesh, symbols: set[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+def mesh_overrides() -> dict[str, str]:
+    """Return settings a test module adds to the mesh's environment (a module may override)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def mesh(
+    tmp_path_factory: pytest.TempPathFactory, mesh_overrides: dict[str, str]
+) -> Iterator[Mesh]:
     """Start `cfd up` on the manual feed with a first quote of every instrument."""
     _require_chromium()
     _ensure_web_built()
@@ -76,6 +84,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         CFD_BACKFILL_DAYS="1",
         CFD_ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL_S),
         CFD_LIMIT_SIGNUP_PER_ADDRESS="500/3600",
+        **mesh_overrides,
     )
     # Mailed links (written as files: no SMTP server) open the page the tests drive.
     env["CFD_PUBLIC_URL"] = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"

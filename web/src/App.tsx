@@ -17,6 +17,8 @@ interface AppProps {
   readonly storage: KeyValueStorage | null;
   /** The mailed link the page was opened with, if any. */
   readonly link?: EmailLink | null;
+  /** What the page says on opening (how a sign-in through a provider ended), if anything. */
+  readonly notice?: string | null;
 }
 
 /** Read a mailed link from the address bar, and take it out of there (and of the history). */
@@ -29,7 +31,7 @@ export function takeEmailLink(): EmailLink | null {
 }
 
 /** Show the sign-in screen or the trading screen, following the session; act on mailed links. */
-export function App({ api, storage, link: opened = null }: AppProps) {
+export function App({ api, storage, link: opened = null, notice: opening = null }: AppProps) {
   const subscribe = useCallback((listener: () => void) => api.sessions.subscribe(listener), [api]);
   const read = useCallback(() => api.sessions.get(), [api]);
   const session = useSyncExternalStore(subscribe, read, read);
@@ -70,7 +72,7 @@ export function App({ api, storage, link: opened = null }: AppProps) {
     return (
       <>
         {banner}
-        <AuthScreen api={api} />
+        <AuthScreen api={api} notice={opening} />
       </>
     );
   }

@@ -964,3 +964,404 @@ class DisableTotpResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DisableTotpResponse: _TypeAlias = DisableTotpResponse  # noqa: Y015
+
+@_typing.final
+class IdentityProvider(_message.Message):
+    """An identity provider users can sign in with."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Its name in the API: `google`, `github` or a configured generic provider."""
+    display_name: _builtins.str
+    """Its name for people, e.g. "Google"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IdentityProvider: _TypeAlias = IdentityProvider  # noqa: Y015
+
+@_typing.final
+class ListIdentityProvidersRequest(_message.Message):
+    """Request of AccountService.ListIdentityProviders."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIdentityProvidersRequest: _TypeAlias = ListIdentityProvidersRequest  # noqa: Y015
+
+@_typing.final
+class ListIdentityProvidersResponse(_message.Message):
+    """Result of AccountService.ListIdentityProviders."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def providers(self) -> _containers.RepeatedCompositeFieldContainer[Global___IdentityProvider]:
+        """The configured providers."""
+
+    def __init__(
+        self,
+        *,
+        providers: _abc.Iterable[Global___IdentityProvider] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["providers", b"providers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIdentityProvidersResponse: _TypeAlias = ListIdentityProvidersResponse  # noqa: Y015
+
+@_typing.final
+class StartProviderSigninRequest(_message.Message):
+    """Request of AccountService.StartProviderSignin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    RETURN_URL_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    """The provider's name (from ListIdentityProviders)."""
+    return_url: _builtins.str
+    """Where the web page goes once signed in: a path on the site (`/...`) or an absolute URL
+    on an allowed origin; "/" when empty. Returned by CompleteProviderSignin.
+    """
+    def __init__(
+        self,
+        *,
+        provider: _builtins.str = ...,
+        return_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider", b"provider", "return_url", b"return_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartProviderSigninRequest: _TypeAlias = StartProviderSigninRequest  # noqa: Y015
+
+@_typing.final
+class StartProviderSigninResponse(_message.Message):
+    """Result of AccountService.StartProviderSignin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTHORIZATION_URL_FIELD_NUMBER: _builtins.int
+    authorization_url: _builtins.str
+    """The provider's authorization URL to open in the browser."""
+    def __init__(
+        self,
+        *,
+        authorization_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorization_url", b"authorization_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartProviderSigninResponse: _TypeAlias = StartProviderSigninResponse  # noqa: Y015
+
+@_typing.final
+class CompleteProviderSigninRequest(_message.Message):
+    """Request of AccountService.CompleteProviderSignin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The `code` query parameter the provider sent back."""
+    state: _builtins.str
+    """The `state` query parameter the provider sent back; each is accepted once."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        state: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteProviderSigninRequest: _TypeAlias = CompleteProviderSigninRequest  # noqa: Y015
+
+@_typing.final
+class CompleteProviderSigninResponse(_message.Message):
+    """Result of AccountService.CompleteProviderSignin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRES_IN_FIELD_NUMBER: _builtins.int
+    RETURN_URL_FIELD_NUMBER: _builtins.int
+    NEW_USER_FIELD_NUMBER: _builtins.int
+    access_token: _builtins.str
+    """Access token (JWT)."""
+    refresh_token: _builtins.str
+    """Opaque refresh token."""
+    expires_in: _builtins.int
+    """Seconds until the access token expires."""
+    return_url: _builtins.str
+    """The return URL given to StartProviderSignin."""
+    new_user: _builtins.bool
+    """Whether this sign-in created the user."""
+    @_builtins.property
+    def user(self) -> Global___User:
+        """The user signed in."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___User | None = ...,
+        access_token: _builtins.str = ...,
+        refresh_token: _builtins.str = ...,
+        expires_in: _builtins.int = ...,
+        return_url: _builtins.str = ...,
+        new_user: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "new_user", b"new_user", "refresh_token", b"refresh_token", "return_url", b"return_url", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteProviderSigninResponse: _TypeAlias = CompleteProviderSigninResponse  # noqa: Y015
+
+@_typing.final
+class StartIdentityLinkRequest(_message.Message):
+    """Request of AccountService.StartIdentityLink."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    RETURN_URL_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    """The provider's name."""
+    return_url: _builtins.str
+    """As in StartProviderSigninRequest."""
+    def __init__(
+        self,
+        *,
+        provider: _builtins.str = ...,
+        return_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider", b"provider", "return_url", b"return_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartIdentityLinkRequest: _TypeAlias = StartIdentityLinkRequest  # noqa: Y015
+
+@_typing.final
+class StartIdentityLinkResponse(_message.Message):
+    """Result of AccountService.StartIdentityLink."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTHORIZATION_URL_FIELD_NUMBER: _builtins.int
+    authorization_url: _builtins.str
+    """The provider's authorization URL to open in the browser."""
+    def __init__(
+        self,
+        *,
+        authorization_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authorization_url", b"authorization_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartIdentityLinkResponse: _TypeAlias = StartIdentityLinkResponse  # noqa: Y015
+
+@_typing.final
+class CompleteIdentityLinkRequest(_message.Message):
+    """Request of AccountService.CompleteIdentityLink."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The `code` query parameter the provider sent back."""
+    state: _builtins.str
+    """The `state` query parameter the provider sent back."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        state: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteIdentityLinkRequest: _TypeAlias = CompleteIdentityLinkRequest  # noqa: Y015
+
+@_typing.final
+class LinkedIdentity(_message.Message):
+    """An identity of a provider linked to a user."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    LINK_TIME_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    """The provider's name."""
+    email: _builtins.str
+    """The email the provider gave when it was linked."""
+    @_builtins.property
+    def link_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was linked."""
+
+    def __init__(
+        self,
+        *,
+        provider: _builtins.str = ...,
+        email: _builtins.str = ...,
+        link_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["link_time", b"link_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "link_time", b"link_time", "provider", b"provider"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkedIdentity: _TypeAlias = LinkedIdentity  # noqa: Y015
+
+@_typing.final
+class CompleteIdentityLinkResponse(_message.Message):
+    """Result of AccountService.CompleteIdentityLink."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    RETURN_URL_FIELD_NUMBER: _builtins.int
+    return_url: _builtins.str
+    """The return URL given to StartIdentityLink."""
+    @_builtins.property
+    def identity(self) -> Global___LinkedIdentity:
+        """The identity now linked."""
+
+    def __init__(
+        self,
+        *,
+        identity: Global___LinkedIdentity | None = ...,
+        return_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "return_url", b"return_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteIdentityLinkResponse: _TypeAlias = CompleteIdentityLinkResponse  # noqa: Y015
+
+@_typing.final
+class UnlinkIdentityRequest(_message.Message):
+    """Request of AccountService.UnlinkIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    """The provider's name."""
+    def __init__(
+        self,
+        *,
+        provider: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["provider", b"provider"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlinkIdentityRequest: _TypeAlias = UnlinkIdentityRequest  # noqa: Y015
+
+@_typing.final
+class UnlinkIdentityResponse(_message.Message):
+    """Result of AccountService.UnlinkIdentity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlinkIdentityResponse: _TypeAlias = UnlinkIdentityResponse  # noqa: Y015
+
+@_typing.final
+class ListIdentitiesRequest(_message.Message):
+    """Request of AccountService.ListIdentities."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIdentitiesRequest: _TypeAlias = ListIdentitiesRequest  # noqa: Y015
+
+@_typing.final
+class ListIdentitiesResponse(_message.Message):
+    """Result of AccountService.ListIdentities."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def identities(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkedIdentity]:
+        """The caller's linked identities, by provider name."""
+
+    def __init__(
+        self,
+        *,
+        identities: _abc.Iterable[Global___LinkedIdentity] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identities", b"identities"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIdentitiesResponse: _TypeAlias = ListIdentitiesResponse  # noqa: Y015

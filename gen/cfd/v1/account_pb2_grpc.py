@@ -122,6 +122,41 @@ class AccountServiceStub:
                 request_serializer=cfd_dot_v1_dot_account__pb2.DisableTotpRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_account__pb2.DisableTotpResponse.FromString,
                 _registered_method=True)
+        self.ListIdentityProviders = channel.unary_unary(
+                '/cfd.v1.AccountService/ListIdentityProviders',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ListIdentityProvidersRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ListIdentityProvidersResponse.FromString,
+                _registered_method=True)
+        self.StartProviderSignin = channel.unary_unary(
+                '/cfd.v1.AccountService/StartProviderSignin',
+                request_serializer=cfd_dot_v1_dot_account__pb2.StartProviderSigninRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.StartProviderSigninResponse.FromString,
+                _registered_method=True)
+        self.CompleteProviderSignin = channel.unary_unary(
+                '/cfd.v1.AccountService/CompleteProviderSignin',
+                request_serializer=cfd_dot_v1_dot_account__pb2.CompleteProviderSigninRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.CompleteProviderSigninResponse.FromString,
+                _registered_method=True)
+        self.StartIdentityLink = channel.unary_unary(
+                '/cfd.v1.AccountService/StartIdentityLink',
+                request_serializer=cfd_dot_v1_dot_account__pb2.StartIdentityLinkRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.StartIdentityLinkResponse.FromString,
+                _registered_method=True)
+        self.CompleteIdentityLink = channel.unary_unary(
+                '/cfd.v1.AccountService/CompleteIdentityLink',
+                request_serializer=cfd_dot_v1_dot_account__pb2.CompleteIdentityLinkRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.CompleteIdentityLinkResponse.FromString,
+                _registered_method=True)
+        self.UnlinkIdentity = channel.unary_unary(
+                '/cfd.v1.AccountService/UnlinkIdentity',
+                request_serializer=cfd_dot_v1_dot_account__pb2.UnlinkIdentityRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.UnlinkIdentityResponse.FromString,
+                _registered_method=True)
+        self.ListIdentities = channel.unary_unary(
+                '/cfd.v1.AccountService/ListIdentities',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ListIdentitiesRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ListIdentitiesResponse.FromString,
+                _registered_method=True)
 
 
 class AccountServiceServicer:
@@ -301,6 +336,82 @@ class AccountServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListIdentityProviders(self, request, context):
+        """List the identity providers a user can sign in with (those configured on the server).
+        Errors: none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartProviderSignin(self, request, context):
+        """Start signing in with an identity provider: return the provider's authorization URL
+        (authorization code flow with PKCE, state and nonce) for the browser to open. The
+        provider sends the browser back to the configured redirect URL with `code` and `state`,
+        for CompleteProviderSignin.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, also for a return URL off the allowed
+        origins), NOT_FOUND (PROVIDER_NOT_FOUND), RESOURCE_EXHAUSTED (RATE_LIMITED), UNAVAILABLE
+        (SERVICE_UNAVAILABLE when the provider cannot be reached).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteProviderSignin(self, request, context):
+        """Finish signing in with an identity provider: exchange the code, verify the identity and
+        sign in. A first sign-in creates the user and their trading account as Signup does; an
+        email that belongs to an existing user is linked to it only when the provider says the
+        email is verified and the user has no two-factor authentication.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID for a state that is
+        unknown, used, expired or of a link), UNAUTHENTICATED (OIDC_IDENTITY_INVALID when the
+        provider refuses the code or its ID token does not verify), FAILED_PRECONDITION
+        (PROVIDER_EMAIL_NOT_VERIFIED, IDENTITY_LINK_REQUIRED, PROVIDER_EMAIL_MISSING), RESOURCE_EXHAUSTED
+        (RATE_LIMITED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartIdentityLink(self, request, context):
+        """Start linking an identity provider to the caller: return the authorization URL, as
+        StartProviderSignin does; the flow ends with CompleteIdentityLink.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (PROVIDER_NOT_FOUND),
+        UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteIdentityLink(self, request, context):
+        """Finish linking: exchange the code and link the provider's identity to the caller, who
+        must be the user who started the link.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID), UNAUTHENTICATED
+        (OIDC_IDENTITY_INVALID, TOKEN_INVALID, TOKEN_EXPIRED), ALREADY_EXISTS (IDENTITY_TAKEN
+        when the identity belongs to another user or the caller has another of this provider),
+        UNAVAILABLE (SERVICE_UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlinkIdentity(self, request, context):
+        """Unlink the caller's identity of a provider.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (IDENTITY_NOT_FOUND),
+        FAILED_PRECONDITION (LAST_SIGNIN_METHOD when the user has no password and no other
+        identity), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIdentities(self, request, context):
+        """List the identities linked to the caller.
+        Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -388,6 +499,41 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.DisableTotp,
                     request_deserializer=cfd_dot_v1_dot_account__pb2.DisableTotpRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_account__pb2.DisableTotpResponse.SerializeToString,
+            ),
+            'ListIdentityProviders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIdentityProviders,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ListIdentityProvidersRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ListIdentityProvidersResponse.SerializeToString,
+            ),
+            'StartProviderSignin': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartProviderSignin,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.StartProviderSigninRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.StartProviderSigninResponse.SerializeToString,
+            ),
+            'CompleteProviderSignin': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteProviderSignin,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.CompleteProviderSigninRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.CompleteProviderSigninResponse.SerializeToString,
+            ),
+            'StartIdentityLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartIdentityLink,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.StartIdentityLinkRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.StartIdentityLinkResponse.SerializeToString,
+            ),
+            'CompleteIdentityLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteIdentityLink,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.CompleteIdentityLinkRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.CompleteIdentityLinkResponse.SerializeToString,
+            ),
+            'UnlinkIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlinkIdentity,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.UnlinkIdentityRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.UnlinkIdentityResponse.SerializeToString,
+            ),
+            'ListIdentities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIdentities,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ListIdentitiesRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ListIdentitiesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -852,6 +998,195 @@ class AccountService:
             '/cfd.v1.AccountService/DisableTotp',
             cfd_dot_v1_dot_account__pb2.DisableTotpRequest.SerializeToString,
             cfd_dot_v1_dot_account__pb2.DisableTotpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIdentityProviders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ListIdentityProviders',
+            cfd_dot_v1_dot_account__pb2.ListIdentityProvidersRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ListIdentityProvidersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartProviderSignin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/StartProviderSignin',
+            cfd_dot_v1_dot_account__pb2.StartProviderSigninRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.StartProviderSigninResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteProviderSignin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/CompleteProviderSignin',
+            cfd_dot_v1_dot_account__pb2.CompleteProviderSigninRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.CompleteProviderSigninResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartIdentityLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/StartIdentityLink',
+            cfd_dot_v1_dot_account__pb2.StartIdentityLinkRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.StartIdentityLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteIdentityLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/CompleteIdentityLink',
+            cfd_dot_v1_dot_account__pb2.CompleteIdentityLinkRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.CompleteIdentityLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlinkIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/UnlinkIdentity',
+            cfd_dot_v1_dot_account__pb2.UnlinkIdentityRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.UnlinkIdentityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIdentities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ListIdentities',
+            cfd_dot_v1_dot_account__pb2.ListIdentitiesRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ListIdentitiesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -139,6 +139,54 @@ class AccountServiceStub:
     wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
     (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
+    ListIdentityProviders: _grpc.UnaryUnaryMultiCallable[_account_pb2.ListIdentityProvidersRequest, _account_pb2.ListIdentityProvidersResponse]
+    """List the identity providers a user can sign in with (those configured on the server).
+    Errors: none.
+    """
+    StartProviderSignin: _grpc.UnaryUnaryMultiCallable[_account_pb2.StartProviderSigninRequest, _account_pb2.StartProviderSigninResponse]
+    """Start signing in with an identity provider: return the provider's authorization URL
+    (authorization code flow with PKCE, state and nonce) for the browser to open. The
+    provider sends the browser back to the configured redirect URL with `code` and `state`,
+    for CompleteProviderSignin.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, also for a return URL off the allowed
+    origins), NOT_FOUND (PROVIDER_NOT_FOUND), RESOURCE_EXHAUSTED (RATE_LIMITED), UNAVAILABLE
+    (SERVICE_UNAVAILABLE when the provider cannot be reached).
+    """
+    CompleteProviderSignin: _grpc.UnaryUnaryMultiCallable[_account_pb2.CompleteProviderSigninRequest, _account_pb2.CompleteProviderSigninResponse]
+    """Finish signing in with an identity provider: exchange the code, verify the identity and
+    sign in. A first sign-in creates the user and their trading account as Signup does; an
+    email that belongs to an existing user is linked to it only when the provider says the
+    email is verified and the user has no two-factor authentication.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID for a state that is
+    unknown, used, expired or of a link), UNAUTHENTICATED (OIDC_IDENTITY_INVALID when the
+    provider refuses the code or its ID token does not verify), FAILED_PRECONDITION
+    (PROVIDER_EMAIL_NOT_VERIFIED, IDENTITY_LINK_REQUIRED, PROVIDER_EMAIL_MISSING), RESOURCE_EXHAUSTED
+    (RATE_LIMITED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+    """
+    StartIdentityLink: _grpc.UnaryUnaryMultiCallable[_account_pb2.StartIdentityLinkRequest, _account_pb2.StartIdentityLinkResponse]
+    """Start linking an identity provider to the caller: return the authorization URL, as
+    StartProviderSignin does; the flow ends with CompleteIdentityLink.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (PROVIDER_NOT_FOUND),
+    UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+    """
+    CompleteIdentityLink: _grpc.UnaryUnaryMultiCallable[_account_pb2.CompleteIdentityLinkRequest, _account_pb2.CompleteIdentityLinkResponse]
+    """Finish linking: exchange the code and link the provider's identity to the caller, who
+    must be the user who started the link.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID), UNAUTHENTICATED
+    (OIDC_IDENTITY_INVALID, TOKEN_INVALID, TOKEN_EXPIRED), ALREADY_EXISTS (IDENTITY_TAKEN
+    when the identity belongs to another user or the caller has another of this provider),
+    UNAVAILABLE (SERVICE_UNAVAILABLE).
+    """
+    UnlinkIdentity: _grpc.UnaryUnaryMultiCallable[_account_pb2.UnlinkIdentityRequest, _account_pb2.UnlinkIdentityResponse]
+    """Unlink the caller's identity of a provider.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (IDENTITY_NOT_FOUND),
+    FAILED_PRECONDITION (LAST_SIGNIN_METHOD when the user has no password and no other
+    identity), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    ListIdentities: _grpc.UnaryUnaryMultiCallable[_account_pb2.ListIdentitiesRequest, _account_pb2.ListIdentitiesResponse]
+    """List the identities linked to the caller.
+    Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
 
 @_typing.type_check_only
 class AccountServiceAsyncStub(AccountServiceStub):
@@ -250,6 +298,54 @@ class AccountServiceAsyncStub(AccountServiceStub):
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
     wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
     (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    ListIdentityProviders: _aio.UnaryUnaryMultiCallable[_account_pb2.ListIdentityProvidersRequest, _account_pb2.ListIdentityProvidersResponse]  # type: ignore[assignment]
+    """List the identity providers a user can sign in with (those configured on the server).
+    Errors: none.
+    """
+    StartProviderSignin: _aio.UnaryUnaryMultiCallable[_account_pb2.StartProviderSigninRequest, _account_pb2.StartProviderSigninResponse]  # type: ignore[assignment]
+    """Start signing in with an identity provider: return the provider's authorization URL
+    (authorization code flow with PKCE, state and nonce) for the browser to open. The
+    provider sends the browser back to the configured redirect URL with `code` and `state`,
+    for CompleteProviderSignin.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, also for a return URL off the allowed
+    origins), NOT_FOUND (PROVIDER_NOT_FOUND), RESOURCE_EXHAUSTED (RATE_LIMITED), UNAVAILABLE
+    (SERVICE_UNAVAILABLE when the provider cannot be reached).
+    """
+    CompleteProviderSignin: _aio.UnaryUnaryMultiCallable[_account_pb2.CompleteProviderSigninRequest, _account_pb2.CompleteProviderSigninResponse]  # type: ignore[assignment]
+    """Finish signing in with an identity provider: exchange the code, verify the identity and
+    sign in. A first sign-in creates the user and their trading account as Signup does; an
+    email that belongs to an existing user is linked to it only when the provider says the
+    email is verified and the user has no two-factor authentication.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID for a state that is
+    unknown, used, expired or of a link), UNAUTHENTICATED (OIDC_IDENTITY_INVALID when the
+    provider refuses the code or its ID token does not verify), FAILED_PRECONDITION
+    (PROVIDER_EMAIL_NOT_VERIFIED, IDENTITY_LINK_REQUIRED, PROVIDER_EMAIL_MISSING), RESOURCE_EXHAUSTED
+    (RATE_LIMITED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+    """
+    StartIdentityLink: _aio.UnaryUnaryMultiCallable[_account_pb2.StartIdentityLinkRequest, _account_pb2.StartIdentityLinkResponse]  # type: ignore[assignment]
+    """Start linking an identity provider to the caller: return the authorization URL, as
+    StartProviderSignin does; the flow ends with CompleteIdentityLink.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (PROVIDER_NOT_FOUND),
+    UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+    """
+    CompleteIdentityLink: _aio.UnaryUnaryMultiCallable[_account_pb2.CompleteIdentityLinkRequest, _account_pb2.CompleteIdentityLinkResponse]  # type: ignore[assignment]
+    """Finish linking: exchange the code and link the provider's identity to the caller, who
+    must be the user who started the link.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID), UNAUTHENTICATED
+    (OIDC_IDENTITY_INVALID, TOKEN_INVALID, TOKEN_EXPIRED), ALREADY_EXISTS (IDENTITY_TAKEN
+    when the identity belongs to another user or the caller has another of this provider),
+    UNAVAILABLE (SERVICE_UNAVAILABLE).
+    """
+    UnlinkIdentity: _aio.UnaryUnaryMultiCallable[_account_pb2.UnlinkIdentityRequest, _account_pb2.UnlinkIdentityResponse]  # type: ignore[assignment]
+    """Unlink the caller's identity of a provider.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (IDENTITY_NOT_FOUND),
+    FAILED_PRECONDITION (LAST_SIGNIN_METHOD when the user has no password and no other
+    identity), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+    """
+    ListIdentities: _aio.UnaryUnaryMultiCallable[_account_pb2.ListIdentitiesRequest, _account_pb2.ListIdentitiesResponse]  # type: ignore[assignment]
+    """List the identities linked to the caller.
+    Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
     """
 
 class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -461,6 +557,96 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED), UNAUTHENTICATED (INVALID_CREDENTIALS for a
         wrong password or code, TOKEN_INVALID, TOKEN_EXPIRED), FAILED_PRECONDITION
         (TOTP_NOT_ENABLED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def ListIdentityProviders(
+        self,
+        request: _account_pb2.ListIdentityProvidersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ListIdentityProvidersResponse, _abc.Awaitable[_account_pb2.ListIdentityProvidersResponse]]:
+        """List the identity providers a user can sign in with (those configured on the server).
+        Errors: none.
+        """
+
+    @_abc_1.abstractmethod
+    def StartProviderSignin(
+        self,
+        request: _account_pb2.StartProviderSigninRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.StartProviderSigninResponse, _abc.Awaitable[_account_pb2.StartProviderSigninResponse]]:
+        """Start signing in with an identity provider: return the provider's authorization URL
+        (authorization code flow with PKCE, state and nonce) for the browser to open. The
+        provider sends the browser back to the configured redirect URL with `code` and `state`,
+        for CompleteProviderSignin.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, also for a return URL off the allowed
+        origins), NOT_FOUND (PROVIDER_NOT_FOUND), RESOURCE_EXHAUSTED (RATE_LIMITED), UNAVAILABLE
+        (SERVICE_UNAVAILABLE when the provider cannot be reached).
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteProviderSignin(
+        self,
+        request: _account_pb2.CompleteProviderSigninRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.CompleteProviderSigninResponse, _abc.Awaitable[_account_pb2.CompleteProviderSigninResponse]]:
+        """Finish signing in with an identity provider: exchange the code, verify the identity and
+        sign in. A first sign-in creates the user and their trading account as Signup does; an
+        email that belongs to an existing user is linked to it only when the provider says the
+        email is verified and the user has no two-factor authentication.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID for a state that is
+        unknown, used, expired or of a link), UNAUTHENTICATED (OIDC_IDENTITY_INVALID when the
+        provider refuses the code or its ID token does not verify), FAILED_PRECONDITION
+        (PROVIDER_EMAIL_NOT_VERIFIED, IDENTITY_LINK_REQUIRED, PROVIDER_EMAIL_MISSING), RESOURCE_EXHAUSTED
+        (RATE_LIMITED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+        """
+
+    @_abc_1.abstractmethod
+    def StartIdentityLink(
+        self,
+        request: _account_pb2.StartIdentityLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.StartIdentityLinkResponse, _abc.Awaitable[_account_pb2.StartIdentityLinkResponse]]:
+        """Start linking an identity provider to the caller: return the authorization URL, as
+        StartProviderSignin does; the flow ends with CompleteIdentityLink.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (PROVIDER_NOT_FOUND),
+        UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteIdentityLink(
+        self,
+        request: _account_pb2.CompleteIdentityLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.CompleteIdentityLinkResponse, _abc.Awaitable[_account_pb2.CompleteIdentityLinkResponse]]:
+        """Finish linking: exchange the code and link the provider's identity to the caller, who
+        must be the user who started the link.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID), UNAUTHENTICATED
+        (OIDC_IDENTITY_INVALID, TOKEN_INVALID, TOKEN_EXPIRED), ALREADY_EXISTS (IDENTITY_TAKEN
+        when the identity belongs to another user or the caller has another of this provider),
+        UNAVAILABLE (SERVICE_UNAVAILABLE).
+        """
+
+    @_abc_1.abstractmethod
+    def UnlinkIdentity(
+        self,
+        request: _account_pb2.UnlinkIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.UnlinkIdentityResponse, _abc.Awaitable[_account_pb2.UnlinkIdentityResponse]]:
+        """Unlink the caller's identity of a provider.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (IDENTITY_NOT_FOUND),
+        FAILED_PRECONDITION (LAST_SIGNIN_METHOD when the user has no password and no other
+        identity), UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
+        """
+
+    @_abc_1.abstractmethod
+    def ListIdentities(
+        self,
+        request: _account_pb2.ListIdentitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ListIdentitiesResponse, _abc.Awaitable[_account_pb2.ListIdentitiesResponse]]:
+        """List the identities linked to the caller.
+        Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
         """
 
 def add_AccountServiceServicer_to_server(servicer: AccountServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

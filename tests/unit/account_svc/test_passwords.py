@@ -43,3 +43,24 @@ async def test_rehash_is_needed_after_a_cost_change(hasher: PasswordHasher) -> N
 
 def test_default_cost_follows_rfc_9106_second_recommendation() -> None:
     assert HashCost() == HashCost(time_cost=3, memory_kib=65536, parallelism=4)
+
+
+class RecordingHasher(PasswordHasher):
+    """Remembers the hash each verification ran against."""
+
+    def __init__(self) -> None:
+        super().__init__(TEST_COST)
+        self.verified_against: list[str] = []
+
+    def _verify_sync(self, encoded_hash: str, password: str) -> bool:
+        self.verified_against.append(encoded_hash)
+        return super()._verify_sync(encoded_hash, password)
+
+
+async def test_a_user_without_a_password_costs_a_full_verification_and_never_matches() -> None:
+    hasher = RecordingHasher()
+
+    assert not await hasher.verify("", "anything at all")
+    # The decoy hash is verified, so a password-less account answers as slowly as any other.
+    (target,) = hasher.verified_against
+    assert target.startswith("$argon2id$")

@@ -47,6 +47,8 @@ async def test_migrate_creates_every_table_from_scratch(bare_db: AsyncEngine) ->
         "account_email_outbox",
         "account_notification_settings",
         "account_notification_cursors",
+        "account_identities",
+        "account_oidc_requests",
     }
     assert await stored_version(bare_db) == SCHEMA_VERSION
 

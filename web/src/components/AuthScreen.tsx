@@ -1,6 +1,13 @@
-import { type FormEvent, useId, useState } from "react";
+import { type FormEvent, useEffect, useId, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
+import {
+  type IdentityProvider,
+  currentReturnUrl,
+  listProviders,
+  startProviderSignin,
+  tabStorage,
+} from "../lib/providers";
 import { secondFactorOf } from "../lib/security";
 import { ForgotPasswordForm } from "./EmailLinks";
 
@@ -8,6 +15,8 @@ type Mode = "signin" | "signup";
 
 interface AuthScreenProps {
   readonly api: ApiClient;
+  /** A message to show on opening, such as why a sign-in through a provider failed. */
+  readonly notice?: string | null;
 }
 
 interface FieldErrors {
@@ -30,12 +39,13 @@ function localErrors(mode: Mode, email: string, password: string): FieldErrors {
 }
 
 /** Sign up or sign in; field errors come from the API's BadRequest details. */
-export function AuthScreen({ api }: AuthScreenProps) {
+export function AuthScreen({ api, notice = null }: AuthScreenProps) {
   const [mode, setMode] = useState<Mode>("signin");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [fieldErrors, setFieldErrors] = useState<FieldErrors>({});
-  const [formError, setFormError] = useState<string | null>(null);
+  const [formError, setFormError] = useState<string | null>(notice);
+  const [providers, setProviders] = useState<IdentityProvider[]>([]);
   const [busy, setBusy] = useState(false);
   // Set once the server answered TOTP_REQUIRED: the password was right, a code is missing.
   const [needsCode, setNeedsCode] = useState(false);
@@ -44,6 +54,35 @@ export function AuthScreen({ api }: AuthScreenProps) {
   const codeId = useId();
   const emailId = useId();
   const passwordId = useId();
+
+  useEffect(() => {
+    let live = true;
+    // Without providers (none configured, or the list failed) the buttons are simply absent.
+    listProviders(api).then(
+      (listed) => live && setProviders(listed),
+      () => undefined,
+    );
+    return () => {
+      live = false;
+    };
+  }, [api]);
+
+  const continueWith = async (provider: string) => {
+    const flows = tabStorage();
+    if (flows === null) {
+      setFormError("This browser does not allow signing in with a provider here.");
+      return;
+    }
+    setBusy(true);
+    try {
+      window.location.assign(
+        await startProviderSignin(api, flows, provider, currentReturnUrl(window.location)),
+      );
+    } catch (error) {
+      setFormError(describeError(error));
+      setBusy(false);
+    }
+  };
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -184,6 +223,21 @@ export function AuthScreen({ api }: AuthScreenProps) {
           <button type="button" className="link" onClick={() => setForgot(true)} data-testid="auth-forgot">
             Forgot your password?
           </button>
+        )}
+        {providers.length > 0 && (
+          <div className="providers" data-testid="auth-providers">
+            {providers.map((provider) => (
+              <button
+                key={provider.name}
+                type="button"
+                disabled={busy}
+                onClick={() => void continueWith(provider.name)}
+                data-testid={`auth-provider-${provider.name}`}
+              >
+                Continue with {provider.displayName ?? provider.name}
+              </button>
+            ))}
+          </div>
         )}
       </form>
     </main>

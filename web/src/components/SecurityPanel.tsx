@@ -12,6 +12,16 @@ import {
   revokeSession,
   secondFactorOf,
 } from "../lib/security";
+import {
+  type IdentityProvider,
+  type LinkedIdentity,
+  currentReturnUrl,
+  listIdentities,
+  listProviders,
+  startIdentityLink,
+  tabStorage,
+  unlinkIdentity,
+} from "../lib/providers";
 import type { User } from "../lib/types";
 import { Dialog } from "./Dialog";
 
@@ -233,13 +243,96 @@ function TwoFactor({ api, enabled }: { readonly api: ApiClient; readonly enabled
   );
 }
 
-/** The account security screen: password, sessions and two-factor authentication. */
+/** The identity providers linked to the user, each unlinkable, and the others to link. */
+function LinkedProviders({ api }: { readonly api: ApiClient }) {
+  const [providers, setProviders] = useState<IdentityProvider[]>([]);
+  const [linked, setLinked] = useState<LinkedIdentity[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const load = useCallback(async () => {
+    try {
+      const [available, identities] = await Promise.all([listProviders(api), listIdentities(api)]);
+      setProviders(available);
+      setLinked(identities);
+      setError(null);
+    } catch (failure) {
+      setError(describeError(failure));
+    }
+  }, [api]);
+  useEffect(() => {
+    void load();
+  }, [load]);
+  const unlink = async (provider: string) => {
+    try {
+      await unlinkIdentity(api, provider);
+    } catch (failure) {
+      setError(describeError(failure));
+      return;
+    }
+    await load();
+  };
+  const link = async (provider: string) => {
+    const flows = tabStorage();
+    if (flows === null) {
+      setError("This browser does not allow linking a provider here.");
+      return;
+    }
+    try {
+      window.location.assign(
+        await startIdentityLink(api, flows, provider, currentReturnUrl(window.location)),
+      );
+    } catch (failure) {
+      setError(describeError(failure));
+    }
+  };
+  const nameOf = (name: string) =>
+    providers.find((provider) => provider.name === name)?.displayName ?? name;
+  const unlinked = providers.filter((p) => !linked.some((l) => l.provider === p.name));
+  if (providers.length === 0 && linked.length === 0) {
+    return null;
+  }
+  return (
+    <section data-testid="security-providers">
+      <h4>Sign-in providers</h4>
+      {error !== null && <p role="alert">{error}</p>}
+      <ul>
+        {linked.map((identity) => (
+          <li key={identity.provider} data-testid="security-linked-provider">
+            <span>
+              {nameOf(identity.provider)} · {identity.email || "no email"}
+            </span>
+            <span>linked {when(identity.linkTime)}</span>
+            <button
+              type="button"
+              onClick={() => void unlink(identity.provider)}
+              data-testid={`security-unlink-${identity.provider}`}
+            >
+              Unlink
+            </button>
+          </li>
+        ))}
+      </ul>
+      {unlinked.map((provider) => (
+        <button
+          key={provider.name}
+          type="button"
+          onClick={() => void link(provider.name)}
+          data-testid={`security-link-${provider.name}`}
+        >
+          Link {provider.displayName ?? provider.name}
+        </button>
+      ))}
+    </section>
+  );
+}
+
+/** The account security screen: password, sessions, two-factor auth, sign-in providers. */
 export function SecurityPanel({ api, totpEnabled }: SecurityPanelProps) {
   return (
     <div className="security" data-testid="security-panel">
       <PasswordForm api={api} />
       <SessionList api={api} />
       <TwoFactor api={api} enabled={totpEnabled} />
+      <LinkedProviders api={api} />
     </div>
   );
 }

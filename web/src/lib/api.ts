@@ -222,6 +222,17 @@ export class ApiClient {
     return session;
   }
 
+  /** Finish a sign-in through an identity provider; return where the page goes next. */
+  async completeProviderSignin(code: string, state: string): Promise<string> {
+    const response = await this.request<AuthResponse & { returnUrl?: string }>(
+      "POST",
+      "/v1/auth/providers:complete",
+      { body: { code, state }, auth: false },
+    );
+    this.adopt(sessionFromAuth(response, Date.now()));
+    return response.returnUrl ?? "/";
+  }
+
   /** Revoke the refresh token (best effort) and forget the session. */
   async signout(): Promise<void> {
     const session = this.sessions.get();

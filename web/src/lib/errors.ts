@@ -114,6 +114,18 @@ const REASON_TEXT: Readonly<Record<string, string>> = {
   TOTP_NOT_ENABLED: "Two-factor authentication is off",
   TOTP_ALREADY_ENABLED: "Two-factor authentication is already on",
   SESSION_NOT_FOUND: "That session has already ended",
+  PROVIDER_NOT_FOUND: "That sign-in provider is not available",
+  OIDC_STATE_INVALID: "This sign-in has expired or was already used; please start again",
+  OIDC_IDENTITY_INVALID: "The provider's answer could not be verified; please start again",
+  EMAIL_NOT_VERIFIED: "Verify your email address first: open the link we mailed you",
+  PROVIDER_EMAIL_NOT_VERIFIED:
+    "An account with this email exists, and the provider has not verified the email: sign in with your password, then link the provider in Security",
+  IDENTITY_LINK_REQUIRED:
+    "The account with this email uses two-factor authentication: sign in with your password and code, then link the provider in Security",
+  PROVIDER_EMAIL_MISSING: "The provider did not share an email address",
+  IDENTITY_TAKEN: "That provider account is already linked to a user",
+  IDENTITY_NOT_FOUND: "That provider is not linked",
+  LAST_SIGNIN_METHOD: "This provider is your only way to sign in; it cannot be unlinked",
   TOKEN_INVALID: "Your session is not valid; please sign in again",
   TOKEN_EXPIRED: "Your session has expired; please sign in again",
   RATE_LIMITED: "Too many requests; please wait a moment",
