@@ -30,6 +30,8 @@ from .commands import (
     PlaceOrder,
     TransferFunds,
 )
+from .cross import review
+from .events import Event
 from .exchange_part import cancel_spot_order, deposit_asset, place_spot_order, transfer_funds
 from .indexes import MAX_KEY
 from .ledger import Ledger
@@ -137,10 +139,26 @@ class Core(Ledger):
             keyed: Any = command
             account = self.accounts.get(keyed.account_id)
             if account is None or keyed.client_order_id is not None:
-                return self._apply_keyed(route, keyed, account)
-            return route.handler(self, command, account)
+                result = self._apply_keyed(route, keyed, account)
+                account = self.accounts[keyed.account_id]
+            else:
+                result = route.handler(self, command, account)
+            if account.cross and not result.duplicate:
+                return self._reviewed(result, account, seq, ts)
+            return result
         except RejectionError as rejection:
             return Result(rejection.reason, rejection.message, None, (), False, rejection.field)
+
+    def _reviewed(self, result: Result, account: Account, seq: int, ts: int) -> Result:
+        """Return an accepted result with the events of the cross account's review after it."""
+        events: list[Event] = []
+        review(self, account, seq, ts, events)
+        if not events:
+            return result
+        return Result(
+            result.reason, result.message, result.payload, (*result.events, *events),
+            result.duplicate, result.field,
+        )  # fmt: skip
 
     def _apply_keyed(self, route: Route, command: Any, account: Account | None) -> Result:
         """Run an account's command, returning the stored result of an exact repeat."""
@@ -235,8 +253,8 @@ class Core(Ledger):
         )
 
     def total_user_money(self) -> int:
-        """Return the sum over accounts of balance plus used margin."""
-        return sum(account.balance + account.used_margin for account in self.accounts.values())
+        """Return the sum over accounts of their funds (`Account.funds`)."""
+        return sum(account.funds() for account in self.accounts.values())
 
     # ----------------------------------------------------------------- snapshots
 

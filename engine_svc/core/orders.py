@@ -260,7 +260,7 @@ def fill_order(ledger: Ledger, order: Order, quote: QuoteView, events: list[Even
             )
         check_stops(order.is_buy, quote.bid if order.is_buy else quote.ask, order.tp, order.sl)
         margin = instrument.margin_ceil_micros(fill, lots, order.leverage)
-        check_affordable(account, margin, "margin")
+        check_affordable(ledger, account, margin, "margin")
     except RejectionError as rejection:
         _finish(ledger, order, OrderStatus.REJECTED)
         view = order_view(order, 0, rejection.reason)
