@@ -139,26 +139,34 @@ class Core(Ledger):
             keyed: Any = command
             account = self.accounts.get(keyed.account_id)
             if account is None or keyed.client_order_id is not None:
-                result = self._apply_keyed(route, keyed, account)
-                account = self.accounts[keyed.account_id]
-            else:
-                result = route.handler(self, command, account)
-            if account.cross and not result.duplicate:
-                return self._reviewed(result, account, seq, ts)
-            return result
+                return self._apply_keyed(route, keyed, account)
+            if account.cross:
+                return self._run_cross(route, command, account)
+            return route.handler(self, command, account)
         except RejectionError as rejection:
             return Result(rejection.reason, rejection.message, None, (), False, rejection.field)
 
-    def _reviewed(self, result: Result, account: Account, seq: int, ts: int) -> Result:
-        """Return an accepted result with the events of the cross account's review after it."""
+    def _handle(self, route: Route, command: Any, account: Account) -> Result:
+        """Run an account's command through `_run_cross` when the account is cross."""
+        if account.cross:
+            return self._run_cross(route, command, account)
+        result: Result = route.handler(self, command, account)
+        return result
+
+    def _run_cross(self, route: Route, command: Any, account: Account) -> Result:
+        """Run a cross account's command, then review the account (`cross.review`).
+
+        The review's events follow the command's; a summary payload is taken after it.
+        """
+        result: Result = route.handler(self, command, account)
         events: list[Event] = []
-        review(self, account, seq, ts, events)
-        if not events:
+        review(self, account, command.seq, command.ts, events)
+        payload = result.payload
+        if isinstance(payload, AccountSummary):
+            payload = summary(self, account)
+        elif not events:
             return result
-        return Result(
-            result.reason, result.message, result.payload, (*result.events, *events),
-            result.duplicate, result.field,
-        )  # fmt: skip
+        return Result(None, "", payload, (*result.events, *events), False)
 
     def _apply_keyed(self, route: Route, command: Any, account: Account | None) -> Result:
         """Run an account's command, returning the stored result of an exact repeat."""
@@ -166,7 +174,7 @@ class Core(Ledger):
             account = find_account(self, command.account_id)
         client_order_id = command.client_order_id
         if client_order_id is None:
-            return route.handler(self, command, account)
+            return self._handle(route, command, account)
         check_client_order_id(client_order_id)
         target = getattr(command, route.target) if route.target else ""
         receipt = account.receipts.get(client_order_id)
@@ -180,7 +188,7 @@ class Core(Ledger):
                     "client_order_id",
                 )
             return Result(None, "", receipt.payload, (), True)
-        result: Result = route.handler(self, command, account)
+        result = self._handle(route, command, account)
         payload = result.payload
         assert isinstance(payload, STORED_PAYLOADS)
         account.receipts[client_order_id] = Receipt(route.kind, target, payload)
