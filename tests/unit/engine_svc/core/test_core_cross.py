@@ -403,3 +403,18 @@ def test_the_upward_watch_of_a_short_leg_re_arms_the_call(harness: Harness) -> N
     assert watch[ASK_ABOVE] == 6_999_000
     harness.run(ApplyQuote, symbol="BTCUSD", bid=6_961_000, ask=6_963_005)
     assert not harness.core.accounts["c"].margin_call
+
+
+def test_losses_spread_over_two_symbols_reach_the_stop_out(harness: Harness) -> None:
+    _start(harness, balance=100 * USD, call=0, stop=0)
+    _open(harness, leverage=100, quantity=1000)
+    _open(harness, symbol="ETHUSD", leverage=100, quantity=1000)
+    # Equity 98 over two legs: neither symbol alone gets to lose it all before a review.
+    assert _closes(_btc(harness, 5_951_000)) == []  # BTC PnL -49: equity 50
+    # ETH PnL (2949 - 3000) x 1 = -51: equity 0, the stop-out level.
+    closes = _closes(_eth(harness, 294_900))
+    assert [(c.symbol, c.realized_pnl) for c in closes] == [
+        ("ETHUSD", -51 * USD),
+        ("BTCUSD", -49 * USD),
+    ]
+    assert _conserved(harness.core)
