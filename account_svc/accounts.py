@@ -165,15 +165,18 @@ class Accounts:
         return Session(user, access_token, refresh_token, expires_in)
 
     async def signup(
-        self, email: str, password: str, client: str, user_agent: str = ""
+        self, email: str, password: str, client: str, user_agent: str = "", margin_mode: str = ""
     ) -> Session:
-        """Create the user and their trading account (with the demo balance), and sign in."""
+        """Create the user and their trading account (with the demo balance, in `margin_mode`,
+        a cfd.v1.MarginMode name or "" for the engine's default), and sign in."""
         await self._limit(f"signup:address:{client}", self._limits.signup_per_address)
         email, password = require_credentials(email, password)
         await self._limit(f"signup:email:{email}", self._limits.signup_per_email)
         password_hash = await self._hasher.hash(password)
         try:
-            user = await self._users.create(email, password_hash, self._demo_balance)
+            user = await self._users.create(
+                email, password_hash, self._demo_balance, margin_mode
+            )
             _log.info("user signed up", extra={"fields": {"user_id": user.id}})
             metrics.SIGNUPS.inc()
         except EmailTakenError:

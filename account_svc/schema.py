@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    inspect,
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -54,6 +55,8 @@ provisioning_table = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_ms", BigInteger, nullable=False),
     Column("last_error", String(200), nullable=True),
+    # The margin mode chosen at signup (a cfd.v1.MarginMode name); NULL: the engine's default.
+    Column("margin_mode", String(24), nullable=True),
 )
 
 refresh_families_table = Table(
@@ -151,12 +154,20 @@ def _v4_totp(conn: Connection) -> None:
     recovery_codes_table.create(conn)
 
 
+def _v5_margin_mode(conn: Connection) -> None:
+    # A database created at version 5 or later already has the column from the table.
+    columns = {column["name"] for column in inspect(conn).get_columns("account_provisioning")}
+    if "margin_mode" not in columns:
+        conn.execute(text("ALTER TABLE account_provisioning ADD COLUMN margin_mode VARCHAR(24)"))
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
 MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v1_initial,
     _v2_access_tokens,
     _v3_session_details,
     _v4_totp,
+    _v5_margin_mode,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -127,12 +127,13 @@ from .commands import (
 )
 from .decimals import DecimalFormatError, format_money, format_scaled, parse_money
 from .engine import Core, SequenceError
-from .enums import BalanceKind, CloseReason, OrderStatus, OrderType, Side
+from .enums import BalanceKind, CloseReason, MarginMode, OrderStatus, OrderType, Side
 from .events import (
     AccountCreated,
     BalanceChanged,
     Event,
     MarginAdded,
+    MarginCallReached,
     OrderCancelled,
     OrderExpired,
     OrderFilled,
@@ -171,6 +172,8 @@ __all__ = [
     "ExpireOrders",
     "Instrument",
     "MarginAdded",
+    "MarginCallReached",
+    "MarginMode",
     "ModifyOrder",
     "ModifyPosition",
     "OpenPosition",

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from cfd.v1 import common_pb2 as cfd_dot_v1_dot_common__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x66\x64/v1/account.proto\x12\x06\x63\x66\x64.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"h\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0ctotp_enabled\x18\x04 \x01(\x08\"0\n\rSignupRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"m\n\x0eSignupResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"Z\n\rSigninRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\ttotp_code\x18\x03 \x01(\t\x12\x15\n\rrecovery_code\x18\x04 \x01(\t\"m\n\x0eSigninResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\",\n\x13RefreshTokenRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"s\n\x14RefreshTokenResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"\'\n\x0eSignoutRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x11\n\x0fSignoutResponse\"\x10\n\x0eGetUserRequest\"-\n\x0fGetUserResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\x05\"\xb6\x01\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_use_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63lient_address\x18\x04 \x01(\t\x12\x12\n\nuser_agent\x18\x05 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x06 \x01(\x08\"\x15\n\x13ListSessionsRequest\"9\n\x14ListSessionsResponse\x12!\n\x08sessions\x18\x01 \x03(\x0b\x32\x0f.cfd.v1.Session\"*\n\x14RevokeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x17\n\x15RevokeSessionResponse\"\x12\n\x10\x45nrolTotpRequest\"8\n\x11\x45nrolTotpResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x13\n\x0botpauth_uri\x18\x02 \x01(\t\"\'\n\x12\x43onfirmTotpRequest\x12\x11\n\ttotp_code\x18\x01 \x01(\t\"-\n\x13\x43onfirmTotpResponse\x12\x16\n\x0erecovery_codes\x18\x01 \x03(\t\"P\n\x12\x44isableTotpRequest\x12\x10\n\x08password\x18\x01 \x01(\t\x12\x11\n\ttotp_code\x18\x02 \x01(\t\x12\x15\n\rrecovery_code\x18\x03 \x01(\t\"\x15\n\x13\x44isableTotpResponse2\xf7\x08\n\x0e\x41\x63\x63ountService\x12S\n\x06Signup\x12\x15.cfd.v1.SignupRequest\x1a\x16.cfd.v1.SignupResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth/signup:\x01*\x12S\n\x06Signin\x12\x15.cfd.v1.SigninRequest\x1a\x16.cfd.v1.SigninResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth/signin:\x01*\x12\x66\n\x0cRefreshToken\x12\x1b.cfd.v1.RefreshTokenRequest\x1a\x1c.cfd.v1.RefreshTokenResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth/refresh:\x01*\x12W\n\x07Signout\x12\x16.cfd.v1.SignoutRequest\x1a\x17.cfd.v1.SignoutResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth/signout:\x01*\x12P\n\x07GetUser\x12\x16.cfd.v1.GetUserRequest\x1a\x17.cfd.v1.GetUserResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/me\x12w\n\x0e\x43hangePassword\x12\x1d.cfd.v1.ChangePasswordRequest\x1a\x1e.cfd.v1.ChangePasswordResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/me:changePassword:\x01*\x12h\n\x0cListSessions\x12\x1b.cfd.v1.ListSessionsRequest\x1a\x1c.cfd.v1.ListSessionsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/users/me/sessions\x12\x82\x01\n\rRevokeSession\x12\x1c.cfd.v1.RevokeSessionRequest\x1a\x1d.cfd.v1.RevokeSessionResponse\"4\x82\xd3\xe4\x93\x02.\")/v1/users/me/sessions/{session_id}:revoke:\x01*\x12\x64\n\tEnrolTotp\x12\x18.cfd.v1.EnrolTotpRequest\x1a\x19.cfd.v1.EnrolTotpResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/users/me/totp:enrol:\x01*\x12l\n\x0b\x43onfirmTotp\x12\x1a.cfd.v1.ConfirmTotpRequest\x1a\x1b.cfd.v1.ConfirmTotpResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/users/me/totp:confirm:\x01*\x12l\n\x0b\x44isableTotp\x12\x1a.cfd.v1.DisableTotpRequest\x1a\x1b.cfd.v1.DisableTotpResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/users/me/totp:disable:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x63\x66\x64/v1/account.proto\x12\x06\x63\x66\x64.v1\x1a\x13\x63\x66\x64/v1/common.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"h\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0ctotp_enabled\x18\x04 \x01(\x08\"Y\n\rSignupRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\'\n\x0bmargin_mode\x18\x03 \x01(\x0e\x32\x12.cfd.v1.MarginMode\"m\n\x0eSignupResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"Z\n\rSigninRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\ttotp_code\x18\x03 \x01(\t\x12\x15\n\rrecovery_code\x18\x04 \x01(\t\"m\n\x0eSigninResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\",\n\x13RefreshTokenRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"s\n\x14RefreshTokenResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x02 \x01(\t\x12\x15\n\rrefresh_token\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"\'\n\x0eSignoutRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x11\n\x0fSignoutResponse\"\x10\n\x0eGetUserRequest\"-\n\x0fGetUserResponse\x12\x1a\n\x04user\x18\x01 \x01(\x0b\x32\x0c.cfd.v1.User\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\x05\"\xb6\x01\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_use_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63lient_address\x18\x04 \x01(\t\x12\x12\n\nuser_agent\x18\x05 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x06 \x01(\x08\"\x15\n\x13ListSessionsRequest\"9\n\x14ListSessionsResponse\x12!\n\x08sessions\x18\x01 \x03(\x0b\x32\x0f.cfd.v1.Session\"*\n\x14RevokeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x17\n\x15RevokeSessionResponse\"\x12\n\x10\x45nrolTotpRequest\"8\n\x11\x45nrolTotpResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x13\n\x0botpauth_uri\x18\x02 \x01(\t\"\'\n\x12\x43onfirmTotpRequest\x12\x11\n\ttotp_code\x18\x01 \x01(\t\"-\n\x13\x43onfirmTotpResponse\x12\x16\n\x0erecovery_codes\x18\x01 \x03(\t\"P\n\x12\x44isableTotpRequest\x12\x10\n\x08password\x18\x01 \x01(\t\x12\x11\n\ttotp_code\x18\x02 \x01(\t\x12\x15\n\rrecovery_code\x18\x03 \x01(\t\"\x15\n\x13\x44isableTotpResponse2\xf7\x08\n\x0e\x41\x63\x63ountService\x12S\n\x06Signup\x12\x15.cfd.v1.SignupRequest\x1a\x16.cfd.v1.SignupResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth/signup:\x01*\x12S\n\x06Signin\x12\x15.cfd.v1.SigninRequest\x1a\x16.cfd.v1.SigninResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0f/v1/auth/signin:\x01*\x12\x66\n\x0cRefreshToken\x12\x1b.cfd.v1.RefreshTokenRequest\x1a\x1c.cfd.v1.RefreshTokenResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth/refresh:\x01*\x12W\n\x07Signout\x12\x16.cfd.v1.SignoutRequest\x1a\x17.cfd.v1.SignoutResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/auth/signout:\x01*\x12P\n\x07GetUser\x12\x16.cfd.v1.GetUserRequest\x1a\x17.cfd.v1.GetUserResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/users/me\x12w\n\x0e\x43hangePassword\x12\x1d.cfd.v1.ChangePasswordRequest\x1a\x1e.cfd.v1.ChangePasswordResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/users/me:changePassword:\x01*\x12h\n\x0cListSessions\x12\x1b.cfd.v1.ListSessionsRequest\x1a\x1c.cfd.v1.ListSessionsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/users/me/sessions\x12\x82\x01\n\rRevokeSession\x12\x1c.cfd.v1.RevokeSessionRequest\x1a\x1d.cfd.v1.RevokeSessionResponse\"4\x82\xd3\xe4\x93\x02.\")/v1/users/me/sessions/{session_id}:revoke:\x01*\x12\x64\n\tEnrolTotp\x12\x18.cfd.v1.EnrolTotpRequest\x1a\x19.cfd.v1.EnrolTotpResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/users/me/totp:enrol:\x01*\x12l\n\x0b\x43onfirmTotp\x12\x1a.cfd.v1.ConfirmTotpRequest\x1a\x1b.cfd.v1.ConfirmTotpResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/users/me/totp:confirm:\x01*\x12l\n\x0b\x44isableTotp\x12\x1a.cfd.v1.DisableTotpRequest\x1a\x1b.cfd.v1.DisableTotpResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/v1/users/me/totp:disable:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,54 +56,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACCOUNTSERVICE'].methods_by_name['ConfirmTotp']._serialized_options = b'\202\323\344\223\002\036\"\031/v1/users/me/totp:confirm:\001*'
   _globals['_ACCOUNTSERVICE'].methods_by_name['DisableTotp']._loaded_options = None
   _globals['_ACCOUNTSERVICE'].methods_by_name['DisableTotp']._serialized_options = b'\202\323\344\223\002\036\"\031/v1/users/me/totp:disable:\001*'
-  _globals['_USER']._serialized_start=95
-  _globals['_USER']._serialized_end=199
-  _globals['_SIGNUPREQUEST']._serialized_start=201
-  _globals['_SIGNUPREQUEST']._serialized_end=249
-  _globals['_SIGNUPRESPONSE']._serialized_start=251
-  _globals['_SIGNUPRESPONSE']._serialized_end=360
-  _globals['_SIGNINREQUEST']._serialized_start=362
-  _globals['_SIGNINREQUEST']._serialized_end=452
-  _globals['_SIGNINRESPONSE']._serialized_start=454
-  _globals['_SIGNINRESPONSE']._serialized_end=563
-  _globals['_REFRESHTOKENREQUEST']._serialized_start=565
-  _globals['_REFRESHTOKENREQUEST']._serialized_end=609
-  _globals['_REFRESHTOKENRESPONSE']._serialized_start=611
-  _globals['_REFRESHTOKENRESPONSE']._serialized_end=726
-  _globals['_SIGNOUTREQUEST']._serialized_start=728
-  _globals['_SIGNOUTREQUEST']._serialized_end=767
-  _globals['_SIGNOUTRESPONSE']._serialized_start=769
-  _globals['_SIGNOUTRESPONSE']._serialized_end=786
-  _globals['_GETUSERREQUEST']._serialized_start=788
-  _globals['_GETUSERREQUEST']._serialized_end=804
-  _globals['_GETUSERRESPONSE']._serialized_start=806
-  _globals['_GETUSERRESPONSE']._serialized_end=851
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=853
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=924
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=926
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=976
-  _globals['_SESSION']._serialized_start=979
-  _globals['_SESSION']._serialized_end=1161
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1163
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1184
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1186
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1243
-  _globals['_REVOKESESSIONREQUEST']._serialized_start=1245
-  _globals['_REVOKESESSIONREQUEST']._serialized_end=1287
-  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1289
-  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1312
-  _globals['_ENROLTOTPREQUEST']._serialized_start=1314
-  _globals['_ENROLTOTPREQUEST']._serialized_end=1332
-  _globals['_ENROLTOTPRESPONSE']._serialized_start=1334
-  _globals['_ENROLTOTPRESPONSE']._serialized_end=1390
-  _globals['_CONFIRMTOTPREQUEST']._serialized_start=1392
-  _globals['_CONFIRMTOTPREQUEST']._serialized_end=1431
-  _globals['_CONFIRMTOTPRESPONSE']._serialized_start=1433
-  _globals['_CONFIRMTOTPRESPONSE']._serialized_end=1478
-  _globals['_DISABLETOTPREQUEST']._serialized_start=1480
-  _globals['_DISABLETOTPREQUEST']._serialized_end=1560
-  _globals['_DISABLETOTPRESPONSE']._serialized_start=1562
-  _globals['_DISABLETOTPRESPONSE']._serialized_end=1583
-  _globals['_ACCOUNTSERVICE']._serialized_start=1586
-  _globals['_ACCOUNTSERVICE']._serialized_end=2729
+  _globals['_USER']._serialized_start=116
+  _globals['_USER']._serialized_end=220
+  _globals['_SIGNUPREQUEST']._serialized_start=222
+  _globals['_SIGNUPREQUEST']._serialized_end=311
+  _globals['_SIGNUPRESPONSE']._serialized_start=313
+  _globals['_SIGNUPRESPONSE']._serialized_end=422
+  _globals['_SIGNINREQUEST']._serialized_start=424
+  _globals['_SIGNINREQUEST']._serialized_end=514
+  _globals['_SIGNINRESPONSE']._serialized_start=516
+  _globals['_SIGNINRESPONSE']._serialized_end=625
+  _globals['_REFRESHTOKENREQUEST']._serialized_start=627
+  _globals['_REFRESHTOKENREQUEST']._serialized_end=671
+  _globals['_REFRESHTOKENRESPONSE']._serialized_start=673
+  _globals['_REFRESHTOKENRESPONSE']._serialized_end=788
+  _globals['_SIGNOUTREQUEST']._serialized_start=790
+  _globals['_SIGNOUTREQUEST']._serialized_end=829
+  _globals['_SIGNOUTRESPONSE']._serialized_start=831
+  _globals['_SIGNOUTRESPONSE']._serialized_end=848
+  _globals['_GETUSERREQUEST']._serialized_start=850
+  _globals['_GETUSERREQUEST']._serialized_end=866
+  _globals['_GETUSERRESPONSE']._serialized_start=868
+  _globals['_GETUSERRESPONSE']._serialized_end=913
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=915
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=986
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=988
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1038
+  _globals['_SESSION']._serialized_start=1041
+  _globals['_SESSION']._serialized_end=1223
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1225
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1246
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1248
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1305
+  _globals['_REVOKESESSIONREQUEST']._serialized_start=1307
+  _globals['_REVOKESESSIONREQUEST']._serialized_end=1349
+  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1351
+  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1374
+  _globals['_ENROLTOTPREQUEST']._serialized_start=1376
+  _globals['_ENROLTOTPREQUEST']._serialized_end=1394
+  _globals['_ENROLTOTPRESPONSE']._serialized_start=1396
+  _globals['_ENROLTOTPRESPONSE']._serialized_end=1452
+  _globals['_CONFIRMTOTPREQUEST']._serialized_start=1454
+  _globals['_CONFIRMTOTPREQUEST']._serialized_end=1493
+  _globals['_CONFIRMTOTPRESPONSE']._serialized_start=1495
+  _globals['_CONFIRMTOTPRESPONSE']._serialized_end=1540
+  _globals['_DISABLETOTPREQUEST']._serialized_start=1542
+  _globals['_DISABLETOTPREQUEST']._serialized_end=1622
+  _globals['_DISABLETOTPRESPONSE']._serialized_start=1624
+  _globals['_DISABLETOTPRESPONSE']._serialized_end=1645
+  _globals['_ACCOUNTSERVICE']._serialized_start=1648
+  _globals['_ACCOUNTSERVICE']._serialized_end=2791
 # @@protoc_insertion_point(module_scope)
