@@ -111,7 +111,8 @@ def open_position(ledger: Ledger, command: OpenPosition, account: Account) -> Re
         ledger, account, instrument, quote, command.seq, command.seq, command.ts, is_buy, lots,
         leverage, margin, tp, sl, trail, command.client_order_id, 0,
     )  # fmt: skip
-    return _new(Result, (None, "", opened.position, (changed, opened), False, ""))
+    events = (opened,) if changed is None else (changed, opened)
+    return _new(Result, (None, "", opened.position, events, False, ""))
 
 
 def current_quote(ledger: Ledger, symbol: str) -> QuoteView:
@@ -153,8 +154,9 @@ def create_position(
     trail: int,
     client_order_id: str | None,
     order_key: int,
-) -> tuple[BalanceChanged, PositionOpened]:
-    """Open a validated, affordable position; return its events (the view is the second's)."""
+) -> tuple[BalanceChanged | None, PositionOpened]:
+    """Open a validated, affordable position; return its balance change (None on a cross
+    account, whose balance an open leaves alone) and its opening, which holds the view."""
     book = ledger.books[instrument.symbol]
     if is_buy:
         level = book.long_trail.attach(quote.bid)
@@ -181,10 +183,13 @@ def create_position(
         _index_stops(position, book)
     view = position_view(ledger, position)
     owner = account.account_id
+    opened = _new(PositionOpened, (seq, ts, owner, view))
+    if account.cross:
+        return None, opened
     changed = _new(
         BalanceChanged, (seq, ts, owner, _MARGIN_RESERVED, -margin, account.balance, view.id)
     )
-    return changed, _new(PositionOpened, (seq, ts, owner, view))
+    return changed, opened
 
 
 def liquidation_price(position: Position, instrument: Instrument) -> int:

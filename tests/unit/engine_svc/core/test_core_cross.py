@@ -113,6 +113,14 @@ def test_opening_reserves_margin_from_free_margin_and_leaves_the_balance(
     assert _conserved(harness.core)
 
 
+def test_a_cross_open_emits_no_balance_change(harness: Harness) -> None:
+    _start(harness)
+    result = harness.run(
+        OpenPosition, account_id="c", symbol="BTCUSD", side=Side.BUY, leverage=100, quantity=1000
+    )
+    assert [type(event).__name__ for event in result.events] == ["PositionOpened"]
+
+
 def test_an_open_beyond_the_free_margin_is_rejected_in_usd(harness: Harness) -> None:
     _start(harness, balance=100 * USD)
     _open(harness, leverage=100, quantity=1000)
