@@ -6,6 +6,8 @@ ETHUSD: a tick is 0.01 and a lot 0.001, so one tick times one lot is ten micro-d
 
 from __future__ import annotations
 
+import pytest
+
 from engine_svc.core import (
     AccountSummary,
     AddMargin,
@@ -28,7 +30,7 @@ from engine_svc.core import (
     Side,
     TransferFunds,
 )
-from engine_svc.core.codec import decode_command, encode_command
+from engine_svc.core.codec import CodecError, decode_command, encode_command
 from engine_svc.core.enums import MarginMode
 from engine_svc.core.events import MarginCallReached
 from engine_svc.core.indexes import ASK_ABOVE, ASK_BELOW, BID_ABOVE, BID_BELOW
@@ -426,3 +428,34 @@ def test_losses_spread_over_two_symbols_reach_the_stop_out(harness: Harness) -> 
         ("BTCUSD", -49 * USD),
     ]
     assert _conserved(harness.core)
+
+
+def test_a_snapshot_keeps_the_mode_the_levels_and_the_margin_call(harness: Harness) -> None:
+    _start(harness, call=70, stop=10)
+    harness.run(CreateAccount, account_id="i", initial_balance=1000 * USD)
+    _open(harness, leverage=100, quantity=1000)
+    # 70% of 60 is 42: equity 1000 + (bid - 60000) x 0.1 <= 42 at 50420.00.
+    assert len(_calls(_btc(harness, 5_042_000))) == 1
+    data = harness.core.snapshot()
+    assert data.startswith(b'{"format":"cfd-core-snapshot","version":4,')
+    restored = Harness(Core.restore(data))
+    restored.seq = harness.seq
+    assert restored.core.digest() == harness.core.digest()
+    account = restored.core.accounts["c"]
+    assert (account.cross, account.margin_call_level, account.stop_out_level) == (True, 70, 10)
+    assert account.margin_call and not restored.core.accounts["i"].cross
+    # The rebuilt index still watches the stop-out (10% of 60 = 6 at 50060.00) and recovery.
+    assert account.watch["BTCUSD"][BID_BELOW] == 5_006_000
+    assert account.watch["BTCUSD"][BID_ABOVE] == 5_042_001
+    for core_harness in (harness, restored):
+        assert _closes(_btc(core_harness, 5_006_001)) == []
+        (closed,) = _closes(_btc(core_harness, 5_006_000))
+        assert closed.realized_pnl == -994 * USD
+    assert restored.core.digest() == harness.core.digest()
+
+
+def test_a_cross_account_in_a_version_3_snapshot_is_refused(harness: Harness) -> None:
+    _start(harness)
+    data = harness.core.snapshot().replace(b'"version":4', b'"version":3', 1)
+    with pytest.raises(CodecError, match="account row"):
+        Core.restore(data)
