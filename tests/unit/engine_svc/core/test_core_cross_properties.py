@@ -1,6 +1,7 @@
-"""Properties of cross-margin accounts over random sequences of opens, closes, deposits and
-quotes: conservation, the exact margin call and stop-out rules (whatever the stop-out index
-holds), stop-out order, replay and snapshot digests."""
+"""Properties of cross-margin accounts over random sequences of opens, closes, deposits,
+transfers to and from the spot wallet and quotes: conservation, the exact margin call and
+stop-out rules (whatever the stop-out index holds), stop-out order, replay and snapshot
+digests."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from engine_svc.core import (
     PositionClosed,
     Result,
     Side,
+    TransferFunds,
 )
 from engine_svc.core.enums import MarginMode
 from engine_svc.core.events import MarginCallReached
 from engine_svc.core.money import cross_equity, unrealized
+from engine_svc.core.spot.enums import TransferDirection
 from engine_svc.core.state import Account
 
 USD = 1_000_000
@@ -47,6 +50,7 @@ actions = st.one_of(
     st.tuples(st.just("close"), st.integers(0, 2), st.integers(0, 5)),
     st.tuples(st.just("tick"), st.integers(0, 1), st.integers(-40, 40)),
     st.tuples(st.just("deposit"), st.integers(0, 2), st.integers(1, 500)),
+    st.tuples(st.just("transfer"), st.integers(0, 2), st.booleans(), st.integers(1, 400)),
 )
 
 
@@ -89,6 +93,10 @@ def _build(core: Core, action: tuple[Any, ...], seq: int) -> Command | None:
         assert quote is not None
         bid = max(STEP[symbol], quote.bid + move * STEP[symbol])
         return ApplyQuote(seq, seq, symbol, bid, bid + SPREAD[symbol])
+    if kind == "transfer":
+        _, owner, out, amount = action
+        direction = TransferDirection.TO_SPOT if out else TransferDirection.TO_CFD
+        return TransferFunds(seq, seq, ACCOUNTS[owner][0], amount * USD, direction)
     _, owner, amount = action
     return Deposit(seq, seq, ACCOUNTS[owner][0], amount * USD)
 
@@ -143,10 +151,19 @@ def _run(actions_list: list[tuple[Any, ...]]) -> tuple[Core, list[Command], list
                 account = core.accounts[name]
                 expected = _expected_stop_out(core, account, command.symbol, command.bid)
                 before[name] = (account.margin_call, expected)
+        allowed = True
+        if isinstance(command, TransferFunds) and command.direction is TransferDirection.TO_SPOT:
+            account = core.accounts[command.account_id]
+            free = cross_equity(core, account) - account.used_margin
+            allowed = command.amount <= min(account.balance, free)
         result = core.apply(command)
         commands.append(command)
         results.append(result)
-        assert core.total_user_money() + core.house_balance == core.total_deposits
+        if isinstance(command, TransferFunds) and command.direction is TransferDirection.TO_SPOT:
+            # Never more than the balance, nor than the free margin.
+            assert result.ok == allowed
+        held, fees, _ = core.spot.asset_totals("USD")
+        assert core.total_user_money() + core.house_balance + held + fees == core.total_deposits
         for name, _, _ in ACCOUNTS:
             _check_account(core, core.accounts[name])
             calls = [
