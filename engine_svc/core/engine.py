@@ -2,7 +2,8 @@
 
 `apply` checks the sequence number, looks up the command's route, checks its client_order_id
 once for every command that has one, and calls the handler of the part of the core the
-command belongs to. The CFD part's rules live in `money`, `positions`, `orders` and
+command belongs to; after an accepted command of a cross-margin account it reviews that
+account (`cross`). The CFD part's rules live in `money`, `positions`, `orders` and
 `triggers`; the spot part (order books, wallets, transfers) in `exchange_part` and the `spot`
 package. The state is in `ledger`, the encoding in `snapshot` and `restore`. See the package
 docstring for scales, trigger order and idempotency.
