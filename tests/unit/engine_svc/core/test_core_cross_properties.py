@@ -26,6 +26,7 @@ from engine_svc.core import (
 )
 from engine_svc.core.enums import MarginMode
 from engine_svc.core.events import MarginCallReached
+from engine_svc.core.margin import stop_out_price
 from engine_svc.core.money import cross_equity, unrealized
 from engine_svc.core.spot.enums import TransferDirection
 from engine_svc.core.state import Account
@@ -124,6 +125,46 @@ def _expected_stop_out(core: Core, account: Account, symbol: str, bid: int) -> l
     return closed
 
 
+def _equity_at(core: Core, account: Account, symbol: str, bid: int) -> int:
+    """Return the account's equity with `symbol` at `bid` (its spread kept), others held."""
+    quote = core.get_quote(symbol)
+    assert quote is not None
+    ask = bid + quote.ask - quote.bid
+    equity = account.balance
+    for position in account.positions.values():
+        if position.symbol != symbol:
+            equity += unrealized(core, position) or 0
+            continue
+        move = bid - position.entry if position.is_buy else position.entry - ask
+        equity += core.instruments[symbol].pnl_floor_micros(move, position.quantity)
+    return equity
+
+
+def _check_stop_out_prices(core: Core, account: Account) -> None:
+    """Check each symbol's reported stop-out price is the exact boundary."""
+    level = account.stop_out_level * account.used_margin
+    for symbol in {position.symbol for position in account.positions.values()}:
+        price = stop_out_price(core, account, symbol)
+        quote = core.get_quote(symbol)
+        assert quote is not None
+        net = sum(
+            p.quantity if p.is_buy else -p.quantity
+            for p in account.positions.values()
+            if p.symbol == symbol
+        )
+        if price == 0:
+            continue
+        spread = quote.ask - quote.bid
+        if net > 0:
+            # A bid: stopped out there, not one tick above.
+            assert 100 * _equity_at(core, account, symbol, price) <= level
+            assert 100 * _equity_at(core, account, symbol, price + 1) > level
+        else:
+            # An ask: stopped out there, not one tick below.
+            assert 100 * _equity_at(core, account, symbol, price - spread) <= level
+            assert 100 * _equity_at(core, account, symbol, price - spread - 1) > level
+
+
 def _check_account(core: Core, account: Account) -> None:
     equity = cross_equity(core, account)
     used = account.used_margin
@@ -134,6 +175,7 @@ def _check_account(core: Core, account: Account) -> None:
     # As if reviewed exactly after every command and every quote.
     assert 100 * equity > account.stop_out_level * used
     assert account.margin_call == (100 * equity <= account.margin_call_level * used)
+    _check_stop_out_prices(core, account)
 
 
 def _run(actions_list: list[tuple[Any, ...]]) -> tuple[Core, list[Command], list[Result]]:
