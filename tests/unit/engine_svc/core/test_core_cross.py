@@ -29,6 +29,7 @@ from engine_svc.core import (
     Result,
     Side,
     TransferFunds,
+    make_instrument,
 )
 from engine_svc.core.codec import CodecError, decode_command, encode_command
 from engine_svc.core.enums import MarginMode
@@ -459,3 +460,27 @@ def test_a_cross_account_in_a_version_3_snapshot_is_refused(harness: Harness) ->
     data = harness.core.snapshot().replace(b'"version":4', b'"version":3', 1)
     with pytest.raises(CodecError, match="account row"):
         Core.restore(data)
+
+
+def test_the_stop_out_price_is_exact_when_a_tick_times_a_lot_is_a_fraction_of_a_micro() -> None:
+    # A tick of 0.0001 times a lot of 0.001 is 0.1 micro-dollar: PnL rounds per position.
+    instrument = make_instrument("XYZUSD", "0.0001", "0.001", 100)
+    harness = Harness(Core({"XYZUSD": instrument}))
+    harness.run(CreateAccount, account_id="c", initial_balance=10 * USD, margin_mode=CROSS)
+    harness.run(ApplyQuote, symbol="XYZUSD", bid=19_999, ask=20_000)
+    result = harness.run(
+        OpenPosition, account_id="c", symbol="XYZUSD", side=Side.BUY, leverage=1, quantity=7
+    )
+    # 0.007 bought at 2.0000 can lose 0.014 USD at most: no price stops 10 USD out.
+    assert isinstance(result.payload, PositionView) and result.payload.liquidation_price == 0
+    short = harness.run(
+        OpenPosition, account_id="c", symbol="XYZUSD", side=Side.SELL, leverage=100,
+        quantity=400_000,
+    )  # fmt: skip
+    assert isinstance(short.payload, PositionView)
+    # Net short 399.993: a rise of about 10 / 400 = 0.025 stops the account out.
+    ask = short.payload.liquidation_price
+    assert 20_200 < ask < 20_300
+    assert _closes(harness.run(ApplyQuote, symbol="XYZUSD", bid=ask - 2, ask=ask - 1)) == []
+    closes = _closes(harness.run(ApplyQuote, symbol="XYZUSD", bid=ask - 1, ask=ask))
+    assert [c.side for c in closes] == [Side.SELL, Side.BUY]
