@@ -16,7 +16,7 @@ from typing import Final, Protocol
 import grpc
 
 from account_svc.users import PendingAccount, UserStore
-from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc
+from cfd.v1 import common_pb2, engine_admin_pb2, engine_admin_pb2_grpc
 from mesh.errors import ApiError
 
 _log = logging.getLogger(__name__)
@@ -32,8 +32,9 @@ class EngineUnavailableError(Exception):
 class EngineAccounts(Protocol):
     """The part of the engine's admin API the accounts service uses."""
 
-    async def create_account(self, user_id: str, initial_balance: str) -> None:
-        """Open the account (idempotent); raise ``EngineUnavailableError`` on failure."""
+    async def create_account(self, user_id: str, initial_balance: str, margin_mode: str) -> None:
+        """Open the account (idempotent) in `margin_mode` (a cfd.v1.MarginMode name, "" for
+        the engine's default); raise ``EngineUnavailableError`` on failure."""
         ...
 
 
@@ -45,10 +46,16 @@ class GrpcEngineAccounts:
         self._metadata = ((INTERNAL_TOKEN_METADATA, internal_token),)
         self._timeout_s = timeout_s
 
-    async def create_account(self, user_id: str, initial_balance: str) -> None:
+    async def create_account(self, user_id: str, initial_balance: str, margin_mode: str) -> None:
         """Open the account (idempotent); raise ``EngineUnavailableError`` on failure."""
         request = engine_admin_pb2.CreateAccountRequest(
-            user_id=user_id, initial_balance=initial_balance
+            user_id=user_id,
+            initial_balance=initial_balance,
+            margin_mode=(
+                common_pb2.MarginMode.Value(margin_mode)
+                if margin_mode
+                else common_pb2.MARGIN_MODE_UNSPECIFIED
+            ),
         )
         try:
             await self._stub.CreateAccount(
@@ -89,7 +96,9 @@ class Provisioner:
 
     async def _attempt(self, pending: PendingAccount) -> bool:
         try:
-            await self._engine.create_account(pending.user_id, pending.initial_balance)
+            await self._engine.create_account(
+                pending.user_id, pending.initial_balance, pending.margin_mode
+            )
         except EngineUnavailableError as exc:
             delay = backoff_s(pending.attempts)
             _log.warning(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -56,6 +57,8 @@ provisioning_table = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_ms", BigInteger, nullable=False),
     Column("last_error", String(200), nullable=True),
+    # The margin mode chosen at signup (a cfd.v1.MarginMode name); NULL: the engine's default.
+    Column("margin_mode", String(24), nullable=True),
 )
 
 refresh_families_table = Table(
@@ -272,6 +275,13 @@ def _v6_identities(conn: Connection) -> None:
     oidc_requests_table.create(conn)
 
 
+def _v7_margin_mode(conn: Connection) -> None:
+    # A database created at version 7 or later already has the column from the table.
+    columns = {column["name"] for column in inspect(conn).get_columns("account_provisioning")}
+    if "margin_mode" not in columns:
+        conn.execute(text("ALTER TABLE account_provisioning ADD COLUMN margin_mode VARCHAR(24)"))
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
 MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v1_initial,
@@ -280,6 +290,7 @@ MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v4_totp,
     _v5_email,
     _v6_identities,
+    _v7_margin_mode,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -34,9 +34,9 @@ from account_svc.identities import LinkedIdentity
 from account_svc.notifications import Kind
 from account_svc.sessions import Origin
 from account_svc.users import User
-from cfd.v1 import account_pb2, account_pb2_grpc
+from cfd.v1 import account_pb2, account_pb2_grpc, common_pb2
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER, subject
-from mesh.errors import ApiError
+from mesh.errors import ApiError, validation_error
 from mesh.revocation import issued_token
 
 _log = logging.getLogger(__name__)
@@ -159,6 +159,18 @@ def _identity_message(identity: LinkedIdentity) -> account_pb2.LinkedIdentity:
     )
 
 
+_MARGIN_MODES = frozenset({common_pb2.MARGIN_MODE_ISOLATED, common_pb2.MARGIN_MODE_CROSS})
+
+
+def _margin_mode_name(value: common_pb2.MarginMode.ValueType) -> str:
+    """Return a requested margin mode's name, "" for the default; reject an unknown one."""
+    if value == common_pb2.MARGIN_MODE_UNSPECIFIED:
+        return ""
+    if value not in _MARGIN_MODES:
+        raise validation_error("marginMode", "must be MARGIN_MODE_ISOLATED or MARGIN_MODE_CROSS")
+    return common_pb2.MarginMode.Name(value)
+
+
 def _session_fields(session: Session) -> dict[str, Any]:
     return {
         "user": _user_message(session.user),
@@ -207,9 +219,14 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
         self, request: account_pb2.SignupRequest, context: Context
     ) -> account_pb2.SignupResponse:
         """Create a user and their trading account, and sign in."""
+        margin_mode = _margin_mode_name(request.margin_mode)
         with _database_unavailable_as_api_error():
             session = await self._accounts.signup(
-                request.email, request.password, self._client(context), self._user_agent(context)
+                request.email,
+                request.password,
+                self._client(context),
+                self._user_agent(context),
+                margin_mode,
             )
         return account_pb2.SignupResponse(**_session_fields(session))
 

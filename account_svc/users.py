@@ -58,6 +58,8 @@ class PendingAccount:
     user_id: str
     initial_balance: str
     attempts: int
+    # A cfd.v1.MarginMode name, or "" for the engine's default.
+    margin_mode: str = ""
 
 
 def _user_select() -> Select[Any]:
@@ -97,10 +99,12 @@ class UserStore:
         email: str,
         password_hash: str,
         initial_balance: str,
+        margin_mode: str = "",
         also: Callable[[AsyncConnection, User], Awaitable[None]] | None = None,
     ) -> User:
-        """Insert a user and, in the same transaction, its pending trading account and
-        whatever ``also`` writes (the verification email).
+        """Insert a user and, in the same transaction, its pending trading account (in
+        `margin_mode`, "" for the engine's default) and whatever ``also`` writes (the
+        verification email).
 
         Raise ``EmailTakenError`` when the (normalized) email is in use.
         """
@@ -119,6 +123,7 @@ class UserStore:
                     provisioning_table.insert().values(
                         user_id=user.id,
                         initial_balance=initial_balance,
+                        margin_mode=margin_mode or None,
                         attempts=0,
                         next_attempt_ms=user.create_time_ms,
                     )
@@ -165,25 +170,30 @@ class UserStore:
     async def pending_account(self, user_id: str) -> PendingAccount | None:
         """Return the outbox entry of this user, if their account is not confirmed yet."""
         c = provisioning_table.c
-        stmt = select(c.user_id, c.initial_balance, c.attempts).where(c.user_id == user_id)
+        stmt = select(c.user_id, c.initial_balance, c.attempts, c.margin_mode).where(
+            c.user_id == user_id
+        )
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).one_or_none()
         if row is None:
             return None
-        return PendingAccount(row.user_id, row.initial_balance, row.attempts)
+        return PendingAccount(row.user_id, row.initial_balance, row.attempts, row.margin_mode or "")
 
     async def due_accounts(self, limit: int) -> list[PendingAccount]:
         """Return up to ``limit`` outbox entries whose next attempt is due, oldest first."""
         c = provisioning_table.c
         stmt = (
-            select(c.user_id, c.initial_balance, c.attempts)
+            select(c.user_id, c.initial_balance, c.attempts, c.margin_mode)
             .where(c.next_attempt_ms <= _now_ms(self._clock))
             .order_by(c.next_attempt_ms, c.user_id)
             .limit(limit)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [PendingAccount(r.user_id, r.initial_balance, r.attempts) for r in rows]
+        return [
+            PendingAccount(r.user_id, r.initial_balance, r.attempts, r.margin_mode or "")
+            for r in rows
+        ]
 
     async def count_pending_accounts(self) -> int:
         """Return how many users still wait for their trading account."""

@@ -6,6 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from engine_svc.core.commands import DEFAULT_MARGIN_CALL_LEVEL, DEFAULT_STOP_OUT_LEVEL
+from engine_svc.core.enums import MarginMode
+from engine_svc.core.money import MAX_LEVEL_PERCENT
 from mesh.config import ConfigError
 
 DEFAULT_PRICE_STALE_MS = 10_000
@@ -18,6 +21,31 @@ DEFAULT_JOURNAL_STREAM = "CFD_ENGINE"
 DEFAULT_JOURNAL_REPLICAS = 3
 DEFAULT_JOURNAL_TIMEOUT_MS = 5_000
 DEFAULT_LEASE_TTL_MS = 3_000
+
+
+@dataclass(frozen=True, slots=True)
+class MarginDefaults:
+    """The margin mode of a new account whose request names none, and a cross account's
+    margin call and stop-out levels (whole percent of margin level)."""
+
+    mode: MarginMode = MarginMode.ISOLATED
+    margin_call_level: int = DEFAULT_MARGIN_CALL_LEVEL
+    stop_out_level: int = DEFAULT_STOP_OUT_LEVEL
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MarginDefaults:
+        """Read CFD_MARGIN_MODE (isolated or cross), CFD_MARGIN_CALL_LEVEL and
+        CFD_STOP_OUT_LEVEL."""
+        raw = env.get("CFD_MARGIN_MODE", "").strip().lower() or "isolated"
+        if raw not in ("isolated", "cross"):
+            raise ConfigError(f"CFD_MARGIN_MODE={raw!r} must be isolated or cross")
+        call = _int(env, "CFD_MARGIN_CALL_LEVEL", DEFAULT_MARGIN_CALL_LEVEL, 0, MAX_LEVEL_PERCENT)
+        stop = _int(env, "CFD_STOP_OUT_LEVEL", DEFAULT_STOP_OUT_LEVEL, 0, MAX_LEVEL_PERCENT)
+        if stop > call:
+            raise ConfigError(
+                f"CFD_STOP_OUT_LEVEL={stop} must not exceed CFD_MARGIN_CALL_LEVEL={call}"
+            )
+        return cls(MarginMode(raw.upper()), call, stop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +67,14 @@ class EngineConfig:
     lease_ttl_ms: int = DEFAULT_LEASE_TTL_MS
     # Follow the replicated journal and take the lead when it is free (`cfd engine --standby`).
     standby: bool = False
+    margin: MarginDefaults = MarginDefaults()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineConfig:
         """Read CFD_PRICE_STALE_MS, CFD_SNAPSHOT_EVERY, CFD_SNAPSHOT_INTERVAL_S,
         CFD_JOURNAL_SEGMENT_BYTES, CFD_FSYNC, CFD_ENGINE_MAX_BATCH, CFD_EVENT_RING,
         CFD_JOURNAL_URL, CFD_JOURNAL_STREAM, CFD_JOURNAL_REPLICAS, CFD_JOURNAL_TIMEOUT_MS and
-        CFD_LEASE_TTL_MS and CFD_ENGINE_STANDBY."""
+        CFD_LEASE_TTL_MS and CFD_ENGINE_STANDBY, and the `MarginDefaults` variables."""
         env = os.environ if env is None else env
         url = env.get("CFD_JOURNAL_URL", "").strip()
         if url and not all(part.strip().startswith("nats://") for part in url.split(",")):
@@ -73,6 +102,7 @@ class EngineConfig:
             ),
             lease_ttl_ms=_int(env, "CFD_LEASE_TTL_MS", DEFAULT_LEASE_TTL_MS, 500, 600_000),
             standby=_bool(env, "CFD_ENGINE_STANDBY", False),
+            margin=MarginDefaults.from_env(env),
         )
 
 

@@ -8,7 +8,7 @@ filled quantity, rounded half-even to a tick.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from google.protobuf import timestamp_pb2
 
@@ -23,6 +23,8 @@ from engine_svc.core import (
     Event,
     Instrument,
     MarginAdded,
+    MarginCallReached,
+    MarginMode,
     OrderCancelled,
     OrderExpired,
     OrderFilled,
@@ -240,19 +242,35 @@ def order_message(
     return message
 
 
-def summary_fields(summary: AccountSummary) -> dict[str, str]:
-    """Return the fields shared by GetAccountResponse and AccountSummary."""
-    return {
-        "balance": format_money(summary.balance),
-        "used_margin": format_money(summary.used_margin),
-        "unrealized_pnl": format_money(summary.unrealized_pnl),
-        "equity": format_money(summary.equity),
-        "free_margin": format_money(summary.free_margin),
-        "margin_level": (
+MARGIN_MODES = {
+    MarginMode.ISOLATED: common_pb2.MARGIN_MODE_ISOLATED,
+    MarginMode.CROSS: common_pb2.MARGIN_MODE_CROSS,
+}
+SummaryMessage = TypeVar(
+    "SummaryMessage", trading_pb2.GetAccountResponse, trading_pb2.AccountSummary
+)
+
+
+def summary_message(summary: AccountSummary, cls: type[SummaryMessage]) -> SummaryMessage:
+    """Return a GetAccountResponse or an AccountSummary message of the account figures."""
+    cross = summary.margin_mode is MarginMode.CROSS
+    distance = summary.stop_out_distance
+    return cls(
+        balance=format_money(summary.balance),
+        used_margin=format_money(summary.used_margin),
+        unrealized_pnl=format_money(summary.unrealized_pnl),
+        equity=format_money(summary.equity),
+        free_margin=format_money(summary.free_margin),
+        margin_level=(
             "" if summary.margin_level is None else format_scaled(summary.margin_level, 6)
         ),
-        "currency": "USD",
-    }
+        currency="USD",
+        margin_mode=MARGIN_MODES[summary.margin_mode],
+        margin_call_level=str(summary.margin_call_level) if cross else "",
+        stop_out_level=str(summary.stop_out_level) if cross else "",
+        stop_out_distance="" if distance is None else format_money(distance),
+        margin_call=summary.margin_call,
+    )
 
 
 def quote_message(view: QuoteView, instrument: Instrument) -> common_pb2.Quote:
@@ -319,6 +337,15 @@ def event_message(
         message.type = trading_pb2.EVENT_TYPE_POSITION_MODIFIED
         message.position.CopyFrom(
             position_message(event.position, instruments[event.position.symbol])
+        )
+    elif isinstance(event, MarginCallReached):
+        message.type = trading_pb2.EVENT_TYPE_MARGIN_CALL
+        message.margin_call.CopyFrom(
+            trading_pb2.MarginCall(
+                margin_level=format_scaled(event.margin_level, 6),
+                equity=format_money(event.equity),
+                used_margin=format_money(event.used_margin),
+            )
         )
     elif isinstance(event, PositionClosed):
         close = event.close

@@ -131,7 +131,9 @@ def adopt_instruments(
         # Mirror Core.__init__: the core keeps its instruments sorted, one book per symbol.
         core.instruments = dict(sorted({**core.instruments, **added}.items()))
         for symbol in added:
-            core.books[symbol] = SymbolBook(core.positions, core.orders)
+            core.books[symbol] = SymbolBook(
+                core.positions, core.orders, core.cross_accounts, symbol
+            )
     if recorded != wanted:
         write_recorded(path, wanted, fsync)
     return core

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from engine_svc.config import MarginDefaults
 from engine_svc.convert import AccountEvent
 from engine_svc.core import (
     AccountSummary,
@@ -98,6 +99,11 @@ class EnginePort:
     def demo_balance(self) -> str:
         """Return the configured balance of a new account."""
         return self._runtime.settings.demo_balance
+
+    @property
+    def margin_defaults(self) -> MarginDefaults:
+        """Return the configured margin mode and levels of a new account."""
+        return self._runtime.config.margin
 
     # ------------------------------------------------------------------ state
 

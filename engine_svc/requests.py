@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from google.protobuf import timestamp_pb2
 
 from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
+from engine_svc.config import MarginDefaults
 from engine_svc.convert import timestamp_ns
 from engine_svc.core import (
     CLEAR,
@@ -22,6 +23,7 @@ from engine_svc.core import (
     DecimalFormatError,
     Deposit,
     Instrument,
+    MarginMode,
     ModifyOrder,
     ModifyPosition,
     OpenPosition,
@@ -355,16 +357,33 @@ def user_id(value: str) -> str:
     return value
 
 
+_MARGIN_MODES: dict[int, MarginMode] = {
+    common_pb2.MARGIN_MODE_ISOLATED: MarginMode.ISOLATED,
+    common_pb2.MARGIN_MODE_CROSS: MarginMode.CROSS,
+}
+
+
 def create_account(
-    request: engine_admin_pb2.CreateAccountRequest, default_balance: str
+    request: engine_admin_pb2.CreateAccountRequest,
+    default_balance: str,
+    defaults: MarginDefaults,
 ) -> CreateAccount:
-    """Build the CreateAccount command; an empty initial balance means the demo balance."""
+    """Build the CreateAccount command; an empty initial balance means the demo balance and
+    an unspecified margin mode the configured one (a cross account gets the configured
+    levels)."""
     balance_text = request.initial_balance or default_balance
+    account_id = user_id(request.user_id)
+    balance = money(balance_text, "initialBalance", allow_zero=True)
+    mode = defaults.mode
+    if request.margin_mode != common_pb2.MARGIN_MODE_UNSPECIFIED:
+        chosen = _MARGIN_MODES.get(request.margin_mode)
+        if chosen is None:
+            raise validation_error("marginMode", "must be MARGIN_MODE_ISOLATED or _CROSS")
+        mode = chosen
+    if mode is MarginMode.ISOLATED:
+        return CreateAccount(0, 0, account_id, balance)
     return CreateAccount(
-        0,
-        0,
-        user_id(request.user_id),
-        money(balance_text, "initialBalance", allow_zero=True),
+        0, 0, account_id, balance, mode, defaults.margin_call_level, defaults.stop_out_level
     )
 
 

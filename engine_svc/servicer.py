@@ -23,7 +23,7 @@ from engine_svc.convert import (
     position_message,
     price_message,
     quote_message,
-    summary_fields,
+    summary_message,
     timestamp,
 )
 from engine_svc.core import (
@@ -124,7 +124,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         summary = self._engine.account(subject())
         if summary is None:
             raise ApiError("ACCOUNT_NOT_FOUND", "this user has no trading account yet")
-        return trading_pb2.GetAccountResponse(**summary_fields(summary))
+        return summary_message(summary, trading_pb2.GetAccountResponse)
 
     async def ListPrices(
         self, request: trading_pb2.ListPricesRequest, context: Context
@@ -342,7 +342,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 )
                 yield trading_pb2.StreamPositionsResponse(
                     positions=[position_message(v, self._instrument(v.symbol)) for v in views],
-                    account=trading_pb2.AccountSummary(**summary_fields(summary)),
+                    account=summary_message(summary, trading_pb2.AccountSummary),
                     sequence=engine.last_seq,
                 )
                 await asyncio.sleep(POSITIONS_THROTTLE_S)
@@ -400,7 +400,9 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
         self, request: engine_admin_pb2.CreateAccountRequest, context: Context
     ) -> engine_admin_pb2.CreateAccountResponse:
         """Open a trading account; repeating it changes nothing."""
-        command = requests.create_account(request, self._engine.demo_balance)
+        command = requests.create_account(
+            request, self._engine.demo_balance, self._engine.margin_defaults
+        )
         result = await self._submit(command)
         summary = _payload(result, AccountSummary)
         return engine_admin_pb2.CreateAccountResponse(

@@ -8,7 +8,8 @@ Where things are
     orders (their statuses follow `enums.ORDER_TRANSITIONS`); `triggers` applies quotes and
     fires what they cross, found through the price indexes in `indexes`; `checks` holds the
     input checks, `ledger` and `state` the state, `snapshot` and `restore` its encoding,
-    `codec` the journal records, `units` the rounding helpers.
+    `codec` the journal records, `units` the rounding helpers. Cross-margin accounts are
+    reviewed by `cross` (margin call, stop-out) and indexed by `margin` (stop-out prices).
 
 Scales
     Money is an integer number of micro-dollars (1e-6 USD). A price is an integer number of
@@ -24,7 +25,20 @@ Rounding
     close releases all); PnL rounded toward -infinity (exact for the default instruments);
     maintenance margin = rate x entry notional rounded up; liquidation price rounded up to the
     tick for a buy and down for a sell; margin level in millionths of a percent rounded toward
-    -infinity.
+    -infinity; a cross account's stop-out distance = equity - floor(stop-out level x used
+    margin / 100); a cross position's stop-out price is exact (the last tick at or past which
+    the account is stopped out).
+
+Margin modes
+    An account is ISOLATED (API.md's rules) or CROSS, fixed by its CreateAccount. A cross
+    account keeps margins out of its equity rather than its balance (free margin = balance +
+    unrealized PnL - used margin), has no per-position liquidation, and after each of its
+    commands and each quote that may move it (`margin`) is reviewed exactly (`cross.review`):
+    a margin call event when equity x 100 <= margin call level x used margin and none is in
+    effect; then, while equity x 100 <= stop-out level x used margin, a close of the position
+    with the lowest unrealized PnL (the lowest key among equals) at the current quote, reason
+    LIQUIDATION; the call ends when the level is above the margin call level or the account is
+    flat. When its last position closes with a negative balance the house absorbs it.
 
 Trigger order within one `ApplyQuote`
     1. Pending orders of every symbol whose expire time is <= the quote's ts expire, by
@@ -34,10 +48,14 @@ Trigger order within one `ApplyQuote`
        profit the quote crosses closes at this quote, in ascending position key (the seq that
        opened it, or the placing seq of its order). A position crossed by several triggers
        closes once, with the reason LIQUIDATION > STOP_LOSS > TRAILING_STOP > TAKE_PROFIT.
-    4. Every pending order of the symbol that the quote triggers fills at this quote (or is
+    4. Every cross account whose stop-out index price the quote reached, or that lost a
+       position in step 3, is reviewed, in ascending account number (the seq that created
+       it).
+    5. Every pending order of the symbol that the quote triggers fills at this quote (or is
        REJECTED when the margin, quantity or stops check fails), in ascending order key; the
-       margin check sees the balances after step 3 and after earlier fills. Positions opened
-       in step 4 are first evaluated by the next quote.
+       margin check sees the balances after step 4 and after earlier fills. Then every cross
+       account that an order filled for is reviewed, in ascending account number. Positions
+       opened in step 5 are first evaluated by the next quote.
 
 Choices where API.md leaves room
     - Liquidation fires when the quote reaches the liquidation price (API.md formula, rounded
@@ -82,7 +100,8 @@ Snapshots and digests
     canonical encoding (everything but `last_seq`); `core.snapshot_with_digest()` gives both
     from one encoding (the digest is the sha256 of the snapshot after its header line), and an
     unknown format or version is rejected (version 1, written before client_order_id bindings,
-    still loads). `codec.encode_command` /
+    still loads; version 4 adds cross accounts, and a state without any encodes as in version
+    3). `codec.encode_command` /
     `codec.decode_command` give canonical journal bytes for every command.
 
 Compilation
@@ -127,12 +146,13 @@ from .commands import (
 )
 from .decimals import DecimalFormatError, format_money, format_scaled, parse_money
 from .engine import Core, SequenceError
-from .enums import BalanceKind, CloseReason, OrderStatus, OrderType, Side
+from .enums import BalanceKind, CloseReason, MarginMode, OrderStatus, OrderType, Side
 from .events import (
     AccountCreated,
     BalanceChanged,
     Event,
     MarginAdded,
+    MarginCallReached,
     OrderCancelled,
     OrderExpired,
     OrderFilled,
@@ -171,6 +191,8 @@ __all__ = [
     "ExpireOrders",
     "Instrument",
     "MarginAdded",
+    "MarginCallReached",
+    "MarginMode",
     "ModifyOrder",
     "ModifyPosition",
     "OpenPosition",

@@ -4,6 +4,11 @@ A command is compact JSON ``[tag, field, ...]`` in the command's field order: in
 strings, null, and enum values as their strings. Decoding checks the tag, the field count and
 every field's type, so a corrupt or foreign record raises `CodecError` instead of becoming a
 command. The encoding is canonical: equal commands give equal bytes.
+
+A record that gained fields keeps its older rows readable: its trailing fields have defaults
+(`_TRAILING_DEFAULTS`), the encoding leaves out a trailing run equal to them, and decoding
+fills in what a row leaves out. So an isolated account's CreateAccount and summary encode as
+they did before margin modes existed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from enum import Enum
 from typing import cast
 
 from .commands import (
+    DEFAULT_MARGIN_CALL_LEVEL,
+    DEFAULT_STOP_OUT_LEVEL,
     AddMargin,
     ApplyQuote,
     CancelOrder,
@@ -30,7 +37,7 @@ from .commands import (
     PlaceOrder,
     TransferFunds,
 )
-from .enums import CloseReason, OrderStatus, OrderType, Side
+from .enums import CloseReason, MarginMode, OrderStatus, OrderType, Side
 from .reasons import Reason
 from .spot.commands import CancelSpotOrder, PlaceSpotOrder
 from .spot.enums import SpotOrderType, TimeInForce, TransferDirection
@@ -142,6 +149,7 @@ OPT_POSITION_VIEW = PositionViewField()
 SPOT_ORDER_TYPE = EnumField(SpotOrderType)
 TIME_IN_FORCE = EnumField(TimeInForce)
 TRANSFER_DIRECTION = EnumField(TransferDirection)
+MARGIN_MODE = EnumField(MarginMode)
 
 Schema = tuple[FieldType, ...]
 
@@ -150,7 +158,7 @@ Schema = tuple[FieldType, ...]
 _COMMANDS: dict[str, tuple[type, Schema]] = {
     record.__name__: (record, schema)
     for record, schema in (
-        (CreateAccount, (INT, INT, STR, INT)),
+        (CreateAccount, (INT, INT, STR, INT, MARGIN_MODE, INT, INT)),
         (Deposit, (INT, INT, STR, INT, OPT_STR)),
         (ApplyQuote, (INT, INT, STR, INT, INT)),
         (OpenPosition, (INT, INT, STR, STR, SIDE, INT, *[OPT_INT] * 7, OPT_STR)),
@@ -177,8 +185,14 @@ _PAYLOADS: dict[str, tuple[type, Schema]] = {
                           OPT_POSITION_VIEW)),
         (OrderView, (STR, STR, STR, SIDE, ORDER_TYPE, INT, INT, *[OPT_INT] * 6, ORDER_STATUS,
                      OPT_STR, OPT_REASON, INT, INT, OPT_STR)),
-        (AccountSummary, (STR, INT, INT, INT, INT, INT, OPT_INT, INT, INT)),
+        (AccountSummary, (STR, INT, INT, INT, INT, INT, OPT_INT, INT, INT, MARGIN_MODE, INT,
+                          INT, OPT_INT, BOOL)),
     )
+}  # fmt: skip
+# The defaults of the fields records gained after their first version, last field last.
+_TRAILING_DEFAULTS: dict[str, tuple[object, ...]] = {
+    "CreateAccount": (MarginMode.ISOLATED, DEFAULT_MARGIN_CALL_LEVEL, DEFAULT_STOP_OUT_LEVEL),
+    "AccountSummary": (MarginMode.ISOLATED, 0, 0, None, False),
 }  # fmt: skip
 
 
@@ -215,10 +229,21 @@ def dumps_canonical(value: object) -> bytes:
 def _encode_fields(tag: str, schema: Schema, values: tuple[object, ...]) -> list[object]:
     if len(values) != len(schema):
         raise CodecError(f"{tag} has {len(values)} fields, expected {len(schema)}")
+    count = len(schema)
+    defaults = _TRAILING_DEFAULTS.get(tag)
+    if defaults is not None:
+        first = count - len(defaults)
+        while count > first and _same(values[count - 1], defaults[count - 1 - first]):
+            count -= 1
     row: list[object] = [tag]
-    for index, field in enumerate(schema):
-        row.append(field.encode(values[index], f"{tag} field {index}"))
+    for index in range(count):
+        row.append(schema[index].encode(values[index], f"{tag} field {index}"))
     return row
+
+
+def _same(value: object, default: object) -> bool:
+    """Return True when a field value is its default (a bool is never an int's default)."""
+    return type(value) is type(default) and value == default
 
 
 def _decode_record(row: object, records: dict[str, tuple[type, Schema]]) -> object:
@@ -230,9 +255,13 @@ def _decode_record(row: object, records: dict[str, tuple[type, Schema]]) -> obje
     if record is None:
         raise CodecError(f"unknown record type {tag[:40]!r}")
     cls, schema = record
-    if len(row) != len(schema) + 1:
-        raise CodecError(f"{tag} has {len(row) - 1} fields, expected {len(schema)}")
     values = row[1:]
+    if len(values) != len(schema):
+        defaults = _TRAILING_DEFAULTS.get(tag, ())
+        missing = len(schema) - len(values)
+        if not 0 < missing <= len(defaults):
+            raise CodecError(f"{tag} has {len(values)} fields, expected {len(schema)}")
+        values.extend(defaults[len(defaults) - missing :])
     for index, field in enumerate(schema):
         value = values[index]
         # Fast path: an integer or string field that already has its JSON type.

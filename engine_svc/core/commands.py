@@ -10,20 +10,33 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .enums import OrderType, Side
+from .enums import MarginMode, OrderType, Side
 from .spot.commands import CancelSpotOrder, PlaceSpotOrder
 from .spot.enums import TransferDirection
 
 CLEAR = 0
 
 
+# Margin call and stop-out levels of a cross account when its CreateAccount names none, in
+# percent of margin level (the levels of Exness' standard accounts).
+DEFAULT_MARGIN_CALL_LEVEL = 60
+DEFAULT_STOP_OUT_LEVEL = 0
+
+
 class CreateAccount(NamedTuple):
-    """Open a trading account with an initial deposit; repeating it changes nothing."""
+    """Open a trading account with an initial deposit; repeating it changes nothing.
+
+    `margin_mode` is fixed for the account's life; the two levels (whole percent of margin
+    level, margin call >= stop-out) matter to a cross account only.
+    """
 
     seq: int
     ts: int
     account_id: str
     initial_balance: int
+    margin_mode: MarginMode = MarginMode.ISOLATED
+    margin_call_level: int = DEFAULT_MARGIN_CALL_LEVEL
+    stop_out_level: int = DEFAULT_STOP_OUT_LEVEL
 
 
 class Deposit(NamedTuple):

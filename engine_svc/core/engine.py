@@ -2,7 +2,8 @@
 
 `apply` checks the sequence number, looks up the command's route, checks its client_order_id
 once for every command that has one, and calls the handler of the part of the core the
-command belongs to. The CFD part's rules live in `money`, `positions`, `orders` and
+command belongs to; after an accepted command of a cross-margin account it reviews that
+account (`cross`). The CFD part's rules live in `money`, `positions`, `orders` and
 `triggers`; the spot part (order books, wallets, transfers) in `exchange_part` and the `spot`
 package. The state is in `ledger`, the encoding in `snapshot` and `restore`. See the package
 docstring for scales, trigger order and idempotency.
@@ -30,6 +31,8 @@ from .commands import (
     PlaceOrder,
     TransferFunds,
 )
+from .cross import review
+from .events import Event
 from .exchange_part import cancel_spot_order, deposit_asset, place_spot_order, transfer_funds
 from .indexes import MAX_KEY
 from .ledger import Ledger
@@ -138,9 +141,33 @@ class Core(Ledger):
             account = self.accounts.get(keyed.account_id)
             if account is None or keyed.client_order_id is not None:
                 return self._apply_keyed(route, keyed, account)
+            if account.cross:
+                return self._run_cross(route, command, account)
             return route.handler(self, command, account)
         except RejectionError as rejection:
             return Result(rejection.reason, rejection.message, None, (), False, rejection.field)
+
+    def _handle(self, route: Route, command: Any, account: Account) -> Result:
+        """Run an account's command through `_run_cross` when the account is cross."""
+        if account.cross:
+            return self._run_cross(route, command, account)
+        result: Result = route.handler(self, command, account)
+        return result
+
+    def _run_cross(self, route: Route, command: Any, account: Account) -> Result:
+        """Run a cross account's command, then review the account (`cross.review`).
+
+        The review's events follow the command's; a summary payload is taken after it.
+        """
+        result: Result = route.handler(self, command, account)
+        events: list[Event] = []
+        review(self, account, command.seq, command.ts, events)
+        payload = result.payload
+        if isinstance(payload, AccountSummary):
+            payload = summary(self, account)
+        elif not events:
+            return result
+        return Result(None, "", payload, (*result.events, *events), False)
 
     def _apply_keyed(self, route: Route, command: Any, account: Account | None) -> Result:
         """Run an account's command, returning the stored result of an exact repeat."""
@@ -148,7 +175,7 @@ class Core(Ledger):
             account = find_account(self, command.account_id)
         client_order_id = command.client_order_id
         if client_order_id is None:
-            return route.handler(self, command, account)
+            return self._handle(route, command, account)
         check_client_order_id(client_order_id)
         target = getattr(command, route.target) if route.target else ""
         receipt = account.receipts.get(client_order_id)
@@ -162,7 +189,7 @@ class Core(Ledger):
                     "client_order_id",
                 )
             return Result(None, "", receipt.payload, (), True)
-        result: Result = route.handler(self, command, account)
+        result = self._handle(route, command, account)
         payload = result.payload
         assert isinstance(payload, STORED_PAYLOADS)
         account.receipts[client_order_id] = Receipt(route.kind, target, payload)
@@ -235,8 +262,8 @@ class Core(Ledger):
         )
 
     def total_user_money(self) -> int:
-        """Return the sum over accounts of balance plus used margin."""
-        return sum(account.balance + account.used_margin for account in self.accounts.values())
+        """Return the sum over accounts of their funds (`Account.funds`)."""
+        return sum(account.funds() for account in self.accounts.values())
 
     # ----------------------------------------------------------------- snapshots
 

@@ -1,4 +1,4 @@
-"""Sides, order types and statuses, close reasons and balance change kinds."""
+"""Sides, order types and statuses, close reasons, balance change kinds and margin modes."""
 
 from __future__ import annotations
 
@@ -78,3 +78,15 @@ class BalanceKind(StrEnum):
     CLOSE_SETTLED = "CLOSE_SETTLED"
     # USD moved to or from the account's spot wallet (`TransferFunds`).
     TRANSFER = "TRANSFER"
+
+
+class MarginMode(StrEnum):
+    """How an account's positions are margined, chosen when the account is created.
+
+    ISOLATED debits each position's margin from the balance and liquidates each position on
+    its own; CROSS reserves margin out of the free margin, leaves the balance to realised PnL
+    and stops the whole account out by its margin level.
+    """
+
+    ISOLATED = "ISOLATED"
+    CROSS = "CROSS"

@@ -123,6 +123,22 @@ class OrderRejected(NamedTuple):
     message: str
 
 
+class MarginCallReached(NamedTuple):
+    """A cross account's margin level fell to or below its margin call level.
+
+    It is emitted once per crossing: again only after the level rose above the margin call
+    level (or the account held no position) in between. `margin_level` is in millionths of
+    a percent, rounded toward -infinity.
+    """
+
+    seq: int
+    ts: int
+    account_id: str
+    margin_level: int
+    equity: int
+    used_margin: int
+
+
 Event = (
     AccountCreated
     | BalanceChanged
@@ -136,4 +152,5 @@ Event = (
     | OrderCancelled
     | OrderExpired
     | OrderRejected
+    | MarginCallReached
 )

@@ -5,7 +5,8 @@ client_order_id check, so a key is unique per account across CFD and spot comman
 `SpotExchange` then stores no results of its own. `TransferFunds` moves USD between the
 account's free CFD balance and its spot wallet in one command: the spot exchange counts it
 as credited or debited, so conservation over both parts reads
-Σ (balance + used margin) + house balance + Σ spot USD + spot USD fees = total deposits.
+Σ account funds + house balance + Σ spot USD + spot USD fees = total deposits (funds: see
+`money`). A cross account can move out its balance up to its free margin.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .commands import DepositAsset, TransferFunds
 from .enums import BalanceKind
 from .events import BalanceChanged
 from .ledger import Ledger
-from .money import MAX_TOTAL_MICROS, summary
+from .money import MAX_TOTAL_MICROS, summary, withdrawable
 from .reasons import Reason
 from .results import Result
 from .spot.commands import CancelSpotOrder, CreditWallet, DebitWallet, PlaceSpotOrder
@@ -61,10 +62,11 @@ def transfer_funds(ledger: Ledger, command: TransferFunds, account: Account) -> 
     direction = command.direction
     spot = ledger.spot
     if direction is TransferDirection.TO_SPOT:
-        if amount > account.balance:
+        available = withdrawable(ledger, account)
+        if amount > available:
             raise RejectionError(
                 Reason.INSUFFICIENT_BALANCE,
-                f"amount {amount} micro-USD exceeds the free balance {account.balance}",
+                f"amount {amount} micro-USD exceeds the free balance {available}",
                 "amount",
             )
         moved = -amount

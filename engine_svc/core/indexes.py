@@ -7,6 +7,10 @@ compare plain ints. Entries are removed lazily: one whose position or order no l
 that trigger price is dropped when it surfaces, and a heap longer than twice its largest possible
 number of live entries is rebuilt without its stale entries (amortized O(1) per push).
 
+A cross account's stop-out index entries (kind KIND_ACCOUNT, keyed by the account's number)
+live in the same heaps: an entry is live while the account's `watch` for the symbol still
+holds its price at the heap's slot (see `margin`).
+
 Trailing stops live in a `TrailBook` per symbol and side, see its docstring.
 """
 
@@ -15,12 +19,13 @@ from __future__ import annotations
 from heapq import heapify, heappop, heappush
 from typing import Final
 
-from .state import Order, Position, TrailLevel
+from .state import Account, Order, Position, TrailLevel
 
 KIND_LIQUIDATION: Final = 0
 KIND_STOP_LOSS: Final = 1
 KIND_TAKE_PROFIT: Final = 2
 KIND_ORDER: Final = 3
+KIND_ACCOUNT: Final = 4
 
 # Heap numbers: which quote is compared and whether a trigger fires when the quote falls to
 # (BELOW) or rises to (ABOVE) the trigger price.
@@ -55,11 +60,19 @@ def entry_kind(entry: int) -> int:
 class SymbolBook:
     """The four static trigger heaps and two trailing books of one symbol."""
 
-    __slots__ = ("heaps", "long_trail", "orders", "positions", "short_trail")
+    __slots__ = ("accounts", "heaps", "long_trail", "orders", "positions", "short_trail", "symbol")
 
-    def __init__(self, positions: dict[int, Position], orders: dict[int, Order]) -> None:
+    def __init__(
+        self,
+        positions: dict[int, Position],
+        orders: dict[int, Order],
+        accounts: dict[int, Account],
+        symbol: str,
+    ) -> None:
         self.positions = positions
         self.orders = orders
+        self.accounts = accounts
+        self.symbol = symbol
         self.heaps: list[list[int]] = [[], [], [], []]
         self.long_trail = TrailBook(positions)
         self.short_trail = TrailBook(positions)
@@ -95,6 +108,12 @@ class SymbolBook:
         if kind == KIND_ORDER:
             order = self.orders.get(key)
             return order is not None and order.trigger == price
+        if kind == KIND_ACCOUNT:
+            account = self.accounts.get(key)
+            if account is None:
+                return False
+            watched = account.watch.get(self.symbol)
+            return watched is not None and watched[which] == price
         position = self.positions.get(key)
         if position is None:
             return False

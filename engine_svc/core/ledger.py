@@ -20,12 +20,14 @@ class Ledger:
     ``expire time << 48 | order key``. The house balance is what the house gained from
     closes (released margin not credited, minus losses it absorbed). `spot` is the spot
     exchange (one market per ``<COIN>USD`` instrument whose tick times lot is a whole
-    micro-USD, `fees` its schedule); its wallets belong to the same accounts.
+    micro-USD, `fees` its schedule); its wallets belong to the same accounts. `cross_accounts`
+    holds the cross-margin accounts by number, the keys of the stop-out index entries.
     """
 
     __slots__ = (
         "accounts",
         "books",
+        "cross_accounts",
         "expiry",
         "house_balance",
         "instruments",
@@ -48,8 +50,10 @@ class Ledger:
         self.accounts: dict[str, Account] = {}
         self.positions: dict[int, Position] = {}
         self.orders: dict[int, Order] = {}
+        self.cross_accounts: dict[int, Account] = {}
         self.books: dict[str, SymbolBook] = {
-            symbol: SymbolBook(self.positions, self.orders) for symbol in self.instruments
+            symbol: SymbolBook(self.positions, self.orders, self.cross_accounts, symbol)
+            for symbol in self.instruments
         }
         self.quotes: dict[str, QuoteView] = {}
         self.expiry: list[int] = []

@@ -1,8 +1,10 @@
 """Where money moves: accounts, deposits, margin and the settlement of every close.
 
 Every change of an account's balance or used margin and of the house balance is in this
-module. Conservation holds after every command: the sum over accounts of balance plus used
-margin, plus the house balance, equals the total deposits.
+module. Conservation holds after every command: the sum over accounts of their funds (an
+isolated account's balance plus used margin, a cross account's balance alone, since its used
+margin is a reservation out of the balance), plus the house balance, equals the total
+deposits. The house is the counterparty of every realised PnL in both modes.
 """
 
 from __future__ import annotations
@@ -10,17 +12,21 @@ from __future__ import annotations
 from .checks import RejectionError, check_account_id, check_int, type_error
 from .commands import CreateAccount, Deposit
 from .decimals import format_money
-from .enums import BalanceKind
+from .enums import BalanceKind, MarginMode
 from .events import AccountCreated, BalanceChanged
 from .ledger import Ledger
 from .reasons import Reason
 from .results import Result, accepted
 from .state import Account, Position
-from .units import MAX_MONEY_MICROS, floor_div
+from .units import MAX_MONEY_MICROS, MICROS_PER_USD, floor_div
 from .views import AccountSummary
 
 # Bound on balances and total deposits: far from any practical sum, far below int64 limits.
 MAX_TOTAL_MICROS = MAX_MONEY_MICROS * 1000
+# Highest margin call or stop-out level, in percent.
+MAX_LEVEL_PERCENT = 10_000
+# Margin level is reported in millionths of a percent: equity x 100 x 10^6 / used margin.
+_LEVEL_SCALE = 100 * MICROS_PER_USD
 
 
 def find_account(ledger: Ledger, account_id: object) -> Account:
@@ -42,12 +48,29 @@ def create_account(ledger: Ledger, command: CreateAccount) -> Result:
     if existing is not None:
         return Result(None, "", summary(ledger, existing), (), True)
     amount = check_int(command.initial_balance, "initial_balance", 0, MAX_MONEY_MICROS)
+    mode = command.margin_mode
+    if not isinstance(mode, MarginMode):
+        raise type_error("margin_mode", "MarginMode", mode)
+    call = check_int(command.margin_call_level, "margin_call_level", 0, MAX_LEVEL_PERCENT)
+    stop = check_int(command.stop_out_level, "stop_out_level", 0, MAX_LEVEL_PERCENT)
+    if stop > call:
+        raise RejectionError(
+            Reason.VALIDATION_FAILED,
+            "stop_out_level must not exceed margin_call_level",
+            "stop_out_level",
+        )
     if ledger.total_deposits + amount > MAX_TOTAL_MICROS:
         raise RejectionError(
             Reason.VALIDATION_FAILED, "total deposits would be too large", "initial_balance"
         )
     account = Account(account_id, amount)
     ledger.accounts[account_id] = account
+    if mode is MarginMode.CROSS:
+        account.cross = True
+        account.margin_call_level = call
+        account.stop_out_level = stop
+        account.number = command.seq
+        ledger.cross_accounts[command.seq] = account
     ledger.total_deposits += amount
     event = AccountCreated(
         seq=command.seq, ts=command.ts, account_id=account_id, initial_balance=amount
@@ -74,8 +97,18 @@ def deposit(ledger: Ledger, command: Deposit, account: Account) -> Result:
     return accepted(summary(ledger, account), (event,))
 
 
-def check_affordable(account: Account, margin: int, field: str) -> None:
-    """Reject a margin the free balance cannot pay."""
+def check_affordable(ledger: Ledger, account: Account, margin: int, field: str) -> None:
+    """Reject a margin the free balance (isolated) or free margin (cross) cannot pay."""
+    if account.cross:
+        free = cross_equity(ledger, account) - account.used_margin
+        if margin > free:
+            raise RejectionError(
+                Reason.INSUFFICIENT_BALANCE,
+                f"margin {format_money(margin)} USD exceeds the free margin "
+                f"{format_money(free)} USD",
+                field,
+            )
+        return
     if margin > account.balance:
         raise RejectionError(
             Reason.INSUFFICIENT_BALANCE,
@@ -86,9 +119,20 @@ def check_affordable(account: Account, margin: int, field: str) -> None:
 
 
 def reserve_margin(account: Account, margin: int) -> None:
-    """Move an affordable margin from the free balance into used margin."""
-    account.balance -= margin
+    """Move an affordable margin into used margin: out of the balance when isolated; a cross
+    account's balance does not change."""
+    if not account.cross:
+        account.balance -= margin
     account.used_margin += margin
+
+
+def withdrawable(ledger: Ledger, account: Account) -> int:
+    """Return what may leave the account: the free balance (isolated), or the balance up to
+    the free margin (cross), never below 0."""
+    if not account.cross:
+        return account.balance
+    free = cross_equity(ledger, account) - account.used_margin
+    return max(0, min(account.balance, free))
 
 
 def move_to_margin(account: Account, position: Position, amount: int) -> None:
@@ -110,13 +154,20 @@ def settle_close(
     """Settle closing `lots` of a position with price PnL `pnl`.
 
     Release the closed part's margin (rounded down on a partial close; a full close releases
-    all), credit released margin + PnL but never less than 0, and book the rest to the house.
+    all). Isolated: credit released margin + PnL but never less than 0, and book the rest to
+    the house. Cross: credit the PnL, whatever its sign (the released margin never left the
+    balance); `protect_balance` applies the account-level floor once the account is flat.
     Return (released, credited, house_absorbed); the position's own figures are the caller's.
     """
     if lots == position.quantity:
         released = position.margin
     else:
         released = floor_div(position.margin * lots, position.quantity)
+    if account.cross:
+        account.used_margin -= released
+        account.balance += pnl
+        ledger.house_balance -= pnl
+        return released, pnl, 0
     credited = released + pnl
     absorbed = 0
     if credited < 0:
@@ -126,6 +177,44 @@ def settle_close(
     account.balance += credited
     ledger.house_balance += released - credited
     return released, credited, absorbed
+
+
+def protect_balance(ledger: Ledger, account: Account) -> int:
+    """Book a flat cross account's negative balance to the house; return the amount.
+
+    Negative balance protection at account level: while positions are open their PnL may
+    still cover a negative balance, so the floor applies once the last one closed.
+    """
+    if account.positions or account.balance >= 0:
+        return 0
+    absorbed = -account.balance
+    account.balance = 0
+    ledger.house_balance -= absorbed
+    return absorbed
+
+
+def cross_equity(ledger: Ledger, account: Account) -> int:
+    """Return a cross account's equity: balance + unrealized PnL at the last quotes."""
+    equity = account.balance
+    for position in account.positions.values():
+        pnl = unrealized(ledger, position)
+        if pnl is not None:
+            equity += pnl
+    return equity
+
+
+def margin_level(equity: int, used: int) -> int:
+    """Return equity / used margin x 100 in millionths of a percent, rounded toward -inf."""
+    return floor_div(equity * _LEVEL_SCALE, used)
+
+
+def stop_out_distance(account: Account, equity: int) -> int:
+    """Return how much equity a cross account can lose before it is stopped out.
+
+    Stop-out fires when equity x 100 <= stop-out level x used margin, so the smallest loss
+    that reaches it is equity - floor(level x used / 100); 0 or less means at stop-out.
+    """
+    return equity - floor_div(account.stop_out_level * account.used_margin, 100)
 
 
 def unrealized(ledger: Ledger, position: Position) -> int | None:
@@ -145,8 +234,29 @@ def summary(ledger: Ledger, account: Account) -> AccountSummary:
         if pnl is not None:
             total += pnl
     used = account.used_margin
+    level: int | None = None
+    if account.cross:
+        equity = account.balance + total
+        level = margin_level(equity, used) if account.positions else None
+        return AccountSummary(
+            account_id=account.account_id,
+            balance=account.balance,
+            used_margin=used,
+            unrealized_pnl=total,
+            equity=equity,
+            free_margin=equity - used,
+            margin_level=level,
+            open_positions=len(account.positions),
+            pending_orders=len(account.orders),
+            margin_mode=MarginMode.CROSS,
+            margin_call_level=account.margin_call_level,
+            stop_out_level=account.stop_out_level,
+            stop_out_distance=stop_out_distance(account, equity),
+            margin_call=account.margin_call,
+        )
     equity = account.balance + used + total
-    level = floor_div(equity * 100_000_000, used) if account.positions and used > 0 else None
+    if account.positions and used > 0:
+        level = margin_level(equity, used)
     return AccountSummary(
         account_id=account.account_id,
         balance=account.balance,

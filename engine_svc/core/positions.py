@@ -39,7 +39,8 @@ from .indexes import (
 )
 from .instruments import Instrument
 from .ledger import Ledger
-from .money import check_affordable, move_to_margin, reserve_margin, settle_close
+from .margin import stop_out_price
+from .money import check_affordable, move_to_margin, protect_balance, reserve_margin, settle_close
 from .reasons import Reason
 from .results import Result
 from .state import Account, Position
@@ -104,13 +105,14 @@ def open_position(ledger: Ledger, command: OpenPosition, account: Account) -> Re
     if tp or sl:
         check_stops(is_buy, quote.bid if is_buy else quote.ask, tp, sl)
     margin = instrument.margin_ceil_micros(fill, lots, leverage)
-    if margin > account.balance:
-        check_affordable(account, margin, "quantity" if budget == 0 else "margin")
+    if account.cross or margin > account.balance:
+        check_affordable(ledger, account, margin, "quantity" if budget == 0 else "margin")
     changed, opened = create_position(
         ledger, account, instrument, quote, command.seq, command.seq, command.ts, is_buy, lots,
         leverage, margin, tp, sl, trail, command.client_order_id, 0,
     )  # fmt: skip
-    return _new(Result, (None, "", opened.position, (changed, opened), False, ""))
+    events = (opened,) if changed is None else (changed, opened)
+    return _new(Result, (None, "", opened.position, events, False, ""))
 
 
 def current_quote(ledger: Ledger, symbol: str) -> QuoteView:
@@ -152,8 +154,9 @@ def create_position(
     trail: int,
     client_order_id: str | None,
     order_key: int,
-) -> tuple[BalanceChanged, PositionOpened]:
-    """Open a validated, affordable position; return its events (the view is the second's)."""
+) -> tuple[BalanceChanged | None, PositionOpened]:
+    """Open a validated, affordable position; return its balance change (None on a cross
+    account, whose balance an open leaves alone) and its opening, which holds the view."""
     book = ledger.books[instrument.symbol]
     if is_buy:
         level = book.long_trail.attach(quote.bid)
@@ -168,9 +171,11 @@ def create_position(
     reserve_margin(account, margin)
     ledger.positions[key] = position
     account.positions[key] = position
-    liq = liquidation_price(position, instrument)
-    position.liq = liq
-    book.push(BID_BELOW if is_buy else ASK_ABOVE, liq, key, KIND_LIQUIDATION)
+    # A cross position has no liquidation of its own: its account's stop-out guards it.
+    if not account.cross:
+        liq = liquidation_price(position, instrument)
+        position.liq = liq
+        book.push(BID_BELOW if is_buy else ASK_ABOVE, liq, key, KIND_LIQUIDATION)
     if tp or sl or trail:
         position.tp = tp
         position.sl = sl
@@ -178,10 +183,13 @@ def create_position(
         _index_stops(position, book)
     view = position_view(ledger, position)
     owner = account.account_id
+    opened = _new(PositionOpened, (seq, ts, owner, view))
+    if account.cross:
+        return None, opened
     changed = _new(
         BalanceChanged, (seq, ts, owner, _MARGIN_RESERVED, -margin, account.balance, view.id)
     )
-    return changed, _new(PositionOpened, (seq, ts, owner, view))
+    return changed, opened
 
 
 def liquidation_price(position: Position, instrument: Instrument) -> int:
@@ -253,10 +261,15 @@ def close(
         del ledger.positions[position.key]
         del account.positions[position.key]
         (book.long_trail if position.is_buy else book.short_trail).detach(position)
+        if account.cross and not account.positions:
+            protected = protect_balance(ledger, account)
+            absorbed += protected
+            credited += protected
     else:
         position.quantity -= lots
         position.margin -= released
-        _set_liquidation(position, instrument, book)
+        if not account.cross:
+            _set_liquidation(position, instrument, book)
         remaining = position_view(ledger, position)
     pid = position_id(position.key)
     closed = _new(
@@ -293,6 +306,13 @@ def add_margin(ledger: Ledger, command: AddMargin, account: Account) -> Result:
     """Add money from the balance to a position's margin; its liquidation price moves away."""
     position = find_position(account, command.position_id)
     amount = check_int(command.amount, "amount", 1, MAX_MONEY_MICROS)
+    if account.cross:
+        raise RejectionError(
+            Reason.VALIDATION_FAILED,
+            "a cross-margin position has no margin of its own to add to: its account's "
+            "free margin backs it",
+            "position_id",
+        )
     move_to_margin(account, position, amount)
     _set_liquidation(position, ledger.instruments[position.symbol], ledger.books[position.symbol])
     view = position_view(ledger, position)
@@ -360,6 +380,11 @@ def position_view(ledger: Ledger, position: Position) -> PositionView:
         move = quote.bid - entry if is_buy else entry - quote.ask
         unrealized = ledger.instruments[position.symbol].pnl_floor_micros(move, quantity)
     order_key = position.order_key
+    liq = position.liq
+    if liq == 0:
+        account = ledger.accounts[position.account_id]
+        if account.cross:
+            liq = stop_out_price(ledger, account, position.symbol)
     return _new(
         PositionView,
         (
@@ -372,7 +397,7 @@ def position_view(ledger: Ledger, position: Position) -> PositionView:
             entry,  # entry_price
             position.margin,  # margin
             position.maintenance,  # maintenance_margin
-            position.liq,  # liquidation_price
+            liq,  # liquidation_price
             position.tp or None,  # take_profit
             position.sl or None,  # stop_loss
             trail or None,  # trailing_distance

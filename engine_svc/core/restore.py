@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .codec import CodecError, decode_payload, loads_strict, unpack_int_column
-from .enums import OrderStatus
+from .enums import MarginMode, OrderStatus
 from .indexes import (
     ASK_ABOVE,
     ASK_BELOW,
@@ -21,6 +21,8 @@ from .indexes import (
 )
 from .instruments import Instrument
 from .ledger import Ledger
+from .margin import reindex
+from .money import cross_equity
 from .orders import index_order
 from .snapshot import POSITION_COLUMNS, READABLE_VERSIONS, SNAPSHOT_FORMAT
 from .spot.codec import decode_payload as decode_spot_payload
@@ -190,6 +192,12 @@ def _restore_positions(ledger: Ledger, columns: list[list[int]], coids: dict[int
         position.trail = trail
         positions[key] = position
         account.positions[key] = position
+        if account.cross:
+            # A cross position has no liquidation price of its own (`positions`).
+            _index_cross_stops(book_list[symbol_id].heaps, position, key << key_shift)
+            if trail:
+                level.heap.append((trail << trail_shift) | key)
+            continue
         # As `positions.liquidation_price`, inlined.
         maintenance = 0
         if instrument.maintenance_num:
@@ -221,6 +229,44 @@ def _restore_positions(ledger: Ledger, columns: list[list[int]], coids: dict[int
             raise CodecError(f"account {account.account_id}: used margin != sum of margins")
     for book in ledger.books.values():
         book.heapify_all()
+
+
+def _index_cross_stops(heaps: list[list[int]], position: Position, shifted_key: int) -> None:
+    """Append a cross position's stop loss and take profit entries, as `_restore_positions`."""
+    tp = position.tp
+    sl = position.sl
+    if position.is_buy:
+        if sl:
+            heaps[BID_BELOW].append(((-sl) << PRICE_SHIFT) | shifted_key | KIND_STOP_LOSS)
+        if tp:
+            heaps[BID_ABOVE].append((tp << PRICE_SHIFT) | shifted_key | KIND_TAKE_PROFIT)
+    else:
+        if sl:
+            heaps[ASK_ABOVE].append((sl << PRICE_SHIFT) | shifted_key | KIND_STOP_LOSS)
+        if tp:
+            heaps[ASK_BELOW].append(((-tp) << PRICE_SHIFT) | shifted_key | KIND_TAKE_PROFIT)
+
+
+def _restore_account(row: list[object], version: int) -> Account:
+    """Return an account (without positions and orders) from its snapshot row."""
+    account = Account(_text(row[0]), 0)
+    account.balance, account.used_margin = _ints(row, 1, 3)
+    for stored in _rows(row[3]):
+        client_order_id, receipt = _restore_receipt(stored, version)
+        account.receipts[client_order_id] = receipt
+    if len(row) == 4:
+        return account
+    if version < 4 or len(row) != 9 or row[4] != MarginMode.CROSS.value:
+        raise CodecError("snapshot account row is malformed")
+    call, stop, active, number = _ints(row, 5, 9)
+    if not 0 <= stop <= call or active not in (0, 1) or not 0 < number <= MAX_KEY:
+        raise CodecError("snapshot cross account levels are out of range")
+    account.cross = True
+    account.margin_call_level = call
+    account.stop_out_level = stop
+    account.margin_call = active == 1
+    account.number = number
+    return account
 
 
 def _restore_state(
@@ -265,12 +311,12 @@ def _restore_state(
         bid, ask, seq, ts = _ints(row, 1, 5)
         ledger.quotes[symbol] = QuoteView(symbol, bid, ask, seq, ts)
     for row in _rows(state[4]):
-        account = Account(_text(row[0]), 0)
-        account.balance, account.used_margin = _ints(row, 1, 3)
-        for stored in _rows(row[3]):
-            client_order_id, receipt = _restore_receipt(stored, version)
-            account.receipts[client_order_id] = receipt
+        account = _restore_account(row, version)
         ledger.accounts[account.account_id] = account
+        if account.cross:
+            if account.number in ledger.cross_accounts:
+                raise CodecError("snapshot has two cross accounts with one number")
+            ledger.cross_accounts[account.number] = account
     coids: dict[int, str] = {}
     for row in _rows(state[6]):
         coids[_ints(row, 0, 1)[0]] = _text(row[1])
@@ -308,7 +354,11 @@ def _restore_state(
     held, fees, transferred = spot.asset_totals(QUOTE_ASSET)
     if held + fees != transferred:
         raise CodecError("snapshot does not conserve the spot USD")
-    money = sum(account.balance + account.used_margin for account in ledger.accounts.values())
+    money = sum(account.funds() for account in ledger.accounts.values())
     if money + ledger.house_balance + transferred != ledger.total_deposits:
         raise CodecError("snapshot does not conserve money")
+    for number in sorted(ledger.cross_accounts):
+        # Derived state: a cross position without a quote fails here as a KeyError.
+        account = ledger.cross_accounts[number]
+        reindex(ledger, account, cross_equity(ledger, account))
     return ledger

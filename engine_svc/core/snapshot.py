@@ -16,6 +16,7 @@ import hashlib
 from typing import Final
 
 from .codec import CodecError, dumps_canonical, encode_payload, pack_int_column
+from .enums import MarginMode
 from .ledger import Ledger
 from .spot.codec import encode_payload as encode_spot_payload
 from .spot.state import encode_state as encode_spot_state
@@ -25,9 +26,11 @@ from .state import StoredPayload
 SNAPSHOT_FORMAT: Final = "cfd-core-snapshot"
 # Version 2 binds each stored client_order_id to its request kind and target; version 1
 # snapshots still load (`restore` infers the binding). Version 3 adds the spot exchange;
-# older snapshots load with an empty one.
-SNAPSHOT_VERSION: Final = 3
-READABLE_VERSIONS: Final = (1, 2, 3)
+# older snapshots load with an empty one. Version 4 adds margin modes: a cross account's row
+# carries its mode, levels, margin call state and number (an isolated account's row is as in
+# version 3, so a state without cross accounts has the same digest as before).
+SNAPSHOT_VERSION: Final = 4
+READABLE_VERSIONS: Final = (1, 2, 3, 4)
 POSITION_COLUMNS: Final = 15
 
 
@@ -61,7 +64,18 @@ def _small_state(ledger: Ledger) -> list[object]:
             [coid, receipt.kind, receipt.target, encode_receipt_payload(receipt.payload)]
             for coid, receipt in sorted(account.receipts.items())
         ]
-        accounts.append([account_id, account.balance, account.used_margin, receipts])
+        row: list[object] = [account_id, account.balance, account.used_margin, receipts]
+        if account.cross:
+            row.extend(
+                [
+                    MarginMode.CROSS.value,
+                    account.margin_call_level,
+                    account.stop_out_level,
+                    1 if account.margin_call else 0,
+                    account.number,
+                ]
+            )
+        accounts.append(row)
     orders = [
         [
             o.key,

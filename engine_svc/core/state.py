@@ -223,12 +223,31 @@ class Receipt:
 
 
 class Account:
-    """A user's trading account: free balance, used margin, own positions and orders.
+    """A user's trading account: balance, used margin, own positions and orders.
 
     `receipts` maps each accepted client_order_id to its first request (idempotency).
+    An isolated account's `balance` is its free cash (margins are debited from it); a cross
+    account's `balance` is its whole cash and `used_margin` only a reservation out of its
+    equity. A cross account also has its margin call and stop-out levels (whole percent),
+    `margin_call` (True from a margin call until the level recovers), its `number` (the seq
+    that created it: its key in the stop-out index) and `watch`, the stop-out index prices it
+    has in each symbol's book by heap number (0 for none; derived state, never encoded).
     """
 
-    __slots__ = ("account_id", "balance", "orders", "positions", "receipts", "used_margin")
+    __slots__ = (
+        "account_id",
+        "balance",
+        "cross",
+        "margin_call",
+        "margin_call_level",
+        "number",
+        "orders",
+        "positions",
+        "receipts",
+        "stop_out_level",
+        "used_margin",
+        "watch",
+    )
 
     def __init__(self, account_id: str, balance: int) -> None:
         self.account_id = account_id
@@ -237,4 +256,14 @@ class Account:
         self.positions: dict[int, Position] = {}
         self.orders: dict[int, Order] = {}
         self.receipts: dict[str, Receipt] = {}
+        self.cross = False
+        self.margin_call_level = 0
+        self.stop_out_level = 0
+        self.margin_call = False
+        self.number = 0
+        self.watch: dict[str, list[int]] = {}
+
+    def funds(self) -> int:
+        """Return the money the account holds: balance, plus used margin when isolated."""
+        return self.balance if self.cross else self.balance + self.used_margin
 

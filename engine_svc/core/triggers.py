@@ -10,9 +10,17 @@ from typing import Final
 
 from .checks import RejectionError, check_instrument, check_int
 from .commands import ApplyQuote
+from .cross import review
 from .enums import CloseReason
 from .events import Event
-from .indexes import KIND_LIQUIDATION, KIND_ORDER, KIND_STOP_LOSS, entry_key, entry_kind
+from .indexes import (
+    KIND_ACCOUNT,
+    KIND_LIQUIDATION,
+    KIND_ORDER,
+    KIND_STOP_LOSS,
+    entry_key,
+    entry_kind,
+)
 from .ledger import Ledger
 from .orders import expire_orders, fill_order
 from .positions import close
@@ -64,15 +72,20 @@ def apply_quote(ledger: Ledger, command: ApplyQuote) -> Result:
 def _fire(
     ledger: Ledger, quote: QuoteView, crossed: list[int], fired: list[int], events: list[Event]
 ) -> None:
-    """Close triggered positions (by key, with the highest-priority reason), then fill
-    triggered orders (by key)."""
+    """Close triggered positions (by key, with the highest-priority reason), review the cross
+    accounts the quote reached or closed positions of (by number), then fill triggered
+    orders (by key) and review the cross accounts they filled for."""
     priority: dict[int, int] = {}
     order_keys: list[int] = []
+    reached: set[int] = set()
     for entry in crossed:
         kind = entry_kind(entry)
         key = entry_key(entry)
         if kind == KIND_ORDER:
             order_keys.append(key)
+            continue
+        if kind == KIND_ACCOUNT:
+            reached.add(key)
             continue
         rank = (
             _PRIORITY_LIQUIDATION
@@ -90,10 +103,25 @@ def _fire(
         position = ledger.positions[key]
         price = quote.bid if position.is_buy else quote.ask
         reason = _PRIORITY_REASONS[priority[key]]
+        owner = ledger.accounts[position.account_id]
+        if owner.cross:
+            reached.add(owner.number)
         events.extend(
             close(ledger, position, position.quantity, price, reason, quote.seq, quote.ts)
         )
+    _review(ledger, reached, quote, events)
+    filled: set[int] = set()
     for key in sorted(set(order_keys)):
         order = ledger.orders.get(key)
         if order is not None:
+            owner = ledger.accounts[order.account_id]
+            if owner.cross:
+                filled.add(owner.number)
             fill_order(ledger, order, quote, events)
+    _review(ledger, filled, quote, events)
+
+
+def _review(ledger: Ledger, numbers: set[int], quote: QuoteView, events: list[Event]) -> None:
+    """Review the cross accounts with these numbers, in ascending number."""
+    for number in sorted(numbers):
+        review(ledger, ledger.cross_accounts[number], quote.seq, quote.ts, events)

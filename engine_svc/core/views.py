@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .enums import CloseReason, OrderStatus, OrderType, Side
+from .enums import CloseReason, MarginMode, OrderStatus, OrderType, Side
 from .reasons import Reason
 
 
@@ -39,8 +39,11 @@ class ClosedPosition(NamedTuple):
     """One full or partial close: a history entry.
 
     `realized_pnl` is the raw price PnL of the closed quantity; `house_absorbed` is the part of
-    a loss beyond the released margin that the house bore, so the balance was credited
-    `credited = released_margin + realized_pnl + house_absorbed` (never negative).
+    a loss that the house bore, so the balance was credited
+    `credited = released_margin + realized_pnl + house_absorbed` (never negative) on an
+    isolated account, `credited = realized_pnl + house_absorbed` on a cross account (whose
+    margin never left the balance, and whose negative balance the house absorbs when its last
+    position closes).
     `remaining` is the position after a partial close, None after a full close.
     """
 
@@ -92,7 +95,10 @@ class AccountSummary(NamedTuple):
     """API.md account figures in micro-dollars.
 
     `margin_level` is equity / used margin x 100 in millionths of a percent, rounded toward
-    -infinity, None without open positions (format it with `format_scaled(v, 6)`).
+    -infinity, None without open positions (format it with `format_scaled(v, 6)`). A cross
+    account also has its levels (whole percent), `stop_out_distance` (the equity it can lose
+    before the stop-out, see `money.stop_out_distance`) and `margin_call` (a margin call is
+    in effect); an isolated account has levels 0 and no distance.
     """
 
     account_id: str
@@ -104,6 +110,11 @@ class AccountSummary(NamedTuple):
     margin_level: int | None
     open_positions: int
     pending_orders: int
+    margin_mode: MarginMode = MarginMode.ISOLATED
+    margin_call_level: int = 0
+    stop_out_level: int = 0
+    stop_out_distance: int | None = None
+    margin_call: bool = False
 
 
 class QuoteView(NamedTuple):

@@ -78,11 +78,15 @@ async def failure(call: object) -> grpc.aio.AioRpcError:
     return info.value
 
 
-async def signup(mesh: Mesh, email: str) -> account_pb2.SignupResponse:
+async def signup(
+    mesh: Mesh,
+    email: str,
+    margin_mode: common_pb2.MarginMode.ValueType = common_pb2.MARGIN_MODE_UNSPECIFIED,
+) -> account_pb2.SignupResponse:
     async with grpc.aio.insecure_channel(mesh.address("CFD_ACCOUNT_PORT")) as channel:
         stub = account_pb2_grpc.AccountServiceStub(channel)
         response: account_pb2.SignupResponse = await stub.Signup(
-            account_pb2.SignupRequest(email=email, password=PASSWORD)
+            account_pb2.SignupRequest(email=email, password=PASSWORD, margin_mode=margin_mode)
         )
         return response
 
@@ -117,6 +121,43 @@ async def test_signup_opens_a_real_trading_account_with_the_demo_balance(mesh: M
         )
     assert Decimal(account.balance) == Decimal(5000)
     assert Decimal(account.used_margin) == 0
+
+
+async def test_a_cross_account_goes_through_margin_call_and_stop_out(mesh: Mesh) -> None:
+    session = await signup(mesh, "cross@example.com", common_pb2.MARGIN_MODE_CROSS)
+    me = bearer(session.access_token)
+    await publish_price(mesh, "59999.90", "60000.00")
+    async with grpc.aio.insecure_channel(mesh.address("CFD_ENGINE_PORT")) as channel:
+        trading = trading_pb2_grpc.TradingServiceStub(channel)
+        account = await trading.GetAccount(trading_pb2.GetAccountRequest(), metadata=me)
+        assert account.margin_mode == common_pb2.MARGIN_MODE_CROSS
+        assert (account.margin_call_level, account.stop_out_level) == ("60", "0")
+        opened = await trading.OpenPosition(
+            trading_pb2.OpenPositionRequest(
+                symbol="BTCUSD", side=common_pb2.SIDE_BUY, leverage=100, quantity="0.1"
+            ),
+            metadata=me,
+        )
+        # Equity 5000 + (bid - 60000) x 0.1 reaches 0 at 10000.00.
+        assert Decimal(opened.position.liquidation_price) == Decimal("10000")
+        account = await trading.GetAccount(trading_pb2.GetAccountRequest(), metadata=me)
+        # The balance keeps the margin; free margin = 4999.99 equity - 60 margin.
+        assert (Decimal(account.balance), Decimal(account.free_margin)) == (
+            Decimal(5000),
+            Decimal("4939.99"),
+        )
+        assert Decimal(account.stop_out_distance) == Decimal("4999.99")
+        # Equity 1 USD on 60 of margin: a margin call, no stop-out.
+        await publish_price(mesh, "10010.00", "10010.10")
+        account = await trading.GetAccount(trading_pb2.GetAccountRequest(), metadata=me)
+        assert account.margin_call and Decimal(account.equity) == 1
+        assert Decimal(account.margin_level) == Decimal("1.666666")
+        # Equity -1: stopped out; negative balance protection leaves 0, not -1.
+        await publish_price(mesh, "9990.00", "9990.10")
+        account = await trading.GetAccount(trading_pb2.GetAccountRequest(), metadata=me)
+        positions = await trading.ListPositions(trading_pb2.ListPositionsRequest(), metadata=me)
+    assert list(positions.positions) == []
+    assert Decimal(account.balance) == 0 and not account.margin_call
 
 
 def b64url(document: dict[str, object]) -> str:

@@ -563,3 +563,23 @@ def test_a_pending_order_is_modified_over_rest(mesh: LiveMesh, http: httpx.Clien
         _next_event(ws, "EVENT_TYPE_ORDER_FILLED")
     (position,) = _wait_positions(user, 1)
     assert (position["entryPrice"], position["quantity"]) == ("3060.00", "0.200")
+
+
+def test_a_cross_account_is_chosen_at_signup_over_rest(mesh: LiveMesh, http: httpx.Client) -> None:
+    body = {"email": "cross-rest@example.com", "password": PASSWORD}
+    response = http.post("/v1/auth/signup", json={**body, "marginMode": "MARGIN_MODE_CROSS"})
+    assert response.status_code == 200, response.text
+    headers = {"authorization": f"Bearer {response.json()['accessToken']}"}
+    account = http.get("/v1/account", headers=headers).json()
+    assert (account["marginMode"], account["marginCallLevel"], account["stopOutLevel"]) == (
+        "MARGIN_MODE_CROSS",
+        "60",
+        "0",
+    )
+    # No position: the whole equity may be lost before a stop-out.
+    assert D(account["stopOutDistance"]) == 5000
+    bad = http.post(
+        "/v1/auth/signup",
+        json={"email": "odd@example.com", "password": PASSWORD, "marginMode": 7},
+    )
+    assert bad.status_code == 400 and bad.json()["details"][0]["reason"] == "VALIDATION_FAILED"

@@ -46,6 +46,40 @@ SIDE_SELL: Side.ValueType  # 2
 """Short: opens at the bid, closes at the ask."""
 Global___Side: _TypeAlias = Side  # noqa: Y015
 
+class _MarginMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MarginModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MarginMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MARGIN_MODE_UNSPECIFIED: _MarginMode.ValueType  # 0
+    """Not set: the deployment's default mode."""
+    MARGIN_MODE_ISOLATED: _MarginMode.ValueType  # 1
+    """Each position's margin is debited from the balance and each position is liquidated on
+    its own at its liquidation price.
+    """
+    MARGIN_MODE_CROSS: _MarginMode.ValueType  # 2
+    """Margin is reserved out of the free margin (equity - used margin) and the balance changes
+    only by realised PnL; the whole account has a margin call level and is stopped out,
+    largest loss first, at its stop-out level.
+    """
+
+class MarginMode(_MarginMode, metaclass=_MarginModeEnumTypeWrapper):
+    """How an account's positions are margined; chosen when the account is created."""
+
+MARGIN_MODE_UNSPECIFIED: MarginMode.ValueType  # 0
+"""Not set: the deployment's default mode."""
+MARGIN_MODE_ISOLATED: MarginMode.ValueType  # 1
+"""Each position's margin is debited from the balance and each position is liquidated on
+its own at its liquidation price.
+"""
+MARGIN_MODE_CROSS: MarginMode.ValueType  # 2
+"""Margin is reserved out of the free margin (equity - used margin) and the balance changes
+only by realised PnL; the whole account has a margin call level and is stopped out,
+largest loss first, at its stop-out level.
+"""
+Global___MarginMode: _TypeAlias = MarginMode  # noqa: Y015
+
 @_typing.final
 class Quote(_message.Message):
     """An executable quote of one instrument."""

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from cfd.v1 import common_pb2 as _common_pb2
 from cfd.v1 import exchange_pb2 as _exchange_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -28,19 +29,25 @@ class CreateAccountRequest(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     INITIAL_BALANCE_FIELD_NUMBER: _builtins.int
+    MARGIN_MODE_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """User id; becomes the account id."""
     initial_balance: _builtins.str
     """Initial balance in USD, credited as a deposit when the account is created."""
+    margin_mode: _common_pb2.MarginMode.ValueType
+    """Margin mode; unspecified: the engine's default (CFD_MARGIN_MODE). A repeat for an
+    existing account keeps the account's mode.
+    """
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         initial_balance: _builtins.str = ...,
+        margin_mode: _common_pb2.MarginMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["initial_balance", b"initial_balance", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initial_balance", b"initial_balance", "margin_mode", b"margin_mode", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

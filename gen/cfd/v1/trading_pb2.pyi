@@ -184,6 +184,10 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """One of the caller's spot orders traded (`spot_fill`)."""
     EVENT_TYPE_ORDER_MODIFIED: _EventType.ValueType  # 16
     """A pending order's trigger, size, stops or expire time changed (`order`)."""
+    EVENT_TYPE_MARGIN_CALL: _EventType.ValueType  # 17
+    """A cross account's margin level fell to or below its margin call level (`margin_call`);
+    emitted once per crossing.
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """Kind of account event."""
@@ -224,6 +228,10 @@ EVENT_TYPE_SPOT_FILL: EventType.ValueType  # 15
 """One of the caller's spot orders traded (`spot_fill`)."""
 EVENT_TYPE_ORDER_MODIFIED: EventType.ValueType  # 16
 """A pending order's trigger, size, stops or expire time changed (`order`)."""
+EVENT_TYPE_MARGIN_CALL: EventType.ValueType  # 17
+"""A cross account's margin level fell to or below its margin call level (`margin_call`);
+emitted once per crossing.
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 class _BalanceChangeKind:
@@ -300,7 +308,11 @@ class Position(_message.Message):
     margin: _builtins.str
     """Margin held by the position, in USD."""
     liquidation_price: _builtins.str
-    """Price at which the position is liquidated (buy: bid <= it, sell: ask >= it)."""
+    """Isolated: price at which the position is liquidated (buy: bid <= it, sell: ask >= it).
+    Cross: price of this symbol at which the account would be stopped out, the other
+    symbols held at their current quotes (a bid when the account is net long the symbol,
+    an ask when net short; "0" when no price reaches it).
+    """
     take_profit: _builtins.str
     """Take profit price; empty when not set."""
     stop_loss: _builtins.str
@@ -477,20 +489,45 @@ class AccountSummary(_message.Message):
     FREE_MARGIN_FIELD_NUMBER: _builtins.int
     MARGIN_LEVEL_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
+    MARGIN_MODE_FIELD_NUMBER: _builtins.int
+    MARGIN_CALL_LEVEL_FIELD_NUMBER: _builtins.int
+    STOP_OUT_LEVEL_FIELD_NUMBER: _builtins.int
+    STOP_OUT_DISTANCE_FIELD_NUMBER: _builtins.int
+    MARGIN_CALL_FIELD_NUMBER: _builtins.int
     balance: _builtins.str
-    """Free cash."""
+    """Isolated: free cash. Cross: the cash, which only realised PnL changes."""
     used_margin: _builtins.str
     """Sum of the margins of open positions."""
     unrealized_pnl: _builtins.str
     """Sum of the unrealized PnL of open positions."""
     equity: _builtins.str
-    """balance + used_margin + unrealized_pnl."""
+    """Isolated: balance + used_margin + unrealized_pnl. Cross: balance + unrealized_pnl."""
     free_margin: _builtins.str
-    """Equal to the balance."""
+    """Isolated: equal to the balance. Cross: equity - used_margin."""
     margin_level: _builtins.str
-    """equity / used_margin x 100, in percent; empty with no open positions."""
+    """equity / used_margin x 100, in percent (rounded down to 1e-6); empty with no open
+    positions.
+    """
     currency: _builtins.str
     """Account currency, "USD"."""
+    margin_mode: _common_pb2.MarginMode.ValueType
+    """Isolated or cross."""
+    margin_call_level: _builtins.str
+    """Cross: the margin level, in percent, at or below which a margin call is in effect;
+    empty for an isolated account.
+    """
+    stop_out_level: _builtins.str
+    """Cross: the margin level, in percent, at or below which positions are closed, largest
+    loss first; empty for an isolated account.
+    """
+    stop_out_distance: _builtins.str
+    """Cross: how much equity, in USD, the account can lose before the stop-out (equity minus
+    stop-out level x used margin / 100, rounded down); empty for an isolated account.
+    """
+    margin_call: _builtins.bool
+    """Cross: a margin call is in effect (the level fell to the margin call level and has not
+    risen above it since).
+    """
     def __init__(
         self,
         *,
@@ -501,10 +538,15 @@ class AccountSummary(_message.Message):
         free_margin: _builtins.str = ...,
         margin_level: _builtins.str = ...,
         currency: _builtins.str = ...,
+        margin_mode: _common_pb2.MarginMode.ValueType = ...,
+        margin_call_level: _builtins.str = ...,
+        stop_out_level: _builtins.str = ...,
+        stop_out_distance: _builtins.str = ...,
+        margin_call: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_level", b"margin_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_call", b"margin_call", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "margin_mode", b"margin_mode", "stop_out_distance", b"stop_out_distance", "stop_out_level", b"stop_out_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -574,20 +616,45 @@ class GetAccountResponse(_message.Message):
     FREE_MARGIN_FIELD_NUMBER: _builtins.int
     MARGIN_LEVEL_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
+    MARGIN_MODE_FIELD_NUMBER: _builtins.int
+    MARGIN_CALL_LEVEL_FIELD_NUMBER: _builtins.int
+    STOP_OUT_LEVEL_FIELD_NUMBER: _builtins.int
+    STOP_OUT_DISTANCE_FIELD_NUMBER: _builtins.int
+    MARGIN_CALL_FIELD_NUMBER: _builtins.int
     balance: _builtins.str
-    """Free cash."""
+    """Isolated: free cash. Cross: the cash, which only realised PnL changes."""
     used_margin: _builtins.str
     """Sum of the margins of open positions."""
     unrealized_pnl: _builtins.str
     """Sum of the unrealized PnL of open positions."""
     equity: _builtins.str
-    """balance + used_margin + unrealized_pnl."""
+    """Isolated: balance + used_margin + unrealized_pnl. Cross: balance + unrealized_pnl."""
     free_margin: _builtins.str
-    """Equal to the balance."""
+    """Isolated: equal to the balance. Cross: equity - used_margin."""
     margin_level: _builtins.str
-    """equity / used_margin x 100, in percent; empty with no open positions."""
+    """equity / used_margin x 100, in percent (rounded down to 1e-6); empty with no open
+    positions.
+    """
     currency: _builtins.str
     """Account currency, "USD"."""
+    margin_mode: _common_pb2.MarginMode.ValueType
+    """Isolated or cross."""
+    margin_call_level: _builtins.str
+    """Cross: the margin level, in percent, at or below which a margin call is in effect;
+    empty for an isolated account.
+    """
+    stop_out_level: _builtins.str
+    """Cross: the margin level, in percent, at or below which positions are closed, largest
+    loss first; empty for an isolated account.
+    """
+    stop_out_distance: _builtins.str
+    """Cross: how much equity, in USD, the account can lose before the stop-out (equity minus
+    stop-out level x used margin / 100, rounded down); empty for an isolated account.
+    """
+    margin_call: _builtins.bool
+    """Cross: a margin call is in effect (the level fell to the margin call level and has not
+    risen above it since).
+    """
     def __init__(
         self,
         *,
@@ -598,10 +665,15 @@ class GetAccountResponse(_message.Message):
         free_margin: _builtins.str = ...,
         margin_level: _builtins.str = ...,
         currency: _builtins.str = ...,
+        margin_mode: _common_pb2.MarginMode.ValueType = ...,
+        margin_call_level: _builtins.str = ...,
+        stop_out_level: _builtins.str = ...,
+        stop_out_distance: _builtins.str = ...,
+        margin_call: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_level", b"margin_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_call", b"margin_call", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "margin_mode", b"margin_mode", "stop_out_distance", b"stop_out_distance", "stop_out_level", b"stop_out_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1523,6 +1595,7 @@ class StreamEventsResponse(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     SPOT_ORDER_FIELD_NUMBER: _builtins.int
     SPOT_FILL_FIELD_NUMBER: _builtins.int
+    MARGIN_CALL_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Engine sequence number of the command that produced the event."""
     type: Global___EventType.ValueType
@@ -1553,6 +1626,10 @@ class StreamEventsResponse(_message.Message):
     def spot_fill(self) -> _exchange_pb2.SpotFill:
         """The spot fill (SPOT_FILL)."""
 
+    @_builtins.property
+    def margin_call(self) -> Global___MarginCall:
+        """The account's figures when the margin call happened (MARGIN_CALL)."""
+
     def __init__(
         self,
         *,
@@ -1565,11 +1642,42 @@ class StreamEventsResponse(_message.Message):
         index: _builtins.int = ...,
         spot_order: _exchange_pb2.SpotOrder | None = ...,
         spot_fill: _exchange_pb2.SpotFill | None = ...,
+        margin_call: Global___MarginCall | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "order", b"order", "position", b"position", "spot_fill", b"spot_fill", "spot_order", b"spot_order", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "margin_call", b"margin_call", "order", b"order", "position", b"position", "spot_fill", b"spot_fill", "spot_order", b"spot_order", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "index", b"index", "order", b"order", "position", b"position", "sequence", b"sequence", "spot_fill", b"spot_fill", "spot_order", b"spot_order", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "index", b"index", "margin_call", b"margin_call", "order", b"order", "position", b"position", "sequence", b"sequence", "spot_fill", b"spot_fill", "spot_order", b"spot_order", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamEventsResponse: _TypeAlias = StreamEventsResponse  # noqa: Y015
+
+@_typing.final
+class MarginCall(_message.Message):
+    """A cross account's figures at a margin call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MARGIN_LEVEL_FIELD_NUMBER: _builtins.int
+    EQUITY_FIELD_NUMBER: _builtins.int
+    USED_MARGIN_FIELD_NUMBER: _builtins.int
+    margin_level: _builtins.str
+    """equity / used_margin x 100, in percent (rounded down to 1e-6)."""
+    equity: _builtins.str
+    """Equity, in USD."""
+    used_margin: _builtins.str
+    """Used margin, in USD."""
+    def __init__(
+        self,
+        *,
+        margin_level: _builtins.str = ...,
+        equity: _builtins.str = ...,
+        used_margin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["equity", b"equity", "margin_level", b"margin_level", "used_margin", b"used_margin"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarginCall: _TypeAlias = MarginCall  # noqa: Y015

@@ -41,11 +41,13 @@ class FakeEngine:
     def __init__(self) -> None:
         self.up = True
         self.accounts: dict[str, str] = {}
+        self.modes: dict[str, str] = {}
 
-    async def create_account(self, user_id: str, initial_balance: str) -> None:
+    async def create_account(self, user_id: str, initial_balance: str, margin_mode: str) -> None:
         if not self.up:
             raise EngineUnavailableError("CreateAccount failed: UNAVAILABLE")
         self.accounts.setdefault(user_id, initial_balance)
+        self.modes.setdefault(user_id, margin_mode)
 
 
 class CountingHasher(PasswordHasher):
@@ -158,6 +160,20 @@ async def test_signup_creates_user_account_and_session(world: World) -> None:
     assert session.expires_in == 600
     assert await world.users.pending_account(session.user.id) is None
     assert session.access_token not in repr(session) and session.refresh_token not in repr(session)
+
+
+async def test_signup_passes_the_chosen_margin_mode_to_the_engine(world: World) -> None:
+    cross = await world.accounts.signup("x@example.com", PASSWORD, "ip", "", "MARGIN_MODE_CROSS")
+    default = await world.accounts.signup("d@example.com", PASSWORD, "ip")
+    assert world.engine.modes == {cross.user.id: "MARGIN_MODE_CROSS", default.user.id: ""}
+
+
+async def test_a_resumed_signup_keeps_the_margin_mode_it_was_made_with(world: World) -> None:
+    world.engine.up = False
+    await reason(world.accounts.signup("r@example.com", PASSWORD, "ip", "", "MARGIN_MODE_CROSS"))
+    world.engine.up = True
+    session = await world.accounts.signup("r@example.com", PASSWORD, "ip")
+    assert world.engine.modes == {session.user.id: "MARGIN_MODE_CROSS"}
 
 
 async def test_signup_stores_an_argon2id_hash_not_the_password(world: World) -> None:

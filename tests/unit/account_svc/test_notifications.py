@@ -72,7 +72,7 @@ async def new_user(db: AsyncEngine, email: str, confirmed: bool = True) -> User:
         await start_following(conn, user.id, SIGNUP_MS)
 
     users = UserStore(db)
-    user = await users.create(email, "hash", "5000", follow)
+    user = await users.create(email, "hash", "5000", also=follow)
     if confirmed:
         await users.complete_account(user.id)
     return user

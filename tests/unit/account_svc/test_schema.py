@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import inspect, select, update
+from sqlalchemy import inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from account_svc.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     migrate,
+    provisioning_table,
     refresh_families_table,
     schema_version_table,
     users_table,
 )
 from account_svc.sessions import SqlRefreshTokenStore
+from account_svc.users import UserStore
 from mesh.db import SchemaVersionError
 
 
@@ -108,3 +110,24 @@ async def test_sessions_opened_before_version_3_are_listed(bare_db: AsyncEngine)
     assert await migrate(bare_db) == 2
     (listed,) = await SqlRefreshTokenStore(bare_db).list_sessions("u1")
     assert (listed.id, listed.last_use_ms, listed.client_address) == ("f1", 5_000, "")
+
+
+async def test_a_version_4_database_gains_the_margin_mode_column(bare_db: AsyncEngine) -> None:
+    async with bare_db.begin() as conn:
+        for step in MIGRATIONS[:4]:
+            await conn.run_sync(step)
+        # The table as version 4 created it, before it had the column.
+        await conn.execute(text("ALTER TABLE account_provisioning DROP COLUMN margin_mode"))
+        await conn.run_sync(schema_version_table.create)
+        await conn.execute(schema_version_table.insert().values(id=1, version=4))
+        user = {"id": "u1", "email": "a@b.cd", "password_hash": "h", "create_time_ms": 1}
+        await conn.execute(users_table.insert().values(**user))
+        pending = {"user_id": "u1", "initial_balance": "5000", "attempts": 0, "next_attempt_ms": 1}
+        await conn.execute(provisioning_table.insert().values(**pending))
+    assert await migrate(bare_db) == 4
+    users = UserStore(bare_db)
+    old = await users.pending_account("u1")
+    assert old is not None and old.margin_mode == ""
+    created = await users.create("e@f.gh", "h", "5000", "MARGIN_MODE_CROSS")
+    new = await users.pending_account(created.id)
+    assert new is not None and new.margin_mode == "MARGIN_MODE_CROSS"

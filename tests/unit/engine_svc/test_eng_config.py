@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine_svc.config import EngineConfig
+from engine_svc.config import EngineConfig, MarginDefaults
+from engine_svc.core import MarginMode
 from mesh.config import ConfigError
 
 
@@ -48,3 +49,27 @@ def test_the_replicated_journal_settings_are_read() -> None:
 def test_a_bad_replication_setting_is_refused_with_its_name(var: str, value: str) -> None:
     with pytest.raises(ConfigError, match=var):
         EngineConfig.from_env({var: value})
+
+
+def test_new_accounts_are_isolated_with_exness_levels_by_default() -> None:
+    margin = EngineConfig.from_env({}).margin
+    assert margin == MarginDefaults(MarginMode.ISOLATED, 60, 0)
+
+
+def test_the_margin_defaults_are_read() -> None:
+    env = {"CFD_MARGIN_MODE": "Cross", "CFD_MARGIN_CALL_LEVEL": "100", "CFD_STOP_OUT_LEVEL": "50"}
+    assert EngineConfig.from_env(env).margin == MarginDefaults(MarginMode.CROSS, 100, 50)
+
+
+@pytest.mark.parametrize(
+    ("env", "var"),
+    [
+        ({"CFD_MARGIN_MODE": "hedged"}, "CFD_MARGIN_MODE"),
+        ({"CFD_MARGIN_CALL_LEVEL": "-1"}, "CFD_MARGIN_CALL_LEVEL"),
+        ({"CFD_STOP_OUT_LEVEL": "10001"}, "CFD_STOP_OUT_LEVEL"),
+        ({"CFD_MARGIN_CALL_LEVEL": "40", "CFD_STOP_OUT_LEVEL": "50"}, "CFD_STOP_OUT_LEVEL"),
+    ],
+)
+def test_a_bad_margin_setting_is_refused_with_its_name(env: dict[str, str], var: str) -> None:
+    with pytest.raises(ConfigError, match=var):
+        EngineConfig.from_env(env)

@@ -7,8 +7,11 @@ from google.protobuf import timestamp_pb2
 
 from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from engine_svc import requests
-from engine_svc.core import CLEAR, OrderType, Side, default_instruments
+from engine_svc.config import MarginDefaults
+from engine_svc.core import CLEAR, CreateAccount, MarginMode, OrderType, Side, default_instruments
 from mesh.errors import ApiError
+
+DEFAULTS = MarginDefaults()
 
 INSTRUMENTS = default_instruments()
 BTC = INSTRUMENTS["BTCUSD"]
@@ -178,13 +181,34 @@ def test_close_quantity_is_optional_and_checked_against_the_lot_step() -> None:
     )
 
 
+def test_create_account_takes_the_requested_or_the_configured_margin_mode() -> None:
+    cross_default = MarginDefaults(MarginMode.CROSS, 80, 30)
+    request = engine_admin_pb2.CreateAccountRequest(user_id="u")
+    assert requests.create_account(request, "5000", cross_default) == CreateAccount(
+        0, 0, "u", 5_000_000_000, MarginMode.CROSS, 80, 30
+    )
+    isolated = engine_admin_pb2.CreateAccountRequest(
+        user_id="u", margin_mode=common_pb2.MARGIN_MODE_ISOLATED
+    )
+    assert requests.create_account(isolated, "5000", cross_default) == CreateAccount(
+        0, 0, "u", 5_000_000_000
+    )
+    cross = engine_admin_pb2.CreateAccountRequest(
+        user_id="u", margin_mode=common_pb2.MARGIN_MODE_CROSS
+    )
+    assert requests.create_account(cross, "5000", DEFAULTS) == CreateAccount(
+        0, 0, "u", 5_000_000_000, MarginMode.CROSS, 60, 0
+    )
+
+
 def test_admin_requests() -> None:
     created = requests.create_account(
-        engine_admin_pb2.CreateAccountRequest(user_id="u-1", initial_balance=""), "5000"
+        engine_admin_pb2.CreateAccountRequest(user_id="u-1", initial_balance=""), "5000", DEFAULTS
     )
     assert (created.account_id, created.initial_balance) == ("u-1", 5_000_000_000)
+    assert created.margin_mode is MarginMode.ISOLATED
     zero = requests.create_account(
-        engine_admin_pb2.CreateAccountRequest(user_id="u-1", initial_balance="0"), "5000"
+        engine_admin_pb2.CreateAccountRequest(user_id="u-1", initial_balance="0"), "5000", DEFAULTS
     )
     assert zero.initial_balance == 0
     for bad, field in (
@@ -194,8 +218,15 @@ def test_admin_requests() -> None:
             engine_admin_pb2.CreateAccountRequest(user_id="u", initial_balance="-1"),
             "initialBalance",
         ),
+        (
+            engine_admin_pb2.CreateAccountRequest(
+                user_id="u",
+                margin_mode=7,  # type: ignore[arg-type]
+            ),
+            "marginMode",
+        ),
     ):
-        assert _error(lambda bad=bad: requests.create_account(bad, "5000")) == (
+        assert _error(lambda bad=bad: requests.create_account(bad, "5000", DEFAULTS)) == (
             "VALIDATION_FAILED",
             [field],
         )

@@ -1,0 +1,58 @@
+"""Account figures and the margin call event as the API shows them."""
+
+from __future__ import annotations
+
+from cfd.v1 import common_pb2, trading_pb2
+from engine_svc.convert import AccountEvent, event_message, summary_message
+from engine_svc.core import (
+    ApplyQuote,
+    Core,
+    CreateAccount,
+    MarginCallReached,
+    MarginMode,
+    OpenPosition,
+    Side,
+)
+
+USD = 1_000_000
+
+
+def _core() -> Core:
+    core = Core()
+    core.apply(CreateAccount(1, 0, "c", 1000 * USD, MarginMode.CROSS, 60, 0))
+    core.apply(CreateAccount(2, 0, "i", 1000 * USD))
+    core.apply(ApplyQuote(3, 0, "BTCUSD", 5_999_000, 6_000_000))
+    core.apply(OpenPosition(4, 0, "c", "BTCUSD", Side.BUY, 100, 1000))
+    return core
+
+
+def test_a_cross_account_shows_its_mode_levels_and_stop_out_distance() -> None:
+    summary = _core().account_summary("c")
+    assert summary is not None
+    message = summary_message(summary, trading_pb2.GetAccountResponse)
+    assert message.margin_mode == common_pb2.MARGIN_MODE_CROSS
+    assert (message.balance, message.equity, message.free_margin) == (
+        "1000.00",
+        "999.00",
+        "939.00",
+    )
+    assert (message.margin_call_level, message.stop_out_level) == ("60", "0")
+    assert (message.stop_out_distance, message.margin_level) == ("999.00", "1665")
+    assert not message.margin_call
+
+
+def test_an_isolated_account_leaves_the_cross_fields_empty() -> None:
+    summary = _core().account_summary("i")
+    assert summary is not None
+    message = summary_message(summary, trading_pb2.AccountSummary)
+    assert message.margin_mode == common_pb2.MARGIN_MODE_ISOLATED
+    assert message.margin_call_level == message.stop_out_level == message.stop_out_distance == ""
+
+
+def test_a_margin_call_event_carries_the_account_figures() -> None:
+    core = _core()
+    event = MarginCallReached(7, 0, "c", 60_000_000, 36 * USD, 60 * USD)
+    message = event_message(AccountEvent(7, 0, event), core.instruments)
+    assert message.type == trading_pb2.EVENT_TYPE_MARGIN_CALL
+    assert (message.margin_call.margin_level, message.margin_call.equity) == ("60", "36.00")
+    assert message.margin_call.used_margin == "60.00"
