@@ -1,7 +1,9 @@
-import { useCallback, useSyncExternalStore } from "react";
+import { useCallback, useState, useSyncExternalStore } from "react";
 import { AuthScreen } from "./components/AuthScreen";
+import { EmailLinkScreen } from "./components/EmailLinkScreen";
 import { TradingScreen } from "./components/TradingScreen";
 import type { ApiClient } from "./lib/api";
+import { emailLinkOf } from "./lib/emailLinks";
 import type { KeyValueStorage } from "./lib/session";
 
 interface AppProps {
@@ -9,11 +11,23 @@ interface AppProps {
   readonly storage: KeyValueStorage | null;
 }
 
-/** Show the sign-in screen or the trading screen, following the session. */
+/**
+ * Show the screen of an emailed link the page was opened with, else the sign-in screen or
+ * the trading screen, following the session.
+ */
 export function App({ api, storage }: AppProps) {
   const subscribe = useCallback((listener: () => void) => api.sessions.subscribe(listener), [api]);
   const read = useCallback(() => api.sessions.get(), [api]);
   const session = useSyncExternalStore(subscribe, read, read);
+  const [link, setLink] = useState(() => emailLinkOf(window.location.hash));
+  if (link !== null) {
+    const done = () => {
+      // The token is spent: take it out of the address bar and the history.
+      window.history.replaceState(null, "", window.location.pathname + window.location.search);
+      setLink(null);
+    };
+    return <EmailLinkScreen api={api} link={link} onDone={done} />;
+  }
   if (session === null) {
     return <AuthScreen api={api} />;
   }

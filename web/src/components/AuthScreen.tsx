@@ -1,6 +1,7 @@
 import { type FormEvent, useId, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
+import { requestPasswordReset } from "../lib/emailLinks";
 import { secondFactorOf } from "../lib/security";
 
 type Mode = "signin" | "signup";
@@ -39,12 +40,37 @@ export function AuthScreen({ api }: AuthScreenProps) {
   // Set once the server answered TOTP_REQUIRED: the password was right, a code is missing.
   const [needsCode, setNeedsCode] = useState(false);
   const [code, setCode] = useState("");
+  // Asking for a password reset link instead of signing in; set once it was sent.
+  const [forgot, setForgot] = useState(false);
+  const [resetSent, setResetSent] = useState(false);
   const codeId = useId();
   const emailId = useId();
   const passwordId = useId();
 
+  const askForReset = async () => {
+    const local = localErrors(mode, email, "unused");
+    setFieldErrors({ email: local.email });
+    setFormError(null);
+    if (local.email !== undefined) {
+      return;
+    }
+    setBusy(true);
+    try {
+      await requestPasswordReset(api, email.trim());
+      setResetSent(true);
+    } catch (error) {
+      setFormError(describeError(error));
+    } finally {
+      setBusy(false);
+    }
+  };
+
   const submit = async (event: FormEvent) => {
     event.preventDefault();
+    if (forgot) {
+      await askForReset();
+      return;
+    }
     const local = localErrors(mode, email, password);
     setFieldErrors(local);
     setFormError(null);
@@ -84,6 +110,8 @@ export function AuthScreen({ api }: AuthScreenProps) {
 
   const switchMode = (next: Mode) => {
     setMode(next);
+    setForgot(false);
+    setResetSent(false);
     setFieldErrors({});
     setFormError(null);
   };
@@ -132,6 +160,13 @@ export function AuthScreen({ api }: AuthScreenProps) {
             {fieldErrors.email}
           </p>
         )}
+        {forgot && resetSent && (
+          <p className="hint" role="status" data-testid="auth-reset-sent">
+            If an account has this address, a link to reset its password is on its way.
+          </p>
+        )}
+        {!forgot && (
+          <>
         <label htmlFor={passwordId}>Password</label>
         <input
           id={passwordId}
@@ -148,7 +183,9 @@ export function AuthScreen({ api }: AuthScreenProps) {
             {fieldErrors.password}
           </p>
         )}
-        {needsCode && mode === "signin" && (
+          </>
+        )}
+        {needsCode && mode === "signin" && !forgot && (
           <>
             <label htmlFor={codeId}>Authentication code</label>
             <input
@@ -167,8 +204,29 @@ export function AuthScreen({ api }: AuthScreenProps) {
           </p>
         )}
         <button type="submit" className="primary" disabled={busy} data-testid="auth-submit">
-          {busy ? "Please wait…" : mode === "signup" ? "Create account" : "Sign in"}
+          {busy
+            ? "Please wait…"
+            : forgot
+              ? "Send reset link"
+              : mode === "signup"
+                ? "Create account"
+                : "Sign in"}
         </button>
+        {mode === "signin" && (
+          <button
+            type="button"
+            className="link"
+            onClick={() => {
+              setForgot(!forgot);
+              setResetSent(false);
+              setFieldErrors({});
+              setFormError(null);
+            }}
+            data-testid="auth-forgot"
+          >
+            {forgot ? "Back to sign in" : "Forgot your password?"}
+          </button>
+        )}
         {mode === "signup" && <p className="hint">New accounts start with a demo balance.</p>}
       </form>
     </main>

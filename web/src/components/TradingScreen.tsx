@@ -25,6 +25,7 @@ import { ChartPanel, type IndicatorName } from "./ChartPanel";
 import { InstrumentList } from "./InstrumentList";
 import { OrderPanel } from "./OrderPanel";
 import { ToastList, useToasts } from "./Toasts";
+import { VerifyEmailBanner } from "./VerifyEmailBanner";
 
 interface TradingScreenProps {
   readonly api: ApiClient;
@@ -309,6 +310,7 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
         quotes={quotes}
         selected={selectedView}
       />
+      {user.emailVerified !== true && <VerifyEmailBanner api={api} email={user.email} />}
       {loadError !== null && (
         <div className="banner banner-danger" role="alert">
           {loadError}

@@ -13,6 +13,7 @@ export interface User {
   readonly email: string;
   readonly createTime?: string;
   readonly totpEnabled?: boolean;
+  readonly emailVerified?: boolean;
 }
 
 export interface AuthResponse {
