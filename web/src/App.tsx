@@ -1,4 +1,4 @@
-import { useCallback, useState, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
 import { AuthScreen } from "./components/AuthScreen";
 import { EmailLinkScreen } from "./components/EmailLinkScreen";
 import { TradingScreen } from "./components/TradingScreen";
@@ -20,6 +20,12 @@ export function App({ api, storage }: AppProps) {
   const read = useCallback(() => api.sessions.get(), [api]);
   const session = useSyncExternalStore(subscribe, read, read);
   const [link, setLink] = useState(() => emailLinkOf(window.location.hash));
+  useEffect(() => {
+    // A link followed while the page is open changes only the fragment: no new load.
+    const follow = () => setLink(emailLinkOf(window.location.hash));
+    window.addEventListener("hashchange", follow);
+    return () => window.removeEventListener("hashchange", follow);
+  }, []);
   if (link !== null) {
     const done = () => {
       // The token is spent: take it out of the address bar and the history.
