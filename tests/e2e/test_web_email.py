@@ -83,3 +83,20 @@ def test_reset_a_forgotten_password_from_the_message(mesh: Mesh, page: Page) -> 
     expect(page.get_by_test_id("trading-screen")).to_be_visible()
     # Receiving the reset link proved the address.
     expect(page.get_by_test_id("verify-email-banner")).to_have_count(0)
+
+
+def test_switch_a_kind_of_notification_off_in_the_security_dialog(mesh: Mesh, page: Page) -> None:
+    sign_up(page)
+    page.get_by_test_id("user-email").click()
+    section = page.get_by_test_id("security-dialog").get_by_test_id("security-notifications")
+    boxes = section.get_by_role("checkbox")
+    expect(boxes).to_have_count(6)
+    stop_loss = section.get_by_test_id("notify-NOTIFICATION_KIND_STOP_LOSS")
+    expect(stop_loss).to_be_checked()
+    stop_loss.uncheck()
+    expect(stop_loss).not_to_be_checked()
+    page.keyboard.press("Escape")
+    page.reload()
+    page.get_by_test_id("user-email").click()
+    expect(stop_loss).not_to_be_checked()
+    expect(section.get_by_test_id("notify-NOTIFICATION_KIND_LIQUIDATION")).to_be_checked()

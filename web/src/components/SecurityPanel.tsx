@@ -14,6 +14,7 @@ import {
 } from "../lib/security";
 import type { User } from "../lib/types";
 import { Dialog } from "./Dialog";
+import { NotificationSettings } from "./NotificationSettings";
 
 interface SecurityPanelProps {
   readonly api: ApiClient;
@@ -233,13 +234,17 @@ function TwoFactor({ api, enabled }: { readonly api: ApiClient; readonly enabled
   );
 }
 
-/** The account security screen: password, sessions and two-factor authentication. */
+/**
+ * The account security screen: password, sessions, two-factor authentication and the email
+ * notifications of trading events.
+ */
 export function SecurityPanel({ api, totpEnabled }: SecurityPanelProps) {
   return (
     <div className="security" data-testid="security-panel">
       <PasswordForm api={api} />
       <SessionList api={api} />
       <TwoFactor api={api} enabled={totpEnabled} />
+      <NotificationSettings api={api} />
     </div>
   );
 }
