@@ -40,10 +40,15 @@ export function NotificationSettings({ api }: { readonly api: ApiClient }) {
   }, [api]);
 
   const toggle = async (kind: string, enabled: boolean) => {
+    const shown = (value: boolean) => (current: readonly NotificationSetting[]) =>
+      current.map((setting) => (setting.kind === kind ? { kind, enabled: value } : setting));
     setError(null);
+    // The box follows the click at once; the server's answer (or a failure) settles it.
+    setSettings(shown(enabled));
     try {
       setSettings(await setNotification(api, kind, enabled));
     } catch (failure) {
+      setSettings(shown(!enabled));
       setError(describeError(failure));
     }
   };
