@@ -18,14 +18,23 @@ from account_svc.mail import (
     FileTransport,
     MailConfig,
     OutgoingEmail,
+    QueuedEmail,
     Security,
     SmtpConfig,
     SmtpTransport,
+    TransientMailError,
+    build_message,
     open_transport,
 )
 from account_svc.outbox import FAILED, PENDING, SENT, EmailOutbox, Postman, enqueue
 from account_svc.schema import email_outbox_table
-from smtp_support import SmtpServer, body_of, smtp_server
+from smtp_support import (
+    SmtpServer,
+    body_of,
+    loopback_certificate,
+    password_check,
+    smtp_server,
+)
 
 SENDER = "CFD Mesh <no-reply@cfd.example>"
 
@@ -216,3 +225,32 @@ async def test_an_unwritable_mail_dir_keeps_the_message(db: AsyncEngine, tmp_pat
     email_id = await queue(db, "fay@example.com")
     assert await Postman(EmailOutbox(db), FileTransport(blocker), SENDER).run_due() == 0
     assert (await row(db, email_id))["state"] == PENDING
+
+
+# The test server warns about the implicit-TLS case below, which is TLS all the same.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize("security", [Security.STARTTLS, Security.TLS])
+async def test_tls_and_credentials_reach_a_server_that_requires_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, security: Security
+) -> None:
+    server_tls, ca_file = loopback_certificate(tmp_path)
+    # The client trusts the test certificate as it would a public one.
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    options: dict[str, object] = (
+        {"tls_context": server_tls, "require_starttls": True}
+        if security is Security.STARTTLS
+        # aiosmtpd sees only STARTTLS as TLS: over implicit TLS it must be told AUTH is safe.
+        else {"ssl_context": server_tls, "auth_require_tls": False}
+    )
+    email_id = "00112233445566778899aabbccddeeff"
+    queued = QueuedEmail(email_id, "tls@example.com", "Secure", "over TLS\n", 0, 0)
+    with smtp_server(
+        auth_required=True, authenticator=password_check("mesh", "s3cret-pw"), **options
+    ) as server:
+        wrong = SmtpTransport(SmtpConfig("127.0.0.1", server.port, security, "mesh", "guess"))
+        with pytest.raises(TransientMailError, match="SMTPAuthenticationError"):
+            await wrong.deliver(build_message(queued, SENDER))
+        right = SmtpTransport(SmtpConfig("127.0.0.1", server.port, security, "mesh", "s3cret-pw"))
+        await right.deliver(build_message(queued, SENDER))
+        [message] = server.mailbox.messages
+    assert message["Message-ID"] == f"<{email_id}@cfd.example>"

@@ -24,6 +24,7 @@ import {
 } from "../lib/providers";
 import type { User } from "../lib/types";
 import { Dialog } from "./Dialog";
+import { NotificationSettings } from "./NotificationSettings";
 
 interface SecurityPanelProps {
   readonly api: ApiClient;
@@ -325,7 +326,10 @@ function LinkedProviders({ api }: { readonly api: ApiClient }) {
   );
 }
 
-/** The account security screen: password, sessions, two-factor auth, sign-in providers. */
+/**
+ * The account security screen: password, sessions, two-factor authentication, sign-in
+ * providers and the email notifications of trading events.
+ */
 export function SecurityPanel({ api, totpEnabled }: SecurityPanelProps) {
   return (
     <div className="security" data-testid="security-panel">
@@ -333,6 +337,7 @@ export function SecurityPanel({ api, totpEnabled }: SecurityPanelProps) {
       <SessionList api={api} />
       <TwoFactor api={api} enabled={totpEnabled} />
       <LinkedProviders api={api} />
+      <NotificationSettings api={api} />
     </div>
   );
 }

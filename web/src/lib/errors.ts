@@ -117,7 +117,6 @@ const REASON_TEXT: Readonly<Record<string, string>> = {
   PROVIDER_NOT_FOUND: "That sign-in provider is not available",
   OIDC_STATE_INVALID: "This sign-in has expired or was already used; please start again",
   OIDC_IDENTITY_INVALID: "The provider's answer could not be verified; please start again",
-  EMAIL_NOT_VERIFIED: "Verify your email address first: open the link we mailed you",
   PROVIDER_EMAIL_NOT_VERIFIED:
     "An account with this email exists, and the provider has not verified the email: sign in with your password, then link the provider in Security",
   IDENTITY_LINK_REQUIRED:
@@ -126,6 +125,11 @@ const REASON_TEXT: Readonly<Record<string, string>> = {
   IDENTITY_TAKEN: "That provider account is already linked to a user",
   IDENTITY_NOT_FOUND: "That provider is not linked",
   LAST_SIGNIN_METHOD: "This provider is your only way to sign in; it cannot be unlinked",
+  EMAIL_TOKEN_INVALID: "This link is not valid; check that you copied all of it",
+  EMAIL_TOKEN_EXPIRED: "This link has expired; ask for a new one",
+  EMAIL_TOKEN_USED: "This link was already used; ask for a new one",
+  EMAIL_ALREADY_VERIFIED: "Your email address is already confirmed",
+  EMAIL_NOT_VERIFIED: "Confirm your email address before trading",
   TOKEN_INVALID: "Your session is not valid; please sign in again",
   TOKEN_EXPIRED: "Your session has expired; please sign in again",
   RATE_LIMITED: "Too many requests; please wait a moment",

@@ -123,3 +123,34 @@ export async function resetPassword(api: ApiClient, token: string, newPassword: 
     auth: false,
   });
 }
+
+/** Whether one kind of trading event is emailed (`NOTIFICATION_KIND_*`). */
+export interface NotificationSetting {
+  readonly kind: string;
+  readonly enabled?: boolean;
+}
+
+/** Read the user's notification switches, one per kind. */
+export async function getNotificationSettings(
+  api: ApiClient,
+): Promise<readonly NotificationSetting[]> {
+  const response = await api.request<{ settings?: NotificationSetting[] }>(
+    "GET",
+    "/v1/users/me/notificationSettings",
+  );
+  return response.settings ?? [];
+}
+
+/** Switch one kind on or off; return every kind's switch after the change. */
+export async function setNotification(
+  api: ApiClient,
+  kind: string,
+  enabled: boolean,
+): Promise<readonly NotificationSetting[]> {
+  const response = await api.request<{ settings?: NotificationSetting[] }>(
+    "PATCH",
+    "/v1/users/me/notificationSettings",
+    { body: { settings: [{ kind, enabled }] } },
+  );
+  return response.settings ?? [];
+}

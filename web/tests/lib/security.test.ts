@@ -5,12 +5,14 @@ import {
   disableTotp,
   emailLinkOf,
   enrolTotp,
+  getNotificationSettings,
   listSessions,
   requestPasswordReset,
   resendVerification,
   resetPassword,
   revokeSession,
   secondFactorOf,
+  setNotification,
   verifyEmail,
 } from "../../src/lib/security";
 import { client, json } from "./httpFakes";
@@ -127,5 +129,23 @@ describe("mailed links", () => {
         ] }),
     });
     await expect(resetPassword(api, "r1", "new passphrase")).rejects.toMatchObject({ reason: "EMAIL_TOKEN_USED" });
+  });
+});
+
+describe("notification switches", () => {
+  it("reads the switches and changes one kind, reading back every kind", async () => {
+    const after = [
+      { kind: "NOTIFICATION_KIND_LIQUIDATION" },
+      { kind: "NOTIFICATION_KIND_STOP_LOSS", enabled: true },
+    ];
+    const { api, calls } = client({
+      "/v1/users/me/notificationSettings": () => json(200, { settings: after }),
+    });
+    expect(await getNotificationSettings(api)).toEqual(after);
+    expect(await setNotification(api, "NOTIFICATION_KIND_LIQUIDATION", false)).toEqual(after);
+    expect(calls.map((call) => [call.method, call.auth, call.body])).toEqual([
+      ["GET", "Bearer access-1", undefined],
+      ["PATCH", "Bearer access-1", { settings: [{ kind: "NOTIFICATION_KIND_LIQUIDATION", enabled: false }] }],
+    ]);
   });
 });
