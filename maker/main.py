@@ -82,6 +82,7 @@ class Maker:
         self._funder = Funder(self._login, settings.internal_token, self._run)
         # Each market's round, kept across reconnections.
         self._states: dict[str, MarketState] = {}
+        self._serving = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Quote until `stop` is set, reconnecting with backoff whenever the mesh is away."""
@@ -93,8 +94,11 @@ class Maker:
                     grpc.aio.insecure_channel(self._settings.account_addr) as accounts,
                 ):
                     await self._connected(engine, accounts, stop)
-                    backoff = BACKOFF_START_S
             except (grpc.aio.AioRpcError, StreamEndedError) as exc:
+                if self._serving:
+                    # It had been quoting: a fresh break, not one more failed attempt.
+                    self._serving = False
+                    backoff = BACKOFF_START_S
                 metrics.CONNECTED.set(0)
                 if isinstance(exc, grpc.aio.AioRpcError):
                     if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
@@ -133,6 +137,7 @@ class Maker:
             await funding.fund(session)
             await self._sync(session, quoted)
             metrics.CONNECTED.set(1)
+            self._serving = True
             log.info(
                 "the maker quotes %d markets as user %s",
                 len(markets),

@@ -63,13 +63,19 @@ class SpotTradeFollower:
             try:
                 await self._stream(stub, name)
             except grpc.aio.AioRpcError as exc:
-                self.connected.discard(name)
                 if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                     log.warning("market: the engine has no spot market %s: %s", name, exc.details())
                     return
                 log.info("market: spot trades of %s unavailable (%s)", name, exc.code().name)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            except Exception:
+                # The candles of one market must not stop following for good.
+                log.exception("market: following the spot trades of %s failed", name)
+            if name in self.connected:
+                # It had been following: this is a fresh break, not one more failed attempt.
+                self.connected.discard(name)
+                backoff = BACKOFF_START_S
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
 
     async def _stream(self, stub: exchange_pb2_grpc.ExchangeServiceAsyncStub, name: str) -> None:
         call = stub.StreamMarketTrades(
