@@ -8,7 +8,8 @@
 | CFD_MAKER_STEP_BPS | 5 | distance between one level and the next |
 | CFD_MAKER_REQUOTE_BPS | 5 | how far the mid moves before every level is quoted again |
 | CFD_MAKER_REFRESH_MS | 5000 | how often filled levels are put back and the wallet topped up |
-| CFD_MAKER_EMAIL | maker@cfd-mesh.dev | the maker's account |
+| CFD_MAKER_TRADE_MS | 5000 | how often its second account trades a little (0: never) |
+| CFD_MAKER_EMAIL | maker@cfd-mesh.dev | the maker's account (the second one: `+taker`) |
 | CFD_MAKER_PASSWORD | generated into the data dir | its password |
 """
 
@@ -35,6 +36,7 @@ class MakerConfig:
     quotes: QuoteConfig
     requote_bps: Decimal
     refresh_ms: int
+    trade_ms: int
     email: str
     # Kept out of the repr, so it never reaches a log line.
     password: str = field(default="", repr=False)
@@ -57,12 +59,16 @@ class MakerConfig:
         password = env.get("CFD_MAKER_PASSWORD", "")
         if password and not 8 <= len(password) <= 128:
             raise ConfigError("CFD_MAKER_PASSWORD must be 8 to 128 characters")
+        trade_ms = env_int(env, "CFD_MAKER_TRADE_MS", 5000, 0, 3_600_000)
+        if 0 < trade_ms < 100:
+            raise ConfigError("CFD_MAKER_TRADE_MS must be 0 (never) or at least 100")
         return cls(
             quotes=quotes,
             requote_bps=env_decimal(
                 env, "CFD_MAKER_REQUOTE_BPS", Decimal(5), Decimal("0.01"), _MAX_BPS
             ),
             refresh_ms=env_int(env, "CFD_MAKER_REFRESH_MS", 5000, 100, 3_600_000),
+            trade_ms=trade_ms,
             email=email,
             password=password or stored_secret(data_dir / PASSWORD_FILE),
         )

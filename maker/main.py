@@ -33,8 +33,9 @@ from maker.account import Login, MakerError
 from maker.config import MakerConfig
 from maker.funding import USD, USD_STEP, Funder, needs
 from maker.plan import Plan
-from maker.quotes import MarketSteps, moved
+from maker.quotes import MarketSteps, Quote, moved
 from maker.session import MakerSession, MarketState
+from maker.tape import Taker, taker_email, trade_quantity
 from mesh.config import ConfigError, Settings
 from mesh.server import ServeError
 
@@ -80,6 +81,11 @@ class Maker:
         self._run = run_key() if run is None else run
         self._login = Login(config.email, config.password)
         self._funder = Funder(self._login, settings.internal_token, self._run)
+        self._taker: Taker | None = None
+        if config.trade_ms:
+            taker = Login(taker_email(config.email), config.password)
+            funder = Funder(taker, settings.internal_token, self._run)
+            self._taker = Taker(taker, funder, self._run)
         # Each market's round, kept across reconnections.
         self._states: dict[str, MarketState] = {}
         self._serving = False
@@ -121,6 +127,9 @@ class Maker:
         admin = engine_admin_pb2_grpc.EngineAdminServiceStub(engine)
         users = account_pb2_grpc.AccountServiceStub(accounts)
         await self._login.ensure(users)
+        if self._taker is not None:
+            await self._taker.login.ensure(users)
+            self._taker.short_of_funds = True
         markets = await self._markets(exchange)
         session = MakerSession(
             exchange, self._login.metadata, self._config.quotes, self._run, self._states
@@ -134,7 +143,7 @@ class Maker:
         try:
             # After a break: the books as the exchange holds them, made right.
             quoted = [name for name in markets if session.mid(name) is not None]
-            await funding.fund(session)
+            await funding.fund_quotes(session)
             await self._sync(session, quoted)
             metrics.CONNECTED.set(1)
             self._serving = True
@@ -145,10 +154,13 @@ class Maker:
                 extra={"fields": {"markets": sorted(markets)}},
             )
             refresh_s = self._config.refresh_ms / 1000
+            trade_s = self._config.trade_ms / 1000
             loop = asyncio.get_running_loop()
             next_refresh = loop.time() + refresh_s
+            next_trade = loop.time() + trade_s if self._taker is not None else float("inf")
             while not stop.is_set():
-                await _first_of(changed, stop, prices, max(0.0, next_refresh - loop.time()))
+                wake = min(next_refresh, next_trade)
+                await _first_of(changed, stop, prices, max(0.0, wake - loop.time()))
                 if prices.done():
                     prices.result()
                     raise StreamEndedError
@@ -156,6 +168,9 @@ class Maker:
                     break
                 changed.clear()
                 await self._login.ensure(users)
+                if self._taker is not None and loop.time() >= next_trade:
+                    next_trade = loop.time() + trade_s
+                    await self._take(self._taker, exchange, users, session, mids, funding)
                 due = [
                     name
                     for name, mid in mids.items()
@@ -167,7 +182,7 @@ class Maker:
                     session.want(name, mids[name])
                     metrics.ROUNDS.labels(name).inc()
                 if due or refreshing:
-                    await funding.fund(session)
+                    await funding.fund_quotes(session)
                 if refreshing:
                     next_refresh = loop.time() + refresh_s
                     due = [name for name in markets if session.mid(name) is not None]
@@ -180,6 +195,33 @@ class Maker:
             prices.cancel()
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                 await prices
+
+    async def _take(
+        self,
+        taker: Taker,
+        exchange: exchange_pb2_grpc.ExchangeServiceAsyncStub,
+        users: account_pb2_grpc.AccountServiceAsyncStub,
+        session: MakerSession,
+        mids: Mapping[str, Decimal],
+        funding: _Funding,
+    ) -> None:
+        """Have the second account trade a little on the next market in turn."""
+        states = session.markets
+        chosen = taker.next_order(mids, {name: state.wanted for name, state in states.items()})
+        if chosen is None:
+            return
+        await taker.login.ensure(users)
+        sizes = {
+            name: trade_quantity(state.wanted[0].quantity, state.steps.lot_step)
+            for name, state in states.items()
+            if state.wanted and name in mids
+        }
+        if taker.short_of_funds:
+            needed = [q for name, n in sizes.items() for q in Taker.needs(mids[name], n, name)]
+            await funding.fund(taker.funder, needed)
+            taker.short_of_funds = False
+        name, buy = chosen
+        await taker.trade(exchange, name, buy, sizes[name])
 
     async def _markets(
         self, exchange: exchange_pb2_grpc.ExchangeServiceAsyncStub
@@ -229,7 +271,7 @@ class Maker:
 
 
 class _Funding:
-    """The funder bound to one connection and the markets it quotes."""
+    """Funding bound to one connection and the markets it quotes."""
 
     def __init__(
         self,
@@ -247,13 +289,14 @@ class _Funding:
         }
         self._fee_bps = max((m.taker_fee_bps for m in markets.values()), default=0)
 
-    async def fund(self, session: MakerSession) -> None:
-        """Top the wallet up for every quote `session` wants."""
-        wanted = [q for state in session.markets.values() for q in state.wanted]
-        await self._funder.fund(
-            *self._stubs, needs(wanted, self._bases, self._fee_bps), self._steps
-        )
+    async def fund_quotes(self, session: MakerSession) -> None:
+        """Top the maker's wallet up for every quote `session` wants."""
+        await self.fund(self._funder, [q for s in session.markets.values() for q in s.wanted])
         session.short_of_funds = False
+
+    async def fund(self, funder: Funder, wanted: list[Quote]) -> None:
+        """Top the wallet of `funder`'s account up for orders like `wanted`."""
+        await funder.fund(*self._stubs, needs(wanted, self._bases, self._fee_bps), self._steps)
 
 
 def _count(market: str, plan: Plan, wanted: int) -> None:

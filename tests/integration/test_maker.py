@@ -41,6 +41,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMesh]:
         CFD_MAKER_STEP_BPS="5",
         CFD_MAKER_REQUOTE_BPS="5",
         CFD_MAKER_REFRESH_MS="300",
+        # No trades of its own: the books must stay exactly as quoted.
+        CFD_MAKER_TRADE_MS="0",
         CFD_FEED_STALE_MS="600000",
     ) as running:
         running.publish(*PRICES.values())

@@ -141,6 +141,21 @@ def test_the_maker_runs_and_quotes_a_published_price(
 
     wait_for(quoted, 30)
 
+    # Its second account trades a little every CFD_MAKER_TRADE_MS: the tape and the market's
+    # candles move.
+    edge = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"
+
+    def traded() -> bool:
+        return bool(httpx.get(f"{edge}/v1/markets/ETH_USD/trades", timeout=5).json().get("trades"))
+
+    def charted() -> bool:
+        url = f"{edge}/v1/instruments/ETH_USD/candles"
+        params = {"interval": "CANDLE_INTERVAL_1M"}
+        return bool(httpx.get(url, params=params, timeout=5).json().get("candles"))
+
+    wait_for(traded, 30)
+    wait_for(charted, 30)
+
 
 def test_sigterm_stops_everything_with_exit_code_zero(
     mesh: tuple[ServiceProcess, dict[str, str]],

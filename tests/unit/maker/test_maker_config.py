@@ -59,3 +59,9 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
 def test_a_bad_value_names_its_variable(tmp_path: Path, var: str, value: str) -> None:
     with pytest.raises(ConfigError, match=var):
         MakerConfig.from_env(tmp_path, {var: value})
+
+
+def test_trading_every_few_milliseconds_is_refused(tmp_path: Path) -> None:
+    assert MakerConfig.from_env(tmp_path, {"CFD_MAKER_TRADE_MS": "0"}).trade_ms == 0
+    with pytest.raises(ConfigError, match="CFD_MAKER_TRADE_MS"):
+        MakerConfig.from_env(tmp_path, {"CFD_MAKER_TRADE_MS": "50"})
