@@ -171,22 +171,10 @@ class Maker:
                 if self._taker is not None and loop.time() >= next_trade:
                     next_trade = loop.time() + trade_s
                     await self._take(self._taker, exchange, users, session, mids, funding)
-                due = [
-                    name
-                    for name, mid in mids.items()
-                    if (last := session.mid(name)) is None
-                    or moved(last, mid, self._config.requote_bps)
-                ]
                 refreshing = loop.time() >= next_refresh or session.short_of_funds
-                for name in due:
-                    session.want(name, mids[name])
-                    metrics.ROUNDS.labels(name).inc()
-                if due or refreshing:
-                    await funding.fund_quotes(session)
                 if refreshing:
                     next_refresh = loop.time() + refresh_s
-                    due = [name for name in markets if session.mid(name) is not None]
-                await self._sync(session, due)
+                await self._requote(session, funding, mids, refreshing)
             try:
                 await asyncio.wait_for(self._withdraw(session, markets), WITHDRAW_TIMEOUT_S)
             except (TimeoutError, grpc.aio.AioRpcError) as exc:
@@ -195,6 +183,28 @@ class Maker:
             prices.cancel()
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                 await prices
+
+    async def _requote(
+        self,
+        session: MakerSession,
+        funding: _Funding,
+        mids: Mapping[str, Decimal],
+        refreshing: bool,
+    ) -> None:
+        """Quote again the markets whose mid moved; when `refreshing`, put every book right."""
+        due = [
+            name
+            for name, mid in mids.items()
+            if (last := session.mid(name)) is None or moved(last, mid, self._config.requote_bps)
+        ]
+        for name in due:
+            session.want(name, mids[name])
+            metrics.ROUNDS.labels(name).inc()
+        if due or refreshing:
+            await funding.fund_quotes(session)
+        if refreshing:
+            due = [name for name, state in session.markets.items() if state.mid is not None]
+        await self._sync(session, due)
 
     async def _take(
         self,
