@@ -3,14 +3,17 @@ of the market service (and trades made while it was down)."""
 
 from __future__ import annotations
 
+import json
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc
 from integration.test_edge_support import LiveMesh, live_mesh, signup
@@ -66,6 +69,18 @@ def candle(client: httpx.Client) -> dict[str, Any] | None:
     return candles[-1] if candles else None
 
 
+def next_candle(ws: ClientConnection, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Return the first candle the `candles` channel sends that is `wanted`."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        frame = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if frame.get("channel") == "candles" and "data" in frame:
+            found: dict[str, Any] = frame["data"]["candle"]
+            if wanted(found):
+                return found
+    raise AssertionError("no such candle on the candles channel")
+
+
 def test_trades_make_candles_and_a_ticker_that_survive_a_market_restart(
     mesh: LiveMesh, tmp_path: Path
 ) -> None:
@@ -110,7 +125,12 @@ def test_trades_make_candles_and_a_ticker_that_survive_a_market_restart(
 
         again = wait_for(lambda: (c := candle(client)) and c.get("tickCount") == "4" and c)
         assert (again["high"], again["close"], again["volume"]) == ("60200.00", "60100.00", "0.036")
-        trade(client, seller, buyer, "60150.00", "0.0020")
+        with connect(mesh.ws_url) as ws:
+            ws.send(json.dumps({"op": "subscribe", "channel": "candles", "symbol": "BTC_USD",
+                                "interval": "CANDLE_INTERVAL_1D"}))  # fmt: skip
+            trade(client, seller, buyer, "60150.00", "0.0020")
+            streamed = next_candle(ws, lambda c: c["close"] == "60150.00")
+        assert (streamed["tickCount"], streamed["volume"]) == ("5", "0.038")
         last = wait_for(lambda: (c := candle(client)) and c.get("tickCount") == "5" and c)
         assert (last["close"], last["volume"]) == ("60150.00", "0.038")
         unknown = client.get("/v1/instruments/DOGE_USD/candles")
