@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine_svc.core.commands import DEFAULT_MARGIN_CALL_LEVEL, DEFAULT_STOP_OUT_LEVEL
 from engine_svc.core.enums import MarginMode
 from engine_svc.core.money import MAX_LEVEL_PERCENT
+from engine_svc.core.spot import FeeSchedule
+from engine_svc.core.spot.markets import DEFAULT_MAKER_FEE_BPS, DEFAULT_TAKER_FEE_BPS
 from mesh.config import ConfigError
 
 DEFAULT_PRICE_STALE_MS = 10_000
@@ -68,13 +70,16 @@ class EngineConfig:
     # Follow the replicated journal and take the lead when it is free (`cfd engine --standby`).
     standby: bool = False
     margin: MarginDefaults = MarginDefaults()
+    # Spot fees to the house, in basis points of each fill's quote amount.
+    fees: FeeSchedule = field(default_factory=FeeSchedule)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineConfig:
         """Read CFD_PRICE_STALE_MS, CFD_SNAPSHOT_EVERY, CFD_SNAPSHOT_INTERVAL_S,
         CFD_JOURNAL_SEGMENT_BYTES, CFD_FSYNC, CFD_ENGINE_MAX_BATCH, CFD_EVENT_RING,
-        CFD_JOURNAL_URL, CFD_JOURNAL_STREAM, CFD_JOURNAL_REPLICAS, CFD_JOURNAL_TIMEOUT_MS and
-        CFD_LEASE_TTL_MS and CFD_ENGINE_STANDBY, and the `MarginDefaults` variables."""
+        CFD_JOURNAL_URL, CFD_JOURNAL_STREAM, CFD_JOURNAL_REPLICAS, CFD_JOURNAL_TIMEOUT_MS,
+        CFD_LEASE_TTL_MS, CFD_ENGINE_STANDBY, CFD_TAKER_FEE_BPS, CFD_MAKER_FEE_BPS and the
+        `MarginDefaults` variables."""
         env = os.environ if env is None else env
         url = env.get("CFD_JOURNAL_URL", "").strip()
         if url and not all(part.strip().startswith("nats://") for part in url.split(",")):
@@ -103,7 +108,19 @@ class EngineConfig:
             lease_ttl_ms=_int(env, "CFD_LEASE_TTL_MS", DEFAULT_LEASE_TTL_MS, 500, 600_000),
             standby=_bool(env, "CFD_ENGINE_STANDBY", False),
             margin=MarginDefaults.from_env(env),
+            fees=_fees(env),
         )
+
+
+def _fees(env: Mapping[str, str]) -> FeeSchedule:
+    taker = _int(env, "CFD_TAKER_FEE_BPS", DEFAULT_TAKER_FEE_BPS, 0, 9999)
+    maker = _int(env, "CFD_MAKER_FEE_BPS", DEFAULT_MAKER_FEE_BPS, 0, 9999)
+    try:
+        return FeeSchedule(taker, maker)
+    except ValueError as exc:
+        raise ConfigError(
+            f"CFD_MAKER_FEE_BPS={maker} with CFD_TAKER_FEE_BPS={taker}: {exc}"
+        ) from None
 
 
 def _int(env: Mapping[str, str], var: str, default: int, low: int, high: int) -> int:

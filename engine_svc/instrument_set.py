@@ -74,14 +74,23 @@ def check_unchanged(
                 )
 
 
-def read_recorded(path: Path) -> dict[str, Instrument] | None:
-    """Return the instruments `path` records, or None when the file does not exist."""
+def read_json(path: Path, error: type[Exception]) -> object | None:
+    """Return the JSON in `path`, or None when the file does not exist; raise `error` when it
+    cannot be read."""
     try:
-        rows = json.loads(path.read_bytes())
+        data: object = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise InstrumentChangeError(f"{path} cannot be read: {exc}") from None
+        raise error(f"{path} cannot be read: {exc}") from None
+    return data
+
+
+def read_recorded(path: Path) -> dict[str, Instrument] | None:
+    """Return the instruments `path` records, or None when the file does not exist."""
+    rows = read_json(path, InstrumentChangeError)
+    if rows is None:
+        return None
     try:
         if not isinstance(rows, list):
             raise TypeError("not a list")
@@ -101,10 +110,14 @@ def read_recorded(path: Path) -> dict[str, Instrument] | None:
 
 def write_recorded(path: Path, instruments: Mapping[str, Instrument], fsync: bool = True) -> None:
     """Record `instruments` in `path` atomically."""
-    rows = [_parameters(instruments[symbol]) for symbol in sorted(instruments)]
+    write_json(path, [_parameters(instruments[symbol]) for symbol in sorted(instruments)], fsync)
+
+
+def write_json(path: Path, data: object, fsync: bool = True) -> None:
+    """Write `data` as JSON to `path` atomically (a temporary file renamed over it)."""
     temp = path.with_name(path.name + ".tmp")
     with temp.open("w", encoding="utf-8") as handle:
-        json.dump(rows, handle, indent=1)
+        json.dump(data, handle, indent=1)
         handle.write("\n")
         handle.flush()
         if fsync:

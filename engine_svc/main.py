@@ -16,6 +16,7 @@ from cfd.v1 import (
 )
 from engine_svc.config import EngineConfig
 from engine_svc.exchange_servicer import ExchangeServicer
+from engine_svc.fee_schedule import FeeChangeError
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
 from engine_svc.journal import JournalError
 from engine_svc.leader import LeadershipError
@@ -138,6 +139,7 @@ async def main(settings: Settings) -> None:
         await run(settings, config, runtime=runtime)
     except (
         InstrumentChangeError,
+        FeeChangeError,
         SchemaVersionError,
         JournalError,
         LeadershipError,

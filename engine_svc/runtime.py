@@ -31,6 +31,7 @@ from engine_svc.config import EngineConfig
 from engine_svc.core import Command, Core, Instrument
 from engine_svc.core.codec import CodecError, decode_command
 from engine_svc.core.engine import snapshot_digest
+from engine_svc.fee_schedule import adopt_fees
 from engine_svc.history import HistoryStore
 from engine_svc.instrument_set import adopt_instruments
 from engine_svc.jetstream import JetStreamJournal
@@ -81,7 +82,7 @@ class EngineRuntime:
         self.market_addr = market_addr or settings.market_addr
         self.db_url = db_url or database_url(settings, "engine")
         self.freshness = Freshness(config.price_stale_ms)
-        self.core = Core(instruments)
+        self.core = Core(instruments, config.fees)
         self.journal: CommandLog | None = None
         self.snapshots = SnapshotStore(self.snapshot_dir, config.fsync)
         self.snapshot_info: SnapshotInfo | None = None
@@ -127,6 +128,7 @@ class EngineRuntime:
             loading = time.perf_counter()
             core, base = self._load_base(journal, recorded)
             core = adopt_instruments(core, self.instruments, self.snapshot_dir.parent)
+            adopt_fees(core, self.config.fees, self.snapshot_dir.parent, self.config.fsync)
             load_s = time.perf_counter() - loading
             self.core = core
             sequencer, loops = self._wire(core, journal, base, recorded)
@@ -276,7 +278,7 @@ class EngineRuntime:
             if seq <= recorded and (core := self._restore(path, seq)) is not None:
                 return core, seq
         if journal.covers(0) and (journal.segment_count or not usable):
-            return Core(self.instruments), 0
+            return Core(self.instruments, self.config.fees), 0
         for seq, path in usable:
             if seq > recorded and (core := self._restore(path, seq)) is not None:
                 log.warning(

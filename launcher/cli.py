@@ -21,8 +21,8 @@ import httpx
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_pb2_grpc
-from launcher.monitoring import write_prometheus_config
-from launcher.status import SERVING, grpc_health, run_status
+from launcher.monitoring import scrape_targets, write_prometheus_config
+from launcher.status import SERVING, grpc_health, maker_health, run_status, scrape
 from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import ConfigError, Settings
 from mesh.logs import setup_logging
@@ -36,9 +36,13 @@ SERVICES = {
     "market": "market_svc",
     "accounts": "account_svc",
     "edge": "edge",
+    "maker": "maker",
 }
+HELP = {"maker": "run the market maker: an API client quoting every spot book"}
 # Start order of `cfd up`: prices first, the edge last; stopped in reverse.
 UP_ORDER = ("market", "engine", "accounts", "edge")
+# Started by `cfd up` once the services serve (they are what it trades on); stopped first.
+CLIENTS = ("maker",)
 START_TIMEOUT_S = 60.0
 PRICES_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
@@ -49,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cfd", description="CFD Mesh: run the trading platform")
     commands = parser.add_subparsers(dest="command", required=True)
     for name in SERVICES:
-        sub = commands.add_parser(name, help=f"run the {name} service")
+        sub = commands.add_parser(name, help=HELP.get(name, f"run the {name} service"))
         if name == "market":
             actions = sub.add_subparsers(dest="action")
             backfill = actions.add_parser("backfill", help="fill candle history")
@@ -179,12 +183,13 @@ def run_up(settings: Settings, with_envoy: bool = False) -> int:
     children: list[_Child] = []
     prometheus = write_prometheus_config(settings)
     try:
-        for name in (*UP_ORDER, "envoy") if with_envoy else UP_ORDER:
-            command = [sys.executable, "-m", "launcher.cli", name]
-            children.append(_Child(name, subprocess.Popen(command, env=env)))
-        failed = _wait_ready(settings, children, lambda: stopping)
-        if failed is not None:
-            return failed
+        for stage in ((*UP_ORDER, "envoy") if with_envoy else UP_ORDER, CLIENTS):
+            for name in stage:
+                command = [sys.executable, "-m", "launcher.cli", name]
+                children.append(_Child(name, subprocess.Popen(command, env=env)))
+            failed = _wait_ready(settings, children, lambda: stopping)
+            if failed is not None:
+                return failed
         if settings.feed != "manual":
             _wait_for_prices(settings, lambda: stopping)
         if not stopping:
@@ -238,6 +243,8 @@ def _is_ready(settings: Settings, name: str) -> bool:
         return _http_ok(f"http://127.0.0.1:{settings.edge_port}/healthz")
     if name == "envoy":
         return _http_ok(f"http://127.0.0.1:{settings.envoy_admin_port}/ready")
+    if name == "maker":
+        return maker_health(scrape(scrape_targets(settings)["cfd-maker"])) == SERVING
     port = {
         "engine": settings.engine_port,
         "market": settings.market_port,
@@ -309,6 +316,12 @@ def _print_urls(settings: Settings, with_envoy: bool, prometheus: Path) -> None:
 
 
 def _stop_all(children: list[_Child]) -> None:
+    # Clients first, while the services still answer: the maker cancels its quotes.
+    _stop([child for child in children if child.name in CLIENTS])
+    _stop([child for child in children if child.name not in CLIENTS])
+
+
+def _stop(children: list[_Child]) -> None:
     for child in reversed(children):
         if child.process.poll() is None:
             child.process.send_signal(signal.SIGTERM)

@@ -1,7 +1,8 @@
 """`cfd status`: every service's health, sequence, recorder lag, feed state and version.
 
-Health comes from each gRPC service's health check and the edge's `/readyz`; the figures from
-each service's `/metrics` port. The exit code is 1 when any service is not SERVING.
+Health comes from each gRPC service's health check, the edge's `/readyz` and the market maker's
+`cfd_maker_connected`; the figures from each process's `/metrics` port. The exit code is 1 when
+any service is not SERVING.
 """
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ def edge_health(port: int) -> str:
     return SERVING if response.status_code == 200 else "NOT_SERVING"
 
 
+def maker_health(samples: Samples) -> str:
+    """Return SERVING while the maker reaches the exchange, NOT_SERVING while it reconnects,
+    UNREACHABLE when its `/metrics` does not answer (it has no health service: it serves
+    nothing)."""
+    found = samples.get("cfd_maker_connected")
+    if not found:
+        return UNREACHABLE
+    return SERVING if found[0][1] == 1 else "NOT_SERVING"
+
+
 def scrape(target: str) -> Samples:
     """Return the samples of the `/metrics` page at host:port (none if it does not answer)."""
     try:
@@ -107,8 +118,9 @@ def collect(settings: Settings, env: Mapping[str, str] | None = None) -> list[Se
         "edge": edge_health(settings.edge_port),
     }
     rows = []
-    for service, state in health.items():
+    for service in (*health, "maker"):
         samples = scrape(targets[f"cfd-{service}"])
+        state = health[service] if service in health else maker_health(samples)
         rows.append(
             ServiceStatus(
                 service,

@@ -1,9 +1,11 @@
 """The market maker's quotes: the price levels it keeps on each side of a market around a mid.
 
 Pure and exact (decimals, never floats): given the mid and the market's steps, it says which
-orders should rest. Level i (1 to `levels`) sits i spreads away from the mid, bids rounded down
-and asks rounded up to the tick, so a quote never crosses the mid; levels that round to the same
-price move one more tick out, so every level has its own price.
+orders should rest. Level 1 sits `spread_bps` from the mid and each further level `step_bps`
+beyond the one before, bids rounded down and asks rounded up to the tick, so a quote never
+crosses the mid; levels that round to the same price move one more tick out, so every level has
+its own price. Every level is worth `level_size` USD: its quantity is that over the mid, floored
+to the lot step.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ MAX_CLIENT_ORDER_ID = 64
 
 @dataclass(frozen=True, slots=True)
 class QuoteConfig:
-    """How many levels a side, how far apart, how large."""
+    """How many levels a side, how far from the mid and apart, how large (in USD)."""
 
     levels: int
+    level_size: Decimal
     spread_bps: Decimal
-    level_quantity: Decimal
+    step_bps: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +47,13 @@ class Quote:
     price: Decimal
     quantity: Decimal
 
-    def client_order_id(self, generation: int) -> str:
-        """Return the idempotency key of this quote in one round of quoting.
+    def client_order_id(self, key: str) -> str:
+        """Return the idempotency key of this quote placed as the order named `key`.
 
-        The same round retried gives the same key, so a retry never places the order twice.
+        The same call retried gives the same key, so a retry never places the order twice.
         """
         side = "b" if self.buy else "a"
-        key = f"mm-{self.market}-{generation}-{side}{self.level}"
+        key = f"mm-{self.market}-{key}-{side}{self.level}"
         if len(key) > MAX_CLIENT_ORDER_ID:
             raise ValueError(f"client order id too long: {key}")
         return key
@@ -65,14 +68,14 @@ def quotes(mid: Decimal, market: MarketSteps, config: QuoteConfig) -> list[Quote
     """Return the bids (best first) then the asks (best first) to keep around `mid`."""
     if mid <= 0:
         raise ValueError("the mid must be positive")
-    quantity = _to_step(config.level_quantity, market.lot_step, ROUND_FLOOR)
+    quantity = _to_step(config.level_size / mid, market.lot_step, ROUND_FLOOR)
     if quantity < market.lot_step:
-        raise ValueError(f"{market.name}: the level quantity is below the lot step")
+        raise ValueError(f"{market.name}: a level of {config.level_size} USD is below the lot step")
     tick = market.tick_size
     bids: list[Quote] = []
     asks: list[Quote] = []
     for level in range(1, config.levels + 1):
-        offset = mid * config.spread_bps * level / BPS
+        offset = mid * (config.spread_bps + config.step_bps * (level - 1)) / BPS
         bid = _to_step(mid - offset, tick, ROUND_FLOOR)
         ask = _to_step(mid + offset, tick, ROUND_CEILING)
         if bids and bid >= bids[-1].price:
@@ -85,6 +88,6 @@ def quotes(mid: Decimal, market: MarketSteps, config: QuoteConfig) -> list[Quote
     return bids + asks
 
 
-def moved(previous: Decimal, current: Decimal, spread_bps: Decimal) -> bool:
-    """Tell whether the mid moved by half a spread or more: time to quote again."""
-    return abs(current - previous) * 2 * BPS >= previous * spread_bps
+def moved(previous: Decimal, current: Decimal, threshold_bps: Decimal) -> bool:
+    """Tell whether the mid moved `threshold_bps` or more since `previous`: time to quote again."""
+    return abs(current - previous) * BPS >= previous * threshold_bps

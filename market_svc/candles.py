@@ -3,7 +3,8 @@
 Candles are built from the **mid** of our quotes, (bid + ask) / 2, as the contract
 (``cfd.v1.Candle``) says; with quotes on the tick the mid is exact to half a tick. Volume is
 the traded quantity the source reports with its ticks, or the tick count when it reports none;
-``tick_count`` is always kept.
+``tick_count`` is always kept. A spot market's candles are built from its public trades instead:
+the trade price, the traded quantity as volume, one tick per trade.
 
 Buckets are aligned on the UTC epoch; weekly candles open on Monday 00:00 UTC.
 """
@@ -170,10 +171,14 @@ class CandleAggregator:
 
     def add(self, quote: Quote) -> list[Candle]:
         """Apply ``quote`` to every interval; return the candles it closed."""
-        symbol = quote.symbol
-        time_ms = quote.time_ns // 1_000_000
-        price = (quote.bid + quote.ask) / 2
         volume = quote.volume if quote.volume is not None else Decimal(1)
+        price = (quote.bid + quote.ask) / 2
+        return self.add_trade(quote.symbol, quote.time_ns // 1_000_000, price, volume)
+
+    def add_trade(
+        self, symbol: str, time_ms: int, price: Decimal, volume: Decimal
+    ) -> list[Candle]:
+        """Apply one trade (or quote mid) to every interval; return the candles it closed."""
         bars = self._series(symbol)
         closed: list[Candle] = []
         for index, length, offset in self._buckets:

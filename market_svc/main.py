@@ -15,6 +15,7 @@ from market_svc.instruments import Instruments
 from market_svc.market import MarketData
 from market_svc.metrics import COLLECTOR, STALE, feed_state
 from market_svc.servicer import MarketDataAdminServicer, MarketDataServicer
+from market_svc.spot_trades import SpotTradeFollower
 from market_svc.store import CandleStore
 from mesh.config import ConfigError, Settings
 from mesh.db import SchemaVersionError, create_engine, database_url
@@ -69,6 +70,8 @@ async def main(settings: Settings, config: MarketConfig | None = None) -> None:
         if market.writer is not None:
             tasks.append(asyncio.create_task(market.writer.run(), name="market-candle-writer"))
         tasks.append(asyncio.create_task(_report(market, feed), name="market-report"))
+        trades = SpotTradeFollower(market, settings.engine_addr, settings.internal_token)
+        tasks.append(asyncio.create_task(trades.run(), name="market-spot-trades"))
         tasks.append(
             asyncio.create_task(
                 _keepalive(market, feed, config.quote_keepalive_ms), name="market-keepalive"

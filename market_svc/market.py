@@ -3,6 +3,10 @@
 ``MarketData.on_tick`` is the feed's sink: it validates the raw tick, derives the quote,
 fans it out, and aggregates it into candles and tickers, all synchronously, so a quote is
 visible everywhere as soon as the call returns. SQL writes happen later, in batches.
+
+``MarketData.on_trade`` is the sink of the spot exchange's public trades: they make the
+candles and tickers of the spot markets (``BTC_USD``: one per ``<COIN>USD`` instrument, named
+as the engine names them), each trade counted once by its number.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from market_svc.ticks import Quote, RawTick
 
 log = logging.getLogger(__name__)
 
+SPOT_QUOTE = "USD"
 MAX_CANDLE_LIMIT = 1000
 DEFAULT_CANDLE_LIMIT = 500
 
@@ -43,6 +48,14 @@ class MarketData:
         self.candle_hub = CandleHub()
         self.aggregator = CandleAggregator(INTERVALS)
         self.tickers = TickerBook()
+        # Spot market name -> the instrument of the same coin, whose grid its prices are on.
+        self.spot_markets = {
+            f"{symbol.removesuffix(SPOT_QUOTE)}_{SPOT_QUOTE}": instrument
+            for symbol, instrument in instruments.items()
+            if symbol.endswith(SPOT_QUOTE) and len(symbol) > len(SPOT_QUOTE)
+        }
+        # Number of the last public trade each spot market's candles hold.
+        self.spot_cursors: dict[str, int] = {}
         self.store = store
         # Monotonic time each symbol's quote was last sent to subscribers, for keepalives.
         self._sent_at: dict[str, int] = {}
@@ -50,7 +63,12 @@ class MarketData:
         self.writer = (
             None
             if store is None
-            else CandleWriter(store, flush_interval, in_progress=self.aggregator.take_touched)
+            else CandleWriter(
+                store,
+                flush_interval,
+                in_progress=self.aggregator.take_touched,
+                spot_cursors=lambda: self.spot_cursors,
+            )
         )
 
     async def load(self) -> None:
@@ -58,7 +76,8 @@ class MarketData:
         if self.store is None:
             return
         now_ms = time.time_ns() // 1_000_000
-        for symbol in self.instruments:
+        self.spot_cursors = await self.store.spot_cursors()
+        for symbol in (*self.instruments, *self.spot_markets):
             for interval in INTERVALS:
                 latest = await self.store.latest(symbol, interval)
                 if latest is not None:
@@ -88,20 +107,34 @@ class MarketData:
             return None
         self.quotes.publish(quote)
         self._sent_at[quote.symbol] = time.monotonic_ns()
-        closed = self.aggregator.add(quote)
+        self._aggregated(quote.symbol, self.aggregator.add(quote))
+        return quote
+
+    def on_trade(
+        self, market: str, number: int, time_ms: int, price: Decimal, quantity: Decimal
+    ) -> bool:
+        """Count public trade `number` of a spot market into its candles and ticker; return
+        False (changing nothing) when its candles already hold it."""
+        if number <= self.spot_cursors.get(market, 0):
+            return False
+        self.spot_cursors[market] = number
+        self._aggregated(market, self.aggregator.add_trade(market, time_ms, price, quantity))
+        return True
+
+    def _aggregated(self, symbol: str, closed: list[Candle]) -> None:
+        """Pass on what a tick or trade of `symbol` changed: closed and current candles."""
         for candle in closed:
             if self.writer is not None:
                 self.writer.add(candle)
             self.tickers.add(candle, closed=True)
             self.candle_hub.publish(candle, closed=True)
-        current_minute = self.aggregator.current(quote.symbol, CandleInterval.M1)
+        current_minute = self.aggregator.current(symbol, CandleInterval.M1)
         if current_minute is not None:
             self.tickers.add(current_minute, closed=False)
-        for interval in self.candle_hub.intervals_of(quote.symbol):
-            current = self.aggregator.current(quote.symbol, interval)
+        for interval in self.candle_hub.intervals_of(symbol):
+            current = self.aggregator.current(symbol, interval)
             if current is not None:
                 self.candle_hub.publish(current, closed=False)
-        return quote
 
     def keepalive(self, max_age_ns: int) -> int:
         """Re-send each latest quote not sent for ``max_age_ns``; return how many were re-sent.

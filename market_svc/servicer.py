@@ -118,6 +118,13 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
             )
         return instrument
 
+    def _series(self, symbol: str) -> tuple[str, Instrument]:
+        """Return the name of an instrument's or a spot market's series and its price grid."""
+        spot = self._market.spot_markets.get(symbol)
+        if spot is not None:
+            return symbol, spot
+        return symbol, self._instrument(symbol)
+
     @staticmethod
     def _interval(value: market_pb2.CandleInterval.ValueType) -> CandleInterval:
         interval = INTERVALS_BY_ENUM.get(value)
@@ -136,33 +143,40 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
     async def GetTicker(
         self, request: market_pb2.GetTickerRequest, context: Context
     ) -> market_pb2.GetTickerResponse:
-        """Return the rolling 24 h statistics of one instrument."""
-        instrument = self._instrument(request.symbol)
-        quote = self._market.quotes.latest(instrument.symbol)
-        ticker = self._market.ticker(instrument.symbol)
-        if quote is None or ticker is None:
-            raise ApiError("PRICE_UNAVAILABLE", f"{instrument.symbol} has no price yet")
-        return market_pb2.GetTickerResponse(
-            ticker=market_pb2.Ticker(
-                symbol=instrument.symbol,
-                open=price_text(ticker.open, instrument),
-                high=price_text(ticker.high, instrument),
-                low=price_text(ticker.low, instrument),
-                last=price_text(ticker.last, instrument),
-                change=price_text(ticker.change, instrument),
-                change_percent=decimal_text(ticker.change_percent),
-                volume=decimal_text(ticker.volume),
-                bid=price_text(quote.bid, instrument),
-                ask=price_text(quote.ask, instrument),
-                time=timestamp(quote.time_ns),
-            )
+        """Return the rolling 24 h statistics of one instrument or spot market.
+
+        A spot market's come from its public trades; it has no quote of the feed, so its bid
+        and ask are empty (its book has them) and its time is now.
+        """
+        symbol, instrument = self._series(request.symbol)
+        quote = self._market.quotes.latest(symbol)
+        ticker = self._market.ticker(symbol)
+        spot = symbol in self._market.spot_markets
+        if ticker is None or (quote is None and not spot):
+            what = "no trade in 24 hours" if spot else "no price yet"
+            raise ApiError("PRICE_UNAVAILABLE", f"{symbol} has {what}")
+        message = market_pb2.Ticker(
+            symbol=symbol,
+            open=price_text(ticker.open, instrument),
+            high=price_text(ticker.high, instrument),
+            low=price_text(ticker.low, instrument),
+            last=price_text(ticker.last, instrument),
+            change=price_text(ticker.change, instrument),
+            change_percent=decimal_text(ticker.change_percent),
+            volume=decimal_text(ticker.volume),
+            time=timestamp(ticker.time_ms * 1_000_000),
         )
+        if quote is not None:
+            message.bid = price_text(quote.bid, instrument)
+            message.ask = price_text(quote.ask, instrument)
+            message.time.CopyFrom(timestamp(quote.time_ns))
+        return market_pb2.GetTickerResponse(ticker=message)
 
     async def GetCandles(
         self, request: market_pb2.GetCandlesRequest, context: Context
     ) -> market_pb2.GetCandlesResponse:
         """Return candles ascending by open time, the in-progress one last."""
-        instrument = self._instrument(request.symbol)
+        symbol, instrument = self._series(request.symbol)
         interval = self._interval(request.interval)
         if not 0 <= request.limit <= MAX_CANDLE_LIMIT:
             raise validation_error("limit", f"must be within 0..{MAX_CANDLE_LIMIT}")
@@ -178,7 +192,7 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
         if start_ms is not None and start_ms > end_ms:
             raise validation_error("start_time", "must not be after end_time")
         candles = await self._market.candles(
-            instrument.symbol, interval, start_ms=start_ms, end_ms=end_ms, limit=limit
+            symbol, interval, start_ms=start_ms, end_ms=end_ms, limit=limit
         )
         now_ms = time.time_ns() // 1_000_000
         return market_pb2.GetCandlesResponse(
@@ -191,12 +205,12 @@ class MarketDataServicer(market_pb2_grpc.MarketDataServiceServicer):
         self, request: market_pb2.StreamCandlesRequest, context: Context
     ) -> AsyncIterator[market_pb2.StreamCandlesResponse]:
         """Stream the in-progress candle on every change (conflated) and each closed one."""
-        instrument = self._instrument(request.symbol)
+        symbol, instrument = self._series(request.symbol)
         interval = self._interval(request.interval)
-        with self._market.subscribe_candles(instrument.symbol, interval) as subscription:
+        with self._market.subscribe_candles(symbol, interval) as subscription:
             async for event in subscription:
                 yield market_pb2.StreamCandlesResponse(
-                    symbol=instrument.symbol,
+                    symbol=symbol,
                     interval=ENUM_BY_INTERVAL[interval],
                     candle=candle_message(event.candle, instrument, closed=event.closed),
                 )

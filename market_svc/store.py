@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -54,6 +54,16 @@ candles_table = Table(
     Column("close", BigInteger, nullable=False),
     Column("volume", BigInteger, nullable=False),
     Column("tick_count", BigInteger, nullable=False),
+)
+
+
+# The number of the last public spot trade each market's candles hold, written in the same
+# transaction as the candles, so a restart resumes exactly after it.
+spot_cursor_table = Table(
+    "market_spot_trades",
+    metadata,
+    Column("market", String(32), primary_key=True),
+    Column("last_trade", BigInteger, nullable=False),
 )
 
 
@@ -112,14 +122,34 @@ class CandleStore:
             await conn.run_sync(metadata.create_all)
             await claim_schema_version(conn, schema_version_table, SCHEMA_VERSION, "market")
 
-    async def upsert(self, candles: Sequence[Candle]) -> None:
-        """Insert ``candles``, replacing stored candles with the same key."""
-        if not candles:
+    async def upsert(
+        self, candles: Sequence[Candle], spot_cursors: Mapping[str, int] | None = None
+    ) -> None:
+        """Insert ``candles``, replacing stored candles with the same key, and record in the
+        same transaction the last spot trade of each market they hold."""
+        if not candles and not spot_cursors:
             return
         async with self._engine.begin() as conn:
             stmt = _insert(conn.dialect.name, replace=True)
             for start in range(0, len(candles), BATCH_ROWS):
                 await conn.execute(stmt, [_row(c) for c in candles[start : start + BATCH_ROWS]])
+            if spot_cursors:
+                insert = (
+                    postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+                )(spot_cursor_table)
+                await conn.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=["market"],
+                        set_={"last_trade": insert.excluded.last_trade},
+                    ),
+                    [{"market": m, "last_trade": n} for m, n in sorted(spot_cursors.items())],
+                )
+
+    async def spot_cursors(self) -> dict[str, int]:
+        """Return the last spot trade each market's stored candles hold."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(spot_cursor_table))).all()
+        return {row.market: int(row.last_trade) for row in rows}
 
     async def insert_missing(self, candles: Sequence[Candle]) -> int:
         """Insert the ``candles`` whose key is not stored yet; return how many were new."""
@@ -211,9 +241,12 @@ class CandleWriter:
         flush_interval: float = 1.0,
         *,
         in_progress: Callable[[], Iterable[Candle]] | None = None,
+        spot_cursors: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._store = store
         self._in_progress = in_progress
+        self._spot_cursors = spot_cursors
+        self._written_cursors: dict[str, int] = {}
         self._flush_interval = flush_interval
         self._dirty: dict[tuple[str, CandleInterval, int], Candle] = {}
         self._lock = asyncio.Lock()
@@ -238,17 +271,20 @@ class CandleWriter:
             if self._in_progress is not None:
                 for candle in self._in_progress():
                     self.add(candle)
-            if not self._dirty:
+            # Read with the candles, before any await: they hold exactly these trades.
+            cursors = dict(self._spot_cursors()) if self._spot_cursors is not None else {}
+            if not self._dirty and cursors == self._written_cursors:
                 return 0
             batch, self._dirty = self._dirty, {}
             try:
-                await self._store.upsert(list(batch.values()))
+                await self._store.upsert(list(batch.values()), cursors)
             except Exception:
                 # Keep the batch, newer versions collected meanwhile win, and retry next time.
                 for key, candle in batch.items():
                     self._dirty.setdefault(key, candle)
                 self.failures += 1
                 raise
+            self._written_cursors = cursors
             self.flushes += 1
             self.written += len(batch)
             self.flushed_at = time.monotonic()

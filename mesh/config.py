@@ -176,7 +176,11 @@ def _internal_token(raw: str, data_dir: Path) -> str:
         if len(token) < 16:
             raise ConfigError("CFD_INTERNAL_TOKEN must be at least 16 characters")
         return token
-    path = data_dir / INTERNAL_TOKEN_FILE
+    return stored_secret(data_dir / INTERNAL_TOKEN_FILE)
+
+
+def stored_secret(path: Path) -> str:
+    """Return the secret kept in `path`, generating it (mode 0600) on first use."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -236,20 +240,35 @@ def env_int(env: Mapping[str, str], var: str, default: int, low: int, high: int)
     return int(raw)
 
 
+def env_decimal(
+    env: Mapping[str, str],
+    var: str,
+    default: Decimal,
+    low: Decimal,
+    high: Decimal,
+    unit: str = "",
+) -> Decimal:
+    """Return a decimal number (of `unit`, when given) from `low` to `high`, or `default` when
+    the variable is unset."""
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    kind, suffix = (f"number of {unit}", f" {unit}") if unit else ("decimal number", "")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{var}={raw!r} is not a {kind}") from None
+    if not value.is_finite() or not low <= value <= high:
+        raise ConfigError(f"{var}={raw!r} must be between {low} and {high}{suffix}")
+    return value
+
+
 def env_duration_ms(
     env: Mapping[str, str], var: str, default_ms: int, low_ms: int = 10, high_ms: int = 3_600_000
 ) -> int:
     """Return a duration given in (decimal) seconds, as whole milliseconds."""
-    raw = env.get(var, "").strip()
-    if not raw:
-        return default_ms
-    try:
-        seconds = Decimal(raw)
-    except InvalidOperation:
-        raise ConfigError(f"{var}={raw!r} is not a number of seconds") from None
     low, high = Decimal(low_ms) / 1000, Decimal(high_ms) / 1000
-    if not seconds.is_finite() or not low <= seconds <= high:
-        raise ConfigError(f"{var}={raw!r} must be between {low} and {high} seconds")
+    seconds = env_decimal(env, var, Decimal(default_ms) / 1000, low, high, "seconds")
     return int(seconds * 1000)
 
 

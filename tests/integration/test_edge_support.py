@@ -14,6 +14,7 @@ import grpc
 import httpx
 
 from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
+from launcher.status import SERVING, maker_health, scrape
 from support import ServiceProcess, mesh_env, wait_for
 
 PASSWORD = "correct horse battery staple"
@@ -78,9 +79,16 @@ class LiveMesh:
         wait_for(engine_has_it, timeout=15, interval=0.02)
 
 
+def maker_serving(env: dict[str, str]) -> bool:
+    """Tell whether the market maker of a mesh reports that it reaches the exchange."""
+    samples = scrape(f"127.0.0.1:{env['CFD_MAKER_METRICS_PORT']}")
+    return maker_health(samples) == SERVING
+
+
 @contextlib.contextmanager
-def live_mesh(data_dir: Path, **overrides: str) -> Iterator[LiveMesh]:
-    """Start market, engine, accounts and edge as processes; stop them all afterwards."""
+def live_mesh(data_dir: Path, *, with_maker: bool = False, **overrides: str) -> Iterator[LiveMesh]:
+    """Start market, engine, accounts and edge (and the maker when asked) as processes; stop
+    them all afterwards."""
     env = mesh_env(data_dir, **(TEST_ENV | overrides))
     processes: dict[str, ServiceProcess] = {}
     try:
@@ -104,6 +112,15 @@ def live_mesh(data_dir: Path, **overrides: str) -> Iterator[LiveMesh]:
                 return False
 
         wait_for(ready, timeout=60, interval=0.1)
+        if with_maker:
+            maker = processes["maker"] = ServiceProcess(["maker"], env, data_dir / "maker.log")
+
+            def quoting() -> bool:
+                if maker.process.poll() is not None:
+                    raise AssertionError(f"cfd maker exited:\n{maker.output()}")
+                return maker_serving(env)
+
+            wait_for(quoting, timeout=60, interval=0.1)
         yield mesh
     finally:
         for process in reversed(list(processes.values())):

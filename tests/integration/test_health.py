@@ -21,7 +21,9 @@ MARKET = "cfd.v1.MarketDataService"
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMesh]:
-    with live_mesh(tmp_path_factory.mktemp("health"), CFD_FEED_STALE_MS=STALE_MS) as running:
+    with live_mesh(
+        tmp_path_factory.mktemp("health"), with_maker=True, CFD_FEED_STALE_MS=STALE_MS
+    ) as running:
         yield running
 
 
@@ -82,6 +84,7 @@ def test_a_silent_feed_flips_market_health_readyz_and_cfd_status(mesh: LiveMesh)
     assert row(live.stdout, "edge")[1] == "SERVING"
     engine = row(live.stdout, "engine")
     assert engine[1] == "SERVING" and engine[2] != "-" and int(engine[3]) >= 1
+    assert row(live.stdout, "maker")[1] == "SERVING"
 
     # No tick for longer than CFD_FEED_STALE_MS: the feed is dead.
     wait_for(lambda: not market_serving(mesh), timeout=20, interval=0.2)

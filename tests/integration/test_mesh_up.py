@@ -16,6 +16,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
+from integration.test_edge_support import maker_serving
 from support import REPO, ServiceProcess, mesh_env, wait_for
 
 GRPC_SERVICES = {
@@ -108,10 +110,51 @@ def test_up_writes_the_prometheus_scrape_configuration(
     up, env = mesh
     directory = Path(env["CFD_DATA_DIR"]) / "prometheus"
     config = (directory / "prometheus.yml").read_text()
-    for var in ("CFD_ENGINE_METRICS_PORT", "CFD_MARKET_METRICS_PORT", "CFD_EDGE_METRICS_PORT"):
+    for var in (
+        "CFD_ENGINE_METRICS_PORT",
+        "CFD_MARKET_METRICS_PORT",
+        "CFD_EDGE_METRICS_PORT",
+        "CFD_MAKER_METRICS_PORT",
+    ):
         assert f'"127.0.0.1:{env[var]}"' in config
     assert (directory / "cfd-rules.yml").is_file()
     assert f"Prometheus config {directory / 'prometheus.yml'}" in up.output()
+
+
+def test_the_maker_runs_and_quotes_a_published_price(
+    mesh: tuple[ServiceProcess, dict[str, str]],
+) -> None:
+    _, env = mesh
+    assert maker_serving(env)
+    request = market_admin_pb2.PublishTicksRequest(
+        ticks=[market_admin_pb2.TickInput(symbol="ETHUSD", bid="3000.00", ask="3000.60")]
+    )
+    with grpc.insecure_channel(f"127.0.0.1:{env['CFD_MARKET_PORT']}") as channel:
+        market_admin_pb2_grpc.MarketDataAdminServiceStub(channel).PublishTicks(
+            request, metadata=(("x-cfd-internal-token", env["CFD_INTERNAL_TOKEN"]),), timeout=10
+        )
+
+    def quoted() -> bool:
+        url = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}/v1/markets/ETH_USD/book"
+        found = httpx.get(url, timeout=5).json()
+        return bool(found.get("bids")) and bool(found.get("asks"))
+
+    wait_for(quoted, 30)
+
+    # Its second account trades a little every CFD_MAKER_TRADE_MS: the tape and the market's
+    # candles move.
+    edge = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"
+
+    def traded() -> bool:
+        return bool(httpx.get(f"{edge}/v1/markets/ETH_USD/trades", timeout=5).json().get("trades"))
+
+    def charted() -> bool:
+        url = f"{edge}/v1/instruments/ETH_USD/candles"
+        params = {"interval": "CANDLE_INTERVAL_1M"}
+        return bool(httpx.get(url, params=params, timeout=5).json().get("candles"))
+
+    wait_for(traded, 30)
+    wait_for(charted, 30)
 
 
 def test_sigterm_stops_everything_with_exit_code_zero(
@@ -119,7 +162,9 @@ def test_sigterm_stops_everything_with_exit_code_zero(
 ) -> None:
     up, env = mesh
     assert up.stop(signal.SIGTERM) == 0
-    for var in ("CFD_ENGINE_PORT", "CFD_MARKET_PORT", "CFD_ACCOUNT_PORT", "CFD_EDGE_PORT"):
+    assert "the maker cancelled its quotes" in up.output()
+    ports = ("CFD_ENGINE_PORT", "CFD_MARKET_PORT", "CFD_ACCOUNT_PORT", "CFD_EDGE_PORT")
+    for var in (*ports, "CFD_MAKER_METRICS_PORT"):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", int(env[var]))) != 0, f"{var} still open"
 

@@ -113,7 +113,7 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveMesh
     (base / "data").mkdir()
     # Prices are published once: a quiet manual feed must not turn stale (and disconnected)
     # before Prometheus scrapes it on a busy machine.
-    with live_mesh(base / "data", CFD_FEED_STALE_MS="3600000") as mesh:
+    with live_mesh(base / "data", with_maker=True, CFD_FEED_STALE_MS="3600000") as mesh:
         config = base / "prometheus.yml"
         config.write_text(
             prometheus_config(
@@ -156,7 +156,7 @@ def test_prometheus_sees_the_orders_fsync_latency_and_feed_state(
     )
     assert prometheus.value('cfd_market_feed_stale{job="cfd-market"}') == 0
     up = prometheus.query('up{job=~"cfd-.*"} == 1')
-    assert len(up) == 4, up
+    assert len(up) == 5, up
     rules = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert {group["name"] for group in rules} == {"cfd-recording", "cfd-alerts"}
     assert all(rule["health"] != "err" for group in rules for rule in group["rules"])

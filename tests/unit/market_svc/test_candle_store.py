@@ -1,5 +1,5 @@
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 import pytest
@@ -111,11 +111,13 @@ class FlakyStore(CandleStore):
         super().__init__(inner.engine)
         self.failures_left = 1
 
-    async def upsert(self, candles: Sequence[Candle]) -> None:
+    async def upsert(
+        self, candles: Sequence[Candle], spot_cursors: Mapping[str, int] | None = None
+    ) -> None:
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionError("database went away")
-        await super().upsert(candles)
+        await super().upsert(candles, spot_cursors)
 
 
 async def test_writer_keeps_a_failed_batch_for_the_next_flush(store: CandleStore) -> None:
