@@ -23,6 +23,8 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "correct-horse-battery"
 
+# Price levels the market maker keeps on each side of every spot book in the browser tests.
+MAKER_LEVELS = 5
 
 @dataclass(frozen=True)
 class Mesh:

@@ -11,7 +11,14 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, Response, expect, sync_playwright
 
-from e2e.browser_support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Mesh, unique_email
+from e2e.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    MAKER_LEVELS,
+    PASSWORD,
+    Mesh,
+    unique_email,
+)
 from support import REPO, ServiceProcess, mesh_env, wait_for
 
 WEB = REPO / "web"
@@ -84,6 +91,11 @@ def mesh(
         CFD_BACKFILL_DAYS="1",
         CFD_ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL_S),
         CFD_LIMIT_SIGNUP_PER_ADDRESS="500/3600",
+        # The market maker quotes half the mid away and never trades itself: the spot tests
+        # trade among their own users at prices near the mid.
+        CFD_MAKER_LEVELS=str(MAKER_LEVELS),
+        CFD_MAKER_SPREAD_BPS="5000",
+        CFD_MAKER_TRADE_MS="0",
         **mesh_overrides,
     )
     # Mailed links (written as files: no SMTP server) open the page the tests drive.

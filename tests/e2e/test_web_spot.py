@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Locator, Page, expect
 
-from e2e.browser_support import PASSWORD, Mesh, sign_up, unique_email
+from e2e.browser_support import MAKER_LEVELS, PASSWORD, Mesh, sign_up, unique_email
 
 
 class ApiUser:
@@ -88,6 +88,9 @@ def test_spot_transfer_rest_cancel_and_trade(mesh: Mesh, page: Page) -> None:
     expect(page.get_by_test_id("spot-available")).to_have_text("1,000.00 USD")
     expect_wallet(page, "USD", "1,000.00", "0.00")
 
+    # The maker's levels, far from the mid, are in the book before the test's own orders.
+    depth = page.get_by_test_id("depth-chart")
+    expect(depth).to_have_attribute("data-bid-levels", str(MAKER_LEVELS))
     # A buy limit below any ask rests in the ladder; the ticket showed its cost with the fee.
     place(page, "buy", "limit", "0.01", price="60000.00")
     expect(page.get_by_test_id("spot-preview-value")).to_have_text("600.00")
@@ -101,7 +104,7 @@ def test_spot_transfer_rest_cancel_and_trade(mesh: Mesh, page: Page) -> None:
     bid = ladder_level(page, "bid", "60000")
     expect(bid.get_by_test_id("ladder-quantity")).to_have_text("0.0100")
     expect(bid).to_have_attribute("data-mine", "true")
-    expect(page.get_by_test_id("depth-chart")).to_have_attribute("data-bid-levels", "1")
+    expect(depth).to_have_attribute("data-bid-levels", str(MAKER_LEVELS + 1))
     expect_wallet(page, "USD", "399.40", "600.60")
 
     # Cancelling it takes it off the ladder and releases the lock.
