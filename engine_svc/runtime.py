@@ -430,6 +430,14 @@ class EngineRuntime:
 
     # ------------------------------------------------------------------ leadership
 
+    @property
+    def leader(self) -> str:
+        """Return who leads the replicated journal as the lease names it ("host:pid:port"):
+        this engine while it holds the lease, else ""; always "" on the file journal."""
+        if self.lease is None or self.role != "primary":
+            return ""
+        return self.lease.holder
+
     def _lease_value(self) -> LeaseValue:
         info = self.snapshot_info
         holder = f"{socket.gethostname()}:{os.getpid()}:{self.settings.engine_port}"

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
     commands.add_parser("envoy", help="run Envoy in front of the gRPC services")
     commands.add_parser(
-        "status", help="print every service's health, sequence, feed and version"
+        "status", help="print every service's health, sequence, journal leader, feed and version"
     )
     up = commands.add_parser("up", help="run every service as its own process")
     up.add_argument("--envoy", action="store_true", help="also run Envoy (REST and gRPC-Web)")

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import re
 import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +27,7 @@ from engine_svc.core import Core
 from engine_svc.core.codec import decode_command
 from engine_svc.jetstream import JetStreamJournal
 from integration.test_engine_harness import Client, FakeMarket, fake_market, user_issuer
+from launcher.status import collect, render
 from mesh.config import Settings
 from support import ServiceProcess, mesh_env, until, wait_for
 
@@ -48,6 +50,8 @@ class Platform:
     stream: str = field(default_factory=lambda: f"F_{uuid.uuid4().hex[:8].upper()}")
     processes: list[ServiceProcess] = field(default_factory=list)
     key_file: str = ""
+    # The environment of each engine, by its gRPC port.
+    envs: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def engine(
         self, *, standby: bool, lease_ttl_ms: int = LEASE_TTL_MS
@@ -71,6 +75,7 @@ class Platform:
             user_issuer(settings)
             self.key_file = str(next((data_dir / "keys").glob("*")))
             env["CFD_JWT_PRIVATE_KEY_FILE"] = self.key_file
+        self.envs[settings.engine_port] = env
         args = ["engine", "--standby"] if standby else ["engine"]
         process = ServiceProcess(args, env, self.root / f"engine-{len(self.processes)}.log")
         self.processes.append(process)
@@ -252,6 +257,7 @@ async def test_a_primary_stopped_cleanly_exits_and_hands_the_lead_over_without_t
     standby, second = _standing_by(platform, ttl_ms)
     async with grpc.aio.insecure_channel(_address(first)) as channel:
         acked = await _open(Client(channel, issuer), "ann", "before")
+    await _shows_as_leader(platform, primary, first, issuer)
     stopped_at = time.monotonic()
     assert primary.stop(signal.SIGTERM, timeout=15) == 0
     standby.wait_grpc_ready(second.engine_port, timeout=TAKEOVER_S)
@@ -259,6 +265,22 @@ async def test_a_primary_stopped_cleanly_exits_and_hands_the_lead_over_without_t
     assert "leading the journal" in standby.output()
     positions = await _positions(_address(second), issuer)
     assert positions["ann"] == [acked]
+    await _shows_as_leader(platform, standby, second, issuer)
+
+
+async def _shows_as_leader(
+    platform: Platform, engine: ServiceProcess, settings: Settings, issuer: TokenIssuer
+) -> None:
+    """Check that GetStats and `cfd status` name `engine` as the journal's leader."""
+    holder = f"{socket.gethostname()}:{engine.process.pid}:{settings.engine_port}"
+    async with grpc.aio.insecure_channel(_address(settings)) as channel:
+        stats = await Client(channel, issuer).stats()
+    assert stats.journal_leader == holder
+    env = platform.envs[settings.engine_port]
+    rows = await asyncio.to_thread(collect, settings, env)
+    engine_row = next(row for row in rows if row.service == "engine")
+    assert (engine_row.health, engine_row.leader) == ("SERVING", holder)
+    assert holder in render(rows)
 
 
 async def test_a_paused_former_primary_cannot_append_after_a_fail_over(
