@@ -401,6 +401,13 @@ def _print_urls(
 
 
 def _stop_all(children: list[_Child]) -> None:
+    # The NATS nodes go last: a stopping engine still snapshots and hands its lease back.
+    nodes = [child for child in children if child.name.startswith("nats-")]
+    _stop_group([child for child in children if child not in nodes])
+    _stop_group(nodes)
+
+
+def _stop_group(children: list[_Child]) -> None:
     for child in reversed(children):
         if child.process.poll() is None:
             child.process.send_signal(signal.SIGTERM)
