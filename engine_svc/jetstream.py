@@ -26,7 +26,7 @@ import threading
 from collections.abc import Awaitable, Iterator, Sequence
 from concurrent.futures import Future
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -85,15 +85,31 @@ async def _awaited(coro: Awaitable[T]) -> T:
     return await coro
 
 
-async def connect(url: str) -> Client:
-    """Connect to the NATS servers of `url` (comma-separated), reconnecting for ever."""
-    return await nats.connect(
-        servers=[part.strip() for part in url.split(",") if part.strip()],
-        connect_timeout=CONNECT_TIMEOUT_S,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.1,
-        allow_reconnect=True,
-    )
+async def connect(url: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Client:
+    """Connect to the NATS servers of `url` (comma-separated); once connected, reconnect for
+    ever. Raise TimeoutError when no server answers within `timeout_s`: the client's own
+    first connect never gives up when reconnecting has no limit."""
+    # The client takes fractions of seconds although its signature says int.
+    options: dict[str, Any] = {
+        "servers": [part.strip() for part in url.split(",") if part.strip()],
+        "connect_timeout": timeout_s,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.1,
+        "allow_reconnect": True,
+    }
+    nc = Client()
+    try:
+        await asyncio.wait_for(nc.connect(**options), timeout_s)
+    except BaseException:
+        await close_client(nc)
+        raise
+    return nc
+
+
+async def close_client(nc: Client) -> None:
+    """Close `nc` within CONNECT_TIMEOUT_S: a server that stopped reading cannot hold it up."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(nc.close(), CONNECT_TIMEOUT_S)
 
 
 class JetStreamJournal:
@@ -374,5 +390,5 @@ class JetStreamJournal:
         if self._nc is not None:
             nc, self._nc = self._nc, None
             with contextlib.suppress(Exception):
-                self._loop.call(nc.close(), CONNECT_TIMEOUT_S)
+                self._loop.call(close_client(nc), CONNECT_TIMEOUT_S * 2)
         self._loop.close()

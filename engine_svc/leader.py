@@ -25,7 +25,7 @@ from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
-from engine_svc.jetstream import connect
+from engine_svc.jetstream import close_client, connect
 
 log = logging.getLogger("engine.leader")
 
@@ -147,4 +147,4 @@ class Lease:
         """Close the connection."""
         if self._nc is not None:
             nc, self._nc = self._nc, None
-            await nc.close()
+            await close_client(nc)

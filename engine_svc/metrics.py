@@ -127,6 +127,14 @@ class EngineCollector(Collector):
             "Committed-batch consumers failing now (the recorder while the database refuses).",
             len(runtime.failing_consumers()),
         )
+        if runtime.leader:
+            leader = GaugeMetricFamily(
+                "cfd_engine_journal_leader",
+                "1, labelled with the holder of the replicated journal's lease (host:pid:port).",
+                labels=("holder",),
+            )
+            leader.add_metric([runtime.leader], 1)
+            yield leader
         yield from _prices(runtime)
 
 

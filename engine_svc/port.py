@@ -63,6 +63,8 @@ class EngineFigures:
     fresh_symbols: list[str]
     failing_consumers: list[str]
     snapshot: SnapshotInfo | None
+    # The lease holder of the replicated journal ("host:pid:port"); "" on the file journal.
+    journal_leader: str = ""
 
 
 class EnginePort:
@@ -158,6 +160,7 @@ class EnginePort:
             fresh_symbols=sorted(runtime.freshness.fresh_symbols()),
             failing_consumers=runtime.failing_consumers(),
             snapshot=runtime.snapshot_info,
+            journal_leader=runtime.leader,
         )
 
     # ------------------------------------------------------------------ history

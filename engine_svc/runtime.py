@@ -168,6 +168,7 @@ class EngineRuntime:
                 }
             },
         )
+        started_tasks: dict[str, asyncio.Task[None]] = {}
         if isinstance(journal, JetStreamJournal):
             # The recorder keeps up while a standby follows the stream.
             following = asyncio.create_task(dict(loops)["recorder"](), name="recorder")
@@ -177,15 +178,18 @@ class EngineRuntime:
                 following.cancel()
                 raise
             expiries = pending_expiries(core)
-            loops = [(name, loop) for name, loop in loops if name != "recorder"]
-            # Set only now: while following, the snapshot trigger leaves counting to `_follow`.
-            self._tasks = [following]
+            started_tasks["recorder"] = following
         sequencer.last_ts = last_ts
         for expire in expiries:
             sequencer.watch_expiry(expire)
         # Calls reach the sequencer only from here on, with the state fully recovered.
         self.sequencer = sequencer
-        self._tasks += [asyncio.create_task(loop(), name=name) for name, loop in loops]
+        # In the order of `loops`, which `stop` relies on (sequencer first, recorder second),
+        # and set only now: while following, the snapshot trigger leaves counting to `_follow`.
+        self._tasks = [
+            started_tasks.get(name) or asyncio.create_task(loop(), name=name)
+            for name, loop in loops
+        ]
         if self.lease is not None:
             self._tasks.append(asyncio.create_task(self._keep_lead(), name="lease"))
             await self._fence(sequencer)
@@ -427,6 +431,14 @@ class EngineRuntime:
         self.journal.delete_through(min(keep))
 
     # ------------------------------------------------------------------ leadership
+
+    @property
+    def leader(self) -> str:
+        """Return who leads the replicated journal as the lease names it ("host:pid:port"):
+        this engine while it holds the lease, else ""; always "" on the file journal."""
+        if self.lease is None or self.role != "primary":
+            return ""
+        return self.lease.holder
 
     def _lease_value(self) -> LeaseValue:
         info = self.snapshot_info

@@ -450,6 +450,7 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
             spot_fees=format_money(stats.spot_fees),
             fresh_symbols=figures.fresh_symbols,
             failing_consumers=figures.failing_consumers,
+            journal_leader=figures.journal_leader,
         )
         info = figures.snapshot
         if info is not None:

@@ -21,6 +21,14 @@ import httpx
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc, market_pb2, market_pb2_grpc
+from launcher.cluster import (
+    ClusterLayout,
+    cluster_env,
+    jetstream_ready,
+    nats_command,
+    nats_server,
+    standby_env,
+)
 from launcher.monitoring import scrape_targets, write_prometheus_config
 from launcher.status import SERVING, grpc_health, maker_health, run_status, scrape
 from mesh.auth import INTERNAL_TOKEN_HEADER
@@ -75,17 +83,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
     commands.add_parser("envoy", help="run Envoy in front of the gRPC services")
     commands.add_parser(
-        "status", help="print every service's health, sequence, feed and version"
+        "status", help="print every service's health, sequence, journal leader, feed and version"
     )
     up = commands.add_parser("up", help="run every service as its own process")
     up.add_argument("--envoy", action="store_true", help="also run Envoy (REST and gRPC-Web)")
+    up.add_argument(
+        "--cluster",
+        action="store_true",
+        help="journal to a 3-node NATS cluster on loopback, with a standby engine",
+    )
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         sys.exit(f"cfd: configuration error: {exc}")
     if args.command == "up":
-        sys.exit(run_up(settings, with_envoy=args.envoy))
+        sys.exit(run_up(settings, with_envoy=args.envoy, cluster=args.cluster))
     if args.command == "status":
         sys.exit(run_status(settings))
     if args.command == "envoy":
@@ -166,12 +179,22 @@ class _Child:
     process: subprocess.Popen[bytes]
 
 
-def run_up(settings: Settings, with_envoy: bool = False) -> int:
-    """Start every service as a child process, print the URLs, stop all on SIGTERM/SIGINT."""
+def run_up(settings: Settings, with_envoy: bool = False, cluster: bool = False) -> int:
+    """Start every service as a child process, print the URLs, stop all on SIGTERM/SIGINT.
+    With `cluster`, first a 3-node NATS cluster for the journal, and last a standby engine."""
     env = dict(os.environ)
     # Children must agree on the data dir and the internal token this process resolved.
     env["CFD_DATA_DIR"] = str(settings.data_dir)
     env["CFD_INTERNAL_TOKEN"] = settings.internal_token
+    layout: ClusterLayout | None = None
+    if cluster:
+        try:
+            layout = ClusterLayout.from_env(env)
+            executable = nats_server()
+        except ConfigError as exc:
+            print(f"cfd up: {exc}", file=sys.stderr)
+            return 2
+        env = cluster_env(env, settings, layout)
     stopping = False
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -183,37 +206,110 @@ def run_up(settings: Settings, with_envoy: bool = False) -> int:
     children: list[_Child] = []
     prometheus = write_prometheus_config(settings)
     try:
-        for stage in ((*UP_ORDER, "envoy") if with_envoy else UP_ORDER, CLIENTS):
-            for name in stage:
-                command = [sys.executable, "-m", "launcher.cli", name]
-                children.append(_Child(name, subprocess.Popen(command, env=env)))
-            failed = _wait_ready(settings, children, lambda: stopping)
+        if layout is not None:
+            failed = _start_nats(settings, layout, executable, children, lambda: stopping)
             if failed is not None:
                 return failed
+        for name in (*UP_ORDER, "envoy") if with_envoy else UP_ORDER:
+            command = [sys.executable, "-m", "launcher.cli", name]
+            children.append(_Child(name, subprocess.Popen(command, env=env)))
+        failed = _wait_ready(settings, children, lambda: stopping)
+        if failed is not None:
+            return failed
+        if layout is not None:
+            # Only now: the first engine holds the lease, so this one stands by.
+            command = [sys.executable, "-m", "launcher.cli", "engine", "--standby"]
+            standby = standby_env(env, settings, layout)
+            children.append(_Child("standby", subprocess.Popen(command, env=standby)))
+            url = f"http://127.0.0.1:{layout.standby_metrics_port}/metrics"
+            failed = _wait_until(children, lambda: _http_ok(url), "standby", lambda: stopping)
+            if failed is not None:
+                return failed
+        # The clients of the mesh (the market maker) start once every service serves.
+        for name in CLIENTS:
+            command = [sys.executable, "-m", "launcher.cli", name]
+            children.append(_Child(name, subprocess.Popen(command, env=env)))
+        failed = _wait_ready(settings, children, lambda: stopping)
+        if failed is not None:
+            return failed
         if settings.feed != "manual":
             _wait_for_prices(settings, lambda: stopping)
         if not stopping:
-            _print_urls(settings, with_envoy, prometheus)
+            extra = []
+            if layout is not None:
+                extra = [
+                    f"  journal (NATS)    {layout.journal_url}",
+                    f"  standby engine    localhost:{layout.standby_port}",
+                ]
+            _print_urls(settings, with_envoy, prometheus, extra)
+        engines = {"engine", "standby"} if layout is not None else set()
         while not stopping:
             for child in children:
                 code = child.process.poll()
-                if code is not None:
-                    print(
-                        f"cfd up: {child.name} exited with code {code}; stopping the others",
-                        file=sys.stderr,
-                    )
-                    return code or 1
+                if code is None:
+                    continue
+                if child.name in engines and _running(children, engines - {child.name}):
+                    # The other engine follows the journal and takes (or keeps) the lead.
+                    print(f"cfd up: {child.name} exited with code {code}", file=sys.stderr)
+                    children.remove(child)
+                    engines.discard(child.name)
+                    break
+                print(
+                    f"cfd up: {child.name} exited with code {code}; stopping the others",
+                    file=sys.stderr,
+                )
+                return code or 1
             time.sleep(0.2)
         return 0
     finally:
         _stop_all(children)
 
 
+def _running(children: list[_Child], names: set[str]) -> bool:
+    return any(c.name in names and c.process.poll() is None for c in children)
+
+
+def _start_nats(
+    settings: Settings,
+    layout: ClusterLayout,
+    executable: str,
+    children: list[_Child],
+    stopping: Callable[[], bool],
+) -> int | None:
+    """Start the NATS nodes and wait until JetStream answers."""
+    root = settings.data_dir / "nats"
+    for index in range(len(layout.client_ports)):
+        command = nats_command(executable, layout, index, root)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        children.append(_Child(f"nats-{index}", process))
+    return _wait_until(
+        children, lambda: jetstream_ready(layout), "the NATS cluster", stopping
+    )
+
+
+def _wait_until(
+    children: list[_Child], ready: Callable[[], bool], what: str, stopping: Callable[[], bool]
+) -> int | None:
+    """Wait for `ready` while every child runs; return an exit code when that fails."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not stopping() and not ready():
+        for child in children:
+            code = child.process.poll()
+            if code is not None:
+                print(f"cfd up: {child.name} exited with code {code}", file=sys.stderr)
+                return code or 1
+        if time.monotonic() > deadline:
+            print(f"cfd up: {what} not ready after {START_TIMEOUT_S:.0f}s", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    return None
+
+
 def _wait_ready(
     settings: Settings, children: list[_Child], stopping: Callable[[], bool]
 ) -> int | None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    pending = {child.name for child in children}
+    pending = {child.name for child in children if child.name in (*UP_ORDER, "envoy", *CLIENTS)}
     while pending:
         if stopping():
             return None
@@ -296,7 +392,9 @@ def grpc_serving(address: str, timeout: float = 1.0) -> bool:
     return grpc_health(address, timeout) == SERVING
 
 
-def _print_urls(settings: Settings, with_envoy: bool, prometheus: Path) -> None:
+def _print_urls(
+    settings: Settings, with_envoy: bool, prometheus: Path, extra: Sequence[str] = ()
+) -> None:
     lines = [
         "CFD Mesh is up:",
         f"  web UI and REST   http://localhost:{settings.edge_port}/",
@@ -311,17 +409,20 @@ def _print_urls(settings: Settings, with_envoy: bool, prometheus: Path) -> None:
     ]
     if with_envoy:
         lines.insert(5, f"  Envoy (REST, gRPC-Web)  http://localhost:{settings.envoy_port}/")
-    lines.append("Press Ctrl-C to stop.")
+    lines += [*extra, "Press Ctrl-C to stop."]
     print("\n".join(lines), flush=True)
 
 
 def _stop_all(children: list[_Child]) -> None:
-    # Clients first, while the services still answer: the maker cancels its quotes.
-    _stop([child for child in children if child.name in CLIENTS])
-    _stop([child for child in children if child.name not in CLIENTS])
+    # Clients first, while the services still answer: the maker cancels its quotes. The NATS
+    # nodes go last: a stopping engine still snapshots and hands its lease back.
+    nodes = [child for child in children if child.name.startswith("nats-")]
+    _stop_group([child for child in children if child.name in CLIENTS])
+    _stop_group([child for child in children if child not in nodes and child.name not in CLIENTS])
+    _stop_group(nodes)
 
 
-def _stop(children: list[_Child]) -> None:
+def _stop_group(children: list[_Child]) -> None:
     for child in reversed(children):
         if child.process.poll() is None:
             child.process.send_signal(signal.SIGTERM)

@@ -1,4 +1,5 @@
-"""`cfd status`: every service's health, sequence, recorder lag, feed state and version.
+"""`cfd status`: every service's health, sequence, recorder lag, journal leader, feed state and
+version.
 
 Health comes from each gRPC service's health check, the edge's `/readyz` and the market maker's
 `cfd_maker_connected`; the figures from each process's `/metrics` port. The exit code is 1 when
@@ -22,7 +23,7 @@ from mesh.config import Settings
 SERVING = "SERVING"
 UNREACHABLE = "UNREACHABLE"
 TIMEOUT_S = 2.0
-COLUMNS = ("SERVICE", "HEALTH", "VERSION", "SEQ", "RECORDER LAG", "FEED")
+COLUMNS = ("SERVICE", "HEALTH", "VERSION", "SEQ", "RECORDER LAG", "LEADER", "FEED")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +35,21 @@ class ServiceStatus:
     version: str = "-"
     seq: str = "-"
     recorder_lag: str = "-"
+    # The engine leading the replicated journal (its lease's holder, host:pid:port).
+    leader: str = "-"
     feed: str = "-"
 
     def cells(self) -> tuple[str, ...]:
         """Return the row's cells in COLUMNS order."""
-        return (self.service, self.health, self.version, self.seq, self.recorder_lag, self.feed)
+        return (
+            self.service,
+            self.health,
+            self.version,
+            self.seq,
+            self.recorder_lag,
+            self.leader,
+            self.feed,
+        )
 
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
@@ -95,9 +106,9 @@ def _first(samples: Samples, name: str) -> str:
     return str(int(found[0][1])) if found else "-"
 
 
-def _version(samples: Samples) -> str:
-    found = samples.get("cfd_build_info")
-    return found[0][0].get("version", "-") if found else "-"
+def _label(samples: Samples, name: str, label: str) -> str:
+    found = samples.get(name)
+    return found[0][0].get(label, "-") if found else "-"
 
 
 def _feed(samples: Samples) -> str:
@@ -125,9 +136,10 @@ def collect(settings: Settings, env: Mapping[str, str] | None = None) -> list[Se
             ServiceStatus(
                 service,
                 state,
-                version=_version(samples),
+                version=_label(samples, "cfd_build_info", "version"),
                 seq=_first(samples, "cfd_engine_last_seq"),
                 recorder_lag=_first(samples, "cfd_engine_recorder_lag"),
+                leader=_label(samples, "cfd_engine_journal_leader", "holder"),
                 feed=_feed(samples),
             )
         )

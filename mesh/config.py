@@ -116,9 +116,13 @@ def _addr(env: Mapping[str, str], var: str, port: int) -> str:
     raw = env.get(var, "").strip()
     if not raw:
         return f"127.0.0.1:{port}"
-    match = _HOST_PORT.match(raw)
-    if match is None or not 1 <= int(match.group(2)) <= 65535:
-        raise ConfigError(f"{var}={raw!r} is not host:port")
+    # "ipv4:host:port,host:port": a gRPC target listing a service's replicas in order (an
+    # engine and its standby); a channel uses the first that answers.
+    listed = raw.removeprefix("ipv4:")
+    for part in listed.split(",") if listed != raw else [raw]:
+        match = _HOST_PORT.match(part)
+        if match is None or not 1 <= int(match.group(2)) <= 65535:
+            raise ConfigError(f"{var}={raw!r} is not host:port (or ipv4:host:port,host:port)")
     return raw
 
 

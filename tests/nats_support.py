@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
-import nats
+import httpx
 
+from launcher.cluster import nats_server
 from support import free_port, wait_for
-
-NATS_SERVER = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
 
 
 def _accepts(port: int) -> bool:
@@ -32,6 +28,7 @@ class NatsNode:
         self.name = name
         self.port = free_port()
         self.cluster_port = free_port()
+        self.monitor_port = free_port()
         self.store = root / name
         self.log_path = root / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -44,7 +41,7 @@ class NatsNode:
     def start(self, routes: list[str]) -> None:
         """Start the server (again, after a stop) with the same ports and store."""
         args = [
-            NATS_SERVER,
+            nats_server(),
             "-a",
             "127.0.0.1",
             "-p",
@@ -60,10 +57,21 @@ class NatsNode:
             f"nats://127.0.0.1:{self.cluster_port}",
             "-routes",
             ",".join(routes),
+            "-m",
+            str(self.monitor_port),
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: _accepts(self.port), timeout=10.0)
+
+    def healthy(self) -> bool:
+        """Return whether the server says JetStream is healthy on it: in contact with the meta
+        leader and current on every stream it replicates."""
+        try:
+            response = httpx.get(f"http://127.0.0.1:{self.monitor_port}/healthz", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the server (SIGKILL for a crash) and wait for it to exit."""
@@ -101,21 +109,10 @@ class NatsCluster:
         node.start(self.routes(node))
 
     def ready(self) -> bool:
-        """Return whether JetStream accepts API calls (the cluster elected its meta leader)."""
-        async def probe() -> bool:
-            nc = await nats.connect(servers=[self.nodes[0].url], connect_timeout=1)
-            try:
-                await nc.jetstream(timeout=1).account_info()
-                return True
-            except Exception:
-                return False
-            finally:
-                await nc.close()
-
-        try:
-            return asyncio.run(probe())
-        except Exception:
-            return False
+        """Return whether JetStream accepts API calls on every running node (the cluster
+        elected its meta leader and each node caught up)."""
+        running = [node for node in self.nodes if node.process is not None]
+        return bool(running) and all(node.healthy() for node in running)
 
     def stop(self) -> None:
         """Stop every node."""

@@ -192,6 +192,18 @@ class ServiceProcess:
 
 
 @contextmanager
+def running_up(args: list[str], env: Mapping[str, str], data_dir: Path) -> Iterator[ServiceProcess]:
+    """Run `cfd up <args>` until it says the mesh is up; stop it afterwards."""
+    up = ServiceProcess(["up", *args], env, data_dir / "up.log")
+    try:
+        wait_for(lambda: "CFD Mesh is up" in up.output() or up.process.poll() is not None, 120)
+        assert up.process.poll() is None, up.output()
+        yield up
+    finally:
+        up.stop()
+
+
+@contextmanager
 def running_redis(directory: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run a redis-server of this test's own, so the test can stop it."""
     port = free_port()

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import re
 import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +27,7 @@ from engine_svc.core import Core
 from engine_svc.core.codec import decode_command
 from engine_svc.jetstream import JetStreamJournal
 from integration.test_engine_harness import Client, FakeMarket, fake_market, user_issuer
+from launcher.status import collect, render
 from mesh.config import Settings
 from support import ServiceProcess, mesh_env, until, wait_for
 
@@ -48,8 +50,12 @@ class Platform:
     stream: str = field(default_factory=lambda: f"F_{uuid.uuid4().hex[:8].upper()}")
     processes: list[ServiceProcess] = field(default_factory=list)
     key_file: str = ""
+    # The environment of each engine, by its gRPC port.
+    envs: dict[int, dict[str, str]] = field(default_factory=dict)
 
-    def engine(self, *, standby: bool) -> tuple[ServiceProcess, Settings]:
+    def engine(
+        self, *, standby: bool, lease_ttl_ms: int = LEASE_TTL_MS
+    ) -> tuple[ServiceProcess, Settings]:
         """Start a `cfd engine` (a standby with --standby) with a data directory of its own."""
         data_dir = self.root / f"engine-{len(self.processes)}"
         env = mesh_env(
@@ -57,7 +63,7 @@ class Platform:
             CFD_MARKET_ADDR=self.market_addr,
             CFD_JOURNAL_URL=self.cluster.url,
             CFD_JOURNAL_STREAM=self.stream,
-            CFD_LEASE_TTL_MS=str(LEASE_TTL_MS),
+            CFD_LEASE_TTL_MS=str(lease_ttl_ms),
             CFD_JOURNAL_TIMEOUT_MS="1500",
             CFD_PRICE_STALE_MS="5000",
             CFD_SNAPSHOT_EVERY="25",
@@ -69,6 +75,7 @@ class Platform:
             user_issuer(settings)
             self.key_file = str(next((data_dir / "keys").glob("*")))
             env["CFD_JWT_PRIVATE_KEY_FILE"] = self.key_file
+        self.envs[settings.engine_port] = env
         args = ["engine", "--standby"] if standby else ["engine"]
         process = ServiceProcess(args, env, self.root / f"engine-{len(self.processes)}.log")
         self.processes.append(process)
@@ -172,8 +179,10 @@ async def _positions(address: str, issuer: TokenIssuer) -> dict[str, list[str]]:
         return found
 
 
-async def _leading(platform: Platform) -> tuple[ServiceProcess, Settings, TokenIssuer]:
-    primary, settings = platform.engine(standby=False)
+async def _leading(
+    platform: Platform, lease_ttl_ms: int = LEASE_TTL_MS
+) -> tuple[ServiceProcess, Settings, TokenIssuer]:
+    primary, settings = platform.engine(standby=False, lease_ttl_ms=lease_ttl_ms)
     primary.wait_grpc_ready(settings.engine_port)
     issuer = platform.issuer(settings)
     async with grpc.aio.insecure_channel(_address(settings)) as channel:
@@ -220,8 +229,10 @@ async def test_a_standby_takes_over_a_killed_primary_with_every_acknowledged_ord
     assert 0 < int(took_over[2]) <= int(took_over[1])
 
 
-def _standing_by(platform: Platform) -> tuple[ServiceProcess, Settings]:
-    standby, settings = platform.engine(standby=True)
+def _standing_by(
+    platform: Platform, lease_ttl_ms: int = LEASE_TTL_MS
+) -> tuple[ServiceProcess, Settings]:
+    standby, settings = platform.engine(standby=True, lease_ttl_ms=lease_ttl_ms)
     wait_for(lambda: "standing by" in standby.output(), timeout=20)
     return standby, settings
 
@@ -234,6 +245,42 @@ async def _logged(process: ServiceProcess, text: str) -> bool:
 async def _acked(ledger: Ledger, count: int) -> bool:
     await asyncio.sleep(0.02)
     return len(ledger.acked) >= count
+
+
+async def test_a_primary_stopped_cleanly_exits_and_hands_the_lead_over_without_the_ttl(
+    platform: Platform,
+) -> None:
+    # Twice the hand-over's bound (a standby looks every quarter TTL): only a released lease
+    # explains a take-over within it.
+    ttl_ms = int(TAKEOVER_S * 2000)
+    primary, first, issuer = await _leading(platform, ttl_ms)
+    standby, second = _standing_by(platform, ttl_ms)
+    async with grpc.aio.insecure_channel(_address(first)) as channel:
+        acked = await _open(Client(channel, issuer), "ann", "before")
+    await _shows_as_leader(platform, primary, first, issuer)
+    stopped_at = time.monotonic()
+    assert primary.stop(signal.SIGTERM, timeout=15) == 0
+    standby.wait_grpc_ready(second.engine_port, timeout=TAKEOVER_S)
+    assert time.monotonic() - stopped_at < ttl_ms / 1000
+    assert "leading the journal" in standby.output()
+    positions = await _positions(_address(second), issuer)
+    assert positions["ann"] == [acked]
+    await _shows_as_leader(platform, standby, second, issuer)
+
+
+async def _shows_as_leader(
+    platform: Platform, engine: ServiceProcess, settings: Settings, issuer: TokenIssuer
+) -> None:
+    """Check that GetStats and `cfd status` name `engine` as the journal's leader."""
+    holder = f"{socket.gethostname()}:{engine.process.pid}:{settings.engine_port}"
+    async with grpc.aio.insecure_channel(_address(settings)) as channel:
+        stats = await Client(channel, issuer).stats()
+    assert stats.journal_leader == holder
+    env = platform.envs[settings.engine_port]
+    rows = await asyncio.to_thread(collect, settings, env)
+    engine_row = next(row for row in rows if row.service == "engine")
+    assert (engine_row.health, engine_row.leader) == ("SERVING", holder)
+    assert holder in render(rows)
 
 
 async def test_a_paused_former_primary_cannot_append_after_a_fail_over(

@@ -3,6 +3,7 @@ must append, read back, refuse and recover to the same state and digest."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -162,4 +163,5 @@ async def test_recovery_replays_to_the_same_digest_on_either_journal(
         assert runtime.recorder is not None
         assert await runtime.recorder.wait_recorded(60, 10)
     finally:
-        await runtime.stop()
+        # Bounded: a stop waiting on a task that never ends must fail the test, not hang it.
+        await asyncio.wait_for(runtime.stop(), 30)

@@ -233,6 +233,7 @@ class GetStatsResponse(_message.Message):
     FAILING_CONSUMERS_FIELD_NUMBER: _builtins.int
     SPOT_WALLETS_FIELD_NUMBER: _builtins.int
     SPOT_FEES_FIELD_NUMBER: _builtins.int
+    JOURNAL_LEADER_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Last applied sequence number."""
     accounts: _builtins.int
@@ -262,6 +263,10 @@ class GetStatsResponse(_message.Message):
     spot_fees: _builtins.str
     """Spot fees collected by the house, in USD. Conservation: the CFD balances, used margin and
     house balance, plus spot_wallets and spot_fees, sum to total_deposits.
+    """
+    journal_leader: _builtins.str
+    """The engine leading the replicated journal, as its lease names it ("host:pid:port"): this
+    engine, since a standby serves nothing. Empty on the local file journal.
     """
     @_builtins.property
     def snapshot_time(self) -> _timestamp_pb2.Timestamp:
@@ -297,10 +302,11 @@ class GetStatsResponse(_message.Message):
         failing_consumers: _abc.Iterable[_builtins.str] | None = ...,
         spot_wallets: _builtins.str = ...,
         spot_fees: _builtins.str = ...,
+        journal_leader: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot_time", b"snapshot_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "failing_consumers", b"failing_consumers", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "spot_fees", b"spot_fees", "spot_wallets", b"spot_wallets", "state_digest", b"state_digest", "total_deposits", b"total_deposits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "failing_consumers", b"failing_consumers", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_leader", b"journal_leader", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "spot_fees", b"spot_fees", "spot_wallets", b"spot_wallets", "state_digest", b"state_digest", "total_deposits", b"total_deposits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -76,6 +76,8 @@ def test_addresses_and_ports_can_be_overridden(tmp_path: Path) -> None:
         ("CFD_DEMO_BALANCE", "-5", "CFD_DEMO_BALANCE"),
         ("CFD_DEMO_BALANCE", "NaN", "CFD_DEMO_BALANCE"),
         ("CFD_ENGINE_ADDR", "no-port", "CFD_ENGINE_ADDR"),
+        ("CFD_ENGINE_ADDR", "ipv4:127.0.0.1:1,no-port", "CFD_ENGINE_ADDR"),
+        ("CFD_ENGINE_ADDR", "127.0.0.1:1,127.0.0.1:2", "CFD_ENGINE_ADDR"),
         ("CFD_INTERNAL_TOKEN", "short", "CFD_INTERNAL_TOKEN"),
         ("CFD_LOG_LEVEL", "LOUD", "CFD_LOG_LEVEL"),
         ("CFD_REQUIRE_EMAIL_VERIFICATION", "maybe", "CFD_REQUIRE_EMAIL_VERIFICATION"),
@@ -124,3 +126,9 @@ def test_front_limits_read_the_shared_variables() -> None:
 def test_front_limits_reject_bad_values(var: str, value: str) -> None:
     with pytest.raises(ConfigError, match=var):
         FrontLimits.from_env({var: value})
+
+
+def test_a_service_address_may_list_replicas_as_a_grpc_target(tmp_path: Path) -> None:
+    target = "ipv4:127.0.0.1:50051,127.0.0.1:50061"
+    settings = Settings.from_env({"CFD_DATA_DIR": str(tmp_path), "CFD_ENGINE_ADDR": target})
+    assert settings.engine_addr == target
