@@ -74,6 +74,8 @@ def kind_of(event: Event) -> Kind | None:
         return account_pb2.NOTIFICATION_KIND_ORDER_FILLED
     if event.type == trading_pb2.EVENT_TYPE_ORDER_REJECTED:
         return account_pb2.NOTIFICATION_KIND_ORDER_REJECTED
+    if event.type == trading_pb2.EVENT_TYPE_MARGIN_CALL:
+        return account_pb2.NOTIFICATION_KIND_MARGIN_CALL
     return None
 
 
@@ -90,6 +92,15 @@ def notification_email(recipient: str, kind: Kind, event: Event) -> OutgoingEmai
             f"Your {p.symbol} {_side(p.side)} position {p.id} of {p.quantity} "
             f"{_CLOSE_WORDS[kind]} at {p.close_price}.\n\n"
             f"Entry price: {p.entry_price}\nRealized PnL: {p.realized_pnl} USD\n"
+        )
+    elif kind == account_pb2.NOTIFICATION_KIND_MARGIN_CALL:
+        call = event.margin_call
+        subject = f"Margin call: your margin level is {call.margin_level}%"
+        body = (
+            f"The margin level of your account fell to {call.margin_level}% "
+            f"(equity {call.equity} USD, used margin {call.used_margin} USD).\n\n"
+            "Add funds or close positions: at the stop-out level, positions are closed, "
+            "largest loss first.\n"
         )
     else:
         o = event.order

@@ -65,6 +65,7 @@ def test_a_fired_stop_loss_is_emailed_once_across_a_restart(
             "NOTIFICATION_KIND_TRAILING_STOP": True,
             "NOTIFICATION_KIND_ORDER_FILLED": True,
             "NOTIFICATION_KIND_ORDER_REJECTED": True,
+            "NOTIFICATION_KIND_MARGIN_CALL": True,
         }
         off = edge.patch(
             "/v1/users/me/notificationSettings",

@@ -41,6 +41,8 @@ class _NotificationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Noti
     """A pending order triggered and opened a position."""
     NOTIFICATION_KIND_ORDER_REJECTED: _NotificationKind.ValueType  # 6
     """A pending order triggered but was rejected."""
+    NOTIFICATION_KIND_MARGIN_CALL: _NotificationKind.ValueType  # 7
+    """A cross account's margin level fell to its margin call level (CFD_MARGIN_CALL_LEVEL)."""
 
 class NotificationKind(_NotificationKind, metaclass=_NotificationKindEnumTypeWrapper):
     """A trading event the user can be told of by email."""
@@ -59,6 +61,8 @@ NOTIFICATION_KIND_ORDER_FILLED: NotificationKind.ValueType  # 5
 """A pending order triggered and opened a position."""
 NOTIFICATION_KIND_ORDER_REJECTED: NotificationKind.ValueType  # 6
 """A pending order triggered but was rejected."""
+NOTIFICATION_KIND_MARGIN_CALL: NotificationKind.ValueType  # 7
+"""A cross account's margin level fell to its margin call level (CFD_MARGIN_CALL_LEVEL)."""
 Global___NotificationKind: _TypeAlias = NotificationKind  # noqa: Y015
 
 @_typing.final

@@ -16,6 +16,7 @@ from account_svc.notifications import (
     NotificationSettings,
     Notifier,
     kind_of,
+    notification_email,
     start_following,
 )
 from account_svc.schema import email_outbox_table
@@ -120,6 +121,22 @@ def test_only_fired_triggers_and_triggered_orders_are_notifications() -> None:
     assert kind_of(order_event(1, trading_pb2.EVENT_TYPE_ORDER_REJECTED)) == (
         account_pb2.NOTIFICATION_KIND_ORDER_REJECTED
     )
+    margin_call = Event(sequence=1, type=trading_pb2.EVENT_TYPE_MARGIN_CALL)
+    assert kind_of(margin_call) == account_pb2.NOTIFICATION_KIND_MARGIN_CALL
+
+
+def test_a_margin_call_is_mailed_with_the_accounts_figures() -> None:
+    event = Event(
+        sequence=9,
+        type=trading_pb2.EVENT_TYPE_MARGIN_CALL,
+        margin_call=trading_pb2.MarginCall(
+            margin_level="58.250000", equity="582.50", used_margin="1000.00"
+        ),
+    )
+    kind = account_pb2.NOTIFICATION_KIND_MARGIN_CALL
+    email = notification_email("ann@example.com", kind, event)
+    assert email.subject == "Margin call: your margin level is 58.250000%"
+    assert "equity 582.50 USD, used margin 1000.00 USD" in email.body
 
 
 async def test_an_event_is_queued_once_however_often_it_is_read(db: AsyncEngine) -> None:

@@ -14,6 +14,7 @@ const KIND_TEXT: Readonly<Record<string, string>> = {
   NOTIFICATION_KIND_TRAILING_STOP: "A trailing stop closes a position",
   NOTIFICATION_KIND_ORDER_FILLED: "A pending order is filled",
   NOTIFICATION_KIND_ORDER_REJECTED: "A pending order is rejected",
+  NOTIFICATION_KIND_MARGIN_CALL: "A cross account's margin level falls to the margin call level",
 };
 
 /** Switch the email notifications of trading events on or off, kind by kind. */
