@@ -1,4 +1,4 @@
-import { type KeyboardEvent, memo, useEffect, useRef, useState } from "react";
+import { memo, useEffect, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { describeError } from "../lib/errors";
 import {
@@ -22,6 +22,7 @@ import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
 import { OrderDialog } from "./OrderDialog";
 import { type PositionAction, PositionDialog } from "./PositionDialogs";
+import { TabbedPanel } from "./TabbedPanel";
 import type { Actions } from "./TradingScreen";
 
 type Tab = "positions" | "orders" | "history";
@@ -52,55 +53,17 @@ function optional(value: string | undefined): string | undefined {
 export function BottomPanel(props: BottomPanelProps) {
   const { positions, orders } = props;
   const [tab, setTab] = useState<Tab>("positions");
-  const tabRefs = useRef(new Map<Tab, HTMLButtonElement>());
-  const onKeyDown = (event: KeyboardEvent) => {
-    const offset = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
-    if (offset === 0) return;
-    event.preventDefault();
-    const next = TABS[(TABS.indexOf(tab) + offset + TABS.length) % TABS.length];
-    setTab(next);
-    tabRefs.current.get(next)?.focus();
-  };
   const labels: Record<Tab, string> = {
     positions: `Positions (${positions.length})`,
     orders: `Orders (${orders.length})`,
     history: "History",
   };
   return (
-    <section className="bottom panel" aria-label="Account activity">
-      <div className="tabs" role="tablist" aria-label="Account activity" onKeyDown={onKeyDown}>
-        {TABS.map((name) => (
-          <button
-            key={name}
-            ref={(element) => {
-              if (element === null) tabRefs.current.delete(name);
-              else tabRefs.current.set(name, element);
-            }}
-            type="button"
-            role="tab"
-            id={`tab-${name}`}
-            aria-selected={tab === name}
-            aria-controls={`tabpanel-${name}`}
-            tabIndex={tab === name ? 0 : -1}
-            className={tab === name ? "active" : ""}
-            onClick={() => setTab(name)}
-            data-testid={`tab-${name}`}
-          >
-            {labels[name]}
-          </button>
-        ))}
-      </div>
-      <div
-        className="tab-body"
-        role="tabpanel"
-        id={`tabpanel-${tab}`}
-        aria-labelledby={`tab-${tab}`}
-      >
-        {tab === "positions" && <PositionsTable {...props} />}
-        {tab === "orders" && <OrdersTable {...props} />}
-        {tab === "history" && <HistoryTable {...props} />}
-      </div>
-    </section>
+    <TabbedPanel label="Account activity" tabs={TABS} labels={labels} tab={tab} onTab={setTab} idPrefix="">
+      {tab === "positions" && <PositionsTable {...props} />}
+      {tab === "orders" && <OrdersTable {...props} />}
+      {tab === "history" && <HistoryTable {...props} />}
+    </TabbedPanel>
   );
 }
 

@@ -10,6 +10,8 @@ import { type Side, type SizeMode, fillPrice, previewOrder } from "../lib/tradin
 import type { Account, OrderType } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
+import { FormFeedback } from "./forms";
+import { Segmented } from "./Segmented";
 import type { Actions } from "./TradingScreen";
 
 type Execution = "market" | "limit" | "stop";
@@ -292,20 +294,16 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
           </button>
         </div>
 
-        <div className="segmented" role="group" aria-label="Order type">
-          {(["market", "limit", "stop"] as const).map((kind) => (
-            <button
-              key={kind}
-              type="button"
-              className={execution === kind ? "active" : ""}
-              aria-pressed={execution === kind}
-              onClick={() => setExecution(kind)}
-              data-testid={`type-${kind}`}
-            >
-              {kind === "market" ? "Market" : kind === "limit" ? "Limit" : "Stop"}
-            </button>
-          ))}
-        </div>
+        <Segmented
+          label="Order type"
+          options={[
+            { value: "market", label: "Market", testId: "type-market" },
+            { value: "limit", label: "Limit", testId: "type-limit" },
+            { value: "stop", label: "Stop", testId: "type-stop" },
+          ]}
+          value={execution}
+          onChange={setExecution}
+        />
 
         {pending && (
           <div className="field">
@@ -343,26 +341,16 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
             <label htmlFor={`${id}-amount`}>
               {sizeMode === "quantity" ? `Quantity (${view?.instrument.baseCurrency ?? "units"})` : "Margin (USD)"}
             </label>
-            <div className="segmented mini" role="group" aria-label="Size in">
-              <button
-                type="button"
-                className={sizeMode === "quantity" ? "active" : ""}
-                aria-pressed={sizeMode === "quantity"}
-                onClick={() => setSizeMode("quantity")}
-                data-testid="size-quantity"
-              >
-                Qty
-              </button>
-              <button
-                type="button"
-                className={sizeMode === "margin" ? "active" : ""}
-                aria-pressed={sizeMode === "margin"}
-                onClick={() => setSizeMode("margin")}
-                data-testid="size-margin"
-              >
-                USD
-              </button>
-            </div>
+            <Segmented
+              label="Size in"
+              mini
+              options={[
+                { value: "quantity", label: "Qty", testId: "size-quantity" },
+                { value: "margin", label: "USD", testId: "size-margin" },
+              ]}
+              value={sizeMode}
+              onChange={setSizeMode}
+            />
           </div>
           <input
             id={`${id}-amount`}
@@ -498,16 +486,7 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
           <p className="field-error">{preview.message}</p>
         )}
         {exceedsFree && <p className="field-error">Exceeds your free margin</p>}
-        {formError !== null && (
-          <p className="form-error" role="alert" data-testid="order-error">
-            {formError}
-          </p>
-        )}
-        {notice !== null && (
-          <p className="form-notice" role="status" data-testid="order-notice">
-            {notice}
-          </p>
-        )}
+        <FormFeedback error={formError} notice={notice} testIdPrefix="order" />
         <button
           type="submit"
           className={`primary submit ${side === "SIDE_BUY" ? "buy" : "sell"}`}

@@ -1,4 +1,4 @@
-import { type KeyboardEvent, useRef, useState } from "react";
+import { useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { describeError } from "../lib/errors";
 import {
@@ -13,6 +13,7 @@ import { newClientOrderId } from "../lib/ids";
 import type { MarketSpec } from "../lib/spot";
 import type { SpotOrder } from "../lib/types";
 import type { RefreshSpot, SpotState } from "./SpotScreen";
+import { TabbedPanel } from "./TabbedPanel";
 
 type Tab = "orders" | "fills" | "wallet";
 
@@ -38,57 +39,19 @@ const STATUS_TEXT: Readonly<Record<string, string>> = {
 /** Open spot orders, fills and wallet balances, as keyboard-navigable tabs. */
 export function SpotActivity({ api, markets, spot, refreshSpot, onTransfer }: SpotActivityProps) {
   const [tab, setTab] = useState<Tab>("orders");
-  const tabRefs = useRef(new Map<Tab, HTMLButtonElement>());
-  const onKeyDown = (event: KeyboardEvent) => {
-    const offset = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
-    if (offset === 0) return;
-    event.preventDefault();
-    const next = TABS[(TABS.indexOf(tab) + offset + TABS.length) % TABS.length];
-    setTab(next);
-    tabRefs.current.get(next)?.focus();
-  };
   const labels: Record<Tab, string> = {
     orders: `Open orders (${spot.orders.length})`,
     fills: "Fills",
     wallet: "Wallet",
   };
   return (
-    <section className="bottom panel" aria-label="Spot activity">
-      <div className="tabs" role="tablist" aria-label="Spot activity" onKeyDown={onKeyDown}>
-        {TABS.map((name) => (
-          <button
-            key={name}
-            ref={(element) => {
-              if (element === null) tabRefs.current.delete(name);
-              else tabRefs.current.set(name, element);
-            }}
-            type="button"
-            role="tab"
-            id={`spot-tab-${name}`}
-            aria-selected={tab === name}
-            aria-controls={`spot-tabpanel-${name}`}
-            tabIndex={tab === name ? 0 : -1}
-            className={tab === name ? "active" : ""}
-            onClick={() => setTab(name)}
-            data-testid={`spot-tab-${name}`}
-          >
-            {labels[name]}
-          </button>
-        ))}
-      </div>
-      <div
-        className="tab-body"
-        role="tabpanel"
-        id={`spot-tabpanel-${tab}`}
-        aria-labelledby={`spot-tab-${tab}`}
-      >
-        {tab === "orders" && (
-          <OpenOrders api={api} markets={markets} orders={spot.orders} refreshSpot={refreshSpot} />
-        )}
-        {tab === "fills" && <Fills markets={markets} spot={spot} />}
-        {tab === "wallet" && <Wallet spot={spot} onTransfer={onTransfer} />}
-      </div>
-    </section>
+    <TabbedPanel label="Spot activity" tabs={TABS} labels={labels} tab={tab} onTab={setTab} idPrefix="spot-">
+      {tab === "orders" && (
+        <OpenOrders api={api} markets={markets} orders={spot.orders} refreshSpot={refreshSpot} />
+      )}
+      {tab === "fills" && <Fills markets={markets} spot={spot} />}
+      {tab === "wallet" && <Wallet spot={spot} onTransfer={onTransfer} />}
+    </TabbedPanel>
   );
 }
 

@@ -15,6 +15,8 @@ import {
 } from "../lib/spot";
 import type { Side } from "../lib/trading";
 import type { TimeInForce, WalletBalance } from "../lib/types";
+import { FormFeedback } from "./forms";
+import { Segmented } from "./Segmented";
 import type { RefreshSpot } from "./SpotScreen";
 
 interface SpotOrderFormProps {
@@ -191,20 +193,15 @@ export function SpotOrderForm(props: SpotOrderFormProps) {
           </button>
         </div>
 
-        <div className="segmented" role="group" aria-label="Order type">
-          {(["limit", "market"] as const).map((kind) => (
-            <button
-              key={kind}
-              type="button"
-              className={execution === kind ? "active" : ""}
-              aria-pressed={execution === kind}
-              onClick={() => setExecution(kind)}
-              data-testid={`spot-type-${kind}`}
-            >
-              {kind === "limit" ? "Limit" : "Market"}
-            </button>
-          ))}
-        </div>
+        <Segmented
+          label="Order type"
+          options={[
+            { value: "limit", label: "Limit", testId: "spot-type-limit" },
+            { value: "market", label: "Market", testId: "spot-type-market" },
+          ]}
+          value={execution}
+          onChange={setExecution}
+        />
 
         <div className="wallet-line">
           <span className="muted">Available</span>
@@ -242,28 +239,22 @@ export function SpotOrderForm(props: SpotOrderFormProps) {
                   ? `Total (${quoteAsset})`
                   : `Spend (${quoteAsset}, fee on top)`}
             </label>
-            <div className="segmented mini" role="group" aria-label="Size in">
-              <button
-                type="button"
-                className={effectiveSizeMode === "quantity" ? "active" : ""}
-                aria-pressed={effectiveSizeMode === "quantity"}
-                onClick={() => setSizeMode("quantity")}
-                data-testid="spot-size-quantity"
-              >
-                {baseAsset || "Qty"}
-              </button>
-              <button
-                type="button"
-                className={effectiveSizeMode === "quote" ? "active" : ""}
-                aria-pressed={effectiveSizeMode === "quote"}
-                disabled={!quoteAllowed}
-                title={quoteAllowed ? undefined : "A market sell is sized by quantity"}
-                onClick={() => setSizeMode("quote")}
-                data-testid="spot-size-quote"
-              >
-                {quoteAsset}
-              </button>
-            </div>
+            <Segmented
+              label="Size in"
+              mini
+              options={[
+                { value: "quantity", label: baseAsset || "Qty", testId: "spot-size-quantity" },
+                {
+                  value: "quote",
+                  label: quoteAsset,
+                  testId: "spot-size-quote",
+                  disabled: !quoteAllowed,
+                  title: quoteAllowed ? undefined : "A market sell is sized by quantity",
+                },
+              ]}
+              value={effectiveSizeMode}
+              onChange={setSizeMode}
+            />
           </div>
           <input
             id={`${id}-amount`}
@@ -282,21 +273,15 @@ export function SpotOrderForm(props: SpotOrderFormProps) {
 
         {limit && (
           <div className="tif-row">
-            <div className="segmented" role="group" aria-label="Time in force">
-              {TIME_IN_FORCE.map((option) => (
-                <button
-                  key={option.value}
-                  type="button"
-                  className={timeInForce === option.value ? "active" : ""}
-                  aria-pressed={timeInForce === option.value}
-                  onClick={() => setTimeInForce(option.value)}
-                  title={option.title}
-                  data-testid={`spot-tif-${option.label.toLowerCase()}`}
-                >
-                  {option.label}
-                </button>
-              ))}
-            </div>
+            <Segmented
+              label="Time in force"
+              options={TIME_IN_FORCE.map((option) => ({
+                ...option,
+                testId: `spot-tif-${option.label.toLowerCase()}`,
+              }))}
+              value={timeInForce}
+              onChange={setTimeInForce}
+            />
             <label className="check" title="Refuse the order rather than let it trade at once (GTC only)">
               <input
                 type="checkbox"
@@ -358,16 +343,7 @@ export function SpotOrderForm(props: SpotOrderFormProps) {
           <p className="field-error">The book holds less than this; the rest would expire</p>
         )}
         {exceeds && <p className="field-error">More than you have available</p>}
-        {formError !== null && (
-          <p className="form-error" role="alert" data-testid="spot-order-error">
-            {formError}
-          </p>
-        )}
-        {notice !== null && (
-          <p className="form-notice" role="status" data-testid="spot-order-notice">
-            {notice}
-          </p>
-        )}
+        <FormFeedback error={formError} notice={notice} testIdPrefix="spot-order" />
         <button
           type="submit"
           className={`primary submit ${buy ? "buy" : "sell"}`}

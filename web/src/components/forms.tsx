@@ -108,3 +108,28 @@ export function FormActions({ busy, label, testId, onCancel }: FormActionsProps)
     </div>
   );
 }
+
+interface FormFeedbackProps {
+  readonly error: string | null;
+  readonly notice: string | null;
+  /** Test ids are `<prefix>-error` and `<prefix>-notice`. */
+  readonly testIdPrefix: string;
+}
+
+/** Under an order ticket: why the last submission failed, or what it did. */
+export function FormFeedback({ error, notice, testIdPrefix }: FormFeedbackProps) {
+  return (
+    <>
+      {error !== null && (
+        <p className="form-error" role="alert" data-testid={`${testIdPrefix}-error`}>
+          {error}
+        </p>
+      )}
+      {notice !== null && (
+        <p className="form-notice" role="status" data-testid={`${testIdPrefix}-notice`}>
+          {notice}
+        </p>
+      )}
+    </>
+  );
+}
