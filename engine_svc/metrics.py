@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from engine_svc.core import OrderFilled, OrderRejected, PositionClosed
+from engine_svc.core import MarginCallReached, OrderFilled, OrderRejected, PositionClosed
 from engine_svc.core.units import MONEY_DECIMALS
 from engine_svc.pipeline import CommittedBatch
 
@@ -59,6 +59,8 @@ class EngineFigures:
         self.closes: dict[str, int] = {}
         # pending orders a price set off: FILLED, or the reason they were rejected -> count
         self.triggered: dict[str, int] = {}
+        # cross accounts whose margin level fell to their margin call level
+        self.margin_calls = 0
 
     def consume(self, batch: CommittedBatch) -> None:
         """Count a committed batch (a consumer of the engine's pipeline)."""
@@ -76,6 +78,8 @@ class EngineFigures:
             elif isinstance(event, OrderRejected):
                 reason = str(event.reason)
                 self.triggered[reason] = self.triggered.get(reason, 0) + 1
+            elif isinstance(event, MarginCallReached):
+                self.margin_calls += 1
 
 
 class EngineCollector(Collector):
@@ -167,6 +171,12 @@ def _commands(figures: EngineFigures, runtime: EngineRuntime) -> Iterable[Metric
         "outcome",
         figures.triggered,
     )
+    calls = CounterMetricFamily(
+        "cfd_engine_margin_calls",
+        "Margin calls since start: a cross account's margin level fell to its call level.",
+    )
+    calls.add_metric([], figures.margin_calls)
+    yield calls
 
 
 def _by_label(name: str, documentation: str, label: str, counts: dict[str, int]) -> Metric:
