@@ -365,6 +365,33 @@ class Accounts:
         )
         return revoked
 
+    async def change_email(self, user_id: str, password: str, new_email: str) -> User:
+        """Check the password and move the user to ``new_email`` (unverified until the mailed
+        link is opened); return the user at the new address. Bad input changes nothing."""
+        user = await self.get_user(user_id)
+        violations: list[tuple[str, str]] = []
+        if not password:
+            violations.append(("password", "is required"))
+        elif len(password) > MAX_PASSWORD_LENGTH:
+            violations.append(("password", f"must be at most {MAX_PASSWORD_LENGTH} characters"))
+        try:
+            email = normalize_email(new_email)
+        except ApiError as exc:
+            violations.extend(("new_email", description) for _, description in exc.violations)
+        else:
+            if email == user.email:
+                violations.append(("new_email", "is the current email address"))
+        if violations:
+            raise _validation_failed(violations)
+        await self._verify_password(user, password)
+        try:
+            await self._email.change_email(user.id, user.email, email)
+        except EmailTakenError:
+            raise ApiError(
+                "EMAIL_TAKEN", "this email is already registered", [("new_email", "taken")]
+            ) from None
+        return await self.get_user(user.id)
+
     async def _verify_password(self, user: User, password: str) -> None:
         """Raise INVALID_CREDENTIALS unless ``password`` is the user's; count the attempt."""
         await self._limit(f"verify:user:{user.id}", self._limits.verify_per_user)

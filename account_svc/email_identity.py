@@ -13,13 +13,21 @@ from collections.abc import Callable
 from typing import Final
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from account_svc import email_tokens
 from account_svc.email_tokens import RESET_PASSWORD, VERIFY_EMAIL, TokenSigner
-from account_svc.mail import MailConfig, OutgoingEmail, password_reset_email, verification_email
+from account_svc.mail import (
+    MailConfig,
+    OutgoingEmail,
+    email_changed_notice,
+    password_reset_email,
+    verification_email,
+)
 from account_svc.outbox import enqueue
 from account_svc.schema import email_verifications_table, users_table
+from account_svc.users import EmailTakenError
 from mesh.errors import ApiError
 
 _log = logging.getLogger(__name__)
@@ -107,6 +115,26 @@ class EmailIdentity:
         async with self._engine.begin() as conn:
             await self._send_token(conn, RESET_PASSWORD, user_id, email, compose, self._reset_ttl_s)
         _log.info("password reset email queued", extra={"fields": {"user_id": user_id}})
+
+    async def change_email(self, user_id: str, old: str, new: str) -> None:
+        """Move the user to ``new`` and mail it a verification link, in one transaction.
+
+        The old address is told; the reset links mailed to it stop working (a verification
+        link to it no longer counts, as it proves an address the user left). Raise
+        ``EmailTakenError`` when another user has ``new``.
+        """
+        now_ms = self._now_ms()
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(users_table).where(users_table.c.id == user_id).values(email=new)
+                )
+                await email_tokens.withdraw(conn, user_id, RESET_PASSWORD, now_ms)
+                await enqueue(conn, email_changed_notice(old, new), now_ms)
+                await self.send_verification(conn, user_id, new)
+        except IntegrityError:
+            raise EmailTakenError(new) from None
+        _log.info("email changed", extra={"fields": {"user_id": user_id}})
 
     def check(self, purpose: str, token: str) -> str:
         """Return the id of a genuine, unexpired token (see ``TokenSigner.check``)."""

@@ -289,6 +289,16 @@ def password_reset_email(recipient: str, link: str, token: str, ttl_s: int) -> O
     return OutgoingEmail(recipient, "Reset your password", body)
 
 
+def email_changed_notice(recipient: str, new_email: str) -> OutgoingEmail:
+    """Return the message telling the old address that the account moved to ``new_email``."""
+    body = (
+        f"The email address of your CFD Mesh account was changed to {new_email}.\n\n"
+        "Sign-in, notifications and password reset now use that address. If you did not make "
+        "this change, reset your password from the new address at once, or contact support.\n"
+    )
+    return OutgoingEmail(recipient, "Your email address was changed", body)
+
+
 def _duration(seconds: int) -> str:
     if seconds % 3600 == 0:
         hours = seconds // 3600

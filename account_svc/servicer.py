@@ -279,6 +279,16 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             )
         return account_pb2.ChangePasswordResponse(revoked_sessions=revoked)
 
+    async def ChangeEmail(
+        self, request: account_pb2.ChangeEmailRequest, context: Context
+    ) -> account_pb2.ChangeEmailResponse:
+        """Move the caller to another email address; the new one must be verified again."""
+        with _database_unavailable_as_api_error():
+            user = await self._accounts.change_email(
+                subject(), request.password, request.new_email
+            )
+        return account_pb2.ChangeEmailResponse(user=_user_message(user))
+
     async def ListSessions(
         self, request: account_pb2.ListSessionsRequest, context: Context
     ) -> account_pb2.ListSessionsResponse:

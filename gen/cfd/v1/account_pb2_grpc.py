@@ -67,6 +67,11 @@ class AccountServiceStub:
                 request_serializer=cfd_dot_v1_dot_account__pb2.ChangePasswordRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_account__pb2.ChangePasswordResponse.FromString,
                 _registered_method=True)
+        self.ChangeEmail = channel.unary_unary(
+                '/cfd.v1.AccountService/ChangeEmail',
+                request_serializer=cfd_dot_v1_dot_account__pb2.ChangeEmailRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.ChangeEmailResponse.FromString,
+                _registered_method=True)
         self.ListSessions = channel.unary_unary(
                 '/cfd.v1.AccountService/ListSessions',
                 request_serializer=cfd_dot_v1_dot_account__pb2.ListSessionsRequest.SerializeToString,
@@ -218,6 +223,19 @@ class AccountServiceServicer:
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
         that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
         password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeEmail(self, request, context):
+        """Move the caller to another email address, with their password as proof. The new address
+        is unverified until the link mailed to it is opened; the old address is told of the
+        change, and the reset links mailed to it stop working. Sessions stay signed in.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing password or a new email that is
+        malformed or the current one), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong password,
+        TOKEN_INVALID, TOKEN_EXPIRED), ALREADY_EXISTS (EMAIL_TAKEN), RESOURCE_EXHAUSTED
+        (RATE_LIMITED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -444,6 +462,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.ChangePassword,
                     request_deserializer=cfd_dot_v1_dot_account__pb2.ChangePasswordRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_account__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'ChangeEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeEmail,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.ChangeEmailRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.ChangeEmailResponse.SerializeToString,
             ),
             'ListSessions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSessions,
@@ -701,6 +724,33 @@ class AccountService:
             '/cfd.v1.AccountService/ChangePassword',
             cfd_dot_v1_dot_account__pb2.ChangePasswordRequest.SerializeToString,
             cfd_dot_v1_dot_account__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/ChangeEmail',
+            cfd_dot_v1_dot_account__pb2.ChangeEmailRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.ChangeEmailResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -70,6 +70,15 @@ class AccountServiceStub:
     that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
     password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
+    ChangeEmail: _grpc.UnaryUnaryMultiCallable[_account_pb2.ChangeEmailRequest, _account_pb2.ChangeEmailResponse]
+    """Move the caller to another email address, with their password as proof. The new address
+    is unverified until the link mailed to it is opened; the old address is told of the
+    change, and the reset links mailed to it stop working. Sessions stay signed in.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing password or a new email that is
+    malformed or the current one), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong password,
+    TOKEN_INVALID, TOKEN_EXPIRED), ALREADY_EXISTS (EMAIL_TAKEN), RESOURCE_EXHAUSTED
+    (RATE_LIMITED).
+    """
     ListSessions: _grpc.UnaryUnaryMultiCallable[_account_pb2.ListSessionsRequest, _account_pb2.ListSessionsResponse]
     """List the caller's active sessions (one per sign-in), newest first.
     Errors: UNAUTHENTICATED (TOKEN_INVALID, TOKEN_EXPIRED).
@@ -229,6 +238,15 @@ class AccountServiceAsyncStub(AccountServiceStub):
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
     that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
     password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+    """
+    ChangeEmail: _aio.UnaryUnaryMultiCallable[_account_pb2.ChangeEmailRequest, _account_pb2.ChangeEmailResponse]  # type: ignore[assignment]
+    """Move the caller to another email address, with their password as proof. The new address
+    is unverified until the link mailed to it is opened; the old address is told of the
+    change, and the reset links mailed to it stop working. Sessions stay signed in.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing password or a new email that is
+    malformed or the current one), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong password,
+    TOKEN_INVALID, TOKEN_EXPIRED), ALREADY_EXISTS (EMAIL_TAKEN), RESOURCE_EXHAUSTED
+    (RATE_LIMITED).
     """
     ListSessions: _aio.UnaryUnaryMultiCallable[_account_pb2.ListSessionsRequest, _account_pb2.ListSessionsResponse]  # type: ignore[assignment]
     """List the caller's active sessions (one per sign-in), newest first.
@@ -422,6 +440,21 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing current password or a new one
         that is not fit to be set), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong current
         password, TOKEN_INVALID, TOKEN_EXPIRED), RESOURCE_EXHAUSTED (RATE_LIMITED).
+        """
+
+    @_abc_1.abstractmethod
+    def ChangeEmail(
+        self,
+        request: _account_pb2.ChangeEmailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.ChangeEmailResponse, _abc.Awaitable[_account_pb2.ChangeEmailResponse]]:
+        """Move the caller to another email address, with their password as proof. The new address
+        is unverified until the link mailed to it is opened; the old address is told of the
+        change, and the reset links mailed to it stop working. Sessions stay signed in.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing password or a new email that is
+        malformed or the current one), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong password,
+        TOKEN_INVALID, TOKEN_EXPIRED), ALREADY_EXISTS (EMAIL_TAKEN), RESOURCE_EXHAUSTED
+        (RATE_LIMITED).
         """
 
     @_abc_1.abstractmethod

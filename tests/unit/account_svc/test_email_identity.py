@@ -276,3 +276,51 @@ async def test_verification_errors_are_api_errors_with_reasons(world: World) -> 
     for token, expected in (("", "VALIDATION_FAILED"), ("x" * 54, "EMAIL_TOKEN_INVALID")):
         error = await fails(world.accounts.verify_email(token, CLIENT))
         assert isinstance(error, ApiError) and error.reason == expected
+
+
+async def test_changing_the_email_moves_sign_in_and_asks_to_verify_the_new_address(
+    world: World,
+) -> None:
+    session = await world.accounts.signup("ann@example.com", PASSWORD, CLIENT)
+    first_link = await only_token(world.db, "ann@example.com", "verify-email")
+    await world.accounts.verify_email(first_link, CLIENT)
+    await world.accounts.request_password_reset("ann@example.com", CLIENT)
+    old_reset = await only_token(world.db, "ann@example.com", "reset-password")
+
+    user = await world.accounts.change_email(session.user.id, PASSWORD, " Ann.New@Example.com ")
+
+    assert (user.email, user.email_verified) == ("ann.new@example.com", False)
+    [notice] = [b for b in await outbox_bodies(world.db, "ann@example.com") if "changed to" in b]
+    assert "ann.new@example.com" in notice
+    # The reset link mailed to the old address no longer works; sign-in uses the new one.
+    assert (await fails(world.accounts.reset_password(old_reset, NEW_PASSWORD, CLIENT))).reason == (
+        "EMAIL_TOKEN_USED"
+    )
+    assert (await fails(world.accounts.signin("ann@example.com", PASSWORD, CLIENT))).reason == (
+        "INVALID_CREDENTIALS"
+    )
+    await world.accounts.signin("ann.new@example.com", PASSWORD, CLIENT)
+    token = await only_token(world.db, "ann.new@example.com", "verify-email")
+    await world.accounts.verify_email(token, CLIENT)
+    assert (await world.accounts.get_user(session.user.id)).email_verified
+
+
+async def test_a_bad_email_change_changes_nothing(world: World) -> None:
+    ann = await world.accounts.signup("ann@example.com", PASSWORD, CLIENT)
+    await world.accounts.signup("bob@example.com", PASSWORD, CLIENT)
+    change = world.accounts.change_email
+    wrong = await fails(change(ann.user.id, "not the password", "ann2@example.com"))
+    assert wrong.reason == "INVALID_CREDENTIALS"
+    taken = await fails(change(ann.user.id, PASSWORD, "bob@example.com"))
+    assert (taken.reason, taken.violations) == ("EMAIL_TAKEN", (("new_email", "taken"),))
+    for password, email, field in (
+        ("", "ann2@example.com", "password"),
+        (PASSWORD, "not an address", "new_email"),
+        (PASSWORD, "ANN@example.com", "new_email"),
+    ):
+        error = await fails(change(ann.user.id, password, email))
+        assert error.reason == "VALIDATION_FAILED" and error.violations[0][0] == field
+    user = await world.accounts.get_user(ann.user.id)
+    assert user.email == "ann@example.com"
+    assert await outbox_bodies(world.db, "ann2@example.com") == []
+    await world.accounts.signin("ann@example.com", PASSWORD, CLIENT)
