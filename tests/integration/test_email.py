@@ -176,6 +176,41 @@ def test_a_password_reset_from_the_message_revokes_every_session(
         assert len(smtp.mailbox.to("nobody@example.com")) == 0
 
 
+def test_an_email_change_is_verified_at_the_new_address(
+    mesh: RealMesh, smtp: SmtpServer
+) -> None:
+    with (
+        httpx.Client(base_url=mesh.edge_url, timeout=10) as edge,
+        httpx.Client(base_url=mesh.envoy_url, timeout=10) as envoy,
+    ):
+        signed_up = edge.post(
+            "/v1/auth/signup", json={"email": "move@example.com", "password": PASSWORD}
+        )
+        assert signed_up.status_code == 200, signed_up.text
+        token = signed_up.json()["accessToken"]
+        mail_to(smtp, "move@example.com", 1)
+        body = {"password": PASSWORD, "newEmail": "moved@example.com"}
+        # Envoy asks for the access token, as for every other /v1/users/me call.
+        assert envoy.post("/v1/users/me:changeEmail", json=body).status_code == 401
+        wrong = edge.post(
+            "/v1/users/me:changeEmail", json={**body, "password": "wrong"}, headers=auth(token)
+        )
+        assert reason(wrong) == (401, "INVALID_CREDENTIALS")
+        moved = envoy.post("/v1/users/me:changeEmail", json=body, headers=auth(token))
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["user"]["email"] == "moved@example.com"
+        assert "emailVerified" not in moved.json()["user"]
+        [notice] = mail_to(smtp, "move@example.com", 2)[1:]
+        assert notice["Subject"] == "Your email address was changed"
+        [message] = mail_to(smtp, "moved@example.com", 1)
+        verified = edge.post(
+            "/v1/auth/verifyEmail", json={"token": token_in(message, "verify-email")}
+        )
+        assert verified.status_code == 200, verified.text
+        user = edge.get("/v1/users/me", headers=auth(token)).json()
+        assert (user["user"]["email"], user["user"]["emailVerified"]) == ("moved@example.com", True)
+
+
 def test_a_message_waits_while_smtp_is_down_and_arrives_once(
     mesh: RealMesh, smtp: SmtpServer
 ) -> None:
