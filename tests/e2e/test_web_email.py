@@ -93,3 +93,21 @@ def test_a_forgotten_password_is_reset_from_the_mailed_link(mesh: Mesh, page: Pa
     page.get_by_test_id("reset-password-again").fill("yet another passphrase")
     page.get_by_test_id("reset-submit").click()
     expect(page.get_by_test_id("reset-error")).to_have_text("This link was already used.")
+
+
+def test_the_email_is_changed_from_the_security_dialog_and_verified_there(
+    mesh: Mesh, page: Page
+) -> None:
+    sign_up(page)
+    page.get_by_test_id("user-email").click()
+    dialog = page.get_by_test_id("security-dialog")
+    moved = unique_email()
+    dialog.get_by_test_id("security-new-email").fill(moved)
+    dialog.get_by_test_id("security-email-password").fill("wrong password")
+    dialog.get_by_test_id("security-change-email").click()
+    expect(dialog.get_by_test_id("security-email-message")).not_to_contain_text(moved)
+    dialog.get_by_test_id("security-email-password").fill(PASSWORD)
+    dialog.get_by_test_id("security-change-email").click()
+    expect(dialog.get_by_test_id("security-email-message")).to_contain_text(moved)
+    page.goto(mailed_link(mesh, moved, "verify-email"))
+    expect(page.get_by_test_id("link-notice")).to_contain_text("Your email address is verified")

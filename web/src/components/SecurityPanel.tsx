@@ -4,6 +4,7 @@ import { describeError } from "../lib/errors";
 import {
   type AccountSession,
   type TotpEnrolment,
+  changeEmail,
   changePassword,
   confirmTotp,
   disableTotp,
@@ -24,6 +25,7 @@ import {
 } from "../lib/providers";
 import type { User } from "../lib/types";
 import { Dialog } from "./Dialog";
+import { TextField } from "./forms";
 import { NotificationSettings } from "./NotificationSettings";
 
 interface SecurityPanelProps {
@@ -80,6 +82,53 @@ function PasswordForm({ api }: { readonly api: ApiClient }) {
       </button>
       {message !== null && (
         <p role="status" data-testid="security-password-message">
+          {message}
+        </p>
+      )}
+    </form>
+  );
+}
+
+/** Move the account to another email address, with the password as proof. */
+function EmailForm({ api }: { readonly api: ApiClient }) {
+  const [password, setPassword] = useState("");
+  const [email, setEmail] = useState("");
+  const [message, setMessage] = useState<string | null>(null);
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    try {
+      const user = await changeEmail(api, password, email.trim());
+      setPassword("");
+      setEmail("");
+      setMessage(`Your account now uses ${user.email}: open the link we mailed there to verify it.`);
+    } catch (error) {
+      setMessage(describeError(error));
+    }
+  };
+  return (
+    <form onSubmit={(event) => void submit(event)} data-testid="security-email">
+      <h4>Email address</h4>
+      <TextField
+        label="New email address"
+        type="email"
+        autoComplete="email"
+        value={email}
+        onChange={setEmail}
+        testId="security-new-email"
+      />
+      <TextField
+        label="Password"
+        type="password"
+        autoComplete="current-password"
+        value={password}
+        onChange={setPassword}
+        testId="security-email-password"
+      />
+      <button type="submit" className="primary" data-testid="security-change-email">
+        Change email
+      </button>
+      {message !== null && (
+        <p role="status" data-testid="security-email-message">
           {message}
         </p>
       )}
@@ -327,13 +376,14 @@ function LinkedProviders({ api }: { readonly api: ApiClient }) {
 }
 
 /**
- * The account security screen: password, sessions, two-factor authentication, sign-in
- * providers and the email notifications of trading events.
+ * The account security screen: password, email address, sessions, two-factor authentication,
+ * sign-in providers and the email notifications of trading events.
  */
 export function SecurityPanel({ api, totpEnabled }: SecurityPanelProps) {
   return (
     <div className="security" data-testid="security-panel">
       <PasswordForm api={api} />
+      <EmailForm api={api} />
       <SessionList api={api} />
       <TwoFactor api={api} enabled={totpEnabled} />
       <LinkedProviders api={api} />

@@ -1,6 +1,7 @@
 /** Account security calls: password change, sessions, two-factor authentication. */
 
 import type { ApiClient } from "./api";
+import type { User } from "./types";
 
 /** An active session (one sign-in) as `GET /v1/users/me/sessions` lists it. */
 export interface AccountSession {
@@ -36,6 +37,14 @@ export async function changePassword(
     { body: { currentPassword, newPassword } },
   );
   return response.revokedSessions ?? 0;
+}
+
+/** Move the account to another address (unverified until its mailed link is opened). */
+export async function changeEmail(api: ApiClient, password: string, newEmail: string): Promise<User> {
+  const response = await api.request<{ user: User }>("POST", "/v1/users/me:changeEmail", {
+    body: { password, newEmail },
+  });
+  return response.user;
 }
 
 export async function listSessions(api: ApiClient): Promise<AccountSession[]> {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  changeEmail,
   changePassword,
   confirmTotp,
   disableTotp,
@@ -147,5 +148,20 @@ describe("notification switches", () => {
       ["GET", "Bearer access-1", undefined],
       ["PATCH", "Bearer access-1", { settings: [{ kind: "NOTIFICATION_KIND_LIQUIDATION", enabled: false }] }],
     ]);
+  });
+});
+
+describe("email change", () => {
+  it("sends the password and the new address with the access token, and reads the user", async () => {
+    const { api, calls } = client({
+      "/v1/users/me:changeEmail": () => json(200, { user: { id: "u1", email: "new@b.co" } }),
+    });
+    expect(await changeEmail(api, "pw", "new@b.co")).toEqual({ id: "u1", email: "new@b.co" });
+    expect(calls[0]).toEqual({
+      url: "https://api.test/v1/users/me:changeEmail",
+      method: "POST",
+      auth: "Bearer access-1",
+      body: { password: "pw", newEmail: "new@b.co" },
+    });
   });
 });
