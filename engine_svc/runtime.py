@@ -465,6 +465,10 @@ class EngineRuntime:
         last_ts = 0
         announced = False
         self.role = "standby"
+        # A primary waits this long for a held lease to lapse: the holder may be this engine's
+        # own former process, killed within the TTL, whose lease nobody renews any more.
+        held_until = time.monotonic() + 2 * lease.ttl_s + config.journal_timeout_ms / 1000
+        waited = False
         while not await self._try_lease(lease):
             if self.stopping.is_set():
                 raise LeadershipError("stopped while standing by")
@@ -475,10 +479,26 @@ class EngineRuntime:
                 await asyncio.sleep(lease.ttl_s / 4)
                 continue
             if not config.standby:
-                holder = current.holder if current is not None else "another engine"
+                if current is None:
+                    # Nobody holds it, yet it could not be taken: the cluster did not answer
+                    # (a bucket that has just been created, a node that is starting). Try again.
+                    await asyncio.sleep(lease.ttl_s / 4)
+                    continue
+                if time.monotonic() < held_until:
+                    if not waited:
+                        waited = True
+                        log.info(
+                            "%s holds the lease of the journal %s; waiting up to %.1fs for it "
+                            "to lapse",
+                            current.holder,
+                            journal.stream,
+                            held_until - time.monotonic(),
+                        )
+                    await asyncio.sleep(lease.ttl_s / 4)
+                    continue
                 raise LeadershipError(
-                    f"{holder} leads the journal {journal.stream}; start this engine with "
-                    "--standby to follow it"
+                    f"{current.holder} leads the journal {journal.stream}; start this engine "
+                    "with --standby to follow it"
                 )
             if current is not None and current.seq > core.last_seq:
                 self._expected_digest = (current.seq, current.digest)
@@ -566,7 +586,6 @@ class EngineRuntime:
                 self.role = "standby"
                 self._on_failure(LeadershipError("another engine took the lead"))
                 return
-
 
     def _on_journal_failure(self, exc: BaseException) -> None:
         self._on_failure(RuntimeError(f"the journal could not be written: {exc}"))

@@ -268,6 +268,36 @@ async def test_a_primary_stopped_cleanly_exits_and_hands_the_lead_over_without_t
     await _shows_as_leader(platform, standby, second, issuer)
 
 
+async def test_a_primary_restarted_within_the_ttl_waits_for_its_old_lease_and_leads(
+    platform: Platform,
+) -> None:
+    ttl_ms = 3000
+    primary, first, issuer = await _leading(platform, ttl_ms)
+    async with grpc.aio.insecure_channel(_address(first)) as channel:
+        acked = await _open(Client(channel, issuer), "ann", "before")
+    primary.process.send_signal(signal.SIGKILL)
+    primary.process.wait(10)
+    # The dead process's lease is still in the bucket: the new primary waits for it to lapse
+    # rather than refusing to start.
+    restarted, second = platform.engine(standby=False, lease_ttl_ms=ttl_ms)
+    restarted.wait_grpc_ready(second.engine_port, timeout=ttl_ms / 1000 * 2 + 10)
+    assert "waiting up to" in restarted.output()
+    positions = await _positions(_address(second), issuer)
+    assert positions["ann"] == [acked]
+
+
+async def test_a_second_primary_refuses_to_start_while_the_first_leads(
+    platform: Platform,
+) -> None:
+    primary, first, issuer = await _leading(platform)
+    second, _ = platform.engine(standby=False)
+    assert second.process.wait(20) != 0
+    assert "leads the journal" in second.output()
+    assert "--standby" in second.output()
+    assert primary.process.poll() is None
+    await _shows_as_leader(platform, primary, first, issuer)
+
+
 async def _shows_as_leader(
     platform: Platform, engine: ServiceProcess, settings: Settings, issuer: TokenIssuer
 ) -> None:
