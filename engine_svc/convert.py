@@ -176,6 +176,7 @@ def position_message(view: PositionView, instrument: Instrument) -> trading_pb2.
         symbol=view.symbol,
         side=SIDES[view.side],
         quantity=instrument.format_quantity(view.quantity),
+        volume_lots=instrument.format_volume_lots(view.quantity),
         leverage=view.leverage,
         entry_price=instrument.format_price(view.entry_price),
         margin=format_money(view.margin),
@@ -198,6 +199,7 @@ def closed_message(close: ClosedPosition, instrument: Instrument) -> trading_pb2
         symbol=close.symbol,
         side=SIDES[close.side],
         quantity=instrument.format_quantity(close.closed_quantity),
+        volume_lots=instrument.format_volume_lots(close.closed_quantity),
         leverage=close.leverage,
         entry_price=instrument.format_price(close.entry_price),
         margin=format_money(close.released_margin),
@@ -210,6 +212,17 @@ def closed_message(close: ClosedPosition, instrument: Instrument) -> trading_pb2
         close_reason=CLOSE_REASONS[close.reason],
         house_covered_loss=format_money(close.house_absorbed),
     )
+
+
+def with_volume_lots(
+    position: trading_pb2.Position, instruments: Mapping[str, Instrument]
+) -> trading_pb2.Position:
+    """Return a recorded position, given its volume in lots when it was recorded without."""
+    instrument = instruments.get(position.symbol)
+    if not position.volume_lots and position.quantity and instrument is not None:
+        lots = instrument.parse_quantity(position.quantity)
+        position.volume_lots = instrument.format_volume_lots(lots)
+    return position
 
 
 def order_message(
@@ -235,6 +248,7 @@ def order_message(
     )
     if view.quantity is not None:
         message.quantity = instrument.format_quantity(view.quantity)
+        message.volume_lots = instrument.format_volume_lots(view.quantity)
     elif view.margin is not None:
         message.margin = format_money(view.margin)
     if view.expire_time is not None:

@@ -5,6 +5,8 @@ command was accepted or rejected under some leverage cap and maintenance rate, s
 them under other parameters would rebuild a different state. ``<data dir>/engine/
 instruments.json`` records the instruments in effect; at start-up the configured set must
 keep every recorded instrument, and the snapshot's, unchanged. New instruments are added.
+The contract size is recorded too but may change: quantities are held in the base currency,
+and only the request layer converts lots to them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def core_instruments(specs: Iterable[InstrumentSpec]) -> dict[str, Instrument]:
                 spec.lot_step,
                 spec.max_leverage,
                 spec.maintenance_margin_rate,
+                spec.contract_size,
             )
         except ValueError as exc:
             raise ConfigError(f"instrument {spec.symbol}: {exc}") from exc
@@ -51,6 +54,10 @@ def _parameters(instrument: Instrument) -> dict[str, object]:
         "max_leverage": instrument.max_leverage,
         "maintenance_margin_rate": instrument.maintenance_rate,
     }
+
+
+def _record(instrument: Instrument) -> dict[str, object]:
+    return _parameters(instrument) | {"contract_size": instrument.contract_size}
 
 
 def check_unchanged(
@@ -101,6 +108,7 @@ def read_recorded(path: Path) -> dict[str, Instrument] | None:
                 row["lot_step"],
                 row["max_leverage"],
                 row["maintenance_margin_rate"],
+                row.get("contract_size", "1"),
             )
             for row in rows
         }
@@ -110,7 +118,7 @@ def read_recorded(path: Path) -> dict[str, Instrument] | None:
 
 def write_recorded(path: Path, instruments: Mapping[str, Instrument], fsync: bool = True) -> None:
     """Record `instruments` in `path` atomically."""
-    write_json(path, [_parameters(instruments[symbol]) for symbol in sorted(instruments)], fsync)
+    write_json(path, [_record(instruments[symbol]) for symbol in sorted(instruments)], fsync)
 
 
 def write_json(path: Path, data: object, fsync: bool = True) -> None:
@@ -140,13 +148,12 @@ def adopt_instruments(
         check_unchanged(recorded, wanted, str(path))
     check_unchanged(core.instruments, wanted, "the engine snapshot")
     added = {symbol: wanted[symbol] for symbol in wanted if symbol not in core.instruments}
-    if added:
-        # Mirror Core.__init__: the core keeps its instruments sorted, one book per symbol.
-        core.instruments = dict(sorted({**core.instruments, **added}.items()))
-        for symbol in added:
-            core.books[symbol] = SymbolBook(
-                core.positions, core.orders, core.cross_accounts, symbol
-            )
+    # Mirror Core.__init__: the core keeps its instruments sorted, one book per symbol. The
+    # configured ones replace the restored ones, which equal them but for the contract size
+    # (a snapshot does not hold it: the core's quantities do not depend on it).
+    core.instruments = dict(sorted(wanted.items()))
+    for symbol in added:
+        core.books[symbol] = SymbolBook(core.positions, core.orders, core.cross_accounts, symbol)
     if recorded != wanted:
         write_recorded(path, wanted, fsync)
     return core

@@ -134,6 +134,27 @@ def quantity(instrument: Instrument, text: str, field: str = "quantity") -> int:
         raise _decimal_error(field, exc, quantity=True) from None
 
 
+def volume_lots(instrument: Instrument, text: str, field: str = "volumeLots") -> int:
+    """Return a volume in lots as a quantity in lot steps; nothing is rounded: a volume whose
+    quantity (volume x contract size) is off the lot-step grid is an error."""
+    if not text:
+        raise validation_error(field, "is required")
+    try:
+        return instrument.parse_volume_lots(text, field)
+    except DecimalFormatError as exc:
+        problem = exc.problem
+        if problem.startswith(("more than", "not a multiple")):
+            problem = (
+                f"{problem}; a volume must be a multiple of {instrument.volume_step} lots (lot"
+                f" step {instrument.lot_step} / contract size {instrument.contract_size})"
+            )
+        if exc.below_step:
+            raise ApiError(
+                "QUANTITY_TOO_SMALL", f"{field}: {problem}", [(field, problem)]
+            ) from None
+        raise validation_error(field, problem) from None
+
+
 def money(text: str, field: str, allow_zero: bool = False) -> int:
     """Return a USD amount in the core's scale (1e-6 USD)."""
     if not text:
@@ -151,13 +172,18 @@ def _sizing(
         | trading_pb2.ModifyOrderRequest
     ),
     instrument: Instrument,
+    lots_given: bool,
 ) -> tuple[int | None, int | None]:
     which = request.WhichOneof("size")
+    if lots_given:
+        if which is not None:
+            raise validation_error("volumeLots", f"give {which} or volumeLots, not both")
+        return volume_lots(instrument, request.volume_lots), None
     if which == "quantity":
         return quantity(instrument, request.quantity), None
     if which == "margin":
         return None, money(request.margin, "margin")
-    raise validation_error("quantity", "give a quantity or a margin")
+    raise validation_error("quantity", "give a quantity, volumeLots or a margin")
 
 
 def expire_time(value: timestamp_pb2.Timestamp) -> int:
@@ -179,7 +205,7 @@ def open_position(
     instrument = instrument_of(instruments, request.symbol)
     chosen_side = side(request.side)
     chosen_leverage = leverage(request.leverage, instrument)
-    lots, margin = _sizing(request, instrument)
+    lots, margin = _sizing(request, instrument, bool(request.volume_lots))
     expected = optional_price(instrument, request.expected_price, "expectedPrice")
     bps: int | None = None
     if request.HasField("max_slippage_bps"):
@@ -217,7 +243,7 @@ def place_order(
     chosen_type = order_type(request.type)
     trigger = price(instrument, request.trigger_price, "triggerPrice")
     chosen_leverage = leverage(request.leverage, instrument)
-    lots, margin = _sizing(request, instrument)
+    lots, margin = _sizing(request, instrument, bool(request.volume_lots))
     expire = expire_time(request.expire_time) if request.HasField("expire_time") else None
     return PlaceOrder(
         0,
@@ -280,8 +306,9 @@ def modify_order(
         trigger = price(instrument, request.trigger_price, "triggerPrice")
     lots: int | None = None
     margin: int | None = None
-    if request.HasField("quantity") or request.HasField("margin"):
-        lots, margin = _sizing(request, instrument)
+    lots_given = request.HasField("volume_lots")
+    if request.HasField("quantity") or request.HasField("margin") or lots_given:
+        lots, margin = _sizing(request, instrument, lots_given)
     expire: int | None = None
     if request.HasField("expire_time"):
         if request.clear_expire_time:
@@ -314,7 +341,13 @@ def close_position(
     request: trading_pb2.ClosePositionRequest, account_id: str, instrument: Instrument
 ) -> ClosePosition:
     """Build the ClosePosition command; `instrument` is the position's."""
-    lots = None if not request.quantity else quantity(instrument, request.quantity)
+    lots: int | None = None
+    if request.volume_lots:
+        if request.quantity:
+            raise validation_error("volumeLots", "give quantity or volumeLots, not both")
+        lots = volume_lots(instrument, request.volume_lots)
+    elif request.quantity:
+        lots = quantity(instrument, request.quantity)
     return ClosePosition(
         0,
         0,

@@ -25,6 +25,7 @@ from engine_svc.convert import (
     quote_message,
     summary_message,
     timestamp,
+    with_volume_lots,
 )
 from engine_svc.core import (
     AccountSummary,
@@ -175,7 +176,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         data = await self._engine.last_close(account, position_id)
         if data is None:
             raise ApiError("POSITION_NOT_FOUND", f"position {position_id[:40]!r} not found")
-        return trading_pb2.GetPositionResponse(position=trading_pb2.Position.FromString(data))
+        closed = with_volume_lots(trading_pb2.Position.FromString(data), self._engine.instruments)
+        return trading_pb2.GetPositionResponse(position=closed)
 
     async def ModifyPosition(
         self, request: trading_pb2.ModifyPositionRequest, context: Context
@@ -207,6 +209,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         return trading_pb2.ClosePositionResponse(
             position=position,
             closed_quantity=instrument.format_quantity(close.closed_quantity),
+            closed_volume_lots=instrument.format_volume_lots(close.closed_quantity),
             close_price=instrument.format_price(close.close_price),
             realized_pnl=format_money(close.realized_pnl),
         )
@@ -297,7 +300,10 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             rows = rows[:size]
             token = encode_page_token(rows[-1][0], rows[-1][1])
         return trading_pb2.ListHistoryResponse(
-            positions=[trading_pb2.Position.FromString(data) for _, _, data in rows],
+            positions=[
+                with_volume_lots(trading_pb2.Position.FromString(data), self._engine.instruments)
+                for _, _, data in rows
+            ],
             next_page_token=token,
         )
 

@@ -22,6 +22,8 @@ class Instrument:
     quote_asset: str
     # Maintenance margin as a fraction of entry notional; 0 is Exness' 0 % stop-out.
     maintenance_margin_rate: Decimal
+    # Units of the base asset in one lot.
+    contract_size: Decimal
     # Where the simulator starts when it has no history: a plausible market level.
     reference_price: Decimal
     # Annualised volatility of the simulator's random walk, as a fraction (0.6 = 60 %).
@@ -71,6 +73,7 @@ def instrument_from_spec(spec: InstrumentSpec) -> Instrument:
         base_asset=spec.base_currency,
         quote_asset="USD",
         maintenance_margin_rate=Decimal(spec.maintenance_margin_rate),
+        contract_size=Decimal(spec.contract_size),
         reference_price=reference,
         annual_volatility=volatility,
     )

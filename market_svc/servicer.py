@@ -101,6 +101,7 @@ def instrument_message(instrument: Instrument) -> market_pb2.Instrument:
         min_quantity=decimal_text(instrument.min_quantity),
         max_leverage=instrument.max_leverage,
         maintenance_margin_rate=decimal_text(instrument.maintenance_margin_rate),
+        contract_size=decimal_text(instrument.contract_size),
     )
 
 

@@ -8,8 +8,9 @@ CFD_INSTRUMENTS_FILE is a JSON file holding a list of 1 to 100 objects, one per 
     [
       {"symbol": "BTCUSD", "display_name": "Bitcoin vs US Dollar", "base_currency": "BTC",
        "tick_size": "0.01", "lot_step": "0.0001", "max_leverage": 100,
-       "maintenance_margin_rate": "0"},
-      {"symbol": "XRPUSD", "tick_size": "0.0001", "lot_step": "1", "max_leverage": 50}
+       "maintenance_margin_rate": "0", "contract_size": "1"},
+      {"symbol": "XRPUSD", "tick_size": "0.0001", "lot_step": "1", "max_leverage": 50,
+       "contract_size": "1000"}
     ]
 
 Fields (no others are accepted):
@@ -21,6 +22,9 @@ Fields (no others are accepted):
 - ``max_leverage`` (required): a JSON integer from 1 to 1000.
 - ``maintenance_margin_rate``: a decimal string in [0, 1) with at most 12 decimals; default
   ``"0"`` (positions are closed only when their equity is gone).
+- ``contract_size``: units of the base currency in one lot, the ``volumeLots`` the API shows
+  beside every quantity (MT5's volume); a power of ten written like ``tick_size``, default
+  ``"1"``. The lot step divided by it is the smallest volume in lots.
 - ``base_currency``: 1-10 upper-case letters or digits; default the symbol without its
   ``USD`` suffix (required when the symbol does not end in ``USD``).
 - ``display_name``: 1-64 printable characters; default ``"<base currency> vs US Dollar"``.
@@ -53,7 +57,7 @@ _CURRENCY = re.compile(r"[A-Z0-9]{1,10}")
 _POWER_OF_TEN = re.compile(r"0\.0{0,11}1|10{0,6}")
 _RATE = re.compile(r"0(\.[0-9]{1,12})?")
 _REQUIRED = ("symbol", "tick_size", "lot_step", "max_leverage")
-_OPTIONAL = ("display_name", "base_currency", "maintenance_margin_rate")
+_OPTIONAL = ("display_name", "base_currency", "maintenance_margin_rate", "contract_size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,8 @@ class InstrumentSpec:
     lot_step: str
     max_leverage: int
     maintenance_margin_rate: str = "0"
+    # Units of the base currency in one lot: a power of ten.
+    contract_size: str = "1"
 
     def to_json(self) -> dict[str, object]:
         """Return the spec as the JSON object CFD_INSTRUMENTS_FILE holds."""
@@ -157,6 +163,7 @@ def parse_spec(entry: object, where: str = "instrument") -> InstrumentSpec:
             f"{where}: maintenance_margin_rate must be a decimal string in [0, 1) with at most"
             f" 12 decimals, not {rate!r}"
         )
+    contract_size = _power_of_ten(entry, "contract_size", where, "1")
     default_base = symbol[:-3] if symbol.endswith("USD") and len(symbol) > 3 else ""
     base = _text(entry, "base_currency", where, default_base)
     if not _CURRENCY.fullmatch(base):
@@ -167,7 +174,7 @@ def parse_spec(entry: object, where: str = "instrument") -> InstrumentSpec:
     name = _text(entry, "display_name", where, f"{base} vs US Dollar")
     if not 1 <= len(name) <= 64 or not name.isprintable():
         raise ConfigError(f"{where}: display_name must be 1-64 printable characters")
-    return InstrumentSpec(symbol, name, base, tick_size, lot_step, leverage, rate)
+    return InstrumentSpec(symbol, name, base, tick_size, lot_step, leverage, rate, contract_size)
 
 
 def _text(entry: dict[str, object], field: str, where: str, default: str | None = None) -> str:
@@ -177,8 +184,10 @@ def _text(entry: dict[str, object], field: str, where: str, default: str | None 
     return value
 
 
-def _power_of_ten(entry: dict[str, object], field: str, where: str) -> str:
-    value = _text(entry, field, where)
+def _power_of_ten(
+    entry: dict[str, object], field: str, where: str, default: str | None = None
+) -> str:
+    value = _text(entry, field, where, default)
     if not _POWER_OF_TEN.fullmatch(value):
         raise ConfigError(
             f"{where}: {field} must be a power of ten from 0.000000000001 to 1000000 written"

@@ -124,15 +124,20 @@ class FakeTrading:
             raise validation_error("side", "must be SIDE_BUY or SIDE_SELL")
         if not 1 <= request.leverage <= 100:
             raise ApiError("INVALID_LEVERAGE", "leverage must be between 1 and 100")
-        if request.WhichOneof("size") != "quantity":
+        # One coin a lot, as the default instruments: a volume is the quantity.
+        quantity = request.volume_lots if request.volume_lots else request.quantity
+        if request.volume_lots and request.WhichOneof("size") is not None:
+            raise validation_error("volumeLots", "give quantity or volumeLots, not both")
+        if not quantity:
             raise validation_error("quantity", "is required")
-        if request.quantity == "1000":
+        if quantity == "1000":
             raise ApiError("INSUFFICIENT_BALANCE", "the margin exceeds the free balance")
         position = trading_pb2.Position(
             id=f"pos-{len(self._positions) + 1}",
             symbol=request.symbol,
             side=request.side,
-            quantity=request.quantity,
+            quantity=quantity,
+            volume_lots=quantity,
             leverage=request.leverage,
             entry_price="64250.15",
             margin="64.25015",

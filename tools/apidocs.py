@@ -54,7 +54,8 @@ REASON_TEXT = {
     "`google.rpc.BadRequest` detail names each offending field.",
     "UNKNOWN_SYMBOL": "The instrument symbol is not one the platform trades.",
     "INVALID_LEVERAGE": "The leverage is below 1 or above the instrument's maximum.",
-    "QUANTITY_TOO_SMALL": "The quantity (given, or derived from a margin) is below one lot step.",
+    "QUANTITY_TOO_SMALL": "The quantity (given, given in lots or derived from a margin) is "
+    "below one lot step.",
     "INVALID_STOPS": "A take profit, stop loss or trailing distance is on the wrong side of "
     "the price it is checked against, or already crossed.",
     "INSUFFICIENT_BALANCE": "The free balance does not cover the margin (or the amount) asked.",

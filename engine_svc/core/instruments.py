@@ -1,9 +1,15 @@
-"""Instrument configuration: tick size, lot step, leverage cap and maintenance margin rate.
+"""Instrument configuration: tick size, lot step, contract size, leverage cap and maintenance
+margin rate.
 
 A price is held as a count of ticks and a quantity as a count of lot steps. With tick size
 ``t`` and lot step ``s``, ``ticks * lots * t * s`` USD is ``ticks * lots * notional_num /
 notional_den`` micro-dollars; both factors are kept as a reduced fraction so every money figure
 is one exact integer division with an explicit rounding direction.
+
+The contract size is the quantity of the base asset in one lot (MT5's "volume"): a power of
+ten, so a quantity's volume in lots is an exact decimal with a fixed number of digits. The lot
+step divided by the contract size is the volume step, and a volume of n volume steps is a
+quantity of n lot steps: the core's integer quantities count both.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ class Instrument:
     maintenance_den: int
     notional_num: int
     notional_den: int
+    contract_units: int
+    contract_decimals: int
+    volume_units: int
+    volume_decimals: int
 
     @staticmethod
     def create(
@@ -47,8 +57,13 @@ class Instrument:
         max_leverage: int,
         maintenance_num: int = 0,
         maintenance_den: int = 1,
+        contract_units: int = 1,
+        contract_decimals: int = 0,
     ) -> Instrument:
-        """Validate the scales and derive the ticks-times-lots to micro-dollars fraction."""
+        """Validate the scales and derive the ticks-times-lots to micro-dollars fraction.
+
+        The contract size is ``contract_units * 10**-contract_decimals``, a power of ten.
+        """
         if not symbol or not symbol.isalnum() or not symbol.isupper() or len(symbol) > 16:
             raise ValueError(f"symbol must be 1-16 upper-case letters or digits: {symbol!r}")
         if tick_units <= 0 or lot_units <= 0 or price_decimals < 0 or quantity_decimals < 0:
@@ -57,6 +72,17 @@ class Instrument:
             raise ValueError(f"{symbol}: max leverage must be within 1..1000")
         if maintenance_den <= 0 or not 0 <= maintenance_num < maintenance_den:
             raise ValueError(f"{symbol}: maintenance rate must be within [0, 1)")
+        if (
+            not _is_power_of_ten(contract_units)
+            or contract_decimals < 0
+            or (contract_units != 1 and contract_decimals != 0)
+        ):
+            raise ValueError(f"{symbol}: contract size must be a power of ten")
+        # The volume step, lot step / contract size, is volume_units * 10**-volume_decimals.
+        volume_decimals = quantity_decimals + len(str(contract_units)) - 1 - contract_decimals
+        volume_units = lot_units
+        if volume_decimals < 0:
+            volume_units, volume_decimals = lot_units * 10**-volume_decimals, 0
         num = tick_units * lot_units * MICROS_PER_USD
         den = 10 ** (price_decimals + quantity_decimals)
         common = gcd(num, den)
@@ -72,6 +98,10 @@ class Instrument:
             maintenance_den // mcommon,
             num // common,
             den // common,
+            contract_units,
+            contract_decimals,
+            volume_units,
+            volume_decimals,
         )
 
     def notional_floor_micros(self, ticks: int, lots: int) -> int:
@@ -117,6 +147,20 @@ class Instrument:
             max_steps=MAX_QUANTITY_LOTS,
         )
 
+    def parse_volume_lots(self, text: object, field: str = "volumeLots") -> int:
+        """Parse a volume in lots that is a multiple of the volume step into lot steps."""
+        return parse_steps(
+            text,
+            self.volume_decimals,
+            self.volume_units,
+            field=field,
+            max_steps=MAX_QUANTITY_LOTS,
+        )
+
+    def format_volume_lots(self, lots: int) -> str:
+        """Format a lot-step count as a volume in lots with the volume step's decimals."""
+        return format_steps(lots, self.volume_decimals, self.volume_units)
+
     def format_price(self, ticks: int) -> str:
         """Format a tick count as a price string with the tick's decimals."""
         return format_steps(ticks, self.price_decimals, self.tick_units)
@@ -134,6 +178,16 @@ class Instrument:
     def lot_step(self) -> str:
         """Return the lot step (also the minimum quantity) as a decimal string."""
         return format_scaled(self.lot_units, self.quantity_decimals)
+
+    @property
+    def contract_size(self) -> str:
+        """Return the contract size (base asset per lot) as a decimal string."""
+        return format_scaled(self.contract_units, self.contract_decimals)
+
+    @property
+    def volume_step(self) -> str:
+        """Return the volume step in lots (the lot step / the contract size)."""
+        return format_scaled(self.volume_units, self.volume_decimals)
 
     @property
     def maintenance_rate(self) -> str:
@@ -154,6 +208,7 @@ def make_instrument(
     lot_step: str,
     max_leverage: int = 100,
     maintenance_rate: str = "0",
+    contract_size: str = "1",
 ) -> Instrument:
     """Build an instrument from decimal strings, e.g. ``make_instrument("BTCUSD", "0.01", ...)``.
 
@@ -163,6 +218,9 @@ def make_instrument(
     lot_units, quantity_decimals = parse_step_size(lot_step, field=f"{symbol}.lot_step")
     maintenance_num, maintenance_den = parse_rate(
         maintenance_rate, field=f"{symbol}.maintenance_rate"
+    )
+    contract_units, contract_decimals = parse_step_size(
+        contract_size, field=f"{symbol}.contract_size"
     )
     if isinstance(max_leverage, bool) or not isinstance(max_leverage, int):
         raise DecimalFormatError(f"{symbol}.max_leverage", "must be an integer")
@@ -175,11 +233,19 @@ def make_instrument(
         max_leverage,
         maintenance_num,
         maintenance_den,
+        contract_units,
+        contract_decimals,
     )
 
 
+def _is_power_of_ten(value: int) -> bool:
+    while value >= 10 and value % 10 == 0:
+        value //= 10
+    return value == 1
+
+
 def default_instruments(maintenance_rate: str = "0") -> dict[str, Instrument]:
-    """Return the API.md default instruments: BTCUSD, ETHUSD and SOLUSD."""
+    """Return the API.md default instruments: BTCUSD, ETHUSD and SOLUSD, one coin per lot."""
     return {
         "BTCUSD": make_instrument("BTCUSD", "0.01", "0.0001", 100, maintenance_rate),
         "ETHUSD": make_instrument("ETHUSD", "0.01", "0.001", 100, maintenance_rate),

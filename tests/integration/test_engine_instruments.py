@@ -26,7 +26,13 @@ from mesh.config import Settings
 from mesh.instruments import DEFAULT_SPECS, load_instruments
 from support import until
 
-XRP = {"symbol": "XRPUSD", "tick_size": "0.0001", "lot_step": "1", "max_leverage": 50}
+XRP = {
+    "symbol": "XRPUSD",
+    "tick_size": "0.0001",
+    "lot_step": "1",
+    "max_leverage": 50,
+    "contract_size": "1000",
+}
 
 
 def _instruments_file(tmp_path: Path, *extra: dict[str, object]) -> dict[str, str]:
@@ -100,10 +106,43 @@ async def test_an_added_instrument_is_tradable_and_a_changed_one_is_refused(
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         await engine.shutdown()
 
-        # Same instruments again: the position is still there.
+        # Same instruments again: the position is still there, and sized in lots.
         runtime = _runtime(settings, _instruments_file(tmp_path, XRP), db_url)
         engine = await _serve(settings, runtime)
         assert [p.symbol for p in runtime.core.list_positions("alice")] == ["XRPUSD"]
+        async with grpc.aio.insecure_channel(engine.address) as channel:
+            client = Client(channel, issuer)
+            listed = await client.trading.ListPositions(
+                trading_pb2.ListPositionsRequest(), metadata=client.auth("alice")
+            )
+            assert [(p.quantity, p.volume_lots) for p in listed.positions] == [("1000", "1.000")]
+            closed = await client.trading.ClosePosition(
+                trading_pb2.ClosePositionRequest(
+                    position_id=listed.positions[0].id, volume_lots="0.25"
+                ),
+                metadata=client.auth("alice"),
+            )
+            assert (closed.closed_quantity, closed.closed_volume_lots) == ("250", "0.250")
+            assert closed.position.volume_lots == "0.750"
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await client.trading.ClosePosition(
+                    trading_pb2.ClosePositionRequest(
+                        position_id=listed.positions[0].id, volume_lots="0.0005"
+                    ),
+                    metadata=client.auth("alice"),
+                )
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "0.001 lots" in (caught.value.details() or "")
+
+            async def recorded() -> bool:
+                history = await client.trading.ListHistory(
+                    trading_pb2.ListHistoryRequest(), metadata=client.auth("alice")
+                )
+                return [(p.quantity, p.volume_lots) for p in history.positions] == [
+                    ("250", "0.250")
+                ]
+
+            await until(recorded)
         await engine.shutdown()
 
         changed = _runtime(

@@ -114,6 +114,8 @@ async def test_account_prices_and_a_position_round_trip(world: World) -> None:
     )
     assert position.status == trading_pb2.POSITION_STATUS_OPEN
     assert position.client_order_id == "first"
+    # One bitcoin a lot: the volume in lots is the quantity.
+    assert position.volume_lots == "0.0100"
     again = await world.trading.OpenPosition(
         _open(quantity="1", client_order_id="first"), metadata=world.md()
     )
@@ -168,7 +170,7 @@ async def test_account_prices_and_a_position_round_trip(world: World) -> None:
     history = await world.trading.ListHistory(
         trading_pb2.ListHistoryRequest(page_size=1), metadata=world.md()
     )
-    assert [p.quantity for p in history.positions] == ["0.0060"]
+    assert [(p.quantity, p.volume_lots) for p in history.positions] == [("0.0060", "0.0060")]
     assert history.next_page_token
     rest = await world.trading.ListHistory(
         trading_pb2.ListHistoryRequest(page_size=5, page_token=history.next_page_token),

@@ -88,6 +88,22 @@ def test_open_position_maps_body_enums_and_omits_defaults(
     assert fetched.json() == {"position": position}
 
 
+def test_volume_lots_passes_through_both_ways(client: httpx.Client, auth: dict[str, str]) -> None:
+    base = {"symbol": "BTCUSD", "side": "SIDE_BUY", "leverage": 10}
+    reply = client.post("/v1/positions", headers=auth, json={**base, "volumeLots": "0.02"})
+    assert reply.status_code == 200, reply.text
+    position = reply.json()["position"]
+    assert (position["quantity"], position["volumeLots"]) == ("0.02", "0.02")
+    both = client.post(
+        "/v1/positions", headers=auth, json={**base, "quantity": "1", "volumeLots": "1"}
+    )
+    assert _error(both) == (400, 3, ["VALIDATION_FAILED"])
+    (bad_request,) = [
+        d for d in both.json()["details"] if d["@type"].endswith("google.rpc.BadRequest")
+    ]
+    assert [v["field"] for v in bad_request["fieldViolations"]] == ["volumeLots"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code", "reason"),
     [

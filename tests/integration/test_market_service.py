@@ -127,10 +127,13 @@ async def test_public_reads_need_no_token_and_validate_input(tmp_path: Path) -> 
         instruments = (
             await market.public.ListInstruments(market_pb2.ListInstrumentsRequest())
         ).instruments
-        assert [(i.symbol, i.tick_size, i.lot_step, i.max_leverage) for i in instruments] == [
-            ("BTCUSD", "0.01", "0.0001", 100),
-            ("ETHUSD", "0.01", "0.001", 100),
-            ("SOLUSD", "0.001", "0.01", 100),
+        assert [
+            (i.symbol, i.tick_size, i.lot_step, i.max_leverage, i.contract_size)
+            for i in instruments
+        ] == [
+            ("BTCUSD", "0.01", "0.0001", 100, "1"),
+            ("ETHUSD", "0.01", "0.001", 100, "1"),
+            ("SOLUSD", "0.001", "0.01", 100, "1"),
         ]
         assert await failure(
             lambda: market.public.GetTicker(market_pb2.GetTickerRequest(symbol="SOLUSD"))

@@ -79,6 +79,7 @@ class Instrument(_message.Message):
     MIN_QUANTITY_FIELD_NUMBER: _builtins.int
     MAX_LEVERAGE_FIELD_NUMBER: _builtins.int
     MAINTENANCE_MARGIN_RATE_FIELD_NUMBER: _builtins.int
+    CONTRACT_SIZE_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Symbol, e.g. "BTCUSD"."""
     display_name: _builtins.str
@@ -97,6 +98,8 @@ class Instrument(_message.Message):
     """Largest leverage."""
     maintenance_margin_rate: _builtins.str
     """Maintenance margin as a fraction of the entry notional, e.g. "0" or "0.005"."""
+    contract_size: _builtins.str
+    """Units of the base currency in one lot, e.g. "1": volume_lots = quantity / contract_size."""
     def __init__(
         self,
         *,
@@ -109,10 +112,11 @@ class Instrument(_message.Message):
         min_quantity: _builtins.str = ...,
         max_leverage: _builtins.int = ...,
         maintenance_margin_rate: _builtins.str = ...,
+        contract_size: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_currency", b"base_currency", "display_name", b"display_name", "lot_step", b"lot_step", "maintenance_margin_rate", b"maintenance_margin_rate", "max_leverage", b"max_leverage", "min_quantity", b"min_quantity", "quote_currency", b"quote_currency", "symbol", b"symbol", "tick_size", b"tick_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_currency", b"base_currency", "contract_size", b"contract_size", "display_name", b"display_name", "lot_step", b"lot_step", "maintenance_margin_rate", b"maintenance_margin_rate", "max_leverage", b"max_leverage", "min_quantity", b"min_quantity", "quote_currency", b"quote_currency", "symbol", b"symbol", "tick_size", b"tick_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

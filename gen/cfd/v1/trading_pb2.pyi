@@ -293,6 +293,7 @@ class Position(_message.Message):
     REALIZED_PNL_FIELD_NUMBER: _builtins.int
     CLOSE_REASON_FIELD_NUMBER: _builtins.int
     HOUSE_COVERED_LOSS_FIELD_NUMBER: _builtins.int
+    VOLUME_LOTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id."""
     symbol: _builtins.str
@@ -337,6 +338,8 @@ class Position(_message.Message):
     """Part of the loss beyond the released margin that the house absorbed (negative balance
     protection); "0" when none.
     """
+    volume_lots: _builtins.str
+    """`quantity` in lots: quantity / the instrument's contract size, exact."""
     @_builtins.property
     def open_time(self) -> _timestamp_pb2.Timestamp:
         """When the position was opened."""
@@ -369,10 +372,11 @@ class Position(_message.Message):
         realized_pnl: _builtins.str = ...,
         close_reason: Global___CloseReason.ValueType = ...,
         house_covered_loss: _builtins.str = ...,
+        volume_lots: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "open_time", b"open_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "close_price", b"close_price", "close_reason", b"close_reason", "close_time", b"close_time", "entry_price", b"entry_price", "house_covered_loss", b"house_covered_loss", "id", b"id", "leverage", b"leverage", "liquidation_price", b"liquidation_price", "margin", b"margin", "open_time", b"open_time", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "side", b"side", "status", b"status", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trailing_stop_price", b"trailing_stop_price", "unrealized_pnl", b"unrealized_pnl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "close_price", b"close_price", "close_reason", b"close_reason", "close_time", b"close_time", "entry_price", b"entry_price", "house_covered_loss", b"house_covered_loss", "id", b"id", "leverage", b"leverage", "liquidation_price", b"liquidation_price", "margin", b"margin", "open_time", b"open_time", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "side", b"side", "status", b"status", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trailing_stop_price", b"trailing_stop_price", "unrealized_pnl", b"unrealized_pnl", "volume_lots", b"volume_lots"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -402,6 +406,7 @@ class Order(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VOLUME_LOTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id."""
     symbol: _builtins.str
@@ -432,6 +437,8 @@ class Order(_message.Message):
     """Reason of a REJECTED order, one of the API's error reasons (e.g. INSUFFICIENT_BALANCE)."""
     client_order_id: _builtins.str
     """The client's idempotency key, if any."""
+    volume_lots: _builtins.str
+    """`quantity` in lots (quantity / the instrument's contract size); empty when sized by margin."""
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """When the order expires unfilled; unset means good until cancelled."""
@@ -465,10 +472,11 @@ class Order(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         client_order_id: _builtins.str = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        volume_lots: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "margin", b"margin", "quantity", b"quantity", "size", b"size", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "create_time", b"create_time", "expire_time", b"expire_time", "id", b"id", "leverage", b"leverage", "margin", b"margin", "position_id", b"position_id", "quantity", b"quantity", "reject_reason", b"reject_reason", "side", b"side", "size", b"size", "status", b"status", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trigger_price", b"trigger_price", "type", b"type", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "create_time", b"create_time", "expire_time", b"expire_time", "id", b"id", "leverage", b"leverage", "margin", b"margin", "position_id", b"position_id", "quantity", b"quantity", "reject_reason", b"reject_reason", "side", b"side", "size", b"size", "status", b"status", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trigger_price", b"trigger_price", "type", b"type", "update_time", b"update_time", "volume_lots", b"volume_lots"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_size: _TypeAlias = _typing.Literal["quantity", "margin"]  # noqa: Y015
     _WhichOneofArgType_size: _TypeAlias = _typing.Literal["size", b"size"]  # noqa: Y015
@@ -737,6 +745,7 @@ class OpenPositionRequest(_message.Message):
     STOP_LOSS_FIELD_NUMBER: _builtins.int
     TRAILING_DISTANCE_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    VOLUME_LOTS_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Instrument symbol."""
     side: _common_pb2.Side.ValueType
@@ -759,6 +768,10 @@ class OpenPositionRequest(_message.Message):
     """Trailing stop distance in price units."""
     client_order_id: _builtins.str
     """Idempotency key, unique per account, at most 64 characters."""
+    volume_lots: _builtins.str
+    """Size in lots instead of `quantity` or `margin`: volume_lots x the instrument's contract
+    size must be a multiple of the lot step (nothing is rounded).
+    """
     def __init__(
         self,
         *,
@@ -773,10 +786,11 @@ class OpenPositionRequest(_message.Message):
         stop_loss: _builtins.str = ...,
         trailing_distance: _builtins.str = ...,
         client_order_id: _builtins.str = ...,
+        volume_lots: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_slippage_bps", b"_max_slippage_bps", "margin", b"margin", "max_slippage_bps", b"max_slippage_bps", "quantity", b"quantity", "size", b"size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_slippage_bps", b"_max_slippage_bps", "client_order_id", b"client_order_id", "expected_price", b"expected_price", "leverage", b"leverage", "margin", b"margin", "max_slippage_bps", b"max_slippage_bps", "quantity", b"quantity", "side", b"side", "size", b"size", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_slippage_bps", b"_max_slippage_bps", "client_order_id", b"client_order_id", "expected_price", b"expected_price", "leverage", b"leverage", "margin", b"margin", "max_slippage_bps", b"max_slippage_bps", "quantity", b"quantity", "side", b"side", "size", b"size", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "volume_lots", b"volume_lots"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_slippage_bps: _TypeAlias = _typing.Literal["max_slippage_bps"]  # noqa: Y015
     _WhichOneofArgType__max_slippage_bps: _TypeAlias = _typing.Literal["_max_slippage_bps", b"_max_slippage_bps"]  # noqa: Y015
@@ -984,22 +998,28 @@ class ClosePositionRequest(_message.Message):
     POSITION_ID_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    VOLUME_LOTS_FIELD_NUMBER: _builtins.int
     position_id: _builtins.str
     """Position id."""
     quantity: _builtins.str
     """Quantity to close, a multiple of the lot step; empty closes all."""
     client_order_id: _builtins.str
     """Idempotency key, unique per account, at most 64 characters."""
+    volume_lots: _builtins.str
+    """Lots to close instead of `quantity`, converted exactly by the contract size; empty with
+    an empty `quantity` closes all.
+    """
     def __init__(
         self,
         *,
         position_id: _builtins.str = ...,
         quantity: _builtins.str = ...,
         client_order_id: _builtins.str = ...,
+        volume_lots: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "position_id", b"position_id", "quantity", b"quantity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "position_id", b"position_id", "quantity", b"quantity", "volume_lots", b"volume_lots"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1015,12 +1035,15 @@ class ClosePositionResponse(_message.Message):
     CLOSED_QUANTITY_FIELD_NUMBER: _builtins.int
     CLOSE_PRICE_FIELD_NUMBER: _builtins.int
     REALIZED_PNL_FIELD_NUMBER: _builtins.int
+    CLOSED_VOLUME_LOTS_FIELD_NUMBER: _builtins.int
     closed_quantity: _builtins.str
     """Quantity closed."""
     close_price: _builtins.str
     """Fill price of the close."""
     realized_pnl: _builtins.str
     """Realized PnL of the closed quantity, in USD."""
+    closed_volume_lots: _builtins.str
+    """`closed_quantity` in lots."""
     @_builtins.property
     def position(self) -> Global___Position:
         """The position after the close: closed when fully closed, else the remaining open position."""
@@ -1032,10 +1055,11 @@ class ClosePositionResponse(_message.Message):
         closed_quantity: _builtins.str = ...,
         close_price: _builtins.str = ...,
         realized_pnl: _builtins.str = ...,
+        closed_volume_lots: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_price", b"close_price", "closed_quantity", b"closed_quantity", "position", b"position", "realized_pnl", b"realized_pnl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_price", b"close_price", "closed_quantity", b"closed_quantity", "closed_volume_lots", b"closed_volume_lots", "position", b"position", "realized_pnl", b"realized_pnl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1113,6 +1137,7 @@ class PlaceOrderRequest(_message.Message):
     TRAILING_DISTANCE_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    VOLUME_LOTS_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Instrument symbol."""
     side: _common_pb2.Side.ValueType
@@ -1135,6 +1160,10 @@ class PlaceOrderRequest(_message.Message):
     """Trailing distance of the position to open."""
     client_order_id: _builtins.str
     """Idempotency key, unique per account, at most 64 characters."""
+    volume_lots: _builtins.str
+    """Size in lots instead of `quantity` or `margin`: volume_lots x the instrument's contract
+    size must be a multiple of the lot step (nothing is rounded).
+    """
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """When the order expires unfilled; unset means good until cancelled."""
@@ -1154,10 +1183,11 @@ class PlaceOrderRequest(_message.Message):
         trailing_distance: _builtins.str = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         client_order_id: _builtins.str = ...,
+        volume_lots: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "margin", b"margin", "quantity", b"quantity", "size", b"size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "expire_time", b"expire_time", "leverage", b"leverage", "margin", b"margin", "quantity", b"quantity", "side", b"side", "size", b"size", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trigger_price", b"trigger_price", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "expire_time", b"expire_time", "leverage", b"leverage", "margin", b"margin", "quantity", b"quantity", "side", b"side", "size", b"size", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trigger_price", b"trigger_price", "type", b"type", "volume_lots", b"volume_lots"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_size: _TypeAlias = _typing.Literal["quantity", "margin"]  # noqa: Y015
     _WhichOneofArgType_size: _TypeAlias = _typing.Literal["size", b"size"]  # noqa: Y015
@@ -1248,6 +1278,7 @@ class ModifyOrderRequest(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     CLEAR_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    VOLUME_LOTS_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Order id."""
     trigger_price: _builtins.str
@@ -1266,6 +1297,8 @@ class ModifyOrderRequest(_message.Message):
     """True makes the order good until cancelled; not together with `expire_time`."""
     client_order_id: _builtins.str
     """Idempotency key, unique per account, at most 64 characters."""
+    volume_lots: _builtins.str
+    """New size in lots instead of `quantity` or `margin`, converted exactly by the contract size."""
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """New expire time, in the future."""
@@ -1283,10 +1316,11 @@ class ModifyOrderRequest(_message.Message):
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         clear_expire_time: _builtins.bool = ...,
         client_order_id: _builtins.str = ...,
+        volume_lots: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_loss", b"_stop_loss", "_take_profit", b"_take_profit", "_trailing_distance", b"_trailing_distance", "_trigger_price", b"_trigger_price", "expire_time", b"expire_time", "margin", b"margin", "quantity", b"quantity", "size", b"size", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trigger_price", b"trigger_price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_loss", b"_stop_loss", "_take_profit", b"_take_profit", "_trailing_distance", b"_trailing_distance", "_trigger_price", b"_trigger_price", "_volume_lots", b"_volume_lots", "expire_time", b"expire_time", "margin", b"margin", "quantity", b"quantity", "size", b"size", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trigger_price", b"trigger_price", "volume_lots", b"volume_lots"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_loss", b"_stop_loss", "_take_profit", b"_take_profit", "_trailing_distance", b"_trailing_distance", "_trigger_price", b"_trigger_price", "clear_expire_time", b"clear_expire_time", "client_order_id", b"client_order_id", "expire_time", b"expire_time", "margin", b"margin", "order_id", b"order_id", "quantity", b"quantity", "size", b"size", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trigger_price", b"trigger_price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_loss", b"_stop_loss", "_take_profit", b"_take_profit", "_trailing_distance", b"_trailing_distance", "_trigger_price", b"_trigger_price", "_volume_lots", b"_volume_lots", "clear_expire_time", b"clear_expire_time", "client_order_id", b"client_order_id", "expire_time", b"expire_time", "margin", b"margin", "order_id", b"order_id", "quantity", b"quantity", "size", b"size", "stop_loss", b"stop_loss", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trigger_price", b"trigger_price", "volume_lots", b"volume_lots"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__stop_loss: _TypeAlias = _typing.Literal["stop_loss"]  # noqa: Y015
     _WhichOneofArgType__stop_loss: _TypeAlias = _typing.Literal["_stop_loss", b"_stop_loss"]  # noqa: Y015
@@ -1296,6 +1330,8 @@ class ModifyOrderRequest(_message.Message):
     _WhichOneofArgType__trailing_distance: _TypeAlias = _typing.Literal["_trailing_distance", b"_trailing_distance"]  # noqa: Y015
     _WhichOneofReturnType__trigger_price: _TypeAlias = _typing.Literal["trigger_price"]  # noqa: Y015
     _WhichOneofArgType__trigger_price: _TypeAlias = _typing.Literal["_trigger_price", b"_trigger_price"]  # noqa: Y015
+    _WhichOneofReturnType__volume_lots: _TypeAlias = _typing.Literal["volume_lots"]  # noqa: Y015
+    _WhichOneofArgType__volume_lots: _TypeAlias = _typing.Literal["_volume_lots", b"_volume_lots"]  # noqa: Y015
     _WhichOneofReturnType_size: _TypeAlias = _typing.Literal["quantity", "margin"]  # noqa: Y015
     _WhichOneofArgType_size: _TypeAlias = _typing.Literal["size", b"size"]  # noqa: Y015
     @_typing.overload
@@ -1306,6 +1342,8 @@ class ModifyOrderRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__trailing_distance) -> _WhichOneofReturnType__trailing_distance | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__trigger_price) -> _WhichOneofReturnType__trigger_price | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__volume_lots) -> _WhichOneofReturnType__volume_lots | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_size) -> _WhichOneofReturnType_size | None: ...
 

@@ -187,8 +187,8 @@ class TradingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ClosePosition(self, request, context):
-        """Close a position in full, or partly when `quantity` is given: a buy closes at the bid, a
-        sell at the ask.
+        """Close a position in full, or partly when `quantity` or `volume_lots` is given: a buy
+        closes at the bid, a sell at the ask.
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED, QUANTITY_TOO_SMALL), FAILED_PRECONDITION
         (PRICE_UNAVAILABLE), NOT_FOUND (POSITION_NOT_FOUND), UNAUTHENTICATED.
         """

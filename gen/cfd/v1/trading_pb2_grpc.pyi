@@ -69,8 +69,8 @@ class TradingServiceStub:
     (PRICE_UNAVAILABLE), NOT_FOUND (POSITION_NOT_FOUND), UNAUTHENTICATED.
     """
     ClosePosition: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ClosePositionRequest, _trading_pb2.ClosePositionResponse]
-    """Close a position in full, or partly when `quantity` is given: a buy closes at the bid, a
-    sell at the ask.
+    """Close a position in full, or partly when `quantity` or `volume_lots` is given: a buy
+    closes at the bid, a sell at the ask.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED, QUANTITY_TOO_SMALL), FAILED_PRECONDITION
     (PRICE_UNAVAILABLE), NOT_FOUND (POSITION_NOT_FOUND), UNAUTHENTICATED.
     """
@@ -163,8 +163,8 @@ class TradingServiceAsyncStub(TradingServiceStub):
     (PRICE_UNAVAILABLE), NOT_FOUND (POSITION_NOT_FOUND), UNAUTHENTICATED.
     """
     ClosePosition: _aio.UnaryUnaryMultiCallable[_trading_pb2.ClosePositionRequest, _trading_pb2.ClosePositionResponse]  # type: ignore[assignment]
-    """Close a position in full, or partly when `quantity` is given: a buy closes at the bid, a
-    sell at the ask.
+    """Close a position in full, or partly when `quantity` or `volume_lots` is given: a buy
+    closes at the bid, a sell at the ask.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED, QUANTITY_TOO_SMALL), FAILED_PRECONDITION
     (PRICE_UNAVAILABLE), NOT_FOUND (POSITION_NOT_FOUND), UNAUTHENTICATED.
     """
@@ -296,8 +296,8 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trading_pb2.ClosePositionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.ClosePositionResponse, _abc.Awaitable[_trading_pb2.ClosePositionResponse]]:
-        """Close a position in full, or partly when `quantity` is given: a buy closes at the bid, a
-        sell at the ask.
+        """Close a position in full, or partly when `quantity` or `volume_lots` is given: a buy
+        closes at the bid, a sell at the ask.
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED, QUANTITY_TOO_SMALL), FAILED_PRECONDITION
         (PRICE_UNAVAILABLE), NOT_FOUND (POSITION_NOT_FOUND), UNAUTHENTICATED.
         """

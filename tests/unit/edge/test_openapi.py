@@ -47,7 +47,7 @@ def test_parameters_follow_the_transcoding_rules() -> None:
 def test_bodies_leave_out_path_fields_and_schemas_use_json_names() -> None:
     close = DOC["paths"]["/v1/positions/{position_id}:close"]["post"]
     body = close["requestBody"]["content"]["application/json"]["schema"]
-    assert set(body["properties"]) == {"quantity", "clientOrderId"}
+    assert set(body["properties"]) == {"quantity", "volumeLots", "clientOrderId"}
     assert body["additionalProperties"] is False
     position = DOC["components"]["schemas"]["cfd.v1.Position"]["properties"]
     assert position["openTime"] == {

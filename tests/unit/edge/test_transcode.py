@@ -79,6 +79,30 @@ def test_bad_bodies_are_validation_errors() -> None:
         assert info.value.reason == "VALIDATION_FAILED"
 
 
+def test_volume_lots_is_a_known_field_in_and_out() -> None:
+    for name in ("OpenPosition", "PlaceOrder", "ClosePosition"):
+        request = parse_body(b'{"volumeLots": "0.25"}', rpc(name).input_class)
+        assert request.volume_lots == "0.25"  # type: ignore[attr-defined]
+    modify = parse_body(b'{"volumeLots": "0.5"}', rpc("ModifyOrder").input_class)
+    assert modify.HasField("volume_lots")
+    with pytest.raises(ApiError) as info:
+        parse_body(b'{"volumeLots": 0.25}', rpc("OpenPosition").input_class)
+    assert info.value.reason == "VALIDATION_FAILED"
+    reply = trading_pb2.ClosePositionResponse(
+        closed_quantity="250",
+        closed_volume_lots="0.250",
+        position=trading_pb2.Position(id="p", quantity="750", volume_lots="0.750"),
+    )
+    message = rpc("ClosePosition").output_class.FromString(reply.SerializeToString())
+    assert to_json(message) == {
+        "position": {"id": "p", "quantity": "750", "volumeLots": "0.750"},
+        "closedQuantity": "250",
+        "closedVolumeLots": "0.250",
+    }
+    instrument = market_pb2.Instrument(symbol="BTCUSD", contract_size="1")
+    assert to_json(instrument) == {"symbol": "BTCUSD", "contractSize": "1"}
+
+
 def test_responses_omit_defaults_and_use_camel_case() -> None:
     reply = trading_pb2.ClosePositionResponse(
         closed_quantity="1", position=trading_pb2.Position(id="p")

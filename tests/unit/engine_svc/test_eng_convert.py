@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 from cfd.v1 import common_pb2, trading_pb2
-from engine_svc.convert import AccountEvent, event_message, summary_message
+from engine_svc.convert import (
+    AccountEvent,
+    closed_message,
+    event_message,
+    order_message,
+    position_message,
+    summary_message,
+    with_volume_lots,
+)
 from engine_svc.core import (
     ApplyQuote,
+    ClosedPosition,
+    ClosePosition,
     Core,
     CreateAccount,
     MarginCallReached,
     MarginMode,
     OpenPosition,
+    OrderType,
+    OrderView,
+    PlaceOrder,
+    PositionView,
     Side,
+    make_instrument,
 )
 
 USD = 1_000_000
@@ -56,3 +71,26 @@ def test_a_margin_call_event_carries_the_account_figures() -> None:
     assert message.type == trading_pb2.EVENT_TYPE_MARGIN_CALL
     assert (message.margin_call.margin_level, message.margin_call.equity) == ("60", "36.00")
     assert message.margin_call.used_margin == "60.00"
+
+
+def test_positions_orders_and_closes_show_their_quantity_in_lots() -> None:
+    xrp = make_instrument("XRPUSD", "0.0001", "1", 50, contract_size="1000")
+    core = Core({"XRPUSD": xrp})
+    core.apply(CreateAccount(1, 0, "a", 1000 * USD))
+    core.apply(ApplyQuote(2, 0, "XRPUSD", 5000, 5001))
+    opened = core.apply(OpenPosition(3, 0, "a", "XRPUSD", Side.BUY, 10, 2500)).payload
+    assert isinstance(opened, PositionView)
+    position = position_message(opened, xrp)
+    assert (position.quantity, position.volume_lots) == ("2500", "2.500")
+    placed = core.apply(
+        PlaceOrder(4, 0, "a", "XRPUSD", Side.BUY, OrderType.LIMIT, 4000, 10, quantity=7)
+    ).payload
+    assert isinstance(placed, OrderView)
+    assert order_message(placed, xrp).volume_lots == "0.007"
+    closed = core.apply(ClosePosition(5, 0, "a", opened.id, quantity=500)).payload
+    assert isinstance(closed, ClosedPosition)
+    entry = closed_message(closed, xrp)
+    assert (entry.quantity, entry.volume_lots) == ("500", "0.500")
+    # An entry recorded before volumes existed gets its volume when it is read.
+    entry.ClearField("volume_lots")
+    assert with_volume_lots(entry, {"XRPUSD": xrp}).volume_lots == "0.500"

@@ -92,3 +92,18 @@ def test_a_damaged_record_is_refused(tmp_path: Path) -> None:
     (tmp_path / INSTRUMENTS_FILE).write_text('{"BTCUSD": 1}')
     with pytest.raises(InstrumentChangeError, match="damaged"):
         adopt_instruments(Core(), None, tmp_path, fsync=False)
+
+
+def test_the_configured_contract_size_replaces_the_restored_one(tmp_path: Path) -> None:
+    # A snapshot holds no contract size: the restored core has the default one, and a record
+    # written before contract sizes existed has none either.
+    (tmp_path / INSTRUMENTS_FILE).write_text(
+        '[{"symbol": "XRPUSD", "tick_size": "0.0001", "lot_step": "1", "max_leverage": 50,'
+        ' "maintenance_margin_rate": "0"}]'
+    )
+    configured = {"XRPUSD": make_instrument("XRPUSD", "0.0001", "1", 50, contract_size="1000")}
+    core = adopt_instruments(Core({"XRPUSD": XRP}), configured, tmp_path, fsync=False)
+    assert core.instruments["XRPUSD"].contract_size == "1000"
+    assert core.instruments["XRPUSD"].format_volume_lots(1500) == "1.500"
+    recorded = read_recorded(tmp_path / INSTRUMENTS_FILE)
+    assert recorded is not None and recorded["XRPUSD"].contract_size == "1000"

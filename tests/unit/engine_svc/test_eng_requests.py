@@ -8,7 +8,15 @@ from google.protobuf import timestamp_pb2
 from cfd.v1 import common_pb2, engine_admin_pb2, trading_pb2
 from engine_svc import requests
 from engine_svc.config import MarginDefaults
-from engine_svc.core import CLEAR, CreateAccount, MarginMode, OrderType, Side, default_instruments
+from engine_svc.core import (
+    CLEAR,
+    CreateAccount,
+    MarginMode,
+    OrderType,
+    Side,
+    default_instruments,
+    make_instrument,
+)
 from mesh.errors import ApiError
 
 DEFAULTS = MarginDefaults()
@@ -259,3 +267,91 @@ def test_modify_order_distinguishes_absent_cleared_and_set_fields() -> None:
     both = trading_pb2.ModifyOrderRequest(order_id="o-3", clear_expire_time=True)
     both.expire_time.seconds = 2_000_000_000
     assert _error(lambda: requests.modify_order(both, "u1", BTC))[0] == "VALIDATION_FAILED"
+
+
+XRP = make_instrument("XRPUSD", "0.0001", "1", 50, contract_size="1000")
+
+
+def test_volume_lots_sizes_each_request_by_the_contract_size() -> None:
+    opened = requests.open_position(
+        trading_pb2.OpenPositionRequest(
+            symbol="XRPUSD", side=common_pb2.SIDE_BUY, leverage=10, volume_lots="0.25"
+        ),
+        "u1",
+        {"XRPUSD": XRP},
+    )
+    assert (opened.quantity, opened.margin) == (250, None)
+    placed = requests.place_order(
+        trading_pb2.PlaceOrderRequest(
+            symbol="XRPUSD",
+            side=common_pb2.SIDE_SELL,
+            type=trading_pb2.ORDER_TYPE_LIMIT,
+            trigger_price="0.6",
+            leverage=5,
+            volume_lots="1.5",
+        ),
+        "u1",
+        {"XRPUSD": XRP},
+    )
+    assert (placed.quantity, placed.margin) == (1500, None)
+    modified = requests.modify_order(
+        trading_pb2.ModifyOrderRequest(order_id="o-1", volume_lots="0.002"), "u1", XRP
+    )
+    assert (modified.quantity, modified.margin) == (2, None)
+    closed = requests.close_position(
+        trading_pb2.ClosePositionRequest(position_id="p-1", volume_lots="0.003"), "u1", XRP
+    )
+    assert closed.quantity == 3
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"quantity": "1", "volume_lots": "0.001"}, "VALIDATION_FAILED"),
+        ({"margin": "10", "volume_lots": "0.001"}, "VALIDATION_FAILED"),
+        ({"volume_lots": "0.0015"}, "VALIDATION_FAILED"),
+        ({"volume_lots": "0.0005"}, "QUANTITY_TOO_SMALL"),
+        ({"volume_lots": "-1"}, "VALIDATION_FAILED"),
+        ({"volume_lots": "1e3"}, "VALIDATION_FAILED"),
+    ],
+)
+def test_volume_lots_with_another_size_or_off_the_grid_is_refused(
+    fields: dict[str, object], reason: str
+) -> None:
+    request = trading_pb2.OpenPositionRequest(
+        symbol="XRPUSD",
+        side=common_pb2.SIDE_BUY,
+        leverage=10,
+        **fields,  # type: ignore[arg-type]
+    )
+    with pytest.raises(ApiError) as caught:
+        requests.open_position(request, "u1", {"XRPUSD": XRP})
+    assert caught.value.reason == reason
+    assert [field for field, _ in caught.value.violations] == ["volumeLots"]
+
+
+def test_an_off_grid_volume_names_the_volume_step() -> None:
+    request = trading_pb2.OpenPositionRequest(
+        symbol="XRPUSD", side=common_pb2.SIDE_BUY, leverage=10, volume_lots="0.0015"
+    )
+    with pytest.raises(ApiError) as caught:
+        requests.open_position(request, "u1", {"XRPUSD": XRP})
+    assert "multiple of 0.001 lots (lot step 1 / contract size 1000)" in str(caught.value)
+
+
+def test_close_and_modify_order_refuse_two_sizes() -> None:
+    close = trading_pb2.ClosePositionRequest(position_id="p-1", quantity="1", volume_lots="0.001")
+    assert _error(lambda: requests.close_position(close, "u1", XRP)) == (
+        "VALIDATION_FAILED",
+        ["volumeLots"],
+    )
+    modify = trading_pb2.ModifyOrderRequest(order_id="o-1", quantity="1", volume_lots="0.001")
+    assert _error(lambda: requests.modify_order(modify, "u1", XRP)) == (
+        "VALIDATION_FAILED",
+        ["volumeLots"],
+    )
+    empty = trading_pb2.ModifyOrderRequest(order_id="o-1", volume_lots="")
+    assert _error(lambda: requests.modify_order(empty, "u1", XRP)) == (
+        "VALIDATION_FAILED",
+        ["volumeLots"],
+    )

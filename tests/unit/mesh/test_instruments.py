@@ -35,6 +35,8 @@ def test_defaults_match_the_api_table() -> None:
         ("SOLUSD", "0.001", "0.01", 100),
     ]
     assert all(s.maintenance_margin_rate == "0" for s in DEFAULT_SPECS)
+    # One coin per lot, as brokers quote BTC, ETH and SOL CFDs.
+    assert all(s.contract_size == "1" for s in DEFAULT_SPECS)
     assert [s.base_currency for s in DEFAULT_SPECS] == ["BTC", "ETH", "SOL"]
 
 
@@ -56,9 +58,11 @@ def test_every_field_can_be_given() -> None:
         "lot_step": "10",
         "max_leverage": 1000,
         "maintenance_margin_rate": "0.005",
+        "contract_size": "100",
     }
     (spec,) = parse_instruments([entry])
     assert spec.to_json() == entry
+    assert spec.contract_size == "100"
 
 
 def test_the_specs_are_immutable() -> None:
@@ -86,6 +90,9 @@ def test_the_specs_are_immutable() -> None:
         ({"maintenance_margin_rate": "1"}, "maintenance_margin_rate"),
         ({"maintenance_margin_rate": "-0.1"}, "maintenance_margin_rate"),
         ({"maintenance_margin_rate": "0.0000000000001"}, "maintenance_margin_rate"),
+        ({"contract_size": "1500"}, "contract_size must be a power of ten"),
+        ({"contract_size": "0"}, "contract_size must be a power of ten"),
+        ({"contract_size": 1000}, "contract_size must be a JSON string"),
         ({"base_currency": "xrp"}, "base_currency"),
         ({"symbol": "XRPEUR"}, "does not end in USD"),
         ({"display_name": ""}, "display_name"),

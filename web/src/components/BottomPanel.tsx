@@ -83,6 +83,7 @@ const PositionRow = memo(function PositionRow({ position, digits, quotes, onActi
       <td>{position.symbol}</td>
       <td className={position.side === "SIDE_BUY" ? "up" : "down"}>{formatSide(position.side)}</td>
       <td className="num" data-testid="position-quantity">{formatQuantity(position.quantity)}</td>
+      <td className="num" data-testid="position-lots">{formatQuantity(position.volumeLots)}</td>
       <td className="num">{formatPrice(position.entryPrice, digits)}</td>
       <td className="num" data-testid="position-mark">{formatPrice(mark, digits)}</td>
       <td className="num">{position.leverage}×</td>
@@ -129,6 +130,7 @@ function PositionsTable({ api, instruments, quotes, positions, actions }: Bottom
             <th>Symbol</th>
             <th>Side</th>
             <th className="num">Qty</th>
+            <th className="num">Lots</th>
             <th className="num">Entry</th>
             <th className="num">Mark</th>
             <th className="num">Lev.</th>
@@ -199,6 +201,7 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
             <th>Type</th>
             <th className="num">Trigger</th>
             <th className="num">Size</th>
+            <th className="num">Lots</th>
             <th className="num">Lev.</th>
             <th className="num">TP</th>
             <th className="num">SL</th>
@@ -221,6 +224,7 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
                     ? formatQuantity(order.quantity)
                     : `${formatMoney(order.margin)} USD`}
                 </td>
+                <td className="num" data-testid="order-lots">{formatQuantity(order.volumeLots)}</td>
                 <td className="num">{order.leverage}×</td>
                 <td className="num">{formatPrice(optional(order.takeProfit), digits)}</td>
                 <td className="num">{formatPrice(optional(order.stopLoss), digits)}</td>
@@ -307,6 +311,7 @@ function HistoryTable({ api, instruments, historyVersion, announcedCloses }: Bot
               <th>Symbol</th>
               <th>Side</th>
               <th className="num">Qty</th>
+              <th className="num">Lots</th>
               <th className="num">Entry</th>
               <th className="num">Close</th>
               <th className="num">Realized PnL</th>
@@ -322,6 +327,7 @@ function HistoryTable({ api, instruments, historyVersion, announcedCloses }: Bot
                   <td>{position.symbol}</td>
                   <td className={position.side === "SIDE_BUY" ? "up" : "down"}>{formatSide(position.side)}</td>
                   <td className="num">{formatQuantity(position.quantity)}</td>
+                  <td className="num" data-testid="history-lots">{formatQuantity(position.volumeLots)}</td>
                   <td className="num">{formatPrice(position.entryPrice, digits)}</td>
                   <td className="num">{formatPrice(position.closePrice, digits)}</td>
                   <td className={`num ${signOf(position.realizedPnl) > 0 ? "up" : signOf(position.realizedPnl) < 0 ? "down" : ""}`} data-testid="history-pnl" title={formatExactSignedMoney(position.realizedPnl)}>

@@ -4,9 +4,9 @@ import { Decimal } from "../lib/decimal";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
 import { DASH, formatExactMoney, formatMoney, formatPrice, formatQuantity } from "../lib/format";
 import { newClientOrderId } from "../lib/ids";
-import { loadOneClick, saveOneClick } from "../lib/preferences";
+import { loadOneClick, loadSizeMode, saveOneClick, saveSizeMode } from "../lib/preferences";
 import type { KeyValueStorage } from "../lib/session";
-import { type Side, type SizeMode, fillPrice, previewOrder } from "../lib/trading";
+import { type Side, type SizeMode, fillPrice, lotsStep, previewOrder } from "../lib/trading";
 import type { Account, OrderType } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
@@ -63,13 +63,20 @@ const FIELD_LABELS: Readonly<Record<Exclude<FieldName, "amount">, string>> = {
   trailingDistance: "Trailing distance",
 };
 
+/** The request field and the label of each way of sizing an order. */
+const SIZE_FIELDS: Readonly<Record<SizeMode, readonly [string, string]>> = {
+  quantity: ["quantity", "Quantity"],
+  lots: ["volumeLots", "Lots"],
+  margin: ["margin", "Margin"],
+};
+
 /** Map the server's field violations (snake or camel case) onto the panel's inputs. */
 function serverFieldErrors(error: ApiError, sizeMode: SizeMode): FieldErrors {
   const errors: FieldErrors = {};
-  const sizeField = sizeMode === "quantity" ? "quantity" : "margin";
+  const [sizeField, sizeLabel] = SIZE_FIELDS[sizeMode];
   const size = error.fieldError(sizeField);
   if (size !== null) {
-    errors.amount = fieldSentence(sizeMode === "quantity" ? "Quantity" : "Margin", size);
+    errors.amount = fieldSentence(sizeLabel, size);
   }
   for (const [field, label] of Object.entries(FIELD_LABELS) as [keyof typeof FIELD_LABELS, string][]) {
     const message = error.fieldError(field);
@@ -84,7 +91,7 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
   const entry = useQuote(quotes, view?.spec.symbol ?? null);
   const [side, setSide] = useState<Side>("SIDE_BUY");
   const [execution, setExecution] = useState<Execution>("market");
-  const [sizeMode, setSizeMode] = useState<SizeMode>("quantity");
+  const [sizeMode, setSizeMode] = useState<SizeMode>(() => loadSizeMode(storage));
   const [amount, setAmount] = useState("");
   const [leverage, setLeverage] = useState(DEFAULT_LEVERAGE);
   const [triggerPrice, setTriggerPrice] = useState("");
@@ -135,7 +142,12 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
   const validate = (): FieldErrors => {
     const errors: FieldErrors = {};
     if (amount.trim() === "") {
-      errors.amount = sizeMode === "quantity" ? "Enter a quantity" : "Enter a margin";
+      errors.amount =
+        sizeMode === "quantity"
+          ? "Enter a quantity"
+          : sizeMode === "lots"
+            ? "Enter a volume in lots"
+            : "Enter a margin";
     } else if (preview !== null && !preview.ok && preview.field === "amount") {
       errors.amount = preview.message;
     }
@@ -173,10 +185,7 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
       setFormError("No price for this instrument yet");
       return;
     }
-    const size =
-      sizeMode === "quantity"
-        ? { quantity: Decimal.parse(amount).toPlainString() }
-        : { margin: Decimal.parse(amount).toPlainString() };
+    const size = { [SIZE_FIELDS[sizeMode][0]]: Decimal.parse(amount).toPlainString() };
     const stops = {
       ...(takeProfit.trim() === "" ? {} : { takeProfit: takeProfit.trim() }),
       ...(stopLoss.trim() === "" ? {} : { stopLoss: stopLoss.trim() }),
@@ -210,8 +219,10 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
           ...stops,
           clientOrderId: newClientOrderId(),
         });
+        const lots =
+          position.volumeLots === undefined ? "" : ` (${formatQuantity(position.volumeLots)} lots)`;
         setNotice(
-          `Opened ${formatQuantity(position.quantity)} ${position.symbol} at ${formatPrice(position.entryPrice, digits)}`,
+          `Opened ${formatQuantity(position.quantity)} ${position.symbol}${lots} at ${formatPrice(position.entryPrice, digits)}`,
         );
       }
       await actions.refreshAccount();
@@ -330,17 +341,25 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
         <div className="field">
           <div className="label-row">
             <label htmlFor={`${id}-amount`}>
-              {sizeMode === "quantity" ? `Quantity (${view?.instrument.baseCurrency ?? "units"})` : "Margin (USD)"}
+              {sizeMode === "quantity"
+                ? `Quantity (${view?.instrument.baseCurrency ?? "units"})`
+                : sizeMode === "lots"
+                  ? `Volume (lots of ${view?.spec.contractSize.toPlainString() ?? "1"} ${view?.instrument.baseCurrency ?? "units"})`
+                  : "Margin (USD)"}
             </label>
             <Segmented
               label="Size in"
               mini
               options={[
                 { value: "quantity", label: "Qty", testId: "size-quantity" },
+                { value: "lots", label: "Lots", testId: "size-lots" },
                 { value: "margin", label: "USD", testId: "size-margin" },
               ]}
               value={sizeMode}
-              onChange={setSizeMode}
+              onChange={(mode) => {
+                setSizeMode(mode);
+                saveSizeMode(storage, mode);
+              }}
             />
           </div>
           <input
@@ -348,7 +367,9 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
             inputMode="decimal"
             autoComplete="off"
             placeholder={
-              sizeMode === "quantity" ? `min ${view?.spec.minQuantity.toPlainString() ?? ""}` : "0.00"
+              view === null || sizeMode === "margin"
+                ? "0.00"
+                : `min ${(sizeMode === "lots" ? lotsStep(view.spec) : view.spec.minQuantity).toPlainString()}`
             }
             value={amount}
             onChange={(event) => setAmount(event.target.value)}
@@ -440,6 +461,12 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
             <dt>Quantity</dt>
             <dd className="num" data-testid="preview-quantity">
               {preview?.ok ? formatQuantity(preview.preview.quantity.toString()) : DASH}
+            </dd>
+          </div>
+          <div>
+            <dt>Lots</dt>
+            <dd className="num" data-testid="preview-lots">
+              {preview?.ok ? formatQuantity(preview.preview.lots.toString()) : DASH}
             </dd>
           </div>
           <div>

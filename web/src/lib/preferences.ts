@@ -1,6 +1,7 @@
 /** Trading preferences remembered in the browser's storage. */
 
 import type { KeyValueStorage } from "./session";
+import type { SizeMode } from "./trading";
 
 const ONE_CLICK_KEY = "cfd.oneClick";
 
@@ -15,4 +16,17 @@ export function saveOneClick(storage: KeyValueStorage | null, on: boolean): void
   } else {
     storage?.removeItem(ONE_CLICK_KEY);
   }
+}
+
+const SIZE_MODE_KEY = "cfd.sizeMode";
+const SIZE_MODES: readonly SizeMode[] = ["quantity", "lots", "margin"];
+
+/** How the order ticket sizes orders: units unless the user chose lots or a margin. */
+export function loadSizeMode(storage: KeyValueStorage | null): SizeMode {
+  const saved = storage?.getItem(SIZE_MODE_KEY);
+  return SIZE_MODES.find((mode) => mode === saved) ?? "quantity";
+}
+
+export function saveSizeMode(storage: KeyValueStorage | null, mode: SizeMode): void {
+  storage?.setItem(SIZE_MODE_KEY, mode);
 }

@@ -18,10 +18,12 @@ export interface InstrumentSpec {
   readonly minQuantity: Decimal;
   readonly maxLeverage: number;
   readonly maintenanceMarginRate: Decimal;
+  /** Units of the base currency in one lot (a power of ten). */
+  readonly contractSize: Decimal;
 }
 
-/** How the size of an order is given: a quantity of the instrument or a USD margin. */
-export type SizeMode = "quantity" | "margin";
+/** How the size of an order is given: a quantity of the instrument, lots of it or a USD margin. */
+export type SizeMode = "quantity" | "lots" | "margin";
 
 export interface PreviewInput {
   readonly spec: InstrumentSpec;
@@ -30,12 +32,13 @@ export interface PreviewInput {
   readonly price: Decimal;
   readonly leverage: number;
   readonly sizeMode: SizeMode;
-  /** The quantity or the margin, as typed. */
+  /** The quantity, the lots or the margin, as typed. */
   readonly amount: string;
 }
 
 export interface Preview {
   readonly quantity: Decimal;
+  readonly lots: Decimal;
   readonly notional: Decimal;
   readonly margin: Decimal;
   readonly maintenance: Decimal;
@@ -56,6 +59,19 @@ export function quantityFromMargin(
   const exposure = margin.mul(Decimal.fromInteger(leverage));
   const lots = exposure.div(price.mul(lotStep), 0, "floor");
   return lots.mul(lotStep);
+}
+
+/** The smallest volume in lots: the lot step / the contract size. */
+export function lotsStep(spec: InstrumentSpec): Decimal {
+  return lotsOf(spec.lotStep, spec);
+}
+
+/** A quantity in lots, exact: quantity / contract size (a power of ten, so it terminates). */
+export function lotsOf(quantity: Decimal, spec: InstrumentSpec): Decimal {
+  const contract = spec.contractSize;
+  // Dividing by 10^k needs k more fraction digits; by 10^-k none.
+  const extra = contract.gte(Decimal.fromInteger(1)) ? contract.toFixed(0).length - 1 : 0;
+  return quantity.div(contract, quantity.significantScale() + extra, "floor");
 }
 
 /** Notional value of a quantity at a price, exact. */
@@ -134,6 +150,15 @@ export function previewOrder(input: PreviewInput): PreviewResult {
       };
     }
     quantity = amount;
+  } else if (sizeMode === "lots") {
+    quantity = amount.mul(spec.contractSize);
+    if (!quantity.isMultipleOf(spec.lotStep)) {
+      return {
+        ok: false,
+        field: "amount",
+        message: `Lots must be a multiple of ${lotsStep(spec).toPlainString()}`,
+      };
+    }
   } else {
     if (amount.significantScale() > MONEY_SCALE) {
       return { ok: false, field: "amount", message: "At most 6 decimals" };
@@ -153,7 +178,14 @@ export function previewOrder(input: PreviewInput): PreviewResult {
   const liquidation = liquidationPrice(side, price, quantity, margin, maintenance, spec.tickSize);
   return {
     ok: true,
-    preview: { quantity, notional, margin, maintenance, liquidationPrice: liquidation },
+    preview: {
+      quantity,
+      lots: lotsOf(quantity, spec),
+      notional,
+      margin,
+      maintenance,
+      liquidationPrice: liquidation,
+    },
   };
 }
 

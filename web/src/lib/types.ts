@@ -42,6 +42,8 @@ export interface Instrument {
   readonly minQuantity?: string;
   readonly maxLeverage: number;
   readonly maintenanceMarginRate?: string;
+  /** Units of the base currency in one lot; quantity = lots x contract size. */
+  readonly contractSize?: string;
 }
 
 export interface Ticker {
@@ -107,6 +109,8 @@ export interface Position {
   readonly closeReason?: CloseReason;
   readonly status?: "POSITION_STATUS_OPEN" | "POSITION_STATUS_CLOSED";
   readonly houseCoveredLoss?: string;
+  /** The quantity in lots (quantity / contract size), exact. */
+  readonly volumeLots?: string;
 }
 
 export type OrderType = "ORDER_TYPE_LIMIT" | "ORDER_TYPE_STOP";
@@ -137,6 +141,8 @@ export interface Order {
   readonly createTime?: string;
   readonly clientOrderId?: string;
   readonly updateTime?: string;
+  /** The quantity in lots; absent when the order is sized by a margin. */
+  readonly volumeLots?: string;
 }
 
 export interface Account {
@@ -159,6 +165,7 @@ export interface OpenPositionRequest {
   readonly side: Side;
   readonly leverage: number;
   readonly quantity?: string;
+  readonly volumeLots?: string;
   readonly margin?: string;
   readonly expectedPrice?: string;
   readonly maxSlippageBps?: number;
@@ -175,6 +182,7 @@ export interface PlaceOrderRequest {
   readonly triggerPrice: string;
   readonly leverage: number;
   readonly quantity?: string;
+  readonly volumeLots?: string;
   readonly margin?: string;
   readonly takeProfit?: string;
   readonly stopLoss?: string;

@@ -20,6 +20,7 @@ export function toInstrumentView(instrument: Instrument): InstrumentView | null 
   }
   const minQuantity = Decimal.tryParse(instrument.minQuantity) ?? lotStep;
   const maintenanceMarginRate = Decimal.tryParse(instrument.maintenanceMarginRate) ?? Decimal.zero();
+  const contractSize = Decimal.tryParse(instrument.contractSize);
   const maxLeverage =
     Number.isInteger(instrument.maxLeverage) && instrument.maxLeverage >= 1
       ? instrument.maxLeverage
@@ -33,6 +34,9 @@ export function toInstrumentView(instrument: Instrument): InstrumentView | null 
       minQuantity,
       maxLeverage,
       maintenanceMarginRate,
+      // Servers from before contract sizes quote one unit a lot.
+      contractSize:
+        contractSize !== null && contractSize.isPositive() ? contractSize : Decimal.fromInteger(1),
     },
     priceDigits: tickSize.significantScale(),
   };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadOneClick, saveOneClick } from "../../src/lib/preferences";
+import { loadOneClick, loadSizeMode, saveOneClick, saveSizeMode } from "../../src/lib/preferences";
 import type { KeyValueStorage } from "../../src/lib/session";
 
 function memoryStorage(): KeyValueStorage & { readonly items: Map<string, string> } {
@@ -27,5 +27,23 @@ describe("one-click trading preference", () => {
     expect(loadOneClick(null)).toBe(false);
     saveOneClick(null, true);
     expect(loadOneClick(null)).toBe(false);
+  });
+});
+
+describe("order size mode preference", () => {
+  it("is units until changed, and remembers lots or a margin", () => {
+    const storage = memoryStorage();
+    expect(loadSizeMode(storage)).toBe("quantity");
+    saveSizeMode(storage, "lots");
+    expect(loadSizeMode(storage)).toBe("lots");
+    saveSizeMode(storage, "margin");
+    expect(loadSizeMode(storage)).toBe("margin");
+  });
+
+  it("ignores a value it does not know", () => {
+    const storage = memoryStorage();
+    storage.setItem("cfd.sizeMode", "bushels");
+    expect(loadSizeMode(storage)).toBe("quantity");
+    expect(loadSizeMode(null)).toBe("quantity");
   });
 });

@@ -3,6 +3,8 @@ import { Decimal } from "../../src/lib/decimal";
 import {
   type InstrumentSpec,
   liquidationPrice,
+  lotsOf,
+  lotsStep,
   maintenanceMarginFor,
   marginFor,
   previewOrder,
@@ -12,7 +14,7 @@ import {
 
 const d = (text: string) => Decimal.parse(text);
 
-function spec(symbol: string, tick: string, lot: string, rate = "0"): InstrumentSpec {
+function spec(symbol: string, tick: string, lot: string, rate = "0", contract = "1"): InstrumentSpec {
   return {
     symbol,
     tickSize: d(tick),
@@ -20,6 +22,7 @@ function spec(symbol: string, tick: string, lot: string, rate = "0"): Instrument
     minQuantity: d(lot),
     maxLeverage: 100,
     maintenanceMarginRate: d(rate),
+    contractSize: d(contract),
   };
 }
 
@@ -155,5 +158,36 @@ describe("engine worked examples", () => {
     // 0.0001 of 0.0003 closed: margin 2.753578 releases 0.917859 (rounded down), 1.835719 stays.
     const price = liquidationPrice("SIDE_BUY", d("64250.15"), d("0.0002"), d("1.835719"), d("0"), d("0.01"));
     expect(price.toString()).toBe("55071.56");
+  });
+});
+
+describe("lots", () => {
+  const XRP = spec("XRPUSD", "0.0001", "1", "0", "1000");
+  const TINY = spec("ABCUSD", "0.01", "10", "0", "0.01");
+
+  it("shows a quantity in lots exactly: quantity / contract size", () => {
+    expect(lotsOf(d("0.0150"), BTC).toPlainString()).toBe("0.015");
+    expect(lotsOf(d("2500"), XRP).toPlainString()).toBe("2.5");
+    expect(lotsOf(d("1"), XRP).toPlainString()).toBe("0.001");
+    expect(lotsOf(d("30"), TINY).toPlainString()).toBe("3000");
+    expect(lotsStep(XRP).toPlainString()).toBe("0.001");
+  });
+
+  it("sizes an order in lots through the contract size", () => {
+    const result = previewOrder({
+      spec: XRP, side: "SIDE_BUY", price: d("0.5001"), leverage: 50, sizeMode: "lots", amount: "2.5",
+    });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.preview.quantity.toPlainString()).toBe("2500");
+    expect(result.preview.lots.toPlainString()).toBe("2.5");
+    expect(result.preview.margin.toString()).toBe("25.005000");
+  });
+
+  it("refuses lots off the lot-step grid instead of rounding them", () => {
+    const result = previewOrder({
+      spec: XRP, side: "SIDE_BUY", price: d("0.5001"), leverage: 50, sizeMode: "lots", amount: "0.0015",
+    });
+    expect(result).toEqual({ ok: false, field: "amount", message: "Lots must be a multiple of 0.001" });
   });
 });

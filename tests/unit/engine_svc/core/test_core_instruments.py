@@ -84,3 +84,40 @@ def test_sub_micro_instrument_through_the_core() -> None:
     assert isinstance(closed, ClosedPosition)
     assert closed.realized_pnl == -101 and closed.credited == 170_837
     assert harness.core.total_user_money() + harness.core.house_balance == 1_000_000
+
+
+def test_volume_in_lots_is_the_quantity_over_the_contract_size() -> None:
+    btc = default_instruments()["BTCUSD"]
+    assert (btc.contract_size, btc.volume_step) == ("1", "0.0001")
+    assert btc.parse_volume_lots("0.0015") == 15
+    assert btc.format_volume_lots(15) == "0.0015"
+    # 1000 XRP a lot, lot step 1 XRP: the smallest volume is 0.001 lots.
+    xrp = make_instrument("XRPUSD", "0.0001", "1", 50, contract_size="1000")
+    assert (xrp.contract_size, xrp.volume_step) == ("1000", "0.001")
+    assert xrp.parse_volume_lots("2.5") == 2500
+    assert xrp.format_quantity(2500) == "2500" and xrp.format_volume_lots(2500) == "2.500"
+    # A contract below the lot step: 0.01 coin a lot, lot step 10: volumes step by 1000 lots.
+    tiny = make_instrument("ABCUSD", "0.01", "10", 10, contract_size="0.01")
+    assert tiny.volume_step == "1000"
+    assert tiny.parse_volume_lots("3000") == 3 and tiny.format_volume_lots(3) == "3000"
+    with pytest.raises(DecimalFormatError, match="not a multiple of 1000"):
+        tiny.parse_volume_lots("1500")
+
+
+def test_a_volume_off_the_lot_grid_is_refused_not_rounded() -> None:
+    xrp = make_instrument("XRPUSD", "0.0001", "1", 50, contract_size="1000")
+    with pytest.raises(DecimalFormatError, match="more than 3 decimal places") as caught:
+        xrp.parse_volume_lots("0.0015")
+    assert not caught.value.below_step
+    with pytest.raises(DecimalFormatError) as caught:
+        xrp.parse_volume_lots("0.0005")
+    assert caught.value.below_step
+    for bad in ("0", "-1", "1e3", ""):
+        with pytest.raises(DecimalFormatError):
+            xrp.parse_volume_lots(bad)
+
+
+def test_contract_size_must_be_a_power_of_ten() -> None:
+    for bad in ("2", "0.5", "0", "abc", "25"):
+        with pytest.raises(ValueError):
+            make_instrument("XRPUSD", "0.0001", "1", contract_size=bad)

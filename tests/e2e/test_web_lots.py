@@ -1,0 +1,55 @@
+"""Sizing orders in lots on the web page, on an instrument of 1000 units a lot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from e2e.browser_support import Mesh, sign_up
+from mesh.instruments import DEFAULT_SPECS, InstrumentSpec
+
+XRP = InstrumentSpec("XRPUSD", "XRP vs US Dollar", "XRP", "0.0001", "1", 50, contract_size="1000")
+
+
+@pytest.fixture(scope="module")
+def mesh_overrides(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Add XRPUSD, 1000 XRP a lot, to the default instruments."""
+    path = tmp_path_factory.mktemp("lots") / "instruments.json"
+    path.write_text(json.dumps([spec.to_json() for spec in (*DEFAULT_SPECS, XRP)]))
+    return {"CFD_INSTRUMENTS_FILE": str(path)}
+
+
+def test_a_position_sized_in_lots_opens_their_quantity(mesh: Mesh, page: Page) -> None:
+    mesh.publish("XRPUSD", "0.5000", "0.5001")
+    sign_up(page)
+    page.get_by_test_id("instrument-XRPUSD").click()
+    expect(page.get_by_test_id("chart-symbol")).to_have_text("XRPUSD")
+    expect(page.get_by_test_id("ask-XRPUSD")).to_have_text("0.5001")
+    page.get_by_test_id("size-lots").click()
+    amount = page.get_by_test_id("order-amount")
+    expect(amount).to_have_attribute("placeholder", "min 0.001")
+
+    # 0.0015 lots is 1.5 XRP, off the 1 XRP lot step: refused, not rounded.
+    amount.fill("0.0015")
+    page.get_by_test_id("order-submit").click()
+    expect(page.get_by_test_id("order-amount-error")).to_have_text(
+        "Lots must be a multiple of 0.001"
+    )
+    expect(page.get_by_test_id("positions-empty")).to_be_visible()
+
+    amount.fill("2.5")
+    expect(page.get_by_test_id("preview-quantity")).to_have_text("2,500")
+    expect(page.get_by_test_id("preview-lots")).to_have_text("2.5")
+    page.get_by_test_id("order-submit").click()
+    expect(page.get_by_test_id("order-notice")).to_contain_text("Opened 2,500 XRPUSD (2.5 lots)")
+    row = page.get_by_test_id("position-row")
+    expect(row).to_have_count(1)
+    expect(row.get_by_test_id("position-quantity")).to_have_text("2,500")
+    expect(row.get_by_test_id("position-lots")).to_have_text("2.5")
+
+    # The ticket keeps sizing in lots after a reload.
+    page.reload()
+    expect(page.get_by_test_id("trading-screen")).to_be_visible()
+    expect(page.get_by_test_id("size-lots")).to_have_attribute("aria-pressed", "true")
