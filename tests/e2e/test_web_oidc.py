@@ -106,7 +106,7 @@ def test_a_two_factor_user_gives_the_code_after_the_provider(mesh: Mesh, page: P
     right = totp.at(time.time() + 30)
     page.get_by_test_id("auth-totp-code").fill(f"{(int(right) + 500_000) % 1_000_000:06d}")
     page.get_by_test_id("auth-submit").click()
-    expect(page.get_by_test_id("auth-error")).to_be_visible()
+    expect(page.get_by_test_id("auth-error")).to_contain_text("code is wrong")
     expect(page.get_by_test_id("auth-provider-challenge")).to_be_visible()
     page.get_by_test_id("auth-totp-code").fill(right)
     page.get_by_test_id("auth-submit").click()

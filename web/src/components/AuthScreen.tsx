@@ -106,7 +106,11 @@ export function AuthScreen({ api, notice = null, challenge = null }: AuthScreenP
         setNeedsCode(false);
         setCode("");
       }
-      setFormError(describeError(error));
+      setFormError(
+        error instanceof ApiError && error.reason === "INVALID_CREDENTIALS"
+          ? "That code is wrong or was already used."
+          : describeError(error),
+      );
       setBusy(false);
     }
   };
