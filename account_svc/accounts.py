@@ -298,8 +298,7 @@ class Accounts:
                 raise ApiError(
                     "TOTP_REQUIRED", "two-factor authentication is on: give totp_code"
                 )
-            await self._limit(f"verify:user:{user.id}", self._limits.verify_per_user)
-            await self._check_second_factor(user, second_factor)
+            await self.verify_second_factor(user, second_factor)
         return await self._open_session(user, Origin(client, user_agent))
 
     async def refresh(self, refresh_token: str, client: str) -> Session:
@@ -398,6 +397,12 @@ class Accounts:
         stored = await self._users.find_by_email(user.email)
         if stored is None or not await self._hasher.verify(stored.password_hash, password):
             raise ApiError("INVALID_CREDENTIALS", "wrong password")
+
+    async def verify_second_factor(self, user: User, second_factor: SecondFactor) -> None:
+        """Check a sign-in's second factor: every attempt counts against the user's
+        verification limit, and a wrong or reused code is INVALID_CREDENTIALS."""
+        await self._limit(f"verify:user:{user.id}", self._limits.verify_per_user)
+        await self._check_second_factor(user, second_factor)
 
     async def _check_second_factor(self, user: User, second_factor: SecondFactor) -> None:
         """Spend the TOTP code's step or the recovery code; raise INVALID_CREDENTIALS."""

@@ -4,7 +4,16 @@ Each authorization starts with fresh state, nonce and PKCE verifier stored serve
 under the state's hash (``identities``); the callback takes that row (once: a replayed
 or forged state finds nothing) before anything is asked of the provider. A state started
 by a link is accepted only from the same user's CompleteIdentityLink, and a sign-in state
-only by CompleteProviderSignin. Nothing here logs a code, a state or a token.
+only by CompleteProviderSignin. Nothing here logs a code, a state, a ticket or a token.
+
+A user with two-factor authentication gets no tokens from the callback: it answers
+TOTP_REQUIRED, as a password sign-in without a code does, with a sign-in ticket in the
+error's ErrorInfo metadata (``signinTicket``, ``expireTime``). The ticket (256 random bits,
+stored hashed, valid ``TICKET_TTL_S`` seconds) stands for the provider's verified answer,
+whose code and state cannot be used again; VerifyProviderSignin spends it together with a
+TOTP or recovery code, checked and rate-limited exactly as the password sign-in checks
+them. A wrong code leaves the ticket as it was, for another try; the ticket is spent only
+once the code was accepted (of two completions racing with good codes, one signs in).
 """
 
 from __future__ import annotations
@@ -13,10 +22,12 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from account_svc.accounts import Accounts, Session
+from account_svc.accounts import Accounts, SecondFactor, Session
 from account_svc.config import RateLimits
 from account_svc.identities import (
+    MAX_TICKET_LENGTH,
     AuthorizationRequest,
     IdentityStore,
     IdentityTakenError,
@@ -168,12 +179,64 @@ class ExternalSignin:
         await self._limit(origin)
         request, identity = await self._identity(code, state, None)
         user, new_user = await self._user_of(request.provider, identity)
+        if user.totp_enabled:
+            raise await self._second_factor_required(user, request)
         session = await self._accounts.open_session(user, origin)
         _log.info(
             "signed in through a provider",
             extra={"fields": {"user_id": user.id, "provider": request.provider}},
         )
         return ProviderSignin(session, request.return_url, new_user)
+
+    async def _second_factor_required(
+        self, user: User, request: AuthorizationRequest
+    ) -> ApiError:
+        """Store a sign-in ticket for the user; return the TOTP_REQUIRED error carrying it."""
+        ticket, expire_time_ms = await self._identities.save_ticket(
+            user.id, request.provider, request.return_url
+        )
+        _log.info(
+            "provider sign-in waits for the second factor",
+            extra={"fields": {"user_id": user.id, "provider": request.provider}},
+        )
+        expire_time = datetime.fromtimestamp(expire_time_ms / 1000, UTC)
+        return ApiError(
+            "TOTP_REQUIRED",
+            "two-factor authentication is on: give totp_code (or recovery_code) with the "
+            "signin ticket to VerifyProviderSignin",
+            metadata={
+                "signinTicket": ticket,
+                "expireTime": expire_time.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            },
+        )
+
+    async def verify_signin(
+        self, ticket: str, second_factor: SecondFactor, origin: Origin
+    ) -> ProviderSignin:
+        """Complete a provider sign-in that answered TOTP_REQUIRED with its ticket and a code."""
+        await self._limit(origin)
+        if not ticket:
+            raise validation_error("signin_ticket", "is required")
+        if len(ticket) > MAX_TICKET_LENGTH:
+            raise validation_error(
+                "signin_ticket", f"must be at most {MAX_TICKET_LENGTH} characters"
+            )
+        if not second_factor.given:
+            raise validation_error("totp_code", "give totp_code or recovery_code")
+        second_factor.check_shape()
+        waiting = await self._identities.find_ticket(ticket)
+        if waiting is None:
+            raise _ticket_invalid()
+        user = await self._accounts.get_user(waiting.user_id)
+        await self._accounts.verify_second_factor(user, second_factor)
+        if not await self._identities.take_ticket(ticket):
+            raise _ticket_invalid()
+        session = await self._accounts.open_session(user, origin)
+        _log.info(
+            "signed in through a provider",
+            extra={"fields": {"user_id": user.id, "provider": waiting.provider}},
+        )
+        return ProviderSignin(session, waiting.return_url, False)
 
     async def _user_of(self, provider: str, identity: Identity) -> tuple[User, bool]:
         """Return the user of the identity, linking or creating one by email; and if new."""
@@ -259,6 +322,13 @@ class ExternalSignin:
         """Return the user's linked identities."""
         user = await self._accounts.get_user(user_id)
         return await self._identities.list(user.id)
+
+
+def _ticket_invalid() -> ApiError:
+    return ApiError(
+        "SIGNIN_TICKET_INVALID",
+        "this sign-in ticket is unknown, has expired or was already used; sign in again",
+    )
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
-"""Linked external identities and the authorization requests in flight, in SQL."""
+"""Linked external identities, the authorization requests in flight and the sign-in tickets
+waiting for a second factor, in SQL."""
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,10 +13,15 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from account_svc.schema import identities_table, oidc_requests_table
+from account_svc.schema import identities_table, oidc_requests_table, signin_tickets_table
 
 # An authorization request must come back within this many seconds.
 REQUEST_TTL_S = 600
+# A sign-in ticket must be completed with the second factor within this many seconds.
+TICKET_TTL_S = 300
+# Tickets are 256 random bits, URL-safe base64 (43 characters).
+_TICKET_BYTES = 32
+MAX_TICKET_LENGTH = 128
 
 
 class IdentityTakenError(Exception):
@@ -44,6 +51,16 @@ class LinkedIdentity:
     subject: str
     email: str
     link_time_ms: int
+
+
+@dataclass(frozen=True)
+class SigninTicket:
+    """A provider sign-in that waits for the user's second factor."""
+
+    user_id: str
+    provider: str
+    return_url: str
+    expire_time_ms: int
 
 
 def state_hash(state: str) -> str:
@@ -98,12 +115,61 @@ class IdentityStore:
         )
 
     async def purge_requests(self) -> int:
-        """Delete the expired requests; return how many."""
-        stmt = delete(oidc_requests_table).where(
-            oidc_requests_table.c.expire_time_ms <= self._now_ms()
+        """Delete the expired requests and sign-in tickets; return how many."""
+        now_ms = self._now_ms()
+        async with self._engine.begin() as conn:
+            requests = await conn.execute(
+                delete(oidc_requests_table).where(oidc_requests_table.c.expire_time_ms <= now_ms)
+            )
+            tickets = await conn.execute(
+                delete(signin_tickets_table).where(
+                    signin_tickets_table.c.expire_time_ms <= now_ms
+                )
+            )
+        return requests.rowcount + tickets.rowcount
+
+    async def save_ticket(self, user_id: str, provider: str, return_url: str) -> tuple[str, int]:
+        """Store a new sign-in ticket for the user; return it and its expiry (ms).
+
+        Only the ticket's SHA-256 is stored, as for a state.
+        """
+        ticket = secrets.token_urlsafe(_TICKET_BYTES)
+        expire_time_ms = self._now_ms() + TICKET_TTL_S * 1000
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                signin_tickets_table.insert().values(
+                    ticket_hash=state_hash(ticket),
+                    user_id=user_id,
+                    provider=provider,
+                    return_url=return_url,
+                    expire_time_ms=expire_time_ms,
+                )
+            )
+        return ticket, expire_time_ms
+
+    async def find_ticket(self, ticket: str) -> SigninTicket | None:
+        """Return the live sign-in of ``ticket``; None when unknown, used or expired."""
+        c = signin_tickets_table.c
+        stmt = select(c.user_id, c.provider, c.return_url, c.expire_time_ms).where(
+            c.ticket_hash == state_hash(ticket), c.expire_time_ms > self._now_ms()
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).one_or_none()
+        if row is None:
+            return None
+        return SigninTicket(row.user_id, row.provider, row.return_url, row.expire_time_ms)
+
+    async def take_ticket(self, ticket: str) -> bool:
+        """Spend a live ticket; return False when it is unknown, used or expired.
+
+        The delete decides: of two completions with the same ticket, one deletes the row.
+        """
+        c = signin_tickets_table.c
+        stmt = delete(signin_tickets_table).where(
+            c.ticket_hash == state_hash(ticket), c.expire_time_ms > self._now_ms()
         )
         async with self._engine.begin() as conn:
-            return (await conn.execute(stmt)).rowcount
+            return (await conn.execute(stmt)).rowcount == 1
 
     async def user_of(self, provider: str, subject: str) -> str | None:
         """Return the id of the user this identity is linked to, if any."""

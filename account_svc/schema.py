@@ -235,6 +235,19 @@ oidc_requests_table = Table(
     Index("account_oidc_requests_expire_time_ms", "expire_time_ms"),
 )
 
+# Provider sign-ins waiting for the user's second factor, keyed by the SHA-256 of their
+# ticket; a row is deleted when the sign-in completes, so each ticket signs in once.
+signin_tickets_table = Table(
+    "account_signin_tickets",
+    metadata,
+    Column("ticket_hash", String(64), primary_key=True),
+    Column("user_id", String(36), ForeignKey("account_users.id"), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("return_url", String(2048), nullable=False),
+    Column("expire_time_ms", BigInteger, nullable=False),
+    Index("account_signin_tickets_expire_time_ms", "expire_time_ms"),
+)
+
 
 def _v1_initial(conn: Connection) -> None:
     for table in (
@@ -282,6 +295,10 @@ def _v7_margin_mode(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE account_provisioning ADD COLUMN margin_mode VARCHAR(24)"))
 
 
+def _v8_signin_tickets(conn: Connection) -> None:
+    signin_tickets_table.create(conn)
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
 MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v1_initial,
@@ -291,6 +308,7 @@ MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v5_email,
     _v6_identities,
     _v7_margin_mode,
+    _v8_signin_tickets,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

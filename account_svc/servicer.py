@@ -421,6 +421,23 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
             new_user=signin.new_user,
         )
 
+    async def VerifyProviderSignin(
+        self, request: account_pb2.VerifyProviderSigninRequest, context: Context
+    ) -> account_pb2.VerifyProviderSigninResponse:
+        """Finish a provider sign-in that asked for the second factor."""
+        origin = Origin(self._client(context), self._user_agent(context))
+        with _database_unavailable_as_api_error():
+            signin = await self._external.verify_signin(
+                request.signin_ticket,
+                SecondFactor(request.totp_code, request.recovery_code),
+                origin,
+            )
+        return account_pb2.VerifyProviderSigninResponse(
+            **_session_fields(signin.session),
+            return_url=signin.return_url,
+            new_user=signin.new_user,
+        )
+
     async def StartIdentityLink(
         self, request: account_pb2.StartIdentityLinkRequest, context: Context
     ) -> account_pb2.StartIdentityLinkResponse:

@@ -27,6 +27,7 @@ PUBLIC_METHODS = frozenset(
         "/cfd.v1.AccountService/ListIdentityProviders",
         "/cfd.v1.AccountService/StartProviderSignin",
         "/cfd.v1.AccountService/CompleteProviderSignin",
+        "/cfd.v1.AccountService/VerifyProviderSignin",
         "/cfd.v1.ExchangeService/ListMarkets",
         "/cfd.v1.ExchangeService/GetOrderBook",
         "/cfd.v1.ExchangeService/ListMarketTrades",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 import grpc
@@ -39,6 +39,7 @@ REASON_CODES: dict[str, grpc.StatusCode] = {
     "PROVIDER_EMAIL_MISSING": grpc.StatusCode.FAILED_PRECONDITION,
     "LAST_SIGNIN_METHOD": grpc.StatusCode.FAILED_PRECONDITION,
     "OIDC_STATE_INVALID": grpc.StatusCode.INVALID_ARGUMENT,
+    "SIGNIN_TICKET_INVALID": grpc.StatusCode.INVALID_ARGUMENT,
     "POSITION_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "ORDER_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "ACCOUNT_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
@@ -69,6 +70,7 @@ class ApiError(Exception):
         message: str,
         violations: Sequence[tuple[str, str]] = (),
         retry_after_s: int | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         if reason not in REASON_CODES:
             raise ValueError(f"unknown error reason {reason!r}")
@@ -77,6 +79,8 @@ class ApiError(Exception):
         self.message = message
         self.violations = tuple(violations)
         self.retry_after_s = retry_after_s
+        # ErrorInfo.metadata: what a client needs to act on the error (never logged).
+        self.metadata = dict(metadata or {})
 
     @property
     def code(self) -> grpc.StatusCode:
@@ -86,7 +90,10 @@ class ApiError(Exception):
     def to_status(self) -> status_pb2.Status:
         """Return the google.rpc.Status with ErrorInfo, BadRequest and RetryInfo details."""
         status = status_pb2.Status(code=self.code.value[0], message=self.message)
-        status.details.add().Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN))
+        info = error_details_pb2.ErrorInfo(
+            reason=self.reason, domain=DOMAIN, metadata=self.metadata
+        )
+        status.details.add().Pack(info)
         if self.violations:
             bad_request = error_details_pb2.BadRequest(
                 field_violations=[
@@ -121,13 +128,19 @@ def status_of(exc: grpc.aio.AioRpcError) -> status_pb2.Status | None:
     return None
 
 
-def reason_of(exc: grpc.aio.AioRpcError) -> str | None:
-    """Return the ErrorInfo reason of a failed call, if any."""
+def error_info_of(exc: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    """Return the ErrorInfo detail of a failed call, if any."""
     status = status_of(exc)
     if status is None:
         return None
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):
-            return str(info.reason)
+            return info
     return None
+
+
+def reason_of(exc: grpc.aio.AioRpcError) -> str | None:
+    """Return the ErrorInfo reason of a failed call, if any."""
+    info = error_info_of(exc)
+    return None if info is None else str(info.reason)

@@ -81,7 +81,10 @@ REASON_TEXT = {
     "INVALID_CREDENTIALS": "The email and password do not match a user, or a password, TOTP "
     "code or recovery code given to prove who the caller is is wrong (or already used).",
     "TOTP_REQUIRED": "The password is right but the user has two-factor authentication "
-    "enabled: sign in again with `totpCode` (or `recoveryCode`).",
+    "enabled: sign in again with `totpCode` (or `recoveryCode`). From a provider sign-in, the "
+    "ErrorInfo metadata carries a `signinTicket` for VerifyProviderSignin.",
+    "SIGNIN_TICKET_INVALID": "The sign-in ticket is unknown, expired (after 5 minutes) or "
+    "already used; start the provider sign-in again.",
     "TOTP_NOT_ENROLLED": "No TOTP secret is waiting for confirmation; enrol first.",
     "TOTP_NOT_ENABLED": "Two-factor authentication is not enabled for this user.",
     "TOTP_ALREADY_ENABLED": "Two-factor authentication is already enabled; disable it first.",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -14,6 +16,7 @@ from support import free_port
 ACCOUNTS = {
     "olivia": {"email": "olivia@example.com", "email_verified": True},
     "peter": {"email": "peter@example.org", "email_verified": True},
+    "rosa": {"email": "rosa@example.net", "email_verified": True},
 }
 
 
@@ -76,3 +79,36 @@ def test_link_the_provider_from_the_security_dialog_then_unlink_it(
     dialog.get_by_test_id("security-unlink-local").click()
     expect(linked).to_have_count(0)
     expect(dialog.get_by_test_id("security-link-local")).to_be_visible()
+
+
+def test_a_two_factor_user_gives_the_code_after_the_provider(mesh: Mesh, page: Page) -> None:
+    # Rosa's first sign-in creates her account; she turns two-factor authentication on.
+    page.goto("/")
+    page.get_by_test_id("auth-provider-local").click()
+    page.get_by_role("button", name="rosa").click()
+    expect(page.get_by_test_id("user-email")).to_have_text("rosa@example.net")
+    page.get_by_test_id("user-email").click()
+    dialog = page.get_by_test_id("security-dialog")
+    dialog.get_by_test_id("security-totp-enrol").click()
+    totp = pyotp.TOTP(dialog.get_by_test_id("security-totp-secret").inner_text())
+    dialog.get_by_test_id("security-totp-code").fill(totp.now())
+    dialog.get_by_test_id("security-totp-confirm").click()
+    expect(dialog.get_by_test_id("security-totp-state")).to_have_text("On")
+    page.keyboard.press("Escape")
+    page.get_by_test_id("signout").click()
+
+    # Through the provider again (it remembers rosa, so it sends the browser straight back):
+    # the page asks for the code before signing in.
+    page.get_by_test_id("auth-provider-local").click()
+    expect(page.get_by_test_id("auth-provider-challenge")).to_be_visible()
+    expect(page.get_by_test_id("trading-screen")).to_have_count(0)
+    assert "code=" not in page.url and "state=" not in page.url
+    right = totp.at(time.time() + 30)
+    page.get_by_test_id("auth-totp-code").fill(f"{(int(right) + 500_000) % 1_000_000:06d}")
+    page.get_by_test_id("auth-submit").click()
+    expect(page.get_by_test_id("auth-error")).to_contain_text("code is wrong")
+    expect(page.get_by_test_id("auth-provider-challenge")).to_be_visible()
+    page.get_by_test_id("auth-totp-code").fill(right)
+    page.get_by_test_id("auth-submit").click()
+    expect(page.get_by_test_id("trading-screen")).to_be_visible()
+    expect(page.get_by_test_id("user-email")).to_have_text("rosa@example.net")

@@ -8,6 +8,7 @@ provider's own pages as a browser would, and no test reaches beyond loopback.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from integration.test_accounts_service import (
     start_mesh,
     users_db,  # noqa: F401 (a fixture)
 )
-from mesh.errors import reason_of
+from mesh.errors import error_info_of, reason_of
 from oidc_support import (
     GitHubStandIn,
     GitHubUser,
@@ -48,6 +49,7 @@ ACCOUNTS = {
     "bob": {"email": "bob@example.com", "email_verified": True},
     "bob-unverified": {"email": "bob@example.com", "email_verified": False},
     "dave": {"email": "dave@example.com", "email_verified": True},
+    "fay": {"email": "fay@example.com", "email_verified": True},
 }
 
 
@@ -329,6 +331,182 @@ async def test_an_existing_email_is_linked_only_when_the_provider_verified_it(
         assert_refused(guarded, grpc.StatusCode.FAILED_PRECONDITION, "IDENTITY_LINK_REQUIRED")
 
 
+async def test_two_factor_users_complete_a_provider_sign_in_with_their_code(
+    tmp_path: Path,
+    providers: Providers,
+    users_db: dict[str, str],  # noqa: F811
+) -> None:
+    async with accounts(tmp_path, providers, {**users_db, "CFD_LOG_LEVEL": "DEBUG"}) as mesh:
+        fay = await sign_in_as(mesh, "fay", "/#/security")
+        enrolment = await mesh.stub.EnrolTotp(
+            account_pb2.EnrolTotpRequest(), metadata=bearer(fay.access_token)
+        )
+        totp = pyotp.TOTP(enrolment.secret)
+        confirmed = await mesh.stub.ConfirmTotp(
+            account_pb2.ConfirmTotpRequest(totp_code=totp.now()),
+            metadata=bearer(fay.access_token),
+        )
+        sessions_before = await mesh.stub.ListSessions(
+            account_pb2.ListSessionsRequest(), metadata=bearer(fay.access_token)
+        )
+
+        # The callback answers as a password sign-in without a code does, with a ticket.
+        started = await mesh.stub.StartProviderSignin(
+            account_pb2.StartProviderSigninRequest(provider="local", return_url="/#/history")
+        )
+        code, state = await asyncio.to_thread(
+            authorize, started.authorization_url, "fay", REDIRECT_URL
+        )
+        challenge = await fails_with(
+            mesh.stub.CompleteProviderSignin(
+                account_pb2.CompleteProviderSigninRequest(code=code, state=state)
+            )
+        )
+        assert_refused(challenge, grpc.StatusCode.UNAUTHENTICATED, "TOTP_REQUIRED")
+        info = error_info_of(challenge)
+        assert info is not None
+        ticket = info.metadata["signinTicket"]
+        assert info.metadata["expireTime"].endswith("Z")
+        # The provider's answer cannot be replayed for another ticket or for tokens.
+        replayed = await fails_with(
+            mesh.stub.CompleteProviderSignin(
+                account_pb2.CompleteProviderSigninRequest(code=code, state=state)
+            )
+        )
+        assert_refused(replayed, grpc.StatusCode.INVALID_ARGUMENT, "OIDC_STATE_INVALID")
+
+        verify = mesh.stub.VerifyProviderSignin
+        right = totp.at(time.time() + 30)
+        wrong = f"{(int(right) + 500_000) % 1_000_000:06d}"
+        refused = await fails_with(
+            verify(account_pb2.VerifyProviderSigninRequest(signin_ticket=ticket, totp_code=wrong))
+        )
+        assert_refused(refused, grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS")
+        forged = await fails_with(
+            verify(
+                account_pb2.VerifyProviderSigninRequest(
+                    signin_ticket=ticket[::-1], totp_code=right
+                )
+            )
+        )
+        assert_refused(forged, grpc.StatusCode.INVALID_ARGUMENT, "SIGNIN_TICKET_INVALID")
+        sessions = await mesh.stub.ListSessions(
+            account_pb2.ListSessionsRequest(), metadata=bearer(fay.access_token)
+        )
+        assert len(sessions.sessions) == len(sessions_before.sessions)
+
+        signed_in = await verify(
+            account_pb2.VerifyProviderSigninRequest(signin_ticket=ticket, totp_code=right)
+        )
+        assert (signed_in.user.id, signed_in.return_url, signed_in.new_user) == (
+            fay.user.id,
+            "/#/history",
+            False,
+        )
+        assert signed_in.user.totp_enabled
+        me = await mesh.stub.GetUser(
+            account_pb2.GetUserRequest(), metadata=bearer(signed_in.access_token)
+        )
+        assert me.user.id == fay.user.id
+        refreshed = await mesh.stub.RefreshToken(
+            account_pb2.RefreshTokenRequest(refresh_token=signed_in.refresh_token)
+        )
+        assert refreshed.user.id == fay.user.id
+        reused = await fails_with(
+            verify(
+                account_pb2.VerifyProviderSigninRequest(
+                    signin_ticket=ticket, recovery_code=confirmed.recovery_codes[0]
+                )
+            )
+        )
+        assert_refused(reused, grpc.StatusCode.INVALID_ARGUMENT, "SIGNIN_TICKET_INVALID")
+
+        # A recovery code completes another sign-in, once.
+        again = await fails_with(sign_in_as(mesh, "fay"))
+        second_info = error_info_of(again)
+        assert second_info is not None
+        second_ticket = second_info.metadata["signinTicket"]
+        assert second_ticket != ticket
+        recovered = await verify(
+            account_pb2.VerifyProviderSigninRequest(
+                signin_ticket=second_ticket, recovery_code=confirmed.recovery_codes[0]
+            )
+        )
+        assert recovered.user.id == fay.user.id
+        third = error_info_of(await fails_with(sign_in_as(mesh, "fay")))
+        assert third is not None
+        spent = await fails_with(
+            verify(
+                account_pb2.VerifyProviderSigninRequest(
+                    signin_ticket=third.metadata["signinTicket"],
+                    recovery_code=confirmed.recovery_codes[0],
+                )
+            )
+        )
+        assert_refused(spent, grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS")
+
+        # Linking another provider as the signed-in user needs no second code.
+        github = providers.github
+        github.signed_in = GitHubUser(
+            5151, "fay-gh", [{"email": "fay@example.org", "primary": True, "verified": True}]
+        )
+        code, state = await github_link_flow(mesh, signed_in.access_token)
+        linked = await complete_link(mesh, signed_in.access_token, code, state)
+        assert linked.identity.provider == "github"
+        with_github = await fails_with(github_sign_in(mesh))
+        assert_refused(with_github, grpc.StatusCode.UNAUTHENTICATED, "TOTP_REQUIRED")
+
+        logs = mesh.process.output() if mesh.process else ""
+        assert "provider sign-in waits for the second factor" in logs
+        for secret in (
+            ticket,
+            second_ticket,
+            right,
+            confirmed.recovery_codes[0],
+            signed_in.access_token,
+            signed_in.refresh_token,
+            code,
+            state,
+        ):
+            assert secret not in logs
+
+
+async def test_wrong_provider_sign_in_codes_are_rate_limited_per_user(
+    tmp_path: Path, providers: Providers
+) -> None:
+    async with accounts(tmp_path, providers, {"CFD_LIMIT_VERIFY_PER_USER": "3/3600"}) as mesh:
+        fay = await sign_in_as(mesh, "fay")
+        enrolment = await mesh.stub.EnrolTotp(
+            account_pb2.EnrolTotpRequest(), metadata=bearer(fay.access_token)
+        )
+        totp = pyotp.TOTP(enrolment.secret)
+        # The confirmation is the first attempt of three.
+        await mesh.stub.ConfirmTotp(
+            account_pb2.ConfirmTotpRequest(totp_code=totp.now()),
+            metadata=bearer(fay.access_token),
+        )
+        info = error_info_of(await fails_with(sign_in_as(mesh, "fay")))
+        assert info is not None
+        ticket = info.metadata["signinTicket"]
+        right = totp.at(time.time() + 30)
+        wrong = f"{(int(right) + 500_000) % 1_000_000:06d}"
+        request = account_pb2.VerifyProviderSigninRequest
+        for _ in range(2):
+            refused = await fails_with(
+                mesh.stub.VerifyProviderSignin(request(signin_ticket=ticket, totp_code=wrong))
+            )
+            assert_refused(refused, grpc.StatusCode.UNAUTHENTICATED, "INVALID_CREDENTIALS")
+        limited = await fails_with(
+            mesh.stub.VerifyProviderSignin(request(signin_ticket=ticket, totp_code=right))
+        )
+        assert_refused(limited, grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+        # Refused calls opened no session: fay's first sign-in is her only one.
+        sessions = await mesh.stub.ListSessions(
+            account_pb2.ListSessionsRequest(), metadata=bearer(fay.access_token)
+        )
+        assert len(sessions.sessions) == 1
+
+
 async def github_link_flow(mesh: Mesh, access_token: str) -> tuple[str, str]:
     """Start linking GitHub for the token's user; return the code and state sent back."""
     started = await mesh.stub.StartIdentityLink(
@@ -459,3 +637,50 @@ def test_sign_in_over_rest_through_envoy_and_the_edge(
             assert front.post("/v1/users/me/identities/github:link", json={}).status_code == 401
             link = front.post("/v1/users/me/identities/github:link", json={}, headers=token)
             assert link.status_code == 200, link.text
+
+        # With two-factor authentication on, the callback answers 401 TOTP_REQUIRED with a
+        # ticket, and the ticket with a code signs in, through either front, with no token.
+        token = {"authorization": f"Bearer {signed_in.json()['accessToken']}"}
+        enrolled = edge.post("/v1/users/me/totp:enrol", json={}, headers=token)
+        assert enrolled.status_code == 200, enrolled.text
+        totp = pyotp.TOTP(enrolled.json()["secret"])
+        confirmed = edge.post(
+            "/v1/users/me/totp:confirm", json={"totpCode": totp.now()}, headers=token
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        recovery_code = confirmed.json()["recoveryCodes"][0]
+        second_factors = {"envoy": {"totpCode": totp.at(time.time() + 30)}}
+        second_factors["edge"] = {"recoveryCode": recovery_code}
+        for name, front in (("envoy", envoy), ("edge", edge)):
+            started = front.post("/v1/auth/providers/local:start", json={"returnUrl": "/#/x"})
+            code, state = authorize(started.json()["authorizationUrl"], "alice", REDIRECT_URL)
+            challenge = front.post(
+                "/v1/auth/providers:complete", json={"code": code, "state": state}
+            )
+            assert reason(challenge) == (401, "TOTP_REQUIRED"), challenge.text
+            (info,) = [d for d in challenge.json()["details"] if "reason" in d]
+            ticket = info["metadata"]["signinTicket"]
+            forged = front.post(
+                "/v1/auth/providers:verify",
+                json={"signinTicket": "forged", **second_factors[name]},
+            )
+            assert reason(forged) == (400, "SIGNIN_TICKET_INVALID")
+            wrong_code = f"{(int(totp.at(time.time() + 30)) + 500_000) % 1_000_000:06d}"
+            wrong = front.post(
+                "/v1/auth/providers:verify", json={"signinTicket": ticket, "totpCode": wrong_code}
+            )
+            assert reason(wrong) == (401, "INVALID_CREDENTIALS")
+            verified = front.post(
+                "/v1/auth/providers:verify", json={"signinTicket": ticket, **second_factors[name]}
+            )
+            assert verified.status_code == 200, verified.text
+            body = verified.json()
+            assert (body["user"]["email"], body["returnUrl"]) == ("alice@example.com", "/#/x")
+            me = front.get(
+                "/v1/users/me", headers={"authorization": f"Bearer {body['accessToken']}"}
+            )
+            assert me.status_code == 200, me.text
+            reused = front.post(
+                "/v1/auth/providers:verify", json={"signinTicket": ticket, **second_factors[name]}
+            )
+            assert reason(reused) == (400, "SIGNIN_TICKET_INVALID")

@@ -9,6 +9,7 @@ import {
 } from "./components/EmailLinks";
 import { TradingScreen } from "./components/TradingScreen";
 import type { ApiClient } from "./lib/api";
+import type { SigninChallenge } from "./lib/providers";
 import { type EmailLink, emailLinkOf } from "./lib/security";
 import type { KeyValueStorage } from "./lib/session";
 
@@ -19,6 +20,8 @@ interface AppProps {
   readonly link?: EmailLink | null;
   /** What the page says on opening (how a sign-in through a provider ended), if anything. */
   readonly notice?: string | null;
+  /** A provider sign-in the page came back to that waits for the second factor, if any. */
+  readonly challenge?: SigninChallenge | null;
 }
 
 /** Read a mailed link from the address bar, and take it out of there (and of the history). */
@@ -31,7 +34,13 @@ export function takeEmailLink(): EmailLink | null {
 }
 
 /** Show the sign-in screen or the trading screen, following the session; act on mailed links. */
-export function App({ api, storage, link: opened = null, notice: opening = null }: AppProps) {
+export function App({
+  api,
+  storage,
+  link: opened = null,
+  notice: opening = null,
+  challenge = null,
+}: AppProps) {
   const subscribe = useCallback((listener: () => void) => api.sessions.subscribe(listener), [api]);
   const read = useCallback(() => api.sessions.get(), [api]);
   const session = useSyncExternalStore(subscribe, read, read);
@@ -72,7 +81,7 @@ export function App({ api, storage, link: opened = null, notice: opening = null 
     return (
       <>
         {banner}
-        <AuthScreen api={api} notice={opening} />
+        <AuthScreen api={api} notice={opening} challenge={challenge} />
       </>
     );
   }

@@ -3,7 +3,14 @@ import { createRoot } from "react-dom/client";
 import { App, takeEmailLink } from "./App";
 import { ApiClient } from "./lib/api";
 import { describeError } from "./lib/errors";
-import { type FlowResult, completeFlow, currentReturnUrl, tabStorage } from "./lib/providers";
+import {
+  type FlowResult,
+  type SigninChallenge,
+  completeFlow,
+  currentReturnUrl,
+  followReturnUrl,
+  tabStorage,
+} from "./lib/providers";
 import { SessionStore } from "./lib/session";
 import "./styles.css";
 
@@ -22,12 +29,16 @@ const link = takeEmailLink();
 const api = new ApiClient("", (input, init) => fetch(input, init), new SessionStore(storage));
 /**
  * Complete a sign-in or link the page was sent back to by an identity provider, take `code`
- * and `state` out of the address, and return what to tell the user, if anything.
+ * and `state` out of the address, and return what to tell the user, if anything, and the
+ * second-factor challenge of a sign-in that asks for the code.
  */
-async function finishProviderFlow(): Promise<string | null> {
+async function finishProviderFlow(): Promise<{
+  notice: string | null;
+  challenge: SigninChallenge | null;
+}> {
   const flows = tabStorage();
   if (flows === null) {
-    return null;
+    return { notice: null, challenge: null };
   }
   let result: FlowResult | null;
   try {
@@ -36,15 +47,15 @@ async function finishProviderFlow(): Promise<string | null> {
     result = { returnUrl: currentReturnUrl(window.location), message: describeError(error) };
   }
   if (result === null) {
-    return null;
+    return { notice: null, challenge: null };
   }
-  const target = new URL(result.returnUrl, window.location.href);
-  if (target.origin !== window.location.origin) {
-    window.location.assign(target.href);
-    return null;
+  if (result.challenge !== undefined) {
+    // The page stays here, without the code and state, until the code is given.
+    followReturnUrl(currentReturnUrl(window.location));
+    return { notice: null, challenge: result.challenge };
   }
-  window.history.replaceState(null, "", `${target.pathname}${target.search}${target.hash}`);
-  return result.message;
+  followReturnUrl(result.returnUrl);
+  return { notice: result.message, challenge: null };
 }
 
 const root = document.getElementById("root");
@@ -52,10 +63,10 @@ if (root === null) {
   throw new Error("the page has no #root element");
 }
 const mount = root;
-void finishProviderFlow().then((notice) => {
+void finishProviderFlow().then(({ notice, challenge }) => {
   createRoot(mount).render(
     <StrictMode>
-      <App api={api} storage={storage} link={link} notice={notice} />
+      <App api={api} storage={storage} link={link} notice={notice} challenge={challenge} />
     </StrictMode>,
   );
 });

@@ -1212,6 +1212,80 @@ class CompleteProviderSigninResponse(_message.Message):
 Global___CompleteProviderSigninResponse: _TypeAlias = CompleteProviderSigninResponse  # noqa: Y015
 
 @_typing.final
+class VerifyProviderSigninRequest(_message.Message):
+    """Request of AccountService.VerifyProviderSignin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNIN_TICKET_FIELD_NUMBER: _builtins.int
+    TOTP_CODE_FIELD_NUMBER: _builtins.int
+    RECOVERY_CODE_FIELD_NUMBER: _builtins.int
+    signin_ticket: _builtins.str
+    """The `signinTicket` of CompleteProviderSignin's TOTP_REQUIRED error."""
+    totp_code: _builtins.str
+    """The current 6-digit code of the user's authenticator."""
+    recovery_code: _builtins.str
+    """One of the user's unused recovery codes, instead of `totp_code`; it is spent."""
+    def __init__(
+        self,
+        *,
+        signin_ticket: _builtins.str = ...,
+        totp_code: _builtins.str = ...,
+        recovery_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recovery_code", b"recovery_code", "signin_ticket", b"signin_ticket", "totp_code", b"totp_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyProviderSigninRequest: _TypeAlias = VerifyProviderSigninRequest  # noqa: Y015
+
+@_typing.final
+class VerifyProviderSigninResponse(_message.Message):
+    """Result of AccountService.VerifyProviderSignin: as CompleteProviderSigninResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRES_IN_FIELD_NUMBER: _builtins.int
+    RETURN_URL_FIELD_NUMBER: _builtins.int
+    NEW_USER_FIELD_NUMBER: _builtins.int
+    access_token: _builtins.str
+    """Access token (JWT)."""
+    refresh_token: _builtins.str
+    """Opaque refresh token."""
+    expires_in: _builtins.int
+    """Seconds until the access token expires."""
+    return_url: _builtins.str
+    """The return URL given to StartProviderSignin."""
+    new_user: _builtins.bool
+    """Whether this sign-in created the user (never: a new user has no second factor yet)."""
+    @_builtins.property
+    def user(self) -> Global___User:
+        """The user signed in."""
+
+    def __init__(
+        self,
+        *,
+        user: Global___User | None = ...,
+        access_token: _builtins.str = ...,
+        refresh_token: _builtins.str = ...,
+        expires_in: _builtins.int = ...,
+        return_url: _builtins.str = ...,
+        new_user: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "new_user", b"new_user", "refresh_token", b"refresh_token", "return_url", b"return_url", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyProviderSigninResponse: _TypeAlias = VerifyProviderSigninResponse  # noqa: Y015
+
+@_typing.final
 class StartIdentityLinkRequest(_message.Message):
     """Request of AccountService.StartIdentityLink."""
 

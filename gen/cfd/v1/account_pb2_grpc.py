@@ -142,6 +142,11 @@ class AccountServiceStub:
                 request_serializer=cfd_dot_v1_dot_account__pb2.CompleteProviderSigninRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_account__pb2.CompleteProviderSigninResponse.FromString,
                 _registered_method=True)
+        self.VerifyProviderSignin = channel.unary_unary(
+                '/cfd.v1.AccountService/VerifyProviderSignin',
+                request_serializer=cfd_dot_v1_dot_account__pb2.VerifyProviderSigninRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_account__pb2.VerifyProviderSigninResponse.FromString,
+                _registered_method=True)
         self.StartIdentityLink = channel.unary_unary(
                 '/cfd.v1.AccountService/StartIdentityLink',
                 request_serializer=cfd_dot_v1_dot_account__pb2.StartIdentityLinkRequest.SerializeToString,
@@ -379,12 +384,29 @@ class AccountServiceServicer:
         """Finish signing in with an identity provider: exchange the code, verify the identity and
         sign in. A first sign-in creates the user and their trading account as Signup does; an
         email that belongs to an existing user is linked to it only when the provider says the
-        email is verified and the user has no two-factor authentication.
+        email is verified and the user has no two-factor authentication. A user with two-factor
+        authentication gets no tokens: UNAUTHENTICATED with reason TOTP_REQUIRED, as Signin
+        without a code, whose ErrorInfo metadata carries `signinTicket` (single-use, valid for 5
+        minutes) and its `expireTime` (RFC 3339), for VerifyProviderSignin.
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID for a state that is
         unknown, used, expired or of a link), UNAUTHENTICATED (OIDC_IDENTITY_INVALID when the
-        provider refuses the code or its ID token does not verify), FAILED_PRECONDITION
+        provider refuses the code or its ID token does not verify, TOTP_REQUIRED), FAILED_PRECONDITION
         (PROVIDER_EMAIL_NOT_VERIFIED, IDENTITY_LINK_REQUIRED, PROVIDER_EMAIL_MISSING), RESOURCE_EXHAUSTED
         (RATE_LIMITED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyProviderSignin(self, request, context):
+        """Finish a provider sign-in that answered TOTP_REQUIRED: with its sign-in ticket and the
+        user's TOTP code (or one of their recovery codes, which is spent), sign in as
+        CompleteProviderSignin would have. A wrong code changes nothing (the ticket stays usable
+        until it expires) and counts against the same per-user limit as Signin's codes.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, SIGNIN_TICKET_INVALID for a ticket that is
+        unknown, used or expired), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong or reused
+        code), FAILED_PRECONDITION (TOTP_NOT_ENABLED when two-factor authentication was turned
+        off meanwhile), RESOURCE_EXHAUSTED (RATE_LIMITED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -537,6 +559,11 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.CompleteProviderSignin,
                     request_deserializer=cfd_dot_v1_dot_account__pb2.CompleteProviderSigninRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_account__pb2.CompleteProviderSigninResponse.SerializeToString,
+            ),
+            'VerifyProviderSignin': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyProviderSignin,
+                    request_deserializer=cfd_dot_v1_dot_account__pb2.VerifyProviderSigninRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_account__pb2.VerifyProviderSigninResponse.SerializeToString,
             ),
             'StartIdentityLink': grpc.unary_unary_rpc_method_handler(
                     servicer.StartIdentityLink,
@@ -1129,6 +1156,33 @@ class AccountService:
             '/cfd.v1.AccountService/CompleteProviderSignin',
             cfd_dot_v1_dot_account__pb2.CompleteProviderSigninRequest.SerializeToString,
             cfd_dot_v1_dot_account__pb2.CompleteProviderSigninResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyProviderSignin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.AccountService/VerifyProviderSignin',
+            cfd_dot_v1_dot_account__pb2.VerifyProviderSigninRequest.SerializeToString,
+            cfd_dot_v1_dot_account__pb2.VerifyProviderSigninResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -165,12 +165,25 @@ class AccountServiceStub:
     """Finish signing in with an identity provider: exchange the code, verify the identity and
     sign in. A first sign-in creates the user and their trading account as Signup does; an
     email that belongs to an existing user is linked to it only when the provider says the
-    email is verified and the user has no two-factor authentication.
+    email is verified and the user has no two-factor authentication. A user with two-factor
+    authentication gets no tokens: UNAUTHENTICATED with reason TOTP_REQUIRED, as Signin
+    without a code, whose ErrorInfo metadata carries `signinTicket` (single-use, valid for 5
+    minutes) and its `expireTime` (RFC 3339), for VerifyProviderSignin.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID for a state that is
     unknown, used, expired or of a link), UNAUTHENTICATED (OIDC_IDENTITY_INVALID when the
-    provider refuses the code or its ID token does not verify), FAILED_PRECONDITION
+    provider refuses the code or its ID token does not verify, TOTP_REQUIRED), FAILED_PRECONDITION
     (PROVIDER_EMAIL_NOT_VERIFIED, IDENTITY_LINK_REQUIRED, PROVIDER_EMAIL_MISSING), RESOURCE_EXHAUSTED
     (RATE_LIMITED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+    """
+    VerifyProviderSignin: _grpc.UnaryUnaryMultiCallable[_account_pb2.VerifyProviderSigninRequest, _account_pb2.VerifyProviderSigninResponse]
+    """Finish a provider sign-in that answered TOTP_REQUIRED: with its sign-in ticket and the
+    user's TOTP code (or one of their recovery codes, which is spent), sign in as
+    CompleteProviderSignin would have. A wrong code changes nothing (the ticket stays usable
+    until it expires) and counts against the same per-user limit as Signin's codes.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, SIGNIN_TICKET_INVALID for a ticket that is
+    unknown, used or expired), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong or reused
+    code), FAILED_PRECONDITION (TOTP_NOT_ENABLED when two-factor authentication was turned
+    off meanwhile), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
     StartIdentityLink: _grpc.UnaryUnaryMultiCallable[_account_pb2.StartIdentityLinkRequest, _account_pb2.StartIdentityLinkResponse]
     """Start linking an identity provider to the caller: return the authorization URL, as
@@ -334,12 +347,25 @@ class AccountServiceAsyncStub(AccountServiceStub):
     """Finish signing in with an identity provider: exchange the code, verify the identity and
     sign in. A first sign-in creates the user and their trading account as Signup does; an
     email that belongs to an existing user is linked to it only when the provider says the
-    email is verified and the user has no two-factor authentication.
+    email is verified and the user has no two-factor authentication. A user with two-factor
+    authentication gets no tokens: UNAUTHENTICATED with reason TOTP_REQUIRED, as Signin
+    without a code, whose ErrorInfo metadata carries `signinTicket` (single-use, valid for 5
+    minutes) and its `expireTime` (RFC 3339), for VerifyProviderSignin.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID for a state that is
     unknown, used, expired or of a link), UNAUTHENTICATED (OIDC_IDENTITY_INVALID when the
-    provider refuses the code or its ID token does not verify), FAILED_PRECONDITION
+    provider refuses the code or its ID token does not verify, TOTP_REQUIRED), FAILED_PRECONDITION
     (PROVIDER_EMAIL_NOT_VERIFIED, IDENTITY_LINK_REQUIRED, PROVIDER_EMAIL_MISSING), RESOURCE_EXHAUSTED
     (RATE_LIMITED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+    """
+    VerifyProviderSignin: _aio.UnaryUnaryMultiCallable[_account_pb2.VerifyProviderSigninRequest, _account_pb2.VerifyProviderSigninResponse]  # type: ignore[assignment]
+    """Finish a provider sign-in that answered TOTP_REQUIRED: with its sign-in ticket and the
+    user's TOTP code (or one of their recovery codes, which is spent), sign in as
+    CompleteProviderSignin would have. A wrong code changes nothing (the ticket stays usable
+    until it expires) and counts against the same per-user limit as Signin's codes.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED, SIGNIN_TICKET_INVALID for a ticket that is
+    unknown, used or expired), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong or reused
+    code), FAILED_PRECONDITION (TOTP_NOT_ENABLED when two-factor authentication was turned
+    off meanwhile), RESOURCE_EXHAUSTED (RATE_LIMITED).
     """
     StartIdentityLink: _aio.UnaryUnaryMultiCallable[_account_pb2.StartIdentityLinkRequest, _account_pb2.StartIdentityLinkResponse]  # type: ignore[assignment]
     """Start linking an identity provider to the caller: return the authorization URL, as
@@ -626,12 +652,31 @@ class AccountServiceServicer(metaclass=_abc_1.ABCMeta):
         """Finish signing in with an identity provider: exchange the code, verify the identity and
         sign in. A first sign-in creates the user and their trading account as Signup does; an
         email that belongs to an existing user is linked to it only when the provider says the
-        email is verified and the user has no two-factor authentication.
+        email is verified and the user has no two-factor authentication. A user with two-factor
+        authentication gets no tokens: UNAUTHENTICATED with reason TOTP_REQUIRED, as Signin
+        without a code, whose ErrorInfo metadata carries `signinTicket` (single-use, valid for 5
+        minutes) and its `expireTime` (RFC 3339), for VerifyProviderSignin.
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED, OIDC_STATE_INVALID for a state that is
         unknown, used, expired or of a link), UNAUTHENTICATED (OIDC_IDENTITY_INVALID when the
-        provider refuses the code or its ID token does not verify), FAILED_PRECONDITION
+        provider refuses the code or its ID token does not verify, TOTP_REQUIRED), FAILED_PRECONDITION
         (PROVIDER_EMAIL_NOT_VERIFIED, IDENTITY_LINK_REQUIRED, PROVIDER_EMAIL_MISSING), RESOURCE_EXHAUSTED
         (RATE_LIMITED), UNAVAILABLE (SERVICE_UNAVAILABLE).
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyProviderSignin(
+        self,
+        request: _account_pb2.VerifyProviderSigninRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_account_pb2.VerifyProviderSigninResponse, _abc.Awaitable[_account_pb2.VerifyProviderSigninResponse]]:
+        """Finish a provider sign-in that answered TOTP_REQUIRED: with its sign-in ticket and the
+        user's TOTP code (or one of their recovery codes, which is spent), sign in as
+        CompleteProviderSignin would have. A wrong code changes nothing (the ticket stays usable
+        until it expires) and counts against the same per-user limit as Signin's codes.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED, SIGNIN_TICKET_INVALID for a ticket that is
+        unknown, used or expired), UNAUTHENTICATED (INVALID_CREDENTIALS for a wrong or reused
+        code), FAILED_PRECONDITION (TOTP_NOT_ENABLED when two-factor authentication was turned
+        off meanwhile), RESOURCE_EXHAUSTED (RATE_LIMITED).
         """
 
     @_abc_1.abstractmethod

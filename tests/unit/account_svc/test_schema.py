@@ -51,6 +51,7 @@ async def test_migrate_creates_every_table_from_scratch(bare_db: AsyncEngine) ->
         "account_notification_cursors",
         "account_identities",
         "account_oidc_requests",
+        "account_signin_tickets",
     }
     assert await stored_version(bare_db) == SCHEMA_VERSION
 
@@ -131,3 +132,15 @@ async def test_a_version_4_database_gains_the_margin_mode_column(bare_db: AsyncE
     created = await users.create("e@f.gh", "h", "5000", "MARGIN_MODE_CROSS")
     new = await users.pending_account(created.id)
     assert new is not None and new.margin_mode == "MARGIN_MODE_CROSS"
+
+
+async def test_a_version_7_database_gains_the_signin_tickets_table(bare_db: AsyncEngine) -> None:
+    async with bare_db.begin() as conn:
+        for step in MIGRATIONS[:7]:
+            await conn.run_sync(step)
+        await conn.run_sync(schema_version_table.create)
+        await conn.execute(schema_version_table.insert().values(id=1, version=7))
+    assert "account_signin_tickets" not in await table_names(bare_db)
+    assert await migrate(bare_db) == 7
+    assert "account_signin_tickets" in await table_names(bare_db)
+    assert await stored_version(bare_db) == SCHEMA_VERSION == 8

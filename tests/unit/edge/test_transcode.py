@@ -25,7 +25,7 @@ def test_only_public_services_with_bindings_are_loaded() -> None:
         "cfd.v1.MarketDataService",
         "cfd.v1.ExchangeService",
     }
-    assert len(CONTRACTS.rpcs) == 56
+    assert len(CONTRACTS.rpcs) == 57
 
 
 def test_path_query_and_body_fill_one_message() -> None:

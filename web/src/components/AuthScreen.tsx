@@ -3,7 +3,9 @@ import type { ApiClient } from "../lib/api";
 import { ApiError, describeError, fieldSentence } from "../lib/errors";
 import {
   type IdentityProvider,
+  type SigninChallenge,
   currentReturnUrl,
+  followReturnUrl,
   listProviders,
   startProviderSignin,
   tabStorage,
@@ -17,6 +19,8 @@ interface AuthScreenProps {
   readonly api: ApiClient;
   /** A message to show on opening, such as why a sign-in through a provider failed. */
   readonly notice?: string | null;
+  /** A provider sign-in that waits for the second factor: the page asks for the code. */
+  readonly challenge?: SigninChallenge | null;
 }
 
 interface FieldErrors {
@@ -39,7 +43,7 @@ function localErrors(mode: Mode, email: string, password: string): FieldErrors {
 }
 
 /** Sign up or sign in; field errors come from the API's BadRequest details. */
-export function AuthScreen({ api, notice = null }: AuthScreenProps) {
+export function AuthScreen({ api, notice = null, challenge = null }: AuthScreenProps) {
   const [mode, setMode] = useState<Mode>("signin");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
@@ -48,7 +52,9 @@ export function AuthScreen({ api, notice = null }: AuthScreenProps) {
   const [providers, setProviders] = useState<IdentityProvider[]>([]);
   const [busy, setBusy] = useState(false);
   // Set once the server answered TOTP_REQUIRED: the password was right, a code is missing.
-  const [needsCode, setNeedsCode] = useState(false);
+  const [needsCode, setNeedsCode] = useState(challenge !== null);
+  // The ticket of a provider sign-in that answered TOTP_REQUIRED: the code completes it.
+  const [ticket, setTicket] = useState<string | null>(challenge?.signinTicket ?? null);
   const [code, setCode] = useState("");
   const [forgot, setForgot] = useState(false);
   const codeId = useId();
@@ -84,8 +90,37 @@ export function AuthScreen({ api, notice = null }: AuthScreenProps) {
     }
   };
 
+  const verifyProviderSignin = async (signinTicket: string) => {
+    setFormError(null);
+    if (code.trim() === "") {
+      setFormError("Enter the code from your authenticator app (or a recovery code).");
+      return;
+    }
+    setBusy(true);
+    try {
+      followReturnUrl(await api.verifyProviderSignin(signinTicket, secondFactorOf(code)));
+    } catch (error) {
+      if (error instanceof ApiError && error.reason === "SIGNIN_TICKET_INVALID") {
+        // Expired or used: the provider sign-in must start again.
+        setTicket(null);
+        setNeedsCode(false);
+        setCode("");
+      }
+      setFormError(
+        error instanceof ApiError && error.reason === "INVALID_CREDENTIALS"
+          ? "That code is wrong or was already used."
+          : describeError(error),
+      );
+      setBusy(false);
+    }
+  };
+
   const submit = async (event: FormEvent) => {
     event.preventDefault();
+    if (ticket !== null) {
+      await verifyProviderSignin(ticket);
+      return;
+    }
     const local = localErrors(mode, email, password);
     setFieldErrors(local);
     setFormError(null);
@@ -128,6 +163,61 @@ export function AuthScreen({ api, notice = null }: AuthScreenProps) {
     setFieldErrors({});
     setFormError(null);
   };
+
+  const codePrompt = (
+    <>
+      <label htmlFor={codeId}>Authentication code</label>
+      <input
+        id={codeId}
+        autoComplete="one-time-code"
+        inputMode="numeric"
+        value={code}
+        onChange={(event) => setCode(event.target.value)}
+        data-testid="auth-totp-code"
+      />
+    </>
+  );
+
+  const errorLine = formError !== null && (
+    <p className="form-error" role="alert" data-testid="auth-error">
+      {formError}
+    </p>
+  );
+
+  if (ticket !== null) {
+    return (
+      <main className="auth">
+        <form className="auth-card" onSubmit={(event) => void submit(event)} noValidate>
+          <h1 className="brand">
+            CFD <span>Mesh</span>
+          </h1>
+          <p className="hint" data-testid="auth-provider-challenge">
+            Your account uses two-factor authentication: enter the code from your authenticator
+            app (or a recovery code) to finish signing in.
+          </p>
+          {codePrompt}
+          {errorLine}
+          <button type="submit" className="primary" disabled={busy} data-testid="auth-submit">
+            {busy ? "Please wait…" : "Sign in"}
+          </button>
+          <button
+            type="button"
+            className="link"
+            disabled={busy}
+            onClick={() => {
+              setTicket(null);
+              setNeedsCode(false);
+              setCode("");
+              setFormError(null);
+            }}
+            data-testid="auth-challenge-cancel"
+          >
+            Use another way to sign in
+          </button>
+        </form>
+      </main>
+    );
+  }
 
   if (forgot) {
     return (
@@ -197,24 +287,8 @@ export function AuthScreen({ api, notice = null }: AuthScreenProps) {
             {fieldErrors.password}
           </p>
         )}
-        {needsCode && mode === "signin" && (
-          <>
-            <label htmlFor={codeId}>Authentication code</label>
-            <input
-              id={codeId}
-              autoComplete="one-time-code"
-              inputMode="numeric"
-              value={code}
-              onChange={(event) => setCode(event.target.value)}
-              data-testid="auth-totp-code"
-            />
-          </>
-        )}
-        {formError !== null && (
-          <p className="form-error" role="alert" data-testid="auth-error">
-            {formError}
-          </p>
-        )}
+        {needsCode && mode === "signin" && codePrompt}
+        {errorLine}
         <button type="submit" className="primary" disabled={busy} data-testid="auth-submit">
           {busy ? "Please wait…" : mode === "signup" ? "Create account" : "Sign in"}
         </button>

@@ -233,6 +233,20 @@ export class ApiClient {
     return response.returnUrl ?? "/";
   }
 
+  /**
+   * Finish a provider sign-in that asked for the second factor (TOTP_REQUIRED with a
+   * `signinTicket`); return where the page goes next.
+   */
+  async verifyProviderSignin(signinTicket: string, second: SecondFactor): Promise<string> {
+    const response = await this.request<AuthResponse & { returnUrl?: string }>(
+      "POST",
+      "/v1/auth/providers:verify",
+      { body: { signinTicket, ...second }, auth: false },
+    );
+    this.adopt(sessionFromAuth(response, Date.now()));
+    return response.returnUrl ?? "/";
+  }
+
   /** Revoke the refresh token (best effort) and forget the session. */
   async signout(): Promise<void> {
     const session = this.sessions.get();

@@ -14,6 +14,8 @@ export class ApiError extends Error {
   readonly code: number;
   readonly reason: string | null;
   readonly fieldViolations: readonly FieldViolation[];
+  /** The ErrorInfo's metadata: what the client needs to act on the error. */
+  readonly metadata: Readonly<Record<string, string>>;
 
   constructor(
     httpStatus: number,
@@ -21,6 +23,7 @@ export class ApiError extends Error {
     message: string,
     reason: string | null,
     fieldViolations: readonly FieldViolation[],
+    metadata: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = "ApiError";
@@ -28,6 +31,7 @@ export class ApiError extends Error {
     this.code = code;
     this.reason = reason;
     this.fieldViolations = fieldViolations;
+    this.metadata = metadata;
   }
 
   /** The violation message for one request field, if the server named it. */
@@ -66,6 +70,7 @@ export function parseApiError(httpStatus: number, body: unknown): ApiError {
   let message = `HTTP ${httpStatus}`;
   let reason: string | null = null;
   const violations: FieldViolation[] = [];
+  const metadata: Record<string, string> = {};
   if (isRecord(body)) {
     if (typeof body.code === "number") {
       code = body.code;
@@ -80,6 +85,13 @@ export function parseApiError(httpStatus: number, body: unknown): ApiError {
       }
       if (detail["@type"] === ERROR_INFO_TYPE && typeof detail.reason === "string") {
         reason = detail.reason;
+        if (isRecord(detail.metadata)) {
+          for (const [key, value] of Object.entries(detail.metadata)) {
+            if (typeof value === "string") {
+              metadata[key] = value;
+            }
+          }
+        }
       }
       if (detail["@type"] === BAD_REQUEST_TYPE && Array.isArray(detail.fieldViolations)) {
         for (const violation of detail.fieldViolations) {
@@ -93,7 +105,7 @@ export function parseApiError(httpStatus: number, body: unknown): ApiError {
       }
     }
   }
-  return new ApiError(httpStatus, code, message, reason, violations);
+  return new ApiError(httpStatus, code, message, reason, violations, metadata);
 }
 
 const REASON_TEXT: Readonly<Record<string, string>> = {
@@ -116,6 +128,7 @@ const REASON_TEXT: Readonly<Record<string, string>> = {
   SESSION_NOT_FOUND: "That session has already ended",
   PROVIDER_NOT_FOUND: "That sign-in provider is not available",
   OIDC_STATE_INVALID: "This sign-in has expired or was already used; please start again",
+  SIGNIN_TICKET_INVALID: "This sign-in has expired or was already used; please start again",
   OIDC_IDENTITY_INVALID: "The provider's answer could not be verified; please start again",
   PROVIDER_EMAIL_NOT_VERIFIED:
     "An account with this email exists, and the provider has not verified the email: sign in with your password, then link the provider in Security",

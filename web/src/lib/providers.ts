@@ -8,6 +8,7 @@
  */
 
 import type { ApiClient } from "./api";
+import { ApiError } from "./errors";
 import type { KeyValueStorage } from "./session";
 
 /** A provider users can sign in with. */
@@ -32,10 +33,34 @@ interface PendingFlow {
 
 const PENDING_KEY = "cfd.oidc.pending";
 
-/** Where the browser goes after a flow that came back, and what it says, if anything. */
+/**
+ * A provider sign-in waiting for the user's second factor: the server answered TOTP_REQUIRED,
+ * as a password sign-in without a code does, with a single-use ticket for
+ * `ApiClient.verifyProviderSignin`.
+ */
+export interface SigninChallenge {
+  readonly signinTicket: string;
+}
+
+/**
+ * Where the browser goes after a flow that came back, and what it says, if anything; with a
+ * `challenge`, the page asks for the code first (and stays where it is until then).
+ */
 export interface FlowResult {
   readonly returnUrl: string;
   readonly message: string | null;
+  readonly challenge?: SigninChallenge;
+}
+
+/** Return the challenge of a provider sign-in's TOTP_REQUIRED answer, if that is what it is. */
+export function challengeOf(error: unknown): SigninChallenge | null {
+  if (error instanceof ApiError && error.reason === "TOTP_REQUIRED") {
+    const signinTicket = error.metadata.signinTicket;
+    if (typeof signinTicket === "string" && signinTicket !== "") {
+      return { signinTicket };
+    }
+  }
+  return null;
 }
 
 export async function listProviders(api: ApiClient): Promise<IdentityProvider[]> {
@@ -142,7 +167,15 @@ export async function completeFlow(
     return { returnUrl: "/", message: "The provider did not sign you in." };
   }
   if (pending.kind === "signin") {
-    return { returnUrl: await api.completeProviderSignin(code, state), message: null };
+    try {
+      return { returnUrl: await api.completeProviderSignin(code, state), message: null };
+    } catch (error) {
+      const challenge = challengeOf(error);
+      if (challenge === null) {
+        throw error;
+      }
+      return { returnUrl: "", message: null, challenge };
+    }
   }
   const response = await api.request<{ identity?: LinkedIdentity; returnUrl?: string }>(
     "POST",
@@ -156,6 +189,19 @@ export async function completeFlow(
 /** Return the path and hash of the current page, the return URL of a flow started here. */
 export function currentReturnUrl(location: { pathname: string; hash: string }): string {
   return `${location.pathname}${location.hash}`;
+}
+
+/**
+ * Show `returnUrl` in the address bar: a URL of this page's origin replaces the current entry
+ * (dropping `code` and `state` from the address); another allowed origin is navigated to.
+ */
+export function followReturnUrl(returnUrl: string): void {
+  const target = new URL(returnUrl, window.location.href);
+  if (target.origin !== window.location.origin) {
+    window.location.assign(target.href);
+    return;
+  }
+  window.history.replaceState(null, "", `${target.pathname}${target.search}${target.hash}`);
 }
 
 /** Return this tab's session storage, where a flow in progress is remembered, if usable. */

@@ -111,6 +111,55 @@ describe("identity provider flows", () => {
     });
   });
 
+  it("turns a two-factor answer into a challenge that the code completes", async () => {
+    const storage = new MemoryStorage();
+    const challenge = {
+      code: 16,
+      message: "two-factor authentication is on",
+      details: [
+        {
+          "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+          reason: "TOTP_REQUIRED",
+          domain: "cfd.v1",
+          metadata: { signinTicket: "ticket-1", expireTime: "2026-01-01T00:05:00Z" },
+        },
+      ],
+    };
+    const { api, calls } = client({
+      "/v1/auth/providers/google:start": () => json(200, { authorizationUrl: AUTHORIZE }),
+      "/v1/auth/providers:complete": () => json(401, challenge),
+      "/v1/auth/providers:verify": () => json(200, SIGNED_IN),
+    });
+    api.sessions.set(null);
+    await startProviderSignin(api, storage, "google", "/#/security");
+    const result = await completeFlow(api, storage, "?code=c&state=st-1");
+    expect(result?.challenge).toEqual({ signinTicket: "ticket-1" });
+    expect(result?.message).toBeNull();
+    expect(api.sessions.get()).toBeNull();
+
+    expect(await api.verifyProviderSignin("ticket-1", { totpCode: "123456" })).toBe("/#/security");
+    expect(calls[2].body).toEqual({ signinTicket: "ticket-1", totpCode: "123456" });
+    expect(calls[2].auth).toBeNull();
+    expect(api.sessions.get()?.user.id).toBe("u2");
+  });
+
+  it("treats TOTP_REQUIRED without a ticket as a refusal", async () => {
+    const storage = new MemoryStorage();
+    const bare = {
+      code: 16,
+      message: "two-factor authentication is on",
+      details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "TOTP_REQUIRED" }],
+    };
+    const { api } = client({
+      "/v1/auth/providers/google:start": () => json(200, { authorizationUrl: AUTHORIZE }),
+      "/v1/auth/providers:complete": () => json(401, bare),
+    });
+    await startProviderSignin(api, storage, "google", "/");
+    await expect(completeFlow(api, storage, "?code=c&state=st-1")).rejects.toMatchObject({
+      reason: "TOTP_REQUIRED",
+    });
+  });
+
   it("returns to the same path and hash, never the query", () => {
     expect(currentReturnUrl({ pathname: "/", hash: "#/security" })).toBe("/#/security");
   });
