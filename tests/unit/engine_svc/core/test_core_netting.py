@@ -6,6 +6,7 @@ default instruments have no maintenance margin, so liquidation = entry -/+ margi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -484,3 +485,29 @@ def test_a_netting_create_account_round_trips_and_a_hedging_one_encodes_as_befor
     assert encode_command(CreateAccount(1, 0, "h", 5)) == b'["CreateAccount",1,0,"h",5]'
     with pytest.raises(TypeError):
         Core().apply(CreateAccount(1, 0, "n", 5, position_mode="NETTING"))  # type: ignore[arg-type]
+
+
+def _marked_netting(snapshot: bytes) -> bytes:
+    """Return the snapshot with its one account's row marked netting, as version 5 writes it."""
+    header, _, body = snapshot.partition(b"\n")
+    small_end = 8 + int.from_bytes(body[:8], "big")
+    state = json.loads(body[8:small_end])
+    (row,) = state[4]
+    row.append(NETTING.value)
+    small = json.dumps(state, separators=(",", ":")).encode("ascii")
+    return header + b"\n" + len(small).to_bytes(8, "big") + small + body[small_end:]
+
+
+def test_a_snapshot_with_two_positions_on_a_symbol_of_a_netting_account_is_refused(
+    harness: Harness,
+) -> None:
+    _start(harness, mode=PositionMode.HEDGING)
+    _trade(harness, Side.BUY, quantity=1000)
+    _trade(harness, Side.SELL, quantity=1000)
+    # The hedging account holds a long and a short BTCUSD: it cannot be a netting account.
+    with pytest.raises(CodecError, match="two positions on a symbol"):
+        Core.restore(_marked_netting(harness.core.snapshot()))
+    # With one position per symbol the same mark restores a netting account.
+    harness.run(ClosePosition, account_id="n", position_id=f"p-{harness.seq}")
+    restored = Core.restore(_marked_netting(harness.core.snapshot()))
+    assert restored.accounts["n"].netting
