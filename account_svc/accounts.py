@@ -176,22 +176,31 @@ class Accounts:
         return Session(user, access_token, refresh_token, expires_in)
 
     async def signup(
-        self, email: str, password: str, client: str, user_agent: str = "", margin_mode: str = ""
+        self,
+        email: str,
+        password: str,
+        client: str,
+        user_agent: str = "",
+        margin_mode: str = "",
+        position_mode: str = "",
     ) -> Session:
-        """Create the user and their trading account (with the demo balance, in `margin_mode`,
-        a cfd.v1.MarginMode name or "" for the engine's default), and sign in."""
+        """Create the user and their trading account (with the demo balance, in `margin_mode`
+        and `position_mode`, a cfd.v1.MarginMode and a cfd.v1.PositionMode name or "" for the
+        engine's defaults), and sign in."""
         await self._limit(f"signup:address:{client}", self._limits.signup_per_address)
         email, password = require_credentials(email, password)
         await self._limit(f"signup:email:{email}", self._limits.signup_per_email)
         password_hash = await self._hasher.hash(password)
         try:
-            user = await self._create_user(email, password_hash, margin_mode)
+            user = await self._create_user(email, password_hash, margin_mode, position_mode)
         except EmailTakenError:
             user = await self._resumable_signup(email, password)
         await self._provisioner.ensure(user.id)
         return await self._open_session(user, Origin(client, user_agent))
 
-    async def _create_user(self, email: str, password_hash: str, margin_mode: str = "") -> User:
+    async def _create_user(
+        self, email: str, password_hash: str, margin_mode: str = "", position_mode: str = ""
+    ) -> User:
         """Create the user and queue their trading account; raise ``EmailTakenError``.
 
         The verification message is queued, and trading notifications start, in the
@@ -203,7 +212,7 @@ class Accounts:
             await start_following(conn, user.id, user.create_time_ms)
 
         user = await self._users.create(
-            email, password_hash, self._demo_balance, margin_mode, on_created
+            email, password_hash, self._demo_balance, margin_mode, on_created, position_mode
         )
         _log.info("user signed up", extra={"fields": {"user_id": user.id}})
         metrics.SIGNUPS.inc()

@@ -32,9 +32,12 @@ class EngineUnavailableError(Exception):
 class EngineAccounts(Protocol):
     """The part of the engine's admin API the accounts service uses."""
 
-    async def create_account(self, user_id: str, initial_balance: str, margin_mode: str) -> None:
-        """Open the account (idempotent) in `margin_mode` (a cfd.v1.MarginMode name, "" for
-        the engine's default); raise ``EngineUnavailableError`` on failure."""
+    async def create_account(
+        self, user_id: str, initial_balance: str, margin_mode: str, position_mode: str
+    ) -> None:
+        """Open the account (idempotent) in `margin_mode` and `position_mode` (a
+        cfd.v1.MarginMode and a cfd.v1.PositionMode name, "" for the engine's defaults); raise
+        ``EngineUnavailableError`` on failure."""
         ...
 
 
@@ -46,7 +49,9 @@ class GrpcEngineAccounts:
         self._metadata = ((INTERNAL_TOKEN_METADATA, internal_token),)
         self._timeout_s = timeout_s
 
-    async def create_account(self, user_id: str, initial_balance: str, margin_mode: str) -> None:
+    async def create_account(
+        self, user_id: str, initial_balance: str, margin_mode: str, position_mode: str
+    ) -> None:
         """Open the account (idempotent); raise ``EngineUnavailableError`` on failure."""
         request = engine_admin_pb2.CreateAccountRequest(
             user_id=user_id,
@@ -55,6 +60,11 @@ class GrpcEngineAccounts:
                 common_pb2.MarginMode.Value(margin_mode)
                 if margin_mode
                 else common_pb2.MARGIN_MODE_UNSPECIFIED
+            ),
+            position_mode=(
+                common_pb2.PositionMode.Value(position_mode)
+                if position_mode
+                else common_pb2.POSITION_MODE_UNSPECIFIED
             ),
         )
         try:
@@ -97,7 +107,7 @@ class Provisioner:
     async def _attempt(self, pending: PendingAccount) -> bool:
         try:
             await self._engine.create_account(
-                pending.user_id, pending.initial_balance, pending.margin_mode
+                pending.user_id, pending.initial_balance, pending.margin_mode, pending.position_mode
             )
         except EngineUnavailableError as exc:
             delay = backoff_s(pending.attempts)

@@ -59,6 +59,9 @@ provisioning_table = Table(
     Column("last_error", String(200), nullable=True),
     # The margin mode chosen at signup (a cfd.v1.MarginMode name); NULL: the engine's default.
     Column("margin_mode", String(24), nullable=True),
+    # The position mode chosen at signup (a cfd.v1.PositionMode name); NULL: the engine's
+    # default.
+    Column("position_mode", String(24), nullable=True),
 )
 
 refresh_families_table = Table(
@@ -299,6 +302,15 @@ def _v8_signin_tickets(conn: Connection) -> None:
     signin_tickets_table.create(conn)
 
 
+def _v9_position_mode(conn: Connection) -> None:
+    # A database created at version 9 or later already has the column from the table.
+    columns = {column["name"] for column in inspect(conn).get_columns("account_provisioning")}
+    if "position_mode" not in columns:
+        conn.execute(
+            text("ALTER TABLE account_provisioning ADD COLUMN position_mode VARCHAR(24)")
+        )
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
 MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v1_initial,
@@ -309,6 +321,7 @@ MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v6_identities,
     _v7_margin_mode,
     _v8_signin_tickets,
+    _v9_position_mode,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

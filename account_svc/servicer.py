@@ -171,6 +171,20 @@ def _margin_mode_name(value: common_pb2.MarginMode.ValueType) -> str:
     return common_pb2.MarginMode.Name(value)
 
 
+_POSITION_MODES = frozenset({common_pb2.POSITION_MODE_HEDGING, common_pb2.POSITION_MODE_NETTING})
+
+
+def _position_mode_name(value: common_pb2.PositionMode.ValueType) -> str:
+    """Return a requested position mode's name, "" for the default; reject an unknown one."""
+    if value == common_pb2.POSITION_MODE_UNSPECIFIED:
+        return ""
+    if value not in _POSITION_MODES:
+        raise validation_error(
+            "positionMode", "must be POSITION_MODE_HEDGING or POSITION_MODE_NETTING"
+        )
+    return common_pb2.PositionMode.Name(value)
+
+
 def _session_fields(session: Session) -> dict[str, Any]:
     return {
         "user": _user_message(session.user),
@@ -220,6 +234,7 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
     ) -> account_pb2.SignupResponse:
         """Create a user and their trading account, and sign in."""
         margin_mode = _margin_mode_name(request.margin_mode)
+        position_mode = _position_mode_name(request.position_mode)
         with _database_unavailable_as_api_error():
             session = await self._accounts.signup(
                 request.email,
@@ -227,6 +242,7 @@ class AccountServicer(account_pb2_grpc.AccountServiceServicer):
                 self._client(context),
                 self._user_agent(context),
                 margin_mode,
+                position_mode,
             )
         return account_pb2.SignupResponse(**_session_fields(session))
 

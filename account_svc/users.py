@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, false, func, select, update
+from sqlalchemy import Row, Select, and_, delete, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -60,6 +60,8 @@ class PendingAccount:
     attempts: int
     # A cfd.v1.MarginMode name, or "" for the engine's default.
     margin_mode: str = ""
+    # A cfd.v1.PositionMode name, or "" for the engine's default.
+    position_mode: str = ""
 
 
 def _user_select() -> Select[Any]:
@@ -83,6 +85,21 @@ def _user_select() -> Select[Any]:
     )
 
 
+def _pending_select() -> Select[Any]:
+    c = provisioning_table.c
+    return select(c.user_id, c.initial_balance, c.attempts, c.margin_mode, c.position_mode)
+
+
+def _pending(row: Row[Any]) -> PendingAccount:
+    return PendingAccount(
+        row.user_id,
+        row.initial_balance,
+        row.attempts,
+        row.margin_mode or "",
+        row.position_mode or "",
+    )
+
+
 def _now_ms(clock: Callable[[], float]) -> int:
     return int(clock() * 1000)
 
@@ -101,10 +118,11 @@ class UserStore:
         initial_balance: str,
         margin_mode: str = "",
         also: Callable[[AsyncConnection, User], Awaitable[None]] | None = None,
+        position_mode: str = "",
     ) -> User:
         """Insert a user and, in the same transaction, its pending trading account (in
-        `margin_mode`, "" for the engine's default) and whatever ``also`` writes (the
-        verification email).
+        `margin_mode` and `position_mode`, "" for the engine's defaults) and whatever ``also``
+        writes (the verification email).
 
         Raise ``EmailTakenError`` when the (normalized) email is in use.
         """
@@ -124,6 +142,7 @@ class UserStore:
                         user_id=user.id,
                         initial_balance=initial_balance,
                         margin_mode=margin_mode or None,
+                        position_mode=position_mode or None,
                         attempts=0,
                         next_attempt_ms=user.create_time_ms,
                     )
@@ -170,30 +189,25 @@ class UserStore:
     async def pending_account(self, user_id: str) -> PendingAccount | None:
         """Return the outbox entry of this user, if their account is not confirmed yet."""
         c = provisioning_table.c
-        stmt = select(c.user_id, c.initial_balance, c.attempts, c.margin_mode).where(
-            c.user_id == user_id
-        )
+        stmt = _pending_select().where(c.user_id == user_id)
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).one_or_none()
         if row is None:
             return None
-        return PendingAccount(row.user_id, row.initial_balance, row.attempts, row.margin_mode or "")
+        return _pending(row)
 
     async def due_accounts(self, limit: int) -> list[PendingAccount]:
         """Return up to ``limit`` outbox entries whose next attempt is due, oldest first."""
         c = provisioning_table.c
         stmt = (
-            select(c.user_id, c.initial_balance, c.attempts, c.margin_mode)
+            _pending_select()
             .where(c.next_attempt_ms <= _now_ms(self._clock))
             .order_by(c.next_attempt_ms, c.user_id)
             .limit(limit)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [
-            PendingAccount(r.user_id, r.initial_balance, r.attempts, r.margin_mode or "")
-            for r in rows
-        ]
+        return [_pending(r) for r in rows]
 
     async def count_pending_accounts(self) -> int:
         """Return how many users still wait for their trading account."""

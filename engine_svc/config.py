@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from engine_svc.core.commands import DEFAULT_MARGIN_CALL_LEVEL, DEFAULT_STOP_OUT_LEVEL
-from engine_svc.core.enums import MarginMode
+from engine_svc.core.enums import MarginMode, PositionMode
 from engine_svc.core.money import MAX_LEVEL_PERCENT
 from engine_svc.core.spot import FeeSchedule
 from engine_svc.core.spot.markets import DEFAULT_MAKER_FEE_BPS, DEFAULT_TAKER_FEE_BPS
@@ -27,17 +27,19 @@ DEFAULT_LEASE_TTL_MS = 3_000
 
 @dataclass(frozen=True, slots=True)
 class MarginDefaults:
-    """The margin mode of a new account whose request names none, and a cross account's
-    margin call and stop-out levels (whole percent of margin level)."""
+    """The margin mode of a new account whose request names none, a cross account's margin
+    call and stop-out levels (whole percent of margin level), and the position mode of a new
+    account whose request names none."""
 
     mode: MarginMode = MarginMode.ISOLATED
     margin_call_level: int = DEFAULT_MARGIN_CALL_LEVEL
     stop_out_level: int = DEFAULT_STOP_OUT_LEVEL
+    position_mode: PositionMode = PositionMode.HEDGING
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MarginDefaults:
-        """Read CFD_MARGIN_MODE (isolated or cross), CFD_MARGIN_CALL_LEVEL and
-        CFD_STOP_OUT_LEVEL."""
+        """Read CFD_MARGIN_MODE (isolated or cross), CFD_MARGIN_CALL_LEVEL,
+        CFD_STOP_OUT_LEVEL and CFD_POSITION_MODE (hedging or netting)."""
         raw = env.get("CFD_MARGIN_MODE", "").strip().lower() or "isolated"
         if raw not in ("isolated", "cross"):
             raise ConfigError(f"CFD_MARGIN_MODE={raw!r} must be isolated or cross")
@@ -47,7 +49,10 @@ class MarginDefaults:
             raise ConfigError(
                 f"CFD_STOP_OUT_LEVEL={stop} must not exceed CFD_MARGIN_CALL_LEVEL={call}"
             )
-        return cls(MarginMode(raw.upper()), call, stop)
+        positions = env.get("CFD_POSITION_MODE", "").strip().lower() or "hedging"
+        if positions not in ("hedging", "netting"):
+            raise ConfigError(f"CFD_POSITION_MODE={positions!r} must be hedging or netting")
+        return cls(MarginMode(raw.upper()), call, stop, PositionMode(positions.upper()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from engine_svc.core import (
     OrderType,
     OrderView,
     PositionClosed,
+    PositionMode,
     PositionModified,
     PositionOpened,
     PositionView,
@@ -260,6 +261,10 @@ MARGIN_MODES = {
     MarginMode.ISOLATED: common_pb2.MARGIN_MODE_ISOLATED,
     MarginMode.CROSS: common_pb2.MARGIN_MODE_CROSS,
 }
+POSITION_MODES = {
+    PositionMode.HEDGING: common_pb2.POSITION_MODE_HEDGING,
+    PositionMode.NETTING: common_pb2.POSITION_MODE_NETTING,
+}
 SummaryMessage = TypeVar(
     "SummaryMessage", trading_pb2.GetAccountResponse, trading_pb2.AccountSummary
 )
@@ -284,6 +289,7 @@ def summary_message(summary: AccountSummary, cls: type[SummaryMessage]) -> Summa
         stop_out_level=str(summary.stop_out_level) if cross else "",
         stop_out_distance="" if distance is None else format_money(distance),
         margin_call=summary.margin_call,
+        position_mode=POSITION_MODES[summary.position_mode],
     )
 
 

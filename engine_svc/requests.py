@@ -29,6 +29,7 @@ from engine_svc.core import (
     OpenPosition,
     OrderType,
     PlaceOrder,
+    PositionMode,
     Side,
     parse_money,
 )
@@ -394,6 +395,10 @@ _MARGIN_MODES: dict[int, MarginMode] = {
     common_pb2.MARGIN_MODE_ISOLATED: MarginMode.ISOLATED,
     common_pb2.MARGIN_MODE_CROSS: MarginMode.CROSS,
 }
+_POSITION_MODES: dict[int, PositionMode] = {
+    common_pb2.POSITION_MODE_HEDGING: PositionMode.HEDGING,
+    common_pb2.POSITION_MODE_NETTING: PositionMode.NETTING,
+}
 
 
 def create_account(
@@ -402,8 +407,8 @@ def create_account(
     defaults: MarginDefaults,
 ) -> CreateAccount:
     """Build the CreateAccount command; an empty initial balance means the demo balance and
-    an unspecified margin mode the configured one (a cross account gets the configured
-    levels)."""
+    an unspecified margin or position mode the configured one (a cross account gets the
+    configured levels)."""
     balance_text = request.initial_balance or default_balance
     account_id = user_id(request.user_id)
     balance = money(balance_text, "initialBalance", allow_zero=True)
@@ -413,11 +418,20 @@ def create_account(
         if chosen is None:
             raise validation_error("marginMode", "must be MARGIN_MODE_ISOLATED or _CROSS")
         mode = chosen
+    positions = defaults.position_mode
+    if request.position_mode != common_pb2.POSITION_MODE_UNSPECIFIED:
+        named = _POSITION_MODES.get(request.position_mode)
+        if named is None:
+            raise validation_error(
+                "positionMode", "must be POSITION_MODE_HEDGING or POSITION_MODE_NETTING"
+            )
+        positions = named
     if mode is MarginMode.ISOLATED:
-        return CreateAccount(0, 0, account_id, balance)
+        return CreateAccount(0, 0, account_id, balance, position_mode=positions)
     return CreateAccount(
-        0, 0, account_id, balance, mode, defaults.margin_call_level, defaults.stop_out_level
-    )
+        0, 0, account_id, balance, mode, defaults.margin_call_level, defaults.stop_out_level,
+        positions,
+    )  # fmt: skip
 
 
 def deposit(request: engine_admin_pb2.DepositRequest) -> Deposit:

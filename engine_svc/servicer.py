@@ -142,10 +142,16 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def OpenPosition(
         self, request: trading_pb2.OpenPositionRequest, context: Context
     ) -> trading_pb2.OpenPositionResponse:
-        """Open a position at the current quote."""
+        """Open a position at the current quote (on a netting account: trade into the
+        symbol's position; an exact close answers with the closed entry)."""
         account = subject()
         command = requests.open_position(request, account, self._engine.instruments)
         result = await self._submit(command, command.symbol)
+        if isinstance(result.payload, ClosedPosition):
+            close = result.payload
+            return trading_pb2.OpenPositionResponse(
+                position=closed_message(close, self._instrument(close.symbol))
+            )
         view = _payload(result, PositionView)
         return trading_pb2.OpenPositionResponse(
             position=position_message(view, self._instrument(view.symbol))

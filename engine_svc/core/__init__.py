@@ -40,6 +40,28 @@ Margin modes
     LIQUIDATION; the call ends when the level is above the margin call level or the account is
     flat. When its last position closes with a negative balance the house absorbs it.
 
+Position modes
+    An account is HEDGING (every open is a position of its own) or NETTING, fixed by its
+    CreateAccount. A netting account holds at most one position per symbol; an open (market,
+    or a pending order when it fills) on a symbol where it holds one trades into it
+    (`positions.net_trade`), every check before any change:
+    - same direction: the position grows. The trade must use the position's leverage
+      (INVALID_LEVERAGE otherwise); its margin (notional / leverage rounded up) is reserved as
+      an open's; the entry becomes the volume-weighted average (entry x quantity + fill x
+      added) / (quantity + added), rounded against the holder (up for a buy, down for a
+      sell); the liquidation price is recomputed; stops the trade gives replace the
+      position's (a trailing distance then trails from the current quote), the others stay.
+      Events: a MARGIN_RESERVED balance change (isolated) and PositionModified.
+    - other direction, smaller: a partial close of the trade's quantity at its fill price,
+      exactly as ClosePosition (reason USER, released margin rounded down, PnL, negative
+      balance protection); the rest keeps its entry and stops, the trade's stops are not used.
+    - other direction, equal: a full close, as ClosePosition.
+    - other direction, larger: a full close, then a position of the remainder in the trade's
+      direction at the same fill, with the trade's leverage, stops and key; its margin is
+      checked against the free balance (or free margin) the close would leave.
+    The payload is the position left open, or the close when none is; an order fill names in
+    `position_id` the position it left open or closed.
+
 Trigger order within one `ApplyQuote`
     1. Pending orders of every symbol whose expire time is <= the quote's ts expire, by
        (expire time, order key).
@@ -146,7 +168,15 @@ from .commands import (
 )
 from .decimals import DecimalFormatError, format_money, format_scaled, parse_money
 from .engine import Core, SequenceError
-from .enums import BalanceKind, CloseReason, MarginMode, OrderStatus, OrderType, Side
+from .enums import (
+    BalanceKind,
+    CloseReason,
+    MarginMode,
+    OrderStatus,
+    OrderType,
+    PositionMode,
+    Side,
+)
 from .events import (
     AccountCreated,
     BalanceChanged,
@@ -207,6 +237,7 @@ __all__ = [
     "OrderView",
     "PlaceOrder",
     "PositionClosed",
+    "PositionMode",
     "PositionModified",
     "PositionOpened",
     "PositionView",

@@ -7,8 +7,8 @@ command. The encoding is canonical: equal commands give equal bytes.
 
 A record that gained fields keeps its older rows readable: its trailing fields have defaults
 (`_TRAILING_DEFAULTS`), the encoding leaves out a trailing run equal to them, and decoding
-fills in what a row leaves out. So an isolated account's CreateAccount and summary encode as
-they did before margin modes existed.
+fills in what a row leaves out. So an isolated hedging account's CreateAccount and summary
+encode as they did before margin and position modes existed.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .commands import (
     PlaceOrder,
     TransferFunds,
 )
-from .enums import CloseReason, MarginMode, OrderStatus, OrderType, Side
+from .enums import CloseReason, MarginMode, OrderStatus, OrderType, PositionMode, Side
 from .reasons import Reason
 from .spot.commands import CancelSpotOrder, PlaceSpotOrder
 from .spot.enums import SpotOrderType, TimeInForce, TransferDirection
@@ -150,6 +150,7 @@ SPOT_ORDER_TYPE = EnumField(SpotOrderType)
 TIME_IN_FORCE = EnumField(TimeInForce)
 TRANSFER_DIRECTION = EnumField(TransferDirection)
 MARGIN_MODE = EnumField(MarginMode)
+POSITION_MODE = EnumField(PositionMode)
 
 Schema = tuple[FieldType, ...]
 
@@ -158,7 +159,7 @@ Schema = tuple[FieldType, ...]
 _COMMANDS: dict[str, tuple[type, Schema]] = {
     record.__name__: (record, schema)
     for record, schema in (
-        (CreateAccount, (INT, INT, STR, INT, MARGIN_MODE, INT, INT)),
+        (CreateAccount, (INT, INT, STR, INT, MARGIN_MODE, INT, INT, POSITION_MODE)),
         (Deposit, (INT, INT, STR, INT, OPT_STR)),
         (ApplyQuote, (INT, INT, STR, INT, INT)),
         (OpenPosition, (INT, INT, STR, STR, SIDE, INT, *[OPT_INT] * 7, OPT_STR)),
@@ -186,13 +187,16 @@ _PAYLOADS: dict[str, tuple[type, Schema]] = {
         (OrderView, (STR, STR, STR, SIDE, ORDER_TYPE, INT, INT, *[OPT_INT] * 6, ORDER_STATUS,
                      OPT_STR, OPT_REASON, INT, INT, OPT_STR)),
         (AccountSummary, (STR, INT, INT, INT, INT, INT, OPT_INT, INT, INT, MARGIN_MODE, INT,
-                          INT, OPT_INT, BOOL)),
+                          INT, OPT_INT, BOOL, POSITION_MODE)),
     )
 }  # fmt: skip
 # The defaults of the fields records gained after their first version, last field last.
 _TRAILING_DEFAULTS: dict[str, tuple[object, ...]] = {
-    "CreateAccount": (MarginMode.ISOLATED, DEFAULT_MARGIN_CALL_LEVEL, DEFAULT_STOP_OUT_LEVEL),
-    "AccountSummary": (MarginMode.ISOLATED, 0, 0, None, False),
+    "CreateAccount": (
+        MarginMode.ISOLATED, DEFAULT_MARGIN_CALL_LEVEL, DEFAULT_STOP_OUT_LEVEL,
+        PositionMode.HEDGING,
+    ),
+    "AccountSummary": (MarginMode.ISOLATED, 0, 0, None, False, PositionMode.HEDGING),
 }  # fmt: skip
 
 

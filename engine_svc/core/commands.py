@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .enums import MarginMode, OrderType, Side
+from .enums import MarginMode, OrderType, PositionMode, Side
 from .spot.commands import CancelSpotOrder, PlaceSpotOrder
 from .spot.enums import TransferDirection
 
@@ -26,8 +26,8 @@ DEFAULT_STOP_OUT_LEVEL = 0
 class CreateAccount(NamedTuple):
     """Open a trading account with an initial deposit; repeating it changes nothing.
 
-    `margin_mode` is fixed for the account's life; the two levels (whole percent of margin
-    level, margin call >= stop-out) matter to a cross account only.
+    `margin_mode` and `position_mode` are fixed for the account's life; the two levels (whole
+    percent of margin level, margin call >= stop-out) matter to a cross account only.
     """
 
     seq: int
@@ -37,6 +37,7 @@ class CreateAccount(NamedTuple):
     margin_mode: MarginMode = MarginMode.ISOLATED
     margin_call_level: int = DEFAULT_MARGIN_CALL_LEVEL
     stop_out_level: int = DEFAULT_STOP_OUT_LEVEL
+    position_mode: PositionMode = PositionMode.HEDGING
 
 
 class Deposit(NamedTuple):

@@ -1,4 +1,5 @@
-"""Sides, order types and statuses, close reasons, balance change kinds and margin modes."""
+"""Sides, order types and statuses, close reasons, balance change kinds, margin and position
+modes."""
 
 from __future__ import annotations
 
@@ -90,3 +91,15 @@ class MarginMode(StrEnum):
 
     ISOLATED = "ISOLATED"
     CROSS = "CROSS"
+
+
+class PositionMode(StrEnum):
+    """How an account's trades on one symbol combine, chosen when the account is created.
+
+    HEDGING keeps every open as a position of its own (several per symbol, both directions);
+    NETTING keeps at most one position per symbol: a trade in its direction increases it, a
+    trade in the other direction reduces, closes or reverses it.
+    """
+
+    HEDGING = "HEDGING"
+    NETTING = "NETTING"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .checks import RejectionError, check_account_id, check_int, type_error
 from .commands import CreateAccount, Deposit
 from .decimals import format_money
-from .enums import BalanceKind, MarginMode
+from .enums import BalanceKind, MarginMode, PositionMode
 from .events import AccountCreated, BalanceChanged
 from .ledger import Ledger
 from .reasons import Reason
@@ -51,6 +51,9 @@ def create_account(ledger: Ledger, command: CreateAccount) -> Result:
     mode = command.margin_mode
     if not isinstance(mode, MarginMode):
         raise type_error("margin_mode", "MarginMode", mode)
+    position_mode = command.position_mode
+    if not isinstance(position_mode, PositionMode):
+        raise type_error("position_mode", "PositionMode", position_mode)
     call = check_int(command.margin_call_level, "margin_call_level", 0, MAX_LEVEL_PERCENT)
     stop = check_int(command.stop_out_level, "stop_out_level", 0, MAX_LEVEL_PERCENT)
     if stop > call:
@@ -65,6 +68,7 @@ def create_account(ledger: Ledger, command: CreateAccount) -> Result:
         )
     account = Account(account_id, amount)
     ledger.accounts[account_id] = account
+    account.netting = position_mode is PositionMode.NETTING
     if mode is MarginMode.CROSS:
         account.cross = True
         account.margin_call_level = call
@@ -97,25 +101,40 @@ def deposit(ledger: Ledger, command: Deposit, account: Account) -> Result:
     return accepted(summary(ledger, account), (event,))
 
 
-def check_affordable(ledger: Ledger, account: Account, margin: int, field: str) -> None:
-    """Reject a margin the free balance (isolated) or free margin (cross) cannot pay."""
-    if account.cross:
-        free = cross_equity(ledger, account) - account.used_margin
-        if margin > free:
-            raise RejectionError(
-                Reason.INSUFFICIENT_BALANCE,
-                f"margin {format_money(margin)} USD exceeds the free margin "
-                f"{format_money(free)} USD",
-                field,
-            )
-        return
-    if margin > account.balance:
+def check_affordable(
+    ledger: Ledger, account: Account, margin: int, field: str, free: int | None = None
+) -> None:
+    """Reject a margin the free balance (isolated) or free margin (cross) cannot pay; `free`
+    replaces the account's current figure (`free_after_close`)."""
+    if free is None:
+        free = (
+            cross_equity(ledger, account) - account.used_margin
+            if account.cross
+            else account.balance
+        )
+    if margin > free:
+        what = "free margin" if account.cross else "free balance"
         raise RejectionError(
             Reason.INSUFFICIENT_BALANCE,
-            f"margin {format_money(margin)} USD exceeds the free balance "
-            f"{format_money(account.balance)} USD",
+            f"margin {format_money(margin)} USD exceeds the {what} {format_money(free)} USD",
             field,
         )
+
+
+def free_after_close(ledger: Ledger, account: Account, position: Position, pnl: int) -> int:
+    """Return the free balance (isolated) or free margin (cross) the account would have after
+    a full close of `position` with price PnL `pnl`, without closing it (as `settle_close`
+    and `protect_balance` would settle it)."""
+    if not account.cross:
+        return account.balance + max(0, position.margin + pnl)
+    balance = account.balance + pnl
+    if len(account.positions) == 1:
+        return max(0, balance)
+    equity = balance
+    for other in account.positions.values():
+        if other is not position:
+            equity += unrealized(ledger, other) or 0
+    return equity - (account.used_margin - position.margin)
 
 
 def reserve_margin(account: Account, margin: int) -> None:
@@ -253,6 +272,7 @@ def summary(ledger: Ledger, account: Account) -> AccountSummary:
             stop_out_level=account.stop_out_level,
             stop_out_distance=stop_out_distance(account, equity),
             margin_call=account.margin_call,
+            position_mode=_position_mode(account),
         )
     equity = account.balance + used + total
     if account.positions and used > 0:
@@ -267,4 +287,9 @@ def summary(ledger: Ledger, account: Account) -> AccountSummary:
         margin_level=level,
         open_positions=len(account.positions),
         pending_orders=len(account.orders),
+        position_mode=_position_mode(account),
     )
+
+
+def _position_mode(account: Account) -> PositionMode:
+    return PositionMode.NETTING if account.netting else PositionMode.HEDGING

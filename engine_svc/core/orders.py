@@ -43,7 +43,7 @@ from .events import (
 from .indexes import ASK_ABOVE, ASK_BELOW, BID_ABOVE, BID_BELOW, KIND_ORDER, MAX_KEY
 from .ledger import Ledger
 from .money import check_affordable
-from .positions import create_position, current_quote
+from .positions import create_position, current_quote, held_position, net_trade
 from .reasons import Reason
 from .results import Result
 from .state import Account, Order
@@ -247,11 +247,19 @@ def expire_orders(ledger: Ledger, seq: int, ts: int, events: list[Event]) -> Non
 
 
 def fill_order(ledger: Ledger, order: Order, quote: QuoteView, events: list[Event]) -> None:
-    """Open the position of a triggered order at the quote, or reject the order."""
+    """Open the position of a triggered order at the quote, or reject the order.
+
+    On a netting account that holds a position on the symbol the fill trades into it
+    (`positions.net_trade`); the order then names the position it left open or closed.
+    """
     instrument = ledger.instruments[order.symbol]
     account = ledger.accounts[order.account_id]
     fill = quote.ask if order.is_buy else quote.bid
     lots = order.quantity
+    held = held_position(account, order.symbol) if account.netting else None
+    netted: list[Event] = []
+    filled_key = order.key
+    margin = 0
     try:
         if lots == 0:
             lots = check_lots(
@@ -259,8 +267,16 @@ def fill_order(ledger: Ledger, order: Order, quote: QuoteView, events: list[Even
                 "margin buys less than one lot",
             )
         check_stops(order.is_buy, quote.bid if order.is_buy else quote.ask, order.tp, order.sl)
-        margin = instrument.margin_ceil_micros(fill, lots, order.leverage)
-        check_affordable(ledger, account, margin, "margin")
+        if held is None:
+            margin = instrument.margin_ceil_micros(fill, lots, order.leverage)
+            check_affordable(ledger, account, margin, "margin")
+        else:
+            # Every check comes before the first change, so a rejection changes nothing.
+            _, netted, filled_key = net_trade(
+                ledger, account, held, quote, order.key, quote.seq, quote.ts, order.is_buy,
+                lots, order.leverage, order.tp, order.sl, order.trail, order.client_order_id,
+                order.key, "margin",
+            )  # fmt: skip
     except RejectionError as rejection:
         _finish(ledger, order, OrderStatus.REJECTED)
         view = order_view(order, 0, rejection.reason)
@@ -276,10 +292,13 @@ def fill_order(ledger: Ledger, order: Order, quote: QuoteView, events: list[Even
         )
         return
     _finish(ledger, order, OrderStatus.FILLED)
-    view = order_view(order, order.key)
+    view = order_view(order, filled_key)
     events.append(
         OrderFilled(seq=quote.seq, ts=quote.ts, account_id=account.account_id, order=view)
     )
+    if held is not None:
+        events.extend(netted)
+        return
     changed, opened = create_position(
         ledger, account, instrument, quote, order.key, quote.seq, quote.ts, order.is_buy, lots,
         order.leverage, margin, order.tp, order.sl, order.trail, order.client_order_id, order.key,

@@ -1,4 +1,5 @@
-"""Open positions: open at market, close (by the user or by a trigger), add margin, modify.
+"""Open positions: open at market, close (by the user or by a trigger), add margin, modify,
+and net a trade into a netting account's position on its symbol (`net_trade`).
 
 The money of every step moves in `money`; this module holds the position rules: fill prices,
 sizing, stops, liquidation price and the trigger entries each position keeps in its book.
@@ -26,7 +27,14 @@ from .checks import (
 )
 from .commands import AddMargin, ClosePosition, ModifyPosition, OpenPosition
 from .enums import BalanceKind, CloseReason
-from .events import BalanceChanged, MarginAdded, PositionClosed, PositionModified, PositionOpened
+from .events import (
+    BalanceChanged,
+    Event,
+    MarginAdded,
+    PositionClosed,
+    PositionModified,
+    PositionOpened,
+)
 from .indexes import (
     ASK_ABOVE,
     ASK_BELOW,
@@ -40,11 +48,18 @@ from .indexes import (
 from .instruments import Instrument
 from .ledger import Ledger
 from .margin import stop_out_price
-from .money import check_affordable, move_to_margin, protect_balance, reserve_margin, settle_close
+from .money import (
+    check_affordable,
+    free_after_close,
+    move_to_margin,
+    protect_balance,
+    reserve_margin,
+    settle_close,
+)
 from .reasons import Reason
 from .results import Result
 from .state import Account, Position
-from .units import MAX_MONEY_MICROS, MAX_PRICE_TICKS, MAX_QUANTITY_LOTS
+from .units import MAX_MONEY_MICROS, MAX_PRICE_TICKS, MAX_QUANTITY_LOTS, ceil_div, floor_div
 from .views import ClosedPosition, PositionView, QuoteView
 
 _USER: Final = CloseReason.USER
@@ -104,6 +119,15 @@ def open_position(ledger: Ledger, command: OpenPosition, account: Account) -> Re
         )
     if tp or sl:
         check_stops(is_buy, quote.bid if is_buy else quote.ask, tp, sl)
+    if account.netting:
+        held = held_position(account, instrument.symbol)
+        if held is not None:
+            payload, netted, _ = net_trade(
+                ledger, account, held, quote, command.seq, command.seq, command.ts, is_buy,
+                lots, leverage, tp, sl, trail, command.client_order_id, 0,
+                "quantity" if budget == 0 else "margin",
+            )  # fmt: skip
+            return _new(Result, (None, "", payload, tuple(netted), False, ""))
     margin = instrument.margin_ceil_micros(fill, lots, leverage)
     if account.cross or margin > account.balance:
         check_affordable(ledger, account, margin, "quantity" if budget == 0 else "margin")
@@ -342,7 +366,27 @@ def modify_position(ledger: Ledger, command: ModifyPosition, account: Account) -
     quote = current_quote(ledger, position.symbol)
     reference = quote.bid if position.is_buy else quote.ask
     check_stops(position.is_buy, reference, tp or 0, sl or 0)
-    book = ledger.books[position.symbol]
+    set_stops(ledger.books[position.symbol], position, tp, sl, trail, reference)
+    view = position_view(ledger, position)
+    event = PositionModified(
+        seq=command.seq, ts=command.ts, account_id=account.account_id, position=view
+    )
+    return Result(None, "", view, (event,), False)
+
+
+def set_stops(
+    book: SymbolBook,
+    position: Position,
+    tp: int | None,
+    sl: int | None,
+    trail: int | None,
+    reference: int,
+) -> None:
+    """Set (a value), clear (0) or keep (None) a position's checked stops and index them.
+
+    A trailing distance set now trails from `reference` (the current closing price), not from
+    the best price since open.
+    """
     key = position.key
     if tp is not None and tp != position.tp:
         position.tp = tp
@@ -353,7 +397,6 @@ def modify_position(ledger: Ledger, command: ModifyPosition, account: Account) -
         if sl:
             book.push(BID_BELOW if position.is_buy else ASK_ABOVE, sl, key, KIND_STOP_LOSS)
     if trail:
-        # A distance set now trails from the current quote, not from the best since open.
         trail_book = book.long_trail if position.is_buy else book.short_trail
         trail_book.detach(position)
         position.level = trail_book.attach(reference if position.is_buy else -reference)
@@ -361,11 +404,116 @@ def modify_position(ledger: Ledger, command: ModifyPosition, account: Account) -
         trail_book.add_trailing(position)
     elif trail is not None:
         position.trail = 0
-    view = position_view(ledger, position)
-    event = PositionModified(
-        seq=command.seq, ts=command.ts, account_id=account.account_id, position=view
-    )
-    return Result(None, "", view, (event,), False)
+
+
+def held_position(account: Account, symbol: str) -> Position | None:
+    """Return the position a netting account holds on `symbol`, None when it holds none."""
+    for position in account.positions.values():
+        if position.symbol == symbol:
+            return position
+    return None
+
+
+def average_entry(is_buy: bool, entry: int, lots: int, fill: int, added: int) -> int:
+    """Return the volume-weighted entry of `lots` at `entry` and `added` lots at `fill`, in
+    ticks, rounded against the holder: up for a buy, down for a sell."""
+    total = entry * lots + fill * added
+    if is_buy:
+        return ceil_div(total, lots + added)
+    return floor_div(total, lots + added)
+
+
+def net_trade(
+    ledger: Ledger, account: Account, held: Position, quote: QuoteView, key: int, seq: int,
+    ts: int, is_buy: bool, lots: int, leverage: int, tp: int, sl: int, trail: int,
+    client_order_id: str | None, order_key: int, field: str,
+) -> tuple[PositionView | ClosedPosition, list[Event], int]:  # fmt: skip
+    """Trade `lots` (checked, stops checked) into a netting account's position `held` at the
+    quote, or raise a rejection before changing anything.
+
+    The same direction increases it (`_increase`). The other direction closes `lots` of it
+    at the fill price as `ClosePosition` would (reason USER): a smaller trade leaves the rest
+    open with its own stops, an equal one closes it, a larger one closes it and opens a
+    position of the remainder in the trade's direction with the trade's leverage, stops and
+    `key`. Return the position left open (the close when none is), the events and the key of
+    the position the trade left open or closed.
+    """
+    instrument = ledger.instruments[held.symbol]
+    fill = quote.ask if is_buy else quote.bid
+    if held.is_buy == is_buy:
+        view, increased = _increase(
+            ledger, account, instrument, held, quote, seq, ts, fill, lots, leverage, tp, sl,
+            trail, field,
+        )  # fmt: skip
+        return view, increased, held.key
+    remainder = lots - held.quantity
+    if remainder <= 0:
+        closed, settled = close(ledger, held, lots, fill, _USER, seq, ts)
+        done = closed.close
+        return done if done.remaining is None else done.remaining, [closed, settled], held.key
+    margin = instrument.margin_ceil_micros(fill, remainder, leverage)
+    move = fill - held.entry if held.is_buy else held.entry - fill
+    pnl = instrument.pnl_floor_micros(move, held.quantity)
+    check_affordable(ledger, account, margin, field, free_after_close(ledger, account, held, pnl))
+    closed, settled = close(ledger, held, held.quantity, fill, _USER, seq, ts)
+    changed, opened = create_position(
+        ledger, account, instrument, quote, key, seq, ts, is_buy, remainder, leverage, margin,
+        tp, sl, trail, client_order_id, order_key,
+    )  # fmt: skip
+    events: list[Event] = [closed, settled]
+    if changed is not None:
+        events.append(changed)
+    events.append(opened)
+    return opened.position, events, key
+
+
+def _increase(
+    ledger: Ledger, account: Account, instrument: Instrument, held: Position, quote: QuoteView,
+    seq: int, ts: int, fill: int, lots: int, leverage: int, tp: int, sl: int, trail: int,
+    field: str,
+) -> tuple[PositionView, list[Event]]:  # fmt: skip
+    """Add `lots` at `fill` to a netting position of the same direction.
+
+    The trade must use the position's leverage; its margin (rounded up, as an open's) is
+    reserved as an open's. The entry becomes the volume-weighted average (`average_entry`),
+    the liquidation price is recomputed, and the trade's stops, where given, replace the
+    position's (a trailing distance trails from the current quote); the others are kept.
+    """
+    if leverage != held.leverage:
+        raise RejectionError(
+            Reason.INVALID_LEVERAGE,
+            f"the {held.symbol} position is at leverage {held.leverage}: a trade that "
+            "increases it must use that leverage",
+            "leverage",
+        )
+    total = held.quantity + lots
+    if total > MAX_QUANTITY_LOTS:
+        raise RejectionError(
+            Reason.VALIDATION_FAILED, "the position's quantity would be too large", field
+        )
+    margin = instrument.margin_ceil_micros(fill, lots, leverage)
+    check_affordable(ledger, account, margin, field)
+    held.entry = average_entry(held.is_buy, held.entry, held.quantity, fill, lots)
+    held.quantity = total
+    reserve_margin(account, margin)
+    held.margin += margin
+    book = ledger.books[held.symbol]
+    if not account.cross:
+        _set_liquidation(held, instrument, book)
+    reference = quote.bid if held.is_buy else quote.ask
+    set_stops(book, held, tp or None, sl or None, trail or None, reference)
+    view = position_view(ledger, held)
+    owner = account.account_id
+    events: list[Event] = []
+    if not account.cross:
+        events.append(
+            _new(
+                BalanceChanged,
+                (seq, ts, owner, _MARGIN_RESERVED, -margin, account.balance, view.id),
+            )
+        )
+    events.append(_new(PositionModified, (seq, ts, owner, view)))
+    return view, events
 
 
 def position_view(ledger: Ledger, position: Position) -> PositionView:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .codec import CodecError, decode_payload, loads_strict, unpack_int_column
-from .enums import MarginMode, OrderStatus
+from .enums import MarginMode, OrderStatus, PositionMode
 from .indexes import (
     ASK_ABOVE,
     ASK_BELOW,
@@ -227,6 +227,10 @@ def _restore_positions(ledger: Ledger, columns: list[list[int]], coids: dict[int
     for account, margin_sum in zip(account_list, used, strict=True):
         if account.used_margin != margin_sum:
             raise CodecError(f"account {account.account_id}: used margin != sum of margins")
+        if account.netting and len({p.symbol for p in account.positions.values()}) != len(
+            account.positions
+        ):
+            raise CodecError(f"netting account {account.account_id} has two positions on a symbol")
     for book in ledger.books.values():
         book.heapify_all()
 
@@ -254,6 +258,11 @@ def _restore_account(row: list[object], version: int) -> Account:
     for stored in _rows(row[3]):
         client_order_id, receipt = _restore_receipt(stored, version)
         account.receipts[client_order_id] = receipt
+    if len(row) in (5, 10) and row[-1] == PositionMode.NETTING.value:
+        if version < 5:
+            raise CodecError("snapshot account row is malformed")
+        account.netting = True
+        row = row[:-1]
     if len(row) == 4:
         return account
     if version < 4 or len(row) != 9 or row[4] != MarginMode.CROSS.value:

@@ -16,7 +16,7 @@ import hashlib
 from typing import Final
 
 from .codec import CodecError, dumps_canonical, encode_payload, pack_int_column
-from .enums import MarginMode
+from .enums import MarginMode, PositionMode
 from .ledger import Ledger
 from .spot.codec import encode_payload as encode_spot_payload
 from .spot.state import encode_state as encode_spot_state
@@ -28,9 +28,11 @@ SNAPSHOT_FORMAT: Final = "cfd-core-snapshot"
 # snapshots still load (`restore` infers the binding). Version 3 adds the spot exchange;
 # older snapshots load with an empty one. Version 4 adds margin modes: a cross account's row
 # carries its mode, levels, margin call state and number (an isolated account's row is as in
-# version 3, so a state without cross accounts has the same digest as before).
-SNAPSHOT_VERSION: Final = 4
-READABLE_VERSIONS: Final = (1, 2, 3, 4)
+# version 3, so a state without cross accounts has the same digest as before). Version 5 adds
+# position modes: a netting account's row ends with its mode (a hedging account's row is as
+# in version 4, and older snapshots restore every account as hedging).
+SNAPSHOT_VERSION: Final = 5
+READABLE_VERSIONS: Final = (1, 2, 3, 4, 5)
 POSITION_COLUMNS: Final = 15
 
 
@@ -75,6 +77,8 @@ def _small_state(ledger: Ledger) -> list[object]:
                     account.number,
                 ]
             )
+        if account.netting:
+            row.append(PositionMode.NETTING.value)
         accounts.append(row)
     orders = [
         [

@@ -232,6 +232,7 @@ class Account:
     `margin_call` (True from a margin call until the level recovers), its `number` (the seq
     that created it: its key in the stop-out index) and `watch`, the stop-out index prices it
     has in each symbol's book by heap number (0 for none; derived state, never encoded).
+    A `netting` account holds at most one position per symbol (`netting`).
     """
 
     __slots__ = (
@@ -240,6 +241,7 @@ class Account:
         "cross",
         "margin_call",
         "margin_call_level",
+        "netting",
         "number",
         "orders",
         "positions",
@@ -261,9 +263,9 @@ class Account:
         self.stop_out_level = 0
         self.margin_call = False
         self.number = 0
+        self.netting = False
         self.watch: dict[str, list[int]] = {}
 
     def funds(self) -> int:
         """Return the money the account holds: balance, plus used margin when isolated."""
         return self.balance if self.cross else self.balance + self.used_margin
-

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .enums import CloseReason, MarginMode, OrderStatus, OrderType, Side
+from .enums import CloseReason, MarginMode, OrderStatus, OrderType, PositionMode, Side
 from .reasons import Reason
 
 
@@ -98,7 +98,8 @@ class AccountSummary(NamedTuple):
     -infinity, None without open positions (format it with `format_scaled(v, 6)`). A cross
     account also has its levels (whole percent), `stop_out_distance` (the equity it can lose
     before the stop-out, see `money.stop_out_distance`) and `margin_call` (a margin call is
-    in effect); an isolated account has levels 0 and no distance.
+    in effect); an isolated account has levels 0 and no distance. `position_mode` is how its
+    trades on one symbol combine.
     """
 
     account_id: str
@@ -115,6 +116,7 @@ class AccountSummary(NamedTuple):
     stop_out_level: int = 0
     stop_out_distance: int | None = None
     margin_call: bool = False
+    position_mode: PositionMode = PositionMode.HEDGING
 
 
 class QuoteView(NamedTuple):

@@ -82,11 +82,14 @@ async def signup(
     mesh: Mesh,
     email: str,
     margin_mode: common_pb2.MarginMode.ValueType = common_pb2.MARGIN_MODE_UNSPECIFIED,
+    position_mode: common_pb2.PositionMode.ValueType = common_pb2.POSITION_MODE_UNSPECIFIED,
 ) -> account_pb2.SignupResponse:
     async with grpc.aio.insecure_channel(mesh.address("CFD_ACCOUNT_PORT")) as channel:
         stub = account_pb2_grpc.AccountServiceStub(channel)
         response: account_pb2.SignupResponse = await stub.Signup(
-            account_pb2.SignupRequest(email=email, password=PASSWORD, margin_mode=margin_mode)
+            account_pb2.SignupRequest(
+                email=email, password=PASSWORD, margin_mode=margin_mode, position_mode=position_mode
+            )
         )
         return response
 
@@ -158,6 +161,49 @@ async def test_a_cross_account_goes_through_margin_call_and_stop_out(mesh: Mesh)
         positions = await trading.ListPositions(trading_pb2.ListPositionsRequest(), metadata=me)
     assert list(positions.positions) == []
     assert Decimal(account.balance) == 0 and not account.margin_call
+
+
+async def test_a_netting_account_nets_its_trades_on_a_symbol(mesh: Mesh) -> None:
+    session = await signup(
+        mesh, "netting@example.com", position_mode=common_pb2.POSITION_MODE_NETTING
+    )
+    me = bearer(session.access_token)
+    await publish_price(mesh, "59999.90", "60000.00")
+
+    def trade(side: common_pb2.Side.ValueType, quantity: str) -> trading_pb2.OpenPositionRequest:
+        return trading_pb2.OpenPositionRequest(
+            symbol="BTCUSD", side=side, leverage=10, quantity=quantity
+        )
+
+    async with grpc.aio.insecure_channel(mesh.address("CFD_ENGINE_PORT")) as channel:
+        trading = trading_pb2_grpc.TradingServiceStub(channel)
+        account = await trading.GetAccount(trading_pb2.GetAccountRequest(), metadata=me)
+        assert account.position_mode == common_pb2.POSITION_MODE_NETTING
+        first = await trading.OpenPosition(trade(common_pb2.SIDE_BUY, "0.1"), metadata=me)
+        grown = await trading.OpenPosition(trade(common_pb2.SIDE_BUY, "0.1"), metadata=me)
+        assert grown.position.id == first.position.id
+        assert (Decimal(grown.position.quantity), Decimal(grown.position.margin)) == (
+            Decimal("0.2"),
+            Decimal(1200),
+        )
+        # Selling 0.3 closes the 0.2 long at the bid and opens 0.1 short.
+        flipped = await trading.OpenPosition(trade(common_pb2.SIDE_SELL, "0.3"), metadata=me)
+        assert flipped.position.side == common_pb2.SIDE_SELL
+        assert Decimal(flipped.position.quantity) == Decimal("0.1")
+        assert flipped.position.id != first.position.id
+        # Buying 0.1 closes it exactly: the answer is the closed entry.
+        closed = await trading.OpenPosition(trade(common_pb2.SIDE_BUY, "0.1"), metadata=me)
+        assert closed.position.status == trading_pb2.POSITION_STATUS_CLOSED
+        assert closed.position.id == flipped.position.id
+        positions = await trading.ListPositions(trading_pb2.ListPositionsRequest(), metadata=me)
+        assert list(positions.positions) == []
+        account = await trading.GetAccount(trading_pb2.GetAccountRequest(), metadata=me)
+    # Two spreads of 0.10 on 0.2 and one on 0.1: 0.03 lost.
+    assert Decimal(account.balance) == Decimal("4999.97")
+    odd = await failure(
+        signup(mesh, "odd-mode@example.com", position_mode=7)  # type: ignore[arg-type]
+    )
+    assert odd.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def b64url(document: dict[str, object]) -> str:

@@ -583,3 +583,22 @@ def test_a_cross_account_is_chosen_at_signup_over_rest(mesh: LiveMesh, http: htt
         json={"email": "odd@example.com", "password": PASSWORD, "marginMode": 7},
     )
     assert bad.status_code == 400 and bad.json()["details"][0]["reason"] == "VALIDATION_FAILED"
+
+
+def test_a_netting_account_is_chosen_at_signup_over_rest(
+    mesh: LiveMesh, http: httpx.Client
+) -> None:
+    body = {"email": "netting-rest@example.com", "password": PASSWORD}
+    response = http.post("/v1/auth/signup", json={**body, "positionMode": "POSITION_MODE_NETTING"})
+    assert response.status_code == 200, response.text
+    headers = {"authorization": f"Bearer {response.json()['accessToken']}"}
+    account = http.get("/v1/account", headers=headers).json()
+    assert (account["positionMode"], account["marginMode"]) == (
+        "POSITION_MODE_NETTING",
+        "MARGIN_MODE_ISOLATED",
+    )
+    bad = http.post(
+        "/v1/auth/signup",
+        json={"email": "odd-net@example.com", "password": PASSWORD, "positionMode": 9},
+    )
+    assert bad.status_code == 400 and bad.json()["details"][0]["reason"] == "VALIDATION_FAILED"

@@ -114,22 +114,26 @@ class SignupRequest(_message.Message):
     EMAIL_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     MARGIN_MODE_FIELD_NUMBER: _builtins.int
+    POSITION_MODE_FIELD_NUMBER: _builtins.int
     email: _builtins.str
     """Email address."""
     password: _builtins.str
     """Password, 8 to 128 characters."""
     margin_mode: _common_pb2.MarginMode.ValueType
     """Margin mode of the trading account; unspecified: the deployment's default."""
+    position_mode: _common_pb2.PositionMode.ValueType
+    """Position mode of the trading account; unspecified: the deployment's default."""
     def __init__(
         self,
         *,
         email: _builtins.str = ...,
         password: _builtins.str = ...,
         margin_mode: _common_pb2.MarginMode.ValueType = ...,
+        position_mode: _common_pb2.PositionMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "margin_mode", b"margin_mode", "password", b"password"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "margin_mode", b"margin_mode", "password", b"password", "position_mode", b"position_mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

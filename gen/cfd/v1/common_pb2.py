@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63\x66\x64/v1/common.proto\x12\x06\x63\x66\x64.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n\x05Quote\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0b\n\x03\x62id\x18\x02 \x01(\t\x12\x0b\n\x03\x61sk\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x05 \x01(\x03*9\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0c\n\x08SIDE_BUY\x10\x01\x12\r\n\tSIDE_SELL\x10\x02*Z\n\nMarginMode\x12\x1b\n\x17MARGIN_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14MARGIN_MODE_ISOLATED\x10\x01\x12\x15\n\x11MARGIN_MODE_CROSS\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63\x66\x64/v1/common.proto\x12\x06\x63\x66\x64.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n\x05Quote\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0b\n\x03\x62id\x18\x02 \x01(\t\x12\x0b\n\x03\x61sk\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x05 \x01(\x03*9\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0c\n\x08SIDE_BUY\x10\x01\x12\r\n\tSIDE_SELL\x10\x02*Z\n\nMarginMode\x12\x1b\n\x17MARGIN_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14MARGIN_MODE_ISOLATED\x10\x01\x12\x15\n\x11MARGIN_MODE_CROSS\x10\x02*c\n\x0cPositionMode\x12\x1d\n\x19POSITION_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15POSITION_MODE_HEDGING\x10\x01\x12\x19\n\x15POSITION_MODE_NETTING\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIDE']._serialized_end=232
   _globals['_MARGINMODE']._serialized_start=234
   _globals['_MARGINMODE']._serialized_end=324
+  _globals['_POSITIONMODE']._serialized_start=326
+  _globals['_POSITIONMODE']._serialized_end=425
   _globals['_QUOTE']._serialized_start=64
   _globals['_QUOTE']._serialized_end=173
 # @@protoc_insertion_point(module_scope)

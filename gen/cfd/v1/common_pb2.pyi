@@ -80,6 +80,36 @@ largest loss first, at its stop-out level.
 """
 Global___MarginMode: _TypeAlias = MarginMode  # noqa: Y015
 
+class _PositionMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PositionModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PositionMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    POSITION_MODE_UNSPECIFIED: _PositionMode.ValueType  # 0
+    """Not set: the deployment's default mode."""
+    POSITION_MODE_HEDGING: _PositionMode.ValueType  # 1
+    """Every open is a position of its own: several positions per symbol, in both directions."""
+    POSITION_MODE_NETTING: _PositionMode.ValueType  # 2
+    """At most one position per symbol: a trade in its direction increases it (at the
+    volume-weighted average entry), a trade in the other direction reduces, closes or
+    reverses it, realising its PnL as a close does.
+    """
+
+class PositionMode(_PositionMode, metaclass=_PositionModeEnumTypeWrapper):
+    """How an account's trades on one symbol combine; chosen when the account is created."""
+
+POSITION_MODE_UNSPECIFIED: PositionMode.ValueType  # 0
+"""Not set: the deployment's default mode."""
+POSITION_MODE_HEDGING: PositionMode.ValueType  # 1
+"""Every open is a position of its own: several positions per symbol, in both directions."""
+POSITION_MODE_NETTING: PositionMode.ValueType  # 2
+"""At most one position per symbol: a trade in its direction increases it (at the
+volume-weighted average entry), a trade in the other direction reduces, closes or
+reverses it, realising its PnL as a close does.
+"""
+Global___PositionMode: _TypeAlias = PositionMode  # noqa: Y015
+
 @_typing.final
 class Quote(_message.Message):
     """An executable quote of one instrument."""

@@ -30,6 +30,7 @@ class CreateAccountRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     INITIAL_BALANCE_FIELD_NUMBER: _builtins.int
     MARGIN_MODE_FIELD_NUMBER: _builtins.int
+    POSITION_MODE_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """User id; becomes the account id."""
     initial_balance: _builtins.str
@@ -38,16 +39,21 @@ class CreateAccountRequest(_message.Message):
     """Margin mode; unspecified: the engine's default (CFD_MARGIN_MODE). A repeat for an
     existing account keeps the account's mode.
     """
+    position_mode: _common_pb2.PositionMode.ValueType
+    """Position mode; unspecified: the engine's default (CFD_POSITION_MODE). A repeat for an
+    existing account keeps the account's mode.
+    """
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         initial_balance: _builtins.str = ...,
         margin_mode: _common_pb2.MarginMode.ValueType = ...,
+        position_mode: _common_pb2.PositionMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["initial_balance", b"initial_balance", "margin_mode", b"margin_mode", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["initial_balance", b"initial_balance", "margin_mode", b"margin_mode", "position_mode", b"position_mode", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -153,7 +153,9 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_POSITION_OPENED: _EventType.ValueType  # 1
     """A position was opened (`position`)."""
     EVENT_TYPE_POSITION_MODIFIED: _EventType.ValueType  # 2
-    """Take profit, stop loss, trailing distance or margin of a position changed (`position`)."""
+    """Take profit, stop loss, trailing distance or margin of a position changed, or a trade
+    increased a netting account's position (`position`).
+    """
     EVENT_TYPE_POSITION_CLOSED: _EventType.ValueType  # 3
     """A position was closed in full or in part by the user, take profit, stop loss or trailing
     stop (`position` is the closed entry).
@@ -197,7 +199,9 @@ EVENT_TYPE_UNSPECIFIED: EventType.ValueType  # 0
 EVENT_TYPE_POSITION_OPENED: EventType.ValueType  # 1
 """A position was opened (`position`)."""
 EVENT_TYPE_POSITION_MODIFIED: EventType.ValueType  # 2
-"""Take profit, stop loss, trailing distance or margin of a position changed (`position`)."""
+"""Take profit, stop loss, trailing distance or margin of a position changed, or a trade
+increased a netting account's position (`position`).
+"""
 EVENT_TYPE_POSITION_CLOSED: EventType.ValueType  # 3
 """A position was closed in full or in part by the user, take profit, stop loss or trailing
 stop (`position` is the closed entry).
@@ -432,7 +436,9 @@ class Order(_message.Message):
     status: Global___OrderStatus.ValueType
     """Lifecycle status."""
     position_id: _builtins.str
-    """Position opened by the fill (FILLED orders)."""
+    """Position opened by the fill (FILLED orders); on a netting account the position the
+    fill increased, reduced or closed, or the new one of a reversal.
+    """
     reject_reason: _builtins.str
     """Reason of a REJECTED order, one of the API's error reasons (e.g. INSUFFICIENT_BALANCE)."""
     client_order_id: _builtins.str
@@ -502,6 +508,7 @@ class AccountSummary(_message.Message):
     STOP_OUT_LEVEL_FIELD_NUMBER: _builtins.int
     STOP_OUT_DISTANCE_FIELD_NUMBER: _builtins.int
     MARGIN_CALL_FIELD_NUMBER: _builtins.int
+    POSITION_MODE_FIELD_NUMBER: _builtins.int
     balance: _builtins.str
     """Isolated: free cash. Cross: the cash, which only realised PnL changes."""
     used_margin: _builtins.str
@@ -536,6 +543,8 @@ class AccountSummary(_message.Message):
     """Cross: a margin call is in effect (the level fell to the margin call level and has not
     risen above it since).
     """
+    position_mode: _common_pb2.PositionMode.ValueType
+    """Hedging or netting."""
     def __init__(
         self,
         *,
@@ -551,10 +560,11 @@ class AccountSummary(_message.Message):
         stop_out_level: _builtins.str = ...,
         stop_out_distance: _builtins.str = ...,
         margin_call: _builtins.bool = ...,
+        position_mode: _common_pb2.PositionMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_call", b"margin_call", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "margin_mode", b"margin_mode", "stop_out_distance", b"stop_out_distance", "stop_out_level", b"stop_out_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_call", b"margin_call", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "margin_mode", b"margin_mode", "position_mode", b"position_mode", "stop_out_distance", b"stop_out_distance", "stop_out_level", b"stop_out_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -629,6 +639,7 @@ class GetAccountResponse(_message.Message):
     STOP_OUT_LEVEL_FIELD_NUMBER: _builtins.int
     STOP_OUT_DISTANCE_FIELD_NUMBER: _builtins.int
     MARGIN_CALL_FIELD_NUMBER: _builtins.int
+    POSITION_MODE_FIELD_NUMBER: _builtins.int
     balance: _builtins.str
     """Isolated: free cash. Cross: the cash, which only realised PnL changes."""
     used_margin: _builtins.str
@@ -663,6 +674,8 @@ class GetAccountResponse(_message.Message):
     """Cross: a margin call is in effect (the level fell to the margin call level and has not
     risen above it since).
     """
+    position_mode: _common_pb2.PositionMode.ValueType
+    """Hedging or netting."""
     def __init__(
         self,
         *,
@@ -678,10 +691,11 @@ class GetAccountResponse(_message.Message):
         stop_out_level: _builtins.str = ...,
         stop_out_distance: _builtins.str = ...,
         margin_call: _builtins.bool = ...,
+        position_mode: _common_pb2.PositionMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_call", b"margin_call", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "margin_mode", b"margin_mode", "stop_out_distance", b"stop_out_distance", "stop_out_level", b"stop_out_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_call", b"margin_call", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "margin_mode", b"margin_mode", "position_mode", b"position_mode", "stop_out_distance", b"stop_out_distance", "stop_out_level", b"stop_out_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -812,7 +826,10 @@ class OpenPositionResponse(_message.Message):
     POSITION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def position(self) -> Global___Position:
-        """The opened position."""
+        """The opened position; on a netting account the position the trade left open on the
+        symbol (increased, reduced, or the new one of a reversal), or the closed entry when the
+        trade closed the position exactly.
+        """
 
     def __init__(
         self,

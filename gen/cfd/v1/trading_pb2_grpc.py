@@ -152,7 +152,9 @@ class TradingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def OpenPosition(self, request, context):
-        """Open a position at the current quote: a buy fills at the ask, a sell at the bid.
+        """Open a position at the current quote: a buy fills at the ask, a sell at the bid. On a
+        netting account that holds a position on the symbol, the trade increases it (same side,
+        at the position's leverage), or reduces, closes or reverses it (other side).
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED, UNKNOWN_SYMBOL, INVALID_LEVERAGE,
         QUANTITY_TOO_SMALL, INVALID_STOPS), FAILED_PRECONDITION (INSUFFICIENT_BALANCE,
         SLIPPAGE_EXCEEDED, PRICE_UNAVAILABLE), UNAUTHENTICATED.

@@ -50,7 +50,9 @@ class TradingServiceStub:
     Errors: UNAUTHENTICATED.
     """
     OpenPosition: _grpc.UnaryUnaryMultiCallable[_trading_pb2.OpenPositionRequest, _trading_pb2.OpenPositionResponse]
-    """Open a position at the current quote: a buy fills at the ask, a sell at the bid.
+    """Open a position at the current quote: a buy fills at the ask, a sell at the bid. On a
+    netting account that holds a position on the symbol, the trade increases it (same side,
+    at the position's leverage), or reduces, closes or reverses it (other side).
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED, UNKNOWN_SYMBOL, INVALID_LEVERAGE,
     QUANTITY_TOO_SMALL, INVALID_STOPS), FAILED_PRECONDITION (INSUFFICIENT_BALANCE,
     SLIPPAGE_EXCEEDED, PRICE_UNAVAILABLE), UNAUTHENTICATED.
@@ -144,7 +146,9 @@ class TradingServiceAsyncStub(TradingServiceStub):
     Errors: UNAUTHENTICATED.
     """
     OpenPosition: _aio.UnaryUnaryMultiCallable[_trading_pb2.OpenPositionRequest, _trading_pb2.OpenPositionResponse]  # type: ignore[assignment]
-    """Open a position at the current quote: a buy fills at the ask, a sell at the bid.
+    """Open a position at the current quote: a buy fills at the ask, a sell at the bid. On a
+    netting account that holds a position on the symbol, the trade increases it (same side,
+    at the position's leverage), or reduces, closes or reverses it (other side).
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED, UNKNOWN_SYMBOL, INVALID_LEVERAGE,
     QUANTITY_TOO_SMALL, INVALID_STOPS), FAILED_PRECONDITION (INSUFFICIENT_BALANCE,
     SLIPPAGE_EXCEEDED, PRICE_UNAVAILABLE), UNAUTHENTICATED.
@@ -253,7 +257,9 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trading_pb2.OpenPositionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.OpenPositionResponse, _abc.Awaitable[_trading_pb2.OpenPositionResponse]]:
-        """Open a position at the current quote: a buy fills at the ask, a sell at the bid.
+        """Open a position at the current quote: a buy fills at the ask, a sell at the bid. On a
+        netting account that holds a position on the symbol, the trade increases it (same side,
+        at the position's leverage), or reduces, closes or reverses it (other side).
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED, UNKNOWN_SYMBOL, INVALID_LEVERAGE,
         QUANTITY_TOO_SMALL, INVALID_STOPS), FAILED_PRECONDITION (INSUFFICIENT_BALANCE,
         SLIPPAGE_EXCEEDED, PRICE_UNAVAILABLE), UNAUTHENTICATED.

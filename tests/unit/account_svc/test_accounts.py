@@ -42,12 +42,16 @@ class FakeEngine:
         self.up = True
         self.accounts: dict[str, str] = {}
         self.modes: dict[str, str] = {}
+        self.position_modes: dict[str, str] = {}
 
-    async def create_account(self, user_id: str, initial_balance: str, margin_mode: str) -> None:
+    async def create_account(
+        self, user_id: str, initial_balance: str, margin_mode: str, position_mode: str
+    ) -> None:
         if not self.up:
             raise EngineUnavailableError("CreateAccount failed: UNAVAILABLE")
         self.accounts.setdefault(user_id, initial_balance)
         self.modes.setdefault(user_id, margin_mode)
+        self.position_modes.setdefault(user_id, position_mode)
 
 
 class CountingHasher(PasswordHasher):
@@ -174,6 +178,31 @@ async def test_a_resumed_signup_keeps_the_margin_mode_it_was_made_with(world: Wo
     world.engine.up = True
     session = await world.accounts.signup("r@example.com", PASSWORD, "ip")
     assert world.engine.modes == {session.user.id: "MARGIN_MODE_CROSS"}
+
+
+async def test_signup_passes_the_chosen_position_mode_to_the_engine(world: World) -> None:
+    netting = await world.accounts.signup(
+        "n@example.com", PASSWORD, "ip", "", "", "POSITION_MODE_NETTING"
+    )
+    default = await world.accounts.signup("d@example.com", PASSWORD, "ip")
+    assert world.engine.position_modes == {
+        netting.user.id: "POSITION_MODE_NETTING",
+        default.user.id: "",
+    }
+    assert world.engine.modes == {netting.user.id: "", default.user.id: ""}
+
+
+async def test_a_resumed_signup_keeps_the_position_mode_it_was_made_with(world: World) -> None:
+    world.engine.up = False
+    await reason(
+        world.accounts.signup(
+            "r@example.com", PASSWORD, "ip", "", "MARGIN_MODE_CROSS", "POSITION_MODE_NETTING"
+        )
+    )
+    world.engine.up = True
+    session = await world.accounts.signup("r@example.com", PASSWORD, "ip")
+    assert world.engine.modes == {session.user.id: "MARGIN_MODE_CROSS"}
+    assert world.engine.position_modes == {session.user.id: "POSITION_MODE_NETTING"}
 
 
 async def test_signup_stores_an_argon2id_hash_not_the_password(world: World) -> None:

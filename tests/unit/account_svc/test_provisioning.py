@@ -18,7 +18,9 @@ class FakeEngine:
         self.accounts: dict[str, str] = {}
         self.calls = 0
 
-    async def create_account(self, user_id: str, initial_balance: str, margin_mode: str) -> None:
+    async def create_account(
+        self, user_id: str, initial_balance: str, margin_mode: str, position_mode: str
+    ) -> None:
         self.calls += 1
         if not self.up:
             raise EngineUnavailableError("CreateAccount failed: UNAVAILABLE")
@@ -83,7 +85,7 @@ async def test_crash_after_the_engine_confirmed_is_harmless(db: AsyncEngine) -> 
     users, engine = UserStore(db), FakeEngine()
     user = await users.create("e@example.com", "h", "5000")
     # The engine created the account, then the process died before clearing the outbox.
-    await engine.create_account(user.id, "5000", "")
+    await engine.create_account(user.id, "5000", "", "")
     assert await Provisioner(users, engine).run_due() == 1
     assert engine.accounts == {user.id: "5000"}
     assert await users.pending_account(user.id) is None

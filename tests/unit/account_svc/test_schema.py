@@ -113,18 +113,25 @@ async def test_sessions_opened_before_version_3_are_listed(bare_db: AsyncEngine)
     assert (listed.id, listed.last_use_ms, listed.client_address) == ("f1", 5_000, "")
 
 
-async def test_a_version_4_database_gains_the_margin_mode_column(bare_db: AsyncEngine) -> None:
-    async with bare_db.begin() as conn:
-        for step in MIGRATIONS[:4]:
+async def _database_at(
+    engine: AsyncEngine, version: int, missing_column: str, pending: dict[str, object]
+) -> None:
+    """Build the accounts schema as `version` created it, before `account_provisioning` had
+    `missing_column`, with user u1 and its outbox row `pending`."""
+    async with engine.begin() as conn:
+        for step in MIGRATIONS[:version]:
             await conn.run_sync(step)
-        # The table as version 4 created it, before it had the column.
-        await conn.execute(text("ALTER TABLE account_provisioning DROP COLUMN margin_mode"))
+        await conn.execute(text(f"ALTER TABLE account_provisioning DROP COLUMN {missing_column}"))
         await conn.run_sync(schema_version_table.create)
-        await conn.execute(schema_version_table.insert().values(id=1, version=4))
+        await conn.execute(schema_version_table.insert().values(id=1, version=version))
         user = {"id": "u1", "email": "a@b.cd", "password_hash": "h", "create_time_ms": 1}
         await conn.execute(users_table.insert().values(**user))
-        pending = {"user_id": "u1", "initial_balance": "5000", "attempts": 0, "next_attempt_ms": 1}
-        await conn.execute(provisioning_table.insert().values(**pending))
+        row = {"user_id": "u1", "initial_balance": "5000", "attempts": 0, "next_attempt_ms": 1}
+        await conn.execute(provisioning_table.insert().values(**row, **pending))
+
+
+async def test_a_version_4_database_gains_the_margin_mode_column(bare_db: AsyncEngine) -> None:
+    await _database_at(bare_db, 4, "margin_mode", {})
     assert await migrate(bare_db) == 4
     users = UserStore(bare_db)
     old = await users.pending_account("u1")
@@ -143,4 +150,18 @@ async def test_a_version_7_database_gains_the_signin_tickets_table(bare_db: Asyn
     assert "account_signin_tickets" not in await table_names(bare_db)
     assert await migrate(bare_db) == 7
     assert "account_signin_tickets" in await table_names(bare_db)
-    assert await stored_version(bare_db) == SCHEMA_VERSION == 8
+    assert await stored_version(bare_db) == SCHEMA_VERSION == 9
+
+
+async def test_a_version_8_database_gains_the_position_mode_column(bare_db: AsyncEngine) -> None:
+    await _database_at(bare_db, 8, "position_mode", {"margin_mode": "MARGIN_MODE_CROSS"})
+    assert await migrate(bare_db) == 8
+    users = UserStore(bare_db)
+    old = await users.pending_account("u1")
+    assert old is not None and (old.margin_mode, old.position_mode) == ("MARGIN_MODE_CROSS", "")
+    created = await users.create("e@f.gh", "h", "5000", "", position_mode="POSITION_MODE_NETTING")
+    new = await users.pending_account(created.id)
+    assert new is not None and new.position_mode == "POSITION_MODE_NETTING"
+    (due,) = [p for p in await users.due_accounts(10) if p.user_id == created.id]
+    assert due.position_mode == "POSITION_MODE_NETTING"
+    assert await stored_version(bare_db) == SCHEMA_VERSION

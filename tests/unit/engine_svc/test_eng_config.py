@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine_svc.config import EngineConfig, MarginDefaults
-from engine_svc.core import MarginMode
+from engine_svc.core import MarginMode, PositionMode
 from mesh.config import ConfigError
 
 
@@ -61,10 +61,17 @@ def test_the_margin_defaults_are_read() -> None:
     assert EngineConfig.from_env(env).margin == MarginDefaults(MarginMode.CROSS, 100, 50)
 
 
+def test_the_position_mode_default_is_hedging_and_is_read() -> None:
+    assert EngineConfig.from_env({}).margin.position_mode is PositionMode.HEDGING
+    netting = EngineConfig.from_env({"CFD_POSITION_MODE": " Netting "}).margin
+    assert netting == MarginDefaults(position_mode=PositionMode.NETTING)
+
+
 @pytest.mark.parametrize(
     ("env", "var"),
     [
         ({"CFD_MARGIN_MODE": "hedged"}, "CFD_MARGIN_MODE"),
+        ({"CFD_POSITION_MODE": "isolated"}, "CFD_POSITION_MODE"),
         ({"CFD_MARGIN_CALL_LEVEL": "-1"}, "CFD_MARGIN_CALL_LEVEL"),
         ({"CFD_STOP_OUT_LEVEL": "10001"}, "CFD_STOP_OUT_LEVEL"),
         ({"CFD_MARGIN_CALL_LEVEL": "40", "CFD_STOP_OUT_LEVEL": "50"}, "CFD_STOP_OUT_LEVEL"),

@@ -24,6 +24,7 @@ from engine_svc.core import (
     OrderType,
     OrderView,
     PlaceOrder,
+    PositionMode,
     PositionView,
     Side,
     make_instrument,
@@ -62,6 +63,19 @@ def test_an_isolated_account_leaves_the_cross_fields_empty() -> None:
     message = summary_message(summary, trading_pb2.AccountSummary)
     assert message.margin_mode == common_pb2.MARGIN_MODE_ISOLATED
     assert message.margin_call_level == message.stop_out_level == message.stop_out_distance == ""
+    assert message.position_mode == common_pb2.POSITION_MODE_HEDGING
+
+
+def test_a_netting_account_reports_its_position_mode() -> None:
+    core = Core()
+    core.apply(CreateAccount(1, 0, "n", 1000 * USD, position_mode=PositionMode.NETTING))
+    summary = core.account_summary("n")
+    assert summary is not None
+    response = summary_message(summary, trading_pb2.GetAccountResponse)
+    streamed = summary_message(summary, trading_pb2.AccountSummary)
+    for message in (response, streamed):
+        assert message.position_mode == common_pb2.POSITION_MODE_NETTING
+        assert message.margin_mode == common_pb2.MARGIN_MODE_ISOLATED
 
 
 def test_a_margin_call_event_carries_the_account_figures() -> None:

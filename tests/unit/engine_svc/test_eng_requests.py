@@ -13,6 +13,7 @@ from engine_svc.core import (
     CreateAccount,
     MarginMode,
     OrderType,
+    PositionMode,
     Side,
     default_instruments,
     make_instrument,
@@ -209,6 +210,31 @@ def test_create_account_takes_the_requested_or_the_configured_margin_mode() -> N
     )
 
 
+def test_create_account_takes_the_requested_or_the_configured_position_mode() -> None:
+    netting_default = MarginDefaults(position_mode=PositionMode.NETTING)
+    request = engine_admin_pb2.CreateAccountRequest(user_id="u")
+    assert requests.create_account(request, "5000", netting_default) == CreateAccount(
+        0, 0, "u", 5_000_000_000, position_mode=PositionMode.NETTING
+    )
+    assert requests.create_account(request, "5000", DEFAULTS).position_mode is (
+        PositionMode.HEDGING
+    )
+    hedging = engine_admin_pb2.CreateAccountRequest(
+        user_id="u", position_mode=common_pb2.POSITION_MODE_HEDGING
+    )
+    assert requests.create_account(hedging, "5000", netting_default) == CreateAccount(
+        0, 0, "u", 5_000_000_000
+    )
+    cross_netting = engine_admin_pb2.CreateAccountRequest(
+        user_id="u",
+        margin_mode=common_pb2.MARGIN_MODE_CROSS,
+        position_mode=common_pb2.POSITION_MODE_NETTING,
+    )
+    assert requests.create_account(cross_netting, "5000", DEFAULTS) == CreateAccount(
+        0, 0, "u", 5_000_000_000, MarginMode.CROSS, 60, 0, PositionMode.NETTING
+    )
+
+
 def test_admin_requests() -> None:
     created = requests.create_account(
         engine_admin_pb2.CreateAccountRequest(user_id="u-1", initial_balance=""), "5000", DEFAULTS
@@ -232,6 +258,13 @@ def test_admin_requests() -> None:
                 margin_mode=7,  # type: ignore[arg-type]
             ),
             "marginMode",
+        ),
+        (
+            engine_admin_pb2.CreateAccountRequest(
+                user_id="u",
+                position_mode=9,  # type: ignore[arg-type]
+            ),
+            "positionMode",
         ),
     ):
         assert _error(lambda bad=bad: requests.create_account(bad, "5000", DEFAULTS)) == (

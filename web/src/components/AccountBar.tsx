@@ -8,7 +8,7 @@ import {
   formatSignedMoney,
   signOf,
 } from "../lib/format";
-import { marginAlert } from "../lib/margin";
+import { accountModes, marginAlert } from "../lib/margin";
 import type { ConnectionState } from "../lib/realtime";
 import type { Account, User } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
@@ -141,6 +141,7 @@ export function AccountBar(props: AccountBarProps) {
             {marginLevel}
           </span>
         </div>
+        <Figure label="Account" value={accountModes(account)} testId="account-modes" />
       </div>
       <div className="session">
         <ConnectionStatus connection={connection} quotes={quotes} selected={selected} />

@@ -17,3 +17,25 @@ export function marginAlert(level: string | undefined | null): MarginAlert {
   if (value.lt(MARGIN_WARNING_LEVEL)) return "warning";
   return "none";
 }
+
+const MARGIN_MODES: Readonly<Record<string, string>> = {
+  MARGIN_MODE_ISOLATED: "Isolated",
+  MARGIN_MODE_CROSS: "Cross",
+};
+const POSITION_MODES: Readonly<Record<string, string>> = {
+  POSITION_MODE_HEDGING: "Hedging",
+  POSITION_MODE_NETTING: "Netting",
+};
+
+/**
+ * The account's margin and position modes, e.g. "Cross · Netting"; a mode the account does not
+ * report (a server older than the mode) is the one every account had then: isolated, hedging.
+ */
+export function accountModes(
+  account: { readonly marginMode?: string; readonly positionMode?: string } | null,
+): string {
+  if (account === null) return "—";
+  const margin = MARGIN_MODES[account.marginMode ?? ""] ?? "Isolated";
+  const position = POSITION_MODES[account.positionMode ?? ""] ?? "Hedging";
+  return `${margin} · ${position}`;
+}

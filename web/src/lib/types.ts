@@ -153,6 +153,10 @@ export interface Account {
   readonly freeMargin: string;
   readonly marginLevel?: string;
   readonly currency?: string;
+  /** MARGIN_MODE_ISOLATED or MARGIN_MODE_CROSS. */
+  readonly marginMode?: string;
+  /** POSITION_MODE_HEDGING or POSITION_MODE_NETTING. */
+  readonly positionMode?: string;
 }
 
 export interface ListHistoryResponse {

@@ -32,6 +32,7 @@ from engine_svc.core import (
     make_instrument,
 )
 from engine_svc.core.codec import CodecError, decode_command, encode_command
+from engine_svc.core.engine import SNAPSHOT_VERSION
 from engine_svc.core.enums import MarginMode
 from engine_svc.core.events import MarginCallReached
 from engine_svc.core.indexes import ASK_ABOVE, ASK_BELOW, BID_ABOVE, BID_BELOW
@@ -438,7 +439,7 @@ def test_a_snapshot_keeps_the_mode_the_levels_and_the_margin_call(harness: Harne
     # 70% of 60 is 42: equity 1000 + (bid - 60000) x 0.1 <= 42 at 50420.00.
     assert len(_calls(_btc(harness, 5_042_000))) == 1
     data = harness.core.snapshot()
-    assert data.startswith(b'{"format":"cfd-core-snapshot","version":4,')
+    assert data.startswith(b'{"format":"cfd-core-snapshot","version":%d,' % SNAPSHOT_VERSION)
     restored = Harness(Core.restore(data))
     restored.seq = harness.seq
     assert restored.core.digest() == harness.core.digest()
@@ -457,7 +458,8 @@ def test_a_snapshot_keeps_the_mode_the_levels_and_the_margin_call(harness: Harne
 
 def test_a_cross_account_in_a_version_3_snapshot_is_refused(harness: Harness) -> None:
     _start(harness)
-    data = harness.core.snapshot().replace(b'"version":4', b'"version":3', 1)
+    current = b'"version":%d' % SNAPSHOT_VERSION
+    data = harness.core.snapshot().replace(current, b'"version":3', 1)
     with pytest.raises(CodecError, match="account row"):
         Core.restore(data)
 

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from engine_svc.core import (
     ApplyQuote,
-    ClosePosition,
     CloseReason,
     Command,
     Core,
@@ -30,6 +29,11 @@ from engine_svc.core.margin import stop_out_price
 from engine_svc.core.money import cross_equity, unrealized
 from engine_svc.core.spot.enums import TransferDirection
 from engine_svc.core.state import Account
+from unit.engine_svc.core.core_harness import (
+    check_replay_and_restore,
+    close_command,
+    tick_command,
+)
 
 USD = 1_000_000
 SYMBOLS = ("BTCUSD", "ETHUSD")
@@ -83,17 +87,11 @@ def _build(core: Core, action: tuple[Any, ...], seq: int) -> Command | None:
         )  # fmt: skip
     if kind == "close":
         _, owner, index = action
-        positions = core.list_positions(ACCOUNTS[owner][0])
-        if not positions:
-            return None
-        return ClosePosition(seq, seq, ACCOUNTS[owner][0], positions[index % len(positions)].id)
+        return close_command(core, seq, ACCOUNTS[owner][0], index)
     if kind == "tick":
         _, symbol_index, move = action
         symbol = SYMBOLS[symbol_index]
-        quote = core.get_quote(symbol)
-        assert quote is not None
-        bid = max(STEP[symbol], quote.bid + move * STEP[symbol])
-        return ApplyQuote(seq, seq, symbol, bid, bid + SPREAD[symbol])
+        return tick_command(core, seq, symbol, move, STEP[symbol])
     if kind == "transfer":
         _, owner, out, amount = action
         direction = TransferDirection.TO_SPOT if out else TransferDirection.TO_CFD
@@ -244,16 +242,5 @@ def test_replay_and_a_snapshot_restore_reach_the_same_digest(
     actions_list: list[tuple[Any, ...]], cut: int
 ) -> None:
     core, commands, results = _run(actions_list)
-    replayed = Core()
-    assert [replayed.apply(command) for command in commands] == results
-    assert replayed.digest() == core.digest()
-    # Restore mid-way, then apply the rest: same results, same digest.
-    split = min(len(commands), 6 + cut)
-    first = Core()
-    for command in commands[:split]:
-        first.apply(command)
-    restored = Core.restore(first.snapshot())
-    assert restored.digest() == first.digest()
-    assert [restored.apply(command) for command in commands[split:]] == results[split:]
-    assert restored.digest() == core.digest()
-    assert restored.snapshot() == core.snapshot()
+    # Replay, and restore mid-way then apply the rest: same results, same digest.
+    check_replay_and_restore(core, commands, results, 6 + cut)
