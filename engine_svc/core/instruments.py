@@ -1,4 +1,5 @@
-"""Instrument configuration: tick size, lot step, leverage cap and maintenance margin rate.
+"""Instrument configuration: tick size, lot step, leverage cap, maintenance margin rate and
+the swap and commission rates (`charges`).
 
 A price is held as a count of ticks and a quantity as a count of lot steps. With tick size
 ``t`` and lot step ``s``, ``ticks * lots * t * s`` USD is ``ticks * lots * notional_num /
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import gcd
 
+from .charges import NO_CHARGES, Charges, commission_ceil_micros, swap_floor_micros
 from .decimals import (
     DecimalFormatError,
     format_scaled,
@@ -36,6 +38,7 @@ class Instrument:
     maintenance_den: int
     notional_num: int
     notional_den: int
+    charges: Charges = NO_CHARGES
 
     @staticmethod
     def create(
@@ -47,6 +50,7 @@ class Instrument:
         max_leverage: int,
         maintenance_num: int = 0,
         maintenance_den: int = 1,
+        charges: Charges = NO_CHARGES,
     ) -> Instrument:
         """Validate the scales and derive the ticks-times-lots to micro-dollars fraction."""
         if not symbol or not symbol.isalnum() or not symbol.isupper() or len(symbol) > 16:
@@ -72,6 +76,7 @@ class Instrument:
             maintenance_den // mcommon,
             num // common,
             den // common,
+            charges,
         )
 
     def notional_floor_micros(self, ticks: int, lots: int) -> int:
@@ -96,6 +101,20 @@ class Instrument:
             return 0
         num = entry_ticks * lots * self.notional_num * self.maintenance_num
         return ceil_div(num, self.notional_den * self.maintenance_den)
+
+    def commission_ceil_micros(self, ticks: int, lots: int) -> int:
+        """Return the commission of trading `lots` at `ticks` in micro-dollars, rounded up."""
+        return commission_ceil_micros(
+            self.charges, self.notional_num, self.notional_den, ticks, lots, self.lot_units,
+            self.quantity_decimals,
+        )  # fmt: skip
+
+    def swap_floor_micros(self, is_buy: bool, entry_ticks: int, lots: int, multiplier: int) -> int:
+        """Return a position's signed swap for one rollover, rounded toward -infinity."""
+        return swap_floor_micros(
+            self.charges, is_buy, self.notional_num, self.notional_den, entry_ticks, lots,
+            multiplier,
+        )  # fmt: skip
 
     def ticks_floor_for_money(self, micros: int, lots: int) -> int:
         """Return money / quantity as a price move in ticks, rounded toward -infinity."""
@@ -154,6 +173,7 @@ def make_instrument(
     lot_step: str,
     max_leverage: int = 100,
     maintenance_rate: str = "0",
+    charges: Charges = NO_CHARGES,
 ) -> Instrument:
     """Build an instrument from decimal strings, e.g. ``make_instrument("BTCUSD", "0.01", ...)``.
 
@@ -175,6 +195,7 @@ def make_instrument(
         max_leverage,
         maintenance_num,
         maintenance_den,
+        charges,
     )
 
 

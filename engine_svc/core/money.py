@@ -149,15 +149,17 @@ def move_to_margin(account: Account, position: Position, amount: int) -> None:
 
 
 def settle_close(
-    ledger: Ledger, account: Account, position: Position, lots: int, pnl: int
-) -> tuple[int, int, int]:
-    """Settle closing `lots` of a position with price PnL `pnl`.
+    ledger: Ledger, account: Account, position: Position, lots: int, pnl: int,
+    commission: int = 0,
+) -> tuple[int, int, int]:  # fmt: skip
+    """Settle closing `lots` of a position with price PnL `pnl` and close `commission`.
 
     Release the closed part's margin (rounded down on a partial close; a full close releases
-    all). Isolated: credit released margin + PnL but never less than 0, and book the rest to
-    the house. Cross: credit the PnL, whatever its sign (the released margin never left the
-    balance); `protect_balance` applies the account-level floor once the account is flat.
-    Return (released, credited, house_absorbed); the position's own figures are the caller's.
+    all). Isolated: credit released margin + PnL - commission but never less than 0, and book
+    the rest to the house. Cross: credit the PnL - commission, whatever its sign (the
+    released margin never left the balance); `protect_balance` applies the account-level
+    floor once the account is flat. Return (released, credited, house_absorbed); the
+    position's own figures are the caller's.
     """
     if lots == position.quantity:
         released = position.margin
@@ -165,10 +167,10 @@ def settle_close(
         released = floor_div(position.margin * lots, position.quantity)
     if account.cross:
         account.used_margin -= released
-        account.balance += pnl
-        ledger.house_balance -= pnl
-        return released, pnl, 0
-    credited = released + pnl
+        account.balance += pnl - commission
+        ledger.house_balance -= pnl - commission
+        return released, pnl - commission, 0
+    credited = released + pnl - commission
     absorbed = 0
     if credited < 0:
         absorbed = -credited
@@ -177,6 +179,12 @@ def settle_close(
     account.balance += credited
     ledger.house_balance += released - credited
     return released, credited, absorbed
+
+
+def charge_commission(ledger: Ledger, account: Account, commission: int) -> None:
+    """Move an opening commission from the account's balance to the house."""
+    account.balance -= commission
+    ledger.house_balance += commission
 
 
 def protect_balance(ledger: Ledger, account: Account) -> int:
@@ -228,11 +236,13 @@ def unrealized(ledger: Ledger, position: Position) -> int | None:
 
 def summary(ledger: Ledger, account: Account) -> AccountSummary:
     """Return the API.md account figures at the last quotes."""
-    total = 0
+    total = swap = commission = 0
     for position in account.positions.values():
         pnl = unrealized(ledger, position)
         if pnl is not None:
             total += pnl
+        swap += position.swap
+        commission += position.commission
     used = account.used_margin
     level: int | None = None
     if account.cross:
@@ -253,6 +263,8 @@ def summary(ledger: Ledger, account: Account) -> AccountSummary:
             stop_out_level=account.stop_out_level,
             stop_out_distance=stop_out_distance(account, equity),
             margin_call=account.margin_call,
+            swap=swap,
+            commission=commission,
         )
     equity = account.balance + used + total
     if account.positions and used > 0:
@@ -267,4 +279,6 @@ def summary(ledger: Ledger, account: Account) -> AccountSummary:
         margin_level=level,
         open_positions=len(account.positions),
         pending_orders=len(account.orders),
+        swap=swap,
+        commission=commission,
     )

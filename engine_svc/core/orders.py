@@ -260,7 +260,8 @@ def fill_order(ledger: Ledger, order: Order, quote: QuoteView, events: list[Even
             )
         check_stops(order.is_buy, quote.bid if order.is_buy else quote.ask, order.tp, order.sl)
         margin = instrument.margin_ceil_micros(fill, lots, order.leverage)
-        check_affordable(ledger, account, margin, "margin")
+        commission = instrument.commission_ceil_micros(fill, lots)
+        check_affordable(ledger, account, margin + commission, "margin")
     except RejectionError as rejection:
         _finish(ledger, order, OrderStatus.REJECTED)
         view = order_view(order, 0, rejection.reason)
@@ -280,12 +281,12 @@ def fill_order(ledger: Ledger, order: Order, quote: QuoteView, events: list[Even
     events.append(
         OrderFilled(seq=quote.seq, ts=quote.ts, account_id=account.account_id, order=view)
     )
-    changed, opened = create_position(
+    changes, opened = create_position(
         ledger, account, instrument, quote, order.key, quote.seq, quote.ts, order.is_buy, lots,
         order.leverage, margin, order.tp, order.sl, order.trail, order.client_order_id, order.key,
+        commission,
     )  # fmt: skip
-    if changed is not None:
-        events.append(changed)
+    events.extend(changes)
     events.append(opened)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from .charges import share_toward_zero
 from .checks import (
     BUY,
     MAX_SLIPPAGE_BPS,
@@ -40,7 +41,14 @@ from .indexes import (
 from .instruments import Instrument
 from .ledger import Ledger
 from .margin import stop_out_price
-from .money import check_affordable, move_to_margin, protect_balance, reserve_margin, settle_close
+from .money import (
+    charge_commission,
+    check_affordable,
+    move_to_margin,
+    protect_balance,
+    reserve_margin,
+    settle_close,
+)
 from .reasons import Reason
 from .results import Result
 from .state import Account, Position
@@ -50,6 +58,7 @@ from .views import ClosedPosition, PositionView, QuoteView
 _USER: Final = CloseReason.USER
 _MARGIN_RESERVED: Final = BalanceKind.MARGIN_RESERVED
 _CLOSE_SETTLED: Final = BalanceKind.CLOSE_SETTLED
+_COMMISSION: Final = BalanceKind.COMMISSION
 
 # The records of an open and a close are built with tuple.__new__ in the class's field order
 # (the wide ones with each field named; the tests pin the order): NamedTuple's Python-level
@@ -105,14 +114,16 @@ def open_position(ledger: Ledger, command: OpenPosition, account: Account) -> Re
     if tp or sl:
         check_stops(is_buy, quote.bid if is_buy else quote.ask, tp, sl)
     margin = instrument.margin_ceil_micros(fill, lots, leverage)
-    if account.cross or margin > account.balance:
-        check_affordable(ledger, account, margin, "quantity" if budget == 0 else "margin")
-    changed, opened = create_position(
+    commission = instrument.commission_ceil_micros(fill, lots)
+    if account.cross or margin + commission > account.balance:
+        check_affordable(
+            ledger, account, margin + commission, "quantity" if budget == 0 else "margin"
+        )
+    changes, opened = create_position(
         ledger, account, instrument, quote, command.seq, command.seq, command.ts, is_buy, lots,
-        leverage, margin, tp, sl, trail, command.client_order_id, 0,
+        leverage, margin, tp, sl, trail, command.client_order_id, 0, commission,
     )  # fmt: skip
-    events = (opened,) if changed is None else (changed, opened)
-    return _new(Result, (None, "", opened.position, events, False, ""))
+    return _new(Result, (None, "", opened.position, (*changes, opened), False, ""))
 
 
 def current_quote(ledger: Ledger, symbol: str) -> QuoteView:
@@ -154,9 +165,11 @@ def create_position(
     trail: int,
     client_order_id: str | None,
     order_key: int,
-) -> tuple[BalanceChanged | None, PositionOpened]:
-    """Open a validated, affordable position; return its balance change (None on a cross
-    account, whose balance an open leaves alone) and its opening, which holds the view."""
+    commission: int = 0,
+) -> tuple[tuple[BalanceChanged, ...], PositionOpened]:
+    """Open a validated position whose margin and `commission` are affordable; return its
+    balance changes (the margin reserved, except on a cross account, whose balance an open
+    leaves alone; the commission, when there is one) and its opening, which holds the view."""
     book = ledger.books[instrument.symbol]
     if is_buy:
         level = book.long_trail.attach(quote.bid)
@@ -169,6 +182,10 @@ def create_position(
         ts, client_order_id, order_key, level,
     )  # fmt: skip
     reserve_margin(account, margin)
+    after_margin = account.balance
+    if commission:
+        charge_commission(ledger, account, commission)
+        position.commission = commission
     ledger.positions[key] = position
     account.positions[key] = position
     # A cross position has no liquidation of its own: its account's stop-out guards it.
@@ -184,12 +201,19 @@ def create_position(
     view = position_view(ledger, position)
     owner = account.account_id
     opened = _new(PositionOpened, (seq, ts, owner, view))
+    charged: tuple[BalanceChanged, ...] = ()
+    if commission:
+        charged = (
+            _new(
+                BalanceChanged, (seq, ts, owner, _COMMISSION, -commission, account.balance, view.id)
+            ),
+        )
     if account.cross:
-        return None, opened
+        return charged, opened
     changed = _new(
-        BalanceChanged, (seq, ts, owner, _MARGIN_RESERVED, -margin, account.balance, view.id)
+        BalanceChanged, (seq, ts, owner, _MARGIN_RESERVED, -margin, after_margin, view.id)
     )
-    return changed, opened
+    return (changed, *charged), opened
 
 
 def liquidation_price(position: Position, instrument: Instrument) -> int:
@@ -255,7 +279,13 @@ def close(
     book = ledger.books[position.symbol]
     move = price - position.entry if position.is_buy else position.entry - price
     pnl = instrument.pnl_floor_micros(move, lots)
-    released, credited, absorbed = settle_close(ledger, account, position, lots, pnl)
+    close_commission = instrument.commission_ceil_micros(price, lots)
+    # The closed part's shares of the swap already settled and of the opening commission.
+    swap = share_toward_zero(position.swap, lots, position.quantity)
+    open_commission = share_toward_zero(position.commission, lots, position.quantity)
+    released, credited, absorbed = settle_close(
+        ledger, account, position, lots, pnl, close_commission
+    )
     remaining: PositionView | None = None
     if lots == position.quantity:
         del ledger.positions[position.key]
@@ -268,6 +298,8 @@ def close(
     else:
         position.quantity -= lots
         position.margin -= released
+        position.swap -= swap
+        position.commission -= open_commission
         if not account.cross:
             _set_liquidation(position, instrument, book)
         remaining = position_view(ledger, position)
@@ -293,6 +325,8 @@ def close(
             seq,  # close_seq
             position.client_order_id,  # position_client_order_id
             remaining,  # remaining
+            swap,  # swap
+            open_commission + close_commission,  # commission
         ),
     )
     owner = account.account_id
@@ -407,5 +441,7 @@ def position_view(ledger: Ledger, position: Position) -> PositionView:
             position.open_ts,  # open_time
             position.client_order_id,  # client_order_id
             f"o-{order_key}" if order_key else None,  # order_id
+            position.swap,  # swap
+            position.commission,  # commission
         ),
     )
