@@ -1,8 +1,9 @@
 """The engine's instruments: built from the configured specs and kept consistent with the data.
 
 Prices and quantities in the journal and snapshots are tick and lot counts, and each journaled
-command was accepted or rejected under some leverage cap and maintenance rate, so replaying
-them under other parameters would rebuild a different state. ``<data dir>/engine/
+command was accepted or rejected under some leverage cap and maintenance rate and charged
+under some swap and commission rates, so replaying them under other parameters would rebuild
+a different state. ``<data dir>/engine/
 instruments.json`` records the instruments in effect; at start-up the configured set must
 keep every recorded instrument, and the snapshot's, unchanged. New instruments are added.
 """
@@ -14,7 +15,14 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from engine_svc.core import Core, Instrument, default_instruments, make_instrument
+from engine_svc.core import (
+    Charges,
+    Core,
+    Instrument,
+    default_instruments,
+    make_charges,
+    make_instrument,
+)
 from engine_svc.core.indexes import SymbolBook
 from mesh.config import ConfigError
 from mesh.instruments import InstrumentSpec
@@ -24,6 +32,21 @@ INSTRUMENTS_FILE = "instruments.json"
 
 class InstrumentChangeError(RuntimeError):
     """The configured instruments would replay the journal under other parameters."""
+
+
+def spec_charges(spec: InstrumentSpec) -> Charges:
+    """Return the swap and commission rates of a configured spec.
+
+    The one place that says what a lot of `commission_per_lot` is: the spec's `lot_size`.
+    """
+    return make_charges(
+        spec.swap_long_bps,
+        spec.swap_short_bps,
+        spec.commission_per_million,
+        spec.commission_per_lot,
+        spec.lot_size,
+        symbol=spec.symbol,
+    )
 
 
 def core_instruments(specs: Iterable[InstrumentSpec]) -> dict[str, Instrument]:
@@ -37,6 +60,7 @@ def core_instruments(specs: Iterable[InstrumentSpec]) -> dict[str, Instrument]:
                 spec.lot_step,
                 spec.max_leverage,
                 spec.maintenance_margin_rate,
+                spec_charges(spec),
             )
         except ValueError as exc:
             raise ConfigError(f"instrument {spec.symbol}: {exc}") from exc
@@ -50,6 +74,7 @@ def _parameters(instrument: Instrument) -> dict[str, object]:
         "lot_step": instrument.lot_step,
         "max_leverage": instrument.max_leverage,
         "maintenance_margin_rate": instrument.maintenance_rate,
+        **instrument.charges.texts(),
     }
 
 
@@ -101,6 +126,15 @@ def read_recorded(path: Path) -> dict[str, Instrument] | None:
                 row["lot_step"],
                 row["max_leverage"],
                 row["maintenance_margin_rate"],
+                # A file written before swaps and commissions records none.
+                make_charges(
+                    row.get("swap_long_bps", "0"),
+                    row.get("swap_short_bps", "0"),
+                    row.get("commission_per_million", "0"),
+                    row.get("commission_per_lot", "0"),
+                    row.get("lot_size", "1"),
+                    symbol=row["symbol"],
+                ),
             )
             for row in rows
         }

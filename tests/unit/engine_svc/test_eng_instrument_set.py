@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,38 @@ def test_a_damaged_record_is_refused(tmp_path: Path) -> None:
     (tmp_path / INSTRUMENTS_FILE).write_text('{"BTCUSD": 1}')
     with pytest.raises(InstrumentChangeError, match="damaged"):
         adopt_instruments(Core(), None, tmp_path, fsync=False)
+
+
+def test_swap_and_commission_rates_are_recorded_and_refused_when_changed(
+    tmp_path: Path,
+) -> None:
+    spec = InstrumentSpec(
+        "XRPUSD", "XRP", "XRP", "0.0001", "1", 50, "0", "-2.5", "1", "30", "0.5", "100"
+    )
+    configured = {**default_instruments(), **core_instruments([spec])}
+    charges = configured["XRPUSD"].charges
+    assert (charges.swap_long, charges.swap_short) == (-25_000, 10_000)
+    assert (charges.commission_per_million, charges.commission_per_lot) == (30_000_000, 500_000)
+    assert (charges.lot_size_num, charges.lot_size_den) == (100, 1)
+    adopt_instruments(Core(configured), configured, tmp_path, fsync=False)
+    assert read_recorded(tmp_path / INSTRUMENTS_FILE) == configured
+    cheaper = {
+        **configured,
+        "XRPUSD": core_instruments([dataclasses.replace(spec, commission_per_million="20")])[
+            "XRPUSD"
+        ],
+    }
+    with pytest.raises(InstrumentChangeError, match="XRPUSD: commission_per_million is 30 in"):
+        adopt_instruments(Core(cheaper), cheaper, tmp_path, fsync=False)
+    swapless = {**configured, "XRPUSD": XRP}
+    with pytest.raises(InstrumentChangeError, match=r"XRPUSD: swap_long_bps is -2\.5 in"):
+        adopt_instruments(Core(swapless), swapless, tmp_path, fsync=False)
+
+
+def test_a_file_recorded_before_charges_reads_as_free_of_them(tmp_path: Path) -> None:
+    path = tmp_path / INSTRUMENTS_FILE
+    path.write_text(
+        '[{"symbol": "XRPUSD", "tick_size": "0.0001", "lot_step": "1", "max_leverage": 50,'
+        ' "maintenance_margin_rate": "0"}]'
+    )
+    assert read_recorded(path) == {"XRPUSD": XRP}

@@ -56,6 +56,11 @@ def test_every_field_can_be_given() -> None:
         "lot_step": "10",
         "max_leverage": 1000,
         "maintenance_margin_rate": "0.005",
+        "swap_long_bps": "-2.5",
+        "swap_short_bps": "0.0001",
+        "commission_per_million": "30",
+        "commission_per_lot": "0.000001",
+        "lot_size": "0.001",
     }
     (spec,) = parse_instruments([entry])
     assert spec.to_json() == entry
@@ -90,6 +95,13 @@ def test_the_specs_are_immutable() -> None:
         ({"symbol": "XRPEUR"}, "does not end in USD"),
         ({"display_name": ""}, "display_name"),
         ({"display_name": "a\nb"}, "display_name"),
+        ({"swap_long_bps": "-0.00001"}, "swap_long_bps must be a signed decimal"),
+        ({"swap_short_bps": "10000.5"}, "within -10000 and 10000"),
+        ({"swap_short_bps": -1}, "swap_short_bps must be a JSON string"),
+        ({"commission_per_million": "-1"}, "commission_per_million must be a decimal"),
+        ({"commission_per_lot": "0.0000001"}, "commission_per_lot must be a decimal"),
+        ({"lot_size": "0"}, "lot_size must be a positive decimal"),
+        ({"lot_size": "0.0000000000001"}, "lot_size must be a positive decimal"),
     ],
 )
 def test_bad_fields_are_refused_with_the_reason(change: dict[str, object], message: str) -> None:
