@@ -395,3 +395,30 @@ def test_the_rates_are_checked() -> None:
     ):
         with pytest.raises(DecimalFormatError):
             make_charges(**bad)
+
+
+def test_the_worked_example_of_the_concepts_page() -> None:
+    harness = _core(commission_per_million="30", swap_long_bps="-10")
+    pid = _open(harness)
+    assert harness.core.accounts["a"].balance == 9_399_820_000
+    _rollover(harness, multiplier=3)
+    position = harness.core.get_position("a", pid)
+    assert position is not None and position.margin == 582 * USD
+    _quote(harness, 6_100_000, 6_100_100)
+    closed = _close(harness, pid)
+    assert closed.credited == 681_817_000
+    assert (closed.swap, closed.commission) == (-18 * USD, 363_000)
+    assert harness.core.accounts["a"].balance == 10_081_637_000
+    assert harness.core.house_balance == -81_637_000
+
+
+def test_the_swap_event_of_the_websocket_page() -> None:
+    harness = _core(swap_long_bps="-1")
+    _quote(harness, 6_400_900, 6_401_000)
+    pid = _open(harness, lots=100)
+    (event,) = harness.run(
+        ChargeSwaps, rollover_day=DAY, rollover_time=harness.ts, multiplier=3
+    ).events
+    assert isinstance(event, SwapCharged) and event.amount == -192_030
+    assert event.position.id == pid
+    assert (event.position.margin, event.position.liquidation_price) == (63_817_970, 5_762_821)
