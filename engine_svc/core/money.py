@@ -97,23 +97,28 @@ def deposit(ledger: Ledger, command: Deposit, account: Account) -> Result:
     return accepted(summary(ledger, account), (event,))
 
 
-def check_affordable(ledger: Ledger, account: Account, margin: int, field: str) -> None:
-    """Reject a margin the free balance (isolated) or free margin (cross) cannot pay."""
+def check_affordable(
+    ledger: Ledger, account: Account, margin: int, field: str, commission: int = 0
+) -> None:
+    """Reject a margin (plus the opening commission) that the free balance (isolated) or free
+    margin (cross) cannot pay."""
+    needed = margin + commission
+    what = f"margin {format_money(margin)} USD"
+    if commission:
+        what += f" plus commission {format_money(commission)} USD"
     if account.cross:
         free = cross_equity(ledger, account) - account.used_margin
-        if margin > free:
+        if needed > free:
             raise RejectionError(
                 Reason.INSUFFICIENT_BALANCE,
-                f"margin {format_money(margin)} USD exceeds the free margin "
-                f"{format_money(free)} USD",
+                f"{what} exceeds the free margin {format_money(free)} USD",
                 field,
             )
         return
-    if margin > account.balance:
+    if needed > account.balance:
         raise RejectionError(
             Reason.INSUFFICIENT_BALANCE,
-            f"margin {format_money(margin)} USD exceeds the free balance "
-            f"{format_money(account.balance)} USD",
+            f"{what} exceeds the free balance {format_money(account.balance)} USD",
             field,
         )
 

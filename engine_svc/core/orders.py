@@ -261,7 +261,7 @@ def fill_order(ledger: Ledger, order: Order, quote: QuoteView, events: list[Even
         check_stops(order.is_buy, quote.bid if order.is_buy else quote.ask, order.tp, order.sl)
         margin = instrument.margin_ceil_micros(fill, lots, order.leverage)
         commission = instrument.commission_ceil_micros(fill, lots)
-        check_affordable(ledger, account, margin + commission, "margin")
+        check_affordable(ledger, account, margin, "margin", commission)
     except RejectionError as rejection:
         _finish(ledger, order, OrderStatus.REJECTED)
         view = order_view(order, 0, rejection.reason)

@@ -117,7 +117,7 @@ def open_position(ledger: Ledger, command: OpenPosition, account: Account) -> Re
     commission = instrument.commission_ceil_micros(fill, lots)
     if account.cross or margin + commission > account.balance:
         check_affordable(
-            ledger, account, margin + commission, "quantity" if budget == 0 else "margin"
+            ledger, account, margin, "quantity" if budget == 0 else "margin", commission
         )
     changes, opened = create_position(
         ledger, account, instrument, quote, command.seq, command.seq, command.ts, is_buy, lots,

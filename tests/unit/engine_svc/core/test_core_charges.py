@@ -159,12 +159,15 @@ def test_a_partial_close_takes_its_share_of_the_opening_commission() -> None:
 
 def test_the_margin_check_includes_the_commission() -> None:
     harness = _core(commission_per_million="1000000")
-    # 0.1 BTC at 60000 with leverage 10: margin 600 + commission 6000 x 1 = 6600 > 10000? no;
-    # 0.15 BTC: margin 900 + commission 9000 = 9900 fits, 0.16 BTC: 960 + 9600 does not.
+    # A commission of the whole notional, leverage 10: 0.16 BTC at 60000.00 needs margin 960
+    # plus commission 9600, more than 10000; 0.15 BTC needs 900 + 9000 and fits.
     refused = harness.run(
         OpenPosition, account_id="a", symbol="BTCUSD", side=Side.BUY, leverage=10, quantity=1600
     )
     assert refused.reason is Reason.INSUFFICIENT_BALANCE
+    assert refused.message == (
+        "margin 960.00 USD plus commission 9600.00 USD exceeds the free balance 10000.00 USD"
+    )
     assert harness.core.house_balance == 0
     _open(harness, lots=1500)
     assert harness.core.accounts["a"].balance == 100 * USD
