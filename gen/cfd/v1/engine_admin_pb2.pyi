@@ -317,7 +317,9 @@ class GetStatsResponse(_message.Message):
     recorded_sequence: _builtins.int
     """Last sequence number written to the SQL history."""
     house_balance: _builtins.str
-    """House balance in USD (spread of realized PnL and absorbed losses)."""
+    """House balance in USD (spread of realized PnL and absorbed losses, commissions received
+    and swaps net of credits).
+    """
     total_deposits: _builtins.str
     """Sum of all deposits in USD."""
     spot_wallets: _builtins.str
