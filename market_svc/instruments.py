@@ -26,6 +26,12 @@ class Instrument:
     reference_price: Decimal
     # Annualised volatility of the simulator's random walk, as a fraction (0.6 = 60 %).
     annual_volatility: Decimal
+    # Swap and commission rates as configured (the engine charges them).
+    swap_long_bps: Decimal = Decimal(0)
+    swap_short_bps: Decimal = Decimal(0)
+    commission_per_million: Decimal = Decimal(0)
+    commission_per_lot: Decimal = Decimal(0)
+    commission_lot_size: Decimal = Decimal(1)
 
     @property
     def min_quantity(self) -> Decimal:
@@ -73,6 +79,11 @@ def instrument_from_spec(spec: InstrumentSpec) -> Instrument:
         maintenance_margin_rate=Decimal(spec.maintenance_margin_rate),
         reference_price=reference,
         annual_volatility=volatility,
+        swap_long_bps=Decimal(spec.swap_long_bps),
+        swap_short_bps=Decimal(spec.swap_short_bps),
+        commission_per_million=Decimal(spec.commission_per_million),
+        commission_per_lot=Decimal(spec.commission_per_lot),
+        commission_lot_size=Decimal(spec.lot_size),
     )
 
 

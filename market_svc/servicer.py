@@ -101,6 +101,11 @@ def instrument_message(instrument: Instrument) -> market_pb2.Instrument:
         min_quantity=decimal_text(instrument.min_quantity),
         max_leverage=instrument.max_leverage,
         maintenance_margin_rate=decimal_text(instrument.maintenance_margin_rate),
+        swap_long_bps=decimal_text(instrument.swap_long_bps),
+        swap_short_bps=decimal_text(instrument.swap_short_bps),
+        commission_per_million=decimal_text(instrument.commission_per_million),
+        commission_per_lot=decimal_text(instrument.commission_per_lot),
+        commission_lot_size=decimal_text(instrument.commission_lot_size),
     )
 
 
