@@ -172,6 +172,11 @@ class EmptyStats(engine_admin_pb2_grpc.EngineAdminServiceServicer):
     ) -> engine_admin_pb2.GetStatsResponse:
         return engine_admin_pb2.GetStatsResponse()
 
+    async def RunRollover(
+        self, request: engine_admin_pb2.RunRolloverRequest, context: Any
+    ) -> engine_admin_pb2.RunRolloverResponse:
+        return engine_admin_pb2.RunRolloverResponse()
+
 
 def serve_baseline(port: int) -> None:
     """Serve EmptyStats until killed (run in a child process)."""

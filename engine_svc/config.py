@@ -11,6 +11,7 @@ from engine_svc.core.enums import MarginMode, PositionMode
 from engine_svc.core.money import MAX_LEVEL_PERCENT
 from engine_svc.core.spot import FeeSchedule
 from engine_svc.core.spot.markets import DEFAULT_MAKER_FEE_BPS, DEFAULT_TAKER_FEE_BPS
+from engine_svc.rollover import RolloverSchedule
 from mesh.config import ConfigError
 
 DEFAULT_PRICE_STALE_MS = 10_000
@@ -77,6 +78,8 @@ class EngineConfig:
     margin: MarginDefaults = MarginDefaults()
     # Spot fees to the house, in basis points of each fill's quote amount.
     fees: FeeSchedule = field(default_factory=FeeSchedule)
+    # The daily swap rollover (CFD_ROLLOVER_TIME, CFD_TRIPLE_SWAP_WEEKDAY).
+    rollover: RolloverSchedule = field(default_factory=RolloverSchedule)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineConfig:
@@ -114,6 +117,7 @@ class EngineConfig:
             standby=_bool(env, "CFD_ENGINE_STANDBY", False),
             margin=MarginDefaults.from_env(env),
             fees=_fees(env),
+            rollover=RolloverSchedule.from_env(env),
         )
 
 

@@ -7,6 +7,7 @@ filled quantity, rounded half-even to a tick.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import NamedTuple, TypeVar
 
@@ -41,6 +42,7 @@ from engine_svc.core import (
     PositionView,
     QuoteView,
     Side,
+    SwapCharged,
     format_money,
     format_scaled,
 )
@@ -90,6 +92,8 @@ BALANCE_KINDS = {
     BalanceKind.MARGIN_ADDED: trading_pb2.BALANCE_CHANGE_KIND_MARGIN_RESERVED,
     BalanceKind.CLOSE_SETTLED: trading_pb2.BALANCE_CHANGE_KIND_POSITION_SETTLED,
     BalanceKind.TRANSFER: trading_pb2.BALANCE_CHANGE_KIND_TRANSFER,
+    BalanceKind.COMMISSION: trading_pb2.BALANCE_CHANGE_KIND_COMMISSION,
+    BalanceKind.SWAP: trading_pb2.BALANCE_CHANGE_KIND_SWAP,
 }
 _ORDER_EVENTS: dict[type[Event], trading_pb2.EventType.ValueType] = {
     OrderPlaced: trading_pb2.EVENT_TYPE_ORDER_PLACED,
@@ -155,6 +159,9 @@ class AccountEvent(NamedTuple):
     event: Event | SpotAccountEvent
 
 
+EPOCH_DATE = datetime.date(1970, 1, 1)
+
+
 def timestamp(ns: int) -> timestamp_pb2.Timestamp:
     """Return the Timestamp of Unix epoch nanoseconds."""
     seconds, nanos = divmod(ns, NS_PER_S)
@@ -190,6 +197,8 @@ def position_message(view: PositionView, instrument: Instrument) -> trading_pb2.
         open_time=timestamp(view.open_time),
         client_order_id=view.client_order_id or "",
         status=trading_pb2.POSITION_STATUS_OPEN,
+        swap=format_money(view.swap),
+        commission=format_money(view.commission),
     )
 
 
@@ -212,6 +221,8 @@ def closed_message(close: ClosedPosition, instrument: Instrument) -> trading_pb2
         realized_pnl=format_money(close.realized_pnl),
         close_reason=CLOSE_REASONS[close.reason],
         house_covered_loss=format_money(close.house_absorbed),
+        swap=format_money(close.swap),
+        commission=format_money(close.commission),
     )
 
 
@@ -290,6 +301,8 @@ def summary_message(summary: AccountSummary, cls: type[SummaryMessage]) -> Summa
         stop_out_distance="" if distance is None else format_money(distance),
         margin_call=summary.margin_call,
         position_mode=POSITION_MODES[summary.position_mode],
+        swap=format_money(summary.swap),
+        commission=format_money(summary.commission),
     )
 
 
@@ -313,6 +326,11 @@ def price_message(view: QuoteView, instrument: Instrument) -> trading_pb2.Stream
         time=timestamp(view.ts),
         sequence=view.seq,
     )
+
+
+def rollover_date(day: int) -> str:
+    """Return a rollover day (days since 1970-01-01) as its UTC date, "YYYY-MM-DD"."""
+    return (EPOCH_DATE + datetime.timedelta(days=day)).isoformat()
 
 
 def event_account(event: Event) -> str:
@@ -357,6 +375,18 @@ def event_message(
         message.type = trading_pb2.EVENT_TYPE_POSITION_MODIFIED
         message.position.CopyFrom(
             position_message(event.position, instruments[event.position.symbol])
+        )
+    elif isinstance(event, SwapCharged):
+        message.type = trading_pb2.EVENT_TYPE_SWAP_CHARGED
+        message.position.CopyFrom(
+            position_message(event.position, instruments[event.position.symbol])
+        )
+        message.swap_charge.CopyFrom(
+            trading_pb2.SwapCharge(
+                amount=format_money(event.amount),
+                multiplier=event.multiplier,
+                rollover_date=rollover_date(event.rollover_day),
+            )
         )
     elif isinstance(event, MarginCallReached):
         message.type = trading_pb2.EVENT_TYPE_MARGIN_CALL

@@ -25,6 +25,7 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    inspect,
     or_,
     select,
     text,
@@ -75,6 +76,9 @@ closed_positions = Table(
     Column("margin", String(48), nullable=False),
     Column("realized_pnl", String(48), nullable=False),
     Column("house_covered_loss", String(48), nullable=False),
+    # Added by schema version 3; entries recorded before it read "0".
+    Column("swap", String(48), nullable=False, server_default="0"),
+    Column("commission", String(48), nullable=False, server_default="0"),
     Column("close_reason", String(16), nullable=False),
     Column("open_time_ns", BigInteger, nullable=False),
     Column("close_time_ns", BigInteger, nullable=False),
@@ -161,9 +165,27 @@ def _v2_spot(conn: Connection) -> None:
     spot_fills.create(conn)
 
 
+def _v3_charges(conn: Connection) -> None:
+    # A database created by this build already has the columns (`_v1_initial` creates the
+    # tables as they are now).
+    present = {column["name"] for column in inspect(conn).get_columns(closed_positions.name)}
+    for name in ("swap", "commission"):
+        if name not in present:
+            conn.execute(
+                text(
+                    f"ALTER TABLE {closed_positions.name} "
+                    f"ADD COLUMN {name} VARCHAR(48) NOT NULL DEFAULT '0'"
+                )
+            )
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
 # A database at a newer version is refused rather than silently drifting.
-MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (_v1_initial, _v2_spot)
+MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
+    _v1_initial,
+    _v2_spot,
+    _v3_charges,
+)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 # Arbitrary, fixed: the PostgreSQL advisory lock key serializing engine history migrations.
 _PG_LOCK_KEY: Final = 0x43464445

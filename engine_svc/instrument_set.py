@@ -1,12 +1,15 @@
 """The engine's instruments: built from the configured specs and kept consistent with the data.
 
 Prices and quantities in the journal and snapshots are tick and lot counts, and each journaled
-command was accepted or rejected under some leverage cap and maintenance rate, so replaying
-them under other parameters would rebuild a different state. ``<data dir>/engine/
+command was accepted or rejected under some leverage cap and maintenance rate and charged
+under some swap and commission rates, so replaying them under other parameters would rebuild
+a different state. ``<data dir>/engine/
 instruments.json`` records the instruments in effect; at start-up the configured set must
 keep every recorded instrument, and the snapshot's, unchanged. New instruments are added.
-The contract size is recorded too but may change: quantities are held in the base currency,
-and only the request layer converts lots to them.
+The contract size is recorded too. It may change while the instrument charges no commission
+per lot: quantities are held in the base currency, and only the request layer converts lots
+to them. With a ``commission_per_lot`` the commission of every replayed open and close
+depends on it (a commission per lot of the contract size), so it must stay as recorded.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from engine_svc.core import Core, Instrument, default_instruments, make_instrument
+from engine_svc.core import (
+    Charges,
+    Core,
+    Instrument,
+    default_instruments,
+    make_charges,
+    make_instrument,
+)
 from engine_svc.core.indexes import SymbolBook
 from mesh.config import ConfigError
 from mesh.instruments import InstrumentSpec
@@ -26,6 +36,21 @@ INSTRUMENTS_FILE = "instruments.json"
 
 class InstrumentChangeError(RuntimeError):
     """The configured instruments would replay the journal under other parameters."""
+
+
+def spec_charges(spec: InstrumentSpec) -> Charges:
+    """Return the swap and commission rates of a configured spec.
+
+    `commission_per_lot` is per lot of the instrument's contract size (`spec.contract_size`,
+    which the core instrument holds).
+    """
+    return make_charges(
+        spec.swap_long_bps,
+        spec.swap_short_bps,
+        spec.commission_per_million,
+        spec.commission_per_lot,
+        symbol=spec.symbol,
+    )
 
 
 def core_instruments(specs: Iterable[InstrumentSpec]) -> dict[str, Instrument]:
@@ -40,6 +65,7 @@ def core_instruments(specs: Iterable[InstrumentSpec]) -> dict[str, Instrument]:
                 spec.max_leverage,
                 spec.maintenance_margin_rate,
                 spec.contract_size,
+                spec_charges(spec),
             )
         except ValueError as exc:
             raise ConfigError(f"instrument {spec.symbol}: {exc}") from exc
@@ -47,13 +73,18 @@ def core_instruments(specs: Iterable[InstrumentSpec]) -> dict[str, Instrument]:
 
 
 def _parameters(instrument: Instrument) -> dict[str, object]:
-    return {
+    """Return what replay depends on: the contract size only with a commission per lot."""
+    parameters: dict[str, object] = {
         "symbol": instrument.symbol,
         "tick_size": instrument.tick_size,
         "lot_step": instrument.lot_step,
         "max_leverage": instrument.max_leverage,
         "maintenance_margin_rate": instrument.maintenance_rate,
+        **instrument.charges.texts(),
     }
+    if instrument.charges.commission_per_lot:
+        parameters["contract_size"] = instrument.contract_size
+    return parameters
 
 
 def _record(instrument: Instrument) -> dict[str, object]:
@@ -73,10 +104,10 @@ def check_unchanged(
             )
         before, after = _parameters(old), _parameters(new)
         for field, value in before.items():
-            if after[field] != value:
+            if after.get(field) != value:
                 raise InstrumentChangeError(
                     f"instrument {symbol}: {field} is {value} in {source} but configured as "
-                    f"{after[field]}; replaying the journal would change the state: restore "
+                    f"{after.get(field)}; replaying the journal would change the state: restore "
                     "it in CFD_INSTRUMENTS_FILE (or start from an empty engine data directory)"
                 )
 
@@ -109,6 +140,14 @@ def read_recorded(path: Path) -> dict[str, Instrument] | None:
                 row["max_leverage"],
                 row["maintenance_margin_rate"],
                 row.get("contract_size", "1"),
+                # A file written before swaps and commissions records none.
+                make_charges(
+                    row.get("swap_long_bps", "0"),
+                    row.get("swap_short_bps", "0"),
+                    row.get("commission_per_million", "0"),
+                    row.get("commission_per_lot", "0"),
+                    symbol=row["symbol"],
+                ),
             )
             for row in rows
         }
@@ -150,7 +189,8 @@ def adopt_instruments(
     added = {symbol: wanted[symbol] for symbol in wanted if symbol not in core.instruments}
     # Mirror Core.__init__: the core keeps its instruments sorted, one book per symbol. The
     # configured ones replace the restored ones, which equal them but for the contract size
-    # (a snapshot does not hold it: the core's quantities do not depend on it).
+    # of an instrument without a commission per lot (a snapshot holds the contract size only
+    # with one: otherwise the core's state does not depend on it).
     core.instruments = dict(sorted(wanted.items()))
     for symbol in added:
         core.books[symbol] = SymbolBook(core.positions, core.orders, core.cross_accounts, symbol)

@@ -97,6 +97,10 @@ class EnginePort:
         )
         return result
 
+    async def run_rollover(self, at_ns: int) -> Result:
+        """Charge the swaps of the last rollover at or before `at_ns` (`rollover`)."""
+        return await self._runtime.charge_rollover(at_ns)
+
     @property
     def demo_balance(self) -> str:
         """Return the configured balance of a new account."""

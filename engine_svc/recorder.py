@@ -60,6 +60,8 @@ _LEDGER_KINDS = {
     BalanceKind.MARGIN_ADDED: "MARGIN_RESERVED",
     BalanceKind.CLOSE_SETTLED: "POSITION_SETTLED",
     BalanceKind.TRANSFER: "TRANSFER",
+    BalanceKind.COMMISSION: "COMMISSION",
+    BalanceKind.SWAP: "SWAP",
 }
 
 
@@ -122,6 +124,8 @@ def rows_of(
                     "margin": format_money(close.released_margin),
                     "realized_pnl": format_money(close.realized_pnl),
                     "house_covered_loss": format_money(close.house_absorbed),
+                    "swap": format_money(close.swap),
+                    "commission": format_money(close.commission),
                     "close_reason": close.reason.value,
                     "open_time_ns": close.open_time,
                     "close_time_ns": close.close_time,

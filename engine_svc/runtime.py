@@ -28,7 +28,7 @@ from typing import Any
 import nats.errors
 
 from engine_svc.config import EngineConfig
-from engine_svc.core import Command, Core, Instrument
+from engine_svc.core import Command, Core, Instrument, Result
 from engine_svc.core.codec import CodecError, decode_command
 from engine_svc.core.engine import snapshot_digest
 from engine_svc.fee_schedule import adopt_fees
@@ -48,12 +48,14 @@ from engine_svc.streams import EventHub
 from engine_svc.witnesses import check_recovered, witnesses
 from mesh.config import Settings
 from mesh.db import SchemaVersionError, create_engine, database_url
+from mesh.errors import ApiError
 
 log = logging.getLogger("engine")
 
 REPLAY_CHUNK = 1000
 DB_PROBE_TIMEOUT_S = 3.0
 SHUTDOWN_RECORD_TIMEOUT_S = 5.0
+ROLLOVER_RETRY_S = 5.0
 
 
 class RecoveryError(RuntimeError):
@@ -239,6 +241,7 @@ class EngineRuntime:
             ("recorder", recorder.run),
             ("ticks", ticks.run),
             ("snapshot-timer", self._snapshot_timer),
+            ("rollover", self._rollover_timer),
         ]
 
     def open_journal(self) -> CommandLog:
@@ -363,6 +366,46 @@ class EngineRuntime:
             due = time.monotonic() - self._last_snapshot_at >= self.config.snapshot_interval_s
             if due and self._since_snapshot > 0:
                 self.request_snapshot()
+
+    async def _rollover_timer(self) -> None:
+        """Charge each daily rollover when it is due (`rollover`): at start-up the latest one
+        not charged yet, then each one as its time comes. A rollover that would charge no
+        position is not issued (it would change nothing but the day last charged)."""
+        schedule = self.config.rollover
+        while True:
+            now = time.time_ns()
+            day, moment = schedule.latest(now)
+            if day > self.core.last_rollover and self._swaps_held_over(moment):
+                try:
+                    result = await self.charge_rollover(now)
+                except ApiError as exc:
+                    # The journal refused the batch: try again shortly.
+                    log.warning("the rollover of day %d is not charged yet: %s", day, exc)
+                    await asyncio.sleep(ROLLOVER_RETRY_S)
+                    continue
+                log.info(
+                    "rollover of day %d charged: %s", day, result.payload or result.message
+                )
+            delay_s = (schedule.next_after(time.time_ns()) - time.time_ns()) / 1e9
+            await asyncio.sleep(max(0.0, delay_s))
+
+    def _swaps_held_over(self, moment_ns: int) -> bool:
+        """Return True when a position opened at or before `moment_ns` has a swap rate."""
+        instruments = self.core.instruments
+        for position in self.core.positions.values():
+            if position.open_ts <= moment_ns:
+                charges = instruments[position.symbol].charges
+                if charges.swap_long if position.is_buy else charges.swap_short:
+                    return True
+        return False
+
+    async def charge_rollover(self, at_ns: int) -> Result:
+        """Submit the `ChargeSwaps` of the last rollover at or before `at_ns`; return its
+        result (a rejection when that day is already charged)."""
+        sequencer = self.sequencer
+        if sequencer is None:
+            raise ApiError("SERVICE_UNAVAILABLE", "the engine is starting")
+        return await sequencer.submit(self.config.rollover.command(at_ns))
 
     def request_snapshot(self) -> asyncio.Task[None] | None:
         """Start writing a snapshot of the current state unless one is being written."""

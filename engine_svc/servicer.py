@@ -23,8 +23,10 @@ from engine_svc.convert import (
     position_message,
     price_message,
     quote_message,
+    rollover_date,
     summary_message,
     timestamp,
+    timestamp_ns,
     with_volume_lots,
 )
 from engine_svc.core import (
@@ -36,6 +38,7 @@ from engine_svc.core import (
     PositionView,
     Reason,
     Result,
+    RolloverView,
     format_money,
 )
 from engine_svc.core.spot import BalanceView
@@ -439,6 +442,24 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
         view = _payload(await self._submit(command), BalanceView)
         return engine_admin_pb2.DepositAssetResponse(
             balance=balance_message(view, self._engine.markets)
+        )
+
+    async def RunRollover(
+        self, request: engine_admin_pb2.RunRolloverRequest, context: Context
+    ) -> engine_admin_pb2.RunRolloverResponse:
+        """Charge the swaps of the last rollover at or before the given time."""
+        if not request.HasField("rollover_time"):
+            raise validation_error("rollover_time", "is required")
+        result = await self._engine.run_rollover(timestamp_ns(request.rollover_time))
+        if not result.ok:
+            raise rejection(result)
+        view = _payload(result, RolloverView)
+        return engine_admin_pb2.RunRolloverResponse(
+            rollover_date=rollover_date(view.rollover_day),
+            multiplier=view.multiplier,
+            positions_charged=view.positions,
+            total=format_money(view.total),
+            sequence=self._engine.last_seq,
         )
 
     async def GetStats(

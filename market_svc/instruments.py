@@ -28,6 +28,11 @@ class Instrument:
     reference_price: Decimal
     # Annualised volatility of the simulator's random walk, as a fraction (0.6 = 60 %).
     annual_volatility: Decimal
+    # Swap and commission rates as configured (the engine charges them).
+    swap_long_bps: Decimal = Decimal(0)
+    swap_short_bps: Decimal = Decimal(0)
+    commission_per_million: Decimal = Decimal(0)
+    commission_per_lot: Decimal = Decimal(0)
 
     @property
     def min_quantity(self) -> Decimal:
@@ -76,6 +81,10 @@ def instrument_from_spec(spec: InstrumentSpec) -> Instrument:
         contract_size=Decimal(spec.contract_size),
         reference_price=reference,
         annual_volatility=volatility,
+        swap_long_bps=Decimal(spec.swap_long_bps),
+        swap_short_bps=Decimal(spec.swap_short_bps),
+        commission_per_million=Decimal(spec.commission_per_million),
+        commission_per_lot=Decimal(spec.commission_per_lot),
     )
 
 

@@ -102,6 +102,10 @@ def instrument_message(instrument: Instrument) -> market_pb2.Instrument:
         max_leverage=instrument.max_leverage,
         maintenance_margin_rate=decimal_text(instrument.maintenance_margin_rate),
         contract_size=decimal_text(instrument.contract_size),
+        swap_long_bps=decimal_text(instrument.swap_long_bps),
+        swap_short_bps=decimal_text(instrument.swap_short_bps),
+        commission_per_million=decimal_text(instrument.commission_per_million),
+        commission_per_lot=decimal_text(instrument.commission_per_lot),
     )
 
 

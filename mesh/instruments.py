@@ -28,10 +28,19 @@ Fields (no others are accepted):
 - ``base_currency``: 1-10 upper-case letters or digits; default the symbol without its
   ``USD`` suffix (required when the symbol does not end in ``USD``).
 - ``display_name``: 1-64 printable characters; default ``"<base currency> vs US Dollar"``.
+- ``swap_long_bps``, ``swap_short_bps``: the daily swap of a long or short position in basis
+  points of its entry notional, a signed decimal string with at most 4 decimals within
+  +-10000: negative is charged to the trader, positive credited; default ``"0"``. Charged at
+  the daily rollover (CFD_ROLLOVER_TIME), three times on CFD_TRIPLE_SWAP_WEEKDAY.
+- ``commission_per_million``: USD per 1,000,000 USD of notional, charged on every open and
+  close, a decimal string with at most 6 decimals; default ``"0"``.
+- ``commission_per_lot``: USD per lot of ``contract_size`` base units, charged with it, at
+  most 6 decimals; default ``"0"``.
 
-The engine refuses to start when the file changes the tick size, lot step, leverage cap or
-maintenance rate of an instrument its journal already holds, or drops one; adding
-instruments is always allowed.
+The engine refuses to start when the file changes the tick size, lot step, leverage cap,
+maintenance rate, swap or commission rates of an instrument its journal already holds, or
+drops one, and the contract size of one with a ``commission_per_lot``; adding instruments is
+always allowed.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from mesh.config import ConfigError
@@ -56,8 +66,19 @@ _CURRENCY = re.compile(r"[A-Z0-9]{1,10}")
 # 10**-12 .. 10**6, in the one spelling each: the core scales these exactly.
 _POWER_OF_TEN = re.compile(r"0\.0{0,11}1|10{0,6}")
 _RATE = re.compile(r"0(\.[0-9]{1,12})?")
+_SWAP = re.compile(r"-?[0-9]{1,5}(\.[0-9]{1,4})?")
+_COMMISSION = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
 _REQUIRED = ("symbol", "tick_size", "lot_step", "max_leverage")
-_OPTIONAL = ("display_name", "base_currency", "maintenance_margin_rate", "contract_size")
+_OPTIONAL = (
+    "display_name",
+    "base_currency",
+    "maintenance_margin_rate",
+    "contract_size",
+    "swap_long_bps",
+    "swap_short_bps",
+    "commission_per_million",
+    "commission_per_lot",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +92,13 @@ class InstrumentSpec:
     lot_step: str
     max_leverage: int
     maintenance_margin_rate: str = "0"
-    # Units of the base currency in one lot: a power of ten.
+    # Units of the base currency in one lot: a power of ten (also the lot of
+    # `commission_per_lot`).
     contract_size: str = "1"
+    swap_long_bps: str = "0"
+    swap_short_bps: str = "0"
+    commission_per_million: str = "0"
+    commission_per_lot: str = "0"
 
     def to_json(self) -> dict[str, object]:
         """Return the spec as the JSON object CFD_INSTRUMENTS_FILE holds."""
@@ -174,7 +200,29 @@ def parse_spec(entry: object, where: str = "instrument") -> InstrumentSpec:
     name = _text(entry, "display_name", where, f"{base} vs US Dollar")
     if not 1 <= len(name) <= 64 or not name.isprintable():
         raise ConfigError(f"{where}: display_name must be 1-64 printable characters")
-    return InstrumentSpec(symbol, name, base, tick_size, lot_step, leverage, rate, contract_size)
+    swap_long, swap_short, per_million, per_lot = (
+        _decimal(entry, field, where, pattern, what)
+        for field, pattern, what in (
+            ("swap_long_bps", _SWAP, "a signed decimal string with at most 4 decimals"),
+            ("swap_short_bps", _SWAP, "a signed decimal string with at most 4 decimals"),
+            ("commission_per_million", _COMMISSION, "a decimal string with at most 6 decimals"),
+            ("commission_per_lot", _COMMISSION, "a decimal string with at most 6 decimals"),
+        )
+    )
+    if any(abs(Decimal(value)) > 10_000 for value in (swap_long, swap_short)):
+        raise ConfigError(f"{where}: a swap rate must be within -10000 and 10000 bps")
+    return InstrumentSpec(
+        symbol, name, base, tick_size, lot_step, leverage, rate, contract_size, swap_long,
+        swap_short, per_million, per_lot,
+    )  # fmt: skip
+
+
+def _decimal(entry: dict[str, object], field: str, where: str, pattern: re.Pattern[str],
+             what: str) -> str:  # fmt: skip
+    value = _text(entry, field, where, "0")
+    if not pattern.fullmatch(value):
+        raise ConfigError(f"{where}: {field} must be {what}, not {value!r}")
+    return value
 
 
 def _text(entry: dict[str, object], field: str, where: str, default: str | None = None) -> str:

@@ -29,6 +29,17 @@ Rounding
     margin / 100); a cross position's stop-out price is exact (the last tick at or past which
     the account is stopped out).
 
+Swaps and commissions (`charges`, `swaps`)
+    An instrument may charge a commission per 1,000,000 USD of notional and per lot on every
+    open and close (partial closes too), rounded up, paid to the house: out of the balance on
+    an open (the margin check includes it), netted from the settlement on a close.
+    `ChargeSwaps` (issued by the engine at each daily rollover, with the day, the rollover's
+    moment and the multiplier) charges or credits each position opened by then its daily
+    long or short swap rate times the entry notional times the multiplier, rounded toward
+    -infinity (in the house's favour): an isolated position's margin moves (liquidated at
+    once when the quote is past its new liquidation price), a cross account's balance moves.
+    A day is charged once: a ChargeSwaps for a day not after the last one is rejected.
+
 Margin modes
     An account is ISOLATED (API.md's rules) or CROSS, fixed by its CreateAccount. A cross
     account keeps margins out of its equity rather than its balance (free margin = balance +
@@ -123,8 +134,9 @@ Snapshots and digests
     from one encoding (the digest is the sha256 of the snapshot after its header line), and an
     unknown format or version is rejected (version 1, written before client_order_id bindings,
     still loads; version 4 adds cross accounts, and a state without any encodes as in version
-    3). `codec.encode_command` /
-    `codec.decode_command` give canonical journal bytes for every command.
+    3; version 5 adds swaps and commissions, and older versions load without any).
+    `codec.encode_command` / `codec.decode_command` give canonical journal bytes for every
+    command.
 
 Compilation
     The package is plain typed Python; ``python bench/mypyc_build.py`` compiles a copy with
@@ -148,12 +160,14 @@ Usage::
 
 from __future__ import annotations
 
+from .charges import NO_CHARGES, Charges, make_charges
 from .checks import order_id, parse_id, position_id
 from .commands import (
     CLEAR,
     AddMargin,
     ApplyQuote,
     CancelOrder,
+    ChargeSwaps,
     ClosePosition,
     Command,
     CreateAccount,
@@ -192,14 +206,24 @@ from .events import (
     PositionClosed,
     PositionModified,
     PositionOpened,
+    SwapCharged,
 )
 from .instruments import Instrument, default_instruments, make_instrument
 from .reasons import Reason
 from .results import Result
-from .views import AccountSummary, ClosedPosition, CoreStats, OrderView, PositionView, QuoteView
+from .views import (
+    AccountSummary,
+    ClosedPosition,
+    CoreStats,
+    OrderView,
+    PositionView,
+    QuoteView,
+    RolloverView,
+)
 
 __all__ = [
     "CLEAR",
+    "NO_CHARGES",
     "AccountCreated",
     "AccountSummary",
     "AddMargin",
@@ -207,6 +231,8 @@ __all__ = [
     "BalanceChanged",
     "BalanceKind",
     "CancelOrder",
+    "ChargeSwaps",
+    "Charges",
     "ClosePosition",
     "CloseReason",
     "ClosedPosition",
@@ -244,12 +270,15 @@ __all__ = [
     "QuoteView",
     "Reason",
     "Result",
+    "RolloverView",
     "SequenceError",
     "Side",
+    "SwapCharged",
     "TransferFunds",
     "default_instruments",
     "format_money",
     "format_scaled",
+    "make_charges",
     "make_instrument",
     "order_id",
     "parse_id",

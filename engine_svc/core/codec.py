@@ -25,6 +25,7 @@ from .commands import (
     AddMargin,
     ApplyQuote,
     CancelOrder,
+    ChargeSwaps,
     ClosePosition,
     Command,
     CreateAccount,
@@ -169,6 +170,7 @@ _COMMANDS: dict[str, tuple[type, Schema]] = {
         (PlaceOrder, (INT, INT, STR, STR, SIDE, ORDER_TYPE, INT, INT, *[OPT_INT] * 6, OPT_STR)),
         (CancelOrder, (INT, INT, STR, STR, OPT_STR)),
         (ExpireOrders, (INT, INT)),
+        (ChargeSwaps, (INT, INT, INT, INT, INT)),
         (TransferFunds, (INT, INT, STR, INT, TRANSFER_DIRECTION, OPT_STR)),
         (PlaceSpotOrder, (INT, INT, STR, STR, SIDE, SPOT_ORDER_TYPE, *[OPT_INT] * 3,
                           TIME_IN_FORCE, BOOL, OPT_STR)),
@@ -181,13 +183,13 @@ _PAYLOADS: dict[str, tuple[type, Schema]] = {
     record.__name__: (record, schema)
     for record, schema in (
         (PositionView, (STR, STR, STR, SIDE, *[INT] * 6, *[OPT_INT] * 5, INT, INT, OPT_STR,
-                        OPT_STR)),
+                        OPT_STR, INT, INT)),
         (ClosedPosition, (STR, STR, STR, SIDE, *[INT] * 8, CLOSE_REASON, INT, INT, INT, OPT_STR,
-                          OPT_POSITION_VIEW)),
+                          OPT_POSITION_VIEW, INT, INT)),
         (OrderView, (STR, STR, STR, SIDE, ORDER_TYPE, INT, INT, *[OPT_INT] * 6, ORDER_STATUS,
                      OPT_STR, OPT_REASON, INT, INT, OPT_STR)),
         (AccountSummary, (STR, INT, INT, INT, INT, INT, OPT_INT, INT, INT, MARGIN_MODE, INT,
-                          INT, OPT_INT, BOOL, POSITION_MODE)),
+                          INT, OPT_INT, BOOL, POSITION_MODE, INT, INT)),
     )
 }  # fmt: skip
 # The defaults of the fields records gained after their first version, last field last.
@@ -196,7 +198,9 @@ _TRAILING_DEFAULTS: dict[str, tuple[object, ...]] = {
         MarginMode.ISOLATED, DEFAULT_MARGIN_CALL_LEVEL, DEFAULT_STOP_OUT_LEVEL,
         PositionMode.HEDGING,
     ),
-    "AccountSummary": (MarginMode.ISOLATED, 0, 0, None, False, PositionMode.HEDGING),
+    "AccountSummary": (MarginMode.ISOLATED, 0, 0, None, False, PositionMode.HEDGING, 0, 0),
+    "PositionView": (0, 0),
+    "ClosedPosition": (0, 0),
 }  # fmt: skip
 
 

@@ -171,6 +171,23 @@ class ExpireOrders(NamedTuple):
     ts: int
 
 
+class ChargeSwaps(NamedTuple):
+    """Charge the swap of every position held over the rollover of one UTC day.
+
+    `rollover_day` is the date in days since 1970-01-01 and must be later than the last one
+    charged (so a rollover is never charged twice); `rollover_time` is the rollover's moment
+    (epoch nanoseconds): only positions opened at or before it are charged. `multiplier` is
+    the number of daily swaps (3 on the triple swap weekday). The engine's runtime issues it;
+    the core has no clock.
+    """
+
+    seq: int
+    ts: int
+    rollover_day: int
+    rollover_time: int
+    multiplier: int
+
+
 class TransferFunds(NamedTuple):
     """Move USD between an account's CFD free balance and its spot wallet, atomically."""
 
@@ -206,6 +223,7 @@ Command = (
     | CancelOrder
     | ModifyOrder
     | ExpireOrders
+    | ChargeSwaps
     | TransferFunds
     | DepositAsset
     | PlaceSpotOrder

@@ -19,6 +19,7 @@ from .commands import (
     AddMargin,
     ApplyQuote,
     CancelOrder,
+    ChargeSwaps,
     ClosePosition,
     Command,
     CreateAccount,
@@ -46,6 +47,7 @@ from .snapshot import SNAPSHOT_VERSION, digest_parts, snapshot_digest, snapshot_
 from .spot.commands import CancelSpotOrder, PlaceSpotOrder
 from .spot.markets import QUOTE_ASSET
 from .state import STORED_PAYLOADS, Account, Receipt
+from .swaps import charge_swaps
 from .triggers import apply_quote
 from .views import (
     AccountSummary,
@@ -84,6 +86,7 @@ class Route:
 _CFD_ROUTES: Final[dict[type, Route]] = {
     ApplyQuote: Route(apply_quote),
     ExpireOrders: Route(expire_command),
+    ChargeSwaps: Route(charge_swaps),
     CreateAccount: Route(create_account),
     Deposit: Route(deposit, "Deposit"),
     OpenPosition: Route(open_position, "OpenPosition"),

@@ -79,6 +79,10 @@ class BalanceKind(StrEnum):
     CLOSE_SETTLED = "CLOSE_SETTLED"
     # USD moved to or from the account's spot wallet (`TransferFunds`).
     TRANSFER = "TRANSFER"
+    # A commission on an open (a close's is netted in its CLOSE_SETTLED).
+    COMMISSION = "COMMISSION"
+    # A cross account's swap at a rollover (an isolated position's moves its margin).
+    SWAP = "SWAP"
 
 
 class MarginMode(StrEnum):

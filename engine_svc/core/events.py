@@ -67,6 +67,23 @@ class PositionClosed(NamedTuple):
     close: ClosedPosition
 
 
+class SwapCharged(NamedTuple):
+    """A rollover charged (negative `amount`) or credited a position's swap.
+
+    `rollover_day` is the UTC date of the rollover in days since 1970-01-01 and `multiplier`
+    the number of daily swaps it charged. An isolated position's margin moved by `amount`; a
+    cross account's balance did (with a `BalanceChanged` of kind SWAP).
+    """
+
+    seq: int
+    ts: int
+    account_id: str
+    amount: int
+    multiplier: int
+    rollover_day: int
+    position: PositionView
+
+
 class OrderPlaced(NamedTuple):
     """A pending order was accepted."""
 
@@ -146,6 +163,7 @@ Event = (
     | PositionModified
     | MarginAdded
     | PositionClosed
+    | SwapCharged
     | OrderPlaced
     | OrderModified
     | OrderFilled

@@ -1,5 +1,5 @@
-"""Instrument configuration: tick size, lot step, contract size, leverage cap and maintenance
-margin rate.
+"""Instrument configuration: tick size, lot step, contract size, leverage cap, maintenance
+margin rate and the swap and commission rates (`charges`).
 
 A price is held as a count of ticks and a quantity as a count of lot steps. With tick size
 ``t`` and lot step ``s``, ``ticks * lots * t * s`` USD is ``ticks * lots * notional_num /
@@ -9,7 +9,9 @@ is one exact integer division with an explicit rounding direction.
 The contract size is the quantity of the base asset in one lot (MT5's "volume"): a power of
 ten, so a quantity's volume in lots is an exact decimal with a fixed number of digits. The lot
 step divided by the contract size is the volume step, and a volume of n volume steps is a
-quantity of n lot steps: the core's integer quantities count both.
+quantity of n lot steps: the core's integer quantities count both. The per-lot commission
+(`Charges.commission_per_lot`) is charged per lot of the contract size, so the contract size
+is part of the core's state when that commission is configured.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import gcd
 
+from .charges import NO_CHARGES, Charges, commission_ceil_micros, swap_floor_micros
 from .decimals import (
     DecimalFormatError,
     format_scaled,
@@ -46,6 +49,7 @@ class Instrument:
     contract_decimals: int
     volume_units: int
     volume_decimals: int
+    charges: Charges = NO_CHARGES
 
     @staticmethod
     def create(
@@ -59,6 +63,7 @@ class Instrument:
         maintenance_den: int = 1,
         contract_units: int = 1,
         contract_decimals: int = 0,
+        charges: Charges = NO_CHARGES,
     ) -> Instrument:
         """Validate the scales and derive the ticks-times-lots to micro-dollars fraction.
 
@@ -102,6 +107,7 @@ class Instrument:
             contract_decimals,
             volume_units,
             volume_decimals,
+            charges,
         )
 
     def notional_floor_micros(self, ticks: int, lots: int) -> int:
@@ -126,6 +132,20 @@ class Instrument:
             return 0
         num = entry_ticks * lots * self.notional_num * self.maintenance_num
         return ceil_div(num, self.notional_den * self.maintenance_den)
+
+    def commission_ceil_micros(self, ticks: int, lots: int) -> int:
+        """Return the commission of trading `lots` at `ticks` in micro-dollars, rounded up."""
+        return commission_ceil_micros(
+            self.charges, self.notional_num, self.notional_den, ticks, lots, self.lot_units,
+            self.quantity_decimals, self.contract_units, self.contract_decimals,
+        )  # fmt: skip
+
+    def swap_floor_micros(self, is_buy: bool, entry_ticks: int, lots: int, multiplier: int) -> int:
+        """Return a position's signed swap for one rollover, rounded toward -infinity."""
+        return swap_floor_micros(
+            self.charges, is_buy, self.notional_num, self.notional_den, entry_ticks, lots,
+            multiplier,
+        )  # fmt: skip
 
     def ticks_floor_for_money(self, micros: int, lots: int) -> int:
         """Return money / quantity as a price move in ticks, rounded toward -infinity."""
@@ -209,6 +229,7 @@ def make_instrument(
     max_leverage: int = 100,
     maintenance_rate: str = "0",
     contract_size: str = "1",
+    charges: Charges = NO_CHARGES,
 ) -> Instrument:
     """Build an instrument from decimal strings, e.g. ``make_instrument("BTCUSD", "0.01", ...)``.
 
@@ -235,6 +256,7 @@ def make_instrument(
         maintenance_den,
         contract_units,
         contract_decimals,
+        charges,
     )
 
 

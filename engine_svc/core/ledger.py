@@ -22,6 +22,8 @@ class Ledger:
     exchange (one market per ``<COIN>USD`` instrument whose tick times lot is a whole
     micro-USD, `fees` its schedule); its wallets belong to the same accounts. `cross_accounts`
     holds the cross-margin accounts by number, the keys of the stop-out index entries.
+    `last_rollover` is the UTC day (days since 1970-01-01) of the last swap rollover charged,
+    0 before the first.
     """
 
     __slots__ = (
@@ -31,6 +33,7 @@ class Ledger:
         "expiry",
         "house_balance",
         "instruments",
+        "last_rollover",
         "last_seq",
         "orders",
         "positions",
@@ -60,6 +63,7 @@ class Ledger:
         self.house_balance = 0
         self.total_deposits = 0
         self.last_seq = 0
+        self.last_rollover = 0
         # A coin whose tick times lot is not a whole micro-USD has no spot market.
         exact = {s: i for s, i in self.instruments.items() if i.notional_den == 1}
         self.spot = SpotExchange(markets_from_instruments(exact), fees)

@@ -102,21 +102,31 @@ def deposit(ledger: Ledger, command: Deposit, account: Account) -> Result:
 
 
 def check_affordable(
-    ledger: Ledger, account: Account, margin: int, field: str, free: int | None = None
+    ledger: Ledger,
+    account: Account,
+    margin: int,
+    field: str,
+    free: int | None = None,
+    commission: int = 0,
 ) -> None:
-    """Reject a margin the free balance (isolated) or free margin (cross) cannot pay; `free`
-    replaces the account's current figure (`free_after_close`)."""
+    """Reject a margin (plus the opening commission) that the free balance (isolated) or free
+    margin (cross) cannot pay; `free` replaces the account's current figure
+    (`free_after_close`)."""
     if free is None:
         free = (
             cross_equity(ledger, account) - account.used_margin
             if account.cross
             else account.balance
         )
-    if margin > free:
-        what = "free margin" if account.cross else "free balance"
+    needed = margin + commission
+    if needed > free:
+        what = f"margin {format_money(margin)} USD"
+        if commission:
+            what += f" plus commission {format_money(commission)} USD"
+        kind = "free margin" if account.cross else "free balance"
         raise RejectionError(
             Reason.INSUFFICIENT_BALANCE,
-            f"margin {format_money(margin)} USD exceeds the {what} {format_money(free)} USD",
+            f"{what} exceeds the {kind} {format_money(free)} USD",
             field,
         )
 
@@ -168,15 +178,17 @@ def move_to_margin(account: Account, position: Position, amount: int) -> None:
 
 
 def settle_close(
-    ledger: Ledger, account: Account, position: Position, lots: int, pnl: int
-) -> tuple[int, int, int]:
-    """Settle closing `lots` of a position with price PnL `pnl`.
+    ledger: Ledger, account: Account, position: Position, lots: int, pnl: int,
+    commission: int = 0,
+) -> tuple[int, int, int]:  # fmt: skip
+    """Settle closing `lots` of a position with price PnL `pnl` and close `commission`.
 
     Release the closed part's margin (rounded down on a partial close; a full close releases
-    all). Isolated: credit released margin + PnL but never less than 0, and book the rest to
-    the house. Cross: credit the PnL, whatever its sign (the released margin never left the
-    balance); `protect_balance` applies the account-level floor once the account is flat.
-    Return (released, credited, house_absorbed); the position's own figures are the caller's.
+    all). Isolated: credit released margin + PnL - commission but never less than 0, and book
+    the rest to the house. Cross: credit the PnL - commission, whatever its sign (the
+    released margin never left the balance); `protect_balance` applies the account-level
+    floor once the account is flat. Return (released, credited, house_absorbed); the
+    position's own figures are the caller's.
     """
     if lots == position.quantity:
         released = position.margin
@@ -184,10 +196,10 @@ def settle_close(
         released = floor_div(position.margin * lots, position.quantity)
     if account.cross:
         account.used_margin -= released
-        account.balance += pnl
-        ledger.house_balance -= pnl
-        return released, pnl, 0
-    credited = released + pnl
+        account.balance += pnl - commission
+        ledger.house_balance -= pnl - commission
+        return released, pnl - commission, 0
+    credited = released + pnl - commission
     absorbed = 0
     if credited < 0:
         absorbed = -credited
@@ -196,6 +208,12 @@ def settle_close(
     account.balance += credited
     ledger.house_balance += released - credited
     return released, credited, absorbed
+
+
+def charge_commission(ledger: Ledger, account: Account, commission: int) -> None:
+    """Move an opening commission from the account's balance to the house."""
+    account.balance -= commission
+    ledger.house_balance += commission
 
 
 def protect_balance(ledger: Ledger, account: Account) -> int:
@@ -247,11 +265,13 @@ def unrealized(ledger: Ledger, position: Position) -> int | None:
 
 def summary(ledger: Ledger, account: Account) -> AccountSummary:
     """Return the API.md account figures at the last quotes."""
-    total = 0
+    total = swap = commission = 0
     for position in account.positions.values():
         pnl = unrealized(ledger, position)
         if pnl is not None:
             total += pnl
+        swap += position.swap
+        commission += position.commission
     used = account.used_margin
     level: int | None = None
     if account.cross:
@@ -273,6 +293,8 @@ def summary(ledger: Ledger, account: Account) -> AccountSummary:
             stop_out_distance=stop_out_distance(account, equity),
             margin_call=account.margin_call,
             position_mode=_position_mode(account),
+            swap=swap,
+            commission=commission,
         )
     equity = account.balance + used + total
     if account.positions and used > 0:
@@ -288,6 +310,8 @@ def summary(ledger: Ledger, account: Account) -> AccountSummary:
         open_positions=len(account.positions),
         pending_orders=len(account.orders),
         position_mode=_position_mode(account),
+        swap=swap,
+        commission=commission,
     )
 
 

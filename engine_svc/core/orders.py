@@ -260,6 +260,7 @@ def fill_order(ledger: Ledger, order: Order, quote: QuoteView, events: list[Even
     netted: list[Event] = []
     filled_key = order.key
     margin = 0
+    commission = 0
     try:
         if lots == 0:
             lots = check_lots(
@@ -269,7 +270,8 @@ def fill_order(ledger: Ledger, order: Order, quote: QuoteView, events: list[Even
         check_stops(order.is_buy, quote.bid if order.is_buy else quote.ask, order.tp, order.sl)
         if held is None:
             margin = instrument.margin_ceil_micros(fill, lots, order.leverage)
-            check_affordable(ledger, account, margin, "margin")
+            commission = instrument.commission_ceil_micros(fill, lots)
+            check_affordable(ledger, account, margin, "margin", commission=commission)
         else:
             # Every check comes before the first change, so a rejection changes nothing.
             _, netted, filled_key = net_trade(
@@ -299,12 +301,12 @@ def fill_order(ledger: Ledger, order: Order, quote: QuoteView, events: list[Even
     if held is not None:
         events.extend(netted)
         return
-    changed, opened = create_position(
+    changes, opened = create_position(
         ledger, account, instrument, quote, order.key, quote.seq, quote.ts, order.is_buy, lots,
         order.leverage, margin, order.tp, order.sl, order.trail, order.client_order_id, order.key,
+        commission,
     )  # fmt: skip
-    if changed is not None:
-        events.append(changed)
+    events.extend(changes)
     events.append(opened)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from .charges import share_toward_zero
 from .checks import (
     BUY,
     MAX_SLIPPAGE_BPS,
@@ -49,6 +50,7 @@ from .instruments import Instrument
 from .ledger import Ledger
 from .margin import stop_out_price
 from .money import (
+    charge_commission,
     check_affordable,
     free_after_close,
     move_to_margin,
@@ -65,6 +67,7 @@ from .views import ClosedPosition, PositionView, QuoteView
 _USER: Final = CloseReason.USER
 _MARGIN_RESERVED: Final = BalanceKind.MARGIN_RESERVED
 _CLOSE_SETTLED: Final = BalanceKind.CLOSE_SETTLED
+_COMMISSION: Final = BalanceKind.COMMISSION
 
 # The records of an open and a close are built with tuple.__new__ in the class's field order
 # (the wide ones with each field named; the tests pin the order): NamedTuple's Python-level
@@ -129,14 +132,17 @@ def open_position(ledger: Ledger, command: OpenPosition, account: Account) -> Re
             )  # fmt: skip
             return _new(Result, (None, "", payload, tuple(netted), False, ""))
     margin = instrument.margin_ceil_micros(fill, lots, leverage)
-    if account.cross or margin > account.balance:
-        check_affordable(ledger, account, margin, "quantity" if budget == 0 else "margin")
-    changed, opened = create_position(
+    commission = instrument.commission_ceil_micros(fill, lots)
+    if account.cross or margin + commission > account.balance:
+        check_affordable(
+            ledger, account, margin, "quantity" if budget == 0 else "margin",
+            commission=commission,
+        )  # fmt: skip
+    changes, opened = create_position(
         ledger, account, instrument, quote, command.seq, command.seq, command.ts, is_buy, lots,
-        leverage, margin, tp, sl, trail, command.client_order_id, 0,
+        leverage, margin, tp, sl, trail, command.client_order_id, 0, commission,
     )  # fmt: skip
-    events = (opened,) if changed is None else (changed, opened)
-    return _new(Result, (None, "", opened.position, events, False, ""))
+    return _new(Result, (None, "", opened.position, (*changes, opened), False, ""))
 
 
 def current_quote(ledger: Ledger, symbol: str) -> QuoteView:
@@ -178,9 +184,11 @@ def create_position(
     trail: int,
     client_order_id: str | None,
     order_key: int,
-) -> tuple[BalanceChanged | None, PositionOpened]:
-    """Open a validated, affordable position; return its balance change (None on a cross
-    account, whose balance an open leaves alone) and its opening, which holds the view."""
+    commission: int = 0,
+) -> tuple[tuple[BalanceChanged, ...], PositionOpened]:
+    """Open a validated position whose margin and `commission` are affordable; return its
+    balance changes (the margin reserved, except on a cross account, whose balance an open
+    leaves alone; the commission, when there is one) and its opening, which holds the view."""
     book = ledger.books[instrument.symbol]
     if is_buy:
         level = book.long_trail.attach(quote.bid)
@@ -193,6 +201,10 @@ def create_position(
         ts, client_order_id, order_key, level,
     )  # fmt: skip
     reserve_margin(account, margin)
+    after_margin = account.balance
+    if commission:
+        charge_commission(ledger, account, commission)
+        position.commission = commission
     ledger.positions[key] = position
     account.positions[key] = position
     # A cross position has no liquidation of its own: its account's stop-out guards it.
@@ -208,12 +220,19 @@ def create_position(
     view = position_view(ledger, position)
     owner = account.account_id
     opened = _new(PositionOpened, (seq, ts, owner, view))
+    charged: tuple[BalanceChanged, ...] = ()
+    if commission:
+        charged = (
+            _new(
+                BalanceChanged, (seq, ts, owner, _COMMISSION, -commission, account.balance, view.id)
+            ),
+        )
     if account.cross:
-        return None, opened
+        return charged, opened
     changed = _new(
-        BalanceChanged, (seq, ts, owner, _MARGIN_RESERVED, -margin, account.balance, view.id)
+        BalanceChanged, (seq, ts, owner, _MARGIN_RESERVED, -margin, after_margin, view.id)
     )
-    return changed, opened
+    return (changed, *charged), opened
 
 
 def liquidation_price(position: Position, instrument: Instrument) -> int:
@@ -279,7 +298,13 @@ def close(
     book = ledger.books[position.symbol]
     move = price - position.entry if position.is_buy else position.entry - price
     pnl = instrument.pnl_floor_micros(move, lots)
-    released, credited, absorbed = settle_close(ledger, account, position, lots, pnl)
+    close_commission = instrument.commission_ceil_micros(price, lots)
+    # The closed part's shares of the swap already settled and of the opening commission.
+    swap = share_toward_zero(position.swap, lots, position.quantity)
+    open_commission = share_toward_zero(position.commission, lots, position.quantity)
+    released, credited, absorbed = settle_close(
+        ledger, account, position, lots, pnl, close_commission
+    )
     remaining: PositionView | None = None
     if lots == position.quantity:
         del ledger.positions[position.key]
@@ -292,6 +317,8 @@ def close(
     else:
         position.quantity -= lots
         position.margin -= released
+        position.swap -= swap
+        position.commission -= open_commission
         if not account.cross:
             _set_liquidation(position, instrument, book)
         remaining = position_view(ledger, position)
@@ -317,6 +344,8 @@ def close(
             seq,  # close_seq
             position.client_order_id,  # position_client_order_id
             remaining,  # remaining
+            swap,  # swap
+            open_commission + close_commission,  # commission
         ),
     )
     owner = account.account_id
@@ -432,11 +461,13 @@ def net_trade(
     quote, or raise a rejection before changing anything.
 
     The same direction increases it (`_increase`). The other direction closes `lots` of it
-    at the fill price as `ClosePosition` would (reason USER): a smaller trade leaves the rest
-    open with its own stops, an equal one closes it, a larger one closes it and opens a
+    at the fill price as `ClosePosition` would (reason USER, with the close commission and
+    the closed part's share of the swap and opening commission): a smaller trade leaves the
+    rest open with its own stops, an equal one closes it, a larger one closes it and opens a
     position of the remainder in the trade's direction with the trade's leverage, stops and
-    `key`. Return the position left open (the close when none is), the events and the key of
-    the position the trade left open or closed.
+    `key`, which pays the remainder's opening commission. Return the position left open (the
+    close when none is), the events and the key of the position the trade left open or
+    closed.
     """
     instrument = ledger.instruments[held.symbol]
     fill = quote.ask if is_buy else quote.bid
@@ -452,18 +483,19 @@ def net_trade(
         done = closed.close
         return done if done.remaining is None else done.remaining, [closed, settled], held.key
     margin = instrument.margin_ceil_micros(fill, remainder, leverage)
+    commission = instrument.commission_ceil_micros(fill, remainder)
     move = fill - held.entry if held.is_buy else held.entry - fill
+    # The close settles the price PnL less the close commission, as `close` will.
     pnl = instrument.pnl_floor_micros(move, held.quantity)
-    check_affordable(ledger, account, margin, field, free_after_close(ledger, account, held, pnl))
+    pnl -= instrument.commission_ceil_micros(fill, held.quantity)
+    free = free_after_close(ledger, account, held, pnl)
+    check_affordable(ledger, account, margin, field, free, commission)
     closed, settled = close(ledger, held, held.quantity, fill, _USER, seq, ts)
-    changed, opened = create_position(
+    changes, opened = create_position(
         ledger, account, instrument, quote, key, seq, ts, is_buy, remainder, leverage, margin,
-        tp, sl, trail, client_order_id, order_key,
+        tp, sl, trail, client_order_id, order_key, commission,
     )  # fmt: skip
-    events: list[Event] = [closed, settled]
-    if changed is not None:
-        events.append(changed)
-    events.append(opened)
+    events: list[Event] = [closed, settled, *changes, opened]
     return opened.position, events, key
 
 
@@ -475,7 +507,9 @@ def _increase(
     """Add `lots` at `fill` to a netting position of the same direction.
 
     The trade must use the position's leverage; its margin (rounded up, as an open's) is
-    reserved as an open's. The entry becomes the volume-weighted average (`average_entry`),
+    reserved and its commission (the added quantity's opening commission) charged as an
+    open's, the commission joining the position's accumulated one; the accumulated swap is
+    kept. The entry becomes the volume-weighted average (`average_entry`),
     the liquidation price is recomputed, and the trade's stops, where given, replace the
     position's (a trailing distance trails from the current quote); the others are kept.
     """
@@ -492,11 +526,17 @@ def _increase(
             Reason.VALIDATION_FAILED, "the position's quantity would be too large", field
         )
     margin = instrument.margin_ceil_micros(fill, lots, leverage)
-    check_affordable(ledger, account, margin, field)
+    commission = instrument.commission_ceil_micros(fill, lots)
+    check_affordable(ledger, account, margin, field, commission=commission)
     held.entry = average_entry(held.is_buy, held.entry, held.quantity, fill, lots)
     held.quantity = total
     reserve_margin(account, margin)
     held.margin += margin
+    after_margin = account.balance
+    # The added quantity pays an open's commission; the accumulated swap is kept as is.
+    if commission:
+        charge_commission(ledger, account, commission)
+        held.commission += commission
     book = ledger.books[held.symbol]
     if not account.cross:
         _set_liquidation(held, instrument, book)
@@ -509,7 +549,14 @@ def _increase(
         events.append(
             _new(
                 BalanceChanged,
-                (seq, ts, owner, _MARGIN_RESERVED, -margin, account.balance, view.id),
+                (seq, ts, owner, _MARGIN_RESERVED, -margin, after_margin, view.id),
+            )
+        )
+    if commission:
+        events.append(
+            _new(
+                BalanceChanged,
+                (seq, ts, owner, _COMMISSION, -commission, account.balance, view.id),
             )
         )
     events.append(_new(PositionModified, (seq, ts, owner, view)))
@@ -555,5 +602,7 @@ def position_view(ledger: Ledger, position: Position) -> PositionView:
             position.open_ts,  # open_time
             position.client_order_id,  # client_order_id
             f"o-{order_key}" if order_key else None,  # order_id
+            position.swap,  # swap
+            position.commission,  # commission
         ),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .charges import Charges
 from .codec import CodecError, decode_payload, loads_strict, unpack_int_column
 from .enums import MarginMode, OrderStatus, PositionMode
 from .indexes import (
@@ -24,7 +25,12 @@ from .ledger import Ledger
 from .margin import reindex
 from .money import cross_equity
 from .orders import index_order
-from .snapshot import POSITION_COLUMNS, READABLE_VERSIONS, SNAPSHOT_FORMAT
+from .snapshot import (
+    LEGACY_POSITION_COLUMNS,
+    POSITION_COLUMNS,
+    READABLE_VERSIONS,
+    SNAPSHOT_FORMAT,
+)
 from .spot.codec import decode_payload as decode_spot_payload
 from .spot.markets import QUOTE_ASSET
 from .spot.state import restore_state as restore_spot_state
@@ -138,11 +144,15 @@ def _restore_positions(ledger: Ledger, columns: list[list[int]], coids: dict[int
     symbols = list(ledger.instruments)
     positions = ledger.positions
     (keys, owner_ids, symbol_ids, buys, quantities, leverages, entries, margins) = columns[:8]
-    (tps, sls, trails, bests, open_seqs, open_tss, order_keys) = columns[8:]
+    (tps, sls, trails, bests, open_seqs, open_tss, order_keys) = columns[8:15]
+    swaps, commissions = columns[15:]
     if len(set(keys)) != len(keys) or (keys and not 0 < min(keys) <= max(keys) <= MAX_KEY):
         raise CodecError("position keys must be distinct and in range")
-    if min(quantities, default=1) < 1 or min(margins, default=1) < 1:
-        raise CodecError("positions must have a positive quantity and margin")
+    # A swap may take an isolated position's whole margin, so a margin may be 0.
+    if min(quantities, default=1) < 1 or min(margins, default=0) < 0:
+        raise CodecError("positions must have a positive quantity and no negative margin")
+    if min(commissions, default=0) < 0:
+        raise CodecError("positions must have no negative commission")
     if min(owner_ids, default=0) < 0 or min(symbol_ids, default=0) < 0 or not set(buys) <= {0, 1}:
         raise CodecError("position account, symbol or side out of range")
     # Trailing levels are rebuilt per symbol and side from the best price down: sort by the
@@ -173,10 +183,10 @@ def _restore_positions(ledger: Ledger, columns: list[list[int]], coids: dict[int
     trail_shift = TRAIL_KEY_SHIFT
     for (
         key, owner_id, symbol_id, buy_flag, quantity, leverage, entry, margin, tp, sl, trail,
-        open_seq, open_ts, order_key, level,
+        open_seq, open_ts, order_key, level, swap, commission,
     ) in zip(
         keys, owner_ids, symbol_ids, buys, quantities, leverages, entries, margins, tps, sls,
-        trails, open_seqs, open_tss, order_keys, level_of, strict=True,
+        trails, open_seqs, open_tss, order_keys, level_of, swaps, commissions, strict=True,
     ):  # fmt: skip
         assert level is not None
         account = account_list[owner_id]
@@ -190,6 +200,8 @@ def _restore_positions(ledger: Ledger, columns: list[list[int]], coids: dict[int
         position.tp = tp
         position.sl = sl
         position.trail = trail
+        position.swap = swap
+        position.commission = commission
         positions[key] = position
         account.positions[key] = position
         if account.cross:
@@ -288,9 +300,12 @@ def _restore_state(
     count = int.from_bytes(body[small_end : small_end + 8], "big")
     offset = small_end + 8
     columns: list[list[int]] = []
-    for _ in range(POSITION_COLUMNS):
+    for _ in range(POSITION_COLUMNS if version >= 5 else LEGACY_POSITION_COLUMNS):
         column, offset = unpack_int_column(body, offset, count)
         columns.append(column)
+    if version < 5:
+        # Before swaps and commissions, positions accumulated none.
+        columns.extend([[0] * count, [0] * count])
     spot_body = b""
     if version >= 3:
         spot_end = offset + 8 + int.from_bytes(body[offset : offset + 8], "big")
@@ -300,14 +315,34 @@ def _restore_state(
         offset = spot_end
     if offset != len(body):
         raise CodecError("trailing bytes after the snapshot")
-    if not isinstance(state, list) or len(state) != 7:
-        raise CodecError("snapshot state must have 7 sections")
+    sections = 8 if version >= 5 else 7
+    if not isinstance(state, list) or len(state) != sections:
+        raise CodecError(f"snapshot state must have {sections} sections")
     instruments: dict[str, Instrument] = {}
     for row in _rows(state[0]):
         symbol = _text(row[0])
-        instruments[symbol] = Instrument.create(symbol, *_ints(row, 1, 8))
+        charges = Charges()
+        contract_units, contract_decimals = 1, 0
+        if len(row) in (12, 14) and version >= 5:
+            charges = Charges(*_ints(row, 8, 12))
+            # The contract size is held exactly when the commission per lot depends on it.
+            if (len(row) == 14) != (charges.commission_per_lot != 0) or charges.is_free:
+                raise CodecError("snapshot instrument row is malformed")
+            if len(row) == 14:
+                contract_units, contract_decimals = _ints(row, 12, 14)
+        elif len(row) != 8:
+            raise CodecError("snapshot instrument row is malformed")
+        tick, price_decimals, lot, quantity_decimals, leverage, m_num, m_den = _ints(row, 1, 8)
+        instruments[symbol] = Instrument.create(
+            symbol, tick, price_decimals, lot, quantity_decimals, leverage, m_num, m_den,
+            contract_units, contract_decimals, charges,
+        )  # fmt: skip
     ledger = new_ledger(instruments)
     ledger.last_seq = last_seq
+    if version >= 5:
+        (ledger.last_rollover,) = _ints(state, 7, 8)
+        if ledger.last_rollover < 0:
+            raise CodecError("snapshot last rollover day must not be negative")
     if spot_body:
         ledger.spot = restore_spot_state(spot_body)
         ledger.spot.keeps_results = False

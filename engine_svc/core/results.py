@@ -8,7 +8,14 @@ from .events import Event
 from .reasons import Reason
 from .spot.events import SpotEvent
 from .spot.views import BalanceView, SpotOrderView, SpotPlacement
-from .views import AccountSummary, ClosedPosition, OrderView, PositionView, QuoteView
+from .views import (
+    AccountSummary,
+    ClosedPosition,
+    OrderView,
+    PositionView,
+    QuoteView,
+    RolloverView,
+)
 
 Payload = (
     PositionView
@@ -16,6 +23,7 @@ Payload = (
     | OrderView
     | AccountSummary
     | QuoteView
+    | RolloverView
     | SpotPlacement
     | SpotOrderView
     | BalanceView

@@ -8,6 +8,9 @@ State encoding: JSON length (8 bytes) + JSON of the small state and the position
 order ids + position count (8 bytes) + one integer column per position field, in position key
 order (account and symbol as indexes into the sorted id lists) + spot length (8 bytes) + the
 spot exchange's canonical encoding (`spot.state.encode_state`).
+
+The snapshot version is set in one place, `SNAPSHOT_VERSION` below, with what each version
+added; `restore` reads every version in `READABLE_VERSIONS`.
 """
 
 from __future__ import annotations
@@ -29,11 +32,18 @@ SNAPSHOT_FORMAT: Final = "cfd-core-snapshot"
 # older snapshots load with an empty one. Version 4 adds margin modes: a cross account's row
 # carries its mode, levels, margin call state and number (an isolated account's row is as in
 # version 3, so a state without cross accounts has the same digest as before). Version 5 adds
-# position modes: a netting account's row ends with its mode (a hedging account's row is as
-# in version 4, and older snapshots restore every account as hedging).
+# position modes and swaps and commissions: a netting account's row ends with its mode (a
+# hedging account's row is as in version 4); an instrument row with charges carries its four
+# rates (swap long, swap short, commission per million, commission per lot) and, when the
+# commission per lot is not zero, the contract size it is charged per (units, decimals);
+# every position has swap and commission columns; the state ends with an 8th section, the
+# last rollover day charged. Older snapshots restore every account as hedging, with no
+# charges, no rollover charged and positions that accumulated none.
 SNAPSHOT_VERSION: Final = 5
 READABLE_VERSIONS: Final = (1, 2, 3, 4, 5)
-POSITION_COLUMNS: Final = 15
+# Position columns from version 5 on, and before it (no swap and commission columns).
+POSITION_COLUMNS: Final = 17
+LEGACY_POSITION_COLUMNS: Final = 15
 
 
 def encode_receipt_payload(payload: StoredPayload) -> list[object]:
@@ -55,6 +65,8 @@ def _small_state(ledger: Ledger) -> list[object]:
             i.max_leverage,
             i.maintenance_num,
             i.maintenance_den,
+            *([] if i.charges.is_free else i.charges.row()),
+            *([i.contract_units, i.contract_decimals] if i.charges.commission_per_lot else []),
         ]
         for i in ledger.instruments.values()
     ]
@@ -115,7 +127,7 @@ def state_parts(ledger: Ledger) -> list[bytes]:
     # Positions are mostly created in key order, so this sort is close to linear.
     ordered = [positions[key] for key in sorted(positions)]
     coids = [[p.key, p.client_order_id] for p in ordered if p.client_order_id is not None]
-    small = dumps_canonical([*_small_state(ledger), coids])
+    small = dumps_canonical([*_small_state(ledger), coids, ledger.last_rollover])
     buys = [1 if p.is_buy else 0 for p in ordered]
     # The best price since open lives in the position's trailing level (its root after
     # merges); a level that was never merged is its own root, so skip the call then.
@@ -137,6 +149,8 @@ def state_parts(ledger: Ledger) -> list[bytes]:
         [p.open_seq for p in ordered],
         [p.open_ts for p in ordered],
         [p.order_key for p in ordered],
+        [p.swap for p in ordered],
+        [p.commission for p in ordered],
     ]
     parts = [len(small).to_bytes(8, "big"), small, len(ordered).to_bytes(8, "big")]
     parts.extend(pack_int_column(column) for column in columns)

@@ -69,11 +69,16 @@ class TrailLevel:
 
 
 class Position:
-    """An open position. Prices in ticks, quantity in lots, money in micro-dollars."""
+    """An open position. Prices in ticks, quantity in lots, money in micro-dollars.
+
+    `swap` (signed) and `commission` are what its rollovers and its open charged, less the
+    shares its partial closes took (`views.PositionView`).
+    """
 
     __slots__ = (
         "account_id",
         "client_order_id",
+        "commission",
         "entry",
         "is_buy",
         "key",
@@ -87,6 +92,7 @@ class Position:
         "order_key",
         "quantity",
         "sl",
+        "swap",
         "symbol",
         "tp",
         "trail",
@@ -126,6 +132,8 @@ class Position:
         self.client_order_id = client_order_id
         self.order_key = order_key
         self.level = level
+        self.swap = 0
+        self.commission = 0
 
     def best_price(self) -> int:
         """Return the highest bid (buy) or lowest ask (sell) seen since the position opened."""

@@ -12,7 +12,11 @@ from .reasons import Reason
 
 
 class PositionView(NamedTuple):
-    """An open position; `unrealized_pnl` is None while its symbol has no quote."""
+    """An open position; `unrealized_pnl` is None while its symbol has no quote.
+
+    `swap` is the signed swap its rollovers charged (negative) or credited (positive) so far
+    and `commission` its opening commission, both less the shares partial closes took.
+    """
 
     id: str
     account_id: str
@@ -33,6 +37,8 @@ class PositionView(NamedTuple):
     open_time: int
     client_order_id: str | None
     order_id: str | None
+    swap: int = 0
+    commission: int = 0
 
 
 class ClosedPosition(NamedTuple):
@@ -43,8 +49,12 @@ class ClosedPosition(NamedTuple):
     `credited = released_margin + realized_pnl + house_absorbed` (never negative) on an
     isolated account, `credited = realized_pnl + house_absorbed` on a cross account (whose
     margin never left the balance, and whose negative balance the house absorbs when its last
-    position closes).
+    position closes), each less the commission of this close.
     `remaining` is the position after a partial close, None after a full close.
+    `swap` is the closed quantity's share of the swap the position's rollovers already settled
+    (signed); `commission` is its share of the opening commission plus this close's
+    commission. The shares are pro rata, rounded toward zero; a full close takes the rest, so
+    a position's history entries add up to all it was charged.
     """
 
     position_id: str
@@ -65,6 +75,8 @@ class ClosedPosition(NamedTuple):
     close_seq: int
     position_client_order_id: str | None
     remaining: PositionView | None
+    swap: int = 0
+    commission: int = 0
 
 
 class OrderView(NamedTuple):
@@ -117,6 +129,8 @@ class AccountSummary(NamedTuple):
     stop_out_distance: int | None = None
     margin_call: bool = False
     position_mode: PositionMode = PositionMode.HEDGING
+    swap: int = 0
+    commission: int = 0
 
 
 class QuoteView(NamedTuple):
@@ -127,6 +141,16 @@ class QuoteView(NamedTuple):
     ask: int
     seq: int
     ts: int
+
+
+class RolloverView(NamedTuple):
+    """The outcome of a `ChargeSwaps`: the day and multiplier charged, how many positions had a
+    nonzero swap and their signed total (negative: the house received it)."""
+
+    rollover_day: int
+    multiplier: int
+    positions: int
+    total: int
 
 
 class CoreStats(NamedTuple):

@@ -89,6 +89,13 @@ class FakeEngineAdmin(engine_admin_pb2_grpc.EngineAdminServiceServicer):
     ) -> engine_admin_pb2.GetStatsResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the accounts service never asks")
 
+    async def RunRollover(
+        self,
+        request: engine_admin_pb2.RunRolloverRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> engine_admin_pb2.RunRolloverResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the accounts service never rolls")
+
 
 @dataclass
 class Mesh:

@@ -432,7 +432,11 @@ async def test_a_stalled_tick_stream_does_not_hold_up_another(tmp_path: Path) ->
 
 async def test_a_configured_instrument_is_listed_and_simulated(tmp_path: Path) -> None:
     path = tmp_path / "instruments.json"
-    xrp = {"symbol": "XRPUSD", "tick_size": "0.0001", "lot_step": "1", "max_leverage": 50}
+    xrp = {
+        "symbol": "XRPUSD", "tick_size": "0.0001", "lot_step": "1", "max_leverage": 50,
+        "swap_long_bps": "-2.50", "swap_short_bps": "0.75", "commission_per_million": "30",
+        "commission_per_lot": "0.5", "contract_size": "100",
+    }  # fmt: skip
     path.write_text(
         json.dumps(
             [
@@ -462,6 +466,10 @@ async def test_a_configured_instrument_is_listed_and_simulated(tmp_path: Path) -
             "USD",
         )
         assert (listed[1].min_quantity, listed[1].maintenance_margin_rate) == ("1", "0")
+        assert (listed[1].swap_long_bps, listed[1].swap_short_bps) == ("-2.5", "0.75")
+        assert (listed[1].commission_per_million, listed[1].commission_per_lot) == ("30", "0.5")
+        assert listed[1].contract_size == "100"
+        assert (listed[0].swap_long_bps, listed[0].contract_size) == ("0", "1")
         stream = market.admin.StreamTicks(market_admin_pb2.StreamTicksRequest(), metadata=INTERNAL)
         while True:
             message = await asyncio.wait_for(stream.read(), 20)

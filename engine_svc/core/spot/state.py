@@ -174,8 +174,12 @@ def restore_state(body: bytes) -> SpotExchange:
     markets: dict[str, Market] = {}
     for raw in _list(parts[0]):
         row = _list(raw, 10)
-        ints = [_int(value) for value in row[3:]]
-        scale = Instrument.create(_str(row[2]), *ints)
+        tick, price_decimals, lot, quantity_decimals, leverage, m_num, m_den = (
+            _int(value) for value in row[3:]
+        )
+        scale = Instrument.create(
+            _str(row[2]), tick, price_decimals, lot, quantity_decimals, leverage, m_num, m_den
+        )
         market = Market.create(_str(row[0]), _str(row[1]), scale)
         markets[market.name] = market
     fees = _list(parts[1], 2)

@@ -22,6 +22,68 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class RunRolloverRequest(_message.Message):
+    """Request of EngineAdminService.RunRollover."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLLOVER_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rollover_time(self) -> _timestamp_pb2.Timestamp:
+        """A time at or after the rollover to charge: the last rollover at or before it is charged."""
+
+    def __init__(
+        self,
+        *,
+        rollover_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rollover_time", b"rollover_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rollover_time", b"rollover_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunRolloverRequest: _TypeAlias = RunRolloverRequest  # noqa: Y015
+
+@_typing.final
+class RunRolloverResponse(_message.Message):
+    """Result of EngineAdminService.RunRollover."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLLOVER_DATE_FIELD_NUMBER: _builtins.int
+    MULTIPLIER_FIELD_NUMBER: _builtins.int
+    POSITIONS_CHARGED_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    rollover_date: _builtins.str
+    """UTC date of the rollover charged, "YYYY-MM-DD"."""
+    multiplier: _builtins.int
+    """Number of daily swaps charged (3 on the triple swap weekday)."""
+    positions_charged: _builtins.int
+    """Positions whose swap was not zero."""
+    total: _builtins.str
+    """Their signed total in USD (negative: the house received it)."""
+    sequence: _builtins.int
+    """Engine sequence number of the rollover command."""
+    def __init__(
+        self,
+        *,
+        rollover_date: _builtins.str = ...,
+        multiplier: _builtins.int = ...,
+        positions_charged: _builtins.int = ...,
+        total: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["multiplier", b"multiplier", "positions_charged", b"positions_charged", "rollover_date", b"rollover_date", "sequence", b"sequence", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunRolloverResponse: _TypeAlias = RunRolloverResponse  # noqa: Y015
+
+@_typing.final
 class CreateAccountRequest(_message.Message):
     """Request of EngineAdminService.CreateAccount."""
 
@@ -261,7 +323,9 @@ class GetStatsResponse(_message.Message):
     recorded_sequence: _builtins.int
     """Last sequence number written to the SQL history."""
     house_balance: _builtins.str
-    """House balance in USD (spread of realized PnL and absorbed losses)."""
+    """House balance in USD (spread of realized PnL and absorbed losses, commissions received
+    and swaps net of credits).
+    """
     total_deposits: _builtins.str
     """Sum of all deposits in USD."""
     spot_wallets: _builtins.str

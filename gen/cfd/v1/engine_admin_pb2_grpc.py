@@ -56,6 +56,11 @@ class EngineAdminServiceStub:
                 request_serializer=cfd_dot_v1_dot_engine__admin__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_engine__admin__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.RunRollover = channel.unary_unary(
+                '/cfd.v1.EngineAdminService/RunRollover',
+                request_serializer=cfd_dot_v1_dot_engine__admin__pb2.RunRolloverRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_engine__admin__pb2.RunRolloverResponse.FromString,
+                _registered_method=True)
 
 
 class EngineAdminServiceServicer:
@@ -98,6 +103,17 @@ class EngineAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunRollover(self, request, context):
+        """Charge the swaps of the daily rollover at or before `rollover_time` now, as the engine's
+        rollover schedule (CFD_ROLLOVER_TIME, CFD_TRIPLE_SWAP_WEEKDAY) would: for operations and
+        tests. A rollover day is charged once.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED: no time, or a day not after the last one
+        charged), UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngineAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +136,11 @@ def add_EngineAdminServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=cfd_dot_v1_dot_engine__admin__pb2.GetStatsRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_engine__admin__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'RunRollover': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunRollover,
+                    request_deserializer=cfd_dot_v1_dot_engine__admin__pb2.RunRolloverRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_engine__admin__pb2.RunRolloverResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -232,6 +253,33 @@ class EngineAdminService:
             '/cfd.v1.EngineAdminService/GetStats',
             cfd_dot_v1_dot_engine__admin__pb2.GetStatsRequest.SerializeToString,
             cfd_dot_v1_dot_engine__admin__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunRollover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.EngineAdminService/RunRollover',
+            cfd_dot_v1_dot_engine__admin__pb2.RunRolloverRequest.SerializeToString,
+            cfd_dot_v1_dot_engine__admin__pb2.RunRolloverResponse.FromString,
             options,
             channel_credentials,
             insecure,

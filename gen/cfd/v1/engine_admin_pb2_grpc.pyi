@@ -54,6 +54,13 @@ class EngineAdminServiceStub:
     """Return engine figures: sequence, positions, journal and snapshot.
     Errors: UNAUTHENTICATED.
     """
+    RunRollover: _grpc.UnaryUnaryMultiCallable[_engine_admin_pb2.RunRolloverRequest, _engine_admin_pb2.RunRolloverResponse]
+    """Charge the swaps of the daily rollover at or before `rollover_time` now, as the engine's
+    rollover schedule (CFD_ROLLOVER_TIME, CFD_TRIPLE_SWAP_WEEKDAY) would: for operations and
+    tests. A rollover day is charged once.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED: no time, or a day not after the last one
+    charged), UNAUTHENTICATED.
+    """
 
 @_typing.type_check_only
 class EngineAdminServiceAsyncStub(EngineAdminServiceStub):
@@ -80,6 +87,13 @@ class EngineAdminServiceAsyncStub(EngineAdminServiceStub):
     GetStats: _aio.UnaryUnaryMultiCallable[_engine_admin_pb2.GetStatsRequest, _engine_admin_pb2.GetStatsResponse]  # type: ignore[assignment]
     """Return engine figures: sequence, positions, journal and snapshot.
     Errors: UNAUTHENTICATED.
+    """
+    RunRollover: _aio.UnaryUnaryMultiCallable[_engine_admin_pb2.RunRolloverRequest, _engine_admin_pb2.RunRolloverResponse]  # type: ignore[assignment]
+    """Charge the swaps of the daily rollover at or before `rollover_time` now, as the engine's
+    rollover schedule (CFD_ROLLOVER_TIME, CFD_TRIPLE_SWAP_WEEKDAY) would: for operations and
+    tests. A rollover day is charged once.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED: no time, or a day not after the last one
+    charged), UNAUTHENTICATED.
     """
 
 class EngineAdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -128,6 +142,19 @@ class EngineAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_engine_admin_pb2.GetStatsResponse, _abc.Awaitable[_engine_admin_pb2.GetStatsResponse]]:
         """Return engine figures: sequence, positions, journal and snapshot.
         Errors: UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def RunRollover(
+        self,
+        request: _engine_admin_pb2.RunRolloverRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engine_admin_pb2.RunRolloverResponse, _abc.Awaitable[_engine_admin_pb2.RunRolloverResponse]]:
+        """Charge the swaps of the daily rollover at or before `rollover_time` now, as the engine's
+        rollover schedule (CFD_ROLLOVER_TIME, CFD_TRIPLE_SWAP_WEEKDAY) would: for operations and
+        tests. A rollover day is charged once.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED: no time, or a day not after the last one
+        charged), UNAUTHENTICATED.
         """
 
 def add_EngineAdminServiceServicer_to_server(servicer: EngineAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63\x66\x64/v1/market.proto\x12\x06\x63\x66\x64.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x01\n\nInstrument\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x15\n\rbase_currency\x18\x03 \x01(\t\x12\x16\n\x0equote_currency\x18\x04 \x01(\t\x12\x11\n\ttick_size\x18\x05 \x01(\t\x12\x10\n\x08lot_step\x18\x06 \x01(\t\x12\x14\n\x0cmin_quantity\x18\x07 \x01(\t\x12\x14\n\x0cmax_leverage\x18\x08 \x01(\x05\x12\x1f\n\x17maintenance_margin_rate\x18\t \x01(\t\x12\x15\n\rcontract_size\x18\n \x01(\t\"\xcb\x01\n\x06Ticker\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04open\x18\x02 \x01(\t\x12\x0c\n\x04high\x18\x03 \x01(\t\x12\x0b\n\x03low\x18\x04 \x01(\t\x12\x0c\n\x04last\x18\x05 \x01(\t\x12\x0e\n\x06\x63hange\x18\x06 \x01(\t\x12\x16\n\x0e\x63hange_percent\x18\x07 \x01(\t\x12\x0e\n\x06volume\x18\x08 \x01(\t\x12\x0b\n\x03\x62id\x18\t \x01(\t\x12\x0b\n\x03\x61sk\x18\n \x01(\t\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd3\x01\n\x06\x43\x61ndle\x12-\n\topen_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\x03 \x01(\t\x12\x0c\n\x04high\x18\x04 \x01(\t\x12\x0b\n\x03low\x18\x05 \x01(\t\x12\r\n\x05\x63lose\x18\x06 \x01(\t\x12\x0e\n\x06volume\x18\x07 \x01(\t\x12\x12\n\ntick_count\x18\x08 \x01(\x03\x12\x0e\n\x06\x63losed\x18\t \x01(\x08\"\x18\n\x16ListInstrumentsRequest\"B\n\x17ListInstrumentsResponse\x12\'\n\x0binstruments\x18\x01 \x03(\x0b\x32\x12.cfd.v1.Instrument\"\"\n\x10GetTickerRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"3\n\x11GetTickerResponse\x12\x1e\n\x06ticker\x18\x01 \x01(\x0b\x32\x0e.cfd.v1.Ticker\"\xba\x01\n\x11GetCandlesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12(\n\x08interval\x18\x02 \x01(\x0e\x32\x16.cfd.v1.CandleInterval\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x05 \x01(\x05\"5\n\x12GetCandlesResponse\x12\x1f\n\x07\x63\x61ndles\x18\x01 \x03(\x0b\x32\x0e.cfd.v1.Candle\"P\n\x14StreamCandlesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12(\n\x08interval\x18\x02 \x01(\x0e\x32\x16.cfd.v1.CandleInterval\"q\n\x15StreamCandlesResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12(\n\x08interval\x18\x02 \x01(\x0e\x32\x16.cfd.v1.CandleInterval\x12\x1e\n\x06\x63\x61ndle\x18\x03 \x01(\x0b\x32\x0e.cfd.v1.Candle*\xda\x01\n\x0e\x43\x61ndleInterval\x12\x1f\n\x1b\x43\x41NDLE_INTERVAL_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1M\x10\x01\x12\x16\n\x12\x43\x41NDLE_INTERVAL_5M\x10\x02\x12\x17\n\x13\x43\x41NDLE_INTERVAL_15M\x10\x03\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1H\x10\x04\x12\x16\n\x12\x43\x41NDLE_INTERVAL_4H\x10\x05\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1D\x10\x06\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1W\x10\x07\x32\xdb\x03\n\x11MarketDataService\x12k\n\x0fListInstruments\x12\x1e.cfd.v1.ListInstrumentsRequest\x1a\x1f.cfd.v1.ListInstrumentsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/instruments\x12i\n\tGetTicker\x12\x18.cfd.v1.GetTickerRequest\x1a\x19.cfd.v1.GetTickerResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/instruments/{symbol}/ticker\x12m\n\nGetCandles\x12\x19.cfd.v1.GetCandlesRequest\x1a\x1a.cfd.v1.GetCandlesResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/instruments/{symbol}/candles\x12\x7f\n\rStreamCandles\x12\x1c.cfd.v1.StreamCandlesRequest\x1a\x1d.cfd.v1.StreamCandlesResponse\"/\x82\xd3\xe4\x93\x02)\x12\'/v1/instruments/{symbol}/candles:stream0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x63\x66\x64/v1/market.proto\x12\x06\x63\x66\x64.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x02\n\nInstrument\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x15\n\rbase_currency\x18\x03 \x01(\t\x12\x16\n\x0equote_currency\x18\x04 \x01(\t\x12\x11\n\ttick_size\x18\x05 \x01(\t\x12\x10\n\x08lot_step\x18\x06 \x01(\t\x12\x14\n\x0cmin_quantity\x18\x07 \x01(\t\x12\x14\n\x0cmax_leverage\x18\x08 \x01(\x05\x12\x1f\n\x17maintenance_margin_rate\x18\t \x01(\t\x12\x15\n\rcontract_size\x18\n \x01(\t\x12\x15\n\rswap_long_bps\x18\x0b \x01(\t\x12\x16\n\x0eswap_short_bps\x18\x0c \x01(\t\x12\x1e\n\x16\x63ommission_per_million\x18\r \x01(\t\x12\x1a\n\x12\x63ommission_per_lot\x18\x0e \x01(\t\"\xcb\x01\n\x06Ticker\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0c\n\x04open\x18\x02 \x01(\t\x12\x0c\n\x04high\x18\x03 \x01(\t\x12\x0b\n\x03low\x18\x04 \x01(\t\x12\x0c\n\x04last\x18\x05 \x01(\t\x12\x0e\n\x06\x63hange\x18\x06 \x01(\t\x12\x16\n\x0e\x63hange_percent\x18\x07 \x01(\t\x12\x0e\n\x06volume\x18\x08 \x01(\t\x12\x0b\n\x03\x62id\x18\t \x01(\t\x12\x0b\n\x03\x61sk\x18\n \x01(\t\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd3\x01\n\x06\x43\x61ndle\x12-\n\topen_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04open\x18\x03 \x01(\t\x12\x0c\n\x04high\x18\x04 \x01(\t\x12\x0b\n\x03low\x18\x05 \x01(\t\x12\r\n\x05\x63lose\x18\x06 \x01(\t\x12\x0e\n\x06volume\x18\x07 \x01(\t\x12\x12\n\ntick_count\x18\x08 \x01(\x03\x12\x0e\n\x06\x63losed\x18\t \x01(\x08\"\x18\n\x16ListInstrumentsRequest\"B\n\x17ListInstrumentsResponse\x12\'\n\x0binstruments\x18\x01 \x03(\x0b\x32\x12.cfd.v1.Instrument\"\"\n\x10GetTickerRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\"3\n\x11GetTickerResponse\x12\x1e\n\x06ticker\x18\x01 \x01(\x0b\x32\x0e.cfd.v1.Ticker\"\xba\x01\n\x11GetCandlesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12(\n\x08interval\x18\x02 \x01(\x0e\x32\x16.cfd.v1.CandleInterval\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x05 \x01(\x05\"5\n\x12GetCandlesResponse\x12\x1f\n\x07\x63\x61ndles\x18\x01 \x03(\x0b\x32\x0e.cfd.v1.Candle\"P\n\x14StreamCandlesRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12(\n\x08interval\x18\x02 \x01(\x0e\x32\x16.cfd.v1.CandleInterval\"q\n\x15StreamCandlesResponse\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12(\n\x08interval\x18\x02 \x01(\x0e\x32\x16.cfd.v1.CandleInterval\x12\x1e\n\x06\x63\x61ndle\x18\x03 \x01(\x0b\x32\x0e.cfd.v1.Candle*\xda\x01\n\x0e\x43\x61ndleInterval\x12\x1f\n\x1b\x43\x41NDLE_INTERVAL_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1M\x10\x01\x12\x16\n\x12\x43\x41NDLE_INTERVAL_5M\x10\x02\x12\x17\n\x13\x43\x41NDLE_INTERVAL_15M\x10\x03\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1H\x10\x04\x12\x16\n\x12\x43\x41NDLE_INTERVAL_4H\x10\x05\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1D\x10\x06\x12\x16\n\x12\x43\x41NDLE_INTERVAL_1W\x10\x07\x32\xdb\x03\n\x11MarketDataService\x12k\n\x0fListInstruments\x12\x1e.cfd.v1.ListInstrumentsRequest\x1a\x1f.cfd.v1.ListInstrumentsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/instruments\x12i\n\tGetTicker\x12\x18.cfd.v1.GetTickerRequest\x1a\x19.cfd.v1.GetTickerResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/instruments/{symbol}/ticker\x12m\n\nGetCandles\x12\x19.cfd.v1.GetCandlesRequest\x1a\x1a.cfd.v1.GetCandlesResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/instruments/{symbol}/candles\x12\x7f\n\rStreamCandles\x12\x1c.cfd.v1.StreamCandlesRequest\x1a\x1d.cfd.v1.StreamCandlesResponse\"/\x82\xd3\xe4\x93\x02)\x12\'/v1/instruments/{symbol}/candles:stream0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,30 +41,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MARKETDATASERVICE'].methods_by_name['GetCandles']._serialized_options = b'\202\323\344\223\002\"\022 /v1/instruments/{symbol}/candles'
   _globals['_MARKETDATASERVICE'].methods_by_name['StreamCandles']._loaded_options = None
   _globals['_MARKETDATASERVICE'].methods_by_name['StreamCandles']._serialized_options = b'\202\323\344\223\002)\022\'/v1/instruments/{symbol}/candles:stream'
-  _globals['_CANDLEINTERVAL']._serialized_start=1376
-  _globals['_CANDLEINTERVAL']._serialized_end=1594
+  _globals['_CANDLEINTERVAL']._serialized_start=1483
+  _globals['_CANDLEINTERVAL']._serialized_end=1701
   _globals['_INSTRUMENT']._serialized_start=95
-  _globals['_INSTRUMENT']._serialized_end=329
-  _globals['_TICKER']._serialized_start=332
-  _globals['_TICKER']._serialized_end=535
-  _globals['_CANDLE']._serialized_start=538
-  _globals['_CANDLE']._serialized_end=749
-  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=751
-  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=775
-  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=777
-  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=843
-  _globals['_GETTICKERREQUEST']._serialized_start=845
-  _globals['_GETTICKERREQUEST']._serialized_end=879
-  _globals['_GETTICKERRESPONSE']._serialized_start=881
-  _globals['_GETTICKERRESPONSE']._serialized_end=932
-  _globals['_GETCANDLESREQUEST']._serialized_start=935
-  _globals['_GETCANDLESREQUEST']._serialized_end=1121
-  _globals['_GETCANDLESRESPONSE']._serialized_start=1123
-  _globals['_GETCANDLESRESPONSE']._serialized_end=1176
-  _globals['_STREAMCANDLESREQUEST']._serialized_start=1178
-  _globals['_STREAMCANDLESREQUEST']._serialized_end=1258
-  _globals['_STREAMCANDLESRESPONSE']._serialized_start=1260
-  _globals['_STREAMCANDLESRESPONSE']._serialized_end=1373
-  _globals['_MARKETDATASERVICE']._serialized_start=1597
-  _globals['_MARKETDATASERVICE']._serialized_end=2072
+  _globals['_INSTRUMENT']._serialized_end=436
+  _globals['_TICKER']._serialized_start=439
+  _globals['_TICKER']._serialized_end=642
+  _globals['_CANDLE']._serialized_start=645
+  _globals['_CANDLE']._serialized_end=856
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_start=858
+  _globals['_LISTINSTRUMENTSREQUEST']._serialized_end=882
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_start=884
+  _globals['_LISTINSTRUMENTSRESPONSE']._serialized_end=950
+  _globals['_GETTICKERREQUEST']._serialized_start=952
+  _globals['_GETTICKERREQUEST']._serialized_end=986
+  _globals['_GETTICKERRESPONSE']._serialized_start=988
+  _globals['_GETTICKERRESPONSE']._serialized_end=1039
+  _globals['_GETCANDLESREQUEST']._serialized_start=1042
+  _globals['_GETCANDLESREQUEST']._serialized_end=1228
+  _globals['_GETCANDLESRESPONSE']._serialized_start=1230
+  _globals['_GETCANDLESRESPONSE']._serialized_end=1283
+  _globals['_STREAMCANDLESREQUEST']._serialized_start=1285
+  _globals['_STREAMCANDLESREQUEST']._serialized_end=1365
+  _globals['_STREAMCANDLESRESPONSE']._serialized_start=1367
+  _globals['_STREAMCANDLESRESPONSE']._serialized_end=1480
+  _globals['_MARKETDATASERVICE']._serialized_start=1704
+  _globals['_MARKETDATASERVICE']._serialized_end=2179
 # @@protoc_insertion_point(module_scope)

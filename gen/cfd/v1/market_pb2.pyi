@@ -80,6 +80,10 @@ class Instrument(_message.Message):
     MAX_LEVERAGE_FIELD_NUMBER: _builtins.int
     MAINTENANCE_MARGIN_RATE_FIELD_NUMBER: _builtins.int
     CONTRACT_SIZE_FIELD_NUMBER: _builtins.int
+    SWAP_LONG_BPS_FIELD_NUMBER: _builtins.int
+    SWAP_SHORT_BPS_FIELD_NUMBER: _builtins.int
+    COMMISSION_PER_MILLION_FIELD_NUMBER: _builtins.int
+    COMMISSION_PER_LOT_FIELD_NUMBER: _builtins.int
     symbol: _builtins.str
     """Symbol, e.g. "BTCUSD"."""
     display_name: _builtins.str
@@ -100,6 +104,16 @@ class Instrument(_message.Message):
     """Maintenance margin as a fraction of the entry notional, e.g. "0" or "0.005"."""
     contract_size: _builtins.str
     """Units of the base currency in one lot, e.g. "1": volume_lots = quantity / contract_size."""
+    swap_long_bps: _builtins.str
+    """Daily swap of a long position in basis points of its entry notional, signed: negative
+    charged, positive credited; three times on the triple swap weekday. "0" when none.
+    """
+    swap_short_bps: _builtins.str
+    """Daily swap of a short position, as swap_long_bps."""
+    commission_per_million: _builtins.str
+    """Commission in USD per 1,000,000 USD of notional, on every open and close."""
+    commission_per_lot: _builtins.str
+    """Commission in USD per lot (contract_size base units), with the one above."""
     def __init__(
         self,
         *,
@@ -113,10 +127,14 @@ class Instrument(_message.Message):
         max_leverage: _builtins.int = ...,
         maintenance_margin_rate: _builtins.str = ...,
         contract_size: _builtins.str = ...,
+        swap_long_bps: _builtins.str = ...,
+        swap_short_bps: _builtins.str = ...,
+        commission_per_million: _builtins.str = ...,
+        commission_per_lot: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_currency", b"base_currency", "contract_size", b"contract_size", "display_name", b"display_name", "lot_step", b"lot_step", "maintenance_margin_rate", b"maintenance_margin_rate", "max_leverage", b"max_leverage", "min_quantity", b"min_quantity", "quote_currency", b"quote_currency", "symbol", b"symbol", "tick_size", b"tick_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_currency", b"base_currency", "commission_per_lot", b"commission_per_lot", "commission_per_million", b"commission_per_million", "contract_size", b"contract_size", "display_name", b"display_name", "lot_step", b"lot_step", "maintenance_margin_rate", b"maintenance_margin_rate", "max_leverage", b"max_leverage", "min_quantity", b"min_quantity", "quote_currency", b"quote_currency", "swap_long_bps", b"swap_long_bps", "swap_short_bps", b"swap_short_bps", "symbol", b"symbol", "tick_size", b"tick_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -190,6 +190,11 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A cross account's margin level fell to or below its margin call level (`margin_call`);
     emitted once per crossing.
     """
+    EVENT_TYPE_SWAP_CHARGED: _EventType.ValueType  # 18
+    """A rollover charged or credited a position's swap (`swap_charge`, and `position` after
+    it: an isolated position's margin moved; a cross account's balance moved, with a
+    BALANCE_CHANGED of kind SWAP).
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """Kind of account event."""
@@ -236,6 +241,11 @@ EVENT_TYPE_MARGIN_CALL: EventType.ValueType  # 17
 """A cross account's margin level fell to or below its margin call level (`margin_call`);
 emitted once per crossing.
 """
+EVENT_TYPE_SWAP_CHARGED: EventType.ValueType  # 18
+"""A rollover charged or credited a position's swap (`swap_charge`, and `position` after
+it: an isolated position's margin moved; a cross account's balance moved, with a
+BALANCE_CHANGED of kind SWAP).
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 class _BalanceChangeKind:
@@ -254,6 +264,10 @@ class _BalanceChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Bal
     """Margin and realized PnL returned to the balance by a close."""
     BALANCE_CHANGE_KIND_TRANSFER: _BalanceChangeKind.ValueType  # 4
     """USD moved to or from the spot wallet (TransferFunds; negative amount: to the wallet)."""
+    BALANCE_CHANGE_KIND_COMMISSION: _BalanceChangeKind.ValueType  # 5
+    """Commission charged on an open (a close's commission is netted in POSITION_SETTLED)."""
+    BALANCE_CHANGE_KIND_SWAP: _BalanceChangeKind.ValueType  # 6
+    """Swap charged (negative) or credited at a rollover to a cross account's balance."""
 
 class BalanceChangeKind(_BalanceChangeKind, metaclass=_BalanceChangeKindEnumTypeWrapper):
     """Why the balance changed."""
@@ -268,6 +282,10 @@ BALANCE_CHANGE_KIND_POSITION_SETTLED: BalanceChangeKind.ValueType  # 3
 """Margin and realized PnL returned to the balance by a close."""
 BALANCE_CHANGE_KIND_TRANSFER: BalanceChangeKind.ValueType  # 4
 """USD moved to or from the spot wallet (TransferFunds; negative amount: to the wallet)."""
+BALANCE_CHANGE_KIND_COMMISSION: BalanceChangeKind.ValueType  # 5
+"""Commission charged on an open (a close's commission is netted in POSITION_SETTLED)."""
+BALANCE_CHANGE_KIND_SWAP: BalanceChangeKind.ValueType  # 6
+"""Swap charged (negative) or credited at a rollover to a cross account's balance."""
 Global___BalanceChangeKind: _TypeAlias = BalanceChangeKind  # noqa: Y015
 
 @_typing.final
@@ -298,6 +316,8 @@ class Position(_message.Message):
     CLOSE_REASON_FIELD_NUMBER: _builtins.int
     HOUSE_COVERED_LOSS_FIELD_NUMBER: _builtins.int
     VOLUME_LOTS_FIELD_NUMBER: _builtins.int
+    SWAP_FIELD_NUMBER: _builtins.int
+    COMMISSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Opaque id."""
     symbol: _builtins.str
@@ -344,6 +364,16 @@ class Position(_message.Message):
     """
     volume_lots: _builtins.str
     """`quantity` in lots: quantity / the instrument's contract size, exact."""
+    swap: _builtins.str
+    """Swap settled by rollovers, in USD, signed (negative: charged). Open: all the rollovers
+    charged it so far, less what partial closes took. Closed entry: the closed quantity's
+    share (pro rata, rounded toward zero; a full close takes the rest).
+    """
+    commission: _builtins.str
+    """Commission paid, in USD. Open: the opening commission, less what partial closes took.
+    Closed entry: its share of the opening commission plus the commission of this close.
+    Commissions round up to 1e-6 USD, swaps down (both in the house's favour).
+    """
     @_builtins.property
     def open_time(self) -> _timestamp_pb2.Timestamp:
         """When the position was opened."""
@@ -377,10 +407,12 @@ class Position(_message.Message):
         close_reason: Global___CloseReason.ValueType = ...,
         house_covered_loss: _builtins.str = ...,
         volume_lots: _builtins.str = ...,
+        swap: _builtins.str = ...,
+        commission: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "open_time", b"open_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "close_price", b"close_price", "close_reason", b"close_reason", "close_time", b"close_time", "entry_price", b"entry_price", "house_covered_loss", b"house_covered_loss", "id", b"id", "leverage", b"leverage", "liquidation_price", b"liquidation_price", "margin", b"margin", "open_time", b"open_time", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "side", b"side", "status", b"status", "stop_loss", b"stop_loss", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trailing_stop_price", b"trailing_stop_price", "unrealized_pnl", b"unrealized_pnl", "volume_lots", b"volume_lots"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "close_price", b"close_price", "close_reason", b"close_reason", "close_time", b"close_time", "commission", b"commission", "entry_price", b"entry_price", "house_covered_loss", b"house_covered_loss", "id", b"id", "leverage", b"leverage", "liquidation_price", b"liquidation_price", "margin", b"margin", "open_time", b"open_time", "quantity", b"quantity", "realized_pnl", b"realized_pnl", "side", b"side", "status", b"status", "stop_loss", b"stop_loss", "swap", b"swap", "symbol", b"symbol", "take_profit", b"take_profit", "trailing_distance", b"trailing_distance", "trailing_stop_price", b"trailing_stop_price", "unrealized_pnl", b"unrealized_pnl", "volume_lots", b"volume_lots"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -509,6 +541,8 @@ class AccountSummary(_message.Message):
     STOP_OUT_DISTANCE_FIELD_NUMBER: _builtins.int
     MARGIN_CALL_FIELD_NUMBER: _builtins.int
     POSITION_MODE_FIELD_NUMBER: _builtins.int
+    SWAP_FIELD_NUMBER: _builtins.int
+    COMMISSION_FIELD_NUMBER: _builtins.int
     balance: _builtins.str
     """Isolated: free cash. Cross: the cash, which only realised PnL changes."""
     used_margin: _builtins.str
@@ -545,6 +579,10 @@ class AccountSummary(_message.Message):
     """
     position_mode: _common_pb2.PositionMode.ValueType
     """Hedging or netting."""
+    swap: _builtins.str
+    """Sum of the open positions' swap, in USD (already in the balance or the margins)."""
+    commission: _builtins.str
+    """Sum of the open positions' opening commissions, in USD (already paid from the balance)."""
     def __init__(
         self,
         *,
@@ -561,14 +599,46 @@ class AccountSummary(_message.Message):
         stop_out_distance: _builtins.str = ...,
         margin_call: _builtins.bool = ...,
         position_mode: _common_pb2.PositionMode.ValueType = ...,
+        swap: _builtins.str = ...,
+        commission: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_call", b"margin_call", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "margin_mode", b"margin_mode", "position_mode", b"position_mode", "stop_out_distance", b"stop_out_distance", "stop_out_level", b"stop_out_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "commission", b"commission", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_call", b"margin_call", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "margin_mode", b"margin_mode", "position_mode", b"position_mode", "stop_out_distance", b"stop_out_distance", "stop_out_level", b"stop_out_level", "swap", b"swap", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AccountSummary: _TypeAlias = AccountSummary  # noqa: Y015
+
+@_typing.final
+class SwapCharge(_message.Message):
+    """A rollover's swap on one position."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    MULTIPLIER_FIELD_NUMBER: _builtins.int
+    ROLLOVER_DATE_FIELD_NUMBER: _builtins.int
+    amount: _builtins.str
+    """Signed amount, in USD: negative charged, positive credited."""
+    multiplier: _builtins.int
+    """Number of daily swaps charged (3 on the triple swap weekday)."""
+    rollover_date: _builtins.str
+    """UTC date of the rollover, "YYYY-MM-DD"."""
+    def __init__(
+        self,
+        *,
+        amount: _builtins.str = ...,
+        multiplier: _builtins.int = ...,
+        rollover_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "multiplier", b"multiplier", "rollover_date", b"rollover_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SwapCharge: _TypeAlias = SwapCharge  # noqa: Y015
 
 @_typing.final
 class BalanceChange(_message.Message):
@@ -640,6 +710,8 @@ class GetAccountResponse(_message.Message):
     STOP_OUT_DISTANCE_FIELD_NUMBER: _builtins.int
     MARGIN_CALL_FIELD_NUMBER: _builtins.int
     POSITION_MODE_FIELD_NUMBER: _builtins.int
+    SWAP_FIELD_NUMBER: _builtins.int
+    COMMISSION_FIELD_NUMBER: _builtins.int
     balance: _builtins.str
     """Isolated: free cash. Cross: the cash, which only realised PnL changes."""
     used_margin: _builtins.str
@@ -676,6 +748,10 @@ class GetAccountResponse(_message.Message):
     """
     position_mode: _common_pb2.PositionMode.ValueType
     """Hedging or netting."""
+    swap: _builtins.str
+    """Sum of the open positions' swap, in USD (already in the balance or the margins)."""
+    commission: _builtins.str
+    """Sum of the open positions' opening commissions, in USD (already paid from the balance)."""
     def __init__(
         self,
         *,
@@ -692,10 +768,12 @@ class GetAccountResponse(_message.Message):
         stop_out_distance: _builtins.str = ...,
         margin_call: _builtins.bool = ...,
         position_mode: _common_pb2.PositionMode.ValueType = ...,
+        swap: _builtins.str = ...,
+        commission: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_call", b"margin_call", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "margin_mode", b"margin_mode", "position_mode", b"position_mode", "stop_out_distance", b"stop_out_distance", "stop_out_level", b"stop_out_level", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "commission", b"commission", "currency", b"currency", "equity", b"equity", "free_margin", b"free_margin", "margin_call", b"margin_call", "margin_call_level", b"margin_call_level", "margin_level", b"margin_level", "margin_mode", b"margin_mode", "position_mode", b"position_mode", "stop_out_distance", b"stop_out_distance", "stop_out_level", b"stop_out_level", "swap", b"swap", "unrealized_pnl", b"unrealized_pnl", "used_margin", b"used_margin"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1651,6 +1729,7 @@ class StreamEventsResponse(_message.Message):
     SPOT_ORDER_FIELD_NUMBER: _builtins.int
     SPOT_FILL_FIELD_NUMBER: _builtins.int
     MARGIN_CALL_FIELD_NUMBER: _builtins.int
+    SWAP_CHARGE_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Engine sequence number of the command that produced the event."""
     type: Global___EventType.ValueType
@@ -1685,6 +1764,10 @@ class StreamEventsResponse(_message.Message):
     def margin_call(self) -> Global___MarginCall:
         """The account's figures when the margin call happened (MARGIN_CALL)."""
 
+    @_builtins.property
+    def swap_charge(self) -> Global___SwapCharge:
+        """The swap a rollover charged or credited (SWAP_CHARGED)."""
+
     def __init__(
         self,
         *,
@@ -1698,10 +1781,11 @@ class StreamEventsResponse(_message.Message):
         spot_order: _exchange_pb2.SpotOrder | None = ...,
         spot_fill: _exchange_pb2.SpotFill | None = ...,
         margin_call: Global___MarginCall | None = ...,
+        swap_charge: Global___SwapCharge | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "margin_call", b"margin_call", "order", b"order", "position", b"position", "spot_fill", b"spot_fill", "spot_order", b"spot_order", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "margin_call", b"margin_call", "order", b"order", "position", b"position", "spot_fill", b"spot_fill", "spot_order", b"spot_order", "swap_charge", b"swap_charge", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "index", b"index", "margin_call", b"margin_call", "order", b"order", "position", b"position", "sequence", b"sequence", "spot_fill", b"spot_fill", "spot_order", b"spot_order", "time", b"time", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_change", b"balance_change", "index", b"index", "margin_call", b"margin_call", "order", b"order", "position", b"position", "sequence", b"sequence", "spot_fill", b"spot_fill", "spot_order", b"spot_order", "swap_charge", b"swap_charge", "time", b"time", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,4 +1,4 @@
-"""Account figures and the margin call event as the API shows them."""
+"""Account figures, swaps, commissions and the margin call event as the API shows them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from engine_svc.convert import (
 )
 from engine_svc.core import (
     ApplyQuote,
+    BalanceChanged,
+    ChargeSwaps,
     ClosedPosition,
     ClosePosition,
     Core,
@@ -24,9 +26,12 @@ from engine_svc.core import (
     OrderType,
     OrderView,
     PlaceOrder,
+    PositionClosed,
     PositionMode,
     PositionView,
     Side,
+    SwapCharged,
+    make_charges,
     make_instrument,
 )
 
@@ -108,3 +113,46 @@ def test_positions_orders_and_closes_show_their_quantity_in_lots() -> None:
     # An entry recorded before volumes existed gets its volume when it is read.
     entry.ClearField("volume_lots")
     assert with_volume_lots(entry, {"XRPUSD": xrp}).volume_lots == "0.500"
+
+
+def _charged() -> Core:
+    charges = make_charges(swap_long_bps="-10", commission_per_million="30")
+    core = Core({"BTCUSD": make_instrument("BTCUSD", "0.01", "0.0001", 100, "0", charges=charges)})
+    core.apply(CreateAccount(1, 0, "i", 1000 * USD))
+    core.apply(ApplyQuote(2, 0, "BTCUSD", 5_999_000, 6_000_000))
+    core.apply(OpenPosition(3, 0, "i", "BTCUSD", Side.BUY, 10, 1000))
+    return core
+
+
+def test_a_swap_event_shows_the_amount_the_date_and_the_position() -> None:
+    core = _charged()
+    # Day 19723 is 2024-01-01.
+    result = core.apply(ChargeSwaps(4, 0, 19_723, 10, 3))
+    (event,) = result.events
+    assert isinstance(event, SwapCharged)
+    message = event_message(AccountEvent(4, 0, event), core.instruments)
+    assert message.type == trading_pb2.EVENT_TYPE_SWAP_CHARGED
+    charge = message.swap_charge
+    assert (charge.amount, charge.multiplier, charge.rollover_date) == ("-18.00", 3, "2024-01-01")
+    assert (message.position.swap, message.position.margin) == ("-18.00", "582.00")
+    assert message.position.commission == "0.18"
+
+
+def test_positions_closes_and_accounts_show_swaps_and_commissions() -> None:
+    core = _charged()
+    core.apply(ChargeSwaps(4, 0, 19_723, 10, 1))
+    summary = core.account_summary("i")
+    assert summary is not None
+    account = summary_message(summary, trading_pb2.GetAccountResponse)
+    assert (account.swap, account.commission) == ("-6.00", "0.18")
+    opened = core.apply(OpenPosition(5, 0, "i", "BTCUSD", Side.BUY, 10, 10))
+    commission = [e for e in opened.events if isinstance(e, BalanceChanged)][-1]
+    message = event_message(AccountEvent(5, 1, commission), core.instruments)
+    assert message.balance_change.kind == trading_pb2.BALANCE_CHANGE_KIND_COMMISSION
+    assert message.balance_change.amount == "-0.0018"
+    closed = core.apply(ClosePosition(6, 0, "i", "p-3"))
+    close = closed.events[0]
+    assert isinstance(close, PositionClosed)
+    entry = event_message(AccountEvent(6, 0, close), core.instruments).position
+    # 0.18 on the open, 5999.00 x 0.1 x 30 / 10^6 = 0.17997 on the close.
+    assert (entry.swap, entry.commission) == ("-6.00", "0.35997")

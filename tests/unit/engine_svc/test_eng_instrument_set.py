@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,64 @@ def test_the_configured_contract_size_replaces_the_restored_one(tmp_path: Path) 
     assert core.instruments["XRPUSD"].format_volume_lots(1500) == "1.500"
     recorded = read_recorded(tmp_path / INSTRUMENTS_FILE)
     assert recorded is not None and recorded["XRPUSD"].contract_size == "1000"
+
+
+def test_swap_and_commission_rates_are_recorded_and_refused_when_changed(
+    tmp_path: Path,
+) -> None:
+    spec = InstrumentSpec(
+        "XRPUSD", "XRP", "XRP", "0.0001", "1", 50, "0", "100", "-2.5", "1", "30", "0.5"
+    )
+    configured = {**default_instruments(), **core_instruments([spec])}
+    charges = configured["XRPUSD"].charges
+    assert (charges.swap_long, charges.swap_short) == (-25_000, 10_000)
+    assert (charges.commission_per_million, charges.commission_per_lot) == (30_000_000, 500_000)
+    assert configured["XRPUSD"].contract_size == "100"
+    adopt_instruments(Core(configured), configured, tmp_path, fsync=False)
+    assert read_recorded(tmp_path / INSTRUMENTS_FILE) == configured
+    cheaper = {
+        **configured,
+        "XRPUSD": core_instruments([dataclasses.replace(spec, commission_per_million="20")])[
+            "XRPUSD"
+        ],
+    }
+    with pytest.raises(InstrumentChangeError, match="XRPUSD: commission_per_million is 30 in"):
+        adopt_instruments(Core(cheaper), cheaper, tmp_path, fsync=False)
+    swapless = {**configured, "XRPUSD": XRP}
+    with pytest.raises(InstrumentChangeError, match=r"XRPUSD: swap_long_bps is -2\.5 in"):
+        adopt_instruments(Core(swapless), swapless, tmp_path, fsync=False)
+
+
+def test_a_file_recorded_before_charges_reads_as_free_of_them(tmp_path: Path) -> None:
+    path = tmp_path / INSTRUMENTS_FILE
+    path.write_text(
+        '[{"symbol": "XRPUSD", "tick_size": "0.0001", "lot_step": "1", "max_leverage": 50,'
+        ' "maintenance_margin_rate": "0"}]'
+    )
+    assert read_recorded(path) == {"XRPUSD": XRP}
+
+
+def test_a_contract_size_change_is_refused_only_with_a_commission_per_lot(
+    tmp_path: Path,
+) -> None:
+    # The commission per lot is per lot of the contract size: replay depends on it.
+    spec = InstrumentSpec("XRPUSD", "XRP", "XRP", "0.0001", "1", 50, "0", "1000")
+    per_lot = dataclasses.replace(spec, commission_per_lot="0.5")
+    configured = core_instruments([per_lot])
+    adopt_instruments(Core(configured), configured, tmp_path, fsync=False)
+    bigger = core_instruments([dataclasses.replace(per_lot, contract_size="10000")])
+    with pytest.raises(InstrumentChangeError, match="XRPUSD: contract_size is 1000 in"):
+        adopt_instruments(Core(configured), bigger, tmp_path, fsync=False)
+    # A snapshot holds the contract size of such an instrument, so it refuses it too.
+    restored = Core.restore(Core(configured).snapshot())
+    assert restored.instruments["XRPUSD"].contract_size == "1000"
+    with pytest.raises(InstrumentChangeError, match="contract_size is 1000 in the engine snapshot"):
+        adopt_instruments(restored, bigger, tmp_path / "missing", fsync=False)
+    # Without a commission per lot the contract size may change, as before charges.
+    other = tmp_path / "free"
+    other.mkdir()
+    free = core_instruments([spec])
+    adopt_instruments(Core(free), free, other, fsync=False)
+    resized = core_instruments([dataclasses.replace(spec, contract_size="10")])
+    core = adopt_instruments(Core.restore(Core(free).snapshot()), resized, other, fsync=False)
+    assert core.instruments["XRPUSD"].contract_size == "10"

@@ -13,6 +13,7 @@ from cfd.v1 import trading_pb2
 from cfd.v1.exchange_pb2 import LIQUIDITY_TAKER, SpotFill
 from engine_svc.core import (
     ApplyQuote,
+    ChargeSwaps,
     ClosePosition,
     Core,
     CreateAccount,
@@ -22,6 +23,8 @@ from engine_svc.core import (
     PlaceOrder,
     Side,
     TransferFunds,
+    make_charges,
+    make_instrument,
 )
 from engine_svc.core.spot import PlaceSpotOrder, SpotOrderType
 from engine_svc.core.spot.enums import TransferDirection
@@ -226,8 +229,70 @@ async def test_a_version_1_history_gains_the_spot_tables(tmp_path: Path) -> None
     assert await history.recorded_seq() == 7
     async with history.engine.connect() as conn:
         version = (await conn.execute(select(schema_version_table.c.version))).scalar_one()
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
     await history.engine.dispose()
+
+
+async def test_a_version_2_history_gains_swap_and_commission_columns(tmp_path: Path) -> None:
+    history = HistoryStore(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'h.sqlite3'}"))
+    row = {
+        "account_id": "a", "seq": 5, "idx": 0, "position_id": "p-3", "symbol": "BTCUSD",
+        "side": "BUY", "quantity": "0.001", "leverage": 10, "entry_price": "1", "close_price": "2",
+        "margin": "1", "realized_pnl": "1", "house_covered_loss": "0", "close_reason": "USER",
+        "open_time_ns": 1, "close_time_ns": 2, "data": b"",
+    }  # fmt: skip
+    async with history.engine.begin() as conn:
+        # What the version 2 build created: its closed entries had no swap and commission.
+        await conn.run_sync(schema_version_table.create)
+        await conn.run_sync(MIGRATIONS[0])
+        await conn.run_sync(MIGRATIONS[1])
+        for column in ("swap", "commission"):
+            await conn.exec_driver_sql(f"ALTER TABLE {closed_positions.name} DROP COLUMN {column}")
+        await conn.exec_driver_sql(
+            f"INSERT INTO {closed_positions.name} ({', '.join(row)}) "
+            f"VALUES ({', '.join('?' for _ in row)})",
+            tuple(row.values()),
+        )
+        await conn.execute(schema_version_table.insert().values(id=1, version=2))
+        await conn.execute(recorder_state.insert().values(id=1, seq=5))
+    await history.create_schema()
+    async with history.engine.connect() as conn:
+        figures = (
+            await conn.execute(select(closed_positions.c.swap, closed_positions.c.commission))
+        ).one()
+        version = (await conn.execute(select(schema_version_table.c.version))).scalar_one()
+    assert tuple(figures) == ("0", "0") and version == 3
+    await history.engine.dispose()
+
+
+async def test_closed_entries_record_their_swap_and_commission(
+    store: HistoryStore, tmp_path: Path
+) -> None:
+    feed = Feed()
+    charges = make_charges(swap_long_bps="-10", commission_per_million="30")
+    btc = make_instrument("BTCUSD", "0.01", "0.0001", 100, "0", charges=charges)
+    feed.core = Core({"BTCUSD": btc})
+    batches = [
+        feed.apply(
+            CreateAccount(0, 0, "a", 100_000_000_000),
+            ApplyQuote(0, 0, "BTCUSD", 5_999_900, 6_000_000),
+            OpenPosition(0, 0, "a", "BTCUSD", Side.BUY, 10, quantity=1000),
+        ),
+        feed.apply(ChargeSwaps(0, 0, 20_000, 10**18, 3)),
+        feed.apply(ClosePosition(0, 0, "a", "p-3")),
+    ]
+    await _record(Recorder(store, feed.core.instruments, tmp_path / "hint"), batches)
+    async with store.engine.connect() as conn:
+        figures = (
+            await conn.execute(select(closed_positions.c.swap, closed_positions.c.commission))
+        ).one()
+        kinds = list((await conn.execute(select(ledger.c.kind))).scalars())
+    # Three days of -10 bps of 6000 USD; 0.18 USD on the open and 0.179997 on the close.
+    assert tuple(figures) == ("-18.00", "0.359997")
+    assert "COMMISSION" in kinds
+    ((_, _, entry),) = await store.history_page("a", None, None, 10)
+    closed = trading_pb2.Position.FromString(entry)
+    assert (closed.swap, closed.commission) == ("-18.00", "0.359997")
 
 
 def spot_day() -> tuple[Feed, list[list[Applied]]]:

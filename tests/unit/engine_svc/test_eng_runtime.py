@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
 from engine_svc.config import EngineConfig
-from engine_svc.core import ApplyQuote, Command, Core, CreateAccount, Deposit
+from engine_svc.core import (
+    ApplyQuote,
+    Command,
+    Core,
+    CreateAccount,
+    Deposit,
+    OpenPosition,
+    Side,
+    make_charges,
+    make_instrument,
+)
 from engine_svc.core.codec import encode_command
 from engine_svc.history import HistoryStore, recorder_state
 from engine_svc.journal import Journal
+from engine_svc.rollover import NS_PER_DAY, RolloverSchedule
 from engine_svc.runtime import EngineRuntime, RecoveryError
 from engine_svc.snapshots import SnapshotStore
 from engine_svc.witnesses import LostCommandsError
 from mesh.config import Settings
 from mesh.db import create_engine
-from support import mesh_env
+from support import mesh_env, until
 
 COMMANDS = 30
 
@@ -179,3 +191,37 @@ async def test_a_periodic_snapshot_digests_and_writes_off_the_writer(
         assert runtime.state_digest() == digest
     finally:
         await runtime.stop()
+
+
+async def test_a_rollover_missed_while_down_is_charged_once_at_start(tmp_path: Path) -> None:
+    charges = make_charges(swap_long_bps="-10")
+    instruments = {"BTCUSD": make_instrument("BTCUSD", "0.01", "0.0001", 100, "0", charges=charges)}
+    # A position opened three days ago, and the engine down since.
+    opened = time.time_ns() - 3 * NS_PER_DAY
+    root = tmp_path / "engine"
+    journal = Journal.open(root / "journal", fsync=False)
+    for command in (
+        CreateAccount(1, opened, "a", 10_000_000_000),
+        ApplyQuote(2, opened, "BTCUSD", 5_999_900, 6_000_000),
+        OpenPosition(3, opened, "a", "BTCUSD", Side.BUY, 10, quantity=1000),
+    ):
+        journal.append([(command.seq, encode_command(command))])
+    journal.close()
+    settings = Settings.from_env(mesh_env(tmp_path, CFD_MARKET_ADDR="127.0.0.1:9"))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
+    schedule = RolloverSchedule()
+    for life in range(2):
+        runtime = EngineRuntime(
+            settings, EngineConfig(fsync=False), instruments=instruments, db_url=url
+        )
+        await runtime.start()
+        try:
+            day, _ = schedule.latest(time.time_ns())
+            await until(lambda: runtime.core.last_rollover == day)  # noqa: B023
+            # Only the latest rollover is charged, once: -10 bps of 6000 USD a day.
+            position = runtime.core.get_position("a", "p-3")
+            assert position is not None
+            assert position.swap == -6_000_000 * schedule.multiplier(day), life
+            assert runtime.core.last_seq == 4
+        finally:
+            await runtime.stop()

@@ -59,6 +59,10 @@ def test_every_field_can_be_given() -> None:
         "max_leverage": 1000,
         "maintenance_margin_rate": "0.005",
         "contract_size": "100",
+        "swap_long_bps": "-2.5",
+        "swap_short_bps": "0.0001",
+        "commission_per_million": "30",
+        "commission_per_lot": "0.000001",
     }
     (spec,) = parse_instruments([entry])
     assert spec.to_json() == entry
@@ -97,6 +101,12 @@ def test_the_specs_are_immutable() -> None:
         ({"symbol": "XRPEUR"}, "does not end in USD"),
         ({"display_name": ""}, "display_name"),
         ({"display_name": "a\nb"}, "display_name"),
+        ({"swap_long_bps": "-0.00001"}, "swap_long_bps must be a signed decimal"),
+        ({"swap_short_bps": "10000.5"}, "within -10000 and 10000"),
+        ({"swap_short_bps": -1}, "swap_short_bps must be a JSON string"),
+        ({"commission_per_million": "-1"}, "commission_per_million must be a decimal"),
+        ({"commission_per_lot": "0.0000001"}, "commission_per_lot must be a decimal"),
+        ({"lot_size": "1"}, "unknown field"),
     ],
 )
 def test_bad_fields_are_refused_with_the_reason(change: dict[str, object], message: str) -> None:

@@ -129,6 +129,24 @@ export function AccountBar(props: AccountBarProps) {
           exact={formatExactMoney(account?.freeMargin)}
           testId="account-free-margin"
         />
+        {/* Shown only where an instrument charges them: most deployments have none. */}
+        {signOf(account?.swap) !== 0 && (
+          <Figure
+            label="Swap"
+            value={formatSignedMoney(account?.swap)}
+            exact={formatExactSignedMoney(account?.swap)}
+            testId="account-swap"
+            tone={signOf(account?.swap)}
+          />
+        )}
+        {signOf(account?.commission) !== 0 && (
+          <Figure
+            label="Commission"
+            value={formatMoney(account?.commission)}
+            exact={formatExactMoney(account?.commission)}
+            testId="account-commission"
+          />
+        )}
         <div className={`figure margin-level margin-${alert}`} data-testid="margin-alert" data-state={alert}>
           {alert === "none" ? (
             <span className="figure-label">Margin level</span>

@@ -67,6 +67,12 @@ export function BottomPanel(props: BottomPanelProps) {
   );
 }
 
+/** The colour class of a signed amount: "up" above zero, "down" below, none at zero. */
+function toneOf(value: string | undefined): string {
+  const sign = signOf(value);
+  return sign > 0 ? "up" : sign < 0 ? "down" : "";
+}
+
 interface PositionRowProps {
   readonly position: Position;
   readonly digits: number;
@@ -93,6 +99,12 @@ const PositionRow = memo(function PositionRow({ position, digits, quotes, onActi
       <td className="num">{formatPrice(optional(position.stopLoss), digits)}</td>
       <td className="num">
         {trailing === undefined ? DASH : `${formatPrice(trailing, 0)} (${formatPrice(optional(position.trailingStopPrice), digits)})`}
+      </td>
+      <td className={`num ${toneOf(position.swap)}`} data-testid="position-swap" title={formatExactSignedMoney(position.swap)}>
+        {formatSignedMoney(position.swap)}
+      </td>
+      <td className="num" data-testid="position-commission" title={formatExactMoney(position.commission)}>
+        {formatMoney(position.commission)}
       </td>
       <td className={`num pnl ${signOf(position.unrealizedPnl) > 0 ? "up" : signOf(position.unrealizedPnl) < 0 ? "down" : ""}`} data-testid="position-pnl" title={formatExactSignedMoney(position.unrealizedPnl)}>
         {formatSignedMoney(position.unrealizedPnl)}
@@ -139,6 +151,8 @@ function PositionsTable({ api, instruments, quotes, positions, actions }: Bottom
             <th className="num">TP</th>
             <th className="num">SL</th>
             <th className="num">Trailing</th>
+            <th className="num">Swap</th>
+            <th className="num">Comm.</th>
             <th className="num">PnL</th>
             <th><span className="visually-hidden">Actions</span></th>
           </tr>
@@ -315,6 +329,8 @@ function HistoryTable({ api, instruments, historyVersion, announcedCloses }: Bot
               <th className="num">Entry</th>
               <th className="num">Close</th>
               <th className="num">Realized PnL</th>
+              <th className="num">Swap</th>
+              <th className="num">Comm.</th>
               <th>Reason</th>
             </tr>
           </thead>
@@ -332,6 +348,12 @@ function HistoryTable({ api, instruments, historyVersion, announcedCloses }: Bot
                   <td className="num">{formatPrice(position.closePrice, digits)}</td>
                   <td className={`num ${signOf(position.realizedPnl) > 0 ? "up" : signOf(position.realizedPnl) < 0 ? "down" : ""}`} data-testid="history-pnl" title={formatExactSignedMoney(position.realizedPnl)}>
                     {formatSignedMoney(position.realizedPnl)}
+                  </td>
+                  <td className={`num ${toneOf(position.swap)}`} data-testid="history-swap" title={formatExactSignedMoney(position.swap)}>
+                    {formatSignedMoney(position.swap)}
+                  </td>
+                  <td className="num" data-testid="history-commission" title={formatExactMoney(position.commission)}>
+                    {formatMoney(position.commission)}
                   </td>
                   <td data-testid="history-reason">{formatCloseReason(position.closeReason)}</td>
                 </tr>

@@ -152,6 +152,19 @@ export function describeEvent(event: AccountEvent, previous?: AccountEvent): Eve
       if (change === undefined || change.kind !== "BALANCE_CHANGE_KIND_DEPOSIT") return null;
       return { title: "Deposit", body: `+${formatMoney(change.amount)} USD`, tone: "success" };
     }
+    case "EVENT_TYPE_SWAP_CHARGED": {
+      const charge = event.swapCharge;
+      if (position === undefined || charge === undefined) return null;
+      const credited = !(charge.amount ?? "").startsWith("-");
+      const times = (charge.multiplier ?? 1) > 1 ? ` (×${charge.multiplier})` : "";
+      return {
+        title: credited ? "Swap credited" : "Swap charged",
+        body:
+          `${credited ? "+" : ""}${formatExactMoney(charge.amount)} USD on ${formatSide(position.side)} ` +
+          `${formatQuantity(position.quantity)} ${position.symbol}${times}, rollover ${charge.rolloverDate ?? "?"}`,
+        tone: "info",
+      };
+    }
     case "EVENT_TYPE_SPOT_FILL": {
       const fill = event.spotFill;
       if (fill === undefined) return null;

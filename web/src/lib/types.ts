@@ -111,6 +111,10 @@ export interface Position {
   readonly houseCoveredLoss?: string;
   /** The quantity in lots (quantity / contract size), exact. */
   readonly volumeLots?: string;
+  /** Swap settled by rollovers, signed (negative: charged); a closed entry's share. */
+  readonly swap?: string;
+  /** Commission paid: the opening one while open; a closed entry's share plus its close's. */
+  readonly commission?: string;
 }
 
 export type OrderType = "ORDER_TYPE_LIMIT" | "ORDER_TYPE_STOP";
@@ -157,6 +161,10 @@ export interface Account {
   readonly marginMode?: string;
   /** POSITION_MODE_HEDGING or POSITION_MODE_NETTING. */
   readonly positionMode?: string;
+  /** The open positions' swap so far, signed (already in the balance or margins). */
+  readonly swap?: string;
+  /** The open positions' opening commissions (already paid). */
+  readonly commission?: string;
 }
 
 export interface ListHistoryResponse {
@@ -236,7 +244,15 @@ export type EventType =
   | "EVENT_TYPE_SPOT_ORDER_UPDATED"
   | "EVENT_TYPE_SPOT_ORDER_FILLED"
   | "EVENT_TYPE_SPOT_ORDER_CANCELLED"
-  | "EVENT_TYPE_SPOT_FILL";
+  | "EVENT_TYPE_SPOT_FILL"
+  | "EVENT_TYPE_SWAP_CHARGED";
+
+/** The swap a rollover charged or credited (`SwapCharge`). */
+export interface SwapCharge {
+  readonly amount?: string;
+  readonly multiplier?: number;
+  readonly rolloverDate?: string;
+}
 
 export interface BalanceChange {
   readonly kind?: string;
@@ -255,6 +271,7 @@ export interface AccountEvent {
   readonly balanceChange?: BalanceChange;
   readonly spotOrder?: SpotOrder;
   readonly spotFill?: SpotFill;
+  readonly swapCharge?: SwapCharge;
   /** Position among the events of one sequence number; omitted when 0. */
   readonly index?: number;
 }

@@ -111,4 +111,24 @@ describe("spot event toasts", () => {
     });
     expect(message?.body).toBe("Sell 0.02 BTC_USD at 65,000.00");
   });
+
+  it("say what a rollover charged or credited, and how many days", () => {
+    const charged: AccountEvent = {
+      sequence: "90",
+      type: "EVENT_TYPE_SWAP_CHARGED",
+      position: { ...position, swap: "-1.8" },
+      swapCharge: { amount: "-1.80009", multiplier: 3, rolloverDate: "2026-01-07" },
+    };
+    expect(describeEvent(charged)).toEqual({
+      title: "Swap charged",
+      body: "-1.80009 USD on Buy 1 ETHUSD (×3), rollover 2026-01-07",
+      tone: "info",
+    });
+    const credited = { ...charged, swapCharge: { amount: "0.25", multiplier: 1, rolloverDate: "2026-01-08" } };
+    expect(describeEvent(credited)).toEqual({
+      title: "Swap credited",
+      body: "+0.25 USD on Buy 1 ETHUSD, rollover 2026-01-08",
+      tone: "info",
+    });
+  });
 });

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from engine_svc.core import ApplyQuote, ClosePosition, Command, Core, Result
+from engine_svc.core.codec import pack_int_column, unpack_int_column
+from engine_svc.core.snapshot import POSITION_COLUMNS
 
 
 class Harness:
@@ -60,3 +63,28 @@ def tick_command(core: Core, seq: int, symbol: str, move: int, step: int) -> App
     assert quote is not None
     bid = max(step, quote.bid + move * step)
     return ApplyQuote(seq, seq, symbol, bid, bid + quote.ask - quote.bid)
+
+
+def as_version_4(snapshot: bytes) -> bytes:
+    """Return a snapshot without charges rewritten as version 4 wrote it: no rollover section
+    and no swap and commission columns."""
+    header, _, body = snapshot.partition(b"\n")
+    fields = json.loads(header)
+    assert fields["version"] == 5
+    fields["version"] = 4
+    small_end = 8 + int.from_bytes(body[:8], "big")
+    state = json.loads(body[8:small_end])
+    assert state[7] == 0 and all(len(row) == 8 for row in state[0])
+    small = json.dumps(state[:7], separators=(",", ":")).encode("ascii")
+    count = int.from_bytes(body[small_end : small_end + 8], "big")
+    offset = small_end + 8
+    columns: list[list[int]] = []
+    for _ in range(POSITION_COLUMNS):
+        column, offset = unpack_int_column(body, offset, count)
+        columns.append(column)
+    assert all(value == 0 for column in columns[15:] for value in column)
+    parts = [len(small).to_bytes(8, "big"), small, count.to_bytes(8, "big")]
+    parts.extend(pack_int_column(column) for column in columns[:15])
+    parts.append(body[offset:])
+    head = json.dumps(fields, separators=(",", ":"), sort_keys=False).encode("ascii")
+    return head + b"\n" + b"".join(parts)

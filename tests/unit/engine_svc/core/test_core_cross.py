@@ -37,7 +37,7 @@ from engine_svc.core.enums import MarginMode
 from engine_svc.core.events import MarginCallReached
 from engine_svc.core.indexes import ASK_ABOVE, ASK_BELOW, BID_ABOVE, BID_BELOW
 from engine_svc.core.spot.enums import TransferDirection
-from unit.engine_svc.core.core_harness import Harness
+from unit.engine_svc.core.core_harness import Harness, as_version_4
 
 USD = 1_000_000
 CROSS = MarginMode.CROSS
@@ -458,8 +458,7 @@ def test_a_snapshot_keeps_the_mode_the_levels_and_the_margin_call(harness: Harne
 
 def test_a_cross_account_in_a_version_3_snapshot_is_refused(harness: Harness) -> None:
     _start(harness)
-    current = b'"version":%d' % SNAPSHOT_VERSION
-    data = harness.core.snapshot().replace(current, b'"version":3', 1)
+    data = as_version_4(harness.core.snapshot()).replace(b'"version":4', b'"version":3', 1)
     with pytest.raises(CodecError, match="account row"):
         Core.restore(data)
 

@@ -41,7 +41,7 @@ from engine_svc.core.codec import CodecError, decode_command, encode_command
 from engine_svc.core.engine import SNAPSHOT_VERSION
 from engine_svc.core.positions import average_entry
 from engine_svc.core.units import MAX_QUANTITY_LOTS
-from unit.engine_svc.core.core_harness import Harness
+from unit.engine_svc.core.core_harness import Harness, as_version_4
 
 USD = 1_000_000
 NETTING = PositionMode.NETTING
@@ -468,15 +468,14 @@ def test_the_mode_survives_a_snapshot_and_replay_reaches_the_same_digest(
 def test_an_older_snapshot_restores_every_account_as_hedging(harness: Harness) -> None:
     _start(harness, mode=PositionMode.HEDGING)
     _trade(harness, Side.BUY, quantity=1000)
-    current = b'"version":%d' % SNAPSHOT_VERSION
-    older = harness.core.snapshot().replace(current, b'"version":4', 1)
+    older = as_version_4(harness.core.snapshot())
     restored = Core.restore(older)
     assert not restored.accounts["n"].netting
     assert restored.digest() == harness.core.digest()
     # A netting account cannot be in a version 4 snapshot.
     _start(harness, account="m")
     with pytest.raises(CodecError, match="account row"):
-        Core.restore(harness.core.snapshot().replace(current, b'"version":4', 1))
+        Core.restore(as_version_4(harness.core.snapshot()))
 
 
 def test_a_netting_create_account_round_trips_and_a_hedging_one_encodes_as_before() -> None:
