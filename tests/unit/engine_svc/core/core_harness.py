@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from engine_svc.core import ApplyQuote, ClosePosition, Command, Core, Result
+from engine_svc.core import ApplyQuote, ClosePosition, Command, Core, Instrument, Result
 from engine_svc.core.codec import pack_int_column, unpack_int_column
 from engine_svc.core.snapshot import POSITION_COLUMNS
 
@@ -29,15 +29,20 @@ class Harness:
 
 
 def check_replay_and_restore(
-    core: Core, commands: list[Command], results: list[Result], split: int
+    core: Core,
+    commands: list[Command],
+    results: list[Result],
+    split: int,
+    instruments: dict[str, Instrument] | None = None,
 ) -> None:
-    """Check that replaying `commands` on a fresh core gives `results` and `core`'s digest,
-    and so does restoring a snapshot taken after the first `split` and applying the rest."""
-    replayed = Core()
+    """Check that replaying `commands` on a fresh core (of `instruments`, default the
+    defaults) gives `results` and `core`'s digest, and so does restoring a snapshot taken
+    after the first `split` and applying the rest."""
+    replayed = Core(instruments)
     assert [replayed.apply(command) for command in commands] == results
     assert replayed.digest() == core.digest()
     split = min(len(commands), split)
-    first = Core()
+    first = Core(instruments)
     for command in commands[:split]:
         first.apply(command)
     restored = Core.restore(first.snapshot())
