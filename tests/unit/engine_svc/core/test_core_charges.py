@@ -6,6 +6,8 @@ a notional in micro-dollars is ticks x lots.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine_svc.core import (
@@ -35,7 +37,7 @@ from engine_svc.core import (
     make_charges,
     make_instrument,
 )
-from engine_svc.core.codec import decode_command, encode_command
+from engine_svc.core.codec import CodecError, decode_command, encode_command
 from unit.engine_svc.core.core_harness import Harness, as_version_4
 
 USD = 1_000_000
@@ -356,6 +358,50 @@ def test_a_snapshot_keeps_the_rates_the_charges_and_the_rollover_day() -> None:
     assert restored.get_position("a", pid) == harness.core.get_position("a", pid)
     position = restored.get_position("a", pid)
     assert position is not None and position.swap == -12 * USD and position.commission > 0
+
+
+def _instrument_rows(snapshot: bytes) -> list[list[object]]:
+    body = snapshot.partition(b"\n")[2]
+    state = json.loads(body[8 : 8 + int.from_bytes(body[:8], "big")])
+    rows: list[list[object]] = state[0]
+    return rows
+
+
+def _with_instrument_row(snapshot: bytes, row: list[object]) -> bytes:
+    header, _, body = snapshot.partition(b"\n")
+    small_end = 8 + int.from_bytes(body[:8], "big")
+    state = json.loads(body[8:small_end])
+    state[0] = [row]
+    small = json.dumps(state, separators=(",", ":")).encode("ascii")
+    return header + b"\n" + len(small).to_bytes(8, "big") + small + body[small_end:]
+
+
+def test_a_snapshot_holds_the_contract_size_only_with_a_commission_per_lot() -> None:
+    per_lot = make_instrument(
+        "BTCUSD", "0.01", "0.0001", 100, "0", "0.1", make_charges(commission_per_lot="1")
+    )
+    data = Core({"BTCUSD": per_lot}).snapshot()
+    (row,) = _instrument_rows(data)
+    # The 7 scales, the 4 rates, then the contract size 1 x 10^-1.
+    assert row == ["BTCUSD", 1, 2, 1, 4, 100, 0, 1, 0, 0, 0, 1_000_000, 1, 1]
+    restored = Core.restore(data)
+    assert restored.instruments == {"BTCUSD": per_lot}
+    assert restored.instruments["BTCUSD"].contract_size == "0.1"
+    # Without a commission per lot the state does not depend on the contract size.
+    swap_only = make_charges(swap_long_bps="-1")
+    rows = [
+        _instrument_rows(
+            Core({"BTCUSD": make_instrument("BTCUSD", "0.01", "0.0001", 100, "0", size, swap_only)})
+            .snapshot()
+        )[0]
+        for size in ("1", "100")
+    ]  # fmt: skip
+    assert rows[0] == rows[1] and len(rows[0]) == 12
+    # A contract size without a commission per lot, or a commission per lot without one, is
+    # malformed.
+    for bad in (rows[0] + [1, 1], row[:12]):
+        with pytest.raises(CodecError, match="instrument row"):
+            Core.restore(_with_instrument_row(data, bad))
 
 
 def test_a_version_4_snapshot_restores_with_no_charges() -> None:
