@@ -79,13 +79,20 @@ def test_bad_bodies_are_validation_errors() -> None:
         assert info.value.reason == "VALIDATION_FAILED"
 
 
-def test_responses_omit_defaults_and_use_camel_case() -> None:
+def test_responses_print_defaults_and_use_camel_case() -> None:
     reply = trading_pb2.ClosePositionResponse(
         closed_quantity="1", position=trading_pb2.Position(id="p")
     )
     message = rpc("ClosePosition").output_class.FromString(reply.SerializeToString())
-    assert to_json(message) == {"position": {"id": "p"}, "closedQuantity": "1"}
-    assert to_json(message, "position") == {"id": "p"}
+    whole = to_json(message)
+    assert (whole["closedQuantity"], whole["realizedPnl"]) == ("1", "")
+    assert whole["position"] == to_json(message, "position")
+    position = whole["position"]
+    assert (position["id"], position["side"], position["leverage"]) == ("p", "SIDE_UNSPECIFIED", 0)
+    # An unset message is left out; an empty list is printed.
+    assert "openTime" not in position
+    listed = rpc("ListPositions").output_class()
+    assert to_json(listed) == {"positions": []}
 
 
 def _violation(body: bytes, request_class: type = trading_pb2.OpenPositionRequest) -> str:
