@@ -10,7 +10,7 @@ import { type Side, type SizeMode, fillPrice, previewOrder } from "../lib/tradin
 import type { Account, OrderType } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
-import { FormFeedback } from "./forms";
+import { FormFeedback, fieldErrorParts } from "./forms";
 import { Segmented } from "./Segmented";
 import type { Actions } from "./TradingScreen";
 
@@ -227,16 +227,7 @@ export function OrderPanel({ api, view, quotes, account, actions, storage }: Ord
     }
   };
 
-  const field = (name: FieldName) => ({
-    "aria-invalid": fieldErrors[name] !== undefined,
-    "aria-describedby": fieldErrors[name] !== undefined ? `${id}-${name}-error` : undefined,
-  });
-  const errorText = (name: FieldName) =>
-    fieldErrors[name] === undefined ? null : (
-      <p className="field-error" id={`${id}-${name}-error`} data-testid={`order-${name}-error`}>
-        {fieldErrors[name]}
-      </p>
-    );
+  const { field, errorText } = fieldErrorParts(id, fieldErrors, "order");
 
   const symbol = view?.spec.symbol ?? "";
   const sideWord = side === "SIDE_BUY" ? "Buy" : "Sell";

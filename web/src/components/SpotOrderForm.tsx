@@ -15,7 +15,7 @@ import {
 } from "../lib/spot";
 import type { Side } from "../lib/trading";
 import type { TimeInForce, WalletBalance } from "../lib/types";
-import { FormFeedback } from "./forms";
+import { FormFeedback, fieldErrorParts } from "./forms";
 import { Segmented } from "./Segmented";
 import type { RefreshSpot } from "./SpotScreen";
 
@@ -148,16 +148,7 @@ export function SpotOrderForm(props: SpotOrderFormProps) {
     }
   };
 
-  const field = (name: keyof FieldErrors) => ({
-    "aria-invalid": fieldErrors[name] !== undefined,
-    "aria-describedby": fieldErrors[name] !== undefined ? `${id}-${name}-error` : undefined,
-  });
-  const errorText = (name: keyof FieldErrors) =>
-    fieldErrors[name] === undefined ? null : (
-      <p className="field-error" id={`${id}-${name}-error`} data-testid={`spot-${name}-error`}>
-        {fieldErrors[name]}
-      </p>
-    );
+  const { field, errorText } = fieldErrorParts(id, fieldErrors, "spot");
   const digits = spec?.priceDigits ?? 2;
   const money = (value: Decimal | null | undefined) =>
     value === null || value === undefined ? DASH : formatExactMoney(value.toString());

@@ -133,3 +133,26 @@ export function FormFeedback({ error, notice, testIdPrefix }: FormFeedbackProps)
     </>
   );
 }
+
+/**
+ * The accessibility wiring of a form's per-field errors: `field(name)` marks an input invalid
+ * and points it at its message, `errorText(name)` renders that message (test id
+ * `<testIdPrefix>-<name>-error`). `id` is the form's `useId()`.
+ */
+export function fieldErrorParts<K extends string>(
+  id: string,
+  errors: Partial<Record<K, string>>,
+  testIdPrefix: string,
+) {
+  const field = (name: K) => ({
+    "aria-invalid": errors[name] !== undefined,
+    "aria-describedby": errors[name] !== undefined ? `${id}-${name}-error` : undefined,
+  });
+  const errorText = (name: K) =>
+    errors[name] === undefined ? null : (
+      <p className="field-error" id={`${id}-${name}-error`} data-testid={`${testIdPrefix}-${name}-error`}>
+        {errors[name]}
+      </p>
+    );
+  return { field, errorText };
+}
