@@ -59,10 +59,13 @@ def status_from_rpc_error(exc: grpc.aio.AioRpcError, target: str) -> status_pb2.
 
 
 def status_json(status: status_pb2.Status) -> dict[str, Any]:
-    """Return grpc-gateway's JSON error body: code, message and details as Any with @type."""
+    """Return grpc-gateway's JSON error body: code, message and details as Any with @type,
+    each detail with its fields printed even at their default value, as REST responses are."""
     body: dict[str, Any] = {"code": status.code, "message": status.message}
     body["details"] = [
-        json_format.MessageToDict(detail, preserving_proto_field_name=False)
+        json_format.MessageToDict(
+            detail, always_print_fields_with_no_presence=True, preserving_proto_field_name=False
+        )
         for detail in status.details
     ]
     return body

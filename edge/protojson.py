@@ -9,6 +9,12 @@ name (an unknown number of an open enum as the number), bytes as base64, Timesta
 and FieldMask as their JSON strings. Whatever this module does not convert itself (other
 well-known types, 32-bit floats, enum values with JSON options, extensions) goes through
 `MessageToDict`, so the result is the same for every message.
+
+With `all_fields`, fields without presence (plain proto3 scalars, enums, lists and maps) are
+printed at their default value too (`""`, `0`, `false`, the zero enum's name, `[]`, `{}`), as
+`MessageToDict(always_print_fields_with_no_presence=True)` and Envoy's
+`always_print_primitive_fields` print them; unset messages, oneof members and `optional`
+fields stay out.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ _STRING_TYPES = frozenset(
 )
 _INT64_TYPES = frozenset({FD.CPPTYPE_INT64, FD.CPPTYPE_UINT64})
 _SAME_TYPES = frozenset({FD.CPPTYPE_INT32, FD.CPPTYPE_UINT32, FD.CPPTYPE_BOOL})
-_encoders: dict[str, Encoder] = {}
+_encoders: dict[tuple[str, bool], Encoder] = {}
 _EPOCH = datetime.datetime(1970, 1, 1)
 # The range `Timestamp.ToJsonString` accepts; outside it, it raises its own error.
 _TIMESTAMP_SECONDS = range(-62_135_596_800, 253_402_300_800)
@@ -42,53 +48,91 @@ class _UnsupportedError(Exception):
     """A field this module leaves to `MessageToDict`."""
 
 
-def message_to_dict(msg: message.Message) -> Any:
-    """Return the JSON value of `msg`, as `MessageToDict(msg)` with JSON field names does."""
-    return encoder_for(cast(descriptor.Descriptor, msg.DESCRIPTOR))(msg)
+def message_to_dict(msg: message.Message, *, all_fields: bool = False) -> Any:
+    """Return the JSON value of `msg`, as `MessageToDict(msg)` with JSON field names does;
+    with `all_fields`, as it does with `always_print_fields_with_no_presence=True`."""
+    return encoder_for(cast(descriptor.Descriptor, msg.DESCRIPTOR), all_fields)(msg)
 
 
-def encoder_for(desc: descriptor.Descriptor) -> Encoder:
+def encoder_for(desc: descriptor.Descriptor, all_fields: bool = False) -> Encoder:
     """Return the converter of messages of type `desc`, built on first use."""
-    encoder = _encoders.get(desc.full_name)
+    key = (desc.full_name, all_fields)
+    encoder = _encoders.get(key)
     if encoder is None:
-        encoder = _compile(desc)
-        _encoders[desc.full_name] = encoder
+        encoder = _compile(desc, all_fields)
+        _encoders[key] = encoder
     return encoder
 
 
-def _generic(msg: message.Message) -> Any:
-    return json_format.MessageToDict(msg, preserving_proto_field_name=False)
+def _generic_printer(all_fields: bool) -> Encoder:
+    def generic(msg: message.Message) -> Any:
+        return json_format.MessageToDict(
+            msg, always_print_fields_with_no_presence=all_fields, preserving_proto_field_name=False
+        )
+
+    return generic
 
 
-def _compile(desc: descriptor.Descriptor) -> Encoder:
+_generic = _generic_printer(False)
+
+
+def _compile(desc: descriptor.Descriptor, all_fields: bool) -> Encoder:
     if desc.full_name == "google.protobuf.Timestamp":
         return _timestamp
     if desc.full_name in _STRING_TYPES:
         return lambda msg: cast(Any, msg).ToJsonString()
+    generic = _generic_printer(all_fields)
     if desc.full_name.startswith("google.protobuf."):
-        return _generic
+        return generic
     try:
-        plan = {field: (field.json_name, _field_converter(field)) for field in desc.fields}
+        plan = {
+            field: (field.json_name, _field_converter(field, all_fields)) for field in desc.fields
+        }
     except _UnsupportedError:
-        return _generic
+        return generic
+    defaults = _defaults(desc) if all_fields else ()
 
     def encode(msg: message.Message) -> Any:
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {name: fresh() for name, fresh in defaults}
         for field, value in msg.ListFields():
             entry = plan.get(field)
             if entry is None:
                 # An extension: rare enough to leave whole to the generic printer.
-                return _generic(msg)
+                return generic(msg)
             out[entry[0]] = entry[1](value)
         return out
 
     return encode
 
 
-def _field_converter(field: descriptor.FieldDescriptor) -> Convert:
+def _defaults(desc: descriptor.Descriptor) -> tuple[tuple[str, Callable[[], Any]], ...]:
+    """Return (JSON name, maker of the default value) of each field without presence, in
+    field order, the order `MessageToDict` prints them in."""
+    found: list[tuple[str, Callable[[], Any]]] = []
+    for field in desc.fields:
+        if field.has_presence:
+            continue
+        if field.is_repeated:
+            is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
+            found.append((field.json_name, dict if is_map else list))
+            continue
+        value = _convert_default(field)
+        found.append((field.json_name, lambda value=value: value))
+    return tuple(found)
+
+
+def _convert_default(field: descriptor.FieldDescriptor) -> Any:
+    if field.cpp_type == FD.CPPTYPE_ENUM:
+        return _enum_converter(cast(descriptor.EnumDescriptor, field.enum_type))(0)
+    if field.type == FD.TYPE_BYTES:
+        return ""
+    return _value_converter(field, False)(field.default_value)
+
+
+def _field_converter(field: descriptor.FieldDescriptor, all_fields: bool) -> Convert:
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        return _map_converter(field)
-    convert = _value_converter(field)
+        return _map_converter(field, all_fields)
+    convert = _value_converter(field, all_fields)
     if not field.is_repeated:
         return convert
     if convert is _same:
@@ -96,10 +140,10 @@ def _field_converter(field: descriptor.FieldDescriptor) -> Convert:
     return lambda values: [convert(value) for value in values]
 
 
-def _map_converter(field: descriptor.FieldDescriptor) -> Convert:
+def _map_converter(field: descriptor.FieldDescriptor, all_fields: bool) -> Convert:
     entry = cast(descriptor.Descriptor, field.message_type)
     key_field = entry.fields_by_name["key"]
-    convert_value = _value_converter(entry.fields_by_name["value"])
+    convert_value = _value_converter(entry.fields_by_name["value"], all_fields)
 
     def key_text(key: Any) -> str:
         return ("true" if key else "false") if key_field.type == FD.TYPE_BOOL else str(key)
@@ -107,10 +151,10 @@ def _map_converter(field: descriptor.FieldDescriptor) -> Convert:
     return lambda mapping: {key_text(k): convert_value(mapping[k]) for k in mapping}
 
 
-def _value_converter(field: descriptor.FieldDescriptor) -> Convert:
+def _value_converter(field: descriptor.FieldDescriptor, all_fields: bool) -> Convert:
     kind = field.cpp_type
     if kind == FD.CPPTYPE_MESSAGE:
-        return _message_converter(cast(descriptor.Descriptor, field.message_type))
+        return _message_converter(cast(descriptor.Descriptor, field.message_type), all_fields)
     if kind == FD.CPPTYPE_ENUM:
         return _enum_converter(cast(descriptor.EnumDescriptor, field.enum_type))
     if kind in _INT64_TYPES:
@@ -154,10 +198,10 @@ def _double(value: float) -> float | str:
     return value
 
 
-def _message_converter(desc: descriptor.Descriptor) -> Convert:
+def _message_converter(desc: descriptor.Descriptor, all_fields: bool) -> Convert:
     def convert(value: message.Message) -> Any:
         # Looked up at call time: message types may refer to themselves.
-        return encoder_for(desc)(value)
+        return encoder_for(desc, all_fields)(value)
 
     return convert
 

@@ -91,12 +91,14 @@ def parse_body(body: bytes, request_class: type[message.Message]) -> message.Mes
 
 
 def to_json(msg: message.Message, response_body: str = "") -> Any:
-    """Return the protobuf JSON of a response (default-valued fields omitted)."""
+    """Return the protobuf JSON of a REST response. Fields without presence are printed even
+    at their default value (an empty list as `[]`, a zero as `0`), as Envoy's transcoder prints
+    them with `always_print_primitive_fields`; unset messages and optional fields stay out."""
     if response_body:
         field = resolve_field(cast(descriptor.Descriptor, msg.DESCRIPTOR), response_body)[-1]
-        whole = message_to_dict(msg)
+        whole = message_to_dict(msg, all_fields=True)
         return whole.get(field.json_name, _empty_json(field))
-    return message_to_dict(msg)
+    return message_to_dict(msg, all_fields=True)
 
 
 def _empty_json(field: descriptor.FieldDescriptor) -> Any:

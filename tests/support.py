@@ -244,3 +244,21 @@ def serving(app: Starlette) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+def set_fields(value: object) -> object:
+    """Return a REST JSON value without the fields printed at their default value (`""`, `0`,
+    `"0"`, `false`, `[]`, `{}`, a `*_UNSPECIFIED` enum): what the service actually set, for
+    comparing with a few expected fields."""
+    if isinstance(value, dict):
+        kept = {key: set_fields(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if not _default(item)}
+    if isinstance(value, list):
+        return [set_fields(item) for item in value]
+    return value
+
+
+def _default(value: object) -> bool:
+    if isinstance(value, str):
+        return value in ("", "0") or value.endswith("_UNSPECIFIED")
+    return value is False or (value == 0 and not isinstance(value, float)) or value in ([], {})

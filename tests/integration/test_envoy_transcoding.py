@@ -65,7 +65,7 @@ def test_signup_returns_lower_camel_case_json(client: httpx.Client) -> None:
     assert body["expiresIn"] == 900
 
 
-def test_open_position_maps_body_enums_and_omits_defaults(
+def test_open_position_maps_body_enums_and_prints_defaults(
     client: httpx.Client, auth: dict[str, str]
 ) -> None:
     reply = client.post(
@@ -81,9 +81,9 @@ def test_open_position_maps_body_enums_and_omits_defaults(
     assert position["leverage"] == 10
     assert position["stopLoss"] == "60000"
     assert position["clientOrderId"] == "c-1"
-    # Empty strings and zero enums are left out, as the edge does.
-    assert "takeProfit" not in position
-    assert "closeReason" not in position
+    # Empty strings and zero enums are printed, as the edge prints them.
+    assert position["takeProfit"] == ""
+    assert position["closeReason"] == "CLOSE_REASON_UNSPECIFIED"
     fetched = client.get(f"/v1/positions/{position['id']}", headers=auth)
     assert fetched.json() == {"position": position}
 
@@ -137,7 +137,7 @@ def test_validation_errors_carry_field_violations(client: httpx.Client) -> None:
         d for d in reply.json()["details"] if d["@type"].endswith("google.rpc.BadRequest")
     ]
     assert bad_request["fieldViolations"] == [
-        {"field": "email", "description": "must be an email address"}
+        {"field": "email", "description": "must be an email address", "reason": ""}
     ]
 
 

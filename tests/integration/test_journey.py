@@ -549,7 +549,7 @@ def test_a_pending_order_is_modified_over_rest(mesh: LiveMesh, http: httpx.Clien
             },
         )["order"]
         assert (changed["triggerPrice"], changed["quantity"]) == ("3050.00", "0.200")
-        assert "stopLoss" not in changed and "expireTime" not in changed
+        assert changed["stopLoss"] == "" and "expireTime" not in changed
         event = _next_event(ws, "EVENT_TYPE_ORDER_MODIFIED")
         assert event["order"]["triggerPrice"] == "3050.00"
         # A sell limit below the bid, and another user's order, are refused.

@@ -73,7 +73,8 @@ def test_a_fired_stop_loss_is_emailed_once_across_a_restart(
             headers=auth(token),
         )
         assert off.status_code == 200, off.text
-        assert {"kind": "NOTIFICATION_KIND_ORDER_FILLED"} in off.json()["settings"]
+        filled_off = {"kind": "NOTIFICATION_KIND_ORDER_FILLED", "enabled": False}
+        assert filled_off in off.json()["settings"]
         bad = edge.patch(
             "/v1/users/me/notificationSettings",
             json={"settings": [{"kind": "NOTIFICATION_KIND_UNSPECIFIED", "enabled": True}]},

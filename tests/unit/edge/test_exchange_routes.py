@@ -77,6 +77,7 @@ async def test_a_limit_order_through_the_edge_shows_in_the_public_book(
     assert book.json() == {
         "market": "BTC_USD",
         "bids": [{"price": "100.50", "quantity": "0.250"}],
+        "asks": [],
         "sequence": "1",
     }
     assert anonymous.status_code == 401
@@ -105,9 +106,11 @@ async def test_a_book_stream_through_the_edge_is_ndjson_snapshot_then_changes(
         await http.post("/v1/spot/orders", json=order, headers=auth)
         second = json.loads(await anext(lines))
 
-    assert first == {"market": "ETH_USD", "snapshot": True}
+    assert first == {"market": "ETH_USD", "snapshot": True, "sequence": "0", "bids": [], "asks": []}
     assert second == {
         "market": "ETH_USD",
+        "snapshot": False,
         "sequence": "1",
+        "bids": [],
         "asks": [{"price": "20.00", "quantity": "1.000"}],
     }

@@ -218,8 +218,10 @@ def _build(cls: type[message.Message], values: dict[str, Any]) -> message.Messag
     return msg
 
 
-def _expected(msg: message.Message) -> Any:
-    return json_format.MessageToDict(msg, preserving_proto_field_name=False)
+def _expected(msg: message.Message, all_fields: bool = False) -> Any:
+    return json_format.MessageToDict(
+        msg, always_print_fields_with_no_presence=all_fields, preserving_proto_field_name=False
+    )
 
 
 def _response_types() -> list[descriptor.Descriptor]:
@@ -243,26 +245,43 @@ def test_every_response_type_of_the_edge_is_covered() -> None:
     assert "google.protobuf.Timestamp" in names
 
 
+@pytest.mark.parametrize("all_fields", [False, True], ids=["set-fields", "all-fields"])
 @pytest.mark.parametrize("desc", RESPONSE_TYPES, ids=lambda d: d.full_name)
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_each_response_type_converts_as_message_to_dict(
-    desc: descriptor.Descriptor, data: st.DataObject
+    desc: descriptor.Descriptor, all_fields: bool, data: st.DataObject
 ) -> None:
     msg = data.draw(messages(desc))
-    assert message_to_dict(msg) == _expected(msg)
+    assert message_to_dict(msg, all_fields=all_fields) == _expected(msg, all_fields)
 
 
+@pytest.mark.parametrize("all_fields", [False, True], ids=["set-fields", "all-fields"])
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(msg=messages(cast(descriptor.Descriptor, KINDS.DESCRIPTOR)))
-def test_every_field_kind_converts_as_message_to_dict(msg: message.Message) -> None:
-    assert _same_json(message_to_dict(msg), _expected(msg))
+def test_every_field_kind_converts_as_message_to_dict(
+    all_fields: bool, msg: message.Message
+) -> None:
+    assert _same_json(message_to_dict(msg, all_fields=all_fields), _expected(msg, all_fields))
 
 
+@pytest.mark.parametrize("all_fields", [False, True], ids=["set-fields", "all-fields"])
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(msg=messages(descriptor_pb2.UninterpretedOption.DESCRIPTOR))
-def test_proto2_messages_convert_as_message_to_dict(msg: message.Message) -> None:
-    assert _same_json(message_to_dict(msg), _expected(msg))
+def test_proto2_messages_convert_as_message_to_dict(
+    all_fields: bool, msg: message.Message
+) -> None:
+    assert _same_json(message_to_dict(msg, all_fields=all_fields), _expected(msg, all_fields))
+
+
+def test_all_fields_prints_empty_lists_and_defaults_but_not_unset_messages_or_optionals() -> None:
+    listed = trading_pb2.ListPositionsResponse()
+    assert message_to_dict(listed) == {}
+    assert message_to_dict(listed, all_fields=True) == {"positions": []}
+    out = message_to_dict(KINDS(f_int32=0), all_fields=True)
+    assert (out["fInt32"], out["fInt64"], out["fString"], out["fBool"]) == (0, "0", "", False)
+    assert (out["fColour"], out["fInt64List"], out["byName"]) == ("COLOUR_UNSPECIFIED", [], {})
+    assert not {"fChild", "fTime", "fMaybeInt64", "choiceText", "choiceChild"} & out.keys()
 
 
 def _same_json(ours: Any, theirs: Any) -> bool:

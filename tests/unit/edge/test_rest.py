@@ -11,7 +11,7 @@ import pytest
 
 from edge import rest
 from edge.config import EdgeConfig
-from support import free_port, until
+from support import free_port, set_fields, until
 from unit.edge.edge_fakes import FakeMesh, RunningEdge, addresses_of, running_edge
 
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -37,10 +37,15 @@ async def test_a_public_rpc_answers_with_camel_case_json(client: httpx.AsyncClie
     response = await client.get("/v1/instruments")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"instruments": [{"symbol": "BTCUSD", "maxLeverage": 100}]}
+    assert set_fields(response.json()) == {
+        "instruments": [{"symbol": "BTCUSD", "maxLeverage": 100}]
+    }
+    # Fields without presence are printed at their default value too, as Envoy prints them.
+    instrument = response.json()["instruments"][0]
+    assert (instrument["displayName"], instrument["minQuantity"]) == ("", "")
 
 
-async def test_the_body_maps_to_the_request_and_defaults_are_omitted(
+async def test_the_body_maps_to_the_request_and_defaults_are_printed(
     client: httpx.AsyncClient, mesh: FakeMesh
 ) -> None:
     body = {"symbol": "BTCUSD", "side": "SIDE_BUY", "leverage": 10, "quantity": "0.5000"}
@@ -48,7 +53,9 @@ async def test_the_body_maps_to_the_request_and_defaults_are_omitted(
         "/v1/positions", json=body, headers={"authorization": f"Bearer {mesh.token()}"}
     )
     assert response.status_code == 200
-    assert response.json() == {
+    position = response.json()["position"]
+    assert (position["takeProfit"], position["realizedPnl"]) == ("", "")
+    assert set_fields(response.json()) == {
         "position": {
             "id": "p1",
             "symbol": "BTCUSD",
@@ -80,19 +87,19 @@ async def test_path_variables_and_verbs_route_to_their_rpc(
 ) -> None:
     auth = {"authorization": f"Bearer {mesh.token()}"}
     got = await client.get("/v1/positions/p%2042", headers=auth)
-    assert got.json() == {"position": {"id": "p 42"}}
+    assert set_fields(got.json()) == {"position": {"id": "p 42"}}
     closed = await client.post("/v1/positions/p7:close", json={"quantity": "0.1"}, headers=auth)
-    assert closed.json() == {"position": {"id": "p7"}, "closedQuantity": "0.1"}
+    assert set_fields(closed.json()) == {"position": {"id": "p7"}, "closedQuantity": "0.1"}
     # The path wins over a body field of the same name, as in grpc-gateway.
     closed = await client.post("/v1/positions/p8:close", json={"positionId": "other"}, headers=auth)
-    assert closed.json()["position"] == {"id": "p8"}
+    assert set_fields(closed.json()["position"]) == {"id": "p8"}
 
 
 async def test_optional_fields_keep_presence(client: httpx.AsyncClient, mesh: FakeMesh) -> None:
     auth = {"authorization": f"Bearer {mesh.token()}"}
     cleared = await client.patch("/v1/positions/p1", json={"takeProfit": ""}, headers=auth)
     untouched = await client.patch("/v1/positions/p1", json={}, headers=auth)
-    assert "takeProfit" not in cleared.json()["position"]
+    assert cleared.json()["position"]["takeProfit"] == ""
     assert untouched.json()["position"]["takeProfit"] == "unset"
 
 
@@ -109,7 +116,7 @@ async def test_query_parameters_fill_enums_timestamps_and_numbers(
         },
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {
+    assert set_fields(response.json()) == {
         "candles": [
             {
                 "openTime": "2024-01-02T03:04:05Z",
@@ -128,7 +135,7 @@ async def test_query_parameters_fill_strings(client: httpx.AsyncClient, mesh: Fa
         params={"pageSize": "20", "pageToken": "abc", "symbol": "ETHUSD"},
         headers={"authorization": f"Bearer {mesh.token()}"},
     )
-    assert response.json() == {"nextPageToken": "20|abc|ETHUSD"}
+    assert response.json() == {"positions": [], "nextPageToken": "20|abc|ETHUSD"}
 
 
 @pytest.mark.parametrize(
@@ -246,7 +253,7 @@ async def test_field_violations_of_the_upstream_come_through(
     assert bad_request == [
         {
             "@type": "type.googleapis.com/google.rpc.BadRequest",
-            "fieldViolations": [{"field": "leverage", "description": "1 to 100"}],
+            "fieldViolations": [{"field": "leverage", "description": "1 to 100", "reason": ""}],
         }
     ]
 
@@ -420,7 +427,7 @@ async def test_every_api_path_reaches_the_gateway(
     auth = {"authorization": f"Bearer {mesh.token()}"}
     odd = await client.get("/v1/positions/%0A%C4%80", headers=auth)
     assert odd.status_code == 200
-    assert odd.json() == {"position": {"id": "\nĀ"}}
+    assert set_fields(odd.json()) == {"position": {"id": "\nĀ"}}
     missing = await client.get("/v1/%0A")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/json"
@@ -472,7 +479,8 @@ async def test_a_client_leaving_a_stream_ends_the_upstream_call(
         await until(lambda: positions.open_streams == 1)
         positions.publish(3)
         line = await anext(response.aiter_lines())
-        assert json.loads(line) == {"account": {"currency": "gus"}, "sequence": "3"}
+        assert set_fields(json.loads(line)) == {"account": {"currency": "gus"}, "sequence": "3"}
+        assert json.loads(line)["positions"] == []
     await until(lambda: positions.open_streams == 0)
 
 
@@ -570,7 +578,7 @@ async def test_a_post_without_a_body_needs_no_content_type(
         "/v1/positions/p1:close", headers={"authorization": f"Bearer {mesh.token()}"}
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"position": {"id": "p1"}}
+    assert set_fields(response.json()) == {"position": {"id": "p1"}}
 
 
 async def test_instruments_are_answered_from_a_copy_and_the_account_never_is(
@@ -578,7 +586,9 @@ async def test_instruments_are_answered_from_a_copy_and_the_account_never_is(
 ) -> None:
     for _ in range(3):
         response = await client.get("/v1/instruments")
-        assert response.json() == {"instruments": [{"symbol": "BTCUSD", "maxLeverage": 100}]}
+        assert set_fields(response.json()) == {
+            "instruments": [{"symbol": "BTCUSD", "maxLeverage": 100}]
+        }
     assert mesh.recorder.calls["ListInstruments"] == 1
     headers = {"authorization": f"Bearer {mesh.token()}"}
     accounts = [(await client.get("/v1/account", headers=headers)).json() for _ in range(3)]

@@ -9,6 +9,7 @@ from edge.descriptors import HttpBinding, load
 from edge.pathtemplate import parse
 from edge.transcode import build_request, parse_body, to_json
 from mesh.errors import ApiError
+from support import set_fields
 
 CONTRACTS = load()
 
@@ -94,22 +95,29 @@ def test_volume_lots_is_a_known_field_in_and_out() -> None:
         position=trading_pb2.Position(id="p", quantity="750", volume_lots="0.750"),
     )
     message = rpc("ClosePosition").output_class.FromString(reply.SerializeToString())
-    assert to_json(message) == {
+    assert set_fields(to_json(message)) == {
         "position": {"id": "p", "quantity": "750", "volumeLots": "0.750"},
         "closedQuantity": "250",
         "closedVolumeLots": "0.250",
     }
     instrument = market_pb2.Instrument(symbol="BTCUSD", contract_size="1")
-    assert to_json(instrument) == {"symbol": "BTCUSD", "contractSize": "1"}
+    assert set_fields(to_json(instrument)) == {"symbol": "BTCUSD", "contractSize": "1"}
 
 
-def test_responses_omit_defaults_and_use_camel_case() -> None:
+def test_responses_print_defaults_and_use_camel_case() -> None:
     reply = trading_pb2.ClosePositionResponse(
         closed_quantity="1", position=trading_pb2.Position(id="p")
     )
     message = rpc("ClosePosition").output_class.FromString(reply.SerializeToString())
-    assert to_json(message) == {"position": {"id": "p"}, "closedQuantity": "1"}
-    assert to_json(message, "position") == {"id": "p"}
+    whole = to_json(message)
+    assert (whole["closedQuantity"], whole["realizedPnl"]) == ("1", "")
+    assert whole["position"] == to_json(message, "position")
+    position = whole["position"]
+    assert (position["id"], position["side"], position["leverage"]) == ("p", "SIDE_UNSPECIFIED", 0)
+    # An unset message is left out; an empty list is printed.
+    assert "openTime" not in position
+    listed = rpc("ListPositions").output_class()
+    assert to_json(listed) == {"positions": []}
 
 
 def _violation(body: bytes, request_class: type = trading_pb2.OpenPositionRequest) -> str:
