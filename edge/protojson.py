@@ -116,9 +116,13 @@ def _defaults(desc: descriptor.Descriptor) -> tuple[tuple[str, Callable[[], Any]
             is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
             found.append((field.json_name, dict if is_map else list))
             continue
-        value = _convert_default(field)
-        found.append((field.json_name, lambda value=value: value))
+        found.append((field.json_name, _constant(_convert_default(field))))
     return tuple(found)
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    """Return a maker of `value` (an immutable scalar: the same object every time)."""
+    return lambda: value
 
 
 def _convert_default(field: descriptor.FieldDescriptor) -> Any:
