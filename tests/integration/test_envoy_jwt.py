@@ -69,7 +69,7 @@ def _rejection(reply: httpx.Response) -> tuple[str, str]:
     assert body["code"] == 16
     (info,) = body["details"]
     assert info == {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "domain": "cfd.v1",
-                    "reason": info["reason"]}  # fmt: skip
+                    "reason": info["reason"], "metadata": {}}  # fmt: skip
     return info["reason"], body["message"]
 
 
