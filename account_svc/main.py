@@ -54,6 +54,9 @@ SERVICE_NAME = "cfd.v1.AccountService"
 OUTBOX_SWEEP_INTERVAL_S = 2.0
 MAIL_SWEEP_INTERVAL_S = 1.0
 PURGE_INTERVAL_S = 3600.0
+# How long each resource may take to close at shutdown before it is left behind (the data is
+# all in SQL: nothing is lost by not waiting), so that one stuck close cannot hold the exit.
+CLOSE_TIMEOUT_S = 3.0
 
 
 def quiet_parameter_logging() -> None:
@@ -195,13 +198,17 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await notifier.aclose()
-        await channel.close()
-        await provider_client.aclose()
-        await sessions.aclose()
-        await limiter.aclose()
-        await revoked.aclose()
-        await engine.dispose()
+        closes: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("trading notifications", notifier.aclose),
+            ("engine channel", channel.close),
+            ("provider client", provider_client.aclose),
+            ("sessions", sessions.aclose),
+            ("rate limiter", limiter.aclose),
+            ("revoked tokens", revoked.aclose),
+            ("database", engine.dispose),
+        ]
+        for what, close in closes:
+            await _close_within(what, close)
 
     await serve(
         "accounts",
@@ -214,3 +221,11 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         # Sign-up and sign-in need the database: NOT_SERVING while it does not answer.
         health_check=DatabaseProbe(engine).check,
     )
+
+
+async def _close_within(what: str, close: Callable[[], Awaitable[object]]) -> None:
+    """Close one resource, giving up after CLOSE_TIMEOUT_S with a warning naming it."""
+    try:
+        await asyncio.wait_for(close(), CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        _log.warning("%s did not close within %.0fs; exiting without it", what, CLOSE_TIMEOUT_S)
