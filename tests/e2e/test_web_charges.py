@@ -69,6 +69,12 @@ def test_commission_and_swap_show_in_positions_account_and_history(
     expect(row.get_by_test_id("position-swap")).to_have_text(f"{swap:.2f}")
     expect(row.get_by_test_id("position-swap")).to_have_attribute("title", f"{swap}")
     expect(page.get_by_test_id("account-swap")).to_have_text(f"{swap:.2f}")
+    # Eight figures at 1280x800: the row wraps rather than scrolls.
+    scrolls = page.evaluate(
+        "() => { const bar = document.querySelector('[data-testid=account-bar]');"
+        " return bar.scrollWidth > bar.clientWidth; }"
+    )
+    assert not scrolls, "the account figures scroll sideways at 1280x800"
 
     row.get_by_test_id("position-close").click()
     dialog = page.get_by_test_id("dialog-close")

@@ -96,6 +96,9 @@ export function AccountBar(props: AccountBarProps) {
           CFD <span>Mesh</span>
         </div>
         {children}
+        <span className="account-modes" data-testid="account-modes" title="Margin mode · position mode">
+          {accountModes(account)}
+        </span>
       </div>
       <div className="figures" data-testid="account-bar">
         <Figure
@@ -159,7 +162,6 @@ export function AccountBar(props: AccountBarProps) {
             {marginLevel}
           </span>
         </div>
-        <Figure label="Account" value={accountModes(account)} testId="account-modes" />
       </div>
       <div className="session">
         <ConnectionStatus connection={connection} quotes={quotes} selected={selected} />
