@@ -120,6 +120,24 @@ describe("api client", () => {
     expect(reloaded.get()?.refreshToken).toBe("R1");
   });
 
+  it("closes a position in full, in units or in lots", async () => {
+    const storage = new MemoryStorage();
+    const { fetcher, calls } = recordingFetch((call) =>
+      call.url.endsWith("/v1/auth/signin") ? json(200, auth("A1", "R1")) : json(200, {}),
+    );
+    const api = new ApiClient("", fetcher, new SessionStore(storage));
+    await api.signin("a@b.co", "password1");
+    await api.closePosition("p1", undefined, "c1");
+    await api.closePosition("p1", { quantity: "500" }, "c2");
+    await api.closePosition("p1", { volumeLots: "0.5" }, "c3");
+    api.dispose();
+    expect(calls.slice(1).map((call) => [call.method, call.url, call.body])).toEqual([
+      ["POST", "/v1/positions/p1:close", { clientOrderId: "c1" }],
+      ["POST", "/v1/positions/p1:close", { quantity: "500", clientOrderId: "c2" }],
+      ["POST", "/v1/positions/p1:close", { volumeLots: "0.5", clientOrderId: "c3" }],
+    ]);
+  });
+
   it("refreshes once on an expired token and retries the request", async () => {
     const storage = new MemoryStorage();
     let accessToken = "A1";
