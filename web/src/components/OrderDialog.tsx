@@ -3,6 +3,7 @@ import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
 import { formatOrderType, formatSide } from "../lib/format";
 import { newClientOrderId } from "../lib/ids";
+import type { ServerFields } from "../lib/errors";
 import { loadDialogSizeMode } from "../lib/preferences";
 import type { KeyValueStorage } from "../lib/session";
 import { type QuantitySizeMode, sizeOfQuantity } from "../lib/trading";
@@ -14,7 +15,6 @@ import {
   FieldFailure,
   FormActions,
   FormError,
-  type ServerFields,
   SizeInput,
   fieldErrorParts,
   sizeFieldQuantity,
@@ -74,7 +74,7 @@ export function OrderDialog({ api, order, view, actions, storage, onClose }: Ord
       : sizeOfQuantity(order.quantity, view.spec, mode),
   );
   const sizeField: readonly [string, string] = mode === "lots" ? ["volumeLots", "Lots"] : ["quantity", "Quantity"];
-  const serverFields: ServerFields = Object.fromEntries([
+  const serverFields: ServerFields<string> = Object.fromEntries([
     ...textFields.map((field) => [field.name, [field.name, field.label] as const]),
     ...(byMargin ? [] : [["size", sizeField] as const]),
   ]);

@@ -1,7 +1,7 @@
 /** The parts every trading form shares: a decimal field, its error line, and submitting. */
 
 import { type FormEvent, type InputHTMLAttributes, type ReactNode, useId, useState } from "react";
-import { ApiError, describeError, fieldSentence } from "../lib/errors";
+import { ApiError, type ServerFields, describeError, fieldErrorsOf, fieldSentence } from "../lib/errors";
 import { formatQuantity } from "../lib/format";
 import type { Decimal } from "../lib/decimal";
 import { type InstrumentSpec, type QuantitySizeMode, parsePositive, readSize } from "../lib/trading";
@@ -26,14 +26,15 @@ export class FieldFailure extends Error {
   }
 }
 
-/** For fields of a form: the request field the server names in its violations, and its label. */
-export type ServerFields = Readonly<Record<string, readonly [string, string]>>;
-
 /**
  * Run a form's action, keeping the dialog open with the reason when it fails: a FieldFailure,
  * or a server violation of a field in `serverFields`, also lands under its field.
  */
-export function useSubmit(run: () => Promise<void>, onDone: () => void, serverFields: ServerFields = {}) {
+export function useSubmit(
+  run: () => Promise<void>,
+  onDone: () => void,
+  serverFields: ServerFields<string> = {},
+) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [fieldErrors, setFieldErrors] = useState<Partial<Record<string, string>>>({});
@@ -49,14 +50,7 @@ export function useSubmit(run: () => Promise<void>, onDone: () => void, serverFi
       if (failure instanceof FieldFailure) {
         setFieldErrors({ [failure.field]: failure.message });
       } else {
-        if (failure instanceof ApiError) {
-          const errors: Partial<Record<string, string>> = {};
-          for (const [name, [requestField, label]] of Object.entries(serverFields)) {
-            const message = failure.fieldError(requestField);
-            if (message !== null) errors[name] = fieldSentence(label, message);
-          }
-          setFieldErrors(errors);
-        }
+        if (failure instanceof ApiError) setFieldErrors(fieldErrorsOf(failure, serverFields));
         setError(describeFailure(failure));
       }
       setBusy(false);

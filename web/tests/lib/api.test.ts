@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiClient, type FetchLike } from "../../src/lib/api";
-import { ApiError, fieldSentence, parseApiError } from "../../src/lib/errors";
+import { ApiError, fieldErrorsOf, fieldSentence, parseApiError } from "../../src/lib/errors";
 import { type KeyValueStorage, SessionStore, parseExpiresIn, refreshDelay } from "../../src/lib/session";
 
 class MemoryStorage implements KeyValueStorage {
@@ -75,6 +75,30 @@ describe("error parsing", () => {
   it("puts the field's label before a description written to follow it", () => {
     expect(fieldSentence("Email", "is not a valid email address")).toBe("Email is not a valid email address");
     expect(fieldSentence("Email", "Use a real address")).toBe("Use a real address");
+  });
+
+  it("puts the server's violations under the form's fields they name", () => {
+    const error = parseApiError(400, {
+      code: 3,
+      message: "invalid",
+      details: [
+        {
+          "@type": "type.googleapis.com/google.rpc.BadRequest",
+          fieldViolations: [
+            { field: "volume_lots", description: "is not a multiple of the lot step" },
+            { field: "stop_loss", description: "Stop loss on the wrong side" },
+          ],
+        },
+      ],
+    });
+    expect(
+      fieldErrorsOf(error, {
+        size: ["volumeLots", "Lots"],
+        stopLoss: ["stopLoss", "Stop loss"],
+        takeProfit: ["takeProfit", "Take profit"],
+      }),
+    ).toEqual({ size: "Lots is not a multiple of the lot step", stopLoss: "Stop loss on the wrong side" });
+    expect(fieldErrorsOf(error, { size: ["quantity", "Quantity"] })).toEqual({});
   });
 
   it("puts reasons into words and survives any body", () => {
