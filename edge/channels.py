@@ -242,6 +242,15 @@ class Channels:
 
         return FeedSpec(key, TRADING, open_stream, frames, sequenced=True)
 
+    def renew_token(self, user: str, token: str) -> None:
+        """Let the private feeds of `user` reopen with `token`, the newest a connection of theirs
+        authenticated with: a feed whose stream breaks after the first token expired must not
+        retry with that one."""
+        for key in (("positions", user), ("events", user)):
+            box = self._tokens.get(key)
+            if box is not None:
+                box[0] = token
+
     def _token_box(self, key: tuple[str, str], token: str) -> list[str]:
         """Return the holder of the newest token of a private feed, for its reconnections."""
         for stale in [k for k in self._tokens if self._hub.feed(k) is None]:

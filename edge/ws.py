@@ -206,6 +206,7 @@ class Connection:
         if self._identity is not None and identity.subject != self._identity.subject:
             self._drop_private()
         self._identity, self._token = identity, token
+        self._channels.renew_token(identity.subject, token)
         if self._expiry is not None:
             self._expiry.cancel()
         self._expiry = asyncio.create_task(self._expire(identity))

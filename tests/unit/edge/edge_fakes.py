@@ -55,15 +55,22 @@ class Broadcast:
         for queue in self._queues:
             queue.put_nowait(item)
 
+    def end(self) -> None:
+        """End every open stream, as a service ending its calls does."""
+        self.publish(_END)
+
     async def items(self) -> AsyncIterator[Any]:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._queues.append(queue)
         self.opened += 1
         try:
-            while True:
-                yield await queue.get()
+            while (item := await queue.get()) is not _END:
+                yield item
         finally:
             self._queues.remove(queue)
+
+
+_END = object()
 
 
 @dataclass
@@ -211,6 +218,7 @@ class Trading(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.StreamPositionsRequest, context: Any
     ) -> AsyncIterator[trading_pb2.StreamPositionsResponse]:
         user = subject()
+        self.recorder.saw("StreamPositions", context)
         async for item in self.recorder.positions.items():
             yield trading_pb2.StreamPositionsResponse(
                 account=trading_pb2.AccountSummary(currency=user), sequence=item

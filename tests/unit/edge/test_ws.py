@@ -203,6 +203,30 @@ async def test_an_expiring_token_drops_private_channels(edge: RunningEdge, mesh:
         assert (await next_frame(ws))["error"]["reason"] == "TOKEN_INVALID"
 
 
+async def test_a_private_feed_reopens_with_the_newest_token_of_its_user(
+    edge: RunningEdge, mesh: FakeMesh
+) -> None:
+    first, second = mesh.issuer.issue("fay")[0], mesh.issuer.issue("fay")[0]
+    assert first != second
+    async with client(edge) as ws:
+        await send(ws, {"op": "auth", "token": first})
+        await next_frame(ws, is_type("ack"))
+        await send(ws, {"op": "subscribe", "channel": "positions"})
+        await next_frame(ws, is_type("ack"))
+        await until(lambda: mesh.recorder.positions.open_streams == 1)
+        assert mesh.recorder.metadata["StreamPositions"]["authorization"] == f"Bearer {first}"
+        # The page swaps its token before expiry; later the stream breaks and is reopened.
+        await send(ws, {"op": "auth", "token": second})
+        await next_frame(ws, is_type("ack"))
+        opened = mesh.recorder.positions.opened
+        mesh.recorder.positions.end()
+        await until(lambda: mesh.recorder.positions.opened > opened, within=10)
+        assert mesh.recorder.metadata["StreamPositions"]["authorization"] == f"Bearer {second}"
+        mesh.recorder.positions.publish(7)
+        frame = await next_frame(ws, on_channel("positions"), within=10)
+        assert frame["data"] == {"account": {"currency": "fay"}, "sequence": "7"}
+
+
 async def test_signing_out_drops_private_channels_and_refuses_the_token(
     edge: RunningEdge, mesh: FakeMesh
 ) -> None:

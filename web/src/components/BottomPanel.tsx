@@ -17,6 +17,7 @@ import {
 } from "../lib/format";
 import { closedEntryKey, mergeHistory } from "../lib/history";
 import { newClientOrderId } from "../lib/ids";
+import type { KeyValueStorage } from "../lib/session";
 import type { Order, Position } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { type QuoteStore, useQuote } from "../state/quotes";
@@ -39,6 +40,8 @@ interface BottomPanelProps {
   readonly historyVersion: number;
   readonly announcedCloses: readonly Position[];
   readonly actions: Actions;
+  /** Where the order ticket remembers its sizing, which the dialogs follow. */
+  readonly storage: KeyValueStorage | null;
 }
 
 function digitsOf(instruments: readonly InstrumentView[], symbol: string): number {
@@ -124,7 +127,7 @@ const PositionRow = memo(function PositionRow({ position, digits, quotes, onActi
   );
 });
 
-function PositionsTable({ api, instruments, quotes, positions, actions }: BottomPanelProps) {
+function PositionsTable({ api, instruments, quotes, positions, actions, storage }: BottomPanelProps) {
   const [dialog, setDialog] = useState<{ id: string; action: PositionAction } | null>(null);
   const open = dialog === null ? undefined : positions.find((p) => p.id === dialog.id);
   useEffect(() => {
@@ -176,6 +179,7 @@ function PositionsTable({ api, instruments, quotes, positions, actions }: Bottom
           view={instruments.find((v) => v.spec.symbol === open.symbol)}
           action={dialog.action}
           actions={actions}
+          storage={storage}
           onClose={() => setDialog(null)}
         />
       )}
@@ -183,7 +187,7 @@ function PositionsTable({ api, instruments, quotes, positions, actions }: Bottom
   );
 }
 
-function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
+function OrdersTable({ api, instruments, orders, actions, storage }: BottomPanelProps) {
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [editing, setEditing] = useState<string | null>(null);
@@ -274,7 +278,14 @@ function OrdersTable({ api, instruments, orders, actions }: BottomPanelProps) {
         </tbody>
       </table>
       {edited !== undefined && (
-        <OrderDialog api={api} order={edited} actions={actions} onClose={() => setEditing(null)} />
+        <OrderDialog
+          api={api}
+          order={edited}
+          view={instruments.find((v) => v.spec.symbol === edited.symbol)}
+          actions={actions}
+          storage={storage}
+          onClose={() => setEditing(null)}
+        />
       )}
     </div>
   );

@@ -1,7 +1,7 @@
 import { type FormEvent, useEffect, useId, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
-import { ApiError, describeError, fieldSentence } from "../lib/errors";
+import { ApiError, type ServerFields, describeError, fieldErrorsOf } from "../lib/errors";
 import { DASH, formatExactMoney, formatMoney, formatPrice, formatQuantity } from "../lib/format";
 import { newClientOrderId } from "../lib/ids";
 import { loadOneClick, loadSizeMode, saveOneClick, saveSizeMode } from "../lib/preferences";
@@ -72,17 +72,11 @@ const SIZE_FIELDS: Readonly<Record<SizeMode, readonly [string, string]>> = {
 
 /** Map the server's field violations (snake or camel case) onto the panel's inputs. */
 function serverFieldErrors(error: ApiError, sizeMode: SizeMode): FieldErrors {
-  const errors: FieldErrors = {};
-  const [sizeField, sizeLabel] = SIZE_FIELDS[sizeMode];
-  const size = error.fieldError(sizeField);
-  if (size !== null) {
-    errors.amount = fieldSentence(sizeLabel, size);
-  }
-  for (const [field, label] of Object.entries(FIELD_LABELS) as [keyof typeof FIELD_LABELS, string][]) {
-    const message = error.fieldError(field);
-    if (message !== null) errors[field] = fieldSentence(label, message);
-  }
-  return errors;
+  const fields: ServerFields<FieldName> = {
+    amount: SIZE_FIELDS[sizeMode],
+    ...Object.fromEntries(Object.entries(FIELD_LABELS).map(([field, label]) => [field, [field, label]])),
+  };
+  return fieldErrorsOf(error, fields);
 }
 
 /** Buy/sell ticket with an exact margin and liquidation preview. */

@@ -1,12 +1,25 @@
-import { useRef, useState } from "react";
+import { useId, useRef, useState } from "react";
 import type { ApiClient } from "../lib/api";
 import { Decimal } from "../lib/decimal";
 import { formatExactMoney, formatPrice, formatQuantity, formatSide } from "../lib/format";
 import { newClientOrderId } from "../lib/ids";
-import type { ModifyPositionRequest, Position } from "../lib/types";
+import { loadDialogSizeMode } from "../lib/preferences";
+import type { KeyValueStorage } from "../lib/session";
+import { type QuantitySizeMode, sizeOfQuantity } from "../lib/trading";
+import type { ClosePart, ModifyPositionRequest, Position } from "../lib/types";
 import type { InstrumentView } from "../state/instruments";
 import { Dialog } from "./Dialog";
-import { DecimalInput, FormActions, FormError, useSubmit } from "./forms";
+import {
+  DecimalInput,
+  FieldFailure,
+  FormActions,
+  FormError,
+  SizeInput,
+  fieldErrorParts,
+  sizeFieldQuantity,
+  sizeLabel,
+  useSubmit,
+} from "./forms";
 import type { Actions } from "./TradingScreen";
 
 export type PositionAction = "stops" | "margin" | "close";
@@ -16,6 +29,8 @@ interface PositionDialogProps {
   readonly position: Position;
   readonly view: InstrumentView | undefined;
   readonly action: PositionAction;
+  /** Where the order ticket remembers its sizing, which the close dialog follows. */
+  readonly storage: KeyValueStorage | null;
   readonly actions: Actions;
   readonly onClose: () => void;
 }
@@ -105,43 +120,65 @@ function MarginForm({ api, position, view, actions, onClose }: PositionDialogPro
   );
 }
 
-/** Close the whole position or part of it (a multiple of the lot step). */
-function CloseForm({ api, position, view, actions, onClose }: PositionDialogProps) {
-  const [quantity, setQuantity] = useState(Decimal.tryParse(position.quantity)?.toPlainString() ?? "");
+/** Close the whole position or part of it (a multiple of the lot step), in units or lots. */
+function CloseForm({ api, position, view, storage, actions, onClose }: PositionDialogProps) {
+  const id = useId();
+  const [mode] = useState<QuantitySizeMode>(() =>
+    view === undefined ? "quantity" : loadDialogSizeMode(storage),
+  );
+  const unit = view?.instrument.baseCurrency ?? "units";
+  const [size, setSize] = useState(() =>
+    view === undefined
+      ? (Decimal.tryParse(position.quantity)?.toPlainString() ?? "")
+      : sizeOfQuantity(position.quantity, view.spec, mode),
+  );
   // Which submit button was pressed; read when the form submits, in the same event.
   const closeAll = useRef(false);
-  const { busy, error, submit } = useSubmit(async () => {
-    const open = Decimal.tryParse(position.quantity);
-    let partial: string | undefined;
-    if (!closeAll.current) {
-      const value = Decimal.tryParse(quantity);
-      if (value === null || !value.isPositive()) {
-        throw new Error("Enter a quantity greater than zero");
+  const [requestField, label] = mode === "lots" ? ["volumeLots", "Lots"] : ["quantity", "Quantity"];
+  const { busy, error, fieldErrors, submit } = useSubmit(
+    async () => {
+      const open = Decimal.tryParse(position.quantity);
+      let part: ClosePart | undefined;
+      if (!closeAll.current) {
+        const quantity = sizeFieldQuantity("size", view?.spec, mode, size);
+        if (open !== null && quantity.gt(open)) {
+          const most = view === undefined ? open.toPlainString() : sizeOfQuantity(position.quantity, view.spec, mode);
+          throw new FieldFailure("size", `At most ${most}`);
+        }
+        const typed = Decimal.parse(size).toPlainString();
+        part =
+          open !== null && quantity.eq(open)
+            ? undefined
+            : mode === "lots"
+              ? { volumeLots: typed }
+              : { quantity: typed };
       }
-      if (view !== undefined && !value.isMultipleOf(view.spec.lotStep)) {
-        throw new Error(`Quantity must be a multiple of ${view.spec.lotStep.toPlainString()}`);
-      }
-      if (open !== null && value.gt(open)) {
-        throw new Error(`At most ${open.toPlainString()}`);
-      }
-      partial = open !== null && value.eq(open) ? undefined : value.toPlainString();
-    }
-    await api.closePosition(position.id, partial, newClientOrderId());
-    await actions.refreshAccount();
-    actions.refreshHistory();
-  }, onClose);
+      await api.closePosition(position.id, part, newClientOrderId());
+      await actions.refreshAccount();
+      actions.refreshHistory();
+    },
+    onClose,
+    { size: [requestField, label] },
+  );
+  const { field, errorText } = fieldErrorParts(id, fieldErrors, "close");
   return (
     <form onSubmit={(event) => void submit(event)} noValidate>
       <p className="muted">
-        {formatSide(position.side)} {formatQuantity(position.quantity)} {position.symbol} at{" "}
+        {formatSide(position.side)} {formatQuantity(position.quantity)} {position.symbol}
+        {position.volumeLots === undefined ? "" : ` (${formatQuantity(position.volumeLots)} lots)`} at{" "}
         {formatPrice(position.entryPrice, digitsOf(view))}
       </p>
-      <DecimalInput
-        label="Quantity to close"
-        value={quantity}
-        onChange={setQuantity}
+      <SizeInput
+        label={sizeLabel(mode === "lots" ? "Volume to close" : "Quantity to close", mode, view?.spec, unit)}
+        value={size}
+        onChange={setSize}
         testId="close-quantity"
         autoFocus
+        spec={view?.spec}
+        mode={mode}
+        unit={unit}
+        inputProps={field("size")}
+        errorText={errorText("size")}
       />
       <FormError error={error} />
       <div className="dialog-actions">

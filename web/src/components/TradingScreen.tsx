@@ -397,6 +397,7 @@ export function TradingScreen({ api, storage, user }: TradingScreenProps) {
             historyVersion={historyVersion}
             announcedCloses={announcedCloses}
             actions={actions}
+            storage={storage}
           />
         </>
       )}

@@ -1,7 +1,10 @@
 /** The parts every trading form shares: a decimal field, its error line, and submitting. */
 
-import { type FormEvent, useId, useState } from "react";
-import { ApiError, describeError, fieldSentence } from "../lib/errors";
+import { type FormEvent, type InputHTMLAttributes, type ReactNode, useId, useState } from "react";
+import { ApiError, type ServerFields, describeError, fieldErrorsOf, fieldSentence } from "../lib/errors";
+import { formatQuantity } from "../lib/format";
+import type { Decimal } from "../lib/decimal";
+import { type InstrumentSpec, type QuantitySizeMode, parsePositive, readSize } from "../lib/trading";
 
 export function describeFailure(error: unknown): string {
   if (error instanceof ApiError) {
@@ -13,23 +16,47 @@ export function describeFailure(error: unknown): string {
   return describeError(error);
 }
 
-/** Run a form's action, keeping the dialog open with the reason when it fails. */
-export function useSubmit(run: () => Promise<void>, onDone: () => void) {
+/** A check of one field that failed before sending: its message goes under that field. */
+export class FieldFailure extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Run a form's action, keeping the dialog open with the reason when it fails: a FieldFailure,
+ * or a server violation of a field in `serverFields`, also lands under its field.
+ */
+export function useSubmit(
+  run: () => Promise<void>,
+  onDone: () => void,
+  serverFields: ServerFields<string> = {},
+) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [fieldErrors, setFieldErrors] = useState<Partial<Record<string, string>>>({});
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setBusy(true);
     setError(null);
+    setFieldErrors({});
     try {
       await run();
       onDone();
     } catch (failure) {
-      setError(describeFailure(failure));
+      if (failure instanceof FieldFailure) {
+        setFieldErrors({ [failure.field]: failure.message });
+      } else {
+        if (failure instanceof ApiError) setFieldErrors(fieldErrorsOf(failure, serverFields));
+        setError(describeFailure(failure));
+      }
       setBusy(false);
     }
   };
-  return { busy, error, submit };
+  return { busy, error, fieldErrors, submit };
 }
 
 export interface DecimalInputProps {
@@ -38,6 +65,8 @@ export interface DecimalInputProps {
   readonly onChange: (value: string) => void;
   readonly testId: string;
   readonly autoFocus?: boolean;
+  /** More attributes of the input, such as its aria-invalid wiring. */
+  readonly inputProps?: InputHTMLAttributes<HTMLInputElement>;
 }
 
 interface TextFieldProps extends DecimalInputProps {
@@ -56,6 +85,7 @@ export function TextField({
   type = "text",
   autoComplete = "off",
   inputMode,
+  inputProps,
 }: TextFieldProps) {
   const id = useId();
   return (
@@ -70,6 +100,7 @@ export function TextField({
         onChange={(event) => onChange(event.target.value)}
         data-testid={testId}
         autoFocus={autoFocus}
+        {...inputProps}
       />
     </>
   );
@@ -155,4 +186,64 @@ export function fieldErrorParts<K extends string>(
       </p>
     );
   return { field, errorText };
+}
+
+interface SizeInputProps extends DecimalInputProps {
+  /** The instrument's parameters; without them the size is in units and nothing is previewed. */
+  readonly spec: InstrumentSpec | undefined;
+  readonly mode: QuantitySizeMode;
+  /** The base currency, naming the units. */
+  readonly unit: string;
+  /** The size's error line, from `fieldErrorParts`. */
+  readonly errorText: ReactNode;
+}
+
+/** The size field of a dialog in units or lots, previewing the other figure under it. */
+export function SizeInput({ spec, mode, unit, errorText, ...input }: SizeInputProps) {
+  const size = spec === undefined ? null : readSize(spec, mode, input.value);
+  const other =
+    size === null || !size.ok
+      ? null
+      : mode === "lots"
+        ? `${formatQuantity(size.quantity.toPlainString())} ${unit}`
+        : `${formatQuantity(size.lots.toPlainString())} lots`;
+  return (
+    <>
+      <DecimalInput {...input} />
+      {other !== null && (
+        <p className="muted" data-testid={`${input.testId}-preview`}>
+          = {other}
+        </p>
+      )}
+      {errorText}
+    </>
+  );
+}
+
+/** The label of a size field: the units, or the lots with their contract size. */
+export function sizeLabel(what: string, mode: QuantitySizeMode, spec: InstrumentSpec | undefined, unit: string): string {
+  return mode === "lots" && spec !== undefined
+    ? `${what} (lots of ${spec.contractSize.toPlainString()} ${unit})`
+    : `${what} (${unit})`;
+}
+
+
+/**
+ * The quantity typed in a SizeInput, checked on the instrument's lot grid (without the
+ * instrument, any positive number of units); a FieldFailure of `field` when it is not one.
+ */
+export function sizeFieldQuantity(
+  field: string,
+  spec: InstrumentSpec | undefined,
+  mode: QuantitySizeMode,
+  text: string,
+): Decimal {
+  if (spec === undefined) {
+    const parsed = parsePositive(text);
+    if (!parsed.ok) throw new FieldFailure(field, parsed.message);
+    return parsed.value;
+  }
+  const read = readSize(spec, mode, text);
+  if (!read.ok) throw new FieldFailure(field, read.message);
+  return read.quantity;
 }

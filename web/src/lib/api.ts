@@ -8,6 +8,7 @@ import type {
   AuthResponse,
   Candle,
   CandleInterval,
+  ClosePart,
   ClosePositionResponse,
   Instrument,
   ListHistoryResponse,
@@ -330,15 +331,16 @@ export class ApiClient {
   }
 
   /** Close all of a position, or `quantity` of it. */
+  /** Close a position in full, or the part given in units (`quantity`) or lots (`volumeLots`). */
   async closePosition(
     positionId: string,
-    quantity?: string,
+    part?: ClosePart,
     clientOrderId?: string,
   ): Promise<ClosePositionResponse> {
     return this.request<ClosePositionResponse>(
       "POST",
       `/v1/positions/${encodeURIComponent(positionId)}:close`,
-      { body: { ...(quantity === undefined ? {} : { quantity }), ...idempotency(clientOrderId) } },
+      { body: { ...part, ...idempotency(clientOrderId) } },
     );
   }
 

@@ -55,6 +55,24 @@ export function fieldSentence(label: string, description: string): string {
   return /^[a-z]/.test(description) ? `${label} ${description}` : description;
 }
 
+/** For fields of a form: the request field the server names in its violations, and its label. */
+export type ServerFields<K extends string> = Readonly<Partial<Record<K, readonly [string, string]>>>;
+
+/** The server's violations of a form's fields, each as a sentence under its label. */
+export function fieldErrorsOf<K extends string>(
+  error: ApiError,
+  fields: ServerFields<K>,
+): Partial<Record<K, string>> {
+  const errors: Partial<Record<K, string>> = {};
+  for (const [name, spec] of Object.entries(fields) as [K, readonly [string, string] | undefined][]) {
+    if (spec === undefined) continue;
+    const [requestField, label] = spec;
+    const message = error.fieldError(requestField);
+    if (message !== null) errors[name] = fieldSentence(label, message);
+  }
+  return errors;
+}
+
 /** Compare field paths regardless of snake_case or lowerCamelCase spelling. */
 function normalizeField(field: string): string {
   return field.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());

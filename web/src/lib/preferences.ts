@@ -1,7 +1,7 @@
 /** Trading preferences remembered in the browser's storage. */
 
 import type { KeyValueStorage } from "./session";
-import type { SizeMode } from "./trading";
+import type { QuantitySizeMode, SizeMode } from "./trading";
 
 const ONE_CLICK_KEY = "cfd.oneClick";
 
@@ -29,4 +29,12 @@ export function loadSizeMode(storage: KeyValueStorage | null): SizeMode {
 
 export function saveSizeMode(storage: KeyValueStorage | null, mode: SizeMode): void {
   storage?.setItem(SIZE_MODE_KEY, mode);
+}
+
+/**
+ * How the close and order-edit dialogs take a size: in lots when the ticket sizes in lots,
+ * else in units (a margin names no quantity to close or to resize by).
+ */
+export function loadDialogSizeMode(storage: KeyValueStorage | null): QuantitySizeMode {
+  return loadSizeMode(storage) === "lots" ? "lots" : "quantity";
 }

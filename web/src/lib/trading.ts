@@ -74,6 +74,52 @@ export function lotsOf(quantity: Decimal, spec: InstrumentSpec): Decimal {
   return quantity.div(contract, quantity.significantScale() + extra, "floor");
 }
 
+/** Read a typed amount that must be a number greater than zero. */
+export function parsePositive(
+  text: string,
+): { readonly ok: true; readonly value: Decimal } | { readonly ok: false; readonly message: string } {
+  const value = Decimal.tryParse(text);
+  if (value === null) return { ok: false, message: "Enter a number" };
+  if (!value.isPositive()) return { ok: false, message: "Must be greater than zero" };
+  return { ok: true, value };
+}
+
+/** A size given in units or lots: the two ways of sizing that name a quantity outright. */
+export type QuantitySizeMode = Exclude<SizeMode, "margin">;
+
+export type SizeResult =
+  | { readonly ok: true; readonly quantity: Decimal; readonly lots: Decimal }
+  | { readonly ok: false; readonly message: string };
+
+/**
+ * The quantity of a size typed in units or in lots (lots x contract size), which must fall on
+ * the instrument's lot step: off the grid it is refused, never rounded.
+ */
+export function quantityOfSize(spec: InstrumentSpec, mode: QuantitySizeMode, amount: Decimal): SizeResult {
+  const quantity = mode === "lots" ? amount.mul(spec.contractSize) : amount;
+  if (!quantity.isMultipleOf(spec.lotStep)) {
+    const message =
+      mode === "lots"
+        ? `Lots must be a multiple of ${lotsStep(spec).toPlainString()}`
+        : `Quantity must be a multiple of ${spec.lotStep.toPlainString()}`;
+    return { ok: false, message };
+  }
+  return { ok: true, quantity, lots: lotsOf(quantity, spec) };
+}
+
+/** Read a size typed in units or lots: a positive number on the instrument's lot grid. */
+export function readSize(spec: InstrumentSpec, mode: QuantitySizeMode, text: string): SizeResult {
+  const parsed = parsePositive(text);
+  return parsed.ok ? quantityOfSize(spec, mode, parsed.value) : parsed;
+}
+
+/** A quantity as a size field shows it: in units, or in lots through the contract size. */
+export function sizeOfQuantity(quantity: string | undefined, spec: InstrumentSpec, mode: QuantitySizeMode): string {
+  const value = Decimal.tryParse(quantity);
+  if (value === null) return "";
+  return (mode === "lots" ? lotsOf(value, spec) : value).toPlainString();
+}
+
 /** Notional value of a quantity at a price, exact. */
 export function notionalOf(quantity: Decimal, price: Decimal): Decimal {
   return quantity.mul(price);
@@ -133,32 +179,14 @@ export function previewOrder(input: PreviewInput): PreviewResult {
   if (!price.isPositive()) {
     return { ok: false, field: "price", message: "No price to compute from" };
   }
-  const amount = Decimal.tryParse(input.amount);
-  if (amount === null) {
-    return { ok: false, field: "amount", message: "Enter a number" };
-  }
-  if (!amount.isPositive()) {
-    return { ok: false, field: "amount", message: "Must be greater than zero" };
-  }
+  const parsed = parsePositive(input.amount);
+  if (!parsed.ok) return { ok: false, field: "amount", message: parsed.message };
+  const amount = parsed.value;
   let quantity: Decimal;
-  if (sizeMode === "quantity") {
-    if (!amount.isMultipleOf(spec.lotStep)) {
-      return {
-        ok: false,
-        field: "amount",
-        message: `Quantity must be a multiple of ${spec.lotStep.toPlainString()}`,
-      };
-    }
-    quantity = amount;
-  } else if (sizeMode === "lots") {
-    quantity = amount.mul(spec.contractSize);
-    if (!quantity.isMultipleOf(spec.lotStep)) {
-      return {
-        ok: false,
-        field: "amount",
-        message: `Lots must be a multiple of ${lotsStep(spec).toPlainString()}`,
-      };
-    }
+  if (sizeMode !== "margin") {
+    const sized = quantityOfSize(spec, sizeMode, amount);
+    if (!sized.ok) return { ok: false, field: "amount", message: sized.message };
+    quantity = sized.quantity;
   } else {
     if (amount.significantScale() > MONEY_SCALE) {
       return { ok: false, field: "amount", message: "At most 6 decimals" };

@@ -215,12 +215,22 @@ export interface ModifyPositionRequest {
 export type ModifyOrderRequest = Partial<
   Pick<
     Order,
-    "triggerPrice" | "quantity" | "margin" | "takeProfit" | "stopLoss" | "trailingDistance" | "expireTime"
+    | "triggerPrice"
+    | "quantity"
+    | "margin"
+    | "takeProfit"
+    | "stopLoss"
+    | "trailingDistance"
+    | "expireTime"
+    | "volumeLots"
   >
 > & {
   readonly clearExpireTime?: boolean;
   readonly clientOrderId?: string;
 };
+
+/** The part of a position to close: in units or in lots, never both. */
+export type ClosePart = { readonly quantity: string } | { readonly volumeLots: string };
 
 export interface ClosePositionResponse {
   readonly position: Position;

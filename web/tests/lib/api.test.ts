@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ApiClient, type FetchLike } from "../../src/lib/api";
-import { ApiError, fieldSentence, parseApiError } from "../../src/lib/errors";
+import { ApiError, fieldErrorsOf, fieldSentence, parseApiError } from "../../src/lib/errors";
 import { type KeyValueStorage, SessionStore, parseExpiresIn, refreshDelay } from "../../src/lib/session";
 
 class MemoryStorage implements KeyValueStorage {
@@ -77,6 +77,30 @@ describe("error parsing", () => {
     expect(fieldSentence("Email", "Use a real address")).toBe("Use a real address");
   });
 
+  it("puts the server's violations under the form's fields they name", () => {
+    const error = parseApiError(400, {
+      code: 3,
+      message: "invalid",
+      details: [
+        {
+          "@type": "type.googleapis.com/google.rpc.BadRequest",
+          fieldViolations: [
+            { field: "volume_lots", description: "is not a multiple of the lot step" },
+            { field: "stop_loss", description: "Stop loss on the wrong side" },
+          ],
+        },
+      ],
+    });
+    expect(
+      fieldErrorsOf(error, {
+        size: ["volumeLots", "Lots"],
+        stopLoss: ["stopLoss", "Stop loss"],
+        takeProfit: ["takeProfit", "Take profit"],
+      }),
+    ).toEqual({ size: "Lots is not a multiple of the lot step", stopLoss: "Stop loss on the wrong side" });
+    expect(fieldErrorsOf(error, { size: ["quantity", "Quantity"] })).toEqual({});
+  });
+
   it("puts reasons into words and survives any body", () => {
     expect(parseApiError(400, { code: 9, details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "INSUFFICIENT_BALANCE" }] }).describe()).toBe(
       "Not enough free margin for this order",
@@ -118,6 +142,24 @@ describe("api client", () => {
     expect(calls[1].auth).toBe("Bearer A1");
     const reloaded = new SessionStore(storage);
     expect(reloaded.get()?.refreshToken).toBe("R1");
+  });
+
+  it("closes a position in full, in units or in lots", async () => {
+    const storage = new MemoryStorage();
+    const { fetcher, calls } = recordingFetch((call) =>
+      call.url.endsWith("/v1/auth/signin") ? json(200, auth("A1", "R1")) : json(200, {}),
+    );
+    const api = new ApiClient("", fetcher, new SessionStore(storage));
+    await api.signin("a@b.co", "password1");
+    await api.closePosition("p1", undefined, "c1");
+    await api.closePosition("p1", { quantity: "500" }, "c2");
+    await api.closePosition("p1", { volumeLots: "0.5" }, "c3");
+    api.dispose();
+    expect(calls.slice(1).map((call) => [call.method, call.url, call.body])).toEqual([
+      ["POST", "/v1/positions/p1:close", { clientOrderId: "c1" }],
+      ["POST", "/v1/positions/p1:close", { quantity: "500", clientOrderId: "c2" }],
+      ["POST", "/v1/positions/p1:close", { volumeLots: "0.5", clientOrderId: "c3" }],
+    ]);
   });
 
   it("refreshes once on an expired token and retries the request", async () => {

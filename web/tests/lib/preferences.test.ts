@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadOneClick, loadSizeMode, saveOneClick, saveSizeMode } from "../../src/lib/preferences";
+import { loadDialogSizeMode, loadOneClick, loadSizeMode, saveOneClick, saveSizeMode } from "../../src/lib/preferences";
 import type { KeyValueStorage } from "../../src/lib/session";
 
 function memoryStorage(): KeyValueStorage & { readonly items: Map<string, string> } {
@@ -45,5 +45,15 @@ describe("order size mode preference", () => {
     storage.setItem("cfd.sizeMode", "bushels");
     expect(loadSizeMode(storage)).toBe("quantity");
     expect(loadSizeMode(null)).toBe("quantity");
+  });
+
+  it("has the dialogs take lots when the ticket sizes in lots, else units", () => {
+    const storage = memoryStorage();
+    expect(loadDialogSizeMode(storage)).toBe("quantity");
+    saveSizeMode(storage, "lots");
+    expect(loadDialogSizeMode(storage)).toBe("lots");
+    saveSizeMode(storage, "margin");
+    expect(loadDialogSizeMode(storage)).toBe("quantity");
+    expect(loadDialogSizeMode(null)).toBe("quantity");
   });
 });

@@ -9,6 +9,9 @@ import {
   marginFor,
   previewOrder,
   quantityFromMargin,
+  quantityOfSize,
+  readSize,
+  sizeOfQuantity,
   unrealizedPnl,
 } from "../../src/lib/trading";
 
@@ -189,5 +192,33 @@ describe("lots", () => {
       spec: XRP, side: "SIDE_BUY", price: d("0.5001"), leverage: 50, sizeMode: "lots", amount: "0.0015",
     });
     expect(result).toEqual({ ok: false, field: "amount", message: "Lots must be a multiple of 0.001" });
+  });
+
+  it("reads a size in lots or units as a quantity on the lot grid", () => {
+    const lots = readSize(XRP, "lots", "0.5");
+    expect(lots.ok).toBe(true);
+    if (!lots.ok) return;
+    expect(lots.quantity.toPlainString()).toBe("500");
+    expect(lots.lots.toPlainString()).toBe("0.5");
+    const units = readSize(XRP, "quantity", "2000");
+    expect(units.ok).toBe(true);
+    if (!units.ok) return;
+    expect(units.quantity.toPlainString()).toBe("2000");
+    expect(units.lots.toPlainString()).toBe("2");
+  });
+
+  it("refuses a size off the grid, unreadable or not positive, naming its unit", () => {
+    expect(readSize(XRP, "lots", "0.0015")).toEqual({ ok: false, message: "Lots must be a multiple of 0.001" });
+    expect(readSize(XRP, "quantity", "1.5")).toEqual({ ok: false, message: "Quantity must be a multiple of 1" });
+    expect(quantityOfSize(TINY, "lots", d("0.5"))).toEqual({ ok: false, message: "Lots must be a multiple of 1000" });
+    expect(readSize(XRP, "lots", "abc")).toEqual({ ok: false, message: "Enter a number" });
+    expect(readSize(XRP, "quantity", "0")).toEqual({ ok: false, message: "Must be greater than zero" });
+  });
+
+  it("shows a quantity in the unit a size field takes", () => {
+    expect(sizeOfQuantity("2500", XRP, "lots")).toBe("2.5");
+    expect(sizeOfQuantity("2500", XRP, "quantity")).toBe("2500");
+    expect(sizeOfQuantity("0.0200", BTC, "quantity")).toBe("0.02");
+    expect(sizeOfQuantity(undefined, XRP, "lots")).toBe("");
   });
 });
