@@ -52,6 +52,9 @@ VERIFIED_EMAIL_METHODS = frozenset(
 )
 # The access token claim the accounts service sets (as OpenID Connect names it).
 EMAIL_VERIFIED_CLAIM = "email_verified"
+# The access token claim naming the CFD engine shard that holds the user's account (absent in
+# tokens of a single-shard platform: shard 0).
+SHARD_CLAIM = "shard"
 PUBLIC_SERVICES = frozenset(
     {
         "cfd.v1.MarketDataService",
@@ -128,6 +131,12 @@ def _first(metadata: Iterable[tuple[str, str | bytes]], key: str) -> str | None:
         if name == key:
             return value.decode() if isinstance(value, bytes) else value
     return None
+
+
+def shard_claim(token: str) -> int:
+    """Return the shard claim of a verified access token; 0 when absent or not a number."""
+    value = (read_claims(token) or {}).get(SHARD_CLAIM, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def subject() -> str:

@@ -14,6 +14,9 @@ FEEDS = ("simulator", "replay", "manual", "binance", "backpack")
 INTERNAL_TOKEN_FILE = "internal_token"
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 _MAX_DEMO_BALANCE = Decimal("1000000000")
+# CFD engine shards at most, and the port distance between two shards' default ports.
+MAX_ENGINE_SHARDS = 16
+SHARD_PORT_STEP = 100
 _ORIGIN = re.compile(r"^(\*|https?://[A-Za-z0-9.-]+(:\d{1,5})?)$")
 
 
@@ -50,6 +53,17 @@ class Settings:
     bind_host: str
     # Whether trading calls that take on exposure need a user with a verified email.
     require_email_verification: bool = False
+    # CFD engine shards: how many, the gRPC target of each (shard 0 first: it also runs the
+    # spot exchange, so its target is `engine_addr`), and which one this process is.
+    engine_shards: int = 1
+    engine_addrs: tuple[str, ...] = ()
+    engine_shard: int = 0
+
+    def engine_addr_of(self, shard: int) -> str:
+        """Return the gRPC target of CFD engine shard `shard`."""
+        if not 0 <= shard < self.engine_shards:
+            raise ValueError(f"shard {shard} is not one of the {self.engine_shards} shards")
+        return self.engine_addrs[shard] if self.engine_addrs else self.engine_addr
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +85,9 @@ class Settings:
                 ("envoy_admin", "CFD_ENVOY_ADMIN_PORT", 9901),
             )
         }
+        shards = _count(env, "CFD_ENGINE_SHARDS", 1, MAX_ENGINE_SHARDS)
+        shard = _count(env, "CFD_ENGINE_SHARD", 0, shards - 1, low=0)
+        engine_addr = _addr(env, "CFD_ENGINE_ADDR", ports["engine"])
         feed = env.get("CFD_FEED", "simulator").strip().lower()
         if feed not in FEEDS:
             raise ConfigError(f"CFD_FEED={feed!r} is not one of {', '.join(FEEDS)}")
@@ -85,7 +102,7 @@ class Settings:
             edge_port=ports["edge"],
             envoy_port=ports["envoy"],
             envoy_admin_port=ports["envoy_admin"],
-            engine_addr=_addr(env, "CFD_ENGINE_ADDR", ports["engine"]),
+            engine_addr=engine_addr,
             market_addr=_addr(env, "CFD_MARKET_ADDR", ports["market"]),
             account_addr=_addr(env, "CFD_ACCOUNT_ADDR", ports["account"]),
             demo_balance=_demo_balance(env.get("CFD_DEMO_BALANCE", "5000")),
@@ -93,7 +110,30 @@ class Settings:
             log_level=_log_level(env.get("CFD_LOG_LEVEL", "INFO")),
             bind_host=_bind_host(env.get("CFD_BIND_HOST", "127.0.0.1")),
             require_email_verification=_switch(env, "CFD_REQUIRE_EMAIL_VERIFICATION"),
+            engine_shards=shards,
+            engine_addrs=(
+                engine_addr,
+                *(
+                    _addr(env, f"CFD_ENGINE_ADDR_{index}", shard_port(ports["engine"], index))
+                    for index in range(1, shards)
+                ),
+            ),
+            engine_shard=shard,
         )
+
+
+def shard_port(engine_port: int, shard: int) -> int:
+    """Return the default gRPC port of CFD engine shard `shard` (shard 0: the engine port)."""
+    return engine_port + SHARD_PORT_STEP * shard
+
+
+def _count(env: Mapping[str, str], var: str, default: int, high: int, *, low: int = 1) -> int:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{var}={raw!r} must be a whole number from {low} to {high}")
+    return int(raw)
 
 
 def _switch(env: Mapping[str, str], var: str) -> bool:

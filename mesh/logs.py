@@ -24,6 +24,7 @@ def new_request_id() -> str:
     """Return an id no other request of any process gets: 32 lowercase hex digits."""
     return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
+
 # A JWT (whole, or the head of one cut short) and the credentials of an authorization header.
 _SECRETS = re.compile(r"eyJ[A-Za-z0-9_-]{6,}(?:\.+[A-Za-z0-9_-]+)*|(?<=Bearer )[^\s\"'\\]+")
 REDACTED = "[redacted]"
