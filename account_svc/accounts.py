@@ -167,7 +167,7 @@ class Accounts:
     async def _session(self, user: User, refresh_token: str) -> Session:
         """Issue an access token in the session of ``refresh_token``, remembered for sign-out."""
         access_token, expires_in = self._issuer.issue(
-            user.id, email_verified=user.email_verified
+            user.id, email_verified=user.email_verified, shard=user.shard
         )
         issued = issued_token(access_token)
         if issued is None:

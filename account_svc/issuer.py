@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-from mesh.auth import EMAIL_VERIFIED_CLAIM
+from mesh.auth import EMAIL_VERIFIED_CLAIM, SHARD_CLAIM
 from mesh.tokens import (
     ALGORITHM,
     DEFAULT_ACCESS_TOKEN_TTL_S,
@@ -49,11 +49,15 @@ class TokenIssuer:
         """Return the lifetime of issued tokens in seconds."""
         return self._ttl_s
 
-    def issue(self, subject: str, *, email_verified: bool = False) -> tuple[str, int]:
+    def issue(
+        self, subject: str, *, email_verified: bool = False, shard: int = 0
+    ) -> tuple[str, int]:
         """Return a signed access token for ``subject`` and its lifetime in seconds.
 
         ``email_verified`` says whether the user had verified their email at issue time; the
         services read it where trading requires it (``CFD_REQUIRE_EMAIL_VERIFICATION``).
+        ``shard`` is the CFD engine shard holding the user's account: the edge and Envoy route
+        the user's trading calls by it.
         """
         if not subject:
             raise ValueError("an access token needs a non-empty subject")
@@ -66,6 +70,7 @@ class TokenIssuer:
             "exp": now + self._ttl_s,
             "jti": secrets.token_urlsafe(16),
             EMAIL_VERIFIED_CLAIM: email_verified,
+            SHARD_CLAIM: shard,
         }
         token = jwt.encode(
             claims,

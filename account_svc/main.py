@@ -113,7 +113,7 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
         await engine.dispose()
         raise ServeError(f"cannot reach the database: {exc.orig}") from exc
-    users = UserStore(engine)
+    users = UserStore(engine, shards=settings.engine_shards)
     sql_sessions = SqlRefreshTokenStore(engine, ttl_s=config.refresh_ttl_s)
     sessions: RefreshTokenStore = (
         RedisRefreshTokenStore.from_url(settings.redis_url, ttl_s=config.refresh_ttl_s)
@@ -121,8 +121,11 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         else sql_sessions
     )
     limiter = create_rate_limiter(settings.redis_url, prefix="cfd:ratelimit:accounts:")
-    channel = grpc.aio.insecure_channel(settings.engine_addr)
-    provisioner = Provisioner(users, GrpcEngineAccounts(channel, settings.internal_token))
+    channels = [
+        grpc.aio.insecure_channel(settings.engine_addr_of(shard))
+        for shard in range(settings.engine_shards)
+    ]
+    provisioner = Provisioner(users, GrpcEngineAccounts(channels, settings.internal_token))
     accounts = Accounts(
         users=users,
         hasher=PasswordHasher(config.hash_cost),
@@ -144,7 +147,7 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
         ),
         notifications=NotificationSettings(engine),
     )
-    notifier = Notifier(engine, GrpcEventSource(channel, issuer))
+    notifier = Notifier(engine, GrpcEventSource(channels, issuer, users.shard_of))
     postman = Postman(
         EmailOutbox(engine), open_transport(config.mail, settings.data_dir), config.mail.sender
     )
@@ -200,7 +203,7 @@ async def main(settings: Settings, config: AccountConfig | None = None) -> None:
                 await task
         closes: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("trading notifications", notifier.aclose),
-            ("engine channel", channel.close),
+            *((f"engine channel {shard}", c.close) for shard, c in enumerate(channels)),
             ("provider client", provider_client.aclose),
             ("sessions", sessions.aclose),
             ("rate limiter", limiter.aclose),

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Final, Protocol, TypeAlias
 
 import grpc
@@ -179,16 +179,27 @@ class EventSource(Protocol):
 
 
 class GrpcEventSource:
-    """``EventSource`` over ``TradingService.StreamEvents``, as the user, with a signed token."""
+    """``EventSource`` over ``TradingService.StreamEvents``, as the user, with a signed token.
 
-    def __init__(self, channel: grpc.aio.Channel, issuer: TokenIssuer) -> None:
-        self._stub = trading_pb2_grpc.TradingServiceStub(channel)
+    `channels` holds one channel per CFD engine shard (shard 0 first); a user's events come
+    from the shard holding their account (`shard_of`).
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[grpc.aio.Channel],
+        issuer: TokenIssuer,
+        shard_of: Callable[[str], Awaitable[int]],
+    ) -> None:
+        self._stubs = [trading_pb2_grpc.TradingServiceStub(channel) for channel in channels]
         self._issuer = issuer
+        self._shard_of = shard_of
 
     async def events(self, user_id: str, from_sequence: int) -> AsyncIterator[Event]:
         """Yield the account's events after ``from_sequence``; a failed stream raises."""
-        token, _ = self._issuer.issue(user_id)
-        call = self._stub.StreamEvents(
+        shard = await self._shard_of(user_id)
+        token, _ = self._issuer.issue(user_id, shard=shard)
+        call = self._stubs[shard].StreamEvents(
             trading_pb2.StreamEventsRequest(from_sequence=from_sequence),
             metadata=(("authorization", f"Bearer {token}"),),
         )

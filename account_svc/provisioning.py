@@ -11,6 +11,7 @@ first.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Final, Protocol
 
 import grpc
@@ -33,26 +34,56 @@ class EngineAccounts(Protocol):
     """The part of the engine's admin API the accounts service uses."""
 
     async def create_account(
-        self, user_id: str, initial_balance: str, margin_mode: str, position_mode: str
+        self,
+        user_id: str,
+        initial_balance: str,
+        margin_mode: str,
+        position_mode: str,
+        shard: int = 0,
     ) -> None:
-        """Open the account (idempotent) in `margin_mode` and `position_mode` (a
-        cfd.v1.MarginMode and a cfd.v1.PositionMode name, "" for the engine's defaults); raise
-        ``EngineUnavailableError`` on failure."""
+        """Open the account (idempotent) on CFD engine shard `shard` in `margin_mode` and
+        `position_mode` (a cfd.v1.MarginMode and a cfd.v1.PositionMode name, "" for the
+        engine's defaults); raise ``EngineUnavailableError`` on failure."""
         ...
 
 
 class GrpcEngineAccounts:
-    """``EngineAccounts`` over ``cfd.v1.EngineAdminService`` with the internal token."""
+    """``EngineAccounts`` over ``cfd.v1.EngineAdminService`` with the internal token.
 
-    def __init__(self, channel: grpc.aio.Channel, internal_token: str, *, timeout_s: float = 5.0):
-        self._stub = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
+    `channels` holds one channel per CFD engine shard, shard 0 first. Shard 0 also runs the
+    spot exchange, so a user of another shard gets an account there too, without money: it
+    holds their spot wallet.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[grpc.aio.Channel],
+        internal_token: str,
+        *,
+        timeout_s: float = 5.0,
+    ):
+        self._stubs = [engine_admin_pb2_grpc.EngineAdminServiceStub(c) for c in channels]
         self._metadata = ((INTERNAL_TOKEN_METADATA, internal_token),)
         self._timeout_s = timeout_s
 
     async def create_account(
-        self, user_id: str, initial_balance: str, margin_mode: str, position_mode: str
+        self,
+        user_id: str,
+        initial_balance: str,
+        margin_mode: str,
+        position_mode: str,
+        shard: int = 0,
     ) -> None:
         """Open the account (idempotent); raise ``EngineUnavailableError`` on failure."""
+        if not 0 <= shard < len(self._stubs):
+            raise EngineUnavailableError(f"shard {shard} is not one of the engine shards")
+        if shard != 0:
+            await self._create(0, user_id, "0", margin_mode, position_mode)
+        await self._create(shard, user_id, initial_balance, margin_mode, position_mode)
+
+    async def _create(
+        self, shard: int, user_id: str, initial_balance: str, margin_mode: str, position_mode: str
+    ) -> None:
         request = engine_admin_pb2.CreateAccountRequest(
             user_id=user_id,
             initial_balance=initial_balance,
@@ -68,11 +99,13 @@ class GrpcEngineAccounts:
             ),
         )
         try:
-            await self._stub.CreateAccount(
+            await self._stubs[shard].CreateAccount(
                 request, metadata=self._metadata, timeout=self._timeout_s
             )
         except grpc.aio.AioRpcError as exc:
-            raise EngineUnavailableError(f"CreateAccount failed: {exc.code().name}") from None
+            raise EngineUnavailableError(
+                f"CreateAccount on shard {shard} failed: {exc.code().name}"
+            ) from None
 
 
 def backoff_s(attempts: int) -> float:
@@ -107,7 +140,11 @@ class Provisioner:
     async def _attempt(self, pending: PendingAccount) -> bool:
         try:
             await self._engine.create_account(
-                pending.user_id, pending.initial_balance, pending.margin_mode, pending.position_mode
+                pending.user_id,
+                pending.initial_balance,
+                pending.margin_mode,
+                pending.position_mode,
+                pending.shard,
             )
         except EngineUnavailableError as exc:
             delay = backoff_s(pending.attempts)

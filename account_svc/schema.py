@@ -46,6 +46,8 @@ users_table = Table(
     Column("email", String(254), nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
     Column("create_time_ms", BigInteger, nullable=False),
+    # The CFD engine shard holding the user's account, chosen at signup and never changed.
+    Column("shard", Integer, nullable=False, server_default="0"),
 )
 
 # The signup outbox: a row exists while the user's trading account may not exist yet.
@@ -311,6 +313,15 @@ def _v9_position_mode(conn: Connection) -> None:
         )
 
 
+def _v10_user_shard(conn: Connection) -> None:
+    # A database created at version 10 or later already has the column from the table.
+    columns = {column["name"] for column in inspect(conn).get_columns("account_users")}
+    if "shard" not in columns:
+        conn.execute(
+            text("ALTER TABLE account_users ADD COLUMN shard INTEGER NOT NULL DEFAULT 0")
+        )
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
 MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v1_initial,
@@ -322,6 +333,7 @@ MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v7_margin_mode,
     _v8_signin_tickets,
     _v9_position_mode,
+    _v10_user_shard,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,8 @@ class User:
     create_time_ms: int
     totp_enabled: bool = False
     email_verified: bool = False
+    # The CFD engine shard holding the user's trading account.
+    shard: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class PendingAccount:
     margin_mode: str = ""
     # A cfd.v1.PositionMode name, or "" for the engine's default.
     position_mode: str = ""
+    # The CFD engine shard that holds the account.
+    shard: int = 0
 
 
 def _user_select() -> Select[Any]:
@@ -74,6 +79,7 @@ def _user_select() -> Select[Any]:
             c.password_hash,
             func.coalesce(t.enabled, false()).label("totp_enabled"),
             v.user_id.is_not(None).label("email_verified"),
+            c.shard,
         )
         .join_from(users_table, totp_table, isouter=True)
         # Only the current address counts: a verification of an earlier one does not.
@@ -87,7 +93,14 @@ def _user_select() -> Select[Any]:
 
 def _pending_select() -> Select[Any]:
     c = provisioning_table.c
-    return select(c.user_id, c.initial_balance, c.attempts, c.margin_mode, c.position_mode)
+    return select(
+        c.user_id,
+        c.initial_balance,
+        c.attempts,
+        c.margin_mode,
+        c.position_mode,
+        users_table.c.shard,
+    ).join_from(provisioning_table, users_table, users_table.c.id == c.user_id)
 
 
 def _pending(row: Row[Any]) -> PendingAccount:
@@ -97,7 +110,14 @@ def _pending(row: Row[Any]) -> PendingAccount:
         row.attempts,
         row.margin_mode or "",
         row.position_mode or "",
+        row.shard,
     )
+
+
+def assign_shard(user_id: str, shards: int) -> int:
+    """Return the shard of a new user: spread evenly by a hash of the id, stable once stored."""
+    digest = hashlib.sha256(user_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
 
 
 def _now_ms(clock: Callable[[], float]) -> int:
@@ -107,9 +127,16 @@ def _now_ms(clock: Callable[[], float]) -> int:
 class UserStore:
     """Read and write ``account_users`` and the ``account_provisioning`` outbox."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Callable[[], float] = time.time,
+        shards: int = 1,
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self._shards = shards
 
     async def create(
         self,
@@ -126,7 +153,13 @@ class UserStore:
 
         Raise ``EmailTakenError`` when the (normalized) email is in use.
         """
-        user = User(id=str(uuid.uuid4()), email=email, create_time_ms=_now_ms(self._clock))
+        user_id = str(uuid.uuid4())
+        user = User(
+            id=user_id,
+            email=email,
+            create_time_ms=_now_ms(self._clock),
+            shard=assign_shard(user_id, self._shards),
+        )
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(
@@ -135,6 +168,7 @@ class UserStore:
                         email=user.email,
                         password_hash=password_hash,
                         create_time_ms=user.create_time_ms,
+                        shard=user.shard,
                     )
                 )
                 await conn.execute(
@@ -158,6 +192,14 @@ class UserStore:
         stored = await self._find(_user_select().where(users_table.c.id == user_id))
         return None if stored is None else stored.user
 
+    async def shard_of(self, user_id: str) -> int:
+        """Return the CFD engine shard of the user's account (0 for an unknown user)."""
+        async with self._engine.connect() as conn:
+            shard = await conn.scalar(
+                select(users_table.c.shard).where(users_table.c.id == user_id)
+            )
+        return int(shard or 0)
+
     async def find_by_email(self, email: str) -> StoredCredentials | None:
         """Return the user with this normalized email and their password hash, if any."""
         return await self._find(_user_select().where(users_table.c.email == email))
@@ -173,6 +215,7 @@ class UserStore:
             row.create_time_ms,
             bool(row.totp_enabled),
             bool(row.email_verified),
+            row.shard,
         )
         return StoredCredentials(user, row.password_hash)
 

@@ -29,6 +29,7 @@ from account_svc.schema import users_table
 from account_svc.sessions import RedisRefreshTokenStore, RefreshTokenStore, SqlRefreshTokenStore
 from account_svc.totp import SecretBox, TotpStore
 from account_svc.users import UserStore
+from mesh.auth import shard_claim
 from mesh.errors import ApiError
 from mesh.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from mesh.revocation import IssuedToken, RevokedTokens, issued_token
@@ -41,15 +42,22 @@ class FakeEngine:
     def __init__(self) -> None:
         self.up = True
         self.accounts: dict[str, str] = {}
+        self.shards: dict[str, int] = {}
         self.modes: dict[str, str] = {}
         self.position_modes: dict[str, str] = {}
 
     async def create_account(
-        self, user_id: str, initial_balance: str, margin_mode: str, position_mode: str
+        self,
+        user_id: str,
+        initial_balance: str,
+        margin_mode: str,
+        position_mode: str,
+        shard: int = 0,
     ) -> None:
         if not self.up:
             raise EngineUnavailableError("CreateAccount failed: UNAVAILABLE")
         self.accounts.setdefault(user_id, initial_balance)
+        self.shards.setdefault(user_id, shard)
         self.modes.setdefault(user_id, margin_mode)
         self.position_modes.setdefault(user_id, position_mode)
 
@@ -113,9 +121,11 @@ def build(
     clock: FakeClock | None = None,
     sessions: RefreshTokenStore | None = None,
     limiter: RateLimiter | None = None,
+    shards: int = 1,
 ) -> World:
     key = SigningKey.generate()
-    engine, hasher, users = FakeEngine(), CountingHasher(cost), UserStore(db)
+    engine, hasher = FakeEngine(), CountingHasher(cost)
+    users = UserStore(db, shards=shards)
     store = MemoryRevocationStore()
     revoked = RevokedTokens(store)
     accounts = Accounts(
@@ -164,6 +174,19 @@ async def test_signup_creates_user_account_and_session(world: World) -> None:
     assert session.expires_in == 600
     assert await world.users.pending_account(session.user.id) is None
     assert session.access_token not in repr(session) and session.refresh_token not in repr(session)
+
+
+async def test_tokens_name_the_shard_of_the_users_account(db: AsyncEngine) -> None:
+    world = build(db, shards=4)
+    shards = set()
+    for n in range(12):
+        session = await world.accounts.signup(f"s{n}@example.com", PASSWORD, "10.0.0.1")
+        assert shard_claim(session.access_token) == session.user.shard
+        assert world.engine.shards[session.user.id] == session.user.shard
+        again = await world.accounts.signin(f"s{n}@example.com", PASSWORD, "10.0.0.1")
+        assert shard_claim(again.access_token) == session.user.shard
+        shards.add(session.user.shard)
+    assert len(shards) > 1
 
 
 async def test_signup_passes_the_chosen_margin_mode_to_the_engine(world: World) -> None:

@@ -8,6 +8,7 @@ import jwt
 import pytest
 
 from account_svc.issuer import TokenIssuer
+from mesh.auth import SHARD_CLAIM, shard_claim
 from mesh.tokens import SigningKey, TokenKeyError
 
 NOW = 1_800_000_000
@@ -54,3 +55,12 @@ def test_issuer_refuses_an_empty_subject(key: SigningKey) -> None:
 def test_issuer_refuses_an_out_of_range_lifetime(key: SigningKey, ttl: int) -> None:
     with pytest.raises(TokenKeyError):
         TokenIssuer(key, ttl_s=ttl)
+
+
+def test_token_names_the_shard_of_the_account(key: SigningKey) -> None:
+    issuer = TokenIssuer(key, clock=fixed_clock(NOW))
+    single, _ = issuer.issue("u")
+    sharded, _ = issuer.issue("u", shard=3)
+    assert shard_claim(single) == 0
+    assert shard_claim(sharded) == 3
+    assert jwt.decode(sharded, options={"verify_signature": False})[SHARD_CLAIM] == 3

@@ -18,7 +18,7 @@ from account_svc.schema import (
     users_table,
 )
 from account_svc.sessions import SqlRefreshTokenStore
-from account_svc.users import UserStore
+from account_svc.users import UserStore, assign_shard
 from mesh.db import SchemaVersionError
 
 
@@ -114,14 +114,18 @@ async def test_sessions_opened_before_version_3_are_listed(bare_db: AsyncEngine)
 
 
 async def _database_at(
-    engine: AsyncEngine, version: int, missing_column: str, pending: dict[str, object]
+    engine: AsyncEngine,
+    version: int,
+    missing_column: str,
+    pending: dict[str, object],
+    table: str = "account_provisioning",
 ) -> None:
-    """Build the accounts schema as `version` created it, before `account_provisioning` had
+    """Build the accounts schema as `version` created it, before `table` had
     `missing_column`, with user u1 and its outbox row `pending`."""
     async with engine.begin() as conn:
         for step in MIGRATIONS[:version]:
             await conn.run_sync(step)
-        await conn.execute(text(f"ALTER TABLE account_provisioning DROP COLUMN {missing_column}"))
+        await conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {missing_column}"))
         await conn.run_sync(schema_version_table.create)
         await conn.execute(schema_version_table.insert().values(id=1, version=version))
         user = {"id": "u1", "email": "a@b.cd", "password_hash": "h", "create_time_ms": 1}
@@ -150,7 +154,7 @@ async def test_a_version_7_database_gains_the_signin_tickets_table(bare_db: Asyn
     assert "account_signin_tickets" not in await table_names(bare_db)
     assert await migrate(bare_db) == 7
     assert "account_signin_tickets" in await table_names(bare_db)
-    assert await stored_version(bare_db) == SCHEMA_VERSION == 9
+    assert await stored_version(bare_db) == SCHEMA_VERSION == 10
 
 
 async def test_a_version_8_database_gains_the_position_mode_column(bare_db: AsyncEngine) -> None:
@@ -164,4 +168,19 @@ async def test_a_version_8_database_gains_the_position_mode_column(bare_db: Asyn
     assert new is not None and new.position_mode == "POSITION_MODE_NETTING"
     (due,) = [p for p in await users.due_accounts(10) if p.user_id == created.id]
     assert due.position_mode == "POSITION_MODE_NETTING"
+    assert await stored_version(bare_db) == SCHEMA_VERSION
+
+
+async def test_a_version_9_database_gains_the_shard_column(bare_db: AsyncEngine) -> None:
+    await _database_at(bare_db, 9, "shard", {}, table="account_users")
+    assert await migrate(bare_db) == 9
+    users = UserStore(bare_db, shards=4)
+    old = await users.get("u1")
+    assert old is not None and old.shard == 0
+    assert await users.shard_of("u1") == 0
+    created = await users.create("e@f.gh", "h", "5000")
+    assert created.shard == assign_shard(created.id, 4)
+    assert await users.shard_of(created.id) == created.shard
+    (due,) = [p for p in await users.due_accounts(10) if p.user_id == created.id]
+    assert due.shard == created.shard
     assert await stored_version(bare_db) == SCHEMA_VERSION
