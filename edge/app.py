@@ -37,7 +37,7 @@ from edge.middleware.ratelimit import RateLimitMiddleware
 from edge.middleware.requestid import RequestIdMiddleware, request_id_of
 from edge.openapi import build_openapi
 from edge.rest import RestGateway
-from edge.upstream import Metadata, Upstreams, service_addresses
+from edge.upstream import Metadata, Upstreams, service_addresses, shard_addresses
 from edge.ws import Connection, WsLimits
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
 from mesh.config import Settings
@@ -115,7 +115,10 @@ def create_app(
     """Build the edge for these settings; the optional parts let tests substitute their own."""
     config = EdgeConfig() if config is None else config
     contracts = load() if contracts is None else contracts
-    upstreams = Upstreams(service_addresses(settings) if addresses is None else addresses)
+    upstreams = Upstreams(
+        service_addresses(settings) if addresses is None else addresses,
+        shard_addresses(settings),
+    )
     hub = Hub(backlog=config.ws_event_backlog)
     revoked = open_revoked_tokens(settings)
     if keys is None:

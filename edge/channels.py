@@ -8,11 +8,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
+import grpc
+
 from edge.descriptors import Contracts
 from edge.hub import FeedSpec, Frame, Hub
 from edge.protojson import message_to_dict
 from edge.upstream import Upstreams
-from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
+from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER, shard_claim
 from mesh.tracing import outgoing
 
 log = logging.getLogger("edge.channels")
@@ -120,6 +122,13 @@ class Channels:
         self._internal_token = internal_token
         self._tokens: dict[tuple[str, str], list[str]] = {}
 
+    def _user_stream(
+        self, method: str, reply_class: type[Any], token: str
+    ) -> grpc.aio.UnaryStreamMultiCallable[Any, Any]:
+        """Return a trading stream of the engine shard holding the account of `token`."""
+        shard = shard_claim(token) if self._upstreams.sharded else 0
+        return self._upstreams.stream_method(TRADING, method, reply_class, shard)
+
     def candle_intervals(self) -> list[str]:
         """Return the names of the candle intervals a subscription may ask for."""
         enum = self._contracts.pool.FindEnumTypeByName("cfd.v1.CandleInterval")
@@ -210,11 +219,11 @@ class Channels:
         """One user's positions and account summary, shared by that user's connections."""
         reply_class = self._contracts.message_class("cfd.v1.StreamPositionsResponse")
         request_class = self._contracts.message_class("cfd.v1.StreamPositionsRequest")
-        call = self._upstreams.stream_method(TRADING, "StreamPositions", reply_class)
         key = ("positions", user)
         box = self._token_box(key, token)
 
         def open_stream(_resume: int) -> AsyncIterable[Any]:
+            call = self._user_stream("StreamPositions", reply_class, box[0])
             metadata = ((AUTHORIZATION, f"Bearer {box[0]}"),)
             return call(request_class(), metadata=traced(metadata))
 
@@ -227,11 +236,11 @@ class Channels:
         """One user's account events in sequence order, resumable after a sequence."""
         reply_class = self._contracts.message_class("cfd.v1.StreamEventsResponse")
         request_class = self._contracts.message_class("cfd.v1.StreamEventsRequest")
-        call = self._upstreams.stream_method(TRADING, "StreamEvents", reply_class)
         key = ("events", user)
         box = self._token_box(key, token)
 
         def open_stream(resume: int) -> AsyncIterable[Any]:
+            call = self._user_stream("StreamEvents", reply_class, box[0])
             metadata = ((AUTHORIZATION, f"Bearer {box[0]}"),)
             request = request_class(from_sequence=resume)
             return call(request, metadata=traced(metadata))

@@ -28,7 +28,7 @@ from edge.errors import (
 )
 from edge.metrics import ROUTE_KEY
 from edge.transcode import build_request, to_json
-from edge.upstream import Metadata, Upstreams
+from edge.upstream import Metadata, Upstreams, shard_of
 from mesh.errors import ApiError, validation_error
 
 log = logging.getLogger("edge.rest")
@@ -166,7 +166,7 @@ class RestGateway:
             shared = self._shared.get(path)
             if shared is not None and time.monotonic() < shared[0]:
                 return Response(shared[1], media_type=JSON_TYPE)
-        call = self._upstreams.unary(route.rpc)
+        call = self._upstreams.unary(route.rpc, self._shard(route, metadata))
         try:
             reply = await call(request, metadata=metadata, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as exc:
@@ -176,8 +176,14 @@ class RestGateway:
             self._shared[path] = (time.monotonic() + keep_s, body)
         return Response(body, media_type=JSON_TYPE)
 
+    def _shard(self, route: Route, metadata: Metadata) -> int:
+        """Return the engine shard of the caller when trading calls are sharded, else 0."""
+        return shard_of(metadata) if self._upstreams.sharded else 0
+
     async def _stream(self, route: Route, request: message.Message, metadata: Metadata) -> Response:
-        call = self._upstreams.stream(route.rpc)(request, metadata=metadata)
+        call = self._upstreams.stream(route.rpc, self._shard(route, metadata))(
+            request, metadata=metadata
+        )
         first = asyncio.ensure_future(call.read())
         done, _ = await asyncio.wait({first}, timeout=STREAM_START_WAIT_S)
         if done:
