@@ -39,6 +39,34 @@ STOP_TIMEOUT_S = 15.0
 ENVOY_LOG_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERROR": "error"}
 
 
+# The routes of a user's CFD trading calls, which go to the engine shard holding the account:
+# (match, whether it is a server stream). The spot exchange and public reads stay on shard 0.
+TRADING_ROUTES: tuple[tuple[dict[str, str], bool], ...] = (
+    ({"path": "/v1/prices:stream"}, True),
+    ({"path": "/v1/positions:stream"}, True),
+    ({"path": "/v1/events:stream"}, True),
+    ({"path": "/cfd.v1.TradingService/StreamPrices"}, True),
+    ({"path": "/cfd.v1.TradingService/StreamPositions"}, True),
+    ({"path": "/cfd.v1.TradingService/StreamEvents"}, True),
+    ({"path": "/v1/account"}, False),
+    ({"path": "/v1/prices"}, False),
+    ({"path": "/v1/positions"}, False),
+    ({"prefix": "/v1/positions/"}, False),
+    ({"path": "/v1/orders"}, False),
+    ({"prefix": "/v1/orders/"}, False),
+    ({"path": "/v1/history"}, False),
+    ({"prefix": "/cfd.v1.TradingService/"}, False),
+)
+SHARD_HEADER = "x-cfd-shard"
+_HTTP_OPTIONS_TYPE = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_USER_TOKEN = {
+    "envoy.filters.http.jwt_authn": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
+        "requirement_name": "user",
+    }
+}
+
+
 class EnvoyError(RuntimeError):
     """Envoy cannot be run: the binary, the template or an input file is missing or invalid."""
 
@@ -154,10 +182,91 @@ def render_text(
         values[f"{cluster}_host"] = json.dumps(host)
         values[f"{cluster}_port"] = port
         values[f"{cluster}_discovery"] = discovery
+    values["shard_routes"] = _shard_routes(settings, options.upstream_timeout)
+    values["shard_clusters"] = _shard_clusters(settings)
     try:
         return template.substitute(values)
     except (KeyError, ValueError) as exc:
         raise EnvoyError(f"the Envoy template {TEMPLATE_PATH} is invalid: {exc!r}") from exc
+
+
+def shard_cluster(shard: int) -> str:
+    """Return the name of the Envoy cluster of CFD engine shard `shard` (>= 1)."""
+    return f"engine-shard-{shard}"
+
+
+def _shard_routes(settings: Settings, unary_timeout: str) -> str:
+    """Return the routes sending the trading calls of users of shards 1.. to their shard, as
+    YAML flow lines of the route list (shard 0 takes the template's own routes)."""
+    lines = []
+    for shard in range(1, settings.engine_shards):
+        header = {"name": SHARD_HEADER, "string_match": {"exact": str(shard)}}
+        for match, streaming in TRADING_ROUTES:
+            timeouts = (
+                {"timeout": "0s", "idle_timeout": "0s"} if streaming else {"timeout": unary_timeout}
+            )
+            route = {
+                "match": {**match, "headers": [header]},
+                "route": {"cluster": shard_cluster(shard), **timeouts},
+                "typed_per_filter_config": _USER_TOKEN,
+            }
+            lines.append(f"              - {json.dumps(route)}")
+    return "\n".join(lines)
+
+
+def _shard_clusters(settings: Settings) -> str:
+    """Return the clusters of CFD engine shards 1.., as YAML flow lines of the cluster list."""
+    lines = []
+    for shard in range(1, settings.engine_shards):
+        # "ipv4:a:1,b:2" lists a shard's engine and its standby; health checks find the lead.
+        endpoints = [
+            _upstream(a) for a in settings.engine_addr_of(shard).removeprefix("ipv4:").split(",")
+        ]
+        discovery = "STRICT_DNS" if any(e[2] == "STRICT_DNS" for e in endpoints) else "STATIC"
+        name = shard_cluster(shard)
+        cluster = {
+            "name": name,
+            "type": discovery,
+            "connect_timeout": "2s",
+            "dns_lookup_family": "V4_PREFERRED",
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": _HTTP_OPTIONS_TYPE,
+                    "explicit_http_config": {
+                        "http2_protocol_options": {"max_concurrent_streams": 1024}
+                    },
+                }
+            },
+            "health_checks": [
+                {
+                    "timeout": "1s",
+                    "interval": "5s",
+                    "no_traffic_interval": "5s",
+                    "unhealthy_threshold": 2,
+                    "healthy_threshold": 1,
+                    "grpc_health_check": {"service_name": "cfd.v1.TradingService"},
+                }
+            ],
+            "load_assignment": {
+                "cluster_name": name,
+                "endpoints": [
+                    {
+                        "lb_endpoints": [
+                            {
+                                "endpoint": {
+                                    "address": {
+                                        "socket_address": {"address": host, "port_value": port}
+                                    }
+                                }
+                            }
+                            for host, port, _ in endpoints
+                        ]
+                    }
+                ],
+            },
+        }
+        lines.append(f"  - {json.dumps(cluster)}")
+    return "\n".join(lines)
 
 
 def render_config(settings: Settings, options: EnvoyOptions | None = None) -> Path:

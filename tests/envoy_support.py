@@ -239,6 +239,8 @@ class FakeMesh:
         self.verifier = JwtVerifier(key.public_keys)
         self.accounts = FakeAccounts(self.issuer)
         self.trading = FakeTrading()
+        # The trading fakes of engine shards 1.. (CFD_ENGINE_SHARDS), each on its own port.
+        self.shard_trading = {shard: FakeTrading() for shard in range(1, settings.engine_shards)}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._servers: dict[int, grpc.aio.Server] = {}
@@ -300,6 +302,18 @@ class FakeMesh:
                         engine_admin_pb2.GetStatsResponse,
                     ),
                 },
+            },
+            **{
+                int(self.settings.engine_addr_of(shard).rpartition(":")[2]): {
+                    "cfd.v1.TradingService": {
+                        "GetAccount": _unary(
+                            fake.get_account,
+                            trading_pb2.GetAccountRequest,
+                            trading_pb2.GetAccountResponse,
+                        ),
+                    }
+                }
+                for shard, fake in self.shard_trading.items()
             },
             self.settings.market_port: {
                 "cfd.v1.MarketDataService": {
