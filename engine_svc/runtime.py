@@ -77,12 +77,16 @@ class EngineRuntime:
         self.settings = settings
         self.config = config
         self.instruments = instruments
-        root = settings.data_dir / "engine"
+        # Shard 0 keeps the single engine's files; each further shard has its own (and, without
+        # CFD_DATABASE_URL, its own SQLite history).
+        shard = settings.engine_shard
+        name = "engine" if shard == 0 else f"engine-shard-{shard}"
+        root = settings.data_dir / name
         self.journal_dir = root / "journal"
         self.snapshot_dir = root / "snapshots"
         self.hint_path = root / "recorded_seq"
         self.market_addr = market_addr or settings.market_addr
-        self.db_url = db_url or database_url(settings, "engine")
+        self.db_url = db_url or database_url(settings, name)
         self.freshness = Freshness(config.price_stale_ms)
         self.core = Core(instruments, config.fees)
         self.journal: CommandLog | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import os
 import signal
@@ -30,11 +31,25 @@ from launcher.cluster import (
     standby_env,
 )
 from launcher.monitoring import scrape_targets, write_prometheus_config
+from launcher.shards import (
+    engine_name,
+    shard_env,
+    shard_standby_env,
+    shards_env,
+    standby_name,
+    standby_port,
+)
 from launcher.status import SERVING, grpc_health, maker_health, run_status, scrape
 from mesh.auth import INTERNAL_TOKEN_HEADER
-from mesh.config import ConfigError, Settings
+from mesh.config import ConfigError, Settings, shard_port
 from mesh.logs import setup_logging
-from mesh.metrics import BuildInfo, metrics_port, multiprocess_registry, serve_metrics
+from mesh.metrics import (
+    METRICS_PORTS,
+    BuildInfo,
+    metrics_port,
+    multiprocess_registry,
+    serve_metrics,
+)
 from mesh.server import ServeError
 from mesh.tracing import setup_tracing
 
@@ -195,6 +210,9 @@ def run_up(settings: Settings, with_envoy: bool = False, cluster: bool = False) 
             print(f"cfd up: {exc}", file=sys.stderr)
             return 2
         env = cluster_env(env, settings, layout)
+    if settings.engine_shards > 1:
+        env = shards_env(env, settings, layout)
+    shards = range(1, settings.engine_shards)
     stopping = False
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -213,18 +231,27 @@ def run_up(settings: Settings, with_envoy: bool = False, cluster: bool = False) 
         for name in (*UP_ORDER, "envoy") if with_envoy else UP_ORDER:
             command = [sys.executable, "-m", "launcher.cli", name]
             children.append(_Child(name, subprocess.Popen(command, env=env)))
+            if name == "engine":
+                for shard in shards:
+                    process = subprocess.Popen(command, env=shard_env(env, settings, shard))
+                    children.append(_Child(engine_name(shard), process))
         failed = _wait_ready(settings, children, lambda: stopping)
         if failed is not None:
             return failed
         if layout is not None:
-            # Only now: the first engine holds the lease, so this one stands by.
+            # Only now: the first engines hold their leases, so these ones stand by.
             command = [sys.executable, "-m", "launcher.cli", "engine", "--standby"]
             standby = standby_env(env, settings, layout)
-            children.append(_Child("standby", subprocess.Popen(command, env=standby)))
-            url = f"http://127.0.0.1:{layout.standby_metrics_port}/metrics"
-            failed = _wait_until(children, lambda: _http_ok(url), "standby", lambda: stopping)
-            if failed is not None:
-                return failed
+            for shard in (0, *shards):
+                own = standby if shard == 0 else shard_standby_env(standby, layout, shard)
+                name = standby_name(shard)
+                children.append(_Child(name, subprocess.Popen(command, env=own)))
+                url = f"http://127.0.0.1:{own[METRICS_PORTS['engine'][0]]}/metrics"
+                failed = _wait_until(
+                    children, functools.partial(_http_ok, url), name, lambda: stopping
+                )
+                if failed is not None:
+                    return failed
         # The clients of the mesh (the market maker) start once every service serves.
         for name in CLIENTS:
             command = [sys.executable, "-m", "launcher.cli", name]
@@ -236,23 +263,34 @@ def run_up(settings: Settings, with_envoy: bool = False, cluster: bool = False) 
             _wait_for_prices(settings, lambda: stopping)
         if not stopping:
             extra = []
+            extra = [
+                f"  engine shard {shard}    localhost:{shard_port(settings.engine_port, shard)}"
+                for shard in shards
+            ]
             if layout is not None:
-                extra = [
-                    f"  journal (NATS)    {layout.journal_url}",
-                    f"  standby engine    localhost:{layout.standby_port}",
+                extra += [f"  journal (NATS)    {layout.journal_url}"]
+                extra += [
+                    f"  standby of shard {shard} localhost:{standby_port(layout, shard)}"
+                    for shard in (0, *shards)
                 ]
             _print_urls(settings, with_envoy, prometheus, extra)
-        engines = {"engine", "standby"} if layout is not None else set()
+        # Each engine and its standby: either may exit while the other follows the journal.
+        partners = {}
+        if layout is not None:
+            for shard in (0, *shards):
+                partners[engine_name(shard)] = standby_name(shard)
+                partners[standby_name(shard)] = engine_name(shard)
         while not stopping:
             for child in children:
                 code = child.process.poll()
                 if code is None:
                     continue
-                if child.name in engines and _running(children, engines - {child.name}):
+                partner = partners.get(child.name)
+                if partner is not None and _running(children, {partner}):
                     # The other engine follows the journal and takes (or keeps) the lead.
                     print(f"cfd up: {child.name} exited with code {code}", file=sys.stderr)
                     children.remove(child)
-                    engines.discard(child.name)
+                    del partners[partner]
                     break
                 print(
                     f"cfd up: {child.name} exited with code {code}; stopping the others",
@@ -309,7 +347,11 @@ def _wait_ready(
     settings: Settings, children: list[_Child], stopping: Callable[[], bool]
 ) -> int | None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    pending = {child.name for child in children if child.name in (*UP_ORDER, "envoy", *CLIENTS)}
+    pending = {
+        child.name
+        for child in children
+        if child.name in (*UP_ORDER, "envoy", *CLIENTS) or child.name.startswith("engine-")
+    }
     while pending:
         if stopping():
             return None
@@ -341,6 +383,9 @@ def _is_ready(settings: Settings, name: str) -> bool:
         return _http_ok(f"http://127.0.0.1:{settings.envoy_admin_port}/ready")
     if name == "maker":
         return maker_health(scrape(scrape_targets(settings)["cfd-maker"])) == SERVING
+    if name.startswith("engine-"):
+        shard = int(name.removeprefix("engine-"))
+        return grpc_serving(f"127.0.0.1:{shard_port(settings.engine_port, shard)}")
     port = {
         "engine": settings.engine_port,
         "market": settings.market_port,

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from mesh.config import Settings
+from mesh.config import SHARD_PORT_STEP, Settings
 from mesh.metrics import METRICS_PORTS, metrics_port
 
 # The shipped rules and Grafana dashboard.
@@ -28,7 +28,12 @@ def scrape_targets(settings: Settings, env: Mapping[str, str] | None = None) -> 
     host = "127.0.0.1" if settings.bind_host in _ANY else settings.bind_host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return {f"cfd-{name}": f"{host}:{metrics_port(name, env)}" for name in METRICS_PORTS}
+    targets = {f"cfd-{name}": f"{host}:{metrics_port(name, env)}" for name in METRICS_PORTS}
+    # Engine shards 1.. serve their metrics SHARD_PORT_STEP ports apart, as `cfd up` runs them.
+    for shard in range(1, settings.engine_shards):
+        port = metrics_port("engine", env) + SHARD_PORT_STEP * shard
+        targets[f"cfd-engine-{shard}"] = f"{host}:{port}"
+    return targets
 
 
 def prometheus_config(

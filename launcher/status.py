@@ -124,6 +124,10 @@ def collect(settings: Settings, env: Mapping[str, str] | None = None) -> list[Se
     targets = scrape_targets(settings, env)
     health = {
         "engine": grpc_health(settings.engine_addr),
+        **{
+            f"engine-{shard}": grpc_health(settings.engine_addr_of(shard))
+            for shard in range(1, settings.engine_shards)
+        },
         "market": grpc_health(settings.market_addr),
         "accounts": grpc_health(settings.account_addr),
         "edge": edge_health(settings.edge_port),
