@@ -5,7 +5,8 @@ i >= 1 listens on `CFD_ENGINE_PORT + 100 i` (metrics: `CFD_ENGINE_METRICS_PORT +
 keeps its journal and snapshots under `<data dir>/engine-shard-<i>`. Every child is told the
 address of every shard, so the accounts service opens each user's account on their shard and
 the edge and Envoy route their trading calls there. With `--cluster`, every shard also gets a
-standby (`CFD_STANDBY_ENGINE_PORT + 100 i`) and its own JetStream stream.
+standby (`CFD_STANDBY_ENGINE_PORT + 100 i`) and its own JetStream stream
+(`<CFD_JOURNAL_STREAM>_SHARD_<i>`) and lease.
 """
 
 from __future__ import annotations
@@ -48,10 +49,21 @@ def shards_env(env: Env, settings: Settings, layout: ClusterLayout | None) -> di
     return shared
 
 
+def shard_stream(env: Env, shard: int) -> str:
+    """Return the JetStream stream of shard `shard` (>= 1); its lease bucket follows from it."""
+    # Here, not at the top: `cfd engine` imports this module before choosing its core.
+    from engine_svc.config import DEFAULT_JOURNAL_STREAM
+
+    base = env.get("CFD_JOURNAL_STREAM", "").strip() or DEFAULT_JOURNAL_STREAM
+    return f"{base}_SHARD_{shard}"
+
+
 def shard_env(env: Env, settings: Settings, shard: int) -> dict[str, str]:
-    """Return the environment of shard `shard`'s engine (>= 1): its index and its ports."""
+    """Return the environment of shard `shard`'s engine (>= 1): its index, its ports and its
+    stream."""
     own = dict(env)
     own["CFD_ENGINE_SHARD"] = str(shard)
+    own["CFD_JOURNAL_STREAM"] = shard_stream(env, shard)
     own["CFD_ENGINE_PORT"] = str(shard_port(settings.engine_port, shard))
     variable = METRICS_PORTS["engine"][0]
     own[variable] = str(metrics_port("engine", env) + SHARD_PORT_STEP * shard)
@@ -62,6 +74,7 @@ def shard_standby_env(standby: Env, layout: ClusterLayout, shard: int) -> dict[s
     """Return the environment of shard `shard`'s standby from the first standby's."""
     own = dict(standby)
     own["CFD_ENGINE_SHARD"] = str(shard)
+    own["CFD_JOURNAL_STREAM"] = shard_stream(standby, shard)
     own["CFD_ENGINE_PORT"] = str(standby_port(layout, shard))
     own[METRICS_PORTS["engine"][0]] = str(
         layout.standby_metrics_port + SHARD_PORT_STEP * shard

@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc
+from integration.test_edge_support import TEST_ENV, signup
 from launcher.status import collect
-from mesh.config import Settings
+from mesh.auth import shard_claim
+from mesh.config import Settings, shard_port
 from support import ServiceProcess, free_port, mesh_env, running_up, wait_for
 
 pytestmark = pytest.mark.nats
@@ -90,3 +92,44 @@ def test_the_standby_leads_when_the_first_engine_dies_and_the_mesh_follows(
     assert up.stop(timeout=40) == 0
     # The engine hands its lease back before the NATS nodes stop, so nothing waits on them.
     assert time.monotonic() - stopping < STOP_WITHIN_S
+
+
+def test_each_shard_has_its_own_leader_and_standby(tmp_path: Path) -> None:
+    """Two shards on the cluster: each leads its own stream; killing shard 1's engine hands
+    shard 1 to its standby while shard 0 keeps its leader, and shard 1's users trade on."""
+    env = mesh_env(
+        tmp_path,
+        **TEST_ENV,
+        CFD_ENGINE_SHARDS="2",
+        CFD_NATS_PORTS=_ports(3),
+        CFD_NATS_ROUTE_PORTS=_ports(3),
+        CFD_STANDBY_ENGINE_PORT=str(free_port()),
+        CFD_STANDBY_METRICS_PORT=str(free_port()),
+        CFD_LEASE_TTL_MS="1000",
+    )
+    with running_up(["--cluster"], env, tmp_path) as up:
+        port = int(env["CFD_ENGINE_PORT"])
+        first = [f"127.0.0.1:{shard_port(port, shard)}" for shard in (0, 1)]
+        standby = [
+            f"127.0.0.1:{shard_port(int(env['CFD_STANDBY_ENGINE_PORT']), shard)}"
+            for shard in (0, 1)
+        ]
+        leaders = [wait_for(lambda a=address: _leader(a, env), timeout=30) for address in first]
+        assert leaders[0] != leaders[1]
+        wait_for(lambda: _edge_ready(env), timeout=30)
+        with httpx.Client(base_url=f"http://127.0.0.1:{env['CFD_EDGE_PORT']}", timeout=10) as http:
+            tokens = [signup(http, f"c{n}@example.com") for n in range(8)]
+            home1 = next(token for token in tokens if shard_claim(token) == 1)
+
+            os.kill(int(leaders[1].split(":")[-2]), signal.SIGKILL)
+            target = f"ipv4:{first[1]},{standby[1]}"
+            successor = wait_for(lambda: _leader(target, env).replace(leaders[1], ""), timeout=30)
+            assert successor.endswith(f":{standby[1].rpartition(':')[2]}")
+            assert _leader(first[0], env) == leaders[0]
+
+            def served() -> bool:
+                reply = http.get("/v1/account", headers={"authorization": f"Bearer {home1}"})
+                return reply.status_code == 200 and reply.json()["balance"] == "5000.00"
+
+            wait_for(served, timeout=30)
+        assert up.process.poll() is None
