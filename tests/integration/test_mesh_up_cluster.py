@@ -3,6 +3,7 @@ lead when the first engine is killed while the mesh keeps running."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -114,7 +115,9 @@ def test_each_shard_has_its_own_leader_and_standby(tmp_path: Path) -> None:
             f"127.0.0.1:{shard_port(int(env['CFD_STANDBY_ENGINE_PORT']), shard)}"
             for shard in (0, 1)
         ]
-        leaders = [wait_for(lambda a=address: _leader(a, env), timeout=30) for address in first]
+        leaders = [
+            wait_for(functools.partial(_leader, address, env), timeout=30) for address in first
+        ]
         assert leaders[0] != leaders[1]
         wait_for(lambda: _edge_ready(env), timeout=30)
         with httpx.Client(base_url=f"http://127.0.0.1:{env['CFD_EDGE_PORT']}", timeout=10) as http:
