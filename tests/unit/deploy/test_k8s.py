@@ -124,3 +124,24 @@ def test_every_container_reads_the_config_map_and_only_named_secret_keys() -> No
                 assert volume["configMap"]["name"] in config_maps
             if "secret" in volume:
                 assert {item["key"] for item in volume["secret"]["items"]} <= secret_keys
+
+
+def test_every_further_shard_has_its_engines_stream_and_address() -> None:
+    config = next(r for r in _all() if r["metadata"]["name"] == "cfd-config")["data"]
+    shards = int(config["CFD_ENGINE_SHARDS"])
+    assert shards >= 2
+    streams = set()
+    for shard in range(1, shards):
+        name = f"cfd-engine-shard-{shard}"
+        engine = next(w for w in _workloads("StatefulSet") if w["metadata"]["name"] == name)
+        assert engine["spec"]["replicas"] >= 2
+        (container,) = _containers(engine)
+        env = {v["name"]: v.get("value") for v in container["env"]}
+        assert env["CFD_ENGINE_SHARD"] == str(shard)
+        streams.add(env["CFD_JOURNAL_STREAM"])
+        services = [r for r in _all() if r["kind"] == "Service"]
+        service = next(r for r in services if r["metadata"]["name"] == name)
+        port = service["spec"]["ports"][0]["port"]
+        assert config[f"CFD_ENGINE_ADDR_{shard}"] == f"{name}:{port}"
+    # Each shard journals to its own stream (and lease), never to shard 0's.
+    assert len(streams) == shards - 1 and config["CFD_JOURNAL_STREAM"] not in streams
