@@ -150,3 +150,10 @@ def _bool(env: Mapping[str, str], var: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{var}={raw!r} must be on or off")
+
+
+def shard_stream(stream: str, shards: int, shard: int) -> str:
+    """Return the journal stream of engine shard `shard` (its lease bucket is named after
+    it): shard 0, and the only engine of a single-shard platform, keep `stream`; another
+    shard of several appends its index, so no two shards share a stream or a lease."""
+    return stream if shards <= 1 or shard == 0 else f"{stream}_{shard}"
