@@ -26,7 +26,13 @@ from cfd.v1 import (
     trading_pb2_grpc,
 )
 from engine_svc.transfers import transfer_id
-from integration.test_engine_harness import INTERNAL_TOKEN, failure, fake_market
+from integration.test_engine_harness import (
+    INTERNAL_TOKEN,
+    engine_settings,
+    failure,
+    fake_market,
+    start_engine,
+)
 from mesh.auth import SHARD_CLAIM
 from mesh.config import Settings
 from mesh.tokens import ALGORITHM, DEFAULT_AUDIENCE, DEFAULT_ISSUER, load_signing_key
@@ -257,6 +263,34 @@ async def test_each_shard_refuses_the_calls_of_another_shard(tmp_path: Path) -> 
         # Each serves its own calls.
         assert await _cfd_balance(shards, 1) == 1000
         assert await _wallet_usd(shards) == 0
+
+
+async def test_a_single_engine_ignores_the_shard_claim(tmp_path: Path) -> None:
+    async with fake_market() as (_, address):
+        settings, _ = engine_settings(tmp_path, address)
+        engine = await start_engine(settings)
+        try:
+            async with grpc.aio.insecure_channel(engine.address) as channel:
+                await _admin(channel).CreateAccount(
+                    engine_admin_pb2.CreateAccountRequest(user_id=USER, initial_balance="100"),
+                    metadata=INTERNAL,
+                )
+                user = (("authorization", f"Bearer {_token(settings, 1)}"),)
+                account = await trading_pb2_grpc.TradingServiceStub(channel).GetAccount(
+                    trading_pb2.GetAccountRequest(), metadata=user
+                )
+                assert Decimal(account.balance) == 100
+                moved = await exchange_pb2_grpc.ExchangeServiceStub(channel).TransferFunds(
+                    exchange_pb2.TransferFundsRequest(amount="40", direction=TO_SPOT),
+                    metadata=user,
+                )
+                assert Decimal(moved.cfd_balance) == 60 and _usd(moved.balances) == 40
+                stats = await _admin(channel).GetStats(
+                    engine_admin_pb2.GetStatsRequest(), metadata=INTERNAL
+                )
+                assert Decimal(stats.transfers_sent) == 0
+        finally:
+            await engine.shutdown()
 
 
 async def test_a_transfer_in_flight_through_kill_9_of_both_shards_moves_once(
