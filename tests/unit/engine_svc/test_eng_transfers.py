@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cfd.v1 import engine_admin_pb2, exchange_pb2
 from engine_svc import spot_requests
-from engine_svc.config import shard_stream
+from engine_svc.config import EngineConfig, shard_stream
 from engine_svc.core import ReceiveTransfer, SendTransfer
 from engine_svc.core.spot.enums import TransferDirection
+from engine_svc.runtime import EngineRuntime
 from engine_svc.transfers import transfer_id
+from mesh.config import Settings
 from mesh.errors import ApiError
+from support import mesh_env
 
 TO_SPOT = exchange_pb2.TRANSFER_DIRECTION_TO_SPOT
 TO_CFD = exchange_pb2.TRANSFER_DIRECTION_TO_CFD
@@ -77,3 +82,16 @@ def test_a_malformed_transfer_request_is_refused(
         spot_requests.send_transfer(_send(**fields), 2, own)
     assert info.value.reason == "VALIDATION_FAILED"
     assert [name for name, _ in info.value.violations] == [field]
+
+
+@pytest.mark.parametrize(("shards", "shard", "stream"), [(1, 0, "S"), (2, 0, "S"), (2, 1, "S_1")])
+async def test_each_shard_runtime_journals_to_its_own_stream(
+    tmp_path: Path, shards: int, shard: int, stream: str
+) -> None:
+    env = mesh_env(tmp_path, CFD_ENGINE_SHARDS=str(shards), CFD_ENGINE_SHARD=str(shard))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
+    runtime = EngineRuntime(Settings.from_env(env), EngineConfig(journal_stream="S"), db_url=url)
+    try:
+        assert runtime.journal_stream == stream
+    finally:
+        await runtime.history.engine.dispose()
