@@ -166,6 +166,8 @@ class TransferDriver:
     async def _drive(self, view: TransferView) -> None:
         delay = FIRST_RETRY_S
         try:
+            # A refusal (an account the peer does not have yet) is retried like an outage:
+            # the debit is journaled, so only the credit can finish the transfer.
             while True:
                 try:
                     reply = await self._peers.receive(view, self._shard)
@@ -218,6 +220,9 @@ class TransferDriver:
             try:
                 return await asyncio.wait_for(asyncio.shield(waiter), wait_s)
             except TimeoutError:
+                waiters = self._waiters.get(view.transfer_id, [])
+                if waiter in waiters:
+                    waiters.remove(waiter)
                 raise unavailable(
                     f"shard {view.peer_shard} has not confirmed the transfer yet"
                 ) from None
