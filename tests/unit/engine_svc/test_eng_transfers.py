@@ -32,7 +32,8 @@ def test_a_transfer_id_is_derived_from_the_client_key_and_random_without_one() -
 def test_only_another_shard_than_0_gets_its_own_journal_stream() -> None:
     assert shard_stream("CFD_ENGINE", 1, 0) == "CFD_ENGINE"
     assert shard_stream("CFD_ENGINE", 3, 0) == "CFD_ENGINE"
-    assert shard_stream("CFD_ENGINE", 3, 2) == "CFD_ENGINE_2"
+    assert shard_stream("CFD_ENGINE", 3, 2) == "CFD_ENGINE_SHARD_2"
+    assert shard_stream("CFD_ENGINE_SHARD_2", 3, 2) == "CFD_ENGINE_SHARD_2"
 
 
 def _send(**fields: object) -> engine_admin_pb2.SendTransferRequest:
@@ -84,7 +85,9 @@ def test_a_malformed_transfer_request_is_refused(
     assert [name for name, _ in info.value.violations] == [field]
 
 
-@pytest.mark.parametrize(("shards", "shard", "stream"), [(1, 0, "S"), (2, 0, "S"), (2, 1, "S_1")])
+@pytest.mark.parametrize(
+    ("shards", "shard", "stream"), [(1, 0, "S"), (2, 0, "S"), (2, 1, "S_SHARD_1")]
+)
 async def test_each_shard_runtime_journals_to_its_own_stream(
     tmp_path: Path, shards: int, shard: int, stream: str
 ) -> None:
