@@ -177,6 +177,16 @@ class EmptyStats(engine_admin_pb2_grpc.EngineAdminServiceServicer):
     ) -> engine_admin_pb2.RunRolloverResponse:
         return engine_admin_pb2.RunRolloverResponse()
 
+    async def SendTransfer(
+        self, request: engine_admin_pb2.SendTransferRequest, context: Any
+    ) -> engine_admin_pb2.SendTransferResponse:
+        return engine_admin_pb2.SendTransferResponse()
+
+    async def ReceiveTransfer(
+        self, request: engine_admin_pb2.ReceiveTransferRequest, context: Any
+    ) -> engine_admin_pb2.ReceiveTransferResponse:
+        return engine_admin_pb2.ReceiveTransferResponse()
+
 
 def serve_baseline(port: int) -> None:
     """Serve EmptyStats until killed (run in a child process)."""

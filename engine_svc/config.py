@@ -150,3 +150,14 @@ def _bool(env: Mapping[str, str], var: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{var}={raw!r} must be on or off")
+
+
+def shard_stream(stream: str, shards: int, shard: int) -> str:
+    """Return the journal stream of engine shard `shard` (its lease bucket is named after
+    it): shard 0, and the only engine of a single-shard platform, keep `stream`; another
+    shard of several uses ``<stream>_SHARD_<shard>``, so no two shards share a stream or a
+    lease (a stream already named so, as the launcher names it, is kept)."""
+    suffix = f"_SHARD_{shard}"
+    if shards <= 1 or shard == 0 or stream.endswith(suffix):
+        return stream
+    return stream + suffix

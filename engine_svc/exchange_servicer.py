@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from cfd.v1 import exchange_pb2, exchange_pb2_grpc
+from cfd.v1 import engine_admin_pb2, exchange_pb2, exchange_pb2_grpc
 from engine_svc import requests, spot_requests
 from engine_svc.convert import (
     SIDES,
@@ -22,7 +22,14 @@ from engine_svc.convert import (
     spot_order_message,
     timestamp,
 )
-from engine_svc.core import AccountSummary, Command, Result, format_money
+from engine_svc.core import (
+    AccountSummary,
+    Command,
+    Result,
+    SendTransfer,
+    format_money,
+)
+from engine_svc.core import TransferFunds as TransferCommand
 from engine_svc.core.spot import (
     BookView,
     Market,
@@ -30,10 +37,11 @@ from engine_svc.core.spot import (
     SpotPlacement,
     SpotTradeExecuted,
 )
+from engine_svc.core.spot.enums import TransferDirection
 from engine_svc.history import PageTokenError, decode_page_token, encode_page_token
 from engine_svc.port import EnginePort
-from engine_svc.servicer import rejection
-from mesh.auth import subject
+from engine_svc.servicer import rejection, send_transfer
+from engine_svc.transfers import transfer_id
 from mesh.errors import ApiError, validation_error
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -71,7 +79,11 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self._engine = engine
 
     def _market(self, name: str) -> Market:
+        self._engine.check_spot_shard()
         return spot_requests.market_of(self._engine.markets, name)
+
+    def _account(self) -> str:
+        return self._engine.spot_caller()[0]
 
     async def _submit(self, command: Command, account_missing: str | None = None) -> Result:
         result = await self._engine.submit(command)
@@ -83,6 +95,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self, request: exchange_pb2.ListMarketsRequest, context: Context
     ) -> exchange_pb2.ListMarketsResponse:
         """List the spot markets with their grids and fees."""
+        self._engine.check_spot_shard()
         fees = self._engine.fees
         return exchange_pb2.ListMarketsResponse(
             markets=[
@@ -132,14 +145,18 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self, request: exchange_pb2.GetWalletRequest, context: Context
     ) -> exchange_pb2.GetWalletResponse:
         """Return every asset of the caller's wallet."""
-        return exchange_pb2.GetWalletResponse(balances=self._wallet(subject()))
+        return exchange_pb2.GetWalletResponse(balances=self._wallet(self._account()))
 
     async def TransferFunds(
         self, request: exchange_pb2.TransferFundsRequest, context: Context
     ) -> exchange_pb2.TransferFundsResponse:
-        """Move USD between the CFD balance and the spot wallet in one command."""
-        account = subject()
-        result = await self._submit(spot_requests.transfer_funds(request, account))
+        """Move USD between the CFD balance and the spot wallet: in one command when this
+        shard holds both, else as a cross-shard transfer with the caller's home shard."""
+        account, home = self._engine.spot_caller()
+        command = spot_requests.transfer_funds(request, account)
+        if home != self._engine.shard:
+            return await self._transfer_across(command, home)
+        result = await self._submit(command)
         summary = result.payload
         if not isinstance(summary, AccountSummary):
             raise validation_error("clientOrderId", "was already used for another kind of request")
@@ -147,11 +164,40 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
             balances=self._wallet(account), cfd_balance=format_money(summary.balance)
         )
 
+    async def _transfer_across(
+        self, command: TransferCommand, home: int
+    ) -> exchange_pb2.TransferFundsResponse:
+        """Move USD between this shard's wallet and the CFD balance on shard `home`.
+
+        The transfer id comes from the client_order_id, so a retry names the same transfer:
+        TO_CFD debits the wallet here and the driver credits `home`; TO_SPOT asks `home` to
+        debit the CFD balance, and its driver credits the wallet here.
+        """
+        account = command.account_id
+        transfer = transfer_id(account, command.client_order_id)
+        if command.direction is TransferDirection.TO_CFD:
+            send = SendTransfer(0, 0, account, transfer, command.amount, command.direction, home)
+            reply = await send_transfer(self._engine, send)
+        else:
+            reply = await self._engine.send_on_shard(
+                home,
+                engine_admin_pb2.SendTransferRequest(
+                    user_id=account,
+                    transfer_id=transfer,
+                    amount=format_money(command.amount),
+                    direction=exchange_pb2.TRANSFER_DIRECTION_TO_SPOT,
+                    peer_shard=self._engine.shard,
+                ),
+            )
+        return exchange_pb2.TransferFundsResponse(
+            balances=reply.balances, cfd_balance=reply.cfd_balance
+        )
+
     async def PlaceSpotOrder(
         self, request: exchange_pb2.PlaceSpotOrderRequest, context: Context
     ) -> exchange_pb2.PlaceSpotOrderResponse:
         """Place a limit or market order; return it after matching with its own fills."""
-        command = spot_requests.place_spot_order(request, subject(), self._engine.markets)
+        command = spot_requests.place_spot_order(request, self._account(), self._engine.markets)
         placement = (await self._submit(command)).payload
         if not isinstance(placement, SpotPlacement):
             raise validation_error("clientOrderId", "was already used for another kind of request")
@@ -165,7 +211,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         self, request: exchange_pb2.CancelSpotOrderRequest, context: Context
     ) -> exchange_pb2.CancelSpotOrderResponse:
         """Cancel an own open order; another user's order is ORDER_NOT_FOUND."""
-        command = spot_requests.cancel_spot_order(request, subject())
+        command = spot_requests.cancel_spot_order(request, self._account())
         view = (await self._submit(command, "ORDER_NOT_FOUND")).payload
         if not isinstance(view, SpotOrderView):
             raise validation_error("clientOrderId", "was already used for another kind of request")
@@ -181,7 +227,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
         return exchange_pb2.ListSpotOrdersResponse(
             orders=[
                 spot_order_message(view, markets[view.market])
-                for view in self._engine.spot_orders(subject(), name)
+                for view in self._engine.spot_orders(self._account(), name)
             ]
         )
 
@@ -197,7 +243,7 @@ class ExchangeServicer(exchange_pb2_grpc.ExchangeServiceServicer):
                 after = decode_page_token(request.page_token)
             except PageTokenError:
                 raise validation_error("pageToken", "is not a token of this list") from None
-        rows = await self._engine.spot_fills_page(subject(), name, after, size + 1)
+        rows = await self._engine.spot_fills_page(self._account(), name, after, size + 1)
         page = rows[:size]
         token = encode_page_token(page[-1][0], page[-1][1]) if len(rows) > size else ""
         return exchange_pb2.ListSpotFillsResponse(

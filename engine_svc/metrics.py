@@ -127,6 +127,11 @@ class EngineCollector(Collector):
         yield _gauge("cfd_engine_total_deposits", "All deposits, in account currency.",
                      stats.total_deposits / scale)  # fmt: skip
         yield _gauge(
+            "cfd_engine_transfers_in_flight",
+            "Cross-shard transfers this shard debited and has not settled, in account currency.",
+            stats.transfers_in_flight / scale,
+        )
+        yield _gauge(
             "cfd_engine_failing_consumers",
             "Committed-batch consumers failing now (the recorder while the database refuses).",
             len(runtime.failing_consumers()),

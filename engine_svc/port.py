@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from cfd.v1 import engine_admin_pb2
 from engine_svc.config import MarginDefaults
 from engine_svc.convert import AccountEvent
 from engine_svc.core import (
@@ -24,6 +25,7 @@ from engine_svc.core import (
     PositionView,
     QuoteView,
     Result,
+    TransferView,
 )
 from engine_svc.core.spot import (
     BalanceView,
@@ -37,6 +39,7 @@ from engine_svc.market_streams import BookSubscription, TradeSubscription
 from engine_svc.runtime import EngineRuntime
 from engine_svc.snapshots import SnapshotInfo
 from engine_svc.streams import EventSubscription, PositionSubscription, PriceSubscription
+from mesh.auth import caller_shard, subject
 from mesh.errors import ApiError
 
 log = logging.getLogger("engine.commands")
@@ -45,6 +48,10 @@ log = logging.getLogger("engine.commands")
 HISTORY_WAIT_S = 2.0
 # How long a resuming event stream waits for the recorder to reach the events it needs.
 EVENTS_WAIT_S = 10.0
+
+
+def _wrong_shard(message: str) -> ApiError:
+    return ApiError("WRONG_SHARD", message)
 
 
 def _history_down() -> ApiError:
@@ -96,6 +103,57 @@ class EnginePort:
             },
         )
         return result
+
+    # ------------------------------------------------------------------ shards
+
+    @property
+    def shard(self) -> int:
+        """Return this engine's shard index (0 on a single-shard platform)."""
+        return self._runtime.settings.engine_shard
+
+    @property
+    def shard_count(self) -> int:
+        """Return how many CFD engine shards the platform runs."""
+        return self._runtime.settings.engine_shards
+
+    def caller(self) -> str:
+        """Return the caller of a CFD call; WRONG_SHARD when its token names another shard."""
+        account = subject()
+        if self.shard_count > 1 and caller_shard() != self.shard:
+            raise _wrong_shard(f"this is shard {self.shard}; the account is on another shard")
+        return account
+
+    def check_spot_shard(self) -> None:
+        """Refuse a spot exchange call on a shard other than 0 (WRONG_SHARD)."""
+        if self.shard_count > 1 and self.shard != 0:
+            raise _wrong_shard(f"this is shard {self.shard}; the spot exchange runs on shard 0")
+
+    def spot_caller(self) -> tuple[str, int]:
+        """Return the caller of a spot call and the shard its token names (its CFD balance's)."""
+        self.check_spot_shard()
+        if self.shard_count <= 1:
+            return subject(), 0
+        home = caller_shard()
+        if home >= self.shard_count:
+            raise _wrong_shard(f"the token names shard {home} of {self.shard_count}")
+        return subject(), home
+
+    async def transfer_settled(
+        self, view: TransferView
+    ) -> engine_admin_pb2.ReceiveTransferResponse:
+        """Drive a transfer this shard sent; return its peer's answer once it is settled
+        (`transfers.TransferDriver.settled`: UNAVAILABLE when that takes too long)."""
+        return await self._runtime.transfers.settled(view)
+
+    async def send_on_shard(
+        self, shard: int, request: engine_admin_pb2.SendTransferRequest
+    ) -> engine_admin_pb2.SendTransferResponse:
+        """Start a transfer whose debit side is another shard; return its answer.
+
+        UNAVAILABLE when that shard cannot be reached or did not settle in time; its
+        rejections keep their reasons.
+        """
+        return await self._runtime.transfers.send_on(shard, request)
 
     async def run_rollover(self, at_ns: int) -> Result:
         """Charge the swaps of the last rollover at or before `at_ns` (`rollover`)."""

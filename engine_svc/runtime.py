@@ -27,8 +27,8 @@ from typing import Any
 
 import nats.errors
 
-from engine_svc.config import EngineConfig
-from engine_svc.core import Command, Core, Instrument, Result
+from engine_svc.config import EngineConfig, shard_stream
+from engine_svc.core import Command, Core, Instrument, Result, TransferView
 from engine_svc.core.codec import CodecError, decode_command
 from engine_svc.core.engine import snapshot_digest
 from engine_svc.fee_schedule import adopt_fees
@@ -45,6 +45,7 @@ from engine_svc.recorder import Recorder, read_hint
 from engine_svc.sequencer import Applied, Sequencer, apply_logged
 from engine_svc.snapshots import SnapshotInfo, SnapshotStore
 from engine_svc.streams import EventHub
+from engine_svc.transfers import PeerShards, TransferDriver
 from engine_svc.witnesses import check_recovered, witnesses
 from mesh.config import Settings
 from mesh.db import SchemaVersionError, create_engine, database_url
@@ -118,6 +119,13 @@ class EngineRuntime:
         self.role = "primary"
         self._expected_digest: tuple[int, str] = (-1, "")
         self.digest_checked_seq = 0
+        # Each shard of several replicates its own journal stream under its own lease.
+        self.journal_stream = shard_stream(
+            config.journal_stream, settings.engine_shards, settings.engine_shard
+        )
+        self.transfers = TransferDriver(
+            settings.engine_shard, PeerShards(settings), self._in_flight, self._submit
+        )
 
     # ------------------------------------------------------------------ start
 
@@ -200,6 +208,15 @@ class EngineRuntime:
             self._tasks.append(asyncio.create_task(self._keep_lead(), name="lease"))
             await self._fence(sequencer)
 
+    def _in_flight(self) -> list[TransferView]:
+        return self.core.transfers_in_flight()
+
+    async def _submit(self, command: Command) -> Result:
+        sequencer = self.sequencer
+        if sequencer is None:
+            raise ApiError("SERVICE_UNAVAILABLE", "the engine is starting")
+        return await sequencer.submit(command)
+
     def _wire(
         self, core: Core, journal: CommandLog, base: int, recorded: int
     ) -> tuple[Sequencer, list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]]:
@@ -246,6 +263,7 @@ class EngineRuntime:
             ("ticks", ticks.run),
             ("snapshot-timer", self._snapshot_timer),
             ("rollover", self._rollover_timer),
+            ("transfers", self.transfers.run),
         ]
 
     def open_journal(self) -> CommandLog:
@@ -255,7 +273,7 @@ class EngineRuntime:
         if config.journal_url:
             return JetStreamJournal.open(
                 config.journal_url,
-                config.journal_stream,
+                self.journal_stream,
                 replicas=config.journal_replicas,
                 timeout_s=config.journal_timeout_ms / 1000,
             )
@@ -501,7 +519,7 @@ class EngineRuntime:
         config = self.config
         lease = Lease(
             config.journal_url,
-            config.journal_stream,
+            self.journal_stream,
             self._lease_value().holder,
             config.lease_ttl_ms / 1000,
             config.journal_replicas,

@@ -39,12 +39,14 @@ from engine_svc.core import (
     Reason,
     Result,
     RolloverView,
+    SendTransfer,
+    TransferView,
     format_money,
 )
 from engine_svc.core.spot import BalanceView
+from engine_svc.core.spot.enums import TransferDirection
 from engine_svc.history import PageTokenError, decode_page_token, encode_page_token
 from engine_svc.port import EnginePort
-from mesh.auth import subject
 from mesh.errors import ApiError, validation_error
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -70,6 +72,7 @@ _CORE_FIELDS = {
     "client_order_id": "clientOrderId",
     "account_id": "userId",
     "initial_balance": "initialBalance",
+    "transfer_id": "transferId",
 }
 
 
@@ -95,6 +98,27 @@ def _payload(result: Result, kind: type[P]) -> P:
         # A repeated client_order_id of another kind of request returns that request's result.
         raise validation_error("clientOrderId", "was already used for another kind of request")
     return payload
+
+
+async def send_transfer(
+    engine: EnginePort, command: SendTransfer, account_missing: str | None = None
+) -> engine_admin_pb2.SendTransferResponse:
+    """Debit a cross-shard transfer here, wait until the driver settled it, and return the
+    wallet and CFD balance after it (one side this shard's, the other its peer's answer)."""
+    result = await engine.submit(command)
+    if not result.ok:
+        raise rejection(result, account_missing)
+    view = _payload(result, TransferView)
+    reply = await engine.transfer_settled(view)
+    if view.direction is TransferDirection.TO_SPOT:
+        summary = engine.account(view.account_id)
+        cfd = "" if summary is None else format_money(summary.balance)
+        return engine_admin_pb2.SendTransferResponse(balances=reply.balances, cfd_balance=cfd)
+    markets = engine.markets
+    return engine_admin_pb2.SendTransferResponse(
+        balances=[balance_message(b, markets) for b in engine.wallet(view.account_id)],
+        cfd_balance=reply.cfd_balance,
+    )
 
 
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
@@ -125,7 +149,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.GetAccountRequest, context: Context
     ) -> trading_pb2.GetAccountResponse:
         """Return the account summary."""
-        summary = self._engine.account(subject())
+        summary = self._engine.account(self._engine.caller())
         if summary is None:
             raise ApiError("ACCOUNT_NOT_FOUND", "this user has no trading account yet")
         return summary_message(summary, trading_pb2.GetAccountResponse)
@@ -134,7 +158,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.ListPricesRequest, context: Context
     ) -> trading_pb2.ListPricesResponse:
         """Return the current quote of every instrument whose price is fresh."""
-        subject()
+        self._engine.caller()
         return trading_pb2.ListPricesResponse(
             prices=[
                 quote_message(quote, self._instrument(quote.symbol))
@@ -147,7 +171,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     ) -> trading_pb2.OpenPositionResponse:
         """Open a position at the current quote (on a netting account: trade into the
         symbol's position; an exact close answers with the closed entry)."""
-        account = subject()
+        account = self._engine.caller()
         command = requests.open_position(request, account, self._engine.instruments)
         result = await self._submit(command, command.symbol)
         if isinstance(result.payload, ClosedPosition):
@@ -167,7 +191,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         return trading_pb2.ListPositionsResponse(
             positions=[
                 position_message(view, self._instrument(view.symbol))
-                for view in self._engine.positions(subject())
+                for view in self._engine.positions(self._engine.caller())
             ]
         )
 
@@ -175,7 +199,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.GetPositionRequest, context: Context
     ) -> trading_pb2.GetPositionResponse:
         """Return one position, open or closed."""
-        account = subject()
+        account = self._engine.caller()
         position_id = requests.object_id(request.position_id, "positionId")
         view = self._engine.position(account, position_id)
         if view is not None:
@@ -192,7 +216,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.ModifyPositionRequest, context: Context
     ) -> trading_pb2.ModifyPositionResponse:
         """Set or clear take profit, stop loss and trailing distance."""
-        account = subject()
+        account = self._engine.caller()
         current = self._open_position(account, request.position_id)
         instrument = self._instrument(current.symbol)
         command = requests.modify_position(request, account, instrument)
@@ -204,7 +228,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.ClosePositionRequest, context: Context
     ) -> trading_pb2.ClosePositionResponse:
         """Close a position in full or in part."""
-        account = subject()
+        account = self._engine.caller()
         current = self._open_position(account, request.position_id)
         instrument = self._instrument(current.symbol)
         command = requests.close_position(request, account, instrument)
@@ -227,7 +251,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.AddMarginRequest, context: Context
     ) -> trading_pb2.AddMarginResponse:
         """Move cash from the balance into a position's margin."""
-        account = subject()
+        account = self._engine.caller()
         requests.object_id(request.position_id, "positionId")
         command = requests.add_margin(request, account)
         result = await self._submit(command, None, "POSITION_NOT_FOUND")
@@ -240,7 +264,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.PlaceOrderRequest, context: Context
     ) -> trading_pb2.PlaceOrderResponse:
         """Place a pending limit or stop order."""
-        account = subject()
+        account = self._engine.caller()
         command = requests.place_order(request, account, self._engine.instruments)
         result = await self._submit(command, command.symbol)
         view = _payload(result, OrderView)
@@ -255,7 +279,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         return trading_pb2.ListOrdersResponse(
             orders=[
                 order_message(view, self._instrument(view.symbol))
-                for view in self._engine.orders(subject())
+                for view in self._engine.orders(self._engine.caller())
             ]
         )
 
@@ -263,7 +287,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.ModifyOrderRequest, context: Context
     ) -> trading_pb2.ModifyOrderResponse:
         """Change a pending order's trigger, size, stops or expiry."""
-        account = subject()
+        account = self._engine.caller()
         order_id = requests.object_id(request.order_id, "orderId")
         current = self._engine.order(account, order_id)
         if current is None:
@@ -279,7 +303,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.CancelOrderRequest, context: Context
     ) -> trading_pb2.CancelOrderResponse:
         """Cancel a pending order."""
-        account = subject()
+        account = self._engine.caller()
         command = requests.cancel_order(request, account)
         result = await self._submit(command, None, "ORDER_NOT_FOUND")
         view = _payload(result, OrderView)
@@ -292,7 +316,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.ListHistoryRequest, context: Context
     ) -> trading_pb2.ListHistoryResponse:
         """List closed entries, newest first, a page at a time."""
-        account = subject()
+        account = self._engine.caller()
         size = requests.page_size(request.page_size)
         after: tuple[int, int] | None = None
         if request.page_token:
@@ -346,7 +370,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.StreamPositionsRequest, context: Context
     ) -> AsyncIterator[trading_pb2.StreamPositionsResponse]:
         """Stream the open positions and account summary on every change, throttled."""
-        account = subject()
+        account = self._engine.caller()
         engine = self._engine
         with engine.position_changes(account) as subscription:
             while True:
@@ -367,7 +391,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self, request: trading_pb2.StreamEventsRequest, context: Context
     ) -> AsyncIterator[trading_pb2.StreamEventsResponse]:
         """Stream the account's events after `from_sequence`, with no gap and no repeat."""
-        account = subject()
+        account = self._engine.caller()
         if request.from_sequence < 0:
             raise validation_error("fromSequence", "must not be negative")
         engine = self._engine
@@ -484,6 +508,9 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
             fresh_symbols=figures.fresh_symbols,
             failing_consumers=figures.failing_consumers,
             journal_leader=figures.journal_leader,
+            transfers_sent=format_money(stats.transfers_sent),
+            transfers_received=format_money(stats.transfers_received),
+            transfers_in_flight=format_money(stats.transfers_in_flight),
         )
         info = figures.snapshot
         if info is not None:
@@ -491,3 +518,30 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
             response.snapshot_bytes = info.size
             response.snapshot_time.CopyFrom(timestamp(info.written_ns))
         return response
+
+    async def SendTransfer(
+        self, request: engine_admin_pb2.SendTransferRequest, context: Context
+    ) -> engine_admin_pb2.SendTransferResponse:
+        """Debit a cross-shard transfer here; answer once its peer credited it."""
+        engine = self._engine
+        command = spot_requests.send_transfer(request, engine.shard_count, engine.shard)
+        return await send_transfer(engine, command)
+
+    async def ReceiveTransfer(
+        self, request: engine_admin_pb2.ReceiveTransferRequest, context: Context
+    ) -> engine_admin_pb2.ReceiveTransferResponse:
+        """Credit a cross-shard transfer once; answer the balance it went to."""
+        engine = self._engine
+        command = spot_requests.receive_transfer(request, engine.shard_count, engine.shard)
+        result = await self._submit(command)
+        view = _payload(result, TransferView)
+        reply = engine_admin_pb2.ReceiveTransferResponse(duplicate=result.duplicate)
+        if view.direction is TransferDirection.TO_SPOT:
+            markets = engine.markets
+            reply.balances.extend(
+                balance_message(b, markets) for b in engine.wallet(view.account_id)
+            )
+        else:
+            summary = engine.account(view.account_id)
+            reply.cfd_balance = "" if summary is None else format_money(summary.balance)
+        return reply

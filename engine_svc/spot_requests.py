@@ -14,7 +14,14 @@ from typing import Final
 from cfd.v1 import engine_admin_pb2, exchange_pb2
 from engine_svc import requests
 from engine_svc.convert import DIRECTIONS
-from engine_svc.core import DecimalFormatError, DepositAsset, Side, TransferFunds
+from engine_svc.core import (
+    DecimalFormatError,
+    DepositAsset,
+    ReceiveTransfer,
+    SendTransfer,
+    Side,
+    TransferFunds,
+)
 from engine_svc.core.spot import (
     CancelSpotOrder,
     Market,
@@ -22,6 +29,7 @@ from engine_svc.core.spot import (
     SpotOrderType,
     TimeInForce,
 )
+from engine_svc.core.spot.enums import TransferDirection
 from mesh.errors import ApiError, validation_error
 
 DEFAULT_DEPTH: Final = 50
@@ -142,13 +150,18 @@ def cancel_spot_order(
     )
 
 
-def transfer_funds(request: exchange_pb2.TransferFundsRequest, account_id: str) -> TransferFunds:
-    """Return the TransferFunds command of a request."""
-    direction = DIRECTIONS.get(request.direction)
+def _direction(value: exchange_pb2.TransferDirection.ValueType) -> TransferDirection:
+    direction = DIRECTIONS.get(value)
     if direction is None:
         raise validation_error(
             "direction", "must be TRANSFER_DIRECTION_TO_SPOT or TRANSFER_DIRECTION_TO_CFD"
         )
+    return direction
+
+
+def transfer_funds(request: exchange_pb2.TransferFundsRequest, account_id: str) -> TransferFunds:
+    """Return the TransferFunds command of a request."""
+    direction = _direction(request.direction)
     return TransferFunds(
         seq=0,
         ts=0,
@@ -174,3 +187,43 @@ def deposit_asset(
         amount=requests.quantity(chosen.scale, request.amount, "amount"),
         client_order_id=requests.client_order_id(request.client_order_id),
     )
+
+
+def _transfer_fields(
+    request: engine_admin_pb2.SendTransferRequest | engine_admin_pb2.ReceiveTransferRequest,
+    shards: int,
+    own: int,
+) -> tuple[str, str, int, TransferDirection, int]:
+    """Return a cross-shard transfer request's account, id, amount, direction and peer."""
+    if not 0 < len(request.transfer_id) <= requests.MAX_CLIENT_ORDER_ID:
+        raise validation_error("transferId", "must be 1-64 characters")
+    if not 0 <= request.peer_shard < shards or request.peer_shard == own:
+        raise validation_error("peerShard", f"must be another of the {shards} shards")
+    direction = _direction(request.direction)
+    # The spot wallet is on shard 0: the peer holds it when this shard sends TO_SPOT or
+    # receives TO_CFD, this shard otherwise.
+    sending = isinstance(request, engine_admin_pb2.SendTransferRequest)
+    peer_has_wallet = sending == (direction is TransferDirection.TO_SPOT)
+    if (request.peer_shard if peer_has_wallet else own) != 0:
+        raise validation_error("direction", "the spot side of a transfer is shard 0")
+    return (
+        requests.user_id(request.user_id),
+        request.transfer_id,
+        requests.money(request.amount, "amount"),
+        direction,
+        request.peer_shard,
+    )
+
+
+def send_transfer(
+    request: engine_admin_pb2.SendTransferRequest, shards: int, own: int
+) -> SendTransfer:
+    """Return the SendTransfer command of an admin request to shard `own`."""
+    return SendTransfer(0, 0, *_transfer_fields(request, shards, own))
+
+
+def receive_transfer(
+    request: engine_admin_pb2.ReceiveTransferRequest, shards: int, own: int
+) -> ReceiveTransfer:
+    """Return the ReceiveTransfer command of an admin request to shard `own`."""
+    return ReceiveTransfer(0, 0, *_transfer_fields(request, shards, own))

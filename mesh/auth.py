@@ -65,6 +65,7 @@ PUBLIC_SERVICES = frozenset(
 )
 
 _SUBJECT: ContextVar[str | None] = ContextVar("subject", default=None)
+_SHARD: ContextVar[int] = ContextVar("shard", default=0)
 
 
 class TokenVerifier(Protocol):
@@ -137,6 +138,26 @@ def shard_claim(token: str) -> int:
     """Return the shard claim of a verified access token; 0 when absent or not a number."""
     value = (read_claims(token) or {}).get(SHARD_CLAIM, 0)
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def bearer_shard(metadata: Sequence[tuple[str, str | bytes]]) -> int:
+    """Return the shard claim of the call's bearer token (verified by `authenticate`), 0 when
+    the call has none."""
+    header = _first(metadata, AUTHORIZATION)
+    if header is None:
+        return 0
+    scheme, _, token = header.partition(" ")
+    return shard_claim(token.strip()) if scheme.lower() == "bearer" else 0
+
+
+def caller_shard() -> int:
+    """Return the shard claim of the current RPC's caller (0 without one)."""
+    return _SHARD.get()
+
+
+def bind_caller_shard(value: int) -> None:
+    """Set the caller's shard claim for the current task."""
+    _SHARD.set(value)
 
 
 def subject() -> str:

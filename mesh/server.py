@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mesh.auth import CallerPolicy, TokenVerifier, bind_subject
+from mesh.auth import CallerPolicy, TokenVerifier, bearer_shard, bind_caller_shard, bind_subject
 from mesh.config import Settings
 from mesh.errors import ApiError, abort, validation_error
 from mesh.logs import REQUEST_ID, new_request_id
@@ -93,7 +93,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             if handler.unary_unary is not None
             else "server_stream"
         )
-        call = _Call(method, request_id, caller, denied, kind, metadata)
+        shard = bearer_shard(metadata) if caller is not None else 0
+        call = _Call(method, request_id, caller, denied, kind, metadata, shard)
         if handler.request_streaming:
             # No cfd RPC streams requests; reflection does and is public. Deny, never bypass.
             if denied is not None:
@@ -192,6 +193,7 @@ class _Call:
         denied: ApiError | None,
         kind: str = "unary",
         metadata: Sequence[tuple[str, str | bytes]] = (),
+        shard: int = 0,
     ):
         self.method = method
         self.request_id = request_id
@@ -199,10 +201,13 @@ class _Call:
         self.denied = denied
         self.figures = rpc_figures(kind, method)
         self.metadata = metadata
+        # The caller's shard claim (`mesh.auth.SHARD_CLAIM`), read once its token verified.
+        self.shard = shard
 
     def _enter(self) -> None:
         REQUEST_ID.set(self.request_id)
         bind_subject(self.caller)
+        bind_caller_shard(self.shard)
         # Current for the rest of the call's task: its log lines carry the trace id.
         self.span, _token = start_server_span(self.method.lstrip("/"), self.metadata)
 

@@ -73,6 +73,9 @@ REASON_TEXT = {
     "NO_LIQUIDITY": "A spot market order found no resting order on the side it takes from.",
     "POST_ONLY_WOULD_TAKE": "A post-only spot order would have traded on arrival, so it was "
     "rejected instead of resting.",
+    "WRONG_SHARD": "The engine called does not hold the caller's account (`CFD_ENGINE_SHARDS` "
+    "above 1): CFD trading calls go to the shard the access token's `shard` claim names, "
+    "spot exchange calls to shard 0.",
     "IDEMPOTENCY_KEY_REUSED": "The `clientOrderId` was first used for another kind of request "
     "or another position or order; an exact repeat returns the first result instead.",
     "ACCOUNT_NOT_FOUND": "Internal calls only: no trading account has this id.",

@@ -178,6 +178,9 @@ from .commands import (
     ModifyPosition,
     OpenPosition,
     PlaceOrder,
+    ReceiveTransfer,
+    SendTransfer,
+    SettleTransfer,
     TransferFunds,
 )
 from .decimals import DecimalFormatError, format_money, format_scaled, parse_money
@@ -219,6 +222,7 @@ from .views import (
     PositionView,
     QuoteView,
     RolloverView,
+    TransferView,
 )
 
 __all__ = [
@@ -269,12 +273,16 @@ __all__ = [
     "PositionView",
     "QuoteView",
     "Reason",
+    "ReceiveTransfer",
     "Result",
     "RolloverView",
+    "SendTransfer",
     "SequenceError",
+    "SettleTransfer",
     "Side",
     "SwapCharged",
     "TransferFunds",
+    "TransferView",
     "default_instruments",
     "format_money",
     "format_scaled",

@@ -36,6 +36,9 @@ from .commands import (
     ModifyPosition,
     OpenPosition,
     PlaceOrder,
+    ReceiveTransfer,
+    SendTransfer,
+    SettleTransfer,
     TransferFunds,
 )
 from .enums import CloseReason, MarginMode, OrderStatus, OrderType, PositionMode, Side
@@ -177,6 +180,9 @@ _COMMANDS: dict[str, tuple[type, Schema]] = {
         (CancelSpotOrder, (INT, INT, STR, STR, OPT_STR)),
         (DepositAsset, (INT, INT, STR, STR, INT, OPT_STR)),
         (ModifyOrder, (INT, INT, STR, STR, *[OPT_INT] * 7, OPT_STR)),
+        (SendTransfer, (INT, INT, STR, STR, INT, TRANSFER_DIRECTION, INT)),
+        (ReceiveTransfer, (INT, INT, STR, STR, INT, TRANSFER_DIRECTION, INT)),
+        (SettleTransfer, (INT, INT, STR)),
     )
 }
 _PAYLOADS: dict[str, tuple[type, Schema]] = {

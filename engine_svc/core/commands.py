@@ -211,6 +211,47 @@ class DepositAsset(NamedTuple):
     client_order_id: str | None = None
 
 
+class SendTransfer(NamedTuple):
+    """Debit one side of a cross-shard transfer and hold it in flight until it is settled.
+
+    TO_SPOT debits the free CFD balance (the account's home shard), TO_CFD the spot wallet's
+    available USD (shard 0); `peer_shard` is the shard to credit. A repeat of `transfer_id`
+    answers the first result and changes nothing.
+    """
+
+    seq: int
+    ts: int
+    account_id: str
+    transfer_id: str
+    amount: int
+    direction: TransferDirection
+    peer_shard: int
+
+
+class ReceiveTransfer(NamedTuple):
+    """Credit the other side of a cross-shard transfer, once per `transfer_id`.
+
+    TO_SPOT credits the spot wallet (shard 0), TO_CFD the CFD balance (the home shard);
+    `peer_shard` is the shard that debited it.
+    """
+
+    seq: int
+    ts: int
+    account_id: str
+    transfer_id: str
+    amount: int
+    direction: TransferDirection
+    peer_shard: int
+
+
+class SettleTransfer(NamedTuple):
+    """Forget an in-flight transfer once its credit is confirmed; repeating it is harmless."""
+
+    seq: int
+    ts: int
+    transfer_id: str
+
+
 Command = (
     CreateAccount
     | Deposit
@@ -228,4 +269,7 @@ Command = (
     | DepositAsset
     | PlaceSpotOrder
     | CancelSpotOrder
+    | SendTransfer
+    | ReceiveTransfer
+    | SettleTransfer
 )

@@ -30,6 +30,9 @@ from .commands import (
     ModifyPosition,
     OpenPosition,
     PlaceOrder,
+    ReceiveTransfer,
+    SendTransfer,
+    SettleTransfer,
     TransferFunds,
 )
 from .cross import review
@@ -48,6 +51,7 @@ from .spot.commands import CancelSpotOrder, PlaceSpotOrder
 from .spot.markets import QUOTE_ASSET
 from .state import STORED_PAYLOADS, Account, Receipt
 from .swaps import charge_swaps
+from .transfer_part import receive_transfer, send_transfer, settle_transfer
 from .triggers import apply_quote
 from .views import (
     AccountSummary,
@@ -55,6 +59,7 @@ from .views import (
     OrderView,
     PositionView,
     QuoteView,
+    TransferView,
 )
 
 __all__ = ["SNAPSHOT_VERSION", "Core", "SequenceError", "snapshot_digest"]
@@ -103,7 +108,13 @@ _SPOT_ROUTES: Final[dict[type, Route]] = {
     PlaceSpotOrder: Route(place_spot_order, "PlaceSpotOrder"),
     CancelSpotOrder: Route(cancel_spot_order, "CancelSpotOrder", "order_id"),
 }
-_ROUTES: Final[dict[type, Route]] = {**_CFD_ROUTES, **_SPOT_ROUTES}
+# Cross-shard transfers carry their own transfer_id instead of a client_order_id.
+_TRANSFER_ROUTES: Final[dict[type, Route]] = {
+    SendTransfer: Route(send_transfer),
+    ReceiveTransfer: Route(receive_transfer),
+    SettleTransfer: Route(settle_transfer),
+}
+_ROUTES: Final[dict[type, Route]] = {**_CFD_ROUTES, **_SPOT_ROUTES, **_TRANSFER_ROUTES}
 
 
 class Core(Ledger):
@@ -262,7 +273,22 @@ class Core(Ledger):
             total_deposits=self.total_deposits,
             spot_wallets=spot_wallets,
             spot_fees=spot_fees,
+            transfers_sent=self.transfers_sent,
+            transfers_received=self.transfers_received,
+            transfers_in_flight=sum(view.amount for view in self.in_flight.values()),
         )
+
+    def transfers_in_flight(self) -> list[TransferView]:
+        """Return the transfers this shard sent and has not settled, by transfer id."""
+        return [self.in_flight[key] for key in sorted(self.in_flight)]
+
+    def sent_transfer(self, transfer_id: str) -> TransferView | None:
+        """Return a transfer this shard sent, settled or not, or None."""
+        return self.transfers_out.get(transfer_id)
+
+    def received_transfer(self, transfer_id: str) -> TransferView | None:
+        """Return a transfer this shard credited, or None."""
+        return self.transfers_in.get(transfer_id)
 
     def total_user_money(self) -> int:
         """Return the sum over accounts of their funds (`Account.funds`)."""

@@ -9,7 +9,7 @@ from .instruments import Instrument, default_instruments
 from .spot.exchange import SpotExchange
 from .spot.markets import FeeSchedule, markets_from_instruments
 from .state import Account, Order, Position
-from .views import QuoteView
+from .views import QuoteView, TransferView
 
 
 class Ledger:
@@ -24,6 +24,11 @@ class Ledger:
     holds the cross-margin accounts by number, the keys of the stop-out index entries.
     `last_rollover` is the UTC day (days since 1970-01-01) of the last swap rollover charged,
     0 before the first.
+
+    Cross-shard transfers (`transfer_part`): `transfers_out` holds every transfer this shard
+    debited by id (kept so a repeat answers the first result), `in_flight` the ids among them
+    not settled yet, `transfers_in` every transfer this shard credited by id; `transfers_sent`
+    and `transfers_received` are the totals of their amounts.
     """
 
     __slots__ = (
@@ -32,6 +37,7 @@ class Ledger:
         "cross_accounts",
         "expiry",
         "house_balance",
+        "in_flight",
         "instruments",
         "last_rollover",
         "last_seq",
@@ -40,6 +46,10 @@ class Ledger:
         "quotes",
         "spot",
         "total_deposits",
+        "transfers_in",
+        "transfers_out",
+        "transfers_received",
+        "transfers_sent",
     )
 
     def __init__(
@@ -64,6 +74,11 @@ class Ledger:
         self.total_deposits = 0
         self.last_seq = 0
         self.last_rollover = 0
+        self.transfers_out: dict[str, TransferView] = {}
+        self.in_flight: dict[str, TransferView] = {}
+        self.transfers_in: dict[str, TransferView] = {}
+        self.transfers_sent = 0
+        self.transfers_received = 0
         # A coin whose tick times lot is not a whole micro-USD has no spot market.
         exact = {s: i for s, i in self.instruments.items() if i.notional_den == 1}
         self.spot = SpotExchange(markets_from_instruments(exact), fees)

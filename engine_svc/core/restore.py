@@ -32,6 +32,7 @@ from .snapshot import (
     SNAPSHOT_FORMAT,
 )
 from .spot.codec import decode_payload as decode_spot_payload
+from .spot.enums import TransferDirection
 from .spot.markets import QUOTE_ASSET
 from .spot.state import restore_state as restore_spot_state
 from .state import (
@@ -43,7 +44,7 @@ from .state import (
     StoredPayload,
     TrailLevel,
 )
-from .views import AccountSummary, ClosedPosition, OrderView, QuoteView
+from .views import AccountSummary, ClosedPosition, OrderView, QuoteView, TransferView
 
 
 def restore(data: bytes, new_ledger: Callable[[dict[str, Instrument]], Ledger]) -> Ledger:
@@ -290,6 +291,42 @@ def _restore_account(row: list[object], version: int) -> Account:
     return account
 
 
+def _transfer_view(row: list[object]) -> TransferView:
+    transfer_id, account_id = _text(row[0]), _text(row[1])
+    amount, peer = _ints(row, 2, 3)[0], _ints(row, 4, 5)[0]
+    try:
+        direction = TransferDirection(_text(row[3]))
+    except ValueError:
+        raise CodecError("snapshot transfer direction is unknown") from None
+    if amount <= 0 or peer < 0:
+        raise CodecError("snapshot transfer row is malformed")
+    return TransferView(transfer_id, account_id, amount, direction, peer)
+
+
+def _restore_transfers(ledger: Ledger, section: object) -> None:
+    """Fill the transfers sent and received from the snapshot's transfers section."""
+    if not isinstance(section, list) or len(section) != 2:
+        raise CodecError("snapshot transfers section is malformed")
+    sent, received = section
+    for row in _rows(sent):
+        if len(row) != 6 or row[5] not in (0, 1) or isinstance(row[5], bool):
+            raise CodecError("snapshot sent transfer row is malformed")
+        view = _transfer_view(row)
+        ledger.transfers_out[view.transfer_id] = view
+        ledger.transfers_sent += view.amount
+        if row[5] == 1:
+            ledger.in_flight[view.transfer_id] = view
+    for row in _rows(received):
+        if len(row) != 5:
+            raise CodecError("snapshot received transfer row is malformed")
+        view = _transfer_view(row)
+        ledger.transfers_in[view.transfer_id] = view
+        ledger.transfers_received += view.amount
+    for view in (*ledger.transfers_out.values(), *ledger.transfers_in.values()):
+        if view.account_id not in ledger.accounts:
+            raise CodecError("snapshot has a transfer of an unknown account")
+
+
 def _restore_state(
     new_ledger: Callable[[dict[str, Instrument]], Ledger], last_seq: int, version: int, body: bytes
 ) -> Ledger:
@@ -316,7 +353,9 @@ def _restore_state(
     if offset != len(body):
         raise CodecError("trailing bytes after the snapshot")
     sections = 8 if version >= 5 else 7
-    if not isinstance(state, list) or len(state) != sections:
+    if not isinstance(state, list) or not (
+        len(state) == sections or (version >= 6 and len(state) == 9)
+    ):
         raise CodecError(f"snapshot state must have {sections} sections")
     instruments: dict[str, Instrument] = {}
     for row in _rows(state[0]):
@@ -392,6 +431,8 @@ def _restore_state(
         ledger.orders[key] = order
         account.orders[key] = order
         index_order(ledger, order)
+    if len(state) == 9:
+        _restore_transfers(ledger, state[8])
     spot = ledger.spot
     if not spot.accounts.keys() <= ledger.accounts.keys():
         raise CodecError("snapshot has spot wallets of unknown accounts")
@@ -399,7 +440,8 @@ def _restore_state(
     if held + fees != transferred:
         raise CodecError("snapshot does not conserve the spot USD")
     money = sum(account.funds() for account in ledger.accounts.values())
-    if money + ledger.house_balance + transferred != ledger.total_deposits:
+    net = ledger.transfers_received - ledger.transfers_sent
+    if money + ledger.house_balance + transferred != ledger.total_deposits + net:
         raise CodecError("snapshot does not conserve money")
     for number in sorted(ledger.cross_accounts):
         # Derived state: a cross position without a quote fails here as a KeyError.

@@ -15,6 +15,7 @@ from .views import (
     PositionView,
     QuoteView,
     RolloverView,
+    TransferView,
 )
 
 Payload = (
@@ -27,6 +28,7 @@ Payload = (
     | SpotPlacement
     | SpotOrderView
     | BalanceView
+    | TransferView
     | None
 )
 AnyEvent = Event | SpotEvent

@@ -25,6 +25,7 @@ from .spot.codec import encode_payload as encode_spot_payload
 from .spot.state import encode_state as encode_spot_state
 from .spot.views import BalanceView, SpotOrderView, SpotPlacement
 from .state import StoredPayload
+from .views import TransferView
 
 SNAPSHOT_FORMAT: Final = "cfd-core-snapshot"
 # Version 2 binds each stored client_order_id to its request kind and target; version 1
@@ -38,9 +39,12 @@ SNAPSHOT_FORMAT: Final = "cfd-core-snapshot"
 # commission per lot is not zero, the contract size it is charged per (units, decimals);
 # every position has swap and commission columns; the state ends with an 8th section, the
 # last rollover day charged. Older snapshots restore every account as hedging, with no
-# charges, no rollover charged and positions that accumulated none.
-SNAPSHOT_VERSION: Final = 5
-READABLE_VERSIONS: Final = (1, 2, 3, 4, 5)
+# charges, no rollover charged and positions that accumulated none. Version 6 adds
+# cross-shard transfers: a state with any ends with a 9th section (the transfers sent, each
+# with 1 while in flight, and the transfers received), so a state without transfers has the
+# same digest as in version 5; older snapshots restore with none.
+SNAPSHOT_VERSION: Final = 6
+READABLE_VERSIONS: Final = (1, 2, 3, 4, 5, 6)
 # Position columns from version 5 on, and before it (no swap and commission columns).
 POSITION_COLUMNS: Final = 17
 LEGACY_POSITION_COLUMNS: Final = 15
@@ -115,6 +119,22 @@ def _small_state(ledger: Ledger) -> list[object]:
     return [instruments, ledger.house_balance, ledger.total_deposits, quotes, accounts, orders]
 
 
+def _transfer_section(ledger: Ledger) -> list[object]:
+    """Return the transfers section in a list, or an empty list when there are none."""
+    if not ledger.transfers_out and not ledger.transfers_in:
+        return []
+    sent = [
+        [*_transfer_row(view), 1 if key in ledger.in_flight else 0]
+        for key, view in sorted(ledger.transfers_out.items())
+    ]
+    received = [_transfer_row(view) for _, view in sorted(ledger.transfers_in.items())]
+    return [[sent, received]]
+
+
+def _transfer_row(view: TransferView) -> list[object]:
+    return [view.transfer_id, view.account_id, view.amount, view.direction.value, view.peer_shard]
+
+
 def state_parts(ledger: Ledger) -> list[bytes]:
     """Return the canonical encoding of the whole state except `last_seq`, in pieces.
 
@@ -127,7 +147,9 @@ def state_parts(ledger: Ledger) -> list[bytes]:
     # Positions are mostly created in key order, so this sort is close to linear.
     ordered = [positions[key] for key in sorted(positions)]
     coids = [[p.key, p.client_order_id] for p in ordered if p.client_order_id is not None]
-    small = dumps_canonical([*_small_state(ledger), coids, ledger.last_rollover])
+    small = dumps_canonical(
+        [*_small_state(ledger), coids, ledger.last_rollover, *_transfer_section(ledger)]
+    )
     buys = [1 if p.is_buy else 0 for p in ordered]
     # The best price since open lives in the position's trailing level (its root after
     # merges); a level that was never merged is its own root, so skip the call then.

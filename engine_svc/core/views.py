@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from .enums import CloseReason, MarginMode, OrderStatus, OrderType, PositionMode, Side
 from .reasons import Reason
+from .spot.enums import TransferDirection
 
 
 class PositionView(NamedTuple):
@@ -154,7 +155,12 @@ class RolloverView(NamedTuple):
 
 
 class CoreStats(NamedTuple):
-    """Counts for the service's stats RPC."""
+    """Counts for the service's stats RPC.
+
+    Money conserves per shard as accounts' funds + house + spot wallets + spot fees =
+    total deposits + transfers received - transfers sent; `transfers_sent` includes the
+    `transfers_in_flight` not settled yet.
+    """
 
     last_seq: int
     accounts: int
@@ -164,3 +170,19 @@ class CoreStats(NamedTuple):
     total_deposits: int
     spot_wallets: int = 0
     spot_fees: int = 0
+    transfers_sent: int = 0
+    transfers_received: int = 0
+    transfers_in_flight: int = 0
+
+
+class TransferView(NamedTuple):
+    """One side of a cross-shard transfer as the command that recorded it named it.
+
+    `peer_shard` is the other side: the shard credited (sent) or debited (received).
+    """
+
+    transfer_id: str
+    account_id: str
+    amount: int
+    direction: TransferDirection
+    peer_shard: int

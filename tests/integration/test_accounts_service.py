@@ -96,6 +96,20 @@ class FakeEngineAdmin(engine_admin_pb2_grpc.EngineAdminServiceServicer):
     ) -> engine_admin_pb2.RunRolloverResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the accounts service never rolls")
 
+    async def SendTransfer(
+        self,
+        request: engine_admin_pb2.SendTransferRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> engine_admin_pb2.SendTransferResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the accounts service never transfers")
+
+    async def ReceiveTransfer(
+        self,
+        request: engine_admin_pb2.ReceiveTransferRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> engine_admin_pb2.ReceiveTransferResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the accounts service never transfers")
+
 
 @dataclass
 class Mesh:

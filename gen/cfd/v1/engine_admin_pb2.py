@@ -27,33 +27,41 @@ from cfd.v1 import exchange_pb2 as cfd_dot_v1_dot_exchange__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63\x66\x64/v1/engine_admin.proto\x12\x06\x63\x66\x64.v1\x1a\x13\x63\x66\x64/v1/common.proto\x1a\x15\x63\x66\x64/v1/exchange.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n\x12RunRolloverRequest\x12\x31\n\rrollover_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x13RunRolloverResponse\x12\x15\n\rrollover_date\x18\x01 \x01(\t\x12\x12\n\nmultiplier\x18\x02 \x01(\x05\x12\x19\n\x11positions_charged\x18\x03 \x01(\x03\x12\r\n\x05total\x18\x04 \x01(\t\x12\x10\n\x08sequence\x18\x05 \x01(\x03\"\x96\x01\n\x14\x43reateAccountRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0finitial_balance\x18\x02 \x01(\t\x12\'\n\x0bmargin_mode\x18\x03 \x01(\x0e\x32\x12.cfd.v1.MarginMode\x12+\n\rposition_mode\x18\x04 \x01(\x0e\x32\x14.cfd.v1.PositionMode\"J\n\x15\x43reateAccountResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"J\n\x0e\x44\x65positRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x03 \x01(\t\"\"\n\x0f\x44\x65positResponse\x12\x0f\n\x07\x62\x61lance\x18\x01 \x01(\t\"^\n\x13\x44\x65positAssetRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x04 \x01(\t\">\n\x14\x44\x65positAssetResponse\x12&\n\x07\x62\x61lance\x18\x01 \x01(\x0b\x32\x15.cfd.v1.WalletBalance\"\x11\n\x0fGetStatsRequest\"\xd0\x03\n\x10GetStatsResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63ounts\x18\x02 \x01(\x03\x12\x16\n\x0eopen_positions\x18\x03 \x01(\x03\x12\x16\n\x0epending_orders\x18\x04 \x01(\x03\x12\x15\n\rjournal_bytes\x18\x05 \x01(\x03\x12\x18\n\x10journal_segments\x18\x06 \x01(\x03\x12\x19\n\x11snapshot_sequence\x18\x07 \x01(\x03\x12\x16\n\x0esnapshot_bytes\x18\x08 \x01(\x03\x12\x31\n\rsnapshot_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cstate_digest\x18\n \x01(\t\x12\x19\n\x11recorded_sequence\x18\x0b \x01(\x03\x12\x15\n\rhouse_balance\x18\x0c \x01(\t\x12\x16\n\x0etotal_deposits\x18\r \x01(\t\x12\x15\n\rfresh_symbols\x18\x0e \x03(\t\x12\x19\n\x11\x66\x61iling_consumers\x18\x0f \x03(\t\x12\x14\n\x0cspot_wallets\x18\x10 \x01(\t\x12\x11\n\tspot_fees\x18\x11 \x01(\t\x12\x16\n\x0ejournal_leader\x18\x12 \x01(\t2\xf0\x02\n\x12\x45ngineAdminService\x12L\n\rCreateAccount\x12\x1c.cfd.v1.CreateAccountRequest\x1a\x1d.cfd.v1.CreateAccountResponse\x12:\n\x07\x44\x65posit\x12\x16.cfd.v1.DepositRequest\x1a\x17.cfd.v1.DepositResponse\x12I\n\x0c\x44\x65positAsset\x12\x1b.cfd.v1.DepositAssetRequest\x1a\x1c.cfd.v1.DepositAssetResponse\x12=\n\x08GetStats\x12\x17.cfd.v1.GetStatsRequest\x1a\x18.cfd.v1.GetStatsResponse\x12\x46\n\x0bRunRollover\x12\x1a.cfd.v1.RunRolloverRequest\x1a\x1b.cfd.v1.RunRolloverResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63\x66\x64/v1/engine_admin.proto\x12\x06\x63\x66\x64.v1\x1a\x13\x63\x66\x64/v1/common.proto\x1a\x15\x63\x66\x64/v1/exchange.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x01\n\x13SendTransferRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0btransfer_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12,\n\tdirection\x18\x04 \x01(\x0e\x32\x19.cfd.v1.TransferDirection\x12\x12\n\npeer_shard\x18\x05 \x01(\x05\"T\n\x14SendTransferResponse\x12\'\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32\x15.cfd.v1.WalletBalance\x12\x13\n\x0b\x63\x66\x64_balance\x18\x02 \x01(\t\"\x90\x01\n\x16ReceiveTransferRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0btransfer_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12,\n\tdirection\x18\x04 \x01(\x0e\x32\x19.cfd.v1.TransferDirection\x12\x12\n\npeer_shard\x18\x05 \x01(\x05\"j\n\x17ReceiveTransferResponse\x12\'\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32\x15.cfd.v1.WalletBalance\x12\x13\n\x0b\x63\x66\x64_balance\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"G\n\x12RunRolloverRequest\x12\x31\n\rrollover_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x13RunRolloverResponse\x12\x15\n\rrollover_date\x18\x01 \x01(\t\x12\x12\n\nmultiplier\x18\x02 \x01(\x05\x12\x19\n\x11positions_charged\x18\x03 \x01(\x03\x12\r\n\x05total\x18\x04 \x01(\t\x12\x10\n\x08sequence\x18\x05 \x01(\x03\"\x96\x01\n\x14\x43reateAccountRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0finitial_balance\x18\x02 \x01(\t\x12\'\n\x0bmargin_mode\x18\x03 \x01(\x0e\x32\x12.cfd.v1.MarginMode\x12+\n\rposition_mode\x18\x04 \x01(\x0e\x32\x14.cfd.v1.PositionMode\"J\n\x15\x43reateAccountResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\"J\n\x0e\x44\x65positRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x03 \x01(\t\"\"\n\x0f\x44\x65positResponse\x12\x0f\n\x07\x62\x61lance\x18\x01 \x01(\t\"^\n\x13\x44\x65positAssetRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x61sset\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x04 \x01(\t\">\n\x14\x44\x65positAssetResponse\x12&\n\x07\x62\x61lance\x18\x01 \x01(\x0b\x32\x15.cfd.v1.WalletBalance\"\x11\n\x0fGetStatsRequest\"\xa1\x04\n\x10GetStatsResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63ounts\x18\x02 \x01(\x03\x12\x16\n\x0eopen_positions\x18\x03 \x01(\x03\x12\x16\n\x0epending_orders\x18\x04 \x01(\x03\x12\x15\n\rjournal_bytes\x18\x05 \x01(\x03\x12\x18\n\x10journal_segments\x18\x06 \x01(\x03\x12\x19\n\x11snapshot_sequence\x18\x07 \x01(\x03\x12\x16\n\x0esnapshot_bytes\x18\x08 \x01(\x03\x12\x31\n\rsnapshot_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cstate_digest\x18\n \x01(\t\x12\x19\n\x11recorded_sequence\x18\x0b \x01(\x03\x12\x15\n\rhouse_balance\x18\x0c \x01(\t\x12\x16\n\x0etotal_deposits\x18\r \x01(\t\x12\x15\n\rfresh_symbols\x18\x0e \x03(\t\x12\x19\n\x11\x66\x61iling_consumers\x18\x0f \x03(\t\x12\x14\n\x0cspot_wallets\x18\x10 \x01(\t\x12\x11\n\tspot_fees\x18\x11 \x01(\t\x12\x16\n\x0ejournal_leader\x18\x12 \x01(\t\x12\x16\n\x0etransfers_sent\x18\x13 \x01(\t\x12\x1a\n\x12transfers_received\x18\x14 \x01(\t\x12\x1b\n\x13transfers_in_flight\x18\x15 \x01(\t2\x8f\x04\n\x12\x45ngineAdminService\x12L\n\rCreateAccount\x12\x1c.cfd.v1.CreateAccountRequest\x1a\x1d.cfd.v1.CreateAccountResponse\x12:\n\x07\x44\x65posit\x12\x16.cfd.v1.DepositRequest\x1a\x17.cfd.v1.DepositResponse\x12I\n\x0c\x44\x65positAsset\x12\x1b.cfd.v1.DepositAssetRequest\x1a\x1c.cfd.v1.DepositAssetResponse\x12=\n\x08GetStats\x12\x17.cfd.v1.GetStatsRequest\x1a\x18.cfd.v1.GetStatsResponse\x12\x46\n\x0bRunRollover\x12\x1a.cfd.v1.RunRolloverRequest\x1a\x1b.cfd.v1.RunRolloverResponse\x12I\n\x0cSendTransfer\x12\x1b.cfd.v1.SendTransferRequest\x1a\x1c.cfd.v1.SendTransferResponse\x12R\n\x0fReceiveTransfer\x12\x1e.cfd.v1.ReceiveTransferRequest\x1a\x1f.cfd.v1.ReceiveTransferResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cfd.v1.engine_admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNROLLOVERREQUEST']._serialized_start=114
-  _globals['_RUNROLLOVERREQUEST']._serialized_end=185
-  _globals['_RUNROLLOVERRESPONSE']._serialized_start=187
-  _globals['_RUNROLLOVERRESPONSE']._serialized_end=311
-  _globals['_CREATEACCOUNTREQUEST']._serialized_start=314
-  _globals['_CREATEACCOUNTREQUEST']._serialized_end=464
-  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=466
-  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=540
-  _globals['_DEPOSITREQUEST']._serialized_start=542
-  _globals['_DEPOSITREQUEST']._serialized_end=616
-  _globals['_DEPOSITRESPONSE']._serialized_start=618
-  _globals['_DEPOSITRESPONSE']._serialized_end=652
-  _globals['_DEPOSITASSETREQUEST']._serialized_start=654
-  _globals['_DEPOSITASSETREQUEST']._serialized_end=748
-  _globals['_DEPOSITASSETRESPONSE']._serialized_start=750
-  _globals['_DEPOSITASSETRESPONSE']._serialized_end=812
-  _globals['_GETSTATSREQUEST']._serialized_start=814
-  _globals['_GETSTATSREQUEST']._serialized_end=831
-  _globals['_GETSTATSRESPONSE']._serialized_start=834
-  _globals['_GETSTATSRESPONSE']._serialized_end=1298
-  _globals['_ENGINEADMINSERVICE']._serialized_start=1301
-  _globals['_ENGINEADMINSERVICE']._serialized_end=1669
+  _globals['_SENDTRANSFERREQUEST']._serialized_start=115
+  _globals['_SENDTRANSFERREQUEST']._serialized_end=256
+  _globals['_SENDTRANSFERRESPONSE']._serialized_start=258
+  _globals['_SENDTRANSFERRESPONSE']._serialized_end=342
+  _globals['_RECEIVETRANSFERREQUEST']._serialized_start=345
+  _globals['_RECEIVETRANSFERREQUEST']._serialized_end=489
+  _globals['_RECEIVETRANSFERRESPONSE']._serialized_start=491
+  _globals['_RECEIVETRANSFERRESPONSE']._serialized_end=597
+  _globals['_RUNROLLOVERREQUEST']._serialized_start=599
+  _globals['_RUNROLLOVERREQUEST']._serialized_end=670
+  _globals['_RUNROLLOVERRESPONSE']._serialized_start=672
+  _globals['_RUNROLLOVERRESPONSE']._serialized_end=796
+  _globals['_CREATEACCOUNTREQUEST']._serialized_start=799
+  _globals['_CREATEACCOUNTREQUEST']._serialized_end=949
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_start=951
+  _globals['_CREATEACCOUNTRESPONSE']._serialized_end=1025
+  _globals['_DEPOSITREQUEST']._serialized_start=1027
+  _globals['_DEPOSITREQUEST']._serialized_end=1101
+  _globals['_DEPOSITRESPONSE']._serialized_start=1103
+  _globals['_DEPOSITRESPONSE']._serialized_end=1137
+  _globals['_DEPOSITASSETREQUEST']._serialized_start=1139
+  _globals['_DEPOSITASSETREQUEST']._serialized_end=1233
+  _globals['_DEPOSITASSETRESPONSE']._serialized_start=1235
+  _globals['_DEPOSITASSETRESPONSE']._serialized_end=1297
+  _globals['_GETSTATSREQUEST']._serialized_start=1299
+  _globals['_GETSTATSREQUEST']._serialized_end=1316
+  _globals['_GETSTATSRESPONSE']._serialized_start=1319
+  _globals['_GETSTATSRESPONSE']._serialized_end=1864
+  _globals['_ENGINEADMINSERVICE']._serialized_start=1867
+  _globals['_ENGINEADMINSERVICE']._serialized_end=2394
 # @@protoc_insertion_point(module_scope)

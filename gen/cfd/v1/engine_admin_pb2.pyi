@@ -22,6 +22,142 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class SendTransferRequest(_message.Message):
+    """Request of EngineAdminService.SendTransfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    PEER_SHARD_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Account id."""
+    transfer_id: _builtins.str
+    """Id of the transfer on every shard, at most 64 characters."""
+    amount: _builtins.str
+    """Positive amount in USD."""
+    direction: _exchange_pb2.TransferDirection.ValueType
+    """Which way: TO_SPOT on the account's home shard, TO_CFD on shard 0."""
+    peer_shard: _builtins.int
+    """The shard to credit: 0 TO_SPOT, the account's home shard TO_CFD."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        transfer_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        direction: _exchange_pb2.TransferDirection.ValueType = ...,
+        peer_shard: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "direction", b"direction", "peer_shard", b"peer_shard", "transfer_id", b"transfer_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendTransferRequest: _TypeAlias = SendTransferRequest  # noqa: Y015
+
+@_typing.final
+class SendTransferResponse(_message.Message):
+    """Result of EngineAdminService.SendTransfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BALANCES_FIELD_NUMBER: _builtins.int
+    CFD_BALANCE_FIELD_NUMBER: _builtins.int
+    cfd_balance: _builtins.str
+    """The CFD balance after the transfer, in USD."""
+    @_builtins.property
+    def balances(self) -> _containers.RepeatedCompositeFieldContainer[_exchange_pb2.WalletBalance]:
+        """The spot wallet after the transfer."""
+
+    def __init__(
+        self,
+        *,
+        balances: _abc.Iterable[_exchange_pb2.WalletBalance] | None = ...,
+        cfd_balance: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances", b"balances", "cfd_balance", b"cfd_balance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendTransferResponse: _TypeAlias = SendTransferResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveTransferRequest(_message.Message):
+    """Request of EngineAdminService.ReceiveTransfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    PEER_SHARD_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Account id."""
+    transfer_id: _builtins.str
+    """Id of the transfer, as its debit side named it."""
+    amount: _builtins.str
+    """Positive amount in USD."""
+    direction: _exchange_pb2.TransferDirection.ValueType
+    """Which way: TO_SPOT credits the spot wallet (shard 0), TO_CFD the CFD balance."""
+    peer_shard: _builtins.int
+    """The shard that debited it."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        transfer_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        direction: _exchange_pb2.TransferDirection.ValueType = ...,
+        peer_shard: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "direction", b"direction", "peer_shard", b"peer_shard", "transfer_id", b"transfer_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveTransferRequest: _TypeAlias = ReceiveTransferRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveTransferResponse(_message.Message):
+    """Result of EngineAdminService.ReceiveTransfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BALANCES_FIELD_NUMBER: _builtins.int
+    CFD_BALANCE_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
+    cfd_balance: _builtins.str
+    """The CFD balance after the credit, in USD (TO_CFD); empty TO_SPOT."""
+    duplicate: _builtins.bool
+    """True when the transfer had been credited before: this call credited nothing."""
+    @_builtins.property
+    def balances(self) -> _containers.RepeatedCompositeFieldContainer[_exchange_pb2.WalletBalance]:
+        """The spot wallet after the credit (TO_SPOT); empty TO_CFD."""
+
+    def __init__(
+        self,
+        *,
+        balances: _abc.Iterable[_exchange_pb2.WalletBalance] | None = ...,
+        cfd_balance: _builtins.str = ...,
+        duplicate: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances", b"balances", "cfd_balance", b"cfd_balance", "duplicate", b"duplicate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveTransferResponse: _TypeAlias = ReceiveTransferResponse  # noqa: Y015
+
+@_typing.final
 class RunRolloverRequest(_message.Message):
     """Request of EngineAdminService.RunRollover."""
 
@@ -302,6 +438,9 @@ class GetStatsResponse(_message.Message):
     SPOT_WALLETS_FIELD_NUMBER: _builtins.int
     SPOT_FEES_FIELD_NUMBER: _builtins.int
     JOURNAL_LEADER_FIELD_NUMBER: _builtins.int
+    TRANSFERS_SENT_FIELD_NUMBER: _builtins.int
+    TRANSFERS_RECEIVED_FIELD_NUMBER: _builtins.int
+    TRANSFERS_IN_FLIGHT_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Last applied sequence number."""
     accounts: _builtins.int
@@ -332,12 +471,21 @@ class GetStatsResponse(_message.Message):
     """USD in spot wallets (available + locked) in total."""
     spot_fees: _builtins.str
     """Spot fees collected by the house, in USD. Conservation: the CFD balances, used margin and
-    house balance, plus spot_wallets and spot_fees, sum to total_deposits.
+    house balance, plus spot_wallets and spot_fees, sum to total_deposits plus
+    transfers_received minus transfers_sent.
     """
     journal_leader: _builtins.str
     """The engine leading the replicated journal, as its lease names it ("host:pid:port"): this
     engine, since a standby serves nothing. Empty on the local file journal.
     """
+    transfers_sent: _builtins.str
+    """USD this shard debited for cross-shard transfers, in flight included, in total."""
+    transfers_received: _builtins.str
+    """USD this shard credited for cross-shard transfers, in total. Over all shards the sum of
+    their holdings plus the sent not yet received equals the sum of their deposits.
+    """
+    transfers_in_flight: _builtins.str
+    """USD this shard debited for transfers it has not settled yet."""
     @_builtins.property
     def snapshot_time(self) -> _timestamp_pb2.Timestamp:
         """When the newest snapshot was written."""
@@ -373,10 +521,13 @@ class GetStatsResponse(_message.Message):
         spot_wallets: _builtins.str = ...,
         spot_fees: _builtins.str = ...,
         journal_leader: _builtins.str = ...,
+        transfers_sent: _builtins.str = ...,
+        transfers_received: _builtins.str = ...,
+        transfers_in_flight: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot_time", b"snapshot_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "failing_consumers", b"failing_consumers", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_leader", b"journal_leader", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "spot_fees", b"spot_fees", "spot_wallets", b"spot_wallets", "state_digest", b"state_digest", "total_deposits", b"total_deposits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "failing_consumers", b"failing_consumers", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_leader", b"journal_leader", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "spot_fees", b"spot_fees", "spot_wallets", b"spot_wallets", "state_digest", b"state_digest", "total_deposits", b"total_deposits", "transfers_in_flight", b"transfers_in_flight", "transfers_received", b"transfers_received", "transfers_sent", b"transfers_sent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -61,6 +61,16 @@ class EngineAdminServiceStub:
                 request_serializer=cfd_dot_v1_dot_engine__admin__pb2.RunRolloverRequest.SerializeToString,
                 response_deserializer=cfd_dot_v1_dot_engine__admin__pb2.RunRolloverResponse.FromString,
                 _registered_method=True)
+        self.SendTransfer = channel.unary_unary(
+                '/cfd.v1.EngineAdminService/SendTransfer',
+                request_serializer=cfd_dot_v1_dot_engine__admin__pb2.SendTransferRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_engine__admin__pb2.SendTransferResponse.FromString,
+                _registered_method=True)
+        self.ReceiveTransfer = channel.unary_unary(
+                '/cfd.v1.EngineAdminService/ReceiveTransfer',
+                request_serializer=cfd_dot_v1_dot_engine__admin__pb2.ReceiveTransferRequest.SerializeToString,
+                response_deserializer=cfd_dot_v1_dot_engine__admin__pb2.ReceiveTransferResponse.FromString,
+                _registered_method=True)
 
 
 class EngineAdminServiceServicer:
@@ -114,6 +124,32 @@ class EngineAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendTransfer(self, request, context):
+        """Start a cross-shard transfer on its debit side (this engine): debit the account (the CFD
+        balance TO_SPOT, the spot wallet TO_CFD) under `transfer_id`, then credit `peer_shard`
+        by its ReceiveTransfer until it confirms, and answer once the transfer is settled. A repeat
+        of `transfer_id` moves nothing again and answers the transfer's result.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), FAILED_PRECONDITION (INSUFFICIENT_BALANCE),
+        NOT_FOUND (ACCOUNT_NOT_FOUND), ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED: the id names
+        another transfer), UNAVAILABLE (SERVICE_UNAVAILABLE: the credit side could not be reached
+        in time; the debit is journaled and the transfer completes later, exactly once),
+        UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReceiveTransfer(self, request, context):
+        """Credit the other side of a cross-shard transfer (the spot wallet TO_SPOT, the CFD balance
+        TO_CFD), once per `transfer_id`: a repeat credits nothing and answers the balances as they
+        are. The debit side's engine calls it until it answers.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND), ALREADY_EXISTS
+        (IDEMPOTENCY_KEY_REUSED: the id names another transfer), UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngineAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +177,16 @@ def add_EngineAdminServiceServicer_to_server(servicer, server):
                     servicer.RunRollover,
                     request_deserializer=cfd_dot_v1_dot_engine__admin__pb2.RunRolloverRequest.FromString,
                     response_serializer=cfd_dot_v1_dot_engine__admin__pb2.RunRolloverResponse.SerializeToString,
+            ),
+            'SendTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendTransfer,
+                    request_deserializer=cfd_dot_v1_dot_engine__admin__pb2.SendTransferRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_engine__admin__pb2.SendTransferResponse.SerializeToString,
+            ),
+            'ReceiveTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveTransfer,
+                    request_deserializer=cfd_dot_v1_dot_engine__admin__pb2.ReceiveTransferRequest.FromString,
+                    response_serializer=cfd_dot_v1_dot_engine__admin__pb2.ReceiveTransferResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -280,6 +326,60 @@ class EngineAdminService:
             '/cfd.v1.EngineAdminService/RunRollover',
             cfd_dot_v1_dot_engine__admin__pb2.RunRolloverRequest.SerializeToString,
             cfd_dot_v1_dot_engine__admin__pb2.RunRolloverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.EngineAdminService/SendTransfer',
+            cfd_dot_v1_dot_engine__admin__pb2.SendTransferRequest.SerializeToString,
+            cfd_dot_v1_dot_engine__admin__pb2.SendTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cfd.v1.EngineAdminService/ReceiveTransfer',
+            cfd_dot_v1_dot_engine__admin__pb2.ReceiveTransferRequest.SerializeToString,
+            cfd_dot_v1_dot_engine__admin__pb2.ReceiveTransferResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -61,6 +61,24 @@ class EngineAdminServiceStub:
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED: no time, or a day not after the last one
     charged), UNAUTHENTICATED.
     """
+    SendTransfer: _grpc.UnaryUnaryMultiCallable[_engine_admin_pb2.SendTransferRequest, _engine_admin_pb2.SendTransferResponse]
+    """Start a cross-shard transfer on its debit side (this engine): debit the account (the CFD
+    balance TO_SPOT, the spot wallet TO_CFD) under `transfer_id`, then credit `peer_shard`
+    by its ReceiveTransfer until it confirms, and answer once the transfer is settled. A repeat
+    of `transfer_id` moves nothing again and answers the transfer's result.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), FAILED_PRECONDITION (INSUFFICIENT_BALANCE),
+    NOT_FOUND (ACCOUNT_NOT_FOUND), ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED: the id names
+    another transfer), UNAVAILABLE (SERVICE_UNAVAILABLE: the credit side could not be reached
+    in time; the debit is journaled and the transfer completes later, exactly once),
+    UNAUTHENTICATED.
+    """
+    ReceiveTransfer: _grpc.UnaryUnaryMultiCallable[_engine_admin_pb2.ReceiveTransferRequest, _engine_admin_pb2.ReceiveTransferResponse]
+    """Credit the other side of a cross-shard transfer (the spot wallet TO_SPOT, the CFD balance
+    TO_CFD), once per `transfer_id`: a repeat credits nothing and answers the balances as they
+    are. The debit side's engine calls it until it answers.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND), ALREADY_EXISTS
+    (IDEMPOTENCY_KEY_REUSED: the id names another transfer), UNAUTHENTICATED.
+    """
 
 @_typing.type_check_only
 class EngineAdminServiceAsyncStub(EngineAdminServiceStub):
@@ -94,6 +112,24 @@ class EngineAdminServiceAsyncStub(EngineAdminServiceStub):
     tests. A rollover day is charged once.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED: no time, or a day not after the last one
     charged), UNAUTHENTICATED.
+    """
+    SendTransfer: _aio.UnaryUnaryMultiCallable[_engine_admin_pb2.SendTransferRequest, _engine_admin_pb2.SendTransferResponse]  # type: ignore[assignment]
+    """Start a cross-shard transfer on its debit side (this engine): debit the account (the CFD
+    balance TO_SPOT, the spot wallet TO_CFD) under `transfer_id`, then credit `peer_shard`
+    by its ReceiveTransfer until it confirms, and answer once the transfer is settled. A repeat
+    of `transfer_id` moves nothing again and answers the transfer's result.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), FAILED_PRECONDITION (INSUFFICIENT_BALANCE),
+    NOT_FOUND (ACCOUNT_NOT_FOUND), ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED: the id names
+    another transfer), UNAVAILABLE (SERVICE_UNAVAILABLE: the credit side could not be reached
+    in time; the debit is journaled and the transfer completes later, exactly once),
+    UNAUTHENTICATED.
+    """
+    ReceiveTransfer: _aio.UnaryUnaryMultiCallable[_engine_admin_pb2.ReceiveTransferRequest, _engine_admin_pb2.ReceiveTransferResponse]  # type: ignore[assignment]
+    """Credit the other side of a cross-shard transfer (the spot wallet TO_SPOT, the CFD balance
+    TO_CFD), once per `transfer_id`: a repeat credits nothing and answers the balances as they
+    are. The debit side's engine calls it until it answers.
+    Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND), ALREADY_EXISTS
+    (IDEMPOTENCY_KEY_REUSED: the id names another transfer), UNAUTHENTICATED.
     """
 
 class EngineAdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -155,6 +191,36 @@ class EngineAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         tests. A rollover day is charged once.
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED: no time, or a day not after the last one
         charged), UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def SendTransfer(
+        self,
+        request: _engine_admin_pb2.SendTransferRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engine_admin_pb2.SendTransferResponse, _abc.Awaitable[_engine_admin_pb2.SendTransferResponse]]:
+        """Start a cross-shard transfer on its debit side (this engine): debit the account (the CFD
+        balance TO_SPOT, the spot wallet TO_CFD) under `transfer_id`, then credit `peer_shard`
+        by its ReceiveTransfer until it confirms, and answer once the transfer is settled. A repeat
+        of `transfer_id` moves nothing again and answers the transfer's result.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), FAILED_PRECONDITION (INSUFFICIENT_BALANCE),
+        NOT_FOUND (ACCOUNT_NOT_FOUND), ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED: the id names
+        another transfer), UNAVAILABLE (SERVICE_UNAVAILABLE: the credit side could not be reached
+        in time; the debit is journaled and the transfer completes later, exactly once),
+        UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def ReceiveTransfer(
+        self,
+        request: _engine_admin_pb2.ReceiveTransferRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engine_admin_pb2.ReceiveTransferResponse, _abc.Awaitable[_engine_admin_pb2.ReceiveTransferResponse]]:
+        """Credit the other side of a cross-shard transfer (the spot wallet TO_SPOT, the CFD balance
+        TO_CFD), once per `transfer_id`: a repeat credits nothing and answers the balances as they
+        are. The debit side's engine calls it until it answers.
+        Errors: INVALID_ARGUMENT (VALIDATION_FAILED), NOT_FOUND (ACCOUNT_NOT_FOUND), ALREADY_EXISTS
+        (IDEMPOTENCY_KEY_REUSED: the id names another transfer), UNAUTHENTICATED.
         """
 
 def add_EngineAdminServiceServicer_to_server(servicer: EngineAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

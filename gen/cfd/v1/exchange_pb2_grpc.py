@@ -43,6 +43,9 @@ class ExchangeServiceStub:
     USD per fill, price x quantity x rate rounded up to 0.000001: a buyer pays quote + fee, a
     seller receives quote - fee. An incoming order never trades with its own account's resting
     order; that order is cancelled and matching continues.
+
+    The spot exchange runs on engine shard 0: with several engine shards (CFD_ENGINE_SHARDS),
+    another shard refuses every call with FAILED_PRECONDITION (WRONG_SHARD).
     """
 
     def __init__(self, channel):
@@ -126,6 +129,9 @@ class ExchangeServiceServicer:
     USD per fill, price x quantity x rate rounded up to 0.000001: a buyer pays quote + fee, a
     seller receives quote - fee. An incoming order never trades with its own account's resting
     order; that order is cancelled and matching continues.
+
+    The spot exchange runs on engine shard 0: with several engine shards (CFD_ENGINE_SHARDS),
+    another shard refuses every call with FAILED_PRECONDITION (WRONG_SHARD).
     """
 
     def ListMarkets(self, request, context):
@@ -165,7 +171,10 @@ class ExchangeServiceServicer:
         """Move USD between the CFD balance and the available USD of the spot wallet.
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing direction or an amount that is
         not a positive multiple of 0.000001), FAILED_PRECONDITION (INSUFFICIENT_BALANCE when the
-        source has less available), UNAUTHENTICATED.
+        source has less available; WRONG_SHARD on an engine shard other than 0), UNAVAILABLE
+        (SERVICE_UNAVAILABLE: with several engine shards, the shard of the account's CFD balance
+        could not be reached in time; a transfer already debited completes later, exactly once,
+        and a retry with the same client_order_id answers it), UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -309,6 +318,9 @@ class ExchangeService:
     USD per fill, price x quantity x rate rounded up to 0.000001: a buyer pays quote + fee, a
     seller receives quote - fee. An incoming order never trades with its own account's resting
     order; that order is cancelled and matching continues.
+
+    The spot exchange runs on engine shard 0: with several engine shards (CFD_ENGINE_SHARDS),
+    another shard refuses every call with FAILED_PRECONDITION (WRONG_SHARD).
     """
 
     @staticmethod

@@ -44,6 +44,9 @@ class ExchangeServiceStub:
     USD per fill, price x quantity x rate rounded up to 0.000001: a buyer pays quote + fee, a
     seller receives quote - fee. An incoming order never trades with its own account's resting
     order; that order is cancelled and matching continues.
+
+    The spot exchange runs on engine shard 0: with several engine shards (CFD_ENGINE_SHARDS),
+    another shard refuses every call with FAILED_PRECONDITION (WRONG_SHARD).
     """
 
     @_typing.overload
@@ -71,7 +74,10 @@ class ExchangeServiceStub:
     """Move USD between the CFD balance and the available USD of the spot wallet.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing direction or an amount that is
     not a positive multiple of 0.000001), FAILED_PRECONDITION (INSUFFICIENT_BALANCE when the
-    source has less available), UNAUTHENTICATED.
+    source has less available; WRONG_SHARD on an engine shard other than 0), UNAVAILABLE
+    (SERVICE_UNAVAILABLE: with several engine shards, the shard of the account's CFD balance
+    could not be reached in time; a transfer already debited completes later, exactly once,
+    and a retry with the same client_order_id answers it), UNAUTHENTICATED.
     """
     PlaceSpotOrder: _grpc.UnaryUnaryMultiCallable[_exchange_pb2.PlaceSpotOrderRequest, _exchange_pb2.PlaceSpotOrderResponse]
     """Place a limit or market order; it matches at once and a GTC limit rests with the rest.
@@ -123,6 +129,9 @@ class ExchangeServiceAsyncStub(ExchangeServiceStub):
     USD per fill, price x quantity x rate rounded up to 0.000001: a buyer pays quote + fee, a
     seller receives quote - fee. An incoming order never trades with its own account's resting
     order; that order is cancelled and matching continues.
+
+    The spot exchange runs on engine shard 0: with several engine shards (CFD_ENGINE_SHARDS),
+    another shard refuses every call with FAILED_PRECONDITION (WRONG_SHARD).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -147,7 +156,10 @@ class ExchangeServiceAsyncStub(ExchangeServiceStub):
     """Move USD between the CFD balance and the available USD of the spot wallet.
     Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing direction or an amount that is
     not a positive multiple of 0.000001), FAILED_PRECONDITION (INSUFFICIENT_BALANCE when the
-    source has less available), UNAUTHENTICATED.
+    source has less available; WRONG_SHARD on an engine shard other than 0), UNAVAILABLE
+    (SERVICE_UNAVAILABLE: with several engine shards, the shard of the account's CFD balance
+    could not be reached in time; a transfer already debited completes later, exactly once,
+    and a retry with the same client_order_id answers it), UNAUTHENTICATED.
     """
     PlaceSpotOrder: _aio.UnaryUnaryMultiCallable[_exchange_pb2.PlaceSpotOrderRequest, _exchange_pb2.PlaceSpotOrderResponse]  # type: ignore[assignment]
     """Place a limit or market order; it matches at once and a GTC limit rests with the rest.
@@ -198,6 +210,9 @@ class ExchangeServiceServicer(metaclass=_abc_1.ABCMeta):
     USD per fill, price x quantity x rate rounded up to 0.000001: a buyer pays quote + fee, a
     seller receives quote - fee. An incoming order never trades with its own account's resting
     order; that order is cancelled and matching continues.
+
+    The spot exchange runs on engine shard 0: with several engine shards (CFD_ENGINE_SHARDS),
+    another shard refuses every call with FAILED_PRECONDITION (WRONG_SHARD).
     """
 
     @_abc_1.abstractmethod
@@ -250,7 +265,10 @@ class ExchangeServiceServicer(metaclass=_abc_1.ABCMeta):
         """Move USD between the CFD balance and the available USD of the spot wallet.
         Errors: INVALID_ARGUMENT (VALIDATION_FAILED for a missing direction or an amount that is
         not a positive multiple of 0.000001), FAILED_PRECONDITION (INSUFFICIENT_BALANCE when the
-        source has less available), UNAUTHENTICATED.
+        source has less available; WRONG_SHARD on an engine shard other than 0), UNAVAILABLE
+        (SERVICE_UNAVAILABLE: with several engine shards, the shard of the account's CFD balance
+        could not be reached in time; a transfer already debited completes later, exactly once,
+        and a retry with the same client_order_id answers it), UNAUTHENTICATED.
         """
 
     @_abc_1.abstractmethod

@@ -33,7 +33,9 @@ class TradingServiceStub:
     and NOT_FOUND, never PERMISSION_DENIED, for another account's position or order.
     Errors carry a google.rpc.ErrorInfo (domain "cfd.v1") and, for validation, a
     google.rpc.BadRequest with field violations. A mutating request with a `client_order_id`
-    that the account has used before returns the first result and changes nothing.
+    that the account has used before returns the first result and changes nothing. With several
+    engine shards (CFD_ENGINE_SHARDS), an engine refuses every call of a token whose `shard`
+    claim names another shard with FAILED_PRECONDITION (WRONG_SHARD).
     """
 
     def __init__(self, channel):
@@ -132,7 +134,9 @@ class TradingServiceServicer:
     and NOT_FOUND, never PERMISSION_DENIED, for another account's position or order.
     Errors carry a google.rpc.ErrorInfo (domain "cfd.v1") and, for validation, a
     google.rpc.BadRequest with field violations. A mutating request with a `client_order_id`
-    that the account has used before returns the first result and changes nothing.
+    that the account has used before returns the first result and changes nothing. With several
+    engine shards (CFD_ENGINE_SHARDS), an engine refuses every call of a token whose `shard`
+    claim names another shard with FAILED_PRECONDITION (WRONG_SHARD).
     """
 
     def GetAccount(self, request, context):
@@ -380,7 +384,9 @@ class TradingService:
     and NOT_FOUND, never PERMISSION_DENIED, for another account's position or order.
     Errors carry a google.rpc.ErrorInfo (domain "cfd.v1") and, for validation, a
     google.rpc.BadRequest with field violations. A mutating request with a `client_order_id`
-    that the account has used before returns the first result and changes nothing.
+    that the account has used before returns the first result and changes nothing. With several
+    engine shards (CFD_ENGINE_SHARDS), an engine refuses every call of a token whose `shard`
+    claim names another shard with FAILED_PRECONDITION (WRONG_SHARD).
     """
 
     @staticmethod

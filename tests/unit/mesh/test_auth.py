@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import jwt
 import pytest
 
 from account_svc.issuer import TokenIssuer
-from mesh.auth import VERIFIED_EMAIL_METHODS, CallerPolicy
+from mesh.auth import SHARD_CLAIM, VERIFIED_EMAIL_METHODS, CallerPolicy, bearer_shard
 from mesh.errors import ApiError
 from mesh.tokens import JwtVerifier, SigningKey
 
@@ -66,3 +67,12 @@ def test_a_token_without_the_claim_counts_as_unverified() -> None:
 )
 def test_the_emailed_token_calls_need_no_access_token(method: str) -> None:
     assert policy(True).authenticate(method, ()) is None
+
+
+def test_the_bearer_shard_is_the_token_claim_and_0_without_one() -> None:
+    assert bearer_shard(bearer(True)) == 0
+    assert bearer_shard(()) == 0
+    claims = {"sub": "alice", SHARD_CLAIM: 3}
+    token = jwt.encode(claims, KEY.private_key, algorithm="EdDSA")
+    assert bearer_shard((("authorization", f"Bearer {token}"),)) == 3
+    assert bearer_shard((("authorization", f"Basic {token}"),)) == 0

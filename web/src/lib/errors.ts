@@ -167,6 +167,7 @@ const REASON_TEXT: Readonly<Record<string, string>> = {
   UNKNOWN_MARKET: "This market is not traded",
   INVALID_PRICE: "The price must be a positive multiple of the tick size",
   NO_LIQUIDITY: "There are no orders on the other side of the book",
+  WRONG_SHARD: "Your account is served elsewhere; please sign in again",
   POST_ONLY_WOULD_TAKE: "A post-only order may not trade at once; it was not placed",
 };
 

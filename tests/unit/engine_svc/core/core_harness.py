@@ -71,15 +71,15 @@ def tick_command(core: Core, seq: int, symbol: str, move: int, step: int) -> App
 
 
 def as_version_4(snapshot: bytes) -> bytes:
-    """Return a snapshot without charges rewritten as version 4 wrote it: no rollover section
-    and no swap and commission columns."""
+    """Return a snapshot without charges or transfers rewritten as version 4 wrote it: no
+    rollover section and no swap and commission columns."""
     header, _, body = snapshot.partition(b"\n")
     fields = json.loads(header)
-    assert fields["version"] == 5
+    assert fields["version"] == 6
     fields["version"] = 4
     small_end = 8 + int.from_bytes(body[:8], "big")
     state = json.loads(body[8:small_end])
-    assert state[7] == 0 and all(len(row) == 8 for row in state[0])
+    assert len(state) == 8 and state[7] == 0 and all(len(row) == 8 for row in state[0])
     small = json.dumps(state[:7], separators=(",", ":")).encode("ascii")
     count = int.from_bytes(body[small_end : small_end + 8], "big")
     offset = small_end + 8

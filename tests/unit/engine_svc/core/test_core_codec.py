@@ -344,12 +344,12 @@ def test_snapshot_with_digest_gives_both_from_one_encoding() -> None:
     assert restored.snapshot_with_digest() == (snapshot, digest)
 
 
-@pytest.mark.parametrize("version", [0, 6, 99, "1", None, True])
+@pytest.mark.parametrize("version", [0, 7, 99, "1", None, True])
 def test_restore_rejects_unknown_snapshot_versions(version: object) -> None:
     snapshot = _busy_core().core.snapshot()
     header, _, body = snapshot.partition(b"\n")
     fields = json.loads(header)
-    assert fields["version"] == SNAPSHOT_VERSION == 5
+    assert fields["version"] == SNAPSHOT_VERSION == 6
     fields["version"] = version
     changed = json.dumps(fields, separators=(",", ":")).encode("ascii") + b"\n" + body
     with pytest.raises(CodecError, match="supported version"):
