@@ -72,6 +72,8 @@ class EngineFigures:
     snapshot: SnapshotInfo | None
     # The lease holder of the replicated journal ("host:pid:port"); "" on the file journal.
     journal_leader: str = ""
+    # The accounts' funds in total (the core's `total_user_money`).
+    account_funds: int = 0
 
 
 class EnginePort:
@@ -223,6 +225,7 @@ class EnginePort:
             failing_consumers=runtime.failing_consumers(),
             snapshot=runtime.snapshot_info,
             journal_leader=runtime.leader,
+            account_funds=runtime.core.total_user_money(),
         )
 
     # ------------------------------------------------------------------ history

@@ -511,6 +511,7 @@ class EngineAdminServicer(engine_admin_pb2_grpc.EngineAdminServiceServicer):
             transfers_sent=format_money(stats.transfers_sent),
             transfers_received=format_money(stats.transfers_received),
             transfers_in_flight=format_money(stats.transfers_in_flight),
+            account_funds=format_money(figures.account_funds),
         )
         info = figures.snapshot
         if info is not None:

@@ -1,5 +1,5 @@
 """`cfd status`: every service's health, sequence, recorder lag, journal leader, feed state and
-version.
+version, and the money of every CFD engine shard summed against the deposits.
 
 Health comes from each gRPC service's health check, the edge's `/readyz` and the market maker's
 `cfd_maker_connected`; the figures from each process's `/metrics` port. The exit code is 1 when
@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc
 from launcher.monitoring import scrape_targets
+from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import Settings
 
 SERVING = "SERVING"
@@ -150,6 +153,70 @@ def collect(settings: Settings, env: Mapping[str, str] | None = None) -> list[Se
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class Money:
+    """The USD of every CFD engine shard, summed: what conservation compares."""
+
+    deposits: Decimal
+    accounts: Decimal
+    house: Decimal
+    spot: Decimal
+    # Debited by one shard for a cross-shard transfer, not yet credited by the other.
+    in_flight: Decimal
+
+    @property
+    def conserved(self) -> bool:
+        """Return whether every deposited dollar is held somewhere or in flight."""
+        return self.accounts + self.house + self.spot + self.in_flight == self.deposits
+
+    def line(self) -> str:
+        """Return the sum as one line of `cfd status`."""
+        verdict = "conserved" if self.conserved else "NOT CONSERVED"
+        return (
+            f"money: deposits {self.deposits} = accounts {self.accounts} + house {self.house}"
+            f" + spot {self.spot} + in flight {self.in_flight}: {verdict}"
+        )
+
+
+def money(settings: Settings, attempts: int = 3) -> Money | None:
+    """Sum every shard's figures (None when a shard does not answer). Shards are read one
+    after the other, so a transfer moving meanwhile can make one reading differ: read again."""
+    found: Money | None = None
+    for _ in range(attempts):
+        stats = [
+            _stats(settings.engine_addr_of(n), settings) for n in range(settings.engine_shards)
+        ]
+        if any(s is None for s in stats):
+            return None
+        figures = [s for s in stats if s is not None]
+
+        def total(name: str, figures: list[engine_admin_pb2.GetStatsResponse] = figures) -> Decimal:
+            return sum((Decimal(getattr(f, name) or "0") for f in figures), Decimal(0))
+
+        found = Money(
+            deposits=total("total_deposits"),
+            accounts=total("account_funds"),
+            house=total("house_balance"),
+            spot=total("spot_wallets") + total("spot_fees"),
+            in_flight=total("transfers_sent") - total("transfers_received"),
+        )
+        if found.conserved:
+            return found
+    return found
+
+
+def _stats(address: str, settings: Settings) -> engine_admin_pb2.GetStatsResponse | None:
+    metadata = ((INTERNAL_TOKEN_HEADER, settings.internal_token),)
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply: engine_admin_pb2.GetStatsResponse = engine_admin_pb2_grpc.EngineAdminServiceStub(
+                channel
+            ).GetStats(engine_admin_pb2.GetStatsRequest(), metadata=metadata, timeout=TIMEOUT_S)
+        except grpc.RpcError:
+            return None
+    return reply
+
+
 def render(rows: list[ServiceStatus]) -> str:
     """Return the rows as an aligned table with a header."""
     table = [COLUMNS, *(row.cells() for row in rows)]
@@ -164,8 +231,13 @@ def run_status(settings: Settings) -> int:
     """Print the mesh's status; return 1 when any service is not SERVING."""
     rows = collect(settings)
     print(render(rows))
+    summed = money(settings)
+    print("money: unavailable (an engine does not answer)" if summed is None else summed.line())
     unhealthy = [row.service for row in rows if row.health != SERVING]
     if unhealthy:
         print(f"cfd status: not serving: {', '.join(unhealthy)}")
+        return 1
+    if summed is not None and not summed.conserved:
+        print("cfd status: the shards' money does not add up to the deposits")
         return 1
     return 0

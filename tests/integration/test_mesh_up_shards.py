@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
@@ -14,7 +15,7 @@ import pytest
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc
 from integration.test_edge_support import TEST_ENV, LiveMesh, signup
-from launcher.status import collect
+from launcher.status import collect, money
 from mesh.auth import shard_claim
 from mesh.config import Settings, shard_port
 from support import mesh_env, running_up, wait_for
@@ -91,6 +92,25 @@ def test_users_are_spread_over_the_shards_and_trade_on_their_own(
         )
         assert opened.status_code == 200, opened.text
         assert (_stats(env, 1).open_positions, _stats(env, 0).open_positions) == (1, 0)
+        # The one cross-shard operation: shard 1's balance to the wallet on shard 0 and back.
+        auth = {"authorization": f"Bearer {home1}"}
+        before = http.get("/v1/account", headers=auth).json()["balance"]
+        for direction, amount in (
+            ("TRANSFER_DIRECTION_TO_SPOT", "100"),
+            ("TRANSFER_DIRECTION_TO_CFD", "40"),
+        ):
+            moved = http.post(
+                "/v1/wallet:transfer",
+                json={"amount": amount, "direction": direction, "clientOrderId": direction},
+                headers=auth,
+            )
+            assert moved.status_code == 200, moved.text
+        wallet = {b["asset"]: b for b in http.get("/v1/wallet", headers=auth).json()["balances"]}
+        assert Decimal(wallet["USD"]["available"]) == 60
+        after = http.get("/v1/account", headers=auth).json()["balance"]
+        assert Decimal(before) - Decimal(after) == 60
+    summed = money(Settings.from_env(env))
+    assert summed is not None and summed.conserved and summed.in_flight == 0, summed
     rows = {row.service: row for row in collect(Settings.from_env(env), env)}
     assert (rows["engine"].health, rows["engine-1"].health) == ("SERVING", "SERVING")
     assert int(rows["engine-1"].seq) >= shards.count(1)

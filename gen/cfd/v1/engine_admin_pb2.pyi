@@ -441,6 +441,7 @@ class GetStatsResponse(_message.Message):
     TRANSFERS_SENT_FIELD_NUMBER: _builtins.int
     TRANSFERS_RECEIVED_FIELD_NUMBER: _builtins.int
     TRANSFERS_IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FUNDS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Last applied sequence number."""
     accounts: _builtins.int
@@ -486,6 +487,11 @@ class GetStatsResponse(_message.Message):
     """
     transfers_in_flight: _builtins.str
     """USD this shard debited for transfers it has not settled yet."""
+    account_funds: _builtins.str
+    """The accounts' funds in USD in total (balances and what their positions hold). Conservation
+    per shard: account_funds + house_balance + spot_wallets + spot_fees = total_deposits +
+    transfers_received - transfers_sent.
+    """
     @_builtins.property
     def snapshot_time(self) -> _timestamp_pb2.Timestamp:
         """When the newest snapshot was written."""
@@ -524,10 +530,11 @@ class GetStatsResponse(_message.Message):
         transfers_sent: _builtins.str = ...,
         transfers_received: _builtins.str = ...,
         transfers_in_flight: _builtins.str = ...,
+        account_funds: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot_time", b"snapshot_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounts", b"accounts", "failing_consumers", b"failing_consumers", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_leader", b"journal_leader", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "spot_fees", b"spot_fees", "spot_wallets", b"spot_wallets", "state_digest", b"state_digest", "total_deposits", b"total_deposits", "transfers_in_flight", b"transfers_in_flight", "transfers_received", b"transfers_received", "transfers_sent", b"transfers_sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_funds", b"account_funds", "accounts", b"accounts", "failing_consumers", b"failing_consumers", "fresh_symbols", b"fresh_symbols", "house_balance", b"house_balance", "journal_bytes", b"journal_bytes", "journal_leader", b"journal_leader", "journal_segments", b"journal_segments", "open_positions", b"open_positions", "pending_orders", b"pending_orders", "recorded_sequence", b"recorded_sequence", "sequence", b"sequence", "snapshot_bytes", b"snapshot_bytes", "snapshot_sequence", b"snapshot_sequence", "snapshot_time", b"snapshot_time", "spot_fees", b"spot_fees", "spot_wallets", b"spot_wallets", "state_digest", b"state_digest", "total_deposits", b"total_deposits", "transfers_in_flight", b"transfers_in_flight", "transfers_received", b"transfers_received", "transfers_sent", b"transfers_sent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
