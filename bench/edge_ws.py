@@ -4,7 +4,12 @@ Starts market (manual feed), engine, accounts and the edge as processes on loopb
 limits lifted. Then:
 - `ws_prices_<n>_clients`: n WebSocket clients subscribe to BTCUSD; quotes are published
   through PublishTicks at a steady rate; each client records, per quote, the time from the
-  publish call to its arrival. All clients share one upstream stream in the edge.
+  publish call to its arrival (tick -> frame: market, engine, edge and client in turn). All
+  clients share one upstream stream in each edge worker. `delivered_fraction` is the share of
+  (quote, client) pairs that arrived: below 1 when a client fell behind and the edge conflated
+  its pending quote into a newer one (a client always gets the latest).
+BENCH_WS_CLIENTS sets the client counts, comma-separated (default 1,10,100; `1000` works too:
+the open-files limit is raised to fit).
 Client, edge and services share this machine (2 cores), so the figures are an upper bound of
 the edge's own cost. Prints JSON lines: {"bench", "metric", "value", "unit"}.
 """
@@ -15,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -32,7 +38,7 @@ from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
 INTERNAL_TOKEN = "bench-internal-token-0123456789"
-CLIENT_COUNTS = (10, 100)
+CLIENT_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_WS_CLIENTS", "1,10,100").split(","))
 QUOTES = 200
 QUOTE_INTERVAL_S = 0.01
 
@@ -169,7 +175,7 @@ async def ws_fanout(env: dict[str, str], clients: int) -> None:
                 sent[f"{bid // 100}.{bid % 100:02d}"] = time.monotonic()
                 await asyncio.to_thread(publish, stub, bid)
                 await asyncio.sleep(QUOTE_INTERVAL_S)
-            await asyncio.wait_for(asyncio.gather(*receivers), 60)
+            await asyncio.wait_for(asyncio.gather(*receivers), 60 + clients / 10)
             elapsed = time.monotonic() - started
         everything = [d for per_client in delays for d in per_client]
         emit(bench, "quotes_published", QUOTES, "quotes")
@@ -188,7 +194,17 @@ async def run(env: dict[str, str]) -> None:
         await ws_fanout(env, clients)
 
 
+def raise_open_files(wanted: int) -> None:
+    """Raise this process's open-files limit (inherited by the mesh) to `wanted` if it can."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+
+
 def main() -> None:
+    # Each client holds a socket here and one in an edge worker.
+    raise_open_files(2 * max(CLIENT_COUNTS) + 1024)
     with tempfile.TemporaryDirectory(prefix="cfd-edge-bench-") as tmp, mesh(Path(tmp)) as env:
         asyncio.run(run(env))
 
