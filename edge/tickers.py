@@ -18,6 +18,11 @@ kept share one call, asked for after the latest quote. Errors are never kept. A 
 ticker carries no quote (its figures come from public trades, which reach the market service and
 the edge on separate streams, so the edge cannot tell which trades a reply counts): it is never
 kept, and its symbol is not followed.
+
+The engine passes on a quote only when the bid or the ask changes, so what the market service
+changes without one (the volume of a tick at an unchanged quote, a high between two quotes the
+engine applied in one batch) can lag in a served reply, by `recent_s` at most: a reply is served
+only while the feed's latest quote, which came before it was asked for, is that recent.
 """
 
 from __future__ import annotations
