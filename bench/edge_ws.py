@@ -4,7 +4,14 @@ Starts market (manual feed), engine, accounts and the edge as processes on loopb
 limits lifted. Then:
 - `ws_prices_<n>_clients`: n WebSocket clients subscribe to BTCUSD; quotes are published
   through PublishTicks at a steady rate; each client records, per quote, the time from the
-  publish call to its arrival. All clients share one upstream stream in the edge.
+  publish call to its arrival (tick -> frame: market, engine, edge and client in turn). All
+  clients share one upstream stream in each edge worker. `delivered_fraction` is the share of
+  (quote, client) pairs that arrived: below 1 when a client fell behind and the edge conflated
+  its pending quote into a newer one (a client always gets the latest; the edge counts those in
+  `edge_conflated_frames`), or when a quote never reached the edge: the engine applies only the
+  latest quote of a symbol in each commit batch.
+BENCH_WS_CLIENTS sets the client counts, comma-separated (default 1,10,100; `1000` works too:
+the open-files limit is raised to fit).
 Client, edge and services share this machine (2 cores), so the figures are an upper bound of
 the edge's own cost. Prints JSON lines: {"bench", "metric", "value", "unit"}.
 """
@@ -15,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -32,7 +40,7 @@ from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
 INTERNAL_TOKEN = "bench-internal-token-0123456789"
-CLIENT_COUNTS = (10, 100)
+CLIENT_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_WS_CLIENTS", "1,10,100").split(","))
 QUOTES = 200
 QUOTE_INTERVAL_S = 0.01
 
@@ -68,6 +76,11 @@ def mesh(data_dir: Path, **extra: str) -> Iterator[dict[str, str]]:
         CFD_MARKET_PORT=str(free_port()),
         CFD_ACCOUNT_PORT=str(free_port()),
         CFD_EDGE_PORT=str(free_port()),
+        # Metrics on ports of their own: another mesh on this machine may hold the defaults.
+        CFD_ENGINE_METRICS_PORT=str(free_port()),
+        CFD_MARKET_METRICS_PORT=str(free_port()),
+        CFD_ACCOUNT_METRICS_PORT=str(free_port()),
+        CFD_EDGE_METRICS_PORT=str(free_port()),
         CFD_LOG_LEVEL="WARNING",
         CFD_RATE_LIMIT_IP="1000000",
         CFD_RATE_LIMIT_USER="1000000",
@@ -112,14 +125,18 @@ def mesh(data_dir: Path, **extra: str) -> Iterator[dict[str, str]]:
             process.wait(timeout=30)
 
 
+def price_text(cents: int) -> str:
+    """Return a price in cents as the decimal string the services print."""
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
 def publish(stub: market_admin_pb2_grpc.MarketDataAdminServiceStub, bid: int) -> None:
     """Publish one BTCUSD quote whose bid (in cents) identifies it."""
-    quote = f"{bid // 100}.{bid % 100:02d}"
-    ask = f"{(bid + 1000) // 100}.{(bid + 1000) % 100:02d}"
+    ticks = [
+        market_admin_pb2.TickInput(symbol="BTCUSD", bid=price_text(bid), ask=price_text(bid + 1000))
+    ]
     stub.PublishTicks(
-        market_admin_pb2.PublishTicksRequest(
-            ticks=[market_admin_pb2.TickInput(symbol="BTCUSD", bid=quote, ask=ask)]
-        ),
+        market_admin_pb2.PublishTicksRequest(ticks=ticks),
         metadata=(("x-cfd-internal-token", INTERNAL_TOKEN),),
     )
 
@@ -139,24 +156,71 @@ async def receive(
             return
 
 
+async def edge_figure(env: dict[str, str], name: str) -> float:
+    """Return the sum of the samples of `name` on the edge's `/metrics` (all its workers)."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{env['CFD_EDGE_METRICS_PORT']}/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + " ", name + "{"))
+    )
+
+
+async def conflated_since(env: dict[str, str], before: float) -> int:
+    """Return the frames the edge conflated since `before`, once every connection has closed
+    (a connection adds its count when it ends)."""
+    for _ in range(300):  # 30 s at most
+        if not await edge_figure(env, "cfd_edge_ws_connections"):
+            break
+        await asyncio.sleep(0.1)
+    return round(await edge_figure(env, "cfd_edge_ws_frames_conflated_total") - before)
+
+
+async def subscribed(url: str) -> ClientConnection:
+    """Return a WebSocket connection subscribed to BTCUSD's prices."""
+    ws = await connect(url, compression=None, proxy=None, max_queue=None)
+    await ws.send(json.dumps({"op": "subscribe", "channel": "prices", "symbols": ["BTCUSD"]}))
+    while json.loads(await ws.recv()).get("type") != "ack":
+        pass
+    return ws
+
+
+async def warm_up(env: dict[str, str]) -> None:
+    """Publish quotes until one reaches a WebSocket client: the engine follows the market and
+    the edge the engine, so the first measured quote does not wait for either to connect."""
+    ws = await subscribed(f"ws://127.0.0.1:{env['CFD_EDGE_PORT']}/v1/ws")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{env['CFD_MARKET_PORT']}") as channel:
+            stub = market_admin_pb2_grpc.MarketDataAdminServiceStub(channel)
+            deadline = time.monotonic() + 60
+            bid = 5_000_000
+            while time.monotonic() < deadline:
+                bid += 1
+                await asyncio.to_thread(publish, stub, bid)
+                with contextlib.suppress(TimeoutError):
+                    while True:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                        if frame.get("data", {}).get("bid") == price_text(bid):
+                            return
+        raise SystemExit("no quote reached a WebSocket client within 60 s")
+    finally:
+        await ws.close()
+
+
 async def ws_fanout(env: dict[str, str], clients: int) -> None:
     """Measure the delivery delay of published quotes to `clients` WebSocket subscribers."""
     bench = f"ws_prices_{clients}_clients"
     url = f"ws://127.0.0.1:{env['CFD_EDGE_PORT']}/v1/ws"
-    sockets = [
-        await connect(url, compression=None, proxy=None, max_queue=None) for _ in range(clients)
-    ]
+    sockets: list[ClientConnection] = []
+    conflated = await edge_figure(env, "cfd_edge_ws_frames_conflated_total")
     try:
-        for ws in sockets:
-            await ws.send(
-                json.dumps({"op": "subscribe", "channel": "prices", "symbols": ["BTCUSD"]})
-            )
-            while json.loads(await ws.recv()).get("type") != "ack":
-                pass
+        for _ in range(clients):
+            sockets.append(await subscribed(url))
         base = 6_000_000 + clients * 10_000
         sent: dict[str, float] = {}
         delays: list[list[float]] = [[] for _ in sockets]
-        last = f"{(base + QUOTES - 1) // 100}.{(base + QUOTES - 1) % 100:02d}"
+        last = price_text(base + QUOTES - 1)
         receivers = [
             asyncio.create_task(receive(ws, sent, d, last))
             for ws, d in zip(sockets, delays, strict=True)
@@ -166,11 +230,13 @@ async def ws_fanout(env: dict[str, str], clients: int) -> None:
             started = time.monotonic()
             for n in range(QUOTES):
                 bid = base + n
-                sent[f"{bid // 100}.{bid % 100:02d}"] = time.monotonic()
+                sent[price_text(bid)] = time.monotonic()
                 await asyncio.to_thread(publish, stub, bid)
                 await asyncio.sleep(QUOTE_INTERVAL_S)
-            await asyncio.wait_for(asyncio.gather(*receivers), 60)
+            await asyncio.wait_for(asyncio.gather(*receivers), 60 + clients / 10)
             elapsed = time.monotonic() - started
+        for ws in sockets:
+            await ws.close()
         everything = [d for per_client in delays for d in per_client]
         emit(bench, "quotes_published", QUOTES, "quotes")
         emit(bench, "frames_delivered", len(everything), "frames")
@@ -178,17 +244,29 @@ async def ws_fanout(env: dict[str, str], clients: int) -> None:
         emit(bench, "frames_per_second", round(len(everything) / elapsed, 1), "frames/s")
         emit(bench, "delay_p50", percentile_ms(everything, 0.5), "ms")
         emit(bench, "delay_p99", percentile_ms(everything, 0.99), "ms")
+        emit(bench, "edge_conflated_frames", await conflated_since(env, conflated), "frames")
     finally:
         for ws in sockets:
             await ws.close()
 
 
 async def run(env: dict[str, str]) -> None:
+    await warm_up(env)
     for clients in CLIENT_COUNTS:
         await ws_fanout(env, clients)
 
 
+def raise_open_files(wanted: int) -> None:
+    """Raise this process's open-files limit (inherited by the mesh) to `wanted` if it can."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+
+
 def main() -> None:
+    # Each client holds a socket here and one in an edge worker.
+    raise_open_files(2 * max(CLIENT_COUNTS) + 1024)
     with tempfile.TemporaryDirectory(prefix="cfd-edge-bench-") as tmp, mesh(Path(tmp)) as env:
         asyncio.run(run(env))
 

@@ -5,7 +5,9 @@ In one run, round after round so that both see the same machine:
   by uvicorn with as many workers as the edge, POSTed from 32 connections;
 - `rest_open_position_32_connections`: `POST /v1/positions` through the edge and the real mesh
   (durable: the engine fsyncs each group commit before answering), 32 connections;
-- `rest_get_instruments_16_connections`, `rest_get_account_16_connections`: the reads.
+- `rest_get_instruments_16_connections`, `rest_get_account_16_connections`: the reads;
+- `rest_get_ticker_16_connections`: `GET /v1/instruments/BTCUSD/ticker` while BTCUSD's price
+  moves MOVES_PER_SECOND times a second, each move invalidating the edge workers' copies.
 The load comes from wrk (an outside client, so Python is not the bottleneck of the measure);
 its script counts every response that is not a 200, and any such response fails the bench.
 Each figure is the median over the rounds; `*_ratio_to_echo` divides by the echo's throughput
@@ -23,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +53,8 @@ SCRIPT = Path(__file__).resolve().parent / "wrk_report.lua"
 REPO = Path(__file__).resolve().parent.parent
 ORDER = {"symbol": "BTCUSD", "side": "SIDE_BUY", "leverage": 100, "quantity": "0.0001"}
 ECHO = "http_echo_baseline"
+TICKER_PATH = "/v1/instruments/BTCUSD/ticker"
+MOVES_PER_SECOND = 10
 
 
 def echo_app() -> Starlette:
@@ -96,6 +101,28 @@ def wrk(url: str, connections: int, method: str = "GET", body: str = "", tokens:
         if line.startswith("WRK_RESULT "):
             return json.loads(line.removeprefix("WRK_RESULT "))
     raise SystemExit(f"wrk printed no summary:\n{done.stdout}\n{done.stderr}")
+
+
+@contextmanager
+def moving_price(market_address: str) -> Iterator[None]:
+    """Move BTCUSD's price MOVES_PER_SECOND times a second until the block ends."""
+    stop = threading.Event()
+
+    def move() -> None:
+        with grpc.insecure_channel(market_address) as channel:
+            stub = market_admin_pb2_grpc.MarketDataAdminServiceStub(channel)
+            step = 0
+            while not stop.wait(1 / MOVES_PER_SECOND):
+                step += 1
+                publish(stub, 6_400_000 + step % 100)
+
+    mover = threading.Thread(target=move, name="price mover")
+    mover.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        mover.join()
 
 
 def signup(edge: str, count: int) -> list[str]:
@@ -148,6 +175,7 @@ def main() -> None:
         "rest_open_position_32_connections": [],
         "rest_get_instruments_16_connections": [],
         "rest_get_account_16_connections": [],
+        "rest_get_ticker_16_connections": [],
     }
     order = json.dumps(ORDER)
     with (
@@ -156,7 +184,8 @@ def main() -> None:
         echo_server(free_port()) as echo_url,
     ):
         edge = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"
-        with grpc.insecure_channel(f"127.0.0.1:{env['CFD_MARKET_PORT']}") as channel:
+        market = f"127.0.0.1:{env['CFD_MARKET_PORT']}"
+        with grpc.insecure_channel(market) as channel:
             publish(market_admin_pb2_grpc.MarketDataAdminServiceStub(channel), 6_400_000)
         tokens = signup(edge, WRK_THREADS)
         wait_orderable(edge, tokens[0])
@@ -170,6 +199,8 @@ def main() -> None:
             targets["rest_get_account_16_connections"].append(
                 wrk(f"{edge}/v1/account", 16, tokens=both)
             )
+            with moving_price(market):
+                targets["rest_get_ticker_16_connections"].append(wrk(f"{edge}{TICKER_PATH}", 16))
     failed = sum(report(bench, runs, targets[ECHO]) for bench, runs in targets.items())
     if failed:
         raise SystemExit(f"{failed} responses were not 200")

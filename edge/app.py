@@ -37,6 +37,7 @@ from edge.middleware.ratelimit import RateLimitMiddleware
 from edge.middleware.requestid import RequestIdMiddleware, request_id_of
 from edge.openapi import build_openapi
 from edge.rest import RestGateway
+from edge.tickers import TickerReplies
 from edge.upstream import Metadata, Upstreams, service_addresses, shard_addresses
 from edge.ws import Connection, WsLimits
 from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
@@ -142,12 +143,14 @@ def create_app(
                     pairs.append((FORWARDED_USER_AGENT, agent[:256]))
         return tuple(pairs)
 
+    channels = Channels(contracts, upstreams, hub, settings.internal_token)
     gateway = RestGateway(
         contracts.rpcs,
         upstreams,
         metadata_for,
         max_body_bytes=config.max_body_bytes,
         timeout_s=config.upstream_timeout_s,
+        tickers=TickerReplies(hub, channels.prices),
     )
     state = EdgeState(
         settings=settings,
@@ -155,7 +158,7 @@ def create_app(
         contracts=contracts,
         upstreams=upstreams,
         hub=hub,
-        channels=Channels(contracts, upstreams, hub, settings.internal_token),
+        channels=channels,
         keys=keys,
         limiter=limiter,
         gateway=gateway,

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -133,6 +135,10 @@ class Feed:
     last: tuple[int, int] | None = None
     task: asyncio.Task[None] | None = None
     upstream_opens: int = 0
+    # From the first message of an upstream stream until that stream ends.
+    live: bool = False
+    # `time.monotonic()` of the latest message from upstream.
+    received_at: float = -math.inf
     # State feeds keep their latest frame for subscribers that join a running stream.
     fanout: Fanout[str, Frame, Subscription] = field(init=False)
 
@@ -245,6 +251,8 @@ class Hub:
             try:
                 async for item in stream:
                     backoff = BACKOFF_START_S
+                    feed.live = True
+                    feed.received_at = time.monotonic()
                     for frame in feed.spec.frames(item):
                         feed.publish(frame)
                 log.info("upstream stream of %s ended; reopening", feed.spec.key)
@@ -267,6 +275,7 @@ class Hub:
                 )
                 return
             finally:
+                feed.live = False
                 await _close_stream(stream)
                 end_span(span, failure, token)
             await asyncio.sleep(backoff)

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf import message
@@ -27,6 +27,7 @@ from edge.errors import (
     status_json,
 )
 from edge.metrics import ROUTE_KEY
+from edge.tickers import TickerReplies
 from edge.transcode import build_request, to_json
 from edge.upstream import Metadata, Upstreams, shard_of
 from mesh.errors import ApiError, validation_error
@@ -40,6 +41,8 @@ STREAM_START_WAIT_S = 0.5
 # Replies reused for this many seconds: public, the same for every caller and unchanged while
 # the services run (instrument specifications: no price, no money). Never an account's data.
 SHARED_REPLIES_S = {"/cfd.v1.MarketDataService/ListInstruments": 60.0}
+# Replies kept until the price feed delivers a newer quote of their symbol (see `edge.tickers`).
+TICKER_PATH = "/cfd.v1.MarketDataService/GetTicker"
 
 MetadataFor = Callable[[Request, Rpc], Metadata]
 UNSUPPORTED_MEDIA_TYPE = 415
@@ -77,6 +80,7 @@ class RestGateway:
         *,
         max_body_bytes: int,
         timeout_s: float,
+        tickers: TickerReplies | None = None,
     ) -> None:
         self._routes = routes_of(rpcs)
         self._upstreams = upstreams
@@ -84,6 +88,7 @@ class RestGateway:
         self._max_body_bytes = max_body_bytes
         self._timeout_s = timeout_s
         self._shared: dict[str, tuple[float, bytes]] = {}
+        self._tickers = tickers
 
     @property
     def routes(self) -> list[Route]:
@@ -166,12 +171,16 @@ class RestGateway:
             shared = self._shared.get(path)
             if shared is not None and time.monotonic() < shared[0]:
                 return Response(shared[1], media_type=JSON_TYPE)
-        call = self._upstreams.unary(route.rpc, self._shard(route, metadata))
         try:
-            reply = await call(request, metadata=metadata, timeout=self._timeout_s)
+            if self._tickers is not None and path == TICKER_PATH:
+                symbol: str = cast(Any, request).symbol
+                body = await self._tickers.read(
+                    symbol, lambda: self._call(route, request, metadata)
+                )
+            else:
+                _, body = await self._call(route, request, metadata)
         except grpc.aio.AioRpcError as exc:
             return error_response(status_from_rpc_error(exc, route.rpc.service))
-        body = dumps(to_json(reply, route.binding.response_body))
         if keep_s is not None:
             self._shared[path] = (time.monotonic() + keep_s, body)
         return Response(body, media_type=JSON_TYPE)
@@ -179,6 +188,14 @@ class RestGateway:
     def _shard(self, route: Route, metadata: Metadata) -> int:
         """Return the engine shard of the caller when trading calls are sharded, else 0."""
         return shard_of(metadata) if self._upstreams.sharded else 0
+
+    async def _call(
+        self, route: Route, request: message.Message, metadata: Metadata
+    ) -> tuple[message.Message, bytes]:
+        """Call the route's RPC; return the reply and its JSON."""
+        call = self._upstreams.unary(route.rpc, self._shard(route, metadata))
+        reply = await call(request, metadata=metadata, timeout=self._timeout_s)
+        return reply, dumps(to_json(reply, route.binding.response_body))
 
     async def _stream(self, route: Route, request: message.Message, metadata: Metadata) -> Response:
         call = self._upstreams.stream(route.rpc, self._shard(route, metadata))(

@@ -85,6 +85,17 @@ class Recorder:
     live_events: Broadcast = field(default_factory=Broadcast)
     event_requests: list[int] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
+    # The market service's latest (bid, ask) of each symbol, which its tickers carry.
+    bid_ask: dict[str, tuple[str, str]] = field(
+        default_factory=lambda: {"BTCUSD": ("100.00", "100.10")}
+    )
+    # GetTicker answers PRICE_UNAVAILABLE while this is above 0, counting down.
+    ticker_failures: int = 0
+    # GetTicker answers once this is set (a test clears it to hold the calls).
+    ticker_gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.ticker_gate.set()
 
     def saw(self, method: str, context: Any) -> None:
         self.calls[method] += 1
@@ -162,6 +173,7 @@ class Trading(trading_pb2_grpc.TradingServiceServicer):
     async def GetPosition(
         self, request: trading_pb2.GetPositionRequest, context: Any
     ) -> trading_pb2.GetPositionResponse:
+        self.recorder.saw("GetPosition", context)
         if request.position_id == "missing":
             raise ApiError("POSITION_NOT_FOUND", "no such position")
         return trading_pb2.GetPositionResponse(
@@ -261,6 +273,24 @@ class Market(market_pb2_grpc.MarketDataServiceServicer):
             instruments=[market_pb2.Instrument(symbol="BTCUSD", max_leverage=100)]
         )
 
+    async def GetTicker(
+        self, request: market_pb2.GetTickerRequest, context: Any
+    ) -> market_pb2.GetTickerResponse:
+        self.recorder.saw("GetTicker", context)
+        await self.recorder.ticker_gate.wait()
+        if self.recorder.ticker_failures:
+            self.recorder.ticker_failures -= 1
+            raise ApiError("PRICE_UNAVAILABLE", f"{request.symbol} has no price yet")
+        if request.symbol == "BTC_USD":
+            # A spot market's ticker: made from trades, with no quote.
+            ticker = market_pb2.Ticker(symbol=request.symbol, last="99.00")
+            return market_pb2.GetTickerResponse(ticker=ticker)
+        if request.symbol not in self.recorder.bid_ask:
+            raise ApiError("UNKNOWN_SYMBOL", f"unknown symbol {request.symbol}")
+        bid, ask = self.recorder.bid_ask[request.symbol]
+        ticker = market_pb2.Ticker(symbol=request.symbol, last=bid, bid=bid, ask=ask)
+        return market_pb2.GetTickerResponse(ticker=ticker)
+
     async def GetCandles(
         self, request: market_pb2.GetCandlesRequest, context: Any
     ) -> market_pb2.GetCandlesResponse:
@@ -321,7 +351,7 @@ async def fake_mesh(data_dir: Path) -> AsyncIterator[FakeMesh]:
         ),
         Service(
             market_pb2_grpc.add_MarketDataServiceServicer_to_server,
-            Market(recorder),  # type: ignore[abstract]
+            Market(recorder),
             "cfd.v1.MarketDataService",
         ),
         Service(

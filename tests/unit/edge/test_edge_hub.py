@@ -95,6 +95,24 @@ async def test_subscribers_of_one_key_share_one_upstream() -> None:
     assert upstream.opens == [0]
 
 
+async def test_a_feed_is_live_from_its_first_message_until_its_stream_ends() -> None:
+    hub, upstream, sink = Hub(), Upstream(), Sink()
+    hub.subscribe(prices(upstream), sink)
+    await until(lambda: len(upstream.queues) == 1)
+    feed = hub.feed(("prices", "BTCUSD"))
+    assert feed is not None
+    assert not feed.live  # open, but nothing has come yet
+    upstream.queues[0].put_nowait("q1")
+    await until(lambda: feed.live)
+    received = feed.received_at
+    upstream.queues[0].put_nowait("q2")
+    await until(lambda: feed.received_at > received)
+    upstream.queues[0].put_nowait(None)
+    await until(lambda: len(upstream.queues) == 2)  # reopened, and quiet so far
+    assert not feed.live
+    await hub.close()
+
+
 async def test_a_dropped_stream_is_reopened_after_the_last_event() -> None:
     hub, upstream, sink = Hub(), Upstream(), Sink()
     hub.subscribe(events(upstream), sink, from_sequence=4)

@@ -268,9 +268,7 @@ def test_every_field_kind_converts_as_message_to_dict(
 @pytest.mark.parametrize("all_fields", [False, True], ids=["set-fields", "all-fields"])
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(msg=messages(descriptor_pb2.UninterpretedOption.DESCRIPTOR))
-def test_proto2_messages_convert_as_message_to_dict(
-    all_fields: bool, msg: message.Message
-) -> None:
+def test_proto2_messages_convert_as_message_to_dict(all_fields: bool, msg: message.Message) -> None:
     assert _same_json(message_to_dict(msg, all_fields=all_fields), _expected(msg, all_fields))
 
 

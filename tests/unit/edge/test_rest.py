@@ -548,7 +548,7 @@ async def test_a_fractional_or_unknown_enum_number_is_a_400_and_reaches_no_servi
         ("application/json;", 415),
         ("application/json", 200),
         ("application/json; charset=utf-8", 200),
-        ("Application/JSON;Charset=\"UTF-8\"", 200),
+        ('Application/JSON;Charset="UTF-8"', 200),
     ],
 )
 async def test_a_json_body_needs_a_json_content_type(
