@@ -1,8 +1,10 @@
 """The SQL read model: closed positions, the ledger, orders and account events.
 
 Rows are keyed by (seq, account, index) and written together with the recorder's progress
-in one transaction, so recording is idempotent by sequence number. Closed entries and events
-also keep their protobuf bytes, which the history and event streams return as they are.
+in one transaction, so recording is idempotent by sequence number. Each engine shard has its
+own progress row (id = shard + 1): several shards' recorders can share the tables. Closed
+entries and events also keep their protobuf bytes, which the history and event streams return
+as they are.
 """
 
 from __future__ import annotations
@@ -235,28 +237,31 @@ class Rows:
 
 
 class HistoryStore:
-    """SQL access of the engine's read model."""
+    """SQL access of the engine's read model, recording the progress of one engine shard."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, shard: int = 0) -> None:
         self.engine = engine
+        self.shard = shard
+        self._progress_id = shard + 1
 
     async def create_schema(self) -> None:
         """Create the tables at SCHEMA_VERSION, or check the version of existing ones."""
         async with self.engine.begin() as conn:
             await conn.run_sync(_migrate)
-            row = (await conn.execute(select(recorder_state.c.seq))).first()
+            mine = recorder_state.c.id == self._progress_id
+            row = (await conn.execute(select(recorder_state.c.seq).where(mine))).first()
             if row is None:
-                await conn.execute(recorder_state.insert().values(id=1, seq=0))
+                await conn.execute(recorder_state.insert().values(id=self._progress_id, seq=0))
 
     async def recorded_seq(self) -> int:
         """Return the last seq whose events are recorded."""
         async with self.engine.connect() as conn:
-            return await _recorded(conn)
+            return await _recorded(conn, self._progress_id)
 
     async def write(self, rows: Rows) -> int:
         """Write rows whose seq is above the recorded one and advance it; return the new one."""
         async with self.engine.begin() as conn:
-            query = select(recorder_state.c.seq).where(recorder_state.c.id == 1)
+            query = select(recorder_state.c.seq).where(recorder_state.c.id == self._progress_id)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
             current = (await conn.execute(query)).scalar_one()
@@ -284,7 +289,9 @@ class HistoryStore:
             if spot_latest:
                 await _upsert(conn, spot_orders, list(spot_latest.values()), _SPOT_ORDER_CHANGES)
             await conn.execute(
-                update(recorder_state).where(recorder_state.c.id == 1).values(seq=rows.last_seq)
+                update(recorder_state)
+                .where(recorder_state.c.id == self._progress_id)
+                .values(seq=rows.last_seq)
             )
             return rows.last_seq
 
@@ -304,7 +311,7 @@ class HistoryStore:
                 await conn.execute(delete(table).where(table.c.seq > seq))
             await conn.execute(
                 update(recorder_state)
-                .where(recorder_state.c.id == 1, recorder_state.c.seq > seq)
+                .where(recorder_state.c.id == self._progress_id, recorder_state.c.seq > seq)
                 .values(seq=seq)
             )
         return sum(len(rows) for rows in taken.values())
@@ -389,9 +396,9 @@ class HistoryStore:
             return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
 
 
-async def _recorded(conn: AsyncConnection) -> int:
+async def _recorded(conn: AsyncConnection, progress_id: int) -> int:
     value = (
-        await conn.execute(select(recorder_state.c.seq).where(recorder_state.c.id == 1))
+        await conn.execute(select(recorder_state.c.seq).where(recorder_state.c.id == progress_id))
     ).scalar_one_or_none()
     return 0 if value is None else int(value)
 

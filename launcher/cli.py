@@ -30,7 +30,14 @@ from launcher.cluster import (
     standby_env,
 )
 from launcher.monitoring import scrape_targets, write_prometheus_config
-from launcher.status import SERVING, grpc_health, maker_health, run_status, scrape
+from launcher.status import (
+    SERVING,
+    grpc_health,
+    maker_health,
+    recorder_health,
+    run_status,
+    scrape,
+)
 from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import ConfigError, Settings
 from mesh.logs import setup_logging
@@ -38,17 +45,21 @@ from mesh.metrics import BuildInfo, metrics_port, multiprocess_registry, serve_m
 from mesh.server import ServeError
 from mesh.tracing import setup_tracing
 
-# Service command -> package whose `main.main(settings)` runs it.
+# Service command -> module whose `main(settings)` runs it.
 SERVICES = {
-    "engine": "engine_svc",
-    "market": "market_svc",
-    "accounts": "account_svc",
-    "edge": "edge",
-    "maker": "maker",
+    "engine": "engine_svc.main",
+    "recorder": "engine_svc.recorder_main",
+    "market": "market_svc.main",
+    "accounts": "account_svc.main",
+    "edge": "edge.main",
+    "maker": "maker.main",
 }
-HELP = {"maker": "run the market maker: an API client quoting every spot book"}
+HELP = {
+    "maker": "run the market maker: an API client quoting every spot book",
+    "recorder": "follow the engine's journal and write its history to SQL",
+}
 # Start order of `cfd up`: prices first, the edge last; stopped in reverse.
-UP_ORDER = ("market", "engine", "accounts", "edge")
+UP_ORDER = ("market", "engine", "recorder", "accounts", "edge")
 # Started by `cfd up` once the services serve (they are what it trades on); stopped first.
 CLIENTS = ("maker",)
 START_TIMEOUT_S = 60.0
@@ -130,7 +141,7 @@ def run_service(name: str, settings: Settings) -> int:
         # the edge's modules create their metrics.
         registry = stack.enter_context(multiprocess_registry()) if name == "edge" else REGISTRY
         registry.register(BuildInfo(name))
-        module = importlib.import_module(f"{SERVICES[name]}.main")
+        module = importlib.import_module(SERVICES[name])
         try:
             asyncio.run(_with_metrics(module.main(settings), settings.bind_host, port, registry))
         except ServeError as exc:
@@ -341,6 +352,8 @@ def _is_ready(settings: Settings, name: str) -> bool:
         return _http_ok(f"http://127.0.0.1:{settings.envoy_admin_port}/ready")
     if name == "maker":
         return maker_health(scrape(scrape_targets(settings)["cfd-maker"])) == SERVING
+    if name == "recorder":
+        return recorder_health(scrape(scrape_targets(settings)["cfd-recorder"])) == SERVING
     port = {
         "engine": settings.engine_port,
         "market": settings.market_port,

@@ -50,6 +50,8 @@ class Settings:
     bind_host: str
     # Whether trading calls that take on exposure need a user with a verified email.
     require_email_verification: bool = False
+    # Which engine shard this process serves or records (the history tables are shared).
+    engine_shard: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +95,7 @@ class Settings:
             log_level=_log_level(env.get("CFD_LOG_LEVEL", "INFO")),
             bind_host=_bind_host(env.get("CFD_BIND_HOST", "127.0.0.1")),
             require_email_verification=_switch(env, "CFD_REQUIRE_EMAIL_VERIFICATION"),
+            engine_shard=env_int(env, "CFD_ENGINE_SHARD", 0, 0, 1 << 20),
         )
 
 
