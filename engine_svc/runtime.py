@@ -405,6 +405,9 @@ class EngineRuntime:
         if self.core.last_seq == seq:
             self._digest = (seq, digest)
         self.snapshot_info = info
+        # Retention keeps what the recorder needs: ask how far it is now, off the order path.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.progress.refresh(), DB_PROBE_TIMEOUT_S)
         log.info(
             "snapshot at seq %d written (%d bytes, writer held %.3fs)",
             seq,
