@@ -10,7 +10,9 @@ idempotently by seq. A restart, or a batch seen twice, never writes a row twice.
 
 It writes its progress to the history database (per engine shard) and to the hint file
 ``<data dir>/engine/recorded_seq``, which the engine reads to keep the snapshots and journal
-segments the recorder still needs.
+segments the recorder still needs. Every CFD_SNAPSHOT_EVERY commands it also snapshots its
+replica under ``<data dir>/recorder/snapshots`` (where the engine's snapshots are out of reach,
+as in a pod of its own, a restart then replays little of the stream).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Protocol
 from engine_svc.config import EngineConfig
 from engine_svc.core import Command, Core, Instrument
 from engine_svc.core.codec import CodecError, decode_command
+from engine_svc.core.engine import snapshot_digest
 from engine_svc.fee_schedule import FEES_FILE
 from engine_svc.fee_schedule import read_recorded as read_fees
 from engine_svc.history import HistoryStore
@@ -84,6 +87,11 @@ class RecorderRuntime:
         self.engine_dir = settings.data_dir / "engine"
         self.journal_dir = self.engine_dir / "journal"
         self.snapshots = SnapshotStore(self.engine_dir / "snapshots", fsync=False)
+        self.own_snapshots = SnapshotStore(
+            settings.data_dir / "recorder" / "snapshots", fsync=config.fsync
+        )
+        self._since_snapshot = 0
+        self._snapshot_task: asyncio.Task[None] | None = None
         self.hint_path = self.engine_dir / "recorded_seq"
         self.history = HistoryStore(
             create_engine(db_url or database_url(settings, "engine")), settings.engine_shard
@@ -187,7 +195,8 @@ class RecorderRuntime:
         False when stopped first."""
         path = self.engine_dir / INSTRUMENTS_FILE
         announced = False
-        while not path.exists():
+        # The stream needs no engine files: the configured instruments are the engines' own.
+        while not self.config.journal_url and not path.exists():
             if not announced:
                 announced = True
                 log.info("recorder: waiting for the engine's files in %s", self.engine_dir)
@@ -200,19 +209,21 @@ class RecorderRuntime:
         """Return the replica to follow the journal from, and its seq: the newest snapshot at
         or before `recorded`, else the empty state, else (the journal no longer reaching back
         that far) the oldest snapshot, with the history after `recorded` lost."""
-        found: list[tuple[int, Path]] = []
-        for path in self.snapshots.paths():
-            stem = path.name.split(".", 1)[0]
-            if stem.isdigit() and self._covers(int(stem)):
-                found.append((int(stem), path))
-        for seq, path in found:
-            if seq <= recorded and (core := self._restore(path, seq)) is not None:
+        found: list[tuple[int, Path, SnapshotStore]] = []
+        for store in (self.own_snapshots, self.snapshots):
+            for path in store.paths():
+                stem = path.name.split(".", 1)[0]
+                if stem.isdigit() and self._covers(int(stem)):
+                    found.append((int(stem), path, store))
+        found.sort(key=lambda item: item[0], reverse=True)
+        for seq, path, store in found:
+            if seq <= recorded and (core := self._restore(store, path, seq)) is not None:
                 return self._adopt(core), seq
         if self._covers(0):
             fees = read_fees(self.engine_dir / FEES_FILE) or self.config.fees
             return self._adopt(Core(self._instruments(), fees)), 0
-        for seq, path in reversed(found):
-            if (core := self._restore(path, seq)) is not None:
+        for seq, path, store in reversed(found):
+            if (core := self._restore(store, path, seq)) is not None:
                 log.warning(
                     "recorder: history from seq %d to %d cannot be rebuilt: the journal no "
                     "longer reaches back that far",
@@ -229,8 +240,8 @@ class RecorderRuntime:
             return True  # the stream is never trimmed by the engine
         return JournalTail(self.journal_dir, seq).covers()
 
-    def _restore(self, path: Path, seq: int) -> Core | None:
-        restored = restore_core(self.snapshots, path, seq)
+    def _restore(self, store: SnapshotStore, path: Path, seq: int) -> Core | None:
+        restored = restore_core(store, path, seq)
         return None if restored is None else restored[1]
 
     def _instruments(self) -> Mapping[str, Instrument] | None:
@@ -279,6 +290,42 @@ class RecorderRuntime:
             for start in range(0, len(records), APPLY_CHUNK):
                 self._apply(core, records[start : start + APPLY_CHUNK], recorder)
                 await asyncio.sleep(0)  # let the writer and /metrics run between chunks
+            self._since_snapshot += len(records)
+            if self._since_snapshot >= self.config.snapshot_every:
+                self._snapshot(core, recorder)
+        if self._snapshot_task is not None:
+            with contextlib.suppress(Exception):
+                await self._snapshot_task
+
+    def _snapshot(self, core: Core, recorder: Recorder) -> None:
+        """Write a snapshot of the replica on a thread (one at a time), then delete the older
+        ones but the newest at or before the recorded seq."""
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            return
+        self._since_snapshot = 0
+        seq, parts = core.last_seq, core.snapshot_parts()
+        store = self.own_snapshots
+
+        def write() -> None:
+            store.write(seq, time.time_ns(), snapshot_digest(parts), parts)
+
+        async def write_and_prune() -> None:
+            try:
+                await asyncio.to_thread(write)
+            except OSError as exc:
+                log.warning("recorder: the snapshot at seq %d failed: %s", seq, exc)
+                return
+            recorded = recorder.recorded_seq
+            keep: set[int] = set()
+            for path in store.paths():
+                stem = path.name.split(".", 1)[0]
+                if stem.isdigit():
+                    keep.add(int(stem))
+                    if int(stem) <= recorded:
+                        break
+            store.prune(keep)
+
+        self._snapshot_task = asyncio.create_task(write_and_prune())
 
     def _check_instruments(self, core: Core) -> None:
         """Adopt instruments the engine added since (it records them before journaling)."""

@@ -42,6 +42,7 @@ def _containers(workload: Resource) -> list[Resource]:
 def test_there_are_manifests_for_every_part_of_the_platform() -> None:
     names = {(r["kind"], r["metadata"]["name"]) for r in _all()}
     assert {("StatefulSet", "cfd-nats"), ("StatefulSet", "cfd-engine")} <= names
+    assert ("StatefulSet", "cfd-recorder") in names
     assert {("Deployment", f"cfd-{name}") for name in ("market", "accounts", "edge")} <= names
     assert {("Service", f"cfd-{name}") for name in ("nats", "engine", "market", "accounts",
                                                     "edge")} <= names  # fmt: skip

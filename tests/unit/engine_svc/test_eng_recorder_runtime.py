@@ -86,12 +86,16 @@ def _engine_files(data_dir: Path, snapshots: tuple[int, ...]) -> None:
     write_recorded(data_dir / "engine" / INSTRUMENTS_FILE, default_instruments(), fsync=False)
 
 
-async def _record(data_dir: Path, recorded: int) -> tuple[RecorderRuntime, int]:
+async def _record(
+    data_dir: Path, recorded: int, config: EngineConfig | None = None
+) -> tuple[RecorderRuntime, int]:
     """Run a recorder until it wrote everything; return it and the ledger rows written."""
     url = f"sqlite+aiosqlite:///{data_dir / 'history.sqlite3'}"
-    await _set_recorded(url, recorded)
+    if recorded >= 0:
+        await _set_recorded(url, recorded)
     settings = Settings.from_env(mesh_env(data_dir, CFD_MARKET_ADDR="127.0.0.1:9"))
-    runtime = RecorderRuntime(settings, EngineConfig(fsync=False), db_url=url, poll_s=0.005)
+    config = config or EngineConfig(fsync=False)
+    runtime = RecorderRuntime(settings, config, db_url=url, poll_s=0.005)
     task = asyncio.create_task(runtime.run())
     try:
         await until(lambda: runtime.recorded_seq == COMMANDS or task.done())
@@ -150,3 +154,15 @@ async def test_without_the_journal_after_its_seq_the_recorder_skips_ahead_and_sa
     assert runtime.base_seq == 10 or runtime.base_seq == 20
     assert "cannot be rebuilt" in caplog.text
     assert rows == COMMANDS - runtime.base_seq
+
+
+async def test_the_recorder_restarts_from_a_snapshot_of_its_own(tmp_path: Path) -> None:
+    _engine_files(tmp_path, ())
+    config = EngineConfig(fsync=False, snapshot_every=7)
+    _, rows = await _record(tmp_path, 0, config)
+    own = [int(p.name[:20]) for p in (tmp_path / "recorder" / "snapshots").glob("*.snapshot")]
+    # The newest one at or before the recorded seq, and none older.
+    assert own == [COMMANDS]
+    again, more = await _record(tmp_path, -1, config)
+    assert again.base_seq == COMMANDS
+    assert more == rows == COMMANDS - 1
