@@ -19,9 +19,9 @@ from cfd.v1 import engine_admin_pb2, trading_pb2
 from engine_svc.history import HistoryStore, closed_positions, events, ledger
 from engine_svc.journal import SUFFIX
 from engine_svc.recorder import read_hint
+from integration.test_edge_support import recorder_serving
 from integration.test_engine_harness import Client, engine_settings, fake_market, user_issuer
 from integration.test_engine_recorder_outage import _round_trips as round_trips
-from launcher.status import SERVING, recorder_health, scrape
 from mesh.config import Settings
 from mesh.db import create_engine, database_url
 from support import ServiceProcess, until
@@ -72,11 +72,6 @@ async def _round_trips(client: Client, count: int) -> None:
     await round_trips(client, USER, count % 10)
 
 
-def _recorder_serving(env: dict[str, str]) -> bool:
-    samples = scrape(f"127.0.0.1:{env['CFD_RECORDER_METRICS_PORT']}")
-    return recorder_health(samples) == SERVING
-
-
 async def test_a_recorder_process_catches_up_and_survives_sigkill_with_every_event_once(
     tmp_path: Path,
 ) -> None:
@@ -113,7 +108,7 @@ async def test_a_recorder_process_catches_up_and_survives_sigkill_with_every_eve
                     return await _recorded(settings) >= (await client.stats()).sequence
 
                 await until(caught_up, within=90, interval=0.1)
-                assert _recorder_serving(env)
+                assert recorder_serving(env)
 
                 # Under load, the recorder is killed once it has written part of it.
                 load = asyncio.create_task(_round_trips(client, ROUND_TRIPS // 3))
