@@ -398,6 +398,7 @@ class RecorderProgress:
     async def wait_recorded(self, seq: int, timeout_s: float) -> bool:
         """Wait until the history holds every event up to `seq`; return False on timeout."""
         deadline = time.monotonic() + timeout_s
+        pause = self.poll_s
         while self.recorded_seq < seq:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.refresh(), max(0.01, deadline - time.monotonic()))
@@ -406,7 +407,9 @@ class RecorderProgress:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            await asyncio.sleep(min(self.poll_s, remaining))
+            await asyncio.sleep(min(pause, remaining))
+            # A recorder that is far behind or stopped is not asked 100 times a second.
+            pause = min(pause * 2, 0.25)
         return True
 
     async def watch(self, interval_s: float = 1.0) -> None:
