@@ -21,6 +21,13 @@ DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_BATCH = 2048
 DEFAULT_EVENT_RING = 4096
 DEFAULT_JOURNAL_STREAM = "CFD_ENGINE"
+
+
+def shard_files(shard: int) -> str:
+    """Return the name of CFD engine shard `shard`'s files in the data directory: its journal
+    and snapshots directory and, without CFD_DATABASE_URL, its SQLite history. Shard 0 keeps
+    the single engine's name."""
+    return "engine" if shard == 0 else f"engine-shard-{shard}"
 DEFAULT_JOURNAL_REPLICAS = 3
 DEFAULT_JOURNAL_TIMEOUT_MS = 5_000
 DEFAULT_LEASE_TTL_MS = 3_000

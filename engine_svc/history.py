@@ -1,8 +1,10 @@
 """The SQL read model: closed positions, the ledger, orders and account events.
 
 Rows are keyed by (seq, account, index) and written together with the recorder's progress
-in one transaction, so recording is idempotent by sequence number. Closed entries and events
-also keep their protobuf bytes, which the history and event streams return as they are.
+in one transaction, so recording is idempotent by sequence number. Each engine shard has its
+own progress row (id = shard + 1): several shards' recorders can share the tables. Closed
+entries and events also keep their protobuf bytes, which the history and event streams return
+as they are.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ from mesh.db import schema_version_table as schema_version_table_of
 
 metadata = MetaData()
 
+
+def _shard_column() -> Column[int]:
+    # Added by schema version 4: the engine shard whose recorder wrote the row (order ids, made
+    # of sequence numbers, repeat across shards).
+    return Column("shard", Integer, primary_key=True, autoincrement=False, server_default="0")
+
+
 schema_version_table = schema_version_table_of(metadata, "engine_schema_version")
 
 recorder_state = Table(
@@ -55,6 +64,7 @@ events = Table(
     Column("account_id", String(128), primary_key=True),
     Column("seq", BigInteger, primary_key=True),
     Column("idx", Integer, primary_key=True),
+    _shard_column(),
     Column("event_type", Integer, nullable=False),
     Column("time_ns", BigInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
@@ -66,6 +76,7 @@ closed_positions = Table(
     Column("account_id", String(128), primary_key=True),
     Column("seq", BigInteger, primary_key=True),
     Column("idx", Integer, primary_key=True),
+    _shard_column(),
     Column("position_id", String(32), nullable=False),
     Column("symbol", String(16), nullable=False),
     Column("side", String(8), nullable=False),
@@ -93,6 +104,7 @@ ledger = Table(
     Column("account_id", String(128), primary_key=True),
     Column("seq", BigInteger, primary_key=True),
     Column("idx", Integer, primary_key=True),
+    _shard_column(),
     Column("kind", String(24), nullable=False),
     Column("amount", String(48), nullable=False),
     Column("balance", String(48), nullable=False),
@@ -104,6 +116,7 @@ orders = Table(
     "engine_orders",
     metadata,
     Column("order_id", String(32), primary_key=True),
+    _shard_column(),
     Column("account_id", String(128), nullable=False, index=True),
     Column("symbol", String(16), nullable=False),
     Column("side", String(8), nullable=False),
@@ -123,6 +136,7 @@ spot_orders = Table(
     "engine_spot_orders",
     metadata,
     Column("order_id", String(32), primary_key=True),
+    _shard_column(),
     Column("account_id", String(128), nullable=False, index=True),
     Column("market", String(16), nullable=False),
     Column("side", String(8), nullable=False),
@@ -142,6 +156,7 @@ spot_fills = Table(
     Column("account_id", String(128), primary_key=True),
     Column("seq", BigInteger, primary_key=True),
     Column("idx", Integer, primary_key=True),
+    _shard_column(),
     Column("fill_id", String(48), nullable=False),
     Column("order_id", String(32), nullable=False),
     Column("market", String(16), nullable=False),
@@ -179,12 +194,36 @@ def _v3_charges(conn: Connection) -> None:
             )
 
 
+def _v4_shards(conn: Connection) -> None:
+    # Each recorded table is rebuilt with the shard in its key (0 for every existing row): a
+    # primary key cannot be changed in place on SQLite. Tables created by this build (by the
+    # steps above) have the column already.
+    inspector = inspect(conn)
+    for table in RECORDED_TABLES:
+        present = [column["name"] for column in inspector.get_columns(table.name)]
+        if "shard" in present:
+            continue
+        old = f"{table.name}_v3"
+        # Index names are the schema's, not the table's: the rebuilt table's would collide.
+        for index in inspector.get_indexes(table.name):
+            conn.execute(text(f"DROP INDEX {index['name']}"))
+        conn.execute(text(f"ALTER TABLE {table.name} RENAME TO {old}"))
+        if conn.dialect.name == "postgresql":
+            pkey = f"{table.name}_pkey"
+            conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT {pkey} TO {old}_pkey"))
+        table.create(conn)
+        names = ", ".join(present)
+        conn.execute(text(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {old}"))
+        conn.execute(text(f"DROP TABLE {old}"))
+
+
 # Step n brings the schema from version n - 1 to n. Append only; never edit a released step.
 # A database at a newer version is refused rather than silently drifting.
 MIGRATIONS: Final[Sequence[Callable[[Connection], None]]] = (
     _v1_initial,
     _v2_spot,
     _v3_charges,
+    _v4_shards,
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 # Arbitrary, fixed: the PostgreSQL advisory lock key serializing engine history migrations.
@@ -235,56 +274,62 @@ class Rows:
 
 
 class HistoryStore:
-    """SQL access of the engine's read model."""
+    """SQL access of the engine's read model, recording the progress of one engine shard."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, shard: int = 0) -> None:
         self.engine = engine
+        self.shard = shard
+        self._progress_id = shard + 1
 
     async def create_schema(self) -> None:
         """Create the tables at SCHEMA_VERSION, or check the version of existing ones."""
         async with self.engine.begin() as conn:
             await conn.run_sync(_migrate)
-            row = (await conn.execute(select(recorder_state.c.seq))).first()
+            mine = recorder_state.c.id == self._progress_id
+            row = (await conn.execute(select(recorder_state.c.seq).where(mine))).first()
             if row is None:
-                await conn.execute(recorder_state.insert().values(id=1, seq=0))
+                await conn.execute(recorder_state.insert().values(id=self._progress_id, seq=0))
 
     async def recorded_seq(self) -> int:
         """Return the last seq whose events are recorded."""
         async with self.engine.connect() as conn:
-            return await _recorded(conn)
+            return await _recorded(conn, self._progress_id)
 
     async def write(self, rows: Rows) -> int:
         """Write rows whose seq is above the recorded one and advance it; return the new one."""
         async with self.engine.begin() as conn:
-            query = select(recorder_state.c.seq).where(recorder_state.c.id == 1)
+            query = select(recorder_state.c.seq).where(recorder_state.c.id == self._progress_id)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
             current = (await conn.execute(query)).scalar_one()
             if rows.last_seq <= current:
                 return int(current)
+            shard = {"shard": self.shard}
             for table, values in (
                 (events, rows.events),
                 (closed_positions, rows.closed),
                 (ledger, rows.ledger),
                 (spot_fills, rows.spot_fills),
             ):
-                fresh = [value for value in values if value["seq"] > current]
+                fresh = [value | shard for value in values if value["seq"] > current]
                 if fresh:
                     await conn.execute(table.insert(), fresh)
             latest: dict[str, dict[str, Any]] = {}
             for value in rows.orders:
                 if value["seq"] > current:
-                    latest[value["order_id"]] = value
+                    latest[value["order_id"]] = value | shard
             if latest:
                 await _upsert_orders(conn, list(latest.values()))
             spot_latest: dict[str, dict[str, Any]] = {}
             for value in rows.spot_orders:
                 if value["seq"] > current:
-                    spot_latest[value["order_id"]] = value
+                    spot_latest[value["order_id"]] = value | shard
             if spot_latest:
                 await _upsert(conn, spot_orders, list(spot_latest.values()), _SPOT_ORDER_CHANGES)
             await conn.execute(
-                update(recorder_state).where(recorder_state.c.id == 1).values(seq=rows.last_seq)
+                update(recorder_state)
+                .where(recorder_state.c.id == self._progress_id)
+                .values(seq=rows.last_seq)
             )
             return rows.last_seq
 
@@ -296,15 +341,17 @@ class HistoryStore:
         raises, nothing is deleted). Return how many rows were deleted."""
         taken: dict[str, list[dict[str, Any]]] = {}
         async with self.engine.begin() as conn:
-            for table in _RECORDED_TABLES:
-                found = await conn.execute(select(table).where(table.c.seq > seq))
+            for table in RECORDED_TABLES:
+                mine = and_(table.c.seq > seq, table.c.shard == self.shard)
+                found = await conn.execute(select(table).where(mine))
                 taken[table.name] = [dict(row._mapping) for row in found]
             keep(taken)
-            for table in _RECORDED_TABLES:
-                await conn.execute(delete(table).where(table.c.seq > seq))
+            for table in RECORDED_TABLES:
+                mine = and_(table.c.seq > seq, table.c.shard == self.shard)
+                await conn.execute(delete(table).where(mine))
             await conn.execute(
                 update(recorder_state)
-                .where(recorder_state.c.id == 1, recorder_state.c.seq > seq)
+                .where(recorder_state.c.id == self._progress_id, recorder_state.c.seq > seq)
                 .values(seq=seq)
             )
         return sum(len(rows) for rows in taken.values())
@@ -389,14 +436,14 @@ class HistoryStore:
             return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
 
 
-async def _recorded(conn: AsyncConnection) -> int:
+async def _recorded(conn: AsyncConnection, progress_id: int) -> int:
     value = (
-        await conn.execute(select(recorder_state.c.seq).where(recorder_state.c.id == 1))
+        await conn.execute(select(recorder_state.c.seq).where(recorder_state.c.id == progress_id))
     ).scalar_one_or_none()
     return 0 if value is None else int(value)
 
 
-_RECORDED_TABLES = (events, closed_positions, ledger, orders, spot_orders, spot_fills)
+RECORDED_TABLES = (events, closed_positions, ledger, orders, spot_orders, spot_fills)
 _ORDER_CHANGES = ("status", "position_id", "reject_reason", "update_time_ns", "seq", "data")
 _SPOT_ORDER_CHANGES = ("status", "filled_quantity", "fee", "update_time_ns", "seq", "data")
 
@@ -411,11 +458,14 @@ async def _upsert(
     values: Sequence[dict[str, Any]],
     changing: Sequence[str],
 ) -> None:
-    """Insert rows keyed by `order_id`; an existing order takes the `changing` columns."""
+    """Insert rows keyed by (`order_id`, `shard`); an existing order takes the `changing`
+    columns."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table)
     updates = {name: statement.excluded[name] for name in changing}
     await conn.execute(
-        statement.on_conflict_do_update(index_elements=[table.c.order_id], set_=updates),
+        statement.on_conflict_do_update(
+            index_elements=[table.c.order_id, table.c.shard], set_=updates
+        ),
         list(values),
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
 from collections.abc import Awaitable, Iterator, Sequence
@@ -392,3 +393,30 @@ class JetStreamJournal:
             with contextlib.suppress(Exception):
                 self._loop.call(close_client(nc), CONNECT_TIMEOUT_S * 2)
         self._loop.close()
+
+
+class StreamTail:
+    """Follow the journal stream as a reader, from `after_seq` on: the records there when it
+    started, in chunks, then what the engine publishes (`poll`, blocking)."""
+
+    def __init__(self, journal: JetStreamJournal, after_seq: int) -> None:
+        self.journal = journal
+        self.last_seq = after_seq
+        self._backlog: Iterator[tuple[int, bytes]] | None = journal.read(after_seq)
+
+    def covers(self) -> bool:
+        """Return whether every record after `last_seq` is still in the stream."""
+        return self.journal.covers(self.last_seq)
+
+    def poll(self) -> list[tuple[int, bytes]]:
+        """Return the next records after `last_seq` (an empty list when there are none yet)."""
+        found: list[tuple[int, bytes]] = []
+        if self._backlog is not None:
+            found = list(itertools.islice(self._backlog, READ_CHUNK * 16))
+            if not found:
+                self._backlog = None
+        if self._backlog is None:
+            found = [record for record in self.journal.follow() if record[0] > self.last_seq]
+        if found:
+            self.last_seq = found[-1][0]
+        return found

@@ -65,6 +65,8 @@ MARK_MAGIC = b"CFDMARK1"
 # magic, seq, segment (its first seq), end offset, fsync'd by a clean close, boot id
 _MARK = struct.Struct("<8sQQQ?16s")
 _CRC = struct.Struct("<I")
+# The most records `JournalTail.poll` returns at once (it stops at a segment boundary).
+TAIL_BATCH = 20_000
 RECOVER_HINT = "run `cfd engine recover` to see what is lost and how to go on"
 
 
@@ -625,3 +627,80 @@ class Journal:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+class JournalTail:
+    """Follow the segment files of a journal another process appends to (no lock is taken).
+
+    `poll` returns the records appended since the last call, in order. A record at the end of
+    the newest segment that is incomplete or fails its CRC is being written: it is "not yet",
+    read again by the next call. A segment is left for the next one once a newer segment
+    exists (the writer started it only after it finished the older one) and every record of
+    it was read.
+    """
+
+    def __init__(self, directory: Path, after_seq: int) -> None:
+        self.directory = directory
+        # The newest seq returned (or the seq the caller's state is at).
+        self.last_seq = after_seq
+        self._path: Path | None = None
+        self._offset = 0
+        # The seq of the last record read from the current segment (scanning goes on from it).
+        self._segment_last = 0
+
+    def _segments(self) -> list[tuple[int, Path]]:
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in self.directory.iterdir():
+            stem = path.name[: -len(SUFFIX)]
+            if path.name.endswith(SUFFIX) and stem.isdigit():
+                found.append((int(stem), path))
+        return sorted(found)
+
+    def covers(self) -> bool:
+        """Return whether every record after `last_seq` is still on disk."""
+        segments = self._segments()
+        return not segments or segments[0][0] <= self.last_seq + 1
+
+    def poll(self) -> list[tuple[int, bytes]]:
+        """Return the complete records after `last_seq` on disk now (blocking file reads)."""
+        records: list[tuple[int, bytes]] = []
+        while True:
+            segments = self._segments()
+            if self._path is None:
+                start = [(first, path) for first, path in segments if first <= self.last_seq + 1]
+                if not start:
+                    if segments:
+                        raise JournalError(
+                            f"{self.directory}: the journal starts at seq {segments[0][0]}, "
+                            f"records after seq {self.last_seq} are gone"
+                        )
+                    return records
+                first, self._path = start[-1]
+                self._offset, self._segment_last = 0, first - 1
+            path = self._path
+            newer = [candidate for first, candidate in segments if candidate.name > path.name]
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(self._offset)
+                    data = handle.read()
+            except FileNotFoundError:
+                # Retention deletes a segment only once its records are recorded (and read).
+                if not newer or int(newer[0].name[: -len(SUFFIX)]) > self.last_seq + 1:
+                    raise JournalError(f"{path} was deleted before it was read") from None
+                data = b""
+            found, last, valid, problem = scan(data, self._segment_last)
+            records.extend(record for record in found if record[0] > self.last_seq)
+            self._offset += valid
+            self._segment_last = last
+            if records:
+                self.last_seq = max(self.last_seq, records[-1][0])
+            if not newer:
+                return records
+            if problem:
+                raise JournalError(f"{path}: {problem} at byte {self._offset}, before {newer[0]}")
+            self._path = newer[0]
+            self._offset, self._segment_last = 0, int(newer[0].name[: -len(SUFFIX)]) - 1
+            if len(records) >= TAIL_BATCH:
+                return records

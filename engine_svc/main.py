@@ -15,6 +15,7 @@ from cfd.v1 import (
     trading_pb2_grpc,
 )
 from engine_svc.config import EngineConfig
+from engine_svc.core import Instrument
 from engine_svc.exchange_servicer import ExchangeServicer
 from engine_svc.fee_schedule import FeeChangeError
 from engine_svc.instrument_set import InstrumentChangeError, core_instruments
@@ -102,8 +103,7 @@ async def run(
         # refuses (orders still trade; history and statements wait for it).
         if runtime.failed.is_set():
             return False
-        recorder = runtime.recorder
-        return not (recorder is not None and recorder.retrying) and await history.check()
+        return await history.check()
 
     watcher = asyncio.create_task(stop_on_failure())
     try:
@@ -127,13 +127,18 @@ async def run(
         raise SystemExit(f"engine stopped: {runtime.failure}")
 
 
+def configuration(command: str) -> tuple[EngineConfig, dict[str, Instrument]]:
+    """Return the engine's configuration and instruments from the environment (the engine's
+    and its recorder's); raise ServeError, naming `command`, when they are not valid."""
+    try:
+        return EngineConfig.from_env(), core_instruments(load_instruments())
+    except ConfigError as exc:
+        raise ServeError(f"{command}: {exc}") from exc
+
+
 async def main(settings: Settings) -> None:
     """Run the engine with the configuration and instruments of the environment."""
-    try:
-        config = EngineConfig.from_env()
-        instruments = core_instruments(load_instruments())
-    except ConfigError as exc:
-        raise ServeError(f"engine: {exc}") from exc
+    config, instruments = configuration("engine")
     runtime = EngineRuntime(settings, config, instruments=instruments)
     try:
         await run(settings, config, runtime=runtime)

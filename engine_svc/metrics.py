@@ -104,11 +104,12 @@ class EngineCollector(Collector):
             return
         yield from _commands(self.figures, runtime)
         stats = runtime.core.stats()
-        recorded = runtime.recorder.recorded_seq if runtime.recorder is not None else 0
+        recorded = runtime.progress.recorded_seq
         journal_bytes, segments = runtime.journal_stats
         yield _gauge("cfd_engine_last_seq", "Sequence number of the last committed command.",
                      stats.last_seq)  # fmt: skip
-        yield _gauge("cfd_engine_recorded_seq", "How far the recorder wrote the SQL history.",
+        yield _gauge("cfd_engine_recorded_seq",
+                     "How far the recorder process wrote the SQL history (read each second).",
                      recorded)  # fmt: skip
         yield _gauge(
             "cfd_engine_recorder_lag",
@@ -133,7 +134,7 @@ class EngineCollector(Collector):
         )
         yield _gauge(
             "cfd_engine_failing_consumers",
-            "Committed-batch consumers failing now (the recorder while the database refuses).",
+            "Committed-batch consumers that failed (the engine stops).",
             len(runtime.failing_consumers()),
         )
         if runtime.leader:

@@ -1,9 +1,9 @@
 """What the servicers may do with the engine: submit commands and ask questions.
 
 Commands go to the single writer; state queries read the core between batches (it only ever
-holds committed state); history queries first let the recorder catch up with what the caller
-has seen; streams subscribe to the stream hub. The servicers see nothing else of the runtime:
-not the sequencer, journal, core object, recorder or database.
+holds committed state); history queries first wait (briefly) for the recorder process to write
+what the caller has seen; streams subscribe to the stream hub. The servicers see nothing else
+of the runtime: not the sequencer, journal, core object, recorder progress or database.
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ class EnginePort:
             journal_bytes=journal_bytes,
             journal_segments=segments,
             state_digest=runtime.state_digest(),
-            recorded_seq=runtime.recorder.recorded_seq if runtime.recorder else 0,
+            recorded_seq=runtime.progress.recorded_seq,
             fresh_symbols=sorted(runtime.freshness.fresh_symbols()),
             failing_consumers=runtime.failing_consumers(),
             snapshot=runtime.snapshot_info,
@@ -231,8 +231,7 @@ class EnginePort:
     # ------------------------------------------------------------------ history
 
     async def _caught_up(self, seq: int, timeout_s: float) -> bool:
-        recorder = self._runtime.recorder
-        return recorder is not None and await recorder.wait_recorded(seq, timeout_s)
+        return await self._runtime.progress.wait_recorded(seq, timeout_s)
 
     async def last_close(self, account_id: str, position_id: str) -> bytes | None:
         """Return the last closed entry of a position (a Position message), once recorded."""

@@ -1,19 +1,22 @@
-"""The recorder: committed account events to the SQL read model, in batches, off the order path.
+"""The recorder: committed account events to the SQL read model, in batches.
 
-It receives every committed batch from the engine's pipeline, converts the core's events to
-rows and writes them in one transaction per chunk, together with the last recorded seq
-(idempotent by seq). When the database is down it keeps the chunk and retries with backoff
+It runs in its own process, `cfd recorder` (`engine_svc.recorder_runtime`), which replays the
+engine's journal on a replica of the core and hands it every batch. It converts the core's
+events to rows and writes them in one transaction per chunk, together with the last recorded
+seq (idempotent by seq). When the database is down it keeps the chunk and retries with backoff
 (`retrying` says so meanwhile), so nothing is lost or written twice. After a restart the
-engine replays the journal from a snapshot at or before the recorded seq, so the events the
-recorder missed are offered again.
+replica starts from a snapshot at or before the recorded seq, so the events the recorder
+missed are offered again.
 
 The recorded seq is also kept in a hint file beside the journal (written after each commit):
-start-up uses it to pick a snapshot when the database cannot be asked.
+the engine reads it to keep the snapshots and journal segments the recorder still needs, and
+as a witness of the seqs its journal must hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -230,7 +233,7 @@ class Recorder:
         max_backoff_s: float = 2.0,
     ) -> None:
         self.store = store
-        self._instruments = instruments
+        self.instruments = instruments
         self._hint_path = hint_path
         self.recorded_seq = recorded_seq
         self._max_events = max_events
@@ -250,8 +253,13 @@ class Recorder:
         # Set by a failed write; cleared, with a log line, once the backlog is written.
         self._behind_since: float | None = None
 
+    @property
+    def backlog(self) -> int:
+        """Return how many offered batches are not written yet."""
+        return len(self._pending)
+
     def consume(self, batch: CommittedBatch) -> None:
-        """Queue a committed batch's account events (a consumer of the engine's pipeline)."""
+        """Queue a committed batch's account events."""
         self.offer(batch.last_seq, batch.events)
 
     def offer(self, last_seq: int, items: Sequence[tuple[str, AccountEvent]]) -> None:
@@ -289,6 +297,7 @@ class Recorder:
             try:
                 await self.store.create_schema()
                 self.recorded_seq = await self.store.recorded_seq()
+                self.offered_seq = max(self.offered_seq, self.recorded_seq)
                 self.schema_ready = True
                 self.retrying = False
             except Exception as exc:
@@ -342,7 +351,7 @@ class Recorder:
             last_seq = batch_seq
             if batch_seq > self.recorded_seq:
                 items.extend(item for item in batch_items if item[1].seq > self.recorded_seq)
-        return taken, rows_of(last_seq, items, self._instruments)
+        return taken, rows_of(last_seq, items, self.instruments)
 
     def _advanced(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -361,3 +370,53 @@ class Recorder:
         done = await self.wait_recorded(self.offered_seq, timeout_s)
         self._advanced(force=True)
         return done
+
+
+class RecorderProgress:
+    """How far the recorder process has written the history, as the engine sees it.
+
+    History reads wait on the database's recorded seq (`wait_recorded`); retention reads the
+    hint file and the last seq seen in the database, both of them no newer than the truth.
+    """
+
+    def __init__(self, store: HistoryStore, hint_path: Path, *, poll_s: float = 0.02) -> None:
+        self.store = store
+        self.hint_path = hint_path
+        self.poll_s = poll_s
+        # The newest recorded seq read from the database (or the hint file).
+        self.recorded_seq = 0
+
+    def retained_from(self) -> int:
+        """Return the recorded seq retention must keep the journal after."""
+        return max(self.recorded_seq, read_hint(self.hint_path))
+
+    async def refresh(self) -> int:
+        """Read the recorded seq from the database (raising when it does not answer)."""
+        self.recorded_seq = max(self.recorded_seq, await self.store.recorded_seq())
+        return self.recorded_seq
+
+    async def wait_recorded(self, seq: int, timeout_s: float) -> bool:
+        """Wait until the history holds every event up to `seq`; return False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        pause = self.poll_s
+        while self.recorded_seq < seq:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.refresh(), max(0.01, deadline - time.monotonic()))
+            if self.recorded_seq >= seq:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(pause, remaining))
+            # A recorder that is far behind or stopped is not asked 100 times a second.
+            pause = min(pause * 2, 0.25)
+        return True
+
+    async def watch(self, interval_s: float = 1.0) -> None:
+        """Refresh the recorded seq periodically (for the figures); return only when
+        cancelled."""
+        while True:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.refresh(), interval_s * 5)
+            self.recorded_seq = max(self.recorded_seq, read_hint(self.hint_path))
+            await asyncio.sleep(interval_s)

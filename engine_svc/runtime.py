@@ -1,15 +1,15 @@
-"""The engine process wired in one place: recovery, the single writer, prices, snapshots,
-streams and the recorder.
+"""The engine process wired in one place: recovery, the single writer, prices, snapshots
+and streams.
 
 Layout under ``<CFD_DATA_DIR>/engine/``: ``journal/`` (segments), ``snapshots/`` and
-``recorded_seq`` (the recorder's progress hint).
+``recorded_seq`` (the progress hint of the recorder, `cfd recorder`, which follows the journal
+in its own process and writes the SQL history).
 
-Start-up picks the newest valid snapshot at or before the recorded seq (so the recorder can be
-offered every event it has not written yet; the newest snapshot when the journal no longer
-reaches back that far), replays the journal after it, logs the digest and only then lets the
-server accept calls. Snapshots are taken every CFD_SNAPSHOT_EVERY commands, every
-CFD_SNAPSHOT_INTERVAL_S seconds when anything changed, and on clean shutdown; older snapshots
-and journal segments that neither recovery nor the recorder can need any more are deleted.
+Start-up picks the newest valid snapshot the journal continues, replays the journal after it,
+logs the digest and only then lets the server accept calls. Snapshots are taken every
+CFD_SNAPSHOT_EVERY commands, every CFD_SNAPSHOT_INTERVAL_S seconds when anything changed, and
+on clean shutdown; older snapshots and journal segments that neither recovery nor the recorder
+can need any more are deleted. The engine writes no SQL: it reads the history for queries.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import nats.errors
 
-from engine_svc.config import EngineConfig, shard_stream
+from engine_svc.config import EngineConfig, shard_files, shard_stream
 from engine_svc.core import Command, Core, Instrument, Result, TransferView
 from engine_svc.core.codec import CodecError, decode_command
 from engine_svc.core.engine import snapshot_digest
@@ -41,9 +41,9 @@ from engine_svc.market_streams import MarketHub
 from engine_svc.metrics import SNAPSHOT_SECONDS
 from engine_svc.pipeline import CommittedBatch, CommittedBatches
 from engine_svc.prices import Freshness, TickSubscriber
-from engine_svc.recorder import Recorder, read_hint
+from engine_svc.recorder import RecorderProgress
 from engine_svc.sequencer import Applied, Sequencer, apply_logged
-from engine_svc.snapshots import SnapshotInfo, SnapshotStore
+from engine_svc.snapshots import SnapshotInfo, SnapshotStore, restore_core
 from engine_svc.streams import EventHub
 from engine_svc.transfers import PeerShards, TransferDriver
 from engine_svc.witnesses import check_recovered, witnesses
@@ -55,7 +55,6 @@ log = logging.getLogger("engine")
 
 REPLAY_CHUNK = 1000
 DB_PROBE_TIMEOUT_S = 3.0
-SHUTDOWN_RECORD_TIMEOUT_S = 5.0
 ROLLOVER_RETRY_S = 5.0
 
 
@@ -78,10 +77,8 @@ class EngineRuntime:
         self.settings = settings
         self.config = config
         self.instruments = instruments
-        # Shard 0 keeps the single engine's files; each further shard has its own (and, without
-        # CFD_DATABASE_URL, its own SQLite history).
-        shard = settings.engine_shard
-        name = "engine" if shard == 0 else f"engine-shard-{shard}"
+        # Each shard has its own files (and, without CFD_DATABASE_URL, its own SQLite history).
+        name = shard_files(settings.engine_shard)
         root = settings.data_dir / name
         self.journal_dir = root / "journal"
         self.snapshot_dir = root / "snapshots"
@@ -93,10 +90,10 @@ class EngineRuntime:
         self.journal: CommandLog | None = None
         self.snapshots = SnapshotStore(self.snapshot_dir, config.fsync)
         self.snapshot_info: SnapshotInfo | None = None
-        self.history = HistoryStore(create_engine(self.db_url))
+        self.history = HistoryStore(create_engine(self.db_url), settings.engine_shard)
+        self.progress = RecorderProgress(self.history, self.hint_path)
         self.hub = EventHub()
         self.market_hub = MarketHub()
-        self.recorder: Recorder | None = None
         self.sequencer: Sequencer | None = None
         self.subscriber: TickSubscriber | None = None
         self.failed = asyncio.Event()
@@ -140,12 +137,12 @@ class EngineRuntime:
         gc.disable()
         try:
             loading = time.perf_counter()
-            core, base = self._load_base(journal, recorded)
+            core, base = self._load_base(journal)
             core = adopt_instruments(core, self.instruments, self.snapshot_dir.parent)
             adopt_fees(core, self.config.fees, self.snapshot_dir.parent, self.config.fsync)
             load_s = time.perf_counter() - loading
             self.core = core
-            sequencer, loops = self._wire(core, journal, base, recorded)
+            sequencer, loops = self._wire(core, journal, base)
             replaying = time.perf_counter()
             last_ts, expiries = self._replay(journal, core, base)
             replay_s = time.perf_counter() - replaying
@@ -182,28 +179,18 @@ class EngineRuntime:
                 }
             },
         )
-        started_tasks: dict[str, asyncio.Task[None]] = {}
+        self.progress.recorded_seq = recorded
         if isinstance(journal, JetStreamJournal):
-            # The recorder keeps up while a standby follows the stream.
-            following = asyncio.create_task(dict(loops)["recorder"](), name="recorder")
-            try:
-                last_ts = max(last_ts, await self._take_lead(journal, core))
-            except BaseException:
-                following.cancel()
-                raise
+            last_ts = max(last_ts, await self._take_lead(journal, core))
             expiries = pending_expiries(core)
-            started_tasks["recorder"] = following
         sequencer.last_ts = last_ts
         for expire in expiries:
             sequencer.watch_expiry(expire)
         # Calls reach the sequencer only from here on, with the state fully recovered.
         self.sequencer = sequencer
-        # In the order of `loops`, which `stop` relies on (sequencer first, recorder second),
-        # and set only now: while following, the snapshot trigger leaves counting to `_follow`.
-        self._tasks = [
-            started_tasks.get(name) or asyncio.create_task(loop(), name=name)
-            for name, loop in loops
-        ]
+        # In the order of `loops`, which `stop` relies on (sequencer first), and set only
+        # now: while following, the snapshot trigger leaves counting to `_follow`.
+        self._tasks = [asyncio.create_task(loop(), name=name) for name, loop in loops]
         if self.lease is not None:
             self._tasks.append(asyncio.create_task(self._keep_lead(), name="lease"))
             await self._fence(sequencer)
@@ -218,28 +205,25 @@ class EngineRuntime:
         return await sequencer.submit(command)
 
     def _wire(
-        self, core: Core, journal: CommandLog, base: int, recorded: int
+        self, core: Core, journal: CommandLog, base: int
     ) -> tuple[Sequencer, list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]]:
         """Wire the engine's pipeline around the recovered core, in the order a command flows.
 
         Commands (RPC handlers' `submit`, the ticks' `offer_quote`, due expiries) → the
         sequencer, the single writer, numbers them and batches them → the journal appends and
         fsyncs each batch → the core applies it → the committed-batch consumers take it in
-        turn: the stream hub (live streams), the market hub (spot books, trades and fills),
-        the recorder (SQL history, off the order path) and the snapshot trigger. Replay feeds
+        turn: the stream hub (live streams), the market hub (spot books, trades and fills) and
+        the snapshot trigger. (The SQL history is written by `cfd recorder`, which replays
+        the journal in its own process.) Replay feeds
         the same consumers; a failing journal or consumer stops the engine (`failed`). Return
         the sequencer and the loops to run once recovery is done (the order `stop` relies on).
         """
         self.hub = EventHub(floor=base, ring=self.config.event_ring)
         self.market_hub = MarketHub()
-        recorder = Recorder(self.history, core.instruments, self.hint_path, recorded_seq=recorded)
-        recorder.offered_seq = max(recorded, base)
-        self.recorder = recorder
         self.committed = CommittedBatches(
             [
                 ("stream hub", self.hub.consume),
                 ("market hub", self.market_hub.consume),
-                ("recorder", recorder.consume),
                 ("snapshot trigger", self._count_for_snapshot),
             ],
             self._on_failure,
@@ -259,7 +243,7 @@ class EngineRuntime:
         self.subscriber = ticks
         return sequencer, [
             ("sequencer", sequencer.run),
-            ("recorder", recorder.run),
+            ("recorder progress", self.progress.watch),
             ("ticks", ticks.run),
             ("snapshot-timer", self._snapshot_timer),
             ("rollover", self._rollover_timer),
@@ -280,7 +264,8 @@ class EngineRuntime:
         return Journal.open(self.journal_dir, config.segment_bytes, config.fsync)
 
     async def _recorded_seq(self) -> int:
-        hint = read_hint(self.hint_path)
+        """Return the recorder's seq (a witness of the seqs the journal must hold)."""
+        hint = self.progress.retained_from()
         try:
             await asyncio.wait_for(self.history.create_schema(), DB_PROBE_TIMEOUT_S)
             recorded = await asyncio.wait_for(self.history.recorded_seq(), DB_PROBE_TIMEOUT_S)
@@ -291,48 +276,26 @@ class EngineRuntime:
             return hint
         return recorded
 
-    def _load_base(self, journal: CommandLog, recorded: int) -> tuple[Core, int]:
-        """Return the core to replay onto and its seq.
-
-        Prefer the newest snapshot at or before the recorded seq, then the empty state when the
-        journal still starts at seq 1, so the recorder is offered every event it lacks; fall
-        back to the newest snapshot the journal continues (losing that part of the history).
-        """
-        usable: list[tuple[int, Path]] = []
+    def _load_base(self, journal: CommandLog) -> tuple[Core, int]:
+        """Return the core to replay onto and its seq: the newest valid snapshot the journal
+        continues, else the empty state when the journal still starts at seq 1."""
         for path in self.snapshots.paths():
             stem = path.name.split(".", 1)[0]
-            if stem.isdigit() and journal.covers(int(stem)):
-                usable.append((int(stem), path))
-        for seq, path in usable:
-            if seq <= recorded and (core := self._restore(path, seq)) is not None:
-                return core, seq
-        if journal.covers(0) and (journal.segment_count or not usable):
+            usable = stem.isdigit() and journal.covers(int(stem))
+            if usable and (core := self._restore(path, int(stem))) is not None:
+                return core, int(stem)
+        if journal.covers(0):
             return Core(self.instruments, self.config.fees), 0
-        for seq, path in usable:
-            if seq > recorded and (core := self._restore(path, seq)) is not None:
-                log.warning(
-                    "history from seq %d to %d cannot be rebuilt: the journal no longer "
-                    "reaches back that far",
-                    recorded,
-                    seq,
-                )
-                return core, seq
         raise RecoveryError(
             f"no usable snapshot and the journal starts at seq "
             f"{journal.first_seq}: cannot rebuild the state"
         )
 
     def _restore(self, path: Path, seq: int) -> Core | None:
-        try:
-            info, payload = self.snapshots.read(path)
-            core = Core.restore(payload)
-        except (OSError, ValueError) as exc:
-            log.warning("skipping snapshot %s: %s", path.name, exc)
+        restored = restore_core(self.snapshots, path, seq)
+        if restored is None:
             return None
-        if core.last_seq != seq or info.seq != seq:
-            log.warning("skipping snapshot %s: it holds seq %d", path.name, core.last_seq)
-            return None
-        self.snapshot_info = info
+        self.snapshot_info, core = restored
         return core
 
     def _replay(self, journal: CommandLog, core: Core, base: int) -> tuple[int, list[int]]:
@@ -462,6 +425,9 @@ class EngineRuntime:
         if self.core.last_seq == seq:
             self._digest = (seq, digest)
         self.snapshot_info = info
+        # Retention keeps what the recorder needs: ask how far it is now, off the order path.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.progress.refresh(), DB_PROBE_TIMEOUT_S)
         log.info(
             "snapshot at seq %d written (%d bytes, writer held %.3fs)",
             seq,
@@ -479,10 +445,11 @@ class EngineRuntime:
         self.prune()
 
     def prune(self) -> None:
-        """Delete snapshots and journal segments that recovery and the recorder cannot need."""
+        """Delete snapshots and journal segments that recovery and the recorder cannot need:
+        the recorder restarts from a snapshot at or before its recorded seq (its hint file)."""
         if self.journal is None or self.snapshot_info is None:
             return
-        recorded = self.recorder.recorded_seq if self.recorder is not None else 0
+        recorded = self.progress.retained_from()
         keep = {self.snapshot_info.seq}
         for path in self.snapshots.paths():
             stem = path.name.split(".", 1)[0]
@@ -662,21 +629,18 @@ class EngineRuntime:
         self.failed.set()
 
     def failing_consumers(self) -> list[str]:
-        """Return the committed-batch consumers that fail now: broken, or retrying."""
-        failing = sorted(self.committed.broken)
-        if self.recorder is not None and self.recorder.retrying and "recorder" not in failing:
-            failing.append("recorder")
-        return failing
+        """Return the committed-batch consumers that failed."""
+        return sorted(self.committed.broken)
 
     async def stop(self) -> None:
-        """Commit what is queued, snapshot, record what is left and close (after the drain)."""
+        """Commit what is queued, snapshot and close (after the drain)."""
         sequencer = self.sequencer
         tasks = self._tasks
         if sequencer is not None:
             sequencer.stop()
             with contextlib.suppress(Exception):
                 await tasks[0]
-        for task in tasks[2:]:
+        for task in tasks[1:]:
             task.cancel()
         if self._snapshot_task is not None:
             with contextlib.suppress(Exception):
@@ -686,9 +650,6 @@ class EngineRuntime:
             if final is not None:
                 with contextlib.suppress(Exception):
                     await final
-        if self.recorder is not None and len(tasks) > 1:
-            await self.recorder.drain(SHUTDOWN_RECORD_TIMEOUT_S)
-            tasks[1].cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine_svc.core import Core
+
 log = logging.getLogger("engine.snapshots")
 
 MAGIC = b"CFDSNAP1"
@@ -145,3 +147,18 @@ class SnapshotStore:
                 path.unlink(missing_ok=True)
                 deleted += 1
         return deleted
+
+
+def restore_core(store: SnapshotStore, path: Path, seq: int) -> tuple[SnapshotInfo, Core] | None:
+    """Return the snapshot file `path` (named after `seq`) and the core it holds; log and
+    return None when it is damaged or holds another seq."""
+    try:
+        info, payload = store.read(path)
+        core = Core.restore(payload)
+    except (OSError, ValueError) as exc:
+        log.warning("skipping snapshot %s: %s", path.name, exc)
+        return None
+    if core.last_seq != seq or info.seq != seq:
+        log.warning("skipping snapshot %s: it holds seq %d", path.name, core.last_seq)
+        return None
+    return info, core

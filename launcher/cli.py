@@ -34,12 +34,20 @@ from launcher.monitoring import scrape_targets, write_prometheus_config
 from launcher.shards import (
     engine_name,
     shard_env,
+    shard_recorder_env,
     shard_standby_env,
     shards_env,
     standby_name,
     standby_port,
 )
-from launcher.status import SERVING, grpc_health, maker_health, run_status, scrape
+from launcher.status import (
+    SERVING,
+    grpc_health,
+    maker_health,
+    recorder_health,
+    run_status,
+    scrape,
+)
 from mesh.auth import INTERNAL_TOKEN_HEADER
 from mesh.config import ConfigError, Settings, shard_port
 from mesh.logs import setup_logging
@@ -53,17 +61,21 @@ from mesh.metrics import (
 from mesh.server import ServeError
 from mesh.tracing import setup_tracing
 
-# Service command -> package whose `main.main(settings)` runs it.
+# Service command -> module whose `main(settings)` runs it.
 SERVICES = {
-    "engine": "engine_svc",
-    "market": "market_svc",
-    "accounts": "account_svc",
-    "edge": "edge",
-    "maker": "maker",
+    "engine": "engine_svc.main",
+    "recorder": "engine_svc.recorder_main",
+    "market": "market_svc.main",
+    "accounts": "account_svc.main",
+    "edge": "edge.main",
+    "maker": "maker.main",
 }
-HELP = {"maker": "run the market maker: an API client quoting every spot book"}
+HELP = {
+    "maker": "run the market maker: an API client quoting every spot book",
+    "recorder": "follow the engine's journal and write its history to SQL",
+}
 # Start order of `cfd up`: prices first, the edge last; stopped in reverse.
-UP_ORDER = ("market", "engine", "accounts", "edge")
+UP_ORDER = ("market", "engine", "recorder", "accounts", "edge")
 # Started by `cfd up` once the services serve (they are what it trades on); stopped first.
 CLIENTS = ("maker",)
 START_TIMEOUT_S = 60.0
@@ -145,7 +157,7 @@ def run_service(name: str, settings: Settings) -> int:
         # the edge's modules create their metrics.
         registry = stack.enter_context(multiprocess_registry()) if name == "edge" else REGISTRY
         registry.register(BuildInfo(name))
-        module = importlib.import_module(f"{SERVICES[name]}.main")
+        module = importlib.import_module(SERVICES[name])
         try:
             asyncio.run(_with_metrics(module.main(settings), settings.bind_host, port, registry))
         except ServeError as exc:
@@ -231,10 +243,14 @@ def run_up(settings: Settings, with_envoy: bool = False, cluster: bool = False) 
         for name in (*UP_ORDER, "envoy") if with_envoy else UP_ORDER:
             command = [sys.executable, "-m", "launcher.cli", name]
             children.append(_Child(name, subprocess.Popen(command, env=env)))
-            if name == "engine":
+            # Every further shard has its engine and its recorder.
+            if name in ("engine", "recorder"):
                 for shard in shards:
-                    process = subprocess.Popen(command, env=shard_env(env, settings, shard))
-                    children.append(_Child(engine_name(shard), process))
+                    own = (shard_env if name == "engine" else shard_recorder_env)(
+                        env, settings, shard
+                    )
+                    process = subprocess.Popen(command, env=own)
+                    children.append(_Child(f"{name}-{shard}", process))
         failed = _wait_ready(settings, children, lambda: stopping)
         if failed is not None:
             return failed
@@ -243,7 +259,11 @@ def run_up(settings: Settings, with_envoy: bool = False, cluster: bool = False) 
             command = [sys.executable, "-m", "launcher.cli", "engine", "--standby"]
             standby = standby_env(env, settings, layout)
             for shard in (0, *shards):
-                own = standby if shard == 0 else shard_standby_env(standby, layout, shard)
+                own = (
+                    standby
+                    if shard == 0
+                    else shard_standby_env(standby, env, settings, layout, shard)
+                )
                 name = standby_name(shard)
                 children.append(_Child(name, subprocess.Popen(command, env=own)))
                 url = f"http://127.0.0.1:{own[METRICS_PORTS['engine'][0]]}/metrics"
@@ -350,7 +370,8 @@ def _wait_ready(
     pending = {
         child.name
         for child in children
-        if child.name in (*UP_ORDER, "envoy", *CLIENTS) or child.name.startswith("engine-")
+        if child.name in (*UP_ORDER, "envoy", *CLIENTS)
+        or child.name.startswith(("engine-", "recorder-"))
     }
     while pending:
         if stopping():
@@ -386,6 +407,8 @@ def _is_ready(settings: Settings, name: str) -> bool:
     if name.startswith("engine-"):
         shard = int(name.removeprefix("engine-"))
         return grpc_serving(f"127.0.0.1:{shard_port(settings.engine_port, shard)}")
+    if name.partition("-")[0] == "recorder":
+        return recorder_health(scrape(scrape_targets(settings)[f"cfd-{name}"])) == SERVING
     port = {
         "engine": settings.engine_port,
         "market": settings.market_port,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from engine_svc.jetstream import close_client, connect
 from mesh.config import ConfigError, Settings
+from mesh.db import database_url
 from mesh.metrics import METRICS_PORTS
 from mesh.tokens import KEYS_DIR_NAME, PRIVATE_KEY_FILE_NAME
 
@@ -134,9 +135,12 @@ def cluster_env(env: Env, settings: Settings, layout: ClusterLayout) -> dict[str
 
 
 def standby_env(env: Env, settings: Settings, layout: ClusterLayout) -> dict[str, str]:
-    """Return the standby engine's environment: its own ports and data directory, and the
-    first engine's signing key (a token stays valid across a fail-over)."""
+    """Return the standby engine's environment: its own ports and data directory, the first
+    engine's signing key (a token stays valid across a fail-over) and its history database,
+    which the one recorder of the journal writes."""
     standby = dict(env)
+    if not standby.get("CFD_DATABASE_URL", "").strip():
+        standby["CFD_DATABASE_URL"] = database_url(settings, "engine")
     standby["CFD_ENGINE_PORT"] = str(layout.standby_port)
     standby[METRICS_PORTS["engine"][0]] = str(layout.standby_metrics_port)
     standby["CFD_DATA_DIR"] = str(settings.data_dir / "standby")

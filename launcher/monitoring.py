@@ -29,10 +29,12 @@ def scrape_targets(settings: Settings, env: Mapping[str, str] | None = None) -> 
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     targets = {f"cfd-{name}": f"{host}:{metrics_port(name, env)}" for name in METRICS_PORTS}
-    # Engine shards 1.. serve their metrics SHARD_PORT_STEP ports apart, as `cfd up` runs them.
+    # Engine shards 1.. and their recorders serve their metrics SHARD_PORT_STEP ports apart,
+    # as `cfd up` runs them.
     for shard in range(1, settings.engine_shards):
-        port = metrics_port("engine", env) + SHARD_PORT_STEP * shard
-        targets[f"cfd-engine-{shard}"] = f"{host}:{port}"
+        for name in ("engine", "recorder"):
+            port = metrics_port(name, env) + SHARD_PORT_STEP * shard
+            targets[f"cfd-{name}-{shard}"] = f"{host}:{port}"
     return targets
 
 

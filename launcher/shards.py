@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from launcher.cluster import ClusterLayout
 from mesh.config import SHARD_PORT_STEP, Settings, shard_port
+from mesh.db import database_url
 from mesh.metrics import METRICS_PORTS, metrics_port
 
 Env = Mapping[str, str]
@@ -70,9 +71,26 @@ def shard_env(env: Env, settings: Settings, shard: int) -> dict[str, str]:
     return own
 
 
-def shard_standby_env(standby: Env, layout: ClusterLayout, shard: int) -> dict[str, str]:
-    """Return the environment of shard `shard`'s standby from the first standby's."""
+def shard_recorder_env(env: Env, settings: Settings, shard: int) -> dict[str, str]:
+    """Return the environment of the recorder of shard `shard` (>= 1): the shard's files and
+    stream, and its own metrics port."""
+    own = shard_env(env, settings, shard)
+    variable = METRICS_PORTS["recorder"][0]
+    own[variable] = str(metrics_port("recorder", env) + SHARD_PORT_STEP * shard)
+    return own
+
+
+def shard_standby_env(
+    standby: Env, env: Env, settings: Settings, layout: ClusterLayout, shard: int
+) -> dict[str, str]:
+    """Return the environment of shard `shard`'s standby from the first standby's: without
+    CFD_DATABASE_URL, it reads the SQLite history its shard's recorder writes."""
     own = dict(standby)
+    if not env.get("CFD_DATABASE_URL", "").strip():
+        # Here, not at the top: `cfd engine` imports this module before choosing its core.
+        from engine_svc.config import shard_files
+
+        own["CFD_DATABASE_URL"] = database_url(settings, shard_files(shard))
     own["CFD_ENGINE_SHARD"] = str(shard)
     own["CFD_JOURNAL_STREAM"] = shard_stream(standby, shard)
     own["CFD_ENGINE_PORT"] = str(standby_port(layout, shard))

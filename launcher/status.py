@@ -1,9 +1,9 @@
 """`cfd status`: every service's health, sequence, recorder lag, journal leader, feed state and
 version, and the money of every CFD engine shard summed against the deposits.
 
-Health comes from each gRPC service's health check, the edge's `/readyz` and the market maker's
-`cfd_maker_connected`; the figures from each process's `/metrics` port. The exit code is 1 when
-any service is not SERVING.
+Health comes from each gRPC service's health check, the edge's `/readyz`, the market maker's
+`cfd_maker_connected` and the history recorder's `cfd_recorder_serving`; the figures from each
+process's `/metrics` port. The exit code is 1 when any service is not SERVING.
 """
 
 from __future__ import annotations
@@ -89,6 +89,15 @@ def maker_health(samples: Samples) -> str:
     return SERVING if found[0][1] == 1 else "NOT_SERVING"
 
 
+def recorder_health(samples: Samples) -> str:
+    """Return SERVING while the recorder follows the journal and writes, NOT_SERVING while it
+    waits (for the engine, or a database that refuses), UNREACHABLE without its `/metrics`."""
+    found = samples.get("cfd_recorder_serving")
+    if not found:
+        return UNREACHABLE
+    return SERVING if found[0][1] == 1 else "NOT_SERVING"
+
+
 def scrape(target: str) -> Samples:
     """Return the samples of the `/metrics` page at host:port (none if it does not answer)."""
     try:
@@ -135,17 +144,33 @@ def collect(settings: Settings, env: Mapping[str, str] | None = None) -> list[Se
         "accounts": grpc_health(settings.account_addr),
         "edge": edge_health(settings.edge_port),
     }
+    by_metrics = {"recorder": recorder_health, "maker": maker_health}
+    further = range(1, settings.engine_shards)
     rows = []
-    for service in (*health, "maker"):
+    for service in (
+        "engine",
+        *(f"engine-{shard}" for shard in further),
+        "recorder",
+        *(f"recorder-{shard}" for shard in further),
+        "market",
+        "accounts",
+        "edge",
+        "maker",
+    ):
+        kind = service.partition("-")[0]
         samples = scrape(targets[f"cfd-{service}"])
-        state = health[service] if service in health else maker_health(samples)
+        state = health[service] if service in health else by_metrics[kind](samples)
+        lag = "cfd_recorder_lag" if kind == "recorder" else "cfd_engine_recorder_lag"
         rows.append(
             ServiceStatus(
                 service,
                 state,
                 version=_label(samples, "cfd_build_info", "version"),
-                seq=_first(samples, "cfd_engine_last_seq"),
-                recorder_lag=_first(samples, "cfd_engine_recorder_lag"),
+                seq=_first(
+                    samples,
+                    "cfd_recorder_recorded_seq" if kind == "recorder" else "cfd_engine_last_seq",
+                ),
+                recorder_lag=_first(samples, lag),
                 leader=_label(samples, "cfd_engine_journal_leader", "holder"),
                 feed=_feed(samples),
             )

@@ -46,6 +46,7 @@ METRICS_PORTS: dict[str, tuple[str, int]] = {
     "accounts": ("CFD_ACCOUNT_METRICS_PORT", 9183),
     "edge": ("CFD_EDGE_METRICS_PORT", 9184),
     "maker": ("CFD_MAKER_METRICS_PORT", 9185),
+    "recorder": ("CFD_RECORDER_METRICS_PORT", 9186),
 }
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_PATH = b"/metrics"

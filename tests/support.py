@@ -138,6 +138,7 @@ def mesh_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         CFD_ACCOUNT_METRICS_PORT=str(free_port()),
         CFD_EDGE_METRICS_PORT=str(free_port()),
         CFD_MAKER_METRICS_PORT=str(free_port()),
+        CFD_RECORDER_METRICS_PORT=str(free_port()),
         CFD_INTERNAL_TOKEN="test-internal-token-0123456789",
         CFD_LOG_LEVEL="INFO",
     )

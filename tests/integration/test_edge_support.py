@@ -14,7 +14,7 @@ import grpc
 import httpx
 
 from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
-from launcher.status import SERVING, maker_health, scrape
+from launcher.status import SERVING, maker_health, recorder_health, scrape
 from support import ServiceProcess, mesh_env, wait_for
 
 PASSWORD = "correct horse battery staple"
@@ -85,10 +85,16 @@ def maker_serving(env: dict[str, str]) -> bool:
     return maker_health(samples) == SERVING
 
 
+def recorder_serving(env: dict[str, str]) -> bool:
+    """Tell whether the history recorder of a mesh follows the journal and writes."""
+    samples = scrape(f"127.0.0.1:{env['CFD_RECORDER_METRICS_PORT']}")
+    return recorder_health(samples) == SERVING
+
+
 @contextlib.contextmanager
 def live_mesh(data_dir: Path, *, with_maker: bool = False, **overrides: str) -> Iterator[LiveMesh]:
-    """Start market, engine, accounts and edge (and the maker when asked) as processes; stop
-    them all afterwards."""
+    """Start market, engine, recorder, accounts and edge (and the maker when asked) as
+    processes; stop them all afterwards."""
     env = mesh_env(data_dir, **(TEST_ENV | overrides))
     processes: dict[str, ServiceProcess] = {}
     try:
@@ -99,6 +105,16 @@ def live_mesh(data_dir: Path, *, with_maker: bool = False, **overrides: str) -> 
         ):
             processes[name] = ServiceProcess([name], env, data_dir / f"{name}.log")
             processes[name].wait_grpc_ready(int(env[port]), timeout=60)
+        recorder = processes["recorder"] = ServiceProcess(
+            ["recorder"], env, data_dir / "recorder.log"
+        )
+
+        def recording() -> bool:
+            if recorder.process.poll() is not None:
+                raise AssertionError(f"cfd recorder exited:\n{recorder.output()}")
+            return recorder_serving(env)
+
+        wait_for(recording, timeout=60, interval=0.1)
         edge = ServiceProcess(["edge"], env, data_dir / "edge.log")
         processes["edge"] = edge
         mesh = LiveMesh(env, data_dir, processes)

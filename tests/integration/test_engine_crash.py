@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 import grpc
+import pytest
 
 from account_svc.issuer import TokenIssuer
 from cfd.v1 import common_pb2, engine_admin_pb2, exchange_pb2, exchange_pb2_grpc, trading_pb2
@@ -245,7 +246,9 @@ async def verify(client: Client, ledger: Ledger) -> None:
             assert position_id in open_now[user]
 
 
-async def test_sigkill_under_load_loses_no_acknowledged_result(tmp_path: Path) -> None:
+async def test_sigkill_under_load_loses_no_acknowledged_result(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     random.seed(7)
     async with fake_market() as (market, address):
         settings, env = engine_settings(
@@ -258,6 +261,10 @@ async def test_sigkill_under_load_loses_no_acknowledged_result(tmp_path: Path) -
         issuer = user_issuer(settings)
         market.push("BTCUSD", "64250.00", "64251.00")
         ledger = Ledger()
+        # One recorder follows the journal through every crash and restart of the engine: the
+        # closed positions and old events read back below come from the history it writes.
+        recorder = ServiceProcess(["recorder"], env, tmp_path / "recorder.log")
+        request.addfinalizer(recorder.stop)
         last_seen = 0
         for cycle in range(4):
             process = start(settings, env, tmp_path, cycle)
@@ -312,6 +319,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_result(tmp_path: Path) -
                 assert stats.snapshot_sequence > 0
         finally:
             process.stop()
+        assert recorder.stop() == 0, recorder.output()[-3000:]
 
 
 async def _priced(client: Client) -> bool:

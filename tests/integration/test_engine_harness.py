@@ -3,7 +3,9 @@
 The fake market is a real gRPC server implementing `MarketDataAdminService.StreamTicks`: it
 streams the quotes a test pushes and re-sends each symbol's latest quote as a keepalive, as
 the real market service does. The engine runs for real: in this process through
-`engine_svc.main.run` (with a stop event), or as a `cfd engine` child for the crash tests.
+`engine_svc.main.run` (with a stop event) beside a recorder (`engine_svc.recorder_runtime`,
+what `cfd recorder` runs) on the same data directory and database, or as a `cfd engine` child
+for the crash tests.
 The tests at the bottom check the harness itself.
 """
 
@@ -30,6 +32,7 @@ from cfd.v1 import (
 )
 from engine_svc.config import EngineConfig
 from engine_svc.main import run
+from engine_svc.recorder_runtime import RecorderRuntime, run_recorder
 from engine_svc.runtime import EngineRuntime
 from mesh.config import Settings
 from mesh.errors import reason_of, status_of
@@ -158,33 +161,70 @@ def user_issuer(settings: Settings) -> TokenIssuer:
 
 
 @dataclass
+class Recorder:
+    """An in-process history recorder (what `cfd recorder` runs) with its task."""
+
+    runtime: RecorderRuntime
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def shutdown(self) -> None:
+        """Stop it cleanly (write what it read)."""
+        self.stop.set()
+        await asyncio.wait_for(self.task, 30)
+
+
+def start_recorder(
+    settings: Settings, config: EngineConfig | None = None, db_url: str | None = None
+) -> Recorder:
+    """Run a recorder of the engine of `settings` in this process."""
+    runtime = RecorderRuntime(
+        settings, config or EngineConfig(price_stale_ms=2000), db_url=db_url, poll_s=0.005
+    )
+    stop = asyncio.Event()
+    return Recorder(runtime, stop, asyncio.create_task(run_recorder(runtime, stop)))
+
+
+@dataclass
 class Engine:
-    """An in-process engine with its stop event, task and runtime."""
+    """An in-process engine with its stop event, task and runtime, and its recorder."""
 
     settings: Settings
     runtime: EngineRuntime
     stop: asyncio.Event
     task: asyncio.Task[None]
+    recorder: Recorder | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.settings.engine_port}"
 
     async def shutdown(self) -> None:
-        """Stop it cleanly (drain, snapshot, record)."""
+        """Stop it cleanly (drain, snapshot), then its recorder (record what is left)."""
         self.stop.set()
-        await asyncio.wait_for(self.task, 30)
+        try:
+            await asyncio.wait_for(self.task, 30)
+        finally:
+            if self.recorder is not None:
+                await self.recorder.shutdown()
 
 
 async def start_engine(
-    settings: Settings, config: EngineConfig | None = None, db_url: str | None = None
+    settings: Settings,
+    config: EngineConfig | None = None,
+    db_url: str | None = None,
+    *,
+    recorder: bool = True,
 ) -> Engine:
-    """Run an engine in this process and wait until it serves."""
+    """Run an engine in this process (with a recorder unless told not to) and wait until it
+    serves."""
     config = config or EngineConfig(price_stale_ms=2000)
     runtime = EngineRuntime(settings, config, db_url=db_url)
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, config, stop=stop, runtime=runtime))
     engine = Engine(settings, runtime, stop, task)
+    if recorder:
+        engine.recorder = start_recorder(settings, config, db_url)
 
     async def serving() -> bool:
         if task.done():

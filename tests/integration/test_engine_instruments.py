@@ -20,6 +20,7 @@ from integration.test_engine_harness import (
     engine_settings,
     fake_market,
     grpc_ready,
+    start_recorder,
     user_issuer,
 )
 from mesh.config import Settings
@@ -60,6 +61,7 @@ async def _serve(settings: Settings, runtime: EngineRuntime) -> Engine:
         return runtime.sequencer is not None and await grpc_ready(engine.address)
 
     await until(serving, within=30)
+    engine.recorder = start_recorder(settings, runtime.config, runtime.db_url)
     return engine
 
 

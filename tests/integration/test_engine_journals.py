@@ -18,6 +18,7 @@ from engine_svc.core.codec import encode_command
 from engine_svc.core.enums import OrderType, Side
 from engine_svc.jetstream import JetStreamJournal
 from engine_svc.journal import CommandLog, Journal, JournalError
+from engine_svc.recorder_runtime import RecorderRuntime, run_recorder
 from engine_svc.runtime import EngineRuntime
 from engine_svc.snapshots import SnapshotStore
 from mesh.config import Settings
@@ -158,10 +159,20 @@ async def test_recovery_replays_to_the_same_digest_on_either_journal(
             await runtime.start()
         # The replicated journal's new leader appends one batch at once (its fence).
         assert runtime.core.last_seq == (61 if config.journal_url else 60)
-        assert "recovered to seq 60 from snapshot 0: replayed 60 commands" in caplog.text
+        # The newest snapshot: the engine no longer replays for the recorder.
+        assert "recovered to seq 60 from snapshot 20: replayed 40 commands" in caplog.text
         assert f"digest {digest}" in caplog.text
-        assert runtime.recorder is not None
-        assert await runtime.recorder.wait_recorded(60, 10)
+        # The recorder process follows either journal to the end and writes the history.
+        recorder = RecorderRuntime(settings, config, db_url=url, poll_s=0.005)
+        recording = asyncio.create_task(run_recorder(recorder))
+        try:
+            assert await runtime.progress.wait_recorded(runtime.core.last_seq, 20)
+            assert recorder.journal_seq == runtime.core.last_seq
+            # It replayed from the start: it had recorded nothing.
+            assert recorder.base_seq == 0
+        finally:
+            recorder.stopping.set()
+            await asyncio.wait_for(recording, 30)
     finally:
         # Bounded: a stop waiting on a task that never ends must fail the test, not hang it.
         await asyncio.wait_for(runtime.stop(), 30)

@@ -74,6 +74,7 @@ async def test_a_corrupt_acknowledged_tail_refuses_to_serve_until_recovered(
         )
         issuer = user_issuer(settings)
         first = ServiceProcess(["engine"], env, tmp_path / "engine-0.log")
+        recorder = ServiceProcess(["recorder"], env, tmp_path / "recorder-0.log")
         try:
             first.wait_grpc_ready(settings.engine_port)
             async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.engine_port}") as ch:
@@ -94,6 +95,9 @@ async def test_a_corrupt_acknowledged_tail_refuses_to_serve_until_recovered(
                 assert lost in await _closed_ids(client)
         finally:
             first.stop(signal.SIGKILL)
+            # A recorder replays the journal as it was: it is stopped while the journal is
+            # repaired, as the engine is.
+            recorder.stop(signal.SIGKILL)
 
         # The acknowledged, recorded close is the journal's last record: damage its last bytes.
         segment = max((tmp_path / "engine" / "journal").glob(f"*{SUFFIX}"))
@@ -129,6 +133,7 @@ async def test_a_corrupt_acknowledged_tail_refuses_to_serve_until_recovered(
         assert repaired.returncode == 0, repaired.stdout + repaired.stderr
 
         again = ServiceProcess(["engine"], env, tmp_path / "engine-2.log")
+        recorder = ServiceProcess(["recorder"], env, tmp_path / "recorder-1.log")
         try:
             again.wait_grpc_ready(settings.engine_port)
             async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.engine_port}") as ch:
@@ -157,3 +162,4 @@ async def test_a_corrupt_acknowledged_tail_refuses_to_serve_until_recovered(
                 assert kept in await _closed_ids(client)
         finally:
             again.stop()
+            recorder.stop()

@@ -18,6 +18,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from cfd.v1 import market_admin_pb2, market_admin_pb2_grpc
 from integration.test_edge_support import maker_serving
+from launcher.status import SERVING, collect
+from mesh.config import Settings
 from support import REPO, ServiceProcess, mesh_env, wait_for
 
 GRPC_SERVICES = {
@@ -115,6 +117,7 @@ def test_up_writes_the_prometheus_scrape_configuration(
         "CFD_MARKET_METRICS_PORT",
         "CFD_EDGE_METRICS_PORT",
         "CFD_MAKER_METRICS_PORT",
+        "CFD_RECORDER_METRICS_PORT",
     ):
         assert f'"127.0.0.1:{env[var]}"' in config
     assert (directory / "cfd-rules.yml").is_file()
@@ -157,14 +160,27 @@ def test_the_maker_runs_and_quotes_a_published_price(
     wait_for(charted, 30)
 
 
+def test_the_recorder_runs_and_cfd_status_shows_it(
+    mesh: tuple[ServiceProcess, dict[str, str]],
+) -> None:
+    _, env = mesh
+
+    def recorder_serving() -> bool:
+        rows = {row.service: row for row in collect(Settings.from_env(env), env)}
+        return rows["recorder"].health == SERVING and rows["recorder"].seq != "-"
+
+    wait_for(recorder_serving, 30)
+
+
 def test_sigterm_stops_everything_with_exit_code_zero(
     mesh: tuple[ServiceProcess, dict[str, str]],
 ) -> None:
     up, env = mesh
     assert up.stop(signal.SIGTERM) == 0
     assert "the maker cancelled its quotes" in up.output()
+    assert "recorder: stopped at recorded seq" in up.output()
     ports = ("CFD_ENGINE_PORT", "CFD_MARKET_PORT", "CFD_ACCOUNT_PORT", "CFD_EDGE_PORT")
-    for var in (*ports, "CFD_MAKER_METRICS_PORT"):
+    for var in (*ports, "CFD_MAKER_METRICS_PORT", "CFD_RECORDER_METRICS_PORT"):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", int(env[var]))) != 0, f"{var} still open"
 

@@ -16,7 +16,7 @@ import pytest
 
 from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc
 from integration.test_edge_support import TEST_ENV, signup
-from launcher.status import collect
+from launcher.status import SERVING, collect
 from mesh.auth import shard_claim
 from mesh.config import Settings, shard_port
 from support import ServiceProcess, free_port, mesh_env, running_up, wait_for
@@ -80,6 +80,8 @@ def test_the_standby_leads_when_the_first_engine_dies_and_the_mesh_follows(
     assert leader.endswith(f":{env['CFD_ENGINE_PORT']}")
     rows = collect(Settings.from_env(env), env)
     assert next(row.leader for row in rows if row.service == "engine") == leader
+    # One recorder follows the stream for both engines.
+    assert next(row.health for row in rows if row.service == "recorder") == SERVING
     wait_for(lambda: _edge_ready(env), timeout=20)
 
     os.kill(int(leader.split(":")[-2]), signal.SIGKILL)

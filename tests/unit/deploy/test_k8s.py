@@ -42,6 +42,7 @@ def _containers(workload: Resource) -> list[Resource]:
 def test_there_are_manifests_for_every_part_of_the_platform() -> None:
     names = {(r["kind"], r["metadata"]["name"]) for r in _all()}
     assert {("StatefulSet", "cfd-nats"), ("StatefulSet", "cfd-engine")} <= names
+    assert ("StatefulSet", "cfd-recorder") in names
     assert {("Deployment", f"cfd-{name}") for name in ("market", "accounts", "edge")} <= names
     assert {("Service", f"cfd-{name}") for name in ("nats", "engine", "market", "accounts",
                                                     "edge")} <= names  # fmt: skip
@@ -139,6 +140,18 @@ def test_every_further_shard_has_its_engines_stream_and_address() -> None:
         env = {v["name"]: v.get("value") for v in container["env"]}
         assert env["CFD_ENGINE_SHARD"] == str(shard)
         streams.add(env["CFD_JOURNAL_STREAM"])
+        # Its own recorder follows its stream and writes its rows.
+        recorder = next(
+            w
+            for w in _workloads("StatefulSet")
+            if w["metadata"]["name"] == f"cfd-recorder-shard-{shard}"
+        )
+        (follower,) = _containers(recorder)
+        followed = {v["name"]: v.get("value") for v in follower["env"]}
+        assert (followed["CFD_ENGINE_SHARD"], followed["CFD_JOURNAL_STREAM"]) == (
+            str(shard),
+            env["CFD_JOURNAL_STREAM"],
+        )
         services = [r for r in _all() if r["kind"] == "Service"]
         service = next(r for r in services if r["metadata"]["name"] == name)
         port = service["spec"]["ports"][0]["port"]

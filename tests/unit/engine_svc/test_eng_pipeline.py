@@ -55,7 +55,7 @@ def test_a_consumer_that_raises_is_reported_and_stops_the_engine_once(
         raise ValueError("no such column")
 
     committed = CommittedBatches(
-        [("recorder", broken), ("stream hub", lambda b: after.append(b.last_seq))],
+        [("market hub", broken), ("stream hub", lambda b: after.append(b.last_seq))],
         failures.append,
     )
     with caplog.at_level(logging.CRITICAL, logger="engine.pipeline"):
@@ -64,9 +64,9 @@ def test_a_consumer_that_raises_is_reported_and_stops_the_engine_once(
     # The others still get every batch while the engine drains; the broken one no more.
     assert after == [1, 1]
     assert caplog.text.count("stopping the engine") == 1
-    assert committed.broken == {"recorder": "ValueError: no such column"}
-    assert [str(exc) for exc in failures] == ["the recorder failed: no such column"]
-    assert "the recorder failed on the batch up to seq 1; stopping the engine" in caplog.text
+    assert committed.broken == {"market hub": "ValueError: no such column"}
+    assert [str(exc) for exc in failures] == ["the market hub failed: no such column"]
+    assert "the market hub failed on the batch up to seq 1; stopping the engine" in caplog.text
 
 
 async def test_a_failing_consumer_fails_the_runtime_like_a_failing_journal(tmp_path: Path) -> None:
@@ -75,10 +75,10 @@ async def test_a_failing_consumer_fails_the_runtime_like_a_failing_journal(tmp_p
     runtime = EngineRuntime(settings, EngineConfig(fsync=False), db_url=url)
     await runtime.start()
     try:
+        # The SQL history is not among them: `cfd recorder` writes it from the journal.
         assert [name for name, _ in runtime.committed.consumers] == [
             "stream hub",
             "market hub",
-            "recorder",
             "snapshot trigger",
         ]
         assert runtime.failing_consumers() == []

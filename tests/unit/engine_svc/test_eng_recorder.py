@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import MetaData, Table, select, update
 
 from cfd.v1 import trading_pb2
 from cfd.v1.exchange_pb2 import LIQUIDITY_TAKER, SpotFill
@@ -30,6 +30,7 @@ from engine_svc.core.spot import PlaceSpotOrder, SpotOrderType
 from engine_svc.core.spot.enums import TransferDirection
 from engine_svc.history import (
     MIGRATIONS,
+    RECORDED_TABLES,
     SCHEMA_VERSION,
     HistoryStore,
     PageTokenError,
@@ -229,7 +230,7 @@ async def test_a_version_1_history_gains_the_spot_tables(tmp_path: Path) -> None
     assert await history.recorded_seq() == 7
     async with history.engine.connect() as conn:
         version = (await conn.execute(select(schema_version_table.c.version))).scalar_one()
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
     await history.engine.dispose()
 
 
@@ -261,7 +262,7 @@ async def test_a_version_2_history_gains_swap_and_commission_columns(tmp_path: P
             await conn.execute(select(closed_positions.c.swap, closed_positions.c.commission))
         ).one()
         version = (await conn.execute(select(schema_version_table.c.version))).scalar_one()
-    assert tuple(figures) == ("0", "0") and version == 3
+    assert tuple(figures) == ("0", "0") and version == SCHEMA_VERSION
     await history.engine.dispose()
 
 
@@ -335,3 +336,39 @@ async def test_spot_orders_and_fills_are_recorded_once_and_page_newest_first(
         ("0.0002", LIQUIDITY_TAKER), ("0.0004", LIQUIDITY_TAKER),
     ]  # fmt: skip
     assert await store.spot_fills_page("a", "ETH_USD", None, 5) == []
+
+
+async def test_a_version_3_history_gains_the_shard_in_its_keys(database_url: str) -> None:
+    history = HistoryStore(create_engine(database_url))
+    before = MetaData()
+    for table in (recorder_state, *RECORDED_TABLES):
+        columns = [column._copy() for column in table.columns if column.name != "shard"]
+        Table(table.name, before, *columns)
+    order = {
+        "order_id": "o-5", "account_id": "a", "symbol": "BTCUSD", "side": "BUY",
+        "order_type": "LIMIT", "status": "PENDING", "trigger_price": "1", "position_id": "",
+        "reject_reason": "", "create_time_ns": 1, "update_time_ns": 1, "seq": 5, "data": b"",
+    }  # fmt: skip
+    async with history.engine.begin() as conn:
+        # What the version 3 build created: keys without the shard.
+        await conn.run_sync(schema_version_table.create)
+        await conn.run_sync(before.create_all)
+        await conn.execute(before.tables[orders.name].insert().values(order))
+        await conn.execute(schema_version_table.insert().values(id=1, version=3))
+        await conn.execute(recorder_state.insert().values(id=1, seq=5))
+    await history.create_schema()
+    shard_1 = HistoryStore(history.engine, shard=1)
+    await shard_1.create_schema()
+    # The same order id from another shard is another row; each shard has its own progress.
+    other = order | {"account_id": "b", "seq": 7}
+    assert await shard_1.write(Rows(7, [], [], [], [other])) == 7
+    assert (await history.recorded_seq(), await shard_1.recorded_seq()) == (5, 7)
+    async with history.engine.connect() as conn:
+        found = await conn.execute(select(orders.c.shard, orders.c.account_id).order_by("shard"))
+        assert [tuple(row) for row in found] == [(0, "a"), (1, "b")]
+        version = (await conn.execute(select(schema_version_table.c.version))).scalar_one()
+    assert version == SCHEMA_VERSION == 4
+    # Discarding one shard's seqs leaves the other's rows.
+    assert await shard_1.discard_after(0, lambda _taken: None) == 1
+    assert await history.count(orders) == 1
+    await history.engine.dispose()
