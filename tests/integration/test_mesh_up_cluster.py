@@ -123,7 +123,8 @@ def test_each_shard_has_its_own_leader_and_standby(tmp_path: Path) -> None:
         assert leaders[0] != leaders[1]
         wait_for(lambda: _edge_ready(env), timeout=30)
         with httpx.Client(base_url=f"http://127.0.0.1:{env['CFD_EDGE_PORT']}", timeout=10) as http:
-            tokens = [signup(http, f"c{n}@example.com") for n in range(8)]
+            # Users until one lands on shard 1 (half of them do).
+            tokens = (signup(http, f"c{n}@example.com") for n in range(64))
             home1 = next(token for token in tokens if shard_claim(token) == 1)
 
             os.kill(int(leaders[1].split(":")[-2]), signal.SIGKILL)
