@@ -20,7 +20,7 @@ from mesh.auth import shard_claim
 from mesh.config import Settings, shard_port
 from support import mesh_env, running_up, wait_for
 
-USERS = 10
+USERS = 16
 
 
 @pytest.fixture(scope="module")
