@@ -54,6 +54,23 @@ KIND_DEBIT: Final = "debit"
 _new: Final = tuple.__new__
 _TRANSFERS: Final = (CreditWallet, DebitWallet)
 
+# The command, event and view types as Final names: compiled, the core reads them as native
+# statics rather than looking them up in the module's dictionary on every use.
+_PLACE_TYPE: Final = PlaceSpotOrder
+_CANCEL_TYPE: Final = CancelSpotOrder
+_ORDER_VIEW_TYPE: Final = SpotOrderView
+_FILL_VIEW_TYPE: Final = SpotFillView
+_PLACEMENT_TYPE: Final = SpotPlacement
+_LEVEL_TYPE: Final = BookLevel
+_RESULT_TYPE: Final = SpotResult
+_PLACED_TYPE: Final = SpotOrderPlaced
+_UPDATED_TYPE: Final = SpotOrderUpdated
+_FILLED_TYPE: Final = SpotOrderFilled
+_CANCELLED_TYPE: Final = SpotOrderCancelled
+_FILL_TYPE: Final = SpotFillExecuted
+_TRADE_TYPE: Final = SpotTradeExecuted
+_BOOK_TYPE: Final = SpotBookChanged
+
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 _LIMIT: Final = SpotOrderType.LIMIT
@@ -200,7 +217,7 @@ class SpotExchange:
         the right type that are out of range or inconsistent are rejections.
         """
         kind = type(command)
-        if kind is not PlaceSpotOrder and kind is not CancelSpotOrder and kind not in _TRANSFERS:
+        if kind is not _PLACE_TYPE and kind is not _CANCEL_TYPE and kind not in _TRANSFERS:
             raise TypeError(f"not a spot command: {kind.__name__}")
         seq = command.seq
         ts = command.ts
@@ -212,9 +229,9 @@ class SpotExchange:
         if ts < 0 or ts > MAX_TIME_NS:
             return SpotResult(Reason.VALIDATION_FAILED, "ts must be epoch nanoseconds", None, ())
         try:
-            if isinstance(command, PlaceSpotOrder):
+            if isinstance(command, _PLACE_TYPE):
                 return self._place(command)
-            if isinstance(command, CancelSpotOrder):
+            if isinstance(command, _CANCEL_TYPE):
                 return self._cancel(command)
             kind_name = KIND_CREDIT if isinstance(command, CreditWallet) else KIND_DEBIT
             return self._transfer(command, kind_name)
@@ -277,7 +294,7 @@ class SpotExchange:
         if client_order_id is not None and self.keeps_results:
             stored = SpotResult(None, "", payload, (), True)
             account.results[client_order_id] = (kind, target, stored)
-        return _new(SpotResult, (None, "", payload, tuple(events), False))
+        return _new(_RESULT_TYPE, (None, "", payload, tuple(events), False))
 
     def _check_asset(self, asset: object) -> str:
         if not isinstance(asset, str):
@@ -342,36 +359,46 @@ class SpotExchange:
         return quote - ((-quote * self._taker_bps) // BPS_PER_UNIT)
 
     def _place(self, command: PlaceSpotOrder) -> SpotResult:
-        account_id = command.account_id
+        (
+            seq, ts, account_id, market_name, side, order_type, price_value, quantity_value,
+            quote_value, tif, post_only, client_order_id,
+        ) = command  # fmt: skip
         # A known account's id was checked when it was opened.
         account = self.accounts.get(account_id) if type(account_id) is str else None
         if account is None:
             account_id = self._check_account_id(account_id)
-        market = self.markets.get(command.market) if type(command.market) is str else None
+        market = self.markets.get(market_name) if type(market_name) is str else None
         if market is None:
-            market = self._market(command.market)
-        client_order_id = command.client_order_id
+            market = self._market(market_name)
         if client_order_id is not None:
             duplicate = self._duplicate(account, client_order_id, KIND_PLACE, market.name)
             if duplicate is not None:
                 return duplicate
-        side = command.side
         is_buy = side is _BUY
         if not is_buy and side is not _SELL:
             raise _type_error("side", "a Side", side)
-        order_type = command.order_type
         is_limit = order_type is _LIMIT
         if not is_limit and order_type is not _MARKET:
             raise _type_error("order_type", "a SpotOrderType", order_type)
-        tif = command.time_in_force
         if tif is not _GTC and tif is not _IOC and tif is not _FOK:
             raise _type_error("time_in_force", "a TimeInForce", tif)
-        post_only = command.post_only
         if type(post_only) is not bool:
             raise _type_error("post_only", "bool", post_only)
-        price, quantity, quote_quantity = self._check_terms(command, is_buy, is_limit, tif)
+        if (
+            is_limit
+            and type(price_value) is int
+            and 0 < price_value <= MAX_PRICE_TICKS
+            and type(quantity_value) is int
+            and 0 < quantity_value <= MAX_QUANTITY_LOTS
+            and quote_value is None
+            and (tif is _GTC or not post_only)
+        ):
+            # The common well-formed limit order, which `_check_terms` would return as is.
+            price, quantity, quote_quantity = price_value, quantity_value, 0
+        else:
+            price, quantity, quote_quantity = self._check_terms(command, is_buy, is_limit, tif)
         order = SpotOrder(
-            command.seq,
+            seq,
             account_id,
             market.name,
             is_buy,
@@ -381,7 +408,7 @@ class SpotExchange:
             quote_quantity,
             tif,
             post_only,
-            command.ts,
+            ts,
             client_order_id,
         )
         book = self.books[market.name]
@@ -406,10 +433,8 @@ class SpotExchange:
             locked = account.locked
             locked[asset] = locked.get(asset, 0) + lock
             order.locked = lock
-        seq = command.seq
-        ts = command.ts
         placed = self._view(order)
-        events: list[SpotEvent] = [_new(SpotOrderPlaced, (seq, ts, account_id, placed))]
+        events: list[SpotEvent] = [_new(_PLACED_TYPE, (seq, ts, account_id, placed))]
         fills: list[SpotFillView] = []
         # The touched opposite levels, best first, and this order's own level if it rests.
         taken: list[BookLevel] = []
@@ -434,20 +459,20 @@ class SpotExchange:
             events.append(event_type(seq, ts, account_id, self._view(order)))
         elif order.remaining == 0:
             _check_transition(order, _FILLED)
-            events.append(_new(SpotOrderFilled, (seq, ts, account_id, self._view(order))))
+            events.append(_new(_FILLED_TYPE, (seq, ts, account_id, self._view(order))))
         elif is_limit and tif is _GTC:
             level = (book.bids if is_buy else book.asks).append(order)
             self.orders[order.key] = order
             account.orders[order.key] = order
-            rested = (_new(BookLevel, (price, level.total)),)
+            rested = (_new(_LEVEL_TYPE, (price, level.total)),)
             if order.filled:
                 _check_transition(order, _PARTIAL)
-                events.append(_new(SpotOrderUpdated, (seq, ts, account_id, self._view(order))))
+                events.append(_new(_UPDATED_TYPE, (seq, ts, account_id, self._view(order))))
         else:
             order.remaining = 0
             self._release(order, account, market)
             _check_transition(order, _EXPIRED)
-            events.append(_new(SpotOrderUpdated, (seq, ts, account_id, self._view(order))))
+            events.append(_new(_UPDATED_TYPE, (seq, ts, account_id, self._view(order))))
         if taken or rested:
             opposite_levels = tuple(taken)
             bids = rested if is_buy else opposite_levels
@@ -455,7 +480,7 @@ class SpotExchange:
             events.append(self._book_event(book, seq, ts, bids, asks))
         # An order that rested untouched still looks as it did when placed.
         final = placed if order.status is _OPEN else self._view(order)
-        payload = _new(SpotPlacement, (final, tuple(fills) if fills else ()))
+        payload = _new(_PLACEMENT_TYPE, (final, tuple(fills) if fills else ()))
         return self._remember(account, client_order_id, KIND_PLACE, market.name, payload, events)
 
     @staticmethod
@@ -673,7 +698,7 @@ class SpotExchange:
                     del orders[maker.key]
                     del maker_account.orders[maker.key]
                     maker = following
-            taken.append(_new(BookLevel, (price, level.total if level.count else 0)))
+            taken.append(_new(_LEVEL_TYPE, (price, level.total if level.count else 0)))
             if stopped:
                 break
         return last_price
@@ -739,31 +764,29 @@ class SpotExchange:
         taker_side = _BUY if taker_buys else _SELL
         maker_side = _SELL if taker_buys else _BUY
         name = market.name
-        maker_fill = _new(SpotFillView, (
+        maker_fill = _new(_FILL_VIEW_TYPE, (
             f"{trade_id}-m", trade_id, maker.order_id, maker.account_id, name,
             maker_side, price, quantity, quote, maker_fee, _MAKER, seq, ts,
         ))  # fmt: skip
-        taker_fill = _new(SpotFillView, (
+        taker_fill = _new(_FILL_VIEW_TYPE, (
             f"{trade_id}-t", trade_id, taker.order_id, taker.account_id, name,
             taker_side, price, quantity, quote, taker_fee, _TAKER, seq, ts,
         ))  # fmt: skip
         fills.append(taker_fill)
-        events.append(
-            _new(SpotTradeExecuted, (seq, ts, name, trade_id, price, quantity, taker_side))
-        )
-        events.append(_new(SpotFillExecuted, (seq, ts, maker.account_id, maker_fill)))
-        events.append(_new(SpotFillExecuted, (seq, ts, taker.account_id, taker_fill)))
+        events.append(_new(_TRADE_TYPE, (seq, ts, name, trade_id, price, quantity, taker_side)))
+        events.append(_new(_FILL_TYPE, (seq, ts, maker.account_id, maker_fill)))
+        events.append(_new(_FILL_TYPE, (seq, ts, taker.account_id, taker_fill)))
         status = maker.status
         if maker.remaining == 0:
             if status not in _INTO_FILLED:
                 check_spot_transition(status, _FILLED)
             maker.status = _FILLED
-            events.append(_new(SpotOrderFilled, (seq, ts, maker.account_id, self._view(maker))))
+            events.append(_new(_FILLED_TYPE, (seq, ts, maker.account_id, self._view(maker))))
         else:
             if status not in _INTO_PARTIAL:
                 check_spot_transition(status, _PARTIAL)
             maker.status = _PARTIAL
-            events.append(_new(SpotOrderUpdated, (seq, ts, maker.account_id, self._view(maker))))
+            events.append(_new(_UPDATED_TYPE, (seq, ts, maker.account_id, self._view(maker))))
 
     def _settle_buy_lock(
         self, market: Market, buyer: SpotOrder, account: SpotAccount, quote: int, fee: int
@@ -818,21 +841,19 @@ class SpotExchange:
         del self.orders[order.key]
         del account.orders[order.key]
         events.append(
-            _new(SpotOrderCancelled, (seq, ts, order.account_id, self._view(order), self_trade))
+            _new(_CANCELLED_TYPE, (seq, ts, order.account_id, self._view(order), self_trade))
         )
         return level
 
     # ----------------------------------------------------------------- cancelling
 
     def _cancel(self, command: CancelSpotOrder) -> SpotResult:
-        account_id = command.account_id
+        seq, ts, account_id, text, client_order_id = command
         account = self.accounts.get(account_id) if type(account_id) is str else None
         if account is None:
             account_id = self._check_account_id(account_id)
-        text = command.order_id
         if not isinstance(text, str):
             raise _type_error("order_id", "str", text)
-        client_order_id = command.client_order_id
         if client_order_id is not None:
             duplicate = self._duplicate(account, client_order_id, KIND_CANCEL, text)
             if duplicate is not None:
@@ -843,14 +864,12 @@ class SpotExchange:
             raise RejectionError(Reason.ORDER_NOT_FOUND, f"no open spot order {text[:24]!r}")
         book = self.books[order.market]
         is_buy = order.is_buy
-        seq = command.seq
-        ts = command.ts
         events: list[SpotEvent] = []
         level = self._cancel_resting(
             book.bids if is_buy else book.asks, order, account, self.markets[order.market], seq,
             ts, events, False,
         )  # fmt: skip
-        changed = (_new(BookLevel, (level.price, level.total if level.count else 0)),)
+        changed = (_new(_LEVEL_TYPE, (level.price, level.total if level.count else 0)),)
         events.append(
             self._book_event(book, seq, ts, changed if is_buy else (), () if is_buy else changed)
         )
@@ -863,7 +882,7 @@ class SpotExchange:
     def _view(self, order: SpotOrder, reject_reason: Reason | None = None) -> SpotOrderView:
         quote_sized = order.quote_quantity != 0
         return _new(
-            SpotOrderView,
+            _ORDER_VIEW_TYPE,
             (
                 order.order_id,
                 order.account_id,
@@ -899,7 +918,7 @@ class SpotExchange:
     ) -> SpotBookChanged:
         """Return the book's next change event with the new totals of touched levels."""
         book.sequence += 1
-        return _new(SpotBookChanged, (seq, ts, book.market, book.sequence, bids, asks))
+        return _new(_BOOK_TYPE, (seq, ts, book.market, book.sequence, bids, asks))
 
     # ----------------------------------------------------------------- queries
 
