@@ -78,7 +78,6 @@ _MARKET: Final = SpotOrderType.MARKET
 _GTC: Final = TimeInForce.GTC
 _IOC: Final = TimeInForce.IOC
 _FOK: Final = TimeInForce.FOK
-_OPEN: Final = SpotOrderStatus.OPEN
 _PARTIAL: Final = SpotOrderStatus.PARTIALLY_FILLED
 _FILLED: Final = SpotOrderStatus.FILLED
 _CANCELLED: Final = SpotOrderStatus.CANCELLED
@@ -435,6 +434,9 @@ class SpotExchange:
             order.locked = lock
         placed = self._view(order)
         events: list[SpotEvent] = [_new(_PLACED_TYPE, (seq, ts, account_id, placed))]
+        # The order as the result shows it: as placed while it rests untouched, else the view
+        # of its last own event (nothing changes it after that).
+        final = placed
         fills: list[SpotFillView] = []
         # The touched opposite levels, best first, and this order's own level if it rests.
         taken: list[BookLevel] = []
@@ -455,11 +457,13 @@ class SpotExchange:
             spare = quote_quantity - order.filled_quote
             spent = last_price != 0 and spare < last_price * market.quote_unit
             _check_transition(order, _FILLED if spent else _EXPIRED)
+            final = self._view(order)
             event_type = SpotOrderFilled if spent else SpotOrderUpdated
-            events.append(event_type(seq, ts, account_id, self._view(order)))
+            events.append(event_type(seq, ts, account_id, final))
         elif order.remaining == 0:
             _check_transition(order, _FILLED)
-            events.append(_new(_FILLED_TYPE, (seq, ts, account_id, self._view(order))))
+            final = self._view(order)
+            events.append(_new(_FILLED_TYPE, (seq, ts, account_id, final)))
         elif is_limit and tif is _GTC:
             level = (book.bids if is_buy else book.asks).append(order)
             self.orders[order.key] = order
@@ -467,19 +471,19 @@ class SpotExchange:
             rested = (_new(_LEVEL_TYPE, (price, level.total)),)
             if order.filled:
                 _check_transition(order, _PARTIAL)
-                events.append(_new(_UPDATED_TYPE, (seq, ts, account_id, self._view(order))))
+                final = self._view(order)
+                events.append(_new(_UPDATED_TYPE, (seq, ts, account_id, final)))
         else:
             order.remaining = 0
             self._release(order, account, market)
             _check_transition(order, _EXPIRED)
-            events.append(_new(_UPDATED_TYPE, (seq, ts, account_id, self._view(order))))
+            final = self._view(order)
+            events.append(_new(_UPDATED_TYPE, (seq, ts, account_id, final)))
         if taken or rested:
             opposite_levels = tuple(taken)
             bids = rested if is_buy else opposite_levels
             asks = opposite_levels if is_buy else rested
             events.append(self._book_event(book, seq, ts, bids, asks))
-        # An order that rested untouched still looks as it did when placed.
-        final = placed if order.status is _OPEN else self._view(order)
         payload = _new(_PLACEMENT_TYPE, (final, tuple(fills) if fills else ()))
         return self._remember(account, client_order_id, KIND_PLACE, market.name, payload, events)
 
