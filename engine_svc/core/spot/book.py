@@ -9,9 +9,12 @@ An order knows its neighbours and its level, so cancelling by id is O(1) within 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from typing import Final
 
 from ..enums import Side
 from .enums import SpotOrderStatus, SpotOrderType, TimeInForce
+
+ORDER_ID_PREFIX: Final = "s-"
 
 
 class SpotOrder:
@@ -19,6 +22,7 @@ class SpotOrder:
 
     `locked` is what it holds in the owner's wallet: for a buy limit the USD for the
     remaining quantity at its price plus the taker fee on that, for a sell the remaining lots.
+    `order_id` is its public id (``s-<key>``), formatted once.
     """
 
     __slots__ = (
@@ -35,6 +39,7 @@ class SpotOrder:
         "locked",
         "market",
         "next",
+        "order_id",
         "post_only",
         "prev",
         "price",
@@ -62,6 +67,7 @@ class SpotOrder:
         client_order_id: str | None,
     ) -> None:
         self.key = key
+        self.order_id = f"{ORDER_ID_PREFIX}{key}"
         self.account_id = account_id
         self.market = market
         self.is_buy = is_buy

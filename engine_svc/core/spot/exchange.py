@@ -5,14 +5,14 @@ See the package docstring for the matching rules and the choices made where API.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Final
 
 from ..enums import Side
 from ..instruments import default_instruments
 from ..reasons import Reason
 from ..units import MAX_MONEY_MICROS, MAX_PRICE_TICKS, MAX_QUANTITY_LOTS
-from .book import Book, BookSide, Level, SpotOrder
+from .book import ORDER_ID_PREFIX, Book, BookSide, Level, SpotOrder
 from .commands import CancelSpotOrder, CreditWallet, DebitWallet, PlaceSpotOrder, SpotCommand
 from .enums import (
     SPOT_TRANSITIONS,
@@ -43,7 +43,6 @@ MAX_TIME_NS: Final = (1 << 63) - 1
 MAX_SEQ: Final = 1 << 48
 # No wallet balance may grow beyond this, so every product stays far from any limit.
 MAX_BALANCE: Final = MAX_MONEY_MICROS * 1000
-ORDER_ID_PREFIX: Final = "s-"
 TRADE_ID_PREFIX: Final = "t-"
 
 # Idempotency kinds: a client_order_id is bound to the kind and target of its first command.
@@ -52,7 +51,25 @@ KIND_CANCEL: Final = "cancel"
 KIND_CREDIT: Final = "credit"
 KIND_DEBIT: Final = "debit"
 
-_new = tuple.__new__
+_new: Final = tuple.__new__
+_TRANSFERS: Final = (CreditWallet, DebitWallet)
+
+# The command, event and view types as Final names: compiled, the core reads them as native
+# statics rather than looking them up in the module's dictionary on every use.
+_PLACE_TYPE: Final = PlaceSpotOrder
+_CANCEL_TYPE: Final = CancelSpotOrder
+_ORDER_VIEW_TYPE: Final = SpotOrderView
+_FILL_VIEW_TYPE: Final = SpotFillView
+_PLACEMENT_TYPE: Final = SpotPlacement
+_LEVEL_TYPE: Final = BookLevel
+_RESULT_TYPE: Final = SpotResult
+_PLACED_TYPE: Final = SpotOrderPlaced
+_UPDATED_TYPE: Final = SpotOrderUpdated
+_FILLED_TYPE: Final = SpotOrderFilled
+_CANCELLED_TYPE: Final = SpotOrderCancelled
+_FILL_TYPE: Final = SpotFillExecuted
+_TRADE_TYPE: Final = SpotTradeExecuted
+_BOOK_TYPE: Final = SpotBookChanged
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
@@ -61,7 +78,6 @@ _MARKET: Final = SpotOrderType.MARKET
 _GTC: Final = TimeInForce.GTC
 _IOC: Final = TimeInForce.IOC
 _FOK: Final = TimeInForce.FOK
-_OPEN: Final = SpotOrderStatus.OPEN
 _PARTIAL: Final = SpotOrderStatus.PARTIALLY_FILLED
 _FILLED: Final = SpotOrderStatus.FILLED
 _CANCELLED: Final = SpotOrderStatus.CANCELLED
@@ -115,6 +131,17 @@ def _check_count(value: object, name: str, high: int, low_reason: Reason) -> int
     return value
 
 
+def _sources(target: SpotOrderStatus) -> frozenset[SpotOrderStatus]:
+    """Return the statuses the transition table lets an order leave for `target`."""
+    return frozenset(source for source, targets in SPOT_TRANSITIONS.items() if target in targets)
+
+
+# The transition table read by target, for the checks on the matching path.
+_INTO_FILLED: Final = _sources(_FILLED)
+_INTO_PARTIAL: Final = _sources(_PARTIAL)
+_INTO_CANCELLED: Final = _sources(_CANCELLED)
+
+
 def _check_transition(order: SpotOrder, target: SpotOrderStatus) -> None:
     """Move an order to `target` if the transition table allows it, else raise."""
     if target not in SPOT_TRANSITIONS[order.status]:
@@ -157,7 +184,9 @@ class SpotExchange:
                 raise ValueError(f"asset {market.base_asset} is the base of two markets")
             bases[market.base_asset] = name
         self.markets: dict[str, Market] = dict(sorted(chosen.items()))
-        self.fees = FeeSchedule() if fees is None else fees
+        self._fees = FeeSchedule() if fees is None else fees
+        self._taker_bps = self._fees.taker_bps
+        self._maker_bps = self._fees.maker_bps
         # Every asset a wallet may hold, sorted; a base asset amount is in its market's lots.
         self.assets: tuple[str, ...] = tuple(sorted([QUOTE_ASSET, *bases]))
         self.books: dict[str, Book] = {name: Book(name) for name in self.markets}
@@ -172,6 +201,11 @@ class SpotExchange:
         # does, one rule for every command); the exchange then stores none.
         self.keeps_results = True
 
+    @property
+    def fees(self) -> FeeSchedule:
+        """Return the fee schedule (fixed for the exchange's life)."""
+        return self._fees
+
     # ----------------------------------------------------------------- entry point
 
     def apply(self, command: SpotCommand) -> SpotResult:
@@ -181,9 +215,9 @@ class SpotExchange:
         `TypeError` for a non-command or a field of the wrong type (caller bugs); values of
         the right type that are out of range or inconsistent are rejections.
         """
-        handler = _HANDLERS.get(type(command))
-        if handler is None:
-            raise TypeError(f"not a spot command: {type(command).__name__}")
+        kind = type(command)
+        if kind is not _PLACE_TYPE and kind is not _CANCEL_TYPE and kind not in _TRANSFERS:
+            raise TypeError(f"not a spot command: {kind.__name__}")
         seq = command.seq
         ts = command.ts
         if type(seq) is not int or type(ts) is not int:
@@ -194,7 +228,12 @@ class SpotExchange:
         if ts < 0 or ts > MAX_TIME_NS:
             return SpotResult(Reason.VALIDATION_FAILED, "ts must be epoch nanoseconds", None, ())
         try:
-            return handler(self, command)
+            if isinstance(command, _PLACE_TYPE):
+                return self._place(command)
+            if isinstance(command, _CANCEL_TYPE):
+                return self._cancel(command)
+            kind_name = KIND_CREDIT if isinstance(command, CreditWallet) else KIND_DEBIT
+            return self._transfer(command, kind_name)
         except RejectionError as rejection:
             return SpotResult(rejection.reason, rejection.message, rejection.payload, ())
 
@@ -254,7 +293,7 @@ class SpotExchange:
         if client_order_id is not None and self.keeps_results:
             stored = SpotResult(None, "", payload, (), True)
             account.results[client_order_id] = (kind, target, stored)
-        return _new(SpotResult, (None, "", payload, tuple(events), False))
+        return _new(_RESULT_TYPE, (None, "", payload, tuple(events), False))
 
     def _check_asset(self, asset: object) -> str:
         if not isinstance(asset, str):
@@ -267,12 +306,6 @@ class SpotExchange:
         return MAX_MONEY_MICROS if asset == QUOTE_ASSET else MAX_QUANTITY_LOTS
 
     # ----------------------------------------------------------------- wallet transfers
-
-    def _credit(self, command: CreditWallet) -> SpotResult:
-        return self._transfer(command, KIND_CREDIT)
-
-    def _debit(self, command: DebitWallet) -> SpotResult:
-        return self._transfer(command, KIND_DEBIT)
 
     def _transfer(self, command: CreditWallet | DebitWallet, kind: str) -> SpotResult:
         """Credit or debit the available balance of one asset."""
@@ -322,39 +355,49 @@ class SpotExchange:
     def buy_lock(self, price: int, quantity: int, market: Market) -> int:
         """Return what a buy limit locks: price x quantity plus the taker fee on it."""
         quote = price * quantity * market.quote_unit
-        return quote - ((-quote * self.fees.taker_bps) // BPS_PER_UNIT)
+        return quote - ((-quote * self._taker_bps) // BPS_PER_UNIT)
 
     def _place(self, command: PlaceSpotOrder) -> SpotResult:
-        account_id = command.account_id
+        (
+            seq, ts, account_id, market_name, side, order_type, price_value, quantity_value,
+            quote_value, tif, post_only, client_order_id,
+        ) = command  # fmt: skip
         # A known account's id was checked when it was opened.
         account = self.accounts.get(account_id) if type(account_id) is str else None
         if account is None:
             account_id = self._check_account_id(account_id)
-        market = self.markets.get(command.market) if type(command.market) is str else None
+        market = self.markets.get(market_name) if type(market_name) is str else None
         if market is None:
-            market = self._market(command.market)
-        client_order_id = command.client_order_id
+            market = self._market(market_name)
         if client_order_id is not None:
             duplicate = self._duplicate(account, client_order_id, KIND_PLACE, market.name)
             if duplicate is not None:
                 return duplicate
-        side = command.side
         is_buy = side is _BUY
         if not is_buy and side is not _SELL:
             raise _type_error("side", "a Side", side)
-        order_type = command.order_type
         is_limit = order_type is _LIMIT
         if not is_limit and order_type is not _MARKET:
             raise _type_error("order_type", "a SpotOrderType", order_type)
-        tif = command.time_in_force
         if tif is not _GTC and tif is not _IOC and tif is not _FOK:
             raise _type_error("time_in_force", "a TimeInForce", tif)
-        post_only = command.post_only
         if type(post_only) is not bool:
             raise _type_error("post_only", "bool", post_only)
-        price, quantity, quote_quantity = self._check_terms(command, is_buy, is_limit, tif)
+        if (
+            is_limit
+            and type(price_value) is int
+            and 0 < price_value <= MAX_PRICE_TICKS
+            and type(quantity_value) is int
+            and 0 < quantity_value <= MAX_QUANTITY_LOTS
+            and quote_value is None
+            and (tif is _GTC or not post_only)
+        ):
+            # The common well-formed limit order, which `_check_terms` would return as is.
+            price, quantity, quote_quantity = price_value, quantity_value, 0
+        else:
+            price, quantity, quote_quantity = self._check_terms(command, is_buy, is_limit, tif)
         order = SpotOrder(
-            command.seq,
+            seq,
             account_id,
             market.name,
             is_buy,
@@ -364,37 +407,40 @@ class SpotExchange:
             quote_quantity,
             tif,
             post_only,
-            command.ts,
+            ts,
             client_order_id,
         )
         book = self.books[market.name]
         opposite = book.asks if is_buy else book.bids
-        best = opposite.best()
-        self._check_acceptance(order, account, market, best)
+        keys = opposite.keys
+        best = opposite.levels[-keys[-1] if is_buy else keys[-1]] if keys else None
+        if is_limit and is_buy:
+            lock = self.buy_lock(price, quantity, market)
+        elif not is_buy:
+            lock = quantity
+        else:
+            lock = 0
+        self._check_acceptance(order, account, market, best, lock)
         if account is None:
             account = self._open_account(account_id)
         if quote_quantity:
             # Sized by the budget: the quantity is whatever the budget buys.
             order.remaining = MAX_QUANTITY_LOTS
-        if is_buy and is_limit:
-            lock = self.buy_lock(price, quantity, market)
-            asset = QUOTE_ASSET
-        elif not is_buy:
-            lock = quantity
-            asset = market.base_asset
-        else:
-            lock = 0
-            asset = QUOTE_ASSET
         if lock:
+            asset = QUOTE_ASSET if is_buy else market.base_asset
             account.available[asset] -= lock
-            account.locked[asset] = account.locked.get(asset, 0) + lock
+            locked = account.locked
+            locked[asset] = locked.get(asset, 0) + lock
             order.locked = lock
-        seq = command.seq
-        ts = command.ts
         placed = self._view(order)
-        events: list[SpotEvent] = [_new(SpotOrderPlaced, (seq, ts, account_id, placed))]
+        events: list[SpotEvent] = [_new(_PLACED_TYPE, (seq, ts, account_id, placed))]
+        # The order as the result shows it: as placed while it rests untouched, else the view
+        # of its last own event (nothing changes it after that).
+        final = placed
         fills: list[SpotFillView] = []
-        changed: dict[int, int] = {}
+        # The touched opposite levels, best first, and this order's own level if it rests.
+        taken: list[BookLevel] = []
+        rested: tuple[BookLevel, ...] = ()
         last_price = 0
         crosses = best is not None and (
             not is_limit or (best.price <= price if is_buy else best.price >= price)
@@ -403,38 +449,42 @@ class SpotExchange:
             tif is not _FOK or self._fillable(opposite, order, account, market) >= quantity
         ):
             last_price = self._match(
-                opposite, market, order, account, seq, ts, events, fills, changed
+                opposite, market, order, account, seq, ts, events, fills, taken
             )
-        bid_changes = changed if not is_buy else {}
-        ask_changes = changed if is_buy else {}
         if quote_quantity:
             # Spent when what is left of the budget buys less than a lot at the last price.
             order.remaining = 0
             spare = quote_quantity - order.filled_quote
             spent = last_price != 0 and spare < last_price * market.quote_unit
             _check_transition(order, _FILLED if spent else _EXPIRED)
+            final = self._view(order)
             event_type = SpotOrderFilled if spent else SpotOrderUpdated
-            events.append(event_type(seq, ts, account_id, self._view(order)))
+            events.append(event_type(seq, ts, account_id, final))
         elif order.remaining == 0:
             _check_transition(order, _FILLED)
-            events.append(_new(SpotOrderFilled, (seq, ts, account_id, self._view(order))))
+            final = self._view(order)
+            events.append(_new(_FILLED_TYPE, (seq, ts, account_id, final)))
         elif is_limit and tif is _GTC:
-            level = self._rest(book, order, account)
-            own = bid_changes if is_buy else ask_changes
-            own[price] = level.total
+            level = (book.bids if is_buy else book.asks).append(order)
+            self.orders[order.key] = order
+            account.orders[order.key] = order
+            rested = (_new(_LEVEL_TYPE, (price, level.total)),)
             if order.filled:
                 _check_transition(order, _PARTIAL)
-                events.append(_new(SpotOrderUpdated, (seq, ts, account_id, self._view(order))))
+                final = self._view(order)
+                events.append(_new(_UPDATED_TYPE, (seq, ts, account_id, final)))
         else:
             order.remaining = 0
             self._release(order, account, market)
             _check_transition(order, _EXPIRED)
-            events.append(_new(SpotOrderUpdated, (seq, ts, account_id, self._view(order))))
-        if bid_changes or ask_changes:
-            events.append(self._book_event(book, seq, ts, bid_changes, ask_changes))
-        # An order that rested untouched still looks as it did when placed.
-        final = placed if order.status is _OPEN else self._view(order)
-        payload = _new(SpotPlacement, (final, tuple(fills) if fills else ()))
+            final = self._view(order)
+            events.append(_new(_UPDATED_TYPE, (seq, ts, account_id, final)))
+        if taken or rested:
+            opposite_levels = tuple(taken)
+            bids = rested if is_buy else opposite_levels
+            asks = opposite_levels if is_buy else rested
+            events.append(self._book_event(book, seq, ts, bids, asks))
+        payload = _new(_PLACEMENT_TYPE, (final, tuple(fills) if fills else ()))
         return self._remember(account, client_order_id, KIND_PLACE, market.name, payload, events)
 
     @staticmethod
@@ -480,9 +530,17 @@ class SpotExchange:
         return 0, 0, quote
 
     def _check_acceptance(
-        self, order: SpotOrder, account: SpotAccount | None, market: Market, best: Level | None
+        self,
+        order: SpotOrder,
+        account: SpotAccount | None,
+        market: Market,
+        best: Level | None,
+        lock: int,
     ) -> None:
-        """Reject (with the order as REJECTED) what cannot be accepted; change nothing."""
+        """Reject (with the order as REJECTED) what cannot be accepted; change nothing.
+
+        `lock` is what the order would lock (for a buy limit, `buy_lock` of its terms).
+        """
         is_buy = order.is_buy
         if not order.is_limit and best is None:
             self._reject(order, Reason.NO_LIQUIDITY, "the other side of the book is empty")
@@ -496,7 +554,7 @@ class SpotExchange:
         if is_buy:
             available = wallet.get(QUOTE_ASSET, 0)
             if order.is_limit:
-                needed = self.buy_lock(order.price, order.quantity, market)
+                needed = lock
             else:
                 assert best is not None
                 one_lot = best.price * market.quote_unit
@@ -504,7 +562,7 @@ class SpotExchange:
                     self._reject(
                         order, Reason.QUANTITY_TOO_SMALL, "quote_quantity buys less than one lot"
                     )
-                needed = one_lot - ((-one_lot * self.fees.taker_bps) // BPS_PER_UNIT)
+                needed = one_lot - ((-one_lot * self._taker_bps) // BPS_PER_UNIT)
             if needed > available:
                 self._reject(
                     order,
@@ -533,7 +591,7 @@ class SpotExchange:
         wanted = order.quantity
         budget = account.available.get(QUOTE_ASSET, 0)
         spend = is_buy and not order.is_limit
-        taker_bps = self.fees.taker_bps
+        taker_bps = self._taker_bps
         found = 0
         levels = opposite.levels
         keys = opposite.keys
@@ -583,20 +641,25 @@ class SpotExchange:
         ts: int,
         events: list[SpotEvent],
         fills: list[SpotFillView],
-        changed: dict[int, int],
+        taken: list[BookLevel],
     ) -> int:
         """Trade the taker against the best opposite levels while they cross its limit.
 
-        Record each touched level's new total in `changed`; return the last trade's price.
+        Append each touched level's new total to `taken` (best first, each level once: a
+        level is left either empty or with the taker done); return the last trade's price.
         """
         is_buy = taker.is_buy
         is_limit = taker.is_limit
         limit = taker.price
+        taker_id = taker.account_id
         keys = side.keys
         levels = side.levels
-        taker_bps = self.fees.taker_bps
+        accounts = self.accounts
+        orders = self.orders
+        taker_bps = self._taker_bps
         spend = is_buy and not is_limit
         budget = taker.quote_quantity
+        quote_unit = market.quote_unit
         last_price = 0
         while taker.remaining > 0 and keys:
             key = keys[-1]
@@ -608,8 +671,8 @@ class SpotExchange:
             stopped = False
             while maker is not None and taker.remaining > 0:
                 following = maker.next
-                if maker.account_id == taker.account_id:
-                    self._cancel_resting(side, maker, account, seq, ts, events, True)
+                if maker.account_id == taker_id:
+                    self._cancel_resting(side, maker, account, market, seq, ts, events, True)
                     maker = following
                     continue
                 quantity = maker.remaining
@@ -619,7 +682,7 @@ class SpotExchange:
                     available = account.available.get(QUOTE_ASSET, 0)
                     if budget:
                         spare = budget - taker.filled_quote
-                        unit = price * market.quote_unit
+                        unit = price * quote_unit
                         if spare // unit < quantity:
                             quantity = spare // unit
                     affordable = self._affordable(price, available, market, taker_bps)
@@ -628,14 +691,18 @@ class SpotExchange:
                     if quantity == 0:
                         stopped = True
                         break
-                self._fill(market, level, maker, taker, price, quantity, seq, ts, events, fills)
+                maker_account = accounts[maker.account_id]
+                self._fill(
+                    market, level, maker, maker_account, taker, account, price, quantity, seq,
+                    ts, events, fills,
+                )  # fmt: skip
                 last_price = price
                 if maker.remaining == 0:
                     side.unlink(maker)
-                    self.orders.pop(maker.key)
-                    self.accounts[maker.account_id].orders.pop(maker.key)
+                    del orders[maker.key]
+                    del maker_account.orders[maker.key]
                     maker = following
-            changed[price] = level.total if price in levels else 0
+            taken.append(_new(_LEVEL_TYPE, (price, level.total if level.count else 0)))
             if stopped:
                 break
         return last_price
@@ -645,7 +712,9 @@ class SpotExchange:
         market: Market,
         level: Level,
         maker: SpotOrder,
+        maker_account: SpotAccount,
         taker: SpotOrder,
+        taker_account: SpotAccount,
         price: int,
         quantity: int,
         seq: int,
@@ -655,12 +724,10 @@ class SpotExchange:
     ) -> None:
         """Execute one trade at the maker's price and settle both wallets and the fees."""
         quote = price * quantity * market.quote_unit
-        taker_fee = -((-quote * self.fees.taker_bps) // BPS_PER_UNIT)
-        maker_fee = -((-quote * self.fees.maker_bps) // BPS_PER_UNIT)
-        accounts = self.accounts
-        taker_account = accounts[taker.account_id]
-        maker_account = accounts[maker.account_id]
-        if taker.is_buy:
+        taker_fee = -((-quote * self._taker_bps) // BPS_PER_UNIT)
+        maker_fee = -((-quote * self._maker_bps) // BPS_PER_UNIT)
+        taker_buys = taker.is_buy
+        if taker_buys:
             buyer, seller = taker, maker
             buyer_account, seller_account = taker_account, maker_account
             buyer_fee, seller_fee = taker_fee, maker_fee
@@ -675,16 +742,15 @@ class SpotExchange:
         # The seller gives locked base and receives the quote less its fee.
         seller.locked -= quantity
         seller_account.locked[base] -= quantity
-        seller_account.available[QUOTE_ASSET] = (
-            seller_account.available.get(QUOTE_ASSET, 0) + quote - seller_fee
-        )
+        seller_available = seller_account.available
+        seller_available[QUOTE_ASSET] = seller_available.get(QUOTE_ASSET, 0) + quote - seller_fee
         buyer_available = buyer_account.available
         buyer_available[base] = buyer_available.get(base, 0) + quantity
         if buyer.is_limit:
             buyer_fee = self._settle_buy_lock(market, buyer, buyer_account, quote, buyer_fee)
         else:
             buyer_available[QUOTE_ASSET] -= quote + buyer_fee
-        if taker.is_buy:
+        if taker_buys:
             taker_fee = buyer_fee
         else:
             maker_fee = buyer_fee
@@ -699,29 +765,32 @@ class SpotExchange:
         taker.update_ts = ts
         self.trades += 1
         trade_id = f"{TRADE_ID_PREFIX}{self.trades}"
-        taker_side = _BUY if taker.is_buy else _SELL
-        maker_side = _SELL if taker.is_buy else _BUY
+        taker_side = _BUY if taker_buys else _SELL
+        maker_side = _SELL if taker_buys else _BUY
         name = market.name
-        maker_fill = _new(SpotFillView, (
-            f"{trade_id}-m", trade_id, f"{ORDER_ID_PREFIX}{maker.key}", maker.account_id, name,
+        maker_fill = _new(_FILL_VIEW_TYPE, (
+            f"{trade_id}-m", trade_id, maker.order_id, maker.account_id, name,
             maker_side, price, quantity, quote, maker_fee, _MAKER, seq, ts,
         ))  # fmt: skip
-        taker_fill = _new(SpotFillView, (
-            f"{trade_id}-t", trade_id, f"{ORDER_ID_PREFIX}{taker.key}", taker.account_id, name,
+        taker_fill = _new(_FILL_VIEW_TYPE, (
+            f"{trade_id}-t", trade_id, taker.order_id, taker.account_id, name,
             taker_side, price, quantity, quote, taker_fee, _TAKER, seq, ts,
         ))  # fmt: skip
         fills.append(taker_fill)
-        events.append(
-            _new(SpotTradeExecuted, (seq, ts, name, trade_id, price, quantity, taker_side))
-        )
-        events.append(_new(SpotFillExecuted, (seq, ts, maker.account_id, maker_fill)))
-        events.append(_new(SpotFillExecuted, (seq, ts, taker.account_id, taker_fill)))
+        events.append(_new(_TRADE_TYPE, (seq, ts, name, trade_id, price, quantity, taker_side)))
+        events.append(_new(_FILL_TYPE, (seq, ts, maker.account_id, maker_fill)))
+        events.append(_new(_FILL_TYPE, (seq, ts, taker.account_id, taker_fill)))
+        status = maker.status
         if maker.remaining == 0:
-            _check_transition(maker, _FILLED)
-            events.append(_new(SpotOrderFilled, (seq, ts, maker.account_id, self._view(maker))))
+            if status not in _INTO_FILLED:
+                check_spot_transition(status, _FILLED)
+            maker.status = _FILLED
+            events.append(_new(_FILLED_TYPE, (seq, ts, maker.account_id, self._view(maker))))
         else:
-            _check_transition(maker, _PARTIAL)
-            events.append(_new(SpotOrderUpdated, (seq, ts, maker.account_id, self._view(maker))))
+            if status not in _INTO_PARTIAL:
+                check_spot_transition(status, _PARTIAL)
+            maker.status = _PARTIAL
+            events.append(_new(_UPDATED_TYPE, (seq, ts, maker.account_id, self._view(maker))))
 
     def _settle_buy_lock(
         self, market: Market, buyer: SpotOrder, account: SpotAccount, quote: int, fee: int
@@ -745,12 +814,6 @@ class SpotExchange:
         buyer.locked = keep
         return fee
 
-    def _rest(self, book: Book, order: SpotOrder, account: SpotAccount) -> Level:
-        level = (book.bids if order.is_buy else book.asks).append(order)
-        self.orders[order.key] = order
-        account.orders[order.key] = order
-        return level
-
     def _release(self, order: SpotOrder, account: SpotAccount, market: Market) -> None:
         """Return what an order still locks to the available balance."""
         locked = order.locked
@@ -765,6 +828,7 @@ class SpotExchange:
         side: BookSide,
         order: SpotOrder,
         account: SpotAccount,
+        market: Market,
         seq: int,
         ts: int,
         events: list[SpotEvent],
@@ -773,28 +837,29 @@ class SpotExchange:
         """Take an open order off the book, release its lock, mark it CANCELLED."""
         level = side.unlink(order)
         order.remaining = 0
-        self._release(order, account, self.markets[order.market])
-        _check_transition(order, _CANCELLED)
+        self._release(order, account, market)
+        if order.status not in _INTO_CANCELLED:
+            check_spot_transition(order.status, _CANCELLED)
+        order.status = _CANCELLED
         order.update_ts = ts
         del self.orders[order.key]
         del account.orders[order.key]
         events.append(
-            _new(SpotOrderCancelled, (seq, ts, order.account_id, self._view(order), self_trade))
+            _new(_CANCELLED_TYPE, (seq, ts, order.account_id, self._view(order), self_trade))
         )
         return level
 
     # ----------------------------------------------------------------- cancelling
 
     def _cancel(self, command: CancelSpotOrder) -> SpotResult:
-        account_id = command.account_id
+        seq, ts, account_id, text, client_order_id = command
         account = self.accounts.get(account_id) if type(account_id) is str else None
         if account is None:
             account_id = self._check_account_id(account_id)
-        text = command.order_id
         if not isinstance(text, str):
             raise _type_error("order_id", "str", text)
-        if command.client_order_id is not None:
-            duplicate = self._duplicate(account, command.client_order_id, KIND_CANCEL, text)
+        if client_order_id is not None:
+            duplicate = self._duplicate(account, client_order_id, KIND_CANCEL, text)
             if duplicate is not None:
                 return duplicate
         key = parse_spot_order_id(text)
@@ -802,27 +867,28 @@ class SpotExchange:
         if account is None or order is None:
             raise RejectionError(Reason.ORDER_NOT_FOUND, f"no open spot order {text[:24]!r}")
         book = self.books[order.market]
-        side = book.bids if order.is_buy else book.asks
+        is_buy = order.is_buy
         events: list[SpotEvent] = []
-        level = self._cancel_resting(side, order, account, command.seq, command.ts, events, False)
-        changes = {level.price: level.total if level.count else 0}
-        bid_changes = changes if order.is_buy else {}
-        ask_changes = {} if order.is_buy else changes
-        events.append(self._book_event(book, command.seq, command.ts, bid_changes, ask_changes))
+        level = self._cancel_resting(
+            book.bids if is_buy else book.asks, order, account, self.markets[order.market], seq,
+            ts, events, False,
+        )  # fmt: skip
+        changed = (_new(_LEVEL_TYPE, (level.price, level.total if level.count else 0)),)
+        events.append(
+            self._book_event(book, seq, ts, changed if is_buy else (), () if is_buy else changed)
+        )
         cancelled = events[0]
         assert isinstance(cancelled, SpotOrderCancelled)
-        return self._remember(
-            account, command.client_order_id, KIND_CANCEL, text, cancelled.order, events
-        )
+        return self._remember(account, client_order_id, KIND_CANCEL, text, cancelled.order, events)
 
     # ----------------------------------------------------------------- views
 
     def _view(self, order: SpotOrder, reject_reason: Reason | None = None) -> SpotOrderView:
         quote_sized = order.quote_quantity != 0
         return _new(
-            SpotOrderView,
+            _ORDER_VIEW_TYPE,
             (
-                spot_order_id(order.key),
+                order.order_id,
                 order.account_id,
                 order.market,
                 _BUY if order.is_buy else _SELL,
@@ -846,14 +912,17 @@ class SpotExchange:
             ),
         )
 
+    @staticmethod
     def _book_event(
-        self, book: Book, seq: int, ts: int, bids: dict[int, int], asks: dict[int, int]
+        book: Book,
+        seq: int,
+        ts: int,
+        bids: tuple[BookLevel, ...],
+        asks: tuple[BookLevel, ...],
     ) -> SpotBookChanged:
+        """Return the book's next change event with the new totals of touched levels."""
         book.sequence += 1
-        return _new(
-            SpotBookChanged,
-            (seq, ts, book.market, book.sequence, _levels(bids, True), _levels(asks, False)),
-        )
+        return _new(_BOOK_TYPE, (seq, ts, book.market, book.sequence, bids, asks))
 
     # ----------------------------------------------------------------- queries
 
@@ -925,22 +994,3 @@ class SpotExchange:
             for account in self.accounts.values()
         )
         return held, self.house[asset], self.credited[asset] - self.debited[asset]
-
-
-def _levels(changes: dict[int, int], descending: bool) -> tuple[BookLevel, ...]:
-    """Return changed levels best first (bids descending, asks ascending)."""
-    if not changes:
-        return ()
-    if len(changes) == 1:
-        for price, quantity in changes.items():
-            return (_new(BookLevel, (price, quantity)),)
-    return tuple(BookLevel(price, changes[price]) for price in sorted(changes, reverse=descending))
-
-
-# Command type -> handler; one dictionary lookup dispatches a command.
-_HANDLERS: dict[type, Callable[[SpotExchange, Any], SpotResult]] = {
-    PlaceSpotOrder: SpotExchange._place,
-    CancelSpotOrder: SpotExchange._cancel,
-    CreditWallet: SpotExchange._credit,
-    DebitWallet: SpotExchange._debit,
-}

@@ -379,6 +379,35 @@ def test_book_changes_carry_new_level_totals_and_a_sequence_rising_by_one() -> N
     assert h.book(depth=10) == BookView("BTC_USD", (), (BookLevel(6_000_100, 700),), 4)
 
 
+@pytest.mark.parametrize("taker_side", [BUY, SELL])
+def test_a_sweep_reports_its_levels_best_first_and_its_own_rest_on_the_other_side(
+    taker_side: Side,
+) -> None:
+    h = SpotHarness()
+    h.credit("a", "USD", 100_000 * USD)
+    h.credit("a", "BTC", 10_000)
+    h.credit("b", "USD", 100_000 * USD)
+    h.credit("b", "BTC", 10_000)
+    maker_side = SELL if taker_side is BUY else BUY
+    # Makers placed worst price first, so the book's order is not the placing order.
+    step = 100 if maker_side is SELL else -100
+    prices = [6_000_000 + 2 * step, 6_000_000, 6_000_000 + step]
+    for price in prices:
+        h.limit("b", maker_side, price, 100)
+    h.limit("b", maker_side, 6_000_000 + 2 * step, 100)
+    result = h.limit("a", taker_side, 6_000_000 + step, 500)
+    change = result.events[-1]
+    assert isinstance(change, SpotBookChanged)
+    swept = (BookLevel(6_000_000, 0), BookLevel(6_000_000 + step, 0))
+    rested = (BookLevel(6_000_000 + step, 300),)
+    expected = (rested, swept) if taker_side is BUY else (swept, rested)
+    assert (change.bids, change.asks) == expected
+    far = (BookLevel(6_000_000 + 2 * step, 200),)
+    book = h.book()
+    assert (book.bids, book.asks) == ((rested, far) if taker_side is BUY else (far, rested))
+    assert len(placement(result).fills) == 2
+
+
 def test_maker_orders_report_partial_and_complete_fills() -> None:
     h = SpotHarness()
     h.credit("b", "BTC", 1000)
