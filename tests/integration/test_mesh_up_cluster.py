@@ -30,17 +30,25 @@ def _ports(count: int) -> str:
     return ",".join(str(free_port()) for _ in range(count))
 
 
-@pytest.fixture
-def cluster_mesh(tmp_path: Path) -> Iterator[tuple[ServiceProcess, dict[str, str]]]:
-    """Run `cfd up --cluster` on free ports; stop it afterwards."""
-    env = mesh_env(
-        tmp_path,
-        CFD_FEED="manual",
+def _cluster_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """Return the environment of `cfd up --cluster` on free ports, with a 1 s lease."""
+    return mesh_env(
+        data_dir,
         CFD_NATS_PORTS=_ports(3),
         CFD_NATS_ROUTE_PORTS=_ports(3),
         CFD_STANDBY_ENGINE_PORT=str(free_port()),
         CFD_STANDBY_METRICS_PORT=str(free_port()),
         CFD_LEASE_TTL_MS="1000",
+        **overrides,
+    )
+
+
+@pytest.fixture
+def cluster_mesh(tmp_path: Path) -> Iterator[tuple[ServiceProcess, dict[str, str]]]:
+    """Run `cfd up --cluster` on free ports; stop it afterwards."""
+    env = _cluster_env(
+        tmp_path,
+        CFD_FEED="manual",
         # Long, so that a stop waiting on a NATS call that cannot succeed shows.
         CFD_JOURNAL_TIMEOUT_MS=str(STOP_WITHIN_S * 2000),
     )
@@ -100,16 +108,7 @@ def test_the_standby_leads_when_the_first_engine_dies_and_the_mesh_follows(
 def test_each_shard_has_its_own_leader_and_standby(tmp_path: Path) -> None:
     """Two shards on the cluster: each leads its own stream; killing shard 1's engine hands
     shard 1 to its standby while shard 0 keeps its leader, and shard 1's users trade on."""
-    env = mesh_env(
-        tmp_path,
-        **TEST_ENV,
-        CFD_ENGINE_SHARDS="2",
-        CFD_NATS_PORTS=_ports(3),
-        CFD_NATS_ROUTE_PORTS=_ports(3),
-        CFD_STANDBY_ENGINE_PORT=str(free_port()),
-        CFD_STANDBY_METRICS_PORT=str(free_port()),
-        CFD_LEASE_TTL_MS="1000",
-    )
+    env = _cluster_env(tmp_path, **TEST_ENV, CFD_ENGINE_SHARDS="2")
     with running_up(["--cluster"], env, tmp_path) as up:
         port = int(env["CFD_ENGINE_PORT"])
         first = [f"127.0.0.1:{shard_port(port, shard)}" for shard in (0, 1)]
