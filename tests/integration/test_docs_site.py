@@ -25,7 +25,7 @@ apidocs = load_tool("apidocs")
 # Directories that hold no Python source of the project.
 NOT_SOURCES = frozenset({".venv", ".git", "gen", "build", "web", "third_party", "node_modules"})
 ENV_VAR = re.compile(r"^CFD_[A-Z0-9_]*[A-Z0-9]$")
-NAMED_FAMILY = re.compile(r"(CFD_[A-Z0-9_]*)<NAME>([A-Z0-9_]*)")
+NAMED_FAMILY = re.compile(r"(CFD_[A-Z0-9_]*)<(?:NAME|i)>([A-Z0-9_]*)")
 # An element that would make the browser fetch something from another host.
 EXTERNAL_ASSET = re.compile(
     r"<(?:script|link|img|iframe|source|video|audio)\b[^>]*\b(?:src|href)=\"(?:https?:)?//", re.I
@@ -94,7 +94,8 @@ def test_every_environment_variable_the_code_reads_is_on_the_configuration_page(
     variables = environment_variables()
     assert "CFD_DATA_DIR" in variables and "CFD_WS_SEND_TIMEOUT" in variables
     configuration = page_text(site, "operations/configuration.md")
-    # A documented family such as CFD_OIDC_<NAME>_ISSUER covers every name in its place.
+    # A documented family such as CFD_OIDC_<NAME>_ISSUER (or CFD_ENGINE_ADDR_<i>) covers every
+    # name in its place.
     families = [
         re.compile(re.escape(head) + "[A-Z0-9_]+" + re.escape(tail))
         for head, tail in NAMED_FAMILY.findall(unescape(configuration))

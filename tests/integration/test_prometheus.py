@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from integration.test_edge_support import LiveMesh, live_mesh, signup
-from launcher.monitoring import MONITORING_DIR, RULES_FILE, prometheus_config
+from launcher.monitoring import MONITORING_DIR, RULES_FILE, prometheus_config, scrape_targets
 from mesh.config import Settings
 from support import free_port, wait_for
 
@@ -155,8 +155,14 @@ def test_prometheus_sees_the_orders_fsync_latency_and_feed_state(
         interval=0.5,
     )
     assert prometheus.value('cfd_market_feed_stale{job="cfd-market"}') == 0
-    up = prometheus.query('up{job=~"cfd-.*"} == 1')
-    assert len(up) == 5, up
+    # Every service of the mesh is scraped and up (each on its own schedule).
+    jobs = set(scrape_targets(Settings.from_env(mesh.env), mesh.env))
+    assert len(jobs) == 6
+    wait_for(
+        lambda: {r["metric"]["job"] for r in prometheus.query('up{job=~"cfd-.*"} == 1')} == jobs,
+        timeout=30,
+        interval=0.5,
+    )
     rules = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert {group["name"] for group in rules} == {"cfd-recording", "cfd-alerts"}
     assert all(rule["health"] != "err" for group in rules for rule in group["rules"])

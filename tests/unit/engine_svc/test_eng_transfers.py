@@ -30,10 +30,10 @@ def test_a_transfer_id_is_derived_from_the_client_key_and_random_without_one() -
 
 
 def test_only_another_shard_than_0_gets_its_own_journal_stream() -> None:
-    assert shard_stream("CFD_ENGINE", 1, 0) == "CFD_ENGINE"
-    assert shard_stream("CFD_ENGINE", 3, 0) == "CFD_ENGINE"
-    assert shard_stream("CFD_ENGINE", 3, 2) == "CFD_ENGINE_SHARD_2"
-    assert shard_stream("CFD_ENGINE_SHARD_2", 3, 2) == "CFD_ENGINE_SHARD_2"
+    assert shard_stream("ORDERS", 1, 0) == "ORDERS"
+    assert shard_stream("ORDERS", 3, 0) == "ORDERS"
+    assert shard_stream("ORDERS", 3, 2) == "ORDERS_SHARD_2"
+    assert shard_stream("ORDERS_SHARD_2", 3, 2) == "ORDERS_SHARD_2"
 
 
 def _send(**fields: object) -> engine_admin_pb2.SendTransferRequest:
