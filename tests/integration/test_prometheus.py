@@ -158,11 +158,12 @@ def test_prometheus_sees_the_orders_fsync_latency_and_feed_state(
     # Every service of the mesh is scraped and up (each on its own schedule).
     jobs = set(scrape_targets(Settings.from_env(mesh.env), mesh.env))
     assert len(jobs) == 6
-    wait_for(
-        lambda: {r["metric"]["job"] for r in prometheus.query('up{job=~"cfd-.*"} == 1')} == jobs,
-        timeout=30,
-        interval=0.5,
-    )
+
+    def up_jobs() -> set[str]:
+        found = prometheus.query('up{job=~"cfd-.*"} == 1')
+        return {str(m["job"]) for r in found if isinstance(m := r["metric"], dict)}
+
+    wait_for(lambda: up_jobs() == jobs, timeout=30, interval=0.5)
     rules = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert {group["name"] for group in rules} == {"cfd-recording", "cfd-alerts"}
     assert all(rule["health"] != "err" for group in rules for rule in group["rules"])
