@@ -13,8 +13,8 @@ import grpc
 from edge.descriptors import Contracts
 from edge.hub import FeedSpec, Frame, Hub
 from edge.protojson import message_to_dict
-from edge.upstream import Upstreams
-from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER, shard_claim
+from edge.upstream import Metadata, Upstreams
+from mesh.auth import AUTHORIZATION, INTERNAL_TOKEN_HEADER
 from mesh.tracing import outgoing
 
 log = logging.getLogger("edge.channels")
@@ -123,10 +123,10 @@ class Channels:
         self._tokens: dict[tuple[str, str], list[str]] = {}
 
     def _user_stream(
-        self, method: str, reply_class: type[Any], token: str
+        self, method: str, reply_class: type[Any], metadata: Metadata
     ) -> grpc.aio.UnaryStreamMultiCallable[Any, Any]:
-        """Return a trading stream of the engine shard holding the account of `token`."""
-        shard = shard_claim(token) if self._upstreams.sharded else 0
+        """Return a trading stream of the engine shard holding the caller's account."""
+        shard = self._upstreams.shard_for(metadata)
         return self._upstreams.stream_method(TRADING, method, reply_class, shard)
 
     def candle_intervals(self) -> list[str]:
@@ -223,8 +223,8 @@ class Channels:
         box = self._token_box(key, token)
 
         def open_stream(_resume: int) -> AsyncIterable[Any]:
-            call = self._user_stream("StreamPositions", reply_class, box[0])
             metadata = ((AUTHORIZATION, f"Bearer {box[0]}"),)
+            call = self._user_stream("StreamPositions", reply_class, metadata)
             return call(request_class(), metadata=traced(metadata))
 
         def frames(item: Any) -> list[Frame]:
@@ -240,8 +240,8 @@ class Channels:
         box = self._token_box(key, token)
 
         def open_stream(resume: int) -> AsyncIterable[Any]:
-            call = self._user_stream("StreamEvents", reply_class, box[0])
             metadata = ((AUTHORIZATION, f"Bearer {box[0]}"),)
+            call = self._user_stream("StreamEvents", reply_class, metadata)
             request = request_class(from_sequence=resume)
             return call(request, metadata=traced(metadata))
 

@@ -29,7 +29,7 @@ from edge.errors import (
 from edge.metrics import ROUTE_KEY
 from edge.tickers import TickerReplies
 from edge.transcode import build_request, to_json
-from edge.upstream import Metadata, Upstreams, shard_of
+from edge.upstream import Metadata, Upstreams
 from mesh.errors import ApiError, validation_error
 
 log = logging.getLogger("edge.rest")
@@ -185,20 +185,16 @@ class RestGateway:
             self._shared[path] = (time.monotonic() + keep_s, body)
         return Response(body, media_type=JSON_TYPE)
 
-    def _shard(self, route: Route, metadata: Metadata) -> int:
-        """Return the engine shard of the caller when trading calls are sharded, else 0."""
-        return shard_of(metadata) if self._upstreams.sharded else 0
-
     async def _call(
         self, route: Route, request: message.Message, metadata: Metadata
     ) -> tuple[message.Message, bytes]:
         """Call the route's RPC; return the reply and its JSON."""
-        call = self._upstreams.unary(route.rpc, self._shard(route, metadata))
+        call = self._upstreams.unary(route.rpc, self._upstreams.shard_for(metadata))
         reply = await call(request, metadata=metadata, timeout=self._timeout_s)
         return reply, dumps(to_json(reply, route.binding.response_body))
 
     async def _stream(self, route: Route, request: message.Message, metadata: Metadata) -> Response:
-        call = self._upstreams.stream(route.rpc, self._shard(route, metadata))(
+        call = self._upstreams.stream(route.rpc, self._upstreams.shard_for(metadata))(
             request, metadata=metadata
         )
         first = asyncio.ensure_future(call.read())

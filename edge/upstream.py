@@ -76,6 +76,10 @@ class Upstreams:
         """Return whether trading calls are spread over several engine shards."""
         return len(self._shards) > 1
 
+    def shard_for(self, metadata: Metadata) -> int:
+        """Return the engine shard of the caller whose `metadata` this is (0 unsharded)."""
+        return shard_of(metadata) if self.sharded else 0
+
     def address(self, service: str, shard: int = 0) -> str:
         """Return the address serving `service` (for a user of `shard`); raise KeyError for an
         unknown service."""

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from engine_svc.config import EngineConfig, shard_files
+from engine_svc.config import EngineConfig, shard_files, shard_stream
 from engine_svc.core import Command, Core, Instrument
 from engine_svc.core.codec import CodecError, decode_command
 from engine_svc.core.engine import snapshot_digest
@@ -264,7 +264,10 @@ class RecorderRuntime:
         if config.journal_url:
             journal = JetStreamJournal.open(
                 config.journal_url,
-                config.journal_stream,
+                # The stream of the shard this recorder follows, named as its engine names it.
+                shard_stream(
+                    config.journal_stream, self.settings.engine_shards, self.settings.engine_shard
+                ),
                 replicas=config.journal_replicas,
                 timeout_s=config.journal_timeout_ms / 1000,
             )

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from mesh.config import SHARD_PORT_STEP, Settings
+from mesh.config import Settings, shard_port
 from mesh.metrics import METRICS_PORTS, metrics_port
 
 # The shipped rules and Grafana dashboard.
@@ -29,11 +29,11 @@ def scrape_targets(settings: Settings, env: Mapping[str, str] | None = None) -> 
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     targets = {f"cfd-{name}": f"{host}:{metrics_port(name, env)}" for name in METRICS_PORTS}
-    # Engine shards 1.. and their recorders serve their metrics SHARD_PORT_STEP ports apart,
-    # as `cfd up` runs them.
+    # Engine shards 1.. and their recorders serve their metrics at their shard's ports, as
+    # `cfd up` runs them.
     for shard in range(1, settings.engine_shards):
         for name in ("engine", "recorder"):
-            port = metrics_port(name, env) + SHARD_PORT_STEP * shard
+            port = shard_port(metrics_port(name, env), shard)
             targets[f"cfd-{name}-{shard}"] = f"{host}:{port}"
     return targets
 

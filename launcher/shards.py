@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from launcher.cluster import ClusterLayout
-from mesh.config import SHARD_PORT_STEP, Settings, shard_port
+from mesh.config import Settings, shard_port
 from mesh.db import database_url
 from mesh.metrics import METRICS_PORTS, metrics_port
 
@@ -50,24 +50,13 @@ def shards_env(env: Env, settings: Settings, layout: ClusterLayout | None) -> di
     return shared
 
 
-def shard_stream(env: Env, shard: int) -> str:
-    """Return the JetStream stream of shard `shard` (>= 1); its lease bucket follows from it."""
-    # Here, not at the top: `cfd engine` imports this module before choosing its core.
-    from engine_svc.config import DEFAULT_JOURNAL_STREAM
-
-    base = env.get("CFD_JOURNAL_STREAM", "").strip() or DEFAULT_JOURNAL_STREAM
-    return f"{base}_SHARD_{shard}"
-
-
 def shard_env(env: Env, settings: Settings, shard: int) -> dict[str, str]:
-    """Return the environment of shard `shard`'s engine (>= 1): its index, its ports and its
-    stream."""
+    """Return the environment of shard `shard`'s engine (>= 1): its index (from which it names
+    its stream) and its ports."""
     own = dict(env)
     own["CFD_ENGINE_SHARD"] = str(shard)
-    own["CFD_JOURNAL_STREAM"] = shard_stream(env, shard)
     own["CFD_ENGINE_PORT"] = str(shard_port(settings.engine_port, shard))
-    variable = METRICS_PORTS["engine"][0]
-    own[variable] = str(metrics_port("engine", env) + SHARD_PORT_STEP * shard)
+    own[METRICS_PORTS["engine"][0]] = str(shard_port(metrics_port("engine", env), shard))
     return own
 
 
@@ -75,8 +64,7 @@ def shard_recorder_env(env: Env, settings: Settings, shard: int) -> dict[str, st
     """Return the environment of the recorder of shard `shard` (>= 1): the shard's files and
     stream, and its own metrics port."""
     own = shard_env(env, settings, shard)
-    variable = METRICS_PORTS["recorder"][0]
-    own[variable] = str(metrics_port("recorder", env) + SHARD_PORT_STEP * shard)
+    own[METRICS_PORTS["recorder"][0]] = str(shard_port(metrics_port("recorder", env), shard))
     return own
 
 
@@ -92,9 +80,6 @@ def shard_standby_env(
 
         own["CFD_DATABASE_URL"] = database_url(settings, shard_files(shard))
     own["CFD_ENGINE_SHARD"] = str(shard)
-    own["CFD_JOURNAL_STREAM"] = shard_stream(standby, shard)
     own["CFD_ENGINE_PORT"] = str(standby_port(layout, shard))
-    own[METRICS_PORTS["engine"][0]] = str(
-        layout.standby_metrics_port + SHARD_PORT_STEP * shard
-    )
+    own[METRICS_PORTS["engine"][0]] = str(shard_port(layout.standby_metrics_port, shard))
     return own
