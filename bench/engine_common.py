@@ -132,6 +132,19 @@ class EngineProcess:
         ticks = int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
 
+    def children_cpu_seconds(self) -> float:
+        """Return the CPU time the engine's running child processes (its fronts) have used."""
+        total = 0.0
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                try:
+                    stat = Path(f"/proc/{child}/stat").read_text()
+                except FileNotFoundError:
+                    continue
+                fields = stat.rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def runs_compiled_core(self) -> bool:
         """Return whether the engine has loaded the mypyc-compiled core (its shared library)."""
         return "__mypyc" in Path(f"/proc/{self.process.pid}/maps").read_text()

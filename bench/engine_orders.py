@@ -8,6 +8,10 @@ client shows as a client near one full core. Each figure is the median over BENC
 rounds (default 3) of BENCH_ORDERS_SECONDS seconds each; `ratio_to_bare` divides by the bare
 server's throughput in the same round. Engine CPU per order is the engine process's own CPU
 time (from /proc) over the orders of the round. Prints JSON lines.
+
+A second engine runs with BENCH_FRONTS front processes (default 1; 0 leaves it out,
+`CFD_ENGINE_FRONTS`): the gRPC protocol work on the other core, the single writer behind it.
+It is driven in the same rounds; its CPU per order is given for the writer and for its fronts.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from mesh.config import Settings
 
 BENCH = "engine_open_position"
 BARE = "grpc_aio_baseline"
+FRONTED = "engine_open_position_fronts"
+FRONTS = int(os.environ.get("BENCH_FRONTS", "1"))
 SECONDS = float(os.environ.get("BENCH_ORDERS_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CLIENT_PROCESSES = int(os.environ.get("BENCH_CLIENT_PROCESSES", "2"))
@@ -207,11 +213,18 @@ def median(values: list[float], digits: int = 1) -> float:
 
 
 def report(
-    concurrency: int, ours: list[Load], bare: list[Load], cpu_per_order: list[float]
+    concurrency: int,
+    ours: list[Load],
+    bare: list[Load],
+    cpu_per_order: list[float],
+    fronted: list[Load],
+    fronted_cpu: list[tuple[float, float]],
 ) -> None:
     """Print the medians of one concurrency over the rounds, with the bare server's."""
     label = f"c{concurrency}"
-    for bench, runs in ((BENCH, ours), (BARE, bare)):
+    for bench, runs in ((BENCH, ours), (BARE, bare), (FRONTED, fronted)):
+        if not runs:
+            continue
         emit(bench, f"{label}_throughput", median([r.rate for r in runs]), "calls/s")
         p50 = [percentile(r.latencies, 0.5) * 1000 for r in runs]
         p99 = [percentile(r.latencies, 0.99) * 1000 for r in runs]
@@ -222,6 +235,45 @@ def report(
     ratios = [o.rate / b.rate for o, b in zip(ours, bare, strict=True)]
     emit(BENCH, f"{label}_ratio_to_bare", median(ratios, 3), "ratio")
     emit(BENCH, f"{label}_engine_cpu_per_order", median(cpu_per_order), "us")
+    if fronted:
+        ratios = [o.rate / b.rate for o, b in zip(fronted, bare, strict=True)]
+        emit(FRONTED, f"{label}_ratio_to_bare", median(ratios, 3), "ratio")
+        ratios = [f.rate / o.rate for f, o in zip(fronted, ours, strict=True)]
+        emit(FRONTED, f"{label}_ratio_to_one_process", median(ratios, 3), "ratio")
+        emit(FRONTED, f"{label}_writer_cpu_per_order", median([w for w, _ in fronted_cpu]), "us")
+        emit(FRONTED, f"{label}_fronts_cpu_per_order", median([f for _, f in fronted_cpu]), "us")
+
+
+async def open_accounts(address: str, settings: Settings, count: int) -> list[str]:
+    """Open `count` funded accounts on the engine at `address`; return their tokens once the
+    engine has a price."""
+    issuer = load_issuer(settings)
+    tokens = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        admin = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
+        for number in range(count):
+            user = f"bench-{number}"
+            await admin.CreateAccount(
+                engine_admin_pb2.CreateAccountRequest(user_id=user, initial_balance="100000000"),
+                metadata=INTERNAL,
+            )
+            tokens.append(issuer.issue(user)[0])
+        await wait_price(channel, tokens[0])
+    return tokens
+
+
+async def start_engine(
+    data_dir: Path, market_addr: str, **extra: str
+) -> tuple[EngineProcess, str, list[str]]:
+    """Start a durable engine, open the benchmark's accounts; return it, its address and the
+    accounts' tokens."""
+    port = free_port()
+    env = engine_env(data_dir, port, market_addr, CFD_FSYNC="on", **extra)
+    engine = EngineProcess(env, data_dir / "engine.log")
+    address = f"127.0.0.1:{port}"
+    await engine.wait_serving(address)
+    tokens = await open_accounts(address, Settings.from_env(env), max(CONCURRENCIES))
+    return engine, address, tokens
 
 
 async def main() -> None:
@@ -234,38 +286,31 @@ async def main() -> None:
     bare_address = f"127.0.0.1:{bare_port}"
     ours: dict[int, list[Load]] = {c: [] for c in CONCURRENCIES}
     bare: dict[int, list[Load]] = {c: [] for c in CONCURRENCIES}
+    fronted: dict[int, list[Load]] = {c: [] for c in CONCURRENCIES}
     cpu_per_order: dict[int, list[float]] = {c: [] for c in CONCURRENCIES}
+    fronted_cpu: dict[int, list[tuple[float, float]]] = {c: [] for c in CONCURRENCIES}
+    engines: list[EngineProcess] = []
     with (
         tempfile.TemporaryDirectory(prefix="cfd-bench-") as tmp,
         ProcessPoolExecutor(CLIENT_PROCESSES, mp_context=context) as pool,
     ):
-        data_dir = Path(tmp)
-        port = free_port()
-        env = engine_env(data_dir, port, market_addr, CFD_FSYNC="on")
-        settings = Settings.from_env(env)
-        issuer = load_issuer(settings)
-        engine = EngineProcess(env, data_dir / "engine.log")
-        address = f"127.0.0.1:{port}"
         try:
-            await engine.wait_serving(address)
-            compiled = engine.runs_compiled_core()
-            emit(BENCH, "engine_core_compiled", int(compiled), "bool")
-            async with grpc.aio.insecure_channel(address) as channel:
-                admin = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
-                tokens = []
-                for number in range(max(CONCURRENCIES)):
-                    user = f"bench-{number}"
-                    await admin.CreateAccount(
-                        engine_admin_pb2.CreateAccountRequest(
-                            user_id=user, initial_balance="100000000"
-                        ),
-                        metadata=INTERNAL,
-                    )
-                    tokens.append(issuer.issue(user)[0])
-                await wait_price(channel, tokens[0])
-            # Warm up both servers and start the client processes.
+            (Path(tmp) / "one").mkdir()
+            engine, address, tokens = await start_engine(Path(tmp) / "one", market_addr)
+            engines.append(engine)
+            emit(BENCH, "engine_core_compiled", int(engine.runs_compiled_core()), "bool")
+            front: tuple[EngineProcess, str, list[str]] | None = None
+            if FRONTS > 0:
+                (Path(tmp) / "fronts").mkdir()
+                front = await start_engine(
+                    Path(tmp) / "fronts", market_addr, CFD_ENGINE_FRONTS=str(FRONTS)
+                )
+                engines.append(front[0])
+            # Warm up the servers and start the client processes.
             await load(pool, address, tokens, 4, 1.0)
             await load(pool, bare_address, [], 4, 1.0)
+            if front is not None:
+                await load(pool, front[1], front[2], 4, 1.0)
             for _ in range(ROUNDS):
                 for concurrency in CONCURRENCIES:
                     engine_cpu = engine.cpu_seconds()
@@ -275,14 +320,31 @@ async def main() -> None:
                     cpu_per_order[concurrency].append(engine_cpu / max(1, len(run.latencies)) * 1e6)
                     baseline = await load(pool, bare_address, [], concurrency, SECONDS)
                     bare[concurrency].append(baseline)
+                    if front is not None:
+                        writer, fronts = front[0].cpu_seconds(), front[0].children_cpu_seconds()
+                        run = await load(pool, front[1], front[2], concurrency, SECONDS)
+                        orders = max(1, len(run.latencies))
+                        writer = (front[0].cpu_seconds() - writer) / orders * 1e6
+                        fronts = (front[0].children_cpu_seconds() - fronts) / orders * 1e6
+                        fronted[concurrency].append(run)
+                        fronted_cpu[concurrency].append((writer, fronts))
         finally:
-            engine.stop()
+            for each in engines:
+                each.stop()
             await server.stop(0)
             bare_server.kill()
             bare_server.join()
     emit(BENCH, "client_processes_at_32", CLIENT_PROCESSES, "processes")
+    emit(FRONTED, "fronts", FRONTS, "processes")
     for concurrency in CONCURRENCIES:
-        report(concurrency, ours[concurrency], bare[concurrency], cpu_per_order[concurrency])
+        report(
+            concurrency,
+            ours[concurrency],
+            bare[concurrency],
+            cpu_per_order[concurrency],
+            fronted[concurrency],
+            fronted_cpu[concurrency],
+        )
 
 
 if __name__ == "__main__":

@@ -14,16 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from nats_support import NatsCluster
 
-from account_svc.issuer import load_issuer
 from bench.engine_common import (
-    INTERNAL_TOKEN,
     EngineProcess,
     emit,
     engine_env,
@@ -31,30 +27,11 @@ from bench.engine_common import (
     percentile,
     start_quote_source,
 )
-from bench.engine_orders import SECONDS, drive, wait_price
-from cfd.v1 import engine_admin_pb2, engine_admin_pb2_grpc
+from bench.engine_orders import SECONDS, drive, open_accounts
 from mesh.config import Settings
 
 BENCH = "engine_replicated"
-INTERNAL = (("x-cfd-internal-token", INTERNAL_TOKEN),)
 CLIENTS = 32
-
-
-async def accounts(address: str, settings: Settings) -> list[str]:
-    """Open the clients' accounts; return their tokens."""
-    issuer = load_issuer(settings)
-    tokens = []
-    async with grpc.aio.insecure_channel(address) as channel:
-        admin = engine_admin_pb2_grpc.EngineAdminServiceStub(channel)
-        for number in range(CLIENTS):
-            user = f"bench-{number}"
-            await admin.CreateAccount(
-                engine_admin_pb2.CreateAccountRequest(user_id=user, initial_balance="100000000"),
-                metadata=INTERNAL,
-            )
-            tokens.append(issuer.issue(user)[0])
-        await wait_price(channel, tokens[0])
-    return tokens
 
 
 async def measure(label: str, address: str, tokens: list[str]) -> None:
@@ -89,7 +66,7 @@ async def main() -> None:
                 engines.append(engine)
                 address = f"127.0.0.1:{port}"
                 await engine.wait_serving(address)
-                tokens = await accounts(address, settings)
+                tokens = await open_accounts(address, settings, CLIENTS)
                 await measure(label, address, tokens)
             primary = engines[-1]
             port = free_port()

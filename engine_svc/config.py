@@ -63,6 +63,9 @@ class MarginDefaults:
         return cls(MarginMode(raw.upper()), call, stop, PositionMode(positions.upper()))
 
 
+MAX_FRONTS = 64
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     """Tuning of the engine's durability, price freshness and batching."""
@@ -87,14 +90,16 @@ class EngineConfig:
     fees: FeeSchedule = field(default_factory=FeeSchedule)
     # The daily swap rollover (CFD_ROLLOVER_TIME, CFD_TRIPLE_SWAP_WEEKDAY).
     rollover: RolloverSchedule = field(default_factory=RolloverSchedule)
+    # Front processes doing the gRPC protocol work on other cores (`mesh.front`); 0: none.
+    fronts: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineConfig:
         """Read CFD_PRICE_STALE_MS, CFD_SNAPSHOT_EVERY, CFD_SNAPSHOT_INTERVAL_S,
         CFD_JOURNAL_SEGMENT_BYTES, CFD_FSYNC, CFD_ENGINE_MAX_BATCH, CFD_EVENT_RING,
         CFD_JOURNAL_URL, CFD_JOURNAL_STREAM, CFD_JOURNAL_REPLICAS, CFD_JOURNAL_TIMEOUT_MS,
-        CFD_LEASE_TTL_MS, CFD_ENGINE_STANDBY, CFD_TAKER_FEE_BPS, CFD_MAKER_FEE_BPS and the
-        `MarginDefaults` variables."""
+        CFD_LEASE_TTL_MS, CFD_ENGINE_STANDBY, CFD_TAKER_FEE_BPS, CFD_MAKER_FEE_BPS,
+        CFD_ENGINE_FRONTS and the `MarginDefaults` variables."""
         env = os.environ if env is None else env
         url = env.get("CFD_JOURNAL_URL", "").strip()
         if url and not all(part.strip().startswith("nats://") for part in url.split(",")):
@@ -125,6 +130,7 @@ class EngineConfig:
             margin=MarginDefaults.from_env(env),
             fees=_fees(env),
             rollover=RolloverSchedule.from_env(env),
+            fronts=_int(env, "CFD_ENGINE_FRONTS", 0, 0, MAX_FRONTS),
         )
 
 

@@ -118,6 +118,7 @@ async def run(
             stop=stop,
             health_check=healthy,
             open_early=True,
+            fronts=config.fronts,
         )
     finally:
         watcher.cancel()

@@ -19,6 +19,8 @@ from grpc_reflection.v1alpha import reflection
 from mesh.auth import CallerPolicy, TokenVerifier, bearer_shard, bind_caller_shard, bind_subject
 from mesh.config import Settings
 from mesh.errors import ApiError, abort, validation_error
+from mesh.front import Fronts, port_free
+from mesh.local_calls import LocalCallServer, unary_handlers
 from mesh.logs import REQUEST_ID, new_request_id
 from mesh.metrics import rpc_figures, status_name
 from mesh.tracing import end_span, start_server_span
@@ -65,6 +67,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self._policy = policy
         # Set while a service that opened its port early is still starting (recovering).
         self.starting: str | None = None
+        self.streams = OpenStreams()
 
     async def intercept_service(
         self,
@@ -94,7 +97,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             else "server_stream"
         )
         shard = bearer_shard(metadata) if caller is not None else 0
-        call = _Call(method, request_id, caller, denied, kind, metadata, shard)
+        call = _Call(method, request_id, caller, denied, kind, metadata, shard, self.streams)
         if handler.request_streaming:
             # No cfd RPC streams requests; reflection does and is public. Deny, never bypass.
             if denied is not None:
@@ -120,6 +123,26 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+class OpenStreams:
+    """The server-streaming calls under way, so that a stopping service can end them.
+
+    A feed (prices, events, ticks) never ends by itself: left open, every stream would hold
+    the graceful stop for its whole grace period. On `close`, each ends with UNAVAILABLE, which
+    tells its client to reconnect (to this service once it is back, or to another), and a stream
+    opened after that is refused the same way.
+    """
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closing: str | None = None
+
+    def close(self, reason: str) -> None:
+        """End every open stream with UNAVAILABLE (`reason`), and refuse new ones."""
+        self.closing = reason
+        for task in list(self.tasks):
+            task.cancel()
 
 
 class _Malformed:
@@ -194,6 +217,7 @@ class _Call:
         kind: str = "unary",
         metadata: Sequence[tuple[str, str | bytes]] = (),
         shard: int = 0,
+        streams: OpenStreams | None = None,
     ):
         self.method = method
         self.request_id = request_id
@@ -203,6 +227,7 @@ class _Call:
         self.metadata = metadata
         # The caller's shard claim (`mesh.auth.SHARD_CLAIM`), read once its token verified.
         self.shard = shard
+        self.streams = streams or OpenStreams()
 
     def _enter(self) -> None:
         REQUEST_ID.set(self.request_id)
@@ -252,16 +277,28 @@ class _Call:
             self.figures.started()
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("stream opened", extra={"fields": {"method": self.method}})
+            streams = self.streams
+            task = asyncio.current_task()
+            if task is not None:
+                streams.tasks.add(task)
             try:
+                if streams.closing is not None:
+                    raise ApiError("SERVICE_UNAVAILABLE", streams.closing)
                 if streamed_requests:
                     request = _parsed(request)
                 else:
                     self._check(request)
                 async for item in behaviour(request, context):
                     yield item
+            except asyncio.CancelledError:
+                if streams.closing is None:
+                    raise
+                # Ended by the service's stop: the client reconnects.
+                await abort(context, ApiError("SERVICE_UNAVAILABLE", streams.closing))
             except Exception as exc:
                 await self._fail(context, exc, started)
             finally:
+                streams.tasks.discard(task)
                 self._done(context, started)
 
         return run
@@ -306,6 +343,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     health_check: HealthCheck | None = None,
     open_early: bool = False,
+    fronts: int = 0,
 ) -> None:
     """Run a gRPC server until SIGTERM/SIGINT (or `stop`), then drain and shut down cleanly.
 
@@ -314,6 +352,9 @@ async def serve(
     health answers NOT_SERVING and every other call UNAVAILABLE until it is done. While the
     server runs, `health_check` is asked every HEALTH_INTERVAL_S whether the service can work;
     its answer is the health status of the process and of each service.
+
+    With `fronts`, that many front processes (`mesh.front`) listen on the port and pass the
+    calls on to this process, which then listens on private Unix-domain sockets only.
     """
     policy = CallerPolicy(
         verifier,
@@ -330,12 +371,26 @@ async def serve(
     reflection.enable_server_reflection([*names, HEALTH_SERVICE, reflection.SERVICE_NAME], server)
     address = f"{settings.bind_host}:{port}"
     taken = f"{name}: cannot listen on {address}: is the port already in use?"
+    front: Fronts | None = None
+    local: LocalCallServer | None = None
+    if fronts > 0:
+        if not port_free(address):
+            raise ServeError(taken)
+        handlers = unary_handlers((s.add_to_server, s.servicer) for s in services)
+        local = LocalCallServer(handlers, interceptor.intercept_service)
+        front = Fronts(fronts, address, local.methods, name)
     try:
-        bound = server.add_insecure_port(address)
+        bound = server.add_insecure_port(front.grpc_address if front else address)
     except RuntimeError as exc:
         raise ServeError(taken) from exc
     if bound == 0:
         raise ServeError(taken)
+
+    async def open_port() -> None:
+        await server.start()
+        if front is not None and local is not None:
+            await local.start(front.calls_path)
+            await front.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -346,21 +401,27 @@ async def serve(
         if open_early:
             interceptor.starting = f"{name} is starting; retry shortly"
             await status.set(False)
-            await server.start()
+            await open_port()
         if on_start is not None:
             await on_start()
         interceptor.starting = None
         if not open_early:
-            await server.start()
+            await open_port()
         await status.set(True)
         if health_check is not None:
             watcher = asyncio.create_task(status.watch(name, health_check))
-        log.info("%s listening on %s", name, address, extra={"fields": {"services": names}})
+        fields = {"services": names, "fronts": fronts}
+        log.info("%s listening on %s", name, address, extra={"fields": fields})
         await stop.wait()
         log.info("%s shutting down", name)
         if watcher is not None:
             watcher.cancel()
         await health_servicer.enter_graceful_shutdown()
+        # Feeds never end by themselves: end them now rather than at the end of the grace.
+        interceptor.streams.close(f"{name} is shutting down; reconnect")
+        if front is not None:
+            # The fronts finish the calls under way through this process, then exit.
+            await front.stop(grace)
         await server.stop(grace)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -369,6 +430,10 @@ async def serve(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+        if front is not None:
+            await front.stop(0)
+        if local is not None:
+            await local.stop()
         if open_early:
             await server.stop(0)
         if on_stop is not None:

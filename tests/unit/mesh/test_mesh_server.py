@@ -57,13 +57,22 @@ class Trading(trading_pb2_grpc.TradingServiceServicer):
     ) -> trading_pb2.ListOrdersResponse:
         raise RuntimeError("boom")
 
+    async def StreamEvents(
+        self, request: trading_pb2.StreamEventsRequest, context: object
+    ) -> AsyncIterator[trading_pb2.StreamEventsResponse]:
+        # A feed: one event, then nothing until the client goes away.
+        yield trading_pb2.StreamEventsResponse(sequence=1)
+        await asyncio.Event().wait()
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings.from_env({"CFD_DATA_DIR": str(tmp_path), "CFD_INTERNAL_TOKEN": INTERNAL})
 
 
-async def _running(settings: Settings, port: int) -> tuple[asyncio.Task[None], asyncio.Event]:
+async def _running(
+    settings: Settings, port: int, fronts: int = 0, grace: float = 0.5
+) -> tuple[asyncio.Task[None], asyncio.Event]:
     stop = asyncio.Event()
     services = [
         Service(
@@ -85,7 +94,8 @@ async def _running(settings: Settings, port: int) -> tuple[asyncio.Task[None], a
             settings=settings,
             verifier=FixedVerifier(),
             stop=stop,
-            grace=0.5,
+            grace=grace,
+            fronts=fronts,
         )
     )
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -93,10 +103,14 @@ async def _running(settings: Settings, port: int) -> tuple[asyncio.Task[None], a
     return task, stop
 
 
-@pytest.fixture
-async def channel(settings: Settings) -> AsyncIterator[grpc.aio.Channel]:
+# Every call of these tests runs once on the service's own port and once through two front
+# processes (`mesh.front`) that pass it on: the answers must not differ.
+@pytest.fixture(params=[0, 2], ids=["own-port", "fronts"])
+async def channel(
+    settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[grpc.aio.Channel]:
     port = free_port()
-    task, stop = await _running(settings, port)
+    task, stop = await _running(settings, port, request.param)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as chan:
         yield chan
     stop.set()
@@ -194,6 +208,27 @@ async def test_a_taken_port_is_a_clear_error(settings: Settings) -> None:
     finally:
         stop.set()
         await task
+
+
+@pytest.mark.parametrize("fronts", [0, 1], ids=["own-port", "fronts"])
+async def test_a_stop_ends_open_feeds_with_unavailable_instead_of_waiting_out_the_grace(
+    settings: Settings, fronts: int
+) -> None:
+    port = free_port()
+    task, stop = await _running(settings, port, fronts, grace=30.0)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = trading_pb2_grpc.TradingServiceStub(channel)
+        feed = stub.StreamEvents(trading_pb2.StreamEventsRequest(), metadata=BEARER)
+        first = await feed.read()
+        assert isinstance(first, trading_pb2.StreamEventsResponse) and first.sequence == 1
+        started = asyncio.get_running_loop().time()
+        stop.set()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await asyncio.wait_for(feed.read(), 10)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert reason_of(info.value) == "SERVICE_UNAVAILABLE"
+        await asyncio.wait_for(task, 10)
+        assert asyncio.get_running_loop().time() - started < 10
 
 
 async def test_stop_runs_the_hooks_in_order(settings: Settings) -> None:
