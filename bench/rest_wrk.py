@@ -12,6 +12,7 @@ The load comes from wrk (an outside client, so Python is not the bottleneck of t
 its script counts every response that is not a 200, and any such response fails the bench.
 Each figure is the median over the rounds; `*_ratio_to_echo` divides by the echo's throughput
 of the same round. BENCH_WRK_SECONDS sets each wrk run's length, BENCH_ROUNDS the rounds.
+The engine runs with BENCH_FRONTS front processes (default 0: none).
 Without wrk (Debian package `wrk`) the benchmark says so and is skipped.
 Prints JSON lines: {"bench", "metric", "value", "unit"}.
 """
@@ -48,6 +49,8 @@ from cfd.v1 import market_admin_pb2_grpc
 SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WORKERS = int(os.environ.get("CFD_EDGE_WORKERS") or os.cpu_count() or 1)
+# The engine's front processes (CFD_ENGINE_FRONTS): its gRPC protocol work on the other core.
+FRONTS = int(os.environ.get("BENCH_FRONTS", "0"))
 WRK_THREADS = 2
 SCRIPT = Path(__file__).resolve().parent / "wrk_report.lua"
 REPO = Path(__file__).resolve().parent.parent
@@ -170,6 +173,7 @@ def main() -> None:
         print(json.dumps({"bench": "rest_wrk", "skipped": "wrk is not installed (apt wrk)"}))
         return
     emit("rest_wrk", "edge_workers", WORKERS, "processes")
+    emit("rest_wrk", "engine_fronts", FRONTS, "processes")
     targets: dict[str, list[Any]] = {
         ECHO: [],
         "rest_open_position_32_connections": [],
@@ -180,7 +184,12 @@ def main() -> None:
     order = json.dumps(ORDER)
     with (
         tempfile.TemporaryDirectory(prefix="cfd-wrk-bench-") as tmp,
-        mesh(Path(tmp), CFD_DEMO_BALANCE="1000000000", CFD_EDGE_WORKERS=str(WORKERS)) as env,
+        mesh(
+            Path(tmp),
+            CFD_DEMO_BALANCE="1000000000",
+            CFD_EDGE_WORKERS=str(WORKERS),
+            CFD_ENGINE_FRONTS=str(FRONTS),
+        ) as env,
         echo_server(free_port()) as echo_url,
     ):
         edge = f"http://127.0.0.1:{env['CFD_EDGE_PORT']}"
